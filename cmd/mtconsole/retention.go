@@ -1,0 +1,444 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/mtconsole/mtconsole/replication/journal"
+	"github.com/mtconsole/mtconsole/replication/recovery"
+	"github.com/mtconsole/mtconsole/replication/vfs"
+)
+
+func newRetentionCmd() *cobra.Command {
+	c := &cobra.Command{
+		Use:   "retention",
+		Short: "Inspect a pair's retention store and recover from it (the cdpcli twins)",
+		Long: `Inspect a pair's retention store and recover from it.
+
+These are the twins of cdpcli: summary (--showsummary), events
+(--listevents), recover (--recover, to another file or device) and
+rollback (--rollback, in place). They open the store directly, so the
+pair must not be running in an agent. Times are UTC.`,
+	}
+	c.AddCommand(newRetentionSummaryCmd(), newRetentionEventsCmd(), newRetentionRecoverCmd(),
+		newRetentionRollbackCmd(), newRetentionLockCmd(true), newRetentionLockCmd(false))
+	return c
+}
+
+// cdpTime formats t as cdpcli did: yr/mm/dd hr:min:sec:millisec:usec:nanosec.
+func cdpTime(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	t = t.UTC()
+	ns := t.Nanosecond()
+	return fmt.Sprintf("%s:%03d:%03d:%03d", t.Format("2006/01/02 15:04:05"), ns/1e6, ns/1e3%1000, ns%1000)
+}
+
+func openStore(dir string, readOnly bool) (*journal.Store, error) {
+	if dir == "" {
+		return nil, usageError{errors.New("--dir is required: the pair's retention directory (it holds catalogue.db)")}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "catalogue.db")); err != nil {
+		return nil, fmt.Errorf("%s: no retention catalogue here (catalogue.db): is --dir the pair's retention directory?", dir)
+	}
+	return journal.OpenStore(journal.StoreOptions{Dir: dir, ReadOnly: readOnly})
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+type summary struct {
+	Database  string          `json:"database"`
+	Version   int             `json:"version"`
+	Pair      string          `json:"pair"`
+	Target    string          `json:"target"`
+	State     string          `json:"state"`
+	Reason    string          `json:"reason,omitempty"`
+	LogType   string          `json:"log_type"`
+	UsedBytes int64           `json:"disk_space_bytes"`
+	DataFiles int             `json:"data_files"`
+	From      time.Time       `json:"from"`
+	To        time.Time       `json:"to"`
+	FromSeq   uint64          `json:"from_seq"`
+	ToSeq     uint64          `json:"to_seq"`
+	Policy    journal.Policy  `json:"policy"`
+	Events    map[string]int  `json:"events_by_application"`
+	Ranges    []journal.Range `json:"ranges"`
+}
+
+func newRetentionSummaryCmd() *cobra.Command {
+	var dir string
+	var asJSON, verbose bool
+	c := &cobra.Command{
+		Use:   "summary",
+		Short: "Show the recovery window, space used and events by application (cdpcli --showsummary)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			st, err := openStore(dir, true)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			ps := st.State()
+			eSeq, eTime := st.Earliest()
+			s := summary{Database: filepath.Join(dir, "catalogue.db"), Version: 1, Pair: ps.Pair, Target: ps.Target, State: ps.State,
+				Reason: ps.Reason, LogType: "Roll-Backward", UsedBytes: st.Used(), DataFiles: len(st.Segments()),
+				From: eTime, To: ps.AppliedTime, FromSeq: eSeq, ToSeq: ps.Applied, Policy: st.Policy(), Events: map[string]int{},
+				Ranges: st.Ranges()}
+			for _, t := range st.Tags() {
+				s.Events[t.App]++
+			}
+			out := cmd.OutOrStdout()
+			if asJSON {
+				return writeJSON(out, s)
+			}
+			fmt.Fprintf(out, "Database: %s\nVersion: %d\nPair: %s\nTarget: %s\nState: %s", s.Database, s.Version, s.Pair, s.Target, s.State)
+			if s.Reason != "" {
+				fmt.Fprintf(out, " (%s)", s.Reason)
+			}
+			fmt.Fprintf(out, "\nLog Type: %s\nDisk Space (app): %d bytes\nTotal Data Files: %d\n", s.LogType, s.UsedBytes, s.DataFiles)
+			if s.To.IsZero() {
+				fmt.Fprintln(out, "Recovery Time Range(GMT): Not Available")
+			} else {
+				fmt.Fprintf(out, "Recovery Time Range(GMT): %s to %s\n", cdpTime(s.From), cdpTime(s.To))
+			}
+			fmt.Fprintf(out, "Policy: %s\n\nConsistency Event Summary\n", policyText(s.Policy))
+			tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+			fmt.Fprintln(tw, "Application\tNum. Events")
+			apps := make([]string, 0, len(s.Events))
+			for a := range s.Events {
+				apps = append(apps, a)
+			}
+			sort.Strings(apps)
+			for _, a := range apps {
+				fmt.Fprintf(tw, "%s\t%d\n", a, s.Events[a])
+			}
+			tw.Flush()
+			if verbose {
+				fmt.Fprintln(out, "\nTime Range Summary")
+				tw = tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+				fmt.Fprintln(tw, "No.\tStartTime(GMT)\tEndTime(GMT)\tAccuracy")
+				for i, r := range s.Ranges {
+					fmt.Fprintf(tw, "%d\t%s\t%s\t%s\n", i+1, cdpTime(r.FirstTime), cdpTime(r.LastTime), r.Accuracy)
+				}
+				tw.Flush()
+				fmt.Fprintf(out, "Total Ranges:%d\n", len(s.Ranges))
+			}
+			return nil
+		},
+	}
+	c.Flags().StringVar(&dir, "dir", "", "the pair's retention directory")
+	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	c.Flags().BoolVar(&verbose, "verbose", false, "also list the recovery time ranges")
+	return c
+}
+
+func policyText(p journal.Policy) string {
+	s := "retain everything"
+	if p.Window > 0 {
+		s = "retain " + windowText(p.Window)
+	}
+	if p.SizeCap > 0 {
+		s += fmt.Sprintf(", size cap %d MB", p.SizeCap/1e6)
+	}
+	return s + ", when full: " + string(p.OnFull)
+}
+
+func newRetentionEventsCmd() *cobra.Command {
+	var dir, app, sortBy string
+	var asJSON, locked, nameValue bool
+	c := &cobra.Command{
+		Use:   "events",
+		Short: "List the consistency events (tags) in the retention window (cdpcli --listevents)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			st, err := openStore(dir, true)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			var tags []journal.Tag
+			for _, t := range st.Tags() {
+				if (app == "" || strings.EqualFold(t.App, app)) && (!locked || t.Locked) {
+					tags = append(tags, t)
+				}
+			}
+			less := map[string]func(a, b journal.Tag) bool{
+				"time":     func(a, b journal.Tag) bool { return a.Seq > b.Seq },
+				"app":      func(a, b journal.Tag) bool { return a.App < b.App },
+				"event":    func(a, b journal.Tag) bool { return a.Name < b.Name },
+				"accuracy": func(a, b journal.Tag) bool { return a.Accuracy < b.Accuracy },
+			}[sortBy]
+			if less == nil {
+				return usageError{fmt.Errorf("--sort %q: want time, app, event or accuracy", sortBy)}
+			}
+			sort.SliceStable(tags, func(i, j int) bool { return less(tags[i], tags[j]) })
+			out := cmd.OutOrStdout()
+			if asJSON {
+				if tags == nil {
+					tags = []journal.Tag{}
+				}
+				return writeJSON(out, tags)
+			}
+			if nameValue {
+				for i, t := range tags {
+					fmt.Fprintf(out, "No.=%d\nTimeStamp(GMT)=%s\nAccuracy=%s\nApplication=%s\nEvent=%s\nIdentifier=%s\nSequence=%d\nVerified=%s\nlockedstatus=%s\n\n",
+						i+1, cdpTime(t.Time), t.Accuracy, t.App, t.Name, t.ID, t.Seq, yesNo(t.Verified), lockedText(t.Locked))
+				}
+			} else {
+				tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+				fmt.Fprintln(tw, "No.\tTimeStamp(GMT)\tAccuracy\tApplication\tEvent\tLocked")
+				for i, t := range tags {
+					fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", i+1, cdpTime(t.Time), t.Accuracy, t.App, t.Name, yesNo(t.Locked))
+				}
+				tw.Flush()
+			}
+			fmt.Fprintf(out, "Total Events:%d\n", len(tags))
+			return nil
+		},
+	}
+	c.Flags().StringVar(&dir, "dir", "", "the pair's retention directory")
+	c.Flags().StringVar(&app, "app", "", "only events of this application type (CRASH, FS, USERDEFINED, ...)")
+	c.Flags().StringVar(&sortBy, "sort", "time", "order: time (newest first), app, event or accuracy")
+	c.Flags().BoolVar(&locked, "locked", false, "only locked bookmarks")
+	c.Flags().BoolVar(&nameValue, "namevalue", false, "print name=value lines with every field")
+	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return c
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
+
+func lockedText(b bool) string {
+	if b {
+		return "locked"
+	}
+	return "unlocked"
+}
+
+func newRetentionLockCmd(lock bool) *cobra.Command {
+	var dir string
+	use, short := "unlock TAG", "Unlock a bookmark so pruning may remove it"
+	if lock {
+		use, short = "lock TAG", "Lock a bookmark so pruning keeps it (cdpcli --lockbookmark)"
+	}
+	c := &cobra.Command{
+		Use:   use,
+		Short: short,
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			st, err := openStore(dir, false)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			t, err := st.SetTagLock(args[0], lock)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s %s (sequence %d, %s UTC)\n", lockedText(t.Locked), t.Name, t.Seq, cdpTime(t.Time))
+			return nil
+		},
+	}
+	c.Flags().StringVar(&dir, "dir", "", "the pair's retention directory")
+	return c
+}
+
+// recoverFlags are shared by recover and rollback.
+type recoverFlags struct {
+	dir, point, target string
+	asJSON             bool
+}
+
+func (f *recoverFlags) add(c *cobra.Command) {
+	c.Flags().StringVar(&f.dir, "dir", "", "the pair's retention directory")
+	c.Flags().StringVar(&f.point, "point", "latest-tag", "latest-tag, latest-time, latest-app-consistent, earliest, tag:NAME or time:RFC3339")
+	c.Flags().StringVar(&f.target, "target", "", "the pair's target (default: as recorded in the catalogue)")
+	c.Flags().BoolVar(&f.asJSON, "json", false, "print the result as JSON")
+}
+
+func (f *recoverFlags) open() (*journal.Store, vfs.File, recovery.Resolved, error) {
+	p, err := recovery.ParsePoint(f.point)
+	if err != nil {
+		return nil, nil, recovery.Resolved{}, usageError{fmt.Errorf("--point: %w", err)}
+	}
+	st, err := openStore(f.dir, false)
+	if err != nil {
+		return nil, nil, recovery.Resolved{}, err
+	}
+	target := f.target
+	if target == "" {
+		target = st.State().Target
+	}
+	if target == "" {
+		st.Close()
+		return nil, nil, recovery.Resolved{}, usageError{errors.New("--target is required: the catalogue does not record the pair's target")}
+	}
+	r, err := recovery.Resolve(st, p)
+	if err != nil {
+		st.Close()
+		return nil, nil, recovery.Resolved{}, err
+	}
+	tf, err := vfs.OS.OpenFile(target, os.O_RDWR, 0)
+	if err != nil {
+		st.Close()
+		return nil, nil, recovery.Resolved{}, fmt.Errorf("target: %w", err)
+	}
+	return st, tf, r, nil
+}
+
+func progressPrinter(w io.Writer, quiet bool) recovery.Progress {
+	if quiet {
+		return nil
+	}
+	last := time.Time{}
+	start := time.Now()
+	return func(done, total int64) {
+		if time.Since(last) < 500*time.Millisecond && done < total {
+			return
+		}
+		last = time.Now()
+		pct := 100.0
+		if total > 0 {
+			pct = 100 * float64(done) / float64(total)
+		}
+		eta := ""
+		if done > 0 && done < total {
+			eta = fmt.Sprintf(", ETA %s", (time.Duration(float64(time.Since(start)) * float64(total-done) / float64(done))).Round(time.Second))
+		}
+		fmt.Fprintf(w, "  %5.1f%%  %d of %d bytes%s\n", pct, done, total, eta)
+	}
+}
+
+func signalContext() (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+}
+
+func newRetentionRecoverCmd() *cobra.Command {
+	var f recoverFlags
+	var dest string
+	var force bool
+	c := &cobra.Command{
+		Use:   "recover --dir DIR --point POINT --dest PATH",
+		Short: "Write the image of a recovery point to a new file or a device; the target is untouched (cdpcli --recover)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if dest == "" {
+				return usageError{errors.New("--dest is required: a new file, or a device with --force")}
+			}
+			st, tf, r, err := f.open()
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			defer tf.Close()
+			flags := os.O_RDWR | os.O_CREATE | os.O_EXCL
+			if force {
+				flags = os.O_RDWR | os.O_CREATE
+			}
+			df, err := vfs.OS.OpenFile(dest, flags, 0o600)
+			if errors.Is(err, os.ErrExist) {
+				return fmt.Errorf("--dest %s exists; give a new path, or --force to overwrite it", dest)
+			}
+			if err != nil {
+				return err
+			}
+			defer df.Close()
+			ctx, cancel := signalContext()
+			defer cancel()
+			out := cmd.OutOrStdout()
+			if !f.asJSON {
+				fmt.Fprintf(out, "Exporting pair %s at %s to %s\n", r.Pair, r, dest)
+			}
+			res, err := recovery.Export(ctx, st, tf, df, r, progressPrinter(cmd.ErrOrStderr(), f.asJSON))
+			if err != nil {
+				return err
+			}
+			if f.asJSON {
+				return writeJSON(out, res)
+			}
+			fmt.Fprintf(out, "Done: %d bytes copied, %d bytes restored from %d before-images in %s\n", res.Copied, res.Restored, res.Records, res.Duration.Round(time.Millisecond))
+			return nil
+		},
+	}
+	f.add(c)
+	c.Flags().StringVar(&dest, "dest", "", "where to write the image: a new file, or an existing file or device with --force")
+	c.Flags().BoolVar(&force, "force", false, "overwrite --dest if it exists")
+	return c
+}
+
+func newRetentionRollbackCmd() *cobra.Command {
+	var f recoverFlags
+	var yes bool
+	c := &cobra.Command{
+		Use:   "rollback --dir DIR --point POINT",
+		Short: "Roll the target itself back to a recovery point; the pair ends (cdpcli --rollback)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			st, tf, r, err := f.open()
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			defer tf.Close()
+			out := cmd.OutOrStdout()
+			if !yes {
+				if !term.IsTerminal(int(os.Stdin.Fd())) {
+					return usageError{errors.New("rollback overwrites the target: confirm with --yes when not at a terminal")}
+				}
+				fmt.Fprintf(out, "This rolls %s back to %s.\nReplication of pair %s ends. Type the pair id to confirm: ", tf.Name(), r, r.Pair)
+				line, _ := bufio.NewReader(os.Stdin).ReadString('\n')
+				if strings.TrimSpace(line) != r.Pair {
+					return errors.New("not confirmed; nothing changed")
+				}
+			}
+			ctx, cancel := signalContext()
+			defer cancel()
+			res, err := recovery.Rollback(ctx, st, tf, r, progressPrinter(cmd.ErrOrStderr(), f.asJSON))
+			if err != nil {
+				return err
+			}
+			if f.asJSON {
+				return writeJSON(out, res)
+			}
+			fmt.Fprintf(out, "Rolled back %s to %s: %d bytes restored from %d before-images in %s\n", tf.Name(), r, res.Restored, res.Records, res.Duration.Round(time.Millisecond))
+			return nil
+		},
+	}
+	f.add(c)
+	c.Flags().BoolVar(&yes, "yes", false, "do not ask for the typed confirmation")
+	return c
+}
+
+func windowText(d time.Duration) string {
+	switch {
+	case d%(24*time.Hour) == 0:
+		return fmt.Sprintf("%d days", d/(24*time.Hour))
+	case d%time.Hour == 0:
+		return fmt.Sprintf("%d hours", d/time.Hour)
+	}
+	return d.String()
+}

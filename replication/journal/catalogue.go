@@ -1,0 +1,192 @@
+package journal
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// The catalogue is a bbolt file per pair, catalogue.db. Buckets:
+//
+//	meta      "version" → 1, "pair" → pair id
+//	state     "pair" → PairState (JSON)
+//	policy    "policy" → Policy (JSON)
+//	segments  index (8-byte big endian) → SegmentInfo (JSON)
+//	ranges    first sequence (8-byte BE) → Range (JSON)
+//	tags      sequence (8-byte BE) → Tag (JSON)
+//
+// Sparse retention tiers, when they come, get a bucket of their own and a
+// version bump; readers refuse versions newer than theirs.
+const catalogueVersion = 1
+
+var (
+	bMeta     = []byte("meta")
+	bState    = []byte("state")
+	bPolicy   = []byte("policy")
+	bSegments = []byte("segments")
+	bRanges   = []byte("ranges")
+	bTags     = []byte("tags")
+)
+
+// ErrInUse is a catalogue locked by another process (a running agent).
+var ErrInUse = errors.New("retention catalogue is in use by another process")
+
+// Accuracy of a recovery point, as cdpcli names it.
+type Accuracy string
+
+// The accuracies.
+const (
+	Exact         Accuracy = "Exact"
+	Approximate   Accuracy = "Approximate"
+	NotGuaranteed Accuracy = "Not guaranteed"
+)
+
+// SegmentInfo describes one undo segment.
+type SegmentInfo struct {
+	Index     uint64    `json:"index"`
+	FirstSeq  uint64    `json:"first_seq"`
+	LastSeq   uint64    `json:"last_seq"`
+	FirstTime time.Time `json:"first_time"`
+	LastTime  time.Time `json:"last_time"`
+	// PrevTime is the source time of the state before FirstSeq: the
+	// earliest recoverable time once older segments are pruned.
+	PrevTime time.Time `json:"prev_time"`
+	Bytes    int64     `json:"bytes"` // committed length of the file
+}
+
+// Range is a stretch of recoverable points of one accuracy: every state
+// after a sequence in [FirstSeq, LastSeq].
+type Range struct {
+	FirstSeq  uint64    `json:"first_seq"`
+	LastSeq   uint64    `json:"last_seq"`
+	FirstTime time.Time `json:"first_time"`
+	LastTime  time.Time `json:"last_time"`
+	Accuracy  Accuracy  `json:"accuracy"`
+}
+
+// Tag is a bookmark: a named consistency point.
+type Tag struct {
+	Seq      uint64        `json:"seq"`
+	Time     time.Time     `json:"time"`
+	Name     string        `json:"name"`
+	App      string        `json:"app"`
+	ID       string        `json:"id"`
+	Accuracy Accuracy      `json:"accuracy"`
+	Verified bool          `json:"verified"`
+	Locked   bool          `json:"locked"`
+	Lifetime time.Duration `json:"lifetime,omitempty"`
+	Comment  string        `json:"comment,omitempty"`
+}
+
+// AppConsistent reports whether the tag was issued by an application
+// (anything but a crash-consistent or user bookmark).
+func (t Tag) AppConsistent() bool {
+	switch t.App {
+	case "", AppCrash, AppUser:
+		return false
+	}
+	return true
+}
+
+// Application types of tags (the original's names).
+const (
+	AppCrash = "CRASH"
+	AppUser  = "USERDEFINED"
+	AppFS    = "FS"
+)
+
+// Pair states kept in the catalogue.
+const (
+	StateActive      = "Active"
+	StatePaused      = "Paused"
+	StateRollingBack = "RollingBack"
+	StateEnded       = "Ended"
+)
+
+// PairState is the durable state of a pair.
+type PairState struct {
+	Pair        string    `json:"pair"`
+	Target      string    `json:"target,omitempty"`
+	Applied     uint64    `json:"applied"`
+	AppliedTime time.Time `json:"applied_time"`
+	State       string    `json:"state"`
+	Reason      string    `json:"reason,omitempty"`
+	// RollbackTo is the point a rollback in progress goes to.
+	RollbackTo uint64 `json:"rollback_to,omitempty"`
+}
+
+func key(n uint64) []byte {
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], n)
+	return b[:]
+}
+
+func openCatalogue(dir, pair string, readOnly bool) (*bolt.DB, error) {
+	path := filepath.Join(dir, "catalogue.db")
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second, ReadOnly: readOnly, FreelistType: bolt.FreelistMapType})
+	if errors.Is(err, bolt.ErrTimeout) {
+		return nil, fmt.Errorf("%s: %w (stop the agent or ask it through its API)", path, ErrInUse)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("catalogue %s: %w", path, err)
+	}
+	if readOnly {
+		return db, nil
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bMeta, bState, bPolicy, bSegments, bRanges, bTags} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		m := tx.Bucket(bMeta)
+		if v := m.Get([]byte("version")); v != nil {
+			if n := binary.BigEndian.Uint64(v); n > catalogueVersion {
+				return fmt.Errorf("catalogue version %d is newer than this mtconsole (%d): upgrade mtconsole", n, catalogueVersion)
+			}
+			if p := string(m.Get([]byte("pair"))); pair != "" && p != pair {
+				return fmt.Errorf("catalogue belongs to pair %q, not %q", p, pair)
+			}
+			return nil
+		}
+		if err := m.Put([]byte("version"), key(catalogueVersion)); err != nil {
+			return err
+		}
+		return m.Put([]byte("pair"), []byte(pair))
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("catalogue %s: %w", path, err)
+	}
+	return db, nil
+}
+
+func putJSON(b *bolt.Bucket, k []byte, v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return b.Put(k, data)
+}
+
+func loadAll[T any](tx *bolt.Tx, name []byte) ([]T, error) {
+	var out []T
+	b := tx.Bucket(name)
+	if b == nil {
+		return nil, nil
+	}
+	err := b.ForEach(func(k, v []byte) error {
+		var t T
+		if err := json.Unmarshal(v, &t); err != nil {
+			return fmt.Errorf("bucket %s key %x: %w", name, k, err)
+		}
+		out = append(out, t)
+		return nil
+	})
+	return out, err
+}

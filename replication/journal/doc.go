@@ -1,0 +1,55 @@
+// Package journal holds the two logs of a replication pair and the
+// catalogue beside them.
+//
+// # Records
+//
+// Both logs are sequences of records, each 8-byte aligned:
+//
+//	0  uint32  payload length
+//	4  uint8   type (write, tag, end of segment, undo)
+//	5  uint8   flags (resync)
+//	6  uint16  zero
+//	8  uint64  sequence
+//	16 uint32  CRC-32C of the segment index, bytes 0-15 and the payload
+//	20 uint32  zero
+//	24 payload, zero-padded to a multiple of 8
+//
+// Write and undo payloads are offset (uint64), source time (int64 Unix
+// nanoseconds) and the data; tag payloads are the time and three
+// length-prefixed strings (name, application, id). Because the checksum
+// covers the segment index, a record left over in a reused segment never
+// passes for a record of the new one.
+//
+// # Redo log (Log)
+//
+// The inbound journal. Fixed-size segment files (NNNNNNNNNNNNNNNN.redo,
+// a 32-byte header then records) are allocated once and reused: Trim turns
+// a segment whose records are all applied into a spare, and the next new
+// segment is a spare renamed and given a fresh header. Append queues
+// records; one goroutine writes each group and fdatasyncs it once, then
+// calls OnDurable with the highest sequence of the group: the cumulative
+// acknowledgement (invariant 1: nothing is acknowledged before it is
+// durable). After a failed write or fdatasync the log stops and every later
+// Append fails (invariant 5). Open scans every segment: a bad record in the
+// last segment is a torn tail and is cut (and what follows it within one
+// group's reach is zeroed, so it can never pass for data later); a bad
+// record in an earlier segment, or one followed by valid records farther
+// away than any group could reach, is corruption and Open fails with
+// ErrCorrupt (invariant 4).
+//
+// # Retention store (Store)
+//
+// The undo log: per pair, append-only segments (NNNNNNNNNNNNNNNN.undo) of
+// before-images, and a bbolt catalogue (catalogue.db) of segments, recovery
+// ranges, tags and the pair's applied position. The applier appends a
+// batch's before-images, Syncs them, writes the target, and only then
+// Commits the applied position (invariant 2). Undo records written after
+// the last Commit are a batch a crash cut short: Uncommitted returns them so
+// the target can be put back, DiscardUncommitted cuts them. Prune removes
+// whole oldest segments only, keeps what locked tags need, and reports the
+// earliest recoverable point truthfully (invariant 6).
+//
+// All segment I/O goes through vfs.FS, so tests crash it at every sync
+// point. bbolt does its own I/O; its commits are atomic and durable, and the
+// Hook option lets tests cut a transaction at the same crash points.
+package journal

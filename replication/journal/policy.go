@@ -1,0 +1,85 @@
+package journal
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// FullAction is what a pair does when its retention is full.
+type FullAction string
+
+// The actions, as the original named them (CDP_PRUNE, CDP_STOP).
+const (
+	Purge FullAction = "purge" // drop the oldest data, keep replicating
+	Pause FullAction = "pause" // stop the pair, keep the window
+)
+
+// Policy is a pair's retention policy.
+type Policy struct {
+	// Window is how far back points are kept (0: no time limit).
+	Window time.Duration `json:"window"`
+	// SizeCap bounds the bytes of undo data (0: no cap).
+	SizeCap int64 `json:"size_cap"`
+	// OnFull applies when SizeCap is reached or the volume runs low.
+	OnFull FullAction `json:"on_full"`
+}
+
+// DefaultPolicy is the failback default: 24 hours, purge when full.
+var DefaultPolicy = Policy{Window: 24 * time.Hour, OnFull: Purge}
+
+// ParseWindow reads a retention window as "<value> <hours|days>" or in
+// the short forms "24h", "3d", "90m".
+func ParseWindow(s string) (time.Duration, error) {
+	t := strings.ToLower(strings.TrimSpace(s))
+	fields := strings.Fields(t)
+	var num, unit string
+	switch len(fields) {
+	case 2:
+		num, unit = fields[0], fields[1]
+	case 1:
+		i := strings.IndexFunc(t, func(r rune) bool { return (r < '0' || r > '9') && r != '.' })
+		if i <= 0 {
+			return 0, fmt.Errorf("retention window %q: want a number and a unit, such as 24h or 3 days", s)
+		}
+		num, unit = t[:i], t[i:]
+	default:
+		return 0, fmt.Errorf("retention window %q: want a number and a unit, such as 24h or 3 days", s)
+	}
+	v, err := strconv.ParseFloat(num, 64)
+	if err != nil || v < 0 {
+		return 0, fmt.Errorf("retention window %q: %q is not a positive number", s, num)
+	}
+	var u time.Duration
+	switch unit {
+	case "m", "min", "mins", "minute", "minutes":
+		u = time.Minute
+	case "h", "hr", "hrs", "hour", "hours":
+		u = time.Hour
+	case "d", "day", "days":
+		u = 24 * time.Hour
+	default:
+		return 0, fmt.Errorf("retention window %q: unit %q is not minutes, hours or days", s, unit)
+	}
+	return time.Duration(v * float64(u)), nil
+}
+
+// ParseFullAction reads "purge" or "pause".
+func ParseFullAction(s string) (FullAction, error) {
+	switch FullAction(strings.ToLower(s)) {
+	case Purge:
+		return Purge, nil
+	case Pause:
+		return Pause, nil
+	}
+	return "", fmt.Errorf("on-full action %q: want purge or pause", s)
+}
+
+// LowSpaceTrigger is the free space below which a retention volume of
+// total bytes is short: 5 % of it, clamped to [lo, hi] (1 GiB and 20 GiB
+// in production).
+func LowSpaceTrigger(total, lo, hi uint64) uint64 {
+	t := total / 20
+	return min(max(t, lo), hi)
+}

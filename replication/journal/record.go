@@ -1,0 +1,342 @@
+package journal
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"time"
+
+	"github.com/mtconsole/mtconsole/replication/vfs"
+)
+
+// Record types.
+const (
+	TypeWrite Type = 1 // a write to the source disk (redo journal)
+	TypeTag   Type = 2 // a consistency tag: a barrier after every earlier sequence
+	TypeEnd   Type = 3 // the end of a segment: the log continues in the next one
+	TypeUndo  Type = 4 // a before-image (retention store)
+)
+
+// Type is a record's type.
+type Type uint8
+
+func (t Type) String() string {
+	switch t {
+	case TypeWrite:
+		return "write"
+	case TypeTag:
+		return "tag"
+	case TypeEnd:
+		return "end"
+	case TypeUndo:
+		return "undo"
+	}
+	return fmt.Sprintf("type(%d)", uint8(t))
+}
+
+const (
+	// HeaderSize is the size of a record header.
+	HeaderSize = 24
+	// MaxPayload is the largest payload a record may carry.
+	MaxPayload = 32 << 20
+	// segHeaderSize is the size of a segment file's header.
+	segHeaderSize = 32
+	// writeFixed is the fixed part of a write or undo payload: offset, time.
+	writeFixed = 16
+)
+
+// Record flags.
+const (
+	// FlagResync marks a write sent during resync: the target is not
+	// consistent until resync ends, so points inside are "Not guaranteed".
+	FlagResync uint8 = 1 << 0
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// Sentinel errors.
+var (
+	// ErrCorrupt is a record that fails its checks before the tail of a log:
+	// the log cannot be trusted past it and the pair stops.
+	ErrCorrupt = errors.New("journal corrupt")
+	// ErrOutOfOrder is an append whose sequence is not the next one.
+	ErrOutOfOrder = errors.New("sequence out of order")
+	// ErrTooLarge is a record whose payload exceeds MaxPayload.
+	ErrTooLarge = errors.New("record too large")
+	// ErrClosed is an operation on a closed log or store.
+	ErrClosed = errors.New("journal closed")
+)
+
+// Record is one entry of a log. For writes and undo records, Offset and
+// Data are the byte range; for tags, Tag is set. Data may alias a decoder's
+// buffer.
+type Record struct {
+	Type   Type
+	Flags  uint8
+	Seq    uint64
+	Offset int64
+	Time   time.Time // source time
+	Data   []byte
+	Tag    *TagInfo
+}
+
+// TagInfo is what a tag record carries.
+type TagInfo struct {
+	Name string
+	App  string // application type: CRASH, FS, USERDEFINED, SQL, ...
+	ID   string // unique id (a UUID), shared by the pairs of a group
+	Time time.Time
+}
+
+// Len is the bytes the record takes in a log.
+func (r *Record) Len() int { return HeaderSize + align8(r.payloadLen()) }
+
+func align8(n int) int { return (n + 7) &^ 7 }
+
+func (r *Record) payloadLen() int {
+	switch r.Type {
+	case TypeWrite, TypeUndo:
+		return writeFixed + len(r.Data)
+	case TypeTag:
+		t := r.Tag
+		return 8 + 2 + len(t.Name) + 2 + len(t.App) + 2 + len(t.ID)
+	}
+	return 0
+}
+
+// AppendRecord encodes r for segment seg onto b. The checksum covers the
+// segment index so that stale records left in a reused segment never pass.
+func AppendRecord(b []byte, seg uint64, r *Record) ([]byte, error) {
+	pl := r.payloadLen()
+	if pl > MaxPayload {
+		return b, fmt.Errorf("%w: %d bytes", ErrTooLarge, pl)
+	}
+	if r.Type == TypeTag {
+		t := r.Tag
+		if len(t.Name) > 0xffff || len(t.App) > 0xffff || len(t.ID) > 0xffff {
+			return b, fmt.Errorf("%w: tag fields", ErrTooLarge)
+		}
+	}
+	start := len(b)
+	total := HeaderSize + align8(pl)
+	b = append(b, make([]byte, total)...)
+	h := b[start:]
+	binary.LittleEndian.PutUint32(h[0:], uint32(pl))
+	h[4] = byte(r.Type)
+	h[5] = r.Flags
+	binary.LittleEndian.PutUint64(h[8:], r.Seq)
+	p := h[HeaderSize:]
+	switch r.Type {
+	case TypeWrite, TypeUndo:
+		binary.LittleEndian.PutUint64(p[0:], uint64(r.Offset))
+		binary.LittleEndian.PutUint64(p[8:], uint64(r.Time.UnixNano()))
+		copy(p[writeFixed:], r.Data)
+	case TypeTag:
+		t := r.Tag
+		binary.LittleEndian.PutUint64(p[0:], uint64(t.Time.UnixNano()))
+		o := 8
+		for _, s := range []string{t.Name, t.App, t.ID} {
+			binary.LittleEndian.PutUint16(p[o:], uint16(len(s)))
+			o += 2 + copy(p[o+2:], s)
+		}
+	}
+	binary.LittleEndian.PutUint32(h[16:], recordCRC(seg, h[:16], p[:pl]))
+	return b, nil
+}
+
+func recordCRC(seg uint64, hdr, payload []byte) uint32 {
+	var s [8]byte
+	binary.LittleEndian.PutUint64(s[:], seg)
+	c := crc32.Update(0, castagnoli, s[:])
+	c = crc32.Update(c, castagnoli, hdr)
+	return crc32.Update(c, castagnoli, payload)
+}
+
+// errBad is an undecodable record; whether it is a torn tail or corruption
+// is for the caller to say.
+type errBad struct{ why string }
+
+func (e *errBad) Error() string { return e.why }
+
+// DecodeRecord decodes the record at the start of b for segment seg. It
+// returns the record and its length in b, or an *errBad error.
+func DecodeRecord(b []byte, seg uint64) (Record, int, error) {
+	if len(b) < HeaderSize {
+		return Record{}, 0, &errBad{"short header"}
+	}
+	pl := int(binary.LittleEndian.Uint32(b[0:]))
+	typ := Type(b[4])
+	if typ < TypeWrite || typ > TypeUndo {
+		return Record{}, 0, &errBad{fmt.Sprintf("bad type %d", b[4])}
+	}
+	if pl > MaxPayload {
+		return Record{}, 0, &errBad{fmt.Sprintf("bad length %d", pl)}
+	}
+	total := HeaderSize + align8(pl)
+	if total > len(b) {
+		return Record{}, 0, &errBad{fmt.Sprintf("length %d past end", pl)}
+	}
+	p := b[HeaderSize : HeaderSize+pl]
+	if binary.LittleEndian.Uint32(b[16:]) != recordCRC(seg, b[:16], p) {
+		return Record{}, 0, &errBad{"checksum mismatch"}
+	}
+	r := Record{Type: typ, Flags: b[5], Seq: binary.LittleEndian.Uint64(b[8:])}
+	switch typ {
+	case TypeWrite, TypeUndo:
+		if pl < writeFixed {
+			return Record{}, 0, &errBad{"short write payload"}
+		}
+		r.Offset = int64(binary.LittleEndian.Uint64(p[0:]))
+		r.Time = time.Unix(0, int64(binary.LittleEndian.Uint64(p[8:]))).UTC()
+		r.Data = p[writeFixed:]
+		if r.Offset < 0 {
+			return Record{}, 0, &errBad{"negative offset"}
+		}
+	case TypeTag:
+		if pl < 8 {
+			return Record{}, 0, &errBad{"short tag payload"}
+		}
+		t := &TagInfo{Time: time.Unix(0, int64(binary.LittleEndian.Uint64(p[0:]))).UTC()}
+		o := 8
+		var fields [3]string
+		for i := range fields {
+			if o+2 > len(p) {
+				return Record{}, 0, &errBad{"short tag payload"}
+			}
+			n := int(binary.LittleEndian.Uint16(p[o:]))
+			o += 2
+			if o+n > len(p) {
+				return Record{}, 0, &errBad{"short tag payload"}
+			}
+			fields[i] = string(p[o : o+n])
+			o += n
+		}
+		t.Name, t.App, t.ID = fields[0], fields[1], fields[2]
+		r.Tag = t
+		r.Time = t.Time
+	}
+	return r, total, nil
+}
+
+// segment file header: magic[8] index[8] firstSeq[8] crc[4] pad[4]
+func encodeSegHeader(magic string, index, firstSeq uint64) []byte {
+	b := make([]byte, segHeaderSize)
+	copy(b, magic)
+	binary.LittleEndian.PutUint64(b[8:], index)
+	binary.LittleEndian.PutUint64(b[16:], firstSeq)
+	binary.LittleEndian.PutUint32(b[24:], crc32.Checksum(b[:24], castagnoli))
+	return b
+}
+
+func readSegHeader(f vfs.File, magic string) (index, firstSeq uint64, ok bool) {
+	b := make([]byte, segHeaderSize)
+	if err := vfs.ReadFull(f, b, 0); err != nil {
+		return 0, 0, false
+	}
+	if string(b[:8]) != magic || binary.LittleEndian.Uint32(b[24:]) != crc32.Checksum(b[:24], castagnoli) {
+		return 0, 0, false
+	}
+	return binary.LittleEndian.Uint64(b[8:]), binary.LittleEndian.Uint64(b[16:]), true
+}
+
+// scanner reads the records of one segment in order through a buffer.
+type scanner struct {
+	f     vfs.File
+	seg   uint64
+	off   int64 // file offset of buf[0]
+	buf   []byte
+	pos   int // next record in buf
+	end   int64
+	chunk int
+}
+
+func newScanner(f vfs.File, seg uint64, off, end int64) *scanner {
+	return &scanner{f: f, seg: seg, off: off, end: end, chunk: 4 << 20}
+}
+
+// offset is the file offset of the next record.
+func (s *scanner) offset() int64 { return s.off + int64(s.pos) }
+
+// fill makes at least n bytes available at pos, or as many as the file
+// holds. Records already returned keep their buffer: it is never reused.
+func (s *scanner) fill(n int) error {
+	if len(s.buf)-s.pos >= n {
+		return nil
+	}
+	rest := s.buf[s.pos:]
+	s.off += int64(s.pos)
+	s.pos = 0
+	want := max(s.chunk, n)
+	if s.off+int64(want) > s.end {
+		want = int(s.end - s.off)
+	}
+	if want < len(rest) {
+		want = len(rest)
+	}
+	nb := make([]byte, want)
+	copy(nb, rest)
+	if want > len(rest) {
+		if err := vfs.ReadFull(s.f, nb[len(rest):], s.off+int64(len(rest))); err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
+			return err
+		}
+	}
+	s.buf = nb
+	return nil
+}
+
+// next returns the next record, an *errBad error where the valid log ends,
+// or an I/O error.
+func (s *scanner) next() (Record, error) {
+	if err := s.fill(HeaderSize); err != nil {
+		return Record{}, err
+	}
+	if len(s.buf)-s.pos >= HeaderSize {
+		pl := int(binary.LittleEndian.Uint32(s.buf[s.pos:]))
+		if pl <= MaxPayload {
+			if err := s.fill(HeaderSize + align8(pl)); err != nil {
+				return Record{}, err
+			}
+		}
+	}
+	r, n, err := DecodeRecord(s.buf[s.pos:], s.seg)
+	if err != nil {
+		return Record{}, err
+	}
+	s.pos += n
+	return r, nil
+}
+
+// validAfter reports whether a record of this segment decodes at any
+// 8-byte boundary in [from, to): evidence that a bad record is corruption
+// of data that was followed by more, not a torn tail.
+func validAfter(f vfs.File, seg uint64, from, to int64) bool {
+	buf := make([]byte, 1<<20)
+	for off := from; off < to; {
+		k, _ := f.ReadAt(buf, off)
+		if k < HeaderSize {
+			return false
+		}
+		b := buf[:k]
+		i := 0
+		for ; i+HeaderSize <= k && off+int64(i) < to; i += 8 {
+			pl := int(binary.LittleEndian.Uint32(b[i:]))
+			if pl > MaxPayload || b[i+4] < byte(TypeWrite) || b[i+4] > byte(TypeUndo) {
+				continue
+			}
+			rb := b[i:]
+			if i+HeaderSize+align8(pl) > k {
+				rb = make([]byte, HeaderSize+align8(pl))
+				if vfs.ReadFull(f, rb, off+int64(i)) != nil {
+					continue
+				}
+			}
+			if _, _, err := DecodeRecord(rb, seg); err == nil {
+				return true
+			}
+		}
+		off += int64(i)
+	}
+	return false
+}

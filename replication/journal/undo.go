@@ -1,0 +1,739 @@
+package journal
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/mtconsole/mtconsole/replication/vfs"
+)
+
+const undoMagic = "MTUNDO01"
+
+// StoreOptions configure a retention Store.
+type StoreOptions struct {
+	FS   vfs.FS
+	Dir  string // the pair's retention directory
+	Pair string // the pair's id, kept in the catalogue
+	// CatalogueDir holds catalogue.db (default Dir). bbolt does its own
+	// I/O, so crash tests keep it on a real file system.
+	CatalogueDir string
+	// SegmentSize is the size at which an undo segment is sealed and a
+	// new one begun (default 64 MiB): pruning works in these units.
+	SegmentSize int64
+	// ReadOnly opens the catalogue shared, for reports.
+	ReadOnly bool
+	// Hook, when set, runs inside every catalogue transaction just before
+	// it commits; an error aborts the transaction (crash tests).
+	Hook   func() error
+	Logger *slog.Logger
+}
+
+// Store is the retention (undo) store of one pair: append-only segments of
+// before-images and the bbolt catalogue of segments, ranges, tags and the
+// pair's applied position.
+type Store struct {
+	o  StoreOptions
+	mu sync.Mutex
+	db *bolt.DB
+
+	segs   []SegmentInfo // committed, ascending
+	tags   []Tag         // ascending Seq
+	ranges []Range       // ascending
+	state  PairState
+	policy Policy
+
+	// the segment being appended, and segments written since the last
+	// Commit / Sync
+	act      *activeSeg
+	uncommit []*activeSeg
+	unsynced []*activeSeg
+	nextIdx  uint64
+}
+
+type activeSeg struct {
+	info SegmentInfo
+	f    vfs.File
+	off  int64
+}
+
+func (s *Store) segPath(index uint64) string {
+	return filepath.Join(s.o.Dir, fmt.Sprintf("%016x.undo", index))
+}
+
+// OpenStore opens or creates the store in o.Dir. Undo records written
+// after the last commit stay in place for Uncommitted until
+// DiscardUncommitted.
+func OpenStore(o StoreOptions) (*Store, error) {
+	if o.FS == nil {
+		o.FS = vfs.OS
+	}
+	if o.CatalogueDir == "" {
+		o.CatalogueDir = o.Dir
+	}
+	if o.SegmentSize == 0 {
+		o.SegmentSize = 64 << 20
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if !o.ReadOnly {
+		if err := o.FS.MkdirAll(o.Dir, 0o700); err != nil {
+			return nil, err
+		}
+		if err := os.MkdirAll(o.CatalogueDir, 0o700); err != nil {
+			return nil, err
+		}
+	}
+	db, err := openCatalogue(o.CatalogueDir, o.Pair, o.ReadOnly)
+	if err != nil {
+		return nil, err
+	}
+	s := &Store{o: o, db: db, policy: DefaultPolicy, state: PairState{Pair: o.Pair, State: StateActive}}
+	err = db.View(func(tx *bolt.Tx) error {
+		var err error
+		if s.segs, err = loadAll[SegmentInfo](tx, bSegments); err != nil {
+			return err
+		}
+		if s.ranges, err = loadAll[Range](tx, bRanges); err != nil {
+			return err
+		}
+		if s.tags, err = loadAll[Tag](tx, bTags); err != nil {
+			return err
+		}
+		if ps, err := loadAll[PairState](tx, bState); err != nil {
+			return err
+		} else if len(ps) == 1 {
+			s.state = ps[0]
+		}
+		if p, err := loadAll[Policy](tx, bPolicy); err != nil {
+			return err
+		} else if len(p) == 1 {
+			s.policy = p[0]
+		}
+		return nil
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("catalogue %s: %w", o.CatalogueDir, err)
+	}
+	if s.state.Pair == "" {
+		s.state.Pair = o.Pair
+	}
+	if n := len(s.segs); n > 0 {
+		s.nextIdx = s.segs[n-1].Index + 1
+	}
+	if !o.ReadOnly {
+		if err := s.removeOrphans(); err != nil {
+			db.Close()
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// segment files this store knows nothing of, by index
+func (s *Store) files() (map[uint64]string, error) {
+	names, err := s.o.FS.List(s.o.Dir)
+	if err != nil {
+		return nil, err
+	}
+	out := map[uint64]string{}
+	for _, n := range names {
+		if !strings.HasSuffix(n, ".undo") {
+			continue
+		}
+		idx, err := strconv.ParseUint(strings.TrimSuffix(n, ".undo"), 16, 64)
+		if err == nil {
+			out[idx] = filepath.Join(s.o.Dir, n)
+		}
+	}
+	return out, nil
+}
+
+// removeOrphans deletes segment files below the first catalogued one: a
+// prune committed to the catalogue whose unlink did not happen.
+func (s *Store) removeOrphans() error {
+	files, err := s.files()
+	if err != nil {
+		return err
+	}
+	first := s.nextIdx
+	if len(s.segs) > 0 {
+		first = s.segs[0].Index
+	}
+	removed := false
+	for idx, path := range files {
+		if idx < first {
+			if err := s.o.FS.Remove(path); err != nil {
+				return err
+			}
+			removed = true
+		}
+	}
+	if removed {
+		return s.o.FS.SyncDir(s.o.Dir)
+	}
+	return nil
+}
+
+// Uncommitted returns the undo records written after the last commit (a
+// batch a crash cut short), in order, up to the first bad record.
+func (s *Store) Uncommitted() ([]Record, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	files, err := s.files()
+	if err != nil {
+		return nil, err
+	}
+	var out []Record
+	scan := func(idx uint64, path string, from int64) (bool, error) {
+		f, err := s.o.FS.OpenFile(path, os.O_RDONLY, 0)
+		if err != nil {
+			return false, err
+		}
+		defer f.Close()
+		if from == 0 {
+			if hidx, _, ok := readSegHeader(f, undoMagic); !ok || hidx != idx {
+				return false, nil
+			}
+			from = segHeaderSize
+		}
+		size, err := f.Size()
+		if err != nil {
+			return false, err
+		}
+		sc := newScanner(f, idx, from, size)
+		for {
+			r, err := sc.next()
+			var bad *errBad
+			if errors.As(err, &bad) {
+				return true, nil
+			}
+			if err != nil {
+				return false, err
+			}
+			if r.Type != TypeUndo {
+				return true, nil
+			}
+			r.Data = append([]byte(nil), r.Data...)
+			out = append(out, r)
+		}
+	}
+	idxs := make([]uint64, 0, len(files))
+	for idx := range files {
+		idxs = append(idxs, idx)
+	}
+	sort.Slice(idxs, func(i, j int) bool { return idxs[i] < idxs[j] })
+	for _, idx := range idxs {
+		var from int64
+		if n := len(s.segs); n > 0 && idx == s.segs[n-1].Index {
+			from = s.segs[n-1].Bytes
+		} else if idx < s.nextIdx {
+			continue
+		}
+		if _, err := scan(idx, files[idx], from); err != nil {
+			return nil, err
+		}
+	}
+	applied := s.state.Applied
+	kept := out[:0]
+	for _, r := range out {
+		if r.Seq > applied {
+			kept = append(kept, r)
+		}
+	}
+	return kept, nil
+}
+
+// DiscardUncommitted cuts every segment back to what the catalogue holds.
+func (s *Store) DiscardUncommitted() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	files, err := s.files()
+	if err != nil {
+		return err
+	}
+	for idx, path := range files {
+		if idx >= s.nextIdx {
+			if err := s.o.FS.Remove(path); err != nil {
+				return err
+			}
+		}
+	}
+	if n := len(s.segs); n > 0 {
+		last := s.segs[n-1]
+		f, err := s.o.FS.OpenFile(s.segPath(last.Index), os.O_RDWR, 0)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := f.Truncate(last.Bytes); err != nil {
+			return err
+		}
+		if err := f.Sync(); err != nil {
+			return err
+		}
+	}
+	return s.o.FS.SyncDir(s.o.Dir)
+}
+
+// Append writes before-images (TypeUndo records) to the active segment,
+// beginning a new one when it is full. Nothing is durable until Sync.
+func (s *Store) Append(recs []Record) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var buf []byte
+	flush := func() error {
+		if len(buf) == 0 {
+			return nil
+		}
+		if _, err := s.act.f.WriteAt(buf, s.act.off); err != nil {
+			return fmt.Errorf("retention %s: %w", s.act.f.Name(), err)
+		}
+		s.act.off += int64(len(buf))
+		buf = buf[:0]
+		return nil
+	}
+	for i := range recs {
+		r := &recs[i]
+		if s.act == nil || s.act.off+int64(len(buf)+r.Len()) > s.o.SegmentSize && s.act.off+int64(len(buf)) > segHeaderSize {
+			if err := flush(); err != nil {
+				return err
+			}
+			if err := s.roll(r); err != nil {
+				return err
+			}
+		}
+		var err error
+		if buf, err = AppendRecord(buf, s.act.info.Index, r); err != nil {
+			return err
+		}
+		in := &s.act.info
+		if in.FirstSeq == 0 {
+			in.FirstSeq, in.FirstTime = r.Seq, r.Time
+		}
+		in.LastSeq, in.LastTime = r.Seq, r.Time
+	}
+	return flush()
+}
+
+// roll opens the segment to append to: the last committed one while it
+// has room, else a new file.
+func (s *Store) roll(r *Record) error {
+	if s.act == nil && len(s.segs) > 0 {
+		last := s.segs[len(s.segs)-1]
+		if last.Bytes+int64(r.Len()) <= s.o.SegmentSize {
+			f, err := s.o.FS.OpenFile(s.segPath(last.Index), os.O_RDWR, 0)
+			if err != nil {
+				return err
+			}
+			s.act = &activeSeg{info: last, f: f, off: last.Bytes}
+			s.track(s.act)
+			return nil
+		}
+	}
+	idx := s.nextIdx
+	path := s.segPath(idx)
+	f, err := s.o.FS.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	fail := func(err error) error {
+		f.Close()
+		s.o.FS.Remove(path)
+		return fmt.Errorf("retention %s: %w", path, err)
+	}
+	if _, err := f.WriteAt(encodeSegHeader(undoMagic, idx, r.Seq), 0); err != nil {
+		return fail(err)
+	}
+	if err := f.Sync(); err != nil {
+		return fail(err)
+	}
+	if err := s.o.FS.SyncDir(s.o.Dir); err != nil {
+		return fail(err)
+	}
+	prev := s.state.AppliedTime
+	if s.act != nil {
+		prev = s.act.info.LastTime
+	}
+	if prev.IsZero() {
+		prev = r.Time // nothing before it: the pair's first write
+	}
+	s.nextIdx++
+	s.act = &activeSeg{info: SegmentInfo{Index: idx, PrevTime: prev}, f: f, off: segHeaderSize}
+	s.track(s.act)
+	return nil
+}
+
+func (s *Store) track(a *activeSeg) {
+	for _, x := range s.uncommit {
+		if x == a {
+			return
+		}
+	}
+	s.uncommit = append(s.uncommit, a)
+	s.unsynced = append(s.unsynced, a)
+}
+
+// Sync makes every appended before-image durable.
+func (s *Store) Sync() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, a := range s.unsynced {
+		if err := a.f.Sync(); err != nil {
+			return fmt.Errorf("retention %s: %w", a.f.Name(), err)
+		}
+	}
+	s.unsynced = s.unsynced[:0]
+	if s.act != nil {
+		s.unsynced = append(s.unsynced, s.act)
+	}
+	return nil
+}
+
+// Commit is what one applied batch changes in the catalogue.
+type Commit struct {
+	Applied     uint64
+	AppliedTime time.Time
+	Accuracy    Accuracy // of the points the batch adds
+	Tags        []Tag
+	// FirstTime is the source time of the batch's first write: where the
+	// first recovery range starts when nothing was applied before.
+	FirstTime time.Time
+}
+
+// Commit records, in one catalogue transaction, the segments appended
+// since the last commit, the new applied position, the batch's tags and
+// recovery range. Call it only once the before-images and the target
+// writes are durable (invariant 2).
+func (s *Store) Commit(c Commit) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	prev := s.state
+	st := s.state
+	st.Applied, st.AppliedTime = c.Applied, c.AppliedTime
+	ranges := append([]Range(nil), s.ranges...)
+	if c.Applied > prev.Applied {
+		if n := len(ranges); n > 0 && ranges[n-1].Accuracy == c.Accuracy && ranges[n-1].LastSeq == prev.Applied {
+			ranges[n-1].LastSeq, ranges[n-1].LastTime = c.Applied, c.AppliedTime
+		} else {
+			first := prev.AppliedTime
+			if first.IsZero() {
+				first = c.FirstTime
+			}
+			ranges = append(ranges, Range{FirstSeq: prev.Applied, FirstTime: first,
+				LastSeq: c.Applied, LastTime: c.AppliedTime, Accuracy: c.Accuracy})
+		}
+	}
+	infos := make([]SegmentInfo, 0, len(s.uncommit))
+	for _, a := range s.uncommit {
+		a.info.Bytes = a.off
+		infos = append(infos, a.info)
+	}
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		sb := tx.Bucket(bSegments)
+		for _, in := range infos {
+			if err := putJSON(sb, key(in.Index), in); err != nil {
+				return err
+			}
+		}
+		if err := putJSON(tx.Bucket(bState), []byte("pair"), st); err != nil {
+			return err
+		}
+		tb := tx.Bucket(bTags)
+		for _, t := range c.Tags {
+			if err := putJSON(tb, key(t.Seq), t); err != nil {
+				return err
+			}
+		}
+		if n := len(ranges); n > 0 {
+			r := ranges[n-1]
+			if err := putJSON(tx.Bucket(bRanges), key(r.FirstSeq), r); err != nil {
+				return err
+			}
+		}
+		return s.hook()
+	})
+	if err != nil {
+		return fmt.Errorf("catalogue %s: %w", s.o.CatalogueDir, err)
+	}
+	s.state = st
+	s.ranges = ranges
+	s.tags = append(s.tags, c.Tags...)
+	for _, in := range infos {
+		if n := len(s.segs); n > 0 && s.segs[n-1].Index == in.Index {
+			s.segs[n-1] = in
+		} else {
+			s.segs = append(s.segs, in)
+		}
+	}
+	for _, a := range s.uncommit {
+		if a != s.act {
+			a.f.Close()
+		}
+	}
+	s.uncommit = s.uncommit[:0]
+	if s.act != nil {
+		s.uncommit = append(s.uncommit, s.act)
+	}
+	return nil
+}
+
+func (s *Store) hook() error {
+	if s.o.Hook != nil {
+		return s.o.Hook()
+	}
+	return nil
+}
+
+// update runs fn in a catalogue transaction with the hook.
+func (s *Store) update(fn func(tx *bolt.Tx) error) error {
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		if err := fn(tx); err != nil {
+			return err
+		}
+		return s.hook()
+	})
+	if err != nil {
+		return fmt.Errorf("catalogue %s: %w", s.o.CatalogueDir, err)
+	}
+	return nil
+}
+
+// SetState records the pair's state and reason.
+func (s *Store) SetState(state, reason string, rollbackTo uint64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.state
+	st.State, st.Reason, st.RollbackTo = state, reason, rollbackTo
+	if err := s.update(func(tx *bolt.Tx) error { return putJSON(tx.Bucket(bState), []byte("pair"), st) }); err != nil {
+		return err
+	}
+	s.state = st
+	return nil
+}
+
+// SetTarget records the path of the pair's target, for recovery tools.
+func (s *Store) SetTarget(path string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.state.Target == path {
+		return nil
+	}
+	st := s.state
+	st.Target = path
+	if err := s.update(func(tx *bolt.Tx) error { return putJSON(tx.Bucket(bState), []byte("pair"), st) }); err != nil {
+		return err
+	}
+	s.state = st
+	return nil
+}
+
+// SetPolicy records the pair's retention policy.
+func (s *Store) SetPolicy(p Policy) error {
+	if p.OnFull == "" {
+		p.OnFull = Purge
+	}
+	if p.Window < 0 || p.SizeCap < 0 {
+		return fmt.Errorf("retention policy: window and size cap must not be negative")
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.update(func(tx *bolt.Tx) error { return putJSON(tx.Bucket(bPolicy), []byte("policy"), p) }); err != nil {
+		return err
+	}
+	s.policy = p
+	return nil
+}
+
+// SetTagLock locks or unlocks the tag with the given name or id; a
+// locked tag survives pruning (and holds back the segments it needs).
+func (s *Store) SetTagLock(nameOrID string, locked bool) (Tag, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i := len(s.tags) - 1; i >= 0; i-- {
+		t := s.tags[i]
+		if t.Name != nameOrID && t.ID != nameOrID {
+			continue
+		}
+		t.Locked = locked
+		if err := s.update(func(tx *bolt.Tx) error { return putJSON(tx.Bucket(bTags), key(t.Seq), t) }); err != nil {
+			return Tag{}, err
+		}
+		s.tags[i] = t
+		return t, nil
+	}
+	return Tag{}, fmt.Errorf("%w: %q", ErrNoTag, nameOrID)
+}
+
+// ErrNoTag is a tag that the store does not hold.
+var ErrNoTag = errors.New("no such tag")
+
+// State returns the pair's durable state.
+func (s *Store) State() PairState { s.mu.Lock(); defer s.mu.Unlock(); return s.state }
+
+// Policy returns the retention policy.
+func (s *Store) Policy() Policy { s.mu.Lock(); defer s.mu.Unlock(); return s.policy }
+
+// Tags returns the tags, oldest first.
+func (s *Store) Tags() []Tag {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Tag(nil), s.tags...)
+}
+
+// Ranges returns the recovery ranges, oldest first.
+func (s *Store) Ranges() []Range {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Range(nil), s.ranges...)
+}
+
+// Segments returns the committed segments, oldest first.
+func (s *Store) Segments() []SegmentInfo {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]SegmentInfo(nil), s.segs...)
+}
+
+// Used is the bytes of committed undo data.
+func (s *Store) Used() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.usedLocked()
+}
+
+func (s *Store) usedLocked() int64 {
+	var n int64
+	for _, g := range s.segs {
+		n += g.Bytes
+	}
+	return n
+}
+
+// Earliest is the oldest recoverable point: the state before the first
+// write whose before-image is kept.
+func (s *Store) Earliest() (uint64, time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.earliestLocked()
+}
+
+func (s *Store) earliestLocked() (uint64, time.Time) {
+	for _, g := range s.segs {
+		if g.FirstSeq != 0 {
+			return g.FirstSeq - 1, g.PrevTime
+		}
+	}
+	return s.state.Applied, s.state.AppliedTime
+}
+
+// Close closes the store's files and catalogue.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, a := range s.uncommit {
+		a.f.Close()
+	}
+	s.uncommit, s.unsynced, s.act = nil, nil, nil
+	return s.db.Close()
+}
+
+// Undo calls fn for every committed undo record with after < Seq <= upto,
+// in sequence order. Record data is never overwritten by later reads.
+func (s *Store) Undo(after, upto uint64, fn func(*Record) error) error {
+	segs := s.Segments()
+	for _, g := range segs {
+		if g.LastSeq <= after || g.FirstSeq > upto || g.FirstSeq == 0 {
+			continue
+		}
+		if err := s.undoSegment(g, after, upto, fn); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Store) undoSegment(g SegmentInfo, after, upto uint64, fn func(*Record) error) error {
+	path := s.segPath(g.Index)
+	f, err := s.o.FS.OpenFile(path, os.O_RDONLY, 0)
+	if err != nil {
+		return fmt.Errorf("retention segment %d: %w", g.Index, err)
+	}
+	defer f.Close()
+	sc := newScanner(f, g.Index, segHeaderSize, g.Bytes)
+	for sc.offset() < g.Bytes {
+		off := sc.offset()
+		r, err := sc.next()
+		if err != nil {
+			var bad *errBad
+			if errors.As(err, &bad) {
+				return fmt.Errorf("%w: %s offset %d: %s", ErrCorrupt, path, off, bad.why)
+			}
+			return fmt.Errorf("%s offset %d: %w", path, off, err)
+		}
+		if r.Seq <= after {
+			continue
+		}
+		if r.Seq > upto {
+			return nil
+		}
+		if err := fn(&r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// SeqAt returns the newest point at or before t: the state after the last
+// write whose source time is not later than t.
+func (s *Store) SeqAt(t time.Time) (uint64, time.Time, error) {
+	st := s.State()
+	if !t.Before(st.AppliedTime) {
+		return st.Applied, st.AppliedTime, nil
+	}
+	eSeq, eTime := s.Earliest()
+	if t.Before(eTime) {
+		return 0, time.Time{}, fmt.Errorf("%s is before the earliest recoverable point (%s)", t.UTC().Format(time.RFC3339), eTime.UTC().Format(time.RFC3339))
+	}
+	seq, at := eSeq, eTime
+	stop := errors.New("stop")
+	err := s.Undo(eSeq, st.Applied, func(r *Record) error {
+		if r.Time.After(t) {
+			return stop
+		}
+		seq, at = r.Seq, r.Time
+		return nil
+	})
+	if err != nil && err != stop {
+		return 0, time.Time{}, err
+	}
+	return seq, at, nil
+}
+
+// DropPending forgets before-images appended since the last commit and
+// cuts them from disk, after a failed append or sync (ENOSPC): the batch
+// is retried from the redo journal.
+func (s *Store) DropPending() error {
+	s.mu.Lock()
+	for _, a := range s.uncommit {
+		a.f.Close()
+	}
+	s.act, s.uncommit, s.unsynced = nil, nil, nil
+	s.nextIdx = 0
+	if n := len(s.segs); n > 0 {
+		s.nextIdx = s.segs[n-1].Index + 1
+	}
+	s.mu.Unlock()
+	return s.DiscardUncommitted()
+}

@@ -1,0 +1,13 @@
+// Package recovery turns a retention store into images of the past.
+//
+// A Point (latest-tag, latest-time, latest-app-consistent, earliest,
+// tag:NAME, time:RFC3339) is resolved in one store or, for a group of
+// pairs, to one multi-disk point (the newest tag every pair holds). Rollback
+// rewrites the target in place and ends the pair; Export copies the target
+// to a new file or device (copy_file_range where it can) and rolls the copy
+// back, leaving the target alone. Both read the undo log forward from the
+// point and write each byte once: the oldest before-image of a byte is its
+// value at the point. Both report progress, honour cancellation, and leave
+// nothing half-claimed: a rollback cut short stays RollingBack and is
+// finished by running it again.
+package recovery

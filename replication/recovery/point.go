@@ -1,0 +1,226 @@
+package recovery
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/mtconsole/mtconsole/replication/journal"
+)
+
+// Kind is how a recovery point is chosen.
+type Kind int
+
+// The ways to name a point.
+const (
+	LatestTag  Kind = iota // the newest tag of any kind: the recommended default
+	LatestTime             // the newest applied write
+	LatestApp              // the newest application-consistent tag
+	TagNamed               // a tag by name or id
+	AtTime                 // the newest point at or before a time
+	Earliest               // the oldest point still recoverable
+)
+
+// Point names a recovery point.
+type Point struct {
+	Kind Kind
+	Name string    // TagNamed
+	Time time.Time // AtTime
+}
+
+// ErrNoPoint is a point that the retention store cannot provide.
+var ErrNoPoint = errors.New("no such recovery point")
+
+// ParsePoint reads latest-tag, latest-time, latest-app-consistent,
+// earliest, tag:NAME or time:RFC3339.
+func ParsePoint(s string) (Point, error) {
+	switch s {
+	case "latest-tag", "":
+		return Point{Kind: LatestTag}, nil
+	case "latest-time":
+		return Point{Kind: LatestTime}, nil
+	case "latest-app-consistent", "latest-app":
+		return Point{Kind: LatestApp}, nil
+	case "earliest":
+		return Point{Kind: Earliest}, nil
+	}
+	if name, ok := strings.CutPrefix(s, "tag:"); ok && name != "" {
+		return Point{Kind: TagNamed, Name: name}, nil
+	}
+	if ts, ok := strings.CutPrefix(s, "time:"); ok {
+		t, err := time.Parse(time.RFC3339Nano, ts)
+		if err != nil {
+			return Point{}, fmt.Errorf("point %q: time must be RFC 3339, such as 2026-11-26T10:30:00Z", s)
+		}
+		return Point{Kind: AtTime, Time: t.UTC()}, nil
+	}
+	return Point{}, fmt.Errorf("point %q: want latest-tag, latest-time, latest-app-consistent, earliest, tag:NAME or time:RFC3339", s)
+}
+
+func (p Point) String() string {
+	switch p.Kind {
+	case LatestTag:
+		return "latest-tag"
+	case LatestTime:
+		return "latest-time"
+	case LatestApp:
+		return "latest-app-consistent"
+	case TagNamed:
+		return "tag:" + p.Name
+	case AtTime:
+		return "time:" + p.Time.UTC().Format(time.RFC3339Nano)
+	}
+	return "earliest"
+}
+
+// Resolved is a point found in one pair's retention store.
+type Resolved struct {
+	Pair     string           `json:"pair"`
+	Seq      uint64           `json:"seq"`
+	Time     time.Time        `json:"time"`
+	Tag      *journal.Tag     `json:"tag,omitempty"`
+	Accuracy journal.Accuracy `json:"accuracy"`
+}
+
+func (r Resolved) String() string {
+	s := fmt.Sprintf("sequence %d, %s UTC, %s", r.Seq, r.Time.UTC().Format("2006-01-02 15:04:05.000"), r.Accuracy)
+	if r.Tag != nil {
+		s = fmt.Sprintf("tag %s (%s), %s", r.Tag.Name, r.Tag.App, s)
+	}
+	return s
+}
+
+// Resolve finds p in one store.
+func Resolve(st *journal.Store, p Point) (Resolved, error) {
+	pair := st.State().Pair
+	eSeq, _ := st.Earliest()
+	tags := st.Tags()
+	fromTag := func(match func(journal.Tag) bool, what string) (Resolved, error) {
+		for i := len(tags) - 1; i >= 0; i-- {
+			if match(tags[i]) {
+				t := tags[i]
+				return Resolved{Pair: pair, Seq: t.Seq, Time: t.Time, Tag: &t, Accuracy: accuracy(st, t.Seq)}, nil
+			}
+		}
+		return Resolved{}, fmt.Errorf("pair %s: %w: %s", pair, ErrNoPoint, what)
+	}
+	switch p.Kind {
+	case LatestTag:
+		return fromTag(func(journal.Tag) bool { return true }, "no tag in the retention window")
+	case LatestApp:
+		return fromTag(journal.Tag.AppConsistent, "no application-consistent tag in the retention window")
+	case TagNamed:
+		return fromTag(func(t journal.Tag) bool { return t.Name == p.Name || t.ID == p.Name }, fmt.Sprintf("no tag %q (list them with `mtconsole retention events`)", p.Name))
+	case LatestTime:
+		s := st.State()
+		return Resolved{Pair: pair, Seq: s.Applied, Time: s.AppliedTime, Accuracy: accuracy(st, s.Applied)}, nil
+	case Earliest:
+		seq, t := st.Earliest()
+		return Resolved{Pair: pair, Seq: seq, Time: t, Accuracy: accuracy(st, seq)}, nil
+	case AtTime:
+		seq, t, err := st.SeqAt(p.Time)
+		if err != nil {
+			return Resolved{}, fmt.Errorf("pair %s: %w: %v", pair, ErrNoPoint, err)
+		}
+		if seq < eSeq {
+			seq = eSeq
+		}
+		return Resolved{Pair: pair, Seq: seq, Time: t, Accuracy: accuracy(st, seq)}, nil
+	}
+	return Resolved{}, fmt.Errorf("unknown point kind %d", p.Kind)
+}
+
+func accuracy(st *journal.Store, seq uint64) journal.Accuracy {
+	acc := journal.NotGuaranteed
+	for _, r := range st.Ranges() {
+		if r.FirstSeq <= seq && seq <= r.LastSeq {
+			acc = r.Accuracy // the later range wins at a shared boundary
+		}
+	}
+	if acc == journal.NotGuaranteed && len(st.Ranges()) == 0 && seq == st.State().Applied {
+		return journal.Exact // nothing replicated yet: the target as it is
+	}
+	return acc
+}
+
+// ResolveGroup finds p for a group of pairs so that together they form
+// one consistent multi-disk point: for tag kinds the newest tag that
+// every pair holds (matched by id, else by name); for latest-time the
+// newest time every pair has reached.
+func ResolveGroup(stores map[string]*journal.Store, p Point) (map[string]Resolved, error) {
+	ids := make([]string, 0, len(stores))
+	for id := range stores {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	out := map[string]Resolved{}
+	switch p.Kind {
+	case LatestTag, LatestApp:
+		common := map[string]int{}
+		newest := map[string]time.Time{}
+		for _, id := range ids {
+			seen := map[string]bool{}
+			for _, t := range stores[id].Tags() {
+				if p.Kind == LatestApp && !t.AppConsistent() {
+					continue
+				}
+				k := tagKey(t)
+				if !seen[k] {
+					seen[k] = true
+					common[k]++
+					if t.Time.After(newest[k]) {
+						newest[k] = t.Time
+					}
+				}
+			}
+		}
+		best := ""
+		for k, n := range common {
+			if n == len(ids) && (best == "" || newest[k].After(newest[best]) || newest[k].Equal(newest[best]) && k > best) {
+				best = k
+			}
+		}
+		if best == "" {
+			return nil, fmt.Errorf("%w: no tag common to pairs %s", ErrNoPoint, strings.Join(ids, ", "))
+		}
+		for _, id := range ids {
+			r, err := Resolve(stores[id], Point{Kind: TagNamed, Name: best})
+			if err != nil {
+				return nil, err
+			}
+			out[id] = r
+		}
+		return out, nil
+	case LatestTime:
+		var t time.Time
+		for i, id := range ids {
+			at := stores[id].State().AppliedTime
+			if i == 0 || at.Before(t) {
+				t = at
+			}
+		}
+		p = Point{Kind: AtTime, Time: t}
+	}
+	var missing []string
+	for _, id := range ids {
+		r, err := Resolve(stores[id], p)
+		if err != nil {
+			missing = append(missing, err.Error())
+			continue
+		}
+		out[id] = r
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("%s", strings.Join(missing, "; "))
+	}
+	return out, nil
+}
+
+func tagKey(t journal.Tag) string {
+	if t.ID != "" {
+		return t.ID
+	}
+	return t.Name
+}

@@ -1,0 +1,18 @@
+// Package vfs is the small file-system interface that every store of the
+// replication engine does its I/O through, with two implementations:
+//
+//   - OS, the real one: Sync is fdatasync(2), SyncDir fsyncs a directory,
+//     Free is statfs(2), and the size of a block device comes from the
+//     BLKGETSIZE64 ioctl;
+//   - Mem, an in-memory file system for tests that remembers which writes and
+//     which directory entries were made durable, and can "crash": Crash
+//     returns the file system as a power cut would leave it, keeping,
+//     dropping or tearing what was not synced. Every operation can be made to
+//     fail through an Injector (EIO, ENOSPC, or a crash at the Nth sync
+//     point), and a capacity turns writes past it into ENOSPC.
+//
+// The package promises nothing beyond what POSIX promises: data written is
+// durable after Sync of its file, a created, renamed or removed name is
+// durable after SyncDir of its directory. Mem enforces exactly that, so code
+// that passes its crash tests does not lean on stronger guarantees.
+package vfs

@@ -1,0 +1,280 @@
+package writer
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/mtconsole/mtconsole/replication/journal"
+)
+
+// errTarget wraps an I/O error on the target with its device and offset.
+type errTarget struct {
+	op  string
+	dev string
+	off int64
+	err error
+}
+
+func (e *errTarget) Error() string {
+	if e.off < 0 {
+		return fmt.Sprintf("target %s: %s: %v", e.dev, e.op, e.err)
+	}
+	return fmt.Sprintf("target %s: %s at offset %d: %v", e.dev, e.op, e.off, e.err)
+}
+func (e *errTarget) Unwrap() error { return e.err }
+
+// errRetention wraps an I/O error of the retention store.
+type errRetention struct{ err error }
+
+func (e *errRetention) Error() string { return "retention: " + e.err.Error() }
+func (e *errRetention) Unwrap() error { return e.err }
+
+// apply moves one batch from the journal to the target:
+//
+//	read before-images → append them to retention → fdatasync retention →
+//	write the target → fdatasync the target → commit the applied position.
+//
+// Invariant 2: a before-image is durable before its write reaches the
+// target, and the applied position is persisted only after both.
+func (p *Pair) apply(batch []journal.Record) error {
+	var writes []int
+	for i := range batch {
+		if batch[i].Type == journal.TypeWrite {
+			writes = append(writes, i)
+		}
+	}
+	last := batch[len(batch)-1]
+	c := journal.Commit{Applied: last.Seq, AppliedTime: p.store.State().AppliedTime, Accuracy: journal.Exact}
+	var bytes int64
+	if len(writes) > 0 {
+		undo := make([]journal.Record, len(writes))
+		overlap := false
+		err := p.parallel(len(writes), func(k int) error {
+			w := &batch[writes[k]]
+			buf := make([]byte, len(w.Data))
+			if _, err := p.target.ReadAt(buf, w.Offset); err != nil {
+				return &errTarget{"read", p.cfg.Target, w.Offset, err}
+			}
+			undo[k] = journal.Record{Type: journal.TypeUndo, Seq: w.Seq, Offset: w.Offset, Time: w.Time, Data: buf}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		// A before-image is the target as the write found it: earlier
+		// writes of the same batch that overlap it are part of that.
+		for k := 1; k < len(writes); k++ {
+			u := &undo[k]
+			for j := 0; j < k; j++ {
+				w := &batch[writes[j]]
+				lo, hi := max(u.Offset, w.Offset), min(u.Offset+int64(len(u.Data)), w.Offset+int64(len(w.Data)))
+				if lo < hi {
+					copy(u.Data[lo-u.Offset:hi-u.Offset], w.Data[lo-w.Offset:hi-w.Offset])
+					overlap = true
+				}
+			}
+		}
+		if err := p.store.Append(undo); err != nil {
+			return &errRetention{err}
+		}
+		if err := p.store.Sync(); err != nil {
+			return &errRetention{err}
+		}
+		write := func(k int) error {
+			w := &batch[writes[k]]
+			if _, err := p.target.WriteAt(w.Data, w.Offset); err != nil {
+				return &errTarget{"write", p.cfg.Target, w.Offset, err}
+			}
+			return nil
+		}
+		if overlap {
+			// overlapping writes land in order
+			for k := range writes {
+				if err := write(k); err != nil {
+					return err
+				}
+			}
+		} else if err := p.parallel(len(writes), write); err != nil {
+			return err
+		}
+		if err := p.target.Sync(); err != nil {
+			return &errTarget{"fdatasync", p.cfg.Target, -1, err}
+		}
+		if batch[writes[0]].Flags&journal.FlagResync != 0 {
+			c.Accuracy = journal.NotGuaranteed
+		}
+		c.FirstTime = batch[writes[0]].Time
+		for _, k := range writes {
+			bytes += int64(len(batch[k].Data))
+			c.AppliedTime = batch[k].Time
+		}
+	}
+	for i := range batch {
+		if t := batch[i].Tag; t != nil {
+			acc := journal.Exact
+			if i > 0 && c.Accuracy != journal.Exact {
+				acc = c.Accuracy
+			}
+			c.Tags = append(c.Tags, journal.Tag{Seq: batch[i].Seq, Time: t.Time, Name: t.Name, App: t.App, ID: t.ID, Accuracy: acc})
+		}
+	}
+	if err := p.store.Commit(c); err != nil {
+		return &errRetention{err}
+	}
+	now := p.o.Now()
+	p.mu.Lock()
+	p.applied += bytes
+	p.rate.add(now, bytes)
+	p.mu.Unlock()
+	if err := p.log.Trim(last.Seq); err != nil {
+		p.o.Logger.Warn("journal trim failed", "pair", p.cfg.ID, "err", err)
+	}
+	for _, t := range c.Tags {
+		p.event(EventTag, slog.LevelInfo, fmt.Sprintf("tag %s (%s) applied at sequence %d", t.Name, t.App, t.Seq))
+	}
+	p.enforcePolicy(now)
+	p.checkRPO()
+	return nil
+}
+
+// parallel runs fn(0..n-1) on up to Parallel goroutines and returns the
+// first error.
+func (p *Pair) parallel(n int, fn func(int) error) error {
+	workers := min(p.o.Parallel, n)
+	if workers <= 1 {
+		for i := range n {
+			if err := fn(i); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		first error
+		next  int
+	)
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				mu.Lock()
+				i := next
+				next++
+				stop := first != nil
+				mu.Unlock()
+				if i >= n || stop {
+					return
+				}
+				if err := fn(i); err != nil {
+					mu.Lock()
+					if first == nil {
+						first = err
+					}
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return first
+}
+
+// handleApplyError decides what a failed batch does to the pair, and
+// reports whether the batch should be tried again.
+func (p *Pair) handleApplyError(err error) bool {
+	var re *errRetention
+	if errors.As(err, &re) && errors.Is(err, syscall.ENOSPC) {
+		if derr := p.store.DropPending(); derr != nil {
+			p.setError(fmt.Errorf("%w (and cutting the failed batch: %v)", err, derr))
+			return false
+		}
+		if p.store.Policy().OnFull == journal.Purge {
+			res, perr := p.store.Prune(journal.PruneOptions{Max: 1})
+			if perr == nil && res.Segments > 0 {
+				p.event(EventAlert, slog.LevelWarn, fmt.Sprintf("retention volume full: purged %d oldest segment(s), %s; recoverable from %s",
+					res.Segments, mb(res.Bytes), res.EarliestTime.UTC().Format(time.RFC3339)))
+				return true
+			}
+			p.pauseForSpace("retention volume full and nothing left to purge")
+			return true
+		}
+		p.pauseForSpace("retention volume full (policy: pause)")
+		return true
+	}
+	// Invariant 5: no retry after an I/O or fsync error on the journal,
+	// the retention store or the target; the pair restarts from disk.
+	p.setError(err)
+	return false
+}
+
+func (p *Pair) pauseForSpace(reason string) {
+	p.mu.Lock()
+	p.paused, p.spacePause = reason, true
+	p.mu.Unlock()
+	p.event(EventAlert, slog.LevelWarn, "paused: "+reason)
+	if err := p.store.SetState(journal.StatePaused, reason, 0); err != nil {
+		p.o.Logger.Warn("cannot record pause", "pair", p.cfg.ID, "err", err)
+	}
+}
+
+// enforcePolicy prunes by window and size cap after a commit.
+func (p *Pair) enforcePolicy(now time.Time) {
+	pol := p.store.Policy()
+	po := journal.PruneOptions{Now: now}
+	if pol.Window > 0 {
+		po.Before = now.Add(-pol.Window)
+	}
+	over := pol.SizeCap > 0 && p.store.Used() > pol.SizeCap
+	if over && pol.OnFull == journal.Purge {
+		po.ToSize = pol.SizeCap
+	}
+	res, err := p.store.Prune(po)
+	if err != nil {
+		p.setError(&errRetention{err})
+		return
+	}
+	if res.Segments > 0 && po.ToSize > 0 {
+		p.event(EventAlert, slog.LevelWarn, fmt.Sprintf("retention size cap %s reached: purged %d oldest segment(s); recoverable from %s",
+			mb(pol.SizeCap), res.Segments, res.EarliestTime.UTC().Format(time.RFC3339)))
+	}
+	if res.BlockedBy != nil {
+		p.event(EventAlert, slog.LevelWarn, fmt.Sprintf("pruning held back by locked tag %s", res.BlockedBy.Name))
+	}
+	if over && pol.OnFull == journal.Pause && p.store.Used() > pol.SizeCap {
+		p.pauseForSpace(fmt.Sprintf("retention size cap %s reached (policy: pause)", mb(pol.SizeCap)))
+	}
+}
+
+func mb(n int64) string { return fmt.Sprintf("%.1f MB", float64(n)/1e6) }
+
+// rate is a throughput estimate over the last few seconds.
+type rate struct {
+	start time.Time
+	bytes int64
+	bps   float64
+}
+
+func (r *rate) add(now time.Time, n int64) {
+	if r.start.IsZero() {
+		r.start = now
+	}
+	r.bytes += n
+	if d := now.Sub(r.start); d >= time.Second {
+		r.bps = float64(r.bytes) / d.Seconds()
+		r.start, r.bytes = now, 0
+	}
+}
+
+func (r *rate) get(now time.Time) float64 {
+	if !r.start.IsZero() && now.Sub(r.start) > 5*time.Second {
+		return 0
+	}
+	return r.bps
+}

@@ -1,0 +1,548 @@
+package writer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/mtconsole/mtconsole/replication/journal"
+	"github.com/mtconsole/mtconsole/replication/recovery"
+	"github.com/mtconsole/mtconsole/replication/vfs"
+)
+
+// Sentinel errors callers act on.
+var (
+	// ErrBeyondEnd is a write that does not fit the target.
+	ErrBeyondEnd = errors.New("write beyond the end of the target")
+	// ErrPairError is returned by writes to a pair stopped by an error.
+	ErrPairError = errors.New("pair stopped by an error")
+	// ErrEnded is a pair that was rolled back or is being rolled back.
+	ErrEnded = errors.New("pair has ended")
+)
+
+// PairConfig describes one replication pair on the master target.
+type PairConfig struct {
+	ID           string
+	Target       string // file or block device
+	JournalDir   string
+	RetentionDir string
+	CatalogueDir string // default RetentionDir
+	Policy       journal.Policy
+	// RPOThreshold raises an alert when exceeded (default 15 min).
+	RPOThreshold time.Duration
+
+	JournalSegmentSize int64 // default 64 MiB
+	JournalMaxSegments int   // default 64
+	MaxPending         int   // default 16 MiB
+	MaxRecord          int   // default journal.HeaderSize+journal.MaxPayload
+	UndoSegmentSize    int64 // default 64 MiB, or SizeCap/16 within [1, 64] MiB
+}
+
+// Options are shared by the pairs of a Writer.
+type Options struct {
+	FS       vfs.FS // journals and retention (default vfs.OS)
+	TargetFS vfs.FS // targets (default FS)
+	Now      func() time.Time
+	// OnAck is called with a pair's highest durable sequence after every
+	// group commit (never after a failed one).
+	OnAck   func(pair string, seq uint64)
+	OnEvent func(Event)
+	Logger  *slog.Logger
+	// StoreHook runs inside every catalogue transaction (crash tests).
+	StoreHook func() error
+	// BatchBytes and BatchRecords bound one apply batch (8 MiB, 512).
+	BatchBytes   int
+	BatchRecords int
+	// Parallel is the number of target I/Os in flight (8).
+	Parallel int
+}
+
+func (o *Options) defaults() {
+	if o.FS == nil {
+		o.FS = vfs.OS
+	}
+	if o.TargetFS == nil {
+		o.TargetFS = o.FS
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.BatchBytes == 0 {
+		o.BatchBytes = 8 << 20
+	}
+	if o.BatchRecords == 0 {
+		o.BatchRecords = 512
+	}
+	if o.Parallel == 0 {
+		o.Parallel = 8
+	}
+}
+
+// Health of a pair, in the words admins know.
+const (
+	HealthOK     = "OK"
+	HealthRPO    = "RPO breach"
+	HealthPaused = "Paused"
+	HealthError  = "Error"
+)
+
+// Pair is one replication pair: its redo journal, its retention store,
+// its target, and the applier that moves writes from the first to the
+// last while capturing before-images in the second.
+type Pair struct {
+	cfg    PairConfig
+	o      Options
+	log    *journal.Log
+	store  *journal.Store
+	target vfs.File
+	size   int64
+
+	mu         sync.Mutex
+	paused     string // reason; "" when running
+	spacePause bool   // paused for lack of retention space
+	err        error
+	ended      bool
+	times      []seqTime // appended, not yet durable
+	durTime    time.Time // source time of the newest durable write
+	appended   int64     // bytes of writes appended
+	applied    int64     // bytes of writes applied
+	dups       int64
+	rate       rate
+	rpoAlert   bool
+	lastAck    time.Time
+
+	wake    chan struct{}
+	stop    chan struct{}
+	done    chan struct{}
+	hold    chan chan struct{} // requests to stop applying for a while
+	closeMu sync.Mutex
+	closed  bool
+}
+
+type seqTime struct {
+	seq uint64
+	t   time.Time
+}
+
+// Recovered says what opening a pair repaired.
+type Recovered struct {
+	RolledBack     int    // before-images of a half-applied batch restored
+	RolledBackFrom uint64 // their sequence range
+	RolledBackTo   uint64
+	Reapply        uint64 // journaled writes after the applied position
+	Journal        journal.RepairReport
+}
+
+// OpenPair opens a pair's stores and target, recovers from a crash and
+// starts its applier.
+func OpenPair(cfg PairConfig, o Options) (*Pair, Recovered, error) {
+	o.defaults()
+	var rec Recovered
+	if cfg.RPOThreshold == 0 {
+		cfg.RPOThreshold = 15 * time.Minute
+	}
+	if cfg.Policy.OnFull == "" {
+		cfg.Policy.OnFull = journal.Purge
+	}
+	if cfg.UndoSegmentSize == 0 {
+		cfg.UndoSegmentSize = 64 << 20
+		if c := cfg.Policy.SizeCap; c > 0 {
+			cfg.UndoSegmentSize = min(max(c/16, 1<<20), 64<<20)
+		}
+	}
+	p := &Pair{cfg: cfg, o: o, wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}), hold: make(chan chan struct{})}
+	var err error
+	p.store, err = journal.OpenStore(journal.StoreOptions{FS: o.FS, Dir: cfg.RetentionDir, Pair: cfg.ID,
+		CatalogueDir: cfg.CatalogueDir, SegmentSize: cfg.UndoSegmentSize, Hook: o.StoreHook, Logger: o.Logger})
+	if err != nil {
+		return nil, rec, fmt.Errorf("pair %s: %w", cfg.ID, err)
+	}
+	fail := func(err error) (*Pair, Recovered, error) {
+		if p.log != nil {
+			p.log.Close()
+		}
+		if p.target != nil {
+			p.target.Close()
+		}
+		p.store.Close()
+		return nil, rec, fmt.Errorf("pair %s: %w", cfg.ID, err)
+	}
+	st := p.store.State()
+	switch st.State {
+	case journal.StateRollingBack:
+		return fail(fmt.Errorf("%w: a rollback to sequence %d did not finish; run `mtconsole retention rollback` again", ErrEnded, st.RollbackTo))
+	case journal.StateEnded:
+		return fail(fmt.Errorf("%w: %s", ErrEnded, st.Reason))
+	case journal.StatePaused:
+		p.paused = st.Reason
+	}
+	if err := p.store.SetPolicy(cfg.Policy); err != nil {
+		return fail(err)
+	}
+	if err := p.store.SetTarget(cfg.Target); err != nil {
+		return fail(err)
+	}
+	p.target, err = o.TargetFS.OpenFile(cfg.Target, os.O_RDWR, 0)
+	if err != nil {
+		return fail(fmt.Errorf("target: %w", err))
+	}
+	if p.size, err = p.target.Size(); err != nil {
+		return fail(fmt.Errorf("target %s: %w", cfg.Target, err))
+	}
+
+	// Invariant 3: a batch whose before-images are durable but whose
+	// applied position is not may have reached the target in part; put
+	// the target back to the applied position from those before-images.
+	un, err := p.store.Uncommitted()
+	if err != nil {
+		return fail(err)
+	}
+	if len(un) > 0 {
+		ov := recovery.NewOverlay(context.Background(), p.target, o.Parallel)
+		for i := range un {
+			ov.Add(&un[i])
+		}
+		if err := ov.Close(); err != nil {
+			return fail(err)
+		}
+		if err := p.target.Sync(); err != nil {
+			return fail(fmt.Errorf("target %s: %w", cfg.Target, err))
+		}
+		rec.RolledBack, rec.RolledBackFrom, rec.RolledBackTo = len(un), un[0].Seq, un[len(un)-1].Seq
+	}
+	if err := p.store.DiscardUncommitted(); err != nil {
+		return fail(err)
+	}
+	p.log, rec.Journal, err = journal.OpenLog(journal.LogOptions{FS: o.FS, Dir: cfg.JournalDir,
+		SegmentSize: cfg.JournalSegmentSize, MaxSegments: cfg.JournalMaxSegments, MaxPending: cfg.MaxPending,
+		MaxRecord: cfg.MaxRecord, Base: st.Applied, OnDurable: p.onDurable, Logger: o.Logger})
+	if err != nil {
+		return fail(err)
+	}
+	if d := p.log.Durable(); d > st.Applied {
+		rec.Reapply = d - st.Applied
+	}
+	p.durTime = st.AppliedTime
+	if rec.RolledBack > 0 || rec.Reapply > 0 || rec.Journal.TornAt != "" {
+		o.Logger.Info("pair recovered", "pair", cfg.ID, "rolled_back", rec.RolledBack,
+			"rolled_back_seqs", fmt.Sprintf("%d-%d", rec.RolledBackFrom, rec.RolledBackTo),
+			"applied", st.Applied, "reapply_through", p.log.Durable(), "torn", rec.Journal.TornAt)
+		p.event(EventLog, slog.LevelInfo, fmt.Sprintf("recovered: rolled back %d before-images (seq %d-%d), re-applying seq %d-%d",
+			rec.RolledBack, rec.RolledBackFrom, rec.RolledBackTo, st.Applied+1, p.log.Durable()))
+	}
+	go p.run(st.Applied + 1)
+	return p, rec, nil
+}
+
+// ID is the pair's id.
+func (p *Pair) ID() string { return p.cfg.ID }
+
+// Store gives read access to the pair's retention store.
+func (p *Pair) Store() *journal.Store { return p.store }
+
+// Next is the sequence the pair expects next: resume the stream there.
+func (p *Pair) Next() uint64 { return p.log.Next() }
+
+// Durable is the highest sequence durably journaled (acknowledged).
+func (p *Pair) Durable() uint64 { return p.log.Durable() }
+
+func (p *Pair) onDurable(seq uint64) {
+	p.mu.Lock()
+	i := 0
+	for ; i < len(p.times) && p.times[i].seq <= seq; i++ {
+		if p.times[i].t.After(p.durTime) {
+			p.durTime = p.times[i].t
+		}
+	}
+	p.times = append(p.times[:0], p.times[i:]...)
+	ok := p.err == nil
+	if ok {
+		p.lastAck = p.o.Now()
+	}
+	p.mu.Unlock()
+	// Invariant 5: a pair in error acknowledges nothing more.
+	if ok && p.o.OnAck != nil {
+		p.o.OnAck(p.cfg.ID, seq)
+	}
+	p.kick()
+}
+
+func (p *Pair) kick() {
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Write journals a write of the source disk. A sequence already
+// journaled is a duplicate (a resend after reconnect) and is dropped.
+func (p *Pair) Write(seq uint64, off int64, t time.Time, data []byte, flags uint8) error {
+	if err := p.admit(seq); err != nil {
+		return dropDup(err)
+	}
+	if off < 0 || off+int64(len(data)) > p.size {
+		return fmt.Errorf("pair %s: %w: offset %d length %d, target %s is %d bytes", p.cfg.ID, ErrBeyondEnd, off, len(data), p.cfg.Target, p.size)
+	}
+	r := journal.Record{Type: journal.TypeWrite, Flags: flags, Seq: seq, Offset: off, Time: t, Data: data}
+	return p.append(&r, int64(len(data)))
+}
+
+// Tag journals a consistency tag at seq: a barrier after every earlier
+// write.
+func (p *Pair) Tag(seq uint64, tag journal.TagInfo) error {
+	if err := p.admit(seq); err != nil {
+		return dropDup(err)
+	}
+	if tag.Name == "" {
+		return fmt.Errorf("pair %s: tag at %d has no name", p.cfg.ID, seq)
+	}
+	if tag.App == "" {
+		tag.App = journal.AppUser
+	}
+	if tag.Time.IsZero() {
+		tag.Time = p.o.Now().UTC()
+	}
+	r := journal.Record{Type: journal.TypeTag, Seq: seq, Tag: &tag, Time: tag.Time}
+	return p.append(&r, 0)
+}
+
+// Heartbeat tells the pair the source was current at t through seq, so
+// RPO does not grow while the source is idle.
+func (p *Pair) Heartbeat(seq uint64, t time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if seq <= p.log.Durable() && t.After(p.durTime) {
+		p.durTime = t
+	}
+}
+
+var errDup = errors.New("duplicate")
+
+func dropDup(err error) error {
+	if err == errDup {
+		return nil
+	}
+	return err
+}
+
+func (p *Pair) admit(seq uint64) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ended {
+		return fmt.Errorf("pair %s: %w", p.cfg.ID, ErrEnded)
+	}
+	if p.err != nil {
+		return fmt.Errorf("pair %s: %w: %v", p.cfg.ID, ErrPairError, p.err)
+	}
+	if seq < p.log.Next() {
+		p.dups++
+		return errDup
+	}
+	return nil
+}
+
+func (p *Pair) append(r *journal.Record, n int64) error {
+	p.mu.Lock()
+	p.times = append(p.times, seqTime{r.Seq, r.Time})
+	p.mu.Unlock()
+	if err := p.log.Append(r); err != nil {
+		p.mu.Lock()
+		p.times = p.times[:len(p.times)-1]
+		p.mu.Unlock()
+		if errors.Is(err, journal.ErrOutOfOrder) || errors.Is(err, journal.ErrTooLarge) {
+			return fmt.Errorf("pair %s: %w", p.cfg.ID, err)
+		}
+		p.setError(err)
+		return fmt.Errorf("pair %s: %w", p.cfg.ID, err)
+	}
+	p.mu.Lock()
+	p.appended += n
+	p.mu.Unlock()
+	return nil
+}
+
+// Sync waits until every write given so far is durable.
+func (p *Pair) Sync() error { return p.log.Sync() }
+
+// Drain waits until everything durable has been applied, or the pair
+// stops on an error or pause, or ctx ends.
+func (p *Pair) Drain(ctx context.Context) error {
+	for {
+		if p.store.State().Applied >= p.log.Durable() {
+			return nil
+		}
+		p.mu.Lock()
+		err, paused := p.err, p.paused
+		p.mu.Unlock()
+		if err != nil {
+			return err
+		}
+		if paused != "" {
+			return fmt.Errorf("pair %s is paused: %s", p.cfg.ID, paused)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(2 * time.Millisecond):
+		}
+	}
+}
+
+// Pause stops applying (writes are still journaled and acknowledged until
+// the journal is full); the state survives a restart.
+func (p *Pair) Pause(reason string) error {
+	if reason == "" {
+		reason = "paused by the administrator"
+	}
+	p.mu.Lock()
+	p.paused = reason
+	p.mu.Unlock()
+	p.event(EventState, slog.LevelInfo, "paused: "+reason)
+	return p.store.SetState(journal.StatePaused, reason, 0)
+}
+
+// Resume restarts applying after Pause.
+func (p *Pair) Resume() error {
+	p.mu.Lock()
+	p.paused, p.spacePause = "", false
+	p.mu.Unlock()
+	if err := p.store.SetState(journal.StateActive, "", 0); err != nil {
+		return err
+	}
+	p.event(EventState, slog.LevelInfo, "resumed")
+	p.kick()
+	return nil
+}
+
+// Err is the error that stopped the pair, if any.
+func (p *Pair) Err() error { p.mu.Lock(); defer p.mu.Unlock(); return p.err }
+
+func (p *Pair) setError(err error) {
+	p.mu.Lock()
+	first := p.err == nil
+	if first {
+		p.err = err
+	}
+	p.mu.Unlock()
+	if first {
+		p.o.Logger.Error("pair stopped", "pair", p.cfg.ID, "err", err)
+		p.event(EventAlert, slog.LevelError, "error, acknowledgements stopped: "+err.Error())
+	}
+}
+
+// Hold stops the applier and runs fn while it is stopped, for work that
+// needs the target and the retention store still (export, a view).
+func (p *Pair) Hold(fn func(target vfs.File, store *journal.Store) error) error {
+	release := make(chan struct{})
+	select {
+	case p.hold <- release:
+	case <-p.done:
+		return fmt.Errorf("pair %s: %w", p.cfg.ID, journal.ErrClosed)
+	}
+	defer close(release)
+	return fn(p.target, p.store)
+}
+
+// Close stops the applier after its current batch, makes the journal
+// durable and closes everything.
+func (p *Pair) Close() error {
+	p.closeMu.Lock()
+	defer p.closeMu.Unlock()
+	if p.closed {
+		return nil
+	}
+	p.closed = true
+	close(p.stop)
+	<-p.done
+	errs := []error{p.log.Close(), p.store.Close(), p.target.Close()}
+	return errors.Join(errs...)
+}
+
+// run is the applier.
+func (p *Pair) run(from uint64) {
+	defer close(p.done)
+	rd := p.log.NewReader(from)
+	var carry *journal.Record
+	for {
+		select {
+		case <-p.stop:
+			return
+		case release := <-p.hold:
+			<-release
+			continue
+		default:
+		}
+		p.mu.Lock()
+		blocked := p.err != nil || p.paused != ""
+		p.mu.Unlock()
+		if !blocked {
+			batch, next, err := p.readBatch(rd, carry)
+			if err != nil {
+				p.setError(err)
+				continue
+			}
+			carry = next
+			if len(batch) > 0 {
+				if err := p.apply(batch); err != nil {
+					carry = nil
+					if p.handleApplyError(err) {
+						// retry the batch: rewind the reader
+						rd = p.log.NewReader(p.store.State().Applied + 1)
+					}
+					continue
+				}
+				continue
+			}
+		}
+		select {
+		case <-p.stop:
+			return
+		case release := <-p.hold:
+			<-release
+		case <-p.wake:
+		case <-time.After(time.Second):
+			p.checkRPO()
+		}
+	}
+}
+
+func (p *Pair) readBatch(rd *journal.Reader, carry *journal.Record) ([]journal.Record, *journal.Record, error) {
+	var batch []journal.Record
+	bytes := 0
+	kind := -1 // resync flag of the batch's writes
+	if carry != nil {
+		batch = append(batch, *carry)
+		bytes += len(carry.Data)
+		kind = int(carry.Flags & journal.FlagResync)
+	}
+	for len(batch) < p.o.BatchRecords && bytes < p.o.BatchBytes {
+		r, err := rd.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		// A batch holds writes of one kind: resync writes make points
+		// that are not guaranteed consistent, the rest exact ones.
+		if r.Type == journal.TypeWrite {
+			k := int(r.Flags & journal.FlagResync)
+			if kind >= 0 && k != kind {
+				rr := r
+				return batch, &rr, nil
+			}
+			kind = k
+		}
+		batch = append(batch, r)
+		bytes += len(r.Data)
+	}
+	return batch, nil, nil
+}

@@ -1,0 +1,188 @@
+package writer
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/mtconsole/mtconsole/replication/journal"
+)
+
+// SpaceOptions tune the low-space trigger of DESIGN §4: free space below
+// 5 % of the retention volume, clamped to [Min, Max].
+type SpaceOptions struct {
+	Min, Max uint64        // default 1 GiB, 20 GiB
+	Interval time.Duration // how often to look (default 5 s; <0: never)
+}
+
+// Writer is the set of pairs of a master target, with the monitor that
+// keeps their retention volumes from filling.
+type Writer struct {
+	o     Options
+	space SpaceOptions
+	mu    sync.Mutex
+	pairs map[string]*Pair
+	stop  chan struct{}
+	done  chan struct{}
+}
+
+// New returns a Writer; Open adds pairs to it.
+func New(o Options, space SpaceOptions) *Writer {
+	o.defaults()
+	if space.Min == 0 {
+		space.Min = 1 << 30
+	}
+	if space.Max == 0 {
+		space.Max = 20 << 30
+	}
+	if space.Interval == 0 {
+		space.Interval = 5 * time.Second
+	}
+	w := &Writer{o: o, space: space, pairs: map[string]*Pair{}, stop: make(chan struct{}), done: make(chan struct{})}
+	go w.monitor()
+	return w
+}
+
+// Open opens a pair and adds it to the writer.
+func (w *Writer) Open(cfg PairConfig) (*Pair, Recovered, error) {
+	w.mu.Lock()
+	if _, ok := w.pairs[cfg.ID]; ok {
+		w.mu.Unlock()
+		return nil, Recovered{}, fmt.Errorf("pair %s is already open", cfg.ID)
+	}
+	w.mu.Unlock()
+	p, rec, err := OpenPair(cfg, w.o)
+	if err != nil {
+		return nil, rec, err
+	}
+	w.mu.Lock()
+	w.pairs[cfg.ID] = p
+	w.mu.Unlock()
+	return p, rec, nil
+}
+
+// Pair returns the open pair id, or nil.
+func (w *Writer) Pair(id string) *Pair {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.pairs[id]
+}
+
+// Pairs returns the open pairs sorted by id.
+func (w *Writer) Pairs() []*Pair {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := make([]*Pair, 0, len(w.pairs))
+	for _, p := range w.pairs {
+		out = append(out, p)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].cfg.ID < out[j].cfg.ID })
+	return out
+}
+
+// Remove closes pair id and forgets it.
+func (w *Writer) Remove(id string) error {
+	w.mu.Lock()
+	p := w.pairs[id]
+	delete(w.pairs, id)
+	w.mu.Unlock()
+	if p == nil {
+		return fmt.Errorf("no pair %s", id)
+	}
+	return p.Close()
+}
+
+// Status returns every pair's snapshot.
+func (w *Writer) Status() []PairStatus {
+	ps := w.Pairs()
+	out := make([]PairStatus, len(ps))
+	for i, p := range ps {
+		out[i] = p.Status()
+	}
+	return out
+}
+
+// Close closes every pair.
+func (w *Writer) Close() error {
+	select {
+	case <-w.stop:
+	default:
+		close(w.stop)
+	}
+	<-w.done
+	var errs []error
+	for _, p := range w.Pairs() {
+		errs = append(errs, p.Close())
+	}
+	return errors.Join(errs...)
+}
+
+func (w *Writer) monitor() {
+	defer close(w.done)
+	if w.space.Interval < 0 {
+		<-w.stop
+		return
+	}
+	t := time.NewTicker(w.space.Interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-w.stop:
+			return
+		case <-t.C:
+			w.CheckSpace()
+		}
+	}
+}
+
+// CheckSpace applies the low-space rule once: on a retention volume with
+// less free space than the trigger, purge pairs lose their oldest
+// segments until twice the trigger is free, pause pairs stop; pairs
+// paused for space resume once twice the trigger is free again.
+func (w *Writer) CheckSpace() {
+	for _, p := range w.Pairs() {
+		free, total, err := w.o.FS.Free(p.cfg.RetentionDir)
+		if err != nil {
+			continue
+		}
+		trigger := journal.LowSpaceTrigger(total, w.space.Min, w.space.Max)
+		p.mu.Lock()
+		spacePaused := p.spacePause
+		p.mu.Unlock()
+		if free >= 2*trigger && spacePaused {
+			if err := p.Resume(); err == nil {
+				p.event(EventState, slog.LevelInfo, fmt.Sprintf("resumed: %s free on the retention volume", mb(int64(free))))
+			}
+			continue
+		}
+		if free >= trigger {
+			continue
+		}
+		if p.store.Policy().OnFull == journal.Pause {
+			if !spacePaused {
+				p.pauseForSpace(fmt.Sprintf("retention volume low: %s free, trigger %s (policy: pause)", mb(int64(free)), mb(int64(trigger))))
+			}
+			continue
+		}
+		purged := 0
+		var res journal.PruneResult
+		for free < 2*trigger {
+			r, err := p.store.Prune(journal.PruneOptions{Max: 1})
+			if err != nil || r.Segments == 0 {
+				break
+			}
+			res = r
+			purged += r.Segments
+			free, _, _ = w.o.FS.Free(p.cfg.RetentionDir)
+		}
+		if purged > 0 {
+			p.event(EventAlert, slog.LevelWarn, fmt.Sprintf("retention volume low: purged %d oldest segment(s); recoverable from %s",
+				purged, res.EarliestTime.UTC().Format(time.RFC3339)))
+		} else if free < trigger && !spacePaused {
+			p.pauseForSpace(fmt.Sprintf("retention volume low: %s free and nothing left to purge", mb(int64(free))))
+		}
+	}
+}

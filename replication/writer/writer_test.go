@@ -1,0 +1,136 @@
+package writer
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mtconsole/mtconsole/internal/testutil"
+	"github.com/mtconsole/mtconsole/replication/journal"
+	"github.com/mtconsole/mtconsole/replication/recovery"
+	"github.com/mtconsole/mtconsole/replication/vfs"
+)
+
+const diskSize = 256 << 10
+
+// memPair is a pair on a Mem file system, the shape every engine test uses.
+type memPair struct {
+	t      *testing.T
+	fs     *vfs.Mem
+	catDir string
+	cfg    PairConfig
+	o      Options
+	mu     sync.Mutex
+	acked  uint64
+}
+
+func newMemPair(t *testing.T, initial []byte) *memPair {
+	t.Helper()
+	fs := vfs.NewMem()
+	if err := fs.MkdirAll("/mt", 0o700); err != nil {
+		t.Fatal(err)
+	}
+	f, err := fs.OpenFile("/mt/target.img", os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img := make([]byte, diskSize)
+	copy(img, initial)
+	f.WriteAt(img, 0)
+	f.Sync()
+	fs.SyncDir("/mt")
+	m := &memPair{t: t, fs: fs, catDir: t.TempDir()}
+	m.cfg = PairConfig{ID: "p1", Target: "/mt/target.img", JournalDir: "/mt/journal/p1", RetentionDir: "/mt/retention/p1",
+		CatalogueDir: m.catDir, JournalSegmentSize: 64 << 10, MaxPending: 16 << 10, MaxRecord: 16 << 10, UndoSegmentSize: 32 << 10,
+		Policy: journal.Policy{OnFull: journal.Purge}}
+	m.o = Options{FS: fs, BatchRecords: 8, Parallel: 4, Now: func() time.Time { return time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC) }}
+	return m
+}
+
+func (m *memPair) open() (*Pair, Recovered) {
+	m.t.Helper()
+	o := m.o
+	o.OnAck = func(_ string, seq uint64) {
+		m.mu.Lock()
+		if seq > m.acked {
+			m.acked = seq
+		}
+		m.mu.Unlock()
+	}
+	p, rec, err := OpenPair(m.cfg, o)
+	if err != nil {
+		m.t.Fatal(err)
+	}
+	return p, rec
+}
+
+func (m *memPair) target() []byte {
+	b, err := m.fs.ReadFile(m.cfg.Target)
+	if err != nil {
+		m.t.Fatal(err)
+	}
+	return b
+}
+
+func feed(t *testing.T, p *Pair, op testutil.Op) error {
+	t.Helper()
+	if op.Tag != nil {
+		return p.Tag(op.Seq, *op.Tag)
+	}
+	return p.Write(op.Seq, op.Offset, op.Time, op.Data, 0)
+}
+
+func TestReplicateAndRecoverEveryTag(t *testing.T) {
+	m := newMemPair(t, nil)
+	p, _ := m.open()
+	w := testutil.NewWorkload(1, diskSize, nil)
+	for range 300 {
+		if err := feed(t, p, w.Next()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := p.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Drain(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if d := testutil.Diff(m.target(), w.Source); d != "" {
+		t.Fatalf("target differs from source: %s", d)
+	}
+	if m.acked != w.Seq {
+		t.Fatalf("acked %d, want %d", m.acked, w.Seq)
+	}
+	tags := p.Store().Tags()
+	if len(tags) != len(w.Tags) {
+		t.Fatalf("store has %d tags, workload made %d", len(tags), len(w.Tags))
+	}
+	for _, tg := range tags {
+		err := p.Hold(func(target vfs.File, st *journal.Store) error {
+			r, err := recovery.Resolve(st, recovery.Point{Kind: recovery.TagNamed, Name: tg.Name})
+			if err != nil {
+				return err
+			}
+			dst, err := m.fs.OpenFile("/mt/export-"+tg.Name, os.O_RDWR|os.O_CREATE, 0o600)
+			if err != nil {
+				return err
+			}
+			_, err = recovery.Export(context.Background(), st, target, dst, r, nil)
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := m.fs.ReadFile("/mt/export-" + tg.Name)
+		if d := testutil.Diff(got, w.Tags[tg.Name]); d != "" {
+			t.Fatalf("export of %s: %s", tg.Name, d)
+		}
+	}
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	_ = filepath.Join
+}

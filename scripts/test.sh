@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# The README's test command: installs what the tests need (as root, when
+# missing), then gofmt, go vet, the engine under the race detector, a short
+# fuzz of every decoder, and every package's tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+for pair in fio:fio rsync:rsync lvm:lvm2 sgdisk:gdisk mkfs.xfs:xfsprogs tmux:tmux qemu-img:qemu-utils; do
+	command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
+done
+if ((${#need[@]})); then
+	if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+		echo "== installing ${need[*]}"
+		apt-get update -qq >/dev/null
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+	else
+		echo "== missing ${need[*]} (not root, or no apt-get): tests that need them skip"
+	fi
+fi
+
+echo "== gofmt"
+bad=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
+if [ -n "$bad" ]; then
+	echo "gofmt would change:"; echo "$bad"; exit 1
+fi
+
+echo "== go vet"
+go vet ./...
+
+echo "== go test -race (engine)"
+go test -race -count=1 ./replication/... ./internal/...
+
+echo "== fuzz (short)"
+for target in $(grep -rhoE '^func (Fuzz[A-Za-z0-9_]+)' --include='*_test.go' replication | sed 's/^func //' | sort -u); do
+	pkg=$(grep -rlE "^func $target\(" --include='*_test.go' replication | head -1 | xargs dirname)
+	go test -run='^$' -fuzz="^$target\$" -fuzztime=5s "./$pkg" >/dev/null
+	echo "   $target ok"
+done
+
+echo "== go test"
+go test -count=1 ./...
