@@ -405,3 +405,7 @@ func writeAt(b, p []byte, off int64) []byte {
 	copy(b[off:], p)
 	return b
 }
+
+// Halt stops m at this instant, as a crash would: every later operation
+// fails with ErrCrashed. Crash then builds what survives.
+func (m *Mem) Halt() { m.mu.Lock(); m.crashed = true; m.mu.Unlock() }

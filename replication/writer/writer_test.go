@@ -52,7 +52,21 @@ func newMemPair(t *testing.T, initial []byte) *memPair {
 
 func (m *memPair) open() (*Pair, Recovered) {
 	m.t.Helper()
+	p, rec, err := m.openRec()
+	if err != nil {
+		m.t.Fatal(err)
+	}
+	return p, rec
+}
+
+func (m *memPair) tryOpen() (*Pair, error) {
+	p, _, err := m.openRec()
+	return p, err
+}
+
+func (m *memPair) openRec() (*Pair, Recovered, error) {
 	o := m.o
+	o.FS = m.fs
 	o.OnAck = func(_ string, seq uint64) {
 		m.mu.Lock()
 		if seq > m.acked {
@@ -60,11 +74,7 @@ func (m *memPair) open() (*Pair, Recovered) {
 		}
 		m.mu.Unlock()
 	}
-	p, rec, err := OpenPair(m.cfg, o)
-	if err != nil {
-		m.t.Fatal(err)
-	}
-	return p, rec
+	return OpenPair(m.cfg, o)
 }
 
 func (m *memPair) target() []byte {
