@@ -292,4 +292,3 @@ func replay(ops []testutil.Op, seq uint64) []byte {
 	}
 	return img
 }
-
