@@ -375,6 +375,9 @@ func (f *memFile) Truncate(size int64) error {
 	if err := f.fs.check(OpTruncate, f.name); err != nil {
 		return err
 	}
+	if grow := size - int64(len(f.node.data)); f.fs.capacity > 0 && grow > 0 && f.fs.used()+grow > f.fs.capacity {
+		return &os.PathError{Op: "truncate", Path: f.name, Err: syscall.ENOSPC}
+	}
 	f.node.data = resize(f.node.data, size)
 	f.node.pending = append(f.node.pending, memOp{truncate: true, off: size})
 	return nil
