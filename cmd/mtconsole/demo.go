@@ -9,6 +9,7 @@ import (
 	"math/rand"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"text/tabwriter"
 	"time"
 
@@ -41,7 +42,7 @@ random write workload with crash- and application-consistent tags through
 the journal, the applier and the retention store, then exports every tag and
 checks each image against the source as it was at that tag (SHA-256), and
 finally rolls one target back in place to a tag and checks it too.`,
-		Args: cobra.NoArgs,
+		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error { return runDemo(cmd.OutOrStdout(), f) },
 	}
 	c.Flags().StringVar(&f.dir, "dir", "", "work in this directory instead of a new temporary one (kept)")
@@ -81,8 +82,8 @@ func runDemo(out io.Writer, f demoFlags) error {
 	size := int64(f.sizeMB) << 20
 	rng := rand.New(rand.NewSource(f.seed))
 	fmt.Fprintf(out, "mtconsole demo in %s: %d disks of %d MiB, %d writes each\n", dir, f.disks, f.sizeMB, f.writes)
-	events := 0
-	w := writer.New(writer.Options{OnEvent: func(writer.Event) { events++ }}, writer.SpaceOptions{Interval: -1})
+	var events atomic.Int64 // the pairs' appliers report concurrently
+	w := writer.New(writer.Options{OnEvent: func(writer.Event) { events.Add(1) }}, writer.SpaceOptions{Interval: -1})
 	defer w.Close()
 	var disks []*demoDisk
 	for i := range f.disks {
@@ -253,10 +254,12 @@ func runDemo(out io.Writer, f demoFlags) error {
 			return err
 		}
 	}
-	fmt.Fprintf(out, "\n%d images checked: %d bit-exact, %d differ; %d engine events; total %s\n", ok+bad, ok, bad, events, time.Since(start).Round(time.Millisecond))
+	fmt.Fprintf(out, "\n%d images checked: %d bit-exact, %d differ; %d engine events; total %s\n", ok+bad, ok, bad, events.Load(), time.Since(start).Round(time.Millisecond))
 	if f.keep || f.dir != "" {
+		// the last disk: with more than one, it was not rolled back
+		ret := filepath.Join(dir, "retention", disks[len(disks)-1].id)
 		fmt.Fprintf(out, "\nkept %s; look inside with:\n  mtconsole retention summary --verbose --dir %s\n  mtconsole retention events --dir %s\n",
-			dir, filepath.Join(dir, "retention", "disk1"), filepath.Join(dir, "retention", "disk1"))
+			dir, ret, ret)
 	}
 	if bad > 0 {
 		return fmt.Errorf("%d recovered images differ from the source", bad)

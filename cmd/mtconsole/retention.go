@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -35,6 +36,8 @@ These are the twins of cdpcli: summary (--showsummary), events
 rollback (--rollback, in place). They open the store directly, so the
 pair must not be running in an agent. Times are UTC.`,
 	}
+	c.Args = usageArgs(cobra.NoArgs)
+	c.RunE = func(cmd *cobra.Command, _ []string) error { return cmd.Help() }
 	c.AddCommand(newRetentionSummaryCmd(), newRetentionEventsCmd(), newRetentionRecoverCmd(),
 		newRetentionRollbackCmd(), newRetentionLockCmd(true), newRetentionLockCmd(false))
 	return c
@@ -91,7 +94,7 @@ func newRetentionSummaryCmd() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "summary",
 		Short: "Show the recovery window, space used and events by application (cdpcli --showsummary)",
-		Args:  cobra.NoArgs,
+		Args:  usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			st, err := openStore(dir, true)
 			if err != nil {
@@ -169,7 +172,7 @@ func newRetentionEventsCmd() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "events",
 		Short: "List the consistency events (tags) in the retention window (cdpcli --listevents)",
-		Args:  cobra.NoArgs,
+		Args:  usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			st, err := openStore(dir, true)
 			if err != nil {
@@ -191,6 +194,8 @@ func newRetentionEventsCmd() *cobra.Command {
 			if less == nil {
 				return usageError{fmt.Errorf("--sort %q: want time, app, event or accuracy", sortBy)}
 			}
+			// Events that sort equal stay newest first, as --sort time lists them.
+			slices.Reverse(tags)
 			sort.SliceStable(tags, func(i, j int) bool { return less(tags[i], tags[j]) })
 			out := cmd.OutOrStdout()
 			if asJSON {
@@ -248,7 +253,7 @@ func newRetentionLockCmd(lock bool) *cobra.Command {
 	c := &cobra.Command{
 		Use:   use,
 		Short: short,
-		Args:  cobra.ExactArgs(1),
+		Args:  usageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			st, err := openStore(dir, false)
 			if err != nil {
@@ -344,7 +349,7 @@ func newRetentionRecoverCmd() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "recover --dir DIR --point POINT --dest PATH",
 		Short: "Write the image of a recovery point to a new file or a device; the target is untouched (cdpcli --recover)",
-		Args:  cobra.NoArgs,
+		Args:  usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if dest == "" {
 				return usageError{errors.New("--dest is required: a new file, or a device with --force")}
@@ -396,7 +401,7 @@ func newRetentionRollbackCmd() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "rollback --dir DIR --point POINT",
 		Short: "Roll the target itself back to a recovery point; the pair ends (cdpcli --rollback)",
-		Args:  cobra.NoArgs,
+		Args:  usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			st, tf, r, err := f.open()
 			if err != nil {
@@ -410,7 +415,7 @@ func newRetentionRollbackCmd() *cobra.Command {
 					return usageError{errors.New("rollback overwrites the target: confirm with --yes when not at a terminal")}
 				}
 				fmt.Fprintf(out, "This rolls %s back to %s.\nReplication of pair %s ends. Type the pair id to confirm: ", tf.Name(), r, r.Pair)
-				line, _ := bufio.NewReader(os.Stdin).ReadString('\n')
+				line, _ := bufio.NewReader(cmd.InOrStdin()).ReadString('\n')
 				if strings.TrimSpace(line) != r.Pair {
 					return errors.New("not confirmed; nothing changed")
 				}
@@ -436,9 +441,16 @@ func newRetentionRollbackCmd() *cobra.Command {
 func windowText(d time.Duration) string {
 	switch {
 	case d%(24*time.Hour) == 0:
-		return fmt.Sprintf("%d days", d/(24*time.Hour))
+		return plural(int64(d/(24*time.Hour)), "day")
 	case d%time.Hour == 0:
-		return fmt.Sprintf("%d hours", d/time.Hour)
+		return plural(int64(d/time.Hour), "hour")
 	}
 	return d.String()
+}
+
+func plural(n int64, unit string) string {
+	if n == 1 {
+		return "1 " + unit
+	}
+	return fmt.Sprintf("%d %ss", n, unit)
 }
