@@ -2,6 +2,7 @@ package journal
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -48,7 +49,7 @@ func ParseWindow(s string) (time.Duration, error) {
 		return 0, fmt.Errorf("retention window %q: want a number and a unit, such as 24h or 3 days", s)
 	}
 	v, err := strconv.ParseFloat(num, 64)
-	if err != nil || v < 0 {
+	if err != nil || v < 0 || math.IsNaN(v) || math.IsInf(v, 0) {
 		return 0, fmt.Errorf("retention window %q: %q is not a positive number", s, num)
 	}
 	var u time.Duration
@@ -61,6 +62,11 @@ func ParseWindow(s string) (time.Duration, error) {
 		u = 24 * time.Hour
 	default:
 		return 0, fmt.Errorf("retention window %q: unit %q is not minutes, hours or days", s, unit)
+	}
+	// A float past the range of Duration converts to garbage, negative
+	// on amd64.
+	if v*float64(u) >= math.MaxInt64 {
+		return 0, fmt.Errorf("retention window %q: too long (at most %d days)", s, math.MaxInt64/int64(24*time.Hour))
 	}
 	return time.Duration(v * float64(u)), nil
 }

@@ -109,16 +109,10 @@ func (r *Record) payloadLen() int {
 // AppendRecord encodes r for segment seg onto b. The checksum covers the
 // segment index so that stale records left in a reused segment never pass.
 func AppendRecord(b []byte, seg uint64, r *Record) ([]byte, error) {
+	if err := r.check(); err != nil {
+		return b, err
+	}
 	pl := r.payloadLen()
-	if pl > MaxPayload {
-		return b, fmt.Errorf("%w: %d bytes", ErrTooLarge, pl)
-	}
-	if r.Type == TypeTag {
-		t := r.Tag
-		if len(t.Name) > 0xffff || len(t.App) > 0xffff || len(t.ID) > 0xffff {
-			return b, fmt.Errorf("%w: tag fields", ErrTooLarge)
-		}
-	}
 	start := len(b)
 	total := HeaderSize + align8(pl)
 	b = append(b, make([]byte, total)...)
@@ -144,6 +138,33 @@ func AppendRecord(b []byte, seg uint64, r *Record) ([]byte, error) {
 	}
 	binary.LittleEndian.PutUint32(h[16:], recordCRC(seg, h[:16], p[:pl]))
 	return b, nil
+}
+
+// check refuses a record that cannot be encoded, or that would be encoded
+// into bytes DecodeRecord refuses: written to a log, it would read back as
+// its end.
+func (r *Record) check() error {
+	switch r.Type {
+	case TypeWrite, TypeUndo:
+		if r.Offset < 0 {
+			return fmt.Errorf("record %d: negative offset %d", r.Seq, r.Offset)
+		}
+	case TypeTag:
+		t := r.Tag
+		if t == nil {
+			return fmt.Errorf("record %d: tag record without tag", r.Seq)
+		}
+		if len(t.Name) > 0xffff || len(t.App) > 0xffff || len(t.ID) > 0xffff {
+			return fmt.Errorf("%w: tag fields", ErrTooLarge)
+		}
+	case TypeEnd:
+	default:
+		return fmt.Errorf("record %d: bad type %d", r.Seq, uint8(r.Type))
+	}
+	if pl := r.payloadLen(); pl > MaxPayload {
+		return fmt.Errorf("%w: %d bytes", ErrTooLarge, pl)
+	}
+	return nil
 }
 
 func recordCRC(seg uint64, hdr, payload []byte) uint32 {
@@ -182,6 +203,16 @@ func DecodeRecord(b []byte, seg uint64) (Record, int, error) {
 	if binary.LittleEndian.Uint32(b[16:]) != recordCRC(seg, b[:16], p) {
 		return Record{}, 0, &errBad{"checksum mismatch"}
 	}
+	// The checksum does not cover bytes 20-23 nor the padding: they must
+	// be zero, or a damaged record would read as data.
+	if binary.LittleEndian.Uint16(b[6:]) != 0 || binary.LittleEndian.Uint32(b[20:]) != 0 {
+		return Record{}, 0, &errBad{"nonzero reserved bytes"}
+	}
+	for _, c := range b[HeaderSize+pl : total] {
+		if c != 0 {
+			return Record{}, 0, &errBad{"nonzero padding"}
+		}
+	}
 	r := Record{Type: typ, Flags: b[5], Seq: binary.LittleEndian.Uint64(b[8:])}
 	switch typ {
 	case TypeWrite, TypeUndo:
@@ -213,9 +244,16 @@ func DecodeRecord(b []byte, seg uint64) (Record, int, error) {
 			fields[i] = string(p[o : o+n])
 			o += n
 		}
+		if o != len(p) {
+			return Record{}, 0, &errBad{"tag payload has trailing bytes"}
+		}
 		t.Name, t.App, t.ID = fields[0], fields[1], fields[2]
 		r.Tag = t
 		r.Time = t.Time
+	case TypeEnd:
+		if pl != 0 {
+			return Record{}, 0, &errBad{"end record with payload"}
+		}
 	}
 	return r, total, nil
 }

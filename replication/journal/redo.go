@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
+	"time"
 
 	"github.com/mtconsole/mtconsole/replication/vfs"
 )
@@ -38,6 +40,9 @@ type LogOptions struct {
 	// OnDurable is called, from the commit goroutine, with the highest
 	// sequence made durable by each group commit: the acknowledgement.
 	OnDurable func(seq uint64)
+	// OnNoSpace is told when a new segment finds no room; appends then
+	// wait, unacknowledged, until it does.
+	OnNoSpace func(error)
 	Logger    *slog.Logger
 }
 
@@ -133,6 +138,11 @@ func OpenLog(o LogOptions) (*Log, RepairReport, error) {
 	}
 	for _, name := range names {
 		path := filepath.Join(o.Dir, name)
+		if strings.HasPrefix(name, "spare-") {
+			// Made by Trim in an earlier run: reuse it rather than leak it.
+			l.spares = append(l.spares, path)
+			continue
+		}
 		if !strings.HasSuffix(name, ".redo") {
 			continue
 		}
@@ -188,7 +198,9 @@ func (l *Log) scan(rep *RepairReport) error {
 				if !last {
 					return fmt.Errorf("%w: %s offset %d: %s, and segment %d follows", ErrCorrupt, s.path, off, bad.why, s.index+1)
 				}
-				window := int64(l.o.MaxPending + l.o.MaxRecord + HeaderSize)
+				// Records start 8-byte aligned, and validAfter looks only
+				// at offsets as aligned as its start.
+				window := int64(align8(l.o.MaxPending + l.o.MaxRecord + HeaderSize))
 				if validAfter(s.f, s.index, off+window, size) {
 					return fmt.Errorf("%w: %s offset %d: %s, with valid records after it", ErrCorrupt, s.path, off, bad.why)
 				}
@@ -270,6 +282,14 @@ func (l *Log) Err() error { l.mu.Lock(); defer l.mu.Unlock(); return l.err }
 // record is copied. It blocks while MaxPending bytes wait or the journal is
 // full. After an I/O error every Append fails with it.
 func (l *Log) Append(r *Record) error {
+	// A record AppendRecord refuses would be acknowledged without ever
+	// being written: refuse it here, before it takes a sequence.
+	if r.Type == TypeEnd {
+		return fmt.Errorf("record %d: end records are the log's own", r.Seq)
+	}
+	if err := r.check(); err != nil {
+		return err
+	}
 	n := r.Len()
 	if n > l.o.MaxRecord {
 		return fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, n, l.o.MaxRecord)
@@ -367,6 +387,23 @@ func (l *Log) commitLoop() {
 		l.mu.Unlock()
 
 		last, err := l.commit(group)
+		for warned := false; err != nil; warned = true {
+			// A new segment found no room: nothing of the group was
+			// acknowledged and no fdatasync failed, so wait for space
+			// (trimming, retention pruning) and try the group again.
+			var ns *errNoSpace
+			if !errors.As(err, &ns) || l.isClosed() {
+				break
+			}
+			if !warned {
+				l.o.Logger.Warn("journal: no room for a new segment, acknowledgements wait", "dir", l.o.Dir, "err", err)
+				if l.o.OnNoSpace != nil {
+					l.o.OnNoSpace(err)
+				}
+			}
+			time.Sleep(50 * time.Millisecond)
+			last, err = l.commit(group)
+		}
 
 		l.mu.Lock()
 		for _, c := range group {
@@ -444,6 +481,15 @@ func (l *Log) seg(index uint64) *logSeg {
 	return l.segLocked(index)
 }
 
+// errNoSpace is a segment that could not be allocated: retried, unlike
+// an error of a write or fdatasync.
+type errNoSpace struct{ err error }
+
+func (e *errNoSpace) Error() string { return e.err.Error() }
+func (e *errNoSpace) Unwrap() error { return e.err }
+
+func (l *Log) isClosed() bool { l.mu.Lock(); defer l.mu.Unlock(); return l.closed }
+
 func (l *Log) segLocked(index uint64) *logSeg {
 	for i := len(l.segs) - 1; i >= 0; i-- {
 		if l.segs[i].index == index {
@@ -459,7 +505,17 @@ func (l *Log) newSegment(index, firstSeq uint64) (*logSeg, error) {
 	path := l.segPath(index)
 	l.mu.Lock()
 	var spare string
-	if k := len(l.spares); k > 0 {
+	for i, p := range l.spares {
+		if p == path {
+			// A segment file whose creation a crash cut short: take it, or
+			// a spare renamed over it would leave its name in the list
+			// and the next new segment would take the live file.
+			spare = p
+			l.spares = append(l.spares[:i], l.spares[i+1:]...)
+			break
+		}
+	}
+	if k := len(l.spares); spare == "" && k > 0 {
 		spare, l.spares = l.spares[k-1], l.spares[:k-1]
 	}
 	l.mu.Unlock()
@@ -473,7 +529,14 @@ func (l *Log) newSegment(index, firstSeq uint64) (*logSeg, error) {
 	} else {
 		f, err = l.o.FS.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 		if err == nil {
-			err = vfs.Allocate(f, l.o.SegmentSize)
+			if err = vfs.Allocate(f, l.o.SegmentSize); err != nil {
+				f.Close()
+				f = nil
+				l.o.FS.Remove(path)
+				if errors.Is(err, syscall.ENOSPC) {
+					err = &errNoSpace{err}
+				}
+			}
 		}
 	}
 	if err != nil {

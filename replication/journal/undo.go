@@ -238,8 +238,8 @@ func (s *Store) Uncommitted() ([]Record, error) {
 		var from int64
 		if n := len(s.segs); n > 0 && idx == s.segs[n-1].Index {
 			from = s.segs[n-1].Bytes
-		} else if idx < s.nextIdx {
-			continue
+		} else if n > 0 && idx < s.segs[n-1].Index {
+			continue // committed whole
 		}
 		if _, err := scan(idx, files[idx], from); err != nil {
 			return nil, err
@@ -340,6 +340,16 @@ func (s *Store) roll(r *Record) error {
 			s.act = &activeSeg{info: last, f: f, off: last.Bytes}
 			s.track(s.act)
 			return nil
+		}
+	}
+	if s.act != nil {
+		// The segment being sealed is durable before the next one holds
+		// anything, so a batch a crash cuts short reads back from
+		// Uncommitted as a prefix of itself: a gap would put the target
+		// back to a state it never had (overlapping before-images carry
+		// the batch's earlier writes).
+		if err := s.act.f.Sync(); err != nil {
+			return fmt.Errorf("retention %s: %w", s.act.f.Name(), err)
 		}
 	}
 	idx := s.nextIdx

@@ -33,33 +33,84 @@ type errRetention struct{ err error }
 func (e *errRetention) Error() string { return "retention: " + e.err.Error() }
 func (e *errRetention) Unwrap() error { return e.err }
 
-// apply moves one batch from the journal to the target:
+// pending is the batches staged on the target since the last commit.
+type pending struct {
+	n     int
+	c     journal.Commit
+	bytes int64
+	since time.Time
+}
+
+func (q *pending) due(now time.Time, bytes int64, interval time.Duration) bool {
+	return q.n > 0 && (q.bytes >= bytes || now.Sub(q.since) >= interval)
+}
+
+func batchAccuracy(batch []journal.Record) journal.Accuracy {
+	for i := range batch {
+		if batch[i].Type == journal.TypeWrite {
+			if batch[i].Flags&journal.FlagResync != 0 {
+				return journal.NotGuaranteed
+			}
+			return journal.Exact
+		}
+	}
+	return ""
+}
+
+// stage moves one batch from the journal to the target:
 //
 //	read before-images → append them to retention → fdatasync retention →
-//	write the target → fdatasync the target → commit the applied position.
+//	write the target
+//
+// and commit, every CommitBytes or CommitInterval or when the applier is
+// idle, makes the staged batches the applied position:
+//
+//	fdatasync the target → commit the catalogue → trim the journal.
 //
 // Invariant 2: a before-image is durable before its write reaches the
-// target, and the applied position is persisted only after both.
-func (p *Pair) apply(batch []journal.Record) error {
+// target, and the applied position is persisted only after both. A crash
+// between the two leaves before-images past the applied position, from
+// which OpenPair puts the target back.
+func (p *Pair) stage(batch []journal.Record) error {
+	acc := batchAccuracy(batch)
+	if acc != "" && p.pend.n > 0 && p.pend.c.Accuracy != acc {
+		// a range of other accuracy begins: close the current one
+		if err := p.commit(); err != nil {
+			return err
+		}
+	}
+	if p.pend.n == 0 {
+		st := p.store.State()
+		p.pend = pending{since: p.o.Now(), c: journal.Commit{AppliedTime: st.AppliedTime, Accuracy: journal.Exact}}
+	}
+	if acc != "" {
+		p.pend.c.Accuracy = acc
+	}
 	var writes []int
+	total := 0
 	for i := range batch {
 		if batch[i].Type == journal.TypeWrite {
 			writes = append(writes, i)
+			total += len(batch[i].Data)
 		}
 	}
-	last := batch[len(batch)-1]
-	c := journal.Commit{Applied: last.Seq, AppliedTime: p.store.State().AppliedTime, Accuracy: journal.Exact}
-	var bytes int64
 	if len(writes) > 0 {
+		if cap(p.undoBuf) < total {
+			p.undoBuf = make([]byte, total)
+		}
+		block := p.undoBuf[:total]
 		undo := make([]journal.Record, len(writes))
-		overlap := false
-		err := p.parallel(len(writes), func(k int) error {
-			w := &batch[writes[k]]
-			buf := make([]byte, len(w.Data))
-			if _, err := p.target.ReadAt(buf, w.Offset); err != nil {
-				return &errTarget{"read", p.cfg.Target, w.Offset, err}
+		pos := 0
+		for k, i := range writes {
+			w := &batch[i]
+			undo[k] = journal.Record{Type: journal.TypeUndo, Seq: w.Seq, Offset: w.Offset, Time: w.Time, Data: block[pos : pos+len(w.Data)]}
+			pos += len(w.Data)
+		}
+		err := p.parallel(len(writes), p.o.Parallel, func(k int) error {
+			u := &undo[k]
+			if _, err := p.target.ReadAt(u.Data, u.Offset); err != nil {
+				return &errTarget{"read", p.cfg.Target, u.Offset, err}
 			}
-			undo[k] = journal.Record{Type: journal.TypeUndo, Seq: w.Seq, Offset: w.Offset, Time: w.Time, Data: buf}
 			return nil
 		})
 		if err != nil {
@@ -67,6 +118,7 @@ func (p *Pair) apply(batch []journal.Record) error {
 		}
 		// A before-image is the target as the write found it: earlier
 		// writes of the same batch that overlap it are part of that.
+		overlap := false
 		for k := 1; k < len(writes); k++ {
 			u := &undo[k]
 			for j := 0; j < k; j++ {
@@ -91,46 +143,52 @@ func (p *Pair) apply(batch []journal.Record) error {
 			}
 			return nil
 		}
+		writers := max(p.o.Parallel/4, 1)
 		if overlap {
-			// overlapping writes land in order
-			for k := range writes {
-				if err := write(k); err != nil {
-					return err
-				}
-			}
-		} else if err := p.parallel(len(writes), write); err != nil {
+			writers = 1 // overlapping writes land in order
+		}
+		if err := p.parallel(len(writes), writers, write); err != nil {
 			return err
 		}
-		if err := p.target.Sync(); err != nil {
-			return &errTarget{"fdatasync", p.cfg.Target, -1, err}
+		if p.pend.c.FirstTime.IsZero() {
+			p.pend.c.FirstTime = batch[writes[0]].Time
 		}
-		if batch[writes[0]].Flags&journal.FlagResync != 0 {
-			c.Accuracy = journal.NotGuaranteed
-		}
-		c.FirstTime = batch[writes[0]].Time
 		for _, k := range writes {
-			bytes += int64(len(batch[k].Data))
-			c.AppliedTime = batch[k].Time
+			p.pend.bytes += int64(len(batch[k].Data))
+			p.pend.c.AppliedTime = batch[k].Time
 		}
 	}
 	for i := range batch {
 		if t := batch[i].Tag; t != nil {
-			acc := journal.Exact
-			if i > 0 && c.Accuracy != journal.Exact {
-				acc = c.Accuracy
-			}
-			c.Tags = append(c.Tags, journal.Tag{Seq: batch[i].Seq, Time: t.Time, Name: t.Name, App: t.App, ID: t.ID, Accuracy: acc})
+			p.pend.c.Tags = append(p.pend.c.Tags, journal.Tag{Seq: batch[i].Seq, Time: t.Time, Name: t.Name, App: t.App, ID: t.ID, Accuracy: p.pend.c.Accuracy})
 		}
 	}
+	p.pend.c.Applied = batch[len(batch)-1].Seq
+	p.pend.n++
+	return nil
+}
+
+// commit makes the staged batches durable on the target and records the
+// new applied position.
+func (p *Pair) commit() error {
+	if p.pend.n == 0 {
+		return nil
+	}
+	if err := p.target.Sync(); err != nil {
+		return &errTarget{"fdatasync", p.cfg.Target, -1, err}
+	}
+	c := p.pend.c
 	if err := p.store.Commit(c); err != nil {
 		return &errRetention{err}
 	}
+	bytes := p.pend.bytes
+	p.pend = pending{}
 	now := p.o.Now()
 	p.mu.Lock()
 	p.applied += bytes
 	p.rate.add(now, bytes)
 	p.mu.Unlock()
-	if err := p.log.Trim(last.Seq); err != nil {
+	if err := p.log.Trim(c.Applied); err != nil {
 		p.o.Logger.Warn("journal trim failed", "pair", p.cfg.ID, "err", err)
 	}
 	for _, t := range c.Tags {
@@ -141,10 +199,10 @@ func (p *Pair) apply(batch []journal.Record) error {
 	return nil
 }
 
-// parallel runs fn(0..n-1) on up to Parallel goroutines and returns the
+// parallel runs fn(0..n-1) on up to workers goroutines and returns the
 // first error.
-func (p *Pair) parallel(n int, fn func(int) error) error {
-	workers := min(p.o.Parallel, n)
+func (p *Pair) parallel(n, workers int, fn func(int) error) error {
+	workers = min(workers, n)
 	if workers <= 1 {
 		for i := range n {
 			if err := fn(i); err != nil {
@@ -191,8 +249,10 @@ func (p *Pair) parallel(n int, fn func(int) error) error {
 func (p *Pair) handleApplyError(err error) bool {
 	var re *errRetention
 	if errors.As(err, &re) && errors.Is(err, syscall.ENOSPC) {
-		if derr := p.store.DropPending(); derr != nil {
-			p.setError(fmt.Errorf("%w (and cutting the failed batch: %v)", err, derr))
+		// Put the target back to the applied position and forget what
+		// was staged, as OpenPair does after a crash; then retry.
+		if _, _, _, derr := p.undoStaged(); derr != nil {
+			p.setError(fmt.Errorf("%w (and undoing the staged batches: %v)", err, derr))
 			return false
 		}
 		if p.store.Policy().OnFull == journal.Purge {
@@ -208,6 +268,7 @@ func (p *Pair) handleApplyError(err error) bool {
 		p.pauseForSpace("retention volume full (policy: pause)")
 		return true
 	}
+	p.pend = pending{}
 	// Invariant 5: no retry after an I/O or fsync error on the journal,
 	// the retention store or the target; the pair restarts from disk.
 	p.setError(err)
@@ -252,7 +313,12 @@ func (p *Pair) enforcePolicy(now time.Time) {
 	}
 }
 
-func mb(n int64) string { return fmt.Sprintf("%.1f MB", float64(n)/1e6) }
+func mb(n int64) string {
+	if n < 1e6 {
+		return fmt.Sprintf("%.0f kB", float64(n)/1e3)
+	}
+	return fmt.Sprintf("%.1f MB", float64(n)/1e6)
+}
 
 // rate is a throughput estimate over the last few seconds.
 type rate struct {

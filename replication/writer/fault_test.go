@@ -257,6 +257,7 @@ func TestRetentionFullPurge(t *testing.T) {
 		}
 	}
 	// What is left still recovers bit-exact.
+	m.fs.SetCapacity(0)
 	checkTags(t, m, p, w, "after purge")
 }
 
@@ -265,16 +266,29 @@ func TestRetentionFullPause(t *testing.T) {
 	var ev events
 	m.o.OnEvent = ev.add
 	m.cfg.Policy.OnFull = journal.Pause
-	m.fs.SetCapacity(diskSize + 2*64<<10 + 300<<10)
+	m.cfg.JournalMaxSegments = 4
+	m.fs.SetCapacity(diskSize + 6*64<<10 + 300<<10)
 	p, _ := m.open()
 	defer p.Close()
 	w := testutil.NewWorkload(9, diskSize, nil)
 	w.MaxWrite = 4096
-	fill(t, p, w, 400)
+	// The feeder blocks once the paused pair's journal is full: the
+	// backpressure a process server sees.
+	fed := make(chan error, 1)
+	go func() {
+		for range 400 {
+			if err := feed(t, p, w.Next()); err != nil {
+				fed <- err
+				return
+			}
+		}
+		fed <- p.Sync()
+	}()
 	waitFor(t, "the pair to pause", func() bool { return p.Status().Health == HealthPaused })
 	if !ev.find(EventAlert, "retention volume full (policy: pause)") {
 		t.Fatalf("no pause alert; events: %+v", ev.ev)
 	}
+	time.Sleep(20 * time.Millisecond)
 	applied := p.Store().State().Applied
 	if applied >= p.Durable() {
 		t.Fatalf("applied %d, durable %d: the pair did not stop applying", applied, p.Durable())
@@ -286,6 +300,9 @@ func TestRetentionFullPause(t *testing.T) {
 	// Room again: resume and catch up.
 	m.fs.SetCapacity(0)
 	if err := p.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-fed; err != nil {
 		t.Fatal(err)
 	}
 	if err := p.Drain(context.Background()); err != nil {

@@ -60,6 +60,13 @@ type Options struct {
 	BatchRecords int
 	// Parallel is the number of target I/Os in flight (8).
 	Parallel int
+	// CommitBytes and CommitInterval bound how much applied data may wait
+	// for its target fdatasync and catalogue commit (64 MiB but at most
+	// one undo segment, 1 s): staged before-images cannot be pruned, so
+	// the retention volume must hold them. The applier also commits
+	// whenever it runs out of work.
+	CommitBytes    int64
+	CommitInterval time.Duration
 }
 
 func (o *Options) defaults() {
@@ -83,6 +90,12 @@ func (o *Options) defaults() {
 	}
 	if o.Parallel == 0 {
 		o.Parallel = 8
+	}
+	if o.CommitBytes == 0 {
+		o.CommitBytes = 64 << 20
+	}
+	if o.CommitInterval == 0 {
+		o.CommitInterval = time.Second
 	}
 }
 
@@ -118,6 +131,9 @@ type Pair struct {
 	rate       rate
 	rpoAlert   bool
 	lastAck    time.Time
+
+	pend    pending // batches on the target whose applied position is not yet committed
+	undoBuf []byte  // before-image buffer, reused batch to batch
 
 	wake    chan struct{}
 	stop    chan struct{}
@@ -201,29 +217,15 @@ func OpenPair(cfg PairConfig, o Options) (*Pair, Recovered, error) {
 	// Invariant 3: a batch whose before-images are durable but whose
 	// applied position is not may have reached the target in part; put
 	// the target back to the applied position from those before-images.
-	un, err := p.store.Uncommitted()
-	if err != nil {
-		return fail(err)
-	}
-	if len(un) > 0 {
-		ov := recovery.NewOverlay(context.Background(), p.target, o.Parallel)
-		for i := range un {
-			ov.Add(&un[i])
-		}
-		if err := ov.Close(); err != nil {
-			return fail(err)
-		}
-		if err := p.target.Sync(); err != nil {
-			return fail(fmt.Errorf("target %s: %w", cfg.Target, err))
-		}
-		rec.RolledBack, rec.RolledBackFrom, rec.RolledBackTo = len(un), un[0].Seq, un[len(un)-1].Seq
-	}
-	if err := p.store.DiscardUncommitted(); err != nil {
+	if rec.RolledBack, rec.RolledBackFrom, rec.RolledBackTo, err = p.undoStaged(); err != nil {
 		return fail(err)
 	}
 	p.log, rec.Journal, err = journal.OpenLog(journal.LogOptions{FS: o.FS, Dir: cfg.JournalDir,
 		SegmentSize: cfg.JournalSegmentSize, MaxSegments: cfg.JournalMaxSegments, MaxPending: cfg.MaxPending,
-		MaxRecord: cfg.MaxRecord, Base: st.Applied, OnDurable: p.onDurable, Logger: o.Logger})
+		MaxRecord: cfg.MaxRecord, Base: st.Applied, OnDurable: p.onDurable, Logger: o.Logger,
+		OnNoSpace: func(err error) {
+			p.event(EventAlert, slog.LevelWarn, "journal volume full, acknowledgements wait for space: "+err.Error())
+		}})
 	if err != nil {
 		return fail(err)
 	}
@@ -240,6 +242,31 @@ func OpenPair(cfg PairConfig, o Options) (*Pair, Recovered, error) {
 	}
 	go p.run(st.Applied + 1)
 	return p, rec, nil
+}
+
+// undoStaged puts the target back to the applied position from the
+// before-images written past it (a crash's or a failed batch's), makes
+// that durable, then cuts those before-images.
+func (p *Pair) undoStaged() (n int, from, to uint64, err error) {
+	p.pend = pending{}
+	un, err := p.store.Uncommitted()
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	if len(un) > 0 {
+		ov := recovery.NewOverlay(context.Background(), p.target, p.o.Parallel)
+		for i := range un {
+			ov.Add(&un[i])
+		}
+		if err := ov.Close(); err != nil {
+			return 0, 0, 0, err
+		}
+		if err := p.target.Sync(); err != nil {
+			return 0, 0, 0, fmt.Errorf("target %s: %w", p.cfg.Target, err)
+		}
+		n, from, to = len(un), un[0].Seq, un[len(un)-1].Seq
+	}
+	return n, from, to, p.store.DropPending()
 }
 
 // ID is the pair's id.
@@ -471,11 +498,21 @@ func (p *Pair) run(from uint64) {
 	defer close(p.done)
 	rd := p.log.NewReader(from)
 	var carry *journal.Record
+	// flush commits the staged batches; on failure the pair is in error.
+	flush := func() bool {
+		if err := p.commit(); err != nil {
+			p.handleApplyError(err)
+			return false
+		}
+		return true
+	}
 	for {
 		select {
 		case <-p.stop:
+			flush()
 			return
 		case release := <-p.hold:
+			flush()
 			<-release
 			continue
 		default:
@@ -491,16 +528,25 @@ func (p *Pair) run(from uint64) {
 			}
 			carry = next
 			if len(batch) > 0 {
-				if err := p.apply(batch); err != nil {
+				err := p.stage(batch)
+				if err == nil && p.pend.due(p.o.Now(), min(p.o.CommitBytes, p.cfg.UndoSegmentSize), p.o.CommitInterval) {
+					err = p.commit()
+				}
+				if err != nil {
 					carry = nil
 					if p.handleApplyError(err) {
-						// retry the batch: rewind the reader
+						// retry from the applied position
 						rd = p.log.NewReader(p.store.State().Applied + 1)
 					}
-					continue
 				}
 				continue
 			}
+		}
+		// Idle, paused or stopped: what is staged becomes the applied
+		// position now.
+		if p.pend.n > 0 {
+			flush()
+			continue
 		}
 		select {
 		case <-p.stop:
