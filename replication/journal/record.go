@@ -115,8 +115,17 @@ func AppendRecord(b []byte, seg uint64, r *Record) ([]byte, error) {
 	pl := r.payloadLen()
 	start := len(b)
 	total := HeaderSize + align8(pl)
-	b = append(b, make([]byte, total)...)
+	if cap(b)-start < total {
+		// grow by doubling: a group buffer takes many records
+		nb := make([]byte, start, max(2*cap(b), start+total))
+		copy(nb, b)
+		b = nb
+	}
+	b = b[:start+total]
 	h := b[start:]
+	// Only the header and the padding need zeroing: the rest is written.
+	clear(h[:HeaderSize])
+	clear(h[HeaderSize+pl:])
 	binary.LittleEndian.PutUint32(h[0:], uint32(pl))
 	h[4] = byte(r.Type)
 	h[5] = r.Flags
@@ -288,6 +297,8 @@ type scanner struct {
 	pos   int // next record in buf
 	end   int64
 	chunk int
+	old   [][]byte // buffers records were returned from, until release
+	pool  [][]byte // buffers free for reuse
 }
 
 func newScanner(f vfs.File, seg uint64, off, end int64) *scanner {
@@ -298,7 +309,7 @@ func newScanner(f vfs.File, seg uint64, off, end int64) *scanner {
 func (s *scanner) offset() int64 { return s.off + int64(s.pos) }
 
 // fill makes at least n bytes available at pos, or as many as the file
-// holds. Records already returned keep their buffer: it is never reused.
+// holds. Records already returned keep their buffer until release.
 func (s *scanner) fill(n int) error {
 	if len(s.buf)-s.pos >= n {
 		return nil
@@ -313,15 +324,41 @@ func (s *scanner) fill(n int) error {
 	if want < len(rest) {
 		want = len(rest)
 	}
-	nb := make([]byte, want)
+	nb := s.take(want)
 	copy(nb, rest)
 	if want > len(rest) {
-		if err := vfs.ReadFull(s.f, nb[len(rest):], s.off+int64(len(rest))); err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
+		k, err := s.f.ReadAt(nb[len(rest):], s.off+int64(len(rest)))
+		if err != nil && !errors.Is(err, io.EOF) {
 			return err
 		}
+		// Only what was read: a reused buffer holds older bytes past it.
+		nb = nb[:len(rest)+k]
+	}
+	if s.buf != nil {
+		s.old = append(s.old, s.buf)
 	}
 	s.buf = nb
 	return nil
+}
+
+func (s *scanner) take(n int) []byte {
+	for i, b := range s.pool {
+		if cap(b) >= n {
+			s.pool = append(s.pool[:i], s.pool[i+1:]...)
+			return b[:n]
+		}
+	}
+	return make([]byte, n, max(n, s.chunk))
+}
+
+// release lets the buffers of records returned before the current
+// buffer be reused.
+func (s *scanner) release() {
+	s.pool = append(s.pool, s.old...)
+	if len(s.pool) > 3 {
+		s.pool = s.pool[len(s.pool)-3:]
+	}
+	s.old = nil
 }
 
 // next returns the next record, an *errBad error where the valid log ends,

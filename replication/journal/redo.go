@@ -343,7 +343,7 @@ func (l *Log) appendTo(seg uint64, off int64, r *Record, newSeg bool, firstSeq u
 		if k := len(l.free); k > 0 {
 			buf, l.free = l.free[k-1][:0], l.free[:k-1]
 		} else {
-			buf = make([]byte, 0, min(l.o.MaxPending+l.o.MaxRecord, 1<<20))
+			buf = make([]byte, 0, min(l.o.MaxPending+l.o.MaxRecord, l.o.MaxPending+1<<20))
 		}
 		c = &chunk{seg: seg, off: off, data: buf, newSeg: newSeg, firstSeq: firstSeq}
 		l.pending = append(l.pending, c)
@@ -407,7 +407,9 @@ func (l *Log) commitLoop() {
 
 		l.mu.Lock()
 		for _, c := range group {
-			if cap(c.data) <= 4<<20 && len(l.free) < 4 {
+			// Keep two group buffers: allocating and faulting in a fresh
+			// one per group costs more than writing it.
+			if cap(c.data) <= 2*(l.o.MaxPending+1<<20) && len(l.free) < 2 {
 				l.free = append(l.free, c.data)
 			}
 		}
@@ -618,8 +620,17 @@ type Reader struct {
 // NewReader returns a reader positioned at sequence from.
 func (l *Log) NewReader(from uint64) *Reader { return &Reader{l: l, want: from} }
 
+// Release says that the data of the records returned so far, but for the
+// last, is no longer needed: their buffers may be reused. Without Release,
+// data stays valid after later calls.
+func (r *Reader) Release() {
+	if r.sc != nil {
+		r.sc.release()
+	}
+}
+
 // Next returns the next durable record, io.EOF when there is none yet, or
-// an error wrapping ErrCorrupt. Data stays valid after later calls.
+// an error wrapping ErrCorrupt. Data stays valid until Release.
 func (r *Reader) Next() (Record, error) {
 	for {
 		l := r.l

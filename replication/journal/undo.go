@@ -54,6 +54,7 @@ type Store struct {
 
 	// the segment being appended, and segments written since the last
 	// Commit / Sync
+	buf      []byte // encoding buffer, reused by Append
 	act      *activeSeg
 	uncommit []*activeSeg
 	unsynced []*activeSeg
@@ -292,7 +293,8 @@ func (s *Store) DiscardUncommitted() error {
 func (s *Store) Append(recs []Record) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var buf []byte
+	buf := s.buf[:0]
+	defer func() { s.buf = buf[:0] }()
 	flush := func() error {
 		if len(buf) == 0 {
 			return nil

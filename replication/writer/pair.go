@@ -529,6 +529,9 @@ func (p *Pair) run(from uint64) {
 			carry = next
 			if len(batch) > 0 {
 				err := p.stage(batch)
+				if err == nil {
+					rd.Release() // the batch is on the target and in retention
+				}
 				if err == nil && p.pend.due(p.o.Now(), min(p.o.CommitBytes, p.cfg.UndoSegmentSize), p.o.CommitInterval) {
 					err = p.commit()
 				}
