@@ -385,7 +385,7 @@ func newRetentionRecoverCmd() *cobra.Command {
 			if f.asJSON {
 				return writeJSON(out, res)
 			}
-			fmt.Fprintf(out, "Done: %d bytes copied, %d bytes restored from %d before-images in %s\n", res.Copied, res.Restored, res.Records, res.Duration.Round(time.Millisecond))
+			fmt.Fprintf(out, "Done: %d bytes from the target, %d bytes from %d before-images, in %s\n", res.Copied, res.Restored, res.Records, res.Duration.Round(time.Millisecond))
 			return nil
 		},
 	}

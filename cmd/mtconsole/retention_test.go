@@ -283,12 +283,13 @@ func TestRetentionRecover(t *testing.T) {
 					Name string `json:"name"`
 				} `json:"tag"`
 			} `json:"point"`
-			Copied int64 `json:"copied_bytes"`
+			Copied   int64 `json:"copied_bytes"`
+			Restored int64 `json:"restored_bytes"`
 		}
 		if err := json.Unmarshal([]byte(stdout), &res); err != nil {
 			t.Fatalf("recover --json: %v\n%s", err, stdout)
 		}
-		if res.Point.Pair != fxPair || res.Point.Seq != mid.seq || res.Point.Tag.Name != mid.name || res.Copied != fxSize {
+		if res.Point.Pair != fxPair || res.Point.Seq != mid.seq || res.Point.Tag.Name != mid.name || res.Restored == 0 || res.Copied+res.Restored != fxSize {
 			t.Errorf("recover --json: %+v", res)
 		}
 	})

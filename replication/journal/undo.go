@@ -669,14 +669,14 @@ func (s *Store) Undo(after, upto uint64, fn func(*Record) error) error {
 		if g.LastSeq <= after || g.FirstSeq > upto || g.FirstSeq == 0 {
 			continue
 		}
-		if err := s.undoSegment(g, after, upto, fn); err != nil {
+		if err := s.undoSegment(g, after, upto, func(r *Record, _ int64) error { return fn(r) }); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (s *Store) undoSegment(g SegmentInfo, after, upto uint64, fn func(*Record) error) error {
+func (s *Store) undoSegment(g SegmentInfo, after, upto uint64, fn func(*Record, int64) error) error {
 	path := s.segPath(g.Index)
 	f, err := s.o.FS.OpenFile(path, os.O_RDONLY, 0)
 	if err != nil {
@@ -700,11 +700,31 @@ func (s *Store) undoSegment(g SegmentInfo, after, upto uint64, fn func(*Record) 
 		if r.Seq > upto {
 			return nil
 		}
-		if err := fn(&r); err != nil {
+		if err := fn(&r, off+HeaderSize+writeFixed); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// UndoAt is Undo that also says where each record's data lies: its
+// segment and the file offset of the data's first byte there, so a
+// restore can copy it in the kernel (OpenSegment).
+func (s *Store) UndoAt(after, upto uint64, fn func(r *Record, seg uint64, off int64) error) error {
+	for _, g := range s.Segments() {
+		if g.LastSeq <= after || g.FirstSeq > upto || g.FirstSeq == 0 {
+			continue
+		}
+		if err := s.undoSegment(g, after, upto, func(r *Record, off int64) error { return fn(r, g.Index, off) }); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// OpenSegment opens undo segment idx for reading.
+func (s *Store) OpenSegment(idx uint64) (vfs.File, error) {
+	return s.o.FS.OpenFile(s.segPath(idx), os.O_RDONLY, 0)
 }
 
 // SeqAt returns the newest point at or before t: the state after the last

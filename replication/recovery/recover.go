@@ -4,11 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/mtconsole/mtconsole/replication/journal"
 	"github.com/mtconsole/mtconsole/replication/vfs"
@@ -20,8 +17,8 @@ type Progress func(done, total int64)
 // Result says what a rollback or export did.
 type Result struct {
 	Point    Resolved      `json:"point"`
-	Copied   int64         `json:"copied_bytes"`   // export: bytes copied from the target
-	Restored int64         `json:"restored_bytes"` // bytes of before-images written
+	Copied   int64         `json:"copied_bytes"`   // export: bytes copied from the target unchanged
+	Restored int64         `json:"restored_bytes"` // bytes written from before-images
 	Records  int           `json:"undo_records"`
 	Duration time.Duration `json:"duration_ns"`
 }
@@ -30,53 +27,14 @@ type Result struct {
 // one in progress.
 var ErrBusy = errors.New("another rollback is unfinished")
 
-// parallelism of target writes during restore
-const writers = 8
-
-// undoBytes is the size of the undo data between a point and the applied
-// position: the total a restore's progress counts to.
-func undoBytes(st *journal.Store, after uint64) int64 {
-	var n int64
-	for _, g := range st.Segments() {
-		if g.LastSeq > after {
-			n += g.Bytes
-		}
-	}
-	return n
-}
-
-// restore overlays the before-images after r.Seq onto dst.
-func restore(ctx context.Context, st *journal.Store, dst vfs.File, r Resolved, base int64, total int64, progress Progress, res *Result) error {
+// check says whether r can be restored from st.
+func check(st *journal.Store, r Resolved) error {
 	applied := st.State().Applied
 	if r.Seq > applied {
 		return fmt.Errorf("%w: sequence %d is past the applied position %d", ErrNoPoint, r.Seq, applied)
 	}
 	if e, _ := st.Earliest(); r.Seq < e {
 		return fmt.Errorf("%w: sequence %d was pruned (earliest is %d)", ErrNoPoint, r.Seq, e)
-	}
-	ov := NewOverlay(ctx, dst, writers)
-	var read int64
-	err := st.Undo(r.Seq, applied, func(rec *journal.Record) error {
-		res.Records++
-		read += int64(rec.Len())
-		if progress != nil && res.Records%64 == 0 {
-			progress(base+read, total)
-		}
-		return ov.Add(rec)
-	})
-	cerr := ov.Close()
-	res.Restored = ov.Written
-	if err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return err
-	}
-	if err := dst.Sync(); err != nil {
-		return fmt.Errorf("fdatasync %s: %w", dst.Name(), err)
-	}
-	if progress != nil {
-		progress(total, total)
 	}
 	return nil
 }
@@ -100,9 +58,32 @@ func Rollback(ctx context.Context, st *journal.Store, target vfs.File, r Resolve
 	if err := st.SetState(journal.StateRollingBack, "rolling back to "+r.String(), r.Seq); err != nil {
 		return res, err
 	}
-	total := undoBytes(st, r.Seq)
-	if err := restore(ctx, st, target, r, 0, total, progress, &res); err != nil {
+	if err := check(st, r); err != nil {
+		return res, err
+	}
+	fail := func(err error) (Result, error) {
 		return res, fmt.Errorf("rollback of pair %s to %s stopped; the target is partly rolled back, run the rollback again to finish: %w", s.Pair, r, err)
+	}
+	pieces, n, err := plan(ctx, st, r.Seq, s.Applied)
+	if err != nil {
+		return fail(err)
+	}
+	res.Records = n
+	var total int64
+	for _, p := range pieces {
+		total += p.n
+	}
+	res.Restored, err = apply(ctx, st, pieces, nil, 0, target, progressOf(progress, total))
+	if err == nil {
+		if err = target.Sync(); err != nil {
+			err = fmt.Errorf("fdatasync %s: %w", target.Name(), err)
+		}
+	}
+	if err != nil {
+		return fail(err)
+	}
+	if progress != nil {
+		progress(total, total)
 	}
 	if err := st.SetState(journal.StateEnded, "rolled back to "+r.String(), 0); err != nil {
 		return res, err
@@ -130,17 +111,28 @@ func Export(ctx context.Context, st *journal.Store, src, dst vfs.File, r Resolve
 			return res, fmt.Errorf("export to %s: needs %d bytes, has %d: %w", dst.Name(), size, dsize, err)
 		}
 	}
-	total := size + undoBytes(st, r.Seq)
-	if err := copyImage(ctx, src, dst, size, func(n int64) {
-		if progress != nil {
-			progress(n, total)
-		}
-	}); err != nil {
+	if err := check(st, r); err != nil {
+		return res, err
+	}
+	// Each byte of the image is written once: from its before-image where
+	// one exists after the point, else from the target.
+	pieces, n, err := plan(ctx, st, r.Seq, st.State().Applied)
+	if err != nil {
 		return res, fmt.Errorf("export to %s: %w", dst.Name(), err)
 	}
-	res.Copied = size
-	if err := restore(ctx, st, dst, r, size, total, progress, &res); err != nil {
+	res.Records = n
+	res.Restored, err = apply(ctx, st, pieces, src, size, dst, progressOf(progress, size))
+	if err == nil {
+		if err = dst.Sync(); err != nil {
+			err = fmt.Errorf("fdatasync: %w", err)
+		}
+	}
+	if err != nil {
 		return res, fmt.Errorf("export to %s: %w", dst.Name(), err)
+	}
+	res.Copied = size - res.Restored
+	if progress != nil {
+		progress(size, size)
 	}
 	res.Duration = time.Since(start)
 	return res, nil
@@ -148,50 +140,9 @@ func Export(ctx context.Context, st *journal.Store, src, dst vfs.File, r Resolve
 
 type osFiler interface{ OSFile() *os.File }
 
-// copyImage copies size bytes from src to dst: in the kernel with
-// copy_file_range where both are real files, else through a buffer.
-func copyImage(ctx context.Context, src, dst vfs.File, size int64, done func(int64)) error {
-	const chunk = 64 << 20
-	if s, ok := src.(osFiler); ok {
-		if d, ok := dst.(osFiler); ok {
-			var off int64
-			for off < size {
-				if err := ctx.Err(); err != nil {
-					return err
-				}
-				roff, woff := off, off
-				n, err := unix.CopyFileRange(int(s.OSFile().Fd()), &roff, int(d.OSFile().Fd()), &woff, int(min(chunk, size-off)), 0)
-				if err != nil || n == 0 {
-					if off == 0 && (err == unix.EXDEV || err == unix.EINVAL || err == unix.ENOSYS || err == unix.EOPNOTSUPP) {
-						break // fall back to the buffered copy
-					}
-					if err == nil {
-						err = io.ErrUnexpectedEOF
-					}
-					return fmt.Errorf("copy_file_range at offset %d: %w", off, err)
-				}
-				off += int64(n)
-				done(off)
-			}
-			if off >= size {
-				return nil
-			}
-		}
+func progressOf(p Progress, total int64) func(int64) {
+	if p == nil {
+		return nil
 	}
-	buf := make([]byte, 4<<20)
-	for off := int64(0); off < size; {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		n := int(min(int64(len(buf)), size-off))
-		if err := vfs.ReadFull(src, buf[:n], off); err != nil {
-			return fmt.Errorf("read %s at offset %d: %w", src.Name(), off, err)
-		}
-		if _, err := dst.WriteAt(buf[:n], off); err != nil {
-			return fmt.Errorf("write %s at offset %d: %w", dst.Name(), off, err)
-		}
-		off += int64(n)
-		done(off)
-	}
-	return nil
+	return func(done int64) { p(min(done, total), total) }
 }
