@@ -573,7 +573,10 @@ func (p *Pair) readBatch(rd *journal.Reader, carry *journal.Record) ([]journal.R
 		bytes += len(carry.Data)
 		kind = int(carry.Flags & journal.FlagResync)
 	}
-	for len(batch) < p.o.BatchRecords && bytes < p.o.BatchBytes {
+	// A batch is at most one undo segment: the retention volume must hold
+	// what a batch stages, and pruning frees whole segments.
+	limit := min(p.o.BatchBytes, int(p.cfg.UndoSegmentSize))
+	for len(batch) < p.o.BatchRecords && bytes < limit {
 		r, err := rd.Next()
 		if err == io.EOF {
 			break
