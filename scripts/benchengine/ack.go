@@ -75,6 +75,16 @@ func benchAck(c config) error {
 	}
 	stop()
 	usage := cpuSince(cpu)
+	// Sync returns once the last group is durable; its acknowledgement
+	// is delivered by the commit goroutine right after.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		mu.Lock()
+		done := acked == n
+		mu.Unlock()
+		if done || time.Now().After(deadline) {
+			break
+		}
+	}
 	mu.Lock()
 	defer mu.Unlock()
 	if acked != n {
