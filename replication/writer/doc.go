@@ -20,7 +20,18 @@
 //   - ENOSPC on the retention volume follows the pair's policy: purge the
 //     oldest segment and retry, or pause; either way an alert event says so.
 //
-// Batches run several target reads and writes at once (Options.Parallel);
-// overlapping writes within a batch land in order. A Writer holds the pairs
-// of a host and watches their retention volumes for low space.
+// The applier works in batches (at most 32 MiB, 1024 records, one undo
+// segment): it reads the batch's before-images from the target several at
+// a time (Options.Parallel), appends them to the retention store and
+// fdatasyncs it once, then writes the target; overlapping writes within a
+// batch land in order. Staged batches become the applied position together,
+// with one fdatasync of the target and one catalogue commit, every undo
+// segment or second (Options.CommitBytes, CommitInterval) and whenever the
+// applier runs out of work. After a crash, or ENOSPC in the middle of this,
+// the target is put back from the staged before-images and the batches are
+// applied again. A journal that finds no room for a new segment makes
+// acknowledgements wait (an alert says so) rather than fail.
+//
+// A Writer holds the pairs of a host and watches their retention volumes
+// for low space.
 package writer
