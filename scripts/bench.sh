@@ -81,6 +81,7 @@ engine() {
 		prof=(-cpuprofile "$BENCH_PROFILE/$fig-$rep.pprof")
 	fi
 	rm -rf "$work/engine"
+	settle
 	"$tmp/benchengine" -dir "$work/engine" "${prof[@]}" "$@" >"$out"
 	rm -rf "$work/engine"
 }
@@ -96,7 +97,12 @@ val() {
 # fio_mibps ARGS...: run one fio job writing to a fresh file, print its
 # write MiB/s (terse v3: field 47 is KiB written, field 50 the runtime in
 # ms, which includes the fsyncs and --end_fsync).
+# settle lets the file system finish the writeback and frees of the run
+# before, so neither side pays for the other's.
+settle() { sync; sleep 1; }
+
 fio_mibps() {
+	settle
 	fio --name=bench --ioengine=psync --output-format=terse --terse-version=3 "$@" |
 		awk -F';' '$1 == "3" && $50 > 0 { printf "%.3f\n", ($47 / 1024) / ($50 / 1000); found = 1 }
 			END { if (!found) exit 1 }'
