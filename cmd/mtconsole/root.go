@@ -17,7 +17,6 @@ func newRootCmd() *cobra.Command {
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return usageError{err}
 	})
-	root.AddCommand(newRetentionCmd(), newDemoCmd(), newStatusCmd(), newTagCmd(), newPauseCmd(true), newPauseCmd(false),
-		newRecoverCmd())
+	root.AddCommand(newRetentionCmd(), newDemoCmd())
 	return root
 }
