@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+
+	"github.com/mtconsole/mtconsole/replication/agent/api"
 )
 
 // Exit codes, documented in README.md.
@@ -16,6 +18,7 @@ const (
 	exitOK    = 0
 	exitError = 1 // the command failed; the message says why
 	exitUsage = 2 // bad flags or arguments
+	exitAgent = 3 // no agent answers on the status API's socket
 )
 
 // usageError marks errors in how the command was called.
@@ -36,6 +39,9 @@ func main() {
 	root := newRootCmd()
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "mtconsole:", err)
+		if errors.Is(err, api.ErrNoAgent) {
+			os.Exit(exitAgent)
+		}
 		var ue usageError
 		if errors.As(err, &ue) || strings.HasPrefix(err.Error(), "unknown command") {
 			os.Exit(exitUsage)

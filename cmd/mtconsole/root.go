@@ -17,6 +17,7 @@ func newRootCmd() *cobra.Command {
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return usageError{err}
 	})
-	root.AddCommand(newRetentionCmd(), newDemoCmd())
+	root.AddCommand(newRetentionCmd(), newDemoCmd(), newStatusCmd(), newTagCmd(), newPauseCmd(true), newPauseCmd(false),
+		newRecoverCmd(), newPSCmd())
 	return root
 }

@@ -1,0 +1,225 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/mtconsole/mtconsole/replication/agent/api"
+)
+
+// exitCodesHelp ends the help of every command that talks to the agent.
+const exitCodesHelp = `
+Exit codes: 0 ok, 1 failed, 2 usage (bad flags, arguments or input the
+agent refused), 3 no agent answers on the socket.`
+
+// addSocketFlag adds --socket to a command that talks to the agent.
+func addSocketFlag(c *cobra.Command, socket *string) {
+	c.Flags().StringVar(socket, "socket", api.DefaultSocket, "the agent's status API socket")
+}
+
+// dialAgent connects to the agent; no agent is exit code 3.
+func dialAgent(socket string) (*api.Client, error) {
+	return api.Dial(socket)
+}
+
+// agentErr makes input the agent refused (400) a usage error.
+func agentErr(err error) error {
+	var ae *api.APIError
+	if errors.As(err, &ae) && ae.Code == 400 {
+		return usageError{err}
+	}
+	return err
+}
+
+func newStatusCmd() *cobra.Command {
+	var socket string
+	var asJSON, watch bool
+	c := &cobra.Command{
+		Use:   "status [--json] [--watch]",
+		Short: "Show the agent's pairs: state, health, RPO, backlog, throughput, retention",
+		Long: `Show the pairs of the running agent, as the console's dashboard does:
+state, health with its reason, RPO, apply backlog, throughput, retention
+used and window, and tags. --watch redraws on every event of the agent
+(and every 2 s, for RPO); Ctrl-C leaves it. --json prints the status API's
+GET /v1/status as it is.
+` + exitCodesHelp,
+		Args: usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if asJSON && watch {
+				return usageError{errors.New("--json and --watch do not go together: use --json for one snapshot")}
+			}
+			cl, err := dialAgent(socket)
+			if err != nil {
+				return err
+			}
+			defer cl.Close()
+			ctx, cancel := signalContext()
+			defer cancel()
+			out := cmd.OutOrStdout()
+			if !watch {
+				st, err := cl.Status(ctx)
+				if err != nil {
+					return agentErr(err)
+				}
+				if asJSON {
+					return writeJSON(out, st)
+				}
+				printStatus(out, st, time.Now())
+				return nil
+			}
+			return watchStatus(ctx, cl, out)
+		},
+	}
+	addSocketFlag(c, &socket)
+	c.Flags().BoolVar(&asJSON, "json", false, "print JSON (GET /v1/status)")
+	c.Flags().BoolVar(&watch, "watch", false, "redraw on every event until Ctrl-C")
+	return c
+}
+
+// watchStatus redraws the status on every event until ctx ends (Ctrl-C:
+// exit 0) or the agent goes.
+func watchStatus(ctx context.Context, cl *api.Client, out io.Writer) error {
+	events, err := cl.Events(ctx)
+	if err != nil {
+		return err
+	}
+	clear := false
+	if f, ok := out.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		clear = true
+	}
+	tick := time.NewTicker(2 * time.Second)
+	defer tick.Stop()
+	var last []string // the latest events, newest last
+	for {
+		st, err := cl.Status(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if clear {
+			io.WriteString(out, "\x1b[H\x1b[2J")
+		} else {
+			fmt.Fprintln(out, "---")
+		}
+		printStatus(out, st, time.Now())
+		if len(last) > 0 {
+			fmt.Fprintln(out, "\nRecent events:")
+			for _, l := range last {
+				fmt.Fprintln(out, "  "+l)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		case e, ok := <-events:
+			if !ok {
+				if ctx.Err() != nil {
+					return nil
+				}
+				return errors.New("the agent closed the event stream: it stopped or restarted")
+			}
+			last = append(last, eventLine(e.Time, e.Pair, e.Kind, e.Message))
+			if len(last) > 5 {
+				last = last[len(last)-5:]
+			}
+			// Let a burst of events make one redraw.
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+}
+
+func eventLine(t time.Time, pair, kind, msg string) string {
+	if pair == "" {
+		pair = "-"
+	}
+	return fmt.Sprintf("%s %-8s %-8s %s", t.UTC().Format("15:04:05"), pair, kind, msg)
+}
+
+// printStatus renders the dashboard table.
+func printStatus(out io.Writer, st api.Status, now time.Time) {
+	up := time.Duration(st.UptimeSeconds * float64(time.Second)).Round(time.Second)
+	fmt.Fprintf(out, "Agent %s on %s, up %s, %s (%s UTC)\n\n", st.Version, st.Host, up, plural(int64(len(st.Pairs)), "pair"),
+		now.UTC().Format("15:04:05"))
+	if len(st.Pairs) == 0 {
+		fmt.Fprintln(out, "No pairs.")
+		return
+	}
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "PAIR\tSTATE\tHEALTH\tRPO\tBACKLOG\tTHROUGHPUT\tRETENTION USED/WINDOW\tTAGS")
+	for _, p := range st.Pairs {
+		state := p.State
+		if state == "" {
+			state = "-"
+		}
+		if p.Resync != nil && p.Resync.TotalBytes > 0 {
+			state += fmt.Sprintf(" %.0f%%", 100*float64(p.Resync.DoneBytes)/float64(p.Resync.TotalBytes))
+		}
+		health := p.Health
+		if p.Reason != "" {
+			health += ": " + p.Reason
+		}
+		window := "all"
+		if p.Retention.Window > 0 {
+			window = windowText(p.Retention.Window)
+		}
+		tags := fmt.Sprint(p.Retention.Tags)
+		if p.Retention.LatestTag != nil {
+			tags += " (latest " + p.Retention.LatestTag.Name + ")"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s / %s\t%s/s\t%s / %s\t%s\n", p.ID, state, health, secondsText(p.RPOSeconds),
+			bytesText(p.BacklogBytes), secondsText(p.BacklogSeconds), bytesText(int64(p.ThroughputBps)),
+			bytesText(p.Retention.UsedBytes), window, tags)
+	}
+	tw.Flush()
+}
+
+func secondsText(s float64) string {
+	d := time.Duration(s * float64(time.Second))
+	switch {
+	case d < time.Second:
+		return "0s"
+	case d < time.Minute:
+		return d.Round(time.Second).String()
+	case d < time.Hour:
+		d = d.Round(time.Second)
+		return fmt.Sprintf("%dm%02ds", int(d.Minutes()), int(d.Seconds())%60)
+	}
+	d = d.Round(time.Minute)
+	return fmt.Sprintf("%dh%02dm", int(d.Hours()), int(d.Minutes())%60)
+}
+
+func bytesText(n int64) string {
+	const unit = 1000
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	f, i := float64(n), 0
+	for f >= unit && i < 4 {
+		f /= unit
+		i++
+	}
+	return fmt.Sprintf("%.1f %s", f, []string{"B", "kB", "MB", "GB", "TB"}[i])
+}
+
+// splitList reads a comma-separated flag.
+func splitList(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}

@@ -1,0 +1,209 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/mtconsole/mtconsole/replication/agent/api"
+	"github.com/mtconsole/mtconsole/replication/journal"
+	"github.com/mtconsole/mtconsole/replication/writer"
+)
+
+// runningAgent reopens the fixture's pair in a writer and serves it on a
+// unix socket, as `mtconsole agent` will; it returns the socket.
+func runningAgent(t *testing.T, fx *fixture) string {
+	t.Helper()
+	sockDir, err := os.MkdirTemp("", "mt") // t.TempDir() may be too long for a socket path
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(sockDir) })
+	hub := api.NewHub()
+	w := writer.New(writer.Options{OnEvent: hub.Publish}, writer.SpaceOptions{Interval: -1})
+	t.Cleanup(func() { w.Close() })
+	cfg := writer.PairConfig{ID: fxPair, Target: fx.target, JournalDir: filepath.Join(fx.dir, "journal"), RetentionDir: fx.retDir,
+		Policy: journal.Policy{Window: 24 * time.Hour, OnFull: journal.Purge}, JournalSegmentSize: 1 << 20, UndoSegmentSize: 128 << 10}
+	if _, _, err := w.Open(cfg); err != nil {
+		t.Fatal(err)
+	}
+	b := api.FromWriter(w, api.HostInfo{Host: "mt1", Version: "test"}, hub, cfg)
+	t.Cleanup(func() { b.Close() })
+	srv, err := api.Listen(api.Config{Socket: filepath.Join(sockDir, "agent.sock")}, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	return srv.Socket()
+}
+
+func TestStatusCommands(t *testing.T) {
+	fx := newFixture(t)
+	sock := runningAgent(t, fx)
+
+	t.Run("json", func(t *testing.T) {
+		out := mustRun(t, "status", "--json", "--socket", sock)
+		var st api.Status
+		if err := json.Unmarshal([]byte(out), &st); err != nil {
+			t.Fatalf("status --json: %v\n%s", err, out)
+		}
+		if st.Host != "mt1" || st.Version != "test" || len(st.Pairs) != 1 || st.Pairs[0].ID != fxPair ||
+			st.Pairs[0].AppliedSeq != fx.lastSeq || st.Pairs[0].Retention.Tags != len(fx.tags) {
+			t.Errorf("status --json: %+v", st)
+		}
+		var keys map[string]json.RawMessage
+		json.Unmarshal([]byte(out), &keys)
+		for _, k := range []string{"host", "agent_version", "started", "uptime_seconds", "pairs"} {
+			if _, ok := keys[k]; !ok {
+				t.Errorf("status --json has no %q", k)
+			}
+		}
+	})
+
+	t.Run("table", func(t *testing.T) {
+		out := mustRun(t, "status", "--socket", sock)
+		for _, w := range []string{"Agent test on mt1", "PAIR", "HEALTH", "RETENTION USED/WINDOW", fxPair, "1 day", "(latest " + fx.tags[len(fx.tags)-1].name + ")"} {
+			if !strings.Contains(out, w) {
+				t.Errorf("status does not show %q:\n%s", w, out)
+			}
+		}
+	})
+
+	t.Run("pause resume", func(t *testing.T) {
+		if out := mustRun(t, "pause", fxPair, "--reason", "backup window", "--socket", sock); out != fxPair+": Paused: backup window\n" {
+			t.Errorf("pause printed %q", out)
+		}
+		if out := mustRun(t, "status", "--socket", sock); !strings.Contains(out, "Paused: backup window") {
+			t.Errorf("status after pause:\n%s", out)
+		}
+		if out := mustRun(t, "resume", fxPair, "--socket", sock); strings.Contains(out, "Paused") {
+			t.Errorf("resume printed %q", out)
+		}
+		_, _, err := run(t, "pause", "p7", "--socket", sock)
+		wantErr(t, err, false, "p7", "no such pair")
+		_, _, err = run(t, "pause", "--socket", sock)
+		wantErr(t, err, true, "accepts 1 arg")
+	})
+
+	t.Run("tag", func(t *testing.T) {
+		out := mustRun(t, "tag", "before-upgrade", "--socket", sock)
+		if !strings.Contains(out, "Tagged before-upgrade (USERDEFINED") || !strings.Contains(out, fxPair+" sequence ") {
+			t.Errorf("tag printed:\n%s", out)
+		}
+		_, _, err := run(t, "tag", " ", "--socket", sock)
+		wantErr(t, err, true, "name")
+	})
+
+	t.Run("recover export", func(t *testing.T) {
+		tg := fx.tags[2]
+		dest := filepath.Join(t.TempDir(), "export.img")
+		out := mustRun(t, "recover", "--point", "tag:"+tg.name, "--mode", "export", "--dest", dest, "--socket", sock)
+		if !strings.Contains(out, "Job j1: export of "+fxPair) || !strings.Contains(out, "done in") {
+			t.Errorf("recover printed:\n%s", out)
+		}
+		got, err := os.ReadFile(dest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, fx.images[tg.name]) {
+			t.Errorf("exported image differs from the source at %s", tg.name)
+		}
+		_, _, err = run(t, "recover", "--point", "tag:nope", "--mode", "export", "--dest", dest+"2", "--socket", sock)
+		wantErr(t, err, true, "point")
+		_, _, err = run(t, "recover", "--point", "latest-tag", "--mode", "rollback", "--socket", sock)
+		wantErr(t, err, true, "--pairs")
+	})
+
+	// Last: the pair ends.
+	t.Run("recover rollback", func(t *testing.T) {
+		tg := fx.tags[4]
+		out := mustRun(t, "recover", "--point", "tag:"+tg.name, "--mode", "rollback", "--pairs", fxPair, "--yes", "--socket", sock)
+		if !strings.Contains(out, "Job j2: rollback of "+fxPair) || !strings.Contains(out, "done in") {
+			t.Errorf("recover printed:\n%s", out)
+		}
+		if got := fx.targetBytes(t); !bytes.Equal(got, fx.images[tg.name]) {
+			t.Errorf("rolled-back target differs from the source at %s", tg.name)
+		}
+		if out := mustRun(t, "status", "--socket", sock); !strings.Contains(out, "No pairs.") {
+			t.Errorf("status after the rollback:\n%s", out)
+		}
+	})
+}
+
+func TestNoAgentExitCode(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "none.sock")
+	for _, args := range [][]string{
+		{"status"}, {"status", "--json"}, {"status", "--watch"}, {"tag", "x"}, {"pause", "p1"}, {"resume", "p1"},
+		{"recover", "--mode", "export", "--dest", "/tmp/x.img"},
+	} {
+		_, _, err := run(t, append(args, "--socket", sock)...)
+		if !errors.Is(err, api.ErrNoAgent) {
+			t.Errorf("%v with no agent: %v, want no agent (exit code %d)", args, err, exitAgent)
+			continue
+		}
+		if want := "no agent at " + sock + ": is mtconsole agent running?"; err.Error() != want {
+			t.Errorf("%v: %q, want %q", args, err, want)
+		}
+	}
+	if out := mustRun(t, "status", "--help"); !strings.Contains(out, "3 no agent") {
+		t.Errorf("status --help does not document the exit codes:\n%s", out)
+	}
+}
+
+// lockedBuffer is written by a running command and read by the test.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+func (l *lockedBuffer) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
+
+// TestStatusWatch: --watch redraws when the agent reports an event and
+// Ctrl-C (SIGINT) ends it with exit code 0.
+func TestStatusWatch(t *testing.T) {
+	fx := newFixture(t)
+	sock := runningAgent(t, fx)
+	root := newRootCmd()
+	var out lockedBuffer
+	root.SetOut(&out)
+	root.SetErr(&out)
+	root.SetArgs([]string{"status", "--watch", "--socket", sock})
+	done := make(chan error, 1)
+	go func() { done <- root.Execute() }()
+	waitFor := func(what string) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); !strings.Contains(out.String(), what); time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("status --watch never showed %q:\n%s", what, out.String())
+			}
+		}
+	}
+	waitFor("PAIR")
+	mustRun(t, "pause", fxPair, "--reason", "watch me", "--socket", sock)
+	waitFor("Paused: watch me")
+	waitFor("paused: watch me") // the event, under Recent events
+	// The watch has registered for SIGINT since its first draw.
+	if err := syscall.Kill(os.Getpid(), syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("status --watch after Ctrl-C: %v, want exit code 0", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("status --watch did not end on SIGINT")
+	}
+}

@@ -1,0 +1,57 @@
+package main
+
+import (
+	"fmt"
+	"slices"
+
+	"github.com/spf13/cobra"
+
+	"github.com/mtconsole/mtconsole/replication/agent/api"
+)
+
+func newTagCmd() *cobra.Command {
+	var socket, pairs, app string
+	var asJSON bool
+	c := &cobra.Command{
+		Use:   "tag NAME [--pairs a,b] [--app TYPE]",
+		Short: "Bookmark the present in the agent's pairs: a named point to recover to",
+		Long: `Journal a tag named NAME in each pair (all by default) after everything
+the agent has received: the admin's bookmark, recoverable as one
+multi-disk point with "mtconsole recover --point tag:NAME". Crash- and
+application-consistent tags come from the process server.
+` + exitCodesHelp,
+		Args: usageArgs(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cl, err := dialAgent(socket)
+			if err != nil {
+				return err
+			}
+			defer cl.Close()
+			ctx, cancel := signalContext()
+			defer cancel()
+			res, err := cl.Tag(ctx, api.TagRequest{Name: args[0], App: app, Pairs: splitList(pairs)})
+			if err != nil {
+				return agentErr(err)
+			}
+			out := cmd.OutOrStdout()
+			if asJSON {
+				return writeJSON(out, res)
+			}
+			ids := make([]string, 0, len(res.Pairs))
+			for id := range res.Pairs {
+				ids = append(ids, id)
+			}
+			slices.Sort(ids)
+			fmt.Fprintf(out, "Tagged %s (%s, id %s) at %s UTC:\n", res.Name, res.App, res.ID, cdpTime(res.Time))
+			for _, id := range ids {
+				fmt.Fprintf(out, "  %s sequence %d\n", id, res.Pairs[id])
+			}
+			return nil
+		},
+	}
+	addSocketFlag(c, &socket)
+	c.Flags().StringVar(&pairs, "pairs", "", "comma-separated pair ids (default: every pair)")
+	c.Flags().StringVar(&app, "app", "", "application type of the tag (default USERDEFINED)")
+	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return c
+}

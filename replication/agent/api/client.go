@@ -1,0 +1,244 @@
+package api
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/mtconsole/mtconsole/replication/writer"
+)
+
+// Client talks to an agent's status API.
+type Client struct {
+	socket string
+	hc     *http.Client
+}
+
+// NoAgentError is a socket nobody answers on.
+type NoAgentError struct {
+	Socket string
+	Err    error
+}
+
+func (e *NoAgentError) Error() string {
+	return fmt.Sprintf("no agent at %s: is mtconsole agent running?", e.Socket)
+}
+
+// Unwrap gives the dial error.
+func (e *NoAgentError) Unwrap() error { return e.Err }
+
+// Is makes a NoAgentError an ErrNoAgent.
+func (e *NoAgentError) Is(target error) bool { return target == ErrNoAgent }
+
+// Dial checks that an agent answers on socketPath (DefaultSocket when
+// empty) and returns a client for it.
+func Dial(socketPath string) (*Client, error) {
+	if socketPath == "" {
+		socketPath = DefaultSocket
+	}
+	c, err := net.DialTimeout("unix", socketPath, 2*time.Second)
+	if errors.Is(err, syscall.EACCES) {
+		return nil, fmt.Errorf("%s: permission denied: run as root, or as a member of the group the agent gives the socket", socketPath)
+	}
+	if err != nil {
+		return nil, &NoAgentError{Socket: socketPath, Err: err}
+	}
+	c.Close()
+	tr := &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", socketPath)
+		},
+	}
+	return &Client{socket: socketPath, hc: &http.Client{Transport: tr}}, nil
+}
+
+// Close releases idle connections.
+func (c *Client) Close() { c.hc.CloseIdleConnections() }
+
+// APIError is an error the agent answered with.
+type APIError struct {
+	Code  int    // HTTP status
+	Msg   string // "error"
+	Field string // "field", for bad input
+}
+
+func (e *APIError) Error() string {
+	if e.Field != "" && !strings.HasPrefix(e.Msg, e.Field+":") {
+		return e.Field + ": " + e.Msg
+	}
+	return e.Msg
+}
+
+// Is maps the status code back to the package's sentinel errors.
+func (e *APIError) Is(target error) bool {
+	switch e.Code {
+	case http.StatusBadRequest:
+		return target == ErrBadInput
+	case http.StatusNotFound:
+		return target == ErrUnknownPair || target == ErrUnknownJob
+	case http.StatusConflict:
+		return target == ErrConflict
+	}
+	return false
+}
+
+func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, "http://agent"+path, body)
+	if err != nil {
+		return err
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return &NoAgentError{Socket: c.socket, Err: err}
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		var eb errorBody
+		if err := json.NewDecoder(resp.Body).Decode(&eb); err != nil || eb.Error == "" {
+			eb.Error = resp.Status
+		}
+		return &APIError{Code: resp.StatusCode, Msg: eb.Error, Field: eb.Field}
+	}
+	if out == nil {
+		return nil
+	}
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return fmt.Errorf("agent %s %s: reading the answer: %w", method, path, err)
+	}
+	return nil
+}
+
+// Status is GET /v1/status.
+func (c *Client) Status(ctx context.Context) (Status, error) {
+	var s Status
+	err := c.do(ctx, http.MethodGet, "/v1/status", nil, &s)
+	return s, err
+}
+
+// Tag is POST /v1/tag.
+func (c *Client) Tag(ctx context.Context, req TagRequest) (TagResult, error) {
+	var r TagResult
+	err := c.do(ctx, http.MethodPost, "/v1/tag", req, &r)
+	return r, err
+}
+
+// Pause is POST /v1/pairs/{id}/pause.
+func (c *Client) Pause(ctx context.Context, pair, reason string) (PairStatus, error) {
+	var s PairStatus
+	err := c.do(ctx, http.MethodPost, "/v1/pairs/"+url.PathEscape(pair)+"/pause", PauseRequest{Reason: reason}, &s)
+	return s, err
+}
+
+// Resume is POST /v1/pairs/{id}/resume.
+func (c *Client) Resume(ctx context.Context, pair string) (PairStatus, error) {
+	var s PairStatus
+	err := c.do(ctx, http.MethodPost, "/v1/pairs/"+url.PathEscape(pair)+"/resume", nil, &s)
+	return s, err
+}
+
+// Recover is POST /v1/recover: it returns once the job has started.
+func (c *Client) Recover(ctx context.Context, req RecoverRequest) (Job, error) {
+	var j Job
+	err := c.do(ctx, http.MethodPost, "/v1/recover", req, &j)
+	return j, err
+}
+
+// Job is GET /v1/jobs/{id}.
+func (c *Client) Job(ctx context.Context, id string) (Job, error) {
+	var j Job
+	err := c.do(ctx, http.MethodGet, "/v1/jobs/"+url.PathEscape(id), nil, &j)
+	return j, err
+}
+
+// Events is GET /v1/events: the channel gets the events from now until ctx
+// ends or the agent goes, then closes. It returns once subscribed, so no
+// event published after it returns is missed.
+func (c *Client) Events(ctx context.Context) (<-chan writer.Event, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://agent/v1/events", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return nil, &NoAgentError{Socket: c.socket, Err: err}
+	}
+	if resp.StatusCode != http.StatusOK {
+		resp.Body.Close()
+		return nil, &APIError{Code: resp.StatusCode, Msg: resp.Status}
+	}
+	br := bufio.NewReader(resp.Body)
+	// The server's opening comment comes after it has subscribed.
+	if _, err := br.ReadString('\n'); err != nil {
+		resp.Body.Close()
+		return nil, &NoAgentError{Socket: c.socket, Err: err}
+	}
+	ch := make(chan writer.Event)
+	go func() {
+		defer close(ch)
+		defer resp.Body.Close()
+		readEvents(br, func(e writer.Event) bool {
+			select {
+			case ch <- e:
+				return true
+			case <-ctx.Done():
+				return false
+			}
+		})
+	}()
+	return ch, nil
+}
+
+// readEvents parses a server-sent event stream, giving each event whose
+// data is a writer.Event to emit until emit returns false or the stream
+// ends. Comments (heartbeats) and fields other than data are skipped.
+func readEvents(br *bufio.Reader, emit func(writer.Event) bool) {
+	var data []byte
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			return
+		}
+		line = strings.TrimRight(line, "\r\n")
+		switch {
+		case line == "":
+			if data == nil {
+				continue
+			}
+			var e writer.Event
+			if json.Unmarshal(data, &e) == nil && !emit(e) {
+				return
+			}
+			data = nil
+		case strings.HasPrefix(line, "data:"):
+			if len(data) > 0 {
+				data = append(data, '\n')
+			}
+			data = append(data, strings.TrimPrefix(strings.TrimPrefix(line, "data:"), " ")...)
+		}
+	}
+}

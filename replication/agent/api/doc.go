@@ -1,0 +1,31 @@
+// Package api is the agent's status API: HTTP+JSON on a unix socket, the
+// server that serves a Backend and the client the CLI and the console use.
+//
+// Routes (errors are {"error": "...", "field": "..."} with 400 for bad
+// input naming the field, 403 for a peer that may only look, 404 for an
+// unknown pair or job, 409 for a conflict):
+//
+//	GET  /v1/status             Status
+//	GET  /v1/events             server-sent events: "event: <kind>\ndata: <json writer.Event>\n\n",
+//	                            a ": heartbeat" comment every 15 s
+//	POST /v1/tag                TagRequest → TagResult
+//	POST /v1/pairs/{id}/pause   PauseRequest (optional) → PairStatus
+//	POST /v1/pairs/{id}/resume  → PairStatus
+//	POST /v1/recover            RecoverRequest → Job (202)
+//	GET  /v1/jobs/{id}          Job
+//
+// The socket is 0600, or 0660 owned by a configured group, in a directory
+// made 0755. The routes that change something (POST) answer only root and
+// the agent's own user (SO_PEERCRED): the group gets a read-only view. The server never deletes a socket another agent answers on,
+// nor a path that is not a socket. Recovery runs in the agent as a job, so
+// a client that goes away does not cut it in half; its progress is
+// published on the event stream.
+//
+// Metrics (NewMetrics, then Serve on a TCP address; off unless the agent
+// is given one) exposes per pair gauges in the Prometheus text format:
+// mtconsole_pair_rpo_seconds, _backlog_bytes, _retention_used_bytes,
+// _applied_seq, _healthy, and the counter mtconsole_pair_acks_total.
+//
+// The event stream never slows the writer: each subscriber has a bounded
+// buffer that drops its oldest events and then says how many it dropped.
+package api

@@ -1,0 +1,149 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/mtconsole/mtconsole/replication/recovery"
+	"github.com/mtconsole/mtconsole/replication/writer"
+)
+
+// Event kinds the API adds to the writer's (writer.EventState, ...).
+const (
+	EventProgress = "progress" // a job's progress; Message starts with "job <id>: "
+	EventJob      = "job"      // a job started, finished or failed
+	EventDropped  = "dropped"  // this subscriber was too slow: "dropped N events"
+)
+
+// Recovery modes.
+const (
+	ModeRollback = "rollback"
+	ModeExport   = "export"
+)
+
+// Job states.
+const (
+	JobRunning = "running"
+	JobDone    = "done"
+	JobFailed  = "failed"
+)
+
+// Errors the server maps to status codes and the client maps back.
+var (
+	ErrUnknownPair = errors.New("no such pair")     // 404
+	ErrUnknownJob  = errors.New("no such job")      // 404
+	ErrConflict    = errors.New("conflict")         // 409
+	ErrNoAgent     = errors.New("no agent answers") // the socket does not answer
+	ErrBadInput    = errors.New("bad input")        // 400, see FieldError
+)
+
+// FieldError is bad input: Field names the JSON field (or path part) at fault.
+type FieldError struct {
+	Field string
+	Msg   string
+}
+
+func (e *FieldError) Error() string { return e.Field + ": " + e.Msg }
+
+// Is makes every FieldError an ErrBadInput.
+func (e *FieldError) Is(target error) bool { return target == ErrBadInput }
+
+func badField(field, format string, a ...any) error {
+	return &FieldError{Field: field, Msg: fmt.Sprintf(format, a...)}
+}
+
+// HostInfo says which agent answers.
+type HostInfo struct {
+	Host    string    `json:"host"`
+	Version string    `json:"agent_version"`
+	Started time.Time `json:"started"`
+}
+
+// Status is GET /v1/status.
+type Status struct {
+	HostInfo
+	UptimeSeconds float64      `json:"uptime_seconds"`
+	Pairs         []PairStatus `json:"pairs"`
+}
+
+// PairStatus is the writer's snapshot of a pair plus what the network
+// layer knows: the replication state (Queued, Resync Step I, Resync Step II,
+// Differential Sync) and resync progress. Both are absent when no network
+// layer fills them.
+type PairStatus struct {
+	writer.PairStatus
+	State  string          `json:"state,omitempty"`
+	Resync *ResyncProgress `json:"resync,omitempty"`
+}
+
+// ResyncProgress is how far a resync has come.
+type ResyncProgress struct {
+	Step       string  `json:"step"`
+	DoneBytes  int64   `json:"done_bytes"`
+	TotalBytes int64   `json:"total_bytes"`
+	ETASeconds float64 `json:"eta_seconds,omitempty"`
+}
+
+// TagRequest is POST /v1/tag. No pairs means every pair.
+type TagRequest struct {
+	Name  string   `json:"name"`
+	App   string   `json:"app,omitempty"` // default USERDEFINED
+	Pairs []string `json:"pairs,omitempty"`
+}
+
+// TagResult says where the tag was journaled in each pair.
+type TagResult struct {
+	Name  string            `json:"name"`
+	App   string            `json:"app"`
+	ID    string            `json:"id"`
+	Time  time.Time         `json:"time"`
+	Pairs map[string]uint64 `json:"pairs"` // pair → sequence of the tag
+}
+
+// PauseRequest is the optional body of POST /v1/pairs/{id}/pause.
+type PauseRequest struct {
+	Reason string `json:"reason,omitempty"`
+}
+
+// RecoverRequest is POST /v1/recover. No pairs means every pair. For an
+// export of one pair Dest is the new image file; of several, a directory
+// that gets one <pair>.img each.
+type RecoverRequest struct {
+	Point string   `json:"point"` // as recovery.ParsePoint reads it
+	Mode  string   `json:"mode"`  // rollback or export
+	Dest  string   `json:"dest,omitempty"`
+	Pairs []string `json:"pairs,omitempty"`
+}
+
+// Job is a recovery running, or run, in the agent.
+type Job struct {
+	ID         string                       `json:"id"`
+	Mode       string                       `json:"mode"`
+	Point      string                       `json:"point"`
+	Pairs      []string                     `json:"pairs"`
+	Dest       string                       `json:"dest,omitempty"`
+	State      string                       `json:"state"`
+	Error      string                       `json:"error,omitempty"`
+	DoneBytes  int64                        `json:"done_bytes"`
+	TotalBytes int64                        `json:"total_bytes"`
+	Started    time.Time                    `json:"started"`
+	Finished   time.Time                    `json:"finished,omitzero"`
+	Points     map[string]recovery.Resolved `json:"points"`
+	Results    map[string]recovery.Result   `json:"results,omitempty"`
+}
+
+// Backend is what the server serves: an agent's pairs.
+type Backend interface {
+	Status() (Status, error)
+	// Subscribe returns the event stream until ctx ends; it never blocks
+	// the publisher.
+	Subscribe(ctx context.Context) <-chan writer.Event
+	Tag(req TagRequest) (TagResult, error)
+	Pause(pair, reason string) (PairStatus, error)
+	Resume(pair string) (PairStatus, error)
+	// Recover validates req, starts the job and returns at once.
+	Recover(req RecoverRequest) (Job, error)
+	Job(id string) (Job, error)
+}

@@ -1,0 +1,408 @@
+package api
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/mtconsole/mtconsole/replication/journal"
+	"github.com/mtconsole/mtconsole/replication/recovery"
+	"github.com/mtconsole/mtconsole/replication/vfs"
+	"github.com/mtconsole/mtconsole/replication/writer"
+)
+
+// WriterBackend serves the pairs of a writer.Writer. The writer's
+// Options.OnEvent must feed the same Hub (hub.Publish).
+type WriterBackend struct {
+	w    *writer.Writer
+	info HostInfo
+	hub  *Hub
+	now  func() time.Time
+
+	mu      sync.Mutex
+	configs map[string]writer.PairConfig
+	jobs    map[string]*Job
+	busy    map[string]string // pair → id of the job recovering it
+	nextJob int
+	wg      sync.WaitGroup
+	ctx     context.Context
+	cancel  context.CancelFunc
+}
+
+// FromWriter serves w. configs are the pairs' configurations, needed to
+// reopen a pair's retention store for a rollback once the writer has let
+// go of it; a pair without one cannot be rolled back through the API.
+func FromWriter(w *writer.Writer, info HostInfo, hub *Hub, configs ...writer.PairConfig) *WriterBackend {
+	ctx, cancel := context.WithCancel(context.Background())
+	b := &WriterBackend{w: w, info: info, hub: hub, now: time.Now, configs: map[string]writer.PairConfig{},
+		jobs: map[string]*Job{}, busy: map[string]string{}, ctx: ctx, cancel: cancel}
+	if b.info.Started.IsZero() {
+		b.info.Started = time.Now()
+	}
+	for _, c := range configs {
+		b.configs[c.ID] = c
+	}
+	return b
+}
+
+// SetClock replaces time.Now (deterministic tests).
+func (b *WriterBackend) SetClock(now func() time.Time) { b.now = now }
+
+// AddConfig records the configuration of a pair opened later.
+func (b *WriterBackend) AddConfig(c writer.PairConfig) {
+	b.mu.Lock()
+	b.configs[c.ID] = c
+	b.mu.Unlock()
+}
+
+// Close cancels running jobs and waits for them.
+func (b *WriterBackend) Close() error {
+	b.cancel()
+	b.wg.Wait()
+	return nil
+}
+
+// Status implements Backend.
+func (b *WriterBackend) Status() (Status, error) {
+	s := Status{HostInfo: b.info, UptimeSeconds: b.now().Sub(b.info.Started).Seconds(), Pairs: []PairStatus{}}
+	for _, ps := range b.w.Status() {
+		s.Pairs = append(s.Pairs, PairStatus{PairStatus: ps})
+	}
+	return s, nil
+}
+
+// Subscribe implements Backend.
+func (b *WriterBackend) Subscribe(ctx context.Context) <-chan writer.Event {
+	return b.hub.Subscribe(ctx)
+}
+
+// pairs returns the named pairs, or every pair for none.
+func (b *WriterBackend) pairs(ids []string) ([]*writer.Pair, error) {
+	if len(ids) == 0 {
+		ps := b.w.Pairs()
+		if len(ps) == 0 {
+			return nil, fmt.Errorf("%w: the agent has no pairs", ErrConflict)
+		}
+		return ps, nil
+	}
+	var ps []*writer.Pair
+	for _, id := range ids {
+		p := b.w.Pair(id)
+		if p == nil {
+			return nil, fmt.Errorf("pair %q: %w", id, ErrUnknownPair)
+		}
+		if !slices.Contains(ps, p) {
+			ps = append(ps, p)
+		}
+	}
+	return ps, nil
+}
+
+// Tag implements Backend: the admin's bookmark, journaled at each pair's
+// next sequence so it covers everything received so far. Tags from the
+// source (crash- and app-consistent) come from the process server.
+func (b *WriterBackend) Tag(req TagRequest) (TagResult, error) {
+	if strings.TrimSpace(req.Name) == "" {
+		return TagResult{}, badField("name", "a tag needs a name")
+	}
+	ps, err := b.pairs(req.Pairs)
+	if err != nil {
+		return TagResult{}, err
+	}
+	if req.App == "" {
+		req.App = journal.AppUser
+	}
+	info := journal.TagInfo{Name: req.Name, App: strings.ToUpper(req.App), ID: newID(), Time: b.now().UTC()}
+	res := TagResult{Name: info.Name, App: info.App, ID: info.ID, Time: info.Time, Pairs: map[string]uint64{}}
+	for _, p := range ps {
+		seq := p.Next()
+		if err := p.Tag(seq, info); err != nil {
+			return res, fmt.Errorf("%w: pair %s: %w", ErrConflict, p.ID(), err)
+		}
+		res.Pairs[p.ID()] = seq
+	}
+	return res, nil
+}
+
+func (b *WriterBackend) pair(id string) (*writer.Pair, error) {
+	p := b.w.Pair(id)
+	if p == nil {
+		return nil, fmt.Errorf("pair %q: %w", id, ErrUnknownPair)
+	}
+	return p, nil
+}
+
+// Pause implements Backend.
+func (b *WriterBackend) Pause(id, reason string) (PairStatus, error) {
+	p, err := b.pair(id)
+	if err != nil {
+		return PairStatus{}, err
+	}
+	if err := p.Pause(reason); err != nil {
+		return PairStatus{}, err
+	}
+	return PairStatus{PairStatus: p.Status()}, nil
+}
+
+// Resume implements Backend.
+func (b *WriterBackend) Resume(id string) (PairStatus, error) {
+	p, err := b.pair(id)
+	if err != nil {
+		return PairStatus{}, err
+	}
+	if err := p.Resume(); err != nil {
+		return PairStatus{}, err
+	}
+	return PairStatus{PairStatus: p.Status()}, nil
+}
+
+// Job implements Backend.
+func (b *WriterBackend) Job(id string) (Job, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	j, ok := b.jobs[id]
+	if !ok {
+		return Job{}, fmt.Errorf("job %q: %w", id, ErrUnknownJob)
+	}
+	return j.snapshot(), nil
+}
+
+// snapshot copies j for a caller, outside b.mu: run fills the maps.
+func (j *Job) snapshot() Job {
+	c := *j
+	c.Pairs = slices.Clone(j.Pairs)
+	c.Points = maps.Clone(j.Points)
+	c.Results = maps.Clone(j.Results)
+	return c
+}
+
+// Recover implements Backend: it checks the request, resolves the point
+// in every pair (one multi-disk point for several) and starts the job.
+func (b *WriterBackend) Recover(req RecoverRequest) (Job, error) {
+	pt, err := recovery.ParsePoint(req.Point)
+	if err != nil {
+		return Job{}, badField("point", "%v", err)
+	}
+	switch req.Mode {
+	case ModeExport:
+		if req.Dest == "" {
+			return Job{}, badField("dest", "export needs dest: a new file (a directory for several pairs)")
+		}
+		if !filepath.IsAbs(req.Dest) {
+			return Job{}, badField("dest", "%q is not an absolute path: the agent's working directory is not yours", req.Dest)
+		}
+	case ModeRollback:
+		if req.Dest != "" {
+			return Job{}, badField("dest", "a rollback writes the target in place and takes no dest")
+		}
+	default:
+		return Job{}, badField("mode", "%q: want rollback or export", req.Mode)
+	}
+	ps, err := b.pairs(req.Pairs)
+	if err != nil {
+		return Job{}, err
+	}
+	ids := make([]string, len(ps))
+	stores := map[string]*journal.Store{}
+	for i, p := range ps {
+		ids[i] = p.ID()
+		stores[p.ID()] = p.Store()
+	}
+	var points map[string]recovery.Resolved
+	if len(ps) == 1 {
+		r, err := recovery.Resolve(ps[0].Store(), pt)
+		if err != nil {
+			return Job{}, badField("point", "pair %s: %v", ids[0], err)
+		}
+		points = map[string]recovery.Resolved{ids[0]: r}
+	} else if points, err = recovery.ResolveGroup(stores, pt); err != nil {
+		return Job{}, badField("point", "%v", err)
+	}
+	dests := map[string]string{}
+	if req.Mode == ModeExport {
+		if len(ps) == 1 {
+			if _, err := os.Stat(req.Dest); err == nil {
+				return Job{}, badField("dest", "%s exists: give a new path", req.Dest)
+			}
+			if fi, err := os.Stat(filepath.Dir(req.Dest)); err != nil || !fi.IsDir() {
+				return Job{}, badField("dest", "%s is not a directory", filepath.Dir(req.Dest))
+			}
+		}
+		for _, id := range ids {
+			dests[id] = req.Dest
+			if len(ps) > 1 {
+				dests[id] = filepath.Join(req.Dest, id+".img")
+				if _, err := os.Stat(dests[id]); err == nil {
+					return Job{}, badField("dest", "%s exists: give a new directory", dests[id])
+				}
+			}
+		}
+	}
+	cfgs := map[string]writer.PairConfig{}
+	b.mu.Lock()
+	for _, id := range ids {
+		if other, ok := b.busy[id]; ok {
+			b.mu.Unlock()
+			return Job{}, fmt.Errorf("%w: pair %s is being recovered by job %s", ErrConflict, id, other)
+		}
+		if req.Mode == ModeRollback {
+			c, ok := b.configs[id]
+			if !ok {
+				b.mu.Unlock()
+				return Job{}, fmt.Errorf("%w: pair %s: the agent does not know its retention directory", ErrConflict, id)
+			}
+			cfgs[id] = c
+		}
+	}
+	b.nextJob++
+	j := &Job{ID: fmt.Sprintf("j%d", b.nextJob), Mode: req.Mode, Point: pt.String(), Pairs: ids, Dest: req.Dest,
+		State: JobRunning, Started: b.now().UTC(), Points: points, Results: map[string]recovery.Result{}}
+	b.jobs[j.ID] = j
+	for _, id := range ids {
+		b.busy[id] = j.ID
+	}
+	snap := j.snapshot()
+	b.mu.Unlock()
+	b.publish(j, EventJob, slog.LevelInfo, "", fmt.Sprintf("%s of %s to %s started", j.Mode, strings.Join(ids, ","), j.Point))
+	b.wg.Add(1)
+	go b.run(j, ps, points, dests, cfgs)
+	return snap, nil
+}
+
+func (b *WriterBackend) publish(j *Job, kind string, level slog.Level, pair, msg string) {
+	b.hub.Publish(writer.Event{Time: b.now().UTC(), Pair: pair, Kind: kind, Level: level, Message: "job " + j.ID + ": " + msg})
+}
+
+// run is the job: it belongs to the agent, not to the request that
+// started it, so a client that goes away does not stop it.
+func (b *WriterBackend) run(j *Job, ps []*writer.Pair, points map[string]recovery.Resolved, dests map[string]string,
+	cfgs map[string]writer.PairConfig) {
+	defer b.wg.Done()
+	var total int64
+	sizes := map[string]int64{} // before a rollback closes the pair
+	for _, p := range ps {
+		sizes[p.ID()] = p.Status().TargetBytes
+		total += sizes[p.ID()]
+	}
+	b.mu.Lock()
+	j.TotalBytes = total
+	b.mu.Unlock()
+	var base int64 // bytes of the pairs finished
+	var last time.Time
+	var err error
+	for _, p := range ps {
+		id := p.ID()
+		progress := func(done, tot int64) {
+			b.mu.Lock()
+			j.DoneBytes = base + done
+			b.mu.Unlock()
+			if now := time.Now(); now.Sub(last) >= 250*time.Millisecond || done == tot {
+				last = now
+				pct := 100.0
+				if tot > 0 {
+					pct = 100 * float64(done) / float64(tot)
+				}
+				b.publish(j, EventProgress, slog.LevelInfo, id, fmt.Sprintf("%s %s %.1f%% (%d of %d bytes)", j.Mode, id, pct, done, tot))
+			}
+		}
+		var res recovery.Result
+		if j.Mode == ModeExport {
+			res, err = b.export(p, points[id], dests[id], len(ps) > 1, progress)
+		} else {
+			res, err = b.rollback(p, cfgs[id], points[id], progress)
+		}
+		if err != nil {
+			err = fmt.Errorf("pair %s: %w", id, err)
+			break
+		}
+		base += sizes[id]
+		b.mu.Lock()
+		j.Results[id] = res
+		b.mu.Unlock()
+	}
+	b.mu.Lock()
+	j.Finished = b.now().UTC()
+	j.State = JobDone
+	if err != nil {
+		j.State, j.Error = JobFailed, err.Error()
+	} else {
+		j.DoneBytes = j.TotalBytes
+	}
+	for _, id := range j.Pairs {
+		delete(b.busy, id)
+	}
+	b.mu.Unlock()
+	if err != nil {
+		b.publish(j, EventJob, slog.LevelError, "", "failed: "+err.Error())
+	} else {
+		b.publish(j, EventJob, slog.LevelInfo, "", "done")
+	}
+}
+
+func (b *WriterBackend) export(p *writer.Pair, r recovery.Resolved, dest string, group bool, progress recovery.Progress) (recovery.Result, error) {
+	if group {
+		if err := os.MkdirAll(filepath.Dir(dest), 0o700); err != nil {
+			return recovery.Result{}, err
+		}
+	}
+	var res recovery.Result
+	err := p.Hold(func(target vfs.File, st *journal.Store) error {
+		df, err := vfs.OS.OpenFile(dest, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+		if err != nil {
+			return err
+		}
+		res, err = recovery.Export(b.ctx, st, target, df, r, progress)
+		if cerr := df.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			os.Remove(dest) // a partial image must not pass for a recovered one
+		}
+		return err
+	})
+	return res, err
+}
+
+// rollback ends the pair: the writer lets go of it, then the target is
+// rolled back in place from its retention store, opened as
+// `mtconsole retention rollback` opens it.
+func (b *WriterBackend) rollback(p *writer.Pair, cfg writer.PairConfig, r recovery.Resolved, progress recovery.Progress) (recovery.Result, error) {
+	target := p.Status().Target
+	if err := b.w.Remove(p.ID()); err != nil {
+		return recovery.Result{}, fmt.Errorf("stopping the pair: %w", err)
+	}
+	st, err := journal.OpenStore(journal.StoreOptions{Dir: cfg.RetentionDir, CatalogueDir: cfg.CatalogueDir, Pair: cfg.ID})
+	if err != nil {
+		return recovery.Result{}, err
+	}
+	defer st.Close()
+	tf, err := vfs.OS.OpenFile(target, os.O_RDWR, 0)
+	if err != nil {
+		return recovery.Result{}, fmt.Errorf("target: %w", err)
+	}
+	res, err := recovery.Rollback(b.ctx, st, tf, r, progress)
+	if cerr := tf.Close(); err == nil {
+		err = cerr
+	}
+	return res, err
+}
+
+func newID() string {
+	var u [16]byte
+	rand.Read(u[:])
+	u[6] = u[6]&0x0f | 0x40
+	u[8] = u[8]&0x3f | 0x80
+	h := hex.EncodeToString(u[:])
+	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+}
+
+var _ Backend = (*WriterBackend)(nil)

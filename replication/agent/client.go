@@ -1,0 +1,526 @@
+package agent
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/mtconsole/mtconsole/replication/journal"
+	"github.com/mtconsole/mtconsole/replication/vfs"
+	"github.com/mtconsole/mtconsole/replication/wire"
+	"github.com/mtconsole/mtconsole/replication/writer"
+)
+
+// MaxZeroRange is the longest ZeroRange accepted: it is journaled as one
+// record of zeros.
+const MaxZeroRange = 4 << 20
+
+// PairConfig is one pair: the process server's disk by name, and the
+// writer pair that receives it.
+type PairConfig struct {
+	Disk string
+	writer.PairConfig
+}
+
+// Config configures a Client.
+type Config struct {
+	Addr             string // the process server, host:port
+	Key              wire.Key
+	Trust            *wire.TrustStore
+	Confirm          wire.ConfirmFunc // trust a first-seen certificate (nil: never)
+	HostID, HostName string
+	Pairs            []PairConfig
+	// HashResync asks for a hash resync, not a full copy, for a pair that
+	// has journaled nothing yet: its target holds an older copy.
+	HashResync bool
+	Writer     writer.Options // OnAck is wrapped, not replaced
+	Space      writer.SpaceOptions
+	// Credit is the flow-control credit granted at connection (32 MiB).
+	Credit int64
+	// MinBackoff and MaxBackoff bound the wait before dialing again
+	// (100 ms, 30 s).
+	MinBackoff, MaxBackoff time.Duration
+	// IdleTimeout ends a connection that brought nothing, not even a
+	// heartbeat, for this long (30 s).
+	IdleTimeout time.Duration
+	Logger      *slog.Logger
+}
+
+// State names, as admins know them.
+const (
+	StateQueued   = "Queued"
+	StateResync1  = "Resync Step I"
+	StateResync2  = "Resync Step II"
+	StateDiffSync = "Differential Sync"
+)
+
+// PairStatus is a pair's replication state beside its writer status.
+type PairStatus struct {
+	Disk        string `json:"disk"`
+	State       string `json:"state"`
+	ResyncDone  int64  `json:"resync_done_bytes"`
+	ResyncTotal int64  `json:"resync_total_bytes"`
+	Connected   bool   `json:"connected"`
+	writer.PairStatus
+}
+
+// Stats counts what the client received, over all connections.
+type Stats struct {
+	Connections  int64
+	ResyncBytes  int64 // ResyncData bytes
+	ZeroBytes    int64 // bytes covered by ZeroRange
+	WriteBytes   int64
+	HashRequests int64
+}
+
+type link struct {
+	disk string
+	pair *writer.Pair
+
+	mu        sync.Mutex
+	state     wire.PairState // 0: Queued
+	done      int64
+	total     int64
+	connected bool
+}
+
+// Client is the master target's session with one process server.
+type Client struct {
+	cfg   Config
+	w     *writer.Writer
+	links map[string]*link // by disk name
+	byID  map[string]*link // by pair id
+
+	mu   sync.Mutex
+	sess *session
+
+	resyncBytes, zeroBytes, writeBytes, hashReqs, conns atomic.Int64
+}
+
+// New opens the writer pairs of cfg. Close closes them.
+func New(cfg Config) (*Client, error) {
+	if cfg.Addr == "" {
+		return nil, errors.New("agent: no process server address")
+	}
+	if cfg.Trust == nil {
+		return nil, errors.New("agent: no trust store")
+	}
+	if len(cfg.Pairs) == 0 {
+		return nil, errors.New("agent: no pairs")
+	}
+	if cfg.Credit <= 0 {
+		cfg.Credit = 32 << 20
+	}
+	if cfg.MinBackoff <= 0 {
+		cfg.MinBackoff = 100 * time.Millisecond
+	}
+	if cfg.MaxBackoff < cfg.MinBackoff {
+		cfg.MaxBackoff = max(30*time.Second, cfg.MinBackoff)
+	}
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = 30 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	c := &Client{cfg: cfg, links: map[string]*link{}, byID: map[string]*link{}}
+	o := cfg.Writer
+	inner := o.OnAck
+	o.OnAck = func(pair string, seq uint64) {
+		if inner != nil {
+			inner(pair, seq)
+		}
+		c.onAck()
+	}
+	if o.Logger == nil {
+		o.Logger = cfg.Logger
+	}
+	c.w = writer.New(o, cfg.Space)
+	for _, pc := range cfg.Pairs {
+		if pc.Disk == "" || c.links[pc.Disk] != nil {
+			c.w.Close()
+			return nil, fmt.Errorf("agent: pair %s: disk name %q empty or paired twice", pc.ID, pc.Disk)
+		}
+		p, _, err := c.w.Open(pc.PairConfig)
+		if err != nil {
+			c.w.Close()
+			return nil, fmt.Errorf("agent: %w", err)
+		}
+		l := &link{disk: pc.Disk, pair: p}
+		c.links[pc.Disk] = l
+		c.byID[pc.ID] = l
+	}
+	return c, nil
+}
+
+// Pair returns the writer pair of disk, or nil.
+func (c *Client) Pair(disk string) *writer.Pair {
+	if l := c.links[disk]; l != nil {
+		return l.pair
+	}
+	return nil
+}
+
+// Writer is the writer holding the pairs.
+func (c *Client) Writer() *writer.Writer { return c.w }
+
+// Status returns every pair's state.
+func (c *Client) Status() []PairStatus {
+	var out []PairStatus
+	for _, ws := range c.w.Status() {
+		l := c.byID[ws.ID]
+		l.mu.Lock()
+		ps := PairStatus{Disk: l.disk, State: stateName(l.state), ResyncDone: l.done, ResyncTotal: l.total,
+			Connected: l.connected, PairStatus: ws}
+		l.mu.Unlock()
+		out = append(out, ps)
+	}
+	return out
+}
+
+// Stats returns the counters.
+func (c *Client) Stats() Stats {
+	return Stats{Connections: c.conns.Load(), ResyncBytes: c.resyncBytes.Load(), ZeroBytes: c.zeroBytes.Load(),
+		WriteBytes: c.writeBytes.Load(), HashRequests: c.hashReqs.Load()}
+}
+
+func stateName(s wire.PairState) string {
+	switch s {
+	case wire.StateResync1:
+		return StateResync1
+	case wire.StateResync2:
+		return StateResync2
+	case wire.StateDiffSync:
+		return StateDiffSync
+	}
+	return StateQueued
+}
+
+// Close makes every pair's journal durable and closes the pairs. Call it
+// after Run has returned.
+func (c *Client) Close() error { return c.w.Close() }
+
+// permanent reports errors a new connection cannot mend.
+func permanent(err error) bool {
+	return errors.Is(err, wire.ErrAuth) || errors.Is(err, wire.ErrCertChanged) || errors.Is(err, wire.ErrUntrusted) ||
+		errors.Is(err, wire.ErrTrustFile)
+}
+
+// Run connects and streams until ctx ends (then it returns nil), dialing
+// again with backoff after every error but those a retry cannot mend.
+func (c *Client) Run(ctx context.Context) error {
+	backoff := c.cfg.MinBackoff
+	for {
+		established, err := c.connect(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if permanent(err) {
+			return fmt.Errorf("agent: %s: %w", c.cfg.Addr, err)
+		}
+		if established {
+			backoff = c.cfg.MinBackoff
+		}
+		c.cfg.Logger.Warn("connection to the process server ended", "addr", c.cfg.Addr, "err", err, "retry_in", backoff)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, c.cfg.MaxBackoff)
+	}
+}
+
+// session is one connection.
+type session struct {
+	c      *wire.Conn
+	disks  map[uint32]*link
+	size   map[uint32]int64
+	recvd  map[uint32]*atomic.Uint64 // last sequence journaled per disk
+	resume map[uint32]uint64
+	kick   chan struct{}
+	credit atomic.Int64 // bytes journaled, not yet granted again
+}
+
+func (c *Client) onAck() {
+	c.mu.Lock()
+	s := c.sess
+	c.mu.Unlock()
+	if s != nil {
+		select {
+		case s.kick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (c *Client) connect(ctx context.Context) (bool, error) {
+	var d net.Dialer
+	nc, err := d.DialContext(ctx, "tcp", c.cfg.Addr)
+	if err != nil {
+		return false, err
+	}
+	tc := tls.Client(nc, wire.ClientTLSConfig(c.cfg.Addr, c.cfg.Trust, c.cfg.Confirm))
+	s := &session{disks: map[uint32]*link{}, size: map[uint32]int64{}, recvd: map[uint32]*atomic.Uint64{},
+		resume: map[uint32]uint64{}, kick: make(chan struct{}, 1)}
+	hctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	conn, err := wire.Client(hctx, tc, &wire.Config{Key: c.cfg.Key, Role: wire.RoleMasterTarget,
+		HostID: c.cfg.HostID, HostName: c.cfg.HostName, Accept: func(_ wire.Peer, ds []wire.Disk) ([]wire.Pair, error) {
+			return c.accept(s, ds)
+		}})
+	cancel()
+	if err != nil {
+		tc.Close()
+		return false, err
+	}
+	s.c = conn
+	c.conns.Add(1)
+	c.mu.Lock()
+	c.sess = s
+	c.mu.Unlock()
+	for _, l := range s.disks {
+		l.mu.Lock()
+		l.connected, l.state = true, 0
+		l.mu.Unlock()
+	}
+	defer func() {
+		c.mu.Lock()
+		c.sess = nil
+		c.mu.Unlock()
+		for _, l := range s.disks {
+			l.mu.Lock()
+			l.connected = false
+			l.mu.Unlock()
+		}
+	}()
+	cctx, ccancel := context.WithCancel(ctx)
+	defer ccancel()
+	stop := context.AfterFunc(cctx, func() { conn.Close() })
+	defer stop()
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := c.acker(cctx, s); err != nil {
+			conn.Close()
+		}
+	}()
+	defer wg.Wait()
+	defer ccancel()
+	if err := conn.Send(&wire.Credit{Bytes: c.cfg.Credit}); err != nil {
+		conn.Close()
+		return true, err
+	}
+	err = c.recvLoop(cctx, s)
+	if ctx.Err() != nil {
+		conn.Close()
+		return true, nil
+	}
+	return true, conn.Abort(err)
+}
+
+func (c *Client) accept(s *session, ds []wire.Disk) ([]wire.Pair, error) {
+	var out []wire.Pair
+	for _, d := range ds {
+		l := c.links[d.Name]
+		if l == nil {
+			continue
+		}
+		if tb := l.pair.Status().TargetBytes; tb < d.Size {
+			c.cfg.Logger.Error("target smaller than its source disk: not paired", "disk", d.Name, "source_bytes", d.Size, "target_bytes", tb)
+			continue
+		}
+		seq := l.pair.Next() - 1
+		start := wire.StartStream
+		if seq == 0 {
+			start = wire.StartFull
+			if c.cfg.HashResync {
+				start = wire.StartHashes
+			}
+		}
+		out = append(out, wire.Pair{Disk: d.ID, Start: start, Seq: seq})
+		s.disks[d.ID] = l
+		s.size[d.ID] = d.Size
+		s.resume[d.ID] = seq
+		r := &atomic.Uint64{}
+		r.Store(seq)
+		s.recvd[d.ID] = r
+	}
+	if len(out) == 0 {
+		return nil, errors.New("none of the offered disks is configured on this master target")
+	}
+	return out, nil
+}
+
+// acker sends cumulative acks as the journal commits, and credit for
+// what was journaled.
+func (c *Client) acker(ctx context.Context, s *session) error {
+	last := map[uint32]uint64{}
+	for id, seq := range s.resume {
+		last[id] = seq
+	}
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	lastHB := time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-s.kick:
+		case <-t.C:
+		}
+		var msgs []wire.Message
+		if time.Since(lastHB) >= time.Second {
+			// Proves this side alive: the process server ends a
+			// connection that stays silent longer than its idle timeout.
+			lastHB = time.Now()
+			msgs = append(msgs, &wire.Heartbeat{Time: lastHB})
+		}
+		for id, l := range s.disks {
+			d := l.pair.Durable()
+			// Never past what this connection journaled: the ack covers
+			// messages the process server sent on it.
+			d = min(d, s.recvd[id].Load())
+			if d <= last[id] {
+				continue
+			}
+			last[id] = d
+			st := l.pair.Status()
+			a := &wire.Ack{Disk: id, Seq: d, Backlog: uint64(max(st.BacklogBytes, 0))}
+			if fs := c.cfg.Writer.FS; fs != nil {
+				a.FreeJournal, _, _ = fs.Free(c.journalDir(l))
+			} else {
+				a.FreeJournal, _, _ = vfs.OS.Free(c.journalDir(l))
+			}
+			msgs = append(msgs, a)
+		}
+		if n := s.credit.Swap(0); n > 0 {
+			msgs = append(msgs, &wire.Credit{Bytes: n})
+		}
+		if len(msgs) > 0 {
+			if err := s.c.Send(msgs...); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+func (c *Client) journalDir(l *link) string {
+	for _, pc := range c.cfg.Pairs {
+		if pc.Disk == l.disk {
+			return pc.JournalDir
+		}
+	}
+	return "."
+}
+
+var zeros = make([]byte, MaxZeroRange)
+
+func (c *Client) recvLoop(ctx context.Context, s *session) error {
+	for {
+		_ = s.c.NetConn().SetReadDeadline(time.Now().Add(c.cfg.IdleTimeout))
+		m, err := s.c.Recv()
+		if err != nil {
+			return err
+		}
+		var l *link
+		if id := m.DiskID(); id != 0 {
+			l = s.disks[id]
+		}
+		switch m := m.(type) {
+		case *wire.ResyncData:
+			// Resync writes are flagged: points inside a resync are not
+			// consistent.
+			if err := l.pair.Write(m.Seq, m.Offset, time.Now(), m.Data, journal.FlagResync); err != nil {
+				return err
+			}
+			c.resyncBytes.Add(int64(len(m.Data)))
+			s.journaled(m.Disk, m.Seq, int64(len(m.Data)))
+		case *wire.ZeroRange:
+			if m.Length > MaxZeroRange {
+				return fmt.Errorf("agent: disk %s: zero range of %d bytes at %d: more than %d: %w", l.disk, m.Length, m.Offset, MaxZeroRange, wire.ErrMalformed)
+			}
+			// One wire sequence, one journal record: the zeros are
+			// written as one write.
+			if err := l.pair.Write(m.Seq, m.Offset, time.Now(), zeros[:m.Length], journal.FlagResync); err != nil {
+				return err
+			}
+			c.zeroBytes.Add(m.Length)
+			s.journaled(m.Disk, m.Seq, 0)
+		case *wire.Write:
+			if err := l.pair.Write(m.Seq, m.Offset, m.Time, m.Data, 0); err != nil {
+				return err
+			}
+			c.writeBytes.Add(int64(len(m.Data)))
+			s.journaled(m.Disk, m.Seq, int64(len(m.Data)))
+		case *wire.Tag:
+			if err := l.pair.Tag(m.Seq, journal.TagInfo{Name: m.Name, App: m.App, ID: m.ID, Time: m.Time}); err != nil {
+				return err
+			}
+			s.journaled(m.Disk, m.Seq, 0)
+		case *wire.HashRequest:
+			c.hashReqs.Add(1)
+			resp, err := c.hashes(ctx, l, s.size[m.Disk], m)
+			if err != nil {
+				return err
+			}
+			if err := s.c.Send(resp); err != nil {
+				return err
+			}
+		case *wire.State:
+			l.mu.Lock()
+			l.state, l.done, l.total = m.State, m.Done, m.Total
+			l.mu.Unlock()
+		case *wire.Heartbeat:
+			for _, ds := range m.Latest {
+				if hl := s.disks[ds.Disk]; hl != nil {
+					hl.pair.Heartbeat(ds.Seq, m.Time)
+				}
+			}
+		case *wire.Error:
+			c.cfg.Logger.Warn("process server reports an error", "disk", m.Disk, "code", m.Code.String(), "msg", m.Message)
+		default:
+			return fmt.Errorf("agent: %w: %v", wire.ErrUnexpected, m.Type())
+		}
+	}
+}
+
+func (s *session) journaled(disk uint32, seq uint64, n int64) {
+	s.recvd[disk].Store(seq)
+	s.credit.Add(n)
+}
+
+// hashes answers a HashRequest with the target's chunks as they are once
+// everything journaled is applied.
+func (c *Client) hashes(ctx context.Context, l *link, size int64, m *wire.HashRequest) (*wire.HashResponse, error) {
+	if m.Algo != wire.HashSHA256 {
+		return nil, fmt.Errorf("agent: disk %s: hash %v: %w", l.disk, m.Algo, wire.ErrMalformed)
+	}
+	if err := l.pair.Sync(); err != nil {
+		return nil, err
+	}
+	if err := l.pair.Drain(ctx); err != nil {
+		return nil, err
+	}
+	resp := &wire.HashResponse{Disk: m.Disk, Algo: m.Algo, ChunkSize: m.ChunkSize, Offset: m.Offset}
+	buf := make([]byte, m.ChunkSize)
+	err := l.pair.Hold(func(target vfs.File, _ *journal.Store) error {
+		for i := range m.Count {
+			off := m.Offset + int64(i)*int64(m.ChunkSize)
+			b := buf[:min(int64(m.ChunkSize), size-off)]
+			if err := vfs.ReadFull(target, b, off); err != nil {
+				return fmt.Errorf("agent: disk %s: read target at %d: %w", l.disk, off, err)
+			}
+			resp.Hashes = append(resp.Hashes, sha256.Sum256(b))
+		}
+		return nil
+	})
+	return resp, err
+}

@@ -1,0 +1,40 @@
+// Package agent is the master-target side of replication: a Client dials
+// a process server, pairs the disks it was configured with, and journals
+// what the process server streams through a writer pair per disk.
+//
+// # Session flow
+//
+// The client dials the process server over TLS (wire.ClientTLSConfig:
+// the server's certificate pinned in the trust store, a first one
+// trusted through Config.Confirm), and runs the wire handshake as the
+// master target. Its Accept pairs the offered disks it has a pair for
+// (by disk name; a target smaller than the disk is refused) and reports
+// each pair's resume point, Pair.Next()-1. A pair that has journaled
+// nothing yet asks for a resync: by hashes when Config.HashResync is set
+// (the target already holds an older copy), else a full copy; any other
+// pair asks to stream on from its resume point, and the process server
+// resyncs by hashes if it cannot.
+//
+// Then, per message: ResyncData and ZeroRange become journal writes
+// flagged journal.FlagResync (a ZeroRange one write of zeros, so each
+// wire disk sequence is exactly one journal sequence; the process server
+// keeps a zero range within one chunk of at most 4 MiB); Write and Tag
+// are journaled as they are; HashRequest is answered with the SHA-256 of
+// the target's chunks once everything journaled is applied; State
+// moves the pair between Resync Step I, Resync Step II and Differential
+// Sync; Heartbeat feeds the pair's RPO (and the client sends one a
+// second, so the process server can tell a silent peer from a dead
+// one). Cumulative Acks go out as the writer reports group commits (Options.OnAck), with the apply backlog
+// and the journal volume's free space; Credit is granted as journal
+// appends return, so the journal's own back-pressure throttles the
+// process server. Resent messages (after a reconnect) are duplicates the
+// writer drops.
+//
+// Any error ends the connection; Run dials again with exponential
+// backoff (Config.MinBackoff doubling up to Config.MaxBackoff), except
+// after errors that a retry cannot mend: a failed passphrase proof
+// (wire.ErrAuth), a changed or untrusted certificate.
+//
+// The client keeps no state of its own: a pair's resume point is its
+// journal's, so a restarted agent resumes where its journal ends.
+package agent

@@ -1,0 +1,319 @@
+package ps
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/mtconsole/mtconsole/replication/vfs"
+	"github.com/mtconsole/mtconsole/replication/wire"
+)
+
+// DefaultAddr is where a process server listens unless told otherwise.
+const DefaultAddr = ":9443"
+
+// MaxChunk is the largest chunk size: a ZeroRange covers at most one
+// chunk, and the master target journals it as one record of zeros.
+const MaxChunk = 4 << 20
+
+// DiskConfig names one source disk.
+type DiskConfig struct {
+	Name string // what master targets pair it by
+	Path string // regular file or block device
+}
+
+// Config configures a Server.
+type Config struct {
+	Key              wire.Key
+	Cert             tls.Certificate
+	HostID, HostName string
+	Disks            []DiskConfig
+	// ChunkSize is the resync and hash unit (1 MiB; a multiple of 4 KiB,
+	// at most MaxChunk).
+	ChunkSize int
+	// HashBatch is the number of chunks per HashRequest (64).
+	HashBatch int
+	// MaxUnacked bounds the bytes kept for resending per stream (64 MiB).
+	MaxUnacked int64
+	// Heartbeat is the heartbeat interval (1 s).
+	Heartbeat time.Duration
+	// IdleTimeout ends a connection that sent nothing, not even a
+	// heartbeat (the agent sends one a second), for this long (30 s).
+	IdleTimeout time.Duration
+	Logger      *slog.Logger
+}
+
+// Server is a process server.
+type Server struct {
+	cfg   Config
+	fp    wire.Fingerprint
+	disks []*Disk
+	wd    []wire.Disk
+
+	mu    sync.Mutex
+	conns map[*wire.Conn]struct{}
+	wg    sync.WaitGroup
+}
+
+// New opens the disks of cfg.
+func New(cfg Config) (*Server, error) {
+	if cfg.ChunkSize == 0 {
+		cfg.ChunkSize = 1 << 20
+	}
+	if cfg.ChunkSize%4096 != 0 || cfg.ChunkSize <= 0 || cfg.ChunkSize > MaxChunk {
+		return nil, fmt.Errorf("ps: chunk size %d: must be a multiple of 4096 up to %d", cfg.ChunkSize, MaxChunk)
+	}
+	if cfg.HashBatch <= 0 {
+		cfg.HashBatch = 64
+	}
+	if cfg.MaxUnacked <= 0 {
+		cfg.MaxUnacked = 64 << 20
+	}
+	if cfg.Heartbeat <= 0 {
+		cfg.Heartbeat = time.Second
+	}
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = 30 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if len(cfg.Cert.Certificate) == 0 {
+		return nil, errors.New("ps: no certificate")
+	}
+	if len(cfg.Disks) == 0 {
+		return nil, errors.New("ps: no disks to serve")
+	}
+	s := &Server{cfg: cfg, fp: wire.CertFingerprint(cfg.Cert.Certificate[0]), conns: map[*wire.Conn]struct{}{}}
+	for i, dc := range cfg.Disks {
+		d, err := openDisk(uint32(i+1), dc, cfg)
+		if err != nil {
+			s.Close()
+			return nil, err
+		}
+		s.disks = append(s.disks, d)
+		s.wd = append(s.wd, wire.Disk{ID: d.id, Name: d.name, Size: d.size, BlockSize: 4096})
+	}
+	return s, nil
+}
+
+func openDisk(id uint32, dc DiskConfig, cfg Config) (*Disk, error) {
+	if dc.Name == "" {
+		return nil, fmt.Errorf("ps: disk %d (%s): no name", id, dc.Path)
+	}
+	f, err := vfs.OS.OpenFile(dc.Path, os.O_RDWR, 0)
+	if err != nil {
+		return nil, fmt.Errorf("ps: disk %s: %w", dc.Name, err)
+	}
+	size, err := f.Size()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("ps: disk %s: %s: %w", dc.Name, dc.Path, err)
+	}
+	if size <= 0 || size%4096 != 0 {
+		f.Close()
+		return nil, fmt.Errorf("ps: disk %s: %s is %d bytes, not a positive multiple of 4096", dc.Name, dc.Path, size)
+	}
+	return &Disk{id: id, name: dc.Name, path: dc.Path, f: f, size: size, chunk: int64(cfg.ChunkSize),
+		maxUnacked: cfg.MaxUnacked, hashBatch: cfg.HashBatch, streams: map[string]*stream{}}, nil
+}
+
+// Fingerprint is the fingerprint of the server's certificate, which
+// admins compare on first use.
+func (s *Server) Fingerprint() wire.Fingerprint { return s.fp }
+
+// Disk returns the disk named name, or nil.
+func (s *Server) Disk(name string) *Disk {
+	for _, d := range s.disks {
+		if d.name == name {
+			return d
+		}
+	}
+	return nil
+}
+
+// Disks returns the served disks.
+func (s *Server) Disks() []*Disk { return s.disks }
+
+// ListenAndServe listens on addr (DefaultAddr if empty) and serves until
+// ctx ends.
+func (s *Server) ListenAndServe(ctx context.Context, addr string) error {
+	if addr == "" {
+		addr = DefaultAddr
+	}
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", addr)
+	if err != nil {
+		return fmt.Errorf("ps: %w", err)
+	}
+	return s.Serve(ctx, ln)
+}
+
+// Serve accepts connections on ln (plain TCP: Serve adds TLS) until ctx
+// ends, then closes ln and every connection and waits for their
+// goroutines.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	tln := tls.NewListener(ln, wire.ServerTLSConfig(s.cfg.Cert))
+	stop := context.AfterFunc(ctx, func() { tln.Close() })
+	defer stop()
+	defer s.wg.Wait()
+	defer s.closeConns()
+	for {
+		nc, err := tln.Accept()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			return fmt.Errorf("ps: accept: %w", err)
+		}
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			err := s.serveConn(ctx, nc)
+			s.cfg.Logger.Info("connection ended", "remote", nc.RemoteAddr().String(), "err", err)
+		}()
+	}
+}
+
+func (s *Server) closeConns() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.conns {
+		c.Close()
+	}
+}
+
+// serveConn runs one master target's connection: the handshake, a sender
+// per paired disk, heartbeats, and the receive loop for acks, credit and
+// hash responses.
+func (s *Server) serveConn(ctx context.Context, nc net.Conn) error {
+	hctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	c, err := wire.Server(hctx, nc, &wire.Config{Key: s.cfg.Key, Role: wire.RoleProcessServer,
+		HostID: s.cfg.HostID, HostName: s.cfg.HostName, ServerCert: s.fp, Disks: s.wd})
+	cancel()
+	if err != nil {
+		nc.Close()
+		return err
+	}
+	s.mu.Lock()
+	s.conns[c] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.conns, c)
+		s.mu.Unlock()
+		c.Close()
+	}()
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	sess := c.Session()
+	s.cfg.Logger.Info("master target connected", "host", sess.Peer.HostName, "id", sess.Peer.HostID, "pairs", len(sess.Pairs))
+
+	cctx, ccancel := context.WithCancel(ctx)
+	defer ccancel()
+	win := wire.NewWindow(0)
+	defer win.Close()
+	streams := map[uint32]*stream{}
+	atts := map[uint32]attachment{}
+	var wg sync.WaitGroup
+	errc := make(chan error, len(sess.Pairs)+1)
+	for _, p := range sess.Pairs {
+		d := s.disks[p.Disk-1]
+		st := d.stream(sess.Peer.HostID)
+		streams[p.Disk] = st
+		att := st.attach(p)
+		atts[p.Disk] = att
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := st.run(cctx, c, win, att); err != nil && cctx.Err() == nil {
+				errc <- fmt.Errorf("disk %s: %w", d.name, err)
+				c.Close()
+			}
+		}()
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(s.cfg.Heartbeat)
+		defer t.Stop()
+		for {
+			select {
+			case <-cctx.Done():
+				return
+			case <-t.C:
+			}
+			var hbs []wire.Message
+			for id, st := range streams {
+				if seq, t, ok := st.current(); ok {
+					hbs = append(hbs, &wire.Heartbeat{Time: t, Latest: []wire.DiskSeq{{Disk: id, Seq: seq}}})
+				}
+			}
+			if len(hbs) == 0 {
+				hbs = append(hbs, &wire.Heartbeat{Time: time.Now()})
+			}
+			if err := c.Send(hbs...); err != nil {
+				return
+			}
+		}
+	}()
+	err = s.recvLoop(c, streams, atts, win)
+	ccancel()
+	win.Close()
+	c.Close()
+	wg.Wait()
+	select {
+	case e := <-errc:
+		return e
+	default:
+	}
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+func (s *Server) recvLoop(c *wire.Conn, streams map[uint32]*stream, atts map[uint32]attachment, win *wire.Window) error {
+	for {
+		_ = c.NetConn().SetReadDeadline(time.Now().Add(s.cfg.IdleTimeout))
+		m, err := c.Recv()
+		if err != nil {
+			return c.Abort(err)
+		}
+		switch m := m.(type) {
+		case *wire.Credit:
+			win.Grant(m.Bytes)
+		case *wire.Ack:
+			streams[m.Disk].ack(m)
+		case *wire.HashResponse:
+			atts[m.Disk].hashResponse(m)
+		case *wire.Error:
+			s.cfg.Logger.Warn("master target reports an error", "disk", m.Disk, "code", m.Code.String(), "msg", m.Message)
+		case *wire.Heartbeat:
+		default:
+			return c.Abort(fmt.Errorf("ps: %w: %v", wire.ErrUnexpected, m.Type()))
+		}
+	}
+}
+
+// Close closes the disks. Call it after Serve has returned.
+func (s *Server) Close() error {
+	var first error
+	for _, d := range s.disks {
+		if err := d.f.Close(); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
