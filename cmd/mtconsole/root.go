@@ -18,6 +18,6 @@ func newRootCmd() *cobra.Command {
 		return usageError{err}
 	})
 	root.AddCommand(newRetentionCmd(), newDemoCmd(), newStatusCmd(), newTagCmd(), newPauseCmd(true), newPauseCmd(false),
-		newRecoverCmd(), newPSCmd())
+		newRecoverCmd(), newPSCmd(), newAgentCmd())
 	return root
 }

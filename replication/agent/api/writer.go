@@ -27,6 +27,7 @@ type WriterBackend struct {
 	info HostInfo
 	hub  *Hub
 	now  func() time.Time
+	repl func() map[string]Replication
 
 	mu      sync.Mutex
 	configs map[string]writer.PairConfig
@@ -74,11 +75,34 @@ func (b *WriterBackend) Close() error {
 // Status implements Backend.
 func (b *WriterBackend) Status() (Status, error) {
 	s := Status{HostInfo: b.info, UptimeSeconds: b.now().Sub(b.info.Started).Seconds(), Pairs: []PairStatus{}}
+	var repl map[string]Replication
+	if b.repl != nil {
+		repl = b.repl()
+	}
 	for _, ps := range b.w.Status() {
-		s.Pairs = append(s.Pairs, PairStatus{PairStatus: ps})
+		p := PairStatus{PairStatus: ps}
+		if r, ok := repl[ps.ID]; ok {
+			p.State = r.State
+			if r.Total > 0 && r.Done < r.Total {
+				p.Resync = &ResyncProgress{Step: r.State, DoneBytes: r.Done, TotalBytes: r.Total}
+			}
+		}
+		s.Pairs = append(s.Pairs, p)
 	}
 	return s, nil
 }
+
+// Replication is what the network layer knows of a pair: its state
+// (Queued, Resync Step I, Resync Step II, Differential Sync) and resync
+// progress.
+type Replication struct {
+	State       string
+	Done, Total int64
+}
+
+// SetReplication makes Status report each pair's replication state from f,
+// keyed by pair id.
+func (b *WriterBackend) SetReplication(f func() map[string]Replication) { b.repl = f }
 
 // Subscribe implements Backend.
 func (b *WriterBackend) Subscribe(ctx context.Context) <-chan writer.Event {

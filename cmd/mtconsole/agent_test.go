@@ -1,0 +1,129 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mtconsole/mtconsole/replication/agent/api"
+	"github.com/mtconsole/mtconsole/replication/ps"
+	"github.com/mtconsole/mtconsole/replication/wire"
+)
+
+// TestAgentCommand runs `mtconsole agent` against an in-process process
+// server on loopback: the target catches up with the source, the status
+// API answers, and cancelling (SIGTERM) ends it cleanly.
+func TestAgentCommand(t *testing.T) {
+	dir, err := os.MkdirTemp("", "mtag")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	src := make([]byte, 4<<20)
+	rand.Read(src)
+	os.WriteFile(filepath.Join(dir, "src.img"), src, 0o600)
+	os.WriteFile(filepath.Join(dir, "tgt.img"), make([]byte, len(src)), 0o600)
+	os.WriteFile(filepath.Join(dir, "pass"), []byte("a passphrase of some length\n"), 0o600)
+
+	key, err := wire.DeriveKey("a passphrase of some length")
+	if err != nil {
+		t.Fatal(err)
+	}
+	certPEM, keyPEM, err := wire.GenerateCertificate([]string{"127.0.0.1"}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _, err := wire.LoadCertificate(certPEM, keyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := ps.New(ps.Config{Key: key, Cert: cert, HostID: "ps", HostName: "ps",
+		Disks: []ps.DiskConfig{{Name: "disk0", Path: filepath.Join(dir, "src.img")}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go srv.Serve(ctx, ln)
+	defer srv.Close()
+
+	sock := filepath.Join(dir, "a.sock")
+	cfg := "[agent]\njournal_dir = \"" + dir + "/j\"\nretention_dir = \"" + dir + "/r\"\nsocket = \"" + sock + "\"\n" +
+		"trust_store = \"" + dir + "/known\"\nhash_resync = false\n[process_server]\naddress = \"" + ln.Addr().String() +
+		"\"\npassphrase_file = \"" + dir + "/pass\"\n[[pair]]\ndisk = \"disk0\"\ntarget = \"" + dir + "/tgt.img\"\n"
+	path := filepath.Join(dir, "agent.toml")
+	os.WriteFile(path, []byte(cfg), 0o600)
+
+	var logs bytes.Buffer
+	done := make(chan error, 1)
+	actx, stop := context.WithCancel(context.Background())
+	go func() { done <- runAgent(actx, &logs, path) }()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		got, _ := os.ReadFile(filepath.Join(dir, "tgt.img"))
+		if bytes.Equal(got, src) {
+			break
+		}
+		if time.Now().After(deadline) {
+			stop()
+			t.Fatalf("the target never caught up; agent log:\n%s", logs.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	c, err := api.Dial(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := c.Status(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Pairs) != 1 || st.Pairs[0].ID != "disk0" || st.Pairs[0].State == "" {
+		t.Fatalf("status %+v", st)
+	}
+	stop()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("agent ended with %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the agent did not stop")
+	}
+	if _, err := os.Stat(sock); !os.IsNotExist(err) {
+		t.Fatalf("socket left behind: %v", err)
+	}
+}
+
+func TestAgentCommandErrors(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.toml")
+	os.WriteFile(bad, []byte("[agent]\nsocket = 5\n"), 0o600)
+	if err := runAgent(context.Background(), &bytes.Buffer{}, bad); err == nil || !strings.HasPrefix(err.Error(), bad) {
+		t.Fatalf("bad config: %v", err)
+	}
+	pass := filepath.Join(dir, "pass")
+	os.WriteFile(pass, []byte("secret passphrase\n"), 0o644)
+	cfg := filepath.Join(dir, "agent.toml")
+	os.WriteFile(cfg, []byte("[process_server]\naddress = \"127.0.0.1:1\"\npassphrase_file = \""+pass+"\"\n[[pair]]\ndisk = \"a\"\ntarget = \"/nonexistent\"\n"), 0o600)
+	err := runAgent(context.Background(), &bytes.Buffer{}, cfg)
+	if err == nil || !strings.Contains(err.Error(), "chmod 600") {
+		t.Fatalf("passphrase file readable by others: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "missing.toml")); err == nil {
+		t.Fatal("fixture")
+	}
+	if err := runAgent(context.Background(), &bytes.Buffer{}, filepath.Join(dir, "missing.toml")); err == nil {
+		t.Fatal("a missing config file was accepted")
+	}
+}

@@ -1,0 +1,251 @@
+package agent
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+
+	"github.com/mtconsole/mtconsole/replication/journal"
+	"github.com/mtconsole/mtconsole/replication/writer"
+)
+
+// FileConfig is the agent's configuration file (TOML), by default
+// /etc/mtconsole/agent.toml:
+//
+//	[agent]
+//	host_id = "mt01"                          # default: the host name
+//	journal_dir = "/var/lib/mtconsole/journal" # one subdirectory per pair
+//	retention_dir = "/var/lib/mtconsole/retention"
+//	socket = "/run/mtconsole/agent.sock"      # the status API
+//	socket_group = ""                         # a group that may read status (0660)
+//	metrics = ""                              # e.g. "127.0.0.1:9460": Prometheus, off when empty
+//	trust_store = "/etc/mtconsole/known_process_servers"
+//	trust_new_servers = true                  # pin a first-seen certificate (as ssh asks)
+//	hash_resync = true                        # targets hold an older copy: send only what differs
+//
+//	[process_server]
+//	address = "ps.example.com:9443"
+//	passphrase_file = "/etc/mtconsole/passphrase" # 0600, first line
+//
+//	[defaults]                                # for every pair unless it says otherwise
+//	rpo_threshold = "15m"
+//	retention = "24h"                         # or "3 days"
+//	size_cap_mb = 0                           # 0: no cap
+//	on_full = "purge"                         # or "pause"
+//
+//	[[pair]]
+//	disk = "sda"                              # the source disk's name on the process server
+//	target = "/dev/sdb"                       # file or block device on this host
+//	id = "sda"                                # default: the disk name
+//	# rpo_threshold, retention, size_cap_mb, on_full override the defaults
+//
+// Errors name the file, the line where the parser knows it, and the key.
+type FileConfig struct {
+	Agent struct {
+		HostID          string `toml:"host_id"`
+		JournalDir      string `toml:"journal_dir"`
+		RetentionDir    string `toml:"retention_dir"`
+		Socket          string `toml:"socket"`
+		SocketGroup     string `toml:"socket_group"`
+		Metrics         string `toml:"metrics"`
+		TrustStore      string `toml:"trust_store"`
+		TrustNewServers *bool  `toml:"trust_new_servers"`
+		HashResync      *bool  `toml:"hash_resync"`
+	} `toml:"agent"`
+	ProcessServer struct {
+		Address        string `toml:"address"`
+		PassphraseFile string `toml:"passphrase_file"`
+	} `toml:"process_server"`
+	Defaults PairPolicy `toml:"defaults"`
+	Pairs    []struct {
+		Disk   string `toml:"disk"`
+		Target string `toml:"target"`
+		ID     string `toml:"id"`
+		PairPolicy
+	} `toml:"pair"`
+
+	path string
+	text string
+}
+
+// PairPolicy is the retention and RPO policy of a pair.
+type PairPolicy struct {
+	RPOThreshold string `toml:"rpo_threshold"`
+	Retention    string `toml:"retention"`
+	SizeCapMB    *int64 `toml:"size_cap_mb"`
+	OnFull       string `toml:"on_full"`
+}
+
+// LoadConfig reads and checks the configuration file at path.
+func LoadConfig(path string) (*FileConfig, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	c := &FileConfig{path: path, text: string(data)}
+	md, err := toml.Decode(c.text, c)
+	if err != nil {
+		var pe toml.ParseError
+		if errors.As(err, &pe) {
+			return nil, fmt.Errorf("%s:%d: %s", path, pe.Position.Line, pe.Message)
+		}
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		k := und[0]
+		return nil, c.errAt(k[len(k)-1], "unknown key %q (see `mtconsole agent --help` for the format)", k.String())
+	}
+	a := &c.Agent
+	def := func(p *string, v string) {
+		if *p == "" {
+			*p = v
+		}
+	}
+	if a.HostID == "" {
+		a.HostID, _ = os.Hostname()
+	}
+	def(&a.JournalDir, "/var/lib/mtconsole/journal")
+	def(&a.RetentionDir, "/var/lib/mtconsole/retention")
+	def(&a.TrustStore, "/etc/mtconsole/known_process_servers")
+	if c.ProcessServer.Address == "" {
+		return nil, c.errAt("address", "[process_server] address is required: host:port of the process server (port 9443 by default)")
+	}
+	if !strings.Contains(c.ProcessServer.Address, ":") {
+		c.ProcessServer.Address += ":9443"
+	}
+	if c.ProcessServer.PassphraseFile == "" {
+		return nil, c.errAt("passphrase_file", "[process_server] passphrase_file is required: a 0600 file whose first line is the passphrase")
+	}
+	if len(c.Pairs) == 0 {
+		return nil, fmt.Errorf("%s: no [[pair]]: name at least one source disk and its target", path)
+	}
+	if _, err := c.policy(PairPolicy{}); err != nil {
+		return nil, c.errIn("[defaults]", 0, err.key, "[defaults]: %v", err.err)
+	}
+	ids := map[string]bool{}
+	for i, p := range c.Pairs {
+		if p.Disk == "" {
+			return nil, c.errIn("[[pair]]", i, "disk", "pair %d: disk is required (the source disk's name on the process server)", i+1)
+		}
+		if p.Target == "" {
+			return nil, c.errIn("[[pair]]", i, "target", "pair %d (%s): target is required (a file or block device here)", i+1, p.Disk)
+		}
+		id := p.ID
+		if id == "" {
+			id = p.Disk
+		}
+		if ids[id] {
+			return nil, c.errIn("[[pair]]", i, "id", "pair %d: id %q is used twice", i+1, id)
+		}
+		ids[id] = true
+		if _, err := c.policy(p.PairPolicy); err != nil {
+			return nil, c.errIn("[[pair]]", i, err.key, "pair %d (%s): %v", i+1, p.Disk, err.err)
+		}
+	}
+	return c, nil
+}
+
+type keyErr struct {
+	key string
+	err error
+}
+
+type policy struct {
+	journal.Policy
+	rpo time.Duration
+}
+
+// policy merges p over the defaults.
+func (c *FileConfig) policy(p PairPolicy) (policy, *keyErr) {
+	out := policy{Policy: journal.Policy{Window: 24 * time.Hour, OnFull: journal.Purge}, rpo: 15 * time.Minute}
+	for _, q := range []PairPolicy{c.Defaults, p} {
+		if q.RPOThreshold != "" {
+			d, err := time.ParseDuration(q.RPOThreshold)
+			if err != nil || d <= 0 {
+				return out, &keyErr{"rpo_threshold", fmt.Errorf("rpo_threshold %q: want a duration such as 15m", q.RPOThreshold)}
+			}
+			out.rpo = d
+		}
+		if q.Retention != "" {
+			d, err := journal.ParseWindow(q.Retention)
+			if err != nil {
+				return out, &keyErr{"retention", err}
+			}
+			out.Window = d
+		}
+		if q.SizeCapMB != nil {
+			if *q.SizeCapMB < 0 {
+				return out, &keyErr{"size_cap_mb", fmt.Errorf("size_cap_mb %d: must not be negative", *q.SizeCapMB)}
+			}
+			out.SizeCap = *q.SizeCapMB << 20
+		}
+		if q.OnFull != "" {
+			a, err := journal.ParseFullAction(q.OnFull)
+			if err != nil {
+				return out, &keyErr{"on_full", err}
+			}
+			out.OnFull = a
+		}
+	}
+	return out, nil
+}
+
+// errAt names the file and the first line that sets key.
+func (c *FileConfig) errAt(key, format string, args ...any) error {
+	return c.errIn("", 0, key, format, args...)
+}
+
+// errIn names the file and the line that sets key in the n-th (from 0)
+// table headed header ("" for anywhere).
+func (c *FileConfig) errIn(header string, n int, key, format string, args ...any) error {
+	msg := fmt.Sprintf(format, args...)
+	seen := -1
+	for i, line := range strings.Split(c.text, "\n") {
+		l := strings.TrimSpace(line)
+		if strings.HasPrefix(l, "[") {
+			if l == header {
+				seen++
+			} else if seen == n && header != "" {
+				break // past the table
+			}
+			continue
+		}
+		if header != "" && seen != n {
+			continue
+		}
+		if strings.HasPrefix(l, key) && strings.HasPrefix(strings.TrimSpace(l[len(key):]), "=") {
+			return fmt.Errorf("%s:%d: %s: %s", c.path, i+1, key, msg)
+		}
+	}
+	return fmt.Errorf("%s: %s: %s", c.path, key, msg)
+}
+
+// ClientConfig turns the file into a Client's configuration; the
+// passphrase key and trust store are the caller's.
+func (c *FileConfig) ClientConfig() Config {
+	cfg := Config{Addr: c.ProcessServer.Address, HostID: c.Agent.HostID, HostName: c.Agent.HostID,
+		HashResync: c.Agent.HashResync == nil || *c.Agent.HashResync}
+	for _, p := range c.Pairs {
+		id := p.ID
+		if id == "" {
+			id = p.Disk
+		}
+		pol, _ := c.policy(p.PairPolicy) // checked by LoadConfig
+		cfg.Pairs = append(cfg.Pairs, PairConfig{Disk: p.Disk, PairConfig: writer.PairConfig{
+			ID: id, Target: p.Target, Policy: pol.Policy, RPOThreshold: pol.rpo,
+			JournalDir:   filepath.Join(c.Agent.JournalDir, id),
+			RetentionDir: filepath.Join(c.Agent.RetentionDir, id),
+		}})
+	}
+	return cfg
+}
+
+// TrustNew says whether a first-seen process-server certificate is pinned.
+func (c *FileConfig) TrustNew() bool {
+	return c.Agent.TrustNewServers == nil || *c.Agent.TrustNewServers
+}

@@ -1,0 +1,89 @@
+package agent
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mtconsole/mtconsole/replication/journal"
+)
+
+const goodConfig = `[agent]
+journal_dir = "/j"
+retention_dir = "/r"
+
+[process_server]
+address = "ps.example"
+passphrase_file = "/etc/mtconsole/passphrase"
+
+[defaults]
+retention = "3 days"
+on_full = "pause"
+
+[[pair]]
+disk = "sda"
+target = "/dev/sdb"
+
+[[pair]]
+disk = "sdb"
+id = "data"
+target = "/dev/sdc"
+size_cap_mb = 100
+rpo_threshold = "5m"
+`
+
+func writeConfig(t *testing.T, text string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "agent.toml")
+	if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestLoadConfig(t *testing.T) {
+	fc, err := LoadConfig(writeConfig(t, goodConfig))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := fc.ClientConfig()
+	if c.Addr != "ps.example:9443" || !c.HashResync || len(c.Pairs) != 2 || !fc.TrustNew() {
+		t.Fatalf("config %+v", c)
+	}
+	a, b := c.Pairs[0], c.Pairs[1]
+	if a.Disk != "sda" || a.ID != "sda" || a.JournalDir != "/j/sda" || a.RetentionDir != "/r/sda" ||
+		a.Policy.Window != 72*time.Hour || a.Policy.OnFull != journal.Pause || a.RPOThreshold != 15*time.Minute {
+		t.Fatalf("pair 1: %+v", a)
+	}
+	if b.ID != "data" || b.Target != "/dev/sdc" || b.Policy.SizeCap != 100<<20 || b.RPOThreshold != 5*time.Minute || b.Policy.Window != 72*time.Hour {
+		t.Fatalf("pair 2: %+v", b)
+	}
+}
+
+func TestLoadConfigErrors(t *testing.T) {
+	cases := []struct {
+		name, edit, want string
+	}{
+		{"syntax", "[agent\n", ":2: "},
+		{"unknown key", strings.Replace(goodConfig, `on_full = "pause"`, "on_ful = \"pause\"", 1), `:11: on_ful: unknown key "defaults.on_ful"`},
+		{"bad window", strings.Replace(goodConfig, `"3 days"`, `"3 weeks"`, 1), `:10: retention: [defaults]: retention window "3 weeks"`},
+		{"bad action", strings.Replace(goodConfig, `"pause"`, `"stop"`, 1), `:11: on_full: [defaults]`},
+		{"bad rpo", strings.Replace(goodConfig, `"5m"`, `"soon"`, 1), `:22: rpo_threshold: pair 2 (sdb): rpo_threshold "soon"`},
+		{"no target", strings.Replace(goodConfig, "target = \"/dev/sdb\"\n", "", 1), "pair 1 (sda): target is required"},
+		{"pair key in its own table", strings.Replace(goodConfig, `size_cap_mb = 100`, `size_cap_mb = -1`, 1), `:21: size_cap_mb: pair 2 (sdb)`},
+		{"duplicate id", strings.Replace(goodConfig, `id = "data"`, `id = "sda"`, 1), `id "sda" is used twice`},
+		{"no address", strings.Replace(goodConfig, `address = "ps.example"`, "", 1), "address is required"},
+		{"no pairs", goodConfig[:strings.Index(goodConfig, "[[pair]]")], "no [[pair]]"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			p := writeConfig(t, tc.edit)
+			_, err := LoadConfig(p)
+			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.HasPrefix(err.Error(), p) {
+				t.Fatalf("error %v, want it to start with the file and contain %q", err, tc.want)
+			}
+		})
+	}
+}
