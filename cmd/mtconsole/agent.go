@@ -30,7 +30,10 @@ while keeping before-images for recovery, and serves its status API on a unix
 socket (mtconsole status, tag, pause, resume and recover talk to it).
 
 SIGTERM and SIGINT stop it cleanly: the journal and the applied position are
-made durable first. The file's format (TOML):
+made durable first. SIGHUP reloads the file: retention policies and RPO
+thresholds change at once; a changed process server, host id, pair list,
+target or directory is named in the log as needing a restart, and nothing of
+a file with an error is applied. The file's format (TOML):
 
   [agent]
   host_id = "mt01"                            # default: the host name
@@ -134,10 +137,76 @@ func runAgent(ctx context.Context, logOut io.Writer, path string) error {
 		defer metrics.Close()
 	}
 	logger.Info("agent started", "config", path, "process_server", cfg.Addr, "pairs", len(cfg.Pairs))
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				reloadAgent(path, cfg, client.Writer(), logger)
+			}
+		}
+	}()
 	err = client.Run(ctx)
 	if ctx.Err() != nil && (err == nil || errors.Is(err, context.Canceled)) {
 		logger.Info("agent stopping: journals and applied positions made durable")
 		return nil
 	}
 	return err
+}
+
+// reloadAgent applies what a reload can change of the file at path to the
+// running pairs, and logs what needs a restart. A file with an error
+// changes nothing.
+func reloadAgent(path string, running agent.Config, w *writer.Writer, logger *slog.Logger) {
+	fc, err := agent.LoadConfig(path)
+	if err != nil {
+		logger.Error("reload refused, the running configuration stays", "err", err)
+		return
+	}
+	next := fc.ClientConfig()
+	var restart []string
+	if next.Addr != running.Addr {
+		restart = append(restart, "process_server.address")
+	}
+	if next.HostID != running.HostID {
+		restart = append(restart, "agent.host_id")
+	}
+	old := map[string]agent.PairConfig{}
+	for _, p := range running.Pairs {
+		old[p.ID] = p
+	}
+	changed := 0
+	for _, p := range next.Pairs {
+		o, ok := old[p.ID]
+		delete(old, p.ID)
+		if !ok {
+			restart = append(restart, "new pair "+p.ID)
+			continue
+		}
+		if o.Disk != p.Disk || o.Target != p.Target || o.JournalDir != p.JournalDir || o.RetentionDir != p.RetentionDir {
+			restart = append(restart, "pair "+p.ID+" disk, target or directories")
+			continue
+		}
+		if o.Policy == p.Policy && o.RPOThreshold == p.RPOThreshold {
+			continue
+		}
+		if wp := w.Pair(p.ID); wp != nil {
+			if err := wp.SetPolicy(p.Policy, p.RPOThreshold); err != nil {
+				logger.Error("reload: policy not applied", "pair", p.ID, "err", err)
+				continue
+			}
+			changed++
+		}
+	}
+	for id := range old {
+		restart = append(restart, "removed pair "+id)
+	}
+	logger.Info("configuration reloaded", "path", path, "policies_changed", changed)
+	if len(restart) > 0 {
+		logger.Warn("reload: these changes take effect when the agent restarts", "changes", fmt.Sprint(restart))
+	}
 }

@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -64,7 +66,7 @@ func TestAgentCommand(t *testing.T) {
 	path := filepath.Join(dir, "agent.toml")
 	os.WriteFile(path, []byte(cfg), 0o600)
 
-	var logs bytes.Buffer
+	var logs syncBuffer
 	done := make(chan error, 1)
 	actx, stop := context.WithCancel(context.Background())
 	go func() { done <- runAgent(actx, &logs, path) }()
@@ -90,6 +92,28 @@ func TestAgentCommand(t *testing.T) {
 	}
 	if len(st.Pairs) != 1 || st.Pairs[0].ID != "disk0" || st.Pairs[0].State == "" {
 		t.Fatalf("status %+v", st)
+	}
+	// SIGHUP reloads: a new retention window applies at once; a file with
+	// an error changes nothing.
+	os.WriteFile(path, []byte(strings.Replace(cfg, "[[pair]]", "[defaults]\nretention = \"2 days\"\n[[pair]]", 1)), 0o600)
+	syscall.Kill(os.Getpid(), syscall.SIGHUP)
+	window := func() time.Duration {
+		st, err := c.Status(context.Background())
+		if err != nil || len(st.Pairs) != 1 {
+			t.Fatalf("status: %v", err)
+		}
+		return st.Pairs[0].Retention.Window
+	}
+	for deadline := time.Now().Add(5 * time.Second); window() != 48*time.Hour; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the reload did not change the window: %s\n%s", window(), logs.String())
+		}
+	}
+	os.WriteFile(path, []byte(strings.Replace(cfg, "[[pair]]", "[defaults]\nretention = \"1 fortnight\"\n[[pair]]", 1)), 0o600)
+	syscall.Kill(os.Getpid(), syscall.SIGHUP)
+	time.Sleep(200 * time.Millisecond)
+	if window() != 48*time.Hour || !strings.Contains(logs.String(), "reload refused") {
+		t.Fatalf("a bad file on reload: window %s, log:\n%s", window(), logs.String())
 	}
 	stop()
 	select {
@@ -127,3 +151,17 @@ func TestAgentCommandErrors(t *testing.T) {
 		t.Fatal("a missing config file was accepted")
 	}
 }
+
+// syncBuffer is a bytes.Buffer the agent's goroutines may log into while
+// the test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }

@@ -419,3 +419,34 @@ func TestRPOAlert(t *testing.T) {
 		t.Fatalf("after a heartbeat: %s %s", s.Health, s.Reason)
 	}
 }
+
+func TestSetPolicyWhileRunning(t *testing.T) {
+	m := newMemPair(t, nil)
+	now := time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
+	var mu sync.Mutex
+	m.o.Now = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	p, _ := m.open()
+	defer p.Close()
+	w := testutil.NewWorkload(31, diskSize, nil)
+	w.MaxWrite = 4096
+	fill(t, p, w, 300)
+	p.Drain(context.Background())
+	before := len(p.Store().Segments())
+	if err := p.SetPolicy(journal.Policy{SizeCap: 64 << 10, OnFull: journal.Purge}, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	fill(t, p, w, 5)
+	p.Drain(context.Background())
+	if got := p.Store().Policy(); got.SizeCap != 64<<10 {
+		t.Fatalf("policy %+v", got)
+	}
+	if after := len(p.Store().Segments()); after >= before || p.Store().Used() > 64<<10+2*int64(m.cfg.UndoSegmentSize) {
+		t.Fatalf("segments %d -> %d, %d bytes used: the new cap did not prune", before, after, p.Store().Used())
+	}
+	mu.Lock()
+	now = w.Clock.Add(2 * time.Minute)
+	mu.Unlock()
+	if s := p.Status(); s.Health != HealthRPO || s.RPOThreshold != 60 {
+		t.Fatalf("health %s threshold %.0fs after lowering the RPO threshold to 1m", s.Health, s.RPOThreshold)
+	}
+}

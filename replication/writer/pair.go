@@ -437,6 +437,26 @@ func (p *Pair) Pause(reason string) error {
 	return p.store.SetState(journal.StatePaused, reason, 0)
 }
 
+// SetPolicy changes the pair's retention policy and, when rpo is not
+// zero, its RPO threshold, while it runs (a configuration reload). The
+// new policy prunes from the next commit on.
+func (p *Pair) SetPolicy(pol journal.Policy, rpo time.Duration) error {
+	if pol.OnFull == "" {
+		pol.OnFull = journal.Purge
+	}
+	if err := p.store.SetPolicy(pol); err != nil {
+		return err
+	}
+	p.mu.Lock()
+	if rpo > 0 {
+		p.cfg.RPOThreshold = rpo
+	}
+	p.cfg.Policy = pol
+	p.mu.Unlock()
+	p.kick()
+	return nil
+}
+
 // Resume restarts applying after Pause.
 func (p *Pair) Resume() error {
 	p.mu.Lock()

@@ -129,12 +129,13 @@ func (p *Pair) checkRPO() {
 	changed := breach != p.rpoAlert
 	p.rpoAlert = breach
 	rpo := now.Sub(p.durTime).Round(time.Second)
+	threshold := p.cfg.RPOThreshold
 	p.mu.Unlock()
 	if !changed {
 		return
 	}
 	if breach {
-		p.event(EventAlert, slog.LevelWarn, fmt.Sprintf("RPO %s exceeds the threshold of %s", rpo, p.cfg.RPOThreshold))
+		p.event(EventAlert, slog.LevelWarn, fmt.Sprintf("RPO %s exceeds the threshold of %s", rpo, threshold))
 	} else {
 		p.event(EventState, slog.LevelInfo, fmt.Sprintf("RPO back under the threshold (%s)", rpo))
 	}
