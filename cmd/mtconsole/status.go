@@ -156,8 +156,11 @@ func printStatus(out io.Writer, st api.Status, now time.Time) {
 		fmt.Fprintln(out, "No pairs.")
 		return
 	}
+	// Fits 80 columns: what may be long (reasons, tag names) goes on
+	// lines of its own below the table.
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "PAIR\tSTATE\tHEALTH\tRPO\tBACKLOG\tTHROUGHPUT\tRETENTION USED/WINDOW\tTAGS")
+	fmt.Fprintln(tw, "PAIR\tSTATE\tHEALTH\tRPO\tBACKLOG\tRATE\tRETAINED\tTAGS")
+	var notes []string
 	for _, p := range st.Pairs {
 		state := p.State
 		if state == "" {
@@ -166,23 +169,26 @@ func printStatus(out io.Writer, st api.Status, now time.Time) {
 		if p.Resync != nil && p.Resync.TotalBytes > 0 {
 			state += fmt.Sprintf(" %.0f%%", 100*float64(p.Resync.DoneBytes)/float64(p.Resync.TotalBytes))
 		}
-		health := p.Health
 		if p.Reason != "" {
-			health += ": " + p.Reason
+			notes = append(notes, fmt.Sprintf("%s: %s: %s", p.ID, p.Health, p.Reason))
 		}
 		window := "all"
 		if p.Retention.Window > 0 {
 			window = windowText(p.Retention.Window)
 		}
-		tags := fmt.Sprint(p.Retention.Tags)
-		if p.Retention.LatestTag != nil {
-			tags += " (latest " + p.Retention.LatestTag.Name + ")"
+		if t := p.Retention.LatestTag; t != nil {
+			notes = append(notes, fmt.Sprintf("%s: latest tag %s (%s, %s UTC)", p.ID, t.Name, t.App, t.Time.UTC().Format("15:04:05")))
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s / %s\t%s/s\t%s / %s\t%s\n", p.ID, state, health, secondsText(p.RPOSeconds),
-			bytesText(p.BacklogBytes), secondsText(p.BacklogSeconds), bytesText(int64(p.ThroughputBps)),
-			bytesText(p.Retention.UsedBytes), window, tags)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s/s\t%s, %s\t%d\n", p.ID, state, p.Health, secondsText(p.RPOSeconds),
+			bytesText(p.BacklogBytes), bytesText(int64(p.ThroughputBps)), bytesText(p.Retention.UsedBytes), window, p.Retention.Tags)
 	}
 	tw.Flush()
+	if len(notes) > 0 {
+		fmt.Fprintln(out)
+		for _, n := range notes {
+			fmt.Fprintln(out, n)
+		}
+	}
 }
 
 func secondsText(s float64) string {

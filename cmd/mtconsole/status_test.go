@@ -69,7 +69,7 @@ func TestStatusCommands(t *testing.T) {
 
 	t.Run("table", func(t *testing.T) {
 		out := mustRun(t, "status", "--socket", sock)
-		for _, w := range []string{"Agent test on mt1", "PAIR", "HEALTH", "RETENTION USED/WINDOW", fxPair, "1 day", "(latest " + fx.tags[len(fx.tags)-1].name + ")"} {
+		for _, w := range []string{"Agent test on mt1", "PAIR", "HEALTH", "RETAINED", fxPair, "1 day", "latest tag " + fx.tags[len(fx.tags)-1].name} {
 			if !strings.Contains(out, w) {
 				t.Errorf("status does not show %q:\n%s", w, out)
 			}
