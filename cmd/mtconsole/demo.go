@@ -181,23 +181,19 @@ func runDemo(out io.Writer, f demoFlags) error {
 	for _, d := range disks {
 		for _, name := range d.order {
 			dest := filepath.Join(dir, "exports", d.id+"-"+name+".img")
-			var got [32]byte
-			err := d.pair.Hold(func(target vfs.File, st *journal.Store) error {
-				r, err := recovery.Resolve(st, recovery.Point{Kind: recovery.TagNamed, Name: name})
-				if err != nil {
-					return err
-				}
-				df, err := vfs.OS.OpenFile(dest, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
-				if err != nil {
-					return err
-				}
-				defer df.Close()
-				if _, err := recovery.Export(context.Background(), st, target, df, r, nil); err != nil {
-					return err
-				}
-				got, err = hashFile(df.(interface{ OSFile() *os.File }).OSFile(), size)
+			r, err := recovery.Resolve(d.pair.Store(), recovery.Point{Kind: recovery.TagNamed, Name: name})
+			if err != nil {
 				return err
-			})
+			}
+			if _, err := d.pair.Export(context.Background(), r, dest, nil); err != nil {
+				return err
+			}
+			df, err := os.Open(dest)
+			if err != nil {
+				return err
+			}
+			got, err := hashFile(df, size)
+			df.Close()
 			if err != nil {
 				return err
 			}

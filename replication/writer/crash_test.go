@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/mtconsole/mtconsole/internal/testutil"
-	"github.com/mtconsole/mtconsole/replication/journal"
 	"github.com/mtconsole/mtconsole/replication/recovery"
 	"github.com/mtconsole/mtconsole/replication/vfs"
 )
@@ -138,27 +137,16 @@ func crashRun(t *testing.T, seed int64, nops int, at int64, mode vfs.TearMode) i
 func checkTags(t *testing.T, m *memPair, p *Pair, w *testutil.Workload, what string) {
 	t.Helper()
 	for _, tg := range p.Store().Tags() {
-		var got []byte
-		err := p.Hold(func(target vfs.File, st *journal.Store) error {
-			r, err := recovery.Resolve(st, recovery.Point{Kind: recovery.TagNamed, Name: tg.Name})
-			if err != nil {
-				return err
-			}
-			name := "/mt/export-" + tg.Name
-			dst, err := m.fs.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
-			if err != nil {
-				return err
-			}
-			if _, err := recovery.Export(context.Background(), st, target, dst, r, nil); err != nil {
-				return err
-			}
-			got, err = m.fs.ReadFile(name)
-			m.fs.Remove(name)
-			return err
-		})
+		r, err := recovery.Resolve(p.Store(), recovery.Point{Kind: recovery.TagNamed, Name: tg.Name})
 		if err != nil {
+			t.Fatalf("%s: resolve %s: %v", what, tg.Name, err)
+		}
+		name := "/mt/export-" + tg.Name
+		if _, err := p.Export(context.Background(), r, name, nil); err != nil {
 			t.Fatalf("%s: export %s: %v", what, tg.Name, err)
 		}
+		got, _ := m.fs.ReadFile(name)
+		m.fs.Remove(name)
 		if d := testutil.Diff(got, w.Tags[tg.Name]); d != "" {
 			t.Fatalf("%s: tag %s does not recover bit-exact: %s", what, tg.Name, d)
 		}

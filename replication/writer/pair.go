@@ -499,6 +499,28 @@ func (p *Pair) Hold(fn func(target vfs.File, store *journal.Store) error) error 
 	return fn(p.target, p.store)
 }
 
+// Export writes the image of point r to a new file at dest (on the
+// target's file system; it must not exist yet) while the applier is held.
+// A partial image is removed: it must never pass for a recovered one.
+func (p *Pair) Export(ctx context.Context, r recovery.Resolved, dest string, progress recovery.Progress) (recovery.Result, error) {
+	var res recovery.Result
+	err := p.Hold(func(target vfs.File, st *journal.Store) error {
+		df, err := p.o.TargetFS.OpenFile(dest, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+		if err != nil {
+			return err
+		}
+		res, err = recovery.Export(ctx, st, target, df, r, progress)
+		if cerr := df.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			p.o.TargetFS.Remove(dest)
+		}
+		return err
+	})
+	return res, err
+}
+
 // Close stops the applier after its current batch, makes the journal
 // durable and closes everything.
 func (p *Pair) Close() error {

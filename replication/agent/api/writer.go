@@ -378,22 +378,7 @@ func (b *WriterBackend) export(p *writer.Pair, r recovery.Resolved, dest string,
 			return recovery.Result{}, err
 		}
 	}
-	var res recovery.Result
-	err := p.Hold(func(target vfs.File, st *journal.Store) error {
-		df, err := vfs.OS.OpenFile(dest, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
-		if err != nil {
-			return err
-		}
-		res, err = recovery.Export(b.ctx, st, target, df, r, progress)
-		if cerr := df.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
-			os.Remove(dest) // a partial image must not pass for a recovered one
-		}
-		return err
-	})
-	return res, err
+	return p.Export(b.ctx, r, dest, progress)
 }
 
 // rollback ends the pair: the writer lets go of it, then the target is
