@@ -3,7 +3,7 @@
 # in the same run, on the same file system, the pair repeated interleaved
 # (engine, baseline, engine, baseline, ...), and the MEDIAN ratio reported.
 #
-#   scripts/bench.sh [GROUP]     GROUP: engine (no argument: every group)
+#   scripts/bench.sh [GROUP]     GROUP: engine, replication (no argument: every group)
 #
 # Output: one line per figure, "<name> ratio=<x.xx> goal=<op><y>", then
 # detail lines that start with two spaces: raw MiB/s of each side, sizes,
@@ -21,15 +21,20 @@
 #   BENCH_PROFILE  a directory: keep a CPU profile of each engine run there
 #                  (<figure>-<rep>.pprof) and the binary that made them, for
 #                  `go tool pprof DIR/benchengine DIR/apply-1.pprof`
+#   BENCH_RESYNC_SIZE  replication: bytes of the resync disks (default 1 GiB)
+#   BENCH_STREAM_BYTES replication: bytes of the stream figure and of the
+#                  apply_retention run beside it (default 256 MiB)
+#   BENCH_RSS_SECONDS  replication: how long the 64 pairs stream (default 60)
 #
-# Baselines are fio's (installed with apt-get when missing and root). Page
+# Baselines are fio's and rsync's (installed with apt-get when missing and
+# root). Page
 # caches are not dropped: every run uses fresh files and the fsyncs the
 # figure calls for. Numbers on shared machines are noisy: compare ratios
 # from one run, never absolute figures across runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-all_groups=(engine)
+all_groups=(engine replication)
 if (($#)); then groups=("$@"); else groups=("${all_groups[@]}"); fi
 for g in "${groups[@]}"; do
 	case " ${all_groups[*]} " in
@@ -41,16 +46,19 @@ reps=${BENCH_REPS:-3}
 
 log() { echo "bench: $*" >&2; }
 
-if ! command -v fio >/dev/null 2>&1; then
+need() {
+	command -v "$1" >/dev/null 2>&1 && return
 	if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-		log "installing fio"
+		log "installing $1"
 		apt-get update -qq >/dev/null
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fio >/dev/null
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$1" >/dev/null
 	else
-		echo "bench: fio is missing (install it: apt-get install -y fio)" >&2
+		echo "bench: $1 is missing (install it: apt-get install -y $1)" >&2
 		exit 1
 	fi
-fi
+}
+need fio
+case " ${groups[*]} " in *" replication "*) need rsync ;; esac
 
 tmp=$(mktemp -d)
 base=${BENCH_DIR:-/var/tmp/mtconsole-bench}
@@ -237,6 +245,171 @@ group_engine() {
 	bench_ack
 	bench_apply
 	bench_recover
+}
+
+# report_ratio NAME GOAL RATIOS RUN_OUTPUTS DETAIL...: print a figure
+# whose per-repetition ratios are given (space-separated), its detail
+# lines, and the engine's CPU time in the run with the median ratio.
+report_ratio() {
+	local name=$1 goal=$2 ratios=($3) outs=($4)
+	shift 4
+	local m mi d
+	m=$(median "${ratios[@]}")
+	mi=$(median_index "${ratios[@]}")
+	printf '%s ratio=%.2f goal=%s\n' "$name" "$m" "$goal"
+	printf '  ratios: %s\n' "$(printf '%.2f ' "${ratios[@]}" | sed 's/ $//')"
+	for d in "$@"; do
+		printf '  %s\n' "$d"
+	done
+	awk -v n="$name" -v cores="$(nproc)" '
+	function kv(a,   i, k) { delete a; for (i = 2; i <= NF; i++) { k = index($i, "="); a[substr($i, 1, k - 1)] = substr($i, k + 1) } }
+	/^figure=/ { on = ($1 == "figure=" n); if (on) { kv(a); secs = a["seconds"] } next }
+	on && /^cpu / { kv(a); printf "  engine cpu, ps + agent in one process (median run): %.2f s user + %.2f s sys in %.2f s: %.2f of %d cores busy\n", a["cpu_user_s"], a["cpu_sys_s"], secs, (a["cpu_user_s"] + a["cpu_sys_s"]) / secs, cores }
+	' "${outs[$((mi - 1))]}"
+}
+
+# div A B: A / B to 4 places (0 when B is 0).
+div() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.4f", (b > 0 ? a / b : 0) }'; }
+mibs() { awk -v b="$1" 'BEGIN { printf "%.1f", b / 1048576 }'; }
+
+resync_size=${BENCH_RESYNC_SIZE:-1073741824}
+stream_bytes=${BENCH_STREAM_BYTES:-268435456}
+rss_seconds=${BENCH_RSS_SECONDS:-60}
+
+# resync_prep: DIR/source.img, random, and DIR/target.img, the source
+# before 1 % of its 4 KiB blocks (scattered, distinct) were changed.
+resync_prep() {
+	if [ ! -e "$work/prep/source.img" ]; then
+		log "resync: preparing a random $(mibs "$resync_size") MiB source and its 1 %-different target"
+		"$tmp/benchengine" -mode resync-prep -keep -dir "$work/prep" -disk-size "$resync_size" >"$tmp/prep.out"
+	fi
+}
+
+# now: seconds since the epoch, to the nanosecond.
+now() { date +%s.%N; }
+
+# resync_hash: time of a hash resync ps + agent of a target differing from
+# its source in 1 % of scattered 4 KiB blocks ÷ time of rsync --inplace
+# --no-whole-file of the same source onto a fresh copy of the same target
+# (then fsync of the result, as the engine's time includes the target's
+# durability).
+bench_resync_hash() {
+	resync_prep
+	local eng=() base=() ratios=() outs=() rsent=() rlit=() rep out t0 t1 s
+	for rep in $(seq "$reps"); do
+		out="$tmp/resync-hash-$rep.out"
+		cp --reflink=never "$work/prep/target.img" "$work/target-engine.img"
+		log "resync_hash $rep/$reps: engine"
+		local verify=()
+		if ((rep == 1)); then verify=(-verify); fi
+		engine resync-hash "$rep" "$out" -mode resync-hash -source "$work/prep/source.img" -target "$work/target-engine.img" "${verify[@]}"
+		rm -f "$work/target-engine.img"
+		eng+=("$(val seconds "$out" figure=resync_hash)")
+		outs+=("$out")
+		cp --reflink=never "$work/prep/target.img" "$work/target-rsync.img"
+		log "resync_hash $rep/$reps: rsync --inplace --no-whole-file"
+		settle
+		t0=$(now)
+		rsync --inplace --no-whole-file --stats "$work/prep/source.img" "$work/target-rsync.img" >"$tmp/rsync-$rep.out"
+		sync "$work/target-rsync.img"
+		t1=$(now)
+		if ((rep == 1)) && ! cmp -s "$work/prep/source.img" "$work/target-rsync.img"; then
+			echo "bench: rsync did not reproduce the source" >&2
+			exit 1
+		fi
+		rm -f "$work/target-rsync.img"
+		s=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')
+		base+=("$s")
+		ratios+=("$(div "${eng[-1]}" "$s")")
+		rsent+=("$(awk -F: '/^Total bytes sent/ { gsub(/[ ,]/, "", $2); print $2 }' "$tmp/rsync-$rep.out")")
+		rlit+=("$(awk -F: '/^Literal data/ { gsub(/[ ,a-z]/, "", $2); print $2 }' "$tmp/rsync-$rep.out")")
+	done
+	local f=${outs[0]}
+	report_ratio resync_hash "<=0.5" "${ratios[*]}" "${outs[*]}" \
+		"engine s: $(printf '%.2f ' "${eng[@]}")(median $(median "${eng[@]}"))" \
+		"rsync  s: $(printf '%.2f ' "${base[@]}")(median $(median "${base[@]}"); each includes an fsync of the result)" \
+		"size: $(mibs "$resync_size") MiB, $(val blocks_changed "$tmp/prep.out" figure=resync_prep) of $((resync_size / 4096)) 4 KiB blocks changed; engine chunk $(($(val chunk "$f" figure=resync_hash) / 1024)) KiB, $(val hash_requests "$f" figure=resync_hash) hash requests" \
+		"bytes sent: engine $(val resync_bytes "$f" figure=resync_hash) resync data ($(mibs "$(val resync_bytes "$f" figure=resync_hash)") MiB) + $(val hash_bytes "$f" figure=resync_hash) of chunk hashes the other way; rsync total bytes sent ${rsent[0]} ($(mibs "${rsent[0]}") MiB), literal data ${rlit[0]} ($(mibs "${rlit[0]}") MiB)"
+}
+
+# resync_full: MiB/s of a full resync ps + agent (journal and retention
+# on) of a random source into an empty (sparse) target ÷ fio sequential
+# 1 MiB writes of the same size, fsync at the end.
+bench_resync_full() {
+	resync_prep
+	local eng=() base=() ratios=() outs=() rep out
+	for rep in $(seq "$reps"); do
+		out="$tmp/resync-full-$rep.out"
+		log "resync_full $rep/$reps: engine"
+		local verify=()
+		if ((rep == 1)); then verify=(-verify); fi
+		engine resync-full "$rep" "$out" -mode resync-full -source "$work/prep/source.img" "${verify[@]}"
+		eng+=("$(val mibps "$out" figure=resync_full)")
+		outs+=("$out")
+		log "resync_full $rep/$reps: fio"
+		base+=("$(fio_mibps --filename="$work/fio-full" --rw=write --bs=1M --size="$resync_size" --end_fsync=1)")
+		rm -f "$work/fio-full"
+		ratios+=("$(div "${eng[-1]}" "${base[-1]}")")
+	done
+	local f=${outs[0]}
+	report_ratio resync_full ">=0.8" "${ratios[*]}" "${outs[*]}" \
+		"engine MiB/s: $(printf '%.1f ' "${eng[@]}")(median $(median "${eng[@]}"))" \
+		"fio    MiB/s: $(printf '%.1f ' "${base[@]}")(median $(median "${base[@]}"))" \
+		"size: $(mibs "$resync_size") MiB random into a sparse target, 1 MiB chunks; $(mibs "$(val retention_used "$f" figure=resync_full)") MiB of retention used after it"
+}
+
+# stream: MiB/s end to end ps → agent (retention on) of the workload
+# generator's 64 KiB random writes into a 1 GiB pre-filled target, first
+# write to last applied ÷ apply_retention (the engine alone, -mode apply)
+# of the same bytes, run beside it.
+bench_stream() {
+	local eng=() base=() ratios=() outs=() rep out aout
+	for rep in $(seq "$reps"); do
+		out="$tmp/stream-$rep.out"
+		log "stream $rep/$reps: ps + agent"
+		local verify=()
+		if ((rep == 1)); then verify=(-verify); fi
+		engine stream "$rep" "$out" -mode stream -stream-bytes "$stream_bytes" "${verify[@]}"
+		eng+=("$(val mibps "$out" figure=stream)")
+		outs+=("$out")
+		aout="$tmp/stream-apply-$rep.out"
+		log "stream $rep/$reps: apply_retention (-mode apply)"
+		engine stream-apply "$rep" "$aout" -mode apply -apply-bytes "$stream_bytes"
+		base+=("$(val mibps "$aout" figure=apply_retention)")
+		ratios+=("$(div "${eng[-1]}" "${base[-1]}")")
+	done
+	local f=${outs[0]}
+	report_ratio stream "info" "${ratios[*]}" "${outs[*]}" \
+		"stream          MiB/s: $(printf '%.1f ' "${eng[@]}")(median $(median "${eng[@]}"))" \
+		"apply_retention MiB/s: $(printf '%.1f ' "${base[@]}")(median $(median "${base[@]}"))" \
+		"size: $(mibs "$stream_bytes") MiB of 64 KiB random writes from ps.Workload (no rate limit; the ps buffers what is unacknowledged) into a pre-filled $(mibs "$(val target_size "$f" figure=stream)") MiB target; generator done after $(val generator_s "$f" figure=stream) s in the first run"
+}
+
+# agent_rss: peak and final RSS of an agent process streaming 64 pairs of
+# 16 MiB disks, a workload of 16 KiB random writes at 10/s on each.
+bench_rss() {
+	local out="$tmp/rss.out"
+	log "agent_rss: 64 pairs streaming for ${rss_seconds} s"
+	engine rss 1 "$out" -mode rss -duration "${rss_seconds}s"
+	local h="figure=agent_rss"
+	printf 'agent_rss value=%.0fMiB goal=<256MiB\n' "$(val peak_mib "$out" "$h")"
+	printf '  peak (VmHWM) %.1f MiB, final (VmRSS) %.1f MiB; after the %.0f s warm-up the samples range %.1f to %.1f MiB\n' \
+		"$(val peak_mib "$out" "$h")" "$(val final_mib "$out" "$h")" "$(val warmup_s "$out" "$h")" \
+		"$(val min_after_warmup_mib "$out" "$h")" "$(val max_after_warmup_mib "$out" "$h")"
+	printf '  VmRSS MiB every %.0f s: %s; final RssAnon %.1f MiB, RssFile %.1f MiB\n' "$(val sample_s "$out" "$h")" \
+		"$(val samples_mib "$out" "$h" | tr , ' ')" "$(val final_anon_mib "$out" "$h")" "$(val final_file_mib "$out" "$h")"
+	printf '  %s pairs of %s MiB, %s writes/s of %s KiB on each for %.0f s (%s sequences numbered, %s acknowledged at the end); setup %.1f s\n' \
+		"$(val pairs "$out" "$h")" "$(mibs "$(val pair_size "$out" "$h")")" "$(val rate "$out" "$h")" \
+		"$(($(val write_size "$out" "$h") / 1024))" "$(val seconds "$out" "$h")" "$(val seqs "$out" "$h")" \
+		"$(val acked "$out" "$h")" "$(val setup_s "$out" "$h")"
+}
+
+group_replication() {
+	bench_resync_hash
+	bench_resync_full
+	rm -rf "$work/prep"
+	bench_stream
+	bench_rss
 }
 
 for g in "${groups[@]}"; do

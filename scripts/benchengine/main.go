@@ -6,6 +6,9 @@
 //	benchengine -mode apply   -dir DIR   sustained apply with retention, 64 KiB random writes
 //	benchengine -mode recover -dir DIR   export and rollback of a few hundred MiB of changes
 //
+// and the replication modes of replication.go (resync-prep, resync-hash,
+// resync-full, stream, rss).
+//
 // Output is one line per figure, "figure=NAME key=value ...", then lines
 // "io class=... key=value ..." with the time spent in each kind of file
 // (journal, retention, target), and "note ..." lines for people. Every
@@ -81,6 +84,9 @@ func run(c config) error {
 	}
 	if !c.keep {
 		defer removeContents(c.dir)
+	}
+	if ok, err := runReplication(c); ok {
+		return err
 	}
 	switch c.mode {
 	case "ack":
