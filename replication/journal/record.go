@@ -348,7 +348,7 @@ func (s *scanner) take(n int) []byte {
 			return b[:n]
 		}
 	}
-	return make([]byte, n, max(n, s.chunk))
+	return make([]byte, n) // sized to what is read: a caught-up reader reads little
 }
 
 // release lets the buffers of records returned before the current

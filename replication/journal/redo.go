@@ -343,7 +343,9 @@ func (l *Log) appendTo(seg uint64, off int64, r *Record, newSeg bool, firstSeq u
 		if k := len(l.free); k > 0 {
 			buf, l.free = l.free[k-1][:0], l.free[:k-1]
 		} else {
-			buf = make([]byte, 0, min(l.o.MaxPending+l.o.MaxRecord, l.o.MaxPending+1<<20))
+			// Small at first: AppendRecord doubles it as a group needs, so
+			// a quiet pair does not hold a busy pair's buffer.
+			buf = make([]byte, 0, 64<<10)
 		}
 		c = &chunk{seg: seg, off: off, data: buf, newSeg: newSeg, firstSeq: firstSeq}
 		l.pending = append(l.pending, c)
