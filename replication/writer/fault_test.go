@@ -80,8 +80,13 @@ func TestTargetFaultsStopThePair(t *testing.T) {
 			}
 			good := p.Store().State().Applied
 			armed.Store(true)
+			firstWrite := uint64(0) // tags before it need no target I/O and may apply
 			for range 20 {
-				feed(t, p, w.Next())
+				op := w.Next()
+				if op.Tag == nil && firstWrite == 0 {
+					firstWrite = op.Seq
+				}
+				feed(t, p, op)
 			}
 			waitFor(t, "the pair to stop", func() bool { return p.Err() != nil })
 			st := p.Status()
@@ -104,8 +109,8 @@ func TestTargetFaultsStopThePair(t *testing.T) {
 				t.Fatalf("acknowledged %d after the error (was %d)", m.acked, acked)
 			}
 			m.mu.Unlock()
-			if a := p.Store().State().Applied; a != good {
-				t.Fatalf("applied moved to %d past the failed batch (was %d)", a, good)
+			if a := p.Store().State().Applied; a >= firstWrite {
+				t.Fatalf("applied moved to %d, past the failed write %d (was %d)", a, firstWrite, good)
 			}
 			p.Close()
 
@@ -328,9 +333,7 @@ func TestSizeCapPurgesAndWindowPrunes(t *testing.T) {
 	if err := p.Drain(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if used := p.Store().Used(); used > 200<<10+int64(m.cfg.UndoSegmentSize)+64<<10 {
-		t.Fatalf("retention holds %d bytes, cap 200 KiB", used)
-	}
+	waitFor(t, "the size cap to prune", func() bool { return p.Store().Used() <= 200<<10+int64(m.cfg.UndoSegmentSize)+64<<10 })
 	if !ev.find(EventAlert, "size cap") {
 		t.Fatal("no alert for the size cap")
 	}
@@ -345,10 +348,7 @@ func TestSizeCapPurgesAndWindowPrunes(t *testing.T) {
 	defer p.Close()
 	fill(t, p, w, 1)
 	p.Drain(context.Background())
-	segs := p.Store().Segments()
-	if len(segs) > 2 {
-		t.Fatalf("%d segments left after the window passed", len(segs))
-	}
+	waitFor(t, "the window to prune", func() bool { return len(p.Store().Segments()) <= 2 })
 	_, et := p.Store().Earliest()
 	if et.Before(w.Clock.Add(-time.Minute)) {
 		t.Fatalf("earliest time %s, want close to the last write %s", et, w.Clock)
@@ -440,9 +440,10 @@ func TestSetPolicyWhileRunning(t *testing.T) {
 	if got := p.Store().Policy(); got.SizeCap != 64<<10 {
 		t.Fatalf("policy %+v", got)
 	}
-	if after := len(p.Store().Segments()); after >= before || p.Store().Used() > 64<<10+2*int64(m.cfg.UndoSegmentSize) {
-		t.Fatalf("segments %d -> %d, %d bytes used: the new cap did not prune", before, after, p.Store().Used())
-	}
+	// Pruning follows the commit that Drain waits for: give it a moment.
+	waitFor(t, "the new cap to prune", func() bool {
+		return len(p.Store().Segments()) < before && p.Store().Used() <= 64<<10+2*int64(m.cfg.UndoSegmentSize)
+	})
 	mu.Lock()
 	now = w.Clock.Add(2 * time.Minute)
 	mu.Unlock()
