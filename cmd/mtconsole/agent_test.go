@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -66,7 +65,7 @@ func TestAgentCommand(t *testing.T) {
 	path := filepath.Join(dir, "agent.toml")
 	os.WriteFile(path, []byte(cfg), 0o600)
 
-	var logs syncBuffer
+	var logs lockedBuffer
 	done := make(chan error, 1)
 	actx, stop := context.WithCancel(context.Background())
 	go func() { done <- runAgent(actx, &logs, path) }()
@@ -151,17 +150,3 @@ func TestAgentCommandErrors(t *testing.T) {
 		t.Fatal("a missing config file was accepted")
 	}
 }
-
-// syncBuffer is a bytes.Buffer the agent's goroutines may log into while
-// the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
