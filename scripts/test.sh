@@ -35,7 +35,9 @@ go test -race -count=1 $engine
 echo "== fuzz (short)"
 for target in $(grep -rhoE '^func (Fuzz[A-Za-z0-9_]+)' --include='*_test.go' replication | sed 's/^func //' | sort -u); do
 	pkg=$(grep -rlE "^func $target\(" --include='*_test.go' replication | head -1 | xargs dirname)
-	go test -run='^$' -fuzz="^$target\$" -fuzztime=5s -fuzzminimizetime=2s "./$pkg" >/dev/null
+	if ! out=$(go test -run='^$' -fuzz="^$target\$" -fuzztime=5s -fuzzminimizetime=2s "./$pkg" 2>&1); then
+		echo "   $target FAILED:"; echo "$out" | tail -30; exit 1
+	fi
 	echo "   $target ok"
 done
 
