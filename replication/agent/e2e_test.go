@@ -318,6 +318,63 @@ func TestEndToEndFullResyncWorkloadTags(t *testing.T) {
 	}
 }
 
+// A source written all the time, everywhere, while it resyncs with the
+// default 1 MiB chunks: step II streams the changes it finds instead of
+// chasing them, so the pair reaches Differential Sync while the workload
+// still runs, and the tags taken from then on recover bit-exact.
+func TestResyncConvergesUnderSteadyWrites(t *testing.T) {
+	const size = 32 << 20
+	r := newRig(t, size, nil, ps.Config{})
+	r.startPS()
+	var mu sync.Mutex
+	var tags []tagImage
+	inDiff := make(chan struct{})
+	var once sync.Once
+	wl := ps.Workload{Seed: 11, Rate: 2000, WriteSize: 4 << 10, CrashEvery: time.Second,
+		OnTag: func(tag journal.TagInfo, img [32]byte, sent bool) {
+			if !sent {
+				return // still resyncing
+			}
+			once.Do(func() { close(inDiff) })
+			mu.Lock()
+			tags = append(tags, tagImage{tag.Name, img})
+			mu.Unlock()
+		}}
+	wctx, wcancel := context.WithCancel(r.ctx)
+	werr := make(chan error, 1)
+	go func() { werr <- wl.Run(wctx, r.srv.Disk("disk0")) }()
+	key, _ := keys(t)
+	r.newAgent(key, r.addr, false)
+	r.runAgent()
+	select {
+	case <-inDiff:
+	case <-time.After(40 * time.Second):
+		wcancel()
+		t.Fatalf("no tag reached the target while writes kept coming: agent %+v; ps %+v", r.cl.Status(), r.srv.Disk("disk0").Status())
+	}
+	time.Sleep(1500 * time.Millisecond) // another tag in Differential Sync
+	wcancel()
+	if err := <-werr; err != nil && !errors.Is(err, context.Canceled) {
+		t.Fatal(err)
+	}
+	r.waitFor("backlog to drain", 15*time.Second, r.caughtUp)
+	r.assertTargetEqualsSource()
+	if st := r.cl.Stats(); st.WriteBytes == 0 {
+		t.Errorf("no change was streamed as a write during or after step II: %+v", st)
+	}
+	p := r.cl.Pair("disk0")
+	mu.Lock()
+	defer mu.Unlock()
+	if len(tags) == 0 {
+		t.Fatal("no tag taken in Differential Sync")
+	}
+	for _, tg := range tags {
+		if got := exportHash(t, p, r.dir, tg.name); got != tg.image {
+			t.Errorf("tag %s: export sha256 %x, source at the tag %x", tg.name, got[:8], tg.image[:8])
+		}
+	}
+}
+
 // A target that already holds the source but for 1 % scattered 4 KiB
 // blocks: only the differing chunks travel.
 func TestHashResyncSendsOnlyDifferingChunks(t *testing.T) {

@@ -25,9 +25,12 @@
 //     SHA-256 of a batch of chunks of its target (HashRequest,
 //     HashResponse) and sends only the chunks whose hash differs from the
 //     source's. State(Resync Step I) reports progress.
-//   - Resync Step II: every chunk changed while it was being copied (a
-//     dirty bitmap kept during the resync) is sent again, until none is
-//     dirty; then State(Differential Sync).
+//   - Resync Step II: every chunk changed while step I copied (a dirty
+//     bitmap kept during step I) is sent again, read under the disk's
+//     write lock so it is ordered after every change it holds. Changes
+//     made during step II stream as Writes at once (a chunk is marked
+//     only when the buffer is full), so one pass ends step II however
+//     busy the source is; then State(Differential Sync).
 //   - Differential Sync: each change a ChangeSource reports (Disk.Write,
 //     Disk.Changed) becomes a Write, each Disk.Tag a Tag, numbered on.
 //

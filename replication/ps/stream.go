@@ -181,7 +181,17 @@ func (s *stream) changed(off int64, data []byte, t time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.rs != nil {
-		// Resyncing: mark the chunks; step II sends them again.
+		if s.rs.step == wire.StateResync2 && s.logBytes+int64(len(data)) <= s.d.maxUnacked {
+			// Step II streams changes as they come, so it ends after one
+			// pass over what step I left dirty however busy the source
+			// is. A chunk step II sends later is read under d.mu, after
+			// this write, and so includes it.
+			w := &wire.Write{Disk: s.d.id, Seq: s.next, Offset: off, Time: t, Data: bytes.Clone(data)}
+			s.appendLocked(entry{msg: w, seq: s.next, data: true, cost: int64(len(data)), phase: wire.StateResync2})
+			return
+		}
+		// Step I (or a full buffer): mark the chunks; step II sends them
+		// again.
 		for c := off / s.d.chunk; c <= (off+int64(len(data))-1)/s.d.chunk; c++ {
 			s.dirty[c/64] |= 1 << (c % 64)
 		}
@@ -427,8 +437,16 @@ func (s *stream) produce(ctx context.Context, c *wire.Conn, a attachment) error 
 		}
 		return s.sendChunks(rs, gen, pos, count, resp.Hashes)
 	default: // step II: chunks changed since they were copied
+		// d.mu before s.mu, as writes take them: no source write lands
+		// between reading a chunk and numbering it, so the chunk is
+		// ordered after every Write whose data it holds.
+		s.d.mu.Lock()
+		defer s.d.mu.Unlock()
 		s.mu.Lock()
 		defer s.mu.Unlock()
+		if s.gen != gen || s.rs != rs {
+			return errSuperseded
+		}
 		for i := int64(0); i < n; i++ {
 			ch := (rs.cursor + i) % n
 			if s.dirty[ch/64]&(1<<(ch%64)) != 0 {
