@@ -2,7 +2,6 @@ package agent
 
 import (
 	"context"
-	"crypto/sha256"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -247,6 +246,30 @@ type session struct {
 	resume map[uint32]uint64
 	kick   chan struct{}
 	credit atomic.Int64 // bytes journaled, not yet granted again
+	// pending is, per disk, the extent of the data journaled in this
+	// session since the target was last drained; absent: unknown (drain
+	// before hashing). Only the receive loop touches it.
+	pending map[uint32]*extent
+}
+
+// extent is [lo, hi) of a disk; empty when lo >= hi.
+type extent struct{ lo, hi int64 }
+
+func (e *extent) add(off, n int64) {
+	if e.lo >= e.hi {
+		e.lo, e.hi = off, off+n
+		return
+	}
+	e.lo, e.hi = min(e.lo, off), max(e.hi, off+n)
+}
+
+func (e *extent) overlaps(off, n int64) bool { return e.lo < e.hi && off < e.hi && e.lo < off+n }
+
+// touched records data journaled for disk at [off, off+n).
+func (s *session) touched(disk uint32, off, n int64) {
+	if e := s.pending[disk]; e != nil {
+		e.add(off, n)
+	}
 }
 
 func (c *Client) onAck() {
@@ -269,7 +292,7 @@ func (c *Client) connect(ctx context.Context) (bool, error) {
 	}
 	tc := tls.Client(nc, wire.ClientTLSConfig(c.cfg.Addr, c.cfg.Trust, c.cfg.Confirm))
 	s := &session{disks: map[uint32]*link{}, size: map[uint32]int64{}, recvd: map[uint32]*atomic.Uint64{},
-		resume: map[uint32]uint64{}, kick: make(chan struct{}, 1)}
+		resume: map[uint32]uint64{}, kick: make(chan struct{}, 1), pending: map[uint32]*extent{}}
 	hctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	conn, err := wire.Client(hctx, tc, &wire.Config{Key: c.cfg.Key, Role: wire.RoleMasterTarget,
 		HostID: c.cfg.HostID, HostName: c.cfg.HostName, Accept: func(_ wire.Peer, ds []wire.Disk) ([]wire.Pair, error) {
@@ -423,6 +446,9 @@ func (c *Client) journalDir(l *link) string {
 
 var zeros = make([]byte, MaxZeroRange)
 
+// hashPiece is the most the agent reads at once to answer a HashRequest.
+const hashPiece = 4 << 20
+
 func (c *Client) recvLoop(ctx context.Context, s *session) error {
 	for {
 		_ = s.c.NetConn().SetReadDeadline(time.Now().Add(c.cfg.IdleTimeout))
@@ -442,6 +468,7 @@ func (c *Client) recvLoop(ctx context.Context, s *session) error {
 				return err
 			}
 			c.resyncBytes.Add(int64(len(m.Data)))
+			s.touched(m.Disk, m.Offset, int64(len(m.Data)))
 			s.journaled(m.Disk, m.Seq, int64(len(m.Data)))
 		case *wire.ZeroRange:
 			if m.Length > MaxZeroRange {
@@ -453,12 +480,14 @@ func (c *Client) recvLoop(ctx context.Context, s *session) error {
 				return err
 			}
 			c.zeroBytes.Add(m.Length)
+			s.touched(m.Disk, m.Offset, m.Length)
 			s.journaled(m.Disk, m.Seq, 0)
 		case *wire.Write:
 			if err := l.pair.Write(m.Seq, m.Offset, m.Time, m.Data, 0); err != nil {
 				return err
 			}
 			c.writeBytes.Add(int64(len(m.Data)))
+			s.touched(m.Disk, m.Offset, int64(len(m.Data)))
 			s.journaled(m.Disk, m.Seq, int64(len(m.Data)))
 		case *wire.Tag:
 			if err := l.pair.Tag(m.Seq, journal.TagInfo{Name: m.Name, App: m.App, ID: m.ID, Time: m.Time}); err != nil {
@@ -467,7 +496,7 @@ func (c *Client) recvLoop(ctx context.Context, s *session) error {
 			s.journaled(m.Disk, m.Seq, 0)
 		case *wire.HashRequest:
 			c.hashReqs.Add(1)
-			resp, err := c.hashes(ctx, l, s.size[m.Disk], m)
+			resp, err := c.hashes(ctx, s, l, m)
 			if err != nil {
 				return err
 			}
@@ -498,28 +527,37 @@ func (s *session) journaled(disk uint32, seq uint64, n int64) {
 }
 
 // hashes answers a HashRequest with the target's chunks as they are once
-// everything journaled is applied.
-func (c *Client) hashes(ctx context.Context, l *link, size int64, m *wire.HashRequest) (*wire.HashResponse, error) {
+// everything journaled is applied. It drains the pair only when data
+// journaled since the last drain (or before this session) may lie in the
+// chunks asked for: a hash resync asks for chunks ahead of what it sent.
+func (c *Client) hashes(ctx context.Context, s *session, l *link, m *wire.HashRequest) (*wire.HashResponse, error) {
 	if m.Algo != wire.HashSHA256 {
 		return nil, fmt.Errorf("agent: disk %s: hash %v: %w", l.disk, m.Algo, wire.ErrMalformed)
 	}
-	if err := l.pair.Sync(); err != nil {
-		return nil, err
+	size := s.size[m.Disk]
+	e := s.pending[m.Disk]
+	if e == nil || e.overlaps(m.Offset, int64(m.Count)*int64(m.ChunkSize)) {
+		if err := l.pair.Sync(); err != nil {
+			return nil, err
+		}
+		if err := l.pair.Drain(ctx); err != nil {
+			return nil, err
+		}
+		s.pending[m.Disk] = &extent{}
 	}
-	if err := l.pair.Drain(ctx); err != nil {
-		return nil, err
+	cs := int64(m.ChunkSize)
+	if m.Count > 0 && (m.Offset%cs != 0 || m.Offset+int64(m.Count-1)*cs >= size) {
+		return nil, fmt.Errorf("agent: disk %s: hashes of %d chunks of %d at %d: %w (disk of %d bytes)", l.disk, m.Count, cs, m.Offset, wire.ErrOutOfRange, size)
 	}
 	resp := &wire.HashResponse{Disk: m.Disk, Algo: m.Algo, ChunkSize: m.ChunkSize, Offset: m.Offset}
-	buf := make([]byte, m.ChunkSize)
+	// One read per piece of at most hashPiece bytes, hashed on every CPU.
+	buf := make([]byte, max(cs, min(hashPiece/cs*cs, int64(m.Count)*cs)))
 	err := l.pair.Hold(func(target vfs.File, _ *journal.Store) error {
-		for i := range m.Count {
-			off := m.Offset + int64(i)*int64(m.ChunkSize)
-			b := buf[:min(int64(m.ChunkSize), size-off)]
-			if err := vfs.ReadFull(target, b, off); err != nil {
-				return fmt.Errorf("agent: disk %s: read target at %d: %w", l.disk, off, err)
-			}
-			resp.Hashes = append(resp.Hashes, sha256.Sum256(b))
+		h, err := wire.HashChunks(target, m.Offset, int(cs), m.Count, size, buf)
+		if err != nil {
+			return fmt.Errorf("agent: disk %s: target: %w", l.disk, err)
 		}
+		resp.Hashes = h
 		return nil
 	})
 	return resp, err

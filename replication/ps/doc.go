@@ -23,8 +23,10 @@
 //     1 MiB). A full copy sends each chunk as ResyncData, or ZeroRange when
 //     it reads as zeros. A hash resync first asks the master target for the
 //     SHA-256 of a batch of chunks of its target (HashRequest,
-//     HashResponse) and sends only the chunks whose hash differs from the
-//     source's. State(Resync Step I) reports progress.
+//     HashResponse), hashes the same chunks of the source meanwhile (one
+//     read per 4 MiB, on every CPU), and sends only the chunks whose hash
+//     differs. The master target drains its applier before hashing only
+//     when data journaled since may lie in the chunks asked for. State(Resync Step I) reports progress.
 //   - Resync Step II: every chunk changed while step I copied (a dirty
 //     bitmap kept during step I) is sent again, read under the disk's
 //     write lock so it is ordered after every change it holds. Changes

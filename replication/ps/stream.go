@@ -3,7 +3,6 @@ package ps
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"sync"
@@ -152,7 +151,11 @@ type stream struct {
 	rs        *resync
 	dirty     []uint64 // chunks changed during resync
 	overflow  bool     // changes did not fit the buffer: resync by hashes
+	hashBuf   []byte   // the source's side of a hash batch
 }
+
+// hashPiece is the most a stream reads at once to hash the source.
+const hashPiece = 4 << 20
 
 func (s *stream) nchunks() int64 { return (s.d.size + s.d.chunk - 1) / s.d.chunk }
 
@@ -417,12 +420,31 @@ func (s *stream) produce(ctx context.Context, c *wire.Conn, a attachment) error 
 		s.mu.Unlock()
 		return nil
 	case step == wire.StateResync1 && !hash:
-		return s.sendChunks(rs, gen, pos, 1, nil)
+		return s.sendChunks(rs, gen, pos, 1)
 	case step == wire.StateResync1:
 		count := min(int64(s.d.hashBatch), n-pos)
 		req := &wire.HashRequest{Disk: s.d.id, Algo: wire.HashSHA256, ChunkSize: uint32(s.d.chunk), Offset: pos * s.d.chunk, Count: int(count)}
+		s.mu.Lock()
+		if s.gen != gen || s.rs != rs {
+			s.mu.Unlock()
+			return errSuperseded
+		}
+		// Cleared before the source is read: a write that lands after
+		// marks its chunk again, so step II sends it.
+		for ch := pos; ch < pos+count; ch++ {
+			s.dirty[ch/64] &^= 1 << (ch % 64)
+		}
+		s.mu.Unlock()
 		if err := c.Send(req); err != nil {
 			return err
+		}
+		// The source's hashes while the master target works out its own.
+		if s.hashBuf == nil {
+			s.hashBuf = make([]byte, max(s.d.chunk, hashPiece/s.d.chunk*s.d.chunk))
+		}
+		mine, err := wire.HashChunks(s.d.f, req.Offset, int(s.d.chunk), int(count), s.d.size, s.hashBuf)
+		if err != nil {
+			return fmt.Errorf("ps: disk %s: %w", s.d.name, err)
 		}
 		var resp *wire.HashResponse
 		select {
@@ -435,7 +457,22 @@ func (s *stream) produce(ctx context.Context, c *wire.Conn, a attachment) error 
 		if resp.Offset != req.Offset || len(resp.Hashes) != int(count) || resp.ChunkSize != req.ChunkSize {
 			return fmt.Errorf("ps: disk %s: %w: hash response for offset %d, asked %d", s.d.name, wire.ErrUnexpected, resp.Offset, req.Offset)
 		}
-		return s.sendChunks(rs, gen, pos, count, resp.Hashes)
+		for i := range count {
+			if mine[i] != resp.Hashes[i] {
+				if err := s.sendChunks(rs, gen, pos+i, 1); err != nil {
+					return err
+				}
+			}
+		}
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.gen != gen || s.rs != rs {
+			return errSuperseded
+		}
+		rs.pos = pos + count
+		rs.done = min(rs.pos*s.d.chunk, s.d.size)
+		s.stateLocked()
+		return nil
 	default: // step II: chunks changed since they were copied
 		// d.mu before s.mu, as writes take them: no source write lands
 		// between reading a chunk and numbering it, so the chunk is
@@ -452,7 +489,7 @@ func (s *stream) produce(ctx context.Context, c *wire.Conn, a attachment) error 
 			if s.dirty[ch/64]&(1<<(ch%64)) != 0 {
 				rs.cursor = ch
 				s.mu.Unlock()
-				err := s.sendChunks(rs, gen, ch, 1, nil)
+				err := s.sendChunks(rs, gen, ch, 1)
 				s.mu.Lock()
 				rs.cursor = ch + 1
 				return err
@@ -460,15 +497,15 @@ func (s *stream) produce(ctx context.Context, c *wire.Conn, a attachment) error 
 		}
 		// Nothing changed since it was copied: the target equals the
 		// source as of s.next-1, and changes stream from here on.
-		s.rs, s.dirty = nil, nil
+		s.rs, s.dirty, s.hashBuf = nil, nil, nil
 		s.stateLocked()
 		return nil
 	}
 }
 
-// sendChunks reads count chunks from chunk first and appends each whose
-// hash differs from have (all, when have is nil) to the buffer.
-func (s *stream) sendChunks(rs *resync, gen uint64, first, count int64, have [][wire.HashSize]byte) error {
+// sendChunks reads count chunks from chunk first and appends each to the
+// buffer.
+func (s *stream) sendChunks(rs *resync, gen uint64, first, count int64) error {
 	buf := make([]byte, s.d.chunk)
 	for i := range count {
 		ch := first + i
@@ -488,12 +525,10 @@ func (s *stream) sendChunks(rs *resync, gen uint64, first, count int64, have [][
 		}
 		var m wire.Message
 		var cost int64
-		if have == nil || sha256.Sum256(b) != have[i] {
-			if isZero(b) {
-				m = &wire.ZeroRange{Disk: s.d.id, Offset: off, Length: int64(len(b))}
-			} else {
-				m, cost = &wire.ResyncData{Disk: s.d.id, Offset: off, Data: bytes.Clone(b)}, int64(len(b))
-			}
+		if isZero(b) {
+			m = &wire.ZeroRange{Disk: s.d.id, Offset: off, Length: int64(len(b))}
+		} else {
+			m, cost = &wire.ResyncData{Disk: s.d.id, Offset: off, Data: bytes.Clone(b)}, int64(len(b))
 		}
 		s.mu.Lock()
 		if s.gen != gen || s.rs != rs {
