@@ -2,70 +2,123 @@ package main
 
 import (
 	"context"
-	"crypto/sha256"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
-	"math/rand"
+	"log/slog"
+	mrand "math/rand/v2"
+	"net"
 	"os"
 	"path/filepath"
-	"sync/atomic"
-	"text/tabwriter"
+	"sort"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
 
+	"github.com/mtconsole/mtconsole/replication/agent/api"
 	"github.com/mtconsole/mtconsole/replication/journal"
+	"github.com/mtconsole/mtconsole/replication/ps"
 	"github.com/mtconsole/mtconsole/replication/recovery"
 	"github.com/mtconsole/mtconsole/replication/vfs"
-	"github.com/mtconsole/mtconsole/replication/writer"
+	"github.com/mtconsole/mtconsole/replication/wire"
 )
 
 type demoFlags struct {
-	dir      string
-	keep     bool
-	disks    int
-	sizeMB   int
-	writes   int
-	tagEvery int
-	seed     int64
+	dir       string
+	keep      bool
+	disks     int
+	sizeMB    int
+	rate      float64
+	writeSize int
+	crash     time.Duration
+	app       time.Duration
+	seed      int64
+	duration  time.Duration
+	noConsole bool
+	verify    int
 }
 
 func newDemoCmd() *cobra.Command {
 	var f demoFlags
 	c := &cobra.Command{
 		Use:   "demo",
-		Short: "Replicate a synthetic workload into file-backed disks and recover every tag bit-exact (no root)",
-		Long: `demo runs the replication engine end to end in a temporary directory, as an
-unprivileged user: it makes file-backed source and target disks, streams a
-random write workload with crash- and application-consistent tags through
-the journal, the applier and the retention store, then exports every tag and
-checks each image against the source as it was at that tag (SHA-256), and
-finally rolls one target back in place to a tag and checks it too.`,
+		Short: "A process server and an agent on loopback, with file-backed disks and a live workload (no root)",
+		Long: `demo runs the whole failback path on this host, as an unprivileged user, in
+a temporary directory: a process server serving file-backed source disks that
+a workload generator writes (random writes, crash-consistent tags every
+--crash-every, application-consistent ones every --app-every), and an agent
+that dials it over TLS on loopback, resyncs each empty target (Resync Step I,
+Step II) and then journals, applies and retains every write (Differential
+Sync). On a terminal it opens the console on the agent; otherwise, or with
+--no-console, it prints the status table as 'mtconsole status --watch' does.
+
+Quit (q in the console, Ctrl-C, or when --for ends): the workload stops, the
+backlog drains, both stop, and the demo checks each target against its
+source and exports the last --verify tags of each pair against the source as
+it was at that tag (SHA-256). The directory is removed unless --keep (or
+--dir) is given; the agent's configuration in it works with
+'mtconsole agent --config DIR/agent.toml'.`,
 		Args: usageArgs(cobra.NoArgs),
-		RunE: func(cmd *cobra.Command, _ []string) error { return runDemo(cmd.OutOrStdout(), f) },
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, cancel := signalContext()
+			defer cancel()
+			return runDemo(ctx, cmd.OutOrStdout(), f)
+		},
 	}
 	c.Flags().StringVar(&f.dir, "dir", "", "work in this directory instead of a new temporary one (kept)")
-	c.Flags().BoolVar(&f.keep, "keep", false, "keep the temporary directory to look at it with `mtconsole retention`")
-	c.Flags().IntVar(&f.disks, "disks", 2, "number of disks")
-	c.Flags().IntVar(&f.sizeMB, "size", 32, "size of each disk in MiB")
-	c.Flags().IntVar(&f.writes, "writes", 3000, "writes per disk")
-	c.Flags().IntVar(&f.tagEvery, "tag-every", 250, "a tag after this many writes (every third is application-consistent)")
+	c.Flags().BoolVar(&f.keep, "keep", false, "keep the temporary directory and print its path")
+	c.Flags().IntVar(&f.disks, "disks", 3, "number of source disks")
+	c.Flags().IntVar(&f.sizeMB, "size", 64, "size of each disk in MiB")
+	c.Flags().Float64Var(&f.rate, "rate", 100, "writes per second per disk")
+	c.Flags().IntVar(&f.writeSize, "write-size", 16<<10, "bytes per write, a multiple of 4096")
+	c.Flags().DurationVar(&f.crash, "crash-every", 5*time.Second, "crash-consistent tag interval")
+	c.Flags().DurationVar(&f.app, "app-every", 20*time.Second, "application-consistent tag interval")
 	c.Flags().Int64Var(&f.seed, "seed", 1, "workload seed")
+	c.Flags().DurationVar(&f.duration, "for", 0, "stop after this long (0: until quit or Ctrl-C)")
+	c.Flags().BoolVar(&f.noConsole, "no-console", false, "print the status table instead of opening the console")
+	c.Flags().IntVar(&f.verify, "verify", 3, "at the end, export this many of each pair's latest tags and check them")
 	return c
 }
 
-type demoDisk struct {
-	id     string
-	source *os.File
-	pair   *writer.Pair
-	tags   map[string][32]byte // source image hash at each tag
-	order  []string
+func (f demoFlags) check() error {
+	switch {
+	case f.disks < 1 || f.disks > 64:
+		return errors.New("--disks: want 1 to 64")
+	case f.sizeMB < 1:
+		return errors.New("--size: want at least 1 (MiB)")
+	case f.rate <= 0:
+		return errors.New("--rate: want more than 0 writes per second")
+	case f.writeSize < 4096 || f.writeSize%4096 != 0 || int64(f.writeSize) > int64(f.sizeMB)<<20:
+		return fmt.Errorf("--write-size %d: want a multiple of 4096 no larger than the disk", f.writeSize)
+	case f.crash < 0 || f.app < 0 || f.duration < 0 || f.verify < 0:
+		return errors.New("--crash-every, --app-every, --for and --verify cannot be negative")
+	}
+	return nil
 }
 
-func runDemo(out io.Writer, f demoFlags) error {
-	if f.disks < 1 || f.sizeMB < 1 || f.writes < 1 || f.tagEvery < 1 {
-		return usageError{errors.New("--disks, --size, --writes and --tag-every must be at least 1")}
+// demoTags records, per disk, the SHA-256 of the source at each tag the
+// master target took, in order.
+type demoTags struct {
+	mu    sync.Mutex
+	order map[string][]string
+	image map[string][32]byte // disk/tag → image
+}
+
+func (d *demoTags) add(disk, tag string, img [32]byte) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.order[disk] = append(d.order[disk], tag)
+	d.image[disk+"/"+tag] = img
+}
+
+func runDemo(ctx context.Context, out io.Writer, f demoFlags) error {
+	if err := f.check(); err != nil {
+		return usageError{err}
 	}
 	dir := f.dir
 	if dir == "" {
@@ -77,198 +130,402 @@ func runDemo(out io.Writer, f demoFlags) error {
 		if !f.keep {
 			defer os.RemoveAll(dir)
 		}
+	} else if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
 	}
-	start := time.Now()
+	console := !f.noConsole && isTerminal(out)
 	size := int64(f.sizeMB) << 20
-	rng := rand.New(rand.NewSource(f.seed))
-	fmt.Fprintf(out, "mtconsole demo in %s: %d disks of %d MiB, %d writes each\n", dir, f.disks, f.sizeMB, f.writes)
-	var events atomic.Int64 // the pairs' appliers report concurrently
-	w := writer.New(writer.Options{OnEvent: func(writer.Event) { events.Add(1) }}, writer.SpaceOptions{Interval: -1})
-	defer w.Close()
-	var disks []*demoDisk
+	if !console {
+		fmt.Fprintf(out, "mtconsole demo in %s: %d disks of %d MiB, %g writes/s of %d KiB each\n", dir, f.disks, f.sizeMB, f.rate, f.writeSize>>10)
+	}
+
+	// Sources hold data (a quarter of each left zero: sent as zero
+	// ranges); targets are empty, so each pair starts with a full resync.
+	var disks []ps.DiskConfig
+	rng := mrand.New(mrand.NewChaCha8([32]byte{byte(f.seed), byte(f.seed >> 8)}))
+	for _, sub := range []string{"sources", "targets", "journal", "retention"} {
+		if err := os.MkdirAll(filepath.Join(dir, sub), 0o700); err != nil {
+			return err
+		}
+	}
 	for i := range f.disks {
-		id := fmt.Sprintf("disk%d", i)
-		for _, d := range []string{"sources", "targets", "journal", "retention", "exports"} {
-			if err := os.MkdirAll(filepath.Join(dir, d), 0o700); err != nil {
-				return err
-			}
+		name := fmt.Sprintf("disk%d", i)
+		src := filepath.Join(dir, "sources", name+".img")
+		if err := writeDemoSource(src, size, rng); err != nil {
+			return err
 		}
-		// The failback case: the target already holds the source's data.
-		img := make([]byte, size)
-		rng.Read(img)
-		src := filepath.Join(dir, "sources", id+".img")
-		tgt := filepath.Join(dir, "targets", id+".img")
-		for _, p := range []string{src, tgt} {
-			if err := os.WriteFile(p, img, 0o600); err != nil {
-				return err
-			}
-		}
-		sf, err := os.OpenFile(src, os.O_RDWR, 0)
+		tf, err := os.OpenFile(filepath.Join(dir, "targets", name+".img"), os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
 		if err != nil {
 			return err
 		}
-		defer sf.Close()
-		p, _, err := w.Open(writer.PairConfig{ID: id, Target: tgt, JournalDir: filepath.Join(dir, "journal", id),
-			RetentionDir: filepath.Join(dir, "retention", id), Policy: journal.Policy{Window: 24 * time.Hour, OnFull: journal.Purge},
-			UndoSegmentSize: 4 << 20, JournalSegmentSize: 16 << 20})
-		if err != nil {
-			return err
-		}
-		disks = append(disks, &demoDisk{id: id, source: sf, pair: p, tags: map[string][32]byte{}})
-	}
-
-	// The workload: random writes of 4-64 KiB to each source, streamed to
-	// the master target with consecutive sequence numbers, and a tag every
-	// --tag-every writes.
-	clock := time.Now().UTC()
-	ntag := 0
-	for n := 1; n <= f.writes; n++ {
-		clock = clock.Add(time.Millisecond)
-		for _, d := range disks {
-			blocks := 1 + rng.Intn(16)
-			data := make([]byte, blocks*4096)
-			rng.Read(data)
-			off := int64(rng.Intn(int(size/4096)-blocks+1)) * 4096
-			if _, err := d.source.WriteAt(data, off); err != nil {
-				return err
-			}
-			if err := d.pair.Write(d.pair.Next(), off, clock, data, 0); err != nil {
-				return err
-			}
-		}
-		if n%f.tagEvery == 0 {
-			ntag++
-			app := journal.AppCrash
-			if ntag%3 == 0 {
-				app = journal.AppFS
-			}
-			tag := journal.TagInfo{Name: fmt.Sprintf("%s_%s_%03d", app, clock.Format("150405"), ntag), App: app,
-				ID: fmt.Sprintf("demo-%d-%d", f.seed, ntag), Time: clock}
-			for _, d := range disks {
-				if err := d.pair.Tag(d.pair.Next(), tag); err != nil {
-					return err
-				}
-				h, err := hashFile(d.source, size)
-				if err != nil {
-					return err
-				}
-				d.tags[tag.Name] = h
-				d.order = append(d.order, tag.Name)
-			}
-		}
-	}
-	for _, d := range disks {
-		if err := d.pair.Sync(); err != nil {
-			return err
-		}
-		if err := d.pair.Drain(context.Background()); err != nil {
-			return err
-		}
-	}
-	fmt.Fprintf(out, "replicated %d writes and %d tags per disk in %s\n\n", f.writes, ntag, time.Since(start).Round(time.Millisecond))
-
-	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "PAIR\tAPPLIED\tRETENTION\tWINDOW (UTC)\tTAGS\tHEALTH")
-	for _, d := range disks {
-		s := d.pair.Status()
-		fmt.Fprintf(tw, "%s\tseq %d\t%.1f MB\t%s .. %s\t%d\t%s\n", s.ID, s.AppliedSeq, float64(s.Retention.UsedBytes)/1e6,
-			s.Retention.From.Format("15:04:05.000"), s.Retention.To.Format("15:04:05.000"), s.Retention.Tags, s.Health)
-	}
-	tw.Flush()
-
-	fmt.Fprintln(out, "\nexporting every tag and comparing with the source at that tag:")
-	ok, bad := 0, 0
-	for _, d := range disks {
-		for _, name := range d.order {
-			dest := filepath.Join(dir, "exports", d.id+"-"+name+".img")
-			r, err := recovery.Resolve(d.pair.Store(), recovery.Point{Kind: recovery.TagNamed, Name: name})
-			if err != nil {
-				return err
-			}
-			if _, err := d.pair.Export(context.Background(), r, dest, nil); err != nil {
-				return err
-			}
-			df, err := os.Open(dest)
-			if err != nil {
-				return err
-			}
-			got, err := hashFile(df, size)
-			df.Close()
-			if err != nil {
-				return err
-			}
-			os.Remove(dest)
-			verdict := "bit-exact"
-			if got != d.tags[name] {
-				verdict = "DIFFERS"
-				bad++
-			} else {
-				ok++
-			}
-			fmt.Fprintf(out, "  %s %-24s sha256 %x…  %s\n", d.id, name, got[:6], verdict)
-		}
-	}
-
-	// Roll the first disk back in place to its middle tag: the failback case.
-	d := disks[0]
-	if len(d.order) > 0 {
-		name := d.order[len(d.order)/2]
-		tgt := d.pair.Status().Target
-		retDir := filepath.Join(dir, "retention", d.id)
-		if err := w.Remove(d.id); err != nil {
-			return err
-		}
-		st, err := journal.OpenStore(journal.StoreOptions{Dir: retDir})
-		if err != nil {
-			return err
-		}
-		tf, err := vfs.OS.OpenFile(tgt, os.O_RDWR, 0)
-		if err != nil {
-			st.Close()
-			return err
-		}
-		r, err := recovery.Resolve(st, recovery.Point{Kind: recovery.TagNamed, Name: name})
-		if err == nil {
-			var res recovery.Result
-			res, err = recovery.Rollback(context.Background(), st, tf, r, nil)
-			if err == nil {
-				var h [32]byte
-				h, err = hashFile(tf.(interface{ OSFile() *os.File }).OSFile(), size)
-				verdict := "bit-exact"
-				if h != d.tags[name] {
-					verdict = "DIFFERS"
-					bad++
-				} else {
-					ok++
-				}
-				fmt.Fprintf(out, "\nrolled %s back in place to %s: %.1f MB restored in %s, %s\n", d.id, name, float64(res.Restored)/1e6, res.Duration.Round(time.Millisecond), verdict)
-			}
-		}
+		err = tf.Truncate(size)
 		tf.Close()
-		st.Close()
 		if err != nil {
 			return err
 		}
+		disks = append(disks, ps.DiskConfig{Name: name, Path: src})
 	}
-	fmt.Fprintf(out, "\n%d images checked: %d bit-exact, %d differ; %d engine events; total %s\n", ok+bad, ok, bad, events.Load(), time.Since(start).Round(time.Millisecond))
+	var secret [16]byte
+	rand.Read(secret[:])
+	passFile := filepath.Join(dir, "passphrase")
+	if err := os.WriteFile(passFile, []byte(hex.EncodeToString(secret[:])+"\n"), 0o600); err != nil {
+		return err
+	}
+	key, err := wire.DeriveKey(hex.EncodeToString(secret[:]))
+	if err != nil {
+		return err
+	}
+	logf, err := os.OpenFile(filepath.Join(dir, "demo.log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	defer logf.Close()
+	psLog := slog.New(slog.NewTextHandler(logf, nil)).With("process", "ps")
+
+	// The process server, on loopback.
+	certPEM, keyPEM, err := wire.GenerateCertificate([]string{"127.0.0.1", "localhost"}, 0)
+	if err != nil {
+		return err
+	}
+	cert, _, err := wire.LoadCertificate(certPEM, keyPEM)
+	if err != nil {
+		return err
+	}
+	srv, err := ps.New(ps.Config{Key: key, Cert: cert, HostID: "demo-source", HostName: "demo-source", Disks: disks, Logger: psLog})
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	psCtx, stopPS := context.WithCancel(context.Background())
+	defer stopPS()
+	psDone := make(chan error, 1)
+	go func() { psDone <- srv.Serve(psCtx, ln) }()
+
+	// The workload: one generator per disk, its tags recorded.
+	tags := &demoTags{order: map[string][]string{}, image: map[string][32]byte{}}
+	wlCtx, stopWorkload := context.WithCancel(context.Background())
+	defer stopWorkload()
+	srcs := map[*ps.Disk]ps.ChangeSource{}
+	for i, d := range srv.Disks() {
+		srcs[d] = ps.Workload{Seed: f.seed + int64(i), Rate: f.rate, WriteSize: f.writeSize, CrashEvery: f.crash, AppEvery: f.app,
+			OnTag: func(t journal.TagInfo, img [32]byte, sent bool) {
+				if sent {
+					tags.add(d.Name(), t.Name, img)
+				}
+			}}
+	}
+	wlDone := make(chan error, 1)
+	go func() { wlDone <- ps.Run(wlCtx, srcs) }()
+
+	// The agent, from a configuration file a user can run again.
+	cfgPath := filepath.Join(dir, "agent.toml")
+	socket := filepath.Join(dir, "agent.sock")
+	if err := writeDemoAgentConfig(cfgPath, dir, ln.Addr().String(), passFile, socket, srv.Disks()); err != nil {
+		return err
+	}
+	agentCtx, stopAgent := context.WithCancel(context.Background())
+	defer stopAgent()
+	agentDone := make(chan error, 1)
+	go func() { agentDone <- runAgent(agentCtx, logf, cfgPath) }()
+	cl, err := waitForAgent(ctx, socket, agentDone)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+
+	// Show it until quit, Ctrl-C or --for.
+	showCtx, stopShow := context.WithCancel(ctx)
+	defer stopShow()
+	if f.duration > 0 {
+		var c context.CancelFunc
+		showCtx, c = context.WithTimeout(showCtx, f.duration)
+		defer c()
+	}
+	showErr := make(chan error, 1)
+	go func() {
+		if console {
+			showErr <- runDemoConsole(showCtx, socket)
+			return
+		}
+		showErr <- watchStatus(showCtx, cl, out)
+	}()
+	select {
+	case err = <-showErr:
+	case err = <-agentDone:
+		if err == nil {
+			err = errors.New("the agent stopped")
+		}
+		err = fmt.Errorf("%w (its log: %s)", err, filepath.Join(dir, "demo.log"))
+		stopShow()
+		<-showErr
+		return err
+	case err = <-wlDone:
+		stopShow()
+		<-showErr
+		return fmt.Errorf("workload: %w", err)
+	}
+	if err != nil {
+		return err
+	}
+
+	// Stop: the workload first, then let the backlog drain.
+	fmt.Fprintln(out, "\nstopping the workload and draining the backlog…")
+	stopWorkload()
+	if err := <-wlDone; err != nil && !errors.Is(err, context.Canceled) {
+		return fmt.Errorf("workload: %w", err)
+	}
+	inLine := drainDemo(cl, srv, 60*time.Second)
+	stopAgent()
+	if err := <-agentDone; err != nil {
+		return fmt.Errorf("agent: %w (its log: %s)", err, filepath.Join(dir, "demo.log"))
+	}
+	stopPS()
+	<-psDone
+	bad, err := verifyDemo(out, dir, srv.Disks(), inLine, tags, f.verify)
+	if err != nil {
+		return err
+	}
 	if f.keep || f.dir != "" {
-		// the last disk: with more than one, it was not rolled back
-		ret := filepath.Join(dir, "retention", disks[len(disks)-1].id)
-		fmt.Fprintf(out, "\nkept %s; look inside with:\n  mtconsole retention summary --verbose --dir %s\n  mtconsole retention events --dir %s\n",
-			dir, ret, ret)
+		fmt.Fprintf(out, "\nkept %s; run it again with:\n  mtconsole agent --config %s\nand look at a pair's retention with:\n  mtconsole retention summary --verbose --dir %s\n",
+			dir, cfgPath, filepath.Join(dir, "retention", "disk0"))
 	}
 	if bad > 0 {
-		return fmt.Errorf("%d recovered images differ from the source", bad)
+		return fmt.Errorf("%d checks failed", bad)
 	}
 	return nil
 }
 
-func hashFile(f *os.File, size int64) ([32]byte, error) {
-	h := sha256.New()
-	if _, err := io.Copy(h, io.NewSectionReader(f, 0, size)); err != nil {
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// writeDemoSource writes size bytes of random data, but for every fourth
+// MiB, which stays a hole.
+func writeDemoSource(path string, size int64, rng *mrand.Rand) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := f.Truncate(size); err != nil {
+		return err
+	}
+	buf := make([]byte, 1<<20)
+	for off, i := int64(0), 0; off < size; off, i = off+1<<20, i+1 {
+		if i%4 == 3 {
+			continue
+		}
+		b := buf[:min(1<<20, size-off)]
+		for j := 0; j+8 <= len(b); j += 8 {
+			v := rng.Uint64()
+			for k := range 8 {
+				b[j+k] = byte(v >> (8 * k))
+			}
+		}
+		if _, err := f.WriteAt(b, off); err != nil {
+			return err
+		}
+	}
+	return f.Close()
+}
+
+func writeDemoAgentConfig(path, dir, addr, passFile, socket string, disks []*ps.Disk) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, `# written by mtconsole demo
+[agent]
+host_id = "demo-mt"
+journal_dir = %q
+retention_dir = %q
+socket = %q
+trust_store = %q
+trust_new_servers = true
+hash_resync = false
+
+[process_server]
+address = %q
+passphrase_file = %q
+
+[defaults]
+rpo_threshold = "1m"
+retention = "24h"
+`, filepath.Join(dir, "journal"), filepath.Join(dir, "retention"), socket, filepath.Join(dir, "known_process_servers"), addr, passFile)
+	for _, d := range disks {
+		fmt.Fprintf(&b, "\n[[pair]]\ndisk = %q\ntarget = %q\n", d.Name(), filepath.Join(dir, "targets", d.Name()+".img"))
+	}
+	return os.WriteFile(path, []byte(b.String()), 0o600)
+}
+
+// waitForAgent dials the agent's socket until it answers, the agent
+// stops, or 10 s pass.
+func waitForAgent(ctx context.Context, socket string, agentDone <-chan error) (*api.Client, error) {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if cl, err := api.Dial(socket); err == nil {
+			if _, err := cl.Status(ctx); err == nil {
+				return cl, nil
+			}
+			cl.Close()
+		}
+		select {
+		case err := <-agentDone:
+			if err == nil {
+				err = errors.New("it stopped")
+			}
+			return nil, fmt.Errorf("agent: %w", err)
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("the agent did not answer on %s within 10 s", socket)
+		}
+	}
+}
+
+// drainDemo waits until every stream is in Differential Sync with all it
+// sent acknowledged and applied, or d passes. It returns the disks that
+// are in line.
+func drainDemo(cl *api.Client, srv *ps.Server, d time.Duration) map[string]bool {
+	deadline := time.Now().Add(d)
+	for {
+		st, err := cl.Status(context.Background())
+		in := map[string]bool{}
+		if err == nil {
+			for _, p := range st.Pairs {
+				ss := srv.Disk(p.ID)
+				if ss == nil {
+					continue
+				}
+				for _, s := range ss.Status() {
+					if s.Phase == wire.StateDiffSync && s.Acked == s.Next-1 && s.Unacked == 0 && p.DurableSeq == s.Acked && p.AppliedSeq == p.DurableSeq {
+						in[p.ID] = true
+					}
+				}
+			}
+			if len(in) == len(st.Pairs) {
+				return in
+			}
+		}
+		if time.Now().After(deadline) {
+			return in
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// verifyDemo checks each target against its source and exports the last
+// n tags of each pair against the source's image at that tag. It returns
+// how many checks failed.
+func verifyDemo(out io.Writer, dir string, disks []*ps.Disk, inLine map[string]bool, tags *demoTags, n int) (int, error) {
+	ok, bad := 0, 0
+	verdict := func(good bool) string {
+		if good {
+			ok++
+			return "bit-exact"
+		}
+		bad++
+		return "DIFFERS"
+	}
+	fmt.Fprintln(out, "\nchecking the targets and the latest tags against the sources (SHA-256):")
+	names := make([]string, 0, len(disks))
+	for _, d := range disks {
+		names = append(names, d.Name())
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		src := filepath.Join(dir, "sources", name+".img")
+		tgt := filepath.Join(dir, "targets", name+".img")
+		if !inLine[name] {
+			fmt.Fprintf(out, "  %s: not in Differential Sync when stopped (still resyncing): target not compared\n", name)
+		} else {
+			hs, err := hashPath(src)
+			if err != nil {
+				return 0, err
+			}
+			ht, err := hashPath(tgt)
+			if err != nil {
+				return 0, err
+			}
+			fmt.Fprintf(out, "  %s: target     sha256 %x…  %s\n", name, ht[:6], verdict(hs == ht))
+		}
+		tags.mu.Lock()
+		order := tags.order[name]
+		tags.mu.Unlock()
+		if len(order) > n {
+			order = order[len(order)-n:]
+		}
+		for _, tag := range order {
+			got, err := exportDemoTag(dir, name, tag)
+			if err != nil {
+				fmt.Fprintf(out, "  %s: tag %-20s %v  DIFFERS\n", name, tag, err)
+				bad++
+				continue
+			}
+			tags.mu.Lock()
+			want := tags.image[name+"/"+tag]
+			tags.mu.Unlock()
+			fmt.Fprintf(out, "  %s: tag %-20s sha256 %x…  %s\n", name, tag, got[:6], verdict(got == want))
+		}
+	}
+	fmt.Fprintf(out, "%d checks: %d bit-exact, %d differ\n", ok+bad, ok, bad)
+	return bad, nil
+}
+
+func exportDemoTag(dir, pair, tag string) ([32]byte, error) {
+	st, err := journal.OpenStore(journal.StoreOptions{Dir: filepath.Join(dir, "retention", pair)})
+	if err != nil {
 		return [32]byte{}, err
 	}
-	var out [32]byte
-	copy(out[:], h.Sum(nil))
-	return out, nil
+	defer st.Close()
+	tf, err := vfs.OS.OpenFile(filepath.Join(dir, "targets", pair+".img"), os.O_RDONLY, 0)
+	if err != nil {
+		return [32]byte{}, err
+	}
+	defer tf.Close()
+	r, err := recovery.Resolve(st, recovery.Point{Kind: recovery.TagNamed, Name: tag})
+	if err != nil {
+		return [32]byte{}, err
+	}
+	dest := filepath.Join(dir, "export-"+pair+".img")
+	defer os.Remove(dest)
+	df, err := vfs.OS.OpenFile(dest, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return [32]byte{}, err
+	}
+	_, err = recovery.Export(context.Background(), st, tf, df, r, nil)
+	if cerr := df.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return [32]byte{}, err
+	}
+	return hashPath(dest)
+}
+
+func hashPath(path string) ([32]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return [32]byte{}, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return [32]byte{}, err
+	}
+	return hashFile(f, fi.Size())
+}
+
+// runDemoConsole shows the agent on socket until ctx ends.
+func runDemoConsole(ctx context.Context, socket string) error {
+	cl, err := api.Dial(socket)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	return watchStatus(ctx, cl, os.Stdout)
 }

@@ -17,7 +17,7 @@ func newRootCmd() *cobra.Command {
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return usageError{err}
 	})
-	root.AddCommand(newRetentionCmd(), newDemoCmd(), newStatusCmd(), newTagCmd(), newPauseCmd(true), newPauseCmd(false),
+	root.AddCommand(newRetentionCmd(), newDemoCmd(), newSelftestCmd(), newStatusCmd(), newTagCmd(), newPauseCmd(true), newPauseCmd(false),
 		newRecoverCmd(), newPSCmd(), newAgentCmd())
 	return root
 }

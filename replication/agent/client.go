@@ -476,7 +476,7 @@ func (c *Client) recvLoop(ctx context.Context, s *session) error {
 			}
 			// One wire sequence, one journal record: the zeros are
 			// written as one write.
-			if err := l.pair.Write(m.Seq, m.Offset, time.Now(), zeros[:m.Length], journal.FlagResync); err != nil {
+			if err := l.pair.Write(m.Seq, m.Offset, time.Now(), zeros[:m.Length], journal.FlagResync|journal.FlagZero); err != nil {
 				return err
 			}
 			c.zeroBytes.Add(m.Length)

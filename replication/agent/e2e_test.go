@@ -287,6 +287,10 @@ func TestEndToEndFullResyncWorkloadTags(t *testing.T) {
 		t.Fatalf("full resync moved %d data + %d zero bytes, %d hash requests; want %d, 0", st.ResyncBytes, st.ZeroBytes, st.HashRequests, size)
 	}
 	r.assertTargetEqualsSource()
+	// The empty target's before-images are zeros: kept as lengths.
+	if used := r.cl.Pair("disk0").Status().Retention.UsedBytes; used > size/64 {
+		t.Errorf("retention holds %d bytes after a full resync into a zero target of %d", used, size)
+	}
 
 	var mu sync.Mutex
 	var tags []tagImage

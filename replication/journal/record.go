@@ -52,7 +52,32 @@ const (
 	// FlagResync marks a write sent during resync: the target is not
 	// consistent until resync ends, so points inside are "Not guaranteed".
 	FlagResync uint8 = 1 << 0
+	// FlagZero marks a write or before-image of zeros: the record carries
+	// the length instead of the bytes (a zero range of a resync, the
+	// before-image of a hole). Decoded, its Data reads as that many zeros
+	// and must not be written to.
+	FlagZero uint8 = 1 << 1
 )
+
+// zeroData backs the Data of decoded FlagZero records. Its pages are
+// never written, so they take no memory.
+var zeroData = make([]byte, MaxPayload)
+
+// IsZero reports whether b is all zeros.
+func IsZero(b []byte) bool {
+	for len(b) >= 8 {
+		if binary.LittleEndian.Uint64(b) != 0 {
+			return false
+		}
+		b = b[8:]
+	}
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
@@ -98,6 +123,9 @@ func align8(n int) int { return (n + 7) &^ 7 }
 func (r *Record) payloadLen() int {
 	switch r.Type {
 	case TypeWrite, TypeUndo:
+		if r.Flags&FlagZero != 0 {
+			return writeFixed + 8
+		}
 		return writeFixed + len(r.Data)
 	case TypeTag:
 		t := r.Tag
@@ -135,7 +163,11 @@ func AppendRecord(b []byte, seg uint64, r *Record) ([]byte, error) {
 	case TypeWrite, TypeUndo:
 		binary.LittleEndian.PutUint64(p[0:], uint64(r.Offset))
 		binary.LittleEndian.PutUint64(p[8:], uint64(r.Time.UnixNano()))
-		copy(p[writeFixed:], r.Data)
+		if r.Flags&FlagZero != 0 {
+			binary.LittleEndian.PutUint64(p[writeFixed:], uint64(len(r.Data)))
+		} else {
+			copy(p[writeFixed:], r.Data)
+		}
 	case TypeTag:
 		t := r.Tag
 		binary.LittleEndian.PutUint64(p[0:], uint64(t.Time.UnixNano()))
@@ -157,6 +189,9 @@ func (r *Record) check() error {
 	case TypeWrite, TypeUndo:
 		if r.Offset < 0 {
 			return fmt.Errorf("record %d: negative offset %d", r.Seq, r.Offset)
+		}
+		if r.Flags&FlagZero != 0 && (len(r.Data) > MaxPayload-writeFixed || !IsZero(r.Data)) {
+			return fmt.Errorf("record %d: zero flag on %d bytes that are not all zero or too many", r.Seq, len(r.Data))
 		}
 	case TypeTag:
 		t := r.Tag
@@ -231,6 +266,16 @@ func DecodeRecord(b []byte, seg uint64) (Record, int, error) {
 		r.Offset = int64(binary.LittleEndian.Uint64(p[0:]))
 		r.Time = time.Unix(0, int64(binary.LittleEndian.Uint64(p[8:]))).UTC()
 		r.Data = p[writeFixed:]
+		if r.Flags&FlagZero != 0 {
+			n := uint64(0)
+			if pl == writeFixed+8 {
+				n = binary.LittleEndian.Uint64(p[writeFixed:])
+			}
+			if pl != writeFixed+8 || n > MaxPayload-writeFixed {
+				return Record{}, 0, &errBad{"bad zero record"}
+			}
+			r.Data = zeroData[:n:n]
+		}
 		if r.Offset < 0 {
 			return Record{}, 0, &errBad{"negative offset"}
 		}

@@ -286,3 +286,34 @@ func FuzzDecodeRecord(f *testing.F) {
 		}
 	})
 }
+
+// A zero record carries its length, not its bytes, and decodes to that
+// many zeros; one whose data are not zero is refused, and a damaged
+// length is named.
+func TestZeroRecord(t *testing.T) {
+	r := Record{Type: TypeUndo, Flags: FlagZero, Seq: 9, Offset: 4096, Time: time.Unix(5, 0).UTC(), Data: make([]byte, 1<<20)}
+	b, err := AppendRecord(nil, 3, &r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b) != HeaderSize+writeFixed+8 {
+		t.Fatalf("a 1 MiB zero record takes %d bytes", len(b))
+	}
+	got, n, err := DecodeRecord(b, 3)
+	if err != nil || n != len(b) {
+		t.Fatalf("decode: %v, %d of %d bytes", err, n, len(b))
+	}
+	if got.Flags != FlagZero || got.Offset != 4096 || got.Seq != 9 || len(got.Data) != 1<<20 || !IsZero(got.Data) {
+		t.Fatalf("decoded %+v (data %d bytes)", got.Flags, len(got.Data))
+	}
+	w := Record{Type: TypeWrite, Flags: FlagZero | FlagResync, Seq: 1, Data: []byte{0, 0, 1}}
+	if _, err := AppendRecord(nil, 3, &w); err == nil {
+		t.Error("a zero record with nonzero data was encoded")
+	}
+	// a length past the maximum, with a valid checksum
+	binary.LittleEndian.PutUint64(b[HeaderSize+writeFixed:], MaxPayload)
+	binary.LittleEndian.PutUint32(b[16:], recordCRC(3, b[:16], b[HeaderSize:HeaderSize+writeFixed+8]))
+	if _, _, err := DecodeRecord(b, 3); err == nil || !strings.Contains(err.Error(), "bad zero record") {
+		t.Errorf("a zero record of MaxPayload bytes: %v", err)
+	}
+}

@@ -13,11 +13,13 @@ import (
 )
 
 // piece is a stretch of a point's image that comes from a before-image:
-// n bytes at image offset off, found in undo segment seg at segOff.
+// n bytes at image offset off, found in undo segment seg at segOff, or
+// zeros (a before-image kept as its length).
 type piece struct {
 	off, n int64
 	seg    uint64
 	segOff int64
+	zero   bool
 }
 
 // plan reads the undo log forward from after to upto and returns, sorted
@@ -34,7 +36,7 @@ func plan(ctx context.Context, st *journal.Store, after, upto uint64) ([]piece, 
 			}
 		}
 		for _, g := range cov.gaps(r.Offset, r.Offset+int64(len(r.Data))) {
-			pieces = append(pieces, piece{off: g.off, n: g.end - g.off, seg: seg, segOff: off + g.off - r.Offset})
+			pieces = append(pieces, piece{off: g.off, n: g.end - g.off, seg: seg, segOff: off + g.off - r.Offset, zero: r.Flags&journal.FlagZero != 0})
 		}
 		return nil
 	})
@@ -47,6 +49,7 @@ func plan(ctx context.Context, st *journal.Store, after, upto uint64) ([]piece, 
 type copier struct {
 	ctx  context.Context
 	buf  []byte
+	zero []byte
 	done int64
 	prog func(int64)
 }
@@ -75,6 +78,25 @@ func (c *copier) copy(src vfs.File, srcOff int64, dst vfs.File, dstOff, n int64)
 			return fmt.Errorf("write %s at offset %d: %w", dst.Name(), dstOff, err)
 		}
 		srcOff, dstOff, n = srcOff+k, dstOff+k, n-k
+		c.advance(k)
+	}
+	return nil
+}
+
+// zeros writes n zero bytes to dst at off.
+func (c *copier) zeros(dst vfs.File, off, n int64) error {
+	if c.zero == nil {
+		c.zero = make([]byte, min(n, 4<<20))
+	}
+	for n > 0 {
+		if err := c.ctx.Err(); err != nil {
+			return err
+		}
+		k := min(int64(len(c.zero)), n)
+		if _, err := dst.WriteAt(c.zero[:k], off); err != nil {
+			return fmt.Errorf("write %s at offset %d: %w", dst.Name(), off, err)
+		}
+		off, n = off+k, n-k
 		c.advance(k)
 	}
 	return nil
@@ -130,6 +152,14 @@ func apply(ctx context.Context, st *journal.Store, pieces []piece, base vfs.File
 			if err := c.copy(base, pos, dst, pos, p.off-pos); err != nil {
 				return restored, err
 			}
+		}
+		if p.zero {
+			if err := c.zeros(dst, p.off, p.n); err != nil {
+				return restored, err
+			}
+			restored += p.n
+			pos = p.off + p.n
+			continue
 		}
 		f := segs[p.seg]
 		if f == nil {

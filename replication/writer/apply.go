@@ -130,6 +130,13 @@ func (p *Pair) stage(batch []journal.Record) error {
 				}
 			}
 		}
+		// A before-image of zeros (a hole, a target never written) is
+		// kept as its length.
+		for k := range undo {
+			if journal.IsZero(undo[k].Data) {
+				undo[k].Flags |= journal.FlagZero
+			}
+		}
 		if err := p.store.Append(undo); err != nil {
 			return &errRetention{err}
 		}
