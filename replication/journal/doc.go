@@ -7,7 +7,7 @@
 //
 //	0  uint32  payload length
 //	4  uint8   type (write, tag, end of segment, undo)
-//	5  uint8   flags (resync)
+//	5  uint8   flags (1 resync, 2 zero)
 //	6  uint16  zero
 //	8  uint64  sequence
 //	16 uint32  CRC-32C of the segment index, bytes 0-15 and the payload
@@ -15,7 +15,8 @@
 //	24 payload, zero-padded to a multiple of 8
 //
 // Write and undo payloads are offset (uint64), source time (int64 Unix
-// nanoseconds) and the data; tag payloads are the time and three
+// nanoseconds) and the data, or, with the zero flag, the data's length
+// (uint64): a zero range, a before-image of a hole; tag payloads are the time and three
 // length-prefixed strings (name, application, id). Because the checksum
 // covers the segment index, a record left over in a reused segment never
 // passes for a record of the new one.
