@@ -60,7 +60,8 @@ Sync). On a terminal it opens the console on the agent; otherwise, or with
 Quit (q in the console, Ctrl-C, or when --for ends): the workload stops, the
 backlog drains, both stop, and the demo checks each target against its
 source and exports the last --verify tags of each pair against the source as
-it was at that tag (SHA-256). The directory is removed unless --keep (or
+it was at that tag (SHA-256); DIR/tags.sha256 lists every tag with the SHA-256
+of its source at that tag. The directory is removed unless --keep (or
 --dir) is given; the agent's configuration in it works with
 'mtconsole agent --config DIR/agent.toml'.`,
 		Args: usageArgs(cobra.NoArgs),
@@ -107,6 +108,7 @@ type demoTags struct {
 	mu    sync.Mutex
 	order map[string][]string
 	image map[string][32]byte // disk/tag → image
+	file  io.Writer
 }
 
 func (d *demoTags) add(disk, tag string, img [32]byte) {
@@ -114,6 +116,7 @@ func (d *demoTags) add(disk, tag string, img [32]byte) {
 	defer d.mu.Unlock()
 	d.order[disk] = append(d.order[disk], tag)
 	d.image[disk+"/"+tag] = img
+	fmt.Fprintf(d.file, "%x  %s %s\n", img, disk, tag)
 }
 
 func runDemo(ctx context.Context, out io.Writer, f demoFlags) error {
@@ -205,8 +208,14 @@ func runDemo(ctx context.Context, out io.Writer, f demoFlags) error {
 	psDone := make(chan error, 1)
 	go func() { psDone <- srv.Serve(psCtx, ln) }()
 
-	// The workload: one generator per disk, its tags recorded.
-	tags := &demoTags{order: map[string][]string{}, image: map[string][32]byte{}}
+	// The workload: one generator per disk, its tags recorded, also in
+	// DIR/tags.sha256 ("<sha256 of the source at the tag>  <disk> <tag>").
+	tagFile, err := os.OpenFile(filepath.Join(dir, "tags.sha256"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	defer tagFile.Close()
+	tags := &demoTags{order: map[string][]string{}, image: map[string][32]byte{}, file: tagFile}
 	wlCtx, stopWorkload := context.WithCancel(context.Background())
 	defer stopWorkload()
 	srcs := map[*ps.Disk]ps.ChangeSource{}

@@ -25,6 +25,9 @@ func TestDemoLive(t *testing.T) {
 	if m == nil || m[1] != m[2] {
 		t.Fatalf("the demo's checks did not all pass:\n%s", out)
 	}
+	if b := mustRead(t, filepath.Join(dir, "tags.sha256")); !regexp.MustCompile(`^[0-9a-f]{64}  disk[01] \S+`).MatchString(b) {
+		t.Errorf("tags.sha256 does not list the tags: %q", b)
+	}
 	// two targets and two tags each
 	if n := strings.Count(out, "bit-exact\n"); n != 6 {
 		t.Errorf("%d lines end bit-exact, want 6 (2 targets, 2 tags each):\n%s", n, out)
