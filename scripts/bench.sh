@@ -3,7 +3,7 @@
 # in the same run, on the same file system, the pair repeated interleaved
 # (engine, baseline, engine, baseline, ...), and the MEDIAN ratio reported.
 #
-#   scripts/bench.sh [GROUP]     GROUP: engine, replication (no argument: every group)
+#   scripts/bench.sh [GROUP]     GROUP: engine, replication, console (no argument: every group)
 #
 # Output: one line per figure, "<name> ratio=<x.xx> goal=<op><y>", then
 # detail lines that start with two spaces: raw MiB/s of each side, sizes,
@@ -25,6 +25,7 @@
 #   BENCH_STREAM_BYTES replication: bytes of the stream figure and of the
 #                  apply_retention run beside it (default 256 MiB)
 #   BENCH_RSS_SECONDS  replication: how long the 64 pairs stream (default 60)
+#   BENCH_IDLE_SECONDS console: how long the idle dashboard is watched (default 60)
 #
 # Baselines are fio's and rsync's (installed with apt-get when missing and
 # root). Page
@@ -34,7 +35,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-all_groups=(engine replication)
+all_groups=(engine replication console)
 if (($#)); then groups=("$@"); else groups=("${all_groups[@]}"); fi
 for g in "${groups[@]}"; do
 	case " ${all_groups[*]} " in
@@ -59,6 +60,7 @@ need() {
 }
 need fio
 case " ${groups[*]} " in *" replication "*) need rsync ;; esac
+case " ${groups[*]} " in *" console "*) need tmux ;; esac
 
 tmp=$(mktemp -d)
 base=${BENCH_DIR:-/var/tmp/mtconsole-bench}
@@ -410,6 +412,81 @@ group_replication() {
 	rm -rf "$work/prep"
 	bench_stream
 	bench_rss
+}
+
+# tui_frame: ns per View() of the dashboard with 256 pairs (Go benchmark).
+bench_tui_frame() {
+	log "tui_frame: go test -bench BenchmarkDashboardView256"
+	local out="$tmp/tui-frame.out" ns
+	go test -run '^$' -bench 'BenchmarkDashboardView256$' -benchtime 2s -count 3 ./tui/ >"$out"
+	ns=$(awk '/^BenchmarkDashboardView256/ { print $3 }' "$out" | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }')
+	printf 'tui_frame value=%.3fms goal=<1ms
+' "$(awk -v n="$ns" 'BEGIN { print n / 1e6 }')"
+	printf '  View() of the dashboard with 256 pairs at 120x40, median of 3 runs: %s ns/op
+' "$ns"
+}
+
+# tui_idle: the console open on a demo agent's dashboard (1 s refresh, a
+# slow workload) in tmux at 80x24: its CPU (utime + stime from /proc) and
+# the bytes it writes to the terminal (tmux pipe-pane), over
+# BENCH_IDLE_SECONDS; and demo_start, the time from starting the demo to
+# its first frame with live data (a pair state on screen).
+bench_tui_idle() {
+	local secs=${BENCH_IDLE_SECONDS:-60} bin="$tmp/mtconsole" d="$work/console" sess="mtbench$$"
+	go build -o "$bin" ./cmd/mtconsole
+	mkdir -p "$d"
+	log "demo_start: mtconsole demo in tmux at 80x24 until a pair state shows"
+	local t0 t1 i
+	tmux kill-session -t "$sess" 2>/dev/null || true
+	t0=$(date +%s.%N)
+	tmux new-session -d -s "$sess" -x 80 -y 24 "$bin demo --dir $d/start --disks 3 --size 64"
+	for i in $(seq 400); do
+		if tmux capture-pane -p -t "$sess" | grep -qE 'Resync Step|Differential Sync'; then break; fi
+		sleep 0.01
+	done
+	t1=$(date +%s.%N)
+	tmux send-keys -t "$sess" q
+	for i in $(seq 300); do tmux has-session -t "$sess" 2>/dev/null || break; sleep 0.1; done
+	tmux kill-session -t "$sess" 2>/dev/null || true
+	printf 'demo_start value=%.2fs goal=<2s
+' "$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')"
+	printf '  from starting mtconsole demo (3 disks of 64 MiB made first) to a pair state in tmux capture-pane, polled every 10 ms
+'
+
+	log "tui_idle: the console on a demo agent for ${secs} s"
+	"$bin" demo --no-console --dir "$d/agent" --disks 3 --size 16 --rate 2 --for 1h >"$d/demo.out" 2>&1 &
+	local demo=$!
+	for i in $(seq 200); do [ -S "$d/agent/agent.sock" ] && break; sleep 0.05; done
+	tmux new-session -d -s "$sess" -x 80 -y 24 "$bin console --socket $d/agent/agent.sock"
+	sleep 3 # the first frames and the dashboard's history
+	local pid
+	pid=$(pgrep -f "console --socket $d/agent/agent.sock" | head -1)
+	tmux pipe-pane -t "$sess" "cat >$d/pane.bytes"
+	local c0 c1 hz
+	hz=$(getconf CLK_TCK)
+	c0=$(awk '{ print $14 + $15 }' "/proc/$pid/stat")
+	sleep "$secs"
+	c1=$(awk '{ print $14 + $15 }' "/proc/$pid/stat")
+	tmux pipe-pane -t "$sess"
+	local bytes
+	bytes=$(stat -c %s "$d/pane.bytes")
+	tmux send-keys -t "$sess" q
+	sleep 0.5
+	tmux kill-session -t "$sess" 2>/dev/null || true
+	kill -INT "$demo" 2>/dev/null || true
+	wait "$demo" 2>/dev/null || true
+	printf 'tui_idle_cpu value=%.2f%% goal=<0.5%%
+' "$(awk -v a="$c0" -v b="$c1" -v hz="$hz" -v s="$secs" 'BEGIN { print (b - a) / hz / s * 100 }')"
+	printf 'tui_idle_bytes value=%.0fB/s goal=<2048B/s
+' "$(awk -v b="$bytes" -v s="$secs" 'BEGIN { print b / s }')"
+	printf '  the console at 80x24 in tmux on a demo agent (3 pairs, 2 writes/s each) for %s s: %s clock ticks of CPU, %s bytes to the terminal
+' \
+		"$secs" "$((c1 - c0))" "$bytes"
+}
+
+group_console() {
+	bench_tui_frame
+	bench_tui_idle
 }
 
 for g in "${groups[@]}"; do
