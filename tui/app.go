@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
 	"charm.land/bubbles/v2/key"
 	"charm.land/bubbles/v2/textinput"
 	tea "charm.land/bubbletea/v2"
+	"github.com/charmbracelet/x/ansi"
 
 	"github.com/mtconsole/mtconsole/replication/agent/api"
 	"github.com/mtconsole/mtconsole/replication/journal"
@@ -529,7 +531,7 @@ func (m *Model) headerView() string {
 		agent = "agent … connecting"
 	}
 	clock := now.UTC().Format("15:04") + " UTC"
-	left := " " + cut(host, 20) + " · master target │ " + agent + " │ CS: not registered"
+	left := " " + cut(host, 24) + " · master target │ " + agent
 	return m.st.Header.Render(fit(left, m.w-len(clock)-1)) + clock + " "
 }
 
@@ -548,35 +550,49 @@ func (m *Model) titleView() string {
 	if m.help {
 		title += " › Help"
 	}
-	right := ""
+	// Registration with a configuration server does not exist yet.
+	right := "CS: not registered "
 	if m.o.ReadOnly {
-		right = "read-only: " + m.o.ReadOnlyReason + " "
+		right = cut("read-only: "+m.o.ReadOnlyReason, m.w/2) + " · " + right
 	}
 	left := " " + title
-	return m.st.Title.Render(fit(left, m.w-len(right))) + m.st.Warn.Render(right)
+	return m.st.Title.Render(fit(left, m.w-ansi.StringWidth(right))) + m.st.Warn.Render(right)
 }
 
 // keysView is the footer's key line, from the screen's key table.
 func (m *Model) keysView() string {
-	bs := enabled(m.keys.screenKeys(m.screen))
+	bs := m.screenKeys()
 	if ti := m.focused(); ti != nil {
 		return fit(" enter done · esc cancel · paste works (terminal paste)", m.w)
 	}
+	// Help and quit always show; the screen's own keys get the room left.
+	g := m.keys.Global
+	tail := []key.Binding{g.Help, g.Quit}
+	room := m.w - 1
+	for _, k := range tail {
+		room -= ansi.StringWidth(k.Help().Key+" "+k.Help().Desc) + 2
+	}
 	var b strings.Builder
-	w := 1
 	b.WriteByte(' ')
-	for _, k := range bs {
+	write := func(k key.Binding) {
 		h := k.Help()
-		if h.Key == "ctrl+l" {
-			continue
-		}
-		part := h.Key + " " + h.Desc
-		if w+len([]rune(part))+2 > m.w {
-			break
-		}
 		b.WriteString(m.st.Key.Render(h.Key))
 		b.WriteString(" " + h.Desc + "  ")
-		w += len([]rune(part)) + 2
+	}
+	for _, k := range bs {
+		h := k.Help()
+		if h.Key == g.Redraw.Help().Key || h.Key == g.Help.Help().Key || h.Key == g.Quit.Help().Key {
+			continue
+		}
+		n := ansi.StringWidth(h.Key+" "+h.Desc) + 2
+		if n > room {
+			break
+		}
+		room -= n
+		write(k)
+	}
+	for _, k := range tail {
+		write(k)
 	}
 	return b.String()
 }
@@ -594,4 +610,23 @@ func (m *Model) noteView() string {
 		return m.st.Err.Render(cut(" ✗ "+m.agentErr.Error(), m.w))
 	}
 	return ""
+}
+
+// screenKeys is the key table of what is on screen now.
+func (m *Model) screenKeys() []key.Binding {
+	bs := enabled(m.keys.screenKeys(m.screen))
+	if m.screen != screenRecover {
+		return bs
+	}
+	k := m.keys.Wizard
+	return slices.DeleteFunc(bs, func(b key.Binding) bool {
+		same := func(o key.Binding) bool { return b.Help() == o.Help() }
+		switch m.wiz.step {
+		case stepPairs:
+			return false
+		case stepRun, stepResult, stepCheck, stepConfirm:
+			return same(k.Up) || same(k.Down) || same(k.Toggle) || same(k.All)
+		}
+		return same(k.Toggle) || same(k.All)
+	})
 }

@@ -194,10 +194,11 @@ func (m *Model) columns(w int) []column {
 		{title: "RESYNC", width: 9, right: true, cell: resyncText},
 	}
 	if wide {
+		cols[0].width = 30
 		cols[1].width = 17
 		cols[1].cell = func(p *api.PairStatus) string { return stateText(p.State) }
 		cols[6].width = 13
-		cols = append(cols, column{title: "REASON", width: 28, cell: func(p *api.PairStatus) string { return p.Reason }})
+		cols = append(cols, column{title: "REASON", cell: func(p *api.PairStatus) string { return p.Reason }})
 	}
 	return cols
 }
@@ -251,17 +252,15 @@ func (m *Model) dashView(w, h int) string {
 	if len(m.status.Pairs) == 0 {
 		return strings.Join(append(out, " The agent has no pairs yet."), "\n")
 	}
-	alertN := 3
-	if h >= 30 {
-		alertN = min(8, h-26)
-	}
 	jobs := m.jobLines(w)
-	tableH := h - len(out) - 4 - (alertN + 1) - len(jobs) - 1 // header, panel 3, alerts, filter
+	// The table takes what it needs up to what leaves the panel (3), the
+	// filter line and at least 3 alerts; the alerts get the rest.
+	tableH := h - len(out) - 3 - 1 - 4 - len(jobs)
 	out = append(out, m.tableView(w, max(tableH, 3))...)
 	out = append(out, m.filterLine(w))
 	out = append(out, m.retentionPanel(w)...)
 	out = append(out, jobs...)
-	out = append(out, m.alertsView(w, alertN)...)
+	out = append(out, m.alertsView(w, max(h-len(out)-1, 3))...)
 	return strings.Join(out, "\n")
 }
 
@@ -278,11 +277,14 @@ func (m *Model) filterLine(w int) string {
 
 func (m *Model) tableView(w, rows int) []string {
 	cols := m.columns(w)
-	fixed := 2
-	for _, c := range cols {
+	fixed, flex := 2, 0
+	for i, c := range cols {
 		fixed += c.width + 1
+		if c.width == 0 {
+			flex = i
+		}
 	}
-	cols[0].width = max(w-fixed, 12)
+	cols[flex].width = max(w-fixed, 12)
 	var hdr strings.Builder
 	hdr.WriteString("  ")
 	for _, c := range cols {

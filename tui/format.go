@@ -125,3 +125,13 @@ func pct(done, total int64) float64 {
 	}
 	return 100 * float64(done) / float64(total)
 }
+
+// wrap breaks s into lines of at most w cells, each starting with indent.
+func wrap(indent, s string, w int) []string {
+	body := ansi.Wordwrap(s, max(w-ansi.StringWidth(indent), 10), " ")
+	var out []string
+	for _, l := range strings.Split(body, "\n") {
+		out = append(out, cut(indent+l, w))
+	}
+	return out
+}

@@ -8,7 +8,7 @@ import (
 // helpView lists the screen's keys, from the same table as the footer.
 func (m *Model) helpView(w, h int) string {
 	out := []string{m.st.Bold.Render(" Keys on this screen"), ""}
-	for _, b := range enabled(m.keys.screenKeys(m.screen)) {
+	for _, b := range m.screenKeys() {
 		hp := b.Help()
 		out = append(out, cut(fmt.Sprintf("   %-10s %s", hp.Key, hp.Desc), w))
 	}

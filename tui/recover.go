@@ -59,16 +59,16 @@ const (
 
 // wizard is the recovery wizard's state.
 type wizard struct {
-	step    wizStep
-	pairs   []string
-	chosen  map[string]bool
-	cur     int
-	point   int
-	tag     string
-	mode    int
-	timeIn  textinput.Model
-	destIn  textinput.Model
-	confirm textinput.Model
+	step     wizStep
+	pairs    []string
+	chosen   map[string]bool
+	cur      int
+	point    int
+	tag      string
+	mode     int
+	timeIn   textinput.Model
+	destIn   textinput.Model
+	confirm  textinput.Model
 	fieldErr string
 	checks   []check
 	job      string
@@ -569,7 +569,7 @@ func (m *Model) wizView(w, h int) string {
 	case stepCheck:
 		title("Step 4 of 5 · Readiness check")
 		for _, c := range wz.checks {
-			out = append(out, m.checkLine(c, w))
+			out = append(out, m.checkLines(c, w)...)
 		}
 		out = append(out, "", cut("   enter: continue · esc: change the choices", w))
 	case stepConfirm:
@@ -614,14 +614,21 @@ func lastIndexFunc[T any](s []T, f func(T) bool) int {
 	return -1
 }
 
-func (m *Model) checkLine(c check, w int) string {
+// checkLines is a check, wrapped, its symbol on the first line.
+func (m *Model) checkLines(c check, w int) []string {
+	sym, st := "✓", m.st.OK
 	switch c.level {
 	case checkFail:
-		return m.st.Err.Render(cut("   ✗ "+c.text, w))
+		sym, st = "✗", m.st.Err
 	case checkWarn:
-		return m.st.Warn.Render(cut("   ! "+c.text, w))
+		sym, st = "!", m.st.Warn
 	}
-	return cut("   ✓ "+c.text, w)
+	lines := wrap("     ", c.text, w)
+	lines[0] = "   " + sym + " " + strings.TrimPrefix(lines[0], "     ")
+	for i := range lines {
+		lines[i] = st.Render(lines[i])
+	}
+	return lines
 }
 
 // jobView is a job's progress, or its result once it has ended.
@@ -819,13 +826,14 @@ func (m *Model) jobView(id string, w int) []string {
 		if d, ok := jv.eta(now); ok {
 			eta = "ETA " + durText(d)
 		}
-		out = append(out, cut(fmt.Sprintf("   [%s] %3.0f%%  %s of %s · %s", bar(p/100, max(w/2, 20)), p,
+		out = append(out, cut(fmt.Sprintf("   [%s] %3.0f%%  %s of %s · %s", bar(p/100, max(w/3, 20)), p,
 			bytesText(j.DoneBytes), bytesText(j.TotalBytes), eta), w))
 		if jv.lastNote != "" {
 			out = append(out, m.st.Dim.Render(cut("   "+jv.lastNote, w)))
 		}
-		out = append(out, "", cut("   The job runs in the agent: leaving this screen, or losing the SSH session, does not stop it.", w),
-			cut("   esc: back to the dashboard (the job goes on; r shows it again)", w))
+		out = append(out, "")
+		out = append(out, wrap("   ", "The job runs in the agent: leaving this screen, or losing the SSH session, does not stop it.", w)...)
+		out = append(out, cut("   esc: back to the dashboard (the job goes on; r shows it again)", w))
 	case api.JobDone:
 		took := ""
 		if !j.Finished.IsZero() && !j.Started.IsZero() {
