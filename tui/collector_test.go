@@ -157,7 +157,9 @@ func TestNoColor(t *testing.T) {
 	plain := m.View().Content
 	m.st = NewStyles(true)
 	colored := m.View().Content
-	isColor := func(s string) bool { return strings.Contains(s, "\x1b[3") || strings.Contains(s, "\x1b[9") || strings.Contains(s, ";3") }
+	isColor := func(s string) bool {
+		return strings.Contains(s, "\x1b[3") || strings.Contains(s, "\x1b[9") || strings.Contains(s, ";3")
+	}
 	if isColor(plain) {
 		t.Errorf("NO_COLOR rendering has colour escapes")
 	}
