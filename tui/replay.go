@@ -70,6 +70,9 @@ type Replay struct {
 	// Speed scales the recorded pauses between entries: 1 is real time,
 	// 0 sends everything at once.
 	Speed float64
+	// MaxPause caps one pause, so a recording's quiet hour does not stall
+	// a replay (default 2 s).
+	MaxPause time.Duration
 }
 
 // ReadReplay reads a recording; an error names the line at fault.
@@ -125,7 +128,11 @@ func (r *Replay) Run(ctx context.Context, send func(tea.Msg)) error {
 	var prev time.Time
 	for i, e := range r.Entries {
 		if r.Speed > 0 && i > 0 && e.At.After(prev) {
-			if !sleep(ctx, time.Duration(float64(e.At.Sub(prev))/r.Speed)) {
+			limit := r.MaxPause
+			if limit <= 0 {
+				limit = 2 * time.Second
+			}
+			if !sleep(ctx, min(time.Duration(float64(e.At.Sub(prev))/r.Speed), limit)) {
 				return nil
 			}
 		}
