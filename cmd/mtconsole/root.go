@@ -17,7 +17,11 @@ func newRootCmd() *cobra.Command {
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return usageError{err}
 	})
-	root.AddCommand(newRetentionCmd(), newDemoCmd(), newSelftestCmd(), newStatusCmd(), newTagCmd(), newPauseCmd(true), newPauseCmd(false),
+	// Bare mtconsole opens the console.
+	console := newConsoleCmd()
+	root.RunE = console.RunE
+	root.Flags().AddFlagSet(console.Flags())
+	root.AddCommand(console, newRetentionCmd(), newDemoCmd(), newSelftestCmd(), newStatusCmd(), newTagCmd(), newPauseCmd(true), newPauseCmd(false),
 		newRecoverCmd(), newPSCmd(), newAgentCmd())
 	return root
 }

@@ -151,6 +151,7 @@ func (nopBackend) Pause(string, string) (PairStatus, error)          { return Pa
 func (nopBackend) Resume(string) (PairStatus, error)                 { return PairStatus{}, ErrUnknownPair }
 func (nopBackend) Recover(RecoverRequest) (Job, error)               { return Job{}, ErrConflict }
 func (nopBackend) Job(string) (Job, error)                           { return Job{}, ErrUnknownJob }
+func (nopBackend) Tags(string) ([]journal.Tag, error)                { return nil, ErrUnknownPair }
 
 func TestSocketPermissions(t *testing.T) {
 	for _, tc := range []struct {
@@ -444,6 +445,30 @@ func TestTagViaAPI(t *testing.T) {
 		if tg.Name == "before-upgrade" {
 			t.Error("tag for p2 landed in p1")
 		}
+	}
+}
+
+func TestTagsViaAPI(t *testing.T) {
+	a := newAgent(t, "p1")
+	ctx := ctxT(t)
+	tags, err := a.cl.Tags(ctx, "p1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := a.w.Pair("p1").Store().Tags()
+	if len(tags) != 6 || len(tags) != len(want) {
+		t.Fatalf("got %d tags, want 6 (store has %d): %+v", len(tags), len(want), tags)
+	}
+	for i, tg := range tags {
+		if tg.Name != want[i].Name || tg.Seq != want[i].Seq || !tg.Time.Equal(want[i].Time) || tg.App != want[i].App {
+			t.Errorf("tag %d: got %+v, want %+v", i, tg, want[i])
+		}
+	}
+	if tags[0].Name != "t01" || tags[5].Name != "t06" {
+		t.Errorf("tags not oldest first: %s .. %s", tags[0].Name, tags[5].Name)
+	}
+	if _, err := a.cl.Tags(ctx, "nope"); !errors.Is(err, ErrUnknownPair) {
+		t.Errorf("unknown pair: got %v, want ErrUnknownPair", err)
 	}
 }
 

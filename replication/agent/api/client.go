@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/mtconsole/mtconsole/replication/journal"
 	"github.com/mtconsole/mtconsole/replication/writer"
 )
 
@@ -166,6 +167,13 @@ func (c *Client) Recover(ctx context.Context, req RecoverRequest) (Job, error) {
 	var j Job
 	err := c.do(ctx, http.MethodPost, "/v1/recover", req, &j)
 	return j, err
+}
+
+// Tags is GET /v1/pairs/{id}/tags: the pair's tags, oldest first.
+func (c *Client) Tags(ctx context.Context, pair string) ([]journal.Tag, error) {
+	var tags []journal.Tag
+	err := c.do(ctx, http.MethodGet, "/v1/pairs/"+url.PathEscape(pair)+"/tags", nil, &tags)
+	return tags, err
 }
 
 // Job is GET /v1/jobs/{id}.

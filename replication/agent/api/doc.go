@@ -11,6 +11,7 @@
 //	POST /v1/tag                TagRequest → TagResult
 //	POST /v1/pairs/{id}/pause   PauseRequest (optional) → PairStatus
 //	POST /v1/pairs/{id}/resume  → PairStatus
+//	GET  /v1/pairs/{id}/tags    []journal.Tag, oldest first
 //	POST /v1/recover            RecoverRequest → Job (202)
 //	GET  /v1/jobs/{id}          Job
 //

@@ -15,6 +15,8 @@ import (
 	"strconv"
 	"syscall"
 	"time"
+
+	"github.com/mtconsole/mtconsole/replication/journal"
 )
 
 // DefaultSocket is where the agent listens and the clients look.
@@ -176,6 +178,13 @@ func (s *Server) Handler() http.Handler {
 		j, err := s.b.Recover(req)
 		reply(w, http.StatusAccepted, j, err)
 	}))
+	mux.HandleFunc("GET /v1/pairs/{id}/tags", func(w http.ResponseWriter, r *http.Request) {
+		tags, err := s.b.Tags(r.PathValue("id"))
+		if tags == nil {
+			tags = []journal.Tag{}
+		}
+		reply(w, http.StatusOK, tags, err)
+	})
 	mux.HandleFunc("GET /v1/jobs/{id}", func(w http.ResponseWriter, r *http.Request) {
 		j, err := s.b.Job(r.PathValue("id"))
 		reply(w, http.StatusOK, j, err)

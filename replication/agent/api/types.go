@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/mtconsole/mtconsole/replication/journal"
 	"github.com/mtconsole/mtconsole/replication/recovery"
 	"github.com/mtconsole/mtconsole/replication/writer"
 )
@@ -146,4 +147,6 @@ type Backend interface {
 	// Recover validates req, starts the job and returns at once.
 	Recover(req RecoverRequest) (Job, error)
 	Job(id string) (Job, error)
+	// Tags lists a pair's tags in the retention store, oldest first.
+	Tags(pair string) ([]journal.Tag, error)
 }

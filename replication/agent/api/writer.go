@@ -189,6 +189,15 @@ func (b *WriterBackend) Resume(id string) (PairStatus, error) {
 	return PairStatus{PairStatus: p.Status()}, nil
 }
 
+// Tags implements Backend.
+func (b *WriterBackend) Tags(id string) ([]journal.Tag, error) {
+	p, err := b.pair(id)
+	if err != nil {
+		return nil, err
+	}
+	return p.Store().Tags(), nil
+}
+
 // Job implements Backend.
 func (b *WriterBackend) Job(id string) (Job, error) {
 	b.mu.Lock()

@@ -1,0 +1,74 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/mtconsole/mtconsole/tui"
+)
+
+func newConsoleCmd() *cobra.Command {
+	var socket, replay, record string
+	var readOnly bool
+	c := &cobra.Command{
+		Use:   "console [--socket PATH] [--readonly] [--replay FILE] [--record FILE]",
+		Short: "The interactive console: dashboard, pair detail, logs, recovery wizard",
+		Long: `Open the master target's console on this terminal (at least 80x24):
+the pairs with their state, health, RPO, backlog, throughput and
+retention; a pair's detail with its tags; the agent's events; and the
+recovery wizard. Running mtconsole without a command opens it too.
+
+It needs a terminal: for scripts use "mtconsole status --json". A
+non-root user, or --readonly, gets a console that only looks. --replay
+plays a recording (made with --record) instead of asking the agent, for
+bug reports and demos.
+
+Exit codes: 0 ok, 1 failed, 2 usage (bad flags, or stdout is not a terminal).`,
+		Args: usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if !term.IsTerminal(int(os.Stdout.Fd())) || !term.IsTerminal(int(os.Stdin.Fd())) {
+				return usageError{errors.New("the console needs a terminal: for scripts use `mtconsole status --json`")}
+			}
+			o := tui.Options{}
+			o.Host, _ = os.Hostname()
+			switch {
+			case replay != "":
+				rp, err := tui.OpenReplay(replay)
+				if err != nil {
+					return usageError{err}
+				}
+				o.Collector, o.ReadOnly, o.ReadOnlyReason = rp, true, "replay of "+replay
+			default:
+				agent := tui.NewAgent(socket)
+				defer agent.Close()
+				o.Collector = &tui.Live{Source: agent}
+				o.Actions = agent
+				if os.Geteuid() != 0 {
+					o.ReadOnly, o.ReadOnlyReason = true, "not root"
+				}
+				if readOnly {
+					o.ReadOnly, o.ReadOnlyReason = true, "--readonly"
+				}
+			}
+			if record != "" {
+				f, err := os.OpenFile(record, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+				if err != nil {
+					return usageError{fmt.Errorf("--record: %w: give a new file", err)}
+				}
+				defer f.Close()
+				o.Collector = tui.Record(o.Collector, f)
+			}
+			return tui.Run(context.Background(), o)
+		},
+	}
+	addSocketFlag(c, &socket)
+	c.Flags().BoolVar(&readOnly, "readonly", false, "only look: no tag, pause, resume or recover")
+	c.Flags().StringVar(&replay, "replay", "", "play a recording instead of asking the agent")
+	c.Flags().StringVar(&record, "record", "", "also write what the agent says to this new file, for --replay")
+	return c
+}

@@ -1,0 +1,632 @@
+package tui
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"charm.land/bubbles/v2/key"
+	"charm.land/bubbles/v2/textinput"
+	tea "charm.land/bubbletea/v2"
+	"github.com/charmbracelet/x/ansi"
+
+	"github.com/mtconsole/mtconsole/replication/agent/api"
+	"github.com/mtconsole/mtconsole/replication/journal"
+	"github.com/mtconsole/mtconsole/replication/writer"
+)
+
+// Minimum terminal size; below it the console draws one line saying so.
+const (
+	MinWidth  = 80
+	MinHeight = 24
+)
+
+const (
+	maxEvents  = 2000 // events kept for the logs and alerts
+	maxSamples = 240  // status snapshots kept per pair for the sparklines
+)
+
+// Options configure the console.
+type Options struct {
+	Collector Collector // the data; nil shows no data
+	Actions   Actions   // the changes; nil makes the console read-only
+	// ReadOnly hides every key that changes something; ReadOnlyReason
+	// says why on screen ("not root", "--readonly", "replay").
+	ReadOnly       bool
+	ReadOnlyReason string
+	Host           string           // shown in the header
+	Now            func() time.Time // default time.Now (tests fix it)
+	NoColor        bool             // default: NO_COLOR is set
+	FPS            int              // frame-rate cap, default 10
+}
+
+type screen int
+
+const (
+	screenDashboard screen = iota
+	screenDetail
+	screenLogs
+	screenRecover
+)
+
+// Model is the console's root model: it keeps what the collector said
+// and routes keys and drawing to the screen shown.
+type Model struct {
+	o    Options
+	ctx  context.Context
+	st   Styles
+	keys keyMap
+	ch   chan tea.Msg
+	w, h int
+
+	screen screen
+	help   bool
+
+	status    api.Status
+	statusAt  time.Time // when the shown snapshot was taken
+	have      bool
+	agentErr  error
+	downSince time.Time
+
+	events []writer.Event
+	hist   map[string]*history
+	tags   map[string][]journal.Tag
+	jobs   map[string]*jobView
+
+	note    string // the last action's outcome or error, for the footer
+	noteErr bool
+	noteAt  time.Time
+
+	dash   dashState
+	detail detailState
+	logs   logsState
+	wiz    wizard
+}
+
+type history struct{ rpo, bps []float64 }
+
+func (h *history) add(rpo, bps float64) {
+	if len(h.rpo) >= maxSamples {
+		h.rpo, h.bps = h.rpo[1:], h.bps[1:]
+	}
+	h.rpo, h.bps = append(h.rpo, rpo), append(h.bps, bps)
+}
+
+// collectedMsg carries a collector's message off the channel, so the
+// model knows to wait for the next one.
+type collectedMsg struct{ msg tea.Msg }
+
+type clockMsg time.Time
+
+// actionMsg is the outcome of an action.
+type actionMsg struct {
+	what, done string
+	err        error
+}
+
+// New returns the console's model. ctx bounds the collector and actions.
+func New(ctx context.Context, o Options) *Model {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Actions == nil && !o.ReadOnly {
+		o.ReadOnly, o.ReadOnlyReason = true, "no agent connection for actions"
+	}
+	if o.ReadOnly && o.ReadOnlyReason == "" {
+		o.ReadOnlyReason = "--readonly"
+	}
+	m := &Model{o: o, ctx: ctx, st: NewStyles(!o.NoColor), keys: newKeyMap(o.ReadOnly),
+		ch: make(chan tea.Msg, 256), w: MinWidth, h: MinHeight,
+		hist: map[string]*history{}, tags: map[string][]journal.Tag{}, jobs: map[string]*jobView{}}
+	m.dash = newDashState()
+	m.detail = detailState{input: newInput("Tag name: ")}
+	m.logs = newLogsState()
+	return m
+}
+
+func newInput(prompt string) textinput.Model {
+	ti := textinput.New()
+	ti.Prompt = prompt
+	ti.CharLimit = 4096
+	s := ti.Styles()
+	s.Cursor.Blink = false // no cursor timer: idle stays idle
+	ti.SetStyles(s)
+	// Ctrl+V would read the server's clipboard, absent or wrong over SSH;
+	// the terminal's own paste arrives as tea.PasteMsg.
+	ti.KeyMap.Paste.SetEnabled(false)
+	return ti
+}
+
+// Run runs the console on the terminal until the admin quits or ctx ends.
+func Run(ctx context.Context, o Options) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if !o.NoColor {
+		o.NoColor = os.Getenv("NO_COLOR") != ""
+	}
+	fps := o.FPS
+	if fps <= 0 {
+		fps = 10
+	}
+	p := tea.NewProgram(New(ctx, o), tea.WithContext(ctx), tea.WithFPS(fps))
+	_, err := p.Run()
+	if errors.Is(err, tea.ErrProgramKilled) && ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+// Init starts the collector and the minute clock.
+func (m *Model) Init() tea.Cmd {
+	cmds := []tea.Cmd{minuteTick()}
+	if m.o.Collector != nil {
+		c, ch, ctx := m.o.Collector, m.ch, m.ctx
+		cmds = append(cmds, func() tea.Msg {
+			// Runs for the collector's life, in the command's goroutine.
+			c.Run(ctx, func(msg tea.Msg) {
+				select {
+				case ch <- msg:
+				case <-ctx.Done():
+				}
+			})
+			return nil
+		}, m.wait())
+	}
+	return tea.Batch(cmds...)
+}
+
+func (m *Model) wait() tea.Cmd {
+	ch, ctx := m.ch, m.ctx
+	return func() tea.Msg {
+		select {
+		case msg := <-ch:
+			return collectedMsg{msg}
+		case <-ctx.Done():
+			return nil
+		}
+	}
+}
+
+// minuteTick redraws the header clock; it is the only timer when idle.
+func minuteTick() tea.Cmd {
+	return tea.Every(time.Minute, func(t time.Time) tea.Msg { return clockMsg(t) })
+}
+
+// Update implements tea.Model.
+func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
+	switch msg := msg.(type) {
+	case tea.WindowSizeMsg:
+		m.w, m.h = msg.Width, msg.Height
+		m.resize()
+		return m, nil
+	case collectedMsg:
+		return m, tea.Batch(m.apply(msg.msg), m.wait())
+	case StatusMsg, EventMsg, AgentErrorMsg, TagsMsg, jobMsg, jobTickMsg:
+		return m, m.apply(msg)
+	case clockMsg:
+		return m, minuteTick()
+	case actionMsg:
+		return m, m.onAction(msg)
+	case recoverStartedMsg:
+		return m, m.onRecoverStarted(msg)
+	case tea.PasteMsg:
+		// The terminal's paste, which works over SSH; Ctrl+V would read
+		// the server's clipboard.
+		if ti := m.focused(); ti != nil {
+			var cmd tea.Cmd
+			*ti, cmd = ti.Update(tea.PasteMsg{Content: strings.TrimRight(msg.Content, "\r\n")})
+			return m, tea.Batch(cmd, m.inputChanged())
+		}
+		return m, nil
+	case tea.KeyPressMsg:
+		return m, m.key(msg)
+	}
+	if ti := m.focused(); ti != nil {
+		var cmd tea.Cmd
+		*ti, cmd = ti.Update(msg)
+		return m, cmd
+	}
+	return m, nil
+}
+
+// apply takes in what the collector (or a look-up) said.
+func (m *Model) apply(msg tea.Msg) tea.Cmd {
+	switch msg := msg.(type) {
+	case StatusMsg:
+		m.status, m.statusAt, m.have = msg.Status, msg.At, true
+		m.agentErr, m.downSince = nil, time.Time{}
+		for _, p := range msg.Status.Pairs {
+			h := m.hist[p.ID]
+			if h == nil {
+				h = &history{}
+				m.hist[p.ID] = h
+			}
+			h.add(p.RPOSeconds, p.ThroughputBps)
+		}
+		m.refreshRows()
+	case AgentErrorMsg:
+		if m.agentErr == nil {
+			m.downSince = msg.At
+		}
+		m.agentErr = msg.Err
+	case EventMsg:
+		m.events = append(m.events, msg.Event)
+		if len(m.events) > maxEvents {
+			m.events = append(m.events[:0:0], m.events[len(m.events)-maxEvents/2:]...)
+		}
+		return m.onJobEvent(msg.Event)
+	case TagsMsg:
+		if msg.Err != nil {
+			m.setNote(true, fmt.Sprintf("tags of %s: %v", msg.Pair, msg.Err))
+			return nil
+		}
+		m.tags[msg.Pair] = msg.Tags
+	case jobMsg:
+		return m.onJob(msg)
+	case jobTickMsg:
+		return m.pollJobs()
+	}
+	return nil
+}
+
+func (m *Model) setNote(isErr bool, s string) {
+	m.note, m.noteErr, m.noteAt = s, isErr, m.o.Now()
+}
+
+// act runs f as a command with a timeout; its outcome lands in the
+// footer.
+func (m *Model) act(what string, f func(ctx context.Context) (string, error)) tea.Cmd {
+	ctx := m.ctx
+	return func() tea.Msg {
+		c, cancel := context.WithTimeout(ctx, 15*time.Second)
+		defer cancel()
+		done, err := f(c)
+		return actionMsg{what: what, done: done, err: err}
+	}
+}
+
+func (m *Model) onAction(msg actionMsg) tea.Cmd {
+	if msg.err != nil {
+		m.setNote(true, msg.what+": "+actionErrText(msg.err))
+		return nil
+	}
+	m.setNote(false, msg.done)
+	if m.screen == screenDetail {
+		return m.fetchTags(m.detail.pair)
+	}
+	return nil
+}
+
+// actionErrText says what went wrong and what to do.
+func actionErrText(err error) string {
+	switch {
+	case errors.Is(err, api.ErrNoAgent):
+		return err.Error()
+	case errors.Is(err, context.DeadlineExceeded):
+		return "the agent did not answer in time: check `systemctl status mtconsole-agent` and try again"
+	}
+	var ae *api.APIError
+	if errors.As(err, &ae) && ae.Code == 403 {
+		return ae.Msg + ": run the console as root to change things"
+	}
+	return err.Error()
+}
+
+func (m *Model) fetchTags(pair string) tea.Cmd {
+	if m.o.Actions == nil || pair == "" {
+		return nil
+	}
+	a, ctx := m.o.Actions, m.ctx
+	return func() tea.Msg {
+		c, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		tags, err := a.Tags(c, pair)
+		return TagsMsg{Pair: pair, Tags: tags, Err: err}
+	}
+}
+
+// focused is the text field that has the keyboard, if any.
+func (m *Model) focused() *textinput.Model {
+	switch m.screen {
+	case screenDashboard:
+		if m.dash.filter.Focused() {
+			return &m.dash.filter
+		}
+	case screenDetail:
+		if m.detail.input.Focused() {
+			return &m.detail.input
+		}
+	case screenLogs:
+		if m.logs.filter.Focused() {
+			return &m.logs.filter
+		}
+	case screenRecover:
+		return m.wiz.focused()
+	}
+	return nil
+}
+
+// inputChanged lets the screen react to a field's new value.
+func (m *Model) inputChanged() tea.Cmd {
+	switch m.screen {
+	case screenDashboard:
+		m.refreshRows()
+	case screenLogs:
+		m.logs.off = 0
+	}
+	return nil
+}
+
+func (m *Model) tooSmall() bool { return m.w < MinWidth || m.h < MinHeight }
+
+func (m *Model) key(msg tea.KeyPressMsg) tea.Cmd {
+	if msg.String() == "ctrl+c" {
+		return tea.Quit
+	}
+	if ti := m.focused(); ti != nil {
+		return m.inputKey(ti, msg)
+	}
+	g := m.keys.Global
+	if m.help {
+		switch {
+		case key.Matches(msg, g.Quit):
+			return tea.Quit
+		case key.Matches(msg, g.Help, g.Back):
+			m.help = false
+		}
+		return nil
+	}
+	switch {
+	case key.Matches(msg, g.Quit):
+		return tea.Quit
+	case key.Matches(msg, g.Redraw):
+		return tea.ClearScreen
+	case m.tooSmall():
+		return nil
+	case key.Matches(msg, g.Help):
+		m.help = true
+		return nil
+	case key.Matches(msg, g.Dashboard):
+		m.screen = screenDashboard
+		return nil
+	case key.Matches(msg, g.Logs):
+		m.screen = screenLogs
+		return nil
+	case m.screen != screenRecover && key.Matches(msg, g.Recover):
+		var pairs []string
+		if m.screen == screenDetail {
+			pairs = []string{m.detail.pair}
+		}
+		return m.openWizard(pairs)
+	}
+	switch m.screen {
+	case screenDashboard:
+		return m.dashKey(msg)
+	case screenDetail:
+		return m.detailKey(msg)
+	case screenLogs:
+		return m.logsKey(msg)
+	case screenRecover:
+		return m.wizKey(msg)
+	}
+	return nil
+}
+
+// inputKey handles a key while a text field has the keyboard: enter and
+// esc belong to the screen, everything else to the field.
+func (m *Model) inputKey(ti *textinput.Model, msg tea.KeyPressMsg) tea.Cmd {
+	switch msg.String() {
+	case "enter":
+		return m.inputDone(ti, true)
+	case "esc":
+		return m.inputDone(ti, false)
+	}
+	var cmd tea.Cmd
+	*ti, cmd = ti.Update(msg)
+	return tea.Batch(cmd, m.inputChanged())
+}
+
+func (m *Model) inputDone(ti *textinput.Model, ok bool) tea.Cmd {
+	switch m.screen {
+	case screenDashboard, screenLogs:
+		ti.Blur()
+		if !ok {
+			ti.SetValue("")
+			m.inputChanged()
+		}
+		return nil
+	case screenDetail:
+		return m.tagPromptDone(ok)
+	case screenRecover:
+		return m.wizInputDone(ok)
+	}
+	return nil
+}
+
+func (m *Model) resize() {
+	w := max(m.w-20, 10)
+	m.dash.filter.SetWidth(w)
+	m.logs.filter.SetWidth(w)
+	m.detail.input.SetWidth(w)
+	m.wiz.setWidth(w)
+}
+
+// View implements tea.Model.
+func (m *Model) View() tea.View {
+	v := tea.NewView(m.render())
+	v.AltScreen = true
+	v.MouseMode = tea.MouseModeNone
+	v.WindowTitle = "mtconsole " + m.o.Host
+	return v
+}
+
+// render is the whole screen as text.
+func (m *Model) render() string {
+	if m.tooSmall() {
+		return cut(fmt.Sprintf("terminal too small: need %dx%d, have %dx%d; resize it, or q to quit",
+			MinWidth, MinHeight, m.w, m.h), m.w)
+	}
+	bodyH := m.h - 4
+	var body string
+	if m.help {
+		body = m.helpView(m.w, bodyH)
+	} else {
+		switch m.screen {
+		case screenDashboard:
+			body = m.dashView(m.w, bodyH)
+		case screenDetail:
+			body = m.detailView(m.w, bodyH)
+		case screenLogs:
+			body = m.logsView(m.w, bodyH)
+		case screenRecover:
+			body = m.wizView(m.w, bodyH)
+		}
+	}
+	lines := strings.Split(body, "\n")
+	if len(lines) > bodyH {
+		lines = lines[:bodyH]
+	}
+	for len(lines) < bodyH {
+		lines = append(lines, "")
+	}
+	var b strings.Builder
+	b.Grow((m.w + 16) * m.h)
+	b.WriteString(m.headerView())
+	b.WriteByte('\n')
+	b.WriteString(m.titleView())
+	b.WriteByte('\n')
+	for _, l := range lines {
+		b.WriteString(l)
+		b.WriteByte('\n')
+	}
+	b.WriteString(m.keysView())
+	b.WriteByte('\n')
+	b.WriteString(m.noteView())
+	return b.String()
+}
+
+func (m *Model) headerView() string {
+	now := m.o.Now()
+	host := m.o.Host
+	if host == "" {
+		host = m.status.Host
+	}
+	if host == "" {
+		host = "localhost"
+	}
+	var agent string
+	switch {
+	case m.agentErr != nil:
+		agent = "agent ✗ unreachable " + durText(now.Sub(m.downSince))
+	case m.have:
+		agent = "agent ✓ connected"
+		if age := now.Sub(m.statusAt); age >= 5*time.Second {
+			agent += ", data " + durText(age) + " old"
+		}
+	default:
+		agent = "agent … connecting"
+	}
+	clock := now.UTC().Format("15:04") + " UTC"
+	left := " " + cut(host, 24) + " · master target │ " + agent
+	return m.st.Header.Render(fit(left, m.w-len(clock)-1)) + clock + " "
+}
+
+func (m *Model) titleView() string {
+	var title string
+	switch m.screen {
+	case screenDashboard:
+		title = "Dashboard"
+	case screenDetail:
+		title = "Dashboard › Pair " + m.detail.pair
+	case screenLogs:
+		title = "Logs"
+	case screenRecover:
+		title = "Recovery"
+	}
+	if m.help {
+		title += " › Help"
+	}
+	// Registration with a configuration server does not exist yet.
+	right := "CS: not registered "
+	if m.o.ReadOnly {
+		right = cut("read-only: "+m.o.ReadOnlyReason, m.w/2) + " · " + right
+	}
+	left := " " + title
+	return m.st.Title.Render(fit(left, m.w-ansi.StringWidth(right))) + m.st.Warn.Render(right)
+}
+
+// keysView is the footer's key line, from the screen's key table.
+func (m *Model) keysView() string {
+	bs := m.screenKeys()
+	if ti := m.focused(); ti != nil {
+		return fit(" enter done · esc cancel · paste works (terminal paste)", m.w)
+	}
+	// Help and quit always show; the screen's own keys get the room left.
+	g := m.keys.Global
+	tail := []key.Binding{g.Help, g.Quit}
+	room := m.w - 1
+	for _, k := range tail {
+		room -= ansi.StringWidth(k.Help().Key+" "+k.Help().Desc) + 2
+	}
+	var b strings.Builder
+	b.WriteByte(' ')
+	write := func(k key.Binding) {
+		h := k.Help()
+		b.WriteString(m.st.Key.Render(h.Key))
+		b.WriteString(" " + h.Desc + "  ")
+	}
+	for _, k := range bs {
+		h := k.Help()
+		if h.Key == g.Redraw.Help().Key || h.Key == g.Help.Help().Key || h.Key == g.Quit.Help().Key {
+			continue
+		}
+		n := ansi.StringWidth(h.Key+" "+h.Desc) + 2
+		if n > room {
+			break
+		}
+		room -= n
+		write(k)
+	}
+	for _, k := range tail {
+		write(k)
+	}
+	return b.String()
+}
+
+// noteView is the footer's second line: the last action's outcome or
+// error with its age, else the agent's error.
+func (m *Model) noteView() string {
+	now := m.o.Now()
+	switch {
+	case m.note != "" && m.noteErr:
+		return m.st.Err.Render(cut(" ✗ "+m.note+" ("+durText(now.Sub(m.noteAt))+" ago)", m.w))
+	case m.note != "":
+		return cut(" ✓ "+m.note+" ("+durText(now.Sub(m.noteAt))+" ago)", m.w)
+	case m.agentErr != nil:
+		return m.st.Err.Render(cut(" ✗ "+m.agentErr.Error(), m.w))
+	}
+	return ""
+}
+
+// screenKeys is the key table of what is on screen now.
+func (m *Model) screenKeys() []key.Binding {
+	bs := enabled(m.keys.screenKeys(m.screen))
+	if m.screen != screenRecover {
+		return bs
+	}
+	k := m.keys.Wizard
+	return slices.DeleteFunc(bs, func(b key.Binding) bool {
+		same := func(o key.Binding) bool { return b.Help() == o.Help() }
+		switch m.wiz.step {
+		case stepPairs:
+			return false
+		case stepRun, stepResult, stepCheck, stepConfirm:
+			return same(k.Up) || same(k.Down) || same(k.Toggle) || same(k.All)
+		}
+		return same(k.Toggle) || same(k.All)
+	})
+}

@@ -1,0 +1,438 @@
+package tui
+
+import (
+	"cmp"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+
+	"charm.land/bubbles/v2/key"
+	"charm.land/bubbles/v2/textinput"
+	tea "charm.land/bubbletea/v2"
+
+	"github.com/mtconsole/mtconsole/replication/agent/api"
+	"github.com/mtconsole/mtconsole/replication/writer"
+)
+
+type sortKey int
+
+const (
+	sortPair sortKey = iota
+	sortState
+	sortHealth
+	sortRPO
+	sortBacklog
+	sortRate
+	numSorts
+)
+
+var sortNames = [numSorts]string{"pair", "state", "health", "RPO ↓", "backlog ↓", "rate ↓"}
+
+type dashState struct {
+	sel    string // the selected pair's id: stays put across sorts and updates
+	sortBy sortKey
+	filter textinput.Model
+	rows   []int // indexes into status.Pairs, filtered and sorted
+}
+
+func newDashState() dashState {
+	return dashState{filter: newInput("Filter: ")}
+}
+
+// refreshRows filters and sorts the pairs; it runs when they, the filter
+// or the sort change, never in View.
+func (m *Model) refreshRows() {
+	ps := m.status.Pairs
+	q := strings.ToLower(strings.TrimSpace(m.dash.filter.Value()))
+	rows := m.dash.rows[:0]
+	for i := range ps {
+		if q == "" || matches(&ps[i], q) {
+			rows = append(rows, i)
+		}
+	}
+	by := m.dash.sortBy
+	slices.SortStableFunc(rows, func(a, b int) int {
+		pa, pb := &ps[a], &ps[b]
+		var c int
+		switch by {
+		case sortState:
+			c = cmp.Compare(stateRank(pa.State), stateRank(pb.State))
+		case sortHealth:
+			c = cmp.Compare(healthRank(pa.Health), healthRank(pb.Health))
+		case sortRPO:
+			c = cmp.Compare(pb.RPOSeconds, pa.RPOSeconds)
+		case sortBacklog:
+			c = cmp.Compare(pb.BacklogBytes, pa.BacklogBytes)
+		case sortRate:
+			c = cmp.Compare(pb.ThroughputBps, pa.ThroughputBps)
+		}
+		if c == 0 {
+			c = cmp.Compare(pa.ID, pb.ID)
+		}
+		return c
+	})
+	m.dash.rows = rows
+	if m.selIndex() < 0 && len(rows) > 0 {
+		m.dash.sel = ps[rows[0]].ID
+	}
+}
+
+func matches(p *api.PairStatus, q string) bool {
+	for _, s := range []string{p.ID, p.Target, p.State, p.Health, p.Reason} {
+		if strings.Contains(strings.ToLower(s), q) {
+			return true
+		}
+	}
+	return false
+}
+
+func stateRank(s string) int {
+	switch s {
+	case "Resync Step I":
+		return 0
+	case "Resync Step II":
+		return 1
+	case "Queued":
+		return 2
+	case "Differential Sync":
+		return 3
+	}
+	return 4
+}
+
+// healthRank puts the worst first.
+func healthRank(h string) int {
+	switch h {
+	case writer.HealthError:
+		return 0
+	case writer.HealthRPO:
+		return 1
+	case writer.HealthPaused:
+		return 2
+	case writer.HealthOK:
+		return 4
+	}
+	return 3
+}
+
+// selIndex is the selected pair's row, -1 when it is not shown.
+func (m *Model) selIndex() int {
+	for i, r := range m.dash.rows {
+		if m.status.Pairs[r].ID == m.dash.sel {
+			return i
+		}
+	}
+	return -1
+}
+
+// selected is the selected pair, nil when none is shown.
+func (m *Model) selected() *api.PairStatus {
+	if i := m.selIndex(); i >= 0 {
+		return &m.status.Pairs[m.dash.rows[i]]
+	}
+	return nil
+}
+
+func (m *Model) pair(id string) *api.PairStatus {
+	for i := range m.status.Pairs {
+		if m.status.Pairs[i].ID == id {
+			return &m.status.Pairs[i]
+		}
+	}
+	return nil
+}
+
+func (m *Model) dashKey(msg tea.KeyPressMsg) tea.Cmd {
+	k := m.keys.Dash
+	i := m.selIndex()
+	switch {
+	case key.Matches(msg, k.Up):
+		if i > 0 {
+			m.dash.sel = m.status.Pairs[m.dash.rows[i-1]].ID
+		}
+	case key.Matches(msg, k.Down):
+		if i+1 < len(m.dash.rows) {
+			m.dash.sel = m.status.Pairs[m.dash.rows[i+1]].ID
+		}
+	case key.Matches(msg, k.Sort):
+		m.dash.sortBy = (m.dash.sortBy + 1) % numSorts
+		m.refreshRows()
+	case key.Matches(msg, k.Filter):
+		return m.dash.filter.Focus()
+	case key.Matches(msg, k.Detail):
+		if p := m.selected(); p != nil {
+			return m.openDetail(p.ID)
+		}
+	case key.Matches(msg, m.keys.Global.Back):
+		if m.dash.filter.Value() != "" {
+			m.dash.filter.SetValue("")
+			m.refreshRows()
+		}
+	}
+	return nil
+}
+
+// column is one column of the pair table.
+type column struct {
+	title string
+	width int // 0: takes the room left
+	right bool
+	cell  func(p *api.PairStatus) string
+}
+
+func (m *Model) columns(w int) []column {
+	wide := w >= 120
+	cols := []column{
+		{title: "PAIR → TARGET", cell: func(p *api.PairStatus) string { return p.ID + " → " + p.Target }},
+		{title: "STATE", width: 10, cell: func(p *api.PairStatus) string { return shortState(p.State) }},
+		{title: "HEALTH", width: 12, cell: func(p *api.PairStatus) string { return healthText(p.Health) }},
+		{title: "RPO", width: 6, right: true, cell: func(p *api.PairStatus) string { return secondsText(p.RPOSeconds) }},
+		{title: "BACKLOG", width: 8, right: true, cell: func(p *api.PairStatus) string { return bytesText(p.BacklogBytes) }},
+		{title: "RATE", width: 10, right: true, cell: func(p *api.PairStatus) string { return rateText(p.ThroughputBps) }},
+		{title: "RESYNC", width: 9, right: true, cell: resyncText},
+	}
+	if wide {
+		cols[0].width = 30
+		cols[1].width = 17
+		cols[1].cell = func(p *api.PairStatus) string { return stateText(p.State) }
+		cols[6].width = 13
+		cols = append(cols, column{title: "REASON", cell: func(p *api.PairStatus) string { return p.Reason }})
+	}
+	return cols
+}
+
+func stateText(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func shortState(s string) string {
+	switch s {
+	case "Differential Sync":
+		return "Diff sync"
+	case "Resync Step I":
+		return "Resync I"
+	case "Resync Step II":
+		return "Resync II"
+	}
+	return stateText(s)
+}
+
+func resyncText(p *api.PairStatus) string {
+	r := p.Resync
+	if r == nil || r.TotalBytes <= 0 {
+		return "-"
+	}
+	s := fmt.Sprintf("%.0f%%", pct(r.DoneBytes, r.TotalBytes))
+	if r.ETASeconds > 0 {
+		s += " " + secondsText(r.ETASeconds)
+	}
+	return s
+}
+
+// dashView is the pair table, the selected pair's retention and the
+// alerts.
+func (m *Model) dashView(w, h int) string {
+	var out []string
+	if m.agentErr != nil && m.have {
+		out = append(out, m.st.Err.Render(cut(fmt.Sprintf(" ✗ agent unreachable: showing the last data, from %s UTC (%s old)",
+			clockText(m.statusAt, m.o.Now()), durText(m.o.Now().Sub(m.statusAt))), w)))
+	}
+	if !m.have {
+		msg := " Waiting for the agent…"
+		if m.agentErr != nil {
+			msg = " ✗ No data: " + m.agentErr.Error()
+		}
+		return strings.Join(append(out, cut(msg, w)), "\n")
+	}
+	if len(m.status.Pairs) == 0 {
+		return strings.Join(append(out, " The agent has no pairs yet."), "\n")
+	}
+	jobs := m.jobLines(w)
+	// The table takes what it needs up to what leaves the panel (3), the
+	// filter line and at least 3 alerts; the alerts get the rest.
+	tableH := h - len(out) - 3 - 1 - 4 - len(jobs)
+	out = append(out, m.tableView(w, max(tableH, 3))...)
+	out = append(out, m.filterLine(w))
+	out = append(out, m.retentionPanel(w)...)
+	out = append(out, jobs...)
+	out = append(out, m.alertsView(w, max(h-len(out)-1, 3))...)
+	return strings.Join(out, "\n")
+}
+
+func (m *Model) filterLine(w int) string {
+	if m.dash.filter.Focused() {
+		return " " + m.dash.filter.View()
+	}
+	info := fmt.Sprintf(" %d of %d pairs · sort: %s", len(m.dash.rows), len(m.status.Pairs), sortNames[m.dash.sortBy])
+	if f := m.dash.filter.Value(); f != "" {
+		info += fmt.Sprintf(" · filter %q (esc clears)", f)
+	}
+	return m.st.Dim.Render(cut(info, w))
+}
+
+func (m *Model) tableView(w, rows int) []string {
+	cols := m.columns(w)
+	fixed, flex := 2, 0
+	for i, c := range cols {
+		fixed += c.width + 1
+		if c.width == 0 {
+			flex = i
+		}
+	}
+	cols[flex].width = max(w-fixed, 12)
+	var hdr strings.Builder
+	hdr.WriteString("  ")
+	for _, c := range cols {
+		if c.right {
+			hdr.WriteString(fitRight(c.title, c.width))
+		} else {
+			hdr.WriteString(fit(c.title, c.width))
+		}
+		hdr.WriteByte(' ')
+	}
+	out := []string{m.st.Bold.Render(cut(hdr.String(), w))}
+	sel := m.selIndex()
+	start := 0
+	if sel >= rows {
+		start = sel - rows + 1
+	}
+	end := min(start+rows-1, len(m.dash.rows))
+	if len(m.dash.rows) <= rows {
+		end = len(m.dash.rows)
+	}
+	if len(m.dash.rows) == 0 {
+		return append(out, " No pair matches the filter: esc clears it.")
+	}
+	for i := start; i < end; i++ {
+		p := &m.status.Pairs[m.dash.rows[i]]
+		var b strings.Builder
+		mark := "  "
+		if i == sel {
+			mark = "▶ "
+		}
+		b.WriteString(mark)
+		for ci, c := range cols {
+			s := c.cell(p)
+			if c.right {
+				s = fitRight(s, c.width)
+			} else {
+				s = fit(s, c.width)
+			}
+			if ci == 2 && i != sel {
+				s = m.st.health(p.Health, s)
+			}
+			b.WriteString(s)
+			b.WriteByte(' ')
+		}
+		line := b.String()
+		if i == sel {
+			line = m.st.Selected.Render(line)
+		}
+		out = append(out, line)
+	}
+	if end < len(m.dash.rows) {
+		out = append(out, m.st.Dim.Render(fmt.Sprintf("  … %d more (↓ to scroll)", len(m.dash.rows)-end)))
+	}
+	return out
+}
+
+// retentionPanel is three lines on the selected pair.
+func (m *Model) retentionPanel(w int) []string {
+	p := m.selected()
+	if p == nil {
+		return []string{"", "", ""}
+	}
+	now := m.o.Now()
+	head := fmt.Sprintf(" %s → %s · %s", p.ID, p.Target, healthText(p.Health))
+	if p.Reason != "" {
+		head += ": " + p.Reason
+	}
+	r := p.Retention
+	return []string{
+		m.st.health(p.Health, cut(head, w)),
+		cut(" "+retentionGauge(r, max(w/4, 10)), w),
+		cut(" "+retentionPoints(r, now), w),
+	}
+}
+
+func retentionGauge(r writer.RetentionStatus, bw int) string {
+	window := "all"
+	if r.Window > 0 {
+		window = durText(r.Window)
+	}
+	if r.CapBytes <= 0 {
+		return fmt.Sprintf("Retention %s used, no size cap · window %s · on full: %s", bytesText(r.UsedBytes), window, onFull(r.OnFull))
+	}
+	f := float64(r.UsedBytes) / float64(r.CapBytes)
+	return fmt.Sprintf("Retention [%s] %s of %s (%.0f%%) · window %s · on full: %s", bar(f, bw), bytesText(r.UsedBytes),
+		bytesText(r.CapBytes), 100*f, window, onFull(r.OnFull))
+}
+
+func onFull(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func retentionPoints(r writer.RetentionStatus, now time.Time) string {
+	if r.To.IsZero() {
+		return "Points: none yet"
+	}
+	s := fmt.Sprintf("Points %s → %s UTC (%s) · %d tags", clockText(r.From, now), clockText(r.To, now),
+		durText(r.To.Sub(r.From)), r.Tags)
+	if t := r.LatestTag; t != nil {
+		s += fmt.Sprintf(" · latest %s (%s) %s", t.Name, t.App, clockText(t.Time, now))
+	}
+	return s
+}
+
+// alertsView is the newest warnings and errors, newest first.
+func (m *Model) alertsView(w, n int) []string {
+	out := []string{m.st.Bold.Render(" Alerts")}
+	now := m.o.Now()
+	for i := len(m.events) - 1; i >= 0 && len(out) <= n; i-- {
+		e := m.events[i]
+		if e.Level < slog.LevelWarn {
+			continue
+		}
+		out = append(out, m.eventLine(e, now, w))
+	}
+	if len(out) == 1 {
+		out = append(out, m.st.Dim.Render(" No warnings or errors."))
+	}
+	return out
+}
+
+// eventLine is one event: time, level in words, pair, kind, message.
+func (m *Model) eventLine(e writer.Event, now time.Time, w int) string {
+	pair := e.Pair
+	if pair == "" {
+		pair = "-"
+	}
+	s := cut(fmt.Sprintf(" %s %-5s %-8s %-8s %s", clockText(e.Time, now), levelText(e.Level), cut(pair, 8), e.Kind, e.Message), w)
+	switch {
+	case e.Level >= slog.LevelError:
+		return m.st.Err.Render(s)
+	case e.Level >= slog.LevelWarn:
+		return m.st.Warn.Render(s)
+	}
+	return s
+}
+
+func levelText(l slog.Level) string {
+	switch {
+	case l >= slog.LevelError:
+		return "ERROR"
+	case l >= slog.LevelWarn:
+		return "WARN"
+	case l >= slog.LevelInfo:
+		return "INFO"
+	}
+	return "DEBUG"
+}

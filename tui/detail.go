@@ -1,0 +1,188 @@
+package tui
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"charm.land/bubbles/v2/key"
+	"charm.land/bubbles/v2/textinput"
+	tea "charm.land/bubbletea/v2"
+
+	"github.com/mtconsole/mtconsole/replication/agent/api"
+	"github.com/mtconsole/mtconsole/replication/journal"
+	"github.com/mtconsole/mtconsole/replication/writer"
+)
+
+type detailState struct {
+	pair  string
+	input textinput.Model // the tag name prompt
+}
+
+func (m *Model) openDetail(id string) tea.Cmd {
+	m.screen, m.detail.pair = screenDetail, id
+	return m.fetchTags(id)
+}
+
+func (m *Model) detailKey(msg tea.KeyPressMsg) tea.Cmd {
+	k := m.keys.Detail
+	p := m.pair(m.detail.pair)
+	switch {
+	case key.Matches(msg, m.keys.Global.Back):
+		m.screen = screenDashboard
+	case p == nil:
+		return nil
+	case key.Matches(msg, k.Tag):
+		m.detail.input.SetValue("manual-" + m.o.Now().UTC().Format("20060102-150405"))
+		m.detail.input.CursorEnd()
+		return m.detail.input.Focus()
+	case key.Matches(msg, k.Pause):
+		id, a := p.ID, m.o.Actions
+		if p.Health == writer.HealthPaused {
+			return m.act("resume "+id, func(ctx context.Context) (string, error) {
+				_, err := a.Resume(ctx, id)
+				return "resumed " + id, err
+			})
+		}
+		return m.act("pause "+id, func(ctx context.Context) (string, error) {
+			_, err := a.Pause(ctx, id, "paused from the console")
+			return "paused " + id + " (p again resumes it)", err
+		})
+	}
+	return nil
+}
+
+// tagPromptDone ends the tag name prompt; ok tags the pair now.
+func (m *Model) tagPromptDone(ok bool) tea.Cmd {
+	m.detail.input.Blur()
+	if !ok {
+		return nil
+	}
+	name := strings.TrimSpace(m.detail.input.Value())
+	id, a := m.detail.pair, m.o.Actions
+	if name == "" {
+		m.setNote(true, "tag "+id+": a tag needs a name: press t and type one")
+		return nil
+	}
+	return m.act("tag "+id, func(ctx context.Context) (string, error) {
+		_, err := a.Tag(ctx, api.TagRequest{Name: name, Pairs: []string{id}})
+		return "tagged " + id + " as " + name, err
+	})
+}
+
+// detailView is one pair: numbers, sparklines, retention, timeline, tags
+// and events.
+func (m *Model) detailView(w, h int) string {
+	p := m.pair(m.detail.pair)
+	if p == nil {
+		return cut(fmt.Sprintf(" Pair %s is not in the agent's status (any more): esc goes back.", m.detail.pair), w)
+	}
+	now := m.o.Now()
+	head := fmt.Sprintf(" State: %s · Health: %s", stateText(p.State), healthText(p.Health))
+	if p.Reason != "" {
+		head += ": " + p.Reason
+	}
+	if r := p.Resync; r != nil && r.TotalBytes > 0 {
+		head += " · resync " + resyncText(p)
+	}
+	out := []string{
+		m.st.Bold.Render(cut(fmt.Sprintf(" %s → %s (%s)", p.ID, p.Target, bytesText(p.TargetBytes)), w)),
+		m.st.health(p.Health, cut(head, w)),
+		cut(fmt.Sprintf(" RPO %s (threshold %s) · backlog %s (%s) · %s · applied seq %d, durable %d",
+			secondsText(p.RPOSeconds), secondsText(p.RPOThreshold), bytesText(p.BacklogBytes),
+			secondsText(p.BacklogSeconds), rateText(p.ThroughputBps), p.AppliedSeq, p.DurableSeq), w),
+	}
+	var rpo, bps []float64
+	if hi := m.hist[p.ID]; hi != nil {
+		rpo, bps = hi.rpo, hi.bps
+	}
+	sw := max(w-36, 10)
+	out = append(out,
+		cut(fmt.Sprintf(" Throughput %s max %s", fit(sparkline(bps, sw), sw), rateText(maxOf(bps))), w),
+		cut(fmt.Sprintf(" RPO        %s max %s", fit(sparkline(rpo, sw), sw), secondsText(maxOf(rpo))), w),
+		cut(" "+retentionGauge(p.Retention, max(w/4, 10)), w),
+		cut(" "+retentionPoints(p.Retention, now), w),
+	)
+	rest := h - len(out) - 3
+	tl := max(rest/4, 1)
+	tg := max(rest/2, 1)
+	ev := max(rest-tl-tg, 1)
+	out = append(out, m.st.Bold.Render(" Timeline"))
+	out = append(out, m.timeline(p.ID, w, tl, now)...)
+	out = append(out, m.tagsTable(p, w, tg, now)...)
+	out = append(out, m.st.Bold.Render(" Events"))
+	out = append(out, m.pairEvents(p.ID, w, ev, now)...)
+	if m.detail.input.Focused() {
+		out = append(out[:min(len(out), h-1)], " "+m.detail.input.View())
+	}
+	return strings.Join(out, "\n")
+}
+
+func maxOf(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	return slices.Max(v)
+}
+
+// timeline is the pair's state changes and alerts, newest first.
+func (m *Model) timeline(pair string, w, n int, now time.Time) []string {
+	var out []string
+	for i := len(m.events) - 1; i >= 0 && len(out) < n; i-- {
+		e := m.events[i]
+		if e.Pair == pair && (e.Kind == writer.EventState || e.Kind == writer.EventAlert) {
+			out = append(out, m.eventLine(e, now, w))
+		}
+	}
+	if len(out) == 0 {
+		out = append(out, m.st.Dim.Render(" No state changes since the console started."))
+	}
+	return out
+}
+
+func (m *Model) pairEvents(pair string, w, n int, now time.Time) []string {
+	var out []string
+	for i := len(m.events) - 1; i >= 0 && len(out) < n; i-- {
+		if e := m.events[i]; e.Pair == pair {
+			out = append(out, m.eventLine(e, now, w))
+		}
+	}
+	if len(out) == 0 {
+		out = append(out, m.st.Dim.Render(" No events for this pair yet."))
+	}
+	return out
+}
+
+// tagsTable is the pair's tags, newest first, with a title line.
+func (m *Model) tagsTable(p *api.PairStatus, w, n int, now time.Time) []string {
+	tags, known := m.tags[p.ID]
+	title := fmt.Sprintf(" Tags (%d)", p.Retention.Tags)
+	if !known {
+		if p.Retention.LatestTag != nil {
+			tags = []journal.Tag{*p.Retention.LatestTag}
+		}
+		title += " · only the latest shown: the list has not arrived"
+	}
+	out := []string{m.st.Bold.Render(cut(title, w))}
+	if len(tags) == 0 {
+		return append(out, m.st.Dim.Render(" No tags yet: t tags the pair now."))
+	}
+	nameW := max(w-59, 12)
+	out = append(out, m.st.Dim.Render(cut(fmt.Sprintf(" %-19s %-14s %-12s %s %s", "TIME (UTC)", "ACCURACY", "APPLICATION",
+		fit("NAME", nameW), "LOCKED"), w)))
+	for i := len(tags) - 1; i >= 0 && len(out) < n+1; i-- {
+		t := tags[i]
+		locked := "no"
+		if t.Locked {
+			locked = "yes"
+		}
+		out = append(out, cut(fmt.Sprintf(" %-19s %-14s %-12s %s %s", t.Time.UTC().Format("2006-01-02 15:04:05"),
+			cut(string(t.Accuracy), 14), cut(t.App, 12), fit(t.Name, nameW), locked), w))
+	}
+	if more := len(tags) - (len(out) - 2); more > 0 {
+		out[len(out)-1] = m.st.Dim.Render(fmt.Sprintf(" … %d older tags", more+1))
+	}
+	return out
+}

@@ -1,0 +1,26 @@
+// Package tui is the master target's interactive console: a dashboard of
+// replication pairs, a detail view per pair, a log screen and a recovery
+// wizard, drawn with Bubble Tea v2 for an admin on SSH.
+//
+// What it promises:
+//
+//   - It holds no business logic. Every change (tag, pause, resume,
+//     recover) goes through the Actions interface, the same agent API the
+//     CLI twins call; recovery runs in the agent as a job, so a dropped
+//     SSH session does not cut it in half, and a console that reopens
+//     shows the job still running.
+//   - Data arrives as messages from a Collector (Live polls the agent
+//     every second and follows its event stream; Replay plays a recorded
+//     file), never by polling in View. When the agent stops answering the
+//     last good data stays on screen with its age.
+//   - It works at 80x24 (below that it draws one line saying the size it
+//     needs), uses the room it gets at 120 columns and more, honours
+//     NO_COLOR, never says a state by colour alone, leaves the mouse to
+//     the terminal, gives every F-key a letter twin, and redraws at a low
+//     frame rate with no timer faster than one second when idle.
+//   - Read-only mode (--readonly, or not root) removes the keys that change
+//     something from the footer and the help, and says why on screen.
+//
+// It never queries the terminal outside the Bubble Tea program and never
+// imports lipgloss/v2/compat.
+package tui

@@ -1,0 +1,262 @@
+package tui
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	tea "charm.land/bubbletea/v2"
+
+	"github.com/mtconsole/mtconsole/replication/agent/api"
+	"github.com/mtconsole/mtconsole/replication/journal"
+	"github.com/mtconsole/mtconsole/replication/recovery"
+	"github.com/mtconsole/mtconsole/replication/writer"
+)
+
+// fxNow is the tests' fixed clock.
+var fxNow = time.Date(2026, 11, 26, 10, 5, 30, 0, time.UTC)
+
+func fxClock() time.Time { return fxNow }
+
+const mb = 1000 * 1000
+
+func fxPair(id, state, health, reason string, rpo float64, backlog int64, bps float64) api.PairStatus {
+	from := fxNow.Add(-2 * time.Hour)
+	tag := &journal.Tag{Seq: 900, Time: fxNow.Add(-70 * time.Second), Name: "crash-1004", App: journal.AppCrash, ID: "c-" + id,
+		Accuracy: journal.Exact}
+	if id == "p4" {
+		tag = nil
+	}
+	return api.PairStatus{
+		PairStatus: writer.PairStatus{
+			ID: id, Target: "/dev/disk/by-id/scsi-mt-" + id, TargetBytes: 64 << 30, Health: health, Reason: reason,
+			AppliedSeq: 1000, DurableSeq: 1004, BacklogBytes: backlog, BacklogSeconds: float64(backlog) / (4 * mb),
+			RPOSeconds: rpo, RPOThreshold: 30, ThroughputBps: bps, LastAck: fxNow.Add(-time.Second),
+			Retention: writer.RetentionStatus{UsedBytes: 12 * 1000 * mb, CapBytes: 20 * 1000 * mb, Window: 24 * time.Hour,
+				OnFull: "purge", From: from, To: fxNow.Add(-time.Duration(rpo) * time.Second), FromSeq: 10, ToSeq: 1000,
+				Segments: 12, Tags: 6, LatestTag: tag},
+		},
+		State: state,
+	}
+}
+
+// fxStatus is five pairs, one in each health, one resyncing.
+func fxStatus(step int) api.Status {
+	wave := float64(step%5) * 2 * mb
+	ps := []api.PairStatus{
+		fxPair("p1", "Differential Sync", writer.HealthOK, "", 2+float64(step%3), 0, 40*mb+wave),
+		fxPair("p2", "Differential Sync", writer.HealthRPO, "RPO 2m05s exceeds the threshold of 30s", 125, 900*mb, 3*mb),
+		fxPair("p3", "Differential Sync", writer.HealthPaused, "paused by the administrator", 600, 2*1000*mb, 0),
+		fxPair("p4", "Resync Step I", writer.HealthOK, "", 1, 0, 110*mb),
+		fxPair("p5", "Queued", writer.HealthError, "target: input/output error: replace the disk and resume", 3600, 0, 0),
+	}
+	ps[3].Resync = &api.ResyncProgress{Step: "Resync Step I", DoneBytes: 29 << 30, TotalBytes: 64 << 30, ETASeconds: 330}
+	return api.Status{HostInfo: api.HostInfo{Host: "mt-lab-01", Version: "test", Started: fxNow.Add(-3 * time.Hour)},
+		UptimeSeconds: 3 * 3600, Pairs: ps}
+}
+
+func fxTags(pair string) []journal.Tag {
+	base := fxNow.Add(-time.Hour)
+	var tags []journal.Tag
+	for i, tc := range []struct {
+		name, app string
+		acc       journal.Accuracy
+		locked    bool
+	}{
+		{"baseline", journal.AppUser, journal.Exact, true},
+		{"crash-0915", journal.AppCrash, journal.Exact, false},
+		{"sql-0930", "SQL", journal.Exact, false},
+		{"crash-0945", journal.AppCrash, journal.Approximate, false},
+		{"before-patch", journal.AppUser, journal.Exact, false},
+		{"crash-1004", journal.AppCrash, journal.Exact, false},
+	} {
+		tags = append(tags, journal.Tag{Seq: uint64(100 * (i + 1)), Time: base.Add(time.Duration(i) * 12 * time.Minute),
+			Name: tc.name, App: tc.app, ID: fmt.Sprintf("%s-%d", pair, i), Accuracy: tc.acc, Locked: tc.locked, Verified: true})
+	}
+	return tags
+}
+
+func ev(ago time.Duration, pair, kind string, level slog.Level, msg string) *writer.Event {
+	return &writer.Event{Time: fxNow.Add(-ago), Pair: pair, Kind: kind, Level: level, Message: msg}
+}
+
+// fxEntries is the recording the golden files are drawn from: 20
+// snapshots a second apart, events, and p1's and p2's tags.
+func fxEntries() []Entry {
+	var es []Entry
+	for _, e := range []*writer.Event{
+		ev(40*time.Minute, "p3", writer.EventState, slog.LevelInfo, "paused: paused by the administrator"),
+		ev(30*time.Minute, "p1", writer.EventLog, slog.LevelInfo, "resync complete: differential sync"),
+		ev(20*time.Minute, "p5", writer.EventAlert, slog.LevelError, "target: input/output error: replace the disk and resume"),
+		ev(10*time.Minute, "p1", writer.EventState, slog.LevelInfo, "RPO back under the threshold (12s)"),
+		ev(5*time.Minute, "p2", writer.EventAlert, slog.LevelWarn, "RPO 2m05s exceeds the threshold of 30s"),
+		ev(3*time.Minute, "p1", writer.EventAlert, slog.LevelWarn, "retention 60% used, alert threshold 60%"),
+		ev(70*time.Second, "p1", writer.EventTag, slog.LevelInfo, "tag crash-1004 (CRASH) at sequence 900"),
+		ev(30*time.Second, "", writer.EventLog, slog.LevelDebug, "heartbeat from process server ps1"),
+	} {
+		es = append(es, Entry{At: e.Time, Event: e})
+	}
+	for i := range 20 {
+		st := fxStatus(i)
+		es = append(es, Entry{At: fxNow.Add(time.Duration(i-19) * time.Second), Status: &st})
+	}
+	for _, p := range []string{"p1", "p2"} {
+		es = append(es, Entry{At: fxNow, Tags: &PairTags{Pair: p, Tags: fxTags(p)}})
+	}
+	return es
+}
+
+// fxReplay is fxEntries written by a Recorder and read back, so every
+// golden also proves the recording round trip.
+func fxReplay(t testing.TB) *Replay {
+	t.Helper()
+	var buf bytes.Buffer
+	rec := NewRecorder(&buf)
+	for _, e := range fxEntries() {
+		rec.Write(e.Msg())
+	}
+	if err := rec.Err(); err != nil {
+		t.Fatal(err)
+	}
+	rp, err := ReadReplay(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rp.Speed = 0
+	return rp
+}
+
+// fakeActions records what the console asks of the agent.
+type fakeActions struct {
+	mu      sync.Mutex
+	tags    []api.TagRequest
+	pauses  []string
+	resumes []string
+	recs    []api.RecoverRequest
+	fail    error // every change fails with it when set
+	job     api.Job
+}
+
+func (f *fakeActions) Tag(_ context.Context, req api.TagRequest) (api.TagResult, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.tags = append(f.tags, req)
+	return api.TagResult{Name: req.Name, App: journal.AppUser, Time: fxNow}, f.fail
+}
+
+func (f *fakeActions) Pause(_ context.Context, pair, _ string) (api.PairStatus, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.pauses = append(f.pauses, pair)
+	return api.PairStatus{}, f.fail
+}
+
+func (f *fakeActions) Resume(_ context.Context, pair string) (api.PairStatus, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.resumes = append(f.resumes, pair)
+	return api.PairStatus{}, f.fail
+}
+
+func (f *fakeActions) Recover(_ context.Context, req api.RecoverRequest) (api.Job, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.recs = append(f.recs, req)
+	if f.fail != nil {
+		return api.Job{}, f.fail
+	}
+	f.job = api.Job{ID: "j1", Mode: req.Mode, Point: req.Point, Pairs: req.Pairs, Dest: req.Dest, State: api.JobRunning,
+		TotalBytes: 64 << 30, Started: fxNow}
+	return f.job, nil
+}
+
+func (f *fakeActions) Job(_ context.Context, id string) (api.Job, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if id != f.job.ID {
+		return api.Job{}, api.ErrUnknownJob
+	}
+	return f.job, nil
+}
+
+func (f *fakeActions) Tags(_ context.Context, pair string) ([]journal.Tag, error) {
+	return fxTags(pair), nil
+}
+
+func (f *fakeActions) snapshot() fakeActions {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return fakeActions{tags: append([]api.TagRequest(nil), f.tags...), pauses: append([]string(nil), f.pauses...),
+		resumes: append([]string(nil), f.resumes...), recs: append([]api.RecoverRequest(nil), f.recs...)}
+}
+
+// finishedJob is j1 done, as the agent reports it.
+func finishedJob(req api.RecoverRequest) api.Job {
+	pt := recovery.Resolved{Pair: "p1", Seq: 900, Time: fxNow.Add(-70 * time.Second), Accuracy: journal.Exact,
+		Tag: &journal.Tag{Name: "crash-1004", App: journal.AppCrash}}
+	return api.Job{ID: "j1", Mode: req.Mode, Point: req.Point, Pairs: req.Pairs, State: api.JobDone, DoneBytes: 64 << 30,
+		TotalBytes: 64 << 30, Started: fxNow.Add(-95 * time.Second), Finished: fxNow,
+		Results: map[string]recovery.Result{"p1": {Point: pt, Restored: 310 * mb, Records: 4211, Duration: 95 * time.Second}}}
+}
+
+var errAgentDown = errors.New("no agent at /run/mtconsole/agent.sock: is mtconsole agent running?")
+
+// newFx is a console fed the whole recording, sized w x h.
+func newFx(t testing.TB, w, h int, o Options) *Model {
+	t.Helper()
+	o.Now = fxClock
+	o.NoColor = true
+	if o.Host == "" {
+		o.Host = "mt-lab-01"
+	}
+	m := New(t.Context(), o)
+	m.Update(tea.WindowSizeMsg{Width: w, Height: h})
+	for _, msg := range fxReplay(t).Msgs() {
+		m.Update(msg)
+	}
+	return m
+}
+
+// keyMsg is the key press named as tea names it ("enter", "esc", "j").
+func keyMsg(k string) tea.KeyPressMsg {
+	switch k {
+	case "enter":
+		return tea.KeyPressMsg{Code: tea.KeyEnter}
+	case "esc":
+		return tea.KeyPressMsg{Code: tea.KeyEscape}
+	case "up":
+		return tea.KeyPressMsg{Code: tea.KeyUp}
+	case "down":
+		return tea.KeyPressMsg{Code: tea.KeyDown}
+	case "space":
+		return tea.KeyPressMsg{Code: tea.KeySpace, Text: " "}
+	case "f1":
+		return tea.KeyPressMsg{Code: tea.KeyF1}
+	case "f5":
+		return tea.KeyPressMsg{Code: tea.KeyF5}
+	case "ctrl+u":
+		return tea.KeyPressMsg{Code: 'u', Mod: tea.ModCtrl}
+	}
+	r := []rune(k)[0]
+	return tea.KeyPressMsg{Code: r, Text: k}
+}
+
+// press sends keys and returns the last command.
+func press(m *Model, keys ...string) tea.Cmd {
+	var cmd tea.Cmd
+	for _, k := range keys {
+		_, cmd = m.Update(keyMsg(k))
+	}
+	return cmd
+}
+
+func typeText(m *Model, s string) {
+	for _, r := range s {
+		m.Update(tea.KeyPressMsg{Code: r, Text: string(r)})
+	}
+}

@@ -1,0 +1,231 @@
+package tui
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	tea "charm.land/bubbletea/v2"
+	"github.com/charmbracelet/colorprofile"
+	"github.com/charmbracelet/x/ansi"
+	"github.com/charmbracelet/x/exp/teatest/v2"
+
+	"github.com/mtconsole/mtconsole/replication/agent/api"
+)
+
+// startFlow runs the console in a real tea.Program fed by the replay, and
+// waits until the pairs are on screen.
+func startFlow(t *testing.T, fa *fakeActions, o Options) *teatest.TestModel {
+	t.Helper()
+	o.Collector, o.Now, o.NoColor = fxReplay(t), fxClock, true
+	if fa != nil {
+		o.Actions = fa
+	}
+	tm := teatest.NewTestModel(t, New(t.Context(), o), teatest.WithInitialTermSize(100, 30),
+		teatest.WithProgramOptions(tea.WithColorProfile(colorprofile.Ascii)))
+	teatest.WaitFor(t, tm.Output(), func(b []byte) bool { return bytes.Contains(b, []byte("p5")) },
+		teatest.WithDuration(5*time.Second))
+	return tm
+}
+
+func send(tm *teatest.TestModel, keys ...string) {
+	for _, k := range keys {
+		tm.Send(keyMsg(k))
+	}
+}
+
+func final(t *testing.T, tm *teatest.TestModel) *Model {
+	t.Helper()
+	send(tm, "q")
+	return tm.FinalModel(t, teatest.WithFinalTimeout(5*time.Second)).(*Model)
+}
+
+// eventually polls cond, for calls that land from a command's goroutine.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for range 200 {
+		if cond() {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("timed out waiting for %s", what)
+}
+
+func TestFlowNavigation(t *testing.T) {
+	tm := startFlow(t, &fakeActions{}, Options{})
+	send(tm, "j", "j", "enter")
+	teatest.WaitFor(t, tm.Output(), func(b []byte) bool { return bytes.Contains(b, []byte("Pair p3")) })
+	send(tm, "esc", "L")
+	teatest.WaitFor(t, tm.Output(), func(b []byte) bool { return bytes.Contains(b, []byte("follow on")) })
+	send(tm, "f1")
+	teatest.WaitFor(t, tm.Output(), func(b []byte) bool { return bytes.Contains(b, []byte("Keys on this screen")) })
+	send(tm, "esc", "D")
+	m := final(t, tm)
+	if m.screen != screenDashboard || m.help || m.dash.sel != "p3" {
+		t.Errorf("screen %d help %v selected %q, want the dashboard on p3", m.screen, m.help, m.dash.sel)
+	}
+}
+
+func TestFlowFilterAndSort(t *testing.T) {
+	tm := startFlow(t, &fakeActions{}, Options{})
+	send(tm, "/")
+	tm.Type("error")
+	send(tm, "enter")
+	teatest.WaitFor(t, tm.Output(), func(b []byte) bool { return bytes.Contains(b, []byte("1 of 5 pairs")) })
+	send(tm, "esc") // clears the filter
+	send(tm, "s", "s", "s")
+	m := final(t, tm)
+	if m.dash.filter.Value() != "" || len(m.dash.rows) != 5 {
+		t.Fatalf("filter %q, %d rows: esc should have cleared it", m.dash.filter.Value(), len(m.dash.rows))
+	}
+	var order []string
+	for _, r := range m.dash.rows {
+		order = append(order, m.status.Pairs[r].ID)
+	}
+	if want := []string{"p5", "p3", "p2", "p1", "p4"}; !slices.Equal(order, want) {
+		t.Errorf("sorted by %s: %v, want %v", sortNames[m.dash.sortBy], order, want)
+	}
+	if s := ansi.Strip(m.render()); !strings.Contains(s, "sort: RPO ↓") {
+		t.Errorf("the sort is not named on screen:\n%s", s)
+	}
+}
+
+func TestFlowTagAndPaste(t *testing.T) {
+	fa := &fakeActions{}
+	tm := startFlow(t, fa, Options{})
+	send(tm, "enter", "t", "enter") // the default name
+	eventually(t, "the first tag", func() bool { return len(fa.snapshot().tags) == 1 })
+	send(tm, "t", "ctrl+u")
+	tm.Send(tea.PasteMsg{Content: "before-upgrade\n"})
+	send(tm, "enter")
+	eventually(t, "the pasted tag", func() bool { return len(fa.snapshot().tags) == 2 })
+	m := final(t, tm)
+	got := fa.snapshot().tags
+	if got[0].Name != "manual-20261126-100530" || !slices.Equal(got[0].Pairs, []string{"p1"}) {
+		t.Errorf("first tag %+v, want manual-20261126-100530 on p1", got[0])
+	}
+	if got[1].Name != "before-upgrade" {
+		t.Errorf("pasted tag name %q, want before-upgrade", got[1].Name)
+	}
+	if s := ansi.Strip(m.noteView()); !strings.Contains(s, "tagged p1 as before-upgrade") {
+		t.Errorf("footer %q does not say the tag was made", s)
+	}
+}
+
+func TestFlowActionErrorInFooter(t *testing.T) {
+	fa := &fakeActions{fail: errors.New("pair \"p1\": conflict: the pair has ended")}
+	tm := startFlow(t, fa, Options{})
+	send(tm, "enter", "p")
+	eventually(t, "the pause", func() bool { return len(fa.snapshot().pauses) == 1 })
+	teatest.WaitFor(t, tm.Output(), func(b []byte) bool { return bytes.Contains(b, []byte("the pair has ended")) })
+	m := final(t, tm)
+	if s := ansi.Strip(m.noteView()); !strings.Contains(s, "✗ pause p1: pair \"p1\": conflict: the pair has ended (0s ago)") {
+		t.Errorf("footer %q does not carry the error with its age", s)
+	}
+}
+
+func TestFlowPauseResume(t *testing.T) {
+	fa := &fakeActions{}
+	tm := startFlow(t, fa, Options{})
+	send(tm, "enter", "p", "esc", "j", "j", "enter", "p") // p1 is OK: pause; p3 is paused: resume
+	eventually(t, "pause and resume", func() bool {
+		s := fa.snapshot()
+		return len(s.pauses) == 1 && len(s.resumes) == 1
+	})
+	final(t, tm)
+	s := fa.snapshot()
+	if s.pauses[0] != "p1" || s.resumes[0] != "p3" {
+		t.Errorf("paused %v resumed %v, want p1 and p3", s.pauses, s.resumes)
+	}
+}
+
+func TestFlowRecoverRollback(t *testing.T) {
+	fa := &fakeActions{}
+	tm := startFlow(t, fa, Options{})
+	// p1's detail, the wizard, pairs (p1), point (latest tag), mode
+	// (rollback), readiness, then the typed confirmation: wrong first.
+	send(tm, "enter", "r", "enter", "enter", "enter", "enter")
+	tm.Type("p2")
+	send(tm, "enter")
+	teatest.WaitFor(t, tm.Output(), func(b []byte) bool { return bytes.Contains(b, []byte("type p1 exactly")) })
+	if n := len(fa.snapshot().recs); n != 0 {
+		t.Fatalf("a wrong confirmation started %d recoveries", n)
+	}
+	send(tm, "ctrl+u")
+	tm.Type("p1")
+	send(tm, "enter")
+	eventually(t, "the recovery", func() bool { return len(fa.snapshot().recs) == 1 })
+	teatest.WaitFor(t, tm.Output(), func(b []byte) bool { return bytes.Contains(b, []byte("Job j1 running")) })
+	fa.mu.Lock()
+	fa.job = finishedJob(fa.recs[0])
+	fa.mu.Unlock()
+	teatest.WaitFor(t, tm.Output(), func(b []byte) bool { return bytes.Contains(b, []byte("Job j1 done")) },
+		teatest.WithDuration(5*time.Second))
+	m := final(t, tm)
+	req := fa.snapshot().recs[0]
+	if req.Mode != api.ModeRollback || req.Point != "latest-tag" || !slices.Equal(req.Pairs, []string{"p1"}) || req.Dest != "" {
+		t.Errorf("recover request %+v, want a rollback of p1 to latest-tag", req)
+	}
+	if m.wiz.step != stepResult {
+		t.Errorf("wizard at step %d, want the result", m.wiz.step)
+	}
+}
+
+func TestFlowRecoverExportPastedPath(t *testing.T) {
+	fa := &fakeActions{}
+	tm := startFlow(t, fa, Options{})
+	dest := t.TempDir() + "/p2.img"
+	// Dashboard wizard: every pair chosen; keep p2 only.
+	send(tm, "r", "a", "j", "space", "enter")
+	send(tm, "j", "j", "j", "enter") // a tag from the list
+	send(tm, "j", "enter")           // the second newest tag p2 has
+	send(tm, "j", "enter")           // export
+	tm.Send(tea.PasteMsg{Content: dest + "\r\n"})
+	send(tm, "enter", "enter", "enter")
+	eventually(t, "the export", func() bool { return len(fa.snapshot().recs) == 1 })
+	final(t, tm)
+	req := fa.snapshot().recs[0]
+	want := api.RecoverRequest{Point: "tag:before-patch", Mode: api.ModeExport, Dest: dest, Pairs: []string{"p2"}}
+	if req.Point != want.Point || req.Mode != want.Mode || req.Dest != want.Dest || !slices.Equal(req.Pairs, want.Pairs) {
+		t.Errorf("recover request %+v, want %+v", req, want)
+	}
+}
+
+func TestFlowReadOnly(t *testing.T) {
+	fa := &fakeActions{}
+	tm := startFlow(t, fa, Options{ReadOnly: true, ReadOnlyReason: "not root"})
+	send(tm, "enter", "t", "p", "r")
+	m := final(t, tm)
+	s := fa.snapshot()
+	if len(s.tags)+len(s.pauses)+len(s.resumes)+len(s.recs) != 0 || m.screen != screenDetail {
+		t.Errorf("read-only console acted: tags %v pauses %v resumes %v recoveries %v, screen %d", s.tags, s.pauses, s.resumes, s.recs, m.screen)
+	}
+	screen := ansi.Strip(m.render())
+	for _, gone := range []string{"t tag now", "pause/resume", "recover"} {
+		if strings.Contains(screen, gone) {
+			t.Errorf("read-only footer still offers %q:\n%s", gone, screen)
+		}
+	}
+	if !strings.Contains(screen, "read-only: not root") {
+		t.Errorf("read-only console does not say why:\n%s", screen)
+	}
+}
+
+func TestFlowQuit(t *testing.T) {
+	tm := startFlow(t, nil, Options{})
+	send(tm, "f10")
+	tm.WaitFinished(t, teatest.WithFinalTimeout(5*time.Second))
+	out, err := io.ReadAll(tm.FinalOutput(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The alt screen is left on the way out.
+	if !bytes.Contains(out, []byte("\x1b[?1049l")) {
+		t.Errorf("the console did not leave the alternate screen: %q", out[max(len(out)-200, 0):])
+	}
+}

@@ -1,0 +1,137 @@
+package tui
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/charmbracelet/x/ansi"
+)
+
+// bytesText is n in decimal units, as `mtconsole status` prints it.
+func bytesText(n int64) string {
+	const unit = 1000
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	f, i := float64(n), 0
+	for f >= unit && i < 4 {
+		f /= unit
+		i++
+	}
+	return fmt.Sprintf("%.1f %s", f, []string{"B", "kB", "MB", "GB", "TB"}[i])
+}
+
+func rateText(bps float64) string { return bytesText(int64(bps)) + "/s" }
+
+// secondsText is a duration in seconds, short: 0s, 42s, 3m05s, 2h10m.
+func secondsText(s float64) string {
+	return durText(time.Duration(s * float64(time.Second)))
+}
+
+func durText(d time.Duration) string {
+	switch {
+	case d < time.Second:
+		return "0s"
+	case d < time.Minute:
+		return d.Round(time.Second).String()
+	case d < time.Hour:
+		d = d.Round(time.Second)
+		return fmt.Sprintf("%dm%02ds", int(d.Minutes()), int(d.Seconds())%60)
+	case d < 48*time.Hour:
+		d = d.Round(time.Minute)
+		return fmt.Sprintf("%dh%02dm", int(d.Hours()), int(d.Minutes())%60)
+	}
+	return fmt.Sprintf("%dd", int(d.Hours()/24))
+}
+
+// clockText is a UTC time of day; with the date when it is not today's.
+func clockText(t, now time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	t, now = t.UTC(), now.UTC()
+	if t.YearDay() == now.YearDay() && t.Year() == now.Year() {
+		return t.Format("15:04:05")
+	}
+	return t.Format("2006-01-02 15:04:05")
+}
+
+// fit pads or cuts s (display width) to exactly w cells.
+func fit(s string, w int) string {
+	if w <= 0 {
+		return ""
+	}
+	sw := ansi.StringWidth(s)
+	if sw > w {
+		return ansi.Truncate(s, w, "…")
+	}
+	return s + strings.Repeat(" ", w-sw)
+}
+
+// fitRight is fit, aligned right.
+func fitRight(s string, w int) string {
+	if w <= 0 {
+		return ""
+	}
+	sw := ansi.StringWidth(s)
+	if sw > w {
+		return ansi.Truncate(s, w, "…")
+	}
+	return strings.Repeat(" ", w-sw) + s
+}
+
+// cut shortens s to at most w cells, without padding.
+func cut(s string, w int) string {
+	if ansi.StringWidth(s) <= w {
+		return s
+	}
+	return ansi.Truncate(s, max(w, 0), "…")
+}
+
+var sparkRunes = []rune("▁▂▃▄▅▆▇█")
+
+// sparkline draws the last w values, scaled to their maximum.
+func sparkline(vals []float64, w int) string {
+	if len(vals) > w {
+		vals = vals[len(vals)-w:]
+	}
+	hi := 0.0
+	for _, v := range vals {
+		hi = max(hi, v)
+	}
+	var b strings.Builder
+	for _, v := range vals {
+		i := 0
+		if hi > 0 {
+			i = int(v / hi * float64(len(sparkRunes)-1))
+		}
+		b.WriteRune(sparkRunes[min(max(i, 0), len(sparkRunes)-1)])
+	}
+	return b.String()
+}
+
+// bar is a w-cell gauge filled to frac (0..1).
+func bar(frac float64, w int) string {
+	frac = min(max(frac, 0), 1)
+	n := int(frac*float64(w) + 0.5)
+	return strings.Repeat("█", n) + strings.Repeat("░", w-n)
+}
+
+// pct is done of total in percent, 0 when total is unknown.
+func pct(done, total int64) float64 {
+	if total <= 0 {
+		return 0
+	}
+	return 100 * float64(done) / float64(total)
+}
+
+// wrap breaks s into lines of at most w cells, each starting with indent.
+func wrap(indent, s string, w int) []string {
+	body := ansi.Wordwrap(s, max(w-ansi.StringWidth(indent), 10), " ")
+	var out []string
+	for _, l := range strings.Split(body, "\n") {
+		out = append(out, cut(indent+l, w))
+	}
+	return out
+}

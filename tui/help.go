@@ -1,0 +1,25 @@
+package tui
+
+import (
+	"fmt"
+	"strings"
+)
+
+// helpView lists the screen's keys, from the same table as the footer.
+func (m *Model) helpView(w, h int) string {
+	out := []string{m.st.Bold.Render(" Keys on this screen"), ""}
+	for _, b := range m.screenKeys() {
+		hp := b.Help()
+		out = append(out, cut(fmt.Sprintf("   %-10s %s", hp.Key, hp.Desc), w))
+	}
+	out = append(out, "")
+	if m.o.ReadOnly {
+		out = append(out, cut(" Read-only ("+m.o.ReadOnlyReason+"): the keys that change something are not offered.", w))
+	}
+	out = append(out, cut(" F-keys have letter twins for terminals that lose them. The mouse is left to the", w),
+		cut(" terminal, so select and paste work as usual. ? or esc closes this help.", w))
+	if len(out) > h {
+		out = out[:h]
+	}
+	return strings.Join(out, "\n")
+}

@@ -1,0 +1,894 @@
+package tui
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"charm.land/bubbles/v2/key"
+	"charm.land/bubbles/v2/textinput"
+	tea "charm.land/bubbletea/v2"
+
+	"github.com/mtconsole/mtconsole/replication/agent/api"
+	"github.com/mtconsole/mtconsole/replication/journal"
+	"github.com/mtconsole/mtconsole/replication/writer"
+)
+
+type wizStep int
+
+const (
+	stepPairs wizStep = iota
+	stepPoint
+	stepTag
+	stepMode
+	stepCheck
+	stepConfirm
+	stepRun
+	stepResult
+)
+
+// The point choices, in the order shown; the first is the recommended
+// default, as in the original product.
+const (
+	pointLatestTag = iota
+	pointLatestTime
+	pointLatestApp
+	pointTag
+	pointTime
+)
+
+var pointNames = []string{
+	"Latest tag (recommended)",
+	"Latest time",
+	"Latest app-consistent tag",
+	"A tag from the list",
+	"A time (RFC 3339, UTC)",
+}
+
+const (
+	modeRollback = iota
+	modeExport
+)
+
+// wizard is the recovery wizard's state.
+type wizard struct {
+	step     wizStep
+	pairs    []string
+	chosen   map[string]bool
+	cur      int
+	point    int
+	tag      string
+	mode     int
+	timeIn   textinput.Model
+	destIn   textinput.Model
+	confirm  textinput.Model
+	fieldErr string
+	checks   []check
+	job      string
+	startErr string
+}
+
+type check struct {
+	level int // checkOK, checkWarn, checkFail
+	text  string
+}
+
+const (
+	checkOK = iota
+	checkWarn
+	checkFail
+)
+
+func (w *wizard) setWidth(n int) {
+	w.timeIn.SetWidth(n)
+	w.destIn.SetWidth(n)
+	w.confirm.SetWidth(n)
+}
+
+func (w *wizard) focused() *textinput.Model {
+	for _, ti := range []*textinput.Model{&w.timeIn, &w.destIn, &w.confirm} {
+		if ti.Focused() {
+			return ti
+		}
+	}
+	return nil
+}
+
+// openWizard starts the wizard on pairs (none: all), or shows the job
+// that is running.
+func (m *Model) openWizard(pairs []string) tea.Cmd {
+	m.screen = screenRecover
+	for id, j := range m.jobs {
+		if j.job.State == api.JobRunning {
+			m.wiz.job, m.wiz.step = id, stepRun
+			return nil
+		}
+	}
+	if m.o.Actions == nil {
+		m.screen = screenDashboard
+		m.setNote(true, "recovery needs the agent: this console has no connection for actions")
+		return nil
+	}
+	all := make([]string, 0, len(m.status.Pairs))
+	for _, p := range m.status.Pairs {
+		all = append(all, p.ID)
+	}
+	slices.Sort(all)
+	if len(pairs) == 0 {
+		pairs = all
+	}
+	m.wiz = wizard{pairs: all, chosen: map[string]bool{},
+		timeIn: newInput("Time: "), destIn: newInput("Export to: "), confirm: newInput("Confirm: ")}
+	m.wiz.setWidth(max(m.w-20, 10))
+	m.wiz.timeIn.Placeholder = m.o.Now().UTC().Truncate(time.Minute).Format(time.RFC3339)
+	m.wiz.destIn.Placeholder = "/var/lib/mtconsole/export/disk.img"
+	var cmds []tea.Cmd
+	for _, id := range pairs {
+		m.wiz.chosen[id] = true
+		cmds = append(cmds, m.fetchTags(id))
+	}
+	return tea.Batch(cmds...)
+}
+
+func (m *Model) chosenPairs() []string {
+	var out []string
+	for _, id := range m.wiz.pairs {
+		if m.wiz.chosen[id] {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// commonTags are the tags every chosen pair has, newest first.
+func (m *Model) commonTags() []journal.Tag {
+	ids := m.chosenPairs()
+	if len(ids) == 0 {
+		return nil
+	}
+	var out []journal.Tag
+	first := m.tags[ids[0]]
+	for i := len(first) - 1; i >= 0; i-- {
+		t := first[i]
+		if slices.IndexFunc(out, func(o journal.Tag) bool { return o.Name == t.Name }) >= 0 {
+			continue
+		}
+		in := true
+		for _, id := range ids[1:] {
+			if !slices.ContainsFunc(m.tags[id], func(o journal.Tag) bool { return o.Name == t.Name }) {
+				in = false
+				break
+			}
+		}
+		if in {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+func (m *Model) wizKey(msg tea.KeyPressMsg) tea.Cmd {
+	k, w := m.keys.Wizard, &m.wiz
+	n := m.listLen()
+	switch {
+	case key.Matches(msg, k.Up):
+		w.cur = max(w.cur-1, 0)
+		return nil
+	case key.Matches(msg, k.Down):
+		w.cur = min(w.cur+1, max(n-1, 0))
+		return nil
+	case key.Matches(msg, k.Prev):
+		return m.wizBack()
+	case key.Matches(msg, k.Next):
+		return m.wizNext()
+	}
+	if w.step == stepPairs {
+		switch {
+		case key.Matches(msg, k.Toggle) && w.cur < len(w.pairs):
+			id := w.pairs[w.cur]
+			w.chosen[id] = !w.chosen[id]
+			if w.chosen[id] {
+				return m.fetchTags(id)
+			}
+		case key.Matches(msg, k.All):
+			all := len(m.chosenPairs()) < len(w.pairs)
+			for _, id := range w.pairs {
+				w.chosen[id] = all
+			}
+		}
+	}
+	return nil
+}
+
+// listLen is the length of the current step's list.
+func (m *Model) listLen() int {
+	switch m.wiz.step {
+	case stepPairs:
+		return len(m.wiz.pairs)
+	case stepPoint:
+		return len(pointNames)
+	case stepTag:
+		return len(m.commonTags())
+	case stepMode:
+		return 2
+	}
+	return 0
+}
+
+func (m *Model) wizBack() tea.Cmd {
+	w := &m.wiz
+	w.fieldErr, w.startErr = "", ""
+	switch w.step {
+	case stepPairs, stepRun, stepResult:
+		m.screen = screenDashboard
+		if w.step == stepResult {
+			m.wiz = wizard{}
+		}
+	case stepPoint:
+		w.step, w.cur = stepPairs, 0
+	case stepTag, stepMode:
+		w.step, w.cur = stepPoint, w.point
+	case stepCheck:
+		w.step, w.cur = stepMode, w.mode
+	case stepConfirm:
+		w.step = stepCheck
+	}
+	return nil
+}
+
+func (m *Model) wizNext() tea.Cmd {
+	w := &m.wiz
+	w.fieldErr = ""
+	switch w.step {
+	case stepPairs:
+		if len(m.chosenPairs()) == 0 {
+			w.fieldErr = "choose at least one pair (space toggles, a chooses all)"
+			return nil
+		}
+		w.step, w.cur = stepPoint, w.point
+	case stepPoint:
+		w.point = w.cur
+		switch w.point {
+		case pointTag:
+			w.step, w.cur = stepTag, 0
+		case pointTime:
+			return w.timeIn.Focus()
+		default:
+			w.step, w.cur = stepMode, w.mode
+		}
+	case stepTag:
+		tags := m.commonTags()
+		if w.cur >= len(tags) {
+			w.fieldErr = "no tag that every chosen pair has: go back and choose another point"
+			return nil
+		}
+		w.tag = tags[w.cur].Name
+		w.step, w.cur = stepMode, w.mode
+	case stepMode:
+		w.mode = w.cur
+		if w.mode == modeExport {
+			return w.destIn.Focus()
+		}
+		m.enterChecks()
+	case stepCheck:
+		if slices.ContainsFunc(w.checks, func(c check) bool { return c.level == checkFail }) {
+			w.fieldErr = "fix what is marked ✗ first: esc goes back"
+			return nil
+		}
+		w.step = stepConfirm
+		if w.mode == modeRollback {
+			w.confirm.SetValue("")
+			return w.confirm.Focus()
+		}
+	case stepConfirm:
+		if w.mode == modeExport {
+			return m.startRecovery()
+		}
+		return w.confirm.Focus()
+	case stepResult:
+		return m.wizBack()
+	}
+	return nil
+}
+
+func (m *Model) enterChecks() {
+	m.wiz.checks = m.readiness()
+	m.wiz.step = stepCheck
+}
+
+// wizInputDone ends the focused field of the wizard.
+func (m *Model) wizInputDone(ok bool) tea.Cmd {
+	w := &m.wiz
+	ti := w.focused()
+	if ti == nil {
+		return nil
+	}
+	if !ok {
+		ti.Blur()
+		w.fieldErr = ""
+		if ti == &w.confirm {
+			w.step = stepCheck
+		}
+		return nil
+	}
+	v := strings.TrimSpace(ti.Value())
+	switch ti {
+	case &w.timeIn:
+		if v == "" {
+			v = w.timeIn.Placeholder
+			w.timeIn.SetValue(v)
+		}
+		if _, err := time.Parse(time.RFC3339Nano, v); err != nil {
+			w.fieldErr = "not an RFC 3339 time: write it like 2026-11-26T10:30:00Z"
+			return nil
+		}
+		ti.Blur()
+		w.step, w.cur = stepMode, w.mode
+	case &w.destIn:
+		if !filepath.IsAbs(v) {
+			w.fieldErr = "give an absolute path: the agent's working directory is not yours"
+			return nil
+		}
+		ti.Blur()
+		m.enterChecks()
+	case &w.confirm:
+		if want := m.confirmWord(); v != want {
+			w.fieldErr = fmt.Sprintf("type %s exactly to roll back, or esc to go back", want)
+			return nil
+		}
+		ti.Blur()
+		return m.startRecovery()
+	}
+	w.fieldErr = ""
+	return nil
+}
+
+// confirmWord is what the admin types to confirm a rollback: the pair's
+// id for one pair, "rollback" for several.
+func (m *Model) confirmWord() string {
+	if ids := m.chosenPairs(); len(ids) == 1 {
+		return ids[0]
+	}
+	return "rollback"
+}
+
+// request is the recovery the wizard describes.
+func (m *Model) request() api.RecoverRequest {
+	w := &m.wiz
+	req := api.RecoverRequest{Mode: api.ModeRollback, Pairs: m.chosenPairs()}
+	switch w.point {
+	case pointLatestTag:
+		req.Point = "latest-tag"
+	case pointLatestTime:
+		req.Point = "latest-time"
+	case pointLatestApp:
+		req.Point = "latest-app-consistent"
+	case pointTag:
+		req.Point = "tag:" + w.tag
+	case pointTime:
+		t, _ := time.Parse(time.RFC3339Nano, strings.TrimSpace(w.timeIn.Value()))
+		req.Point = "time:" + t.UTC().Format(time.RFC3339Nano)
+	}
+	if w.mode == modeExport {
+		req.Mode, req.Dest = api.ModeExport, strings.TrimSpace(w.destIn.Value())
+	}
+	return req
+}
+
+// cliTwin is the command that does the same from a script.
+func cliTwin(req api.RecoverRequest) string {
+	s := fmt.Sprintf("mtconsole recover --point %s --mode %s", req.Point, req.Mode)
+	if req.Dest != "" {
+		s += " --dest " + req.Dest
+	}
+	return s + " --pairs " + strings.Join(req.Pairs, ",")
+}
+
+type recoverStartedMsg struct {
+	job api.Job
+	err error
+}
+
+func (m *Model) startRecovery() tea.Cmd {
+	req, a, ctx := m.request(), m.o.Actions, m.ctx
+	m.wiz.startErr = ""
+	return func() tea.Msg {
+		c, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		j, err := a.Recover(c, req)
+		return recoverStartedMsg{job: j, err: err}
+	}
+}
+
+// readiness checks the choices against what the status says, so the
+// admin learns of a missing point before the agent refuses it. Local
+// file checks are a stat each: cheap enough for Update.
+func (m *Model) readiness() []check {
+	w := &m.wiz
+	req := m.request()
+	now := m.o.Now()
+	var cs []check
+	add := func(level int, format string, a ...any) { cs = append(cs, check{level, fmt.Sprintf(format, a...)}) }
+	if m.agentErr != nil {
+		add(checkWarn, "the agent does not answer now (%v): the data below is %s old", m.agentErr, durText(now.Sub(m.statusAt)))
+	}
+	ids := req.Pairs
+	if len(ids) > 1 {
+		add(checkOK, "%d pairs: the agent resolves one point that all of them share", len(ids))
+	}
+	for _, id := range ids {
+		p := m.pair(id)
+		if p == nil {
+			add(checkFail, "%s is not in the agent's status any more: go back and unchoose it", id)
+			continue
+		}
+		r := p.Retention
+		tags, known := m.tags[id]
+		switch w.point {
+		case pointLatestTag:
+			if t := r.LatestTag; t != nil {
+				add(checkOK, "%s: latest tag %s (%s) at %s UTC", id, t.Name, t.App, clockText(t.Time, now))
+			} else {
+				add(checkFail, "%s has no tag yet: choose Latest time, or tag it first", id)
+			}
+		case pointLatestTime:
+			if !r.To.IsZero() {
+				add(checkOK, "%s: latest point %s UTC (sequence %d)", id, clockText(r.To, now), r.ToSeq)
+			} else {
+				add(checkFail, "%s has no recoverable point yet", id)
+			}
+		case pointLatestApp:
+			i := lastIndexFunc(tags, journal.Tag.AppConsistent)
+			switch {
+			case !known:
+				add(checkWarn, "%s: its tags have not arrived: the agent checks when the job starts", id)
+			case i < 0:
+				add(checkFail, "%s has no app-consistent tag: choose Latest tag or Latest time", id)
+			default:
+				t := tags[i]
+				add(checkOK, "%s: app-consistent tag %s (%s) at %s UTC", id, t.Name, t.App, clockText(t.Time, now))
+			}
+		case pointTag:
+			i := slices.IndexFunc(tags, func(t journal.Tag) bool { return t.Name == w.tag })
+			switch {
+			case !known:
+				add(checkWarn, "%s: its tags have not arrived: the agent checks when the job starts", id)
+			case i < 0:
+				add(checkFail, "%s has no tag %s", id, w.tag)
+			default:
+				add(checkOK, "%s: tag %s at %s UTC, %s", id, w.tag, clockText(tags[i].Time, now), tags[i].Accuracy)
+			}
+		case pointTime:
+			t, _ := time.Parse(time.RFC3339Nano, strings.TrimPrefix(req.Point, "time:"))
+			if r.To.IsZero() || t.Before(r.From) || t.After(r.To) {
+				add(checkFail, "%s: %s is outside its retention window %s → %s UTC", id, clockText(t, now),
+					clockText(r.From, now), clockText(r.To, now))
+			} else {
+				add(checkOK, "%s: %s is inside its retention window", id, clockText(t, now))
+			}
+		}
+		if req.Mode == api.ModeRollback {
+			if p.Health != writer.HealthPaused {
+				add(checkWarn, "%s is replicating: the rollback stops it; pause it first (p on its detail screen)", id)
+			}
+		}
+	}
+	if req.Mode == api.ModeRollback {
+		add(checkWarn, "a rollback rewrites the targets in place and ends their pairs: the source must resync them after")
+	} else {
+		cs = append(cs, destChecks(req.Dest, len(ids) > 1)...)
+	}
+	return cs
+}
+
+// destChecks checks an export destination: a new file for one pair, a new
+// or empty directory for several; its parent must exist.
+func destChecks(dest string, group bool) []check {
+	parent := filepath.Dir(dest)
+	if fi, err := os.Stat(parent); err != nil || !fi.IsDir() {
+		return []check{{checkFail, parent + " is not a directory: create it first or choose another path"}}
+	}
+	fi, err := os.Stat(dest)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return []check{{checkOK, dest + " is free; " + parent + " exists"}}
+	case err != nil:
+		return []check{{checkFail, dest + ": " + err.Error()}}
+	case !group:
+		return []check{{checkFail, dest + " exists: give a new path, the export never overwrites"}}
+	case !fi.IsDir():
+		return []check{{checkFail, dest + " exists and is not a directory: give a new or empty directory"}}
+	}
+	if ents, err := os.ReadDir(dest); err != nil || len(ents) > 0 {
+		return []check{{checkFail, dest + " is not empty: give a new or empty directory"}}
+	}
+	return []check{{checkOK, dest + " is an empty directory"}}
+}
+
+// wizView draws the current step.
+func (m *Model) wizView(w, h int) string {
+	wz := &m.wiz
+	var out []string
+	title := func(s string) { out = append(out, m.st.Bold.Render(cut(" "+s, w)), "") }
+	item := func(i int, s string) {
+		line := cut("   "+s, w)
+		if i == wz.cur {
+			line = m.st.Selected.Render(fit(" ▶ "+s, min(w, ansiWidth(s)+4)))
+		}
+		out = append(out, line)
+	}
+	switch wz.step {
+	case stepPairs:
+		title("Step 1 of 5 · Which pairs? (space toggles, a all/none)")
+		for i, id := range wz.pairs {
+			mark := "[ ]"
+			if wz.chosen[id] {
+				mark = "[x]"
+			}
+			desc := id
+			if p := m.pair(id); p != nil {
+				desc = fmt.Sprintf("%s → %s · %s", id, p.Target, healthText(p.Health))
+			}
+			item(i, mark+" "+desc)
+		}
+	case stepPoint:
+		title("Step 2 of 5 · Recover to which point? · " + strings.Join(m.chosenPairs(), ", "))
+		for i, s := range pointNames {
+			mark := "( )"
+			if i == wz.cur {
+				mark = "(•)"
+			}
+			item(i, mark+" "+s)
+		}
+		if wz.timeIn.Focused() || wz.point == pointTime && wz.timeIn.Value() != "" {
+			out = append(out, "", "   "+wz.timeIn.View())
+		}
+	case stepTag:
+		title("Step 2 of 5 · Which tag? (tags every chosen pair has, newest first)")
+		tags := m.commonTags()
+		for i, t := range tags {
+			item(i, fmt.Sprintf("%s  %-12s %-14s %s", t.Time.UTC().Format("2006-01-02 15:04:05"), t.App, t.Accuracy, t.Name))
+		}
+		if len(tags) == 0 {
+			out = append(out, m.st.Dim.Render("   No tag that every chosen pair has (yet): esc goes back."))
+		}
+	case stepMode:
+		title("Step 3 of 5 · How?")
+		item(0, "Rollback: rewrite the targets in place (ends the pairs)")
+		item(1, "Export: write an image to a new path, the pairs keep replicating")
+		if wz.destIn.Focused() || wz.mode == modeExport && wz.destIn.Value() != "" {
+			out = append(out, "", "   "+wz.destIn.View())
+		}
+	case stepCheck:
+		title("Step 4 of 5 · Readiness check")
+		for _, c := range wz.checks {
+			out = append(out, m.checkLines(c, w)...)
+		}
+		out = append(out, "", cut("   enter: continue · esc: change the choices", w))
+	case stepConfirm:
+		req := m.request()
+		title("Step 5 of 5 · Confirm")
+		out = append(out, cut(fmt.Sprintf("   %s of %s to %s", req.Mode, strings.Join(req.Pairs, ", "), req.Point), w))
+		if req.Dest != "" {
+			out = append(out, cut("   into "+req.Dest, w))
+		}
+		out = append(out, m.st.Dim.Render(cut("   script twin: "+cliTwin(req), w)), "")
+		if req.Mode == api.ModeRollback {
+			out = append(out, m.st.Warn.Render(cut(fmt.Sprintf("   ▲ This rewrites %s in place. Type %s and press enter.",
+				strings.Join(req.Pairs, ", "), m.confirmWord()), w)), "", "   "+wz.confirm.View())
+		} else {
+			out = append(out, "   Press enter to start the export.")
+		}
+		if wz.startErr != "" {
+			out = append(out, "", m.st.Err.Render(cut("   ✗ "+wz.startErr, w)))
+		}
+	case stepRun, stepResult:
+		out = append(out, m.jobView(wz.job, w)...)
+	}
+	if wz.fieldErr != "" {
+		out = append(out, "", m.st.Err.Render(cut("   ✗ "+wz.fieldErr, w)))
+	}
+	if len(out) > h {
+		// Keep the cursor's line in sight on a long list.
+		start := min(max(wz.cur+2-h/2, 0), len(out)-h)
+		out = append(out[:1:1], out[start+1:start+h]...)
+	}
+	return strings.Join(out, "\n")
+}
+
+func ansiWidth(s string) int { return len([]rune(s)) }
+
+func lastIndexFunc[T any](s []T, f func(T) bool) int {
+	for i := len(s) - 1; i >= 0; i-- {
+		if f(s[i]) {
+			return i
+		}
+	}
+	return -1
+}
+
+// checkLines is a check, wrapped, its symbol on the first line.
+func (m *Model) checkLines(c check, w int) []string {
+	sym, st := "✓", m.st.OK
+	switch c.level {
+	case checkFail:
+		sym, st = "✗", m.st.Err
+	case checkWarn:
+		sym, st = "!", m.st.Warn
+	}
+	lines := wrap("     ", c.text, w)
+	lines[0] = "   " + sym + " " + strings.TrimPrefix(lines[0], "     ")
+	for i := range lines {
+		lines[i] = st.Render(lines[i])
+	}
+	return lines
+}
+
+// jobView is a job's progress, or its result once it has ended.
+type jobView struct {
+	job      api.Job
+	polled   bool // the agent answered about it at least once
+	firstAt  time.Time
+	first    int64
+	lastNote string // the newest progress event
+}
+
+type jobMsg struct {
+	id  string
+	job api.Job
+	err error
+}
+
+type jobTickMsg struct{}
+
+var jobIDRe = regexp.MustCompile(`^job (\S+): (.*)$`)
+var progressRe = regexp.MustCompile(`\((\d+) of (\d+) bytes\)`)
+
+// onJobEvent follows jobs from the event stream, also those started
+// before the console: their progress events name them.
+func (m *Model) onJobEvent(e writer.Event) tea.Cmd {
+	if e.Kind != api.EventJob && e.Kind != api.EventProgress {
+		return nil
+	}
+	sm := jobIDRe.FindStringSubmatch(e.Message)
+	if sm == nil {
+		return nil
+	}
+	id, rest := sm[1], sm[2]
+	jv := m.jobs[id]
+	if jv == nil {
+		jv = &jobView{job: api.Job{ID: id, State: api.JobRunning, Started: e.Time}}
+		m.jobs[id] = jv
+	}
+	if !jv.polled {
+		// Without the agent (a replay) the events are all there is.
+		switch {
+		case e.Kind == api.EventJob && rest == "done":
+			jv.job.State, jv.job.Finished, jv.job.DoneBytes = api.JobDone, e.Time, jv.job.TotalBytes
+		case e.Kind == api.EventJob && strings.HasPrefix(rest, "failed: "):
+			jv.job.State, jv.job.Error, jv.job.Finished = api.JobFailed, strings.TrimPrefix(rest, "failed: "), e.Time
+		case e.Kind == api.EventJob:
+			jv.job.Mode, jv.job.Point = jobStartText(rest)
+		}
+		if pm := progressRe.FindStringSubmatch(rest); pm != nil {
+			done, _ := strconv.ParseInt(pm[1], 10, 64)
+			total, _ := strconv.ParseInt(pm[2], 10, 64)
+			jv.job.DoneBytes, jv.job.TotalBytes = done, total
+			if e.Pair != "" && !slices.Contains(jv.job.Pairs, e.Pair) {
+				jv.job.Pairs = append(jv.job.Pairs, e.Pair)
+			}
+		}
+		jv.sample(e.Time)
+	}
+	if e.Kind == api.EventProgress {
+		jv.lastNote = rest
+	}
+	m.jobSettled(id)
+	if m.o.Actions == nil {
+		return nil
+	}
+	if e.Kind == api.EventJob || !jv.polled {
+		return tea.Batch(m.pollJob(id), m.jobTick())
+	}
+	return m.jobTick()
+}
+
+// jobStartText reads "rollback of p1,p2 to latest-tag started".
+func jobStartText(s string) (mode, point string) {
+	f := strings.Fields(s)
+	if len(f) >= 5 && f[1] == "of" && f[3] == "to" {
+		return f[0], f[4]
+	}
+	return "", ""
+}
+
+func (jv *jobView) sample(now time.Time) {
+	if jv.firstAt.IsZero() && jv.job.DoneBytes > 0 {
+		jv.firstAt, jv.first = now, jv.job.DoneBytes
+	}
+}
+
+// eta estimates the time left from the rate since the first sample.
+func (jv *jobView) eta(now time.Time) (time.Duration, bool) {
+	j := jv.job
+	el := now.Sub(jv.firstAt)
+	if jv.firstAt.IsZero() || el <= 0 || j.DoneBytes <= jv.first || j.TotalBytes <= 0 {
+		return 0, false
+	}
+	rate := float64(j.DoneBytes-jv.first) / el.Seconds()
+	return time.Duration(float64(j.TotalBytes-j.DoneBytes) / rate * float64(time.Second)), true
+}
+
+func (m *Model) pollJob(id string) tea.Cmd {
+	a, ctx := m.o.Actions, m.ctx
+	if a == nil {
+		return nil
+	}
+	return func() tea.Msg {
+		c, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		j, err := a.Job(c, id)
+		return jobMsg{id: id, job: j, err: err}
+	}
+}
+
+// jobTick polls running jobs once a second; only while one runs.
+func (m *Model) jobTick() tea.Cmd {
+	return tea.Tick(time.Second, func(time.Time) tea.Msg { return jobTickMsg{} })
+}
+
+func (m *Model) pollJobs() tea.Cmd {
+	var cmds []tea.Cmd
+	for id, jv := range m.jobs {
+		if jv.job.State == api.JobRunning {
+			cmds = append(cmds, m.pollJob(id))
+		}
+	}
+	if len(cmds) > 0 {
+		cmds = append(cmds, m.jobTick())
+	}
+	return tea.Batch(cmds...)
+}
+
+func (m *Model) onJob(msg jobMsg) tea.Cmd {
+	jv := m.jobs[msg.id]
+	if jv == nil {
+		jv = &jobView{}
+		m.jobs[msg.id] = jv
+	}
+	if msg.err != nil {
+		if errors.Is(msg.err, api.ErrUnknownJob) {
+			delete(m.jobs, msg.id)
+			return nil
+		}
+		m.setNote(true, "job "+msg.id+": "+actionErrText(msg.err))
+		return nil
+	}
+	jv.job, jv.polled = msg.job, true
+	jv.sample(m.o.Now())
+	m.jobSettled(msg.id)
+	return nil
+}
+
+// jobSettled moves the wizard to the result once its job has ended.
+func (m *Model) jobSettled(id string) {
+	if m.wiz.job == id && m.wiz.step == stepRun && m.jobs[id].job.State != api.JobRunning {
+		m.wiz.step = stepResult
+	}
+}
+
+// onRecoverStarted follows the job the wizard started.
+func (m *Model) onRecoverStarted(msg recoverStartedMsg) tea.Cmd {
+	if msg.err != nil {
+		m.wiz.startErr = actionErrText(msg.err)
+		m.setNote(true, "recover: "+m.wiz.startErr)
+		if m.wiz.mode == modeRollback {
+			m.wiz.confirm.SetValue("")
+			return m.wiz.confirm.Focus()
+		}
+		return nil
+	}
+	id := msg.job.ID
+	jv := m.jobs[id]
+	if jv == nil {
+		jv = &jobView{}
+		m.jobs[id] = jv
+	}
+	jv.job, jv.polled = msg.job, true
+	m.wiz.job, m.wiz.step = id, stepRun
+	m.setNote(false, fmt.Sprintf("job %s started: %s of %s", id, msg.job.Mode, strings.Join(msg.job.Pairs, ",")))
+	m.jobSettled(id)
+	return m.jobTick()
+}
+
+// jobView renders a job: progress while it runs, the result after.
+func (m *Model) jobView(id string, w int) []string {
+	jv := m.jobs[id]
+	if jv == nil {
+		return []string{cut(" Job "+id+" is unknown to the agent (it restarted?): esc goes back.", w)}
+	}
+	j := jv.job
+	now := m.o.Now()
+	what := fmt.Sprintf("%s of %s to %s", orDash(j.Mode), orDash(strings.Join(j.Pairs, ", ")), orDash(j.Point))
+	var out []string
+	switch j.State {
+	case api.JobRunning:
+		out = append(out, m.st.Bold.Render(cut(" ⟳ Job "+id+" running: "+what, w)), "")
+		p := pct(j.DoneBytes, j.TotalBytes)
+		eta := "ETA estimating…"
+		if d, ok := jv.eta(now); ok {
+			eta = "ETA " + durText(d)
+		}
+		out = append(out, cut(fmt.Sprintf("   [%s] %3.0f%%  %s of %s · %s", bar(p/100, max(w/3, 20)), p,
+			bytesText(j.DoneBytes), bytesText(j.TotalBytes), eta), w))
+		if jv.lastNote != "" {
+			out = append(out, m.st.Dim.Render(cut("   "+jv.lastNote, w)))
+		}
+		out = append(out, "")
+		out = append(out, wrap("   ", "The job runs in the agent: leaving this screen, or losing the SSH session, does not stop it.", w)...)
+		out = append(out, cut("   esc: back to the dashboard (the job goes on; r shows it again)", w))
+	case api.JobDone:
+		took := ""
+		if !j.Finished.IsZero() && !j.Started.IsZero() {
+			took = " in " + durText(j.Finished.Sub(j.Started))
+		}
+		out = append(out, m.st.OK.Render(cut(" ✓ Job "+id+" done: "+what+took, w)), "")
+		for _, pid := range j.Pairs {
+			r, ok := j.Results[pid]
+			if !ok {
+				continue
+			}
+			out = append(out, cut(fmt.Sprintf("   %s: %s", pid, r.Point), w),
+				cut(fmt.Sprintf("      restored %s from %d undo records, copied %s, in %s", bytesText(r.Restored), r.Records,
+					bytesText(r.Copied), durText(r.Duration)), w))
+		}
+		if j.Mode == api.ModeRollback {
+			out = append(out, "", cut("   The pairs rolled back have ended: protect the machine again to resync them.", w))
+		}
+		out = append(out, "", "   enter or esc: back to the dashboard")
+	default:
+		out = append(out, m.st.Err.Render(cut(" ✗ Job "+id+" failed: "+what, w)), "",
+			m.st.Err.Render(cut("   "+j.Error, w)), "",
+			cut("   See the agent's log (L) for details; the recovery can be started again.", w),
+			"   enter or esc: back to the dashboard")
+	}
+	return out
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "?"
+	}
+	return s
+}
+
+// jobLines are the running jobs, for the dashboard.
+func (m *Model) jobLines(w int) []string {
+	var out []string
+	now := m.o.Now()
+	ids := make([]string, 0, len(m.jobs))
+	for id := range m.jobs {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		jv := m.jobs[id]
+		if jv.job.State != api.JobRunning {
+			continue
+		}
+		eta := ""
+		if d, ok := jv.eta(now); ok {
+			eta = " ETA " + durText(d)
+		}
+		out = append(out, m.st.Warn.Render(cut(fmt.Sprintf(" ⟳ job %s: %s of %s %.0f%%%s · recovery screen shows it", id,
+			orDash(jv.job.Mode), orDash(strings.Join(jv.job.Pairs, ",")), pct(jv.job.DoneBytes, jv.job.TotalBytes), eta), w)))
+	}
+	return out
+}

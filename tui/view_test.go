@@ -1,0 +1,193 @@
+package tui
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/charmbracelet/x/ansi"
+	"github.com/charmbracelet/x/exp/golden"
+
+	"github.com/mtconsole/mtconsole/replication/agent/api"
+)
+
+var sizes = []struct{ w, h int }{{80, 24}, {120, 40}}
+
+// screenText is the screen as the admin reads it: ANSI stripped, each
+// line checked against the width.
+func screenText(t *testing.T, m *Model) string {
+	t.Helper()
+	s := ansi.Strip(m.View().Content)
+	lines := strings.Split(s, "\n")
+	if len(lines) != m.h {
+		t.Errorf("%dx%d: %d lines", m.w, m.h, len(lines))
+	}
+	for i, l := range lines {
+		if w := ansi.StringWidth(l); w > m.w {
+			t.Errorf("%dx%d: line %d is %d cells wide: %q", m.w, m.h, i+1, w, l)
+		}
+	}
+	return s
+}
+
+// goldenScreens draws a screen, set up by setup, at both sizes.
+func goldenScreens(t *testing.T, o Options, setup func(m *Model)) {
+	for _, sz := range sizes {
+		t.Run(fmt.Sprintf("%dx%d", sz.w, sz.h), func(t *testing.T) {
+			m := newFx(t, sz.w, sz.h, o)
+			if setup != nil {
+				setup(m)
+			}
+			golden.RequireEqual(t, screenText(t, m))
+		})
+	}
+}
+
+func TestGoldenDashboard(t *testing.T) {
+	goldenScreens(t, Options{Actions: &fakeActions{}}, nil)
+}
+
+func TestGoldenDashboardUnreachable(t *testing.T) {
+	goldenScreens(t, Options{Actions: &fakeActions{}}, func(m *Model) {
+		later := fxNow.Add(40e9)
+		m.o.Now = func() time.Time { return later }
+		m.Update(AgentErrorMsg{Err: errAgentDown, At: fxNow.Add(5e9)})
+		m.Update(AgentErrorMsg{Err: errAgentDown, At: later})
+	})
+}
+
+func TestGoldenDashboardReadOnly(t *testing.T) {
+	goldenScreens(t, Options{Actions: &fakeActions{}, ReadOnly: true, ReadOnlyReason: "not root"}, nil)
+}
+
+func TestGoldenDashboardFilteredSorted(t *testing.T) {
+	goldenScreens(t, Options{Actions: &fakeActions{}}, func(m *Model) {
+		press(m, "s", "s", "s", "/")
+		typeText(m, "diff")
+		press(m, "enter")
+	})
+}
+
+func TestGoldenDetail(t *testing.T) {
+	goldenScreens(t, Options{Actions: &fakeActions{}}, func(m *Model) { press(m, "enter") })
+}
+
+func TestGoldenDetailTagPrompt(t *testing.T) {
+	goldenScreens(t, Options{Actions: &fakeActions{}}, func(m *Model) { press(m, "enter", "t") })
+}
+
+func TestGoldenLogs(t *testing.T) {
+	goldenScreens(t, Options{Actions: &fakeActions{}}, func(m *Model) { press(m, "L") })
+}
+
+func TestGoldenLogsWarnOnly(t *testing.T) {
+	goldenScreens(t, Options{Actions: &fakeActions{}}, func(m *Model) { press(m, "L", "l", "l", "f") })
+}
+
+func TestGoldenHelp(t *testing.T) {
+	goldenScreens(t, Options{Actions: &fakeActions{}}, func(m *Model) { press(m, "enter", "?") })
+}
+
+func TestGoldenHelpReadOnly(t *testing.T) {
+	goldenScreens(t, Options{Actions: &fakeActions{}, ReadOnly: true, ReadOnlyReason: "--readonly"},
+		func(m *Model) { press(m, "enter", "f1") })
+}
+
+func TestGoldenTooSmall(t *testing.T) {
+	m := newFx(t, 60, 20, Options{})
+	golden.RequireEqual(t, ansi.Strip(m.View().Content))
+}
+
+// wizardTo walks the wizard for p1 to a step.
+func wizardTo(m *Model, step wizStep, export string) {
+	press(m, "enter", "r") // p1's detail, then the wizard for p1
+	if step == stepPairs {
+		return
+	}
+	press(m, "enter")
+	if step == stepPoint {
+		return
+	}
+	if step == stepTag {
+		press(m, "down", "down", "down", "enter")
+		return
+	}
+	press(m, "enter")
+	if step == stepMode {
+		return
+	}
+	if export != "" {
+		press(m, "down", "enter")
+		typeText(m, export)
+	}
+	press(m, "enter")
+	if step == stepCheck {
+		return
+	}
+	press(m, "enter")
+}
+
+func TestGoldenWizard(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		step   wizStep
+		export string
+		after  func(m *Model)
+	}{
+		{name: "Pairs", step: stepPairs, after: func(m *Model) { press(m, "a", "a", "down", "space") }},
+		{name: "Point", step: stepPoint},
+		{name: "Tag", step: stepTag},
+		{name: "TimeField", step: stepPoint, after: func(m *Model) { press(m, "down", "down", "down", "down", "enter") }},
+		{name: "Mode", step: stepMode},
+		{name: "Check", step: stepCheck},
+		{name: "CheckExportExists", step: stepCheck, export: "/"},
+		{name: "ConfirmRollback", step: stepConfirm},
+		{name: "ConfirmRollbackWrong", step: stepConfirm, after: func(m *Model) { typeText(m, "p2"); press(m, "enter") }},
+		{name: "ConfirmExport", step: stepConfirm, export: "EXPORT"},
+		{name: "Progress", step: stepConfirm, after: func(m *Model) {
+			typeText(m, "p1")
+			m.Update(press(m, "enter")())
+			m.Update(jobMsg{id: "j1", job: api.Job{ID: "j1", Mode: "rollback", Point: "latest-tag", Pairs: []string{"p1"},
+				State: api.JobRunning, DoneBytes: 16 << 30, TotalBytes: 64 << 30, Started: fxNow.Add(-60e9)}})
+			m.jobs["j1"].firstAt, m.jobs["j1"].first = fxNow.Add(-40e9), 8<<30
+			m.Update(EventMsg{Event: *ev(1e9, "p1", api.EventProgress, 0, "job j1: rollback p1 25.0% (17179869184 of 68719476736 bytes)")})
+		}},
+		{name: "Result", step: stepConfirm, after: func(m *Model) {
+			typeText(m, "p1")
+			m.Update(press(m, "enter")())
+			m.Update(jobMsg{id: "j1", job: finishedJob(api.RecoverRequest{Mode: "rollback", Point: "latest-tag", Pairs: []string{"p1"}})})
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			export := tc.export
+			if export == "EXPORT" {
+				export = "/mtconsole-golden-p1.img" // parent exists, the file does not
+			}
+			goldenScreens(t, Options{Actions: &fakeActions{}}, func(m *Model) {
+				wizardTo(m, tc.step, export)
+				if tc.after != nil {
+					tc.after(m)
+				}
+			})
+		})
+	}
+}
+
+// TestGoldenNoTempPaths keeps machine-specific paths out of the goldens.
+func TestGoldenNoTempPaths(t *testing.T) {
+	re := regexp.MustCompile(os.TempDir() + `/\S+`)
+	_ = filepath.WalkDir("testdata", func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, _ := os.ReadFile(p)
+		if re.Match(b) {
+			t.Errorf("%s holds a temporary path", p)
+		}
+		return nil
+	})
+}
