@@ -7,6 +7,7 @@ import (
 	"os"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
 	"golang.org/x/term"
 
 	"github.com/mtconsole/mtconsole/tui"
@@ -46,14 +47,7 @@ Exit codes: 0 ok, 1 failed, 2 usage (bad flags, or stdout is not a terminal).`,
 			default:
 				agent := tui.NewAgent(socket)
 				defer agent.Close()
-				o.Collector = &tui.Live{Source: agent}
-				o.Actions = agent
-				if os.Geteuid() != 0 {
-					o.ReadOnly, o.ReadOnlyReason = true, "not root"
-				}
-				if readOnly {
-					o.ReadOnly, o.ReadOnlyReason = true, "--readonly"
-				}
+				liveOptions(&o, agent, socket, readOnly)
 			}
 			if record != "" {
 				f, err := os.OpenFile(record, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
@@ -71,4 +65,23 @@ Exit codes: 0 ok, 1 failed, 2 usage (bad flags, or stdout is not a terminal).`,
 	c.Flags().StringVar(&replay, "replay", "", "play a recording instead of asking the agent")
 	c.Flags().StringVar(&record, "record", "", "also write what the agent says to this new file, for --replay")
 	return c
+}
+
+// liveOptions sets o to show the agent on socket: read-only with
+// --readonly, or for a user the agent does not take changes from (it
+// takes them from root and from its own user, who owns the socket).
+func liveOptions(o *tui.Options, agent *tui.Agent, socket string, readOnly bool) {
+	o.Collector = &tui.Live{Source: agent}
+	o.Actions = agent
+	if uid := os.Geteuid(); uid != 0 && !ownsSocket(socket, uid) {
+		o.ReadOnly, o.ReadOnlyReason = true, "not root"
+	}
+	if readOnly {
+		o.ReadOnly, o.ReadOnlyReason = true, "--readonly"
+	}
+}
+
+func ownsSocket(path string, uid int) bool {
+	var st unix.Stat_t
+	return unix.Stat(path, &st) == nil && int(st.Uid) == uid
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/mtconsole/mtconsole/replication/recovery"
 	"github.com/mtconsole/mtconsole/replication/vfs"
 	"github.com/mtconsole/mtconsole/replication/wire"
+	"github.com/mtconsole/mtconsole/tui"
 )
 
 type demoFlags struct {
@@ -529,12 +530,12 @@ func hashPath(path string) ([32]byte, error) {
 	return hashFile(f, fi.Size())
 }
 
-// runDemoConsole shows the agent on socket until ctx ends.
+// runDemoConsole opens the console on the agent on socket until the user
+// quits or ctx ends.
 func runDemoConsole(ctx context.Context, socket string) error {
-	cl, err := api.Dial(socket)
-	if err != nil {
-		return err
-	}
-	defer cl.Close()
-	return watchStatus(ctx, cl, os.Stdout)
+	agent := tui.NewAgent(socket)
+	defer agent.Close()
+	o := tui.Options{Host: "demo-mt (mtconsole demo)"}
+	liveOptions(&o, agent, socket, false)
+	return tui.Run(ctx, o)
 }
