@@ -87,8 +87,9 @@ func runAgent(ctx context.Context, logOut io.Writer, path string) error {
 	if err != nil {
 		return err
 	}
-	logger := slog.New(slog.NewTextHandler(logOut, nil))
 	hub := api.NewHub()
+	// Log lines go to logOut and, as "log" events, to the status API.
+	logger := slog.New(api.LogHandler(hub, slog.NewTextHandler(logOut, nil)))
 	cfg := fc.ClientConfig()
 	cfg.Key, cfg.Trust, cfg.Logger = key, trust, logger
 	if fc.TrustNew() {

@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/rand"
 	"net"
 	"net/http"
@@ -144,14 +145,16 @@ func ctxT(t *testing.T) context.Context {
 // nopBackend answers nothing: for the socket tests.
 type nopBackend struct{}
 
-func (nopBackend) Status() (Status, error)                           { return Status{Pairs: []PairStatus{}}, nil }
-func (nopBackend) Subscribe(ctx context.Context) <-chan writer.Event { return NewHub().Subscribe(ctx) }
-func (nopBackend) Tag(TagRequest) (TagResult, error)                 { return TagResult{}, ErrConflict }
-func (nopBackend) Pause(string, string) (PairStatus, error)          { return PairStatus{}, ErrUnknownPair }
-func (nopBackend) Resume(string) (PairStatus, error)                 { return PairStatus{}, ErrUnknownPair }
-func (nopBackend) Recover(RecoverRequest) (Job, error)               { return Job{}, ErrConflict }
-func (nopBackend) Job(string) (Job, error)                           { return Job{}, ErrUnknownJob }
-func (nopBackend) Tags(string) ([]journal.Tag, error)                { return nil, ErrUnknownPair }
+func (nopBackend) Status() (Status, error) { return Status{Pairs: []PairStatus{}}, nil }
+func (nopBackend) Subscribe(ctx context.Context, n int) <-chan writer.Event {
+	return NewHub().Subscribe(ctx, n)
+}
+func (nopBackend) Tag(TagRequest) (TagResult, error)        { return TagResult{}, ErrConflict }
+func (nopBackend) Pause(string, string) (PairStatus, error) { return PairStatus{}, ErrUnknownPair }
+func (nopBackend) Resume(string) (PairStatus, error)        { return PairStatus{}, ErrUnknownPair }
+func (nopBackend) Recover(RecoverRequest) (Job, error)      { return Job{}, ErrConflict }
+func (nopBackend) Job(string) (Job, error)                  { return Job{}, ErrUnknownJob }
+func (nopBackend) Tags(string) ([]journal.Tag, error)       { return nil, ErrUnknownPair }
 
 func TestSocketPermissions(t *testing.T) {
 	for _, tc := range []struct {
@@ -387,7 +390,7 @@ func TestHubDropsOldest(t *testing.T) {
 	h := NewHubSize(2)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	ch := h.Subscribe(ctx)
+	ch := h.Subscribe(ctx, 0)
 	for i := range 5 {
 		h.Publish(writer.Event{Kind: writer.EventLog, Message: fmt.Sprint(i)}) // never blocks
 	}
@@ -668,5 +671,62 @@ func TestRecoverExportGroup(t *testing.T) {
 		if !bytes.Equal(got, a.images[id]["t04"]) {
 			t.Errorf("%s: exported image differs from the source at tag t04", id)
 		}
+	}
+}
+
+// A subscriber may ask for recent events first: it gets the newest ones
+// it asked for, in order, then the live ones; over the socket too.
+func TestEventsHistory(t *testing.T) {
+	h := NewHub()
+	for i := range HistorySize + 10 {
+		h.Publish(writer.Event{Kind: writer.EventLog, Message: fmt.Sprint(i)})
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ch := h.Subscribe(ctx, 3)
+	h.Publish(writer.Event{Kind: writer.EventLog, Message: "live"})
+	var got []string
+	for range 4 {
+		got = append(got, (<-ch).Message)
+	}
+	want := fmt.Sprintf("%d %d %d live", HistorySize+7, HistorySize+8, HistorySize+9)
+	if strings.Join(got, " ") != want {
+		t.Errorf("history then live: %v, want %s", got, want)
+	}
+	big := h.Subscribe(ctx, 10*HistorySize)
+	if e := <-big; e.Message != "11" {
+		t.Errorf("the oldest event kept is %q, want 11 (the last %d of %d)", e.Message, HistorySize, HistorySize+11)
+	}
+	none := h.Subscribe(ctx, 0)
+	h.Publish(writer.Event{Kind: writer.EventLog, Message: "after"})
+	if e := <-none; e.Message != "after" {
+		t.Errorf("without history the first event is %q", e.Message)
+	}
+}
+
+// The agent's log lines reach the event stream as "log" events with the
+// record's level, message and attributes, and still reach the next
+// handler.
+func TestLogHandler(t *testing.T) {
+	h := NewHub()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ch := h.Subscribe(ctx, 0)
+	var buf bytes.Buffer
+	log := slog.New(LogHandler(h, slog.NewTextHandler(&buf, nil))).With("component", "ps")
+	log.Warn("process server unreachable", "pair", "disk3", "err", "connection refused")
+	log.Debug("not enabled")
+	e := <-ch
+	if e.Kind != writer.EventLog || e.Level != slog.LevelWarn || e.Pair != "disk3" ||
+		e.Message != "process server unreachable component=ps err=\"connection refused\"" {
+		t.Errorf("event %+v", e)
+	}
+	if !strings.Contains(buf.String(), "process server unreachable") || strings.Contains(buf.String(), "not enabled") {
+		t.Errorf("next handler got %q", buf.String())
+	}
+	select {
+	case e := <-ch:
+		t.Errorf("a disabled level reached the events: %+v", e)
+	default:
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -187,7 +188,13 @@ func (c *Client) Job(ctx context.Context, id string) (Job, error) {
 // ends or the agent goes, then closes. It returns once subscribed, so no
 // event published after it returns is missed.
 func (c *Client) Events(ctx context.Context) (<-chan writer.Event, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://agent/v1/events", nil)
+	return c.EventsWithHistory(ctx, 0)
+}
+
+// EventsWithHistory is Events preceded by up to n recent events
+// (GET /v1/events?history=n).
+func (c *Client) EventsWithHistory(ctx context.Context, n int) (<-chan writer.Event, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://agent/v1/events?history="+strconv.Itoa(n), nil)
 	if err != nil {
 		return nil, err
 	}

@@ -6,7 +6,8 @@
 // unknown pair or job, 409 for a conflict):
 //
 //	GET  /v1/status             Status
-//	GET  /v1/events             server-sent events: "event: <kind>\ndata: <json writer.Event>\n\n",
+//	GET  /v1/events[?history=N] server-sent events (the N most recent first, of the
+//	                            last 256 kept, then live): "event: <kind>\ndata: <json writer.Event>\n\n",
 //	                            a ": heartbeat" comment every 15 s
 //	POST /v1/tag                TagRequest → TagResult
 //	POST /v1/pairs/{id}/pause   PauseRequest (optional) → PairStatus
@@ -27,6 +28,7 @@
 // mtconsole_pair_rpo_seconds, _backlog_bytes, _retention_used_bytes,
 // _applied_seq, _healthy, and the counter mtconsole_pair_acks_total.
 //
-// The event stream never slows the writer: each subscriber has a bounded
+// The agent's log lines are events too (kind "log", LogHandler). The
+// event stream never slows the writer: each subscriber has a bounded
 // buffer that drops its oldest events and then says how many it dropped.
 package api

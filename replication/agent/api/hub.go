@@ -20,7 +20,12 @@ type Hub struct {
 	size int
 	mu   sync.Mutex
 	subs map[*subscriber]struct{}
+	hist []writer.Event // the last HistorySize events, oldest first
 }
+
+// HistorySize is how many recent events a hub keeps for subscribers that
+// ask for them (a console opened late sees what just happened).
+const HistorySize = 256
 
 type subscriber struct {
 	mu      sync.Mutex
@@ -43,6 +48,11 @@ func NewHubSize(n int) *Hub {
 func (h *Hub) Publish(e writer.Event) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if len(h.hist) >= HistorySize {
+		copy(h.hist, h.hist[1:])
+		h.hist = h.hist[:HistorySize-1]
+	}
+	h.hist = append(h.hist, e)
 	for s := range h.subs {
 		s.mu.Lock()
 		if len(s.buf) >= h.size {
@@ -58,12 +68,16 @@ func (h *Hub) Publish(e writer.Event) {
 	}
 }
 
-// Subscribe returns the events published from now until ctx ends; then
-// the channel is closed. A subscriber that fell behind first receives an
-// EventDropped event saying how many it lost.
-func (h *Hub) Subscribe(ctx context.Context) <-chan writer.Event {
+// Subscribe returns the last history events published (at most
+// HistorySize and the subscriber's buffer), then those published from now
+// until ctx ends; then the channel is closed. A subscriber that fell
+// behind first receives an EventDropped event saying how many it lost.
+func (h *Hub) Subscribe(ctx context.Context, history int) <-chan writer.Event {
 	s := &subscriber{wake: make(chan struct{}, 1)}
 	h.mu.Lock()
+	if n := min(max(history, 0), len(h.hist), h.size); n > 0 {
+		s.buf = append(s.buf, h.hist[len(h.hist)-n:]...)
+	}
 	h.subs[s] = struct{}{}
 	h.mu.Unlock()
 	out := make(chan writer.Event)

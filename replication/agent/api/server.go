@@ -252,7 +252,16 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
-	ch := s.b.Subscribe(ctx)
+	history := 0
+	if v := r.URL.Query().Get("history"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			writeError(w, http.StatusBadRequest, errorBody{Error: "history: want a count of recent events, 0 or more", Field: "history"})
+			return
+		}
+		history = n
+	}
+	ch := s.b.Subscribe(ctx, history)
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-cache")
 	w.WriteHeader(http.StatusOK)

@@ -140,7 +140,8 @@ type Backend interface {
 	Status() (Status, error)
 	// Subscribe returns the event stream until ctx ends; it never blocks
 	// the publisher.
-	Subscribe(ctx context.Context) <-chan writer.Event
+	// history asks for that many recent events first.
+	Subscribe(ctx context.Context, history int) <-chan writer.Event
 	Tag(req TagRequest) (TagResult, error)
 	Pause(pair, reason string) (PairStatus, error)
 	Resume(pair string) (PairStatus, error)

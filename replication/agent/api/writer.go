@@ -105,8 +105,8 @@ type Replication struct {
 func (b *WriterBackend) SetReplication(f func() map[string]Replication) { b.repl = f }
 
 // Subscribe implements Backend.
-func (b *WriterBackend) Subscribe(ctx context.Context) <-chan writer.Event {
-	return b.hub.Subscribe(ctx)
+func (b *WriterBackend) Subscribe(ctx context.Context, history int) <-chan writer.Event {
+	return b.hub.Subscribe(ctx, history)
 }
 
 // pairs returns the named pairs, or every pair for none.
