@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"sync"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/mtconsole/mtconsole/replication/vfs"
 )
@@ -59,9 +62,17 @@ const (
 	FlagZero uint8 = 1 << 1
 )
 
-// zeroData backs the Data of decoded FlagZero records. Its pages are
-// never written, so they take no memory.
-var zeroData = make([]byte, MaxPayload)
+// zeroData backs the Data of decoded FlagZero records: MaxPayload bytes of
+// read-only anonymous memory, outside the Go heap (so the collector does
+// not count it as live) and never written (so it takes no memory; a write
+// would fault).
+var zeroData = sync.OnceValue(func() []byte {
+	b, err := unix.Mmap(-1, 0, MaxPayload, unix.PROT_READ, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+	if err != nil {
+		return make([]byte, MaxPayload) // no mmap: the heap will do
+	}
+	return b
+})
 
 // IsZero reports whether b is all zeros.
 func IsZero(b []byte) bool {
@@ -274,7 +285,7 @@ func DecodeRecord(b []byte, seg uint64) (Record, int, error) {
 			if pl != writeFixed+8 || n > MaxPayload-writeFixed {
 				return Record{}, 0, &errBad{"bad zero record"}
 			}
-			r.Data = zeroData[:n:n]
+			r.Data = zeroData()[:n:n]
 		}
 		if r.Offset < 0 {
 			return Record{}, 0, &errBad{"negative offset"}
