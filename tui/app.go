@@ -424,6 +424,11 @@ func (m *Model) inputKey(ti *textinput.Model, msg tea.KeyPressMsg) tea.Cmd {
 		return m.inputDone(ti, true)
 	case "esc":
 		return m.inputDone(ti, false)
+	case "ctrl+u":
+		// The whole field, wherever the cursor is: a filled-in default
+		// goes with one key.
+		ti.SetValue("")
+		return m.inputChanged()
 	}
 	var cmd tea.Cmd
 	*ti, cmd = ti.Update(msg)
@@ -559,42 +564,50 @@ func (m *Model) titleView() string {
 	return m.st.Title.Render(fit(left, m.w-ansi.StringWidth(right))) + m.st.Warn.Render(right)
 }
 
-// keysView is the footer's key line, from the screen's key table.
+// keysView is the footer's key line, from the screen's key table: its
+// keys in the table's order as long as they fit, then help and quit. The
+// F-key twins are left to the help, so the letters fit 80 columns.
 func (m *Model) keysView() string {
-	bs := m.screenKeys()
 	if ti := m.focused(); ti != nil {
-		return fit(" enter done · esc cancel · paste works (terminal paste)", m.w)
+		return fit(" enter done · esc cancel · ctrl+u clear · paste works (terminal paste)", m.w)
 	}
-	// Help and quit always show; the screen's own keys get the room left.
 	g := m.keys.Global
+	if m.help {
+		return " " + m.st.Key.Render("?/esc") + " close help  " + m.st.Key.Render("q") + " quit"
+	}
 	tail := []key.Binding{g.Help, g.Quit}
-	room := m.w - 1
+	label := func(k key.Binding) string { return shortKey(k.Help().Key) + " " + k.Help().Desc }
+	room := m.w - 1 + 2 // the last key's gap is trimmed
 	for _, k := range tail {
-		room -= ansi.StringWidth(k.Help().Key+" "+k.Help().Desc) + 2
+		room -= ansi.StringWidth(label(k)) + 2
 	}
 	var b strings.Builder
 	b.WriteByte(' ')
 	write := func(k key.Binding) {
-		h := k.Help()
-		b.WriteString(m.st.Key.Render(h.Key))
-		b.WriteString(" " + h.Desc + "  ")
+		b.WriteString(m.st.Key.Render(shortKey(k.Help().Key)))
+		b.WriteString(" " + k.Help().Desc + "  ")
 	}
-	for _, k := range bs {
-		h := k.Help()
-		if h.Key == g.Redraw.Help().Key || h.Key == g.Help.Help().Key || h.Key == g.Quit.Help().Key {
+	for _, k := range m.screenKeys() {
+		if k.Help() == g.Help.Help() || k.Help() == g.Quit.Help() {
 			continue
 		}
-		n := ansi.StringWidth(h.Key+" "+h.Desc) + 2
-		if n > room {
-			break
+		if n := ansi.StringWidth(label(k)) + 2; n <= room {
+			room -= n
+			write(k)
 		}
-		room -= n
-		write(k)
 	}
 	for _, k := range tail {
 		write(k)
 	}
-	return b.String()
+	return strings.TrimRight(b.String(), " ")
+}
+
+// shortKey drops a key's F-key twin: "r/F5" → "r".
+func shortKey(k string) string {
+	if i := strings.Index(k, "/F"); i > 0 {
+		return k[:i]
+	}
+	return k
 }
 
 // noteView is the footer's second line: the last action's outcome or
@@ -625,7 +638,7 @@ func (m *Model) screenKeys() []key.Binding {
 		case stepPairs:
 			return false
 		case stepRun, stepResult, stepCheck, stepConfirm:
-			return same(k.Up) || same(k.Down) || same(k.Toggle) || same(k.All)
+			return same(k.Move) || same(k.Toggle) || same(k.All)
 		}
 		return same(k.Toggle) || same(k.All)
 	})

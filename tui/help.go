@@ -12,7 +12,8 @@ func (m *Model) helpView(w, h int) string {
 		hp := b.Help()
 		out = append(out, cut(fmt.Sprintf("   %-10s %s", hp.Key, hp.Desc), w))
 	}
-	out = append(out, "")
+	out = append(out, "", cut(" In a text field: enter done · esc cancel · ctrl+u clears the field · the", w),
+		cut(" terminal's paste works (ctrl+v does not: it would read the server's clipboard).", w), "")
 	if m.o.ReadOnly {
 		out = append(out, cut(" Read-only ("+m.o.ReadOnlyReason+"): the keys that change something are not offered.", w))
 	}

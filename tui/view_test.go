@@ -191,3 +191,36 @@ func TestGoldenNoTempPaths(t *testing.T) {
 		return nil
 	})
 }
+
+// TestFooterKeys: at 80 columns each screen's footer fits and shows its
+// actions first; up and down are one entry.
+func TestFooterKeys(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		keys []string
+		want []string
+	}{
+		{"dashboard", nil, []string{"enter detail", "r recover", "L logs", "↑↓/jk move", "/ filter", "s sort", "? help", "q quit"}},
+		{"detail", []string{"enter"}, []string{"t tag now", "p pause/resume", "r recover", "L logs", "esc back", "? help", "q quit"}},
+		{"logs", []string{"L"}, []string{"↑↓/jk scroll", "f follow", "/ filter", "l level", "esc back", "r recover", "? help", "q quit"}},
+		{"wizard", []string{"r"}, []string{"↑↓/jk move", "space toggle", "a all/none", "enter next", "esc back", "? help", "q quit"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := newFx(t, 80, 24, Options{Actions: &fakeActions{}})
+			press(m, tc.keys...)
+			footer := ansi.Strip(m.keysView())
+			if w := ansi.StringWidth(footer); w > 80 {
+				t.Errorf("footer is %d cells wide: %q", w, footer)
+			}
+			at := 0
+			for _, k := range tc.want {
+				i := strings.Index(footer[at:], k)
+				if i < 0 {
+					t.Errorf("footer %q lacks %q (or has it out of order)", footer, k)
+					break
+				}
+				at += i + len(k)
+			}
+		})
+	}
+}
