@@ -227,7 +227,7 @@ func resyncText(p *api.PairStatus) string {
 	if r == nil || r.TotalBytes <= 0 {
 		return "-"
 	}
-	s := fmt.Sprintf("%.0f%%", pct(r.DoneBytes, r.TotalBytes))
+	s := pctText(pct(r.DoneBytes, r.TotalBytes))
 	if r.ETASeconds > 0 {
 		s += " " + secondsText(r.ETASeconds)
 	}
@@ -369,8 +369,8 @@ func retentionGauge(r writer.RetentionStatus, bw int) string {
 		return fmt.Sprintf("Retention %s used, no size cap · window %s · on full: %s", bytesText(r.UsedBytes), window, onFull(r.OnFull))
 	}
 	f := float64(r.UsedBytes) / float64(r.CapBytes)
-	return fmt.Sprintf("Retention [%s] %s of %s (%.0f%%) · window %s · on full: %s", bar(f, bw), bytesText(r.UsedBytes),
-		bytesText(r.CapBytes), 100*f, window, onFull(r.OnFull))
+	return fmt.Sprintf("Retention [%s] %s of %s (%s) · window %s · on full: %s", bar(f, bw), bytesText(r.UsedBytes),
+		bytesText(r.CapBytes), pctText(100*f), window, onFull(r.OnFull))
 }
 
 func onFull(s string) string {

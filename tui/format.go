@@ -24,9 +24,33 @@ func bytesText(n int64) string {
 
 func rateText(bps float64) string { return bytesText(int64(bps)) + "/s" }
 
-// secondsText is a duration in seconds, short: 0s, 42s, 3m05s, 2h10m.
+// secondsText is a duration in seconds, short: 0s, 40ms, 0.4s, 42s,
+// 3m05s, 2h10m. Under a second it keeps its digits, so a label never says
+// 0s of what a bar draws.
 func secondsText(s float64) string {
+	switch {
+	case s <= 0:
+		return "0s"
+	case s < 0.1:
+		return fmt.Sprintf("%.0fms", max(s*1000, 1))
+	case s < 0.95:
+		return fmt.Sprintf("%.1fs", s)
+	case s < 1:
+		return "1s"
+	}
 	return durText(time.Duration(s * float64(time.Second)))
+}
+
+// pctText is a percentage without decimals, but never 0% (or 100%) of
+// something started (or not done).
+func pctText(p float64) string {
+	switch {
+	case p > 0 && p < 1:
+		return "<1%"
+	case p > 99 && p < 100:
+		return ">99%"
+	}
+	return fmt.Sprintf("%.0f%%", p)
 }
 
 func durText(d time.Duration) string {

@@ -826,7 +826,7 @@ func (m *Model) jobView(id string, w int) []string {
 		if d, ok := jv.eta(now); ok {
 			eta = "ETA " + durText(d)
 		}
-		out = append(out, cut(fmt.Sprintf("   [%s] %3.0f%%  %s of %s · %s", bar(p/100, max(w/3, 20)), p,
+		out = append(out, cut(fmt.Sprintf("   [%s] %4s  %s of %s · %s", bar(p/100, max(w/3, 20)), pctText(p),
 			bytesText(j.DoneBytes), bytesText(j.TotalBytes), eta), w))
 		if jv.lastNote != "" {
 			out = append(out, m.st.Dim.Render(cut("   "+jv.lastNote, w)))
@@ -887,8 +887,8 @@ func (m *Model) jobLines(w int) []string {
 		if d, ok := jv.eta(now); ok {
 			eta = " ETA " + durText(d)
 		}
-		out = append(out, m.st.Warn.Render(cut(fmt.Sprintf(" ⟳ job %s: %s of %s %.0f%%%s · recovery screen shows it", id,
-			orDash(jv.job.Mode), orDash(strings.Join(jv.job.Pairs, ",")), pct(jv.job.DoneBytes, jv.job.TotalBytes), eta), w)))
+		out = append(out, m.st.Warn.Render(cut(fmt.Sprintf(" ⟳ job %s: %s of %s %s%s · recovery screen shows it", id,
+			orDash(jv.job.Mode), orDash(strings.Join(jv.job.Pairs, ",")), pctText(pct(jv.job.DoneBytes, jv.job.TotalBytes)), eta), w)))
 	}
 	return out
 }
