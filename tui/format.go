@@ -152,10 +152,42 @@ func pct(done, total int64) float64 {
 
 // wrap breaks s into lines of at most w cells, each starting with indent.
 func wrap(indent, s string, w int) []string {
-	body := ansi.Wordwrap(s, max(w-ansi.StringWidth(indent), 10), " ")
+	return hang(indent, indent, s, w)
+}
+
+// hang breaks s into lines of at most w cells: the first starts with
+// first, the others with indent. It breaks at spaces only (a command's
+// "--flag" stays whole), and a word longer than a line, a path, at the
+// width: nothing is cut, so all of it can be read and copied.
+func hang(first, indent, s string, w int) []string {
 	var out []string
-	for _, l := range strings.Split(body, "\n") {
-		out = append(out, cut(indent+l, w))
+	line, lw := first, ansi.StringWidth(first)
+	empty := true // nothing but the prefix on the line yet
+	flush := func() {
+		out = append(out, strings.TrimRight(line, " "))
+		line, lw, empty = indent, ansi.StringWidth(indent), true
+	}
+	for _, word := range strings.Fields(s) {
+		ww := ansi.StringWidth(word)
+		if !empty && lw+1+ww > w {
+			flush()
+		}
+		if !empty {
+			line, lw = line+" ", lw+1
+		}
+		for lw+ww > w && w-lw >= 1 {
+			// Too long for any line: fill this one and go on.
+			n := w - lw
+			head := ansi.Cut(word, 0, n)
+			line += head
+			word = ansi.Cut(word, n, ww)
+			ww = ansi.StringWidth(word)
+			flush()
+		}
+		line, lw, empty = line+word, lw+ww, false
+	}
+	if !empty || len(out) == 0 {
+		out = append(out, strings.TrimRight(line, " "))
 	}
 	return out
 }

@@ -1,6 +1,9 @@
 package tui
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 func TestSecondsText(t *testing.T) {
 	for _, tc := range []struct {
@@ -24,6 +27,33 @@ func TestPctText(t *testing.T) {
 	} {
 		if got := pctText(tc.p); got != tc.want {
 			t.Errorf("pctText(%v) = %q, want %q", tc.p, got, tc.want)
+		}
+	}
+}
+
+func TestHang(t *testing.T) {
+	cmd := "mtconsole recover --point tag:CRASH_1_0005 --mode export --dest /tmp/dx/targets/a-very-long-directory-name-that-goes-on/disk0-CRASH_1_0005.img --pairs disk0"
+	lines := hang("   script twin: ", "     ", cmd, 40)
+	var words []string
+	for i, l := range lines {
+		if w := len([]rune(l)); w > 40 {
+			t.Errorf("line %d is %d wide: %q", i, w, l)
+		}
+		if strings.Contains(l, "…") {
+			t.Errorf("line %d is cut: %q", i, l)
+		}
+		if i > 0 && !strings.HasPrefix(l, "     ") {
+			t.Errorf("line %d is not indented: %q", i, l)
+		}
+		words = append(words, strings.TrimSpace(strings.TrimPrefix(l, "   script twin: ")))
+	}
+	// Joined without the breaks, the command comes back whole.
+	if got := strings.Join(words, " "); strings.ReplaceAll(got, " ", "") != strings.ReplaceAll(cmd, " ", "") {
+		t.Errorf("lost text:\n%q\n%q", got, cmd)
+	}
+	for _, l := range lines {
+		if strings.HasSuffix(l, "-") || strings.HasPrefix(strings.TrimSpace(l), "-point") {
+			t.Errorf("a flag is split: %q", l)
 		}
 	}
 }

@@ -224,3 +224,30 @@ func TestFooterKeys(t *testing.T) {
 		})
 	}
 }
+
+// TestLogsWholeMessages: at 80 columns a long message wraps onto
+// continuation lines, and follow mode keeps the newest at the bottom.
+func TestLogsWholeMessages(t *testing.T) {
+	m := newFx(t, 80, 24, Options{Actions: &fakeActions{}})
+	press(m, "L")
+	long := "tag CRASH_1_0003 (CRASH) applied at sequence 123456 on every pair of the group, verified"
+	for i := range 30 {
+		m.Update(EventMsg{Event: *ev(-time.Duration(i+1)*time.Second, "p1", "tag", 0, fmt.Sprintf("%s #%d", long, i))})
+	}
+	s := screenText(t, m)
+	if strings.Contains(s, "…") {
+		t.Errorf("a message is cut:\n%s", s)
+	}
+	flat := strings.Join(strings.Fields(s), " ")
+	if !strings.Contains(flat, long+" #29") {
+		t.Errorf("the newest message is not whole on screen:\n%s", s)
+	}
+	lines := strings.Split(s, "\n")
+	body := lines[:len(lines)-2]
+	for strings.TrimSpace(body[len(body)-1]) == "" {
+		body = body[:len(body)-1]
+	}
+	if last := body[len(body)-1]; !strings.Contains(last, "#29") || len(lines)-len(body) > 3 {
+		t.Errorf("follow mode: the newest event's last line is %q, want it at the bottom:\n%s", last, s)
+	}
+}
