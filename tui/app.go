@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"slices"
 	"strings"
@@ -72,10 +73,11 @@ type Model struct {
 	agentErr  error
 	downSince time.Time
 
-	events []writer.Event
-	hist   map[string]*history
-	tags   map[string][]journal.Tag
-	jobs   map[string]*jobView
+	events  []writer.Event
+	changes map[string][]writer.Event // per pair: state and health changes seen between snapshots
+	hist    map[string]*history
+	tags    map[string][]journal.Tag
+	jobs    map[string]*jobView
 
 	note    string // the last action's outcome or error, for the footer
 	noteErr bool
@@ -121,7 +123,7 @@ func New(ctx context.Context, o Options) *Model {
 	}
 	m := &Model{o: o, ctx: ctx, st: NewStyles(!o.NoColor), keys: newKeyMap(o.ReadOnly),
 		ch: make(chan tea.Msg, 256), w: MinWidth, h: MinHeight,
-		hist: map[string]*history{}, tags: map[string][]journal.Tag{}, jobs: map[string]*jobView{}}
+		changes: map[string][]writer.Event{}, hist: map[string]*history{}, tags: map[string][]journal.Tag{}, jobs: map[string]*jobView{}}
 	m.dash = newDashState()
 	m.detail = detailState{input: newInput("Tag name: ")}
 	m.logs = newLogsState()
@@ -237,6 +239,9 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 func (m *Model) apply(msg tea.Msg) tea.Cmd {
 	switch msg := msg.(type) {
 	case StatusMsg:
+		if m.have {
+			m.noteChanges(msg.Status.Pairs, msg.At)
+		}
 		m.status, m.statusAt, m.have = msg.Status, msg.At, true
 		m.agentErr, m.downSince = nil, time.Time{}
 		for _, p := range msg.Status.Pairs {
@@ -271,6 +276,50 @@ func (m *Model) apply(msg tea.Msg) tea.Cmd {
 		return m.pollJobs()
 	}
 	return nil
+}
+
+// maxChanges is how many state and health changes a pair keeps.
+const maxChanges = 100
+
+// noteChanges records, for the timeline, each pair whose replication
+// state or health differs from the snapshot before: the agent tells of
+// some changes as events, of others (Queued → Resync Step I → …) only in
+// its status.
+func (m *Model) noteChanges(pairs []api.PairStatus, at time.Time) {
+	before := make(map[string]*api.PairStatus, len(m.status.Pairs))
+	for i := range m.status.Pairs {
+		before[m.status.Pairs[i].ID] = &m.status.Pairs[i]
+	}
+	for i := range pairs {
+		p, was := &pairs[i], before[pairs[i].ID]
+		if was == nil {
+			continue
+		}
+		add := func(level slog.Level, msg string) {
+			cs := append(m.changes[p.ID], writer.Event{Time: at, Pair: p.ID, Kind: writer.EventState, Level: level, Message: msg})
+			if len(cs) > maxChanges {
+				cs = cs[len(cs)-maxChanges:]
+			}
+			m.changes[p.ID] = cs
+		}
+		if p.State != was.State {
+			add(slog.LevelInfo, stateText(was.State)+" → "+stateText(p.State))
+		}
+		if p.Health != was.Health {
+			msg := healthText(was.Health) + " → " + healthText(p.Health)
+			if p.Reason != "" {
+				msg += ": " + p.Reason
+			}
+			level := slog.LevelInfo
+			switch p.Health {
+			case writer.HealthError:
+				level = slog.LevelError
+			case writer.HealthRPO:
+				level = slog.LevelWarn
+			}
+			add(level, msg)
+		}
+	}
 }
 
 func (m *Model) setNote(isErr bool, s string) {

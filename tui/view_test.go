@@ -13,6 +13,7 @@ import (
 	"github.com/charmbracelet/x/exp/golden"
 
 	"github.com/mtconsole/mtconsole/replication/agent/api"
+	"github.com/mtconsole/mtconsole/replication/writer"
 )
 
 var sizes = []struct{ w, h int }{{80, 24}, {120, 40}}
@@ -249,5 +250,40 @@ func TestLogsWholeMessages(t *testing.T) {
 	}
 	if last := body[len(body)-1]; !strings.Contains(last, "#29") || len(lines)-len(body) > 3 {
 		t.Errorf("follow mode: the newest event's last line is %q, want it at the bottom:\n%s", last, s)
+	}
+}
+
+// TestTimelineFromSnapshots: state and health changes that only the
+// status tells of reach the detail's timeline, newest first.
+func TestTimelineFromSnapshots(t *testing.T) {
+	m := newFx(t, 120, 40, Options{Actions: &fakeActions{}})
+	health, reason := writer.HealthOK, ""
+	for i, state := range []string{"Queued", "Resync Step I", "Resync Step II", "Differential Sync"} {
+		st := fxStatus(0)
+		if i == 2 {
+			health, reason = writer.HealthRPO, "RPO 2m05s exceeds the threshold of 30s"
+		}
+		st.Pairs[3].State, st.Pairs[3].Health, st.Pairs[3].Reason = state, health, reason
+		m.Update(StatusMsg{Status: st, At: fxNow.Add(time.Duration(i+1) * time.Second)})
+	}
+	press(m, "j", "j", "j", "enter")
+	s := screenText(t, m)
+	want := []string{
+		"Resync Step II → Differential Sync",
+		"✓ OK → ▲ RPO breach: RPO 2m05s exceeds the threshold of 30s",
+		"Resync Step I → Resync Step II",
+		"Queued → Resync Step I",
+		"Resync Step I → Queued",
+	}
+	at := strings.Index(s, "Timeline")
+	if at < 0 {
+		t.Fatalf("no timeline:\n%s", s)
+	}
+	for _, w := range want {
+		i := strings.Index(s[at:], w)
+		if i < 0 {
+			t.Fatalf("timeline lacks %q (or has it out of order):\n%s", w, s)
+		}
+		at += i
 	}
 }
