@@ -68,6 +68,7 @@ type wizard struct {
 	mode     int
 	timeIn   textinput.Model
 	destIn   textinput.Model
+	destAuto string // the default filled into destIn, while the admin keeps it
 	confirm  textinput.Model
 	fieldErr string
 	checks   []check
@@ -128,7 +129,6 @@ func (m *Model) openWizard(pairs []string) tea.Cmd {
 		timeIn: newInput("Time: "), destIn: newInput("Export to: "), confirm: newInput("Confirm: ")}
 	m.wiz.setWidth(max(m.w-20, 10))
 	m.wiz.timeIn.Placeholder = m.o.Now().UTC().Truncate(time.Minute).Format(time.RFC3339)
-	m.wiz.destIn.Placeholder = "/var/lib/mtconsole/export/disk.img"
 	var cmds []tea.Cmd
 	for _, id := range pairs {
 		m.wiz.chosen[id] = true
@@ -274,6 +274,14 @@ func (m *Model) wizNext() tea.Cmd {
 	case stepMode:
 		w.mode = w.cur
 		if w.mode == modeExport {
+			// The default follows the pairs and the point chosen, until
+			// the admin writes a path of their own.
+			def := m.defaultDest(m.request())
+			if v := w.destIn.Value(); v == "" || v == w.destAuto {
+				w.destIn.SetValue(def)
+				w.destIn.CursorEnd()
+			}
+			w.destAuto, w.destIn.Placeholder = def, def
 			return w.destIn.Focus()
 		}
 		m.enterChecks()
@@ -332,6 +340,10 @@ func (m *Model) wizInputDone(ok bool) tea.Cmd {
 		ti.Blur()
 		w.step, w.cur = stepMode, w.mode
 	case &w.destIn:
+		if v == "" {
+			v = w.destAuto
+			w.destIn.SetValue(v)
+		}
 		if !filepath.IsAbs(v) {
 			w.fieldErr = "give an absolute path: the agent's working directory is not yours"
 			return nil
@@ -380,6 +392,62 @@ func (m *Model) request() api.RecoverRequest {
 		req.Mode, req.Dest = api.ModeExport, strings.TrimSpace(w.destIn.Value())
 	}
 	return req
+}
+
+// defaultExportDir is where exports go when no target is a file to put
+// them beside.
+const defaultExportDir = "/var/lib/mtconsole/export"
+
+// defaultDest is the export destination offered: for one pair
+// <dir>/<pair>-<point>.img, for several a new directory
+// <dir>/export-<point>/ that the agent fills with one <pair>.img each.
+// <dir> is the directory of the (first) pair's target when that is a
+// regular file (a file-backed disk, as in the demo), else
+// defaultExportDir. It stats one file: cheap enough for Update.
+func (m *Model) defaultDest(req api.RecoverRequest) string {
+	dir := defaultExportDir
+	if len(req.Pairs) > 0 {
+		if p := m.pair(req.Pairs[0]); p != nil && p.Target != "" {
+			if fi, err := os.Stat(p.Target); err == nil && fi.Mode().IsRegular() {
+				dir = filepath.Dir(p.Target)
+			}
+		}
+	}
+	pt := pointSlug(req.Point)
+	if len(req.Pairs) == 1 {
+		return filepath.Join(dir, fileSafe(req.Pairs[0])+"-"+pt+".img")
+	}
+	return filepath.Join(dir, "export-"+pt) + string(filepath.Separator)
+}
+
+// pointSlug names a point in a file name: the tag's name, the time as
+// 20261126T103000Z, or the point's keyword (latest-tag, ...).
+func pointSlug(point string) string {
+	switch {
+	case strings.HasPrefix(point, "tag:"):
+		point = strings.TrimPrefix(point, "tag:")
+	case strings.HasPrefix(point, "time:"):
+		if t, err := time.Parse(time.RFC3339Nano, strings.TrimPrefix(point, "time:")); err == nil {
+			point = t.UTC().Format("20060102T150405Z")
+		}
+	}
+	return fileSafe(point)
+}
+
+// fileSafe keeps letters, digits, '.', '_' and '-'; anything else, a '/'
+// or a space, becomes '_'.
+func fileSafe(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			b[i] = '_'
+		}
+	}
+	s = strings.TrimLeft(string(b), ".-")
+	if s == "" {
+		return "point"
+	}
+	return s
 }
 
 // cliTwin is the command that does the same from a script.
@@ -488,16 +556,20 @@ func (m *Model) readiness() []check {
 	return cs
 }
 
-// destChecks checks an export destination: a new file for one pair, a new
-// or empty directory for several; its parent must exist.
+// destChecks checks an export destination: for one pair a new file whose
+// directory exists; for several a new or empty directory, which the agent
+// creates when it is missing.
 func destChecks(dest string, group bool) []check {
+	dest = filepath.Clean(dest)
 	parent := filepath.Dir(dest)
-	if fi, err := os.Stat(parent); err != nil || !fi.IsDir() {
-		return []check{{checkFail, parent + " is not a directory: create it first or choose another path"}}
-	}
 	fi, err := os.Stat(dest)
 	switch {
+	case errors.Is(err, os.ErrNotExist) && group:
+		return []check{{checkOK, dest + " is free: the agent creates it and writes one <pair>.img in it per pair"}}
 	case errors.Is(err, os.ErrNotExist):
+		if pi, err := os.Stat(parent); err != nil || !pi.IsDir() {
+			return []check{{checkFail, parent + " is not a directory: create it first or choose another path"}}
+		}
 		return []check{{checkOK, dest + " is free; " + parent + " exists"}}
 	case err != nil:
 		return []check{{checkFail, dest + ": " + err.Error()}}
@@ -509,7 +581,7 @@ func destChecks(dest string, group bool) []check {
 	if ents, err := os.ReadDir(dest); err != nil || len(ents) > 0 {
 		return []check{{checkFail, dest + " is not empty: give a new or empty directory"}}
 	}
-	return []check{{checkOK, dest + " is an empty directory"}}
+	return []check{{checkOK, dest + " is an empty directory: the agent writes one <pair>.img in it per pair"}}
 }
 
 // wizView draws the current step.

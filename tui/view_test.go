@@ -122,7 +122,7 @@ func wizardTo(m *Model, step wizStep, export string) {
 		return
 	}
 	if export != "" {
-		press(m, "down", "enter")
+		press(m, "down", "enter", "ctrl+u") // the field comes filled with a default
 		typeText(m, export)
 	}
 	press(m, "enter")
@@ -285,5 +285,54 @@ func TestTimelineFromSnapshots(t *testing.T) {
 			t.Fatalf("timeline lacks %q (or has it out of order):\n%s", w, s)
 		}
 		at += i
+	}
+}
+
+// TestDefaultExportDest: the export path offered is named after the pair
+// and the point, beside a file target; a directory for several pairs.
+func TestDefaultExportDest(t *testing.T) {
+	m := newFx(t, 80, 24, Options{Actions: &fakeActions{}})
+	dir := t.TempDir()
+	target := filepath.Join(dir, "disk0.img")
+	if err := os.WriteFile(target, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	m.status.Pairs[0].Target = target // p1: a file-backed disk
+	for _, tc := range []struct {
+		pairs []string
+		point string
+		want  string
+	}{
+		{[]string{"p1"}, "latest-tag", filepath.Join(dir, "p1-latest-tag.img")},
+		{[]string{"p1"}, "tag:CRASH_1_0005", filepath.Join(dir, "p1-CRASH_1_0005.img")},
+		{[]string{"p1"}, "tag:before patch/2", filepath.Join(dir, "p1-before_patch_2.img")},
+		{[]string{"p1"}, "time:2026-11-26T10:30:00Z", filepath.Join(dir, "p1-20261126T103000Z.img")},
+		{[]string{"p2"}, "latest-time", "/var/lib/mtconsole/export/p2-latest-time.img"},
+		{[]string{"p1", "p2"}, "tag:CRASH_1_0005", filepath.Join(dir, "export-CRASH_1_0005") + "/"},
+		{[]string{"p2", "p3"}, "latest-app-consistent", "/var/lib/mtconsole/export/export-latest-app-consistent/"},
+	} {
+		if got := m.defaultDest(api.RecoverRequest{Pairs: tc.pairs, Point: tc.point}); got != tc.want {
+			t.Errorf("%v %s: %q, want %q", tc.pairs, tc.point, got, tc.want)
+		}
+	}
+	// The wizard fills it in; enter takes it; it follows a new point
+	// until the admin writes their own.
+	wizardTo(m, stepMode, "")
+	press(m, "down", "enter")
+	if got := m.wiz.destIn.Value(); got != filepath.Join(dir, "p1-latest-tag.img") {
+		t.Fatalf("export field holds %q", got)
+	}
+	press(m, "esc", "esc", "down", "enter", "enter") // back to the point: latest time; export
+	if got := m.wiz.destIn.Value(); got != filepath.Join(dir, "p1-latest-time.img") {
+		t.Errorf("after a new point the field holds %q", got)
+	}
+	press(m, "enter")
+	if m.wiz.step != stepCheck || m.request().Dest != filepath.Join(dir, "p1-latest-time.img") {
+		t.Errorf("step %d, dest %q: enter should take the default", m.wiz.step, m.request().Dest)
+	}
+	for _, c := range m.wiz.checks {
+		if c.level == checkFail {
+			t.Errorf("the default fails a check: %s", c.text)
+		}
 	}
 }
