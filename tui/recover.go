@@ -15,6 +15,8 @@ import (
 	"charm.land/bubbles/v2/key"
 	"charm.land/bubbles/v2/textinput"
 	tea "charm.land/bubbletea/v2"
+	"charm.land/lipgloss/v2"
+	"github.com/charmbracelet/x/ansi"
 
 	"github.com/mtconsole/mtconsole/replication/agent/api"
 	"github.com/mtconsole/mtconsole/replication/journal"
@@ -452,11 +454,20 @@ func fileSafe(s string) string {
 
 // cliTwin is the command that does the same from a script.
 func cliTwin(req api.RecoverRequest) string {
-	s := fmt.Sprintf("mtconsole recover --point %s --mode %s", req.Point, req.Mode)
+	s := fmt.Sprintf("mtconsole recover --point %s --mode %s", shellQuote(req.Point), req.Mode)
 	if req.Dest != "" {
-		s += " --dest " + req.Dest
+		s += " --dest " + shellQuote(req.Dest)
 	}
-	return s + " --pairs " + strings.Join(req.Pairs, ",")
+	return s + " --pairs " + shellQuote(strings.Join(req.Pairs, ","))
+}
+
+// shellQuote quotes s for a POSIX shell when it needs it, so the twin can
+// be pasted as it is.
+func shellQuote(s string) string {
+	if s != "" && !strings.ContainsAny(s, " \t\n'\"\\$`*?[]{}()<>|&;!#~") {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 type recoverStartedMsg struct {
@@ -647,25 +658,34 @@ func (m *Model) wizView(w, h int) string {
 	case stepConfirm:
 		req := m.request()
 		title("Step 5 of 5 · Confirm")
-		out = append(out, cut(fmt.Sprintf("   %s of %s to %s", req.Mode, strings.Join(req.Pairs, ", "), req.Point), w))
+		out = append(out, wrap("   ", fmt.Sprintf("%s of %s to %s", req.Mode, strings.Join(req.Pairs, ", "), req.Point), w)...)
 		if req.Dest != "" {
-			out = append(out, cut("   into "+req.Dest, w))
+			out = append(out, hang("   into ", "        ", req.Dest, w)...)
 		}
-		out = append(out, m.st.Dim.Render(cut("   script twin: "+cliTwin(req), w)), "")
+		// Paths and the command are there to be copied: wrapped, never cut.
+		for _, l := range hang("   script twin: ", "     ", cliTwin(req), w) {
+			out = append(out, m.st.Dim.Render(l))
+		}
+		out = append(out, "")
 		if req.Mode == api.ModeRollback {
-			out = append(out, m.st.Warn.Render(cut(fmt.Sprintf("   ▲ This rewrites %s in place. Type %s and press enter.",
-				strings.Join(req.Pairs, ", "), m.confirmWord()), w)), "", "   "+wz.confirm.View())
+			for _, l := range wrap("   ", fmt.Sprintf("▲ This rewrites %s in place. Type %s and press enter.",
+				strings.Join(req.Pairs, ", "), m.confirmWord()), w) {
+				out = append(out, m.st.Warn.Render(l))
+			}
+			out = append(out, "", "   "+wz.confirm.View())
 		} else {
 			out = append(out, "   Press enter to start the export.")
 		}
 		if wz.startErr != "" {
-			out = append(out, "", m.st.Err.Render(cut("   ✗ "+wz.startErr, w)))
+			out = append(out, "")
+			out = append(out, m.errLines("   ✗ ", wz.startErr, w)...)
 		}
 	case stepRun, stepResult:
 		out = append(out, m.jobView(wz.job, w)...)
 	}
 	if wz.fieldErr != "" {
-		out = append(out, "", m.st.Err.Render(cut("   ✗ "+wz.fieldErr, w)))
+		out = append(out, "")
+		out = append(out, m.errLines("   ✗ ", wz.fieldErr, w)...)
 	}
 	if len(out) > h {
 		// Keep the cursor's line in sight on a long list.
@@ -684,6 +704,23 @@ func lastIndexFunc[T any](s []T, f func(T) bool) int {
 		}
 	}
 	return -1
+}
+
+// errLines is an error, wrapped under its text, in the error style.
+func (m *Model) errLines(first, s string, w int) []string {
+	lines := hang(first, strings.Repeat(" ", ansi.StringWidth(first)), s, w)
+	for i := range lines {
+		lines[i] = m.st.Err.Render(lines[i])
+	}
+	return lines
+}
+
+// styled renders each line in st.
+func styled(st lipgloss.Style, lines []string) []string {
+	for i := range lines {
+		lines[i] = st.Render(lines[i])
+	}
+	return lines
 }
 
 // checkLines is a check, wrapped, its symbol on the first line.
@@ -890,9 +927,17 @@ func (m *Model) jobView(id string, w int) []string {
 	now := m.o.Now()
 	what := fmt.Sprintf("%s of %s to %s", orDash(j.Mode), orDash(strings.Join(j.Pairs, ", ")), orDash(j.Point))
 	var out []string
+	// Paths, points and errors wrap: the admin may need all of them.
+	into := func() {
+		if j.Dest != "" {
+			out = append(out, hang("   into ", "        ", j.Dest, w)...)
+		}
+	}
 	switch j.State {
 	case api.JobRunning:
-		out = append(out, m.st.Bold.Render(cut(" ⟳ Job "+id+" running: "+what, w)), "")
+		out = append(out, styled(m.st.Bold, hang(" ⟳ Job "+id+" running: ", "   ", what, w))...)
+		into()
+		out = append(out, "")
 		p := pct(j.DoneBytes, j.TotalBytes)
 		eta := "ETA estimating…"
 		if d, ok := jv.eta(now); ok {
@@ -901,7 +946,7 @@ func (m *Model) jobView(id string, w int) []string {
 		out = append(out, cut(fmt.Sprintf("   [%s] %4s  %s of %s · %s", bar(p/100, max(w/3, 20)), pctText(p),
 			bytesText(j.DoneBytes), bytesText(j.TotalBytes), eta), w))
 		if jv.lastNote != "" {
-			out = append(out, m.st.Dim.Render(cut("   "+jv.lastNote, w)))
+			out = append(out, styled(m.st.Dim, wrap("   ", jv.lastNote, w))...)
 		}
 		out = append(out, "")
 		out = append(out, wrap("   ", "The job runs in the agent: leaving this screen, or losing the SSH session, does not stop it.", w)...)
@@ -911,25 +956,34 @@ func (m *Model) jobView(id string, w int) []string {
 		if !j.Finished.IsZero() && !j.Started.IsZero() {
 			took = " in " + durText(j.Finished.Sub(j.Started))
 		}
-		out = append(out, m.st.OK.Render(cut(" ✓ Job "+id+" done: "+what+took, w)), "")
+		out = append(out, styled(m.st.OK, hang(" ✓ Job "+id+" done: ", "   ", what+took, w))...)
+		into()
+		out = append(out, "")
 		for _, pid := range j.Pairs {
 			r, ok := j.Results[pid]
 			if !ok {
 				continue
 			}
-			out = append(out, cut(fmt.Sprintf("   %s: %s", pid, r.Point), w),
-				cut(fmt.Sprintf("      restored %s from %d undo records, copied %s, in %s", bytesText(r.Restored), r.Records,
-					bytesText(r.Copied), durText(r.Duration)), w))
+			out = append(out, hang("   "+pid+": ", "      ", r.Point.String(), w)...)
+			if j.Mode == api.ModeExport && len(j.Pairs) > 1 && j.Dest != "" {
+				out = append(out, hang("      image ", "      ", filepath.Join(j.Dest, pid+".img"), w)...)
+			}
+			out = append(out, wrap("      ", fmt.Sprintf("restored %s from %d undo records, copied %s, in %s", bytesText(r.Restored),
+				r.Records, bytesText(r.Copied), durText(r.Duration)), w)...)
 		}
 		if j.Mode == api.ModeRollback {
-			out = append(out, "", cut("   The pairs rolled back have ended: protect the machine again to resync them.", w))
+			out = append(out, "")
+			out = append(out, wrap("   ", "The pairs rolled back have ended: protect the machine again to resync them.", w)...)
 		}
 		out = append(out, "", "   enter or esc: back to the dashboard")
 	default:
-		out = append(out, m.st.Err.Render(cut(" ✗ Job "+id+" failed: "+what, w)), "",
-			m.st.Err.Render(cut("   "+j.Error, w)), "",
-			cut("   See the agent's log (L) for details; the recovery can be started again.", w),
-			"   enter or esc: back to the dashboard")
+		out = append(out, styled(m.st.Err, hang(" ✗ Job "+id+" failed: ", "   ", what, w))...)
+		into()
+		out = append(out, "")
+		out = append(out, m.errLines("   ", j.Error, w)...)
+		out = append(out, "")
+		out = append(out, wrap("   ", "See the agent's log (L) for details; the recovery can be started again.", w)...)
+		out = append(out, "   enter or esc: back to the dashboard")
 	}
 	return out
 }

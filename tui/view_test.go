@@ -149,6 +149,8 @@ func TestGoldenWizard(t *testing.T) {
 		{name: "ConfirmRollback", step: stepConfirm},
 		{name: "ConfirmRollbackWrong", step: stepConfirm, after: func(m *Model) { typeText(m, "p2"); press(m, "enter") }},
 		{name: "ConfirmExport", step: stepConfirm, export: "EXPORT"},
+		{name: "ConfirmExportLong", step: stepConfirm, export: "/mtconsole-golden-p1-crash-1004-exported-before-the-upgrade-of-the-database-server.img"},
+		{name: "CheckExportLongMissing", step: stepCheck, export: "/mtconsole-golden/images-of-this-machine-before-the-upgrade/p1-crash-1004.img"},
 		{name: "Progress", step: stepConfirm, after: func(m *Model) {
 			typeText(m, "p1")
 			m.Update(press(m, "enter")())
