@@ -954,7 +954,7 @@ func (m *Model) jobView(id string, w int) []string {
 	case api.JobDone:
 		took := ""
 		if !j.Finished.IsZero() && !j.Started.IsZero() {
-			took = " in " + durText(j.Finished.Sub(j.Started))
+			took = " in " + secondsText(j.Finished.Sub(j.Started).Seconds())
 		}
 		out = append(out, styled(m.st.OK, hang(" ✓ Job "+id+" done: ", "   ", what+took, w))...)
 		into()
@@ -969,7 +969,7 @@ func (m *Model) jobView(id string, w int) []string {
 				out = append(out, hang("      image ", "      ", filepath.Join(j.Dest, pid+".img"), w)...)
 			}
 			out = append(out, wrap("      ", fmt.Sprintf("restored %s from %d undo records, copied %s, in %s", bytesText(r.Restored),
-				r.Records, bytesText(r.Copied), durText(r.Duration)), w)...)
+				r.Records, bytesText(r.Copied), secondsText(r.Duration.Seconds())), w)...)
 		}
 		if j.Mode == api.ModeRollback {
 			out = append(out, "")
