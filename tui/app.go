@@ -263,6 +263,10 @@ func (m *Model) apply(msg tea.Msg) tea.Cmd {
 		if len(m.events) > maxEvents {
 			m.events = append(m.events[:0:0], m.events[len(m.events)-maxEvents/2:]...)
 		}
+		if e := msg.Event; e.Kind == writer.EventTag && m.screen == screenDetail && e.Pair == m.detail.pair {
+			// The tags table follows new tags while it is shown.
+			return tea.Batch(m.fetchTags(e.Pair), m.onJobEvent(e))
+		}
 		return m.onJobEvent(msg.Event)
 	case TagsMsg:
 		if msg.Err != nil {

@@ -5,10 +5,12 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	tea "charm.land/bubbletea/v2"
 	"github.com/charmbracelet/x/ansi"
 	"github.com/charmbracelet/x/exp/golden"
 
@@ -336,5 +338,32 @@ func TestDefaultExportDest(t *testing.T) {
 		if c.level == checkFail {
 			t.Errorf("the default fails a check: %s", c.text)
 		}
+	}
+}
+
+// TestDetailTagsFollowTagEvents: a new tag of the pair shown fetches its
+// tags again, so the table agrees with the count.
+func TestDetailTagsFollowTagEvents(t *testing.T) {
+	m := newFx(t, 80, 24, Options{Actions: &fakeActions{}})
+	press(m, "enter")
+	_, cmd := m.Update(EventMsg{Event: *ev(0, "p1", writer.EventTag, 0, "tag crash-1005 (CRASH) applied at sequence 1001")})
+	var msgs []any
+	var run func(c tea.Cmd)
+	run = func(c tea.Cmd) {
+		if c == nil {
+			return
+		}
+		switch msg := c().(type) {
+		case tea.BatchMsg:
+			for _, c := range msg {
+				run(c)
+			}
+		default:
+			msgs = append(msgs, msg)
+		}
+	}
+	run(cmd)
+	if !slices.ContainsFunc(msgs, func(msg any) bool { tm, ok := msg.(TagsMsg); return ok && tm.Pair == "p1" }) {
+		t.Errorf("a tag event of the pair shown fetched no tags: %v", msgs)
 	}
 }
