@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"slices"
 	"strings"
@@ -72,10 +73,11 @@ type Model struct {
 	agentErr  error
 	downSince time.Time
 
-	events []writer.Event
-	hist   map[string]*history
-	tags   map[string][]journal.Tag
-	jobs   map[string]*jobView
+	events  []writer.Event
+	changes map[string][]writer.Event // per pair: state and health changes seen between snapshots
+	hist    map[string]*history
+	tags    map[string][]journal.Tag
+	jobs    map[string]*jobView
 
 	note    string // the last action's outcome or error, for the footer
 	noteErr bool
@@ -121,7 +123,7 @@ func New(ctx context.Context, o Options) *Model {
 	}
 	m := &Model{o: o, ctx: ctx, st: NewStyles(!o.NoColor), keys: newKeyMap(o.ReadOnly),
 		ch: make(chan tea.Msg, 256), w: MinWidth, h: MinHeight,
-		hist: map[string]*history{}, tags: map[string][]journal.Tag{}, jobs: map[string]*jobView{}}
+		changes: map[string][]writer.Event{}, hist: map[string]*history{}, tags: map[string][]journal.Tag{}, jobs: map[string]*jobView{}}
 	m.dash = newDashState()
 	m.detail = detailState{input: newInput("Tag name: ")}
 	m.logs = newLogsState()
@@ -237,6 +239,9 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 func (m *Model) apply(msg tea.Msg) tea.Cmd {
 	switch msg := msg.(type) {
 	case StatusMsg:
+		if m.have {
+			m.noteChanges(msg.Status.Pairs, msg.At)
+		}
 		m.status, m.statusAt, m.have = msg.Status, msg.At, true
 		m.agentErr, m.downSince = nil, time.Time{}
 		for _, p := range msg.Status.Pairs {
@@ -258,6 +263,10 @@ func (m *Model) apply(msg tea.Msg) tea.Cmd {
 		if len(m.events) > maxEvents {
 			m.events = append(m.events[:0:0], m.events[len(m.events)-maxEvents/2:]...)
 		}
+		if e := msg.Event; e.Kind == writer.EventTag && m.screen == screenDetail && e.Pair == m.detail.pair {
+			// The tags table follows new tags while it is shown.
+			return tea.Batch(m.fetchTags(e.Pair), m.onJobEvent(e))
+		}
 		return m.onJobEvent(msg.Event)
 	case TagsMsg:
 		if msg.Err != nil {
@@ -271,6 +280,50 @@ func (m *Model) apply(msg tea.Msg) tea.Cmd {
 		return m.pollJobs()
 	}
 	return nil
+}
+
+// maxChanges is how many state and health changes a pair keeps.
+const maxChanges = 100
+
+// noteChanges records, for the timeline, each pair whose replication
+// state or health differs from the snapshot before: the agent tells of
+// some changes as events, of others (Queued → Resync Step I → …) only in
+// its status.
+func (m *Model) noteChanges(pairs []api.PairStatus, at time.Time) {
+	before := make(map[string]*api.PairStatus, len(m.status.Pairs))
+	for i := range m.status.Pairs {
+		before[m.status.Pairs[i].ID] = &m.status.Pairs[i]
+	}
+	for i := range pairs {
+		p, was := &pairs[i], before[pairs[i].ID]
+		if was == nil {
+			continue
+		}
+		add := func(level slog.Level, msg string) {
+			cs := append(m.changes[p.ID], writer.Event{Time: at, Pair: p.ID, Kind: writer.EventState, Level: level, Message: msg})
+			if len(cs) > maxChanges {
+				cs = cs[len(cs)-maxChanges:]
+			}
+			m.changes[p.ID] = cs
+		}
+		if p.State != was.State {
+			add(slog.LevelInfo, stateText(was.State)+" → "+stateText(p.State))
+		}
+		if p.Health != was.Health {
+			msg := healthText(was.Health) + " → " + healthText(p.Health)
+			if p.Reason != "" {
+				msg += ": " + p.Reason
+			}
+			level := slog.LevelInfo
+			switch p.Health {
+			case writer.HealthError:
+				level = slog.LevelError
+			case writer.HealthRPO:
+				level = slog.LevelWarn
+			}
+			add(level, msg)
+		}
+	}
 }
 
 func (m *Model) setNote(isErr bool, s string) {
@@ -424,6 +477,11 @@ func (m *Model) inputKey(ti *textinput.Model, msg tea.KeyPressMsg) tea.Cmd {
 		return m.inputDone(ti, true)
 	case "esc":
 		return m.inputDone(ti, false)
+	case "ctrl+u":
+		// The whole field, wherever the cursor is: a filled-in default
+		// goes with one key.
+		ti.SetValue("")
+		return m.inputChanged()
 	}
 	var cmd tea.Cmd
 	*ti, cmd = ti.Update(msg)
@@ -559,42 +617,50 @@ func (m *Model) titleView() string {
 	return m.st.Title.Render(fit(left, m.w-ansi.StringWidth(right))) + m.st.Warn.Render(right)
 }
 
-// keysView is the footer's key line, from the screen's key table.
+// keysView is the footer's key line, from the screen's key table: its
+// keys in the table's order as long as they fit, then help and quit. The
+// F-key twins are left to the help, so the letters fit 80 columns.
 func (m *Model) keysView() string {
-	bs := m.screenKeys()
 	if ti := m.focused(); ti != nil {
-		return fit(" enter done · esc cancel · paste works (terminal paste)", m.w)
+		return fit(" enter done · esc cancel · ctrl+u clear · paste works (terminal paste)", m.w)
 	}
-	// Help and quit always show; the screen's own keys get the room left.
 	g := m.keys.Global
+	if m.help {
+		return " " + m.st.Key.Render("?/esc") + " close help  " + m.st.Key.Render("q") + " quit"
+	}
 	tail := []key.Binding{g.Help, g.Quit}
-	room := m.w - 1
+	label := func(k key.Binding) string { return shortKey(k.Help().Key) + " " + k.Help().Desc }
+	room := m.w - 1 + 2 // the last key's gap is trimmed
 	for _, k := range tail {
-		room -= ansi.StringWidth(k.Help().Key+" "+k.Help().Desc) + 2
+		room -= ansi.StringWidth(label(k)) + 2
 	}
 	var b strings.Builder
 	b.WriteByte(' ')
 	write := func(k key.Binding) {
-		h := k.Help()
-		b.WriteString(m.st.Key.Render(h.Key))
-		b.WriteString(" " + h.Desc + "  ")
+		b.WriteString(m.st.Key.Render(shortKey(k.Help().Key)))
+		b.WriteString(" " + k.Help().Desc + "  ")
 	}
-	for _, k := range bs {
-		h := k.Help()
-		if h.Key == g.Redraw.Help().Key || h.Key == g.Help.Help().Key || h.Key == g.Quit.Help().Key {
+	for _, k := range m.screenKeys() {
+		if k.Help() == g.Help.Help() || k.Help() == g.Quit.Help() {
 			continue
 		}
-		n := ansi.StringWidth(h.Key+" "+h.Desc) + 2
-		if n > room {
-			break
+		if n := ansi.StringWidth(label(k)) + 2; n <= room {
+			room -= n
+			write(k)
 		}
-		room -= n
-		write(k)
 	}
 	for _, k := range tail {
 		write(k)
 	}
-	return b.String()
+	return strings.TrimRight(b.String(), " ")
+}
+
+// shortKey drops a key's F-key twin: "r/F5" → "r".
+func shortKey(k string) string {
+	if i := strings.Index(k, "/F"); i > 0 {
+		return k[:i]
+	}
+	return k
 }
 
 // noteView is the footer's second line: the last action's outcome or
@@ -625,7 +691,7 @@ func (m *Model) screenKeys() []key.Binding {
 		case stepPairs:
 			return false
 		case stepRun, stepResult, stepCheck, stepConfirm:
-			return same(k.Up) || same(k.Down) || same(k.Toggle) || same(k.All)
+			return same(k.Move) || same(k.Toggle) || same(k.All)
 		}
 		return same(k.Toggle) || same(k.All)
 	})

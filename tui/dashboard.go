@@ -11,6 +11,7 @@ import (
 	"charm.land/bubbles/v2/key"
 	"charm.land/bubbles/v2/textinput"
 	tea "charm.land/bubbletea/v2"
+	"github.com/charmbracelet/x/ansi"
 
 	"github.com/mtconsole/mtconsole/replication/agent/api"
 	"github.com/mtconsole/mtconsole/replication/writer"
@@ -227,7 +228,7 @@ func resyncText(p *api.PairStatus) string {
 	if r == nil || r.TotalBytes <= 0 {
 		return "-"
 	}
-	s := fmt.Sprintf("%.0f%%", pct(r.DoneBytes, r.TotalBytes))
+	s := pctText(pct(r.DoneBytes, r.TotalBytes))
 	if r.ETASeconds > 0 {
 		s += " " + secondsText(r.ETASeconds)
 	}
@@ -369,8 +370,8 @@ func retentionGauge(r writer.RetentionStatus, bw int) string {
 		return fmt.Sprintf("Retention %s used, no size cap · window %s · on full: %s", bytesText(r.UsedBytes), window, onFull(r.OnFull))
 	}
 	f := float64(r.UsedBytes) / float64(r.CapBytes)
-	return fmt.Sprintf("Retention [%s] %s of %s (%.0f%%) · window %s · on full: %s", bar(f, bw), bytesText(r.UsedBytes),
-		bytesText(r.CapBytes), 100*f, window, onFull(r.OnFull))
+	return fmt.Sprintf("Retention [%s] %s of %s (%s) · window %s · on full: %s", bar(f, bw), bytesText(r.UsedBytes),
+		bytesText(r.CapBytes), pctText(100*f), window, onFull(r.OnFull))
 }
 
 func onFull(s string) string {
@@ -409,17 +410,36 @@ func (m *Model) alertsView(w, n int) []string {
 	return out
 }
 
-// eventLine is one event: time, level in words, pair, kind, message.
+// eventLine is one event on one line: time, level in words, pair, kind,
+// message, cut to the width.
 func (m *Model) eventLine(e writer.Event, now time.Time, w int) string {
+	return m.eventStyle(e.Level, cut(eventHead(e, now)+e.Message, w))
+}
+
+// eventLines is one event with its whole message, wrapped onto
+// continuation lines indented to the message's column.
+func (m *Model) eventLines(e writer.Event, now time.Time, w int) []string {
+	head := eventHead(e, now)
+	lines := hang(head, strings.Repeat(" ", ansi.StringWidth(head)), e.Message, w)
+	for i := range lines {
+		lines[i] = m.eventStyle(e.Level, lines[i])
+	}
+	return lines
+}
+
+func eventHead(e writer.Event, now time.Time) string {
 	pair := e.Pair
 	if pair == "" {
 		pair = "-"
 	}
-	s := cut(fmt.Sprintf(" %s %-5s %-8s %-8s %s", clockText(e.Time, now), levelText(e.Level), cut(pair, 8), e.Kind, e.Message), w)
+	return fmt.Sprintf(" %s %-5s %-8s %-8s ", clockText(e.Time, now), levelText(e.Level), cut(pair, 8), e.Kind)
+}
+
+func (m *Model) eventStyle(l slog.Level, s string) string {
 	switch {
-	case e.Level >= slog.LevelError:
+	case l >= slog.LevelError:
 		return m.st.Err.Render(s)
-	case e.Level >= slog.LevelWarn:
+	case l >= slog.LevelWarn:
 		return m.st.Warn.Render(s)
 	}
 	return s

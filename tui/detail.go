@@ -127,14 +127,26 @@ func maxOf(v []float64) float64 {
 	return slices.Max(v)
 }
 
-// timeline is the pair's state changes and alerts, newest first.
+// timeline is the pair's state and health changes, from the status
+// snapshots and from its state and alert events, newest first.
 func (m *Model) timeline(pair string, w, n int, now time.Time) []string {
 	var out []string
-	for i := len(m.events) - 1; i >= 0 && len(out) < n; i-- {
-		e := m.events[i]
-		if e.Pair == pair && (e.Kind == writer.EventState || e.Kind == writer.EventAlert) {
-			out = append(out, m.eventLine(e, now, w))
+	cs := m.changes[pair]
+	c, i := len(cs)-1, len(m.events)-1
+	for len(out) < n && (c >= 0 || i >= 0) {
+		if i >= 0 {
+			if e := m.events[i]; e.Pair != pair || e.Kind != writer.EventState && e.Kind != writer.EventAlert {
+				i--
+				continue
+			}
 		}
+		var e writer.Event
+		if c >= 0 && (i < 0 || !cs[c].Time.Before(m.events[i].Time)) {
+			e, c = cs[c], c-1
+		} else {
+			e, i = m.events[i], i-1
+		}
+		out = append(out, m.eventLine(e, now, w))
 	}
 	if len(out) == 0 {
 		out = append(out, m.st.Dim.Render(" No state changes since the console started."))

@@ -184,7 +184,7 @@ func TestFlowRecoverExportPastedPath(t *testing.T) {
 	send(tm, "r", "a", "j", "space", "enter")
 	send(tm, "j", "j", "j", "enter") // a tag from the list
 	send(tm, "j", "enter")           // the second newest tag p2 has
-	send(tm, "j", "enter")           // export
+	send(tm, "j", "enter", "ctrl+u") // export; clear the default path
 	tm.Send(tea.PasteMsg{Content: dest + "\r\n"})
 	send(tm, "enter", "enter", "enter")
 	eventually(t, "the export", func() bool { return len(fa.snapshot().recs) == 1 })

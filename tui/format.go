@@ -24,9 +24,33 @@ func bytesText(n int64) string {
 
 func rateText(bps float64) string { return bytesText(int64(bps)) + "/s" }
 
-// secondsText is a duration in seconds, short: 0s, 42s, 3m05s, 2h10m.
+// secondsText is a duration in seconds, short: 0s, 40ms, 0.4s, 42s,
+// 3m05s, 2h10m. Under a second it keeps its digits, so a label never says
+// 0s of what a bar draws.
 func secondsText(s float64) string {
+	switch {
+	case s <= 0:
+		return "0s"
+	case s < 0.1:
+		return fmt.Sprintf("%.0fms", max(s*1000, 1))
+	case s < 0.95:
+		return fmt.Sprintf("%.1fs", s)
+	case s < 1:
+		return "1s"
+	}
 	return durText(time.Duration(s * float64(time.Second)))
+}
+
+// pctText is a percentage without decimals, but never 0% (or 100%) of
+// something started (or not done).
+func pctText(p float64) string {
+	switch {
+	case p > 0 && p < 1:
+		return "<1%"
+	case p > 99 && p < 100:
+		return ">99%"
+	}
+	return fmt.Sprintf("%.0f%%", p)
 }
 
 func durText(d time.Duration) string {
@@ -128,10 +152,42 @@ func pct(done, total int64) float64 {
 
 // wrap breaks s into lines of at most w cells, each starting with indent.
 func wrap(indent, s string, w int) []string {
-	body := ansi.Wordwrap(s, max(w-ansi.StringWidth(indent), 10), " ")
+	return hang(indent, indent, s, w)
+}
+
+// hang breaks s into lines of at most w cells: the first starts with
+// first, the others with indent. It breaks at spaces only (a command's
+// "--flag" stays whole), and a word longer than a line, a path, at the
+// width: nothing is cut, so all of it can be read and copied.
+func hang(first, indent, s string, w int) []string {
 	var out []string
-	for _, l := range strings.Split(body, "\n") {
-		out = append(out, cut(indent+l, w))
+	line, lw := first, ansi.StringWidth(first)
+	empty := true // nothing but the prefix on the line yet
+	flush := func() {
+		out = append(out, strings.TrimRight(line, " "))
+		line, lw, empty = indent, ansi.StringWidth(indent), true
+	}
+	for _, word := range strings.Fields(s) {
+		ww := ansi.StringWidth(word)
+		if !empty && lw+1+ww > w {
+			flush()
+		}
+		if !empty {
+			line, lw = line+" ", lw+1
+		}
+		for lw+ww > w && w-lw >= 1 {
+			// Too long for any line: fill this one and go on.
+			n := w - lw
+			head := ansi.Cut(word, 0, n)
+			line += head
+			word = ansi.Cut(word, n, ww)
+			ww = ansi.StringWidth(word)
+			flush()
+		}
+		line, lw, empty = line+word, lw+ww, false
+	}
+	if !empty || len(out) == 0 {
+		out = append(out, strings.TrimRight(line, " "))
 	}
 	return out
 }

@@ -15,8 +15,10 @@ type globalKeys struct {
 	Help, Quit, Back, Dashboard, Logs, Recover, Redraw key.Binding
 }
 
+// Move, Scroll and Page only name keys in the footer and the help: the
+// screens match Up and Down, which hold the same keys.
 type dashKeys struct {
-	Up, Down, Detail, Sort, Filter key.Binding
+	Move, Up, Down, Detail, Sort, Filter, Clear key.Binding
 }
 
 type detailKeys struct {
@@ -24,11 +26,11 @@ type detailKeys struct {
 }
 
 type logsKeys struct {
-	Up, Down, Follow, Filter, Level key.Binding
+	Scroll, Page, Up, Down, Follow, Filter, Level key.Binding
 }
 
 type wizardKeys struct {
-	Up, Down, Toggle, All, Next, Prev key.Binding
+	Move, Up, Down, Toggle, All, Next, Prev key.Binding
 }
 
 type keyMap struct {
@@ -51,17 +53,21 @@ func newKeyMap(readOnly bool) keyMap {
 			Redraw:    bind("ctrl+l", "redraw", "ctrl+l"),
 		},
 		Dash: dashKeys{
+			Move:   bind("↑↓/jk", "move", "up", "down", "k", "j"),
 			Up:     bind("↑/k", "up", "up", "k"),
 			Down:   bind("↓/j", "down", "down", "j"),
 			Detail: bind("enter", "detail", "enter"),
 			Sort:   bind("s", "sort", "s"),
 			Filter: bind("/", "filter", "/"),
+			Clear:  bind("esc", "clear filter", "esc"),
 		},
 		Detail: detailKeys{
 			Tag:   bind("t", "tag now", "t"),
 			Pause: bind("p", "pause/resume", "p"),
 		},
 		Logs: logsKeys{
+			Scroll: bind("↑↓/jk", "scroll", "up", "down", "k", "j"),
+			Page:   bind("pgup/pgdn", "page", "pgup", "pgdown"),
 			Up:     bind("↑/k", "scroll", "up", "k", "pgup"),
 			Down:   bind("↓/j", "scroll", "down", "j", "pgdown"),
 			Follow: bind("f", "follow", "f"),
@@ -69,12 +75,13 @@ func newKeyMap(readOnly bool) keyMap {
 			Level:  bind("l", "level", "l"),
 		},
 		Wizard: wizardKeys{
+			Move:   bind("↑↓/jk", "move", "up", "down", "k", "j"),
 			Up:     bind("↑/k", "up", "up", "k"),
 			Down:   bind("↓/j", "down", "down", "j"),
 			Toggle: bind("space", "toggle", "space"),
 			All:    bind("a", "all/none", "a"),
 			Next:   bind("enter", "next", "enter"),
-			Prev:   bind("esc", "previous step", "esc"),
+			Prev:   bind("esc", "back", "esc"),
 		},
 	}
 	if readOnly {
@@ -85,21 +92,23 @@ func newKeyMap(readOnly bool) keyMap {
 	return k
 }
 
-// screenKeys is the table of a screen, its own keys first.
+// screenKeys is the table of a screen, every key that works on it, most
+// useful first: the footer shows as many as fit in this order, then help
+// and quit, which always show.
 func (k keyMap) screenKeys(s screen) []key.Binding {
 	g := k.Global
 	var own []key.Binding
 	switch s {
 	case screenDashboard:
-		own = []key.Binding{k.Dash.Up, k.Dash.Down, k.Dash.Detail, k.Dash.Sort, k.Dash.Filter, g.Recover, g.Logs}
+		own = []key.Binding{k.Dash.Detail, g.Recover, g.Logs, k.Dash.Move, k.Dash.Filter, k.Dash.Sort, k.Dash.Clear}
 	case screenDetail:
-		own = []key.Binding{k.Detail.Tag, k.Detail.Pause, g.Recover, g.Back, g.Logs}
+		own = []key.Binding{k.Detail.Tag, k.Detail.Pause, g.Recover, g.Logs, g.Back, g.Dashboard}
 	case screenLogs:
-		own = []key.Binding{k.Logs.Up, k.Logs.Down, k.Logs.Follow, k.Logs.Filter, k.Logs.Level, g.Back}
+		own = []key.Binding{k.Logs.Scroll, k.Logs.Follow, k.Logs.Filter, k.Logs.Level, g.Back, g.Recover, k.Logs.Page, g.Dashboard}
 	case screenRecover:
-		own = []key.Binding{k.Wizard.Up, k.Wizard.Down, k.Wizard.Toggle, k.Wizard.All, k.Wizard.Next, k.Wizard.Prev}
+		own = []key.Binding{k.Wizard.Move, k.Wizard.Toggle, k.Wizard.All, k.Wizard.Next, k.Wizard.Prev, g.Logs, g.Dashboard}
 	}
-	return append(own, g.Dashboard, g.Help, g.Quit, g.Redraw)
+	return append(own, g.Redraw, g.Help, g.Quit)
 }
 
 // enabled drops the disabled bindings.

@@ -3,6 +3,7 @@ package tui
 import (
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 
 	"charm.land/bubbles/v2/key"
@@ -88,17 +89,39 @@ func (m *Model) logsView(w, h int) string {
 	if m.logs.filter.Focused() {
 		out[0] = " " + m.logs.filter.View()
 	}
+	// Each event takes as many lines as its whole message needs, wrapped
+	// under its message column: nothing is cut.
 	rows := h - 1
+	now := m.o.Now()
+	lines := make([][]string, len(shown))
+	get := func(i int) []string {
+		if lines[i] == nil {
+			lines[i] = m.eventLines(shown[i], now, w)
+		}
+		return lines[i]
+	}
 	off := 0
 	if !m.logs.follow {
-		off = min(m.logs.off, max(len(shown)-rows, 0))
+		// Scrolled back at most until the oldest event is at the top.
+		first, used := 0, 0
+		for first < len(shown) && used+len(get(first)) <= rows {
+			used += len(get(first))
+			first++
+		}
+		off = min(m.logs.off, len(shown)-first)
 	}
-	end := len(shown) - off
-	start := max(end-rows, 0)
-	now := m.o.Now()
-	for _, e := range shown[start:end] {
-		out = append(out, m.eventLine(e, now, w))
+	var body []string
+	for i := len(shown) - off - 1; i >= 0; i-- {
+		ls := get(i)
+		if len(body)+len(ls) > rows {
+			if len(body) == 0 {
+				body = ls[:rows]
+			}
+			break
+		}
+		body = append(slices.Clone(ls), body...)
 	}
+	out = append(out, body...)
 	if len(shown) == 0 {
 		out = append(out, m.st.Dim.Render(" No events match: the agent's events appear here as they happen."))
 	}

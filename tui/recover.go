@@ -15,6 +15,8 @@ import (
 	"charm.land/bubbles/v2/key"
 	"charm.land/bubbles/v2/textinput"
 	tea "charm.land/bubbletea/v2"
+	"charm.land/lipgloss/v2"
+	"github.com/charmbracelet/x/ansi"
 
 	"github.com/mtconsole/mtconsole/replication/agent/api"
 	"github.com/mtconsole/mtconsole/replication/journal"
@@ -68,6 +70,7 @@ type wizard struct {
 	mode     int
 	timeIn   textinput.Model
 	destIn   textinput.Model
+	destAuto string // the default filled into destIn, while the admin keeps it
 	confirm  textinput.Model
 	fieldErr string
 	checks   []check
@@ -128,7 +131,6 @@ func (m *Model) openWizard(pairs []string) tea.Cmd {
 		timeIn: newInput("Time: "), destIn: newInput("Export to: "), confirm: newInput("Confirm: ")}
 	m.wiz.setWidth(max(m.w-20, 10))
 	m.wiz.timeIn.Placeholder = m.o.Now().UTC().Truncate(time.Minute).Format(time.RFC3339)
-	m.wiz.destIn.Placeholder = "/var/lib/mtconsole/export/disk.img"
 	var cmds []tea.Cmd
 	for _, id := range pairs {
 		m.wiz.chosen[id] = true
@@ -274,6 +276,14 @@ func (m *Model) wizNext() tea.Cmd {
 	case stepMode:
 		w.mode = w.cur
 		if w.mode == modeExport {
+			// The default follows the pairs and the point chosen, until
+			// the admin writes a path of their own.
+			def := m.defaultDest(m.request())
+			if v := w.destIn.Value(); v == "" || v == w.destAuto {
+				w.destIn.SetValue(def)
+				w.destIn.CursorEnd()
+			}
+			w.destAuto, w.destIn.Placeholder = def, def
 			return w.destIn.Focus()
 		}
 		m.enterChecks()
@@ -332,6 +342,10 @@ func (m *Model) wizInputDone(ok bool) tea.Cmd {
 		ti.Blur()
 		w.step, w.cur = stepMode, w.mode
 	case &w.destIn:
+		if v == "" {
+			v = w.destAuto
+			w.destIn.SetValue(v)
+		}
 		if !filepath.IsAbs(v) {
 			w.fieldErr = "give an absolute path: the agent's working directory is not yours"
 			return nil
@@ -382,13 +396,78 @@ func (m *Model) request() api.RecoverRequest {
 	return req
 }
 
+// defaultExportDir is where exports go when no target is a file to put
+// them beside.
+const defaultExportDir = "/var/lib/mtconsole/export"
+
+// defaultDest is the export destination offered: for one pair
+// <dir>/<pair>-<point>.img, for several a new directory
+// <dir>/export-<point>/ that the agent fills with one <pair>.img each.
+// <dir> is the directory of the (first) pair's target when that is a
+// regular file (a file-backed disk, as in the demo), else
+// defaultExportDir. It stats one file: cheap enough for Update.
+func (m *Model) defaultDest(req api.RecoverRequest) string {
+	dir := defaultExportDir
+	if len(req.Pairs) > 0 {
+		if p := m.pair(req.Pairs[0]); p != nil && p.Target != "" {
+			if fi, err := os.Stat(p.Target); err == nil && fi.Mode().IsRegular() {
+				dir = filepath.Dir(p.Target)
+			}
+		}
+	}
+	pt := pointSlug(req.Point)
+	if len(req.Pairs) == 1 {
+		return filepath.Join(dir, fileSafe(req.Pairs[0])+"-"+pt+".img")
+	}
+	return filepath.Join(dir, "export-"+pt) + string(filepath.Separator)
+}
+
+// pointSlug names a point in a file name: the tag's name, the time as
+// 20261126T103000Z, or the point's keyword (latest-tag, ...).
+func pointSlug(point string) string {
+	switch {
+	case strings.HasPrefix(point, "tag:"):
+		point = strings.TrimPrefix(point, "tag:")
+	case strings.HasPrefix(point, "time:"):
+		if t, err := time.Parse(time.RFC3339Nano, strings.TrimPrefix(point, "time:")); err == nil {
+			point = t.UTC().Format("20060102T150405Z")
+		}
+	}
+	return fileSafe(point)
+}
+
+// fileSafe keeps letters, digits, '.', '_' and '-'; anything else, a '/'
+// or a space, becomes '_'.
+func fileSafe(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			b[i] = '_'
+		}
+	}
+	s = strings.TrimLeft(string(b), ".-")
+	if s == "" {
+		return "point"
+	}
+	return s
+}
+
 // cliTwin is the command that does the same from a script.
 func cliTwin(req api.RecoverRequest) string {
-	s := fmt.Sprintf("mtconsole recover --point %s --mode %s", req.Point, req.Mode)
+	s := fmt.Sprintf("mtconsole recover --point %s --mode %s", shellQuote(req.Point), req.Mode)
 	if req.Dest != "" {
-		s += " --dest " + req.Dest
+		s += " --dest " + shellQuote(req.Dest)
 	}
-	return s + " --pairs " + strings.Join(req.Pairs, ",")
+	return s + " --pairs " + shellQuote(strings.Join(req.Pairs, ","))
+}
+
+// shellQuote quotes s for a POSIX shell when it needs it, so the twin can
+// be pasted as it is.
+func shellQuote(s string) string {
+	if s != "" && !strings.ContainsAny(s, " \t\n'\"\\$`*?[]{}()<>|&;!#~") {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 type recoverStartedMsg struct {
@@ -488,16 +567,20 @@ func (m *Model) readiness() []check {
 	return cs
 }
 
-// destChecks checks an export destination: a new file for one pair, a new
-// or empty directory for several; its parent must exist.
+// destChecks checks an export destination: for one pair a new file whose
+// directory exists; for several a new or empty directory, which the agent
+// creates when it is missing.
 func destChecks(dest string, group bool) []check {
+	dest = filepath.Clean(dest)
 	parent := filepath.Dir(dest)
-	if fi, err := os.Stat(parent); err != nil || !fi.IsDir() {
-		return []check{{checkFail, parent + " is not a directory: create it first or choose another path"}}
-	}
 	fi, err := os.Stat(dest)
 	switch {
+	case errors.Is(err, os.ErrNotExist) && group:
+		return []check{{checkOK, dest + " is free: the agent creates it and writes one <pair>.img in it per pair"}}
 	case errors.Is(err, os.ErrNotExist):
+		if pi, err := os.Stat(parent); err != nil || !pi.IsDir() {
+			return []check{{checkFail, parent + " is not a directory: create it first or choose another path"}}
+		}
 		return []check{{checkOK, dest + " is free; " + parent + " exists"}}
 	case err != nil:
 		return []check{{checkFail, dest + ": " + err.Error()}}
@@ -509,7 +592,7 @@ func destChecks(dest string, group bool) []check {
 	if ents, err := os.ReadDir(dest); err != nil || len(ents) > 0 {
 		return []check{{checkFail, dest + " is not empty: give a new or empty directory"}}
 	}
-	return []check{{checkOK, dest + " is an empty directory"}}
+	return []check{{checkOK, dest + " is an empty directory: the agent writes one <pair>.img in it per pair"}}
 }
 
 // wizView draws the current step.
@@ -575,25 +658,34 @@ func (m *Model) wizView(w, h int) string {
 	case stepConfirm:
 		req := m.request()
 		title("Step 5 of 5 · Confirm")
-		out = append(out, cut(fmt.Sprintf("   %s of %s to %s", req.Mode, strings.Join(req.Pairs, ", "), req.Point), w))
+		out = append(out, wrap("   ", fmt.Sprintf("%s of %s to %s", req.Mode, strings.Join(req.Pairs, ", "), req.Point), w)...)
 		if req.Dest != "" {
-			out = append(out, cut("   into "+req.Dest, w))
+			out = append(out, hang("   into ", "        ", req.Dest, w)...)
 		}
-		out = append(out, m.st.Dim.Render(cut("   script twin: "+cliTwin(req), w)), "")
+		// Paths and the command are there to be copied: wrapped, never cut.
+		for _, l := range hang("   script twin: ", "     ", cliTwin(req), w) {
+			out = append(out, m.st.Dim.Render(l))
+		}
+		out = append(out, "")
 		if req.Mode == api.ModeRollback {
-			out = append(out, m.st.Warn.Render(cut(fmt.Sprintf("   ▲ This rewrites %s in place. Type %s and press enter.",
-				strings.Join(req.Pairs, ", "), m.confirmWord()), w)), "", "   "+wz.confirm.View())
+			for _, l := range wrap("   ", fmt.Sprintf("▲ This rewrites %s in place. Type %s and press enter.",
+				strings.Join(req.Pairs, ", "), m.confirmWord()), w) {
+				out = append(out, m.st.Warn.Render(l))
+			}
+			out = append(out, "", "   "+wz.confirm.View())
 		} else {
 			out = append(out, "   Press enter to start the export.")
 		}
 		if wz.startErr != "" {
-			out = append(out, "", m.st.Err.Render(cut("   ✗ "+wz.startErr, w)))
+			out = append(out, "")
+			out = append(out, m.errLines("   ✗ ", wz.startErr, w)...)
 		}
 	case stepRun, stepResult:
 		out = append(out, m.jobView(wz.job, w)...)
 	}
 	if wz.fieldErr != "" {
-		out = append(out, "", m.st.Err.Render(cut("   ✗ "+wz.fieldErr, w)))
+		out = append(out, "")
+		out = append(out, m.errLines("   ✗ ", wz.fieldErr, w)...)
 	}
 	if len(out) > h {
 		// Keep the cursor's line in sight on a long list.
@@ -612,6 +704,23 @@ func lastIndexFunc[T any](s []T, f func(T) bool) int {
 		}
 	}
 	return -1
+}
+
+// errLines is an error, wrapped under its text, in the error style.
+func (m *Model) errLines(first, s string, w int) []string {
+	lines := hang(first, strings.Repeat(" ", ansi.StringWidth(first)), s, w)
+	for i := range lines {
+		lines[i] = m.st.Err.Render(lines[i])
+	}
+	return lines
+}
+
+// styled renders each line in st.
+func styled(st lipgloss.Style, lines []string) []string {
+	for i := range lines {
+		lines[i] = st.Render(lines[i])
+	}
+	return lines
 }
 
 // checkLines is a check, wrapped, its symbol on the first line.
@@ -818,18 +927,26 @@ func (m *Model) jobView(id string, w int) []string {
 	now := m.o.Now()
 	what := fmt.Sprintf("%s of %s to %s", orDash(j.Mode), orDash(strings.Join(j.Pairs, ", ")), orDash(j.Point))
 	var out []string
+	// Paths, points and errors wrap: the admin may need all of them.
+	into := func() {
+		if j.Dest != "" {
+			out = append(out, hang("   into ", "        ", j.Dest, w)...)
+		}
+	}
 	switch j.State {
 	case api.JobRunning:
-		out = append(out, m.st.Bold.Render(cut(" ⟳ Job "+id+" running: "+what, w)), "")
+		out = append(out, styled(m.st.Bold, hang(" ⟳ Job "+id+" running: ", "   ", what, w))...)
+		into()
+		out = append(out, "")
 		p := pct(j.DoneBytes, j.TotalBytes)
 		eta := "ETA estimating…"
 		if d, ok := jv.eta(now); ok {
 			eta = "ETA " + durText(d)
 		}
-		out = append(out, cut(fmt.Sprintf("   [%s] %3.0f%%  %s of %s · %s", bar(p/100, max(w/3, 20)), p,
+		out = append(out, cut(fmt.Sprintf("   [%s] %4s  %s of %s · %s", bar(p/100, max(w/3, 20)), pctText(p),
 			bytesText(j.DoneBytes), bytesText(j.TotalBytes), eta), w))
 		if jv.lastNote != "" {
-			out = append(out, m.st.Dim.Render(cut("   "+jv.lastNote, w)))
+			out = append(out, styled(m.st.Dim, wrap("   ", jv.lastNote, w))...)
 		}
 		out = append(out, "")
 		out = append(out, wrap("   ", "The job runs in the agent: leaving this screen, or losing the SSH session, does not stop it.", w)...)
@@ -837,27 +954,36 @@ func (m *Model) jobView(id string, w int) []string {
 	case api.JobDone:
 		took := ""
 		if !j.Finished.IsZero() && !j.Started.IsZero() {
-			took = " in " + durText(j.Finished.Sub(j.Started))
+			took = " in " + secondsText(j.Finished.Sub(j.Started).Seconds())
 		}
-		out = append(out, m.st.OK.Render(cut(" ✓ Job "+id+" done: "+what+took, w)), "")
+		out = append(out, styled(m.st.OK, hang(" ✓ Job "+id+" done: ", "   ", what+took, w))...)
+		into()
+		out = append(out, "")
 		for _, pid := range j.Pairs {
 			r, ok := j.Results[pid]
 			if !ok {
 				continue
 			}
-			out = append(out, cut(fmt.Sprintf("   %s: %s", pid, r.Point), w),
-				cut(fmt.Sprintf("      restored %s from %d undo records, copied %s, in %s", bytesText(r.Restored), r.Records,
-					bytesText(r.Copied), durText(r.Duration)), w))
+			out = append(out, hang("   "+pid+": ", "      ", r.Point.String(), w)...)
+			if j.Mode == api.ModeExport && len(j.Pairs) > 1 && j.Dest != "" {
+				out = append(out, hang("      image ", "      ", filepath.Join(j.Dest, pid+".img"), w)...)
+			}
+			out = append(out, wrap("      ", fmt.Sprintf("restored %s from %d undo records, copied %s, in %s", bytesText(r.Restored),
+				r.Records, bytesText(r.Copied), secondsText(r.Duration.Seconds())), w)...)
 		}
 		if j.Mode == api.ModeRollback {
-			out = append(out, "", cut("   The pairs rolled back have ended: protect the machine again to resync them.", w))
+			out = append(out, "")
+			out = append(out, wrap("   ", "The pairs rolled back have ended: protect the machine again to resync them.", w)...)
 		}
 		out = append(out, "", "   enter or esc: back to the dashboard")
 	default:
-		out = append(out, m.st.Err.Render(cut(" ✗ Job "+id+" failed: "+what, w)), "",
-			m.st.Err.Render(cut("   "+j.Error, w)), "",
-			cut("   See the agent's log (L) for details; the recovery can be started again.", w),
-			"   enter or esc: back to the dashboard")
+		out = append(out, styled(m.st.Err, hang(" ✗ Job "+id+" failed: ", "   ", what, w))...)
+		into()
+		out = append(out, "")
+		out = append(out, m.errLines("   ", j.Error, w)...)
+		out = append(out, "")
+		out = append(out, wrap("   ", "See the agent's log (L) for details; the recovery can be started again.", w)...)
+		out = append(out, "   enter or esc: back to the dashboard")
 	}
 	return out
 }
@@ -887,8 +1013,8 @@ func (m *Model) jobLines(w int) []string {
 		if d, ok := jv.eta(now); ok {
 			eta = " ETA " + durText(d)
 		}
-		out = append(out, m.st.Warn.Render(cut(fmt.Sprintf(" ⟳ job %s: %s of %s %.0f%%%s · recovery screen shows it", id,
-			orDash(jv.job.Mode), orDash(strings.Join(jv.job.Pairs, ",")), pct(jv.job.DoneBytes, jv.job.TotalBytes), eta), w)))
+		out = append(out, m.st.Warn.Render(cut(fmt.Sprintf(" ⟳ job %s: %s of %s %s%s · recovery screen shows it", id,
+			orDash(jv.job.Mode), orDash(strings.Join(jv.job.Pairs, ",")), pctText(pct(jv.job.DoneBytes, jv.job.TotalBytes)), eta), w)))
 	}
 	return out
 }

@@ -5,14 +5,17 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	tea "charm.land/bubbletea/v2"
 	"github.com/charmbracelet/x/ansi"
 	"github.com/charmbracelet/x/exp/golden"
 
 	"github.com/mtconsole/mtconsole/replication/agent/api"
+	"github.com/mtconsole/mtconsole/replication/writer"
 )
 
 var sizes = []struct{ w, h int }{{80, 24}, {120, 40}}
@@ -121,7 +124,7 @@ func wizardTo(m *Model, step wizStep, export string) {
 		return
 	}
 	if export != "" {
-		press(m, "down", "enter")
+		press(m, "down", "enter", "ctrl+u") // the field comes filled with a default
 		typeText(m, export)
 	}
 	press(m, "enter")
@@ -148,6 +151,8 @@ func TestGoldenWizard(t *testing.T) {
 		{name: "ConfirmRollback", step: stepConfirm},
 		{name: "ConfirmRollbackWrong", step: stepConfirm, after: func(m *Model) { typeText(m, "p2"); press(m, "enter") }},
 		{name: "ConfirmExport", step: stepConfirm, export: "EXPORT"},
+		{name: "ConfirmExportLong", step: stepConfirm, export: "/mtconsole-golden-p1-crash-1004-exported-before-the-upgrade-of-the-database-server.img"},
+		{name: "CheckExportLongMissing", step: stepCheck, export: "/mtconsole-golden/images-of-this-machine-before-the-upgrade/p1-crash-1004.img"},
 		{name: "Progress", step: stepConfirm, after: func(m *Model) {
 			typeText(m, "p1")
 			m.Update(press(m, "enter")())
@@ -190,4 +195,175 @@ func TestGoldenNoTempPaths(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestFooterKeys: at 80 columns each screen's footer fits and shows its
+// actions first; up and down are one entry.
+func TestFooterKeys(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		keys []string
+		want []string
+	}{
+		{"dashboard", nil, []string{"enter detail", "r recover", "L logs", "↑↓/jk move", "/ filter", "s sort", "? help", "q quit"}},
+		{"detail", []string{"enter"}, []string{"t tag now", "p pause/resume", "r recover", "L logs", "esc back", "? help", "q quit"}},
+		{"logs", []string{"L"}, []string{"↑↓/jk scroll", "f follow", "/ filter", "l level", "esc back", "r recover", "? help", "q quit"}},
+		{"wizard", []string{"r"}, []string{"↑↓/jk move", "space toggle", "a all/none", "enter next", "esc back", "? help", "q quit"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := newFx(t, 80, 24, Options{Actions: &fakeActions{}})
+			press(m, tc.keys...)
+			footer := ansi.Strip(m.keysView())
+			if w := ansi.StringWidth(footer); w > 80 {
+				t.Errorf("footer is %d cells wide: %q", w, footer)
+			}
+			at := 0
+			for _, k := range tc.want {
+				i := strings.Index(footer[at:], k)
+				if i < 0 {
+					t.Errorf("footer %q lacks %q (or has it out of order)", footer, k)
+					break
+				}
+				at += i + len(k)
+			}
+		})
+	}
+}
+
+// TestLogsWholeMessages: at 80 columns a long message wraps onto
+// continuation lines, and follow mode keeps the newest at the bottom.
+func TestLogsWholeMessages(t *testing.T) {
+	m := newFx(t, 80, 24, Options{Actions: &fakeActions{}})
+	press(m, "L")
+	long := "tag CRASH_1_0003 (CRASH) applied at sequence 123456 on every pair of the group, verified"
+	for i := range 30 {
+		m.Update(EventMsg{Event: *ev(-time.Duration(i+1)*time.Second, "p1", "tag", 0, fmt.Sprintf("%s #%d", long, i))})
+	}
+	s := screenText(t, m)
+	if strings.Contains(s, "…") {
+		t.Errorf("a message is cut:\n%s", s)
+	}
+	flat := strings.Join(strings.Fields(s), " ")
+	if !strings.Contains(flat, long+" #29") {
+		t.Errorf("the newest message is not whole on screen:\n%s", s)
+	}
+	lines := strings.Split(s, "\n")
+	body := lines[:len(lines)-2]
+	for strings.TrimSpace(body[len(body)-1]) == "" {
+		body = body[:len(body)-1]
+	}
+	if last := body[len(body)-1]; !strings.Contains(last, "#29") || len(lines)-len(body) > 3 {
+		t.Errorf("follow mode: the newest event's last line is %q, want it at the bottom:\n%s", last, s)
+	}
+}
+
+// TestTimelineFromSnapshots: state and health changes that only the
+// status tells of reach the detail's timeline, newest first.
+func TestTimelineFromSnapshots(t *testing.T) {
+	m := newFx(t, 120, 40, Options{Actions: &fakeActions{}})
+	health, reason := writer.HealthOK, ""
+	for i, state := range []string{"Queued", "Resync Step I", "Resync Step II", "Differential Sync"} {
+		st := fxStatus(0)
+		if i == 2 {
+			health, reason = writer.HealthRPO, "RPO 2m05s exceeds the threshold of 30s"
+		}
+		st.Pairs[3].State, st.Pairs[3].Health, st.Pairs[3].Reason = state, health, reason
+		m.Update(StatusMsg{Status: st, At: fxNow.Add(time.Duration(i+1) * time.Second)})
+	}
+	press(m, "j", "j", "j", "enter")
+	s := screenText(t, m)
+	want := []string{
+		"Resync Step II → Differential Sync",
+		"✓ OK → ▲ RPO breach: RPO 2m05s exceeds the threshold of 30s",
+		"Resync Step I → Resync Step II",
+		"Queued → Resync Step I",
+		"Resync Step I → Queued",
+	}
+	at := strings.Index(s, "Timeline")
+	if at < 0 {
+		t.Fatalf("no timeline:\n%s", s)
+	}
+	for _, w := range want {
+		i := strings.Index(s[at:], w)
+		if i < 0 {
+			t.Fatalf("timeline lacks %q (or has it out of order):\n%s", w, s)
+		}
+		at += i
+	}
+}
+
+// TestDefaultExportDest: the export path offered is named after the pair
+// and the point, beside a file target; a directory for several pairs.
+func TestDefaultExportDest(t *testing.T) {
+	m := newFx(t, 80, 24, Options{Actions: &fakeActions{}})
+	dir := t.TempDir()
+	target := filepath.Join(dir, "disk0.img")
+	if err := os.WriteFile(target, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	m.status.Pairs[0].Target = target // p1: a file-backed disk
+	for _, tc := range []struct {
+		pairs []string
+		point string
+		want  string
+	}{
+		{[]string{"p1"}, "latest-tag", filepath.Join(dir, "p1-latest-tag.img")},
+		{[]string{"p1"}, "tag:CRASH_1_0005", filepath.Join(dir, "p1-CRASH_1_0005.img")},
+		{[]string{"p1"}, "tag:before patch/2", filepath.Join(dir, "p1-before_patch_2.img")},
+		{[]string{"p1"}, "time:2026-11-26T10:30:00Z", filepath.Join(dir, "p1-20261126T103000Z.img")},
+		{[]string{"p2"}, "latest-time", "/var/lib/mtconsole/export/p2-latest-time.img"},
+		{[]string{"p1", "p2"}, "tag:CRASH_1_0005", filepath.Join(dir, "export-CRASH_1_0005") + "/"},
+		{[]string{"p2", "p3"}, "latest-app-consistent", "/var/lib/mtconsole/export/export-latest-app-consistent/"},
+	} {
+		if got := m.defaultDest(api.RecoverRequest{Pairs: tc.pairs, Point: tc.point}); got != tc.want {
+			t.Errorf("%v %s: %q, want %q", tc.pairs, tc.point, got, tc.want)
+		}
+	}
+	// The wizard fills it in; enter takes it; it follows a new point
+	// until the admin writes their own.
+	wizardTo(m, stepMode, "")
+	press(m, "down", "enter")
+	if got := m.wiz.destIn.Value(); got != filepath.Join(dir, "p1-latest-tag.img") {
+		t.Fatalf("export field holds %q", got)
+	}
+	press(m, "esc", "esc", "down", "enter", "enter") // back to the point: latest time; export
+	if got := m.wiz.destIn.Value(); got != filepath.Join(dir, "p1-latest-time.img") {
+		t.Errorf("after a new point the field holds %q", got)
+	}
+	press(m, "enter")
+	if m.wiz.step != stepCheck || m.request().Dest != filepath.Join(dir, "p1-latest-time.img") {
+		t.Errorf("step %d, dest %q: enter should take the default", m.wiz.step, m.request().Dest)
+	}
+	for _, c := range m.wiz.checks {
+		if c.level == checkFail {
+			t.Errorf("the default fails a check: %s", c.text)
+		}
+	}
+}
+
+// TestDetailTagsFollowTagEvents: a new tag of the pair shown fetches its
+// tags again, so the table agrees with the count.
+func TestDetailTagsFollowTagEvents(t *testing.T) {
+	m := newFx(t, 80, 24, Options{Actions: &fakeActions{}})
+	press(m, "enter")
+	_, cmd := m.Update(EventMsg{Event: *ev(0, "p1", writer.EventTag, 0, "tag crash-1005 (CRASH) applied at sequence 1001")})
+	var msgs []any
+	var run func(c tea.Cmd)
+	run = func(c tea.Cmd) {
+		if c == nil {
+			return
+		}
+		switch msg := c().(type) {
+		case tea.BatchMsg:
+			for _, c := range msg {
+				run(c)
+			}
+		default:
+			msgs = append(msgs, msg)
+		}
+	}
+	run(cmd)
+	if !slices.ContainsFunc(msgs, func(msg any) bool { tm, ok := msg.(TagsMsg); return ok && tm.Pair == "p1" }) {
+		t.Errorf("a tag event of the pair shown fetched no tags: %v", msgs)
+	}
 }
