@@ -443,7 +443,8 @@ func (c Config) Marshal() []byte {
 		yesNo(c.UseNATHostname), c.NATHostname, yesNo(c.UseNATIP), c.NATIP)
 	fmt.Fprintf(&b, "[agent]\n# cache and retention; changing it means moving the data (stop the agent first)\ncache_dir = %s\n\n", c.CacheDir)
 	fmt.Fprintf(&b, "[logging]\n# level 0-7, remote_level 0-3\nlevel = %d\nremote_level = %d\n", c.LogLevel, c.RemoteLogLevel)
-	return b.Bytes()
+	// an empty value is written "key =", without a trailing space
+	return bytes.ReplaceAll(b.Bytes(), []byte(" = \n"), []byte(" =\n"))
 }
 
 // Load reads the config file at path. A missing file is fs.ErrNotExist
