@@ -38,6 +38,7 @@ func usageArgs(check cobra.PositionalArgs) cobra.PositionalArgs {
 
 func main() {
 	root := newRootCmd()
+	root.SetArgs(argsFor(os.Args))
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "mtconsole:", err)
 		if errors.Is(err, api.ErrNoAgent) {
