@@ -1,6 +1,8 @@
 // Package tui is the master target's interactive console: a dashboard of
 // replication pairs, a detail view per pair, a log screen and a recovery
-// wizard, drawn with Bubble Tea v2 for an admin on SSH.
+// wizard, drawn with Bubble Tea v2 for an admin on SSH; and the host
+// config screen (HostConfigModel, the hostconfigcli replacement), whose
+// saves call the same hostconfig functions as mtconsole register.
 //
 // What it promises:
 //

@@ -16,9 +16,10 @@ import (
 // Exit codes, documented in README.md.
 const (
 	exitOK    = 0
-	exitError = 1 // the command failed; the message says why
-	exitUsage = 2 // bad flags or arguments
-	exitAgent = 3 // no agent answers on the status API's socket
+	exitError = 1  // the command failed; the message says why
+	exitUsage = 2  // bad flags or arguments
+	exitAgent = 3  // no agent answers on the status API's socket
+	exitCS    = 14 // the configuration server cannot be reached or refused the passphrase, time or certificate
 )
 
 // usageError marks errors in how the command was called.
@@ -37,10 +38,14 @@ func usageArgs(check cobra.PositionalArgs) cobra.PositionalArgs {
 
 func main() {
 	root := newRootCmd()
+	root.SetArgs(argsFor(os.Args))
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "mtconsole:", err)
 		if errors.Is(err, api.ErrNoAgent) {
 			os.Exit(exitAgent)
+		}
+		if isCSError(err) {
+			os.Exit(exitCS)
 		}
 		var ue usageError
 		if errors.As(err, &ue) || strings.HasPrefix(err.Error(), "unknown command") {
