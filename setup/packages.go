@@ -229,7 +229,7 @@ func packageChecks(ctx context.Context, e *Env) []Check {
 		case ok:
 			c.Status, c.Detail = Pass, ver
 		default:
-			c.Status, c.Detail, c.Fix = Fail, "not installed", e.PM.InstallCommand([]string{p})+" (or: mtconsole install --install-packages)"
+			c.Status, c.Detail, c.Fix = Fail, "not installed", e.PM.InstallCommand([]string{p})+" (or: prerequisites.install_packages: true in the install's answers)"
 		}
 		out = append(out, c)
 	}

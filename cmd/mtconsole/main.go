@@ -39,6 +39,10 @@ func main() {
 	root := newRootCmd()
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "mtconsole:", err)
+		var ce codeError
+		if errors.As(err, &ce) {
+			os.Exit(ce.code)
+		}
 		if errors.Is(err, api.ErrNoAgent) {
 			os.Exit(exitAgent)
 		}
