@@ -33,8 +33,8 @@ engine=$(go list ./replication/... ./internal/...)
 go test -race -count=1 $engine
 
 echo "== fuzz (short)"
-for target in $(grep -rhoE '^func (Fuzz[A-Za-z0-9_]+)' --include='*_test.go' replication | sed 's/^func //' | sort -u); do
-	pkg=$(grep -rlE "^func $target\(" --include='*_test.go' replication | head -1 | xargs dirname)
+for target in $(grep -rhoE '^func (Fuzz[A-Za-z0-9_]+)' --include='*_test.go' replication disks | sed 's/^func //' | sort -u); do
+	pkg=$(grep -rlE "^func $target\(" --include='*_test.go' replication disks | head -1 | xargs dirname)
 	if ! out=$(go test -run='^$' -fuzz="^$target\$" -fuzztime=5s -fuzzminimizetime=2s "./$pkg" 2>&1); then
 		echo "   $target FAILED:"; echo "$out" | tail -30; exit 1
 	fi

@@ -41,6 +41,10 @@ func main() {
 	root.SetArgs(argsFor(os.Args))
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "mtconsole:", err)
+		var ce codeError
+		if errors.As(err, &ce) {
+			os.Exit(ce.code)
+		}
 		if errors.Is(err, api.ErrNoAgent) {
 			os.Exit(exitAgent)
 		}

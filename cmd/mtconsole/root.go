@@ -22,6 +22,7 @@ func newRootCmd() *cobra.Command {
 	root.RunE = console.RunE
 	root.Flags().AddFlagSet(console.Flags())
 	root.AddCommand(console, newRetentionCmd(), newDemoCmd(), newSelftestCmd(), newStatusCmd(), newTagCmd(), newPauseCmd(true), newPauseCmd(false),
-		newRecoverCmd(), newPSCmd(), newAgentCmd(), newCSCmd(), newRegisterCmd(), newUnregisterCmd(), newHostConfigCmd())
+		newRecoverCmd(), newPSCmd(), newAgentCmd(), newCSCmd(), newRegisterCmd(), newUnregisterCmd(), newHostConfigCmd(),
+		newCheckCmd(), newInstallCmd(), newUninstallCmd(), newCustomChangesCmd())
 	return root
 }

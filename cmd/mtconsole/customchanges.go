@@ -1,0 +1,135 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/mtconsole/mtconsole/disks"
+	"github.com/mtconsole/mtconsole/setup"
+)
+
+func newCustomChangesCmd() *cobra.Command {
+	var root string
+	c := &cobra.Command{
+		Use:   "custom-changes status|apply|revert [--root DIR]",
+		Short: "Show, apply or revert the master target's custom changes (ApplyCustomChanges.sh)",
+		Long: `The custom changes keep multipath and LVM away from replicated target
+disks, as the original ApplyCustomChanges.sh did:
+
+  multipath   /etc/multipath.conf: find_multipaths no, the OS disk's WWID blacklisted
+  lvm-filter  /etc/lvm/lvm.conf: global_filter accepts only the OS disks' PVs
+  lvmetad     lvm2-lvmetad masked, use_lvmetad = 0 (where the host has lvmetad)
+  marker      ` + setup.Marker + `, which the installer looks for
+
+apply backs up every file before its first change (in ` + setup.StateDir + `),
+writes atomically and changes nothing when run twice; revert puts every file
+back byte for byte. Both need a reboot to take effect; status says so until
+the host has rebooted.
+
+Exit codes: 0 ok (status: all applied), 1 failed or (status) not all
+applied, 2 usage.`,
+		Args: usageArgs(cobra.NoArgs),
+	}
+	c.PersistentFlags().StringVar(&root, "root", "/", "change the files under DIR instead of this host's")
+	sub := func(use, short string, run func(out io.Writer, cu *setup.Custom) error) *cobra.Command {
+		return &cobra.Command{Use: use, Short: short, Args: usageArgs(cobra.NoArgs),
+			RunE: func(cmd *cobra.Command, _ []string) error {
+				if use != "status" && root == "/" && os.Geteuid() != 0 {
+					return errors.New("custom changes edit /etc: run as root (sudo mtconsole custom-changes " + use + ")")
+				}
+				cu, err := customFor(root)
+				if err != nil {
+					return err
+				}
+				return run(cmd.OutOrStdout(), cu)
+			}}
+	}
+	c.AddCommand(
+		sub("status", "Show each change: applied or not, and whether a reboot is pending", func(out io.Writer, cu *setup.Custom) error {
+			cs, err := cu.Status()
+			if err != nil {
+				return err
+			}
+			all := true
+			for _, ch := range cs {
+				word := "no"
+				switch {
+				case !ch.Applicable:
+					word = "n/a"
+				case ch.Applied:
+					word = "yes"
+				default:
+					all = false
+				}
+				fmt.Fprintf(out, "  %-4s %-11s %s\n", word, ch.ID, ch.Title)
+			}
+			if cu.RebootRequired() {
+				fmt.Fprintln(out, "\nREBOOT IS REQUIRED FOR CUSTOM CHANGES TO TAKE EFFECT")
+			}
+			if !all {
+				return fmt.Errorf("not all custom changes are applied: mtconsole custom-changes apply")
+			}
+			fmt.Fprintln(out, "\nAll custom changes are applied.")
+			return nil
+		}),
+		sub("apply", "Apply the changes (backs up every file it touches)", func(out io.Writer, cu *setup.Custom) error {
+			changed, err := cu.Apply()
+			for _, f := range changed {
+				fmt.Fprintln(out, "  changed "+f)
+			}
+			if err != nil {
+				return err
+			}
+			if len(changed) == 0 {
+				fmt.Fprintln(out, "All custom changes were already applied: nothing changed.")
+			} else {
+				fmt.Fprintf(out, "Backups in %s.\n", setup.StateDir)
+			}
+			if cu.RebootRequired() {
+				fmt.Fprintln(out, "REBOOT IS REQUIRED FOR CUSTOM CHANGES TO TAKE EFFECT")
+			}
+			return nil
+		}),
+		sub("revert", "Put back every file as it was before the first apply", func(out io.Writer, cu *setup.Custom) error {
+			changed, err := cu.Revert()
+			for _, f := range changed {
+				fmt.Fprintln(out, "  restored "+f)
+			}
+			if err != nil {
+				return err
+			}
+			if len(changed) == 0 {
+				fmt.Fprintln(out, "No custom changes to revert: there are no backups.")
+				return nil
+			}
+			fmt.Fprintln(out, "REBOOT IS REQUIRED FOR THE REVERT TO TAKE EFFECT")
+			return nil
+		}),
+	)
+	return c
+}
+
+// customFor takes the facts of the disks from the tree under root, or
+// from this host when the tree has no sysfs (a temporary root of files).
+func customFor(root string) (*setup.Custom, error) {
+	inv, err := disks.Read(disks.Host{Root: root})
+	if errors.Is(err, disks.ErrNoSysfs) && root != "/" {
+		inv, err = disks.Read(disks.Host{Root: "/"})
+	}
+	if err != nil {
+		return nil, err
+	}
+	cu := &setup.Custom{Root: root, Inv: inv}
+	if b, err := os.ReadFile(filepath.Join(root, "/proc/sys/kernel/random/boot_id")); err == nil {
+		cu.BootID = strings.TrimSpace(string(b))
+	} else if b, err := os.ReadFile("/proc/sys/kernel/random/boot_id"); err == nil {
+		cu.BootID = strings.TrimSpace(string(b)) // a tree of files reboots with this host
+	}
+	return cu, nil
+}

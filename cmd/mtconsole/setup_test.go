@@ -1,0 +1,148 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/mtconsole/mtconsole/setup"
+)
+
+// runCmd runs the binary's root command with args and returns its
+// output and the exit status main would give.
+func runSetupCmd(t *testing.T, args ...string) (string, int) {
+	t.Helper()
+	root := newRootCmd()
+	var out bytes.Buffer
+	root.SetOut(&out)
+	root.SetErr(&out)
+	root.SetArgs(args)
+	err := root.Execute()
+	if err == nil {
+		return out.String(), 0
+	}
+	out.WriteString("error: " + err.Error())
+	var ce codeError
+	var ue usageError
+	switch {
+	case errors.As(err, &ce):
+		return out.String(), ce.code
+	case errors.As(err, &ue):
+		return out.String(), exitUsage
+	}
+	return out.String(), exitError
+}
+
+func TestCheckOnFixtures(t *testing.T) {
+	fx := func(n string) string { return filepath.Join("..", "..", "disks", "testdata", "hosts", n) }
+	out, code := runSetupCmd(t, "check", "--root", fx("virtio-one-disk"), "--only", "disks")
+	if code != 1 || !strings.Contains(out, "FAIL  At least two disks") || !strings.Contains(out, "fix: power off, attach a second disk") {
+		t.Errorf("exit %d:\n%s", code, out)
+	}
+	out, code = runSetupCmd(t, "check", "--root", fx("lvm-root"), "--only", "disks", "--json")
+	var cs []setup.Check
+	if err := json.Unmarshal([]byte(strings.SplitN(out, "error:", 2)[0]), &cs); err != nil || code != 1 {
+		t.Fatalf("json: %v, exit %d\n%s", err, code, out)
+	}
+	for _, c := range cs {
+		if c.ID == "disks.root-lvm" && (c.Status != setup.Fail || c.Fix == "") {
+			t.Errorf("%+v", c)
+		}
+	}
+	if _, code := runSetupCmd(t, "check", "--only", "nope"); code != exitUsage {
+		t.Errorf("--only nope: exit %d", code)
+	}
+}
+
+// The real host: a truthful table, and a fail comes with its fix.
+func TestCheckThisHost(t *testing.T) {
+	out, code := runSetupCmd(t, "check", "--json", "--only", "os,disks")
+	var cs []setup.Check
+	if err := json.Unmarshal([]byte(strings.SplitN(out, "error:", 2)[0]), &cs); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	fails := 0
+	for _, c := range cs {
+		if c.Status == setup.Fail {
+			fails++
+			if c.Fix == "" {
+				t.Errorf("%s fails without a fix", c.ID)
+			}
+		}
+	}
+	if (fails > 0) != (code == 1) {
+		t.Errorf("%d fails, exit %d", fails, code)
+	}
+}
+
+func TestCustomChangesCLI(t *testing.T) {
+	root := t.TempDir()
+	os.MkdirAll(filepath.Join(root, "etc/lvm"), 0o755)
+	orig := []byte("devices {\n\tdir = \"/dev\"\n}\n")
+	os.WriteFile(filepath.Join(root, "etc/lvm/lvm.conf"), orig, 0o644)
+	if out, code := runSetupCmd(t, "custom-changes", "status", "--root", root); code != 1 || !strings.Contains(out, "no   multipath") {
+		t.Errorf("status before: exit %d\n%s", code, out)
+	}
+	if out, code := runSetupCmd(t, "custom-changes", "apply", "--root", root); code != 0 || !strings.Contains(out, "changed /etc/multipath.conf") || !strings.Contains(out, "REBOOT IS REQUIRED") {
+		t.Errorf("apply: exit %d\n%s", code, out)
+	}
+	if out, code := runSetupCmd(t, "custom-changes", "apply", "--root", root); code != 0 || !strings.Contains(out, "nothing changed") {
+		t.Errorf("apply twice: exit %d\n%s", code, out)
+	}
+	if out, code := runSetupCmd(t, "custom-changes", "status", "--root", root); code != 0 || !strings.Contains(out, "All custom changes are applied") {
+		t.Errorf("status after: exit %d\n%s", code, out)
+	}
+	if out, code := runSetupCmd(t, "custom-changes", "revert", "--root", root); code != 0 || !strings.Contains(out, "restored /etc/lvm/lvm.conf") {
+		t.Errorf("revert: exit %d\n%s", code, out)
+	}
+	if b, _ := os.ReadFile(filepath.Join(root, "etc/lvm/lvm.conf")); !bytes.Equal(b, orig) {
+		t.Errorf("lvm.conf after revert:\n%s", b)
+	}
+	if _, err := os.Stat(filepath.Join(root, setup.Marker)); err == nil {
+		t.Error("marker left after revert")
+	}
+}
+
+func TestInstallCLI(t *testing.T) {
+	root := t.TempDir()
+	answers := filepath.Join(t.TempDir(), "a.yaml")
+	os.WriteFile(answers, []byte("version: 1\nrole: mt\ncustom_changes:\n  apply: false\n"), 0o600)
+	// A master target without the custom changes: 175, with the fix.
+	out, code := runSetupCmd(t, "install", "--root", root, "--answers", answers, "--skip-checks")
+	if code != exitNoCustom || !strings.Contains(out, "mtconsole custom-changes apply") {
+		t.Errorf("exit %d\n%s", code, out)
+	}
+	// Dry run with the custom changes in the answers: the plan, no change.
+	out, code = runSetupCmd(t, "install", "--root", root, "--answers", "../../scripts/examples/mt.yaml", "--skip-checks", "--dry-run")
+	if code != 0 || !strings.Contains(out, "custom create /etc/multipath.conf") || !strings.Contains(out, "copy   /usr/local/bin/mtconsole") {
+		t.Errorf("dry run: exit %d\n%s", code, out)
+	}
+	if es, _ := os.ReadDir(root); len(es) != 0 {
+		t.Errorf("dry run changed %s", root)
+	}
+	// The real run, then a second that finds it.
+	out, code = runSetupCmd(t, "install", "--root", root, "--answers", "../../scripts/examples/mt.yaml", "--skip-checks")
+	if code != 0 || !strings.Contains(out, "Installed.") {
+		t.Fatalf("install: exit %d\n%s", code, out)
+	}
+	out, code = runSetupCmd(t, "install", "--root", root, "--answers", "../../scripts/examples/mt.yaml", "--skip-checks", "--dry-run")
+	if code != 0 || !strings.Contains(out, "upgrade of the mt install") || strings.Contains(out, "custom create") {
+		t.Errorf("re-run: exit %d\n%s", code, out)
+	}
+	// A bad answers file is a usage error naming line and key.
+	os.WriteFile(answers, []byte("version: 1\nrole: mt\nretention: /x\n"), 0o600)
+	if out, code := runSetupCmd(t, "install", "--root", root, "--answers", answers); code != exitUsage || !strings.Contains(out, "a.yaml:3: retention: unknown key") {
+		t.Errorf("bad answers: exit %d\n%s", code, out)
+	}
+	out, code = runSetupCmd(t, "uninstall", "--root", root)
+	if code != 0 || !strings.Contains(out, "retention data; --purge-data removes it") {
+		t.Errorf("uninstall: exit %d\n%s", code, out)
+	}
+	if _, code := runSetupCmd(t, "uninstall", "--root", root); code != 1 {
+		t.Errorf("uninstall twice: exit %d", code)
+	}
+}
