@@ -42,6 +42,10 @@ func main() {
 		if errors.Is(err, api.ErrNoAgent) {
 			os.Exit(exitAgent)
 		}
+		var ec interface{ ExitCode() int }
+		if errors.As(err, &ec) {
+			os.Exit(ec.ExitCode())
+		}
 		var ue usageError
 		if errors.As(err, &ue) || strings.HasPrefix(err.Error(), "unknown command") {
 			os.Exit(exitUsage)

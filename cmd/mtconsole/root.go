@@ -22,6 +22,6 @@ func newRootCmd() *cobra.Command {
 	root.RunE = console.RunE
 	root.Flags().AddFlagSet(console.Flags())
 	root.AddCommand(console, newRetentionCmd(), newDemoCmd(), newSelftestCmd(), newStatusCmd(), newTagCmd(), newPauseCmd(true), newPauseCmd(false),
-		newRecoverCmd(), newPSCmd(), newAgentCmd())
+		newRecoverCmd(), newPSCmd(), newAgentCmd(), newVSphereCmd())
 	return root
 }
