@@ -28,5 +28,6 @@
 // It never touches the guest's disks or file systems: it reads the by-id
 // directory under a root the caller gives, and nothing else of the host.
 // Errors callers act on are sentinels (ErrUnreachable, ErrLogin,
-// ErrCertificate, ErrVMNotFound, ErrPoweredOn, ErrPermission) for errors.Is.
+// ErrCertificate, ErrVMNotFound, ErrPoweredOn, ErrNotReady, ErrPermission)
+// for errors.Is.
 package vsphere
