@@ -7,17 +7,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/mtconsole/mtconsole/disks/vsphere"
 	"github.com/mtconsole/mtconsole/setup"
 )
-
-// codeError ends the command with a given exit status.
-type codeError struct {
-	code int
-	err  error
-}
-
-func (e codeError) Error() string { return e.err.Error() }
-func (e codeError) Unwrap() error { return e.err }
 
 func newCheckCmd() *cobra.Command {
 	var asJSON bool
@@ -98,7 +90,7 @@ func parseRole(s string) (setup.Role, error) {
 }
 
 var groupTitle = map[string]string{setup.GroupOS: "Operating system", setup.GroupPackages: "Packages",
-	setup.GroupDisks: "Disks", setup.GroupCustom: "Custom changes"}
+	setup.GroupDisks: "Disks", setup.GroupCustom: "Custom changes", vsphere.GroupVSphere: "vSphere"}
 
 var statusWord = map[setup.Status]string{setup.Pass: "ok", setup.Warn: "WARN", setup.Fail: "FAIL", setup.Skip: "skip"}
 

@@ -22,6 +22,16 @@ const (
 	exitCS    = 14 // the configuration server cannot be reached or refused the passphrase, time or certificate
 )
 
+// codeError ends the command with an exit status of its own (the
+// commands document theirs).
+type codeError struct {
+	code int
+	err  error
+}
+
+func (e codeError) Error() string { return e.err.Error() }
+func (e codeError) Unwrap() error { return e.err }
+
 // usageError marks errors in how the command was called.
 type usageError struct{ error }
 
@@ -41,20 +51,25 @@ func main() {
 	root.SetArgs(argsFor(os.Args))
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "mtconsole:", err)
-		var ce codeError
-		if errors.As(err, &ce) {
-			os.Exit(ce.code)
-		}
-		if errors.Is(err, api.ErrNoAgent) {
-			os.Exit(exitAgent)
-		}
-		if isCSError(err) {
-			os.Exit(exitCS)
-		}
-		var ue usageError
-		if errors.As(err, &ue) || strings.HasPrefix(err.Error(), "unknown command") {
-			os.Exit(exitUsage)
-		}
-		os.Exit(exitError)
+		os.Exit(exitCode(err))
 	}
+}
+
+// exitCode is the exit status for err (README.md lists them).
+func exitCode(err error) int {
+	var ce codeError
+	var ue usageError
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.As(err, &ce):
+		return ce.code
+	case errors.Is(err, api.ErrNoAgent):
+		return exitAgent
+	case isCSError(err):
+		return exitCS
+	case errors.As(err, &ue) || strings.HasPrefix(err.Error(), "unknown command"):
+		return exitUsage
+	}
+	return exitError
 }

@@ -1,0 +1,305 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/mtconsole/mtconsole/disks/vsphere"
+	"github.com/mtconsole/mtconsole/disks/vsphere/vspheresim"
+)
+
+const vsPass = "cli-Secret-pw-9"
+
+// vsEnv is a simulator with the master target, and the files a user of
+// the master target would have: the BIOS UUID, the by-id directory, the
+// password file.
+type vsEnv struct {
+	s                  *vspheresim.Scene
+	uuidFile, devRoot  string
+	pwFile, trustStore string
+}
+
+func newVSEnv(t *testing.T) *vsEnv {
+	t.Helper()
+	s, err := vspheresim.Start(context.Background(), "", "admin", vsPass)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	dir := t.TempDir()
+	e := &vsEnv{s: s, uuidFile: filepath.Join(dir, "product_uuid"), devRoot: filepath.Join(dir, "root"),
+		pwFile: filepath.Join(dir, "pw"), trustStore: filepath.Join(dir, "thumbprints")}
+	os.WriteFile(e.uuidFile, []byte(strings.ToUpper(s.GuestUUID)+"\n"), 0o400)
+	os.WriteFile(e.pwFile, []byte(vsPass+"\n"), 0o600)
+	if err := s.WriteDevRoot(e.devRoot); err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// args are the connection flags, then the command's.
+func (e *vsEnv) args(sub string, extra ...string) []string {
+	a := []string{"vsphere", sub, "--url", e.s.URL, "--user", "admin", "--password-file", e.pwFile,
+		"--thumbprint", e.s.Thumbprint, "--uuid-file", e.uuidFile, "--dev-root", e.devRoot}
+	return append(a, extra...)
+}
+
+// vsRun runs and asserts the password shows nowhere.
+func vsRun(t *testing.T, args ...string) (string, string, error) {
+	t.Helper()
+	out, errOut, err := run(t, args...)
+	for _, s := range []string{out, errOut, errText(err)} {
+		if strings.Contains(s, vsPass) {
+			t.Fatalf("the password shows in the output of %v", args)
+		}
+	}
+	return out, errOut, err
+}
+
+func errText(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+func exitOf(err error) int { return exitCode(err) }
+
+func TestVSphereCheck(t *testing.T) {
+	e := newVSEnv(t)
+	out, _, err := vsRun(t, e.args("check")...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"VM mt01", "poweredOn", "host DC0_H0", "disk.EnableUUID: TRUE", "lsilogic", "/dev/sdb", "/dev/sdc", e.s.RecoveredFiles[0]} {
+		if !strings.Contains(out, want) {
+			t.Errorf("check output lacks %q:\n%s", want, out)
+		}
+	}
+	out, _, err = vsRun(t, e.args("check", "--json")...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		Server struct{ Thumbprint string }
+		VM     vsphere.VM
+	}
+	if err := json.Unmarshal([]byte(out), &got); err != nil {
+		t.Fatal(err)
+	}
+	if got.VM.Name != vspheresim.MT || got.Server.Thumbprint != e.s.Thumbprint || got.VM.Disks[2].Device != "/dev/sdc" {
+		t.Fatalf("%+v", got)
+	}
+
+	// Another VM, without EnableUUID: the fix is shown.
+	out, _, err = vsRun(t, e.args("check", "--vm", vspheresim.OffVM)...)
+	if err != nil || !strings.Contains(out, "disk.EnableUUID: not set") || !strings.Contains(out, "enable-uuid --vm") {
+		t.Fatalf("%v\n%s", err, out)
+	}
+}
+
+func TestVSphereEnableUUID(t *testing.T) {
+	e := newVSEnv(t)
+	// The running master target: refused with exit 4 and the fix.
+	os.WriteFile(e.uuidFile, nil, 0o600)
+	_, _, err := vsRun(t, e.args("enable-uuid", "--vm", "DC0_H0_VM0")...)
+	if exitOf(err) != exitRefused || !strings.Contains(err.Error(), "power off") || !strings.Contains(err.Error(), "reboot from inside") {
+		t.Fatalf("exit %d: %v", exitOf(err), err)
+	}
+	out, _, err := vsRun(t, e.args("enable-uuid", "--vm", vspheresim.OffVM)...)
+	if err != nil || !strings.Contains(out, "set to TRUE") {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	out, _, err = vsRun(t, e.args("enable-uuid", "--vm", vspheresim.OffVM, "--json")...)
+	if err != nil || !strings.Contains(out, `"changed": false`) {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	out, _, _ = vsRun(t, e.args("check", "--vm", vspheresim.OffVM, "--json")...)
+	if !strings.Contains(out, `"enableUuid": "TRUE"`) {
+		t.Fatalf("%s", out)
+	}
+}
+
+func TestVSphereDatastores(t *testing.T) {
+	e := newVSEnv(t)
+	out, _, err := vsRun(t, e.args("datastores")...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"LocalDS_0", "DC0_H0", "DC0_C0_H2", "VM Network", "DC0_DVPG0", "GiB"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("lacks %q:\n%s", want, out)
+		}
+	}
+	out, _, err = vsRun(t, e.args("datastores", "--json")...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var inv vsphere.Inventory
+	if err := json.Unmarshal([]byte(out), &inv); err != nil || len(inv.Datastores) != 1 || inv.Datastores[0].FreeBytes <= 0 || !inv.Datastores[0].FromHost {
+		t.Fatalf("%v %+v", err, inv)
+	}
+}
+
+func TestVSphereReadiness(t *testing.T) {
+	e := newVSEnv(t)
+	out, _, err := vsRun(t, e.args("readiness", "--disks", "2", "--need", "LocalDS_0=1G", "--name", "src01", "--vm-datastore", "LocalDS_0")...)
+	if err != nil || strings.Contains(out, "FAIL") || !strings.Contains(out, "  ok    Free SCSI slots") {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	out, _, err = vsRun(t, e.args("readiness", "--disks", "13", "--need", "LocalDS_0=900T", "--name", vspheresim.OffVM, "--json")...)
+	if exitOf(err) != exitRefused {
+		t.Fatalf("exit %d: %v", exitOf(err), err)
+	}
+	var checks []vsphere.Check
+	if err := json.Unmarshal([]byte(out), &checks); err != nil {
+		t.Fatal(err)
+	}
+	failed := map[string]bool{}
+	for _, c := range checks {
+		if c.Status == vsphere.Fail {
+			failed[c.ID] = true
+		}
+	}
+	for _, id := range []string{"mt.scsi.slots", "datastore.LocalDS_0.space", "vm.name"} {
+		if !failed[id] {
+			t.Errorf("%s did not fail: %s", id, out)
+		}
+	}
+	// The model's VM with a paravirtual controller.
+	out, _, err = vsRun(t, e.args("readiness", "--vm", vspheresim.PVSCSIVM)...)
+	if exitOf(err) != exitRefused || !strings.Contains(out, "FAIL  Master target SCSI controller is LSI Logic") {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if _, _, err := vsRun(t, e.args("readiness", "--need", "LocalDS_0")...); !isUsage(err) {
+		t.Fatalf("bad --need: %v", err)
+	}
+}
+
+func TestVSphereCreateVM(t *testing.T) {
+	e := newVSEnv(t)
+	create := e.args("create-vm", "--source-hostname", "src01", "--disk", "/dev/sdb", "--disk", "/dev/sdc",
+		"--nic", "VM Network", "--cpus", "2", "--memory-mb", "1024")
+	out, _, err := vsRun(t, append(create, "--dry-run")...)
+	if err != nil || !strings.Contains(out, "create VM src01") || !strings.Contains(out, "undo:") {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	check, _, _ := vsRun(t, e.args("check")...)
+	if !strings.Contains(check, "/dev/sdc") {
+		t.Fatal("the dry run changed the master target:\n" + check)
+	}
+	out, _, err = vsRun(t, create...)
+	if err != nil || !strings.Contains(out, "powered on") {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	out, _, err = vsRun(t, e.args("check", "--vm", "src01", "--json")...)
+	if err != nil || !strings.Contains(out, `"powerState": "poweredOn"`) || !strings.Contains(out, e.s.RecoveredFiles[1]) {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	// Again: the name is taken and the disks are gone.
+	if _, _, err := vsRun(t, create...); err == nil {
+		t.Fatal("created twice")
+	}
+	if _, _, err := vsRun(t, e.args("create-vm", "--disk", "/dev/sdb")...); !isUsage(err) {
+		t.Fatalf("no name: %v", err)
+	}
+}
+
+func TestVSphereBadInputs(t *testing.T) {
+	e := newVSEnv(t)
+	// Wrong password.
+	bad := filepath.Join(t.TempDir(), "bad")
+	os.WriteFile(bad, []byte("not-"+vsPass), 0o600)
+	a := e.args("check")
+	for i := range a {
+		if a[i] == e.pwFile {
+			a[i] = bad
+		}
+	}
+	_, _, err := vsRun(t, a...)
+	if !errors.Is(err, vsphere.ErrLogin) || exitOf(err) != exitError || strings.Contains(err.Error(), "not-"+vsPass) {
+		t.Fatalf("wrong password: %v", err)
+	}
+	// Unknown UUID.
+	os.WriteFile(e.uuidFile, []byte("00000000-0000-0000-0000-000000000001\n"), 0o400)
+	if _, _, err := vsRun(t, e.args("check")...); !errors.Is(err, vsphere.ErrVMNotFound) {
+		t.Fatalf("unknown UUID: %v", err)
+	}
+	// Thumbprint mismatch: exit 5, nothing sent.
+	a = e.args("enable-uuid", "--vm", vspheresim.OffVM)
+	for i := range a {
+		if a[i] == e.s.Thumbprint {
+			a[i] = strings.Repeat("0A:", 31) + "0A"
+		}
+	}
+	if _, _, err := vsRun(t, a...); exitOf(err) != exitCert || !strings.Contains(err.Error(), e.s.Thumbprint) {
+		t.Fatalf("mismatch: exit %d %v", exitOf(err), err)
+	}
+	out, _, _ := vsRun(t, e.args("check", "--vm", vspheresim.OffVM)...)
+	if !strings.Contains(out, "not set") {
+		t.Fatal("a refused connection changed the VM")
+	}
+	// Unreachable.
+	a = e.args("check")
+	a[3] = "https://127.0.0.1:1/sdk"
+	if _, _, err := vsRun(t, a...); !errors.Is(err, vsphere.ErrUnreachable) || exitOf(err) != exitError {
+		t.Fatalf("unreachable: %v", err)
+	}
+	// Password from stdin and from the environment; none at all.
+	root := newRootCmd()
+	root.SetArgs(stripPassword(e.args("check", "--vm", vspheresim.OffVM)))
+	root.SetIn(strings.NewReader(vsPass + "\n"))
+	var o strings.Builder
+	root.SetOut(&o)
+	root.SetErr(&o)
+	if err := root.Execute(); err != nil || strings.Contains(o.String(), vsPass) {
+		t.Fatalf("stdin: %v", err)
+	}
+	t.Setenv("MT_VS_PW", vsPass)
+	if _, _, err := vsRun(t, append(stripPassword(e.args("check", "--vm", vspheresim.OffVM)), "--password-env", "MT_VS_PW")...); err != nil {
+		t.Fatalf("env: %v", err)
+	}
+	root = newRootCmd()
+	root.SetArgs(stripPassword(e.args("check")))
+	root.SetIn(strings.NewReader(""))
+	root.SetOut(&o)
+	root.SetErr(&o)
+	if err := root.Execute(); !isUsage(err) {
+		t.Fatalf("no password: %v", err)
+	}
+	// Insecure: a loud warning.
+	a = stripFlag(e.args("check", "--vm", vspheresim.OffVM), "--thumbprint")
+	_, errOut, err := vsRun(t, append(a, "--insecure")...)
+	if err != nil || !strings.Contains(errOut, "WARNING: --insecure") {
+		t.Fatalf("%v\n%s", err, errOut)
+	}
+	// Trust store: pinned on first use, shown.
+	a = append(stripFlag(e.args("check", "--vm", vspheresim.OffVM), "--thumbprint"), "--trust-store", e.trustStore)
+	_, errOut, err = vsRun(t, a...)
+	if err != nil || !strings.Contains(errOut, "Pinned the certificate") || !strings.Contains(errOut, e.s.Thumbprint) {
+		t.Fatalf("%v\n%s", err, errOut)
+	}
+	_, errOut, err = vsRun(t, a...)
+	if err != nil || strings.Contains(errOut, "Pinned") {
+		t.Fatalf("second use: %v\n%s", err, errOut)
+	}
+}
+
+func stripPassword(a []string) []string { return stripFlag(a, "--password-file") }
+
+func stripFlag(a []string, flag string) []string {
+	var out []string
+	for i := 0; i < len(a); i++ {
+		if a[i] == flag {
+			i++
+			continue
+		}
+		out = append(out, a[i])
+	}
+	return out
+}

@@ -1,0 +1,50 @@
+package vsphere
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/vmware/govmomi/object"
+	"github.com/vmware/govmomi/vim25/types"
+)
+
+// ErrPoweredOn: the change needs the VM powered off; nothing was changed.
+var ErrPoweredOn = errors.New("VM is powered on")
+
+// EnableUUIDFix says what to do when disk.EnableUUID must be set on a
+// running VM. A reboot from inside the guest keeps the VM's process and
+// so its old configuration: only a power cycle applies it.
+func EnableUUIDFix(vm string) string {
+	return fmt.Sprintf("power off the VM %q (shut down the guest, then check vSphere shows it powered off), run `mtconsole vsphere enable-uuid --vm %q` from any host that reaches vSphere, then power it on; a reboot from inside the guest is not enough",
+		vm, vm)
+}
+
+// EnableUUID sets disk.EnableUUID=TRUE on a powered-off VM. It returns
+// false when it was TRUE already (nothing changed), and ErrPoweredOn, with
+// what to do, when the VM is not powered off: vSphere would accept the
+// change on a running VM, but the guest would not see the ids until the
+// next power cycle, and the master target must not find that out later.
+func (c *Client) EnableUUID(ctx context.Context, obj *object.VirtualMachine) (changed bool, err error) {
+	vm, err := c.Describe(ctx, obj)
+	if err != nil {
+		return false, err
+	}
+	if vm.EnableUUIDOn() {
+		return false, nil
+	}
+	if !vm.PoweredOff() {
+		return false, fmt.Errorf("%w: %s is %s, disk.EnableUUID is %s: %s", ErrPoweredOn, vm.Name, vm.PowerState,
+			orText(vm.EnableUUID, "not set"), EnableUUIDFix(vm.Name))
+	}
+	task, err := obj.Reconfigure(ctx, types.VirtualMachineConfigSpec{
+		ExtraConfig: []types.BaseOptionValue{&types.OptionValue{Key: "disk.EnableUUID", Value: "TRUE"}},
+	})
+	if err != nil {
+		return false, vimErr(err)
+	}
+	if err := task.Wait(ctx); err != nil {
+		return false, fmt.Errorf("set disk.EnableUUID on %s: %w", vm.Name, vimErr(err))
+	}
+	return true, nil
+}
