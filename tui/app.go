@@ -274,6 +274,9 @@ func (m *Model) apply(msg tea.Msg) tea.Cmd {
 			return nil
 		}
 		m.tags[msg.Pair] = msg.Tags
+		if m.screen == screenRecover && m.wiz.step == stepCheck {
+			m.wiz.checks = m.readiness()
+		}
 	case jobMsg:
 		return m.onJob(msg)
 	case jobTickMsg:
@@ -389,6 +392,9 @@ func (m *Model) focused() *textinput.Model {
 		if m.dash.filter.Focused() {
 			return &m.dash.filter
 		}
+		if m.dash.tag.Focused() {
+			return &m.dash.tag
+		}
 	case screenDetail:
 		if m.detail.input.Focused() {
 			return &m.detail.input
@@ -491,6 +497,9 @@ func (m *Model) inputKey(ti *textinput.Model, msg tea.KeyPressMsg) tea.Cmd {
 func (m *Model) inputDone(ti *textinput.Model, ok bool) tea.Cmd {
 	switch m.screen {
 	case screenDashboard, screenLogs:
+		if ti == &m.dash.tag {
+			return m.tagAllDone(ok)
+		}
 		ti.Blur()
 		if !ok {
 			ti.SetValue("")
@@ -510,6 +519,7 @@ func (m *Model) resize() {
 	m.dash.filter.SetWidth(w)
 	m.logs.filter.SetWidth(w)
 	m.detail.input.SetWidth(w)
+	m.dash.tag.SetWidth(w)
 	m.wiz.setWidth(w)
 }
 

@@ -2,6 +2,7 @@ package tui
 
 import (
 	"cmp"
+	"context"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -35,11 +36,12 @@ type dashState struct {
 	sel    string // the selected pair's id: stays put across sorts and updates
 	sortBy sortKey
 	filter textinput.Model
-	rows   []int // indexes into status.Pairs, filtered and sorted
+	tag    textinput.Model // the name of a tag for every pair shown
+	rows   []int           // indexes into status.Pairs, filtered and sorted
 }
 
 func newDashState() dashState {
-	return dashState{filter: newInput("Filter: ")}
+	return dashState{filter: newInput("Filter: "), tag: newInput("Tag every pair shown as: ")}
 }
 
 // refreshRows filters and sorts the pairs; it runs when they, the filter
@@ -162,6 +164,13 @@ func (m *Model) dashKey(msg tea.KeyPressMsg) tea.Cmd {
 		m.refreshRows()
 	case key.Matches(msg, k.Filter):
 		return m.dash.filter.Focus()
+	case key.Matches(msg, k.TagAll):
+		if len(m.dash.rows) == 0 {
+			return nil
+		}
+		m.dash.tag.SetValue("manual-" + m.o.Now().UTC().Format("20060102-150405"))
+		m.dash.tag.CursorEnd()
+		return m.dash.tag.Focus()
 	case key.Matches(msg, k.Detail):
 		if p := m.selected(); p != nil {
 			return m.openDetail(p.ID)
@@ -265,7 +274,37 @@ func (m *Model) dashView(w, h int) string {
 	return strings.Join(out, "\n")
 }
 
+// tagAllDone ends the dashboard's tag prompt; ok tags every pair shown
+// with one tag: one id, so together they are a multi-disk consistent
+// point the recovery wizard can take for all of them.
+func (m *Model) tagAllDone(ok bool) tea.Cmd {
+	m.dash.tag.Blur()
+	if !ok {
+		return nil
+	}
+	name := strings.TrimSpace(m.dash.tag.Value())
+	if name == "" {
+		m.setNote(true, "tag: a tag needs a name: press t and type one")
+		return nil
+	}
+	ids := make([]string, 0, len(m.dash.rows))
+	for _, i := range m.dash.rows {
+		ids = append(ids, m.status.Pairs[i].ID)
+	}
+	a := m.o.Actions
+	return m.act("tag "+strings.Join(ids, ","), func(ctx context.Context) (string, error) {
+		_, err := a.Tag(ctx, api.TagRequest{Name: name, Pairs: ids})
+		if len(ids) == 1 {
+			return "tagged " + ids[0] + " as " + name, err
+		}
+		return fmt.Sprintf("tagged %d pairs as %s (one point for all)", len(ids), name), err
+	})
+}
+
 func (m *Model) filterLine(w int) string {
+	if m.dash.tag.Focused() {
+		return " " + m.dash.tag.View()
+	}
 	if m.dash.filter.Focused() {
 		return " " + m.dash.filter.View()
 	}

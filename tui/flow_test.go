@@ -15,6 +15,7 @@ import (
 	"github.com/charmbracelet/x/exp/teatest/v2"
 
 	"github.com/mtconsole/mtconsole/replication/agent/api"
+	"github.com/mtconsole/mtconsole/replication/journal"
 )
 
 // startFlow runs the console in a real tea.Program fed by the replay, and
@@ -168,8 +169,10 @@ func TestFlowRecoverRollback(t *testing.T) {
 		teatest.WithDuration(5*time.Second))
 	m := final(t, tm)
 	req := fa.snapshot().recs[0]
-	if req.Mode != api.ModeRollback || req.Point != "latest-tag" || !slices.Equal(req.Pairs, []string{"p1"}) || req.Dest != "" {
-		t.Errorf("recover request %+v, want a rollback of p1 to latest-tag", req)
+	// "Latest tag" is pinned to the tag the check showed: what was
+	// confirmed is what is recovered, though a newer tag comes meanwhile.
+	if req.Mode != api.ModeRollback || req.Point != "tag:crash-1004" || !slices.Equal(req.Pairs, []string{"p1"}) || req.Dest != "" {
+		t.Errorf("recover request %+v, want a rollback of p1 to tag:crash-1004, its latest tag", req)
 	}
 	if m.wiz.step != stepResult {
 		t.Errorf("wizard at step %d, want the result", m.wiz.step)
@@ -227,5 +230,50 @@ func TestFlowQuit(t *testing.T) {
 	// The alt screen is left on the way out.
 	if !bytes.Contains(out, []byte("\x1b[?1049l")) {
 		t.Errorf("the console did not leave the alternate screen: %q", out[max(len(out)-200, 0):])
+	}
+}
+
+// t on the dashboard tags every pair shown (the filter narrows them) with
+// one request: one tag id, a point the pairs share.
+func TestFlowTagAllShown(t *testing.T) {
+	fa := &fakeActions{}
+	tm := startFlow(t, fa, Options{})
+	send(tm, "t", "ctrl+u")
+	tm.Send(tea.PasteMsg{Content: "before-patch\n"})
+	send(tm, "enter")
+	eventually(t, "the group tag", func() bool { return len(fa.snapshot().tags) == 1 })
+	send(tm, "/", "p2", "enter", "t", "enter")
+	eventually(t, "the filtered tag", func() bool { return len(fa.snapshot().tags) == 2 })
+	m := final(t, tm)
+	got := fa.snapshot().tags
+	all := []string{}
+	for _, p := range m.status.Pairs {
+		all = append(all, p.ID)
+	}
+	if got[0].Name != "before-patch" || len(got[0].Pairs) != len(all) || len(all) < 2 {
+		t.Errorf("group tag %+v, want before-patch on every pair %v", got[0], all)
+	}
+	if !slices.Equal(got[1].Pairs, []string{"p2"}) || got[1].Name != "manual-20261126-100530" {
+		t.Errorf("filtered tag %+v, want the default name on p2 alone", got[1])
+	}
+	if s := ansi.Strip(m.noteView()); !strings.Contains(s, "tagged p2 as manual-20261126-100530") {
+		t.Errorf("footer %q does not say the tag was made", s)
+	}
+}
+
+// The wizard's check for several pairs finds the newest tag they all hold,
+// by id, as the agent does.
+func TestCommonTag(t *testing.T) {
+	at := func(min int) time.Time { return time.Date(2026, 11, 26, 10, min, 0, 0, time.UTC) }
+	a := []journal.Tag{{Name: "c1", ID: "g1", App: "CRASH", Time: at(1)}, {Name: "fs", ID: "g2", App: "FS", Time: at(2)}, {Name: "own", ID: "a3", App: "CRASH", Time: at(3)}}
+	b := []journal.Tag{{Name: "c1", ID: "g1", App: "CRASH", Time: at(1)}, {Name: "fs", ID: "g2", App: "FS", Time: at(2)}, {Name: "own", ID: "b3", App: "CRASH", Time: at(3)}}
+	if got, ok := commonTag([][]journal.Tag{a, b}, false); !ok || got.ID != "g2" {
+		t.Errorf("latest common tag %+v %v, want g2 (the newer tags differ by id)", got, ok)
+	}
+	if got, ok := commonTag([][]journal.Tag{a, b[:1]}, true); ok {
+		t.Errorf("a common app-consistent tag %+v where there is none", got)
+	}
+	if _, ok := commonTag([][]journal.Tag{a, {}}, false); ok {
+		t.Error("a common tag with a pair that has none")
 	}
 }

@@ -18,7 +18,7 @@ type globalKeys struct {
 // Move, Scroll and Page only name keys in the footer and the help: the
 // screens match Up and Down, which hold the same keys.
 type dashKeys struct {
-	Move, Up, Down, Detail, Sort, Filter, Clear key.Binding
+	Move, Up, Down, Detail, Sort, Filter, Clear, TagAll key.Binding
 }
 
 type detailKeys struct {
@@ -60,6 +60,7 @@ func newKeyMap(readOnly bool) keyMap {
 			Sort:   bind("s", "sort", "s"),
 			Filter: bind("/", "filter", "/"),
 			Clear:  bind("esc", "clear filter", "esc"),
+			TagAll: bind("t", "tag all", "t"),
 		},
 		Detail: detailKeys{
 			Tag:   bind("t", "tag now", "t"),
@@ -85,7 +86,7 @@ func newKeyMap(readOnly bool) keyMap {
 		},
 	}
 	if readOnly {
-		for _, b := range []*key.Binding{&k.Global.Recover, &k.Detail.Tag, &k.Detail.Pause} {
+		for _, b := range []*key.Binding{&k.Global.Recover, &k.Detail.Tag, &k.Detail.Pause, &k.Dash.TagAll} {
 			b.SetEnabled(false)
 		}
 	}
@@ -100,7 +101,7 @@ func (k keyMap) screenKeys(s screen) []key.Binding {
 	var own []key.Binding
 	switch s {
 	case screenDashboard:
-		own = []key.Binding{k.Dash.Detail, g.Recover, g.Logs, k.Dash.Move, k.Dash.Filter, k.Dash.Sort, k.Dash.Clear}
+		own = []key.Binding{k.Dash.Detail, g.Recover, k.Dash.TagAll, g.Logs, k.Dash.Filter, k.Dash.Sort, k.Dash.Move, k.Dash.Clear}
 	case screenDetail:
 		own = []key.Binding{k.Detail.Tag, k.Detail.Pause, g.Recover, g.Logs, g.Back, g.Dashboard}
 	case screenLogs:

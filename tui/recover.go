@@ -74,6 +74,7 @@ type wizard struct {
 	confirm  textinput.Model
 	fieldErr string
 	checks   []check
+	pinned   string // the tag a "latest" point resolved to in the check: what is recovered
 	job      string
 	startErr string
 }
@@ -286,7 +287,7 @@ func (m *Model) wizNext() tea.Cmd {
 			w.destAuto, w.destIn.Placeholder = def, def
 			return w.destIn.Focus()
 		}
-		m.enterChecks()
+		return m.enterChecks()
 	case stepCheck:
 		if slices.ContainsFunc(w.checks, func(c check) bool { return c.level == checkFail }) {
 			w.fieldErr = "fix what is marked ✗ first: esc goes back"
@@ -308,9 +309,16 @@ func (m *Model) wizNext() tea.Cmd {
 	return nil
 }
 
-func (m *Model) enterChecks() {
-	m.wiz.checks = m.readiness()
+// enterChecks runs the readiness check, and again when the chosen pairs'
+// tags, asked for afresh, arrive.
+func (m *Model) enterChecks() tea.Cmd {
 	m.wiz.step = stepCheck
+	m.wiz.checks = m.readiness()
+	var cmds []tea.Cmd
+	for _, id := range m.chosenPairs() {
+		cmds = append(cmds, m.fetchTags(id))
+	}
+	return tea.Batch(cmds...)
 }
 
 // wizInputDone ends the focused field of the wizard.
@@ -351,7 +359,7 @@ func (m *Model) wizInputDone(ok bool) tea.Cmd {
 			return nil
 		}
 		ti.Blur()
-		m.enterChecks()
+		return m.enterChecks()
 	case &w.confirm:
 		if want := m.confirmWord(); v != want {
 			w.fieldErr = fmt.Sprintf("type %s exactly to roll back, or esc to go back", want)
@@ -377,16 +385,20 @@ func (m *Model) confirmWord() string {
 func (m *Model) request() api.RecoverRequest {
 	w := &m.wiz
 	req := api.RecoverRequest{Mode: api.ModeRollback, Pairs: m.chosenPairs()}
-	switch w.point {
-	case pointLatestTag:
+	switch {
+	case w.step >= stepCheck && w.pinned != "" && (w.point == pointLatestTag || w.point == pointLatestApp):
+		// What the check showed is what is recovered, though a newer
+		// tag arrives meanwhile.
+		req.Point = "tag:" + w.pinned
+	case w.point == pointLatestTag:
 		req.Point = "latest-tag"
-	case pointLatestTime:
+	case w.point == pointLatestTime:
 		req.Point = "latest-time"
-	case pointLatestApp:
+	case w.point == pointLatestApp:
 		req.Point = "latest-app-consistent"
-	case pointTag:
+	case w.point == pointTag:
 		req.Point = "tag:" + w.tag
-	case pointTime:
+	case w.point == pointTime:
 		t, _ := time.Parse(time.RFC3339Nano, strings.TrimSpace(w.timeIn.Value()))
 		req.Point = "time:" + t.UTC().Format(time.RFC3339Nano)
 	}
@@ -491,6 +503,7 @@ func (m *Model) startRecovery() tea.Cmd {
 // file checks are a stat each: cheap enough for Update.
 func (m *Model) readiness() []check {
 	w := &m.wiz
+	w.pinned = ""
 	req := m.request()
 	now := m.o.Now()
 	var cs []check
@@ -499,8 +512,27 @@ func (m *Model) readiness() []check {
 		add(checkWarn, "the agent does not answer now (%v): the data below is %s old", m.agentErr, durText(now.Sub(m.statusAt)))
 	}
 	ids := req.Pairs
-	if len(ids) > 1 {
-		add(checkOK, "%d pairs: the agent resolves one point that all of them share", len(ids))
+	group := len(ids) > 1 && (w.point == pointLatestTag || w.point == pointLatestApp)
+	if group {
+		// As the agent resolves it: the newest tag (by id) every chosen
+		// pair holds, so the disks come back at one consistent point.
+		var lists [][]journal.Tag
+		for _, id := range ids {
+			if tags, known := m.tags[id]; known {
+				lists = append(lists, tags)
+			}
+		}
+		t, ok := commonTag(lists, w.point == pointLatestApp)
+		switch {
+		case len(lists) < len(ids):
+			add(checkWarn, "%d pairs: their tags have not all arrived: the agent looks for one they share when the job starts", len(ids))
+		case !ok:
+			add(checkFail, "these %d pairs share no %stag, so they have no common point: tag them together (t on the dashboard) or recover them one at a time",
+				len(ids), map[bool]string{true: "app-consistent ", false: ""}[w.point == pointLatestApp])
+		default:
+			w.pinned = t.Name
+			add(checkOK, "%d pairs share tag %s (%s) at %s UTC: one consistent point for all", len(ids), t.Name, t.App, clockText(t.Time, now))
+		}
 	}
 	for _, id := range ids {
 		p := m.pair(id)
@@ -510,9 +542,65 @@ func (m *Model) readiness() []check {
 		}
 		r := p.Retention
 		tags, known := m.tags[id]
+		switch {
+		case group:
+			// the shared point is checked above
+		default:
+			m.pointCheck(add, w, p, r, tags, known, req, now)
+		}
+		if req.Mode == api.ModeRollback {
+			if p.Health != writer.HealthPaused {
+				add(checkWarn, "%s is replicating: the rollback stops it; pause it first (p on its detail screen)", id)
+			}
+		}
+	}
+	if req.Mode == api.ModeRollback {
+		add(checkWarn, "a rollback rewrites the targets in place and ends their pairs: the source must resync them after")
+	} else {
+		cs = append(cs, destChecks(req.Dest, len(ids) > 1)...)
+	}
+	return cs
+}
+
+// commonTag is the newest tag (app-consistent only, if app) that every
+// list holds, matched by id (or name when a tag has no id) as the agent
+// matches them.
+func commonTag(lists [][]journal.Tag, app bool) (journal.Tag, bool) {
+	key := func(t journal.Tag) string {
+		if t.ID != "" {
+			return t.ID
+		}
+		return t.Name
+	}
+	count := map[string]int{}
+	var best journal.Tag
+	found := false
+	for i, l := range lists {
+		seen := map[string]bool{}
+		for _, t := range l {
+			k := key(t)
+			if (app && !t.AppConsistent()) || seen[k] {
+				continue
+			}
+			seen[k] = true
+			count[k]++
+			if i == len(lists)-1 && count[k] == len(lists) && (!found || t.Time.After(best.Time)) {
+				best, found = t, true
+			}
+		}
+	}
+	return best, found
+}
+
+// pointCheck checks one pair's own point.
+func (m *Model) pointCheck(add func(int, string, ...any), w *wizard, p *api.PairStatus, r writer.RetentionStatus,
+	tags []journal.Tag, known bool, req api.RecoverRequest, now time.Time) {
+	id := p.ID
+	{
 		switch w.point {
 		case pointLatestTag:
 			if t := r.LatestTag; t != nil {
+				w.pinned = t.Name
 				add(checkOK, "%s: latest tag %s (%s) at %s UTC", id, t.Name, t.App, clockText(t.Time, now))
 			} else {
 				add(checkFail, "%s has no tag yet: choose Latest time, or tag it first", id)
@@ -532,6 +620,7 @@ func (m *Model) readiness() []check {
 				add(checkFail, "%s has no app-consistent tag: choose Latest tag or Latest time", id)
 			default:
 				t := tags[i]
+				w.pinned = t.Name
 				add(checkOK, "%s: app-consistent tag %s (%s) at %s UTC", id, t.Name, t.App, clockText(t.Time, now))
 			}
 		case pointTag:
@@ -553,18 +642,7 @@ func (m *Model) readiness() []check {
 				add(checkOK, "%s: %s is inside its retention window", id, clockText(t, now))
 			}
 		}
-		if req.Mode == api.ModeRollback {
-			if p.Health != writer.HealthPaused {
-				add(checkWarn, "%s is replicating: the rollback stops it; pause it first (p on its detail screen)", id)
-			}
-		}
 	}
-	if req.Mode == api.ModeRollback {
-		add(checkWarn, "a rollback rewrites the targets in place and ends their pairs: the source must resync them after")
-	} else {
-		cs = append(cs, destChecks(req.Dest, len(ids) > 1)...)
-	}
-	return cs
 }
 
 // destChecks checks an export destination: for one pair a new file whose

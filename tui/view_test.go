@@ -205,7 +205,7 @@ func TestFooterKeys(t *testing.T) {
 		keys []string
 		want []string
 	}{
-		{"dashboard", nil, []string{"enter detail", "r recover", "L logs", "↑↓/jk move", "/ filter", "s sort", "? help", "q quit"}},
+		{"dashboard", nil, []string{"enter detail", "r recover", "t tag all", "L logs", "/ filter", "s sort", "? help", "q quit"}},
 		{"detail", []string{"enter"}, []string{"t tag now", "p pause/resume", "r recover", "L logs", "esc back", "? help", "q quit"}},
 		{"logs", []string{"L"}, []string{"↑↓/jk scroll", "f follow", "/ filter", "l level", "esc back", "r recover", "? help", "q quit"}},
 		{"wizard", []string{"r"}, []string{"↑↓/jk move", "space toggle", "a all/none", "enter next", "esc back", "? help", "q quit"}},

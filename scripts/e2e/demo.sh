@@ -68,7 +68,12 @@ keys Escape
 step "export recovery of disk0 to the latest application-consistent tag"
 keys r
 wait_for 'Step 1 of 5' 5 "recovery wizard"
-screen | grep -qE '\[x\] disk0' || fail "disk0 is not chosen in step 1"
+# every pair is chosen at first: none (a), then disk0 (space on the first row)
+screen | grep -qE '\[x\] disk1' && keys a
+wait_for '\[ \] disk0' 5 "no pair chosen"
+keys Space
+wait_for '\[x\] disk0' 5 "disk0 chosen"
+screen | grep -qE '\[x\] disk1' && fail "disk1 is still chosen"
 keys Enter
 wait_for 'Step 2 of 5' 5 "point step"
 keys j j
@@ -81,7 +86,7 @@ keys C-u
 tmux send-keys -t "$sess" -l "$d/e2e-export.img"
 keys Enter
 wait_for 'Step 4 of 5' 10 "readiness check"
-tag=$(screen | sed -nE 's/.*✓ disk0: tag ([^ ]+) at .*/\1/p' | head -1)
+tag=$(screen | sed -nE 's/.*✓ disk0: (app-consistent )?tag ([^ ]+) .*/\2/p' | head -1)
 [ -n "$tag" ] || fail "readiness check does not name the tag"
 screen | grep -q '✗' && fail "readiness check failed"
 keys Enter
