@@ -118,6 +118,9 @@ func runAgent(ctx context.Context, logOut io.Writer, path string) error {
 		pcs = append(pcs, p.PairConfig)
 	}
 	backend = api.FromWriter(client.Writer(), api.HostInfo{Host: fc.Agent.HostID, Version: version}, hub, pcs...)
+	// The admin's tags are placed by the process server, in the sources'
+	// write order: the agent numbers no sequence of its own.
+	backend.SetTagger(client.Tag)
 	backend.SetReplication(func() map[string]api.Replication {
 		out := map[string]api.Replication{}
 		for _, s := range client.Status() {

@@ -14,11 +14,15 @@ func newTagCmd() *cobra.Command {
 	var asJSON bool
 	c := &cobra.Command{
 		Use:   "tag NAME [--pairs a,b] [--app TYPE]",
-		Short: "Bookmark the present in the agent's pairs: a named point to recover to",
-		Long: `Journal a tag named NAME in each pair (all by default) after everything
-the agent has received: the admin's bookmark, recoverable as one
-multi-disk point with "mtconsole recover --point tag:NAME". Crash- and
-application-consistent tags come from the process server.
+		Short: "Tag the present in the agent's pairs: a named point to recover to",
+		Long: `Place a tag named NAME on each pair (all by default): the agent asks the
+process server, which issues it at one point of the sources' write order
+(no write lands on one disk between the tags of two), so the pairs can be
+recovered together with "mtconsole recover --point tag:NAME". Every pair
+must be connected and in Differential Sync (a point inside a resync is not
+consistent); otherwise nothing is tagged and the command says which pair
+is not ready. Crash- and application-consistent tags on a schedule come
+from the process server too.
 ` + exitCodesHelp,
 		Args: usageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {

@@ -49,7 +49,9 @@ type Config struct {
 	// IdleTimeout ends a connection that brought nothing, not even a
 	// heartbeat, for this long (30 s).
 	IdleTimeout time.Duration
-	Logger      *slog.Logger
+	// TagTimeout is how long Tag waits for its tags to come back (10 s).
+	TagTimeout time.Duration
+	Logger     *slog.Logger
 }
 
 // State names, as admins know them.
@@ -100,6 +102,9 @@ type Client struct {
 	mu   sync.Mutex
 	sess *session
 
+	tmu  sync.Mutex
+	tags map[string]*tagWait // by tag id: tags asked for, on their way
+
 	resyncBytes, zeroBytes, writeBytes, hashReqs, conns atomic.Int64
 }
 
@@ -129,7 +134,10 @@ func New(cfg Config) (*Client, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	c := &Client{cfg: cfg, links: map[string]*link{}, byID: map[string]*link{}}
+	if cfg.TagTimeout <= 0 {
+		cfg.TagTimeout = defaultTagTimeout
+	}
+	c := &Client{cfg: cfg, links: map[string]*link{}, byID: map[string]*link{}, tags: map[string]*tagWait{}}
 	o := cfg.Writer
 	inner := o.OnAck
 	o.OnAck = func(pair string, seq uint64) {
@@ -494,6 +502,7 @@ func (c *Client) recvLoop(ctx context.Context, s *session) error {
 				return err
 			}
 			s.journaled(m.Disk, m.Seq, 0)
+			c.tagArrived(l.pair.ID(), m.ID, m.Seq)
 		case *wire.HashRequest:
 			c.hashReqs.Add(1)
 			resp, err := c.hashes(ctx, s, l, m)

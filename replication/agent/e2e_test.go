@@ -6,11 +6,13 @@ import (
 	"crypto/sha256"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand"
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -736,5 +738,73 @@ func BenchmarkResync(b *testing.B) {
 			}
 			b.ReportMetric(float64(sent)/float64(b.N)/size, "sent/byte")
 		})
+	}
+}
+
+// An admin's tag taken on the master target while the source is written
+// goes through the process server: it takes a sequence in the source's
+// write order, so no write loses its sequence to it (the target still
+// equals the source); without a process server it is refused and changes
+// nothing.
+func TestAdminTagInWriteOrder(t *testing.T) {
+	const size = 8 << 20
+	r := newRig(t, size, nil, ps.Config{ChunkSize: 64 << 10})
+	r.startPS()
+	key, _ := keys(t)
+	r.newAgent(key, r.addr, false)
+	info := func(i int) journal.TagInfo {
+		return journal.TagInfo{Name: fmt.Sprintf("admin-%d", i), App: journal.AppUser, ID: fmt.Sprintf("id-%d", i), Time: time.Now()}
+	}
+	if _, err := r.cl.Tag(r.ctx, nil, info(0)); !errors.Is(err, agent.ErrNotTagged) || !strings.Contains(err.Error(), "not connected") {
+		t.Fatalf("tag before connecting: %v", err)
+	}
+	r.runAgent()
+	r.waitFor("differential sync", 15*time.Second, func() bool { return r.state() == agent.StateDiffSync && r.caughtUp() })
+	wctx, wcancel := context.WithCancel(r.ctx)
+	werr := make(chan error, 1)
+	go func() {
+		werr <- ps.Workload{Seed: 5, Rate: 2000, WriteSize: 4 << 10}.Run(wctx, r.srv.Disk("disk0"))
+	}()
+	seqs := map[uint64]bool{}
+	for i := 1; i <= 20; i++ {
+		got, err := r.cl.Tag(r.ctx, nil, info(i))
+		if err != nil {
+			t.Fatalf("tag %d: %v", i, err)
+		}
+		if s := got["pair0"]; s == 0 || seqs[s] {
+			t.Fatalf("tag %d took sequence %d (taken before: %v)", i, s, seqs[s])
+		} else {
+			seqs[s] = true
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	wcancel()
+	if err := <-werr; err != nil && !errors.Is(err, context.Canceled) {
+		t.Fatal(err)
+	}
+	r.waitFor("backlog to drain", 15*time.Second, r.caughtUp)
+	r.assertTargetEqualsSource()
+	if st := r.cl.Status()[0]; st.Duplicates != 0 {
+		t.Errorf("%d writes dropped as duplicates", st.Duplicates)
+	}
+	p := r.cl.Pair("disk0")
+	names := map[string]bool{}
+	for _, tg := range p.Store().Tags() {
+		names[tg.Name] = true
+	}
+	for i := 1; i <= 20; i++ {
+		if !names[fmt.Sprintf("admin-%d", i)] {
+			t.Errorf("tag admin-%d is not in retention", i)
+		}
+	}
+	// A resync begins (the ps restarts and resyncs by hashes): refused.
+	r.stopPS()
+	r.waitFor("the agent to notice", 15*time.Second, func() bool { return !r.cl.Status()[0].Connected })
+	before := len(p.Store().Tags())
+	if _, err := r.cl.Tag(r.ctx, []string{"pair0"}, info(99)); !errors.Is(err, agent.ErrNotTagged) {
+		t.Errorf("tag while disconnected: %v", err)
+	}
+	if after := len(p.Store().Tags()); after != before {
+		t.Errorf("a refused tag changed retention: %d tags, %d before", after, before)
 	}
 }

@@ -8,9 +8,11 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"slices"
 	"sync"
 	"time"
 
+	"github.com/mtconsole/mtconsole/replication/journal"
 	"github.com/mtconsole/mtconsole/replication/vfs"
 	"github.com/mtconsole/mtconsole/replication/wire"
 )
@@ -301,8 +303,39 @@ func (s *Server) recvLoop(c *wire.Conn, streams map[uint32]*stream, atts map[uin
 		case *wire.Error:
 			s.cfg.Logger.Warn("master target reports an error", "disk", m.Disk, "code", m.Code.String(), "msg", m.Message)
 		case *wire.Heartbeat:
+		case *wire.TagRequest:
+			s.tagDisks(m, streams)
 		default:
 			return c.Abort(fmt.Errorf("ps: %w: %v", wire.ErrUnexpected, m.Type()))
+		}
+	}
+}
+
+// tagDisks issues the master target's tag on its disks at one point of
+// their write order: every disk's write lock is held (in id order) while
+// the tag goes into each stream, so no write lands on one disk between
+// the tags of two.
+func (s *Server) tagDisks(m *wire.TagRequest, streams map[uint32]*stream) {
+	ids := slices.Clone(m.Disks)
+	slices.Sort(ids)
+	var ds []*stream
+	for _, id := range ids {
+		if st := streams[id]; st != nil {
+			ds = append(ds, st)
+		}
+	}
+	for _, st := range ds {
+		st.d.mu.Lock()
+	}
+	defer func() {
+		for _, st := range ds {
+			st.d.mu.Unlock()
+		}
+	}()
+	info := journal.TagInfo{Name: m.Name, App: m.App, ID: m.ID, Time: time.Now().UTC()}
+	for _, st := range ds {
+		if !st.tag(info) {
+			s.cfg.Logger.Info("tag skipped: the disk is resyncing", "disk", st.d.name, "tag", m.Name)
 		}
 	}
 }

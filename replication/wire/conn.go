@@ -184,6 +184,13 @@ func (c *Conn) check(m Message, from Role) (*diskSeqs, uint64, error) {
 		return nil, 0, fmt.Errorf("%w: %v from a %v", ErrUnexpected, t, from)
 	}
 	disk := m.DiskID()
+	if tr, ok := m.(*TagRequest); ok {
+		for _, d := range tr.Disks {
+			if c.disks[d] == nil {
+				return nil, 0, fmt.Errorf("%w: %v for disk %d", ErrUnknownDisk, t, d)
+			}
+		}
+	}
 	if disk == 0 {
 		return nil, 0, nil
 	}
@@ -219,7 +226,7 @@ func sends(r Role, t Type) bool {
 		return true
 	case TypeResyncData, TypeZeroRange, TypeHashRequest, TypeState, TypeWrite, TypeTag:
 		return r == RoleProcessServer
-	case TypeHashResponse, TypeAck, TypeCredit:
+	case TypeHashResponse, TypeAck, TypeCredit, TypeTagRequest:
 		return r == RoleMasterTarget
 	}
 	return false // handshake messages

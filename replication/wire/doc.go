@@ -78,6 +78,7 @@
 //	Credit       bytes u64 (1 to 2^40)
 //	Heartbeat    time i64, count u32, count × (disk u32, latest seq u64)
 //	Error        code u16, fatal u8 (0 or 1), message str
+//	TagRequest   count u32, count × disk u32, name str, app str, id str
 //
 // The disk of ResyncData, ZeroRange, HashRequest, HashResponse, State,
 // Write, Tag and Ack (and optionally Error) is the header's disk id. For
@@ -127,7 +128,10 @@
 // its journal and buffers drain (Window, Cost: only data costs credit).
 // Both send Heartbeat (the process server's clock gives the master target
 // its RPO) and Error (fatal ends the connection; non-fatal is about one
-// disk or request).
+// disk or request). A tag an admin takes on the master target travels as
+// TagRequest: the process server places it in each disk's write order and
+// it comes back as Tag, so the master target never numbers a sequence of
+// its own.
 //
 // Conn enforces this on both sides: each type flows one way only, every
 // disk named is paired, no range runs past the end of its disk (ErrOutOfRange),

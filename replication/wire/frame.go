@@ -54,7 +54,8 @@ const (
 	TypeCredit       Type = 14 // mt → ps: flow-control credit in bytes
 	TypeHeartbeat    Type = 15 // both: sender's clock and latest sequence per disk
 	TypeError        Type = 16 // both: an error, fatal or not
-	maxType               = TypeError
+	TypeTagRequest   Type = 17 // mt → ps: issue a tag on these disks at one point of their write order
+	maxType               = TypeTagRequest
 )
 
 var typeNames = [...]string{
@@ -74,6 +75,7 @@ var typeNames = [...]string{
 	TypeCredit:       "credit",
 	TypeHeartbeat:    "heartbeat",
 	TypeError:        "error",
+	TypeTagRequest:   "tag-request",
 }
 
 func (t Type) known() bool { return t >= TypeHello && t <= maxType }

@@ -205,5 +205,6 @@ func sampleMessages() []Message {
 		&Heartbeat{Time: t0, Latest: []DiskSeq{{Disk: 1, Seq: 45}, {Disk: 2, Seq: 11}}},
 		&Error{Code: CodeOutOfRange, Disk: 1, Message: "write at 2 GiB beyond the end of the disk (1 GiB)"},
 		&Error{Code: CodeShutdown, Fatal: true, Message: "process server stopping"},
+		&TagRequest{Disks: []uint32{1, 2}, Name: "before-patch", App: "USERDEFINED", ID: "8d7c"},
 	}
 }

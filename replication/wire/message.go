@@ -98,6 +98,8 @@ func newMessage(t Type) Message {
 		return new(Heartbeat)
 	case TypeError:
 		return new(Error)
+	case TypeTagRequest:
+		return new(TagRequest)
 	}
 	return nil
 }
@@ -972,6 +974,76 @@ func (m *Tag) check() error {
 	}
 	for _, f := range []struct{ n, v string }{{"name", m.Name}, {"application", m.App}, {"id", m.ID}} {
 		if err := checkStr(TypeTag, f.n, f.v, maxName); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// TagRequest asks the process server to issue one consistency tag on the
+// listed disks at one point of their write order (master target →
+// process server; the tag an admin takes on the master target). Each disk
+// in Differential Sync gets it as a Tag on its stream, numbered there; a
+// disk that is resyncing skips it, as it skips every tag.
+type TagRequest struct {
+	connMsg
+	Disks []uint32
+	Name  string // not empty
+	App   string
+	ID    string // not empty: shared by the disks' tags
+}
+
+func (*TagRequest) Type() Type { return TypeTagRequest }
+
+// tag request: count u32, disk ids u32..., name, app, id
+func (m *TagRequest) AppendMarshal(b []byte) ([]byte, error) {
+	if err := m.check(); err != nil {
+		return b, err
+	}
+	b = appendU32(b, uint32(len(m.Disks)))
+	for _, d := range m.Disks {
+		b = appendU32(b, d)
+	}
+	b = appendStr(b, m.Name)
+	b = appendStr(b, m.App)
+	return appendStr(b, m.ID), nil
+}
+
+func (m *TagRequest) Unmarshal(p []byte) error {
+	r := reader{t: TypeTagRequest, b: p}
+	n := r.count(4, "disks")
+	m.Disks = nil
+	if n > 0 {
+		m.Disks = make([]uint32, n)
+	}
+	for i := range m.Disks {
+		m.Disks[i] = r.u32("disk id")
+	}
+	m.Name = r.str("name", maxName)
+	m.App = r.str("application", maxName)
+	m.ID = r.str("id", maxName)
+	if err := r.done(); err != nil {
+		return err
+	}
+	return m.check()
+}
+
+func (m *TagRequest) check() error {
+	if len(m.Disks) == 0 {
+		return malformed(TypeTagRequest, "no disks")
+	}
+	seen := make(map[uint32]bool, len(m.Disks))
+	for _, d := range m.Disks {
+		if d == 0 || seen[d] {
+			return malformed(TypeTagRequest, "disk id %d zero or twice", d)
+		}
+		seen[d] = true
+	}
+	if m.Name == "" || m.ID == "" {
+		return malformed(TypeTagRequest, "empty name or id")
+	}
+	for _, f := range []struct{ n, v string }{{"name", m.Name}, {"application", m.App}, {"id", m.ID}} {
+		if err := checkStr(TypeTagRequest, f.n, f.v, maxName); err != nil {
 			return err
 		}
 	}

@@ -730,3 +730,40 @@ func TestLogHandler(t *testing.T) {
 	default:
 	}
 }
+
+// With a Tagger (an agent's process server numbers the writes), a tag
+// goes through it and journals nothing here: a sequence taken here would
+// be the one the next write from the source carries. Its refusal is a
+// conflict that says why.
+func TestTagThroughTagger(t *testing.T) {
+	a := newAgent(t, "p1", "p2")
+	ctx := ctxT(t)
+	var asked []string
+	var got journal.TagInfo
+	a.b.SetTagger(func(_ context.Context, pairs []string, info journal.TagInfo) (map[string]uint64, error) {
+		asked, got = pairs, info
+		if info.Name == "refused" {
+			return nil, errors.New("p2 (Resync Step I): a tag is a consistent point only in Differential Sync")
+		}
+		out := map[string]uint64{}
+		for _, p := range pairs {
+			out[p] = 77
+		}
+		return out, nil
+	})
+	next := a.w.Pair("p1").Next()
+	res, err := a.cl.Tag(ctx, TagRequest{Name: "group"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(asked) != 2 || got.Name != "group" || got.ID != res.ID || res.Pairs["p1"] != 77 || res.Pairs["p2"] != 77 {
+		t.Errorf("tagger asked for %v %+v, result %+v", asked, got, res)
+	}
+	if n := a.w.Pair("p1").Next(); n != next {
+		t.Errorf("the pair's next sequence moved from %d to %d: the tag was journaled here", next, n)
+	}
+	_, err = a.cl.Tag(ctx, TagRequest{Name: "refused", Pairs: []string{"p2"}})
+	if !errors.Is(err, ErrConflict) || !strings.Contains(err.Error(), "Differential Sync") {
+		t.Errorf("refused tag: %v, want a conflict saying why", err)
+	}
+}

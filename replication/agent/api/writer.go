@@ -28,6 +28,7 @@ type WriterBackend struct {
 	hub  *Hub
 	now  func() time.Time
 	repl func() map[string]Replication
+	tag  Tagger
 
 	mu      sync.Mutex
 	configs map[string]writer.PairConfig
@@ -131,9 +132,19 @@ func (b *WriterBackend) pairs(ids []string) ([]*writer.Pair, error) {
 	return ps, nil
 }
 
-// Tag implements Backend: the admin's bookmark, journaled at each pair's
-// next sequence so it covers everything received so far. Tags from the
-// source (crash- and app-consistent) come from the process server.
+// Tagger places a tag on pairs where their writes are numbered: an
+// agent's process server (agent.Client.Tag).
+type Tagger func(ctx context.Context, pairs []string, info journal.TagInfo) (map[string]uint64, error)
+
+// SetTagger makes Tag go through t. Set it whenever another party numbers
+// the pairs' writes: a tag journaled here would take a sequence number
+// that party is about to give a write.
+func (b *WriterBackend) SetTagger(t Tagger) { b.tag = t }
+
+// Tag implements Backend: the admin's tag, through the Tagger when one is
+// set (one point of the sources' write order for every pair asked for),
+// else journaled at each pair's next sequence (a writer fed by this
+// process alone).
 func (b *WriterBackend) Tag(req TagRequest) (TagResult, error) {
 	if strings.TrimSpace(req.Name) == "" {
 		return TagResult{}, badField("name", "a tag needs a name")
@@ -147,6 +158,20 @@ func (b *WriterBackend) Tag(req TagRequest) (TagResult, error) {
 	}
 	info := journal.TagInfo{Name: req.Name, App: strings.ToUpper(req.App), ID: newID(), Time: b.now().UTC()}
 	res := TagResult{Name: info.Name, App: info.App, ID: info.ID, Time: info.Time, Pairs: map[string]uint64{}}
+	if b.tag != nil {
+		ids := make([]string, len(ps))
+		for i, p := range ps {
+			ids[i] = p.ID()
+		}
+		seqs, err := b.tag(b.ctx, ids, info)
+		for id, seq := range seqs {
+			res.Pairs[id] = seq
+		}
+		if err != nil {
+			return res, fmt.Errorf("%w: %w", ErrConflict, err)
+		}
+		return res, nil
+	}
 	for _, p := range ps {
 		seq := p.Next()
 		if err := p.Tag(seq, info); err != nil {
