@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The README's test command: installs what the tests need (as root, when
 # missing), then gofmt, go vet, the engine under the race detector, a short
-# fuzz of every decoder, and every package's tests.
+# fuzz of every decoder, every package's tests, and the end-to-end scripts
+# (the console in tmux, vSphere against a simulator served on loopback).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,8 +34,8 @@ engine=$(go list ./replication/... ./internal/...)
 go test -race -count=1 $engine
 
 echo "== fuzz (short)"
-for target in $(grep -rhoE '^func (Fuzz[A-Za-z0-9_]+)' --include='*_test.go' replication disks | sed 's/^func //' | sort -u); do
-	pkg=$(grep -rlE "^func $target\(" --include='*_test.go' replication disks | head -1 | xargs dirname)
+for target in $(grep -rhoE '^func (Fuzz[A-Za-z0-9_]+)' --include='*_test.go' replication disks hostconfig | sed 's/^func //' | sort -u); do
+	pkg=$(grep -rlE "^func $target\(" --include='*_test.go' replication disks hostconfig | head -1 | xargs dirname)
 	if ! out=$(go test -run='^$' -fuzz="^$target\$" -fuzztime=5s -fuzzminimizetime=2s "./$pkg" 2>&1); then
 		echo "   $target FAILED:"; echo "$out" | tail -30; exit 1
 	fi
@@ -44,3 +45,13 @@ done
 echo "== go test (the rest; the engine ran above)"
 rest=$(go list ./... | grep -vxF -f <(echo "$engine"))
 go test -count=1 $rest
+
+echo "== end to end: the console in tmux at 80x24"
+if command -v tmux >/dev/null 2>&1; then
+	bash scripts/e2e/demo.sh
+else
+	echo "   skipped: tmux is missing (apt-get install tmux)"
+fi
+
+echo "== end to end: vSphere against govmomi's simulator"
+bash scripts/e2e/vsphere.sh
