@@ -440,8 +440,11 @@ bench_tui_idle() {
 	tmux kill-session -t "$sess" 2>/dev/null || true
 	t0=$(date +%s.%N)
 	tmux new-session -d -s "$sess" -x 80 -y 24 "$bin demo --dir $d/start --disks 3 --size 64"
-	for i in $(seq 400); do
-		if tmux capture-pane -p -t "$sess" | grep -qE 'Resync Step|Differential Sync'; then break; fi
+	# the dashboard's state column: "Resync I", "Resync II", "Diff sync"
+	# at 80 columns (data from the agent; "Queued" is not yet replication)
+	local deadline=$(($(date +%s) + 30))
+	until tmux capture-pane -p -t "$sess" | grep -qE 'Resync I|Diff sync|Resync Step|Differential Sync'; do
+		if (($(date +%s) > deadline)); then log "demo_start: no pair state on screen after 30 s"; break; fi
 		sleep 0.01
 	done
 	t1=$(date +%s.%N)
