@@ -27,6 +27,10 @@ type HostConfigOptions struct {
 	NoColor bool
 	// Timeout bounds one save (test, register, verify); 30 s if 0.
 	Timeout time.Duration
+	// RestartAgent, when set, runs after a registration is saved so that
+	// a running agent sends heartbeats with it; it says what it did, or
+	// what the admin should do.
+	RestartAgent func(ctx context.Context) (string, error)
 }
 
 // The five parts of the original's main dialog.
@@ -233,6 +237,7 @@ type hcDoneMsg struct {
 	cfg     hostconfig.Config
 	err     error
 	untrust wire.Fingerprint // first-use certificate awaiting confirmation
+	restart string           // what RestartAgent did or advises
 }
 
 func (m *HostConfigModel) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
@@ -478,7 +483,7 @@ func (m *HostConfigModel) save(part int) tea.Cmd {
 	}
 	m.state, m.status, m.statusErr = hcBusy, "Testing the connection to "+c.CSAddr()+"…", false
 	m.confirmAddr = c.CSAddr()
-	timeout := m.o.Timeout
+	timeout, restart := m.o.Timeout, m.o.RestartAgent
 	return func() tea.Msg {
 		ctx, cancel := context.WithTimeout(context.Background(), timeout)
 		defer cancel()
@@ -487,7 +492,17 @@ func (m *HostConfigModel) save(part int) tea.Cmd {
 			// the server proved it holds the passphrase: ask the admin
 			return hcDoneMsg{part: part, untrust: seen}
 		}
-		return hcDoneMsg{part: part, res: res, cfg: res.Config, err: err}
+		d := hcDoneMsg{part: part, res: res, cfg: res.Config, err: err}
+		if err == nil && restart != nil {
+			rctx, cancel := context.WithTimeout(context.Background(), timeout)
+			defer cancel()
+			if msg, err := restart(rctx); err != nil {
+				d.restart = "✗ the agent was not restarted: " + err.Error()
+			} else {
+				d.restart = msg
+			}
+		}
+		return d
 	}
 }
 
@@ -513,6 +528,9 @@ func (m *HostConfigModel) done(d hcDoneMsg) tea.Cmd {
 		m.build()
 		m.focus = len(m.visibleFields()) - 1
 		m.status = fmt.Sprintf("✓ registered and verified: host %s (%s)", d.res.Host.ID, d.res.Host.State)
+		if d.restart != "" {
+			m.status += "; " + d.restart
+		}
 		return m.focusCmd()
 	}
 	m.status = "✓ saved"

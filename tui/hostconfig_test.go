@@ -216,3 +216,61 @@ func TestHostConfigWrongPassphrase(t *testing.T) {
 		t.Error("a rejected save wrote the config")
 	}
 }
+
+// After a registration is saved, the screen restarts the agent (through
+// RestartAgent) and says what it did; a failed restart is shown, and a
+// failed registration restarts nothing.
+func TestHostConfigRestartsAgent(t *testing.T) {
+	addr, pass, _ := startTestCS(t)
+	host, port, _ := net.SplitHostPort(addr)
+	for _, tc := range []struct {
+		name, pass string
+		err        error
+		calls      int
+		want       string
+	}{
+		{"restarted", string(pass), nil, 1, "✓ registered and verified: host"},
+		{"restart failed", string(pass), fmt.Errorf("systemctl try-restart mtconsole-agent: exit status 1"), 1, "✗ the agent was not restarted:"},
+		{"not registered", "definitely-the-wrong-passphrase", nil, 0, "✗ passphrase rejected"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			calls := 0
+			paths := hostconfig.PathsFor(filepath.Join(t.TempDir(), "etc", "host.conf"))
+			m := NewHostConfig(HostConfigOptions{Paths: paths, Host: "mt01", NoColor: true, Version: "test", SysRoot: "/",
+				RestartAgent: func(ctx context.Context) (string, error) {
+					calls++
+					if tc.err != nil {
+						return "", tc.err
+					}
+					return "agent restarted: it sends heartbeats with this registration", nil
+				}})
+			m.Update(tea.WindowSizeMsg{Width: 120, Height: 40})
+			hcPress(m, keyMsg("enter"))
+			m.Update(tea.PasteMsg{Content: host})
+			hcPress(m, keyMsg("down"), keyMsg("ctrl+u"))
+			m.Update(tea.PasteMsg{Content: port})
+			hcPress(m, keyMsg("down"), keyMsg("down"))
+			m.Update(tea.PasteMsg{Content: tc.pass + "\n"})
+			_, cmd := m.Update(ctrlS)
+			for i := 0; cmd != nil && i < 3; i++ {
+				_, cmd = m.Update(cmd())
+				if m.state == hcConfirm {
+					_, cmd = m.Update(keyMsg("y"))
+				}
+			}
+			s := hcText(t, m)
+			if !strings.Contains(s, tc.want) {
+				t.Errorf("screen lacks %q:\n%s", tc.want, s)
+			}
+			if calls != tc.calls {
+				t.Errorf("RestartAgent called %d times, want %d", calls, tc.calls)
+			}
+			if tc.calls > 0 && tc.err == nil && !strings.Contains(s, "agent restarted: it sends heartbeats") {
+				t.Errorf("the restart is not reported:\n%s", s)
+			}
+			if strings.Contains(s, tc.pass) {
+				t.Error("the passphrase is on screen")
+			}
+		})
+	}
+}
