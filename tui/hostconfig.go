@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"strconv"
 	"strings"
 	"time"
@@ -31,6 +32,11 @@ type HostConfigOptions struct {
 	// a running agent sends heartbeats with it; it says what it did, or
 	// what the admin should do.
 	RestartAgent func(ctx context.Context) (string, error)
+	// Drscout is an original agent's drscout.conf, offered for import when
+	// this host names no configuration server and imported none yet
+	// (hostconfig.DefaultDrscoutPath when it exists); OldPassphrase its
+	// connection.passphrase, taken with it when readable.
+	Drscout, OldPassphrase string
 }
 
 // The five parts of the original's main dialog.
@@ -92,6 +98,7 @@ const (
 	hcForm
 	hcBusy
 	hcConfirm
+	hcImport // a drscout.conf is offered
 )
 
 // HostConfigModel is the host config screen.
@@ -115,6 +122,7 @@ type HostConfigModel struct {
 	confirmAddr string
 	confirmed   wire.Fingerprint
 	keys        hcKeys
+	offer       *hostconfig.Drscout
 }
 
 type hcKeys struct {
@@ -158,7 +166,34 @@ func NewHostConfig(o HostConfigOptions) *HostConfigModel {
 		m.stored = true
 	}
 	m.build()
+	if o.Drscout != "" && cfg.CSHost == "" && cfg.Imported == "" && m.loadErr == "" {
+		if d, err := hostconfig.LoadDrscout(o.Drscout); err == nil {
+			m.offer, m.state = &d, hcImport
+		} else {
+			m.status, m.statusErr = "not offered for import: "+err.Error(), true
+		}
+	}
 	return m
+}
+
+// importOffer takes the offered drscout.conf's settings (and its
+// passphrase, when readable) into the form; nothing is saved until Save.
+func (m *HostConfigModel) importOffer() tea.Cmd {
+	d := *m.offer
+	m.offer, m.state = nil, hcMenu
+	d.Apply(&m.cfg)
+	m.build()
+	m.status, m.statusErr = fmt.Sprintf("imported %s (%d keys missing, left at defaults): check Global, then Save to register", d.File, len(d.Missing)), false
+	if m.o.OldPassphrase == "" {
+		return nil
+	}
+	if p, err := hostconfig.ReadPassphraseFile(m.o.OldPassphrase); err == nil {
+		if f := m.field(partGlobal, "passphrase"); f != nil && f.visible() {
+			f.input.SetValue(string(p))
+			m.status += "; its passphrase too"
+		}
+	}
+	return nil
 }
 
 func hcInput(value string, width, limit int) textinput.Model {
@@ -274,6 +309,14 @@ func (m *HostConfigModel) key(msg tea.KeyPressMsg) tea.Cmd {
 	}
 	switch m.state {
 	case hcBusy:
+		return nil
+	case hcImport:
+		switch {
+		case key.Matches(msg, k.Yes):
+			return m.importOffer()
+		case key.Matches(msg, k.No):
+			m.offer, m.state, m.status, m.statusErr = nil, hcMenu, "not imported", false
+		}
 		return nil
 	case hcConfirm:
 		switch {
@@ -600,6 +643,25 @@ func (m *HostConfigModel) render() string {
 		add("", st.Dim.Render("   any key closes the help"))
 	case m.state == hcMenu:
 		add(m.summary()...)
+	case m.state == hcImport:
+		d := m.offer
+		https := "yes"
+		if !d.HTTPS {
+			https = "no"
+		}
+		id := d.HostID
+		if id == "" {
+			id = "none (a new one is made)"
+		}
+		add(" "+st.Title.Render("Settings of the original agent found"), "",
+			"   "+cut(d.File, m.w-4), "",
+			"     Configuration server:  "+cut(net.JoinHostPort(d.CSHost, strconv.Itoa(d.CSPort)), m.w-30)+", https "+https,
+			"     Host id:               "+id, "")
+		if len(d.Missing) > 0 {
+			add(wrap("   ", "Missing (left at defaults): "+strings.Join(d.Missing, ", "), m.w)...)
+			add("")
+		}
+		add("   Import them (and its passphrase, if found)?  " + st.Key.Render("y") + " yes   " + st.Key.Render("n") + " no")
 	case m.state == hcConfirm:
 		add(" "+st.Title.Render("First connection to "+m.confirmAddr), "",
 			"   The server proved it holds the passphrase and saw this certificate:", "",
@@ -757,6 +819,8 @@ func (m *HostConfigModel) footer() string {
 		return "working…"
 	case m.state == hcConfirm:
 		return k("y", "trust and register") + "  " + k("n", "refuse")
+	case m.state == hcImport:
+		return k("y", "import") + "  " + k("n", "keep this host's settings")
 	case m.state == hcMenu:
 		return strings.Join([]string{k("←/→", "choose"), k("enter", "open"), k("?", "help"), k("q", "quit")}, "  ")
 	}

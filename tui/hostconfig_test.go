@@ -274,3 +274,80 @@ func TestHostConfigRestartsAgent(t *testing.T) {
 		})
 	}
 }
+
+// An original agent's drscout.conf is offered once, on a host that names
+// no configuration server: y fills the form (and the passphrase, masked)
+// without saving, n keeps this host's settings.
+func TestHostConfigDrscoutOffer(t *testing.T) {
+	dir := t.TempDir()
+	drscout := filepath.Join(dir, "drscout.conf")
+	if err := os.WriteFile(drscout, []byte("[vxagent]\nHostId = 6f9619ff-8b86-d011-b42d-00cf4fc964ff\n[vxagent.transport]\n Hostname = cs.example.com\nPort= 8443\nHttps=1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	oldPass := filepath.Join(dir, "connection.passphrase")
+	if err := hostconfig.SavePassphrase(oldPass, "the-original-passphrase-0123"); err != nil {
+		t.Fatal(err)
+	}
+	open := func(t *testing.T, paths hostconfig.Paths, w, h int) *HostConfigModel {
+		m := NewHostConfig(HostConfigOptions{Paths: paths, Host: "mt01", NoColor: true, Version: "test", Drscout: drscout, OldPassphrase: oldPass})
+		m.Update(tea.WindowSizeMsg{Width: w, Height: h})
+		return m
+	}
+	fresh := func(t *testing.T) hostconfig.Paths {
+		return hostconfig.PathsFor(filepath.Join(t.TempDir(), "etc", "host.conf"))
+	}
+	for _, sz := range sizes {
+		t.Run(fmt.Sprintf("golden/%dx%d", sz.w, sz.h), func(t *testing.T) {
+			m := open(t, fresh(t), sz.w, sz.h)
+			golden.RequireEqual(t, strings.ReplaceAll(hcText(t, m), dir, "/usr/local/ASR/Vx/etc"))
+		})
+	}
+	t.Run("yes", func(t *testing.T) {
+		paths := fresh(t)
+		m := open(t, paths, 80, 24)
+		hcPress(m, keyMsg("y"))
+		s := hcText(t, m)
+		if m.state != hcMenu || !strings.HasPrefix(m.status, "imported "+drscout) || !strings.HasSuffix(m.status, "its passphrase too") || !strings.Contains(s, "check Global") {
+			t.Errorf("after y:\n%s", s)
+		}
+		if m.cfg.CSHost != "cs.example.com" || m.cfg.CSPort != 8443 || m.cfg.HostID != "6f9619ff-8b86-d011-b42d-00cf4fc964ff" || m.cfg.Imported != drscout {
+			t.Errorf("config %+v", m.cfg)
+		}
+		hcPress(m, keyMsg("enter"))
+		s = hcText(t, m)
+		if !strings.Contains(s, "cs.example.com") || !strings.Contains(s, "[8443") || strings.Contains(s, "the-original-passphrase") ||
+			!strings.Contains(s, "****************") {
+			t.Errorf("the Global form after the import:\n%s", s)
+		}
+		if _, err := os.Stat(paths.Config); err == nil {
+			t.Error("the import saved the config before Save")
+		}
+	})
+	t.Run("no", func(t *testing.T) {
+		m := open(t, fresh(t), 80, 24)
+		hcPress(m, keyMsg("n"))
+		if m.state != hcMenu || m.cfg.CSHost != "" || !strings.Contains(hcText(t, m), "not imported") {
+			t.Errorf("after n: %+v\n%s", m.cfg, hcText(t, m))
+		}
+	})
+	t.Run("registered: not offered", func(t *testing.T) {
+		paths := fresh(t)
+		c := hostconfig.Default()
+		c.CSHost, c.HostID = "10.0.0.4", hostconfig.NewHostID()
+		if err := hostconfig.Save(paths.Config, c); err != nil {
+			t.Fatal(err)
+		}
+		if m := open(t, paths, 80, 24); m.state != hcMenu || m.offer != nil {
+			t.Errorf("offered to a registered host:\n%s", hcText(t, m))
+		}
+	})
+	t.Run("bad file: said, not offered", func(t *testing.T) {
+		bad := filepath.Join(t.TempDir(), "drscout.conf")
+		os.WriteFile(bad, []byte("[vxagent]\nHostId = x\n"), 0o600)
+		m := NewHostConfig(HostConfigOptions{Paths: fresh(t), Host: "mt01", NoColor: true, Drscout: bad})
+		m.Update(tea.WindowSizeMsg{Width: 80, Height: 24})
+		if s := hcText(t, m); m.state != hcMenu || !strings.Contains(s, "not offered for import") {
+			t.Errorf("bad drscout.conf:\n%s", s)
+		}
+	})
+}

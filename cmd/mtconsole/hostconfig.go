@@ -30,7 +30,9 @@ server's certificate fingerprint for you to confirm on first use, registers
 this host and verifies it; when --config is the host config the agent uses
 (its [agent] host_config), it then restarts a running agent so that it sends
 heartbeats with the new registration (systemctl try-restart mtconsole-agent,
-as root on systemd; else it says what to run). The binary invoked as hostconfigcli opens it too.
+as root on systemd; else it says what to run). On a host that names no
+configuration server yet, an original agent's /usr/local/ASR/Vx/etc/drscout.conf
+is offered for import (with its connection.passphrase), until one is saved. The binary invoked as hostconfigcli opens it too.
 
 It needs a terminal: for scripts use "mtconsole register".
 
@@ -43,6 +45,9 @@ Exit codes: 0 ok, 1 failed, 2 usage (bad flags, or stdout is not a terminal).`,
 			host, _ := os.Hostname()
 			o := tui.HostConfigOptions{Paths: hostconfig.PathsFor(config),
 				Version: version, SysRoot: "/", Host: host, NoColor: os.Getenv("NO_COLOR") != ""}
+			if _, err := os.Stat(hostconfig.DefaultDrscoutPath); err == nil {
+				o.Drscout, o.OldPassphrase = hostconfig.DefaultDrscoutPath, hostconfig.DefaultOldPassphrase
+			}
 			if agentHostConfig(defaultAgentConfig) == absPath(config) {
 				r := agentRestarter{euid: os.Geteuid(), systemd: "/run/systemd/system", run: runCommand}
 				o.RestartAgent = r.restart
