@@ -203,15 +203,29 @@ func (c *Client) ProcessServers(ctx context.Context) ([]ProcessServer, error) {
 	return ps, err
 }
 
-// RunHeartbeats sends a heartbeat every interval until ctx ends,
-// registering info again when the server no longer knows the host (as
-// the original re-registered every RegisterHostInterval). Each failure
-// goes to report (which may be nil); it keeps trying.
-func (c *Client) RunHeartbeats(ctx context.Context, interval time.Duration, info HostInfo, report func(error)) {
+// RetryInterval bounds the wait after a failed heartbeat: a server back
+// up is seen again within it, not a whole HeartbeatInterval later.
+const RetryInterval = 30 * time.Second
+
+// Beat is the outcome of one heartbeat of RunHeartbeats.
+type Beat struct {
+	At           time.Time // when it was sent (the client's clock)
+	Host         Host      // the server's record of the host, when Err is nil
+	ReRegistered bool      // the server had forgotten the host: it was registered again
+	Err          error
+}
+
+// RunHeartbeats sends a heartbeat at once and then every interval until
+// ctx ends, registering info again when the server no longer knows the
+// host (as the original re-registered every RegisterHostInterval). After
+// a failure it tries again within RetryInterval. Each outcome goes to
+// report (which may be nil); it keeps trying.
+func (c *Client) RunHeartbeats(ctx context.Context, interval time.Duration, info HostInfo, report func(Beat)) {
 	if interval <= 0 {
 		interval = HeartbeatInterval
 	}
-	t := time.NewTicker(interval)
+	retry := min(interval, RetryInterval)
+	t := time.NewTimer(0)
 	defer t.Stop()
 	for {
 		select {
@@ -219,14 +233,44 @@ func (c *Client) RunHeartbeats(ctx context.Context, interval time.Duration, info
 			return
 		case <-t.C:
 		}
-		_, err := c.Heartbeat(ctx)
-		if errors.Is(err, ErrNotRegistered) {
-			_, err = c.Register(ctx, info)
+		b := Beat{At: c.o.Now()}
+		b.Host, b.Err = c.Heartbeat(ctx)
+		if errors.Is(b.Err, ErrNotRegistered) {
+			b.Host, b.Err = c.Register(ctx, info)
+			b.ReRegistered = b.Err == nil
 		}
-		if err != nil && report != nil && ctx.Err() == nil {
-			report(err)
+		if ctx.Err() != nil {
+			return
+		}
+		if report != nil {
+			report(b)
+		}
+		if b.Err != nil {
+			t.Reset(retry)
+		} else {
+			t.Reset(interval)
 		}
 	}
+}
+
+// Problem names the kind of a client error in a few words, for a status
+// line: "unreachable", "passphrase rejected", "clock skew", "certificate
+// changed", "certificate not trusted", "not registered", "rate limited",
+// "replayed", "bad reply", "registration differs", or "error".
+func Problem(err error) string {
+	for _, k := range []struct {
+		err  error
+		name string
+	}{
+		{ErrUnreachable, "unreachable"}, {ErrPassphraseRejected, "passphrase rejected"}, {ErrClockSkew, "clock skew"},
+		{ErrCertChanged, "certificate changed"}, {ErrUntrusted, "certificate not trusted"}, {ErrNotRegistered, "not registered"},
+		{ErrRateLimited, "rate limited"}, {ErrReplay, "replayed"}, {ErrBadReply, "bad reply"}, {ErrVerify, "registration differs"},
+	} {
+		if errors.Is(err, k.err) {
+			return k.name
+		}
+	}
+	return "error"
 }
 
 // trusted is do for every action but login: with HTTPS and no pinned

@@ -309,14 +309,109 @@ func TestHeartbeatLoopReRegisters(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	info := hostconfig.CollectHostInfo(h.cfg, "test", "/")
-	go cl.RunHeartbeats(ctx, 20*time.Millisecond, info, func(err error) {})
-	for ctx.Err() == nil {
-		if got, found, _ := c.store.Get(h.cfg.HostID); found && got.State == hostconfig.StateRegistered {
-			return
+	beats := make(chan hostconfig.Beat, 100)
+	go cl.RunHeartbeats(ctx, 20*time.Millisecond, info, func(b hostconfig.Beat) { beats <- b })
+	select {
+	case b := <-beats:
+		if b.Err != nil || !b.ReRegistered || b.Host.ID != h.cfg.HostID {
+			t.Fatalf("first beat: %+v, want the host registered again", b)
 		}
-		time.Sleep(10 * time.Millisecond)
+	case <-ctx.Done():
+		t.Fatal("no heartbeat reported")
 	}
-	t.Fatal("the heartbeat loop did not register the forgotten host again")
+	if got, found, _ := c.store.Get(h.cfg.HostID); !found || got.State != hostconfig.StateRegistered {
+		t.Fatalf("the heartbeat loop did not register the forgotten host again: %+v %v", got, found)
+	}
+	// the next beats are plain heartbeats
+	if b := <-beats; b.Err != nil || b.ReRegistered {
+		t.Errorf("second beat: %+v", b)
+	}
+}
+
+// The loop beats at once, reports a server that went away as
+// unreachable (and keeps trying), and each outcome in order.
+func TestHeartbeatLoopReportsFailures(t *testing.T) {
+	c := startCS(t)
+	h := newHost(t, c)
+	res, err := hostconfig.Register(context.Background(), h.cfg, h.setup(c.pass))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.cfg = res.Config
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cl := h.client(t, c.pass, nil)
+	beats := make(chan hostconfig.Beat, 100)
+	start := time.Now()
+	// an hour's interval: only the first beat is sent
+	go cl.RunHeartbeats(ctx, time.Hour, hostconfig.CollectHostInfo(h.cfg, "test", "/"), func(b hostconfig.Beat) { beats <- b })
+	b := <-beats
+	if b.Err != nil || b.ReRegistered || b.At.Before(start) || b.Host.LastHeartbeat.IsZero() {
+		t.Fatalf("first beat: %+v", b)
+	}
+	if time.Since(start) > 5*time.Second {
+		t.Errorf("the first beat came after %s: it should be sent at once", time.Since(start))
+	}
+	select {
+	case b := <-beats:
+		t.Fatalf("a second beat within the hour: %+v", b)
+	case <-time.After(100 * time.Millisecond):
+	}
+
+	// a server that is gone: closed port
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gone := ln.Addr().String()
+	ln.Close()
+	ts, err := wire.OpenTrustStore(h.paths.Trust)
+	if err != nil {
+		t.Fatal(err)
+	}
+	down, err := hostconfig.NewClient(hostconfig.ClientOptions{Addr: gone, HTTPS: true, Key: deriveKey(t, c.pass), HostID: h.cfg.HostID, Trust: ts})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx2, cancel2 := context.WithCancel(ctx)
+	beats2 := make(chan hostconfig.Beat, 100)
+	go down.RunHeartbeats(ctx2, 10*time.Millisecond, hostconfig.HostInfo{ID: h.cfg.HostID}, func(b hostconfig.Beat) { beats2 <- b })
+	for i := range 2 { // it keeps trying
+		b := <-beats2
+		if !errors.Is(b.Err, hostconfig.ErrUnreachable) || hostconfig.Problem(b.Err) != "unreachable" {
+			t.Errorf("beat %d to a closed port: %v (%s)", i, b.Err, hostconfig.Problem(b.Err))
+		}
+		if strings.Contains(b.Err.Error(), string(c.pass)) {
+			t.Error("the error shows the passphrase")
+		}
+	}
+	cancel2()
+	// the wrong passphrase
+	wrong, err := hostconfig.NewClient(hostconfig.ClientOptions{Addr: c.addr, HTTPS: true, Key: deriveKey(t, "this-is-not-the-passphrase"), HostID: h.cfg.HostID, Trust: ts})
+	if err != nil {
+		t.Fatal(err)
+	}
+	beats3 := make(chan hostconfig.Beat, 1)
+	ctx3, cancel3 := context.WithCancel(ctx)
+	defer cancel3()
+	go wrong.RunHeartbeats(ctx3, time.Hour, hostconfig.HostInfo{ID: h.cfg.HostID}, func(b hostconfig.Beat) { beats3 <- b })
+	if b := <-beats3; hostconfig.Problem(b.Err) != "passphrase rejected" {
+		t.Errorf("wrong passphrase: %v (%s)", b.Err, hostconfig.Problem(b.Err))
+	}
+}
+
+func TestProblem(t *testing.T) {
+	for err, want := range map[error]string{
+		nil: "error", errors.New("x"): "error",
+		fmt.Errorf("a: %w", hostconfig.ErrUnreachable):     "unreachable",
+		&hostconfig.ClockSkewError{Diff: 21 * time.Minute}: "clock skew",
+		&hostconfig.CertChangedError{}:                     "certificate changed",
+		hostconfig.ErrNotRegistered:                        "not registered",
+	} {
+		if got := hostconfig.Problem(err); got != want {
+			t.Errorf("Problem(%v) = %q, want %q", err, got, want)
+		}
+	}
 }
 
 func TestBadInputsChangeNothing(t *testing.T) {

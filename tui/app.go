@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"slices"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"charm.land/bubbles/v2/key"
 	"charm.land/bubbles/v2/textinput"
 	tea "charm.land/bubbletea/v2"
+	"charm.land/lipgloss/v2"
 	"github.com/charmbracelet/x/ansi"
 
 	"github.com/mtconsole/mtconsole/replication/agent/api"
@@ -618,13 +620,71 @@ func (m *Model) titleView() string {
 	if m.help {
 		title += " › Help"
 	}
-	// Registration with a configuration server does not exist yet.
-	right := "CS: not registered "
-	if m.o.ReadOnly {
-		right = cut("read-only: "+m.o.ReadOnlyReason, m.w/2) + " · " + right
-	}
 	left := " " + title
-	return m.st.Title.Render(fit(left, m.w-ansi.StringWidth(right))) + m.st.Warn.Render(right)
+	var ro string
+	if m.o.ReadOnly {
+		ro = cut("read-only: "+m.o.ReadOnlyReason, m.w/2) + " · "
+	}
+	host, state, style := m.csView()
+	// The registration gives way to the title: first the server's name
+	// is cut, then the read-only reason, then the state's end.
+	room := m.w - ansi.StringWidth(left) - 2
+	cs := func(hostW int) string {
+		if host == "" {
+			return "CS: " + state
+		}
+		return "CS: " + cut(host, hostW) + " " + state
+	}
+	minHost := min(ansi.StringWidth(host), 8)
+	text := cs(28)
+	if w := ansi.StringWidth(ro + text); w > room {
+		text = cs(max(minHost, 28-(w-room)))
+	}
+	if ro != "" && ansi.StringWidth(ro+text) > room {
+		ro = "read-only · "
+	}
+	text = cut(text, max(room-ansi.StringWidth(ro), len("CS: …")))
+	right := ro + text + " "
+	return m.st.Title.Render(fit(left, m.w-ansi.StringWidth(right))) + m.st.Warn.Render(ro) + style.Render(text+" ")
+}
+
+// csView is the host's registration with the configuration server, as
+// the agent's heartbeats see it, for the title line "CS: <host> <state>":
+// "cs01 ✓ 12s ago", "cs01 ✗ unreachable 3m", or no host and "not
+// registered".
+func (m *Model) csView() (host, state string, style lipgloss.Style) {
+	if !m.have {
+		return "", "unknown", m.st.Dim
+	}
+	cs := m.status.CS
+	if cs == nil {
+		return "", "not registered", m.st.Warn
+	}
+	now := m.o.Now()
+	host = cs.Server
+	if h, port, err := net.SplitHostPort(cs.Server); err == nil && port == "443" {
+		host = h
+	}
+	switch {
+	case cs.OK:
+		return host, "✓ " + shortAge(now.Sub(cs.LastHeartbeat)) + " ago", m.st.OK
+	case cs.Problem == "":
+		return host, "… connecting", m.st.Dim
+	}
+	return host, "✗ " + cs.Problem + " " + shortAge(now.Sub(cs.FailingSince)), m.st.Err
+}
+
+// shortAge is a duration in one unit: 12s, 3m, 5h, 2d.
+func shortAge(d time.Duration) string {
+	switch {
+	case d < time.Minute:
+		return fmt.Sprintf("%ds", max(int(d/time.Second), 0))
+	case d < time.Hour:
+		return fmt.Sprintf("%dm", int(d/time.Minute))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%dh", int(d/time.Hour))
+	}
+	return fmt.Sprintf("%dd", int(d/(24*time.Hour)))
 }
 
 // keysView is the footer's key line, from the screen's key table: its

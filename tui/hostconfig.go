@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"strconv"
 	"strings"
 	"time"
@@ -27,6 +28,15 @@ type HostConfigOptions struct {
 	NoColor bool
 	// Timeout bounds one save (test, register, verify); 30 s if 0.
 	Timeout time.Duration
+	// RestartAgent, when set, runs after a registration is saved so that
+	// a running agent sends heartbeats with it; it says what it did, or
+	// what the admin should do.
+	RestartAgent func(ctx context.Context) (string, error)
+	// Drscout is an original agent's drscout.conf, offered for import when
+	// this host names no configuration server and imported none yet
+	// (hostconfig.DefaultDrscoutPath when it exists); OldPassphrase its
+	// connection.passphrase, taken with it when readable.
+	Drscout, OldPassphrase string
 }
 
 // The five parts of the original's main dialog.
@@ -88,6 +98,7 @@ const (
 	hcForm
 	hcBusy
 	hcConfirm
+	hcImport // a drscout.conf is offered
 )
 
 // HostConfigModel is the host config screen.
@@ -111,6 +122,7 @@ type HostConfigModel struct {
 	confirmAddr string
 	confirmed   wire.Fingerprint
 	keys        hcKeys
+	offer       *hostconfig.Drscout
 }
 
 type hcKeys struct {
@@ -154,7 +166,34 @@ func NewHostConfig(o HostConfigOptions) *HostConfigModel {
 		m.stored = true
 	}
 	m.build()
+	if o.Drscout != "" && cfg.CSHost == "" && cfg.Imported == "" && m.loadErr == "" {
+		if d, err := hostconfig.LoadDrscout(o.Drscout); err == nil {
+			m.offer, m.state = &d, hcImport
+		} else {
+			m.status, m.statusErr = "not offered for import: "+err.Error(), true
+		}
+	}
 	return m
+}
+
+// importOffer takes the offered drscout.conf's settings (and its
+// passphrase, when readable) into the form; nothing is saved until Save.
+func (m *HostConfigModel) importOffer() tea.Cmd {
+	d := *m.offer
+	m.offer, m.state = nil, hcMenu
+	d.Apply(&m.cfg)
+	m.build()
+	m.status, m.statusErr = fmt.Sprintf("imported %s (%d keys missing, left at defaults): check Global, then Save to register", d.File, len(d.Missing)), false
+	if m.o.OldPassphrase == "" {
+		return nil
+	}
+	if p, err := hostconfig.ReadPassphraseFile(m.o.OldPassphrase); err == nil {
+		if f := m.field(partGlobal, "passphrase"); f != nil && f.visible() {
+			f.input.SetValue(string(p))
+			m.status += "; its passphrase too"
+		}
+	}
+	return nil
 }
 
 func hcInput(value string, width, limit int) textinput.Model {
@@ -233,6 +272,7 @@ type hcDoneMsg struct {
 	cfg     hostconfig.Config
 	err     error
 	untrust wire.Fingerprint // first-use certificate awaiting confirmation
+	restart string           // what RestartAgent did or advises
 }
 
 func (m *HostConfigModel) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
@@ -269,6 +309,14 @@ func (m *HostConfigModel) key(msg tea.KeyPressMsg) tea.Cmd {
 	}
 	switch m.state {
 	case hcBusy:
+		return nil
+	case hcImport:
+		switch {
+		case key.Matches(msg, k.Yes):
+			return m.importOffer()
+		case key.Matches(msg, k.No):
+			m.offer, m.state, m.status, m.statusErr = nil, hcMenu, "not imported", false
+		}
 		return nil
 	case hcConfirm:
 		switch {
@@ -478,7 +526,7 @@ func (m *HostConfigModel) save(part int) tea.Cmd {
 	}
 	m.state, m.status, m.statusErr = hcBusy, "Testing the connection to "+c.CSAddr()+"…", false
 	m.confirmAddr = c.CSAddr()
-	timeout := m.o.Timeout
+	timeout, restart := m.o.Timeout, m.o.RestartAgent
 	return func() tea.Msg {
 		ctx, cancel := context.WithTimeout(context.Background(), timeout)
 		defer cancel()
@@ -487,7 +535,17 @@ func (m *HostConfigModel) save(part int) tea.Cmd {
 			// the server proved it holds the passphrase: ask the admin
 			return hcDoneMsg{part: part, untrust: seen}
 		}
-		return hcDoneMsg{part: part, res: res, cfg: res.Config, err: err}
+		d := hcDoneMsg{part: part, res: res, cfg: res.Config, err: err}
+		if err == nil && restart != nil {
+			rctx, cancel := context.WithTimeout(context.Background(), timeout)
+			defer cancel()
+			if msg, err := restart(rctx); err != nil {
+				d.restart = "✗ the agent was not restarted: " + err.Error()
+			} else {
+				d.restart = msg
+			}
+		}
+		return d
 	}
 }
 
@@ -513,6 +571,9 @@ func (m *HostConfigModel) done(d hcDoneMsg) tea.Cmd {
 		m.build()
 		m.focus = len(m.visibleFields()) - 1
 		m.status = fmt.Sprintf("✓ registered and verified: host %s (%s)", d.res.Host.ID, d.res.Host.State)
+		if d.restart != "" {
+			m.status += "; " + d.restart
+		}
 		return m.focusCmd()
 	}
 	m.status = "✓ saved"
@@ -582,6 +643,25 @@ func (m *HostConfigModel) render() string {
 		add("", st.Dim.Render("   any key closes the help"))
 	case m.state == hcMenu:
 		add(m.summary()...)
+	case m.state == hcImport:
+		d := m.offer
+		https := "yes"
+		if !d.HTTPS {
+			https = "no"
+		}
+		id := d.HostID
+		if id == "" {
+			id = "none (a new one is made)"
+		}
+		add(" "+st.Title.Render("Settings of the original agent found"), "",
+			"   "+cut(d.File, m.w-4), "",
+			"     Configuration server:  "+cut(net.JoinHostPort(d.CSHost, strconv.Itoa(d.CSPort)), m.w-30)+", https "+https,
+			"     Host id:               "+id, "")
+		if len(d.Missing) > 0 {
+			add(wrap("   ", "Missing (left at defaults): "+strings.Join(d.Missing, ", "), m.w)...)
+			add("")
+		}
+		add("   Import them (and its passphrase, if found)?  " + st.Key.Render("y") + " yes   " + st.Key.Render("n") + " no")
 	case m.state == hcConfirm:
 		add(" "+st.Title.Render("First connection to "+m.confirmAddr), "",
 			"   The server proved it holds the passphrase and saw this certificate:", "",
@@ -739,6 +819,8 @@ func (m *HostConfigModel) footer() string {
 		return "working…"
 	case m.state == hcConfirm:
 		return k("y", "trust and register") + "  " + k("n", "refuse")
+	case m.state == hcImport:
+		return k("y", "import") + "  " + k("n", "keep this host's settings")
 	case m.state == hcMenu:
 		return strings.Join([]string{k("←/→", "choose"), k("enter", "open"), k("?", "help"), k("q", "quit")}, "  ")
 	}

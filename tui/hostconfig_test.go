@@ -216,3 +216,138 @@ func TestHostConfigWrongPassphrase(t *testing.T) {
 		t.Error("a rejected save wrote the config")
 	}
 }
+
+// After a registration is saved, the screen restarts the agent (through
+// RestartAgent) and says what it did; a failed restart is shown, and a
+// failed registration restarts nothing.
+func TestHostConfigRestartsAgent(t *testing.T) {
+	addr, pass, _ := startTestCS(t)
+	host, port, _ := net.SplitHostPort(addr)
+	for _, tc := range []struct {
+		name, pass string
+		err        error
+		calls      int
+		want       string
+	}{
+		{"restarted", string(pass), nil, 1, "✓ registered and verified: host"},
+		{"restart failed", string(pass), fmt.Errorf("systemctl try-restart mtconsole-agent: exit status 1"), 1, "✗ the agent was not restarted:"},
+		{"not registered", "definitely-the-wrong-passphrase", nil, 0, "✗ passphrase rejected"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			calls := 0
+			paths := hostconfig.PathsFor(filepath.Join(t.TempDir(), "etc", "host.conf"))
+			m := NewHostConfig(HostConfigOptions{Paths: paths, Host: "mt01", NoColor: true, Version: "test", SysRoot: "/",
+				RestartAgent: func(ctx context.Context) (string, error) {
+					calls++
+					if tc.err != nil {
+						return "", tc.err
+					}
+					return "agent restarted: it sends heartbeats with this registration", nil
+				}})
+			m.Update(tea.WindowSizeMsg{Width: 120, Height: 40})
+			hcPress(m, keyMsg("enter"))
+			m.Update(tea.PasteMsg{Content: host})
+			hcPress(m, keyMsg("down"), keyMsg("ctrl+u"))
+			m.Update(tea.PasteMsg{Content: port})
+			hcPress(m, keyMsg("down"), keyMsg("down"))
+			m.Update(tea.PasteMsg{Content: tc.pass + "\n"})
+			_, cmd := m.Update(ctrlS)
+			for i := 0; cmd != nil && i < 3; i++ {
+				_, cmd = m.Update(cmd())
+				if m.state == hcConfirm {
+					_, cmd = m.Update(keyMsg("y"))
+				}
+			}
+			s := hcText(t, m)
+			if !strings.Contains(s, tc.want) {
+				t.Errorf("screen lacks %q:\n%s", tc.want, s)
+			}
+			if calls != tc.calls {
+				t.Errorf("RestartAgent called %d times, want %d", calls, tc.calls)
+			}
+			if tc.calls > 0 && tc.err == nil && !strings.Contains(s, "agent restarted: it sends heartbeats") {
+				t.Errorf("the restart is not reported:\n%s", s)
+			}
+			if strings.Contains(s, tc.pass) {
+				t.Error("the passphrase is on screen")
+			}
+		})
+	}
+}
+
+// An original agent's drscout.conf is offered once, on a host that names
+// no configuration server: y fills the form (and the passphrase, masked)
+// without saving, n keeps this host's settings.
+func TestHostConfigDrscoutOffer(t *testing.T) {
+	dir := t.TempDir()
+	drscout := filepath.Join(dir, "drscout.conf")
+	if err := os.WriteFile(drscout, []byte("[vxagent]\nHostId = 6f9619ff-8b86-d011-b42d-00cf4fc964ff\n[vxagent.transport]\n Hostname = cs.example.com\nPort= 8443\nHttps=1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	oldPass := filepath.Join(dir, "connection.passphrase")
+	if err := hostconfig.SavePassphrase(oldPass, "the-original-passphrase-0123"); err != nil {
+		t.Fatal(err)
+	}
+	open := func(t *testing.T, paths hostconfig.Paths, w, h int) *HostConfigModel {
+		m := NewHostConfig(HostConfigOptions{Paths: paths, Host: "mt01", NoColor: true, Version: "test", Drscout: drscout, OldPassphrase: oldPass})
+		m.Update(tea.WindowSizeMsg{Width: w, Height: h})
+		return m
+	}
+	fresh := func(t *testing.T) hostconfig.Paths {
+		return hostconfig.PathsFor(filepath.Join(t.TempDir(), "etc", "host.conf"))
+	}
+	for _, sz := range sizes {
+		t.Run(fmt.Sprintf("golden/%dx%d", sz.w, sz.h), func(t *testing.T) {
+			m := open(t, fresh(t), sz.w, sz.h)
+			golden.RequireEqual(t, strings.ReplaceAll(hcText(t, m), dir, "/usr/local/ASR/Vx/etc"))
+		})
+	}
+	t.Run("yes", func(t *testing.T) {
+		paths := fresh(t)
+		m := open(t, paths, 80, 24)
+		hcPress(m, keyMsg("y"))
+		s := hcText(t, m)
+		if m.state != hcMenu || !strings.HasPrefix(m.status, "imported "+drscout) || !strings.HasSuffix(m.status, "its passphrase too") || !strings.Contains(s, "check Global") {
+			t.Errorf("after y:\n%s", s)
+		}
+		if m.cfg.CSHost != "cs.example.com" || m.cfg.CSPort != 8443 || m.cfg.HostID != "6f9619ff-8b86-d011-b42d-00cf4fc964ff" || m.cfg.Imported != drscout {
+			t.Errorf("config %+v", m.cfg)
+		}
+		hcPress(m, keyMsg("enter"))
+		s = hcText(t, m)
+		if !strings.Contains(s, "cs.example.com") || !strings.Contains(s, "[8443") || strings.Contains(s, "the-original-passphrase") ||
+			!strings.Contains(s, "****************") {
+			t.Errorf("the Global form after the import:\n%s", s)
+		}
+		if _, err := os.Stat(paths.Config); err == nil {
+			t.Error("the import saved the config before Save")
+		}
+	})
+	t.Run("no", func(t *testing.T) {
+		m := open(t, fresh(t), 80, 24)
+		hcPress(m, keyMsg("n"))
+		if m.state != hcMenu || m.cfg.CSHost != "" || !strings.Contains(hcText(t, m), "not imported") {
+			t.Errorf("after n: %+v\n%s", m.cfg, hcText(t, m))
+		}
+	})
+	t.Run("registered: not offered", func(t *testing.T) {
+		paths := fresh(t)
+		c := hostconfig.Default()
+		c.CSHost, c.HostID = "10.0.0.4", hostconfig.NewHostID()
+		if err := hostconfig.Save(paths.Config, c); err != nil {
+			t.Fatal(err)
+		}
+		if m := open(t, paths, 80, 24); m.state != hcMenu || m.offer != nil {
+			t.Errorf("offered to a registered host:\n%s", hcText(t, m))
+		}
+	})
+	t.Run("bad file: said, not offered", func(t *testing.T) {
+		bad := filepath.Join(t.TempDir(), "drscout.conf")
+		os.WriteFile(bad, []byte("[vxagent]\nHostId = x\n"), 0o600)
+		m := NewHostConfig(HostConfigOptions{Paths: fresh(t), Host: "mt01", NoColor: true, Drscout: bad})
+		m.Update(tea.WindowSizeMsg{Width: 80, Height: 24})
+		if s := hcText(t, m); m.state != hcMenu || !strings.Contains(s, "not offered for import") {
+			t.Errorf("bad drscout.conf:\n%s", s)
+		}
+	})
+}

@@ -367,3 +367,74 @@ func TestDetailTagsFollowTagEvents(t *testing.T) {
 		t.Errorf("a tag event of the pair shown fetched no tags: %v", msgs)
 	}
 }
+
+// withCS feeds the console a status whose registration is cs.
+func withCS(cs *api.CSStatus) func(m *Model) {
+	return func(m *Model) {
+		st := fxStatus(0)
+		st.CS = cs
+		m.Update(StatusMsg{Status: st, At: fxNow})
+	}
+}
+
+func TestGoldenDashboardRegistered(t *testing.T) {
+	goldenScreens(t, Options{Actions: &fakeActions{}}, withCS(&api.CSStatus{Server: "cs01.example.com:443", HostID: "h",
+		OK: true, LastHeartbeat: fxNow.Add(-12 * time.Second), LastAttempt: fxNow.Add(-12 * time.Second)}))
+}
+
+func TestGoldenDashboardCSUnreachable(t *testing.T) {
+	goldenScreens(t, Options{Actions: &fakeActions{}, ReadOnly: true, ReadOnlyReason: "not root"},
+		withCS(&api.CSStatus{Server: "cs01.example.com:8443", HostID: "h", LastHeartbeat: fxNow.Add(-5 * time.Minute),
+			FailingSince: fxNow.Add(-3*time.Minute - 10*time.Second), LastAttempt: fxNow.Add(-10 * time.Second),
+			Problem: "unreachable", Error: "configuration server unreachable: cannot reach cs01.example.com:8443: connection refused"}))
+}
+
+// The title line's registration, in each state; at 80 columns it fits
+// beside the longest title and the read-only note: the server's name is
+// cut first, then the read-only reason, so the state stays whole.
+func TestCSView(t *testing.T) {
+	long := "configuration-server.datacenter-east.example.com:443"
+	for _, tc := range []struct {
+		name   string
+		cs     *api.CSStatus
+		want   string // at 160 columns
+		narrow string // the end of the title line at 80, with the longest title and --readonly
+	}{
+		{"not registered", nil, "CS: not registered", "read-only: --readonly · CS: not registered"},
+		{"ok", &api.CSStatus{Server: "10.0.0.4:443", OK: true, LastHeartbeat: fxNow.Add(-12 * time.Second)},
+			"CS: 10.0.0.4 ✓ 12s ago", "read-only: --readonly · CS: 10.0.0.4 ✓ 12s ago"},
+		{"ok, other port", &api.CSStatus{Server: "10.0.0.4:8443", OK: true, LastHeartbeat: fxNow.Add(-2 * time.Hour)},
+			"CS: 10.0.0.4:8443 ✓ 2h ago", "read-only: --readonly · CS: 10.0.0.4:8443 ✓ 2h ago"},
+		{"starting", &api.CSStatus{Server: "10.0.0.4:443"}, "CS: 10.0.0.4 … connecting", "read-only: --readonly · CS: 10.0.0.4 … connecting"},
+		{"unreachable", &api.CSStatus{Server: "10.0.0.4:443", Problem: "unreachable", FailingSince: fxNow.Add(-3 * time.Minute)},
+			"CS: 10.0.0.4 ✗ unreachable 3m", "read-only · CS: 10.0.0.4 ✗ unreachable 3m"},
+		{"passphrase", &api.CSStatus{Server: "10.0.0.4:443", Problem: "passphrase rejected", FailingSince: fxNow.Add(-5 * time.Second)},
+			"CS: 10.0.0.4 ✗ passphrase rejected 5s", "read-only · CS: 10.0.0.4 ✗ passphrase rejected 5s"},
+		{"long host", &api.CSStatus{Server: long, OK: true, LastHeartbeat: fxNow},
+			"CS: configuration-server.datace… ✓ 0s ago", "read-only: --readonly · CS: configuration… ✓ 0s ago"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := newFx(t, 80, 24, Options{ReadOnly: true, ReadOnlyReason: "--readonly"})
+			withCS(tc.cs)(m)
+			press(m, "enter", "?") // the longest title: Dashboard › Pair p1 › Help
+			lines := strings.Split(screenText(t, m), "\n")
+			title := strings.TrimRight(lines[1], " ")
+			if !strings.HasPrefix(strings.TrimSpace(title), "Dashboard › Pair p1 › Help") {
+				t.Errorf("the title gave way: %q", title)
+			}
+			if !strings.HasSuffix(title, tc.narrow) {
+				t.Errorf("title line at 80 columns %q, want it to end %q", title, tc.narrow)
+			}
+			m.Update(tea.WindowSizeMsg{Width: 160, Height: 40})
+			lines = strings.Split(screenText(t, m), "\n")
+			if title := strings.TrimRight(lines[1], " "); !strings.HasSuffix(title, "read-only: --readonly · "+tc.want) {
+				t.Errorf("title line at 160 columns %q, want it to end %q", title, tc.want)
+			}
+		})
+	}
+	// before the agent answered, nothing is claimed
+	m := New(t.Context(), Options{Now: fxClock, NoColor: true})
+	if _, state, _ := m.csView(); state != "unknown" {
+		t.Errorf("before any status: %q", state)
+	}
+}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/mtconsole/mtconsole/hostconfig"
 	"github.com/mtconsole/mtconsole/replication/agent"
 	"github.com/mtconsole/mtconsole/replication/agent/api"
 	"github.com/mtconsole/mtconsole/replication/wire"
@@ -33,7 +34,15 @@ SIGTERM and SIGINT stop it cleanly: the journal and the applied position are
 made durable first. SIGHUP reloads the file: retention policies and RPO
 thresholds change at once; a changed process server, host id, pair list,
 target or directory is named in the log as needing a restart, and nothing of
-a file with an error is applied. The file's format (TOML):
+a file with an error is applied.
+
+When the host is registered with a configuration server (mtconsole register
+or mtconsole hostconfig wrote host_config, by default /etc/mtconsole/host.conf
+if it exists; host_config = "" turns this off), the agent sends it a
+heartbeat at start and every 180 s, registers the host again if the server
+forgot it, logs failures, and shows the registration in its status
+(mtconsole status --json: "cs"; the console's header). A changed host config
+takes effect when the agent restarts. The file's format (TOML):
 
   [agent]
   host_id = "mt01"                            # default: the host name
@@ -45,6 +54,7 @@ a file with an error is applied. The file's format (TOML):
   trust_store = "/etc/mtconsole/known_process_servers"
   trust_new_servers = true                    # pin a first-seen certificate
   hash_resync = true                          # targets hold an older copy
+  host_config = "/etc/mtconsole/host.conf"    # heartbeats to the configuration server
 
   [process_server]
   address = "ps.example.com:9443"
@@ -128,6 +138,14 @@ func runAgent(ctx context.Context, logOut io.Writer, path string) error {
 		}
 		return out
 	})
+	// The host's registration with the configuration server, kept alive.
+	csCtx, stopCS := context.WithCancel(ctx)
+	cs := startCSHeartbeats(csCtx, fc, logger, hostconfig.HeartbeatInterval)
+	defer cs.Wait()
+	defer stopCS()
+	if cs != nil {
+		backend.SetCS(cs.Status)
+	}
 	srv, err := api.Listen(api.Config{Socket: fc.Agent.Socket, Group: fc.Agent.SocketGroup, Logger: logger}, backend)
 	if err != nil {
 		return err
@@ -141,6 +159,7 @@ func runAgent(ctx context.Context, logOut io.Writer, path string) error {
 		defer metrics.Close()
 	}
 	logger.Info("agent started", "config", path, "process_server", cfg.Addr, "pairs", len(cfg.Pairs))
+	hostConfig, _ := fc.HostConfig()
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -150,7 +169,7 @@ func runAgent(ctx context.Context, logOut io.Writer, path string) error {
 			case <-ctx.Done():
 				return
 			case <-hup:
-				reloadAgent(path, cfg, client.Writer(), logger)
+				reloadAgent(path, cfg, hostConfig, client.Writer(), logger)
 			}
 		}
 	}()
@@ -165,7 +184,7 @@ func runAgent(ctx context.Context, logOut io.Writer, path string) error {
 // reloadAgent applies what a reload can change of the file at path to the
 // running pairs, and logs what needs a restart. A file with an error
 // changes nothing.
-func reloadAgent(path string, running agent.Config, w *writer.Writer, logger *slog.Logger) {
+func reloadAgent(path string, running agent.Config, hostConfig string, w *writer.Writer, logger *slog.Logger) {
 	fc, err := agent.LoadConfig(path)
 	if err != nil {
 		logger.Error("reload refused, the running configuration stays", "err", err)
@@ -178,6 +197,9 @@ func reloadAgent(path string, running agent.Config, w *writer.Writer, logger *sl
 	}
 	if next.HostID != running.HostID {
 		restart = append(restart, "agent.host_id")
+	}
+	if p, _ := fc.HostConfig(); p != hostConfig {
+		restart = append(restart, "agent.host_config")
 	}
 	old := map[string]agent.PairConfig{}
 	for _, p := range running.Pairs {

@@ -113,19 +113,50 @@ signatures in a minute is refused for a minute. SIGINT or SIGTERM stop it.`,
 }
 
 func runCSServe(ctx context.Context, out, logOut io.Writer, dir, addr string, https bool) error {
-	d := csserver.Dir(dir)
-	key, cert, fp, err := csserver.Load(d)
-	if err != nil {
-		return err
-	}
-	st, err := csserver.OpenStore(d.Store(), false)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("cs serve: %w (is another server on it? as non-root use --addr :8443)", err)
+	}
+	log := slog.New(slog.NewTextHandler(logOut, nil))
+	srv, err := serveCS(ctx, dir, ln, https, log)
+	if err != nil {
+		return err
+	}
+	scheme := "https"
+	if !https {
+		scheme = "http (no TLS)"
+	}
+	fmt.Fprintf(out, "configuration server listening on %s (%s)\n", ln.Addr(), scheme)
+	if https {
+		fmt.Fprintf(out, "certificate fingerprint: %s\n", srv.FP)
+	}
+	err = srv.Wait()
+	log.Info("cs serve stopped")
+	return err
+}
+
+// csServer is a configuration server running in this process.
+type csServer struct {
+	Addr string           // where it listens
+	FP   wire.Fingerprint // its certificate's; zero over plain HTTP
+	done chan error
+}
+
+// serveCS serves the configuration server of dir (made by cs init) on ln
+// until ctx ends, and writes where it listens in DIR/serve.addr for cs
+// hosts: what cs serve runs, and the demo. It takes ln, closed when it
+// ends.
+func serveCS(ctx context.Context, dir string, ln net.Listener, https bool, log *slog.Logger) (*csServer, error) {
+	d := csserver.Dir(dir)
+	key, cert, fp, err := csserver.Load(d)
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	st, err := csserver.OpenStore(d.Store(), false)
+	if err != nil {
+		ln.Close()
+		return nil, err
 	}
 	var certp *tls.Certificate
 	if https {
@@ -133,27 +164,28 @@ func runCSServe(ctx context.Context, out, logOut io.Writer, dir, addr string, ht
 	} else {
 		fp = wire.Fingerprint{}
 	}
-	log := slog.New(slog.NewTextHandler(logOut, nil))
 	srv := csserver.New(csserver.Options{Key: key, Cert: fp, Store: st, Log: log, Version: version})
 	af := filepath.Join(dir, csAddrFile)
 	if err := os.WriteFile(af, []byte(ln.Addr().String()+"\n"), 0o600); err != nil {
 		ln.Close()
-		return err
-	}
-	defer os.Remove(af)
-	scheme := "https"
-	if !https {
-		scheme = "http (no TLS)"
-	}
-	fmt.Fprintf(out, "configuration server listening on %s (%s)\n", ln.Addr(), scheme)
-	if https {
-		fmt.Fprintf(out, "certificate fingerprint: %s\n", fp)
+		st.Close()
+		return nil, err
 	}
 	log.Info("cs serve started", "addr", ln.Addr().String(), "dir", dir)
-	err = srv.Run(ctx, ln, certp, 0)
-	log.Info("cs serve stopped")
-	return err
+	s := &csServer{Addr: ln.Addr().String(), FP: fp, done: make(chan error, 1)}
+	go func() {
+		err := srv.Run(ctx, ln, certp, 0)
+		os.Remove(af)
+		if cerr := st.Close(); err == nil {
+			err = cerr
+		}
+		s.done <- err
+	}()
+	return s, nil
 }
+
+// Wait waits for the server to stop (its context ended) and returns why.
+func (s *csServer) Wait() error { return <-s.done }
 
 func newCSHostsCmd() *cobra.Command {
 	var dir, addr string

@@ -20,6 +20,8 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/mtconsole/mtconsole/hostconfig"
+	"github.com/mtconsole/mtconsole/hostconfig/csserver"
 	"github.com/mtconsole/mtconsole/replication/agent/api"
 	"github.com/mtconsole/mtconsole/replication/journal"
 	"github.com/mtconsole/mtconsole/replication/ps"
@@ -231,10 +233,28 @@ func runDemo(ctx context.Context, out io.Writer, f demoFlags) error {
 	wlDone := make(chan error, 1)
 	go func() { wlDone <- ps.Run(wlCtx, srcs) }()
 
+	// A configuration server, as cs init and cs serve make it, and the
+	// demo host registered with it: the agent sends it heartbeats.
+	csCtx, stopCS := context.WithCancel(context.Background())
+	defer stopCS()
+	cs, hostConf, hostID, err := startDemoCS(ctx, csCtx, dir, slog.New(slog.NewTextHandler(logf, nil)).With("process", "cs"))
+	if cs != nil {
+		defer func() {
+			stopCS()
+			cs.Wait()
+		}()
+	}
+	if err != nil {
+		return err
+	}
+	if !console {
+		fmt.Fprintf(out, "configuration server on %s; this host registered with it as %s (%s)\n", cs.Addr, hostID, hostConf)
+	}
+
 	// The agent, from a configuration file a user can run again.
 	cfgPath := filepath.Join(dir, "agent.toml")
 	socket := filepath.Join(dir, "agent.sock")
-	if err := writeDemoAgentConfig(cfgPath, dir, ln.Addr().String(), passFile, socket, srv.Disks()); err != nil {
+	if err := writeDemoAgentConfig(cfgPath, dir, ln.Addr().String(), passFile, socket, hostConf, srv.Disks()); err != nil {
 		return err
 	}
 	agentCtx, stopAgent := context.WithCancel(context.Background())
@@ -302,6 +322,8 @@ func runDemo(ctx context.Context, out io.Writer, f demoFlags) error {
 	if f.keep || f.dir != "" {
 		fmt.Fprintf(out, "\nkept %s; run it again with:\n  mtconsole agent --config %s\nand look at a pair's retention with:\n  mtconsole retention summary --verbose --dir %s\n",
 			dir, cfgPath, filepath.Join(dir, "retention", "disk0"))
+		fmt.Fprintf(out, "the configuration server's hosts:\n  mtconsole cs hosts --dir %s\n(serve it again for the agent's heartbeats: mtconsole cs serve --dir %s --addr %s)\n",
+			filepath.Join(dir, "cs"), filepath.Join(dir, "cs"), cs.Addr)
 	}
 	if bad > 0 {
 		return fmt.Errorf("%d checks failed", bad)
@@ -344,7 +366,46 @@ func writeDemoSource(path string, size int64, rng *mrand.Rand) error {
 	return f.Close()
 }
 
-func writeDemoAgentConfig(path, dir, addr, passFile, socket string, disks []*ps.Disk) error {
+// startDemoCS sets up a configuration server in DIR/cs (as cs init; one
+// already there is used again), serves it on loopback (as cs serve) until
+// csCtx ends, and registers this host with it (as register) in
+// DIR/hostconfig/host.conf, the passphrase beside it in
+// private/connection.passphrase (0600). It returns the server, the host
+// config and the host id.
+func startDemoCS(ctx, csCtx context.Context, dir string, log *slog.Logger) (*csServer, string, string, error) {
+	d := csserver.Dir(filepath.Join(dir, "cs"))
+	pass, _, err := csserver.Init(d, []string{"127.0.0.1", "localhost"}, false)
+	if errors.Is(err, csserver.ErrInitialized) {
+		pass, err = hostconfig.ReadPassphraseFile(d.Passphrase())
+	}
+	if err != nil {
+		return nil, "", "", fmt.Errorf("configuration server: %w", err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, "", "", err
+	}
+	cs, err := serveCS(csCtx, string(d), ln, true, log)
+	if err != nil {
+		return nil, "", "", fmt.Errorf("configuration server: %w", err)
+	}
+	hostConf := filepath.Join(dir, "hostconfig", "host.conf")
+	cfg, err := hostconfig.LoadOrDefault(hostConf)
+	if err == nil {
+		cfg.CSHost = "127.0.0.1"
+		cfg.CSPort = ln.Addr().(*net.TCPAddr).Port
+		cfg.HTTPS = true
+		var res hostconfig.Result
+		res, err = hostconfig.Register(ctx, cfg, hostconfig.Setup{Paths: hostconfig.PathsFor(hostConf), Passphrase: pass, Version: version, SysRoot: "/"})
+		cfg = res.Config
+	}
+	if err != nil {
+		return cs, "", "", fmt.Errorf("registering with the demo's configuration server: %w", err)
+	}
+	return cs, hostConf, cfg.HostID, nil
+}
+
+func writeDemoAgentConfig(path, dir, addr, passFile, socket, hostConf string, disks []*ps.Disk) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, `# written by mtconsole demo
 [agent]
@@ -355,6 +416,7 @@ socket = %q
 trust_store = %q
 trust_new_servers = true
 hash_resync = false
+host_config = %q
 
 [process_server]
 address = %q
@@ -363,7 +425,7 @@ passphrase_file = %q
 [defaults]
 rpo_threshold = "1m"
 retention = "24h"
-`, filepath.Join(dir, "journal"), filepath.Join(dir, "retention"), socket, filepath.Join(dir, "known_process_servers"), addr, passFile)
+`, filepath.Join(dir, "journal"), filepath.Join(dir, "retention"), socket, filepath.Join(dir, "known_process_servers"), hostConf, addr, passFile)
 	for _, d := range disks {
 		fmt.Fprintf(&b, "\n[[pair]]\ndisk = %q\ntarget = %q\n", d.Name(), filepath.Join(dir, "targets", d.Name()+".img"))
 	}

@@ -1,11 +1,16 @@
 package main
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/mtconsole/mtconsole/hostconfig"
+	"github.com/mtconsole/mtconsole/replication/agent/api"
 )
 
 // The demo, without a terminal: a process server and an agent on
@@ -13,8 +18,73 @@ import (
 // it, and at the end each target and the tags taken check bit-exact.
 func TestDemoLive(t *testing.T) {
 	dir := t.TempDir()
-	out := mustRun(t, "demo", "--dir", dir, "--disks", "2", "--size", "8", "--rate", "200", "--crash-every", "300ms",
-		"--app-every", "700ms", "--for", "4s", "--verify", "2")
+	type result struct {
+		out, errOut string
+		err         error
+	}
+	done := make(chan result, 1)
+	go func() {
+		out, errOut, err := run(t, "demo", "--dir", dir, "--disks", "2", "--size", "8", "--rate", "200", "--crash-every", "300ms",
+			"--app-every", "700ms", "--for", "4s", "--verify", "2")
+		done <- result{out, errOut, err}
+	}()
+	// While it runs, the agent's status shows the demo host registered
+	// with the demo's configuration server, heartbeats accepted.
+	var cs *api.CSStatus
+	var statusJSON string
+	for deadline := time.Now().Add(10 * time.Second); cs == nil || !cs.OK; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the agent's status never showed an accepted heartbeat: %+v\n%s", cs, statusJSON)
+		}
+		o, _, err := run(t, "status", "--json", "--socket", filepath.Join(dir, "agent.sock"))
+		if err != nil {
+			continue
+		}
+		var st api.Status
+		if err := json.Unmarshal([]byte(o), &st); err != nil {
+			t.Fatalf("status --json: %v\n%s", err, o)
+		}
+		cs, statusJSON = st.CS, o
+	}
+	r := <-done
+	if r.err != nil {
+		t.Fatalf("mtconsole demo: %v\nstdout:\n%s\nstderr:\n%s", r.err, r.out, r.errOut)
+	}
+	out := r.out
+	hostConf, err := hostconfig.Load(filepath.Join(dir, "hostconfig", "host.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cs.Server != hostConf.CSAddr() || cs.HostID != hostConf.HostID || !strings.HasPrefix(cs.Server, "127.0.0.1:") ||
+		time.Since(cs.LastHeartbeat) > time.Minute {
+		t.Errorf("status cs %+v, want host %s registered with %s", cs, hostConf.HostID, hostConf.CSAddr())
+	}
+	if !strings.Contains(out, "Configuration server "+cs.Server+": registered, last heartbeat") {
+		t.Errorf("the status table does not show the registration:\n%s", out)
+	}
+	// the server kept the host, with the agent's heartbeat
+	hostsOut := mustRun(t, "cs", "hosts", "--dir", filepath.Join(dir, "cs"), "--json")
+	var hosts []hostconfig.Host
+	if err := json.Unmarshal([]byte(hostsOut), &hosts); err != nil {
+		t.Fatalf("cs hosts --json: %v\n%s", err, hostsOut)
+	}
+	if len(hosts) != 1 || hosts[0].ID != hostConf.HostID || hosts[0].LastHeartbeat.Before(cs.LastHeartbeat.Add(-time.Second)) {
+		t.Errorf("cs hosts: %+v, want %s with the heartbeat of %s", hosts, hostConf.HostID, cs.LastHeartbeat)
+	}
+	// the passphrase of the configuration server: in its 0600 files only
+	csPass := mustRead(t, filepath.Join(dir, "cs", "connection.passphrase"))
+	for _, f := range []string{filepath.Join(dir, "cs", "connection.passphrase"), filepath.Join(dir, "hostconfig", "private", "connection.passphrase")} {
+		if fi, err := os.Stat(f); err != nil || fi.Mode().Perm() != 0o600 || mustRead(t, f) != csPass {
+			t.Errorf("%s: %v %v, want the passphrase, mode 0600", f, fi, err)
+		}
+	}
+	for name, s := range map[string]string{"output": out + r.errOut, "status JSON": statusJSON, "cs hosts": hostsOut,
+		"agent.toml": mustRead(t, filepath.Join(dir, "agent.toml")), "demo.log": mustRead(t, filepath.Join(dir, "demo.log")),
+		"host.conf": mustRead(t, filepath.Join(dir, "hostconfig", "host.conf"))} {
+		if strings.Contains(s, csPass) {
+			t.Errorf("the demo's %s holds the configuration server's passphrase", name)
+		}
+	}
 	if !strings.Contains(out, "Resync Step") && !strings.Contains(out, "Queued") {
 		t.Errorf("the status table never showed a resync:\n%s", out)
 	}

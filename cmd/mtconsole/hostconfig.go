@@ -1,14 +1,19 @@
 package main
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
 	"github.com/mtconsole/mtconsole/hostconfig"
+	"github.com/mtconsole/mtconsole/replication/agent"
 	"github.com/mtconsole/mtconsole/tui"
 )
 
@@ -22,7 +27,12 @@ its five parts: Global (configuration server, port, HTTPS, passphrase),
 Agent (cache directory), NAT (fixed host name / IP to advertise), Logging,
 Quit; ? explains each. Saving Global tests the connection, shows the
 server's certificate fingerprint for you to confirm on first use, registers
-this host and verifies it. The binary invoked as hostconfigcli opens it too.
+this host and verifies it; when --config is the host config the agent uses
+(its [agent] host_config), it then restarts a running agent so that it sends
+heartbeats with the new registration (systemctl try-restart mtconsole-agent,
+as root on systemd; else it says what to run). On a host that names no
+configuration server yet, an original agent's /usr/local/ASR/Vx/etc/drscout.conf
+is offered for import (with its connection.passphrase), until one is saved. The binary invoked as hostconfigcli opens it too.
 
 It needs a terminal: for scripts use "mtconsole register".
 
@@ -33,8 +43,16 @@ Exit codes: 0 ok, 1 failed, 2 usage (bad flags, or stdout is not a terminal).`,
 				return usageError{errors.New("hostconfig needs a terminal: for scripts use `mtconsole register`")}
 			}
 			host, _ := os.Hostname()
-			return tui.RunHostConfig(cmd.Context(), tui.HostConfigOptions{Paths: hostconfig.PathsFor(config),
-				Version: version, SysRoot: "/", Host: host, NoColor: os.Getenv("NO_COLOR") != ""})
+			o := tui.HostConfigOptions{Paths: hostconfig.PathsFor(config),
+				Version: version, SysRoot: "/", Host: host, NoColor: os.Getenv("NO_COLOR") != ""}
+			if _, err := os.Stat(hostconfig.DefaultDrscoutPath); err == nil {
+				o.Drscout, o.OldPassphrase = hostconfig.DefaultDrscoutPath, hostconfig.DefaultOldPassphrase
+			}
+			if agentHostConfig(defaultAgentConfig) == absPath(config) {
+				r := agentRestarter{euid: os.Geteuid(), systemd: "/run/systemd/system", run: runCommand}
+				o.RestartAgent = r.restart
+			}
+			return tui.RunHostConfig(cmd.Context(), o)
 		},
 	}
 	c.Flags().StringVar(&config, "config", hostconfig.DefaultConfigPath, "the host config file (passphrase and pinned certificate beside it)")
@@ -49,4 +67,59 @@ func argsFor(argv []string) []string {
 		return append([]string{"hostconfig"}, argv[1:]...)
 	}
 	return argv[1:]
+}
+
+// defaultAgentConfig is the agent's configuration file unless told.
+const defaultAgentConfig = "/etc/mtconsole/agent.toml"
+
+// agentHostConfig is the host config the agent of agentConfig heartbeats
+// for (its [agent] host_config; the default one when the agent's file is
+// missing or does not say), as an absolute path.
+func agentHostConfig(agentConfig string) string {
+	fc, err := agent.LoadConfig(agentConfig)
+	if err != nil {
+		return absPath(agent.DefaultHostConfig)
+	}
+	p, _ := fc.HostConfig()
+	if p == "" {
+		return ""
+	}
+	return absPath(p)
+}
+
+func absPath(p string) string {
+	if a, err := filepath.Abs(p); err == nil {
+		return a
+	}
+	return p
+}
+
+// agentRestarter restarts the agent's service after a registration.
+type agentRestarter struct {
+	euid    int
+	systemd string // the directory that exists when systemd runs
+	run     func(ctx context.Context, name string, args ...string) ([]byte, error)
+}
+
+const restartAdvice = "restart the agent so it sends heartbeats with this registration"
+
+// restart restarts a running mtconsole-agent service, or says what to do.
+func (r agentRestarter) restart(ctx context.Context) (string, error) {
+	if r.euid != 0 {
+		return restartAdvice + " (sudo systemctl try-restart mtconsole-agent)", nil
+	}
+	if fi, err := os.Stat(r.systemd); err != nil || !fi.IsDir() {
+		return restartAdvice + " (no systemd here: stop and start mtconsole agent)", nil
+	}
+	if _, err := r.run(ctx, "systemctl", "is-active", "--quiet", "mtconsole-agent"); err != nil {
+		return "the mtconsole-agent service is not running: it uses this registration when it starts", nil
+	}
+	if out, err := r.run(ctx, "systemctl", "try-restart", "mtconsole-agent"); err != nil {
+		return "", fmt.Errorf("systemctl try-restart mtconsole-agent: %v %s: %s", err, strings.TrimSpace(string(out)), restartAdvice)
+	}
+	return "agent restarted: it sends heartbeats with this registration", nil
+}
+
+func runCommand(ctx context.Context, name string, args ...string) ([]byte, error) {
+	return exec.CommandContext(ctx, name, args...).CombinedOutput()
 }

@@ -150,8 +150,9 @@ func eventLine(t time.Time, pair, kind, msg string) string {
 // printStatus renders the dashboard table.
 func printStatus(out io.Writer, st api.Status, now time.Time) {
 	up := time.Duration(st.UptimeSeconds * float64(time.Second)).Round(time.Second)
-	fmt.Fprintf(out, "Agent %s on %s, up %s, %s (%s UTC)\n\n", st.Version, st.Host, up, plural(int64(len(st.Pairs)), "pair"),
+	fmt.Fprintf(out, "Agent %s on %s, up %s, %s (%s UTC)\n", st.Version, st.Host, up, plural(int64(len(st.Pairs)), "pair"),
 		now.UTC().Format("15:04:05"))
+	fmt.Fprintf(out, "%s\n\n", csLine(st.CS, now))
 	if len(st.Pairs) == 0 {
 		fmt.Fprintln(out, "No pairs.")
 		return
@@ -228,4 +229,23 @@ func splitList(s string) []string {
 		}
 	}
 	return out
+}
+
+// csLine is the host's registration with the configuration server, as
+// the agent's heartbeats see it.
+func csLine(cs *api.CSStatus, now time.Time) string {
+	switch {
+	case cs == nil:
+		return "Configuration server: not registered"
+	case cs.OK:
+		return fmt.Sprintf("Configuration server %s: registered, last heartbeat %s ago", cs.Server, now.Sub(cs.LastHeartbeat).Round(time.Second))
+	case cs.Problem == "":
+		return fmt.Sprintf("Configuration server %s: registered, no heartbeat yet", cs.Server)
+	}
+	last := "none since the agent started"
+	if !cs.LastHeartbeat.IsZero() {
+		last = "last accepted " + now.Sub(cs.LastHeartbeat).Round(time.Second).String() + " ago"
+	}
+	return fmt.Sprintf("Configuration server %s: heartbeats failing for %s (%s; %s): %s", cs.Server,
+		now.Sub(cs.FailingSince).Round(time.Second), cs.Problem, last, cs.Error)
 }

@@ -207,3 +207,23 @@ func TestStatusWatch(t *testing.T) {
 		t.Fatal("status --watch did not end on SIGINT")
 	}
 }
+
+func TestCSLine(t *testing.T) {
+	now := time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		cs   *api.CSStatus
+		want string
+	}{
+		{nil, "Configuration server: not registered"},
+		{&api.CSStatus{Server: "cs:443", OK: true, LastHeartbeat: now.Add(-12 * time.Second)}, "Configuration server cs:443: registered, last heartbeat 12s ago"},
+		{&api.CSStatus{Server: "cs:443"}, "Configuration server cs:443: registered, no heartbeat yet"},
+		{&api.CSStatus{Server: "cs:443", Problem: "unreachable", Error: "cannot reach cs:443", FailingSince: now.Add(-3 * time.Minute)},
+			"Configuration server cs:443: heartbeats failing for 3m0s (unreachable; none since the agent started): cannot reach cs:443"},
+		{&api.CSStatus{Server: "cs:443", Problem: "clock skew", Error: "clock differs by 21 min", FailingSince: now.Add(-time.Minute), LastHeartbeat: now.Add(-4 * time.Minute)},
+			"Configuration server cs:443: heartbeats failing for 1m0s (clock skew; last accepted 4m0s ago): clock differs by 21 min"},
+	} {
+		if got := csLine(tc.cs, now); got != tc.want {
+			t.Errorf("csLine(%+v)\n got %q\nwant %q", tc.cs, got, tc.want)
+		}
+	}
+}

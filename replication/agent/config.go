@@ -27,6 +27,7 @@ import (
 //	trust_store = "/etc/mtconsole/known_process_servers"
 //	trust_new_servers = true                  # pin a first-seen certificate (as ssh asks)
 //	hash_resync = true                        # targets hold an older copy: send only what differs
+//	host_config = "/etc/mtconsole/host.conf"  # registration with the configuration server (see below)
 //
 //	[process_server]
 //	address = "ps.example.com:9443"
@@ -44,18 +45,25 @@ import (
 //	id = "sda"                                # default: the disk name
 //	# rpo_threshold, retention, size_cap_mb, on_full override the defaults
 //
+// host_config is the host config of `mtconsole register` and `mtconsole
+// hostconfig` (package hostconfig): when it names a configuration server,
+// the agent sends that server a heartbeat every 180 s and shows the
+// registration in its status. Left out, it is DefaultHostConfig when that
+// file exists; host_config = "" turns heartbeats off.
+//
 // Errors name the file, the line where the parser knows it, and the key.
 type FileConfig struct {
 	Agent struct {
-		HostID          string `toml:"host_id"`
-		JournalDir      string `toml:"journal_dir"`
-		RetentionDir    string `toml:"retention_dir"`
-		Socket          string `toml:"socket"`
-		SocketGroup     string `toml:"socket_group"`
-		Metrics         string `toml:"metrics"`
-		TrustStore      string `toml:"trust_store"`
-		TrustNewServers *bool  `toml:"trust_new_servers"`
-		HashResync      *bool  `toml:"hash_resync"`
+		HostID          string  `toml:"host_id"`
+		JournalDir      string  `toml:"journal_dir"`
+		RetentionDir    string  `toml:"retention_dir"`
+		Socket          string  `toml:"socket"`
+		SocketGroup     string  `toml:"socket_group"`
+		Metrics         string  `toml:"metrics"`
+		TrustStore      string  `toml:"trust_store"`
+		TrustNewServers *bool   `toml:"trust_new_servers"`
+		HashResync      *bool   `toml:"hash_resync"`
+		HostConfig      *string `toml:"host_config"`
 	} `toml:"agent"`
 	ProcessServer struct {
 		Address        string `toml:"address"`
@@ -120,6 +128,9 @@ func LoadConfig(path string) (*FileConfig, error) {
 	}
 	if c.ProcessServer.PassphraseFile == "" {
 		return nil, c.errAt("passphrase_file", "[process_server] passphrase_file is required: a 0600 file whose first line is the passphrase")
+	}
+	if hc := a.HostConfig; hc != nil && *hc != "" && !filepath.IsAbs(*hc) {
+		return nil, c.errAt("host_config", "[agent] host_config %q: want an absolute path (or \"\" for no heartbeats)", *hc)
 	}
 	if len(c.Pairs) == 0 {
 		return nil, fmt.Errorf("%s: no [[pair]]: name at least one source disk and its target", path)
@@ -248,4 +259,19 @@ func (c *FileConfig) ClientConfig() Config {
 // TrustNew says whether a first-seen process-server certificate is pinned.
 func (c *FileConfig) TrustNew() bool {
 	return c.Agent.TrustNewServers == nil || *c.Agent.TrustNewServers
+}
+
+// DefaultHostConfig is the host config the agent heartbeats for when
+// [agent] host_config is left out and this file exists.
+const DefaultHostConfig = "/etc/mtconsole/host.conf"
+
+// HostConfig is the host config whose registration the agent keeps alive
+// with heartbeats, and whether the file named it ([agent] host_config):
+// left out, it is DefaultHostConfig (named false: use it only if it
+// exists); "" (named true) means none.
+func (c *FileConfig) HostConfig() (path string, named bool) {
+	if c.Agent.HostConfig == nil {
+		return DefaultHostConfig, false
+	}
+	return *c.Agent.HostConfig, true
 }

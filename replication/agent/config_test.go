@@ -62,6 +62,26 @@ func TestLoadConfig(t *testing.T) {
 	}
 }
 
+func TestHostConfig(t *testing.T) {
+	for _, tc := range []struct {
+		line  string
+		path  string
+		named bool
+	}{
+		{"", DefaultHostConfig, false},
+		{`host_config = "/srv/mt/host.conf"`, "/srv/mt/host.conf", true},
+		{`host_config = ""`, "", true},
+	} {
+		fc, err := LoadConfig(writeConfig(t, strings.Replace(goodConfig, "[agent]\n", "[agent]\n"+tc.line+"\n", 1)))
+		if err != nil {
+			t.Fatalf("%q: %v", tc.line, err)
+		}
+		if p, named := fc.HostConfig(); p != tc.path || named != tc.named {
+			t.Errorf("%q: HostConfig() = %q, %v, want %q, %v", tc.line, p, named, tc.path, tc.named)
+		}
+	}
+}
+
 func TestLoadConfigErrors(t *testing.T) {
 	cases := []struct {
 		name, edit, want string
@@ -76,6 +96,7 @@ func TestLoadConfigErrors(t *testing.T) {
 		{"duplicate id", strings.Replace(goodConfig, `id = "data"`, `id = "sda"`, 1), `id "sda" is used twice`},
 		{"no address", strings.Replace(goodConfig, `address = "ps.example"`, "", 1), "address is required"},
 		{"no pairs", goodConfig[:strings.Index(goodConfig, "[[pair]]")], "no [[pair]]"},
+		{"relative host config", strings.Replace(goodConfig, `retention_dir = "/r"`, "retention_dir = \"/r\"\nhost_config = \"host.conf\"", 1), `:4: host_config: [agent] host_config "host.conf": want an absolute path`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -270,6 +270,21 @@ func TestStatusGolden(t *testing.T) {
 			break
 		}
 	}
+	// not registered: no "cs" at all
+	st, err := a.cl.Status(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.CS != nil {
+		t.Errorf("cs %+v without SetCS", st.CS)
+	}
+	// registered, the last heartbeat failed
+	a.b.SetCS(func() *CSStatus {
+		return &CSStatus{Server: "cs.example.com:443", HostID: "5f0c7c2e-8d2b-4c1e-9a57-0d4b8e7b1a10",
+			LastHeartbeat: fxStart.Add(50 * time.Minute), LastAttempt: fxStart.Add(56 * time.Minute),
+			Problem: "unreachable", FailingSince: fxStart.Add(53 * time.Minute),
+			Error: "configuration server unreachable: cannot reach cs.example.com:443: connection refused"}
+	})
 	resp, err := a.cl.hc.Get("http://agent/v1/status")
 	if err != nil {
 		t.Fatal(err)

@@ -67,6 +67,28 @@ type Status struct {
 	HostInfo
 	UptimeSeconds float64      `json:"uptime_seconds"`
 	Pairs         []PairStatus `json:"pairs"`
+	// CS is the host's registration with a configuration server; absent
+	// when the agent runs no heartbeats (the host is not registered).
+	CS *CSStatus `json:"cs,omitempty"`
+}
+
+// CSStatus is the agent's view of this host's registration with the
+// configuration server, from its heartbeats.
+type CSStatus struct {
+	Server string `json:"server"`  // host:port of the configuration server
+	HostID string `json:"host_id"` // the host's id there
+	// OK tells whether the last heartbeat was accepted.
+	OK bool `json:"ok"`
+	// LastHeartbeat is the last heartbeat the server accepted.
+	LastHeartbeat time.Time `json:"last_heartbeat,omitzero"`
+	// LastAttempt is the last heartbeat sent, accepted or not.
+	LastAttempt time.Time `json:"last_attempt,omitzero"`
+	// Problem names what failed in a few words ("unreachable", "passphrase
+	// rejected", "clock skew", ...) and Error says it in full, with what to
+	// do; FailingSince is the first failure of the current run of them.
+	Problem      string    `json:"problem,omitempty"`
+	Error        string    `json:"error,omitempty"`
+	FailingSince time.Time `json:"failing_since,omitzero"`
 }
 
 // PairStatus is the writer's snapshot of a pair plus what the network

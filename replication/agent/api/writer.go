@@ -29,6 +29,7 @@ type WriterBackend struct {
 	now  func() time.Time
 	repl func() map[string]Replication
 	tag  Tagger
+	cs   func() *CSStatus
 
 	mu      sync.Mutex
 	configs map[string]writer.PairConfig
@@ -90,8 +91,15 @@ func (b *WriterBackend) Status() (Status, error) {
 		}
 		s.Pairs = append(s.Pairs, p)
 	}
+	if b.cs != nil {
+		s.CS = b.cs()
+	}
 	return s, nil
 }
+
+// SetCS makes Status report the host's registration with the
+// configuration server from f (nil: not registered).
+func (b *WriterBackend) SetCS(f func() *CSStatus) { b.cs = f }
 
 // Replication is what the network layer knows of a pair: its state
 // (Queued, Resync Step I, Resync Step II, Differential Sync) and resync
