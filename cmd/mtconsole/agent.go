@@ -73,14 +73,17 @@ takes effect when the agent restarts. The file's format (TOML):
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			return runAgent(ctx, cmd.ErrOrStderr(), path)
+			return runAgent(ctx, cmd.ErrOrStderr(), path, true)
 		},
 	}
 	c.Flags().StringVar(&path, "config", "/etc/mtconsole/agent.toml", "the configuration file")
 	return c
 }
 
-func runAgent(ctx context.Context, logOut io.Writer, path string) error {
+// runAgent runs the agent of the configuration file at path until ctx
+// ends. reloadOnHUP makes SIGHUP reload the file (the daemon); an agent
+// inside another command (the demo) leaves SIGHUP, a hangup, to it.
+func runAgent(ctx context.Context, logOut io.Writer, path string, reloadOnHUP bool) error {
 	fc, err := agent.LoadConfig(path)
 	if err != nil {
 		return err
@@ -161,8 +164,10 @@ func runAgent(ctx context.Context, logOut io.Writer, path string) error {
 	logger.Info("agent started", "config", path, "process_server", cfg.Addr, "pairs", len(cfg.Pairs))
 	hostConfig, _ := fc.HostConfig()
 	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
+	if reloadOnHUP {
+		signal.Notify(hup, syscall.SIGHUP)
+		defer signal.Stop(hup)
+	}
 	go func() {
 		for {
 			select {

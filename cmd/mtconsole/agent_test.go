@@ -68,7 +68,7 @@ func TestAgentCommand(t *testing.T) {
 	var logs lockedBuffer
 	done := make(chan error, 1)
 	actx, stop := context.WithCancel(context.Background())
-	go func() { done <- runAgent(actx, &logs, path) }()
+	go func() { done <- runAgent(actx, &logs, path, true) }()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		got, _ := os.ReadFile(filepath.Join(dir, "tgt.img"))
@@ -132,21 +132,21 @@ func TestAgentCommandErrors(t *testing.T) {
 	dir := t.TempDir()
 	bad := filepath.Join(dir, "bad.toml")
 	os.WriteFile(bad, []byte("[agent]\nsocket = 5\n"), 0o600)
-	if err := runAgent(context.Background(), &bytes.Buffer{}, bad); err == nil || !strings.HasPrefix(err.Error(), bad) {
+	if err := runAgent(context.Background(), &bytes.Buffer{}, bad, true); err == nil || !strings.HasPrefix(err.Error(), bad) {
 		t.Fatalf("bad config: %v", err)
 	}
 	pass := filepath.Join(dir, "pass")
 	os.WriteFile(pass, []byte("secret passphrase\n"), 0o644)
 	cfg := filepath.Join(dir, "agent.toml")
 	os.WriteFile(cfg, []byte("[process_server]\naddress = \"127.0.0.1:1\"\npassphrase_file = \""+pass+"\"\n[[pair]]\ndisk = \"a\"\ntarget = \"/nonexistent\"\n"), 0o600)
-	err := runAgent(context.Background(), &bytes.Buffer{}, cfg)
+	err := runAgent(context.Background(), &bytes.Buffer{}, cfg, true)
 	if err == nil || !strings.Contains(err.Error(), "chmod 600") {
 		t.Fatalf("passphrase file readable by others: %v", err)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "missing.toml")); err == nil {
 		t.Fatal("fixture")
 	}
-	if err := runAgent(context.Background(), &bytes.Buffer{}, filepath.Join(dir, "missing.toml")); err == nil {
+	if err := runAgent(context.Background(), &bytes.Buffer{}, filepath.Join(dir, "missing.toml"), true); err == nil {
 		t.Fatal("a missing config file was accepted")
 	}
 }

@@ -11,10 +11,12 @@ import (
 	mrand "math/rand/v2"
 	"net"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -69,7 +71,9 @@ of its source at that tag. The directory is removed unless --keep (or
 'mtconsole agent --config DIR/agent.toml'.`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx, cancel := signalContext()
+			// A hangup (the SSH session gone) quits as q does: the
+			// workload stops, both stop, the directory goes.
+			ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 			defer cancel()
 			return runDemo(ctx, cmd.OutOrStdout(), f)
 		},
@@ -148,28 +152,36 @@ func runDemo(ctx context.Context, out io.Writer, f demoFlags) error {
 	// Sources hold data (a quarter of each left zero: sent as zero
 	// ranges); targets are empty, so each pair starts with a full resync.
 	var disks []ps.DiskConfig
-	rng := mrand.New(mrand.NewChaCha8([32]byte{byte(f.seed), byte(f.seed >> 8)}))
 	for _, sub := range []string{"sources", "targets", "journal", "retention"} {
 		if err := os.MkdirAll(filepath.Join(dir, sub), 0o700); err != nil {
 			return err
 		}
 	}
+	// One writer per disk, on every CPU: the demo's first frame waits
+	// for them.
+	errs := make([]error, f.disks)
+	var wg sync.WaitGroup
 	for i := range f.disks {
 		name := fmt.Sprintf("disk%d", i)
 		src := filepath.Join(dir, "sources", name+".img")
-		if err := writeDemoSource(src, size, rng); err != nil {
-			return err
-		}
-		tf, err := os.OpenFile(filepath.Join(dir, "targets", name+".img"), os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
-		if err != nil {
-			return err
-		}
-		err = tf.Truncate(size)
-		tf.Close()
-		if err != nil {
-			return err
-		}
 		disks = append(disks, ps.DiskConfig{Name: name, Path: src})
+		wg.Go(func() {
+			rng := mrand.NewChaCha8([32]byte{byte(f.seed), byte(f.seed >> 8), byte(i)})
+			if errs[i] = writeDemoSource(src, size, rng); errs[i] != nil {
+				return
+			}
+			tf, err := os.OpenFile(filepath.Join(dir, "targets", name+".img"), os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			errs[i] = tf.Truncate(size)
+			tf.Close()
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return err
 	}
 	var secret [16]byte
 	rand.Read(secret[:])
@@ -260,7 +272,7 @@ func runDemo(ctx context.Context, out io.Writer, f demoFlags) error {
 	agentCtx, stopAgent := context.WithCancel(context.Background())
 	defer stopAgent()
 	agentDone := make(chan error, 1)
-	go func() { agentDone <- runAgent(agentCtx, logf, cfgPath) }()
+	go func() { agentDone <- runAgent(agentCtx, logf, cfgPath, false) }()
 	cl, err := waitForAgent(ctx, socket, agentDone)
 	if err != nil {
 		return err
@@ -338,7 +350,7 @@ func isTerminal(w io.Writer) bool {
 
 // writeDemoSource writes size bytes of random data, but for every fourth
 // MiB, which stays a hole.
-func writeDemoSource(path string, size int64, rng *mrand.Rand) error {
+func writeDemoSource(path string, size int64, rng *mrand.ChaCha8) error {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return err
@@ -353,12 +365,7 @@ func writeDemoSource(path string, size int64, rng *mrand.Rand) error {
 			continue
 		}
 		b := buf[:min(1<<20, size-off)]
-		for j := 0; j+8 <= len(b); j += 8 {
-			v := rng.Uint64()
-			for k := range 8 {
-				b[j+k] = byte(v >> (8 * k))
-			}
-		}
+		rng.Read(b)
 		if _, err := f.WriteAt(b, off); err != nil {
 			return err
 		}

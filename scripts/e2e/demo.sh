@@ -16,6 +16,9 @@ work=$(mktemp -d)
 sess="mte2e$$"
 cleanup() {
 	tmux kill-session -t "$sess" 2>/dev/null || true
+	# the hangup stops the demo; wait for it before its directory goes
+	for _ in $(seq 100); do pgrep -f "demo --dir $work/" >/dev/null || break; sleep 0.1; done
+	pkill -9 -f "demo --dir $work/" 2>/dev/null || true
 	rm -rf "$work"
 }
 trap cleanup EXIT
