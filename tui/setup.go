@@ -7,10 +7,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"charm.land/bubbles/v2/textinput"
 	tea "charm.land/bubbletea/v2"
+	"github.com/charmbracelet/x/ansi"
 
 	"github.com/mtconsole/mtconsole/disks"
 	"github.com/mtconsole/mtconsole/hostconfig"
@@ -131,6 +133,22 @@ type SetupModel struct {
 	installed bool // the plan was applied (or dry-run) in this session
 	note      string
 	noteErr   bool
+
+	shown *suShown // the last screen drawn
+}
+
+// suShown keeps the last screen drawn, for Screen.
+type suShown struct {
+	mu sync.Mutex
+	s  string
+}
+
+// Screen is the text of the last screen drawn, without styles: what the
+// admin reads. It is safe to call while the program runs (tests).
+func (m *SetupModel) Screen() string {
+	m.shown.mu.Lock()
+	defer m.shown.mu.Unlock()
+	return m.shown.s
 }
 
 // NewSetup opens the wizard: on the step and answers of the state file
@@ -158,7 +176,7 @@ func NewSetup(ctx context.Context, o SetupOptions) *SetupModel {
 		o.Answers = setup.DefaultAnswers()
 	}
 	m := &SetupModel{o: o, ctx: ctx, st: NewStyles(!o.NoColor), w: MinWidth, h: MinHeight,
-		a: o.Answers, dryRun: o.DryRun,
+		a: o.Answers, dryRun: o.DryRun, shown: &suShown{},
 		checks: map[suStep][]setup.Check{}, checking: map[suStep]bool{}, checkErr: map[suStep]string{}}
 	m.input = newInput("Retention directory: ")
 	m.loadHostConfig()
@@ -460,6 +478,9 @@ func (m *SetupModel) View() tea.View {
 	v.AltScreen = true
 	v.MouseMode = tea.MouseModeNone
 	v.WindowTitle = "mtconsole setup " + m.o.Host
+	m.shown.mu.Lock()
+	m.shown.s = ansi.Strip(v.Content)
+	m.shown.mu.Unlock()
 	return v
 }
 
