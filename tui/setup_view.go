@@ -603,7 +603,7 @@ func (m *SetupModel) customReview(w, h int) []string {
 		body = append(body, st.Bold.Render(cut(fmt.Sprintf("%s %s", verb, fc.Path), w)), st.Dim.Render(cut("  "+fc.Title, w)))
 		if fc.Link == "" {
 			for _, l := range lineDiff(fc.Old, fc.New) {
-				body = append(body, hang("  ", "      ", l, w)...)
+				body = append(body, wrapRaw("  ", "      ", l, w)...)
 			}
 		}
 		body = append(body, "")
@@ -858,4 +858,16 @@ func (m *SetupModel) helpLines(w int) []string {
 		out = append(out, cut(" "+l, w))
 	}
 	return out
+}
+
+// wrapRaw breaks s at the width, keeping its spaces: a file's line as it
+// is, indentation and all.
+func wrapRaw(first, indent string, s string, w int) []string {
+	line := first + s
+	var out []string
+	for ansi.StringWidth(line) > w && w > ansi.StringWidth(indent) {
+		out = append(out, ansi.Cut(line, 0, w))
+		line = indent + ansi.Cut(line, w, ansi.StringWidth(line))
+	}
+	return append(out, line)
 }
