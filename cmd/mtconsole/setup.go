@@ -42,9 +42,6 @@ Exit codes: 0 ok, 1 failed, 2 usage (bad flags or answers, or stdout is
 not a terminal).`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if !term.IsTerminal(int(os.Stdout.Fd())) || !term.IsTerminal(int(os.Stdin.Fd())) {
-				return usageError{errors.New("setup needs a terminal: for scripts use `mtconsole install --answers FILE`")}
-			}
 			a := setup.DefaultAnswers()
 			if answersFile != "" {
 				var err error
@@ -58,6 +55,9 @@ not a terminal).`,
 					return err
 				}
 				a.Role = r
+			}
+			if !term.IsTerminal(int(os.Stdout.Fd())) || !term.IsTerminal(int(os.Stdin.Fd())) {
+				return usageError{errors.New("setup needs a terminal: for scripts use `mtconsole install --answers FILE`")}
 			}
 			o, err := setupOptions(root, a, answersFile, dryRun)
 			if err != nil {
