@@ -714,6 +714,7 @@ func (m *SetupModel) jobDone(j *suJob, err error) tea.Cmd {
 			if rerr := os.Remove(m.o.StatePath); rerr == nil || errors.Is(rerr, fs.ErrNotExist) {
 				m.setNote(false, "installed; the wizard's state file is removed: the setup is done")
 			}
+			return m.buildReview() // the plan now: nothing left to change
 		}
 		if err == nil && m.dryRun {
 			m.installed = true

@@ -92,7 +92,7 @@ func suRoot(t *testing.T) string {
 	return dir
 }
 
-const suRootShown = "/tmp/mtwiz-ROOTROOT"
+const suRootShown = "/ROOT/mtwiz-tempdir" // as long as the root, so the columns stay
 
 type suFx struct {
 	root string
@@ -564,7 +564,7 @@ func TestSetupInstallOnTempRoot(t *testing.T) {
 	if err != nil || used.Disks.Retention != a.Disks.Retention {
 		t.Errorf("answers used: %v %+v", err, used)
 	}
-	if s := suText(t, m, fx.root); !strings.Contains(s, "✓ installed") {
+	if s := suText(t, m, fx.root); !strings.Contains(s, "✓ installed") || !strings.Contains(m.review.what, "upgrade of the mt install") {
 		t.Errorf("screen:\n%s", s)
 	}
 }

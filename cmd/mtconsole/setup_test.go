@@ -170,6 +170,10 @@ func TestSetupOptionsRoots(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var lines []string
+	if err := o.Env.PM.Install(t.Context(), []string{"lsscsi"}, func(l string) { lines = append(lines, l) }); err != nil || len(lines) != 1 || !strings.Contains(lines[0], "skipped: the root is") {
+		t.Errorf("a tree's package install: %v %q", err, lines)
+	}
 	if o.Host != "mt01" || o.Env.Inventory != nil || o.Env.Root != fx || !o.DryRun || o.Custom == nil || o.VSphere == nil {
 		t.Errorf("fixture root: %+v", o)
 	}
