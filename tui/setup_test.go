@@ -438,6 +438,8 @@ func TestFlowSetupFixCancel(t *testing.T) {
 	wait("x cancels")
 	tm.Send(keyMsg("x"))
 	wait("cancelled")
+	wait("✗ failed") // the job's end, then the checks run again
+	wait("Missing packages: lsscsi kpartx")
 	m := finalSetup(t, tm)
 	if m.job == nil || m.job.running || m.job.err == nil {
 		t.Errorf("job %+v", m.job)
@@ -465,6 +467,7 @@ func TestFlowSetupCustomChanges(t *testing.T) {
 	}
 	tm.Send(keyMsg("y"))
 	wait("changed /etc/multipath.conf")
+	wait("Applying the custom changes · ✓ done")
 	wait("REBOOT IS REQUIRED")
 	wait("✓ yes  marker")
 	wait("! reboot needed")
@@ -477,6 +480,7 @@ func TestFlowSetupCustomChanges(t *testing.T) {
 	wait("Revert the custom changes?")
 	tm.Send(keyMsg("y"))
 	wait("restored /etc/multipath.conf")
+	wait("Reverting the custom changes · ✓ done") // q waits for no running action
 	m := finalSetup(t, tm)
 	if _, err := os.Stat(filepath.Join(fx.root, "etc/multipath.conf")); err == nil {
 		t.Error("multipath.conf left after the revert")
