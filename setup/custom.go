@@ -334,6 +334,46 @@ func (c *Custom) Plan() ([]string, error) {
 	return out, nil
 }
 
+// FileChange is what Apply would do to one file: Old is its bytes now
+// (nil: there is none), New what the change writes; or, for a link,
+// Link is the target it will point to (and Old the current target).
+type FileChange struct {
+	Change string `json:"change"` // the change's id
+	Title  string `json:"title"`
+	Path   string `json:"path"`
+	Old    []byte `json:"old,omitempty"`
+	New    []byte `json:"new,omitempty"`
+	Link   string `json:"link,omitempty"`
+}
+
+// Preview lists, file by file, exactly what Apply would write, without
+// changing anything: the review before an apply.
+func (c *Custom) Preview() ([]FileChange, error) {
+	var out []FileChange
+	for _, ch := range c.changes() {
+		for _, o := range ch.ops {
+			cur, want, ok, err := c.state(o)
+			if err != nil {
+				return nil, err
+			}
+			if ok {
+				continue
+			}
+			fc := FileChange{Change: ch.ID, Title: ch.Title, Path: o.path, Old: cur}
+			if o.link != "" {
+				fc.Link, fc.New = o.link, nil
+				if len(cur) == 0 {
+					fc.Old = nil
+				}
+			} else {
+				fc.New = want
+			}
+			out = append(out, fc)
+		}
+	}
+	return out, nil
+}
+
 // Apply makes every change, backing up each file before its first
 // change. It returns the files it changed: none when all were applied.
 func (c *Custom) Apply() ([]string, error) {

@@ -404,3 +404,55 @@ func TestLVMConfIdempotent(t *testing.T) {
 		t.Errorf("lvmConf twice differs:\n%s\n---\n%s", once, twice)
 	}
 }
+
+// Preview shows, without changing anything, exactly the bytes and links
+// Apply then writes; once applied there is nothing to preview.
+func TestCustomChangesPreview(t *testing.T) {
+	inv, err := disks.Read(disks.Host{Root: filepath.Join("..", "disks", "testdata", "hosts", "lvm-root"),
+		Statfs: func(string) (disks.Space, error) { return disks.Space{}, nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := t.TempDir()
+	os.MkdirAll(filepath.Join(root, "etc/lvm"), 0o755)
+	os.WriteFile(filepath.Join(root, "etc/lvm/lvm.conf"), []byte(origLVM), 0o644)
+	os.MkdirAll(filepath.Join(root, "lib/systemd/system"), 0o755)
+	os.WriteFile(filepath.Join(root, "lib/systemd/system/lvm2-lvmetad.service"), []byte("[Unit]\n"), 0o644)
+	cu := &Custom{Root: root, Inv: inv, BootID: "b"}
+	before := snapshotTree(t, root)
+	pv, err := cu.Preview()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := diffTrees(before, snapshotTree(t, root)); len(d) > 0 {
+		t.Fatalf("Preview changed %v", d)
+	}
+	plan, _ := cu.Plan()
+	if len(pv) != len(plan) {
+		t.Fatalf("%d previews for a plan of %d: %q", len(pv), len(plan), plan)
+	}
+	if _, err := cu.Apply(); err != nil {
+		t.Fatal(err)
+	}
+	for _, fc := range pv {
+		p := filepath.Join(root, fc.Path)
+		if fc.Link != "" {
+			if got, _ := os.Readlink(p); got != fc.Link {
+				t.Errorf("%s links to %q, the preview said %q", fc.Path, got, fc.Link)
+			}
+			continue
+		}
+		if got, _ := os.ReadFile(p); !bytes.Equal(got, fc.New) {
+			t.Errorf("%s after apply differs from the preview", fc.Path)
+		}
+		if fc.Path == "/etc/lvm/lvm.conf" && string(fc.Old) != origLVM {
+			t.Errorf("the preview's old lvm.conf:\n%s", fc.Old)
+		}
+		if fc.Path == "/etc/multipath.conf" && fc.Old != nil {
+			t.Errorf("multipath.conf did not exist, the preview has %q", fc.Old)
+		}
+	}
+	if pv, _ := cu.Preview(); len(pv) != 0 {
+		t.Errorf("after apply: %+v", pv)
+	}
+}

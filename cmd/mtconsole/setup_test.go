@@ -146,3 +146,45 @@ func TestInstallCLI(t *testing.T) {
 		t.Errorf("uninstall twice: exit %d", code)
 	}
 }
+
+// mtconsole setup checks its answers, then wants a terminal.
+func TestSetupCmd(t *testing.T) {
+	answers := filepath.Join(t.TempDir(), "a.yaml")
+	os.WriteFile(answers, []byte("version: 1\nrole: mt\nretention: /x\n"), 0o600)
+	if out, code := runSetupCmd(t, "setup", "--root", t.TempDir(), "--answers", answers); code != exitUsage || !strings.Contains(out, "a.yaml:3: retention: unknown key") {
+		t.Errorf("bad answers: exit %d\n%s", code, out)
+	}
+	if out, code := runSetupCmd(t, "setup", "--root", t.TempDir(), "--answers", "../../scripts/examples/mt.yaml"); code != exitUsage || !strings.Contains(out, "setup needs a terminal") {
+		t.Errorf("no terminal: exit %d\n%s", code, out)
+	}
+	if _, code := runSetupCmd(t, "setup", "--role", "nope"); code != exitUsage {
+		t.Errorf("--role nope: exit %d", code)
+	}
+}
+
+// A root that is a host tree gives its own disks and host name; a root
+// of files only takes this host's disks (as custom-changes does).
+func TestSetupOptionsRoots(t *testing.T) {
+	fx := filepath.Join("..", "..", "disks", "testdata", "hosts", "vmware-good")
+	o, err := setupOptions(fx, setup.DefaultAnswers(), "", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	if err := o.Env.PM.Install(t.Context(), []string{"lsscsi"}, func(l string) { lines = append(lines, l) }); err != nil || len(lines) != 1 || !strings.Contains(lines[0], "skipped: the root is") {
+		t.Errorf("a tree's package install: %v %q", err, lines)
+	}
+	if o.Host != "mt01" || o.Env.Inventory != nil || o.Env.Root != fx || !o.DryRun || o.Custom == nil || o.VSphere == nil {
+		t.Errorf("fixture root: %+v", o)
+	}
+	if _, err := os.Stat("/sys/block"); err != nil {
+		t.Skip("this host has no /sys/block")
+	}
+	o, err = setupOptions(t.TempDir(), setup.DefaultAnswers(), "", false)
+	if err != nil || o.Env.Inventory == nil {
+		t.Errorf("empty root: %v, inventory %v", err, o.Env.Inventory)
+	}
+	if _, err := o.VSphere(t.Context(), setup.DefaultAnswers()); err == nil || !strings.Contains(err.Error(), "no vsphere section") {
+		t.Errorf("vSphere without answers: %v", err)
+	}
+}

@@ -1,0 +1,159 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/mtconsole/mtconsole/disks"
+	"github.com/mtconsole/mtconsole/disks/vsphere"
+	"github.com/mtconsole/mtconsole/setup"
+	"github.com/mtconsole/mtconsole/tui"
+)
+
+func newSetupCmd() *cobra.Command {
+	var role, answersFile, root string
+	var dryRun bool
+	c := &cobra.Command{
+		Use:   "setup [--root DIR] [--answers FILE] [--role mt|ps] [--dry-run]",
+		Short: "The setup wizard: role, prerequisites, disks, custom changes, registration, vSphere, install",
+		Long: `Open the setup wizard on this terminal (at least 80x24): Role →
+Prerequisites → Disks → Custom changes → Configuration server → vSphere
+(optional) → Summary. Each step shows its checks with their fixes; f
+installs missing packages, a applies the custom changes after a review of
+every file, and the summary lists every change of the install before it
+is applied (or, in a dry run, shown). Output streams on screen and into
+` + tui.SetupLog + `.
+
+--answers FILE pre-fills every step (the format of mtconsole install
+--answers; see scripts/examples/mt.yaml). The step in progress and the
+answers are kept in ` + tui.StateFile + ` (0600): after a
+dropped SSH session mtconsole setup reopens there.
+
+It needs a terminal: for scripts use "mtconsole install --answers FILE".
+
+Exit codes: 0 ok, 1 failed, 2 usage (bad flags or answers, or stdout is
+not a terminal).`,
+		Args: usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			a := setup.DefaultAnswers()
+			if answersFile != "" {
+				var err error
+				if a, err = setup.LoadAnswers(answersFile); err != nil {
+					return usageError{err}
+				}
+			}
+			if cmd.Flags().Changed("role") {
+				r, err := parseRole(role)
+				if err != nil {
+					return err
+				}
+				a.Role = r
+			}
+			if !term.IsTerminal(int(os.Stdout.Fd())) || !term.IsTerminal(int(os.Stdin.Fd())) {
+				return usageError{errors.New("setup needs a terminal: for scripts use `mtconsole install --answers FILE`")}
+			}
+			o, err := setupOptions(root, a, answersFile, dryRun)
+			if err != nil {
+				return err
+			}
+			ctx, cancel := signalContext()
+			defer cancel()
+			return tui.RunSetup(ctx, o)
+		},
+	}
+	c.Flags().StringVar(&role, "role", "mt", "mt (master target) or ps (process server); overrides the answers")
+	c.Flags().StringVar(&answersFile, "answers", "", "answers file (YAML, version 1) pre-filling every step")
+	c.Flags().StringVar(&root, "root", "/", "set up the tree under DIR (checks, custom changes, install, state file); systemctl is not run")
+	c.Flags().BoolVar(&dryRun, "dry-run", false, "start in dry-run mode: the summary shows what would change and changes nothing")
+	return c
+}
+
+// setupOptions are the wizard's options for a root: a tree without sysfs
+// (a temporary root of files) takes the disks of this host, as
+// custom-changes does.
+func setupOptions(root string, a setup.Answers, answersFile string, dryRun bool) (tui.SetupOptions, error) {
+	host, _ := os.Hostname()
+	if root != "/" {
+		if b, err := os.ReadFile(filepath.Join(root, "etc", "hostname")); err == nil && len(bytes.TrimSpace(b)) > 0 {
+			host = string(bytes.TrimSpace(b)) // the tree's host
+		}
+	}
+	o := tui.SetupOptions{Root: root, Answers: a, AnswersFrom: answersFile, Version: version, DryRun: dryRun,
+		Host: host, NoColor: os.Getenv("NO_COLOR") != ""}
+	o.Env = setup.Env{Root: root}
+	if root != "/" {
+		o.Env.PM = treePM{setup.DetectPackageManager(root), root}
+		if _, err := disks.Read(disks.Host{Root: root}); errors.Is(err, disks.ErrNoSysfs) {
+			inv, err := disks.Read(disks.Host{Root: "/"})
+			if err != nil {
+				return o, err
+			}
+			o.Env.Inventory = inv
+		}
+	}
+	o.Custom = func() (*setup.Custom, error) { return customFor(root) }
+	o.VSphere = func(ctx context.Context, a setup.Answers) ([]setup.Check, error) {
+		return vsphereReadiness(ctx, root, a)
+	}
+	return o, nil
+}
+
+// vsphereReadiness connects with the answers' vsphere section, pinning
+// the server's certificate on first use in the host's config directory,
+// and runs the readiness checks for this master target as it is.
+func vsphereReadiness(ctx context.Context, root string, a setup.Answers) ([]setup.Check, error) {
+	v := a.VSphere
+	if v == nil {
+		return nil, errors.New("no vsphere section in the answers")
+	}
+	f := vsphereFlags{url: v.Address, user: v.User, passwordFile: v.PasswordFile, insecure: v.Insecure,
+		uuidFile: vsphere.DefaultUUIDFile, devRoot: root}
+	if !v.Insecure {
+		f.trustStore = filepath.Join(root, setup.ConfigDir, "vsphere_known_hosts")
+	}
+	if v.PasswordFile == "" {
+		return nil, errors.New("vsphere.password_file: the answers name no password file (the wizard asks for no password)")
+	}
+	var notes bytes.Buffer
+	cmd := &cobra.Command{}
+	cmd.SetErr(&notes)
+	cmd.SetIn(strings.NewReader(""))
+	s, err := f.connect(ctx, cmd)
+	if err != nil {
+		return nil, err
+	}
+	defer s.close()
+	checks, err := s.cl.Readiness(ctx, s.vm, vsphere.ReadinessSpec{})
+	if err != nil {
+		return nil, vsphereErr(err)
+	}
+	conn := setup.Check{ID: "vsphere.connection", Group: vsphere.GroupVSphere, Title: "Connection to " + s.cl.Host, Status: setup.Pass,
+		Detail: "VM " + s.vm.Name + " on " + s.vm.Host + ", certificate SHA-256 " + s.cl.Thumbprint}
+	if n := strings.TrimSpace(notes.String()); n != "" {
+		conn.Detail += "; " + strings.Join(strings.Fields(n), " ")
+		if s.cl.Insecure {
+			conn.Status, conn.Fix = setup.Warn, "pin the certificate: set vsphere.insecure: false in the answers"
+		}
+	}
+	return append([]setup.Check{conn}, checks...), nil
+}
+
+// treePM asks the host's package manager what is installed but installs
+// nothing: a --root tree is not this host, and packages would land on
+// the host, outside the tree (as the plan skips systemctl there).
+type treePM struct {
+	setup.PackageManager
+	root string
+}
+
+func (p treePM) Install(_ context.Context, pkgs []string, line func(string)) error {
+	line("skipped: the root is " + p.root + ", not this host; on the host this runs: " + p.InstallCommand(pkgs))
+	return nil
+}

@@ -1,0 +1,545 @@
+package tui
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"charm.land/bubbles/v2/textinput"
+	tea "charm.land/bubbletea/v2"
+	"github.com/charmbracelet/x/ansi"
+
+	"github.com/mtconsole/mtconsole/disks"
+	"github.com/mtconsole/mtconsole/hostconfig"
+	"github.com/mtconsole/mtconsole/setup"
+)
+
+// SetupOptions configure the setup wizard (mtconsole setup).
+type SetupOptions struct {
+	// Root is "/" or a tree: the state file, the custom changes, the
+	// install plan and the host config are all below it.
+	Root string
+	// Answers pre-fill every step (setup.DefaultAnswers, or --answers);
+	// AnswersFrom names their file, "" for the defaults.
+	Answers     setup.Answers
+	AnswersFrom string
+	// Env is the template of the checks: Role, Retention, RetentionBytes
+	// and Targets come from the answers; a zero Root is Root.
+	Env setup.Env
+	// Custom gives the host's custom changes; nil: setup.Custom on Root
+	// with the inventory of Env.
+	Custom func() (*setup.Custom, error)
+	// HostConfig are the registration's files; zero: below Root at
+	// hostconfig.DefaultConfigPath.
+	HostConfig hostconfig.Paths
+	// VSphere runs the readiness checks with the answers' vsphere
+	// section; nil: the step only explains `mtconsole vsphere check`.
+	VSphere func(ctx context.Context, a setup.Answers) ([]setup.Check, error)
+	// Binary is what the install copies ("": this executable), Version
+	// the version it records.
+	Binary, Version string
+	DryRun          bool // start in dry-run mode: apply shows, changes nothing
+	Host            string
+	NoColor         bool
+	Now             func() time.Time
+	// StatePath is the wizard's state file; "": <Root>/var/lib/mtconsole/setup-state.json.
+	StatePath string
+	// LogPath is where actions' output is appended; "": <Root>/var/log/mtconsole/setup.log.
+	LogPath string
+}
+
+// StateFile is where the wizard records the step in progress and its
+// answers, below the root, so a dropped SSH session reopens there.
+const StateFile = setup.StateRoot + "/setup-state.json"
+
+// SetupLog is where the wizard appends the output of what it runs.
+const SetupLog = "/var/log/mtconsole/setup.log"
+
+type suStep int
+
+const (
+	suRole suStep = iota
+	suPrereq
+	suDisks
+	suCustom
+	suCS
+	suVSphere
+	suSummary
+	suSteps // count
+)
+
+var suNames = [suSteps]string{"Role", "Prerequisites", "Disks", "Custom changes", "Configuration server", "vSphere (optional)", "Summary"}
+
+// suIDs name the steps in the state file.
+var suIDs = [suSteps]string{"role", "prerequisites", "disks", "custom-changes", "config-server", "vsphere", "summary"}
+
+// suGroups are the check groups of the checking steps.
+var suGroups = map[suStep][]string{
+	suPrereq: {setup.GroupOS, setup.GroupPackages},
+	suDisks:  {setup.GroupDisks},
+}
+
+// SetupModel is the setup wizard: Role → Prerequisites → Disks → Custom
+// changes → Configuration server → vSphere → Summary. It holds no rules:
+// checks, custom changes and the install plan are the setup package's.
+type SetupModel struct {
+	o    SetupOptions
+	ctx  context.Context
+	st   Styles
+	w, h int
+
+	a    setup.Answers
+	step suStep
+	sel  [suSteps]int // selected row of each step
+	off  [suSteps]int // first row shown
+	help bool
+
+	checks   map[suStep][]setup.Check
+	checking map[suStep]bool
+	checkErr map[suStep]string
+	pm       setup.PackageManager // the checks' package manager
+	inv      *disks.Inventory
+
+	changes   []setup.Change
+	reboot    bool
+	customErr string
+	preview   []setup.FileChange
+
+	hc       hostconfig.Config
+	hcStored bool
+	hcErr    string
+	hcm      *HostConfigModel // the host config screen, while open
+
+	vsChecks  []setup.Check
+	vsErr     string
+	vsRunning bool
+	vsSkipped bool
+
+	review    *suReview
+	reviewing bool
+
+	job     *suJob
+	jobSeq  int
+	confirm string // "custom-apply", "custom-revert", "install": waiting for y
+	editing bool
+	input   textinput.Model
+
+	dryRun    bool
+	installed bool // the plan was applied (or dry-run) in this session
+	note      string
+	noteErr   bool
+
+	shown *suShown // the last screen drawn
+}
+
+// suShown keeps the last screen drawn, for Screen.
+type suShown struct {
+	mu sync.Mutex
+	s  string
+}
+
+// Screen is the text of the last screen drawn, without styles: what the
+// admin reads. It is safe to call while the program runs (tests).
+func (m *SetupModel) Screen() string {
+	m.shown.mu.Lock()
+	defer m.shown.mu.Unlock()
+	return m.shown.s
+}
+
+// NewSetup opens the wizard: on the step and answers of the state file
+// when there is one (a session that dropped), else on Role with o.Answers.
+func NewSetup(ctx context.Context, o SetupOptions) *SetupModel {
+	if o.Root == "" {
+		o.Root = "/"
+	}
+	if o.Env.Root == "" {
+		o.Env.Root = o.Root
+	}
+	if o.HostConfig.Config == "" {
+		o.HostConfig = hostconfig.PathsFor(rootJoin(o.Root, hostconfig.DefaultConfigPath))
+	}
+	if o.StatePath == "" {
+		o.StatePath = rootJoin(o.Root, StateFile)
+	}
+	if o.LogPath == "" {
+		o.LogPath = rootJoin(o.Root, SetupLog)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Answers.Version == 0 {
+		o.Answers = setup.DefaultAnswers()
+	}
+	m := &SetupModel{o: o, ctx: ctx, st: NewStyles(!o.NoColor), w: MinWidth, h: MinHeight,
+		a: o.Answers, dryRun: o.DryRun, shown: &suShown{},
+		checks: map[suStep][]setup.Check{}, checking: map[suStep]bool{}, checkErr: map[suStep]string{}}
+	m.input = newInput("Retention directory: ")
+	m.loadHostConfig()
+	m.resume()
+	return m
+}
+
+func rootJoin(root, p string) string {
+	if root == "" || root == "/" {
+		return p
+	}
+	return filepath.Join(root, p)
+}
+
+// RunSetup runs the wizard on the terminal until the admin quits.
+func RunSetup(ctx context.Context, o SetupOptions) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if !o.NoColor {
+		o.NoColor = os.Getenv("NO_COLOR") != ""
+	}
+	m := NewSetup(ctx, o)
+	p := tea.NewProgram(m, tea.WithContext(ctx), tea.WithFPS(10))
+	_, err := p.Run()
+	if errors.Is(err, tea.ErrProgramKilled) && ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+// Answers are the answers as the wizard has them now.
+func (m *SetupModel) Answers() setup.Answers { return m.a }
+
+// Init runs the current step's look-ups.
+func (m *SetupModel) Init() tea.Cmd { return m.enter() }
+
+// enter starts what the current step shows: its checks, the custom
+// changes' state, the readiness, the plan.
+func (m *SetupModel) enter() tea.Cmd {
+	switch m.step {
+	case suPrereq, suDisks:
+		if _, ok := m.checks[m.step]; !ok && !m.checking[m.step] {
+			return m.runChecks(m.step)
+		}
+	case suCustom:
+		return m.loadCustom()
+	case suCS:
+		m.loadHostConfig()
+	case suVSphere:
+		if m.vsReady() && m.vsChecks == nil && m.vsErr == "" && !m.vsRunning && !m.vsSkipped {
+			return m.runVSphere()
+		}
+	case suSummary:
+		return m.buildReview()
+	}
+	return nil
+}
+
+// mtOnly says whether a step applies to the role chosen.
+func (m *SetupModel) mtOnly(s suStep) bool { return s == suDisks || s == suCustom }
+
+func (m *SetupModel) skipped(s suStep) bool { return m.a.Role == setup.RolePS && m.mtOnly(s) }
+
+func (m *SetupModel) vsReady() bool { return m.a.VSphere != nil && m.o.VSphere != nil }
+
+// env is the checks' environment for the answers.
+func (m *SetupModel) env() *setup.Env {
+	e := m.o.Env
+	e.Role = m.a.Role
+	e.Retention = m.a.Disks.Retention
+	e.RetentionBytes = uint64(m.a.Disks.RetentionSizeGB) * 1e9
+	e.Targets = m.a.Disks.Targets
+	return &e
+}
+
+type suChecksMsg struct {
+	step   suStep
+	checks []setup.Check
+	pm     setup.PackageManager
+	inv    *disks.Inventory
+	err    error
+}
+
+func (m *SetupModel) runChecks(s suStep) tea.Cmd {
+	if m.skipped(s) {
+		return nil
+	}
+	m.checking[s] = true
+	e, ctx, groups := m.env(), m.ctx, suGroups[s]
+	return func() tea.Msg {
+		c, cancel := context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+		cs, err := setup.Run(c, e, groups...)
+		return suChecksMsg{step: s, checks: cs, pm: e.PM, inv: e.Inventory, err: err}
+	}
+}
+
+func (m *SetupModel) custom() (*setup.Custom, error) {
+	if m.o.Custom != nil {
+		return m.o.Custom()
+	}
+	inv := m.inv
+	if inv == nil {
+		var err error
+		if inv, err = disks.Read(disks.Host{Root: m.o.Env.Root, Statfs: m.o.Env.Statfs}); err != nil {
+			return nil, err
+		}
+		m.inv = inv
+	}
+	return &setup.Custom{Root: m.o.Root, Inv: inv, BootID: m.o.Env.BootID}, nil
+}
+
+type suCustomMsg struct {
+	changes []setup.Change
+	preview []setup.FileChange
+	reboot  bool
+	err     error
+}
+
+func (m *SetupModel) loadCustom() tea.Cmd {
+	if m.skipped(suCustom) {
+		return nil
+	}
+	cu, err := m.custom()
+	return func() tea.Msg {
+		if err != nil {
+			return suCustomMsg{err: err}
+		}
+		cs, err := cu.Status()
+		if err != nil {
+			return suCustomMsg{err: err}
+		}
+		pv, err := cu.Preview()
+		return suCustomMsg{changes: cs, preview: pv, reboot: cu.RebootRequired(), err: err}
+	}
+}
+
+// loadHostConfig reads the registration; an answers file without a
+// configuration server takes the one registered.
+func (m *SetupModel) loadHostConfig() {
+	m.hcErr = ""
+	cfg, err := hostconfig.LoadOrDefault(m.o.HostConfig.Config)
+	if err != nil {
+		m.hcErr = err.Error()
+	}
+	m.hc = cfg
+	_, perr := hostconfig.ReadPassphraseFile(m.o.HostConfig.Passphrase)
+	m.hcStored = perr == nil
+	if m.a.ConfigServer.Address == "" && cfg.CSHost != "" {
+		m.a.ConfigServer.Address, m.a.ConfigServer.Port, m.a.ConfigServer.HTTPS = cfg.CSHost, cfg.CSPort, cfg.HTTPS
+	}
+}
+
+func (m *SetupModel) registered() bool { return m.hc.CSHost != "" && m.hc.HostID != "" && m.hcStored }
+
+type suVSphereMsg struct {
+	checks []setup.Check
+	err    error
+}
+
+func (m *SetupModel) runVSphere() tea.Cmd {
+	m.vsRunning, m.vsErr, m.vsChecks = true, "", nil
+	f, a, ctx := m.o.VSphere, m.a, m.ctx
+	return func() tea.Msg {
+		c, cancel := context.WithTimeout(ctx, 2*time.Minute)
+		defer cancel()
+		cs, err := f(c, a)
+		return suVSphereMsg{checks: cs, err: err}
+	}
+}
+
+// Update implements tea.Model.
+func (m *SetupModel) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
+	if m.hcm != nil {
+		switch msg := msg.(type) {
+		case tea.WindowSizeMsg:
+			m.w, m.h = msg.Width, msg.Height
+		case suHCClosedMsg:
+			m.hcm = nil
+			m.loadHostConfig()
+			m.saveState()
+			return m, nil
+		case suJobLineMsg, suJobDoneMsg, suChecksMsg, suCustomMsg, suVSphereMsg, suReviewMsg:
+			return m, m.handle(msg)
+		}
+		_, cmd := m.hcm.Update(msg)
+		return m, closeOnQuit(cmd)
+	}
+	switch msg := msg.(type) {
+	case tea.WindowSizeMsg:
+		m.w, m.h = msg.Width, msg.Height
+		m.input.SetWidth(max(m.w-50, 20))
+		return m, nil
+	case tea.PasteMsg:
+		if m.editing {
+			var cmd tea.Cmd
+			m.input, cmd = m.input.Update(tea.PasteMsg{Content: strings.TrimRight(msg.Content, "\r\n")})
+			return m, cmd
+		}
+		return m, nil
+	case tea.KeyPressMsg:
+		return m, m.key(msg)
+	}
+	if cmd := m.handle(msg); cmd != nil {
+		return m, cmd
+	}
+	if m.editing {
+		var cmd tea.Cmd
+		m.input, cmd = m.input.Update(msg)
+		return m, cmd
+	}
+	return m, nil
+}
+
+// handle takes in the outcome of background work.
+func (m *SetupModel) handle(msg tea.Msg) tea.Cmd {
+	switch msg := msg.(type) {
+	case suChecksMsg:
+		m.checking[msg.step] = false
+		if msg.err != nil {
+			m.checkErr[msg.step] = msg.err.Error()
+			m.checks[msg.step] = nil
+			return nil
+		}
+		delete(m.checkErr, msg.step)
+		m.checks[msg.step] = msg.checks
+		if msg.pm != nil {
+			m.pm = msg.pm
+		}
+		if msg.inv != nil && m.inv == nil {
+			m.inv = msg.inv
+		}
+		m.sel[msg.step] = min(m.sel[msg.step], max(len(msg.checks)-1, 0))
+	case suCustomMsg:
+		m.changes, m.preview, m.reboot = msg.changes, msg.preview, msg.reboot
+		m.customErr = ""
+		if msg.err != nil {
+			m.customErr = msg.err.Error()
+		}
+	case suVSphereMsg:
+		m.vsRunning = false
+		m.vsChecks = msg.checks
+		if msg.err != nil {
+			m.vsErr = msg.err.Error()
+		}
+	case suReviewMsg:
+		r := suReview(msg)
+		m.review = &r
+	case suJobLineMsg:
+		if j := m.job; j != nil && j.id == msg.id {
+			j.add(msg.line)
+			return m.waitJob(j)
+		}
+	case suJobDoneMsg:
+		if j := m.job; j != nil && j.id == msg.id {
+			return m.jobDone(j, msg.err)
+		}
+	default:
+		return nil
+	}
+	return nil
+}
+
+// suHCClosedMsg says the host config screen quit.
+type suHCClosedMsg struct{}
+
+// closeOnQuit turns the host config screen's quit into closing it: the
+// wizard goes on.
+func closeOnQuit(cmd tea.Cmd) tea.Cmd {
+	if cmd == nil {
+		return nil
+	}
+	return func() tea.Msg {
+		switch msg := cmd().(type) {
+		case tea.QuitMsg:
+			return suHCClosedMsg{}
+		case tea.BatchMsg:
+			out := make(tea.BatchMsg, len(msg))
+			for i, c := range msg {
+				out[i] = closeOnQuit(c)
+			}
+			return out
+		default:
+			return msg
+		}
+	}
+}
+
+func (m *SetupModel) setNote(isErr bool, s string) { m.note, m.noteErr = s, isErr }
+
+// View implements tea.Model.
+func (m *SetupModel) View() tea.View {
+	var v tea.View
+	if m.hcm != nil {
+		v = m.hcm.View()
+	} else {
+		v = tea.NewView(m.render())
+	}
+	v.AltScreen = true
+	v.MouseMode = tea.MouseModeNone
+	v.WindowTitle = "mtconsole setup " + m.o.Host
+	m.shown.mu.Lock()
+	m.shown.s = ansi.Strip(v.Content)
+	m.shown.mu.Unlock()
+	return v
+}
+
+// go moves to step s.
+func (m *SetupModel) goTo(s suStep) tea.Cmd {
+	if s < 0 || s >= suSteps {
+		return nil
+	}
+	m.step, m.confirm, m.reviewing, m.help = s, "", false, false
+	m.note = ""
+	m.saveState()
+	return m.enter()
+}
+
+func (m *SetupModel) next() tea.Cmd {
+	if m.step == suSummary {
+		return nil
+	}
+	return m.goTo(m.step + 1)
+}
+
+func (m *SetupModel) back() tea.Cmd {
+	if m.step == suRole {
+		return nil
+	}
+	return m.goTo(m.step - 1)
+}
+
+// answersChanged drops what depended on the old answers.
+func (m *SetupModel) answersChanged(recheck ...suStep) tea.Cmd {
+	m.review = nil
+	m.saveState()
+	var cmds []tea.Cmd
+	for _, s := range recheck {
+		delete(m.checks, s)
+		if s == m.step {
+			cmds = append(cmds, m.enter())
+		}
+	}
+	return tea.Batch(cmds...)
+}
+
+func fmtBool(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
+
+func roleName(r setup.Role) string {
+	if r == setup.RolePS {
+		return "process server"
+	}
+	return "master target"
+}
+
+func (m *SetupModel) rootNote() string {
+	if m.o.Root == "/" {
+		return ""
+	}
+	return fmt.Sprintf(" (under %s)", m.o.Root)
+}

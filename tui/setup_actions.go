@@ -1,0 +1,813 @@
+package tui
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	tea "charm.land/bubbletea/v2"
+
+	"github.com/mtconsole/mtconsole/setup"
+)
+
+// ---- keys
+
+func (m *SetupModel) key(msg tea.KeyPressMsg) tea.Cmd {
+	k := msg.String()
+	if k == "ctrl+c" {
+		m.saveState()
+		return tea.Quit
+	}
+	if m.editing {
+		return m.editKey(msg)
+	}
+	if m.help {
+		switch k {
+		case "q", "f10":
+			m.saveState()
+			return tea.Quit
+		case "?", "f1", "esc", "b":
+			m.help = false
+		}
+		return nil
+	}
+	if m.w < MinWidth || m.h < MinHeight {
+		if k == "q" || k == "f10" {
+			m.saveState()
+			return tea.Quit
+		}
+		return nil
+	}
+	if j := m.job; j != nil && j.running {
+		switch k {
+		case "x", "esc":
+			j.cancel()
+			j.add("cancelling…")
+		case "q", "f10":
+			m.setNote(true, j.title+" is running: x cancels it first")
+		}
+		return nil
+	}
+	if m.confirm != "" {
+		switch k {
+		case "y", "Y":
+			return m.confirmed()
+		case "n", "N", "esc", "b":
+			m.confirm = ""
+			m.setNote(false, "cancelled: nothing was changed")
+		case "up", "k":
+			m.off[m.step] = max(m.off[m.step]-1, 0)
+		case "down", "j":
+			m.off[m.step]++
+		case "pgup":
+			m.off[m.step] = max(m.off[m.step]-10, 0)
+		case "pgdown":
+			m.off[m.step] += 10
+		}
+		return nil
+	}
+	switch k {
+	case "q", "f10":
+		m.saveState()
+		return tea.Quit
+	case "?", "f1":
+		m.help = true
+		return nil
+	case "ctrl+l":
+		return tea.ClearScreen
+	case "esc", "b":
+		return m.back()
+	case "N":
+		return m.startOver()
+	case "up", "k":
+		m.move(-1)
+		return nil
+	case "down", "j":
+		m.move(1)
+		return nil
+	case "pgup":
+		m.move(-10)
+		return nil
+	case "pgdown":
+		m.move(10)
+		return nil
+	}
+	switch m.step {
+	case suRole:
+		switch k {
+		case "1":
+			return m.setRole(setup.RoleMT)
+		case "2":
+			return m.setRole(setup.RolePS)
+		case "space":
+			if m.a.Role == setup.RoleMT {
+				return m.setRole(setup.RolePS)
+			}
+			return m.setRole(setup.RoleMT)
+		}
+	case suPrereq:
+		switch k {
+		case "f":
+			return m.fixPackages()
+		case "i":
+			m.a.Prerequisites.InstallPackages = !m.a.Prerequisites.InstallPackages
+			m.setNote(false, "install missing packages when applying: "+fmtBool(m.a.Prerequisites.InstallPackages))
+			return m.answersChanged()
+		case "r", "f5":
+			m.job = nil
+			return m.answersChanged(suPrereq)
+		}
+	case suDisks:
+		switch k {
+		case "e":
+			if m.skipped(suDisks) {
+				return nil
+			}
+			m.editing = true
+			m.input.SetValue(m.a.Disks.Retention)
+			m.input.CursorEnd()
+			return m.input.Focus()
+		case "r", "f5":
+			return m.answersChanged(suDisks)
+		}
+	case suCustom:
+		if m.skipped(suCustom) {
+			return nil
+		}
+		switch k {
+		case "a":
+			if len(m.preview) == 0 && m.customErr == "" {
+				m.setNote(false, "every custom change is applied: nothing to do")
+				return nil
+			}
+			m.confirm, m.off[suCustom] = "custom-apply", 0
+		case "v":
+			m.confirm = "custom-revert"
+		case "t":
+			m.a.CustomChanges.Apply = !m.a.CustomChanges.Apply
+			m.setNote(false, "apply the custom changes when installing: "+fmtBool(m.a.CustomChanges.Apply))
+			return m.answersChanged()
+		case "r", "f5":
+			return m.loadCustom()
+		}
+	case suCS:
+		if k == "o" {
+			o := HostConfigOptions{Paths: m.o.HostConfig, Version: m.o.Version, SysRoot: m.o.Root, Host: m.o.Host, NoColor: m.o.NoColor}
+			m.hcm = NewHostConfig(o)
+			m.hcm.Update(tea.WindowSizeMsg{Width: m.w, Height: m.h})
+			return nil
+		}
+	case suVSphere:
+		switch k {
+		case "s":
+			m.vsSkipped = !m.vsSkipped
+			m.saveState()
+			if !m.vsSkipped {
+				return m.enter()
+			}
+		case "r", "f5":
+			if m.vsReady() {
+				m.vsSkipped = false
+				return m.runVSphere()
+			}
+		}
+	case suSummary:
+		switch k {
+		case "a", "enter":
+			return m.askInstall()
+		case "d":
+			m.dryRun = !m.dryRun
+			m.saveState()
+			m.setNote(false, "dry run: "+fmtBool(m.dryRun))
+		case "r", "f5":
+			m.review = nil
+			return m.buildReview()
+		}
+		return nil
+	}
+	if k == "enter" || k == "n" {
+		return m.next()
+	}
+	return nil
+}
+
+func (m *SetupModel) setRole(r setup.Role) tea.Cmd {
+	if m.a.Role == r {
+		return nil
+	}
+	m.a.Role = r
+	return m.answersChanged(suPrereq, suDisks)
+}
+
+// rows is how many rows the step's list has.
+func (m *SetupModel) rows() int {
+	switch m.step {
+	case suRole:
+		return 2
+	case suPrereq, suDisks:
+		return len(m.checks[m.step])
+	case suCustom:
+		return len(m.changes)
+	case suVSphere:
+		return len(m.vsChecks)
+	case suSummary:
+		if m.review != nil {
+			return len(m.review.display())
+		}
+	}
+	return 0
+}
+
+func (m *SetupModel) move(d int) {
+	if m.step == suRole {
+		if d < 0 {
+			m.setRole(setup.RoleMT)
+		} else {
+			m.setRole(setup.RolePS)
+		}
+		return
+	}
+	if m.step == suSummary {
+		m.off[suSummary] = max(m.off[suSummary]+d, 0)
+		return
+	}
+	n := m.rows()
+	if n == 0 {
+		return
+	}
+	m.sel[m.step] = min(max(m.sel[m.step]+d, 0), n-1)
+}
+
+func (m *SetupModel) editKey(msg tea.KeyPressMsg) tea.Cmd {
+	switch msg.String() {
+	case "enter":
+		v := filepath.Clean(strings.TrimSpace(m.input.Value()))
+		if !filepath.IsAbs(v) {
+			m.setNote(true, fmt.Sprintf("%q is not an absolute path (disks.retention)", m.input.Value()))
+			return nil
+		}
+		m.editing = false
+		m.input.Blur()
+		if v == m.a.Disks.Retention {
+			return nil
+		}
+		m.a.Disks.Retention = v
+		m.setNote(false, "retention directory: "+v)
+		return m.answersChanged(suDisks)
+	case "esc":
+		m.editing = false
+		m.input.Blur()
+		return nil
+	case "ctrl+u":
+		m.input.SetValue("")
+		return nil
+	}
+	var cmd tea.Cmd
+	m.input, cmd = m.input.Update(msg)
+	return cmd
+}
+
+// startOver forgets the state file and the answers typed.
+func (m *SetupModel) startOver() tea.Cmd {
+	if err := os.Remove(m.o.StatePath); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		m.setNote(true, "start afresh: "+err.Error())
+		return nil
+	}
+	m.a = m.o.Answers
+	m.loadHostConfig()
+	m.checks, m.checking, m.checkErr = map[suStep][]setup.Check{}, map[suStep]bool{}, map[suStep]string{}
+	m.review, m.job, m.vsChecks, m.vsErr, m.vsSkipped, m.dryRun = nil, nil, nil, "", false, m.o.DryRun
+	m.sel, m.off = [suSteps]int{}, [suSteps]int{}
+	m.step = suRole
+	m.saveState()
+	m.setNote(false, "started afresh with the answers given")
+	return m.enter()
+}
+
+func (m *SetupModel) confirmed() tea.Cmd {
+	c := m.confirm
+	m.confirm = ""
+	switch c {
+	case "custom-apply":
+		cu, err := m.custom()
+		if err != nil {
+			m.setNote(true, err.Error())
+			return nil
+		}
+		return m.startJob("custom", "Applying the custom changes", func(ctx context.Context, line func(string)) error {
+			changed, err := cu.Apply()
+			for _, f := range changed {
+				line("changed " + f)
+			}
+			if err != nil {
+				return err
+			}
+			if len(changed) == 0 {
+				line("every change was already applied: nothing changed")
+			} else {
+				line("backups in " + setup.StateDir)
+			}
+			if cu.RebootRequired() {
+				line("REBOOT IS REQUIRED FOR CUSTOM CHANGES TO TAKE EFFECT")
+			}
+			return nil
+		})
+	case "custom-revert":
+		cu, err := m.custom()
+		if err != nil {
+			m.setNote(true, err.Error())
+			return nil
+		}
+		return m.startJob("custom", "Reverting the custom changes", func(ctx context.Context, line func(string)) error {
+			changed, err := cu.Revert()
+			for _, f := range changed {
+				line("restored " + f)
+			}
+			if err != nil {
+				return err
+			}
+			if len(changed) == 0 {
+				line("no custom changes to revert: there are no backups")
+			} else {
+				line("REBOOT IS REQUIRED FOR THE REVERT TO TAKE EFFECT")
+			}
+			return nil
+		})
+	case "install":
+		return m.install()
+	}
+	return nil
+}
+
+// ---- the fix-it action: install the missing packages now
+
+func (m *SetupModel) missingPackages() []string {
+	var out []string
+	for _, c := range m.checks[suPrereq] {
+		if c.Status == setup.Fail && strings.HasPrefix(c.ID, "packages.") && !strings.HasPrefix(c.ID, "packages.module-") {
+			out = append(out, strings.TrimPrefix(c.ID, "packages."))
+		}
+	}
+	return out
+}
+
+func (m *SetupModel) fixPackages() tea.Cmd {
+	missing := m.missingPackages()
+	switch {
+	case m.checks[suPrereq] == nil:
+		m.setNote(true, "the checks have not run yet")
+		return nil
+	case len(missing) == 0:
+		m.setNote(false, "no package is missing: nothing to install")
+		return nil
+	case m.pm == nil:
+		m.setNote(true, "no package manager found")
+		return nil
+	case m.o.Root == "/" && os.Geteuid() != 0:
+		m.setNote(true, "installing packages needs root: run mtconsole setup as root, or "+m.pm.InstallCommand(missing))
+		return nil
+	}
+	pm := m.pm
+	return m.startJob("packages", "Installing "+strings.Join(missing, " "), func(ctx context.Context, line func(string)) error {
+		line("$ " + pm.InstallCommand(missing))
+		return pm.Install(ctx, missing, line)
+	})
+}
+
+// ---- the install
+
+func (m *SetupModel) askInstall() tea.Cmd {
+	r := m.review
+	switch {
+	case r == nil:
+		m.setNote(true, "the plan is still being worked out")
+		return nil
+	case r.err != "":
+		m.setNote(true, "no plan: "+r.err)
+		return nil
+	case len(r.refusals) > 0 && !m.dryRun:
+		m.setNote(true, "the plan cannot be applied: fix what it says first (d shows a dry run)")
+		return nil
+	case !m.dryRun && m.o.Root == "/" && os.Geteuid() != 0:
+		m.setNote(true, "installing needs root: run mtconsole setup as root (d: a dry run works as anyone)")
+		return nil
+	}
+	m.confirm = "install"
+	return nil
+}
+
+func (m *SetupModel) install() tea.Cmd {
+	r, dry := m.review, m.dryRun
+	title := "Installing"
+	if dry {
+		title = "Dry run"
+	}
+	return m.startJob("install", title, func(ctx context.Context, line func(string)) error {
+		if dry {
+			line("Dry run: nothing is changed. A real run would:")
+			for _, l := range r.lines() {
+				line("  " + l)
+			}
+			for _, f := range r.refusals {
+				line("and stop: " + f)
+			}
+			line("Dry run: nothing changed.")
+			return nil
+		}
+		if len(r.missing) > 0 {
+			line("Installing packages: " + r.pm.InstallCommand(r.missing))
+			if err := r.pm.Install(ctx, r.missing, func(l string) { line("    " + l) }); err != nil {
+				return fmt.Errorf("install the packages: %w", err)
+			}
+		}
+		if len(r.custom) > 0 {
+			changed, err := r.cu.Apply()
+			for _, f := range changed {
+				line("  done  custom change " + f)
+			}
+			if err != nil {
+				return err
+			}
+		}
+		if err := r.plan.Execute(ctx, &lineWriter{line: line}); err != nil {
+			return err
+		}
+		line("Installed. Next: register with the configuration server (step 5), then protect.")
+		if r.cu != nil && r.cu.RebootRequired() {
+			line("REBOOT IS REQUIRED FOR CUSTOM CHANGES TO TAKE EFFECT")
+		}
+		return nil
+	})
+}
+
+// lineWriter hands each whole line written to line.
+type lineWriter struct {
+	line func(string)
+	buf  []byte
+}
+
+func (w *lineWriter) Write(p []byte) (int, error) {
+	w.buf = append(w.buf, p...)
+	for {
+		i := bytes.IndexByte(w.buf, '\n')
+		if i < 0 {
+			return len(p), nil
+		}
+		w.line(string(w.buf[:i]))
+		w.buf = w.buf[i+1:]
+	}
+}
+
+// ---- the review: what an install changes
+
+type suReview struct {
+	what     string // "Install … as a master target into / (fresh install)"
+	plan     *setup.Plan
+	pm       setup.PackageManager
+	missing  []string // installed first, when the answers say so
+	custom   []string // the custom changes' plan, when the answers apply them
+	cu       *setup.Custom
+	refusals []string // why a real run would stop
+	err      string
+}
+
+type suReviewMsg suReview
+
+// lines are the changes, in the order they are made, as `mtconsole
+// install --dry-run` prints them.
+func (r *suReview) lines() []string {
+	var out []string
+	if len(r.missing) > 0 {
+		out = append(out, fmt.Sprintf("%-6s %s", "run", r.pm.InstallCommand(r.missing)))
+	}
+	for _, l := range r.custom {
+		out = append(out, "custom "+l)
+	}
+	if r.plan != nil {
+		for _, a := range r.plan.Actions {
+			out = append(out, a.String())
+		}
+	}
+	return out
+}
+
+// display is the review as the summary shows it.
+func (r *suReview) display() []string {
+	if r.err != "" {
+		return []string{"✗ no plan: " + r.err}
+	}
+	out := []string{r.what, ""}
+	ls := r.lines()
+	if len(ls) == 0 {
+		out = append(out, "Nothing to change: the install is as it should be.")
+	} else {
+		out = append(out, fmt.Sprintf("These %d changes, in this order:", len(ls)))
+		out = append(out, ls...)
+	}
+	if r.plan != nil && len(r.plan.Unchanged) > 0 {
+		out = append(out, "", "Already as they should be:")
+		for _, u := range r.plan.Unchanged {
+			out = append(out, "keep   "+u)
+		}
+	}
+	if len(r.refusals) > 0 {
+		out = append(out, "", "A real run would stop here:")
+		for _, f := range r.refusals {
+			out = append(out, "✗ "+f)
+		}
+	}
+	return out
+}
+
+// PlanLines are the changes the summary lists (for tests).
+func (m *SetupModel) PlanLines() []string {
+	if m.review == nil {
+		return nil
+	}
+	return m.review.lines()
+}
+
+func (m *SetupModel) buildReview() tea.Cmd {
+	a, e, o, ctx := m.a, m.env(), m.o, m.ctx
+	var cu *setup.Custom
+	var cuErr error
+	if a.Role == setup.RoleMT {
+		cu, cuErr = m.custom()
+	}
+	return func() tea.Msg {
+		r := suReview{}
+		if cuErr != nil {
+			r.err = cuErr.Error()
+			return suReviewMsg(r)
+		}
+		plan, err := setup.PlanInstall(setup.InstallOptions{Root: o.Root, Answers: a, Binary: o.Binary, Version: o.Version})
+		if err != nil {
+			r.err = err.Error()
+			return suReviewMsg(r)
+		}
+		r.plan = plan
+		r.what = fmt.Sprintf("Install mtconsole %s as a %s into %s (fresh install)", o.Version, roleName(a.Role), o.Root)
+		if plan.Upgrade != nil {
+			r.what = fmt.Sprintf("Install mtconsole %s as a %s into %s (upgrade of the %s install, version %s)",
+				o.Version, roleName(a.Role), o.Root, plan.Upgrade.Role, plan.Upgrade.Version)
+		}
+		if cu != nil {
+			r.cu = cu
+			applied, err := cu.Applied()
+			if err != nil {
+				r.err = err.Error()
+				return suReviewMsg(r)
+			}
+			if !applied {
+				if a.CustomChanges.Apply {
+					if r.custom, err = cu.Plan(); err != nil {
+						r.err = err.Error()
+						return suReviewMsg(r)
+					}
+				} else {
+					r.refusals = append(r.refusals, fmt.Sprintf("the custom changes are not applied (exit %d): apply them in step 4, or t there applies them with the install", setup.ExitCustomChanges))
+				}
+			}
+		}
+		groups := []string{setup.GroupOS, setup.GroupPackages}
+		if a.Role == setup.RoleMT {
+			groups = append(groups, setup.GroupDisks)
+		}
+		c, cancel := context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+		cs, err := setup.Run(c, e, groups...)
+		if err != nil {
+			r.err = err.Error()
+			return suReviewMsg(r)
+		}
+		r.pm = e.PM
+		for _, ch := range cs {
+			if ch.Status != setup.Fail {
+				continue
+			}
+			if strings.HasPrefix(ch.ID, "packages.") && a.Prerequisites.InstallPackages {
+				r.missing = append(r.missing, strings.TrimPrefix(ch.ID, "packages."))
+				continue
+			}
+			r.refusals = append(r.refusals, fmt.Sprintf("%s: %s (exit %d); fix: %s", ch.Title, ch.Detail, setup.ExitPrerequisites, ch.Fix))
+		}
+		return suReviewMsg(r)
+	}
+}
+
+// ---- jobs: actions whose output streams into the screen
+
+type suJob struct {
+	id      int
+	kind    string // packages, custom, install
+	title   string
+	step    suStep
+	lines   []string
+	running bool
+	err     error
+	cancel  context.CancelFunc
+	ch      chan tea.Msg
+}
+
+const maxJobLines = 1000
+
+func (j *suJob) add(l string) {
+	j.lines = append(j.lines, strings.ReplaceAll(l, "\t", "    "))
+	if len(j.lines) > maxJobLines {
+		j.lines = append(j.lines[:0:0], j.lines[len(j.lines)-maxJobLines/2:]...)
+	}
+}
+
+type suJobLineMsg struct {
+	id   int
+	line string
+}
+
+type suJobDoneMsg struct {
+	id  int
+	err error
+}
+
+// startJob runs f off the event loop; its lines arrive one message each,
+// and go to the setup log too. x cancels it (its context ends).
+func (m *SetupModel) startJob(kind, title string, f func(ctx context.Context, line func(string)) error) tea.Cmd {
+	ctx, cancel := context.WithCancel(m.ctx)
+	m.jobSeq++
+	j := &suJob{id: m.jobSeq, kind: kind, title: title, step: m.step, running: true, cancel: cancel, ch: make(chan tea.Msg, 64)}
+	m.job = j
+	m.note = ""
+	m.saveStateRunning(kind)
+	logPath, now, done := m.o.LogPath, m.o.Now, m.ctx.Done()
+	run := func() tea.Msg {
+		defer cancel()
+		var log *os.File
+		if err := os.MkdirAll(filepath.Dir(logPath), 0o755); err == nil {
+			log, _ = os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+		}
+		if log != nil {
+			defer log.Close()
+			fmt.Fprintf(log, "== %s %s\n", now().UTC().Format(time.RFC3339), title)
+		}
+		send := func(msg tea.Msg) {
+			select {
+			case j.ch <- msg:
+			case <-done:
+			}
+		}
+		err := f(ctx, func(l string) {
+			if log != nil {
+				fmt.Fprintln(log, l)
+			}
+			send(suJobLineMsg{id: j.id, line: l})
+		})
+		if log != nil {
+			if err != nil {
+				fmt.Fprintf(log, "== failed: %v\n", err)
+			} else {
+				fmt.Fprintln(log, "== done")
+			}
+		}
+		send(suJobDoneMsg{id: j.id, err: err})
+		return nil
+	}
+	return tea.Batch(run, m.waitJob(j))
+}
+
+func (m *SetupModel) waitJob(j *suJob) tea.Cmd {
+	done := m.ctx.Done()
+	return func() tea.Msg {
+		select {
+		case msg := <-j.ch:
+			return msg
+		case <-done:
+			return nil
+		}
+	}
+}
+
+func (m *SetupModel) jobDone(j *suJob, err error) tea.Cmd {
+	j.running, j.err = false, err
+	m.saveState()
+	if err != nil {
+		m.setNote(true, j.title+": "+err.Error())
+	} else {
+		m.setNote(false, j.title+": done")
+	}
+	switch j.kind {
+	case "packages":
+		m.review = nil
+		delete(m.checks, suPrereq)
+		return m.runChecks(suPrereq)
+	case "custom":
+		m.review = nil
+		return m.loadCustom()
+	case "install":
+		if err == nil && !m.dryRun {
+			m.installed = true
+			if rerr := os.Remove(m.o.StatePath); rerr == nil || errors.Is(rerr, fs.ErrNotExist) {
+				m.setNote(false, "installed; the wizard's state file is removed: the setup is done")
+			}
+			return m.buildReview() // the plan now: nothing left to change
+		}
+		if err == nil && m.dryRun {
+			m.installed = true
+		}
+	}
+	return nil
+}
+
+// ---- the state file
+
+type suState struct {
+	Version        int       `json:"version"`
+	Step           string    `json:"step"`
+	Answers        string    `json:"answers"` // the answers file's YAML: no secrets
+	DryRun         bool      `json:"dry_run"`
+	VSphereSkipped bool      `json:"vsphere_skipped,omitempty"`
+	Running        string    `json:"running,omitempty"` // the action under way when saved
+	Saved          time.Time `json:"saved"`
+}
+
+func (m *SetupModel) saveState() { m.saveStateRunning("") }
+
+func (m *SetupModel) saveStateRunning(running string) {
+	if m.installed && !m.dryRun {
+		return // done: nothing to resume
+	}
+	y, err := m.a.Marshal()
+	if err == nil {
+		st := suState{Version: 1, Step: suIDs[m.step], Answers: string(y), DryRun: m.dryRun, VSphereSkipped: m.vsSkipped,
+			Running: running, Saved: m.o.Now().UTC()}
+		var b []byte
+		if b, err = json.MarshalIndent(st, "", "  "); err == nil {
+			if err = mkdirPrivate(filepath.Dir(m.o.StatePath)); err == nil {
+				err = setup.WriteFileAtomic(m.o.StatePath, append(b, '\n'), 0o600)
+			}
+		}
+	}
+	if err != nil && m.note == "" {
+		m.setNote(true, "state not saved (a dropped session cannot resume): "+err.Error())
+	}
+}
+
+// resume reopens the step and answers of the state file.
+func (m *SetupModel) resume() {
+	b, err := os.ReadFile(m.o.StatePath)
+	if errors.Is(err, fs.ErrNotExist) {
+		return
+	}
+	var st suState
+	if err == nil {
+		err = json.Unmarshal(b, &st)
+	}
+	var a setup.Answers
+	if err == nil {
+		a, err = setup.ParseAnswers(m.o.StatePath+" (answers)", []byte(st.Answers))
+	}
+	if err != nil {
+		m.setNote(true, fmt.Sprintf("state file %s unreadable, starting afresh: %v", m.o.StatePath, err))
+		return
+	}
+	step := suRole
+	for i, id := range suIDs {
+		if id == st.Step {
+			step = suStep(i)
+		}
+	}
+	m.a, m.step, m.dryRun, m.vsSkipped = a, step, st.DryRun, st.VSphereSkipped
+	note := fmt.Sprintf("resumed at %s (saved %s UTC); N starts afresh", suNames[step], st.Saved.UTC().Format("2006-01-02 15:04"))
+	if st.Running != "" {
+		note = fmt.Sprintf("the last session ended while %s was running: its outcome is checked again; ", jobWhat(st.Running)) + note
+	}
+	m.setNote(false, note)
+}
+
+func jobWhat(kind string) string {
+	switch kind {
+	case "packages":
+		return "the package install"
+	case "custom":
+		return "the custom changes"
+	case "install":
+		return "the install"
+	}
+	return kind
+}
+
+// mkdirPrivate makes dir 0700, and its missing parents 0755.
+func mkdirPrivate(dir string) error {
+	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+		return err
+	}
+	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+		return err
+	}
+	return nil
+}
