@@ -46,9 +46,11 @@ echo "== go test (the rest; the engine ran above)"
 rest=$(go list ./... | grep -vxF -f <(echo "$engine"))
 go test -count=1 $rest
 
-echo "== end to end: the console in tmux at 80x24"
+echo "== end to end: the console, the setup wizard and the registration screen in tmux at 80x24"
 if command -v tmux >/dev/null 2>&1; then
 	bash scripts/e2e/demo.sh
+	bash scripts/e2e/setup.sh
+	bash scripts/e2e/hostconfig.sh
 else
 	echo "   skipped: tmux is missing (apt-get install tmux)"
 fi
