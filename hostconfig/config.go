@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+
+	"github.com/mtconsole/mtconsole/internal/atomicfile"
 )
 
 // DefaultConfigPath is where the host config lives unless a flag says
@@ -477,7 +479,7 @@ func Save(path string, c Config) error {
 		return err
 	}
 	defer unlock()
-	return writeFileAtomic(path, c.Marshal(), 0o600)
+	return atomicfile.Write(path, c.Marshal(), 0o600, 0o700)
 }
 
 // Update reads the config at path (or Default), lets fn change it, gives
@@ -503,7 +505,7 @@ func Update(path string, fn func(*Config) error) (Config, error) {
 	if err := c.Validate(); err != nil {
 		return Config{}, fmt.Errorf("host config %s: %w", path, err)
 	}
-	if err := writeFileAtomic(path, c.Marshal(), 0o600); err != nil {
+	if err := atomicfile.Write(path, c.Marshal(), 0o600, 0o700); err != nil {
 		return Config{}, fmt.Errorf("host config %s: %w", path, err)
 	}
 	return c, nil
@@ -527,45 +529,4 @@ func lockFile(path string) (func(), error) {
 		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
 		f.Close()
 	}, nil
-}
-
-// writeFileAtomic replaces path with data: a temporary file in the same
-// directory, given perm, fsynced, renamed over path, and the directory
-// fsynced so the rename survives a crash.
-func writeFileAtomic(path string, data []byte, perm os.FileMode) (err error) {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			_ = f.Close()
-			_ = os.Remove(f.Name())
-		}
-	}()
-	if err := f.Chmod(perm); err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

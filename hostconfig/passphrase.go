@@ -13,6 +13,8 @@ import (
 	"path/filepath"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/mtconsole/mtconsole/internal/atomicfile"
 )
 
 // Passphrase limits: the original's MIN_PASSPHRASE_LENGTH and its entry's
@@ -99,7 +101,7 @@ func SavePassphrase(path string, p Passphrase) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return fmt.Errorf("%w: %w", ErrPassphraseFile, err)
 	}
-	if err := writeFileAtomic(path, []byte(string(p)+"\n"), 0o600); err != nil {
+	if err := atomicfile.Write(path, []byte(string(p)+"\n"), 0o600, 0o700); err != nil {
 		return fmt.Errorf("%w %s: %w", ErrPassphraseFile, path, err)
 	}
 	return nil

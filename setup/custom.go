@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/mtconsole/mtconsole/disks"
+	"github.com/mtconsole/mtconsole/internal/atomicfile"
 )
 
 // Marker is the file the original installer looked for before it would
@@ -559,35 +560,7 @@ func customChecks(e *Env) []Check {
 // contents, never a mix: a temporary file in the same directory, fsync,
 // rename over the name, fsync of the directory.
 func WriteFileAtomic(path string, data []byte, mode os.FileMode) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp) // a no-op after the rename
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Chmod(mode); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	return syncDir(dir)
+	return atomicfile.Write(path, data, mode, 0o755)
 }
 
 func syncDir(dir string) error {

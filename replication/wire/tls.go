@@ -18,6 +18,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/mtconsole/mtconsole/internal/atomicfile"
 )
 
 // DefaultPort is the process server's data port (the original product's).
@@ -179,10 +181,10 @@ func LoadOrCreateCertificate(certFile, keyFile string, hosts []string) (tls.Cert
 	if err != nil {
 		return tls.Certificate{}, Fingerprint{}, err
 	}
-	if err := writeFileAtomic(keyFile, keyPEM, 0o600); err != nil {
+	if err := atomicfile.Write(keyFile, keyPEM, 0o600, 0o700); err != nil {
 		return tls.Certificate{}, Fingerprint{}, err
 	}
-	if err := writeFileAtomic(certFile, certPEM, 0o644); err != nil {
+	if err := atomicfile.Write(certFile, certPEM, 0o644, 0o700); err != nil {
 		return tls.Certificate{}, Fingerprint{}, err
 	}
 	return LoadCertificate(certPEM, keyPEM)

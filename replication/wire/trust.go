@@ -8,10 +8,11 @@ import (
 	"io/fs"
 	"net"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
+
+	"github.com/mtconsole/mtconsole/internal/atomicfile"
 )
 
 // TrustStore pins process-server certificates by address, trust on first
@@ -231,7 +232,7 @@ func (s *TrustStore) save(m map[string]Fingerprint) error {
 	for _, e := range entries(m) {
 		fmt.Fprintf(&b, "%s %s\n", e.Addr, e.Fingerprint)
 	}
-	if err := writeFileAtomic(s.path, b.Bytes(), 0o600); err != nil {
+	if err := atomicfile.Write(s.path, b.Bytes(), 0o600, 0o700); err != nil {
 		return fmt.Errorf("wire: %w: %w", ErrTrustFile, err)
 	}
 	return nil
@@ -244,45 +245,4 @@ func entries(m map[string]Fingerprint) []TrustEntry {
 	}
 	slices.SortFunc(es, func(a, b TrustEntry) int { return strings.Compare(a.Addr, b.Addr) })
 	return es
-}
-
-// writeFileAtomic replaces path with data: a temporary file in the same
-// directory, written, given perm, fsynced, renamed over path, and the
-// directory fsynced so the rename survives a crash.
-func writeFileAtomic(path string, data []byte, perm os.FileMode) (err error) {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			_ = f.Close()
-			_ = os.Remove(f.Name())
-		}
-	}()
-	if err := f.Chmod(perm); err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

@@ -30,25 +30,7 @@ if [ -z "$bin" ]; then
 fi
 d="$work/demo"
 
-screen() { tmux capture-pane -p -t "$sess"; }
-fail() {
-	echo "e2e: FAIL: $*" >&2
-	echo "---- last screen ----" >&2
-	screen >&2 || true
-	echo "---------------------" >&2
-	exit 1
-}
-# wait_for REGEX SECONDS WHAT: until the screen matches REGEX.
-wait_for() {
-	local re=$1 secs=$2 what=$3 i
-	for i in $(seq $((secs * 10))); do
-		if screen | grep -qE -- "$re"; then return 0; fi
-		sleep 0.1
-	done
-	fail "no $what on screen after ${secs}s (waited for /$re/)"
-}
-keys() { tmux send-keys -t "$sess" "$@"; sleep 0.3; }
-step() { echo "e2e: $*"; }
+. scripts/e2e/lib.sh
 
 step "starting mtconsole demo in tmux at 80x24"
 tmux new-session -d -s "$sess" -x 80 -y 24 \

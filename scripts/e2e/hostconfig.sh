@@ -42,28 +42,11 @@ pass="$work/passphrase"   # 0600 (umask)
 screens="$work/screens.txt"
 
 # screen prints the pane and keeps every capture, to grep them at the end.
-screen() { tmux capture-pane -p -t "$sess" | tee -a "$screens"; }
-fail() {
-	echo "e2e: FAIL: $*" >&2
-	if tmux has-session -t "$sess" 2>/dev/null; then
-		echo "---- last screen ----" >&2
-		screen >&2 || true
-		echo "---------------------" >&2
-	fi
-	[ -f "$work/serve.log" ] && { echo "---- cs serve ----" >&2; tail -20 "$work/serve.log" >&2; }
-	exit 1
+e2e_fail_extra() {
+	[ -f "$work/serve.log" ] && { echo "---- cs serve ----"; tail -20 "$work/serve.log"; }
 }
-# wait_for REGEX SECONDS WHAT: until the screen matches REGEX.
-wait_for() {
-	local re=$1 secs=$2 what=$3 i
-	for i in $(seq $((secs * 10))); do
-		if screen | grep -qE -- "$re"; then return 0; fi
-		sleep 0.1
-	done
-	fail "no $what on screen after ${secs}s (waited for /$re/)"
-}
-keys() { tmux send-keys -t "$sess" "$@"; sleep 0.2; }
-step() { echo "e2e: $*"; }
+key_delay=0.2
+. scripts/e2e/lib.sh
 
 step "cs init: the passphrase printed once, kept in a 0600 file"
 "$bin" cs init --dir "$cs" --host 127.0.0.1 >"$work/init.out"
