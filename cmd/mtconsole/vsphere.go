@@ -49,6 +49,8 @@ type vsphereFlags struct {
 	thumbprint, trustStore               string
 	insecure, asJSON                     bool
 	uuidFile, devRoot, vm                string
+	sessionDir                           string
+	noSessionCache                       bool
 }
 
 func newVSphereCmd() *cobra.Command {
@@ -66,6 +68,11 @@ or against the trust store (--trust-store FILE pins it on first use and
 refuses a changed one), or not at all with --insecure (a warning says so).
 This VM is found by its BIOS UUID (--uuid-file, root-only by default); --vm
 names another VM instead.
+
+The session is kept for the next command: its cookie (never the password)
+in a 0600 file per URL and user under --session-dir, checked with the server
+on use; a live session needs no password, an expired one means a new login.
+--no-session-cache logs in and out each time.
 ` + vsphereExitHelp,
 	}
 	p := c.PersistentFlags()
@@ -80,6 +87,8 @@ names another VM instead.
 	p.StringVar(&f.devRoot, "dev-root", "/", "root under which dev/disk/by-id is read (for tests)")
 	p.StringVar(&f.vm, "vm", "", "act on this VM (name or inventory path) instead of this master target")
 	p.BoolVar(&f.asJSON, "json", false, "print JSON")
+	p.StringVar(&f.sessionDir, "session-dir", "", "where sessions are cached (default ~/.cache/mtconsole/vsphere-sessions)")
+	p.BoolVar(&f.noSessionCache, "no-session-cache", false, "log in and out each time; keep no session")
 	c.AddCommand(newVSphereCheckCmd(&f), newVSphereEnableUUIDCmd(&f), newVSphereDatastoresCmd(&f),
 		newVSphereReadinessCmd(&f), newVSphereCreateVMCmd(&f))
 	return c
@@ -102,16 +111,36 @@ func (f *vsphereFlags) connect(ctx context.Context, cmd *cobra.Command) (*sessio
 	if f.insecure && (f.thumbprint != "" || f.trustStore != "") {
 		return nil, usageError{errors.New("--insecure does not go with --thumbprint or --trust-store")}
 	}
-	pw, err := f.password(cmd)
-	if err != nil {
-		return nil, usageError{err}
+	dir := ""
+	if !f.noSessionCache {
+		if dir = f.sessionDir; dir == "" {
+			var err error
+			if dir, err = vsphere.DefaultSessionDir(); err != nil {
+				return nil, err
+			}
+		}
+	} else if f.sessionDir != "" {
+		return nil, usageError{errors.New("--no-session-cache does not go with --session-dir")}
 	}
-	cl, err := vsphere.Connect(ctx, vsphere.Config{URL: f.url, User: f.user, Password: pw, Thumbprint: f.thumbprint,
-		TrustStore: f.trustStore, Insecure: f.insecure})
+	// The password is read only when a login is needed.
+	var pwErr error
+	pwFunc := func() (string, error) {
+		pw, err := f.password(cmd)
+		pwErr = err
+		return pw, err
+	}
+	cl, err := vsphere.Connect(ctx, vsphere.Config{URL: f.url, User: f.user, PasswordFunc: pwFunc, Thumbprint: f.thumbprint,
+		TrustStore: f.trustStore, Insecure: f.insecure, SessionDir: dir})
 	if err != nil {
+		if pwErr != nil {
+			return nil, usageError{pwErr}
+		}
 		return nil, vsphereErr(err)
 	}
 	stderr := cmd.ErrOrStderr()
+	if cl.CacheErr != nil {
+		fmt.Fprintf(stderr, "warning: the session is not kept for the next command: %v\n", cl.CacheErr)
+	}
 	if cl.Insecure {
 		fmt.Fprintf(stderr, "WARNING: --insecure: the certificate of %s is NOT checked (it shows SHA-256 %s).\n"+
 			"WARNING: anyone on the path to vSphere can read the password and act as vSphere. Pin it with --thumbprint.\n",
@@ -138,13 +167,14 @@ func (f *vsphereFlags) connect(ctx context.Context, cmd *cobra.Command) (*sessio
 		err = vsphere.MapDevices(s.vm.Disks, f.devRoot)
 	}
 	if err != nil {
-		cl.Logout(context.WithoutCancel(ctx))
+		cl.Close(context.WithoutCancel(ctx))
 		return nil, vsphereErr(err)
 	}
 	return s, nil
 }
 
-func (s *session) close() { s.cl.Logout(context.Background()) }
+// close keeps a cached session for the next command, or logs out.
+func (s *session) close() { s.cl.Close(context.Background()) }
 
 func (f *vsphereFlags) password(cmd *cobra.Command) (string, error) {
 	if f.passwordFile != "" || f.passwordEnv != "" {
@@ -173,10 +203,11 @@ type serverInfo struct {
 	FirstUse   bool   `json:"pinnedNow"`
 	Insecure   bool   `json:"insecure"`
 	VCenter    bool   `json:"vcenter"`
+	Reused     bool   `json:"sessionReused"`
 }
 
 func (s *session) server() serverInfo {
-	return serverInfo{Host: s.cl.Host, Thumbprint: s.cl.Thumbprint, FirstUse: s.cl.FirstUse, Insecure: s.cl.Insecure, VCenter: s.cl.IsVC}
+	return serverInfo{Host: s.cl.Host, Thumbprint: s.cl.Thumbprint, FirstUse: s.cl.FirstUse, Insecure: s.cl.Insecure, VCenter: s.cl.IsVC, Reused: s.cl.Reused}
 }
 
 func newVSphereCheckCmd(f *vsphereFlags) *cobra.Command {

@@ -22,6 +22,9 @@ type vsEnv struct {
 	s                  *vspheresim.Scene
 	uuidFile, devRoot  string
 	pwFile, trustStore string
+	sessionDir         string
+	// cache are the session cache flags of every command.
+	cache []string
 }
 
 func newVSEnv(t *testing.T) *vsEnv {
@@ -33,7 +36,8 @@ func newVSEnv(t *testing.T) *vsEnv {
 	t.Cleanup(s.Close)
 	dir := t.TempDir()
 	e := &vsEnv{s: s, uuidFile: filepath.Join(dir, "product_uuid"), devRoot: filepath.Join(dir, "root"),
-		pwFile: filepath.Join(dir, "pw"), trustStore: filepath.Join(dir, "thumbprints")}
+		pwFile: filepath.Join(dir, "pw"), trustStore: filepath.Join(dir, "thumbprints"), sessionDir: filepath.Join(dir, "sessions")}
+	e.cache = []string{"--session-dir", e.sessionDir}
 	os.WriteFile(e.uuidFile, []byte(strings.ToUpper(s.GuestUUID)+"\n"), 0o400)
 	os.WriteFile(e.pwFile, []byte(vsPass+"\n"), 0o600)
 	if err := s.WriteDevRoot(e.devRoot); err != nil {
@@ -46,6 +50,7 @@ func newVSEnv(t *testing.T) *vsEnv {
 func (e *vsEnv) args(sub string, extra ...string) []string {
 	a := []string{"vsphere", sub, "--url", e.s.URL, "--user", "admin", "--password-file", e.pwFile,
 		"--thumbprint", e.s.Thumbprint, "--uuid-file", e.uuidFile, "--dev-root", e.devRoot}
+	a = append(a, e.cache...)
 	return append(a, extra...)
 }
 
@@ -212,6 +217,8 @@ func TestVSphereCreateVM(t *testing.T) {
 
 func TestVSphereBadInputs(t *testing.T) {
 	e := newVSEnv(t)
+	// Each command logs in: a cached session would need no password.
+	e.cache = []string{"--no-session-cache"}
 	// Wrong password.
 	bad := filepath.Join(t.TempDir(), "bad")
 	os.WriteFile(bad, []byte("not-"+vsPass), 0o600)
@@ -302,4 +309,79 @@ func stripFlag(a []string, flag string) []string {
 		out = append(out, a[i])
 	}
 	return out
+}
+
+// TestVSphereSessionReuse: the second command reuses the first one's
+// session (no login: a wrong password file does not matter), an ended
+// session means a new login, and the cache file is 0600 in a 0700
+// directory and holds no password.
+func TestVSphereSessionReuse(t *testing.T) {
+	e := newVSEnv(t)
+	server := func(out string) serverInfo {
+		t.Helper()
+		var v struct {
+			Server serverInfo `json:"server"`
+		}
+		if err := json.Unmarshal([]byte(out), &v); err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+		return v.Server
+	}
+	out, _, err := vsRun(t, e.args("check", "--json")...)
+	if err != nil || server(out).Reused {
+		t.Fatalf("first: %v\n%s", err, out)
+	}
+	file, err := vsphere.SessionFile(e.sessionDir, e.s.URL, "admin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(file)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("cache file: %v %v", err, fi)
+	}
+	if di, err := os.Stat(e.sessionDir); err != nil || di.Mode().Perm() != 0o700 {
+		t.Fatalf("cache dir: %v %v", err, di)
+	}
+	first, _ := os.ReadFile(file)
+	if strings.Contains(string(first), vsPass) {
+		t.Fatal("the cache file holds the password")
+	}
+
+	// No login the second time: the password file is wrong now, and the
+	// session (the cookie in the file) is the same.
+	os.WriteFile(e.pwFile, []byte("not-the-password\n"), 0o600)
+	out, _, err = vsRun(t, e.args("check", "--json")...)
+	if err != nil || !server(out).Reused {
+		t.Fatalf("second: %v\n%s", err, out)
+	}
+	if second, _ := os.ReadFile(file); string(second) != string(first) {
+		t.Fatal("the second command replaced the cached session")
+	}
+
+	// The session ends on the server: the next command logs in (with the
+	// right password again) and caches the new session.
+	var cs struct{ Cookie string }
+	json.Unmarshal(first, &cs)
+	os.WriteFile(file, []byte(strings.Replace(string(first), cs.Cookie, "expired-"+cs.Cookie, 1)), 0o600)
+	if _, _, err := vsRun(t, e.args("check")...); !errors.Is(err, vsphere.ErrLogin) {
+		t.Fatalf("an invalid session with a wrong password: %v", err)
+	}
+	os.WriteFile(e.pwFile, []byte(vsPass+"\n"), 0o600)
+	out, _, err = vsRun(t, e.args("check", "--json")...)
+	if err != nil || server(out).Reused {
+		t.Fatalf("after expiry: %v\n%s", err, out)
+	}
+	if third, _ := os.ReadFile(file); string(third) == string(first) || len(third) == 0 {
+		t.Fatal("the new session was not cached")
+	}
+
+	// --no-session-cache: a login each time, the cache untouched.
+	before, _ := os.ReadFile(file)
+	out, _, err = vsRun(t, append(stripFlag(e.args("check", "--json"), "--session-dir"), "--no-session-cache")...)
+	if err != nil || server(out).Reused {
+		t.Fatalf("--no-session-cache: %v\n%s", err, out)
+	}
+	if after, _ := os.ReadFile(file); string(after) != string(before) {
+		t.Fatal("--no-session-cache changed the cache")
+	}
 }

@@ -46,6 +46,13 @@ type Config struct {
 	URL      string // https://vcenter.example or https://host/sdk
 	User     string
 	Password string
+	// PasswordFunc gives the password when Password is empty, and is
+	// called only when a login is needed: a reused session needs none.
+	PasswordFunc func() (string, error)
+	// SessionDir, when set, caches the session cookie there (see
+	// DefaultSessionDir): a live cached session is reused instead of a
+	// login, and a new login's session is saved for the next Connect.
+	SessionDir string
 	// Thumbprint pins the server's certificate: its SHA-256 (or SHA-1)
 	// fingerprint, hex with or without colons.
 	Thumbprint string
@@ -103,13 +110,26 @@ type Client struct {
 	Insecure bool
 	// IsVC is true for vCenter, false for a standalone ESXi host.
 	IsVC bool
+	// Reused is true when the cached session was reused: no login.
+	Reused bool
+	// CacheErr is why the session could not be cached, if it could not:
+	// the connection works, the caller warns.
+	CacheErr error
+
+	sessionFile string // the session cache file, "" when not cached
 }
 
 // Vim returns the underlying client, for callers that need more.
 func (c *Client) Vim() *vim25.Client { return c.gc.Client }
 
-// Logout ends the session.
-func (c *Client) Logout(ctx context.Context) error { return c.gc.Logout(ctx) }
+// Logout ends the session, and forgets it in the session cache.
+func (c *Client) Logout(ctx context.Context) error {
+	if c.sessionFile != "" {
+		os.Remove(c.sessionFile)
+		c.sessionFile = ""
+	}
+	return c.gc.Logout(ctx)
+}
 
 // ParseURL makes https://host/sdk of what a user types: host, host:port,
 // https://host or https://host/sdk. Any user info in it is refused, so
@@ -281,15 +301,35 @@ func Connect(ctx context.Context, cfg Config) (*Client, error) {
 		return nil, connErr(host, err)
 	}
 	sm := session.NewManager(vc)
-	if err := sm.Login(ctx, url.UserPassword(cfg.User, cfg.Password)); err != nil {
+	cl.gc = &govmomi.Client{Client: vc, SessionManager: sm}
+	cl.IsVC = vc.IsVC()
+	if cfg.SessionDir != "" {
+		cl.sessionFile = sessionFile(cfg.SessionDir, u, cfg.User)
+		if cl.Reused, err = resume(ctx, vc, u, cl.sessionFile, cfg.User, cl.Thumbprint); err != nil {
+			return nil, connErr(host, err)
+		}
+		if cl.Reused {
+			return cl, nil
+		}
+	}
+	pw := cfg.Password
+	if pw == "" && cfg.PasswordFunc != nil {
+		if pw, err = cfg.PasswordFunc(); err != nil {
+			return nil, err
+		}
+	}
+	if err := sm.Login(ctx, url.UserPassword(cfg.User, pw)); err != nil {
 		var il *types.InvalidLogin
 		if _, ok := fault.As(err, &il); ok {
 			return nil, fmt.Errorf("%w: %s refused user %q: wrong user name or password", ErrLogin, host, cfg.User)
 		}
 		return nil, connErr(host, err)
 	}
-	cl.gc = &govmomi.Client{Client: vc, SessionManager: sm}
-	cl.IsVC = vc.IsVC()
+	if cl.sessionFile != "" {
+		if cl.CacheErr = cl.saveSession(u, cfg.User); cl.CacheErr != nil {
+			cl.sessionFile = "" // not cached: Close logs out
+		}
+	}
 	return cl, nil
 }
 

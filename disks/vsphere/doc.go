@@ -5,7 +5,11 @@
 //     (never from argv, never logged: it appears in no error, log line or
 //     output of this package), the server's certificate pinned by its
 //     SHA-256 (or SHA-1) thumbprint, checked on every TLS connection, or
-//     accepted unchecked only when Config.Insecure says so.
+//     accepted unchecked only when Config.Insecure says so. With
+//     Config.SessionDir the session's cookie (never the password) is kept
+//     in a 0600 file per URL and user and reused by the next Connect after
+//     SessionManager.UserSession says it is alive; the password
+//     (Config.PasswordFunc) is asked for only when a login is needed.
 //   - This VM: the master target's own VM found by its BIOS UUID
 //     (/sys/class/dmi/id/product_uuid, in either byte order the guest may
 //     show it) with SearchIndex.FindByUuid; its host, datastores, SCSI

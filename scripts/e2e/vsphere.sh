@@ -59,7 +59,8 @@ done
 echo "   $URL ($THUMBPRINT)"
 
 store="$work/thumbprints"
-conn=(--url "$URL" --user administrator --password-file "$work/pw" --trust-store "$store"
+sessions="$work/sessions"
+conn=(--url "$URL" --user administrator --password-file "$work/pw" --trust-store "$store" --session-dir "$sessions"
 	--uuid-file "$work/state/product_uuid" --dev-root "$work/state/root")
 vcheck() { "$work/vcsim" -check "$1" -url "$URL" -thumbprint "$THUMBPRINT" -user administrator -password-file "$work/pw"; }
 # sees VM LINE: the helper's own client sees LINE for VM (whole output
@@ -102,6 +103,12 @@ has check "$RECOVERED1"
 grep -qF "$THUMBPRINT" "$store" || fail "the trust store has no pin"
 run check2 0 vsphere check "${conn[@]}" --json
 grep -q '"pinnedNow": false' "$work/check2.out" || fail "pinned twice"
+grep -q '"sessionReused": true' "$work/check2.out" || fail "the second command logged in again"
+for f in "$sessions"/*.json; do
+	[ "$(stat -c %a "$f")" = 600 ] || fail "session cache $f: mode $(stat -c %a "$f"), want 600"
+	! grep -qF -- "$pw" "$f" || fail "session cache $f holds the password"
+done
+[ "$(stat -c %a "$sessions")" = 700 ] || fail "session cache directory: mode $(stat -c %a "$sessions")"
 
 step "enable-uuid: refused on a running VM, set on a powered-off one"
 run refuse 4 vsphere enable-uuid "${conn[@]}" --vm "$PVSCSIVM"
@@ -123,12 +130,12 @@ cp "$work/store.good" "$store"
 
 step "bad password, unknown UUID, unreachable"
 printf 'wrong\n' >"$work/badpw"
-run badpw 1 vsphere check --url "$URL" --user administrator --password-file "$work/badpw" --thumbprint "$THUMBPRINT" --uuid-file "$work/state/product_uuid"
+run badpw 1 vsphere check --no-session-cache --url "$URL" --user administrator --password-file "$work/badpw" --thumbprint "$THUMBPRINT" --uuid-file "$work/state/product_uuid"
 has badpw "wrong user name or password"
 echo 00000000-0000-0000-0000-0000000000ff >"$work/uuid.bad"
-run baduuid 1 vsphere check --url "$URL" --user administrator --password-file "$work/pw" --thumbprint "$THUMBPRINT" --uuid-file "$work/uuid.bad"
+run baduuid 1 vsphere check --no-session-cache --url "$URL" --user administrator --password-file "$work/pw" --thumbprint "$THUMBPRINT" --uuid-file "$work/uuid.bad"
 has baduuid "VM not found"
-run unreach 1 vsphere check --url https://127.0.0.1:1 --user administrator --password-file "$work/pw" --insecure
+run unreach 1 vsphere check --no-session-cache --url https://127.0.0.1:1 --user administrator --password-file "$work/pw" --insecure
 has unreach "unreachable"
 
 step "datastores"
