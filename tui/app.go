@@ -45,6 +45,9 @@ type Options struct {
 	Now            func() time.Time // default time.Now (tests fix it)
 	NoColor        bool             // default: NO_COLOR is set
 	FPS            int              // frame-rate cap, default 10
+	// VSphere, when set, offers the failback VM on a rollback's result
+	// (v); when nil the result says how to configure it.
+	VSphere VSphere
 }
 
 type screen int
@@ -217,6 +220,12 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, m.onAction(msg)
 	case recoverStartedMsg:
 		return m, m.onRecoverStarted(msg)
+	case vsPlanMsg:
+		return m, m.onVSPlan(msg)
+	case vsProgressMsg:
+		return m, m.onVSProgress(msg)
+	case vsDoneMsg:
+		return m, m.onVSDone(msg)
 	case tea.PasteMsg:
 		// The terminal's paste, which works over SSH; Ctrl+V would read
 		// the server's clipboard.
@@ -442,6 +451,10 @@ func (m *Model) key(msg tea.KeyPressMsg) tea.Cmd {
 		return nil
 	}
 	switch {
+	case key.Matches(msg, g.Quit) && m.wiz.step == stepVSRun:
+		// Quitting would cut the creation between two of its steps.
+		m.setNote(true, "the failback VM is being created: q waits for its report (ctrl+c cuts it)")
+		return nil
 	case key.Matches(msg, g.Quit):
 		return tea.Quit
 	case key.Matches(msg, g.Redraw):

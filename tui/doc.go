@@ -11,6 +11,11 @@
 //     CLI twins call; recovery runs in the agent as a job, so a dropped
 //     SSH session does not cut it in half, and a console that reopens
 //     shows the job still running.
+//   - After a rollback the wizard offers the failback VM (v) through the
+//     Options.VSphere hook, which mtconsole implements with the functions
+//     of mtconsole vsphere create-vm: a dry run with its readiness checks,
+//     a typed confirmation, the steps as they run, the report. Without the
+//     hook the result says how to configure vSphere.
 //   - Data arrives as messages from a Collector (Live polls the agent
 //     every second and follows its event stream; Replay plays a recorded
 //     file), never by polling in View. When the agent stops answering the

@@ -30,7 +30,7 @@ type logsKeys struct {
 }
 
 type wizardKeys struct {
-	Move, Up, Down, Toggle, All, Next, Prev key.Binding
+	Move, Up, Down, Toggle, All, Next, Prev, VSphere key.Binding
 }
 
 type keyMap struct {
@@ -83,6 +83,8 @@ func newKeyMap(readOnly bool) keyMap {
 			All:    bind("a", "all/none", "a"),
 			Next:   bind("enter", "next", "enter"),
 			Prev:   bind("esc", "back", "esc"),
+			// Shown on the rollback's result, not in the footer.
+			VSphere: bind("v", "failback VM", "v"),
 		},
 	}
 	if readOnly {

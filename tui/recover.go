@@ -34,6 +34,9 @@ const (
 	stepConfirm
 	stepRun
 	stepResult
+	stepVSPlan // the failback VM: its name, then the plan and the confirmation
+	stepVSRun
+	stepVSDone
 )
 
 // The point choices, in the order shown; the first is the recommended
@@ -77,6 +80,10 @@ type wizard struct {
 	pinned   string // the tag a "latest" point resolved to in the check: what is recovered
 	job      string
 	startErr string
+	// The failback VM, offered on a rollback's result.
+	vs        vsState
+	vsName    textinput.Model
+	vsConfirm textinput.Model
 }
 
 type check struct {
@@ -94,10 +101,12 @@ func (w *wizard) setWidth(n int) {
 	w.timeIn.SetWidth(n)
 	w.destIn.SetWidth(n)
 	w.confirm.SetWidth(n)
+	w.vsName.SetWidth(n)
+	w.vsConfirm.SetWidth(n)
 }
 
 func (w *wizard) focused() *textinput.Model {
-	for _, ti := range []*textinput.Model{&w.timeIn, &w.destIn, &w.confirm} {
+	for _, ti := range []*textinput.Model{&w.timeIn, &w.destIn, &w.confirm, &w.vsName, &w.vsConfirm} {
 		if ti.Focused() {
 			return ti
 		}
@@ -109,6 +118,10 @@ func (w *wizard) focused() *textinput.Model {
 // that is running.
 func (m *Model) openWizard(pairs []string) tea.Cmd {
 	m.screen = screenRecover
+	if m.wiz.step == stepVSRun {
+		// The failback VM being created: its progress, not a new wizard.
+		return nil
+	}
 	for id, j := range m.jobs {
 		if j.job.State == api.JobRunning {
 			m.wiz.job, m.wiz.step = id, stepRun
@@ -129,7 +142,8 @@ func (m *Model) openWizard(pairs []string) tea.Cmd {
 		pairs = all
 	}
 	m.wiz = wizard{pairs: all, chosen: map[string]bool{},
-		timeIn: newInput("Time: "), destIn: newInput("Export to: "), confirm: newInput("Confirm: ")}
+		timeIn: newInput("Time: "), destIn: newInput("Export to: "), confirm: newInput("Confirm: "),
+		vsName: newInput("VM name: "), vsConfirm: newInput("Confirm: ")}
 	m.wiz.setWidth(max(m.w-20, 10))
 	m.wiz.timeIn.Placeholder = m.o.Now().UTC().Truncate(time.Minute).Format(time.RFC3339)
 	var cmds []tea.Cmd
@@ -191,6 +205,8 @@ func (m *Model) wizKey(msg tea.KeyPressMsg) tea.Cmd {
 		return m.wizBack()
 	case key.Matches(msg, k.Next):
 		return m.wizNext()
+	case w.step == stepResult && key.Matches(msg, k.VSphere):
+		return m.vsStart()
 	}
 	if w.step == stepPairs {
 		switch {
@@ -242,6 +258,13 @@ func (m *Model) wizBack() tea.Cmd {
 		w.step, w.cur = stepMode, w.mode
 	case stepConfirm:
 		w.step = stepCheck
+	case stepVSPlan:
+		w.step = stepResult
+	case stepVSRun:
+		m.setNote(true, "the failback VM is being created: wait for its report")
+	case stepVSDone:
+		m.screen = screenDashboard
+		m.wiz = wizard{}
 	}
 	return nil
 }
@@ -303,7 +326,7 @@ func (m *Model) wizNext() tea.Cmd {
 			return m.startRecovery()
 		}
 		return w.confirm.Focus()
-	case stepResult:
+	case stepResult, stepVSDone:
 		return m.wizBack()
 	}
 	return nil
@@ -327,6 +350,9 @@ func (m *Model) wizInputDone(ok bool) tea.Cmd {
 	ti := w.focused()
 	if ti == nil {
 		return nil
+	}
+	if ti == &w.vsName || ti == &w.vsConfirm {
+		return m.vsInputDone(ti, ok)
 	}
 	if !ok {
 		ti.Blur()
@@ -760,6 +786,11 @@ func (m *Model) wizView(w, h int) string {
 		}
 	case stepRun, stepResult:
 		out = append(out, m.jobView(wz.job, w)...)
+		if wz.step == stepResult {
+			out = append(out, m.vsOfferLines(w)...)
+		}
+	case stepVSPlan, stepVSRun, stepVSDone:
+		out = append(out, m.vsView(w, h)...)
 	}
 	if wz.fieldErr != "" {
 		out = append(out, "")
