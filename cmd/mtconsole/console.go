@@ -16,6 +16,7 @@ import (
 func newConsoleCmd() *cobra.Command {
 	var socket, replay, record string
 	var readOnly bool
+	var vsc vsphereConf
 	c := &cobra.Command{
 		Use:   "console [--socket PATH] [--readonly] [--replay FILE] [--record FILE]",
 		Short: "The interactive console: dashboard, pair detail, logs, recovery wizard",
@@ -29,6 +30,12 @@ non-root user, or --readonly, gets a console that only looks. --replay
 plays a recording (made with --record) instead of asking the agent, for
 bug reports and demos.
 
+After a rollback the recovery wizard offers to create the failback VM in
+vSphere (v), as mtconsole vsphere create-vm does, when the console has a
+vSphere connection: /etc/mtconsole/vsphere.conf (--vsphere-conf), mode
+0600, "key = value" lines url, user, password_file, thumbprint (or
+trust_store), or the --vsphere-* flags, which override the file.
+
 Exit codes: 0 ok, 1 failed, 2 usage (bad flags, or stdout is not a terminal).`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -37,6 +44,15 @@ Exit codes: 0 ok, 1 failed, 2 usage (bad flags, or stdout is not a terminal).`,
 			}
 			o := tui.Options{}
 			o.Host, _ = os.Hostname()
+			if replay == "" && !readOnly {
+				vs, err := vsc.load()
+				if err != nil {
+					return usageError{err}
+				}
+				if vs != nil {
+					o.VSphere = vs
+				}
+			}
 			switch {
 			case replay != "":
 				rp, err := tui.OpenReplay(replay)
@@ -64,6 +80,7 @@ Exit codes: 0 ok, 1 failed, 2 usage (bad flags, or stdout is not a terminal).`,
 	c.Flags().BoolVar(&readOnly, "readonly", false, "only look: no tag, pause, resume or recover")
 	c.Flags().StringVar(&replay, "replay", "", "play a recording instead of asking the agent")
 	c.Flags().StringVar(&record, "record", "", "also write what the agent says to this new file, for --replay")
+	vsc.addFlags(c)
 	return c
 }
 

@@ -1,0 +1,200 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"github.com/vmware/govmomi/object"
+
+	"github.com/mtconsole/mtconsole/disks/vsphere"
+	"github.com/mtconsole/mtconsole/setup"
+	"github.com/mtconsole/mtconsole/tui"
+)
+
+// defaultVSphereConf is the console's vSphere connection, when it has one.
+const defaultVSphereConf = "/etc/mtconsole/vsphere.conf"
+
+// vsphereConf is the console's vSphere connection: a file of "key = value"
+// lines (url, user, password_file, thumbprint, trust_store; # comments),
+// mode 0600, overridden by the --vsphere-* flags of mtconsole console.
+type vsphereConf struct {
+	path                                            string
+	url, user, passwordFile, thumbprint, trustStore string
+	uuidFile, devRoot                               string
+}
+
+func (c *vsphereConf) addFlags(cmd *cobra.Command) {
+	fl := cmd.Flags()
+	fl.StringVar(&c.path, "vsphere-conf", defaultVSphereConf, "vSphere connection for the failback VM (url, user, password_file, thumbprint; mode 0600)")
+	fl.StringVar(&c.url, "vsphere-url", "", "vCenter or ESXi URL (overrides the file's url)")
+	fl.StringVar(&c.user, "vsphere-user", "", "vSphere user (overrides the file's user)")
+	fl.StringVar(&c.passwordFile, "vsphere-password-file", "", "file whose first line is the vSphere password (overrides password_file)")
+	fl.StringVar(&c.thumbprint, "vsphere-thumbprint", "", "the vSphere certificate's SHA-256 thumbprint (overrides thumbprint)")
+}
+
+// load reads the file under the flags. No file and no --vsphere-url: no
+// vSphere (nil, nil). A file that is unsafe or wrong is an error.
+func (c *vsphereConf) load() (*consoleVSphere, error) {
+	file := map[string]string{}
+	b, err := readConf(c.path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist) && c.url == "":
+		return nil, nil
+	case errors.Is(err, fs.ErrPermission) && c.url == "":
+		// Not root: a console that cannot read it only looks anyway.
+		return nil, nil
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		return nil, err
+	default:
+		file = b
+	}
+	pick := func(flag, key string) string {
+		if flag != "" {
+			return flag
+		}
+		return file[key]
+	}
+	cfg := vsphere.Config{URL: pick(c.url, "url"), User: pick(c.user, "user"), Thumbprint: pick(c.thumbprint, "thumbprint"),
+		TrustStore: file["trust_store"]}
+	pw := pick(c.passwordFile, "password_file")
+	var missing []string
+	for _, kv := range [][2]string{{"url", cfg.URL}, {"user", cfg.User}, {"password_file", pw}} {
+		if kv[1] == "" {
+			missing = append(missing, kv[0])
+		}
+	}
+	if cfg.Thumbprint == "" && cfg.TrustStore == "" {
+		missing = append(missing, "thumbprint")
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("vSphere for the console (%s or --vsphere-* flags): no %s", c.path, strings.Join(missing, ", "))
+	}
+	if _, err := vsphere.ParseURL(cfg.URL); err != nil {
+		return nil, fmt.Errorf("%s: %w", c.path, err)
+	}
+	// Read at each login only: a cached session needs none.
+	cfg.PasswordFunc = func() (string, error) { return vsphere.ReadPassword(pw, "", nil) }
+	if cfg.SessionDir, err = vsphere.DefaultSessionDir(); err != nil {
+		return nil, err
+	}
+	uuid, root := c.uuidFile, c.devRoot
+	if uuid == "" {
+		uuid = vsphere.DefaultUUIDFile
+	}
+	if root == "" {
+		root = "/"
+	}
+	return &consoleVSphere{cfg: cfg, uuidFile: uuid, devRoot: root}, nil
+}
+
+// readConf reads key = value lines from a file no one else can read.
+func readConf(path string) (map[string]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("%s: mode %04o: it names the password file; chmod 600 it", path, fi.Mode().Perm())
+	}
+	out := map[string]string{}
+	sc := bufio.NewScanner(f)
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		k, v, ok := strings.Cut(line, "=")
+		k, v = strings.TrimSpace(k), strings.Trim(strings.TrimSpace(v), `"`)
+		switch {
+		case !ok || k == "":
+			return nil, fmt.Errorf("%s:%d: want key = value", path, n)
+		case k == "password":
+			return nil, fmt.Errorf("%s:%d: no password here: give password_file, a 0600 file whose first line is the password", path, n)
+		case k != "url" && k != "user" && k != "password_file" && k != "thumbprint" && k != "trust_store":
+			return nil, fmt.Errorf("%s:%d: unknown key %q (url, user, password_file, thumbprint, trust_store)", path, n, k)
+		}
+		out[k] = v
+	}
+	return out, sc.Err()
+}
+
+// consoleVSphere is the console's tui.VSphere: the failback VM made by
+// the same disks/vsphere functions as mtconsole vsphere create-vm, with
+// its defaults (2 CPUs, 2048 MB, no NIC, this master target's host).
+type consoleVSphere struct {
+	cfg               vsphere.Config
+	uuidFile, devRoot string
+}
+
+var _ tui.VSphere = (*consoleVSphere)(nil)
+
+func (c *consoleVSphere) plan(ctx context.Context, disks []string, name string) (*vsphere.Client, *vsphere.Plan, error) {
+	cl, err := vsphere.Connect(ctx, c.cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	var obj *object.VirtualMachine
+	u, err := vsphere.ReadBIOSUUID(c.uuidFile)
+	if err == nil {
+		obj, err = cl.FindVM(ctx, u)
+	}
+	var p *vsphere.Plan
+	if err == nil {
+		p, err = cl.PlanFailback(ctx, obj, vsphere.FailbackSpec{Name: name, Disks: disks, CPUs: 2, MemoryMB: 2048, DevRoot: c.devRoot})
+	}
+	if err != nil {
+		cl.Close(context.WithoutCancel(ctx))
+		return nil, nil, err
+	}
+	return cl, p, nil
+}
+
+// Plan is create-vm --dry-run.
+func (c *consoleVSphere) Plan(ctx context.Context, disks []string, name string) (string, []setup.Check, error) {
+	cl, p, err := c.plan(ctx, disks, name)
+	if err != nil {
+		return "", nil, err
+	}
+	defer cl.Close(context.WithoutCancel(ctx))
+	return planSteps(p), p.Checks, nil
+}
+
+// Create is create-vm: planned again, then run.
+func (c *consoleVSphere) Create(ctx context.Context, disks []string, name string, progress func(string)) (string, error) {
+	cl, p, err := c.plan(ctx, disks, name)
+	if err != nil {
+		return "", err
+	}
+	defer cl.Close(context.WithoutCancel(ctx))
+	// Execute refuses a plan whose checks fail (they may have changed
+	// since the dry run) and undoes its steps on a failure; its error
+	// says which step failed and what was undone.
+	if err := cl.Execute(ctx, p, func(st vsphere.Step) { progress(fmt.Sprintf("%-11s %s", st.Status, st.Title)) }); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("Failback VM %s created with %d disk(s) on %s and powered on.", p.Spec.Name, len(p.Disks), p.VMPath), nil
+}
+
+// planSteps are the plan's steps as create-vm --dry-run prints them.
+func planSteps(p *vsphere.Plan) string {
+	var b strings.Builder
+	for i, st := range p.Steps {
+		fmt.Fprintf(&b, "%d. %s\n", i+1, st.Title)
+		if st.Undo != "" {
+			fmt.Fprintf(&b, "   undo: %s\n", st.Undo)
+		}
+	}
+	return b.String()
+}

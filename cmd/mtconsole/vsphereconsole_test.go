@@ -1,0 +1,94 @@
+package main
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/mtconsole/mtconsole/disks/vsphere"
+)
+
+func writeConf(t *testing.T, text string, mode os.FileMode) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "vsphere.conf")
+	if err := os.WriteFile(p, []byte(text), mode); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(p, mode)
+	return p
+}
+
+func TestConsoleVSphereConf(t *testing.T) {
+	// No file, no flags: no vSphere.
+	c := vsphereConf{path: filepath.Join(t.TempDir(), "none")}
+	if vs, err := c.load(); vs != nil || err != nil {
+		t.Fatalf("no file: %v %v", vs, err)
+	}
+	ok := "# the console's vSphere\nurl = vc.example\nuser = mt@vsphere.local\npassword_file = /etc/mtconsole/vsphere.pw\n" +
+		"thumbprint = " + strings.Repeat("AB:", 31) + "AB\n"
+	for _, tc := range []struct{ name, text, want string }{
+		{"loose mode", ok, "chmod 600"},
+		{"password", ok + "password = x\n", "no password here"},
+		{"unknown key", ok + "insecure = true\n", "unknown key"},
+		{"missing", "url = vc.example\n", "no user, password_file, thumbprint"},
+		{"bad line", ok + "thumbprint\n", "want key = value"},
+		{"url with user", strings.Replace(ok, "vc.example", "https://u:p@vc.example", 1), "no user or password in the URL"},
+	} {
+		mode := os.FileMode(0o600)
+		if tc.name == "loose mode" {
+			mode = 0o644
+		}
+		c := vsphereConf{path: writeConf(t, tc.text, mode)}
+		if _, err := c.load(); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want %q", tc.name, err, tc.want)
+		}
+	}
+	c = vsphereConf{path: writeConf(t, ok, 0o600), user: "other"}
+	vs, err := c.load()
+	if err != nil || vs.cfg.URL != "vc.example" || vs.cfg.User != "other" || vs.cfg.Password != "" || vs.cfg.SessionDir == "" {
+		t.Fatalf("%v %+v", err, vs)
+	}
+	// Flags alone.
+	c = vsphereConf{path: filepath.Join(t.TempDir(), "none"), url: "vc.example", user: "u", passwordFile: "/pw", thumbprint: "AA"}
+	if vs, err := c.load(); err != nil || vs == nil {
+		t.Fatalf("flags: %v", err)
+	}
+}
+
+// TestConsoleVSphereCreate: the console's hook against the simulator
+// plans (nothing changed) and creates the failback VM, as create-vm does.
+func TestConsoleVSphereCreate(t *testing.T) {
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
+	e := newVSEnv(t)
+	conf := writeConf(t, "url = "+e.s.URL+"\nuser = admin\npassword_file = "+e.pwFile+"\nthumbprint = "+e.s.Thumbprint+"\n", 0o600)
+	c := vsphereConf{path: conf, uuidFile: e.uuidFile, devRoot: e.devRoot}
+	vs, err := c.load()
+	if err != nil || vs == nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	disks := []string{"/dev/sdb", "/dev/sdc"}
+	text, checks, err := vs.Plan(ctx, disks, "src01")
+	if err != nil || !strings.Contains(text, "create VM src01") || !strings.Contains(text, "undo:") || vsphere.Failed(checks) || len(checks) == 0 {
+		t.Fatalf("plan: %v %v\n%s", err, checks, text)
+	}
+	out, _, _ := vsRun(t, e.args("check")...)
+	if !strings.Contains(out, "/dev/sdc") {
+		t.Fatal("the dry run changed the master target:\n" + out)
+	}
+	var lines []string
+	report, err := vs.Create(ctx, disks, "src01", func(s string) { lines = append(lines, s) })
+	if err != nil || !strings.Contains(report, "powered on") || len(lines) == 0 || !strings.HasPrefix(lines[len(lines)-1], "done") {
+		t.Fatalf("create: %v %q %q", err, report, lines)
+	}
+	out, _, err = vsRun(t, e.args("check", "--vm", "src01", "--json")...)
+	if err != nil || !strings.Contains(out, `"powerState": "poweredOn"`) || !strings.Contains(out, e.s.RecoveredFiles[1]) {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	// Again: refused, nothing changed.
+	if _, err := vs.Create(ctx, disks, "src01", func(string) {}); err == nil {
+		t.Fatal("created twice")
+	}
+}
