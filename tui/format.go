@@ -6,21 +6,12 @@ import (
 	"time"
 
 	"github.com/charmbracelet/x/ansi"
+
+	"github.com/mtconsole/mtconsole/internal/units"
 )
 
 // bytesText is n in decimal units, as `mtconsole status` prints it.
-func bytesText(n int64) string {
-	const unit = 1000
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	f, i := float64(n), 0
-	for f >= unit && i < 4 {
-		f /= unit
-		i++
-	}
-	return fmt.Sprintf("%.1f %s", f, []string{"B", "kB", "MB", "GB", "TB"}[i])
-}
+func bytesText(n int64) string { return units.Bytes(n) }
 
 func rateText(bps float64) string { return bytesText(int64(bps)) + "/s" }
 
@@ -53,21 +44,7 @@ func pctText(p float64) string {
 	return fmt.Sprintf("%.0f%%", p)
 }
 
-func durText(d time.Duration) string {
-	switch {
-	case d < time.Second:
-		return "0s"
-	case d < time.Minute:
-		return d.Round(time.Second).String()
-	case d < time.Hour:
-		d = d.Round(time.Second)
-		return fmt.Sprintf("%dm%02ds", int(d.Minutes()), int(d.Seconds())%60)
-	case d < 48*time.Hour:
-		d = d.Round(time.Minute)
-		return fmt.Sprintf("%dh%02dm", int(d.Hours()), int(d.Minutes())%60)
-	}
-	return fmt.Sprintf("%dd", int(d.Hours()/24))
-}
+func durText(d time.Duration) string { return units.Duration(d) }
 
 // clockText is a UTC time of day; with the date when it is not today's.
 func clockText(t, now time.Time) string {
