@@ -101,6 +101,19 @@ type session struct {
 	vm  *vsphere.VM
 }
 
+// with runs fn on a session with the server, until Ctrl-C, and closes
+// the session after.
+func (f *vsphereFlags) with(cmd *cobra.Command, fn func(ctx context.Context, s *session) error) error {
+	ctx, cancel := signalContext()
+	defer cancel()
+	s, err := f.connect(ctx, cmd)
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	return fn(ctx, s)
+}
+
 func (f *vsphereFlags) connect(ctx context.Context, cmd *cobra.Command) (*session, error) {
 	if f.url == "" {
 		return nil, usageError{errors.New("no vSphere URL: give --url https://vcenter.example")}
@@ -216,22 +229,17 @@ func newVSphereCheckCmd(f *vsphereFlags) *cobra.Command {
 		Short: "Find this VM by its BIOS UUID; show its host, disk.EnableUUID, controllers, and disks with their block devices",
 		Args:  usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx, cancel := signalContext()
-			defer cancel()
-			s, err := f.connect(ctx, cmd)
-			if err != nil {
-				return err
-			}
-			defer s.close()
-			out := cmd.OutOrStdout()
-			if f.asJSON {
-				return writeJSON(out, struct {
-					Server serverInfo  `json:"server"`
-					VM     *vsphere.VM `json:"vm"`
-				}{s.server(), s.vm})
-			}
-			printVM(out, s.vm)
-			return nil
+			return f.with(cmd, func(ctx context.Context, s *session) error {
+				out := cmd.OutOrStdout()
+				if f.asJSON {
+					return writeJSON(out, struct {
+						Server serverInfo  `json:"server"`
+						VM     *vsphere.VM `json:"vm"`
+					}{s.server(), s.vm})
+				}
+				printVM(out, s.vm)
+				return nil
+			})
 		},
 	}
 }
@@ -288,26 +296,21 @@ the guest is not enough).
 ` + vsphereExitHelp,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx, cancel := signalContext()
-			defer cancel()
-			s, err := f.connect(ctx, cmd)
-			if err != nil {
-				return err
-			}
-			defer s.close()
-			changed, err := s.cl.EnableUUID(ctx, s.obj)
-			if err != nil {
-				return vsphereErr(err)
-			}
-			if f.asJSON {
-				return writeJSON(cmd.OutOrStdout(), map[string]any{"vm": s.vm.Name, "changed": changed, "enableUuid": "TRUE"})
-			}
-			if changed {
-				fmt.Fprintf(cmd.OutOrStdout(), "disk.EnableUUID set to TRUE on %s; it takes effect when the VM is powered on.\n", s.vm.Name)
-			} else {
-				fmt.Fprintf(cmd.OutOrStdout(), "disk.EnableUUID is already TRUE on %s: nothing changed.\n", s.vm.Name)
-			}
-			return nil
+			return f.with(cmd, func(ctx context.Context, s *session) error {
+				changed, err := s.cl.EnableUUID(ctx, s.obj)
+				if err != nil {
+					return vsphereErr(err)
+				}
+				if f.asJSON {
+					return writeJSON(cmd.OutOrStdout(), map[string]any{"vm": s.vm.Name, "changed": changed, "enableUuid": "TRUE"})
+				}
+				if changed {
+					fmt.Fprintf(cmd.OutOrStdout(), "disk.EnableUUID set to TRUE on %s; it takes effect when the VM is powered on.\n", s.vm.Name)
+				} else {
+					fmt.Fprintf(cmd.OutOrStdout(), "disk.EnableUUID is already TRUE on %s: nothing changed.\n", s.vm.Name)
+				}
+				return nil
+			})
 		},
 	}
 }
@@ -318,44 +321,39 @@ func newVSphereDatastoresCmd(f *vsphereFlags) *cobra.Command {
 		Short: "List the datastores (capacity, free, type, access from this host), ESXi hosts and networks of this VM's datacenter",
 		Args:  usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx, cancel := signalContext()
-			defer cancel()
-			s, err := f.connect(ctx, cmd)
-			if err != nil {
-				return err
-			}
-			defer s.close()
-			inv, err := s.cl.Inventory(ctx, s.vm)
-			if err != nil {
-				return vsphereErr(err)
-			}
-			out := cmd.OutOrStdout()
-			if f.asJSON {
-				return writeJSON(out, inv)
-			}
-			fmt.Fprintf(out, "Datacenter %s, seen from %s on %s\n\n", inv.Datacenter, s.vm.Name, s.vm.Host)
-			tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-			fmt.Fprintln(tw, "DATASTORE\tTYPE\tCAPACITY\tFREE\tACCESSIBLE\tFROM THIS HOST")
-			for _, d := range inv.Datastores {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", d.Name, d.Type, vsphere.GiB(d.CapacityBytes), vsphere.GiB(d.FreeBytes), yes(d.Accessible), yes(d.FromHost))
-			}
-			tw.Flush()
-			tw = tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-			fmt.Fprintln(tw, "\nHOST\tSTATE\tCPUS\tMEMORY\tDATASTORES\tNETWORKS")
-			for _, h := range inv.Hosts {
-				state := h.State
-				if h.Maintenance {
-					state += " (maintenance)"
+			return f.with(cmd, func(ctx context.Context, s *session) error {
+				inv, err := s.cl.Inventory(ctx, s.vm)
+				if err != nil {
+					return vsphereErr(err)
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%d\t%d MB\t%s\t%s\n", h.Name, state, h.CPUs, h.MemoryMB, strings.Join(h.Datastores, ","), strings.Join(h.Networks, ","))
-			}
-			tw.Flush()
-			tw = tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-			fmt.Fprintln(tw, "\nNETWORK\tTYPE\tACCESSIBLE")
-			for _, n := range inv.Networks {
-				fmt.Fprintf(tw, "%s\t%s\t%s\n", n.Name, n.Type, yes(n.Accessible))
-			}
-			return tw.Flush()
+				out := cmd.OutOrStdout()
+				if f.asJSON {
+					return writeJSON(out, inv)
+				}
+				fmt.Fprintf(out, "Datacenter %s, seen from %s on %s\n\n", inv.Datacenter, s.vm.Name, s.vm.Host)
+				tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+				fmt.Fprintln(tw, "DATASTORE\tTYPE\tCAPACITY\tFREE\tACCESSIBLE\tFROM THIS HOST")
+				for _, d := range inv.Datastores {
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", d.Name, d.Type, vsphere.GiB(d.CapacityBytes), vsphere.GiB(d.FreeBytes), yes(d.Accessible), yes(d.FromHost))
+				}
+				tw.Flush()
+				tw = tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+				fmt.Fprintln(tw, "\nHOST\tSTATE\tCPUS\tMEMORY\tDATASTORES\tNETWORKS")
+				for _, h := range inv.Hosts {
+					state := h.State
+					if h.Maintenance {
+						state += " (maintenance)"
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%d\t%d MB\t%s\t%s\n", h.Name, state, h.CPUs, h.MemoryMB, strings.Join(h.Datastores, ","), strings.Join(h.Networks, ","))
+				}
+				tw.Flush()
+				tw = tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+				fmt.Fprintln(tw, "\nNETWORK\tTYPE\tACCESSIBLE")
+				for _, n := range inv.Networks {
+					fmt.Fprintf(tw, "%s\t%s\t%s\n", n.Name, n.Type, yes(n.Accessible))
+				}
+				return tw.Flush()
+			})
 		},
 	}
 }
@@ -416,30 +414,25 @@ Nothing is changed. Exit 4 when a check fails.
 				}
 				spec.Needs = append(spec.Needs, vsphere.Need{Datastore: ds, Bytes: b})
 			}
-			ctx, cancel := signalContext()
-			defer cancel()
-			s, err := f.connect(ctx, cmd)
-			if err != nil {
-				return err
-			}
-			defer s.close()
-			checks, err := s.cl.Readiness(ctx, s.vm, spec)
-			if err != nil {
-				return vsphereErr(err)
-			}
-			out := cmd.OutOrStdout()
-			if f.asJSON {
-				if err := writeJSON(out, checks); err != nil {
-					return err
+			return f.with(cmd, func(ctx context.Context, s *session) error {
+				checks, err := s.cl.Readiness(ctx, s.vm, spec)
+				if err != nil {
+					return vsphereErr(err)
 				}
-			} else {
-				fmt.Fprintf(out, "Readiness of %s on %s:\n", s.vm.Name, s.vm.Host)
-				printChecks(out, checks)
-			}
-			if vsphere.Failed(checks) {
-				return codeError{exitRefused, errors.New("readiness: a check failed")}
-			}
-			return nil
+				out := cmd.OutOrStdout()
+				if f.asJSON {
+					if err := writeJSON(out, checks); err != nil {
+						return err
+					}
+				} else {
+					fmt.Fprintf(out, "Readiness of %s on %s:\n", s.vm.Name, s.vm.Host)
+					printChecks(out, checks)
+				}
+				if vsphere.Failed(checks) {
+					return codeError{exitRefused, errors.New("readiness: a check failed")}
+				}
+				return nil
+			})
 		},
 	}
 	fl := c.Flags()
@@ -487,46 +480,41 @@ disks first: the guest loses them when they are detached.
 				spec.NICs = append(spec.NICs, vsphere.NIC{Network: netw, Adapter: adapter})
 			}
 			spec.DevRoot = f.devRoot
-			ctx, cancel := signalContext()
-			defer cancel()
-			s, err := f.connect(ctx, cmd)
-			if err != nil {
-				return err
-			}
-			defer s.close()
-			p, err := s.cl.PlanFailback(ctx, s.obj, spec)
-			if err != nil {
-				return vsphereErr(err)
-			}
-			out := cmd.OutOrStdout()
-			if dryRun {
-				if f.asJSON {
-					return writeJSON(out, p)
+			return f.with(cmd, func(ctx context.Context, s *session) error {
+				p, err := s.cl.PlanFailback(ctx, s.obj, spec)
+				if err != nil {
+					return vsphereErr(err)
 				}
-				printPlan(out, p)
-				if vsphere.Failed(p.Checks) {
-					return codeError{exitRefused, errors.New("create-vm: a readiness check failed")}
+				out := cmd.OutOrStdout()
+				if dryRun {
+					if f.asJSON {
+						return writeJSON(out, p)
+					}
+					printPlan(out, p)
+					if vsphere.Failed(p.Checks) {
+						return codeError{exitRefused, errors.New("create-vm: a readiness check failed")}
+					}
+					return nil
 				}
-				return nil
-			}
-			if !f.asJSON {
-				printPlan(out, p)
-				fmt.Fprintln(out)
-			}
-			progress := func(st vsphere.Step) {
 				if !f.asJSON {
-					fmt.Fprintf(out, "%-11s %s\n", st.Status, st.Title)
+					printPlan(out, p)
+					fmt.Fprintln(out)
 				}
-			}
-			err = s.cl.Execute(ctx, p, progress)
-			if f.asJSON {
-				if jerr := writeJSON(out, p); jerr != nil {
-					return jerr
+				progress := func(st vsphere.Step) {
+					if !f.asJSON {
+						fmt.Fprintf(out, "%-11s %s\n", st.Status, st.Title)
+					}
 				}
-			} else if err == nil {
-				fmt.Fprintf(out, "\nFailback VM %s created with %d disk(s) and powered on.\n", p.Spec.Name, len(p.Disks))
-			}
-			return vsphereErr(err)
+				err = s.cl.Execute(ctx, p, progress)
+				if f.asJSON {
+					if jerr := writeJSON(out, p); jerr != nil {
+						return jerr
+					}
+				} else if err == nil {
+					fmt.Fprintf(out, "\nFailback VM %s created with %d disk(s) and powered on.\n", p.Spec.Name, len(p.Disks))
+				}
+				return vsphereErr(err)
+			})
 		},
 	}
 	fl := c.Flags()
