@@ -79,6 +79,26 @@ func contains(list []string, s string) bool {
 	return false
 }
 
+// loadAnswers reads the answers file (the defaults without one) and lets
+// a --role given on the command line win over it.
+func loadAnswers(cmd *cobra.Command, file, role string) (setup.Answers, error) {
+	a := setup.DefaultAnswers()
+	if file != "" {
+		var err error
+		if a, err = setup.LoadAnswers(file); err != nil {
+			return a, usageError{err}
+		}
+	}
+	if cmd.Flags().Changed("role") {
+		r, err := parseRole(role)
+		if err != nil {
+			return a, err
+		}
+		a.Role = r
+	}
+	return a, nil
+}
+
 func parseRole(s string) (setup.Role, error) {
 	switch strings.ToLower(s) {
 	case "mt", "mastertarget", "master-target":

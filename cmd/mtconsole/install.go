@@ -49,19 +49,9 @@ exactly what would change and changes nothing.
 ` + installExitHelp,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			a := setup.DefaultAnswers()
-			if answersFile != "" {
-				var err error
-				if a, err = setup.LoadAnswers(answersFile); err != nil {
-					return usageError{err}
-				}
-			}
-			if cmd.Flags().Changed("role") {
-				r, err := parseRole(role)
-				if err != nil {
-					return err
-				}
-				a.Role = r
+			a, err := loadAnswers(cmd, answersFile, role)
+			if err != nil {
+				return err
 			}
 			ctx, cancel := signalContext()
 			defer cancel()

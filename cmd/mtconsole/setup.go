@@ -42,19 +42,9 @@ Exit codes: 0 ok, 1 failed, 2 usage (bad flags or answers, or stdout is
 not a terminal).`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			a := setup.DefaultAnswers()
-			if answersFile != "" {
-				var err error
-				if a, err = setup.LoadAnswers(answersFile); err != nil {
-					return usageError{err}
-				}
-			}
-			if cmd.Flags().Changed("role") {
-				r, err := parseRole(role)
-				if err != nil {
-					return err
-				}
-				a.Role = r
+			a, err := loadAnswers(cmd, answersFile, role)
+			if err != nil {
+				return err
 			}
 			if !term.IsTerminal(int(os.Stdout.Fd())) || !term.IsTerminal(int(os.Stdin.Fd())) {
 				return usageError{errors.New("setup needs a terminal: for scripts use `mtconsole install --answers FILE`")}
