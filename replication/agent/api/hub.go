@@ -20,7 +20,8 @@ type Hub struct {
 	size int
 	mu   sync.Mutex
 	subs map[*subscriber]struct{}
-	hist []writer.Event // the last HistorySize events, oldest first
+	hist []writer.Event // a ring of the last HistorySize events
+	next int            // where the next event goes, once the ring is full
 }
 
 // HistorySize is how many recent events a hub keeps for subscribers that
@@ -48,11 +49,12 @@ func NewHubSize(n int) *Hub {
 func (h *Hub) Publish(e writer.Event) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if len(h.hist) >= HistorySize {
-		copy(h.hist, h.hist[1:])
-		h.hist = h.hist[:HistorySize-1]
+	if len(h.hist) < HistorySize {
+		h.hist = append(h.hist, e)
+	} else {
+		h.hist[h.next] = e
+		h.next = (h.next + 1) % HistorySize
 	}
-	h.hist = append(h.hist, e)
 	for s := range h.subs {
 		s.mu.Lock()
 		if len(s.buf) >= h.size {
@@ -76,7 +78,9 @@ func (h *Hub) Subscribe(ctx context.Context, history int) <-chan writer.Event {
 	s := &subscriber{wake: make(chan struct{}, 1)}
 	h.mu.Lock()
 	if n := min(max(history, 0), len(h.hist), h.size); n > 0 {
-		s.buf = append(s.buf, h.hist[len(h.hist)-n:]...)
+		// oldest first: the ring from next on, then from its start
+		ordered := append(append([]writer.Event(nil), h.hist[h.next:]...), h.hist[:h.next]...)
+		s.buf = append(s.buf, ordered[len(ordered)-n:]...)
 	}
 	h.subs[s] = struct{}{}
 	h.mu.Unlock()
