@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -140,5 +141,24 @@ func TestDemoBadFlags(t *testing.T) {
 				t.Errorf("a refused demo made its --dir")
 			}
 		})
+	}
+}
+
+// A hangup (the SSH session gone) quits the demo as q does: it drains,
+// checks and exits 0, its agent does not take the signal for a reload.
+func TestDemoHangup(t *testing.T) {
+	dir := t.TempDir()
+	work := filepath.Join(dir, "demo")
+	p := startE2E(t, dir, "demo", "demo", "--no-console", "--dir", work, "--disks", "1", "--size", "4", "--rate", "50", "--for", "1h")
+	e2eWait(t, "the pair in Differential Sync", 30*time.Second, []*e2eProc{p}, func() (bool, string) {
+		out := p.output()
+		return strings.Contains(out, "Differential Sync"), out
+	})
+	if err := p.stop(t, syscall.SIGHUP, 60*time.Second); err != nil {
+		t.Fatalf("demo on SIGHUP: %v (want exit 0); its output:\n%s", err, p.output())
+	}
+	out := p.output()
+	if !regexp.MustCompile(`\d+ checks: \d+ bit-exact, 0 differ`).MatchString(out) || !strings.Contains(out, "disk0: target") {
+		t.Errorf("the demo did not check its target on the hangup:\n%s", out)
 	}
 }
