@@ -102,6 +102,8 @@ func TestConnRefusesOnSend(t *testing.T) {
 		{"write skipping one", false, nil, &Write{Disk: 1, Seq: 43}, ErrSequence, 0},
 		{"write beyond the end", false, nil, &Write{Disk: 1, Seq: 42, Offset: 1 << 30, Data: []byte{1}}, ErrOutOfRange, 0},
 		{"bad message", false, nil, &Tag{Disk: 1, Seq: 42}, ErrMalformed, 0},
+		{"tag request from the process server", false, nil, &TagRequest{Disks: []uint32{1}, Name: "t", ID: "i"}, ErrUnexpected, 0},
+		{"tag request for an unpaired disk", true, nil, &TagRequest{Disks: []uint32{1, 7}, Name: "t", ID: "i"}, ErrUnknownDisk, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			mt, ps := pipePair(t)
