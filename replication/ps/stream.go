@@ -420,7 +420,7 @@ func (s *stream) produce(ctx context.Context, c *wire.Conn, a attachment) error 
 		s.mu.Unlock()
 		return nil
 	case step == wire.StateResync1 && !hash:
-		return s.sendChunks(rs, gen, pos, 1)
+		return s.sendChunk(rs, gen, pos)
 	case step == wire.StateResync1:
 		count := min(int64(s.d.hashBatch), n-pos)
 		req := &wire.HashRequest{Disk: s.d.id, Algo: wire.HashSHA256, ChunkSize: uint32(s.d.chunk), Offset: pos * s.d.chunk, Count: int(count)}
@@ -459,7 +459,7 @@ func (s *stream) produce(ctx context.Context, c *wire.Conn, a attachment) error 
 		}
 		for i := range count {
 			if mine[i] != resp.Hashes[i] {
-				if err := s.sendChunks(rs, gen, pos+i, 1); err != nil {
+				if err := s.sendChunk(rs, gen, pos+i); err != nil {
 					return err
 				}
 			}
@@ -489,7 +489,7 @@ func (s *stream) produce(ctx context.Context, c *wire.Conn, a attachment) error 
 			if s.dirty[ch/64]&(1<<(ch%64)) != 0 {
 				rs.cursor = ch
 				s.mu.Unlock()
-				err := s.sendChunks(rs, gen, ch, 1)
+				err := s.sendChunk(rs, gen, ch)
 				s.mu.Lock()
 				rs.cursor = ch + 1
 				return err
@@ -503,70 +503,41 @@ func (s *stream) produce(ctx context.Context, c *wire.Conn, a attachment) error 
 	}
 }
 
-// sendChunks reads count chunks from chunk first and appends each to the
-// buffer.
-func (s *stream) sendChunks(rs *resync, gen uint64, first, count int64) error {
-	buf := make([]byte, s.d.chunk)
-	for i := range count {
-		ch := first + i
-		off := ch * s.d.chunk
-		b := buf[:min(s.d.chunk, s.d.size-off)]
-		s.mu.Lock()
-		if s.gen != gen || s.rs != rs {
-			s.mu.Unlock()
-			return errSuperseded
-		}
-		// Cleared before reading: a write that lands after this marks the
-		// chunk again, so step II sends it.
-		s.dirty[ch/64] &^= 1 << (ch % 64)
+// sendChunk reads chunk ch and appends it to the buffer: as ResyncData,
+// or as a ZeroRange when it reads as zeros.
+func (s *stream) sendChunk(rs *resync, gen uint64, ch int64) error {
+	off := ch * s.d.chunk
+	s.mu.Lock()
+	if s.gen != gen || s.rs != rs {
 		s.mu.Unlock()
-		if err := vfs.ReadFull(s.d.f, b, off); err != nil {
-			return fmt.Errorf("ps: disk %s: read at %d: %w", s.d.name, off, err)
+		return errSuperseded
+	}
+	// Cleared before reading: a write that lands after this marks the
+	// chunk again, so step II sends it.
+	s.dirty[ch/64] &^= 1 << (ch % 64)
+	s.mu.Unlock()
+	b := make([]byte, min(s.d.chunk, s.d.size-off)) // the message keeps it
+	if err := vfs.ReadFull(s.d.f, b, off); err != nil {
+		return fmt.Errorf("ps: disk %s: read at %d: %w", s.d.name, off, err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.gen != gen || s.rs != rs {
+		return errSuperseded
+	}
+	if journal.IsZero(b) {
+		s.appendLocked(entry{msg: &wire.ZeroRange{Disk: s.d.id, Seq: s.next, Offset: off, Length: int64(len(b))},
+			seq: s.next, data: true, phase: rs.step})
+	} else {
+		s.appendLocked(entry{msg: &wire.ResyncData{Disk: s.d.id, Seq: s.next, Offset: off, Data: b},
+			seq: s.next, data: true, cost: int64(len(b)), phase: rs.step})
+	}
+	if rs.step == wire.StateResync1 {
+		rs.pos = ch + 1
+		rs.done = min(rs.pos*s.d.chunk, s.d.size)
+		if rs.pos%16 == 0 || rs.pos == s.nchunks() {
+			s.stateLocked()
 		}
-		var m wire.Message
-		var cost int64
-		if isZero(b) {
-			m = &wire.ZeroRange{Disk: s.d.id, Offset: off, Length: int64(len(b))}
-		} else {
-			m, cost = &wire.ResyncData{Disk: s.d.id, Offset: off, Data: bytes.Clone(b)}, int64(len(b))
-		}
-		s.mu.Lock()
-		if s.gen != gen || s.rs != rs {
-			s.mu.Unlock()
-			return errSuperseded
-		}
-		if m != nil {
-			switch m := m.(type) {
-			case *wire.ZeroRange:
-				m.Seq = s.next
-			case *wire.ResyncData:
-				m.Seq = s.next
-			}
-			s.appendLocked(entry{msg: m, seq: s.next, data: true, cost: cost, phase: rs.step})
-		}
-		if rs.step == wire.StateResync1 {
-			rs.pos = ch + 1
-			rs.done = min(rs.pos*s.d.chunk, s.d.size)
-			if rs.pos%16 == 0 || rs.pos == s.nchunks() {
-				s.stateLocked()
-			}
-		}
-		s.mu.Unlock()
 	}
 	return nil
-}
-
-func isZero(b []byte) bool {
-	for len(b) >= 8 {
-		if b[0]|b[1]|b[2]|b[3]|b[4]|b[5]|b[6]|b[7] != 0 {
-			return false
-		}
-		b = b[8:]
-	}
-	for _, x := range b {
-		if x != 0 {
-			return false
-		}
-	}
-	return true
 }
