@@ -2,7 +2,6 @@ package tui
 
 import (
 	"cmp"
-	"context"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -278,27 +277,11 @@ func (m *Model) dashView(w, h int) string {
 // with one tag: one id, so together they are a multi-disk consistent
 // point the recovery wizard can take for all of them.
 func (m *Model) tagAllDone(ok bool) tea.Cmd {
-	m.dash.tag.Blur()
-	if !ok {
-		return nil
-	}
-	name := strings.TrimSpace(m.dash.tag.Value())
-	if name == "" {
-		m.setNote(true, "tag: a tag needs a name: press t and type one")
-		return nil
-	}
 	ids := make([]string, 0, len(m.dash.rows))
 	for _, i := range m.dash.rows {
 		ids = append(ids, m.status.Pairs[i].ID)
 	}
-	a := m.o.Actions
-	return m.act("tag "+strings.Join(ids, ","), func(ctx context.Context) (string, error) {
-		_, err := a.Tag(ctx, api.TagRequest{Name: name, Pairs: ids})
-		if len(ids) == 1 {
-			return "tagged " + ids[0] + " as " + name, err
-		}
-		return fmt.Sprintf("tagged %d pairs as %s (one point for all)", len(ids), name), err
-	})
+	return m.tagDone(&m.dash.tag, ok, ids)
 }
 
 func (m *Model) filterLine(w int) string {

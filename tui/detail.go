@@ -56,19 +56,28 @@ func (m *Model) detailKey(msg tea.KeyPressMsg) tea.Cmd {
 
 // tagPromptDone ends the tag name prompt; ok tags the pair now.
 func (m *Model) tagPromptDone(ok bool) tea.Cmd {
-	m.detail.input.Blur()
+	return m.tagDone(&m.detail.input, ok, []string{m.detail.pair})
+}
+
+// tagDone ends a tag name prompt; ok tags the pairs with one tag now.
+func (m *Model) tagDone(ti *textinput.Model, ok bool, ids []string) tea.Cmd {
+	ti.Blur()
 	if !ok {
 		return nil
 	}
-	name := strings.TrimSpace(m.detail.input.Value())
-	id, a := m.detail.pair, m.o.Actions
+	name := strings.TrimSpace(ti.Value())
+	what := "tag " + strings.Join(ids, ",")
 	if name == "" {
-		m.setNote(true, "tag "+id+": a tag needs a name: press t and type one")
+		m.setNote(true, what+": a tag needs a name: press t and type one")
 		return nil
 	}
-	return m.act("tag "+id, func(ctx context.Context) (string, error) {
-		_, err := a.Tag(ctx, api.TagRequest{Name: name, Pairs: []string{id}})
-		return "tagged " + id + " as " + name, err
+	a := m.o.Actions
+	return m.act(what, func(ctx context.Context) (string, error) {
+		_, err := a.Tag(ctx, api.TagRequest{Name: name, Pairs: ids})
+		if len(ids) == 1 {
+			return "tagged " + ids[0] + " as " + name, err
+		}
+		return fmt.Sprintf("tagged %d pairs as %s (one point for all)", len(ids), name), err
 	})
 }
 
