@@ -25,27 +25,22 @@ restart of the agent. "mtconsole resume PAIR" undoes it.`
 		Long:  long + "\n" + exitCodesHelp,
 		Args:  usageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, err := dialAgent(socket)
-			if err != nil {
-				return err
-			}
-			defer cl.Close()
-			ctx, cancel := signalContext()
-			defer cancel()
-			call := func(ctx context.Context, id string) (api.PairStatus, error) { return cl.Resume(ctx, id) }
-			if pause {
-				call = func(ctx context.Context, id string) (api.PairStatus, error) { return cl.Pause(ctx, id, reason) }
-			}
-			st, err := call(ctx, args[0])
-			if err != nil {
-				return agentErr(err)
-			}
-			health := st.Health
-			if st.Reason != "" {
-				health += ": " + st.Reason
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s: %s\n", st.ID, health)
-			return nil
+			return withAgent(socket, func(ctx context.Context, cl *api.Client) error {
+				call := func(ctx context.Context, id string) (api.PairStatus, error) { return cl.Resume(ctx, id) }
+				if pause {
+					call = func(ctx context.Context, id string) (api.PairStatus, error) { return cl.Pause(ctx, id, reason) }
+				}
+				st, err := call(ctx, args[0])
+				if err != nil {
+					return agentErr(err)
+				}
+				health := st.Health
+				if st.Reason != "" {
+					health += ": " + st.Reason
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "%s: %s\n", st.ID, health)
+				return nil
+			})
 		},
 	}
 	addSocketFlag(c, &socket)

@@ -32,6 +32,18 @@ func dialAgent(socket string) (*api.Client, error) {
 	return api.Dial(socket)
 }
 
+// withAgent runs fn with a client of the agent on socket, until Ctrl-C.
+func withAgent(socket string, fn func(ctx context.Context, cl *api.Client) error) error {
+	cl, err := dialAgent(socket)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	ctx, cancel := signalContext()
+	defer cancel()
+	return fn(ctx, cl)
+}
+
 // agentErr makes input the agent refused (400) a usage error.
 func agentErr(err error) error {
 	var ae *api.APIError
@@ -58,26 +70,21 @@ GET /v1/status as it is.
 			if asJSON && watch {
 				return usageError{errors.New("--json and --watch do not go together: use --json for one snapshot")}
 			}
-			cl, err := dialAgent(socket)
-			if err != nil {
-				return err
-			}
-			defer cl.Close()
-			ctx, cancel := signalContext()
-			defer cancel()
-			out := cmd.OutOrStdout()
-			if !watch {
-				st, err := cl.Status(ctx)
-				if err != nil {
-					return agentErr(err)
+			return withAgent(socket, func(ctx context.Context, cl *api.Client) error {
+				out := cmd.OutOrStdout()
+				if !watch {
+					st, err := cl.Status(ctx)
+					if err != nil {
+						return agentErr(err)
+					}
+					if asJSON {
+						return writeJSON(out, st)
+					}
+					printStatus(out, st, time.Now())
+					return nil
 				}
-				if asJSON {
-					return writeJSON(out, st)
-				}
-				printStatus(out, st, time.Now())
-				return nil
-			}
-			return watchStatus(ctx, cl, out)
+				return watchStatus(ctx, cl, out)
+			})
 		},
 	}
 	addSocketFlag(c, &socket)

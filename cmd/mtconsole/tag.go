@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"slices"
 
@@ -26,31 +27,26 @@ from the process server too.
 ` + exitCodesHelp,
 		Args: usageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, err := dialAgent(socket)
-			if err != nil {
-				return err
-			}
-			defer cl.Close()
-			ctx, cancel := signalContext()
-			defer cancel()
-			res, err := cl.Tag(ctx, api.TagRequest{Name: args[0], App: app, Pairs: splitList(pairs)})
-			if err != nil {
-				return agentErr(err)
-			}
-			out := cmd.OutOrStdout()
-			if asJSON {
-				return writeJSON(out, res)
-			}
-			ids := make([]string, 0, len(res.Pairs))
-			for id := range res.Pairs {
-				ids = append(ids, id)
-			}
-			slices.Sort(ids)
-			fmt.Fprintf(out, "Tagged %s (%s, id %s) at %s UTC:\n", res.Name, res.App, res.ID, cdpTime(res.Time))
-			for _, id := range ids {
-				fmt.Fprintf(out, "  %s sequence %d\n", id, res.Pairs[id])
-			}
-			return nil
+			return withAgent(socket, func(ctx context.Context, cl *api.Client) error {
+				res, err := cl.Tag(ctx, api.TagRequest{Name: args[0], App: app, Pairs: splitList(pairs)})
+				if err != nil {
+					return agentErr(err)
+				}
+				out := cmd.OutOrStdout()
+				if asJSON {
+					return writeJSON(out, res)
+				}
+				ids := make([]string, 0, len(res.Pairs))
+				for id := range res.Pairs {
+					ids = append(ids, id)
+				}
+				slices.Sort(ids)
+				fmt.Fprintf(out, "Tagged %s (%s, id %s) at %s UTC:\n", res.Name, res.App, res.ID, cdpTime(res.Time))
+				for _, id := range ids {
+					fmt.Fprintf(out, "  %s sequence %d\n", id, res.Pairs[id])
+				}
+				return nil
+			})
 		},
 	}
 	addSocketFlag(c, &socket)
