@@ -139,7 +139,7 @@ type Pair struct {
 	wake    chan struct{}
 	stop    chan struct{}
 	done    chan struct{}
-	hold    chan chan struct{} // requests to stop applying for a while
+	hold    chan holdReq // requests to stop applying for a while
 	closeMu sync.Mutex
 	closed  bool
 }
@@ -175,7 +175,7 @@ func OpenPair(cfg PairConfig, o Options) (*Pair, Recovered, error) {
 			cfg.UndoSegmentSize = min(max(c/16, 1<<20), 64<<20)
 		}
 	}
-	p := &Pair{cfg: cfg, o: o, wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}), hold: make(chan chan struct{})}
+	p := &Pair{cfg: cfg, o: o, wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}), hold: make(chan holdReq)}
 	var err error
 	p.store, err = journal.OpenStore(journal.StoreOptions{FS: o.FS, Dir: cfg.RetentionDir, Pair: cfg.ID,
 		CatalogueDir: cfg.CatalogueDir, SegmentSize: cfg.UndoSegmentSize, Hook: o.StoreHook, Logger: o.Logger})
@@ -486,17 +486,44 @@ func (p *Pair) setError(err error) {
 	}
 }
 
+// holdReq asks the applier to stop: it answers on ready once the target
+// and the store agree (nil), or why they cannot (the commit failed), and
+// then waits for release.
+type holdReq struct {
+	ready   chan error
+	release chan struct{}
+}
+
 // Hold stops the applier and runs fn while it is stopped, for work that
-// needs the target and the retention store still (export, a view).
+// needs the target and the retention store still (export, a view, chunk
+// hashes). fn runs only once every batch staged on the target is
+// committed: a reader of the applied position must never meet target
+// writes past it whose before-images it cannot see (the wrong live
+// exports of a busy machine).
 func (p *Pair) Hold(fn func(target vfs.File, store *journal.Store) error) error {
-	release := make(chan struct{})
+	h := holdReq{ready: make(chan error, 1), release: make(chan struct{})}
 	select {
-	case p.hold <- release:
+	case p.hold <- h:
 	case <-p.done:
 		return fmt.Errorf("pair %s: %w", p.cfg.ID, journal.ErrClosed)
 	}
-	defer close(release)
+	defer close(h.release)
+	if err := <-h.ready; err != nil {
+		return fmt.Errorf("pair %s: %w", p.cfg.ID, err)
+	}
 	return fn(p.target, p.store)
+}
+
+// park serves a hold in the applier: commit what is staged, say so, and
+// wait for the release.
+func (p *Pair) park(h holdReq) {
+	if err := p.commit(); err != nil {
+		p.handleApplyError(err)
+		h.ready <- fmt.Errorf("committing the applied batches before holding: %w", err)
+		return
+	}
+	h.ready <- nil
+	<-h.release
 }
 
 // Export writes the image of point r to a new file at dest (on the
@@ -554,9 +581,8 @@ func (p *Pair) run(from uint64) {
 		case <-p.stop:
 			flush()
 			return
-		case release := <-p.hold:
-			flush()
-			<-release
+		case h := <-p.hold:
+			p.park(h)
 			continue
 		default:
 		}
@@ -597,8 +623,8 @@ func (p *Pair) run(from uint64) {
 		select {
 		case <-p.stop:
 			return
-		case release := <-p.hold:
-			<-release
+		case h := <-p.hold:
+			p.park(h)
 		case <-p.wake:
 		case <-time.After(time.Second):
 			p.checkRPO()
