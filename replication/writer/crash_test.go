@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/mtconsole/mtconsole/internal/testutil"
+	"github.com/mtconsole/mtconsole/replication/journal"
 	"github.com/mtconsole/mtconsole/replication/recovery"
 	"github.com/mtconsole/mtconsole/replication/vfs"
 )
@@ -136,6 +137,11 @@ func crashRun(t *testing.T, seed int64, nops int, at int64, mode vfs.TearMode) i
 
 func checkTags(t *testing.T, m *memPair, p *Pair, w *testutil.Workload, what string) {
 	t.Helper()
+	// A hold is a barrier: the applier parks only between commits, so the
+	// pruning of the last one is over and the tags listed stay.
+	if err := p.Hold(func(vfs.File, *journal.Store) error { return nil }); err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
 	for _, tg := range p.Store().Tags() {
 		r, err := recovery.Resolve(p.Store(), recovery.Point{Kind: recovery.TagNamed, Name: tg.Name})
 		if err != nil {
