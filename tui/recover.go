@@ -57,9 +57,11 @@ var pointNames = []string{
 	"A time (RFC 3339, UTC)",
 }
 
+// The modes, in the order shown. Export comes first and is the zero
+// value: the default never rewrites a disk.
 const (
-	modeRollback = iota
-	modeExport
+	modeExport = iota
+	modeRollback
 )
 
 // wizard is the recovery wizard's state.
@@ -114,8 +116,8 @@ func (w *wizard) focused() *textinput.Model {
 	return nil
 }
 
-// openWizard starts the wizard on pairs (none: all), or shows the job
-// that is running.
+// openWizard starts the wizard with pairs chosen (none: the admin
+// chooses on step 1), or shows the job that is running.
 func (m *Model) openWizard(pairs []string) tea.Cmd {
 	m.screen = screenRecover
 	if m.wiz.step == stepVSRun {
@@ -138,9 +140,6 @@ func (m *Model) openWizard(pairs []string) tea.Cmd {
 		all = append(all, p.ID)
 	}
 	slices.Sort(all)
-	if len(pairs) == 0 {
-		pairs = all
-	}
 	m.wiz = wizard{pairs: all, chosen: map[string]bool{},
 		timeIn: newInput("Time: "), destIn: newInput("Export to: "), confirm: newInput("Confirm: "),
 		vsName: newInput("VM name: "), vsConfirm: newInput("Confirm: ")}
@@ -205,6 +204,8 @@ func (m *Model) wizKey(msg tea.KeyPressMsg) tea.Cmd {
 		return m.wizBack()
 	case key.Matches(msg, k.Next):
 		return m.wizNext()
+	case key.Matches(msg, k.Edit):
+		return m.editField()
 	case w.step == stepResult && key.Matches(msg, k.VSphere):
 		return m.vsStart()
 	}
@@ -252,10 +253,17 @@ func (m *Model) wizBack() tea.Cmd {
 		}
 	case stepPoint:
 		w.step, w.cur = stepPairs, 0
-	case stepTag, stepMode:
+	case stepTag:
 		w.step, w.cur = stepPoint, w.point
+	case stepMode:
+		// Back where the admin was: in the time field, if they wrote one.
+		w.step, w.cur = stepPoint, w.point
+		return m.editField()
 	case stepCheck:
+		// Back in the path field, if it was an export: what is typed
+		// next goes into the path, never to the mode list.
 		w.step, w.cur = stepMode, w.mode
+		return m.editField()
 	case stepConfirm:
 		w.step = stepCheck
 	case stepVSPlan:
@@ -285,9 +293,9 @@ func (m *Model) wizNext() tea.Cmd {
 		case pointTag:
 			w.step, w.cur = stepTag, 0
 		case pointTime:
-			return w.timeIn.Focus()
+			return m.editField()
 		default:
-			w.step, w.cur = stepMode, w.mode
+			m.enterMode()
 		}
 	case stepTag:
 		tags := m.commonTags()
@@ -296,20 +304,13 @@ func (m *Model) wizNext() tea.Cmd {
 			return nil
 		}
 		w.tag = tags[w.cur].Name
-		w.step, w.cur = stepMode, w.mode
+		m.enterMode()
 	case stepMode:
-		w.mode = w.cur
-		if w.mode == modeExport {
-			// The default follows the pairs and the point chosen, until
-			// the admin writes a path of their own.
-			def := m.defaultDest(m.request())
-			if v := w.destIn.Value(); v == "" || v == w.destAuto {
-				w.destIn.SetValue(def)
-				w.destIn.CursorEnd()
-			}
-			w.destAuto, w.destIn.Placeholder = def, def
-			return w.destIn.Focus()
+		if w.cur == modeExport {
+			// Enter on Export opens its path; the path's own enter goes on.
+			return m.editField()
 		}
+		w.mode = modeRollback
 		return m.enterChecks()
 	case stepCheck:
 		if slices.ContainsFunc(w.checks, func(c check) bool { return c.level == checkFail }) {
@@ -330,6 +331,79 @@ func (m *Model) wizNext() tea.Cmd {
 		return m.wizBack()
 	}
 	return nil
+}
+
+// enterMode shows the modes, the cursor on the one chosen before (Export
+// at first), the export path filled with its default.
+func (m *Model) enterMode() {
+	w := &m.wiz
+	w.step, w.cur = stepMode, w.mode
+	// The default follows the pairs and the point chosen, until the admin
+	// writes a path of their own.
+	def := m.defaultDest(m.request())
+	if v := w.destIn.Value(); v == "" || v == w.destAuto {
+		w.destIn.SetValue(def)
+		w.destIn.CursorEnd()
+	}
+	w.destAuto, w.destIn.Placeholder = def, def
+}
+
+// listField is the field that belongs to the list item under the cursor:
+// the time under "A time", the path under "Export"; nil elsewhere.
+func (m *Model) listField() *textinput.Model {
+	w := &m.wiz
+	switch {
+	case w.step == stepPoint && w.cur == pointTime:
+		return &w.timeIn
+	case w.step == stepMode && w.cur == modeExport:
+		return &w.destIn
+	}
+	return nil
+}
+
+// editField gives the keyboard to the field under the cursor (tab or
+// enter on its item, or coming back to it). From then on every printable
+// key is the field's: nothing typed can move the list, so a path with a
+// j or a k in it can never turn an export into a rollback. The field
+// fixes its item: the time field means the point is a time, the path
+// field that the mode is Export.
+func (m *Model) editField() tea.Cmd {
+	w := &m.wiz
+	ti := m.listField()
+	if ti == nil {
+		return nil
+	}
+	if ti == &w.destIn {
+		w.mode = modeExport
+	} else {
+		w.point = pointTime
+	}
+	return ti.Focus()
+}
+
+// leaveField hands the keyboard back from a list's field to its list, the
+// cursor on the field's item: ↑, shift+tab or esc.
+func (m *Model) leaveField(ti *textinput.Model) {
+	ti.Blur()
+	m.wiz.fieldErr = ""
+}
+
+// wizFieldKey takes the keys that move out of a list's field; ok false
+// leaves the key to the field. Tab and ↓ go nowhere from a field: they
+// are swallowed, not typed.
+func (m *Model) wizFieldKey(ti *textinput.Model, msg tea.KeyPressMsg) (cmd tea.Cmd, ok bool) {
+	w := &m.wiz
+	if ti != &w.destIn && ti != &w.timeIn {
+		return nil, false
+	}
+	switch msg.String() {
+	case "up", "shift+tab":
+		m.leaveField(ti)
+		return nil, true
+	case "tab", "down":
+		return nil, true
+	}
+	return nil, false
 }
 
 // enterChecks runs the readiness check, and again when the chosen pairs'
@@ -355,8 +429,7 @@ func (m *Model) wizInputDone(ok bool) tea.Cmd {
 		return m.vsInputDone(ti, ok)
 	}
 	if !ok {
-		ti.Blur()
-		w.fieldErr = ""
+		m.leaveField(ti)
 		if ti == &w.confirm {
 			w.step = stepCheck
 		}
@@ -374,7 +447,8 @@ func (m *Model) wizInputDone(ok bool) tea.Cmd {
 			return nil
 		}
 		ti.Blur()
-		w.step, w.cur = stepMode, w.mode
+		w.point = pointTime
+		m.enterMode()
 	case &w.destIn:
 		if v == "" {
 			v = w.destAuto
@@ -385,6 +459,7 @@ func (m *Model) wizInputDone(ok bool) tea.Cmd {
 			return nil
 		}
 		ti.Blur()
+		w.mode = modeExport // the path's enter: an export, whatever the list did
 		return m.enterChecks()
 	case &w.confirm:
 		if want := m.confirmWord(); v != want {
@@ -734,9 +809,7 @@ func (m *Model) wizView(w, h int) string {
 			}
 			item(i, mark+" "+s)
 		}
-		if wz.timeIn.Focused() || wz.point == pointTime && wz.timeIn.Value() != "" {
-			out = append(out, "", "   "+wz.timeIn.View())
-		}
+		out = append(out, m.fieldLines(w)...)
 	case stepTag:
 		title("Step 2 of 5 · Which tag? (tags every chosen pair has, newest first)")
 		tags := m.commonTags()
@@ -748,13 +821,23 @@ func (m *Model) wizView(w, h int) string {
 		}
 	case stepMode:
 		title("Step 3 of 5 · How?")
-		item(0, "Rollback: rewrite the targets in place (ends the pairs)")
-		item(1, "Export: write an image to a new path, the pairs keep replicating")
-		if wz.destIn.Focused() || wz.mode == modeExport && wz.destIn.Value() != "" {
-			out = append(out, "", "   "+wz.destIn.View())
-		}
+		item(modeExport, "Export: write an image to a new path, the pairs keep replicating")
+		out = append(out, m.fieldLines(w)...)
+		item(modeRollback, "Rollback: rewrite the targets in place (ends the pairs)")
 	case stepCheck:
 		title("Step 4 of 5 · Readiness check")
+		// What is checked is what will run: the mode stands first.
+		req := m.request()
+		st := m.st.Bold
+		if req.Mode == api.ModeRollback {
+			st = m.st.Warn
+		}
+		what := "Export"
+		if req.Mode == api.ModeRollback {
+			what = "▲ Rollback"
+		}
+		out = append(out, styled(st, wrap("   ", fmt.Sprintf("%s of %s to %s", what, strings.Join(req.Pairs, ", "), req.Point), w))...)
+		out = append(out, "")
 		for _, c := range wz.checks {
 			out = append(out, m.checkLines(c, w)...)
 		}
@@ -802,6 +885,25 @@ func (m *Model) wizView(w, h int) string {
 		out = append(out[:1:1], out[start+1:start+h]...)
 	}
 	return strings.Join(out, "\n")
+}
+
+// fieldLines is the field under the list's cursor, just below its item:
+// with the cursor when it has the keyboard, else dim and saying how to
+// reach it, so the admin sees whether a key goes to the list or the text.
+func (m *Model) fieldLines(w int) []string {
+	ti := m.listField()
+	switch {
+	case ti == nil:
+		return nil
+	case ti.Focused():
+		return []string{"     " + ti.View()}
+	}
+	v := ti.Value()
+	if v == "" {
+		v = ti.Placeholder
+	}
+	const hint = "  (tab edits)"
+	return []string{m.st.Dim.Render(cut("     "+ti.Prompt+v, w-len(hint)) + hint)}
 }
 
 func ansiWidth(s string) int { return len([]rune(s)) }
