@@ -71,7 +71,7 @@ type wizard struct {
 	chosen   map[string]bool
 	cur      int
 	point    int
-	tag      string
+	tag      journal.Tag // the tag chosen from the list
 	mode     int
 	timeIn   textinput.Model
 	destIn   textinput.Model
@@ -79,7 +79,7 @@ type wizard struct {
 	confirm  textinput.Model
 	fieldErr string
 	checks   []check
-	pinned   string // the tag a "latest" point resolved to in the check: what is recovered
+	pinned   journal.Tag // the tag a "latest" point resolved to in the check: what is recovered
 	job      string
 	startErr string
 	// The failback VM, offered on a rollback's result.
@@ -173,7 +173,9 @@ func (m *Model) commonTags() []journal.Tag {
 	first := m.tags[ids[0]]
 	for i := len(first) - 1; i >= 0; i-- {
 		t := first[i]
-		if slices.IndexFunc(out, func(o journal.Tag) bool { return o.Name == t.Name }) >= 0 {
+		// Two tags of one name (a store from before the agent refused
+		// them) are both offered, told apart by their ids.
+		if slices.IndexFunc(out, func(o journal.Tag) bool { return tagKey(o) == tagKey(t) }) >= 0 {
 			continue
 		}
 		in := true
@@ -303,7 +305,7 @@ func (m *Model) wizNext() tea.Cmd {
 			w.fieldErr = "no tag that every chosen pair has: go back and choose another point"
 			return nil
 		}
-		w.tag = tags[w.cur].Name
+		w.tag = tags[w.cur]
 		m.enterMode()
 	case stepMode:
 		if w.cur == modeExport {
@@ -487,10 +489,10 @@ func (m *Model) request() api.RecoverRequest {
 	w := &m.wiz
 	req := api.RecoverRequest{Mode: api.ModeRollback, Pairs: m.chosenPairs()}
 	switch {
-	case w.step >= stepCheck && w.pinned != "" && (w.point == pointLatestTag || w.point == pointLatestApp):
+	case w.step >= stepCheck && w.pinned.Name != "" && (w.point == pointLatestTag || w.point == pointLatestApp):
 		// What the check showed is what is recovered, though a newer
 		// tag arrives meanwhile.
-		req.Point = "tag:" + w.pinned
+		req.Point = m.tagPoint(w.pinned)
 	case w.point == pointLatestTag:
 		req.Point = "latest-tag"
 	case w.point == pointLatestTime:
@@ -498,7 +500,7 @@ func (m *Model) request() api.RecoverRequest {
 	case w.point == pointLatestApp:
 		req.Point = "latest-app-consistent"
 	case w.point == pointTag:
-		req.Point = "tag:" + w.tag
+		req.Point = m.tagPoint(w.tag)
 	case w.point == pointTime:
 		t, _ := time.Parse(time.RFC3339Nano, strings.TrimSpace(w.timeIn.Value()))
 		req.Point = "time:" + t.UTC().Format(time.RFC3339Nano)
@@ -507,6 +509,48 @@ func (m *Model) request() api.RecoverRequest {
 		req.Mode, req.Dest = api.ModeExport, strings.TrimSpace(w.destIn.Value())
 	}
 	return req
+}
+
+// tagPoint names t as the agent finds it: tag:NAME, or tagid:ID where a
+// chosen pair holds another tag of that name, which tag:NAME would not
+// tell apart (the agent refuses it as ambiguous).
+func (m *Model) tagPoint(t journal.Tag) string {
+	if t.ID != "" && slices.ContainsFunc(m.chosenPairs(), func(id string) bool { return nameRepeats(m.tags[id], t.Name) }) {
+		return "tagid:" + t.ID
+	}
+	return "tag:" + t.Name
+}
+
+// nameRepeats reports whether more than one tag of tags is called name.
+func nameRepeats(tags []journal.Tag, name string) bool {
+	first := ""
+	for _, t := range tags {
+		if t.Name != name {
+			continue
+		}
+		if k := tagKey(t); first == "" {
+			first = k
+		} else if k != first {
+			return true
+		}
+	}
+	return false
+}
+
+// tagName is t's name, with its id where the name repeats in tags.
+func tagName(t journal.Tag, tags []journal.Tag) string {
+	if t.ID != "" && nameRepeats(tags, t.Name) {
+		return t.Name + " (id " + t.ID + ")"
+	}
+	return t.Name
+}
+
+// tagKey tells tags apart as the agent does: by id, else by name.
+func tagKey(t journal.Tag) string {
+	if t.ID != "" {
+		return t.ID
+	}
+	return t.Name
 }
 
 // defaultExportDir is where exports go when no target is a file to put
@@ -604,7 +648,7 @@ func (m *Model) startRecovery() tea.Cmd {
 // file checks are a stat each: cheap enough for Update.
 func (m *Model) readiness() []check {
 	w := &m.wiz
-	w.pinned = ""
+	w.pinned = journal.Tag{}
 	req := m.request()
 	now := m.o.Now()
 	var cs []check
@@ -631,8 +675,8 @@ func (m *Model) readiness() []check {
 			add(checkFail, "these %d pairs share no %stag, so they have no common point: tag them together (t on the dashboard) or recover them one at a time",
 				len(ids), map[bool]string{true: "app-consistent ", false: ""}[w.point == pointLatestApp])
 		default:
-			w.pinned = t.Name
-			add(checkOK, "%d pairs share tag %s (%s) at %s UTC: one consistent point for all", len(ids), t.Name, t.App, clockText(t.Time, now))
+			w.pinned = t
+			add(checkOK, "%d pairs share tag %s (%s) at %s UTC: one consistent point for all", len(ids), tagName(t, m.tags[ids[0]]), t.App, clockText(t.Time, now))
 		}
 	}
 	for _, id := range ids {
@@ -667,19 +711,13 @@ func (m *Model) readiness() []check {
 // list holds, matched by id (or name when a tag has no id) as the agent
 // matches them.
 func commonTag(lists [][]journal.Tag, app bool) (journal.Tag, bool) {
-	key := func(t journal.Tag) string {
-		if t.ID != "" {
-			return t.ID
-		}
-		return t.Name
-	}
 	count := map[string]int{}
 	var best journal.Tag
 	found := false
 	for i, l := range lists {
 		seen := map[string]bool{}
 		for _, t := range l {
-			k := key(t)
+			k := tagKey(t)
 			if (app && !t.AppConsistent()) || seen[k] {
 				continue
 			}
@@ -701,8 +739,8 @@ func (m *Model) pointCheck(add func(int, string, ...any), w *wizard, p *api.Pair
 		switch w.point {
 		case pointLatestTag:
 			if t := r.LatestTag; t != nil {
-				w.pinned = t.Name
-				add(checkOK, "%s: latest tag %s (%s) at %s UTC", id, t.Name, t.App, clockText(t.Time, now))
+				w.pinned = *t
+				add(checkOK, "%s: latest tag %s (%s) at %s UTC", id, tagName(*t, tags), t.App, clockText(t.Time, now))
 			} else {
 				add(checkFail, "%s has no tag yet: choose Latest time, or tag it first", id)
 			}
@@ -721,18 +759,21 @@ func (m *Model) pointCheck(add func(int, string, ...any), w *wizard, p *api.Pair
 				add(checkFail, "%s has no app-consistent tag: choose Latest tag or Latest time", id)
 			default:
 				t := tags[i]
-				w.pinned = t.Name
-				add(checkOK, "%s: app-consistent tag %s (%s) at %s UTC", id, t.Name, t.App, clockText(t.Time, now))
+				w.pinned = t
+				add(checkOK, "%s: app-consistent tag %s (%s) at %s UTC", id, tagName(t, tags), t.App, clockText(t.Time, now))
 			}
 		case pointTag:
-			i := slices.IndexFunc(tags, func(t journal.Tag) bool { return t.Name == w.tag })
+			// As the agent will look: by id when the point is tagid:.
+			byID := strings.HasPrefix(req.Point, "tagid:")
+			i := slices.IndexFunc(tags, func(t journal.Tag) bool { return t.Name == w.tag.Name && (!byID || t.ID == w.tag.ID) })
+			name := tagName(w.tag, tags)
 			switch {
 			case !known:
 				add(checkWarn, "%s: its tags have not arrived: the agent checks when the job starts", id)
 			case i < 0:
-				add(checkFail, "%s has no tag %s", id, w.tag)
+				add(checkFail, "%s has no tag %s", id, name)
 			default:
-				add(checkOK, "%s: tag %s at %s UTC, %s", id, w.tag, clockText(tags[i].Time, now), tags[i].Accuracy)
+				add(checkOK, "%s: tag %s at %s UTC, %s", id, name, clockText(tags[i].Time, now), tags[i].Accuracy)
 			}
 		case pointTime:
 			t, _ := time.Parse(time.RFC3339Nano, strings.TrimPrefix(req.Point, "time:"))
@@ -814,7 +855,7 @@ func (m *Model) wizView(w, h int) string {
 		title("Step 2 of 5 · Which tag? (tags every chosen pair has, newest first)")
 		tags := m.commonTags()
 		for i, t := range tags {
-			item(i, fmt.Sprintf("%s  %-12s %-14s %s", t.Time.UTC().Format("2006-01-02 15:04:05"), t.App, t.Accuracy, t.Name))
+			item(i, fmt.Sprintf("%s  %-12s %-14s %s", t.Time.UTC().Format("2006-01-02 15:04:05"), t.App, t.Accuracy, tagName(t, tags)))
 		}
 		if len(tags) == 0 {
 			out = append(out, m.st.Dim.Render("   No tag that every chosen pair has (yet): esc goes back."))

@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
+	"time"
 
 	tea "charm.land/bubbletea/v2"
 	"github.com/charmbracelet/x/exp/teatest/v2"
 
 	"github.com/mtconsole/mtconsole/replication/agent/api"
+	"github.com/mtconsole/mtconsole/replication/journal"
 )
 
 // typeKeys types s key by key, as typeText does, and fails if any key
@@ -211,5 +214,56 @@ func TestFlowExportBackKeepsExport(t *testing.T) {
 	req := fa.snapshot().recs[0]
 	if req.Mode != api.ModeExport || req.Dest != dest || !slices.Equal(req.Pairs, []string{"p1"}) {
 		t.Errorf("recover request %+v, want an export of p1 to %s", req, dest)
+	}
+}
+
+// Issue 11: two tags of one name (a store from before the agent refused
+// them) were both in the detail, one in the wizard, and tag:NAME took the
+// newer. Both show with their ids, in the detail and the wizard, and the
+// one chosen is asked for by id.
+func TestRepeatedTagNamesShowIDs(t *testing.T) {
+	m := newFx(t, 120, 40, Options{Actions: &fakeActions{}})
+	tags := fxTags("p1")
+	last := tags[len(tags)-1]
+	tags = append(tags, journal.Tag{Seq: last.Seq + 100, Time: last.Time.Add(time.Minute), Name: "before-patch", App: journal.AppUser,
+		ID: "p1-dup", Accuracy: journal.Exact})
+	m.tags["p1"] = tags
+	press(m, "enter")
+	s := screenText(t, m)
+	for _, w := range []string{"before-patch (id p1-4)", "before-patch (id p1-dup)"} {
+		if !strings.Contains(s, w) {
+			t.Errorf("the detail does not show %q:\n%s", w, s)
+		}
+	}
+	if strings.Contains(s, "crash-1004 (id") {
+		t.Errorf("an id where the name does not repeat:\n%s", s)
+	}
+	press(m, "r", "enter", "down", "down", "down", "enter") // p1, a tag from the list
+	list := m.commonTags()
+	older := slices.IndexFunc(list, func(tg journal.Tag) bool { return tg.ID == "p1-4" })
+	if older < 0 || !slices.ContainsFunc(list, func(tg journal.Tag) bool { return tg.ID == "p1-dup" }) {
+		t.Fatalf("the wizard offers %v, want both before-patch tags", list)
+	}
+	if s := screenText(t, m); !strings.Contains(s, "before-patch (id p1-4)") || !strings.Contains(s, "before-patch (id p1-dup)") {
+		t.Errorf("the wizard's list does not tell them apart:\n%s", s)
+	}
+	for range older {
+		press(m, "down")
+	}
+	press(m, "enter", "enter", "ctrl+u")
+	typeText(m, "/p1.img")
+	press(m, "enter")
+	if p := m.request().Point; p != "tagid:p1-4" {
+		t.Errorf("point %q, want tagid:p1-4", p)
+	}
+	if !slices.ContainsFunc(m.wiz.checks, func(c check) bool {
+		return c.level == checkOK && strings.Contains(c.text, "p1: tag before-patch (id p1-4) at 09:53:30")
+	}) {
+		t.Errorf("the check does not find the tag by id: %+v", m.wiz.checks)
+	}
+	// A name that does not repeat is asked for by name.
+	m.wiz.tag = last
+	if p := m.request().Point; p != "tag:crash-1004" {
+		t.Errorf("point %q, want tag:crash-1004", p)
 	}
 }
