@@ -499,10 +499,8 @@ func (m *Model) key(msg tea.KeyPressMsg) tea.Cmd {
 // inputKey handles a key while a text field has the keyboard: enter and
 // esc belong to the screen, everything else to the field.
 func (m *Model) inputKey(ti *textinput.Model, msg tea.KeyPressMsg) tea.Cmd {
-	if m.screen == screenRecover {
-		if cmd, ok := m.wizFieldKey(ti, msg); ok {
-			return cmd
-		}
+	if m.screen == screenRecover && m.wizFieldKey(ti, msg) {
+		return nil
 	}
 	switch msg.String() {
 	case "enter":

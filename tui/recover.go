@@ -390,22 +390,22 @@ func (m *Model) leaveField(ti *textinput.Model) {
 	m.wiz.fieldErr = ""
 }
 
-// wizFieldKey takes the keys that move out of a list's field; ok false
+// wizFieldKey takes the keys that move out of a list's field; false
 // leaves the key to the field. Tab and ↓ go nowhere from a field: they
 // are swallowed, not typed.
-func (m *Model) wizFieldKey(ti *textinput.Model, msg tea.KeyPressMsg) (cmd tea.Cmd, ok bool) {
+func (m *Model) wizFieldKey(ti *textinput.Model, msg tea.KeyPressMsg) bool {
 	w := &m.wiz
 	if ti != &w.destIn && ti != &w.timeIn {
-		return nil, false
+		return false
 	}
 	switch msg.String() {
 	case "up", "shift+tab":
 		m.leaveField(ti)
-		return nil, true
+		return true
 	case "tab", "down":
-		return nil, true
+		return true
 	}
-	return nil, false
+	return false
 }
 
 // enterChecks runs the readiness check, and again when the chosen pairs'
