@@ -471,9 +471,15 @@ func (m *Model) key(msg tea.KeyPressMsg) tea.Cmd {
 		m.screen = screenLogs
 		return nil
 	case m.screen != screenRecover && key.Matches(msg, g.Recover):
+		// One pair chosen, the one in view: the detail's, else the
+		// dashboard's selected. Pairs tagged one by one share no point,
+		// so choosing them all would only fail the readiness check;
+		// step 1 adds the others.
 		var pairs []string
 		if m.screen == screenDetail {
 			pairs = []string{m.detail.pair}
+		} else if p := m.selected(); p != nil {
+			pairs = []string{p.ID}
 		}
 		return m.openWizard(pairs)
 	}
@@ -493,6 +499,9 @@ func (m *Model) key(msg tea.KeyPressMsg) tea.Cmd {
 // inputKey handles a key while a text field has the keyboard: enter and
 // esc belong to the screen, everything else to the field.
 func (m *Model) inputKey(ti *textinput.Model, msg tea.KeyPressMsg) tea.Cmd {
+	if m.screen == screenRecover && m.wizFieldKey(ti, msg) {
+		return nil
+	}
 	switch msg.String() {
 	case "enter":
 		return m.inputDone(ti, true)
@@ -705,6 +714,9 @@ func shortAge(d time.Duration) string {
 // F-key twins are left to the help, so the letters fit 80 columns.
 func (m *Model) keysView() string {
 	if ti := m.focused(); ti != nil {
+		if ti == &m.wiz.destIn || ti == &m.wiz.timeIn {
+			return fit(" enter next · ↑/shift+tab/esc back to the list · ctrl+u clear · paste works", m.w)
+		}
 		return fit(" enter done · esc cancel · ctrl+u clear · paste works (terminal paste)", m.w)
 	}
 	g := m.keys.Global
@@ -772,10 +784,12 @@ func (m *Model) screenKeys() []key.Binding {
 		same := func(o key.Binding) bool { return b.Help() == o.Help() }
 		switch m.wiz.step {
 		case stepPairs:
-			return false
+			return same(k.Edit)
 		case stepRun, stepResult, stepCheck, stepConfirm:
-			return same(k.Move) || same(k.Toggle) || same(k.All)
+			return same(k.Move) || same(k.Toggle) || same(k.All) || same(k.Edit)
+		case stepPoint, stepMode:
+			return same(k.Toggle) || same(k.All)
 		}
-		return same(k.Toggle) || same(k.All)
+		return same(k.Toggle) || same(k.All) || same(k.Edit)
 	})
 }

@@ -200,7 +200,7 @@ func (m *Model) tagsTable(p *api.PairStatus, w, n int, now time.Time) []string {
 			locked = "yes"
 		}
 		out = append(out, cut(fmt.Sprintf(" %-19s %-14s %-12s %s %s", t.Time.UTC().Format("2006-01-02 15:04:05"),
-			cut(string(t.Accuracy), 14), cut(t.App, 12), fit(t.Name, nameW), locked), w))
+			cut(string(t.Accuracy), 14), cut(t.App, 12), fit(tagName(t, tags), nameW), locked), w))
 	}
 	if more := len(tags) - (len(out) - 2); more > 0 {
 		out[len(out)-1] = m.st.Dim.Render(fmt.Sprintf(" … %d older tags", more+1))

@@ -149,8 +149,9 @@ func TestFlowRecoverRollback(t *testing.T) {
 	fa := &fakeActions{}
 	tm := startFlow(t, fa, Options{})
 	// p1's detail, the wizard, pairs (p1), point (latest tag), mode
-	// (rollback), readiness, then the typed confirmation: wrong first.
-	send(tm, "enter", "r", "enter", "enter", "enter", "enter")
+	// (down to rollback), readiness, then the typed confirmation: wrong
+	// first.
+	send(tm, "enter", "r", "enter", "enter", "j", "enter", "enter")
 	tm.Type("p2")
 	send(tm, "enter")
 	teatest.WaitFor(t, tm.Output(), func(b []byte) bool { return bytes.Contains(b, []byte("type p1 exactly")) })
@@ -183,11 +184,11 @@ func TestFlowRecoverExportPastedPath(t *testing.T) {
 	fa := &fakeActions{}
 	tm := startFlow(t, fa, Options{})
 	dest := t.TempDir() + "/p2.img"
-	// Dashboard wizard: every pair chosen; keep p2 only.
-	send(tm, "r", "a", "j", "space", "enter")
+	// Dashboard wizard: the selected pair (p1) chosen; p2 instead.
+	send(tm, "r", "space", "j", "space", "enter")
 	send(tm, "j", "j", "j", "enter") // a tag from the list
 	send(tm, "j", "enter")           // the second newest tag p2 has
-	send(tm, "j", "enter", "ctrl+u") // export; clear the default path
+	send(tm, "enter", "ctrl+u")      // export, the default; clear the default path
 	tm.Send(tea.PasteMsg{Content: dest + "\r\n"})
 	send(tm, "enter", "enter", "enter")
 	eventually(t, "the export", func() bool { return len(fa.snapshot().recs) == 1 })

@@ -13,7 +13,7 @@ func (m *Model) helpView(w, h int) string {
 		out = append(out, cut(fmt.Sprintf("   %-10s %s", hp.Key, hp.Desc), w))
 	}
 	out = append(out, "")
-	out = append(out, wrap(" ", "In a text field: enter done · esc cancel · ctrl+u clears the field · the terminal's paste works "+
+	out = append(out, wrap(" ", "In a text field every key typed is text, j, k, q and ? too: enter done · esc cancel · ctrl+u clears the field · the terminal's paste works "+
 		"(ctrl+v does not: it would read the server's clipboard).", w)...)
 	out = append(out, "")
 	if m.o.ReadOnly {

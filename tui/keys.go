@@ -30,7 +30,7 @@ type logsKeys struct {
 }
 
 type wizardKeys struct {
-	Move, Up, Down, Toggle, All, Next, Prev, VSphere key.Binding
+	Move, Up, Down, Toggle, All, Next, Prev, Edit, VSphere key.Binding
 }
 
 type keyMap struct {
@@ -83,6 +83,9 @@ func newKeyMap(readOnly bool) keyMap {
 			All:    bind("a", "all/none", "a"),
 			Next:   bind("enter", "next", "enter"),
 			Prev:   bind("esc", "back", "esc"),
+			// Into the field under the cursor (the time, the export
+			// path); ↑, shift+tab or esc come back out.
+			Edit: bind("tab", "edit", "tab"),
 			// Shown on the rollback's result, not in the footer.
 			VSphere: bind("v", "failback VM", "v"),
 		},
@@ -109,7 +112,7 @@ func (k keyMap) screenKeys(s screen) []key.Binding {
 	case screenLogs:
 		own = []key.Binding{k.Logs.Scroll, k.Logs.Follow, k.Logs.Filter, k.Logs.Level, g.Back, g.Recover, k.Logs.Page, g.Dashboard}
 	case screenRecover:
-		own = []key.Binding{k.Wizard.Move, k.Wizard.Toggle, k.Wizard.All, k.Wizard.Next, k.Wizard.Prev, g.Logs, g.Dashboard}
+		own = []key.Binding{k.Wizard.Move, k.Wizard.Toggle, k.Wizard.All, k.Wizard.Next, k.Wizard.Prev, k.Wizard.Edit, g.Logs, g.Dashboard}
 	}
 	return append(own, g.Redraw, g.Help, g.Quit)
 }

@@ -57,9 +57,11 @@ var pointNames = []string{
 	"A time (RFC 3339, UTC)",
 }
 
+// The modes, in the order shown. Export comes first and is the zero
+// value: the default never rewrites a disk.
 const (
-	modeRollback = iota
-	modeExport
+	modeExport = iota
+	modeRollback
 )
 
 // wizard is the recovery wizard's state.
@@ -69,7 +71,7 @@ type wizard struct {
 	chosen   map[string]bool
 	cur      int
 	point    int
-	tag      string
+	tag      journal.Tag // the tag chosen from the list
 	mode     int
 	timeIn   textinput.Model
 	destIn   textinput.Model
@@ -77,7 +79,7 @@ type wizard struct {
 	confirm  textinput.Model
 	fieldErr string
 	checks   []check
-	pinned   string // the tag a "latest" point resolved to in the check: what is recovered
+	pinned   journal.Tag // the tag a "latest" point resolved to in the check: what is recovered
 	job      string
 	startErr string
 	// The failback VM, offered on a rollback's result.
@@ -114,8 +116,8 @@ func (w *wizard) focused() *textinput.Model {
 	return nil
 }
 
-// openWizard starts the wizard on pairs (none: all), or shows the job
-// that is running.
+// openWizard starts the wizard with pairs chosen (none: the admin
+// chooses on step 1), or shows the job that is running.
 func (m *Model) openWizard(pairs []string) tea.Cmd {
 	m.screen = screenRecover
 	if m.wiz.step == stepVSRun {
@@ -138,9 +140,6 @@ func (m *Model) openWizard(pairs []string) tea.Cmd {
 		all = append(all, p.ID)
 	}
 	slices.Sort(all)
-	if len(pairs) == 0 {
-		pairs = all
-	}
 	m.wiz = wizard{pairs: all, chosen: map[string]bool{},
 		timeIn: newInput("Time: "), destIn: newInput("Export to: "), confirm: newInput("Confirm: "),
 		vsName: newInput("VM name: "), vsConfirm: newInput("Confirm: ")}
@@ -174,7 +173,9 @@ func (m *Model) commonTags() []journal.Tag {
 	first := m.tags[ids[0]]
 	for i := len(first) - 1; i >= 0; i-- {
 		t := first[i]
-		if slices.IndexFunc(out, func(o journal.Tag) bool { return o.Name == t.Name }) >= 0 {
+		// Two tags of one name (a store from before the agent refused
+		// them) are both offered, told apart by their ids.
+		if slices.IndexFunc(out, func(o journal.Tag) bool { return tagKey(o) == tagKey(t) }) >= 0 {
 			continue
 		}
 		in := true
@@ -205,6 +206,8 @@ func (m *Model) wizKey(msg tea.KeyPressMsg) tea.Cmd {
 		return m.wizBack()
 	case key.Matches(msg, k.Next):
 		return m.wizNext()
+	case key.Matches(msg, k.Edit):
+		return m.editField()
 	case w.step == stepResult && key.Matches(msg, k.VSphere):
 		return m.vsStart()
 	}
@@ -252,10 +255,17 @@ func (m *Model) wizBack() tea.Cmd {
 		}
 	case stepPoint:
 		w.step, w.cur = stepPairs, 0
-	case stepTag, stepMode:
+	case stepTag:
 		w.step, w.cur = stepPoint, w.point
+	case stepMode:
+		// Back where the admin was: in the time field, if they wrote one.
+		w.step, w.cur = stepPoint, w.point
+		return m.editField()
 	case stepCheck:
+		// Back in the path field, if it was an export: what is typed
+		// next goes into the path, never to the mode list.
 		w.step, w.cur = stepMode, w.mode
+		return m.editField()
 	case stepConfirm:
 		w.step = stepCheck
 	case stepVSPlan:
@@ -285,9 +295,9 @@ func (m *Model) wizNext() tea.Cmd {
 		case pointTag:
 			w.step, w.cur = stepTag, 0
 		case pointTime:
-			return w.timeIn.Focus()
+			return m.editField()
 		default:
-			w.step, w.cur = stepMode, w.mode
+			m.enterMode()
 		}
 	case stepTag:
 		tags := m.commonTags()
@@ -295,21 +305,14 @@ func (m *Model) wizNext() tea.Cmd {
 			w.fieldErr = "no tag that every chosen pair has: go back and choose another point"
 			return nil
 		}
-		w.tag = tags[w.cur].Name
-		w.step, w.cur = stepMode, w.mode
+		w.tag = tags[w.cur]
+		m.enterMode()
 	case stepMode:
-		w.mode = w.cur
-		if w.mode == modeExport {
-			// The default follows the pairs and the point chosen, until
-			// the admin writes a path of their own.
-			def := m.defaultDest(m.request())
-			if v := w.destIn.Value(); v == "" || v == w.destAuto {
-				w.destIn.SetValue(def)
-				w.destIn.CursorEnd()
-			}
-			w.destAuto, w.destIn.Placeholder = def, def
-			return w.destIn.Focus()
+		if w.cur == modeExport {
+			// Enter on Export opens its path; the path's own enter goes on.
+			return m.editField()
 		}
+		w.mode = modeRollback
 		return m.enterChecks()
 	case stepCheck:
 		if slices.ContainsFunc(w.checks, func(c check) bool { return c.level == checkFail }) {
@@ -330,6 +333,79 @@ func (m *Model) wizNext() tea.Cmd {
 		return m.wizBack()
 	}
 	return nil
+}
+
+// enterMode shows the modes, the cursor on the one chosen before (Export
+// at first), the export path filled with its default.
+func (m *Model) enterMode() {
+	w := &m.wiz
+	w.step, w.cur = stepMode, w.mode
+	// The default follows the pairs and the point chosen, until the admin
+	// writes a path of their own.
+	def := m.defaultDest(m.request())
+	if v := w.destIn.Value(); v == "" || v == w.destAuto {
+		w.destIn.SetValue(def)
+		w.destIn.CursorEnd()
+	}
+	w.destAuto, w.destIn.Placeholder = def, def
+}
+
+// listField is the field that belongs to the list item under the cursor:
+// the time under "A time", the path under "Export"; nil elsewhere.
+func (m *Model) listField() *textinput.Model {
+	w := &m.wiz
+	switch {
+	case w.step == stepPoint && w.cur == pointTime:
+		return &w.timeIn
+	case w.step == stepMode && w.cur == modeExport:
+		return &w.destIn
+	}
+	return nil
+}
+
+// editField gives the keyboard to the field under the cursor (tab or
+// enter on its item, or coming back to it). From then on every printable
+// key is the field's: nothing typed can move the list, so a path with a
+// j or a k in it can never turn an export into a rollback. The field
+// fixes its item: the time field means the point is a time, the path
+// field that the mode is Export.
+func (m *Model) editField() tea.Cmd {
+	w := &m.wiz
+	ti := m.listField()
+	if ti == nil {
+		return nil
+	}
+	if ti == &w.destIn {
+		w.mode = modeExport
+	} else {
+		w.point = pointTime
+	}
+	return ti.Focus()
+}
+
+// leaveField hands the keyboard back from a list's field to its list, the
+// cursor on the field's item: ↑, shift+tab or esc.
+func (m *Model) leaveField(ti *textinput.Model) {
+	ti.Blur()
+	m.wiz.fieldErr = ""
+}
+
+// wizFieldKey takes the keys that move out of a list's field; false
+// leaves the key to the field. Tab and ↓ go nowhere from a field: they
+// are swallowed, not typed.
+func (m *Model) wizFieldKey(ti *textinput.Model, msg tea.KeyPressMsg) bool {
+	w := &m.wiz
+	if ti != &w.destIn && ti != &w.timeIn {
+		return false
+	}
+	switch msg.String() {
+	case "up", "shift+tab":
+		m.leaveField(ti)
+		return true
+	case "tab", "down":
+		return true
+	}
+	return false
 }
 
 // enterChecks runs the readiness check, and again when the chosen pairs'
@@ -355,8 +431,7 @@ func (m *Model) wizInputDone(ok bool) tea.Cmd {
 		return m.vsInputDone(ti, ok)
 	}
 	if !ok {
-		ti.Blur()
-		w.fieldErr = ""
+		m.leaveField(ti)
 		if ti == &w.confirm {
 			w.step = stepCheck
 		}
@@ -374,7 +449,8 @@ func (m *Model) wizInputDone(ok bool) tea.Cmd {
 			return nil
 		}
 		ti.Blur()
-		w.step, w.cur = stepMode, w.mode
+		w.point = pointTime
+		m.enterMode()
 	case &w.destIn:
 		if v == "" {
 			v = w.destAuto
@@ -385,6 +461,7 @@ func (m *Model) wizInputDone(ok bool) tea.Cmd {
 			return nil
 		}
 		ti.Blur()
+		w.mode = modeExport // the path's enter: an export, whatever the list did
 		return m.enterChecks()
 	case &w.confirm:
 		if want := m.confirmWord(); v != want {
@@ -412,10 +489,10 @@ func (m *Model) request() api.RecoverRequest {
 	w := &m.wiz
 	req := api.RecoverRequest{Mode: api.ModeRollback, Pairs: m.chosenPairs()}
 	switch {
-	case w.step >= stepCheck && w.pinned != "" && (w.point == pointLatestTag || w.point == pointLatestApp):
+	case w.step >= stepCheck && w.pinned.Name != "" && (w.point == pointLatestTag || w.point == pointLatestApp):
 		// What the check showed is what is recovered, though a newer
 		// tag arrives meanwhile.
-		req.Point = "tag:" + w.pinned
+		req.Point = m.tagPoint(w.pinned)
 	case w.point == pointLatestTag:
 		req.Point = "latest-tag"
 	case w.point == pointLatestTime:
@@ -423,7 +500,7 @@ func (m *Model) request() api.RecoverRequest {
 	case w.point == pointLatestApp:
 		req.Point = "latest-app-consistent"
 	case w.point == pointTag:
-		req.Point = "tag:" + w.tag
+		req.Point = m.tagPoint(w.tag)
 	case w.point == pointTime:
 		t, _ := time.Parse(time.RFC3339Nano, strings.TrimSpace(w.timeIn.Value()))
 		req.Point = "time:" + t.UTC().Format(time.RFC3339Nano)
@@ -432,6 +509,48 @@ func (m *Model) request() api.RecoverRequest {
 		req.Mode, req.Dest = api.ModeExport, strings.TrimSpace(w.destIn.Value())
 	}
 	return req
+}
+
+// tagPoint names t as the agent finds it: tag:NAME, or tagid:ID where a
+// chosen pair holds another tag of that name, which tag:NAME would not
+// tell apart (the agent refuses it as ambiguous).
+func (m *Model) tagPoint(t journal.Tag) string {
+	if t.ID != "" && slices.ContainsFunc(m.chosenPairs(), func(id string) bool { return nameRepeats(m.tags[id], t.Name) }) {
+		return "tagid:" + t.ID
+	}
+	return "tag:" + t.Name
+}
+
+// nameRepeats reports whether more than one tag of tags is called name.
+func nameRepeats(tags []journal.Tag, name string) bool {
+	first := ""
+	for _, t := range tags {
+		if t.Name != name {
+			continue
+		}
+		if k := tagKey(t); first == "" {
+			first = k
+		} else if k != first {
+			return true
+		}
+	}
+	return false
+}
+
+// tagName is t's name, with its id where the name repeats in tags.
+func tagName(t journal.Tag, tags []journal.Tag) string {
+	if t.ID != "" && nameRepeats(tags, t.Name) {
+		return t.Name + " (id " + t.ID + ")"
+	}
+	return t.Name
+}
+
+// tagKey tells tags apart as the agent does: by id, else by name.
+func tagKey(t journal.Tag) string {
+	if t.ID != "" {
+		return t.ID
+	}
+	return t.Name
 }
 
 // defaultExportDir is where exports go when no target is a file to put
@@ -529,7 +648,7 @@ func (m *Model) startRecovery() tea.Cmd {
 // file checks are a stat each: cheap enough for Update.
 func (m *Model) readiness() []check {
 	w := &m.wiz
-	w.pinned = ""
+	w.pinned = journal.Tag{}
 	req := m.request()
 	now := m.o.Now()
 	var cs []check
@@ -556,8 +675,8 @@ func (m *Model) readiness() []check {
 			add(checkFail, "these %d pairs share no %stag, so they have no common point: tag them together (t on the dashboard) or recover them one at a time",
 				len(ids), map[bool]string{true: "app-consistent ", false: ""}[w.point == pointLatestApp])
 		default:
-			w.pinned = t.Name
-			add(checkOK, "%d pairs share tag %s (%s) at %s UTC: one consistent point for all", len(ids), t.Name, t.App, clockText(t.Time, now))
+			w.pinned = t
+			add(checkOK, "%d pairs share tag %s (%s) at %s UTC: one consistent point for all", len(ids), tagName(t, m.tags[ids[0]]), t.App, clockText(t.Time, now))
 		}
 	}
 	for _, id := range ids {
@@ -592,19 +711,13 @@ func (m *Model) readiness() []check {
 // list holds, matched by id (or name when a tag has no id) as the agent
 // matches them.
 func commonTag(lists [][]journal.Tag, app bool) (journal.Tag, bool) {
-	key := func(t journal.Tag) string {
-		if t.ID != "" {
-			return t.ID
-		}
-		return t.Name
-	}
 	count := map[string]int{}
 	var best journal.Tag
 	found := false
 	for i, l := range lists {
 		seen := map[string]bool{}
 		for _, t := range l {
-			k := key(t)
+			k := tagKey(t)
 			if (app && !t.AppConsistent()) || seen[k] {
 				continue
 			}
@@ -626,8 +739,8 @@ func (m *Model) pointCheck(add func(int, string, ...any), w *wizard, p *api.Pair
 		switch w.point {
 		case pointLatestTag:
 			if t := r.LatestTag; t != nil {
-				w.pinned = t.Name
-				add(checkOK, "%s: latest tag %s (%s) at %s UTC", id, t.Name, t.App, clockText(t.Time, now))
+				w.pinned = *t
+				add(checkOK, "%s: latest tag %s (%s) at %s UTC", id, tagName(*t, tags), t.App, clockText(t.Time, now))
 			} else {
 				add(checkFail, "%s has no tag yet: choose Latest time, or tag it first", id)
 			}
@@ -646,18 +759,21 @@ func (m *Model) pointCheck(add func(int, string, ...any), w *wizard, p *api.Pair
 				add(checkFail, "%s has no app-consistent tag: choose Latest tag or Latest time", id)
 			default:
 				t := tags[i]
-				w.pinned = t.Name
-				add(checkOK, "%s: app-consistent tag %s (%s) at %s UTC", id, t.Name, t.App, clockText(t.Time, now))
+				w.pinned = t
+				add(checkOK, "%s: app-consistent tag %s (%s) at %s UTC", id, tagName(t, tags), t.App, clockText(t.Time, now))
 			}
 		case pointTag:
-			i := slices.IndexFunc(tags, func(t journal.Tag) bool { return t.Name == w.tag })
+			// As the agent will look: by id when the point is tagid:.
+			byID := strings.HasPrefix(req.Point, "tagid:")
+			i := slices.IndexFunc(tags, func(t journal.Tag) bool { return t.Name == w.tag.Name && (!byID || t.ID == w.tag.ID) })
+			name := tagName(w.tag, tags)
 			switch {
 			case !known:
 				add(checkWarn, "%s: its tags have not arrived: the agent checks when the job starts", id)
 			case i < 0:
-				add(checkFail, "%s has no tag %s", id, w.tag)
+				add(checkFail, "%s has no tag %s", id, name)
 			default:
-				add(checkOK, "%s: tag %s at %s UTC, %s", id, w.tag, clockText(tags[i].Time, now), tags[i].Accuracy)
+				add(checkOK, "%s: tag %s at %s UTC, %s", id, name, clockText(tags[i].Time, now), tags[i].Accuracy)
 			}
 		case pointTime:
 			t, _ := time.Parse(time.RFC3339Nano, strings.TrimPrefix(req.Point, "time:"))
@@ -734,27 +850,35 @@ func (m *Model) wizView(w, h int) string {
 			}
 			item(i, mark+" "+s)
 		}
-		if wz.timeIn.Focused() || wz.point == pointTime && wz.timeIn.Value() != "" {
-			out = append(out, "", "   "+wz.timeIn.View())
-		}
+		out = append(out, m.fieldLines(w)...)
 	case stepTag:
 		title("Step 2 of 5 · Which tag? (tags every chosen pair has, newest first)")
 		tags := m.commonTags()
 		for i, t := range tags {
-			item(i, fmt.Sprintf("%s  %-12s %-14s %s", t.Time.UTC().Format("2006-01-02 15:04:05"), t.App, t.Accuracy, t.Name))
+			item(i, fmt.Sprintf("%s  %-12s %-14s %s", t.Time.UTC().Format("2006-01-02 15:04:05"), t.App, t.Accuracy, tagName(t, tags)))
 		}
 		if len(tags) == 0 {
 			out = append(out, m.st.Dim.Render("   No tag that every chosen pair has (yet): esc goes back."))
 		}
 	case stepMode:
 		title("Step 3 of 5 · How?")
-		item(0, "Rollback: rewrite the targets in place (ends the pairs)")
-		item(1, "Export: write an image to a new path, the pairs keep replicating")
-		if wz.destIn.Focused() || wz.mode == modeExport && wz.destIn.Value() != "" {
-			out = append(out, "", "   "+wz.destIn.View())
-		}
+		item(modeExport, "Export: write an image to a new path, the pairs keep replicating")
+		out = append(out, m.fieldLines(w)...)
+		item(modeRollback, "Rollback: rewrite the targets in place (ends the pairs)")
 	case stepCheck:
 		title("Step 4 of 5 · Readiness check")
+		// What is checked is what will run: the mode stands first.
+		req := m.request()
+		st := m.st.Bold
+		if req.Mode == api.ModeRollback {
+			st = m.st.Warn
+		}
+		what := "Export"
+		if req.Mode == api.ModeRollback {
+			what = "▲ Rollback"
+		}
+		out = append(out, styled(st, wrap("   ", fmt.Sprintf("%s of %s to %s", what, strings.Join(req.Pairs, ", "), req.Point), w))...)
+		out = append(out, "")
 		for _, c := range wz.checks {
 			out = append(out, m.checkLines(c, w)...)
 		}
@@ -802,6 +926,25 @@ func (m *Model) wizView(w, h int) string {
 		out = append(out[:1:1], out[start+1:start+h]...)
 	}
 	return strings.Join(out, "\n")
+}
+
+// fieldLines is the field under the list's cursor, just below its item:
+// with the cursor when it has the keyboard, else dim and saying how to
+// reach it, so the admin sees whether a key goes to the list or the text.
+func (m *Model) fieldLines(w int) []string {
+	ti := m.listField()
+	switch {
+	case ti == nil:
+		return nil
+	case ti.Focused():
+		return []string{"     " + ti.View()}
+	}
+	v := ti.Value()
+	if v == "" {
+		v = ti.Placeholder
+	}
+	const hint = "  (tab edits)"
+	return []string{m.st.Dim.Render(cut("     "+ti.Prompt+v, w-len(hint)) + hint)}
 }
 
 func ansiWidth(s string) int { return len([]rune(s)) }

@@ -111,7 +111,7 @@ func TestVSphereNotConfigured(t *testing.T) {
 func TestFlowVSphereCreate(t *testing.T) {
 	fa, fv := &fakeActions{}, &fakeVSphere{checks: vsChecksOK}
 	tm := startFlow(t, fa, Options{VSphere: fv})
-	send(tm, "enter", "r", "enter", "enter", "enter", "enter")
+	send(tm, "enter", "r", "enter", "enter", "j", "enter", "enter") // p1, latest tag, rollback
 	tm.Type("p1")
 	send(tm, "enter")
 	eventually(t, "the recovery", func() bool { return len(fa.snapshot().recs) == 1 })

@@ -35,7 +35,7 @@ event stream, and Ctrl-C leaves the job running.
                    Needs --pairs and a typed confirmation (or --yes).
 
 Points: latest-tag, latest-time, latest-app-consistent, earliest,
-tag:NAME or time:RFC3339. Several pairs recover to one multi-disk point.
+tag:NAME (a name or an id), tagid:ID or time:RFC3339. Several pairs recover to one multi-disk point.
 When no agent runs, use "mtconsole retention recover|rollback" on the
 stores directly.
 ` + exitCodesHelp,
@@ -155,7 +155,7 @@ stores directly.
 		},
 	}
 	addSocketFlag(c, &socket)
-	c.Flags().StringVar(&point, "point", "latest-tag", "latest-tag, latest-time, latest-app-consistent, earliest, tag:NAME or time:RFC3339")
+	c.Flags().StringVar(&point, "point", "latest-tag", "latest-tag, latest-time, latest-app-consistent, earliest, tag:NAME, tagid:ID or time:RFC3339")
 	c.Flags().StringVar(&mode, "mode", "", "export (an image to --dest) or rollback (the targets in place; the pairs end)")
 	c.Flags().StringVar(&dest, "dest", "", "export: a new file, or a new directory for several pairs")
 	c.Flags().StringVar(&pairs, "pairs", "", "comma-separated pair ids (export default: every pair)")

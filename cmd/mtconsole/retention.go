@@ -280,7 +280,7 @@ type recoverFlags struct {
 
 func (f *recoverFlags) add(c *cobra.Command) {
 	c.Flags().StringVar(&f.dir, "dir", "", "the pair's retention directory")
-	c.Flags().StringVar(&f.point, "point", "latest-tag", "latest-tag, latest-time, latest-app-consistent, earliest, tag:NAME or time:RFC3339")
+	c.Flags().StringVar(&f.point, "point", "latest-tag", "latest-tag, latest-time, latest-app-consistent, earliest, tag:NAME, tagid:ID or time:RFC3339")
 	c.Flags().StringVar(&f.target, "target", "", "the pair's target (default: as recorded in the catalogue)")
 	c.Flags().BoolVar(&f.asJSON, "json", false, "print the result as JSON")
 }

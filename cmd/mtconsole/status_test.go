@@ -99,6 +99,12 @@ func TestStatusCommands(t *testing.T) {
 		}
 		_, _, err := run(t, "tag", " ", "--socket", sock)
 		wantErr(t, err, true, "name")
+		// Issue 11: a name the pair holds is refused (exit 1), saying
+		// which pair and when the first was placed.
+		_, _, err = run(t, "tag", "before-upgrade", "--socket", sock)
+		wantErr(t, err, false, "pair "+fxPair+" already has a tag \"before-upgrade\"", "placed ", "another name")
+		_, _, err = run(t, "tag", "before\nupgrade", "--socket", sock)
+		wantErr(t, err, true, "name", "control character")
 	})
 
 	t.Run("recover export", func(t *testing.T) {

@@ -22,8 +22,10 @@ process server, which issues it at one point of the sources' write order
 recovered together with "mtconsole recover --point tag:NAME". Every pair
 must be connected and in Differential Sync (a point inside a resync is not
 consistent); otherwise nothing is tagged and the command says which pair
-is not ready. Crash- and application-consistent tags on a schedule come
-from the process server too.
+is not ready. A name one of the pairs already holds is refused (exit 1),
+so tag:NAME always names one point; a name is at most 128 bytes, without
+control characters or spaces at its ends. Crash- and application-
+consistent tags on a schedule come from the process server too.
 ` + exitCodesHelp,
 		Args: usageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {

@@ -1,7 +1,7 @@
 // Package recovery turns a retention store into images of the past.
 //
 // A Point (latest-tag, latest-time, latest-app-consistent, earliest,
-// tag:NAME, time:RFC3339) is resolved in one store or, for a group of
+// tag:NAME, tagid:ID, time:RFC3339) is resolved in one store or, for a group of
 // pairs, to one multi-disk point (the newest tag every pair holds). Rollback
 // rewrites the target in place and ends the pair; Export copies the target
 // to a new file or device (copy_file_range where it can) and rolls the copy

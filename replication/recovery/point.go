@@ -21,20 +21,26 @@ const (
 	TagNamed               // a tag by name or id
 	AtTime                 // the newest point at or before a time
 	Earliest               // the oldest point still recoverable
+	TagID                  // a tag by its id alone: where a name repeats
 )
 
 // Point names a recovery point.
 type Point struct {
 	Kind Kind
-	Name string    // TagNamed
+	Name string    // TagNamed: the name or id; TagID: the id
 	Time time.Time // AtTime
 }
 
 // ErrNoPoint is a point that the retention store cannot provide.
 var ErrNoPoint = errors.New("no such recovery point")
 
+// ErrAmbiguousTag is a tag:NAME that more than one tag of a pair answers
+// to: stores written before duplicate names were refused may hold them.
+// tagid:ID names one.
+var ErrAmbiguousTag = errors.New("ambiguous tag name")
+
 // ParsePoint reads latest-tag, latest-time, latest-app-consistent,
-// earliest, tag:NAME or time:RFC3339.
+// earliest, tag:NAME, tagid:ID or time:RFC3339.
 func ParsePoint(s string) (Point, error) {
 	switch s {
 	case "latest-tag", "":
@@ -49,6 +55,9 @@ func ParsePoint(s string) (Point, error) {
 	if name, ok := strings.CutPrefix(s, "tag:"); ok && name != "" {
 		return Point{Kind: TagNamed, Name: name}, nil
 	}
+	if id, ok := strings.CutPrefix(s, "tagid:"); ok && id != "" {
+		return Point{Kind: TagID, Name: id}, nil
+	}
 	if ts, ok := strings.CutPrefix(s, "time:"); ok {
 		t, err := time.Parse(time.RFC3339Nano, ts)
 		if err != nil {
@@ -56,7 +65,7 @@ func ParsePoint(s string) (Point, error) {
 		}
 		return Point{Kind: AtTime, Time: t.UTC()}, nil
 	}
-	return Point{}, fmt.Errorf("point %q: want latest-tag, latest-time, latest-app-consistent, earliest, tag:NAME or time:RFC3339", s)
+	return Point{}, fmt.Errorf("point %q: want latest-tag, latest-time, latest-app-consistent, earliest, tag:NAME, tagid:ID or time:RFC3339", s)
 }
 
 func (p Point) String() string {
@@ -69,6 +78,8 @@ func (p Point) String() string {
 		return "latest-app-consistent"
 	case TagNamed:
 		return "tag:" + p.Name
+	case TagID:
+		return "tagid:" + p.Name
 	case AtTime:
 		return "time:" + p.Time.UTC().Format(time.RFC3339Nano)
 	}
@@ -98,13 +109,7 @@ func Resolve(st *journal.Store, p Point) (Resolved, error) {
 	eSeq, _ := st.Earliest()
 	tags := st.Tags()
 	fromTag := func(match func(journal.Tag) bool, what string) (Resolved, error) {
-		for i := len(tags) - 1; i >= 0; i-- {
-			if match(tags[i]) {
-				t := tags[i]
-				return Resolved{Pair: pair, Seq: t.Seq, Time: t.Time, Tag: &t, Accuracy: accuracy(st, t.Seq)}, nil
-			}
-		}
-		return Resolved{}, fmt.Errorf("pair %s: %w: %s", pair, ErrNoPoint, what)
+		return newestTag(st, tags, match, what)
 	}
 	switch p.Kind {
 	case LatestTag:
@@ -112,7 +117,13 @@ func Resolve(st *journal.Store, p Point) (Resolved, error) {
 	case LatestApp:
 		return fromTag(journal.Tag.AppConsistent, "no application-consistent tag in the retention window")
 	case TagNamed:
-		return fromTag(func(t journal.Tag) bool { return t.Name == p.Name || t.ID == p.Name }, fmt.Sprintf("no tag %q (list them with `mtconsole retention events`)", p.Name))
+		match := func(t journal.Tag) bool { return t.Name == p.Name || t.ID == p.Name }
+		if err := unambiguous(pair, p.Name, tags, match); err != nil {
+			return Resolved{}, err
+		}
+		return fromTag(match, fmt.Sprintf("no tag %q (list them with `mtconsole retention events`)", p.Name))
+	case TagID:
+		return fromTag(func(t journal.Tag) bool { return t.ID == p.Name }, fmt.Sprintf("no tag with id %q (list them with `mtconsole retention events`)", p.Name))
 	case LatestTime:
 		s := st.State()
 		return Resolved{Pair: pair, Seq: s.Applied, Time: s.AppliedTime, Accuracy: accuracy(st, s.Applied)}, nil
@@ -130,6 +141,38 @@ func Resolve(st *journal.Store, p Point) (Resolved, error) {
 		return Resolved{Pair: pair, Seq: seq, Time: t, Accuracy: accuracy(st, seq)}, nil
 	}
 	return Resolved{}, fmt.Errorf("unknown point kind %d", p.Kind)
+}
+
+// unambiguous refuses a tag:NAME that more than one tag of the pair
+// answers to, listing them so the admin can name one with tagid:ID. A
+// tag journaled twice (one id) is one tag.
+func unambiguous(pair, name string, tags []journal.Tag, match func(journal.Tag) bool) error {
+	var which []string
+	seen := map[string]bool{}
+	for _, t := range tags {
+		if !match(t) {
+			continue
+		}
+		k := t.ID
+		if k == "" {
+			k = fmt.Sprintf("seq %d", t.Seq) // no id: each record its own tag
+		}
+		if seen[k] {
+			continue
+		}
+		seen[k] = true
+		at := t.Time.UTC().Format("2006-01-02 15:04:05")
+		if t.ID == "" {
+			which = append(which, fmt.Sprintf("no id, sequence %d at %s UTC (time:%s)", t.Seq, at, t.Time.UTC().Format(time.RFC3339Nano)))
+		} else {
+			which = append(which, fmt.Sprintf("id %s at %s UTC", t.ID, at))
+		}
+	}
+	if len(which) < 2 {
+		return nil
+	}
+	return fmt.Errorf("pair %s: %w: %d tags answer to %q: %s; name one with tagid:ID",
+		pair, ErrAmbiguousTag, len(which), name, strings.Join(which, "; "))
 }
 
 func accuracy(st *journal.Store, seq uint64) journal.Accuracy {
@@ -186,7 +229,10 @@ func ResolveGroup(stores map[string]*journal.Store, p Point) (map[string]Resolve
 			return nil, fmt.Errorf("%w: no tag common to pairs %s", ErrNoPoint, strings.Join(ids, ", "))
 		}
 		for _, id := range ids {
-			r, err := Resolve(stores[id], Point{Kind: TagNamed, Name: best})
+			// By the key the pairs share (the id, else the name): a name
+			// that repeats in an old store takes its newest, as before.
+			r, err := newestTag(stores[id], stores[id].Tags(), func(t journal.Tag) bool { return tagKey(t) == best },
+				fmt.Sprintf("no tag %q", best))
 			if err != nil {
 				return nil, err
 			}
@@ -216,6 +262,19 @@ func ResolveGroup(stores map[string]*journal.Store, p Point) (map[string]Resolve
 		return nil, fmt.Errorf("%s", strings.Join(missing, "; "))
 	}
 	return out, nil
+}
+
+// newestTag is the newest of st's tags (oldest first) that match; what
+// says what is missing when none does.
+func newestTag(st *journal.Store, tags []journal.Tag, match func(journal.Tag) bool, what string) (Resolved, error) {
+	pair := st.State().Pair
+	for i := len(tags) - 1; i >= 0; i-- {
+		if match(tags[i]) {
+			t := tags[i]
+			return Resolved{Pair: pair, Seq: t.Seq, Time: t.Time, Tag: &t, Accuracy: accuracy(st, t.Seq)}, nil
+		}
+	}
+	return Resolved{}, fmt.Errorf("pair %s: %w: %s", pair, ErrNoPoint, what)
 }
 
 func tagKey(t journal.Tag) string {

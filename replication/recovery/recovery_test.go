@@ -57,6 +57,7 @@ func TestParsePoint(t *testing.T) {
 		"latest-app-consistent":     {Kind: LatestApp},
 		"earliest":                  {Kind: Earliest},
 		"tag:FS_1":                  {Kind: TagNamed, Name: "FS_1"},
+		"tagid:5f0c6a8e":            {Kind: TagID, Name: "5f0c6a8e"},
 		"time:2026-11-26T10:30:00Z": {Kind: AtTime, Time: time.Date(2026, 11, 26, 10, 30, 0, 0, time.UTC)},
 	}
 	for s, want := range good {
@@ -68,7 +69,7 @@ func TestParsePoint(t *testing.T) {
 			t.Errorf("%q prints as %q", s, p.String())
 		}
 	}
-	for _, s := range []string{"latest", "tag:", "time:yesterday", "time:2026-11-26 10:30"} {
+	for _, s := range []string{"latest", "tag:", "tagid:", "time:yesterday", "time:2026-11-26 10:30"} {
 		if _, err := ParsePoint(s); err == nil || !strings.Contains(err.Error(), s) {
 			t.Errorf("ParsePoint(%q) = %v, want an error naming it", s, err)
 		}

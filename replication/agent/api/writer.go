@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/mtconsole/mtconsole/replication/journal"
 	"github.com/mtconsole/mtconsole/replication/recovery"
@@ -31,6 +33,12 @@ type WriterBackend struct {
 	tag  Tagger
 	cs   func() *CSStatus
 
+	// tagMu makes an admin tag's name check and its placing one step;
+	// placed keeps, per pair, the admin tags placed here until the
+	// retention store holds them (the applier may lag far behind).
+	tagMu  sync.Mutex
+	placed map[string][]journal.Tag
+
 	mu      sync.Mutex
 	configs map[string]writer.PairConfig
 	jobs    map[string]*Job
@@ -47,7 +55,7 @@ type WriterBackend struct {
 func FromWriter(w *writer.Writer, info HostInfo, hub *Hub, configs ...writer.PairConfig) *WriterBackend {
 	ctx, cancel := context.WithCancel(context.Background())
 	b := &WriterBackend{w: w, info: info, hub: hub, now: time.Now, configs: map[string]writer.PairConfig{},
-		jobs: map[string]*Job{}, busy: map[string]string{}, ctx: ctx, cancel: cancel}
+		jobs: map[string]*Job{}, busy: map[string]string{}, placed: map[string][]journal.Tag{}, ctx: ctx, cancel: cancel}
 	if b.info.Started.IsZero() {
 		b.info.Started = time.Now()
 	}
@@ -153,9 +161,12 @@ func (b *WriterBackend) SetTagger(t Tagger) { b.tag = t }
 // set (one point of the sources' write order for every pair asked for),
 // else journaled at each pair's next sequence (a writer fed by this
 // process alone).
+//
+// A name a pair already holds is refused before anything is asked: two
+// tags of one name would make tag:NAME ambiguous.
 func (b *WriterBackend) Tag(req TagRequest) (TagResult, error) {
-	if strings.TrimSpace(req.Name) == "" {
-		return TagResult{}, badField("name", "a tag needs a name")
+	if err := checkTagName(req.Name); err != nil {
+		return TagResult{}, err
 	}
 	ps, err := b.pairs(req.Pairs)
 	if err != nil {
@@ -164,8 +175,22 @@ func (b *WriterBackend) Tag(req TagRequest) (TagResult, error) {
 	if req.App == "" {
 		req.App = journal.AppUser
 	}
+	b.tagMu.Lock()
+	defer b.tagMu.Unlock()
+	for _, p := range ps {
+		if t, ok := b.tagNamed(p, req.Name); ok {
+			return TagResult{}, fmt.Errorf("%w: pair %s already has a tag %q (id %s, placed %s UTC): give the new tag another name, so tag:NAME names one point",
+				ErrConflict, p.ID(), t.Name, t.ID, t.Time.UTC().Format("2006-01-02 15:04:05"))
+		}
+	}
 	info := journal.TagInfo{Name: req.Name, App: strings.ToUpper(req.App), ID: newID(), Time: b.now().UTC()}
 	res := TagResult{Name: info.Name, App: info.App, ID: info.ID, Time: info.Time, Pairs: map[string]uint64{}}
+	// Whatever was placed counts, also when the rest failed.
+	defer func() {
+		for id, seq := range res.Pairs {
+			b.placed[id] = append(b.placed[id], journal.Tag{Seq: seq, Time: info.Time, Name: info.Name, App: info.App, ID: info.ID})
+		}
+	}()
 	if b.tag != nil {
 		ids := make([]string, len(ps))
 		for i, p := range ps {
@@ -188,6 +213,62 @@ func (b *WriterBackend) Tag(req TagRequest) (TagResult, error) {
 		res.Pairs[p.ID()] = seq
 	}
 	return res, nil
+}
+
+// MaxTagName is the longest admin tag name, in bytes.
+const MaxTagName = 128
+
+// checkTagName refuses a name that could not be typed back as
+// tag:NAME: empty, control characters (a newline, a NUL), spaces at its
+// ends, not UTF-8, or longer than MaxTagName.
+func checkTagName(name string) error {
+	switch {
+	case strings.TrimSpace(name) == "":
+		return badField("name", "a tag needs a name")
+	case !utf8.ValidString(name):
+		return badField("name", "tag name %q is not UTF-8 text", name)
+	case len(name) > MaxTagName:
+		return badField("name", "tag name is %d bytes, at most %d: give a shorter one", len(name), MaxTagName)
+	case strings.TrimSpace(name) != name:
+		return badField("name", "tag name %q starts or ends with a space: drop it", name)
+	}
+	if i := strings.IndexFunc(name, unicode.IsControl); i >= 0 {
+		return badField("name", "tag name %q holds a control character (%U at byte %d): use letters, digits and punctuation", name, []rune(name[i:])[0], i)
+	}
+	return nil
+}
+
+// tagNamed finds the tag called name that p holds, or that was placed on
+// it here and has not reached its store yet. Called with tagMu held.
+func (b *WriterBackend) tagNamed(p *writer.Pair, name string) (journal.Tag, bool) {
+	stored := p.Store().Tags()
+	inStore := make(map[string]bool, len(stored))
+	var found *journal.Tag
+	for i := range stored {
+		inStore[stored[i].ID] = true
+		if stored[i].Name == name {
+			found = &stored[i]
+		}
+	}
+	// A placed tag the applier has passed is in the store (or was pruned
+	// or rolled away with it): no need to keep it.
+	applied := p.Store().State().Applied
+	placed := b.placed[p.ID()][:0]
+	for _, t := range b.placed[p.ID()] {
+		if t.Seq > applied && !inStore[t.ID] {
+			placed = append(placed, t)
+		}
+	}
+	b.placed[p.ID()] = placed
+	if found != nil {
+		return *found, true
+	}
+	for _, t := range placed {
+		if t.Name == name {
+			return t, true
+		}
+	}
+	return journal.Tag{}, false
 }
 
 func (b *WriterBackend) pair(id string) (*writer.Pair, error) {
