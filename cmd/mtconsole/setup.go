@@ -28,8 +28,12 @@ Prerequisites → Disks → Custom changes → Configuration server → vSphere
 (optional) → Summary. Each step shows its checks with their fixes; f
 installs missing packages, a applies the custom changes after a review of
 every file, and the summary lists every change of the install before it
-is applied (or, in a dry run, shown). Output streams on screen and into
-` + tui.SetupLog + `.
+is applied. Output streams on screen and into ` + tui.SetupLog + `.
+
+--dry-run makes the whole session a dry run (no key turns it off): f, a,
+v and the install show what they would run and write ("would run: …",
+"would write …") and change nothing, anywhere; no state file or log is
+kept, and the host config screen stays closed.
 
 --answers FILE pre-fills every step (the format of mtconsole install
 --answers; see scripts/examples/mt.yaml). The step in progress and the
@@ -61,7 +65,7 @@ not a terminal).`,
 	c.Flags().StringVar(&role, "role", "mt", "mt (master target) or ps (process server); overrides the answers")
 	c.Flags().StringVar(&answersFile, "answers", "", "answers file (YAML, version 1) pre-filling every step")
 	c.Flags().StringVar(&root, "root", "/", "set up the tree under DIR (checks, custom changes, install, state file); systemctl is not run")
-	c.Flags().BoolVar(&dryRun, "dry-run", false, "start in dry-run mode: the summary shows what would change and changes nothing")
+	c.Flags().BoolVar(&dryRun, "dry-run", false, "a dry run, for the whole session: every action shows what it would do; nothing changes, no state or log is kept")
 	return c
 }
 
