@@ -94,21 +94,23 @@ func setupOptions(root string, a setup.Answers, answersFile string, dryRun bool)
 	}
 	o.Custom = func() (*setup.Custom, error) { return customFor(root) }
 	o.VSphere = func(ctx context.Context, a setup.Answers) ([]setup.Check, error) {
-		return vsphereReadiness(ctx, root, a)
+		return vsphereReadiness(ctx, root, a, dryRun)
 	}
 	return o, nil
 }
 
 // vsphereReadiness connects with the answers' vsphere section, pinning
 // the server's certificate on first use in the host's config directory,
-// and runs the readiness checks for this master target as it is.
-func vsphereReadiness(ctx context.Context, root string, a setup.Answers) ([]setup.Check, error) {
+// and runs the readiness checks for this master target as it is. A dry
+// run pins nothing and caches no session: it writes nothing.
+func vsphereReadiness(ctx context.Context, root string, a setup.Answers, dryRun bool) ([]setup.Check, error) {
 	v := a.VSphere
 	if v == nil {
 		return nil, errors.New("no vsphere section in the answers")
 	}
 	f := vsphereFlags{url: v.Address, user: v.User, passwordFile: v.PasswordFile, insecure: v.Insecure,
-		uuidFile: vsphere.DefaultUUIDFile, devRoot: root}
+		uuidFile: vsphere.DefaultUUIDFile, devRoot: root, readOnly: dryRun,
+		noSessionCache: root != "/"} // the session cache is in $HOME, outside the tree
 	if !v.Insecure {
 		f.trustStore = filepath.Join(root, setup.ConfigDir, "vsphere_known_hosts")
 	}
