@@ -33,6 +33,9 @@ type Custom struct {
 	Root   string
 	Inv    *disks.Inventory
 	BootID string // this boot's id ("" reads /proc/sys/kernel/random/boot_id)
+	// Exec makes the changes of Apply and Revert; nil performs them, a
+	// dry-run Executor records them and changes nothing.
+	Exec *Executor
 }
 
 // Change is one custom change and its state on the host.
@@ -392,13 +395,13 @@ func (c *Custom) Apply() ([]string, error) {
 				return changed, err
 			}
 			if o.link != "" {
-				err = replaceLink(c.path(o.path), o.link)
+				err = c.Exec.Link(c.path(o.path), o.link)
 			} else {
 				mode := o.mode
 				if fi, err := os.Stat(c.path(o.path)); err == nil {
 					mode = fi.Mode().Perm() // keep the admin's mode
 				}
-				err = WriteFileAtomic(c.path(o.path), want, mode)
+				err = c.Exec.WriteFile(c.path(o.path), want, mode)
 			}
 			if err != nil {
 				return changed, fmt.Errorf("custom change %s: %w", ch.ID, err)
@@ -427,13 +430,13 @@ func (c *Custom) backup(p string) error {
 	if _, err := os.Lstat(b + ".absent"); err == nil {
 		return nil
 	}
-	if err := os.MkdirAll(filepath.Dir(b), 0o700); err != nil {
+	if err := c.Exec.MkdirAll(filepath.Dir(b), 0o700); err != nil {
 		return fmt.Errorf("back up %s: %w", p, err)
 	}
 	fi, err := os.Lstat(c.path(p))
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		return WriteFileAtomic(b+".absent", nil, 0o600)
+		return c.Exec.WriteFile(b+".absent", nil, 0o600)
 	case err != nil:
 		return fmt.Errorf("back up %s: %w", p, err)
 	case fi.Mode()&fs.ModeSymlink != 0:
@@ -441,13 +444,13 @@ func (c *Custom) backup(p string) error {
 		if err != nil {
 			return fmt.Errorf("back up %s: %w", p, err)
 		}
-		return replaceLink(b, t)
+		return c.Exec.Link(b, t)
 	}
 	data, err := os.ReadFile(c.path(p))
 	if err != nil {
 		return fmt.Errorf("back up %s: %w", p, err)
 	}
-	return WriteFileAtomic(b, data, fi.Mode().Perm())
+	return c.Exec.WriteFile(b, data, fi.Mode().Perm())
 }
 
 // Revert puts back every file the changes touched, as it was before the
@@ -472,7 +475,7 @@ func (c *Custom) Revert() ([]string, error) {
 		case strings.HasSuffix(host, ".absent"):
 			host = strings.TrimSuffix(host, ".absent")
 			dst = c.path(host)
-			if err := os.Remove(dst); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			if err := c.Exec.Remove(dst); err != nil {
 				return fmt.Errorf("revert %s: %w", host, err)
 			}
 		case d.Type()&fs.ModeSymlink != 0:
@@ -480,7 +483,7 @@ func (c *Custom) Revert() ([]string, error) {
 			if err != nil {
 				return err
 			}
-			if err := replaceLink(dst, t); err != nil {
+			if err := c.Exec.Link(dst, t); err != nil {
 				return fmt.Errorf("revert %s: %w", host, err)
 			}
 		default:
@@ -492,7 +495,7 @@ func (c *Custom) Revert() ([]string, error) {
 			if err != nil {
 				return err
 			}
-			if err := WriteFileAtomic(dst, data, fi.Mode().Perm()); err != nil {
+			if err := c.Exec.WriteFile(dst, data, fi.Mode().Perm()); err != nil {
 				return fmt.Errorf("revert %s: %w", host, err)
 			}
 		}
@@ -502,7 +505,7 @@ func (c *Custom) Revert() ([]string, error) {
 	if err != nil {
 		return changed, err
 	}
-	if err := os.RemoveAll(root); err != nil {
+	if err := c.Exec.RemoveAll(root); err != nil {
 		return changed, err
 	}
 	if len(changed) > 0 {
@@ -514,7 +517,7 @@ func (c *Custom) Revert() ([]string, error) {
 // recordBoot notes the boot in which the host's configuration changed:
 // a reboot is required until the boot id differs.
 func (c *Custom) recordBoot() error {
-	return WriteFileAtomic(c.path(filepath.Join(StateDir, "changed-in-boot")), []byte(c.bootID()+"\n"), 0o600)
+	return c.Exec.WriteFile(c.path(filepath.Join(StateDir, "changed-in-boot")), []byte(c.bootID()+"\n"), 0o600)
 }
 
 // RebootRequired reports whether the changes were made (or reverted) in

@@ -21,4 +21,8 @@
 //   - Packages are queried and installed only through the PackageManager
 //     interface; installs stream their output line by line and stop when
 //     their context ends.
+//   - Every change (a package install, a command, a file written, linked
+//     or removed by the custom changes or a plan) goes through an
+//     Executor. A dry-run Executor performs none of them and records what
+//     each would do: a dry run changes nothing, anywhere, whoever calls.
 package setup

@@ -200,35 +200,41 @@ func (p *Plan) Print(w io.Writer) {
 	}
 }
 
-// Execute carries out the plan in order; it stops at the first error,
-// naming the step.
-func (p *Plan) Execute(ctx context.Context, w io.Writer) error {
+// Execute carries out the plan in order through x; it stops at the first
+// error, naming the step. With a dry-run x it changes nothing and writes
+// what each step would do.
+func (p *Plan) Execute(ctx context.Context, x *Executor, w io.Writer) error {
 	for _, a := range p.Actions {
 		dst := rootPath(p.Root, a.Path)
+		mark := x.Mark()
 		var err error
 		switch a.Kind {
 		case "mkdir":
-			err = os.MkdirAll(dst, a.mode)
-			if err == nil {
-				err = os.Chmod(dst, a.mode)
-			}
+			err = x.MkdirAll(dst, a.mode)
 		case "write":
-			err = WriteFileAtomic(dst, a.data, a.mode)
+			err = x.WriteFile(dst, a.data, a.mode)
 		case "copy":
 			var b []byte
 			if b, err = os.ReadFile(a.src); err == nil {
-				err = WriteFileAtomic(dst, b, a.mode)
+				err = x.WriteFile(dst, b, a.mode)
 			}
 		case "remove":
-			err = os.RemoveAll(dst)
+			err = x.RemoveAll(dst)
 		case "run":
 			if a.argv == nil {
+				fmt.Fprintln(w, "  "+a.String()) // its detail says it is skipped
 				continue
 			}
-			err = RunStreaming(ctx, a.argv, nil, func(l string) { fmt.Fprintln(w, "    "+l) })
+			err = x.Run(ctx, a.argv, nil, func(l string) { fmt.Fprintln(w, "    "+l) })
 		}
 		if err != nil {
 			return fmt.Errorf("%s %s: %w", a.Kind, a.Path, err)
+		}
+		if x.Dry() {
+			for _, l := range x.Would(mark) {
+				fmt.Fprintln(w, "  "+l)
+			}
+			continue
 		}
 		fmt.Fprintln(w, "  done  "+a.String())
 	}

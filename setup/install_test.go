@@ -34,7 +34,7 @@ func TestInstallUpgradeUninstall(t *testing.T) {
 	if entries, _ := os.ReadDir(root); len(entries) != 0 {
 		t.Fatal("planning wrote files")
 	}
-	if err := p.Execute(context.Background(), &out); err != nil {
+	if err := p.Execute(context.Background(), nil, &out); err != nil {
 		t.Fatal(err)
 	}
 	unit, _ := os.ReadFile(filepath.Join(root, UnitPath))
@@ -68,7 +68,7 @@ func TestInstallUpgradeUninstall(t *testing.T) {
 	if !strings.Contains(out.String(), "upgrades the binary there") || !strings.Contains(out.String(), "write  "+RecordPath) {
 		t.Errorf("upgrade plan:\n%s", out.String())
 	}
-	if err := p.Execute(context.Background(), &out); err != nil {
+	if err := p.Execute(context.Background(), nil, &out); err != nil {
 		t.Fatal(err)
 	}
 	if b, _ := os.ReadFile(filepath.Join(root, "/usr/local/bin/mtconsole")); string(b) != "binary v2" {
@@ -81,7 +81,7 @@ func TestInstallUpgradeUninstall(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := u.Execute(context.Background(), &out); err != nil {
+	if err := u.Execute(context.Background(), nil, &out); err != nil {
 		t.Fatal(err)
 	}
 	for _, gone := range []string{"/usr/local/bin/mtconsole", ConfigDir, StateRoot, UnitPath} {
@@ -97,9 +97,9 @@ func TestInstallUpgradeUninstall(t *testing.T) {
 	}
 	// Install again, then purge.
 	p, _ = PlanInstall(o)
-	p.Execute(context.Background(), &out)
+	p.Execute(context.Background(), nil, &out)
 	u, _ = PlanUninstall(root, true)
-	u.Execute(context.Background(), &out)
+	u.Execute(context.Background(), nil, &out)
 	if _, err := os.Stat(filepath.Join(root, "/mnt/retention/mtconsole")); err == nil {
 		t.Error("--purge-data left the retention data")
 	}

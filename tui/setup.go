@@ -43,13 +43,20 @@ type SetupOptions struct {
 	// Binary is what the install copies ("": this executable), Version
 	// the version it records.
 	Binary, Version string
-	DryRun          bool // start in dry-run mode: apply shows, changes nothing
-	Host            string
-	NoColor         bool
-	Now             func() time.Time
+	// DryRun makes the whole session a dry run: every action (f, a, v,
+	// the install) goes through a dry-run setup.Executor, which shows
+	// what it would run and write and changes nothing; the state file
+	// and the log are neither read nor written. It cannot be turned off
+	// in the session.
+	DryRun  bool
+	Host    string
+	NoColor bool
+	Now     func() time.Time
 	// StatePath is the wizard's state file; "": <Root>/var/lib/mtconsole/setup-state.json.
+	// Not used in a dry run.
 	StatePath string
 	// LogPath is where actions' output is appended; "": <Root>/var/log/mtconsole/setup.log.
+	// Not used in a dry run.
 	LogPath string
 }
 
@@ -129,7 +136,9 @@ type SetupModel struct {
 	editing bool
 	input   textinput.Model
 
-	dryRun    bool
+	// x makes every change the wizard makes: the package install, the
+	// custom changes, the install plan. A dry run's records them only.
+	x         *setup.Executor
 	installed bool // the plan was applied (or dry-run) in this session
 	note      string
 	noteErr   bool
@@ -176,8 +185,11 @@ func NewSetup(ctx context.Context, o SetupOptions) *SetupModel {
 		o.Answers = setup.DefaultAnswers()
 	}
 	m := &SetupModel{o: o, ctx: ctx, st: NewStyles(!o.NoColor), w: MinWidth, h: MinHeight,
-		a: o.Answers, dryRun: o.DryRun, shown: &suShown{},
+		a: o.Answers, x: &setup.Executor{}, shown: &suShown{},
 		checks: map[suStep][]setup.Check{}, checking: map[suStep]bool{}, checkErr: map[suStep]string{}}
+	if o.DryRun {
+		m.x = setup.DryRun(o.Root)
+	}
 	m.input = newInput("Retention directory: ")
 	m.loadHostConfig()
 	m.resume()
@@ -274,9 +286,18 @@ func (m *SetupModel) runChecks(s suStep) tea.Cmd {
 	}
 }
 
+// dry says whether the session is a dry run.
+func (m *SetupModel) dry() bool { return m.x.Dry() }
+
+// custom is the host's custom changes, made through the wizard's
+// Executor.
 func (m *SetupModel) custom() (*setup.Custom, error) {
 	if m.o.Custom != nil {
-		return m.o.Custom()
+		cu, err := m.o.Custom()
+		if cu != nil {
+			cu.Exec = m.x
+		}
+		return cu, err
 	}
 	inv := m.inv
 	if inv == nil {
@@ -286,7 +307,7 @@ func (m *SetupModel) custom() (*setup.Custom, error) {
 		}
 		m.inv = inv
 	}
-	return &setup.Custom{Root: m.o.Root, Inv: inv, BootID: m.o.Env.BootID}, nil
+	return &setup.Custom{Root: m.o.Root, Inv: inv, BootID: m.o.Env.BootID, Exec: m.x}, nil
 }
 
 type suCustomMsg struct {

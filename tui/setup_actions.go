@@ -159,6 +159,12 @@ func (m *SetupModel) key(msg tea.KeyPressMsg) tea.Cmd {
 		}
 	case suCS:
 		if k == "o" {
+			if m.dry() {
+				// Its saves and registrations do not go through the
+				// Executor: closed, not half a dry run.
+				m.setNote(true, "dry run: the host config screen saves and registers; run mtconsole setup without --dry-run to open it")
+				return nil
+			}
 			o := HostConfigOptions{Paths: m.o.HostConfig, Version: m.o.Version, SysRoot: m.o.Root, Host: m.o.Host, NoColor: m.o.NoColor}
 			m.hcm = NewHostConfig(o)
 			m.hcm.Update(tea.WindowSizeMsg{Width: m.w, Height: m.h})
@@ -182,10 +188,6 @@ func (m *SetupModel) key(msg tea.KeyPressMsg) tea.Cmd {
 		switch k {
 		case "a", "enter":
 			return m.askInstall()
-		case "d":
-			m.dryRun = !m.dryRun
-			m.saveState()
-			m.setNote(false, "dry run: "+fmtBool(m.dryRun))
 		case "r", "f5":
 			m.review = nil
 			return m.buildReview()
@@ -276,14 +278,16 @@ func (m *SetupModel) editKey(msg tea.KeyPressMsg) tea.Cmd {
 
 // startOver forgets the state file and the answers typed.
 func (m *SetupModel) startOver() tea.Cmd {
-	if err := os.Remove(m.o.StatePath); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		m.setNote(true, "start afresh: "+err.Error())
-		return nil
+	if !m.dry() {
+		if err := os.Remove(m.o.StatePath); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			m.setNote(true, "start afresh: "+err.Error())
+			return nil
+		}
 	}
 	m.a = m.o.Answers
 	m.loadHostConfig()
 	m.checks, m.checking, m.checkErr = map[suStep][]setup.Check{}, map[suStep]bool{}, map[suStep]string{}
-	m.review, m.job, m.vsChecks, m.vsErr, m.vsSkipped, m.dryRun = nil, nil, nil, "", false, m.o.DryRun
+	m.review, m.job, m.vsChecks, m.vsErr, m.vsSkipped = nil, nil, nil, "", false
 	m.sel, m.off = [suSteps]int{}, [suSteps]int{}
 	m.step = suRole
 	m.saveState()
@@ -301,17 +305,21 @@ func (m *SetupModel) confirmed() tea.Cmd {
 			m.setNote(true, err.Error())
 			return nil
 		}
-		return m.startJob("custom", "Applying the custom changes", func(ctx context.Context, line func(string)) error {
+		x := m.x
+		return m.startJob("custom", m.title("Applying the custom changes"), func(ctx context.Context, line func(string)) error {
+			mark := x.Mark()
 			changed, err := cu.Apply()
-			for _, f := range changed {
-				line("changed " + f)
-			}
+			report(x, mark, "changed", changed, line)
 			if err != nil {
 				return err
 			}
-			if len(changed) == 0 {
+			switch {
+			case len(changed) == 0:
 				line("every change was already applied: nothing changed")
-			} else {
+			case x.Dry():
+				line("Dry run: nothing changed.")
+				return nil
+			default:
 				line("backups in " + setup.StateDir)
 			}
 			if cu.RebootRequired() {
@@ -325,17 +333,20 @@ func (m *SetupModel) confirmed() tea.Cmd {
 			m.setNote(true, err.Error())
 			return nil
 		}
-		return m.startJob("custom", "Reverting the custom changes", func(ctx context.Context, line func(string)) error {
+		x := m.x
+		return m.startJob("custom", m.title("Reverting the custom changes"), func(ctx context.Context, line func(string)) error {
+			mark := x.Mark()
 			changed, err := cu.Revert()
-			for _, f := range changed {
-				line("restored " + f)
-			}
+			report(x, mark, "restored", changed, line)
 			if err != nil {
 				return err
 			}
-			if len(changed) == 0 {
+			switch {
+			case len(changed) == 0:
 				line("no custom changes to revert: there are no backups")
-			} else {
+			case x.Dry():
+				line("Dry run: nothing changed.")
+			default:
 				line("REBOOT IS REQUIRED FOR THE REVERT TO TAKE EFFECT")
 			}
 			return nil
@@ -344,6 +355,28 @@ func (m *SetupModel) confirmed() tea.Cmd {
 		return m.install()
 	}
 	return nil
+}
+
+// title is a job's title, marked in a dry run.
+func (m *SetupModel) title(s string) string {
+	if m.dry() {
+		return "Dry run: " + s
+	}
+	return s
+}
+
+// report shows what an action changed: in a dry run, what it would have
+// done (x's records since mark); else verb and each file.
+func report(x *setup.Executor, mark int, verb string, files []string, line func(string)) {
+	if x.Dry() {
+		for _, l := range x.Would(mark) {
+			line(l)
+		}
+		return
+	}
+	for _, f := range files {
+		line(verb + " " + f)
+	}
 }
 
 // ---- the fix-it action: install the missing packages now
@@ -370,14 +403,22 @@ func (m *SetupModel) fixPackages() tea.Cmd {
 	case m.pm == nil:
 		m.setNote(true, "no package manager found")
 		return nil
-	case m.o.Root == "/" && os.Geteuid() != 0:
+	case !m.dry() && m.o.Root == "/" && os.Geteuid() != 0:
 		m.setNote(true, "installing packages needs root: run mtconsole setup as root, or "+m.pm.InstallCommand(missing))
 		return nil
 	}
-	pm := m.pm
-	return m.startJob("packages", "Installing "+strings.Join(missing, " "), func(ctx context.Context, line func(string)) error {
-		line("$ " + pm.InstallCommand(missing))
-		return pm.Install(ctx, missing, line)
+	pm, x := m.pm, m.x
+	return m.startJob("packages", m.title("Installing "+strings.Join(missing, " ")), func(ctx context.Context, line func(string)) error {
+		if !x.Dry() {
+			line("$ " + pm.InstallCommand(missing))
+		}
+		mark := x.Mark()
+		err := x.Install(ctx, pm, missing, line)
+		report(x, mark, "", nil, line)
+		if err == nil && x.Dry() {
+			line("Dry run: nothing changed.")
+		}
+		return err
 	})
 }
 
@@ -392,52 +433,69 @@ func (m *SetupModel) askInstall() tea.Cmd {
 	case r.err != "":
 		m.setNote(true, "no plan: "+r.err)
 		return nil
-	case len(r.refusals) > 0 && !m.dryRun:
-		m.setNote(true, "the plan cannot be applied: fix what it says first (d shows a dry run)")
+	case len(r.refusals) > 0 && !m.dry():
+		m.setNote(true, "the plan cannot be applied: fix what it says first")
 		return nil
-	case !m.dryRun && m.o.Root == "/" && os.Geteuid() != 0:
-		m.setNote(true, "installing needs root: run mtconsole setup as root (d: a dry run works as anyone)")
+	case !m.dry() && m.o.Root == "/" && os.Geteuid() != 0:
+		m.setNote(true, "installing needs root: run mtconsole setup as root (mtconsole setup --dry-run works as anyone)")
 		return nil
 	}
 	m.confirm = "install"
 	return nil
 }
 
+// install applies the reviewed plan through the wizard's Executor: a
+// dry run takes the same steps, and each shows what it would do.
 func (m *SetupModel) install() tea.Cmd {
-	r, dry := m.review, m.dryRun
+	r, x := m.review, m.x
 	title := "Installing"
-	if dry {
+	if x.Dry() {
 		title = "Dry run"
 	}
 	return m.startJob("install", title, func(ctx context.Context, line func(string)) error {
-		if dry {
+		if x.Dry() {
 			line("Dry run: nothing is changed. A real run would:")
-			for _, l := range r.lines() {
-				line("  " + l)
+			if len(r.refusals) > 0 { // it stops before its first change
+				for _, l := range r.lines() {
+					line("  " + l)
+				}
+				for _, f := range r.refusals {
+					line("and stop: " + f)
+				}
+				line("Dry run: nothing changed.")
+				return nil
 			}
-			for _, f := range r.refusals {
-				line("and stop: " + f)
-			}
-			line("Dry run: nothing changed.")
-			return nil
 		}
 		if len(r.missing) > 0 {
-			line("Installing packages: " + r.pm.InstallCommand(r.missing))
-			if err := r.pm.Install(ctx, r.missing, func(l string) { line("    " + l) }); err != nil {
+			if !x.Dry() {
+				line("Installing packages: " + r.pm.InstallCommand(r.missing))
+			}
+			mark := x.Mark()
+			err := x.Install(ctx, r.pm, r.missing, func(l string) { line("    " + l) })
+			report(x, mark, "", nil, func(l string) { line("  " + l) })
+			if err != nil {
 				return fmt.Errorf("install the packages: %w", err)
 			}
 		}
 		if len(r.custom) > 0 {
+			mark := x.Mark()
 			changed, err := r.cu.Apply()
-			for _, f := range changed {
-				line("  done  custom change " + f)
-			}
+			report(x, mark, "  done  custom change", changed, func(l string) {
+				if x.Dry() {
+					l = "  " + l
+				}
+				line(l)
+			})
 			if err != nil {
 				return err
 			}
 		}
-		if err := r.plan.Execute(ctx, &lineWriter{line: line}); err != nil {
+		if err := r.plan.Execute(ctx, x, &lineWriter{line: line}); err != nil {
 			return err
+		}
+		if x.Dry() {
+			line("Dry run: nothing changed.")
+			return nil
 		}
 		line("Installed. Next: register with the configuration server (step 5), then protect.")
 		if r.cu != nil && r.cu.RebootRequired() {
@@ -644,12 +702,14 @@ func (m *SetupModel) startJob(kind, title string, f func(ctx context.Context, li
 	m.job = j
 	m.note = ""
 	m.saveStateRunning(kind)
-	logPath, now, done := m.o.LogPath, m.o.Now, m.ctx.Done()
+	logPath, now, done, dry := m.o.LogPath, m.o.Now, m.ctx.Done(), m.dry()
 	run := func() tea.Msg {
 		defer cancel()
 		var log *os.File
-		if err := os.MkdirAll(filepath.Dir(logPath), 0o755); err == nil {
-			log, _ = os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+		if !dry { // a dry run keeps no log: it writes nothing, anywhere
+			if err := os.MkdirAll(filepath.Dir(logPath), 0o755); err == nil {
+				log, _ = os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+			}
 		}
 		if log != nil {
 			defer log.Close()
@@ -709,14 +769,14 @@ func (m *SetupModel) jobDone(j *suJob, err error) tea.Cmd {
 		m.review = nil
 		return m.loadCustom()
 	case "install":
-		if err == nil && !m.dryRun {
+		if err == nil && !m.dry() {
 			m.installed = true
 			if rerr := os.Remove(m.o.StatePath); rerr == nil || errors.Is(rerr, fs.ErrNotExist) {
 				m.setNote(false, "installed; the wizard's state file is removed: the setup is done")
 			}
 			return m.buildReview() // the plan now: nothing left to change
 		}
-		if err == nil && m.dryRun {
+		if err == nil && m.dry() {
 			m.installed = true
 		}
 	}
@@ -729,7 +789,6 @@ type suState struct {
 	Version        int       `json:"version"`
 	Step           string    `json:"step"`
 	Answers        string    `json:"answers"` // the answers file's YAML: no secrets
-	DryRun         bool      `json:"dry_run"`
 	VSphereSkipped bool      `json:"vsphere_skipped,omitempty"`
 	Running        string    `json:"running,omitempty"` // the action under way when saved
 	Saved          time.Time `json:"saved"`
@@ -738,12 +797,12 @@ type suState struct {
 func (m *SetupModel) saveState() { m.saveStateRunning("") }
 
 func (m *SetupModel) saveStateRunning(running string) {
-	if m.installed && !m.dryRun {
-		return // done: nothing to resume
+	if m.dry() || m.installed {
+		return // a dry run keeps no state; an install is done: nothing to resume
 	}
 	y, err := m.a.Marshal()
 	if err == nil {
-		st := suState{Version: 1, Step: suIDs[m.step], Answers: string(y), DryRun: m.dryRun, VSphereSkipped: m.vsSkipped,
+		st := suState{Version: 1, Step: suIDs[m.step], Answers: string(y), VSphereSkipped: m.vsSkipped,
 			Running: running, Saved: m.o.Now().UTC()}
 		var b []byte
 		if b, err = json.MarshalIndent(st, "", "  "); err == nil {
@@ -757,8 +816,12 @@ func (m *SetupModel) saveStateRunning(running string) {
 	}
 }
 
-// resume reopens the step and answers of the state file.
+// resume reopens the step and answers of the state file; a dry run
+// starts from the answers given.
 func (m *SetupModel) resume() {
+	if m.dry() {
+		return
+	}
 	b, err := os.ReadFile(m.o.StatePath)
 	if errors.Is(err, fs.ErrNotExist) {
 		return
@@ -781,7 +844,7 @@ func (m *SetupModel) resume() {
 			step = suStep(i)
 		}
 	}
-	m.a, m.step, m.dryRun, m.vsSkipped = a, step, st.DryRun, st.VSphereSkipped
+	m.a, m.step, m.vsSkipped = a, step, st.VSphereSkipped
 	note := fmt.Sprintf("resumed at %s (saved %s UTC); N starts afresh", suNames[step], st.Saved.UTC().Format("2006-01-02 15:04"))
 	if st.Running != "" {
 		note = fmt.Sprintf("the last session ended while %s was running: its outcome is checked again; ", jobWhat(st.Running)) + note

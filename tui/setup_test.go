@@ -22,6 +22,7 @@ import (
 
 	"github.com/mtconsole/mtconsole/disks"
 	"github.com/mtconsole/mtconsole/hostconfig"
+	"github.com/mtconsole/mtconsole/internal/testutil"
 	"github.com/mtconsole/mtconsole/setup"
 )
 
@@ -237,7 +238,7 @@ func TestGoldenSetup(t *testing.T) {
 			suPress(t, m, "enter", "enter", "enter", "enter", "enter", "enter")
 		}},
 		{"summary_dry_run", "vmware-good", &a, func(t *testing.T, m *SetupModel, _ *suFx) {
-			suPress(t, m, "enter", "enter", "enter", "enter", "enter", "enter", "d", "a", "y")
+			suPress(t, m, "enter", "enter", "enter", "enter", "enter", "enter", "a", "y")
 			waitJob(t, m)
 		}},
 		{"summary_refused", "vmware-good", nil, func(t *testing.T, m *SetupModel, _ *suFx) {
@@ -250,6 +251,7 @@ func TestGoldenSetup(t *testing.T) {
 		for _, sz := range sizes {
 			t.Run(fmt.Sprintf("%s/%dx%d", c.name, sz.w, sz.h), func(t *testing.T) {
 				fx := newSetupFx(t, c.host, c.answers)
+				fx.o.DryRun = c.name == "summary_dry_run"
 				if c.name == "vsphere_checks" {
 					fx.o.Answers.VSphere = &struct {
 						Address      string `yaml:"address"`
@@ -529,7 +531,7 @@ func TestFlowSetupResume(t *testing.T) {
 
 	// A session cut during an action says so when it reopens.
 	b, _ := os.ReadFile(st)
-	os.WriteFile(st, bytes.Replace(b, []byte(`"dry_run"`), []byte(`"running": "packages", "dry_run"`), 1), 0o600)
+	os.WriteFile(st, bytes.Replace(b, []byte(`"saved"`), []byte(`"running": "packages", "saved"`), 1), 0o600)
 	m2 := fx.model(t, 80, 24)
 	if !strings.Contains(m2.note, "ended while the package install was running") || m2.step != suDisks {
 		t.Errorf("note %q step %d", m2.note, m2.step)
@@ -601,5 +603,85 @@ func TestSetupConfigServerFromHostConfig(t *testing.T) {
 	settle(t, m, cmd)
 	if m.hcm != nil || m.step != suCS {
 		t.Errorf("after q in the host config screen: open %v, step %d", m.hcm != nil, m.step)
+	}
+}
+
+// TestSetupDryRunChangesNothing walks a whole dry run, pressing every key
+// that changes something (f, a y, v y, d, o, the install's a y, N), and
+// reads the host before and after: the package manager is never asked
+// to install, the root is the same file for file, and the state file
+// and the log go nowhere (their paths are in a directory that stays
+// empty, or, by default, below the root).
+func TestSetupDryRunChangesNothing(t *testing.T) {
+	for _, injected := range []bool{true, false} {
+		t.Run(fmt.Sprintf("state_and_log_injected=%v", injected), func(t *testing.T) {
+			a := mtAnswers(t)
+			fx := newSetupFx(t, "vmware-good", &a)
+			fx.o.DryRun = true
+			varDir := t.TempDir()
+			if injected {
+				fx.o.StatePath = filepath.Join(varDir, "lib", "setup-state.json")
+				fx.o.LogPath = filepath.Join(varDir, "log", "setup.log")
+			}
+			before := testutil.Tree(t, fx.root)
+			m := fx.model(t, 100, 30)
+
+			suPress(t, m, "enter")
+			if miss := m.missingPackages(); len(miss) != 2 {
+				t.Fatalf("missing %v, want lsscsi and kpartx", miss)
+			}
+			suPress(t, m, "f")
+			waitJob(t, m)
+			wantLines(t, m, "would run: fake-install lsscsi kpartx", "Dry run: nothing changed.")
+
+			suPress(t, m, "enter", "enter")
+			if m.step != suCustom || len(m.preview) == 0 {
+				t.Fatalf("step %d, preview %d", m.step, len(m.preview))
+			}
+			suPress(t, m, "a", "y")
+			waitJob(t, m)
+			wantLines(t, m, "would write /etc/multipath.conf", "would write /etc/lvm/lvm.conf", "would write "+setup.Marker)
+			suPress(t, m, "v", "y")
+			waitJob(t, m)
+
+			suPress(t, m, "enter", "o")
+			if m.step != suCS || m.hcm != nil || !strings.Contains(m.note, "dry run") {
+				t.Errorf("o in a dry run: step %d, screen open %v, note %q", m.step, m.hcm != nil, m.note)
+			}
+			suPress(t, m, "enter", "enter", "d")
+			if m.step != suSummary || !m.dry() {
+				t.Fatalf("d on the summary: step %d, dry run %v", m.step, m.dry())
+			}
+			suPress(t, m, "a", "y")
+			waitJob(t, m)
+			if m.job.err != nil {
+				t.Fatalf("dry run: %v", m.job.err)
+			}
+			wantLines(t, m, "  would run: fake-install", "would write /etc/mtconsole/install.yaml", "would write /usr/local/bin/mtconsole", "Dry run: nothing changed.")
+			if s := suText(t, m, fx.root); !strings.Contains(s, "DRY RUN") || !strings.Contains(s, "✓ dry run shown") {
+				t.Errorf("screen:\n%s", s)
+			}
+			suPress(t, m, "N", "q")
+
+			if len(fx.pm.asked) != 0 {
+				t.Errorf("the package manager was asked to install %v", fx.pm.asked)
+			}
+			testutil.SameTree(t, fx.root, before)
+			if es, _ := os.ReadDir(varDir); len(es) != 0 {
+				t.Errorf("the dry run wrote into the state and log directory: %v", testutil.Tree(t, varDir))
+			}
+		})
+	}
+}
+
+// wantLines fails unless the last job's output has a line containing
+// each of want.
+func wantLines(t *testing.T, m *SetupModel, want ...string) {
+	t.Helper()
+	all := strings.Join(m.job.lines, "\n")
+	for _, w := range want {
+		if !strings.Contains(all, w) {
+			t.Errorf("%s: no %q in its output:\n%s", m.job.title, w, all)
+		}
 	}
 }

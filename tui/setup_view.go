@@ -152,7 +152,7 @@ func (m *SetupModel) stepStatus(s suStep) (suMark, string) {
 		return markSkip, "– optional"
 	case suSummary:
 		switch {
-		case m.installed && m.dryRun:
+		case m.installed && m.dry():
 			return markOK, "✓ dry run shown"
 		case m.installed:
 			return markOK, "✓ installed"
@@ -207,7 +207,7 @@ func (m *SetupModel) render() string {
 	if m.o.Root != "/" {
 		right = "root " + m.o.Root + " "
 	}
-	if m.dryRun {
+	if m.dry() {
 		right = "DRY RUN · " + right
 		if m.o.Root == "/" {
 			right += " "
@@ -274,7 +274,7 @@ func (m *SetupModel) footer() string {
 		ks = []kd{{"x", "cancel"}}
 	case m.confirm != "":
 		what := map[string]string{"custom-apply": "apply these changes", "custom-revert": "revert", "install": "apply the plan"}[m.confirm]
-		if m.confirm == "install" && m.dryRun {
+		if m.confirm == "install" && m.dry() {
 			what = "show the dry run"
 		}
 		ks = []kd{{"y", what}, {"n/esc", "cancel"}, {"↑↓", "scroll"}}
@@ -293,7 +293,11 @@ func (m *SetupModel) footer() string {
 				ks = []kd{{"a", "apply…"}, {"v", "revert…"}, {"t", "apply at install"}, {"↑↓", "change"}}
 			}
 		case suCS:
-			ks = []kd{{"o", "host config screen"}}
+			if m.dry() {
+				ks = []kd{{"o", "host config (not in a dry run)"}}
+			} else {
+				ks = []kd{{"o", "host config screen"}}
+			}
 		case suVSphere:
 			ks = []kd{{"s", "skip"}}
 			if m.vsReady() {
@@ -301,10 +305,10 @@ func (m *SetupModel) footer() string {
 			}
 		case suSummary:
 			apply := "apply…"
-			if m.dryRun {
+			if m.dry() {
 				apply = "dry run…"
 			}
-			ks = []kd{{"a", apply}, {"d", "dry run on/off"}, {"↑↓", "scroll"}}
+			ks = []kd{{"a", apply}, {"↑↓", "scroll"}}
 		}
 		if m.step < suSummary {
 			ks = append([]kd{{"enter", "next"}}, ks...)
@@ -787,15 +791,15 @@ func (m *SetupModel) summaryPane(w, h int) []string {
 	}
 	if m.confirm == "install" {
 		q := fmt.Sprintf("Apply these %d changes to %s now?  y yes · n no", len(r.lines()), m.o.Root)
-		if m.dryRun {
+		if m.dry() {
 			q = "Show what a real run would do, changing nothing?  y yes · n no"
 		}
 		lower = append(lower, "", st.Bold.Render(cut(q, w)))
 	} else if lower == nil {
-		if m.dryRun {
-			lower = append(lower, "", st.Warn.Render(cut("DRY RUN: a shows what would happen and changes nothing (d: off)", w)))
+		if m.dry() {
+			lower = append(lower, "", st.Warn.Render(cut("DRY RUN for the whole session: a shows what would happen, changes nothing", w)))
 		} else {
-			lower = append(lower, "", cut("a applies the plan after a last confirmation · d: dry run", w))
+			lower = append(lower, "", cut("a applies the plan after a last confirmation", w))
 		}
 	}
 	var rows []string
@@ -831,27 +835,26 @@ func (m *SetupModel) summaryPane(w, h int) []string {
 
 func (m *SetupModel) helpLines(w int) []string {
 	s := []string{
-		"The setup wizard walks the steps of a master target's (or a process server's) setup:",
-		"Role → Prerequisites → Disks → Custom changes → Configuration server → vSphere",
-		"(optional) → Summary. The checks only look; nothing changes on this host until an",
+		"The setup wizard walks the steps of a master target's (or a process server's)",
+		"setup: Role → Prerequisites → Disks → Custom changes → Configuration server →",
+		"vSphere (optional) → Summary. The checks only look; nothing changes until an",
 		"action you confirm: f installs missing packages, a applies the custom changes",
-		"after showing every file and line, and the summary's a applies the install plan",
-		"after listing each change. Their output streams here and into " + SetupLog + ";",
-		"x cancels a running one.",
-		"",
+		"after showing every file and line, the summary's a applies the install plan",
+		"after listing each change. Their output streams here and into the setup log",
+		"(" + SetupLog + "); x cancels a running one.",
 		"Keys everywhere: enter/n next · esc/b back · ↑↓/jk move · r/F5 re-check ·",
 		"?/F1 help · q/F10 quit (the step and answers are kept) · N start afresh ·",
 		"ctrl+l redraw.",
 		"Role: 1 master target, 2 process server. Prerequisites: f fix it (install the",
 		"missing packages now), i install them with the plan. Disks: e the retention",
 		"directory. Custom changes: a apply (review first), v revert, t apply with the",
-		"install. Configuration server: o opens the host config screen. vSphere: s skip,",
-		"r run the readiness checks. Summary: a apply, d dry run on/off.",
-		"",
-		"A dropped SSH session loses nothing: the step and answers are in " + StateFile + ",",
-		"and mtconsole setup reopens there. The answers are those of an answers file:",
-		"mtconsole setup --answers FILE pre-fills every step, and mtconsole install",
-		"--answers FILE runs the same plan unattended.",
+		"install. Configuration server: o opens the host config screen. vSphere: s",
+		"skip, r run the readiness checks. Summary: a apply.",
+		"--dry-run makes the whole session a dry run (no key turns it off): f, a, v and",
+		"the install show what they would run and write, and change nothing; no state",
+		"file or log is kept, and the host config screen stays closed.",
+		"A dropped SSH session loses nothing: mtconsole setup reopens at its step, with",
+		"its answers (" + StateFile + ").",
 	}
 	var out []string
 	for _, l := range s {

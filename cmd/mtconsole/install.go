@@ -66,10 +66,25 @@ exactly what would change and changes nothing.
 	return c
 }
 
+// printWould prints what a dry run's x would have done since mark, and
+// says whether x is a dry run's.
+func printWould(out io.Writer, x *setup.Executor, mark int) bool {
+	for _, l := range x.Would(mark) {
+		fmt.Fprintln(out, "  "+l)
+	}
+	return x.Dry()
+}
+
 func runInstall(ctx context.Context, out io.Writer, a setup.Answers, root string, dryRun, skipChecks bool) error {
 	onHost := root == "/" || root == ""
 	if onHost && !dryRun && os.Geteuid() != 0 {
 		return codeError{exitNotRoot, errors.New("install changes /usr/local, /etc and systemd: run it as root (sudo mtconsole install ...)")}
+	}
+	// Every change goes through x: a dry run takes the real run's steps
+	// and each one only says what it would do.
+	x := &setup.Executor{}
+	if dryRun {
+		x = setup.DryRun(root)
 	}
 	plan, err := setup.PlanInstall(setup.InstallOptions{Root: root, Answers: a, Version: version})
 	if err != nil {
@@ -91,6 +106,7 @@ func runInstall(ctx context.Context, out io.Writer, a setup.Answers, root string
 		if cu, err = customFor(root); err != nil {
 			return err
 		}
+		cu.Exec = x
 		applied, err := cu.Applied()
 		if err != nil {
 			return err
@@ -145,35 +161,45 @@ func runInstall(ctx context.Context, out io.Writer, a setup.Answers, root string
 	}
 	plan.Print(out)
 
-	if dryRun {
-		if refusal != nil {
-			fmt.Fprintln(out, "\nDry run: nothing changed. A real run would stop here:")
-			return refusal
-		}
-		fmt.Fprintln(out, "\nDry run: nothing changed.")
-		return nil
-	}
 	if refusal != nil {
+		if dryRun {
+			fmt.Fprintln(out, "\nDry run: nothing changed. A real run would stop here:")
+		}
 		return refusal
 	}
 	fmt.Fprintln(out)
+	if dryRun {
+		fmt.Fprintln(out, "Dry run: nothing is changed. A real run would:")
+	}
 	if len(missing) > 0 {
-		fmt.Fprintln(out, "Installing packages: "+pm.InstallCommand(missing))
-		if err := pm.Install(ctx, missing, func(l string) { fmt.Fprintln(out, "    "+l) }); err != nil {
+		if !dryRun {
+			fmt.Fprintln(out, "Installing packages: "+pm.InstallCommand(missing))
+		}
+		mark := x.Mark()
+		err := x.Install(ctx, pm, missing, func(l string) { fmt.Fprintln(out, "    "+l) })
+		printWould(out, x, mark)
+		if err != nil {
 			return codeError{exitPrereq, fmt.Errorf("install the packages: %w", err)}
 		}
 	}
 	if len(customPlan) > 0 {
+		mark := x.Mark()
 		changed, err := cu.Apply()
-		for _, f := range changed {
-			fmt.Fprintln(out, "  done  custom change "+f)
+		if !printWould(out, x, mark) {
+			for _, f := range changed {
+				fmt.Fprintln(out, "  done  custom change "+f)
+			}
 		}
 		if err != nil {
 			return err
 		}
 	}
-	if err := plan.Execute(ctx, out); err != nil {
+	if err := plan.Execute(ctx, x, out); err != nil {
 		return err
+	}
+	if dryRun {
+		fmt.Fprintln(out, "\nDry run: nothing changed.")
+		return nil
 	}
 	fmt.Fprintf(out, "\nInstalled. Next: register with the configuration server, then protect.\n")
 	if cu != nil && cu.RebootRequired() {

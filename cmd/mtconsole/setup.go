@@ -28,8 +28,12 @@ Prerequisites → Disks → Custom changes → Configuration server → vSphere
 (optional) → Summary. Each step shows its checks with their fixes; f
 installs missing packages, a applies the custom changes after a review of
 every file, and the summary lists every change of the install before it
-is applied (or, in a dry run, shown). Output streams on screen and into
-` + tui.SetupLog + `.
+is applied. Output streams on screen and into ` + tui.SetupLog + `.
+
+--dry-run makes the whole session a dry run (no key turns it off): f, a,
+v and the install show what they would run and write ("would run: …",
+"would write …") and change nothing, anywhere; no state file or log is
+kept, and the host config screen stays closed.
 
 --answers FILE pre-fills every step (the format of mtconsole install
 --answers; see scripts/examples/mt.yaml). The step in progress and the
@@ -61,7 +65,7 @@ not a terminal).`,
 	c.Flags().StringVar(&role, "role", "mt", "mt (master target) or ps (process server); overrides the answers")
 	c.Flags().StringVar(&answersFile, "answers", "", "answers file (YAML, version 1) pre-filling every step")
 	c.Flags().StringVar(&root, "root", "/", "set up the tree under DIR (checks, custom changes, install, state file); systemctl is not run")
-	c.Flags().BoolVar(&dryRun, "dry-run", false, "start in dry-run mode: the summary shows what would change and changes nothing")
+	c.Flags().BoolVar(&dryRun, "dry-run", false, "a dry run, for the whole session: every action shows what it would do; nothing changes, no state or log is kept")
 	return c
 }
 
@@ -90,21 +94,23 @@ func setupOptions(root string, a setup.Answers, answersFile string, dryRun bool)
 	}
 	o.Custom = func() (*setup.Custom, error) { return customFor(root) }
 	o.VSphere = func(ctx context.Context, a setup.Answers) ([]setup.Check, error) {
-		return vsphereReadiness(ctx, root, a)
+		return vsphereReadiness(ctx, root, a, dryRun)
 	}
 	return o, nil
 }
 
 // vsphereReadiness connects with the answers' vsphere section, pinning
 // the server's certificate on first use in the host's config directory,
-// and runs the readiness checks for this master target as it is.
-func vsphereReadiness(ctx context.Context, root string, a setup.Answers) ([]setup.Check, error) {
+// and runs the readiness checks for this master target as it is. A dry
+// run pins nothing and caches no session: it writes nothing.
+func vsphereReadiness(ctx context.Context, root string, a setup.Answers, dryRun bool) ([]setup.Check, error) {
 	v := a.VSphere
 	if v == nil {
 		return nil, errors.New("no vsphere section in the answers")
 	}
 	f := vsphereFlags{url: v.Address, user: v.User, passwordFile: v.PasswordFile, insecure: v.Insecure,
-		uuidFile: vsphere.DefaultUUIDFile, devRoot: root}
+		uuidFile: vsphere.DefaultUUIDFile, devRoot: root, readOnly: dryRun,
+		noSessionCache: root != "/"} // the session cache is in $HOME, outside the tree
 	if !v.Insecure {
 		f.trustStore = filepath.Join(root, setup.ConfigDir, "vsphere_known_hosts")
 	}

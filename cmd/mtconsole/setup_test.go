@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mtconsole/mtconsole/internal/testutil"
 	"github.com/mtconsole/mtconsole/setup"
 )
 
@@ -187,4 +188,34 @@ func TestSetupOptionsRoots(t *testing.T) {
 	if _, err := o.VSphere(t.Context(), setup.DefaultAnswers()); err == nil || !strings.Contains(err.Error(), "no vsphere section") {
 		t.Errorf("vSphere without answers: %v", err)
 	}
+}
+
+// Every --dry-run of the commands leaves the root as it was, file for
+// file: custom-changes apply and revert, install (with the custom changes
+// and packages in its answers), uninstall (of a real install, with
+// --purge-data); each prints what it would do.
+func TestDryRunCommandsChangeNothing(t *testing.T) {
+	root := t.TempDir()
+	os.MkdirAll(filepath.Join(root, "etc/lvm"), 0o755)
+	os.WriteFile(filepath.Join(root, "etc/lvm/lvm.conf"), []byte("devices {\n\tdir = \"/dev\"\n}\n"), 0o644)
+	dry := func(want string, args ...string) {
+		t.Helper()
+		before := testutil.Tree(t, root)
+		out, code := runSetupCmd(t, append(args, "--root", root, "--dry-run")...)
+		if code != 0 || !strings.Contains(out, want) || !strings.Contains(out, "Dry run: nothing changed.") {
+			t.Errorf("%v: exit %d, want %q:\n%s", args, code, want, out)
+		}
+		testutil.SameTree(t, root, before)
+	}
+	dry("would write /etc/multipath.conf", "custom-changes", "apply")
+	dry("would write /etc/.appliedmtcustomchanges", "install", "--answers", "../../scripts/examples/mt.yaml", "--skip-checks")
+	if out, code := runSetupCmd(t, "custom-changes", "apply", "--root", root); code != 0 {
+		t.Fatalf("apply: exit %d\n%s", code, out)
+	}
+	dry("would write /etc/lvm/lvm.conf", "custom-changes", "revert")
+	dry("would write /etc/mtconsole/install.yaml", "install", "--answers", "../../scripts/examples/mt.yaml", "--skip-checks")
+	if out, code := runSetupCmd(t, "install", "--root", root, "--answers", "../../scripts/examples/mt.yaml", "--skip-checks"); code != 0 {
+		t.Fatalf("install: exit %d\n%s", code, out)
+	}
+	dry("would remove /etc/mtconsole (and what it holds)", "uninstall", "--purge-data")
 }

@@ -33,14 +33,21 @@ Exit codes: 0 removed, 1 failed (or not installed), 2 usage, 119 not root.`,
 			out := cmd.OutOrStdout()
 			fmt.Fprintf(out, "Uninstall the %s install, version %s, from %s:\n", p.Upgrade.Role, p.Upgrade.Version, root)
 			p.Print(out)
+			// A dry run takes the real run's steps through a dry-run
+			// Executor: each says what it would do, none changes anything.
+			x := &setup.Executor{}
 			if dryRun {
-				fmt.Fprintln(out, "\nDry run: nothing changed.")
-				return nil
+				x = setup.DryRun(root)
+				fmt.Fprintln(out, "\nDry run: nothing is changed. A real run would:")
 			}
 			ctx, cancel := signalContext()
 			defer cancel()
-			if err := p.Execute(ctx, out); err != nil {
+			if err := p.Execute(ctx, x, out); err != nil {
 				return err
+			}
+			if dryRun {
+				fmt.Fprintln(out, "\nDry run: nothing changed.")
+				return nil
 			}
 			fmt.Fprintln(out, "\nUninstalled.")
 			return nil

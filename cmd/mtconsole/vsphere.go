@@ -51,6 +51,7 @@ type vsphereFlags struct {
 	uuidFile, devRoot, vm                string
 	sessionDir                           string
 	noSessionCache                       bool
+	readOnly                             bool // a dry run: no pin, no session cached
 }
 
 func newVSphereCmd() *cobra.Command {
@@ -125,6 +126,9 @@ func (f *vsphereFlags) connect(ctx context.Context, cmd *cobra.Command) (*sessio
 		return nil, usageError{errors.New("--insecure does not go with --thumbprint or --trust-store")}
 	}
 	dir := ""
+	if f.readOnly {
+		f.noSessionCache, f.sessionDir = true, ""
+	}
 	if !f.noSessionCache {
 		if dir = f.sessionDir; dir == "" {
 			var err error
@@ -143,7 +147,7 @@ func (f *vsphereFlags) connect(ctx context.Context, cmd *cobra.Command) (*sessio
 		return pw, err
 	}
 	cl, err := vsphere.Connect(ctx, vsphere.Config{URL: f.url, User: f.user, PasswordFunc: pwFunc, Thumbprint: f.thumbprint,
-		TrustStore: f.trustStore, Insecure: f.insecure, SessionDir: dir})
+		TrustStore: f.trustStore, Insecure: f.insecure, SessionDir: dir, ReadOnly: f.readOnly})
 	if err != nil {
 		if pwErr != nil {
 			return nil, usageError{pwErr}
@@ -159,7 +163,10 @@ func (f *vsphereFlags) connect(ctx context.Context, cmd *cobra.Command) (*sessio
 			"WARNING: anyone on the path to vSphere can read the password and act as vSphere. Pin it with --thumbprint.\n",
 			cl.Host, cl.Thumbprint)
 	}
-	if cl.FirstUse {
+	if cl.FirstUse && f.readOnly {
+		fmt.Fprintf(stderr, "Dry run: the certificate of %s (SHA-256 %s) would be pinned on first use in %s; it is trusted for this check only.\n",
+			cl.Host, cl.Thumbprint, f.trustStore)
+	} else if cl.FirstUse {
 		fmt.Fprintf(stderr, "Pinned the certificate of %s on first use in %s:\n  SHA-256 %s\n"+
 			"Compare it with the thumbprint vCenter or the ESXi host shows; a changed certificate will be refused.\n",
 			cl.Host, f.trustStore, cl.Thumbprint)

@@ -62,6 +62,10 @@ type Config struct {
 	TrustStore string
 	// Insecure accepts any certificate. The caller warns the user.
 	Insecure bool
+	// ReadOnly writes nothing on this host (a dry run): a first use
+	// trusts the certificate for this connection only, without pinning
+	// it in TrustStore. Give no SessionDir with it.
+	ReadOnly bool
 	// Timeout bounds the TCP connect and TLS handshake; 15 s if zero.
 	Timeout time.Duration
 }
@@ -259,8 +263,10 @@ func Connect(ctx context.Context, cfg Config) (*Client, error) {
 				// First use: pin what the server shows now.
 				pin = cl.Thumbprint
 				pins[host] = pin
-				if err := writeTrustStore(cfg.TrustStore, pins); err != nil {
-					return nil, err
+				if !cfg.ReadOnly {
+					if err := writeTrustStore(cfg.TrustStore, pins); err != nil {
+						return nil, err
+					}
 				}
 				cl.FirstUse = true
 			}

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"os"
 	"path/filepath"
@@ -584,10 +585,21 @@ func TestConnectFailures(t *testing.T) {
 	}
 	cl.Logout(ctx)
 
-	// The trust store pins on first use and refuses a change.
+	// The trust store pins on first use and refuses a change; read-only
+	// (a dry run), a first use trusts for the connection and writes
+	// nothing.
 	store := filepath.Join(t.TempDir(), "sub", "thumbprints")
 	cfg = good
-	cfg.Thumbprint, cfg.TrustStore = "", store
+	cfg.Thumbprint, cfg.TrustStore, cfg.ReadOnly = "", store, true
+	cl, err = vsphere.Connect(ctx, cfg)
+	if err != nil || !cl.FirstUse {
+		t.Fatalf("read-only first use: %v", err)
+	}
+	cl.Logout(ctx)
+	if _, err := os.Stat(filepath.Dir(store)); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("a read-only first use wrote the trust store: %v", err)
+	}
+	cfg.ReadOnly = false
 	cl, err = vsphere.Connect(ctx, cfg)
 	if err != nil || !cl.FirstUse {
 		t.Fatalf("first use: %v", err)

@@ -1,6 +1,7 @@
-// Package testutil holds the workload generator and oracle that the
-// engine's tests share: a model of the source disk, deterministic by seed,
-// that remembers its image at every tag.
+// Package testutil holds what tests share: the workload generator and
+// oracle of the engine's tests (a model of the source disk, deterministic
+// by seed, that remembers its image at every tag), and snapshots of a
+// directory tree that prove a dry run changed nothing.
 package testutil
 
 import (
