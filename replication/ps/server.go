@@ -49,6 +49,12 @@ type Config struct {
 	// heartbeat (the agent sends one a second), for this long (30 s).
 	IdleTimeout time.Duration
 	Logger      *slog.Logger
+	// OnResume, when set, is told each time a master target attaches to a
+	// disk: the sequence it resumes after and whether the stream was
+	// renumbered from there (a resync begins; entries the master target
+	// had not acknowledged are gone). Soak tests keep their oracle of the
+	// sources' write order with it.
+	OnResume func(disk string, seq uint64, renumbered bool)
 }
 
 // Server is a process server.
@@ -123,7 +129,7 @@ func openDisk(id uint32, dc DiskConfig, cfg Config) (*Disk, error) {
 		return nil, fmt.Errorf("ps: disk %s: %s is %d bytes, not a positive multiple of 4096", dc.Name, dc.Path, size)
 	}
 	return &Disk{id: id, name: dc.Name, path: dc.Path, f: f, size: size, chunk: int64(cfg.ChunkSize),
-		maxUnacked: cfg.MaxUnacked, hashBatch: cfg.HashBatch, streams: map[string]*stream{}}, nil
+		maxUnacked: cfg.MaxUnacked, hashBatch: cfg.HashBatch, onResume: cfg.OnResume, streams: map[string]*stream{}}, nil
 }
 
 // Fingerprint is the fingerprint of the server's certificate, which

@@ -24,6 +24,7 @@ type Disk struct {
 	chunk      int64
 	maxUnacked int64
 	hashBatch  int
+	onResume   func(disk string, seq uint64, renumbered bool)
 
 	mu      sync.Mutex // orders source writes with the streams' view of them
 	streams map[string]*stream
@@ -277,6 +278,9 @@ func (s *stream) attach(p wire.Pair) attachment {
 		s.logBytes = 0
 	} else {
 		s.trimLocked(a)
+	}
+	if s.d.onResume != nil {
+		s.d.onResume(s.d.name, a, !resume)
 	}
 	s.sendIdx = 0
 	ph := s.phase()
