@@ -50,6 +50,10 @@ type fixture struct {
 	// the pair's window: first and last write
 	firstTime, lastTime time.Time
 	lastSeq             uint64
+	// now is the fixture's clock, an hour after its first write: every
+	// writer and agent over the fixture must use it, not the wall clock,
+	// or the 24 h window prunes the fixture's tags as the calendar moves on.
+	now func() time.Time
 }
 
 // newFixture replicates fxWrites random writes with a tag every fxTagEvery
@@ -68,11 +72,12 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	start := time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
+	fx.now = func() time.Time { return start.Add(time.Hour) }
 	clock := start
 	p, _, err := writer.OpenPair(writer.PairConfig{ID: fxPair, Target: fx.target, JournalDir: filepath.Join(dir, "journal"),
 		RetentionDir: fx.retDir, Policy: journal.Policy{Window: 24 * time.Hour, OnFull: journal.Purge},
 		JournalSegmentSize: 1 << 20, UndoSegmentSize: 128 << 10},
-		writer.Options{Now: func() time.Time { return start.Add(time.Hour) }})
+		writer.Options{Now: fx.now})
 	if err != nil {
 		t.Fatal(err)
 	}

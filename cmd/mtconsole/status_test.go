@@ -18,8 +18,15 @@ import (
 )
 
 // runningAgent reopens the fixture's pair in a writer and serves it on a
-// unix socket, as `mtconsole agent` will; it returns the socket.
+// unix socket, as `mtconsole agent` will; it returns the socket. The
+// writer and the API run on the fixture's clock.
 func runningAgent(t *testing.T, fx *fixture) string {
+	t.Helper()
+	return runningAgentAt(t, fx, fx.now)
+}
+
+// runningAgentAt is runningAgent with the writer and the API on clock now.
+func runningAgentAt(t *testing.T, fx *fixture, now func() time.Time) string {
 	t.Helper()
 	sockDir, err := os.MkdirTemp("", "mt") // t.TempDir() may be too long for a socket path
 	if err != nil {
@@ -27,14 +34,15 @@ func runningAgent(t *testing.T, fx *fixture) string {
 	}
 	t.Cleanup(func() { os.RemoveAll(sockDir) })
 	hub := api.NewHub()
-	w := writer.New(writer.Options{OnEvent: hub.Publish}, writer.SpaceOptions{Interval: -1})
+	w := writer.New(writer.Options{OnEvent: hub.Publish, Now: now}, writer.SpaceOptions{Interval: -1})
 	t.Cleanup(func() { w.Close() })
 	cfg := writer.PairConfig{ID: fxPair, Target: fx.target, JournalDir: filepath.Join(fx.dir, "journal"), RetentionDir: fx.retDir,
 		Policy: journal.Policy{Window: 24 * time.Hour, OnFull: journal.Purge}, JournalSegmentSize: 1 << 20, UndoSegmentSize: 128 << 10}
 	if _, _, err := w.Open(cfg); err != nil {
 		t.Fatal(err)
 	}
-	b := api.FromWriter(w, api.HostInfo{Host: "mt1", Version: "test"}, hub, cfg)
+	b := api.FromWriter(w, api.HostInfo{Host: "mt1", Version: "test", Started: now()}, hub, cfg)
+	b.SetClock(now)
 	t.Cleanup(func() { b.Close() })
 	srv, err := api.Listen(api.Config{Socket: filepath.Join(sockDir, "agent.sock")}, b)
 	if err != nil {
@@ -139,6 +147,77 @@ func TestStatusCommands(t *testing.T) {
 		}
 		if out := mustRun(t, "status", "--socket", sock); !strings.Contains(out, "No pairs.") {
 			t.Errorf("status after the rollback:\n%s", out)
+		}
+	})
+}
+
+// TestFixtureAgentClock: the injected clock, never the wall clock, is
+// what the agent's writer prunes the 24 h window against. On the
+// fixture's clock a commit keeps every fixture tag, whatever today's date
+// (TestStatusCommands failed with `no tag "crash-03"` from 2026-11-27
+// on, when its agent ran on the wall clock); on a clock two days later
+// the same commits prune them. Either way, an agent on the wall clock
+// fails one of the two.
+func TestFixtureAgentClock(t *testing.T) {
+	// commitTags tags the pair through the agent twice and waits until
+	// the second tag is applied. The first tag's commit prunes; the
+	// applier commits in turn, so once the second is in the store that
+	// pruning is over, and the clock being fixed, the second's prunes
+	// nothing more.
+	commitTags := func(t *testing.T, sock string) api.PairStatus {
+		t.Helper()
+		var st api.Status
+		for _, name := range []string{"pin-1", "pin-2"} {
+			mustRun(t, "tag", name, "--socket", sock)
+			for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+				out := mustRun(t, "status", "--json", "--socket", sock)
+				if err := json.Unmarshal([]byte(out), &st); err != nil {
+					t.Fatalf("status --json: %v\n%s", err, out)
+				}
+				if len(st.Pairs) == 1 && st.Pairs[0].Retention.LatestTag != nil && st.Pairs[0].Retention.LatestTag.Name == name {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("tag %s never applied:\n%s", name, out)
+				}
+			}
+		}
+		return st.Pairs[0]
+	}
+
+	t.Run("fixture clock", func(t *testing.T) {
+		fx := newFixture(t)
+		sock := runningAgent(t, fx)
+		p := commitTags(t, sock)
+		if p.Retention.Tags != len(fx.tags)+2 {
+			t.Errorf("on the fixture's clock, %d tags after two commits, want the fixture's %d and pin-1, pin-2", p.Retention.Tags, len(fx.tags))
+		}
+		if !p.Retention.From.Before(fx.tags[0].time) {
+			t.Errorf("window starts %s, after the fixture's first tag %s: pruned", p.Retention.From, fx.tags[0].time)
+		}
+		if !p.Retention.LatestTag.Time.Equal(fx.now()) {
+			t.Errorf("tag pin-2 stamped %s, want the fixture's clock %s", p.Retention.LatestTag.Time, fx.now())
+		}
+		out := mustRun(t, "status", "--json", "--socket", sock)
+		var st api.Status
+		if err := json.Unmarshal([]byte(out), &st); err != nil {
+			t.Fatalf("status --json: %v\n%s", err, out)
+		}
+		if !st.Started.Equal(fx.now()) || st.UptimeSeconds != 0 {
+			t.Errorf("agent started %s, up %gs: want %s, 0s (the fixture's clock)", st.Started, st.UptimeSeconds, fx.now())
+		}
+	})
+
+	t.Run("two days later", func(t *testing.T) {
+		fx := newFixture(t)
+		later := fx.now().Add(48 * time.Hour)
+		sock := runningAgentAt(t, fx, func() time.Time { return later })
+		p := commitTags(t, sock)
+		if p.Retention.Tags >= len(fx.tags)+2 {
+			t.Errorf("two days past the fixture, %d tags after two commits: the 24 h window pruned none", p.Retention.Tags)
+		}
+		if !p.Retention.From.After(fx.tags[0].time) {
+			t.Errorf("window starts %s, before the fixture's first tag %s: nothing pruned", p.Retention.From, fx.tags[0].time)
 		}
 	})
 }

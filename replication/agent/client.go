@@ -39,8 +39,11 @@ type Config struct {
 	// HashResync asks for a hash resync, not a full copy, for a pair that
 	// has journaled nothing yet: its target holds an older copy.
 	HashResync bool
-	Writer     writer.Options // OnAck is wrapped, not replaced
-	Space      writer.SpaceOptions
+	// Writer configures the pairs' writer; OnAck is wrapped, not
+	// replaced. Its Now (default time.Now) is the agent's clock too: the
+	// time resync writes and heartbeats are stamped with.
+	Writer writer.Options
+	Space  writer.SpaceOptions
 	// Credit is the flow-control credit granted at connection (32 MiB).
 	Credit int64
 	// MinBackoff and MaxBackoff bound the wait before dialing again
@@ -136,6 +139,9 @@ func New(cfg Config) (*Client, error) {
 	}
 	if cfg.TagTimeout <= 0 {
 		cfg.TagTimeout = defaultTagTimeout
+	}
+	if cfg.Writer.Now == nil {
+		cfg.Writer.Now = time.Now
 	}
 	c := &Client{cfg: cfg, links: map[string]*link{}, byID: map[string]*link{}, tags: map[string]*tagWait{}}
 	o := cfg.Writer
@@ -412,7 +418,7 @@ func (c *Client) acker(ctx context.Context, s *session) error {
 			// Proves this side alive: the process server ends a
 			// connection that stays silent longer than its idle timeout.
 			lastHB = time.Now()
-			msgs = append(msgs, &wire.Heartbeat{Time: lastHB})
+			msgs = append(msgs, &wire.Heartbeat{Time: c.cfg.Writer.Now()})
 		}
 		for id, l := range s.disks {
 			d := l.pair.Durable()
@@ -472,7 +478,7 @@ func (c *Client) recvLoop(ctx context.Context, s *session) error {
 		case *wire.ResyncData:
 			// Resync writes are flagged: points inside a resync are not
 			// consistent.
-			if err := l.pair.Write(m.Seq, m.Offset, time.Now(), m.Data, journal.FlagResync); err != nil {
+			if err := l.pair.Write(m.Seq, m.Offset, c.cfg.Writer.Now(), m.Data, journal.FlagResync); err != nil {
 				return err
 			}
 			c.resyncBytes.Add(int64(len(m.Data)))
@@ -484,7 +490,7 @@ func (c *Client) recvLoop(ctx context.Context, s *session) error {
 			}
 			// One wire sequence, one journal record: the zeros are
 			// written as one write.
-			if err := l.pair.Write(m.Seq, m.Offset, time.Now(), zeros[:m.Length], journal.FlagResync|journal.FlagZero); err != nil {
+			if err := l.pair.Write(m.Seq, m.Offset, c.cfg.Writer.Now(), zeros[:m.Length], journal.FlagResync|journal.FlagZero); err != nil {
 				return err
 			}
 			c.zeroBytes.Add(m.Length)

@@ -324,6 +324,37 @@ func TestEndToEndFullResyncWorkloadTags(t *testing.T) {
 	}
 }
 
+// The agent's clock is the writer's Now: a full resync under a pinned
+// clock journals its writes at that time, so the pair's window, its RPO
+// and what the 24 h window prunes follow the clock, not the wall clock.
+func TestResyncWritesOnAgentClock(t *testing.T) {
+	const size = 2 << 20
+	r := newRig(t, size, nil, ps.Config{})
+	r.startPS()
+	pinned := time.Date(2031, 3, 4, 5, 6, 7, 0, time.UTC)
+	r.agentCfgChange = func(c *agent.Config) { c.Writer.Now = func() time.Time { return pinned } }
+	key, _ := keys(t)
+	r.newAgent(key, r.addr, false)
+	r.runAgent()
+	r.waitFor("differential sync", 15*time.Second, func() bool { return r.state() == agent.StateDiffSync && r.caughtUp() })
+	r.assertTargetEqualsSource()
+	st := r.cl.Pair("disk0").Status()
+	if !st.Retention.To.Equal(pinned) {
+		t.Errorf("after the resync the latest point is %s, want the agent's clock %s", st.Retention.To, pinned)
+	}
+	if len(st.Retention.Ranges) == 0 {
+		t.Error("no range after the resync")
+	}
+	for _, rg := range st.Retention.Ranges {
+		if !rg.FirstTime.Equal(pinned) || !rg.LastTime.Equal(pinned) || rg.Accuracy != journal.NotGuaranteed {
+			t.Errorf("range %+v: want the resync's, %s to %s, %s", rg, pinned, pinned, journal.NotGuaranteed)
+		}
+	}
+	if st.RPOSeconds != 0 || st.Health != writer.HealthOK {
+		t.Errorf("RPO %gs, health %s (%s): want 0s, %s on the agent's clock", st.RPOSeconds, st.Health, st.Reason, writer.HealthOK)
+	}
+}
+
 // A source written all the time, everywhere, while it resyncs with the
 // default 1 MiB chunks: step II streams the changes it finds instead of
 // chasing them, so the pair reaches Differential Sync while the workload
