@@ -337,8 +337,8 @@ type retries struct {
 }
 
 func (r *retries) Enabled(context.Context, slog.Level) bool { return true }
-func (r *retries) WithAttrs([]slog.Attr) slog.Handler      { return r }
-func (r *retries) WithGroup(string) slog.Handler           { return r }
+func (r *retries) WithAttrs([]slog.Attr) slog.Handler       { return r }
+func (r *retries) WithGroup(string) slog.Handler            { return r }
 func (r *retries) Handle(_ context.Context, rec slog.Record) error {
 	if !strings.HasPrefix(rec.Message, "connection to the process server ended") {
 		return nil
