@@ -307,8 +307,14 @@ func TestRollbackOnePairOthersStream(t *testing.T) {
 	if err := r.stopCl(); err != nil {
 		t.Fatalf("agent stopped with %v", err)
 	}
+	rec := &logRec{}
+	r.cfg.Logger = slog.New(rec)
 	r.start()
 	assertEnded("after a restart")
+	if w := rec.find(slog.LevelWarn, "pair has ended and is skipped"); len(w) != 1 || w[0]["pair"].String() != pair(2) ||
+		!strings.Contains(w[0]["msg"].String(), "remove its [[pair]] from agent.toml") {
+		t.Errorf("no warning at start naming %s and saying to remove its [[pair]]: %v", pair(2), w)
+	}
 	stopWL = r.workload([]int{0, 1, 2}, nil)
 	d0, d1 = r.status(pair(0)).DurableSeq, r.status(pair(1)).DurableSeq
 	r.waitFor("writes after the restart", func() bool {
@@ -330,34 +336,46 @@ func TestRollbackOnePairOthersStream(t *testing.T) {
 	assertEnded("after the restart's writes")
 }
 
-// retries records the retry_in of the agent's "connection … ended" lines.
-type retries struct {
-	mu  sync.Mutex
-	got []time.Duration
+// logRec records the agent's log lines.
+type logRec struct {
+	mu   sync.Mutex
+	recs []slog.Record
 }
 
-func (r *retries) Enabled(context.Context, slog.Level) bool { return true }
-func (r *retries) WithAttrs([]slog.Attr) slog.Handler       { return r }
-func (r *retries) WithGroup(string) slog.Handler            { return r }
-func (r *retries) Handle(_ context.Context, rec slog.Record) error {
-	if !strings.HasPrefix(rec.Message, "connection to the process server ended") {
-		return nil
-	}
-	rec.Attrs(func(a slog.Attr) bool {
-		if a.Key == "retry_in" {
-			r.mu.Lock()
-			r.got = append(r.got, a.Value.Duration())
-			r.mu.Unlock()
-		}
-		return true
-	})
+func (r *logRec) Enabled(context.Context, slog.Level) bool { return true }
+func (r *logRec) WithAttrs([]slog.Attr) slog.Handler       { return r }
+func (r *logRec) WithGroup(string) slog.Handler            { return r }
+func (r *logRec) Handle(_ context.Context, rec slog.Record) error {
+	r.mu.Lock()
+	r.recs = append(r.recs, rec.Clone())
+	r.mu.Unlock()
 	return nil
 }
 
-func (r *retries) list() []time.Duration {
+// find returns the lines at level whose message starts with prefix, each
+// as its attributes.
+func (r *logRec) find(level slog.Level, prefix string) []map[string]slog.Value {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return slices.Clone(r.got)
+	var out []map[string]slog.Value
+	for _, rec := range r.recs {
+		if rec.Level != level || !strings.HasPrefix(rec.Message, prefix) {
+			continue
+		}
+		m := map[string]slog.Value{"msg": slog.StringValue(rec.Message)}
+		rec.Attrs(func(a slog.Attr) bool { m[a.Key] = a.Value; return true })
+		out = append(out, m)
+	}
+	return out
+}
+
+// retries are the retry_in of the "connection … ended" lines.
+func (r *logRec) retries() []time.Duration {
+	var out []time.Duration
+	for _, m := range r.find(slog.LevelWarn, "connection to the process server ended") {
+		out = append(out, m["retry_in"].Duration())
+	}
+	return out
 }
 
 // A pair whose journal fails ends every connection it is part of, as soon
@@ -375,7 +393,7 @@ func TestPairErrorBacksOff(t *testing.T) {
 		}
 		return nil
 	})
-	rec := &retries{}
+	rec := &logRec{}
 	const minB, maxB = time.Millisecond, 64 * time.Millisecond
 	r.agentCfgChange = func(c *agent.Config) {
 		c.Writer.FS, c.Writer.TargetFS = mem, vfs.OS
@@ -396,8 +414,8 @@ func TestPairErrorBacksOff(t *testing.T) {
 	})
 	defer wg.Wait()
 	defer wcancel()
-	r.waitFor("connections ended by the pair", 15*time.Second, func() bool { return len(rec.list()) >= 9 })
-	got := rec.list()
+	r.waitFor("connections ended by the pair", 15*time.Second, func() bool { return len(rec.retries()) >= 9 })
+	got := rec.retries()
 	for i, d := range got[:9] {
 		if want := min(minB<<i, maxB); d != want {
 			t.Fatalf("retry %d in %v, want %v: the backoff does not grow while the pair fails (%v)", i, d, want, got)
