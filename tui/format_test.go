@@ -3,6 +3,8 @@ package tui
 import (
 	"strings"
 	"testing"
+
+	"github.com/mtconsole/mtconsole/replication/writer"
 )
 
 func TestSecondsText(t *testing.T) {
@@ -65,5 +67,12 @@ func TestShellQuote(t *testing.T) {
 		if got := shellQuote(in); got != want {
 			t.Errorf("shellQuote(%q) = %s, want %s", in, got, want)
 		}
+	}
+}
+
+// A pair rolled back is shown ended, not as an unknown health.
+func TestHealthTextEnded(t *testing.T) {
+	if got := healthText(writer.HealthEnded); got != "■ Ended" {
+		t.Errorf("healthText(%q) = %q, want ■ Ended", writer.HealthEnded, got)
 	}
 }

@@ -57,6 +57,8 @@ func healthText(h string) string {
 		return "‖ Paused"
 	case writer.HealthError:
 		return "✗ Error"
+	case writer.HealthEnded:
+		return "■ Ended"
 	case "":
 		return "? unknown"
 	}
@@ -68,7 +70,7 @@ func (s Styles) health(h, cell string) string {
 	switch h {
 	case writer.HealthOK:
 		return s.OK.Render(cell)
-	case writer.HealthRPO, writer.HealthPaused:
+	case writer.HealthRPO, writer.HealthPaused, writer.HealthEnded:
 		return s.Warn.Render(cell)
 	case writer.HealthError:
 		return s.Err.Render(cell)

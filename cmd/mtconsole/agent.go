@@ -134,6 +134,9 @@ func runAgent(ctx context.Context, logOut io.Writer, path string, reloadOnHUP bo
 	// The admin's tags are placed by the process server, in the sources'
 	// write order: the agent numbers no sequence of its own.
 	backend.SetTagger(client.Tag)
+	// A rollback ends its pair through the client: the pair leaves the
+	// session with the process server, the others stream on.
+	backend.SetEnder(client.End)
 	backend.SetReplication(func() map[string]api.Replication {
 		out := map[string]api.Replication{}
 		for _, s := range client.Status() {

@@ -30,6 +30,7 @@ import (
 	"github.com/mtconsole/mtconsole/replication/recovery"
 	"github.com/mtconsole/mtconsole/replication/vfs"
 	"github.com/mtconsole/mtconsole/replication/wire"
+	"github.com/mtconsole/mtconsole/replication/writer"
 	"github.com/mtconsole/mtconsole/tui"
 )
 
@@ -320,14 +321,14 @@ func runDemo(ctx context.Context, out io.Writer, f demoFlags) error {
 	if err := <-wlDone; err != nil && !errors.Is(err, context.Canceled) {
 		return fmt.Errorf("workload: %w", err)
 	}
-	inLine := drainDemo(cl, srv, 60*time.Second)
+	inLine, ended := drainDemo(cl, srv, 60*time.Second)
 	stopAgent()
 	if err := <-agentDone; err != nil {
 		return fmt.Errorf("agent: %w (its log: %s)", err, filepath.Join(dir, "demo.log"))
 	}
 	stopPS()
 	<-psDone
-	bad, err := verifyDemo(out, dir, srv.Disks(), inLine, tags, f.verify)
+	bad, err := verifyDemo(out, dir, srv.Disks(), inLine, ended, tags, f.verify)
 	if err != nil {
 		return err
 	}
@@ -468,14 +469,19 @@ func waitForAgent(ctx context.Context, socket string, agentDone <-chan error) (*
 
 // drainDemo waits until every stream is in Differential Sync with all it
 // sent acknowledged and applied, or d passes. It returns the disks that
-// are in line.
-func drainDemo(cl *api.Client, srv *ps.Server, d time.Duration) map[string]bool {
+// are in line, and the pairs that have ended (rolled back from the
+// console), with the reason: they are no longer replicated.
+func drainDemo(cl *api.Client, srv *ps.Server, d time.Duration) (map[string]bool, map[string]string) {
 	deadline := time.Now().Add(d)
 	for {
 		st, err := cl.Status(context.Background())
-		in := map[string]bool{}
+		in, ended := map[string]bool{}, map[string]string{}
 		if err == nil {
 			for _, p := range st.Pairs {
+				if p.Health == writer.HealthEnded {
+					ended[p.ID] = p.Reason
+					continue
+				}
 				ss := srv.Disk(p.ID)
 				if ss == nil {
 					continue
@@ -486,21 +492,23 @@ func drainDemo(cl *api.Client, srv *ps.Server, d time.Duration) map[string]bool 
 					}
 				}
 			}
-			if len(in) == len(st.Pairs) {
-				return in
+			if len(in)+len(ended) == len(st.Pairs) {
+				return in, ended
 			}
 		}
 		if time.Now().After(deadline) {
-			return in
+			return in, ended
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 }
 
 // verifyDemo checks each target against its source and exports the last
-// n tags of each pair against the source's image at that tag. It returns
-// how many checks failed.
-func verifyDemo(out io.Writer, dir string, disks []*ps.Disk, inLine map[string]bool, tags *demoTags, n int) (int, error) {
+// n tags of each pair against the source's image at that tag. A pair that
+// was rolled back has ended: its target is checked against the source at
+// the tag it was rolled back to, if it was a tag, and nothing else. It
+// returns how many checks failed.
+func verifyDemo(out io.Writer, dir string, disks []*ps.Disk, inLine map[string]bool, ended map[string]string, tags *demoTags, n int) (int, error) {
 	ok, bad := 0, 0
 	verdict := func(good bool) string {
 		if good {
@@ -519,6 +527,13 @@ func verifyDemo(out io.Writer, dir string, disks []*ps.Disk, inLine map[string]b
 	for _, name := range names {
 		src := filepath.Join(dir, "sources", name+".img")
 		tgt := filepath.Join(dir, "targets", name+".img")
+		if reason, ok := ended[name]; ok {
+			fmt.Fprintf(out, "  %s: rolled back and ended, no longer replicated (%s)\n", name, reason)
+			if err := verifyRolledBack(out, name, tgt, reason, tags, verdict); err != nil {
+				return 0, err
+			}
+			continue
+		}
 		if !inLine[name] {
 			fmt.Fprintf(out, "  %s: not in Differential Sync when stopped (still resyncing): target not compared\n", name)
 		} else {
@@ -553,6 +568,30 @@ func verifyDemo(out io.Writer, dir string, disks []*ps.Disk, inLine map[string]b
 	}
 	fmt.Fprintf(out, "%d checks: %d bit-exact, %d differ\n", ok+bad, ok, bad)
 	return bad, nil
+}
+
+// verifyRolledBack checks the target of a pair rolled back to a tag the
+// workload took against the source as it was at that tag.
+func verifyRolledBack(out io.Writer, name, tgt, reason string, tags *demoTags, verdict func(bool) string) error {
+	tags.mu.Lock()
+	var tag string
+	var want [32]byte
+	for _, t := range tags.order[name] {
+		if strings.HasPrefix(reason, "rolled back to tag "+t+" (") {
+			tag, want = t, tags.image[name+"/"+t]
+		}
+	}
+	tags.mu.Unlock()
+	if tag == "" {
+		fmt.Fprintf(out, "  %s: not rolled back to a tag of the demo's: target not compared\n", name)
+		return nil
+	}
+	got, err := hashPath(tgt)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "  %s: target     sha256 %x…  %s (the source at tag %s)\n", name, got[:6], verdict(got == want), tag)
+	return nil
 }
 
 func exportDemoTag(dir, pair, tag string) ([32]byte, error) {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/mtconsole/mtconsole/hostconfig"
 	"github.com/mtconsole/mtconsole/replication/agent/api"
+	"github.com/mtconsole/mtconsole/replication/writer"
 )
 
 // The demo, without a terminal: a process server and an agent on
@@ -160,5 +161,77 @@ func TestDemoHangup(t *testing.T) {
 	out := p.output()
 	if !regexp.MustCompile(`\d+ checks: \d+ bit-exact, 0 differ`).MatchString(out) || !strings.Contains(out, "disk0: target") {
 		t.Errorf("the demo did not check its target on the hangup:\n%s", out)
+	}
+}
+
+// Rolling one pair of the demo back (as the dashboard's r does) ends that
+// pair alone: the agent does not reconnect to the process server, the
+// other pairs stream on, and at the end the demo reports the pair rolled
+// back, checks its target against the source at the tag, checks the
+// others bit-exact, and exits 0.
+func TestDemoRollbackOnePair(t *testing.T) {
+	dir := t.TempDir()
+	work := filepath.Join(dir, "demo")
+	socket := filepath.Join(work, "agent.sock")
+	p := startE2E(t, dir, "demo", "demo", "--no-console", "--dir", work, "--disks", "3", "--size", "4", "--rate", "100",
+		"--crash-every", "200ms", "--app-every", "0", "--verify", "1", "--for", "1h")
+	pairs := func() (map[string]api.PairStatus, string) {
+		o, _, err := run(t, "status", "--json", "--socket", socket)
+		if err != nil {
+			return nil, err.Error()
+		}
+		var st api.Status
+		if err := json.Unmarshal([]byte(o), &st); err != nil {
+			return nil, o
+		}
+		out := map[string]api.PairStatus{}
+		for _, p := range st.Pairs {
+			out[p.ID] = p
+		}
+		return out, o
+	}
+	e2eWait(t, "every pair in Differential Sync, disk2 with a tag", 60*time.Second, []*e2eProc{p}, func() (bool, string) {
+		ps, o := pairs()
+		for _, d := range []string{"disk0", "disk1", "disk2"} {
+			if ps[d].State != "Differential Sync" {
+				return false, o
+			}
+		}
+		return ps["disk2"].Retention.LatestTag != nil, o
+	})
+	mustRun(t, "recover", "--socket", socket, "--point", "latest-tag", "--mode", "rollback", "--pairs", "disk2", "--yes")
+	ps, o := pairs()
+	if ps["disk2"].Health != writer.HealthEnded || ps["disk2"].State != "Ended" || !strings.HasPrefix(ps["disk2"].Reason, "rolled back to tag ") {
+		t.Errorf("status after the rollback does not show disk2 ended:\n%s", o)
+	}
+	// The others go on: more of their writes are applied.
+	applied := map[string]uint64{"disk0": ps["disk0"].AppliedSeq, "disk1": ps["disk1"].AppliedSeq}
+	e2eWait(t, "disk0 and disk1 to go on", 30*time.Second, []*e2eProc{p}, func() (bool, string) {
+		ps, o := pairs()
+		return ps["disk0"].AppliedSeq > applied["disk0"]+20 && ps["disk1"].AppliedSeq > applied["disk1"]+20 &&
+			ps["disk0"].State == "Differential Sync" && ps["disk1"].State == "Differential Sync", o
+	})
+	if err := p.stop(t, syscall.SIGINT, 90*time.Second); err != nil {
+		t.Fatalf("demo: %v (want exit 0); its output:\n%s", err, p.output())
+	}
+	out := p.output()
+	if !regexp.MustCompile(`disk2: rolled back and ended, no longer replicated \(rolled back to tag `).MatchString(out) ||
+		!regexp.MustCompile(`disk2: target +sha256 [0-9a-f]+…  bit-exact \(the source at tag `).MatchString(out) {
+		t.Errorf("the demo does not report disk2 rolled back and checked:\n%s", out)
+	}
+	if m := regexp.MustCompile(`(\d+) checks: (\d+) bit-exact, 0 differ`).FindStringSubmatch(out); m == nil || m[1] != m[2] {
+		t.Errorf("the demo's checks did not all pass:\n%s", out)
+	}
+	for _, d := range []string{"disk0", "disk1"} {
+		if !regexp.MustCompile(d + `: target +sha256 [0-9a-f]+…  bit-exact\n`).MatchString(out) {
+			t.Errorf("%s's target not checked bit-exact:\n%s", d, out)
+		}
+	}
+	log := mustRead(t, filepath.Join(work, "demo.log"))
+	if n := strings.Count(log, "connection to the process server ended"); n != 0 {
+		t.Errorf("the agent's connection ended %d times:\n%s", n, log)
+	}
+	if !strings.Contains(log, "the master target ended its pair") {
+		t.Errorf("the process server was not told disk2 ended:\n%s", log)
 	}
 }

@@ -63,6 +63,9 @@ const (
 	StateResync1  = "Resync Step I"
 	StateResync2  = "Resync Step II"
 	StateDiffSync = "Differential Sync"
+	// StateEnded is a pair rolled back (or being rolled back): it has left
+	// the session and is no longer replicated (writer.HealthEnded).
+	StateEnded = "Ended"
 )
 
 // PairStatus is a pair's replication state beside its writer status.
@@ -85,14 +88,24 @@ type Stats struct {
 }
 
 type link struct {
+	id   string // the pair's
 	disk string
-	pair *writer.Pair
+	pair *writer.Pair // nil when it had ended before the agent started
 
 	mu        sync.Mutex
 	state     wire.PairState // 0: Queued
 	done      int64
 	total     int64
 	connected bool
+	// ended: the pair has left the session for good; what the process
+	// server still sends for its disk is dropped.
+	ended bool
+}
+
+func (l *link) isEnded() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.ended
 }
 
 // Client is the master target's session with one process server.
@@ -161,37 +174,118 @@ func New(cfg Config) (*Client, error) {
 			c.w.Close()
 			return nil, fmt.Errorf("agent: pair %s: disk name %q empty or paired twice", pc.ID, pc.Disk)
 		}
+		l := &link{id: pc.ID, disk: pc.Disk}
 		p, _, err := c.w.Open(pc.PairConfig)
-		if err != nil {
+		switch {
+		case errors.Is(err, writer.ErrEnded):
+			// A pair rolled back stays ended: it is reported (the
+			// writer keeps it as ended) and skipped, and the others run.
+			cfg.Logger.Warn("pair has ended and is skipped: it is no longer replicated; remove its [[pair]] from agent.toml (protect the disk again to replicate it anew)",
+				"pair", pc.ID, "disk", pc.Disk, "err", err)
+			l.ended = true
+		case err != nil:
 			c.w.Close()
 			return nil, fmt.Errorf("agent: %w", err)
 		}
-		l := &link{disk: pc.Disk, pair: p}
+		l.pair = p
 		c.links[pc.Disk] = l
 		c.byID[pc.ID] = l
 	}
 	return c, nil
 }
 
-// Pair returns the writer pair of disk, or nil.
+// Pair returns the writer pair of disk, or nil (none, or ended).
 func (c *Client) Pair(disk string) *writer.Pair {
-	if l := c.links[disk]; l != nil {
+	if l := c.links[disk]; l != nil && !l.isEnded() {
 		return l.pair
 	}
 	return nil
 }
 
+// live is the number of pairs not ended.
+func (c *Client) live() int {
+	n := 0
+	for _, l := range c.links {
+		if !l.isEnded() {
+			n++
+		}
+	}
+	return n
+}
+
+// End ends pair id, before a rollback: the pair leaves the session at
+// once (the process server is told it no longer wants the disk, and what
+// it still sends for it is dropped), the other pairs stream on
+// undisturbed, and the writer ends the pair with reason (writer.Writer.End),
+// so the status reports it ended. Ending an ended pair changes only its
+// reason. An ended pair stays ended: a restarted agent skips it.
+func (c *Client) End(id, reason string) error {
+	l := c.byID[id]
+	if l == nil {
+		return fmt.Errorf("agent: no pair %q", id)
+	}
+	l.mu.Lock()
+	was := l.ended
+	l.ended, l.connected = true, false
+	l.mu.Unlock()
+	if !was {
+		c.mu.Lock()
+		s := c.sess
+		c.mu.Unlock()
+		if s != nil {
+			s.release(c, l, reason)
+		}
+		c.cfg.Logger.Info("pair ended: it has left the session with the process server", "pair", id, "disk", l.disk, "reason", reason)
+	}
+	return c.w.End(id, reason)
+}
+
+// release tells the process server that the pairs of s that have ended no
+// longer want their disks (each once); a session left with none ends.
+func (s *session) release(c *Client, l *link, reason string) {
+	live := 0
+	for id, sl := range s.disks {
+		if !sl.isEnded() {
+			live++
+			continue
+		}
+		if l != nil && sl != l {
+			continue
+		}
+		s.rmu.Lock()
+		first := !s.released[id]
+		s.released[id] = true
+		s.rmu.Unlock()
+		if first {
+			// Best effort: a connection that fails here ends, and the
+			// next one does not pair the disk.
+			if err := s.c.Send(&wire.Error{Disk: id, Code: wire.CodeEnded, Message: "pair " + sl.id + " ended: " + reason}); err != nil {
+				c.cfg.Logger.Debug("telling the process server a pair ended", "disk", sl.disk, "err", err)
+			}
+		}
+	}
+	if live == 0 {
+		s.c.Close() // nothing left to receive: Run waits
+	}
+}
+
 // Writer is the writer holding the pairs.
 func (c *Client) Writer() *writer.Writer { return c.w }
 
-// Status returns every pair's state.
+// Status returns every pair's state, ended pairs too (StateEnded).
 func (c *Client) Status() []PairStatus {
 	var out []PairStatus
 	for _, ws := range c.w.Status() {
 		l := c.byID[ws.ID]
+		if l == nil {
+			continue
+		}
 		l.mu.Lock()
 		ps := PairStatus{Disk: l.disk, State: stateName(l.state), ResyncDone: l.done, ResyncTotal: l.total,
 			Connected: l.connected, PairStatus: ws}
+		if l.ended {
+			ps.State, ps.ResyncDone, ps.ResyncTotal, ps.Connected = StateEnded, 0, 0, false
+		}
 		l.mu.Unlock()
 		out = append(out, ps)
 	}
@@ -226,11 +320,31 @@ func permanent(err error) bool {
 		errors.Is(err, wire.ErrTrustFile)
 }
 
+// pairError ends a connection because of a pair of this master target
+// (its journal refused a write, its target a read), not the network or
+// the peer: a new connection is likely to meet it again.
+type pairError struct {
+	disk string
+	err  error
+}
+
+func (e *pairError) Error() string { return e.err.Error() }
+func (e *pairError) Unwrap() error { return e.err }
+
 // Run connects and streams until ctx ends (then it returns nil), dialing
 // again with backoff after every error but those a retry cannot mend.
+// The backoff starts again from Config.MinBackoff only after a connection
+// that was established and ended by the network or the peer; one ended by
+// a pair of this side keeps it growing. Once every pair has ended, Run
+// waits for ctx: there is nothing left to replicate.
 func (c *Client) Run(ctx context.Context) error {
 	backoff := c.cfg.MinBackoff
 	for {
+		if c.live() == 0 {
+			c.cfg.Logger.Warn("every pair has ended: nothing left to replicate; remove their [[pair]] from agent.toml", "addr", c.cfg.Addr)
+			<-ctx.Done()
+			return nil
+		}
 		established, err := c.connect(ctx)
 		if ctx.Err() != nil {
 			return nil
@@ -238,10 +352,19 @@ func (c *Client) Run(ctx context.Context) error {
 		if permanent(err) {
 			return fmt.Errorf("agent: %s: %w", c.cfg.Addr, err)
 		}
-		if established {
+		if c.live() == 0 {
+			continue
+		}
+		var pe *pairError
+		local := errors.As(err, &pe)
+		if established && !local {
 			backoff = c.cfg.MinBackoff
 		}
-		c.cfg.Logger.Warn("connection to the process server ended", "addr", c.cfg.Addr, "err", err, "retry_in", backoff)
+		if local {
+			c.cfg.Logger.Warn("connection to the process server ended by a pair of this master target", "addr", c.cfg.Addr, "disk", pe.disk, "err", err, "retry_in", backoff)
+		} else {
+			c.cfg.Logger.Warn("connection to the process server ended", "addr", c.cfg.Addr, "err", err, "retry_in", backoff)
+		}
 		select {
 		case <-ctx.Done():
 			return nil
@@ -264,6 +387,9 @@ type session struct {
 	// session since the target was last drained; absent: unknown (drain
 	// before hashing). Only the receive loop touches it.
 	pending map[uint32]*extent
+
+	rmu      sync.Mutex
+	released map[uint32]bool // disks the process server was told ended
 }
 
 // extent is [lo, hi) of a disk; empty when lo >= hi.
@@ -306,7 +432,7 @@ func (c *Client) connect(ctx context.Context) (bool, error) {
 	}
 	tc := tls.Client(nc, wire.ClientTLSConfig(c.cfg.Addr, c.cfg.Trust, c.cfg.Confirm))
 	s := &session{disks: map[uint32]*link{}, size: map[uint32]int64{}, recvd: map[uint32]*atomic.Uint64{},
-		resume: map[uint32]uint64{}, kick: make(chan struct{}, 1), pending: map[uint32]*extent{}}
+		resume: map[uint32]uint64{}, kick: make(chan struct{}, 1), pending: map[uint32]*extent{}, released: map[uint32]bool{}}
 	hctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	conn, err := wire.Client(hctx, tc, &wire.Config{Key: c.cfg.Key, Role: wire.RoleMasterTarget,
 		HostID: c.cfg.HostID, HostName: c.cfg.HostName, Accept: func(_ wire.Peer, ds []wire.Disk) ([]wire.Pair, error) {
@@ -322,10 +448,19 @@ func (c *Client) connect(ctx context.Context) (bool, error) {
 	c.mu.Lock()
 	c.sess = s
 	c.mu.Unlock()
+	ended := false
 	for _, l := range s.disks {
 		l.mu.Lock()
-		l.connected, l.state = true, 0
+		if l.ended {
+			ended = true
+		} else {
+			l.connected, l.state = true, 0
+		}
 		l.mu.Unlock()
+	}
+	if ended {
+		// Ended since it was accepted, before End could see this session.
+		s.release(c, nil, "the pair has ended")
 	}
 	defer func() {
 		c.mu.Lock()
@@ -367,7 +502,7 @@ func (c *Client) accept(s *session, ds []wire.Disk) ([]wire.Pair, error) {
 	var out []wire.Pair
 	for _, d := range ds {
 		l := c.links[d.Name]
-		if l == nil {
+		if l == nil || l.isEnded() {
 			continue
 		}
 		if tb := l.pair.Status().TargetBytes; tb < d.Size {
@@ -421,6 +556,9 @@ func (c *Client) acker(ctx context.Context, s *session) error {
 			msgs = append(msgs, &wire.Heartbeat{Time: c.cfg.Writer.Now()})
 		}
 		for id, l := range s.disks {
+			if l.isEnded() {
+				continue
+			}
 			d := l.pair.Durable()
 			// Never past what this connection journaled: the ack covers
 			// messages the process server sent on it.
@@ -474,66 +612,102 @@ func (c *Client) recvLoop(ctx context.Context, s *session) error {
 		if id := m.DiskID(); id != 0 {
 			l = s.disks[id]
 		}
-		switch m := m.(type) {
-		case *wire.ResyncData:
-			// Resync writes are flagged: points inside a resync are not
-			// consistent.
-			if err := l.pair.Write(m.Seq, m.Offset, c.cfg.Writer.Now(), m.Data, journal.FlagResync); err != nil {
-				return err
+		if l != nil && l.isEnded() {
+			s.drop(m)
+			continue
+		}
+		if err := c.handle(ctx, s, l, m); err != nil {
+			// A pair ended while its message was at it (End closed it):
+			// that message is dropped, not the connection.
+			if l != nil && l.isEnded() {
+				s.drop(m)
+				continue
 			}
-			c.resyncBytes.Add(int64(len(m.Data)))
-			s.touched(m.Disk, m.Offset, int64(len(m.Data)))
-			s.journaled(m.Disk, m.Seq, int64(len(m.Data)))
-		case *wire.ZeroRange:
-			if m.Length > MaxZeroRange {
-				return fmt.Errorf("agent: disk %s: zero range of %d bytes at %d: more than %d: %w", l.disk, m.Length, m.Offset, MaxZeroRange, wire.ErrMalformed)
-			}
-			// One wire sequence, one journal record: the zeros are
-			// written as one write.
-			if err := l.pair.Write(m.Seq, m.Offset, c.cfg.Writer.Now(), zeros[:m.Length], journal.FlagResync|journal.FlagZero); err != nil {
-				return err
-			}
-			c.zeroBytes.Add(m.Length)
-			s.touched(m.Disk, m.Offset, m.Length)
-			s.journaled(m.Disk, m.Seq, 0)
-		case *wire.Write:
-			if err := l.pair.Write(m.Seq, m.Offset, m.Time, m.Data, 0); err != nil {
-				return err
-			}
-			c.writeBytes.Add(int64(len(m.Data)))
-			s.touched(m.Disk, m.Offset, int64(len(m.Data)))
-			s.journaled(m.Disk, m.Seq, int64(len(m.Data)))
-		case *wire.Tag:
-			if err := l.pair.Tag(m.Seq, journal.TagInfo{Name: m.Name, App: m.App, ID: m.ID, Time: m.Time}); err != nil {
-				return err
-			}
-			s.journaled(m.Disk, m.Seq, 0)
-			c.tagArrived(l.pair.ID(), m.ID, m.Seq)
-		case *wire.HashRequest:
-			c.hashReqs.Add(1)
-			resp, err := c.hashes(ctx, s, l, m)
-			if err != nil {
-				return err
-			}
-			if err := s.c.Send(resp); err != nil {
-				return err
-			}
-		case *wire.State:
-			l.mu.Lock()
-			l.state, l.done, l.total = m.State, m.Done, m.Total
-			l.mu.Unlock()
-		case *wire.Heartbeat:
-			for _, ds := range m.Latest {
-				if hl := s.disks[ds.Disk]; hl != nil {
-					hl.pair.Heartbeat(ds.Seq, m.Time)
-				}
-			}
-		case *wire.Error:
-			c.cfg.Logger.Warn("process server reports an error", "disk", m.Disk, "code", m.Code.String(), "msg", m.Message)
-		default:
-			return fmt.Errorf("agent: %w: %v", wire.ErrUnexpected, m.Type())
+			return err
 		}
 	}
+}
+
+// drop forgets a message for a disk whose pair has ended (the process
+// server sent it before it learned so), granting its credit again.
+func (s *session) drop(m wire.Message) {
+	switch m := m.(type) {
+	case *wire.ResyncData:
+		s.credit.Add(int64(len(m.Data)))
+	case *wire.Write:
+		s.credit.Add(int64(len(m.Data)))
+	}
+}
+
+// handle takes one message; l is the link of its disk, if any. Errors of
+// l's pair come back as *pairError.
+func (c *Client) handle(ctx context.Context, s *session, l *link, m wire.Message) error {
+	local := func(err error) error {
+		if err == nil {
+			return nil
+		}
+		return &pairError{disk: l.disk, err: err}
+	}
+	switch m := m.(type) {
+	case *wire.ResyncData:
+		// Resync writes are flagged: points inside a resync are not
+		// consistent.
+		if err := l.pair.Write(m.Seq, m.Offset, c.cfg.Writer.Now(), m.Data, journal.FlagResync); err != nil {
+			return local(err)
+		}
+		c.resyncBytes.Add(int64(len(m.Data)))
+		s.touched(m.Disk, m.Offset, int64(len(m.Data)))
+		s.journaled(m.Disk, m.Seq, int64(len(m.Data)))
+	case *wire.ZeroRange:
+		if m.Length > MaxZeroRange {
+			return fmt.Errorf("agent: disk %s: zero range of %d bytes at %d: more than %d: %w", l.disk, m.Length, m.Offset, MaxZeroRange, wire.ErrMalformed)
+		}
+		// One wire sequence, one journal record: the zeros are
+		// written as one write.
+		if err := l.pair.Write(m.Seq, m.Offset, c.cfg.Writer.Now(), zeros[:m.Length], journal.FlagResync|journal.FlagZero); err != nil {
+			return local(err)
+		}
+		c.zeroBytes.Add(m.Length)
+		s.touched(m.Disk, m.Offset, m.Length)
+		s.journaled(m.Disk, m.Seq, 0)
+	case *wire.Write:
+		if err := l.pair.Write(m.Seq, m.Offset, m.Time, m.Data, 0); err != nil {
+			return local(err)
+		}
+		c.writeBytes.Add(int64(len(m.Data)))
+		s.touched(m.Disk, m.Offset, int64(len(m.Data)))
+		s.journaled(m.Disk, m.Seq, int64(len(m.Data)))
+	case *wire.Tag:
+		if err := l.pair.Tag(m.Seq, journal.TagInfo{Name: m.Name, App: m.App, ID: m.ID, Time: m.Time}); err != nil {
+			return local(err)
+		}
+		s.journaled(m.Disk, m.Seq, 0)
+		c.tagArrived(l.pair.ID(), m.ID, m.Seq)
+	case *wire.HashRequest:
+		c.hashReqs.Add(1)
+		resp, err := c.hashes(ctx, s, l, m)
+		if err != nil {
+			return err
+		}
+		if err := s.c.Send(resp); err != nil {
+			return err
+		}
+	case *wire.State:
+		l.mu.Lock()
+		l.state, l.done, l.total = m.State, m.Done, m.Total
+		l.mu.Unlock()
+	case *wire.Heartbeat:
+		for _, ds := range m.Latest {
+			if hl := s.disks[ds.Disk]; hl != nil && !hl.isEnded() {
+				hl.pair.Heartbeat(ds.Seq, m.Time)
+			}
+		}
+	case *wire.Error:
+		c.cfg.Logger.Warn("process server reports an error", "disk", m.Disk, "code", m.Code.String(), "msg", m.Message)
+	default:
+		return fmt.Errorf("agent: %w: %v", wire.ErrUnexpected, m.Type())
+	}
+	return nil
 }
 
 func (s *session) journaled(disk uint32, seq uint64, n int64) {
@@ -553,10 +727,10 @@ func (c *Client) hashes(ctx context.Context, s *session, l *link, m *wire.HashRe
 	e := s.pending[m.Disk]
 	if e == nil || e.overlaps(m.Offset, int64(m.Count)*int64(m.ChunkSize)) {
 		if err := l.pair.Sync(); err != nil {
-			return nil, err
+			return nil, &pairError{disk: l.disk, err: err}
 		}
 		if err := l.pair.Drain(ctx); err != nil {
-			return nil, err
+			return nil, &pairError{disk: l.disk, err: err}
 		}
 		s.pending[m.Disk] = &extent{}
 	}
@@ -575,5 +749,8 @@ func (c *Client) hashes(ctx context.Context, s *session, l *link, m *wire.HashRe
 		resp.Hashes = h
 		return nil
 	})
-	return resp, err
+	if err != nil {
+		return nil, &pairError{disk: l.disk, err: err}
+	}
+	return resp, nil
 }

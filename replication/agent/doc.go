@@ -33,7 +33,22 @@
 // Any error ends the connection; Run dials again with exponential
 // backoff (Config.MinBackoff doubling up to Config.MaxBackoff), except
 // after errors that a retry cannot mend: a failed passphrase proof
-// (wire.ErrAuth), a changed or untrusted certificate.
+// (wire.ErrAuth), a changed or untrusted certificate. The backoff starts
+// again from the minimum only after an established connection that the
+// network or the peer ended: one ended by a pair of this side (its
+// journal failing) would end the next one too.
+//
+// # Ended pairs
+//
+// A rollback ends its pair (Client.End, before the target is touched):
+// the pair leaves the session at once, the process server is told with a
+// non-fatal wire.Error CodeEnded for its disk and stops sending it, what
+// was already on its way is dropped (its credit granted again), and the
+// other pairs stream on in the same connection, without a resync. The
+// writer keeps the pair as ended (writer.HealthEnded, StateEnded, with its
+// reason). An agent started with a pair that has ended logs a warning to
+// remove its [[pair]], reports it ended and replicates the others; with
+// every pair ended, Run waits.
 //
 // The client keeps no state of its own: a pair's resume point is its
 // journal's, so a restarted agent resumes where its journal ends.

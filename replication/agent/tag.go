@@ -52,8 +52,13 @@ func (c *Client) tagArrived(pair, id string, seq uint64) {
 // resync is not consistent); otherwise nothing is asked.
 func (c *Client) Tag(ctx context.Context, pairs []string, info journal.TagInfo) (map[string]uint64, error) {
 	if len(pairs) == 0 {
-		for id := range c.byID {
-			pairs = append(pairs, id)
+		for id, l := range c.byID {
+			if !l.isEnded() {
+				pairs = append(pairs, id)
+			}
+		}
+		if len(pairs) == 0 {
+			return nil, fmt.Errorf("%w: every pair has ended", ErrNotTagged)
 		}
 	}
 	c.mu.Lock()
@@ -75,10 +80,12 @@ func (c *Client) Tag(ctx context.Context, pairs []string, info journal.TagInfo) 
 			return nil, fmt.Errorf("%w: no pair %q", ErrNotTagged, p)
 		}
 		l.mu.Lock()
-		st, conn := l.state, l.connected
+		st, conn, ended := l.state, l.connected, l.ended
 		l.mu.Unlock()
 		disk, ok := ids[p]
 		switch {
+		case ended:
+			bad = append(bad, p+" (ended: no longer replicated)")
 		case !ok || !conn:
 			bad = append(bad, p+" (not connected)")
 		case st != wire.StateDiffSync:

@@ -47,6 +47,11 @@
 // disk instead (the source itself holds the data). Tags issued while a
 // disk is resyncing are not sent: the target is not consistent then.
 //
+// A master target whose pair of a disk has ended (a rollback) says so with
+// a non-fatal Error CodeEnded for the disk: the server stops sending that
+// disk on the connection and forgets its stream (a pair made afresh
+// resyncs); the connection and its other disks go on untouched.
+//
 // # What is kept where
 //
 // Streams, their buffers and resync progress (position and dirty bitmap)

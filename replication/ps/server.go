@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"os"
 	"slices"
@@ -232,20 +233,21 @@ func (s *Server) serveConn(ctx context.Context, nc net.Conn) error {
 	defer ccancel()
 	win := wire.NewWindow(0)
 	defer win.Close()
-	streams := map[uint32]*stream{}
-	atts := map[uint32]attachment{}
+	cs := &connStreams{streams: map[uint32]*stream{}, atts: map[uint32]attachment{}, stop: map[uint32]context.CancelFunc{}}
 	var wg sync.WaitGroup
 	errc := make(chan error, len(sess.Pairs)+1)
 	for _, p := range sess.Pairs {
 		d := s.disks[p.Disk-1]
 		st := d.stream(sess.Peer.HostID)
-		streams[p.Disk] = st
 		att := st.attach(p)
-		atts[p.Disk] = att
+		sctx, stop := context.WithCancel(cctx)
+		cs.streams[p.Disk], cs.atts[p.Disk], cs.stop[p.Disk] = st, att, stop
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := st.run(cctx, c, win, att); err != nil && cctx.Err() == nil {
+			// A disk the master target ended stops alone (sctx), the
+			// connection goes on.
+			if err := st.run(sctx, c, win, att); err != nil && sctx.Err() == nil {
 				errc <- fmt.Errorf("disk %s: %w", d.name, err)
 				c.Close()
 			}
@@ -263,7 +265,7 @@ func (s *Server) serveConn(ctx context.Context, nc net.Conn) error {
 			case <-t.C:
 			}
 			var hbs []wire.Message
-			for id, st := range streams {
+			for id, st := range cs.live() {
 				if seq, t, ok := st.current(); ok {
 					hbs = append(hbs, &wire.Heartbeat{Time: t, Latest: []wire.DiskSeq{{Disk: id, Seq: seq}}})
 				}
@@ -276,7 +278,7 @@ func (s *Server) serveConn(ctx context.Context, nc net.Conn) error {
 			}
 		}
 	}()
-	err = s.recvLoop(c, streams, atts, win)
+	err = s.recvLoop(c, cs, win)
 	ccancel()
 	win.Close()
 	c.Close()
@@ -292,25 +294,69 @@ func (s *Server) serveConn(ctx context.Context, nc net.Conn) error {
 	return err
 }
 
-func (s *Server) recvLoop(c *wire.Conn, streams map[uint32]*stream, atts map[uint32]attachment, win *wire.Window) error {
+// connStreams are the streams of one connection. The receive loop
+// removes a disk the master target ended; the heartbeat loop reads them.
+type connStreams struct {
+	mu      sync.Mutex
+	streams map[uint32]*stream
+	atts    map[uint32]attachment
+	stop    map[uint32]context.CancelFunc
+}
+
+// live returns the streams not ended, by disk id.
+func (cs *connStreams) live() map[uint32]*stream {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	return maps.Clone(cs.streams)
+}
+
+// end stops sending disk on this connection and forgets its stream: the
+// master target's pair has ended, and a pair made afresh resyncs.
+func (cs *connStreams) end(disk uint32) (*stream, bool) {
+	cs.mu.Lock()
+	st := cs.streams[disk]
+	stop := cs.stop[disk]
+	delete(cs.streams, disk)
+	delete(cs.atts, disk)
+	cs.mu.Unlock()
+	if st == nil {
+		return nil, false
+	}
+	stop()
+	st.d.forget(st)
+	return st, true
+}
+
+func (s *Server) recvLoop(c *wire.Conn, cs *connStreams, win *wire.Window) error {
 	for {
 		_ = c.NetConn().SetReadDeadline(time.Now().Add(s.cfg.IdleTimeout))
 		m, err := c.Recv()
 		if err != nil {
 			return c.Abort(err)
 		}
+		// Only this loop changes cs, so it reads cs without the lock.
 		switch m := m.(type) {
 		case *wire.Credit:
 			win.Grant(m.Bytes)
 		case *wire.Ack:
-			streams[m.Disk].ack(m)
+			if st := cs.streams[m.Disk]; st != nil {
+				st.ack(m)
+			}
 		case *wire.HashResponse:
-			atts[m.Disk].hashResponse(m)
+			if a, ok := cs.atts[m.Disk]; ok {
+				a.hashResponse(m)
+			}
 		case *wire.Error:
+			if m.Code == wire.CodeEnded && m.Disk != 0 {
+				if st, ok := cs.end(m.Disk); ok {
+					s.cfg.Logger.Info("the master target ended its pair: the disk is no longer sent to it", "disk", st.d.name, "host", st.host, "msg", m.Message)
+				}
+				continue
+			}
 			s.cfg.Logger.Warn("master target reports an error", "disk", m.Disk, "code", m.Code.String(), "msg", m.Message)
 		case *wire.Heartbeat:
 		case *wire.TagRequest:
-			s.tagDisks(m, streams)
+			s.tagDisks(m, cs.streams)
 		default:
 			return c.Abort(fmt.Errorf("ps: %w: %v", wire.ErrUnexpected, m.Type()))
 		}

@@ -103,6 +103,16 @@ func (d *Disk) Status() []StreamStatus {
 	return out
 }
 
+// forget drops s: its master target ended the pair, so changes are no
+// longer kept for it.
+func (d *Disk) forget(s *stream) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.streams[s.host] == s {
+		delete(d.streams, s.host)
+	}
+}
+
 func (d *Disk) stream(host string) *stream {
 	d.mu.Lock()
 	defer d.mu.Unlock()

@@ -128,7 +128,11 @@
 // its journal and buffers drain (Window, Cost: only data costs credit).
 // Both send Heartbeat (the process server's clock gives the master target
 // its RPO) and Error (fatal ends the connection; non-fatal is about one
-// disk or request). A tag an admin takes on the master target travels as
+// disk or request). A master target whose pair of a disk ends (a rollback)
+// sends a non-fatal Error CodeEnded for that disk: the process server stops
+// sending it and the other disks stream on, undisturbed; messages of the
+// disk already on their way are dropped (their data still earns credit).
+// A tag an admin takes on the master target travels as
 // TagRequest: the process server places it in each disk's write order and
 // it comes back as Tag, so the master target never numbers a sequence of
 // its own.

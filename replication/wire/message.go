@@ -1188,6 +1188,11 @@ const (
 	CodePaused      ErrorCode = 10 // the pair is paused by the admin
 	CodeShutdown    ErrorCode = 11 // the sender is shutting down
 	CodeIO          ErrorCode = 12 // a disk or journal I/O error
+	// CodeEnded, non-fatal, from the master target: its pair of the disk
+	// has ended (rolled back), so the process server stops sending that
+	// disk on this connection and forgets the stream; the other disks go
+	// on. Nothing is sent for the disk again until it is paired afresh.
+	CodeEnded ErrorCode = 13
 )
 
 var codeNames = map[ErrorCode]string{
@@ -1195,7 +1200,7 @@ var codeNames = map[ErrorCode]string{
 	CodeVersion: "version", CodeRole: "role", CodeRefused: "refused",
 	CodeUnknownDisk: "unknown-disk", CodeOutOfRange: "out-of-range",
 	CodeNoSpace: "no-space", CodePaused: "paused", CodeShutdown: "shutdown",
-	CodeIO: "io",
+	CodeIO: "io", CodeEnded: "ended",
 }
 
 func (c ErrorCode) String() string {

@@ -25,6 +25,13 @@ var (
 	ErrEnded = errors.New("pair has ended")
 )
 
+// EndedError is a pair that has ended, and why: opening it fails with it.
+// It matches ErrEnded.
+type EndedError struct{ Reason string }
+
+func (e *EndedError) Error() string        { return ErrEnded.Error() + ": " + e.Reason }
+func (e *EndedError) Is(target error) bool { return target == ErrEnded }
+
 // PairConfig describes one replication pair on the master target.
 type PairConfig struct {
 	ID           string
@@ -106,6 +113,10 @@ const (
 	HealthRPO    = "RPO breach"
 	HealthPaused = "Paused"
 	HealthError  = "Error"
+	// HealthEnded is a pair rolled back (or being rolled back): it is no
+	// longer replicated, and its configuration is left for the admin to
+	// remove.
+	HealthEnded = "Ended"
 )
 
 // Pair is one replication pair: its redo journal, its retention store,
@@ -195,9 +206,9 @@ func OpenPair(cfg PairConfig, o Options) (*Pair, Recovered, error) {
 	st := p.store.State()
 	switch st.State {
 	case journal.StateRollingBack:
-		return fail(fmt.Errorf("%w: a rollback to sequence %d did not finish; run `mtconsole retention rollback` again", ErrEnded, st.RollbackTo))
+		return fail(&EndedError{fmt.Sprintf("a rollback to sequence %d did not finish; run `mtconsole retention rollback` again", st.RollbackTo)})
 	case journal.StateEnded:
-		return fail(fmt.Errorf("%w: %s", ErrEnded, st.Reason))
+		return fail(&EndedError{st.Reason})
 	case journal.StatePaused:
 		p.paused = st.Reason
 	}
@@ -419,6 +430,8 @@ func (p *Pair) Drain(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
+		case <-p.done: // closed: nothing more is applied
+			return fmt.Errorf("pair %s: %w", p.cfg.ID, journal.ErrClosed)
 		case <-time.After(2 * time.Millisecond):
 		}
 	}

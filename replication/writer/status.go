@@ -111,7 +111,7 @@ func (p *Pair) healthLocked(now time.Time) (string, string) {
 	case p.err != nil:
 		return HealthError, p.err.Error()
 	case p.ended:
-		return HealthError, "pair has ended"
+		return HealthEnded, "pair has ended"
 	case p.paused != "":
 		return HealthPaused, p.paused
 	case !p.durTime.IsZero() && now.Sub(p.durTime) > p.cfg.RPOThreshold:

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"sort"
 	"sync"
 	"time"
@@ -25,6 +26,7 @@ type Writer struct {
 	space SpaceOptions
 	mu    sync.Mutex
 	pairs map[string]*Pair
+	ended map[string]*ended // by id; never in pairs
 	stop  chan struct{}
 	done  chan struct{}
 }
@@ -41,12 +43,20 @@ func New(o Options, space SpaceOptions) *Writer {
 	if space.Interval == 0 {
 		space.Interval = 5 * time.Second
 	}
-	w := &Writer{o: o, space: space, pairs: map[string]*Pair{}, stop: make(chan struct{}), done: make(chan struct{})}
+	w := &Writer{o: o, space: space, pairs: map[string]*Pair{}, ended: map[string]*ended{}, stop: make(chan struct{}), done: make(chan struct{})}
 	go w.monitor()
 	return w
 }
 
-// Open opens a pair and adds it to the writer.
+// ended is a pair that has ended: Status reports it, nothing opens it.
+type ended struct {
+	cfg    PairConfig
+	size   int64
+	reason string
+}
+
+// Open opens a pair and adds it to the writer. A pair that has ended
+// (an *EndedError) is kept as ended: Status reports it with its reason.
 func (w *Writer) Open(cfg PairConfig) (*Pair, Recovered, error) {
 	w.mu.Lock()
 	if _, ok := w.pairs[cfg.ID]; ok {
@@ -55,13 +65,65 @@ func (w *Writer) Open(cfg PairConfig) (*Pair, Recovered, error) {
 	}
 	w.mu.Unlock()
 	p, rec, err := OpenPair(cfg, w.o)
+	if e := (*EndedError)(nil); errors.As(err, &e) {
+		var size int64
+		if f, ferr := w.o.TargetFS.OpenFile(cfg.Target, os.O_RDONLY, 0); ferr == nil {
+			size, _ = f.Size()
+			f.Close()
+		}
+		w.mu.Lock()
+		w.ended[cfg.ID] = &ended{cfg: cfg, size: size, reason: e.Reason}
+		w.mu.Unlock()
+	}
 	if err != nil {
 		return nil, rec, err
 	}
 	w.mu.Lock()
+	delete(w.ended, cfg.ID)
 	w.pairs[cfg.ID] = p
 	w.mu.Unlock()
 	return p, rec, nil
+}
+
+// End ends pair id: an open pair stops taking writes, is closed and
+// forgotten as Remove does, and is kept as ended with reason, which
+// Status reports (HealthEnded); ending an ended pair changes its reason.
+// A rollback ends its pair: the retention store is then the rollback's.
+func (w *Writer) End(id, reason string) error {
+	w.mu.Lock()
+	p := w.pairs[id]
+	e := w.ended[id]
+	switch {
+	case p != nil:
+		delete(w.pairs, id)
+		e = &ended{cfg: p.cfg, size: p.size}
+		w.ended[id] = e
+	case e == nil:
+		w.mu.Unlock()
+		return fmt.Errorf("no pair %s", id)
+	}
+	e.reason = reason
+	w.mu.Unlock()
+	if w.o.OnEvent != nil {
+		w.o.OnEvent(Event{Time: w.o.Now().UTC(), Pair: id, Kind: EventState, Level: slog.LevelWarn, Message: "ended: " + reason})
+	}
+	if p == nil {
+		return nil
+	}
+	p.mu.Lock()
+	p.ended = true // writes racing the close fail with ErrEnded
+	p.mu.Unlock()
+	return p.Close()
+}
+
+// Ended reports whether pair id has ended, and why.
+func (w *Writer) Ended(id string) (reason string, ok bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if e := w.ended[id]; e != nil {
+		return e.reason, true
+	}
+	return "", false
 }
 
 // Pair returns the open pair id, or nil.
@@ -95,13 +157,20 @@ func (w *Writer) Remove(id string) error {
 	return p.Close()
 }
 
-// Status returns every pair's snapshot.
+// Status returns every pair's snapshot, the ended ones too, sorted by id.
 func (w *Writer) Status() []PairStatus {
 	ps := w.Pairs()
 	out := make([]PairStatus, len(ps))
 	for i, p := range ps {
 		out[i] = p.Status()
 	}
+	w.mu.Lock()
+	for _, e := range w.ended {
+		out = append(out, PairStatus{ID: e.cfg.ID, Target: e.cfg.Target, TargetBytes: e.size, Health: HealthEnded, Reason: e.reason,
+			RPOThreshold: e.cfg.RPOThreshold.Seconds()})
+	}
+	w.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out
 }
 

@@ -2,6 +2,7 @@ package writer
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"sync"
@@ -143,4 +144,70 @@ func TestReplicateAndRecoverEveryTag(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = filepath.Join
+}
+
+// A pair ended (before a rollback) stops taking writes, leaves Pair and
+// Pairs, and stays in Status as Ended with its reason; a writer that opens
+// a pair whose store has ended keeps it the same way.
+func TestEndKeepsPairEnded(t *testing.T) {
+	m := newMemPair(t, nil)
+	var ev events
+	o := m.o
+	o.FS, o.OnEvent = m.fs, ev.add
+	w := New(o, SpaceOptions{Interval: -1})
+	defer w.Close()
+	p, _, err := w.Open(m.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wl := testutil.NewWorkload(2, diskSize, nil)
+	for range 50 {
+		if err := feed(t, p, wl.Next()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.End("p1", "rolling back to tag x"); err != nil {
+		t.Fatal(err)
+	}
+	if w.Pair("p1") != nil || len(w.Pairs()) != 0 {
+		t.Fatal("an ended pair is still open")
+	}
+	if err := feed(t, p, wl.Next()); !errors.Is(err, ErrEnded) {
+		t.Fatalf("write to an ended pair: %v, want ErrEnded", err)
+	}
+	if err := w.End("p1", "rolled back to tag x"); err != nil {
+		t.Fatal(err)
+	}
+	st := w.Status()
+	if len(st) != 1 || st[0].ID != "p1" || st[0].Health != HealthEnded || st[0].Reason != "rolled back to tag x" || st[0].TargetBytes != diskSize {
+		t.Fatalf("status of the ended pair: %+v", st)
+	}
+	if !ev.find(EventState, "ended: rolled back to tag x") {
+		t.Error("no event for the end")
+	}
+	if err := w.End("p9", "x"); err == nil {
+		t.Error("ending an unknown pair: no error")
+	}
+
+	// The store says the pair ended (as a finished rollback leaves it).
+	s, err := journal.OpenStore(journal.StoreOptions{FS: m.fs, Dir: m.cfg.RetentionDir, CatalogueDir: m.cfg.CatalogueDir, Pair: "p1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetState(journal.StateEnded, "rolled back to tag y", 0); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	w2 := New(o, SpaceOptions{Interval: -1})
+	defer w2.Close()
+	var ee *EndedError
+	if _, _, err := w2.Open(m.cfg); !errors.As(err, &ee) || !errors.Is(err, ErrEnded) || ee.Reason != "rolled back to tag y" {
+		t.Fatalf("open of an ended pair: %v", err)
+	}
+	if reason, ok := w2.Ended("p1"); !ok || reason != "rolled back to tag y" {
+		t.Fatalf("Ended: %q %v", reason, ok)
+	}
+	if st := w2.Status(); len(st) != 1 || st[0].Health != HealthEnded || st[0].TargetBytes != diskSize {
+		t.Fatalf("status after opening an ended pair: %+v", st)
+	}
 }

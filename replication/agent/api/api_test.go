@@ -572,10 +572,12 @@ func TestRecoverRollback(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(st.Pairs) != 1 || st.Pairs[0].ID != "p2" {
+	// p1 is reported ended, with the point, until its [[pair]] goes.
+	if len(st.Pairs) != 2 || st.Pairs[0].ID != "p1" || st.Pairs[0].Health != writer.HealthEnded ||
+		!strings.HasPrefix(st.Pairs[0].Reason, "rolled back to tag t02") || st.Pairs[1].ID != "p2" {
 		t.Errorf("pairs after rolling p1 back: %+v", st.Pairs)
 	}
-	if _, err := a.cl.Pause(ctx, "p1", ""); !errors.Is(err, ErrUnknownPair) {
+	if _, err := a.cl.Pause(ctx, "p1", ""); !errors.Is(err, ErrConflict) || !strings.Contains(err.Error(), "remove its [[pair]]") {
 		t.Errorf("pause of the ended pair: %v", err)
 	}
 	s, err := journal.OpenStore(journal.StoreOptions{Dir: a.cfgs["p1"].RetentionDir, ReadOnly: true})

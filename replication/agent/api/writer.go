@@ -31,6 +31,7 @@ type WriterBackend struct {
 	now  func() time.Time
 	repl func() map[string]Replication
 	tag  Tagger
+	end  Ender
 	cs   func() *CSStatus
 
 	// tagMu makes an admin tag's name check and its placing one step;
@@ -139,13 +140,38 @@ func (b *WriterBackend) pairs(ids []string) ([]*writer.Pair, error) {
 	for _, id := range ids {
 		p := b.w.Pair(id)
 		if p == nil {
-			return nil, fmt.Errorf("pair %q: %w", id, ErrUnknownPair)
+			return nil, b.missing(id)
 		}
 		if !slices.Contains(ps, p) {
 			ps = append(ps, p)
 		}
 	}
 	return ps, nil
+}
+
+// Ender ends a pair before a rollback and records why it ended (the
+// writer's End, or an agent's, agent.Client.End: the pair also leaves its
+// session with the process server).
+type Ender func(pair, reason string) error
+
+// SetEnder makes a rollback end its pair through e (default: the
+// writer's End). Set it whenever another party feeds the pairs: it must
+// stop feeding a pair before the rollback takes its target.
+func (b *WriterBackend) SetEnder(e Ender) { b.end = e }
+
+func (b *WriterBackend) endPair(id, reason string) error {
+	if b.end != nil {
+		return b.end(id, reason)
+	}
+	return b.w.End(id, reason)
+}
+
+// missing is the error for pair id, which is not open: ended, or unknown.
+func (b *WriterBackend) missing(id string) error {
+	if reason, ok := b.w.Ended(id); ok {
+		return fmt.Errorf("%w: pair %s has ended (%s): it is no longer replicated; remove its [[pair]] from the agent's configuration, or protect the disk again", ErrConflict, id, reason)
+	}
+	return fmt.Errorf("pair %q: %w", id, ErrUnknownPair)
 }
 
 // Tagger places a tag on pairs where their writes are numbered: an
@@ -274,7 +300,7 @@ func (b *WriterBackend) tagNamed(p *writer.Pair, name string) (journal.Tag, bool
 func (b *WriterBackend) pair(id string) (*writer.Pair, error) {
 	p := b.w.Pair(id)
 	if p == nil {
-		return nil, fmt.Errorf("pair %q: %w", id, ErrUnknownPair)
+		return nil, b.missing(id)
 	}
 	return p, nil
 }
@@ -504,14 +530,27 @@ func (b *WriterBackend) export(p *writer.Pair, r recovery.Resolved, dest string,
 	return p.Export(b.ctx, r, dest, progress)
 }
 
-// rollback ends the pair: the writer lets go of it, then the target is
-// rolled back in place from its retention store, opened as
-// `mtconsole retention rollback` opens it.
+// rollback ends the pair (it leaves the session, the writer lets go of
+// it, the other pairs go on), then rolls the target back in place from its
+// retention store, opened as `mtconsole retention rollback` opens it. The
+// pair stays ended, with the outcome as its reason.
 func (b *WriterBackend) rollback(p *writer.Pair, cfg writer.PairConfig, r recovery.Resolved, progress recovery.Progress) (recovery.Result, error) {
 	target := p.Status().Target
-	if err := b.w.Remove(p.ID()); err != nil {
+	if err := b.endPair(p.ID(), "rolling back to "+r.String()); err != nil {
 		return recovery.Result{}, fmt.Errorf("stopping the pair: %w", err)
 	}
+	res, err := b.rollbackStore(cfg, target, r, progress)
+	reason := "rolled back to " + r.String() // as the retention store says
+	if err != nil {
+		reason = "rollback failed: " + err.Error()
+	}
+	if eerr := b.endPair(p.ID(), reason); err == nil && eerr != nil {
+		err = eerr
+	}
+	return res, err
+}
+
+func (b *WriterBackend) rollbackStore(cfg writer.PairConfig, target string, r recovery.Resolved, progress recovery.Progress) (recovery.Result, error) {
 	st, err := journal.OpenStore(journal.StoreOptions{Dir: cfg.RetentionDir, CatalogueDir: cfg.CatalogueDir, Pair: cfg.ID})
 	if err != nil {
 		return recovery.Result{}, err
