@@ -145,7 +145,8 @@ func TestStatusCommands(t *testing.T) {
 		if got := fx.targetBytes(t); !bytes.Equal(got, fx.images[tg.name]) {
 			t.Errorf("rolled-back target differs from the source at %s", tg.name)
 		}
-		if out := mustRun(t, "status", "--socket", sock); !strings.Contains(out, "No pairs.") {
+		// The pair stays listed, ended, with what ended it.
+		if out := mustRun(t, "status", "--socket", sock); !strings.Contains(out, "Ended: rolled back to tag "+tg.name) {
 			t.Errorf("status after the rollback:\n%s", out)
 		}
 	})
