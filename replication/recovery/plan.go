@@ -13,18 +13,27 @@ import (
 )
 
 // piece is a stretch of a point's image that comes from a before-image:
-// n bytes at image offset off, found in undo segment seg at segOff, or
-// zeros (a before-image kept as its length).
+// n bytes at image offset off, found in undo segment seg at segOff, or in
+// mem (a before-image past the applied position), or zeros (a
+// before-image kept as its length).
 type piece struct {
 	off, n int64
 	seg    uint64
 	segOff int64
+	mem    []byte
 	zero   bool
 }
 
-// plan reads the undo log forward from after to upto and returns, sorted
-// by offset and disjoint, the pieces that differ from the current target:
-// for every byte the oldest before-image after the point wins.
+// plan reads the undo log forward from after to upto, the applied
+// position, and returns, sorted by offset and disjoint, the pieces that
+// differ from the current target: for every byte the oldest before-image
+// after the point wins.
+//
+// It also takes the before-images past the applied position that a
+// writer stopped in the middle of a batch left (a crash, a failed
+// commit): their writes may be on the target already. Each is the
+// target's content at the applied position, so it is right whether its
+// write landed or not; without them an image would hold those writes.
 func plan(ctx context.Context, st *journal.Store, after, upto uint64) ([]piece, int, error) {
 	var cov coverage
 	var pieces []piece
@@ -40,8 +49,25 @@ func plan(ctx context.Context, st *journal.Store, after, upto uint64) ([]piece, 
 		}
 		return nil
 	})
+	if err != nil {
+		return nil, records, err
+	}
+	staged, err := st.Uncommitted()
+	if err != nil {
+		return nil, records, fmt.Errorf("before-images past the applied position %d: %w", upto, err)
+	}
+	for i := range staged {
+		r := &staged[i]
+		if r.Seq <= after {
+			continue
+		}
+		records++
+		for _, g := range cov.gaps(r.Offset, r.Offset+int64(len(r.Data))) {
+			pieces = append(pieces, piece{off: g.off, n: g.end - g.off, mem: r.Data[g.off-r.Offset : g.end-r.Offset], zero: r.Flags&journal.FlagZero != 0})
+		}
+	}
 	sort.Slice(pieces, func(i, j int) bool { return pieces[i].off < pieces[j].off })
-	return pieces, records, err
+	return pieces, records, nil
 }
 
 // copier copies byte ranges between files: copy_file_range where both are
@@ -157,6 +183,15 @@ func apply(ctx context.Context, st *journal.Store, pieces []piece, base vfs.File
 			if err := c.zeros(dst, p.off, p.n); err != nil {
 				return restored, err
 			}
+			restored += p.n
+			pos = p.off + p.n
+			continue
+		}
+		if p.mem != nil {
+			if _, err := dst.WriteAt(p.mem, p.off); err != nil {
+				return restored, fmt.Errorf("write %s at offset %d: %w", dst.Name(), p.off, err)
+			}
+			c.advance(p.n)
 			restored += p.n
 			pos = p.off + p.n
 			continue
