@@ -315,8 +315,13 @@ func runDemo(ctx context.Context, out io.Writer, f demoFlags) error {
 		return err
 	}
 
+	// Export each pair's latest tag while everything still runs: the
+	// case users hit (the checks below run on stopped stores).
+	fmt.Fprintln(out, "\nexporting each pair's latest tag live…")
+	live := liveDemoExports(cl, dir, tags)
+
 	// Stop: the workload first, then let the backlog drain.
-	fmt.Fprintln(out, "\nstopping the workload and draining the backlog…")
+	fmt.Fprintln(out, "stopping the workload and draining the backlog…")
 	stopWorkload()
 	if err := <-wlDone; err != nil && !errors.Is(err, context.Canceled) {
 		return fmt.Errorf("workload: %w", err)
@@ -328,7 +333,7 @@ func runDemo(ctx context.Context, out io.Writer, f demoFlags) error {
 	}
 	stopPS()
 	<-psDone
-	bad, err := verifyDemo(out, dir, srv.Disks(), inLine, ended, tags, f.verify)
+	bad, err := verifyDemo(out, dir, srv.Disks(), inLine, ended, live, tags, f.verify)
 	if err != nil {
 		return err
 	}
@@ -508,7 +513,56 @@ func drainDemo(cl *api.Client, srv *ps.Server, d time.Duration) (map[string]bool
 // was rolled back has ended: its target is checked against the source at
 // the tag it was rolled back to, if it was a tag, and nothing else. It
 // returns how many checks failed.
-func verifyDemo(out io.Writer, dir string, disks []*ps.Disk, inLine map[string]bool, ended map[string]string, tags *demoTags, n int) (int, error) {
+// liveCheck is a tag exported through the running agent.
+type liveCheck struct {
+	pair, tag string
+	got, want [32]byte
+	known     bool // the tag is the workload's: its source image is known
+	err       error
+}
+
+// liveDemoExports exports the latest tag of every pair still replicating
+// through the agent while the workload writes, as `mtconsole recover
+// --mode export` does, and hashes each image.
+func liveDemoExports(cl *api.Client, dir string, tags *demoTags) []liveCheck {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	st, err := cl.Status(ctx)
+	if err != nil {
+		return []liveCheck{{pair: "-", err: err}}
+	}
+	var out []liveCheck
+	for _, p := range st.Pairs {
+		if p.Health == writer.HealthEnded || p.Retention.Tags == 0 {
+			continue
+		}
+		c := liveCheck{pair: p.ID}
+		dest := filepath.Join(dir, "live-"+p.ID+".img")
+		j, err := cl.Recover(ctx, api.RecoverRequest{Point: "latest-tag", Mode: api.ModeExport, Dest: dest, Pairs: []string{p.ID}})
+		for err == nil && j.State == api.JobRunning {
+			time.Sleep(20 * time.Millisecond)
+			j, err = cl.Job(ctx, j.ID)
+		}
+		if err == nil && j.State != api.JobDone {
+			err = errors.New(j.Error)
+		}
+		if err == nil {
+			if r := j.Points[p.ID]; r.Tag != nil {
+				c.tag = r.Tag.Name
+			}
+			c.got, err = hashPath(dest)
+		}
+		os.Remove(dest)
+		c.err = err
+		tags.mu.Lock()
+		c.want, c.known = tags.image[p.ID+"/"+c.tag]
+		tags.mu.Unlock()
+		out = append(out, c)
+	}
+	return out
+}
+
+func verifyDemo(out io.Writer, dir string, disks []*ps.Disk, inLine map[string]bool, ended map[string]string, live []liveCheck, tags *demoTags, n int) (int, error) {
 	ok, bad := 0, 0
 	verdict := func(good bool) string {
 		if good {
@@ -519,6 +573,17 @@ func verifyDemo(out io.Writer, dir string, disks []*ps.Disk, inLine map[string]b
 		return "DIFFERS"
 	}
 	fmt.Fprintln(out, "\nchecking the targets and the latest tags against the sources (SHA-256):")
+	for _, c := range live {
+		switch {
+		case c.err != nil:
+			fmt.Fprintf(out, "  %s: live export of the latest tag failed: %v  DIFFERS\n", c.pair, c.err)
+			bad++
+		case !c.known:
+			fmt.Fprintf(out, "  %s: live export of tag %s (not the workload's: not compared)\n", c.pair, c.tag)
+		default:
+			fmt.Fprintf(out, "  %s: live %-19s sha256 %x…  %s\n", c.pair, c.tag, c.got[:6], verdict(c.got == c.want))
+		}
+	}
 	names := make([]string, 0, len(disks))
 	for _, d := range disks {
 		names = append(names, d.Name())

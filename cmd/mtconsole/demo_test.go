@@ -100,9 +100,12 @@ func TestDemoLive(t *testing.T) {
 	if b := mustRead(t, filepath.Join(dir, "tags.sha256")); !regexp.MustCompile(`^[0-9a-f]{64}  disk[01] \S+`).MatchString(b) {
 		t.Errorf("tags.sha256 does not list the tags: %q", b)
 	}
-	// two targets and two tags each
-	if n := strings.Count(out, "bit-exact\n"); n != 6 {
-		t.Errorf("%d lines end bit-exact, want 6 (2 targets, 2 tags each):\n%s", n, out)
+	// two live exports, two targets and two tags each
+	if n := strings.Count(out, "bit-exact\n"); n != 8 {
+		t.Errorf("%d lines end bit-exact, want 8 (2 live exports, 2 targets, 2 tags each):\n%s", n, out)
+	}
+	if n := len(regexp.MustCompile(`(?m)^  disk[01]: live \S+ +sha256 [0-9a-f]{12}…  bit-exact$`).FindAllString(out, -1)); n != 2 {
+		t.Errorf("%d live exports checked, want 2 (one a pair, exported while the agent runs):\n%s", n, out)
 	}
 	if !strings.Contains(out, "mtconsole agent --config "+filepath.Join(dir, "agent.toml")) {
 		t.Errorf("the kept directory's agent configuration is not offered:\n%s", out)

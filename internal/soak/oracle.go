@@ -27,7 +27,7 @@ type op struct {
 // history is the oracle of one source disk: its first image and every
 // write since, each placed in the process server's sequence.
 type history struct {
-	disk *ps.Disk
+	disk source
 
 	mu      sync.Mutex
 	initial []byte
@@ -35,9 +35,16 @@ type history struct {
 	gen     int    // renumberings seen
 	lastA   uint64 // the resume point of the last renumbering
 	nextObs uint64 // the highest Next seen in Differential Sync
+	ended   bool   // the pair was rolled back: no later write is in any of its points
 }
 
-func newHistory(d *ps.Disk, initial []byte) *history {
+// source is what the oracle needs of a served disk (a *ps.Disk).
+type source interface {
+	Write(off int64, data []byte, t time.Time) error
+	Status() []ps.StreamStatus
+}
+
+func newHistory(d source, initial []byte) *history {
 	return &history{disk: d, initial: initial}
 }
 
@@ -73,8 +80,14 @@ func (h *history) write(off int64, data []byte) error {
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.gen != gen {
+	if h.ended {
+		o.lo, o.hi = open, open // in no point: s < lo always
+	}
+	if h.gen != gen && !h.ended {
 		o.lo, o.hi = min(o.lo, h.lastA+1), open
+	}
+	if diff0 && h.gen == gen {
+		h.settleLocked(n0) // what was open before this write
 	}
 	h.ops = append(h.ops, o)
 	if diff1 {
@@ -108,6 +121,14 @@ func (h *history) observe() {
 		h.settleLocked(n)
 		h.mu.Unlock()
 	}
+}
+
+// end marks the pair rolled back: its stream is gone, and the writes
+// that follow belong to none of its points.
+func (h *history) end() {
+	h.mu.Lock()
+	h.ended = true
+	h.mu.Unlock()
 }
 
 // renumbered is the process server's word that the stream resumed after

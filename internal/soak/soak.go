@@ -399,9 +399,9 @@ func (r *round) writer(ctx context.Context, h *history, rng *mrand.Rand) error {
 	}
 }
 
-// tagger places a crash-consistent tag on every disk at one moment (the
-// writers stopped), a multi-disk point, every second; now and then a tag
-// on one disk only.
+// tagger places a tag on every disk at one moment (the writers stopped),
+// a multi-disk point, every second (every fifth application-consistent);
+// now and then a tag on one disk only.
 func (r *round) tagger(ctx context.Context) {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
@@ -412,7 +412,11 @@ func (r *round) tagger(ctx context.Context) {
 		case <-tick.C:
 		}
 		r.groupN++
-		info := journal.TagInfo{Name: fmt.Sprintf("group-%04d", r.groupN), App: journal.AppCrash,
+		app := journal.AppCrash
+		if r.groupN%5 == 0 {
+			app = journal.AppFS // application-consistent
+		}
+		info := journal.TagInfo{Name: fmt.Sprintf("group-%04d", r.groupN), App: app,
 			ID: fmt.Sprintf("soak-%s-%d", filepath.Base(r.dir), r.groupN), Time: time.Now().UTC()}
 		r.mu.Lock()
 		for _, d := range r.srv.Disks() {
@@ -531,7 +535,7 @@ func (r *round) exportOnce(ctx context.Context) error {
 		lo := max(0, len(ts)-int(20*r.o.Rate))
 		t := ts[lo+r.rng.IntN(len(ts)-lo)].Add(time.Duration(r.rng.IntN(20)) * time.Millisecond)
 		point = "time:" + t.UTC().Format(time.RFC3339Nano)
-	case 5: // an older multi-disk tag, by id
+	case 5: // the latest application-consistent point of every pair
 		pairs = live
 		point = "latest-app-consistent"
 		if r.rng.IntN(2) == 0 {
@@ -639,6 +643,7 @@ func (r *round) rollback(ctx context.Context, pair string) error {
 	}
 	tag := tags[len(tags)/2+r.rng.IntN(len(tags)-len(tags)/2)]
 	r.ended[pair] = true
+	r.hist[pair].end()
 	job, err := r.job(ctx, api.RecoverRequest{Point: "tagid:" + tag.ID, Mode: api.ModeRollback, Pairs: []string{pair}})
 	if err != nil {
 		return err
