@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -150,18 +151,36 @@ func New(cfg Config) (*Client, error) {
 		o.Logger = cfg.Logger
 	}
 	c.w = writer.New(o, cfg.Space)
+	ids := map[string]bool{}
 	for _, pc := range cfg.Pairs {
-		if pc.Disk == "" || c.links[pc.Disk] != nil {
+		if pc.Disk == "" || c.links[pc.Disk] != nil || ids[pc.ID] {
 			c.w.Close()
-			return nil, fmt.Errorf("agent: pair %s: disk name %q empty or paired twice", pc.ID, pc.Disk)
+			return nil, fmt.Errorf("agent: pair %s: disk name %q empty or paired twice, or the id used twice", pc.ID, pc.Disk)
 		}
-		p, _, err := c.w.Open(pc.PairConfig)
-		if err != nil {
-			c.w.Close()
-			return nil, fmt.Errorf("agent: %w", err)
-		}
-		l := &link{disk: pc.Disk, pair: p}
-		c.links[pc.Disk] = l
+		ids[pc.ID] = true
+		c.links[pc.Disk] = &link{disk: pc.Disk}
+	}
+	// Open the pairs in parallel: each reads its journal and retention
+	// store, and the process server buffers meanwhile.
+	pairs := make([]*writer.Pair, len(cfg.Pairs))
+	errs := make([]error, len(cfg.Pairs))
+	sem := make(chan struct{}, 4*runtime.GOMAXPROCS(0))
+	var wg sync.WaitGroup
+	for i, pc := range cfg.Pairs {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			pairs[i], _, errs[i] = c.w.Open(pc.PairConfig)
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		c.w.Close()
+		return nil, fmt.Errorf("agent: %w", err)
+	}
+	for i, pc := range cfg.Pairs {
+		l := c.links[pc.Disk]
+		l.pair = pairs[i]
 		c.byID[pc.ID] = l
 	}
 	return c, nil
