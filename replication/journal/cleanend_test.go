@@ -187,3 +187,20 @@ func TestLogBaseAfterEnd(t *testing.T) {
 		o.FS.(*vfs.Mem).Remove(cleanPath) // and as after a crash
 	}
 }
+
+// TestLogCrashScanFromApplied: after a crash, the segments whose records
+// are all applied are not read; reading from the applied position works.
+func TestLogCrashScanFromApplied(t *testing.T) {
+	fs := buildLog(t, logOpts(nil), 400)
+	o := logOpts(memWith(t, fs))
+	l, all := mustOpenLog(t, o)
+	l.Close()
+	o = logOpts(memWith(t, fs))
+	o.Base = 350
+	l, rep := mustOpenLog(t, o)
+	defer l.Close()
+	if rep.Clean || rep.ScannedBytes == 0 || rep.ScannedBytes >= all.ScannedBytes || rep.LastSeq != 400 || rep.FirstSeq != 1 {
+		t.Fatalf("Base 350: report %+v, want a scan of the last segments only (all: %+v)", rep, all)
+	}
+	checkSeqs(t, readAll(t, l, 351), 351, 400, gen0)
+}
