@@ -406,12 +406,25 @@ bench_rss() {
 		"$(val acked "$out" "$h")" "$(val setup_s "$out" "$h")"
 }
 
+# restart_64: time from a restarted agent's start to all 64 pairs open
+# and accepting writes, after a clean stop with 8 MiB journaled (and not
+# applied) on each.
+bench_restart() {
+	local out="$tmp/restart.out" h="figure=restart_64"
+	log "restart_64: 64 pairs, clean stop, restart"
+	engine restart 1 "$out" -mode restart -pairs 64
+	printf 'restart_64 seconds=%.2f goal=<5\n' "$(val seconds "$out" "$h")"
+	printf '  %s pairs of %s MiB targets, %s MiB journaled on each before the clean stop\n' \
+		"$(val pairs "$out" "$h")" "$(mibs "$(val pair_size "$out" "$h")")" "$(mibs "$(val journal_bytes_per_pair "$out" "$h")")"
+}
+
 group_replication() {
 	bench_resync_hash
 	bench_resync_full
 	rm -rf "$work/prep"
 	bench_stream
 	bench_rss
+	bench_restart
 }
 
 # tui_frame: ns per View() of the dashboard with 256 pairs (Go benchmark).

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -169,26 +170,44 @@ func New(cfg Config) (*Client, error) {
 		o.Logger = cfg.Logger
 	}
 	c.w = writer.New(o, cfg.Space)
+	ids := map[string]bool{}
 	for _, pc := range cfg.Pairs {
-		if pc.Disk == "" || c.links[pc.Disk] != nil {
+		if pc.Disk == "" || c.links[pc.Disk] != nil || ids[pc.ID] {
 			c.w.Close()
-			return nil, fmt.Errorf("agent: pair %s: disk name %q empty or paired twice", pc.ID, pc.Disk)
+			return nil, fmt.Errorf("agent: pair %s: disk name %q empty or paired twice, or the id used twice", pc.ID, pc.Disk)
 		}
-		l := &link{id: pc.ID, disk: pc.Disk}
-		p, _, err := c.w.Open(pc.PairConfig)
-		switch {
-		case errors.Is(err, writer.ErrEnded):
-			// A pair rolled back stays ended: it is reported (the
-			// writer keeps it as ended) and skipped, and the others run.
-			cfg.Logger.Warn("pair has ended and is skipped: it is no longer replicated; remove its [[pair]] from agent.toml (protect the disk again to replicate it anew)",
-				"pair", pc.ID, "disk", pc.Disk, "err", err)
-			l.ended = true
-		case err != nil:
-			c.w.Close()
-			return nil, fmt.Errorf("agent: %w", err)
-		}
-		l.pair = p
-		c.links[pc.Disk] = l
+		ids[pc.ID] = true
+		c.links[pc.Disk] = &link{id: pc.ID, disk: pc.Disk}
+	}
+	// Open the pairs in parallel: each reads its journal and retention
+	// store, and the process server buffers meanwhile.
+	pairs := make([]*writer.Pair, len(cfg.Pairs))
+	errs := make([]error, len(cfg.Pairs))
+	sem := make(chan struct{}, 4*runtime.GOMAXPROCS(0))
+	var wg sync.WaitGroup
+	for i, pc := range cfg.Pairs {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			pairs[i], _, errs[i] = c.w.Open(pc.PairConfig)
+			if errors.Is(errs[i], writer.ErrEnded) {
+				// A pair rolled back stays ended: it is reported (the
+				// writer keeps it as ended) and skipped, and the others run.
+				cfg.Logger.Warn("pair has ended and is skipped: it is no longer replicated; remove its [[pair]] from agent.toml (protect the disk again to replicate it anew)",
+					"pair", pc.ID, "disk", pc.Disk, "err", errs[i])
+				c.links[pc.Disk].ended = true
+				errs[i] = nil
+			}
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		c.w.Close()
+		return nil, fmt.Errorf("agent: %w", err)
+	}
+	for i, pc := range cfg.Pairs {
+		l := c.links[pc.Disk]
+		l.pair = pairs[i]
 		c.byID[pc.ID] = l
 	}
 	return c, nil

@@ -31,13 +31,33 @@
 // calls OnDurable with the highest sequence of the group: the cumulative
 // acknowledgement (invariant 1: nothing is acknowledged before it is
 // durable). After a failed write or fdatasync the log stops and every later
-// Append fails (invariant 5). Open scans every segment: a bad record in the
-// last segment is a torn tail and is cut (and what follows it within one
-// group's reach is zeroed, so it can never pass for data later); a bad
-// record in an earlier segment, or one followed by valid records farther
-// away than any group could reach, is corruption and Open fails with
-// ErrCorrupt (invariant 4).
+// Append fails (invariant 5).
 //
+// Close, once everything appended is durable, writes a clean-end record
+// (clean-end: each live segment's first sequence and end, the last
+// record's place and sequence, CRC-32C), atomically. Open trusts it only
+// if it matches the segments (the same ones, an End record where each
+// full one ends, the last record where it says, nothing after it), and
+// then reads no segment; it removes the record before anything is written
+// again, so a crash after a reopen never finds a stale end. Damage to a
+// cleanly closed log is then found by the Reader, which stops on it with
+// ErrCorrupt.
+//
+// Without it (a crash), Open scans the segments from the one holding the
+// applied position (Base+1) on; those before it are applied and only wait
+// for Trim. A bad record in an earlier segment is corruption. In the last
+// segment a torn tail is the end of the last group commit, and a group is
+// written only once every group before it is durable: so a bad record is
+// a torn tail, and cut, only when no valid record of the segment with a
+// sequence that follows it lies anywhere after it in the segment (stale
+// records of the file's earlier life fail their checksum, which covers the
+// segment index). A valid record after it is acknowledged data behind
+// damage: Open fails with ErrCorrupt naming the file, the offset and the
+// sequences lost, and changes nothing, so it fails the same way again
+// (invariant 4). Such a pair needs a resync: with its journal directory
+// moved aside it resumes from the applied position and the process server,
+// which holds acknowledgements past it, resyncs the disk by hashes.
+
 // # Retention store (Store)
 //
 // The undo log: per pair, append-only segments (NNNNNNNNNNNNNNNN.undo) of

@@ -438,36 +438,3 @@ func (s *scanner) next() (Record, error) {
 	s.pos += n
 	return r, nil
 }
-
-// validAfter reports whether a record of this segment decodes at any
-// 8-byte boundary in [from, to): evidence that a bad record is corruption
-// of data that was followed by more, not a torn tail.
-func validAfter(f vfs.File, seg uint64, from, to int64) bool {
-	buf := make([]byte, 1<<20)
-	for off := from; off < to; {
-		k, _ := f.ReadAt(buf, off)
-		if k < HeaderSize {
-			return false
-		}
-		b := buf[:k]
-		i := 0
-		for ; i+HeaderSize <= k && off+int64(i) < to; i += 8 {
-			pl := int(binary.LittleEndian.Uint32(b[i:]))
-			if pl > MaxPayload || b[i+4] < byte(TypeWrite) || b[i+4] > byte(TypeUndo) {
-				continue
-			}
-			rb := b[i:]
-			if i+HeaderSize+align8(pl) > k {
-				rb = make([]byte, HeaderSize+align8(pl))
-				if vfs.ReadFull(f, rb, off+int64(i)) != nil {
-					continue
-				}
-			}
-			if _, _, err := DecodeRecord(rb, seg); err == nil {
-				return true
-			}
-		}
-		off += int64(i)
-	}
-	return false
-}

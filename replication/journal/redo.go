@@ -1,12 +1,15 @@
 package journal
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -28,8 +31,7 @@ type LogOptions struct {
 	// before Append blocks (default 16 MiB).
 	MaxPending int
 	// MaxRecord bounds a record's size (default and at most
-	// HeaderSize+MaxPayload); with MaxPending it bounds how far a torn
-	// group can reach, which is how a torn tail is told from corruption.
+	// HeaderSize+MaxPayload).
 	MaxRecord int
 	// MaxSegments bounds the live segments; Append blocks when the journal
 	// is full until Trim frees a segment (default 64).
@@ -69,11 +71,16 @@ func (o *LogOptions) defaults() {
 
 // RepairReport says what Open found and did.
 type RepairReport struct {
-	Segments  int
-	FirstSeq  uint64 // 0: empty
-	LastSeq   uint64
-	TornAt    string // "segment N offset X" where a torn tail was cut
-	TornBytes int64  // bytes zeroed past the cut
+	Segments int
+	FirstSeq uint64 // 0: empty
+	LastSeq  uint64
+	TornAt   string // "segment N offset X" where a torn tail was cut
+	// Clean says the end was taken from the clean-close record (no scan).
+	Clean bool
+	// ScannedBytes is how many bytes of segments the scan read: 0 after
+	// a clean close, the live segments from the applied one on after a
+	// crash.
+	ScannedBytes int64
 }
 
 // Log is the inbound (redo) journal of one pair: fixed-size segment files,
@@ -96,6 +103,8 @@ type Log struct {
 	free         [][]byte
 
 	durable uint64
+	lastSeg uint64 // segment and offset of the last durable record
+	lastOff int64  // (0: none)
 	err     error
 	closed  bool
 	done    chan struct{}
@@ -106,7 +115,7 @@ type logSeg struct {
 	firstSeq uint64
 	path     string
 	f        vfs.File
-	end      int64 // durable end of records
+	end      int64 // durable end of records; -1: not scanned (all applied)
 }
 
 type chunk struct {
@@ -114,6 +123,7 @@ type chunk struct {
 	off      int64
 	data     []byte
 	lastSeq  uint64
+	lastOff  int64 // offset of the record lastSeq
 	newSeg   bool
 	firstSeq uint64
 }
@@ -122,8 +132,11 @@ func (l *Log) segPath(index uint64) string {
 	return filepath.Join(l.o.Dir, fmt.Sprintf("%016x.redo", index))
 }
 
-// OpenLog opens or creates the log in o.Dir, repairing a torn tail.
-// Corruption before the tail returns an error wrapping ErrCorrupt.
+// OpenLog opens or creates the log in o.Dir. After a clean Close it takes
+// the end from the clean-end record and scans nothing; after a crash it
+// scans the segments from the applied one on and cuts a torn tail.
+// Damage before the tail returns an error wrapping ErrCorrupt, and
+// changes nothing on disk: opening again gives the same answer.
 func OpenLog(o LogOptions) (*Log, RepairReport, error) {
 	o.defaults()
 	l := &Log{o: o, done: make(chan struct{})}
@@ -136,8 +149,13 @@ func OpenLog(o LogOptions) (*Log, RepairReport, error) {
 	if err != nil {
 		return nil, rep, err
 	}
+	var clean *cleanEnd
 	for _, name := range names {
 		path := filepath.Join(o.Dir, name)
+		if name == cleanFile {
+			clean = readCleanEnd(o.FS, path)
+			continue
+		}
 		if strings.HasPrefix(name, "spare-") {
 			// Made by Trim in an earlier run: reuse it rather than leak it.
 			l.spares = append(l.spares, path)
@@ -160,9 +178,39 @@ func OpenLog(o LogOptions) (*Log, RepairReport, error) {
 		}
 		l.segs = append(l.segs, &logSeg{index: idx, firstSeq: first, path: path, f: f})
 	}
-	if err := l.scan(&rep); err != nil {
+	if clean != nil && l.trustClean(clean, &rep) {
+		rep.Clean = true
+	} else if err := l.scan(&rep); err != nil {
 		l.closeFiles()
 		return nil, rep, err
+	}
+	if slices.Contains(names, cleanFile) {
+		// The journal is written again from now on: a crash must never
+		// find an end it has moved past.
+		if err := o.FS.Remove(filepath.Join(o.Dir, cleanFile)); err != nil {
+			l.closeFiles()
+			return nil, rep, err
+		}
+		if err := o.FS.SyncDir(o.Dir); err != nil {
+			l.closeFiles()
+			return nil, rep, err
+		}
+	}
+	if n := len(l.segs); n > 0 {
+		logNext := rep.LastSeq + 1
+		if rep.LastSeq == 0 {
+			logNext = l.segs[n-1].firstSeq
+		}
+		if o.Base+1 > logNext {
+			// Everything journaled is applied already, and the next record
+			// would leave a gap after it that the next scan refuses.
+			if err := l.retire(rep.LastSeq); err != nil {
+				l.closeFiles()
+				return nil, rep, err
+			}
+			rep.FirstSeq, rep.LastSeq, rep.TornAt = 0, 0, ""
+			l.lastSeg, l.lastOff = 0, 0
+		}
 	}
 	rep.Segments = len(l.segs)
 	l.next = max(rep.LastSeq, o.Base) + 1
@@ -176,12 +224,43 @@ func OpenLog(o LogOptions) (*Log, RepairReport, error) {
 	return l, rep, nil
 }
 
-// scan verifies every live segment, cutting a torn tail in the last one.
+// retire turns every live segment into a spare: their records are all at
+// or below the applied position.
+func (l *Log) retire(last uint64) error {
+	l.o.Logger.Warn("journal: every record is already applied and the next one does not follow them; starting a new segment",
+		"dir", l.o.Dir, "last", last, "applied", l.o.Base)
+	for len(l.segs) > 0 {
+		s := l.segs[0]
+		s.f.Close()
+		spare := filepath.Join(l.o.Dir, fmt.Sprintf("spare-%016x", s.index))
+		if err := l.o.FS.Rename(s.path, spare); err != nil {
+			return err
+		}
+		l.spares = append(l.spares, spare)
+		l.segs = l.segs[1:]
+	}
+	return l.o.FS.SyncDir(l.o.Dir)
+}
+
+// scan verifies the live segments, cutting a torn tail in the last one.
+// Segments whose records are all applied (the next segment starts at or
+// before Base+1) are not read: nothing reads them again and Trim frees
+// them.
 func (l *Log) scan(rep *RepairReport) error {
 	var prev uint64
 	for i, s := range l.segs {
 		if i > 0 && s.index != l.segs[i-1].index+1 {
 			return fmt.Errorf("%w: %s: segment %d missing before %s", ErrCorrupt, l.o.Dir, l.segs[i-1].index+1, s.path)
+		}
+		if i > 0 && s.firstSeq <= l.segs[i-1].firstSeq {
+			return fmt.Errorf("%w: %s: first sequence %d, not after %d of the segment before", ErrCorrupt, s.path, s.firstSeq, l.segs[i-1].firstSeq)
+		}
+		if i+1 < len(l.segs) && l.segs[i+1].firstSeq <= l.o.Base+1 {
+			s.end = -1
+			if rep.FirstSeq == 0 {
+				rep.FirstSeq = s.firstSeq
+			}
+			continue
 		}
 		size, err := s.f.Size()
 		if err != nil {
@@ -195,31 +274,34 @@ func (l *Log) scan(rep *RepairReport) error {
 			r, err := sc.next()
 			var bad *errBad
 			if errors.As(err, &bad) {
+				rep.ScannedBytes += off - segHeaderSize
 				if !last {
-					return fmt.Errorf("%w: %s offset %d: %s, and segment %d follows", ErrCorrupt, s.path, off, bad.why, s.index+1)
+					return fmt.Errorf("%w: %s offset %d: %s, and segment %d follows; %s", ErrCorrupt, s.path, off, bad.why, s.index+1, l.resyncAdvice())
 				}
-				// Records start 8-byte aligned, and validAfter looks only
-				// at offsets as aligned as its start.
-				window := int64(align8(l.o.MaxPending + l.o.MaxRecord + HeaderSize))
-				if validAfter(s.f, s.index, off+window, size) {
-					return fmt.Errorf("%w: %s offset %d: %s, with valid records after it", ErrCorrupt, s.path, off, bad.why)
+				// A torn tail is the end of the last group commit, with
+				// nothing valid after it: a group is written only once every
+				// group before it is durable. A valid record of this segment
+				// that follows the bad one, with a sequence that belongs
+				// after it, is acknowledged data behind damage.
+				expect := prev + 1
+				if first {
+					expect = s.firstSeq
+				}
+				maxSeq := expect + uint64((size-off)/HeaderSize)
+				v, q, found, n, err := nextValid(s.f, s.index, off+8, size, expect, maxSeq)
+				rep.ScannedBytes += n
+				if err != nil {
+					return fmt.Errorf("%s offset %d: %w", s.path, off, err)
+				}
+				if found {
+					return fmt.Errorf("%w: %s offset %d: %s, yet a valid record (sequence %d) follows at offset %d: damage, not a torn tail; "+
+						"the last good sequence is %d, so sequences %d-%d, acknowledged to the source, are lost (nothing was cut); %s",
+						ErrCorrupt, s.path, off, bad.why, q, v, expect-1, expect, max(q, expect+1)-1, l.resyncAdvice())
 				}
 				s.end = off
-				if validAfter(s.f, s.index, off, min(off+window, size)) {
-					// Part of the torn group survived past the cut: zero it so
-					// a later append can never make it look like data again.
-					n := min(off+window, size) - off
-					if _, err := s.f.WriteAt(make([]byte, n), off); err != nil {
-						return err
-					}
-					if err := s.f.Sync(); err != nil {
-						return err
-					}
-					rep.TornBytes = n
-				}
-				if rep.TornBytes > 0 || off < size && !zeroAt(s.f, off) {
+				if off < size && !zeroAt(s.f, off) {
 					rep.TornAt = fmt.Sprintf("segment %d offset %d", s.index, off)
-					l.o.Logger.Warn("journal: torn tail cut", "dir", l.o.Dir, "segment", s.index, "offset", off, "reason", bad.why, "zeroed", rep.TornBytes)
+					l.o.Logger.Warn("journal: torn tail cut", "dir", l.o.Dir, "segment", s.index, "offset", off, "reason", bad.why)
 				}
 				break
 			}
@@ -233,6 +315,7 @@ func (l *Log) scan(rep *RepairReport) error {
 				} else {
 					s.end = sc.offset()
 				}
+				rep.ScannedBytes += sc.offset() - segHeaderSize
 				break
 			}
 			if first && r.Seq != s.firstSeq {
@@ -247,9 +330,260 @@ func (l *Log) scan(rep *RepairReport) error {
 			first = false
 			prev = r.Seq
 			rep.LastSeq = r.Seq
+			l.lastSeg, l.lastOff = s.index, off
 		}
 	}
 	return nil
+}
+
+// resyncAdvice says what to do with a journal that lost acknowledged
+// writes.
+func (l *Log) resyncAdvice() string {
+	return fmt.Sprintf("the pair needs a resync: move %s aside and start the agent again; the pair then resumes from its applied position and the process server resyncs the disk by hashes", l.o.Dir)
+}
+
+// nextValid looks for a record of segment seg at the 8-byte boundaries of
+// [from, to) whose sequence is in [minSeq, maxSeq]. It returns its offset
+// and sequence, and how many bytes it read. Stale records of a reused
+// segment fail the checksum (it covers the segment index); random bytes
+// rarely pass the cheap checks, so the search reads the range about once.
+func nextValid(f vfs.File, seg uint64, from, to int64, minSeq, maxSeq uint64) (int64, uint64, bool, int64, error) {
+	buf := make([]byte, 1<<20)
+	var read int64
+	for off := from; off+HeaderSize <= to; {
+		k, err := f.ReadAt(buf[:min(int64(len(buf)), to-off)], off)
+		read += int64(k)
+		if err != nil && !errors.Is(err, io.EOF) {
+			return 0, 0, false, read, err
+		}
+		if k < HeaderSize {
+			break
+		}
+		b := buf[:k]
+		i := 0
+		for ; i+HeaderSize <= k; i += 8 {
+			h := b[i:]
+			pl := int(binary.LittleEndian.Uint32(h))
+			seq := binary.LittleEndian.Uint64(h[8:])
+			if pl > MaxPayload || h[4] < byte(TypeWrite) || h[4] > byte(TypeUndo) || seq < minSeq || seq > maxSeq ||
+				binary.LittleEndian.Uint16(h[6:]) != 0 || binary.LittleEndian.Uint32(h[20:]) != 0 {
+				continue
+			}
+			total := HeaderSize + align8(pl)
+			at := off + int64(i)
+			if at+int64(total) > to {
+				continue
+			}
+			rb := h
+			if i+total > k {
+				rb = make([]byte, total)
+				if err := vfs.ReadFull(f, rb, at); err != nil {
+					continue
+				}
+				read += int64(total)
+			}
+			if r, _, err := DecodeRecord(rb[:total], seg); err == nil {
+				return at, r.Seq, true, read, nil
+			}
+		}
+		off += int64(i)
+	}
+	return 0, 0, false, read, nil
+}
+
+// The clean-end record: written by Close once everything is durable,
+// removed by OpenLog before anything is written again. It holds what a
+// scan would find, so a clean restart reads a few records, not the
+// segments.
+const (
+	cleanFile  = "clean-end"
+	cleanMagic = "MTREDOCE"
+)
+
+type cleanEnd struct {
+	lastSeq uint64
+	lastSeg uint64
+	lastOff int64 // 0: no record
+	segs    []cleanSeg
+}
+
+type cleanSeg struct {
+	index, firstSeq uint64
+	end             int64
+}
+
+func (c *cleanEnd) encode() []byte {
+	b := make([]byte, 0, 40+24*len(c.segs)+4)
+	b = append(b, cleanMagic...)
+	b = binary.LittleEndian.AppendUint64(b, uint64(len(c.segs)))
+	b = binary.LittleEndian.AppendUint64(b, c.lastSeq)
+	b = binary.LittleEndian.AppendUint64(b, c.lastSeg)
+	b = binary.LittleEndian.AppendUint64(b, uint64(c.lastOff))
+	for _, s := range c.segs {
+		b = binary.LittleEndian.AppendUint64(b, s.index)
+		b = binary.LittleEndian.AppendUint64(b, s.firstSeq)
+		b = binary.LittleEndian.AppendUint64(b, uint64(s.end))
+	}
+	return binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
+}
+
+// readCleanEnd reads the clean-end record at path, or returns nil when it
+// is missing, short or fails its checksum (then the log is scanned).
+func readCleanEnd(fs vfs.FS, path string) *cleanEnd {
+	f, err := fs.OpenFile(path, os.O_RDONLY, 0)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	size, err := f.Size()
+	if err != nil || size < 44 || size > 44+24*4096 || (size-44)%24 != 0 {
+		return nil
+	}
+	b := make([]byte, size)
+	if vfs.ReadFull(f, b, 0) != nil || string(b[:8]) != cleanMagic ||
+		binary.LittleEndian.Uint32(b[size-4:]) != crc32.Checksum(b[:size-4], castagnoli) {
+		return nil
+	}
+	n := binary.LittleEndian.Uint64(b[8:])
+	if int64(n) != (size-44)/24 {
+		return nil
+	}
+	c := &cleanEnd{lastSeq: binary.LittleEndian.Uint64(b[16:]), lastSeg: binary.LittleEndian.Uint64(b[24:]),
+		lastOff: int64(binary.LittleEndian.Uint64(b[32:]))}
+	for p := b[40 : size-4]; len(p) >= 24; p = p[24:] {
+		c.segs = append(c.segs, cleanSeg{binary.LittleEndian.Uint64(p), binary.LittleEndian.Uint64(p[8:]), int64(binary.LittleEndian.Uint64(p[16:]))})
+	}
+	return c
+}
+
+// trustClean takes the log's end from c if it matches the segments on
+// disk: the same segments, an End record where each full one ends, and
+// the last record where c says, with its sequence.
+func (l *Log) trustClean(c *cleanEnd, rep *RepairReport) bool {
+	n := len(l.segs)
+	if len(c.segs) != n {
+		return false
+	}
+	for i, s := range l.segs {
+		cs := c.segs[i]
+		if cs.index != s.index || cs.firstSeq != s.firstSeq {
+			return false
+		}
+		size, err := s.f.Size()
+		if err != nil || cs.end > size {
+			return false
+		}
+		switch {
+		case cs.end == -1:
+			// Not scanned: still all applied?
+			if i+1 >= n || l.segs[i+1].firstSeq > l.o.Base+1 {
+				return false
+			}
+		case cs.end < segHeaderSize:
+			return false
+		case i < n-1:
+			r, _, err := readRecordAt(s.f, s.index, cs.end-HeaderSize)
+			if err != nil || r.Type != TypeEnd {
+				return false
+			}
+		}
+	}
+	if c.lastOff == 0 {
+		if c.lastSeq != 0 {
+			return false
+		}
+	} else {
+		var s *logSeg
+		var k int
+		for i, x := range l.segs {
+			if x.index == c.lastSeg {
+				s, k = x, i
+			}
+		}
+		if s == nil || c.segs[k].end < 0 {
+			return false
+		}
+		end := c.segs[k].end
+		if k < n-1 {
+			end -= HeaderSize // the End record
+		}
+		r, size, err := readRecordAt(s.f, s.index, c.lastOff)
+		if err != nil || r.Type == TypeEnd || r.Seq != c.lastSeq || c.lastOff+int64(size) != end {
+			return false
+		}
+		// No segment after it holds records.
+		for _, x := range c.segs[k+1:] {
+			if x.end != segHeaderSize {
+				return false
+			}
+		}
+	}
+	if n > 0 {
+		// Nothing was appended after the record was written.
+		s := l.segs[n-1]
+		if r, _, err := readRecordAt(s.f, s.index, c.segs[n-1].end); err == nil && r.Seq > c.lastSeq {
+			return false
+		}
+	}
+	for i, s := range l.segs {
+		s.end = c.segs[i].end
+	}
+	rep.LastSeq = c.lastSeq
+	if n > 0 && c.lastSeq >= l.segs[0].firstSeq {
+		rep.FirstSeq = l.segs[0].firstSeq
+	}
+	l.lastSeg, l.lastOff = c.lastSeg, c.lastOff
+	return true
+}
+
+// readRecordAt decodes the record at off of segment seg's file f.
+func readRecordAt(f vfs.File, seg uint64, off int64) (Record, int, error) {
+	h := make([]byte, HeaderSize)
+	if err := vfs.ReadFull(f, h, off); err != nil {
+		return Record{}, 0, err
+	}
+	pl := int(binary.LittleEndian.Uint32(h))
+	if pl > MaxPayload {
+		return Record{}, 0, &errBad{fmt.Sprintf("bad length %d", pl)}
+	}
+	b := make([]byte, HeaderSize+align8(pl))
+	if err := vfs.ReadFull(f, b, off); err != nil {
+		return Record{}, 0, err
+	}
+	return DecodeRecord(b, seg)
+}
+
+// writeCleanEnd records the log's end for the next OpenLog: a temporary
+// file written and synced, renamed over the old one, the directory
+// synced.
+func (l *Log) writeCleanEnd() error {
+	c := &cleanEnd{lastSeq: l.next - 1, lastSeg: l.lastSeg, lastOff: l.lastOff}
+	if l.lastOff == 0 {
+		c.lastSeq = 0
+	}
+	for _, s := range l.segs {
+		c.segs = append(c.segs, cleanSeg{s.index, s.firstSeq, s.end})
+	}
+	tmp := filepath.Join(l.o.Dir, cleanFile+".tmp")
+	f, err := l.o.FS.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.WriteAt(c.encode(), 0); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := l.o.FS.Rename(tmp, filepath.Join(l.o.Dir, cleanFile)); err != nil {
+		return err
+	}
+	return l.o.FS.SyncDir(l.o.Dir)
 }
 
 func zeroAt(f vfs.File, off int64) bool {
@@ -357,6 +691,7 @@ func (l *Log) appendTo(seg uint64, off int64, r *Record, newSeg bool, firstSeq u
 	l.tailOff += int64(added)
 	if r.Type != TypeEnd {
 		c.lastSeq = r.Seq
+		c.lastOff = c.off + int64(before)
 	}
 }
 
@@ -473,6 +808,9 @@ func (l *Log) commit(group []*chunk) (uint64, error) {
 	for _, c := range group {
 		if s := l.segLocked(c.seg); s != nil && c.off+int64(len(c.data)) > s.end {
 			s.end = c.off + int64(len(c.data))
+		}
+		if c.lastSeq > 0 {
+			l.lastSeg, l.lastOff = c.seg, c.lastOff
 		}
 	}
 	l.mu.Unlock()
@@ -607,6 +945,13 @@ func (l *Log) Close() error {
 	<-l.done
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.err == nil {
+		// Everything appended is durable: say where the log ends, so the
+		// next OpenLog need not scan for it.
+		if err := l.writeCleanEnd(); err != nil {
+			l.o.Logger.Warn("journal: could not record the clean end; the next start scans the journal", "dir", l.o.Dir, "err", err)
+		}
+	}
 	l.closeFiles()
 	return l.err
 }
@@ -655,6 +1000,10 @@ func (r *Reader) Next() (Record, error) {
 			if s == nil {
 				l.mu.Unlock()
 				return Record{}, fmt.Errorf("%w: %s: sequence %d is not in the journal", ErrCorrupt, l.o.Dir, r.want)
+			}
+			if s.end < 0 {
+				l.mu.Unlock()
+				return Record{}, fmt.Errorf("%s: sequence %d was applied before the journal was opened and is not read again", l.o.Dir, r.want)
 			}
 			r.seg = s
 			r.sc = newScanner(s.f, s.index, segHeaderSize, s.end)

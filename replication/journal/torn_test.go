@@ -1,8 +1,10 @@
 package journal
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -10,7 +12,8 @@ import (
 )
 
 // buildLog writes sequences 1..n with o, closes the log and returns the
-// segment files.
+// segment files as a crash after the last sync leaves them: without the
+// clean-end record, so that OpenLog scans them.
 func buildLog(t *testing.T, o LogOptions, n uint64) map[string][]byte {
 	t.Helper()
 	m := vfs.NewMem()
@@ -20,8 +23,15 @@ func buildLog(t *testing.T, o LogOptions, n uint64) map[string][]byte {
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
-	return files(t, m, logDir)
+	fs := files(t, m, logDir)
+	if _, ok := fs[cleanPath]; !ok {
+		t.Fatal("a clean Close left no clean-end record")
+	}
+	delete(fs, cleanPath)
+	return fs
 }
+
+var cleanPath = filepath.Join(logDir, cleanFile)
 
 func lastSegment(t *testing.T, fs map[string][]byte) uint64 {
 	t.Helper()
@@ -46,8 +56,10 @@ func copyFiles(fs map[string][]byte) map[string][]byte {
 }
 
 // TestTornTail cuts or flips a bit at every byte of the last records
-// (invariant 4): the log reopens with exactly the records before the
-// damaged one, reports the cut, and goes on from there.
+// (invariant 4). A cut, or a flip in the last record, is a torn tail: the
+// log reopens with exactly the records before the damaged one, reports
+// the cut, and goes on from there. A flip in a record that valid records
+// follow is damage to acknowledged data: ErrCorrupt, nothing cut.
 func TestTornTail(t *testing.T) {
 	o := logOpts(nil)
 	long := buildLog(t, o, 200)
@@ -82,12 +94,16 @@ func TestTornTail(t *testing.T) {
 						} else {
 							b[p] ^= 1 << (p % 8)
 						}
+						what := fmt.Sprintf("%s at byte %d of record %d (offset %d)", mode, p-k.start, k.seq, p)
+						if mode == "flip" && k.seq != last {
+							checkCorrupt(t, what, fs, seg, k.start, k.seq-1, k.seq+1)
+							continue
+						}
 						wantTorn := ""
 						if mode == "flip" || p > k.start {
 							wantTorn = fmt.Sprintf("segment %d offset %d", seg, k.start)
 						}
-						checkTorn(t, fmt.Sprintf("%s at byte %d of record %d (offset %d)", mode, p-k.start, k.seq, p),
-							fs, k.seq-1, wantTorn, mode == "flip" && k.seq != last)
+						checkTorn(t, what, fs, k.seq-1, wantTorn)
 					}
 				}
 			})
@@ -97,7 +113,7 @@ func TestTornTail(t *testing.T) {
 
 // checkTorn opens the damaged log in fs and checks it holds 1..keep, then
 // appends after it and reads everything back after another reopen.
-func checkTorn(t *testing.T, what string, fs map[string][]byte, keep uint64, wantTorn string, wantZeroed bool) {
+func checkTorn(t *testing.T, what string, fs map[string][]byte, keep uint64, wantTorn string) {
 	t.Helper()
 	m := memWith(t, fs)
 	o := logOpts(m)
@@ -105,9 +121,9 @@ func checkTorn(t *testing.T, what string, fs map[string][]byte, keep uint64, wan
 	if err != nil {
 		t.Fatalf("%s: OpenLog: %v", what, err)
 	}
-	if rep.FirstSeq != 1 || rep.LastSeq != keep || rep.TornAt != wantTorn || (rep.TornBytes > 0) != wantZeroed {
+	if rep.FirstSeq != 1 || rep.LastSeq != keep || rep.TornAt != wantTorn {
 		l.Close()
-		t.Fatalf("%s: report %+v, want sequences 1..%d, TornAt %q, zeroed %v", what, rep, keep, wantTorn, wantZeroed)
+		t.Fatalf("%s: report %+v, want sequences 1..%d, TornAt %q", what, rep, keep, wantTorn)
 	}
 	if l.Next() != keep+1 {
 		t.Fatalf("%s: Next %d, want %d", what, l.Next(), keep+1)
@@ -134,6 +150,43 @@ func checkTorn(t *testing.T, what string, fs map[string][]byte, keep uint64, wan
 	})
 }
 
+// checkCorrupt opens the damaged log in fs twice: both times ErrCorrupt
+// naming the segment, the offset of the bad record, the last good
+// sequence and the next valid one, and the files are left as they were.
+func checkCorrupt(t *testing.T, what string, fs map[string][]byte, seg uint64, off int64, good, next uint64) {
+	t.Helper()
+	m := memWith(t, fs)
+	o := logOpts(m)
+	var first string
+	for i := range 2 {
+		l, rep, err := OpenLog(o)
+		if err == nil {
+			l.Close()
+			t.Fatalf("%s: open %d succeeded (report %+v), want ErrCorrupt", what, i+1, rep)
+		}
+		if !errors.Is(err, ErrCorrupt) {
+			t.Fatalf("%s: open %d: %v, want ErrCorrupt", what, i+1, err)
+		}
+		for _, w := range []string{segName(seg), fmt.Sprintf("offset %d:", off), fmt.Sprintf("sequence %d)", next),
+			fmt.Sprintf("last good sequence is %d", good), fmt.Sprintf("sequences %d-%d", good+1, next-1), "resync"} {
+			if !strings.Contains(err.Error(), w) {
+				t.Fatalf("%s: error %q does not say %q", what, err, w)
+			}
+		}
+		if i == 0 {
+			first = err.Error()
+		} else if err.Error() != first {
+			t.Fatalf("%s: second open: %v, first: %s", what, err, first)
+		}
+	}
+	after := files(t, m, logDir)
+	for name, b := range fs {
+		if !bytes.Equal(after[name], b) {
+			t.Fatalf("%s: %s changed by a failed open", what, name)
+		}
+	}
+}
+
 // TestCorruptionBeforeTail: damage that no torn group can explain stops
 // the log with ErrCorrupt naming the file and offset (invariant 4).
 func TestCorruptionBeforeTail(t *testing.T) {
@@ -148,8 +201,8 @@ func TestCorruptionBeforeTail(t *testing.T) {
 		t.Fatal("segments 0 and 1 should end with an End record")
 	}
 
-	// One big last segment; the windows a torn group can reach are
-	// MaxPending+MaxRecord+HeaderSize: 1560 and, unaligned, 1524 bytes.
+	// One big last segment, with groups of 1024 and, unaligned, 1000
+	// bytes: valid records follow the damage from far and near.
 	big := func(maxPending, maxRecord int) (LogOptions, map[string][]byte) {
 		o := LogOptions{Dir: logDir, SegmentSize: 64 << 10, MaxPending: maxPending, MaxRecord: maxRecord}
 		return o, buildLog(t, o, 350)
@@ -197,9 +250,11 @@ func TestCorruptionBeforeTail(t *testing.T) {
 			return fs
 		}(), []string{"segment 1 missing", segName(2)}},
 		{"last segment, valid records far after", bigAligned, flip(bigAlignedFS, 0, bigSpans[20].start),
-			[]string{segName(0), fmt.Sprintf("offset %d", bigSpans[20].start), "valid records after it"}},
-		{"last segment, valid records far after, unaligned window", bigOdd, flip(bigOddFS, 0, oddSpans[20].start),
-			[]string{segName(0), fmt.Sprintf("offset %d", oddSpans[20].start), "valid records after it"}},
+			[]string{segName(0), fmt.Sprintf("offset %d", bigSpans[20].start), "sequences 21-21", "acknowledged"}},
+		{"last segment, valid records far after, unaligned", bigOdd, flip(bigOddFS, 0, oddSpans[20].start),
+			[]string{segName(0), fmt.Sprintf("offset %d", oddSpans[20].start), "sequences 21-21"}},
+		{"last segment, valid records within the last group's reach", bigAligned, flip(bigAlignedFS, 0, bigSpans[len(bigSpans)-3].start),
+			[]string{segName(0), fmt.Sprintf("offset %d", bigSpans[len(bigSpans)-3].start), "sequences 348-348", "not a torn tail"}},
 		{"sequence gap", o, crafted(1, 1, 2, 4, 5), []string{segName(0), "sequence 4 follows 2"}},
 		{"first record against the header", o, crafted(5, 1, 2), []string{segName(0), "first record has sequence 1, header says 5"}},
 	} {
@@ -222,52 +277,76 @@ func TestCorruptionBeforeTail(t *testing.T) {
 	}
 }
 
-// TestTornTailWindowEdge: in one big last segment, damage whose valid
-// successors all start within a group's reach is a torn tail; the valid
-// records after it are zeroed so they can never come back.
-func TestTornTailWindowEdge(t *testing.T) {
-	for _, o := range []LogOptions{
-		{Dir: logDir, SegmentSize: 64 << 10, MaxPending: 1024, MaxRecord: 512},
-		{Dir: logDir, SegmentSize: 64 << 10, MaxPending: 1000, MaxRecord: 500},
-	} {
-		t.Run(fmt.Sprintf("MaxPending %d MaxRecord %d", o.MaxPending, o.MaxRecord), func(t *testing.T) {
-			fs := buildLog(t, o, 350)
-			spans := segRecords(fs[segName(0)], 0)
-			window := int64(o.MaxPending + o.MaxRecord + HeaderSize)
-			// The earliest record all of whose successors start within
-			// the window after it.
-			last := spans[len(spans)-1].start
-			k := len(spans) - 1
-			for k > 0 && last < spans[k-1].start+window {
-				k--
+// TestTornTailGarbageAfter: in one big last segment, a record cut short
+// or damaged with nothing valid after it but bytes that are no record of
+// this segment (stale records of the file's earlier life, random bytes,
+// records whose sequence does not follow) is a torn tail, however far
+// those bytes reach; the next open after appends finds nothing to cut.
+func TestTornTailGarbageAfter(t *testing.T) {
+	o := LogOptions{Dir: logDir, SegmentSize: 64 << 10, MaxPending: 1024, MaxRecord: 512}
+	fs := buildLog(t, o, 350)
+	img := fs[segName(0)]
+	spans := segRecords(img, 0)
+	lastRec := spans[len(spans)-1]
+	for _, tc := range []struct {
+		name string
+		fill func(b []byte, at int64)
+	}{
+		{"stale records of segment 7", func(b []byte, at int64) {
+			var rb []byte
+			for seq := uint64(400); len(rb) < len(b)-int(at); seq++ {
+				r := testRecord(seq, 3)
+				rb, _ = AppendRecord(rb, 7, &r)
 			}
-			d := spans[k]
-			fs[segName(0)][d.start+HeaderSize+1] ^= 1
+			copy(b[at:], rb)
+		}},
+		{"random bytes", func(b []byte, at int64) {
+			x := uint64(0x9e3779b97f4a7c15)
+			for i := at; i < int64(len(b)); i++ {
+				x ^= x << 13
+				x ^= x >> 7
+				x ^= x << 17
+				b[i] = byte(x)
+			}
+		}},
+		{"old records of this segment", func(b []byte, at int64) {
+			// Sequences that do not follow the cut: not this log's future.
+			var rb []byte
+			for seq := uint64(1); len(rb) < len(b)-int(at); seq++ {
+				r := testRecord(seq, 3)
+				rb, _ = AppendRecord(rb, 0, &r)
+			}
+			copy(b[at:], rb)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fs := copyFiles(fs)
+			b := fs[segName(0)]
+			// The last record cut short, garbage from its middle on.
+			tc.fill(b, lastRec.start+16)
 			o.FS = memWith(t, fs)
 			l, rep, err := OpenLog(o)
 			if err != nil {
-				t.Fatalf("damage %d bytes before the last record: %v", last-d.start, err)
+				t.Fatal(err)
 			}
-			if rep.LastSeq != d.seq-1 || rep.TornBytes == 0 {
-				t.Fatalf("report %+v, want last %d and bytes zeroed", rep, d.seq-1)
+			if rep.LastSeq != lastRec.seq-1 || rep.TornAt != fmt.Sprintf("segment 0 offset %d", lastRec.start) {
+				l.Close()
+				t.Fatalf("report %+v, want last %d, torn at %d", rep, lastRec.seq-1, lastRec.start)
 			}
-			checkSeqs(t, readAll(t, l, 1), 1, d.seq-1, gen0)
+			checkSeqs(t, readAll(t, l, 1), 1, lastRec.seq-1, gen0)
+			appendSeqs(t, l, lastRec.seq, lastRec.seq+3, 1)
 			l.Close()
-			img, _ := o.FS.(*vfs.Mem).ReadFile(segName(0))
-			for off := d.start; off < int64(len(img)); off += 8 {
-				if r, _, err := DecodeRecord(img[off:], 0); err == nil {
-					t.Fatalf("record %d still valid at offset %d after the cut at %d", r.Seq, off, d.start)
-				}
+			// A crash now: no clean-end record, the scan finds the new end.
+			if err := o.FS.Remove(cleanPath); err != nil {
+				t.Fatal(err)
 			}
-			// One record earlier it is no longer a torn tail.
-			fs = copyFiles(fs)
-			fs[segName(0)][spans[k-1].start+HeaderSize+1] ^= 1
-			o.FS = memWith(t, fs)
-			if l, _, err := OpenLog(o); !errors.Is(err, ErrCorrupt) {
-				if l != nil {
-					l.Close()
-				}
-				t.Fatalf("damage at record %d, %d bytes before the last: %v, want ErrCorrupt", spans[k-1].seq, last-spans[k-1].start, err)
+			l, rep, err = OpenLog(o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer l.Close()
+			if rep.LastSeq != lastRec.seq+3 || rep.Clean {
+				t.Fatalf("after appends: report %+v, want last %d from a scan", rep, lastRec.seq+3)
 			}
 		})
 	}

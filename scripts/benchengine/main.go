@@ -7,7 +7,7 @@
 //	benchengine -mode recover -dir DIR   export and rollback of a few hundred MiB of changes
 //
 // and the replication modes of replication.go (resync-prep, resync-hash,
-// resync-full, stream, rss).
+// resync-full, stream, rss) and of restart.go (restart).
 //
 // Output is one line per figure, "figure=NAME key=value ...", then lines
 // "io class=... key=value ..." with the time spent in each kind of file

@@ -99,6 +99,8 @@ func runReplication(c config) (bool, error) {
 		return true, benchStream(c)
 	case "rss":
 		return true, benchRSS(c)
+	case "restart":
+		return true, benchRestart(c)
 	case "agent-child":
 		return true, agentChild(c)
 	}
