@@ -79,8 +79,10 @@ func ExportTo(ctx context.Context, st *journal.Store, src vfs.File, fsys vfs.FS,
 		}
 	}
 	if err != nil {
-		fsys.Remove(partial)
-		return res, err
+		if rerr := fsys.Remove(partial); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
+			return res, fmt.Errorf("%w; removing the partial image %s failed too (%v): remove it by hand, it is not a usable image", err, partial, rerr)
+		}
+		return res, fmt.Errorf("%w; the partial image %s was removed, nothing was written to %s", err, partial, dest)
 	}
 	if err := fsys.SyncDir(filepath.Dir(dest)); err != nil {
 		return res, fmt.Errorf("export to %s: the image is complete but its name may not survive a crash: %w", dest, err)

@@ -33,7 +33,7 @@ func readRecord(t *testing.T, dir, id string) Job {
 }
 
 // An export cancelled mid-way (the agent told to stop) leaves neither
-// DEST nor DEST.partial, and its record says it failed.
+// DEST nor DEST.partial, and its record says it was interrupted.
 func TestExportCancelledLeavesNothing(t *testing.T) {
 	a := newAgent(t, "p1")
 	jobs := filepath.Join(a.dir, "jobs")
@@ -53,7 +53,8 @@ func TestExportCancelledLeavesNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if j = waitJob(t, a.cl, j.ID); j.State != JobFailed {
+	if j = waitJob(t, a.cl, j.ID); j.State != JobInterrupted || !strings.HasPrefix(j.Error, "the agent stopped while it ran: ") ||
+		!strings.Contains(j.Error, "was removed") {
 		t.Fatalf("job %+v", j)
 	}
 	if !sawPartial || sawDest {
@@ -64,7 +65,7 @@ func TestExportCancelledLeavesNothing(t *testing.T) {
 			t.Errorf("%s left by a cancelled export", p)
 		}
 	}
-	if r := readRecord(t, jobs, j.ID); r.State != JobFailed || r.Error == "" {
+	if r := readRecord(t, jobs, j.ID); r.State != JobInterrupted || r.Error != j.Error {
 		t.Errorf("record of the cancelled job: %+v", r)
 	}
 }

@@ -507,9 +507,12 @@ func (b *WriterBackend) run(j *Job, ps []*writer.Pair, points map[string]recover
 	end := j.snapshot()
 	b.mu.Unlock()
 	end.Finished, end.State = b.now().UTC(), JobDone
-	if err != nil {
+	switch {
+	case err != nil && b.ctx.Err() != nil: // Close: the agent stops
+		end.State, end.Error = JobInterrupted, "the agent stopped while it ran: "+err.Error()
+	case err != nil:
 		end.State, end.Error = JobFailed, err.Error()
-	} else {
+	default:
 		end.DoneBytes = end.TotalBytes
 	}
 	if serr := b.saveJob(end); serr != nil {
@@ -522,7 +525,7 @@ func (b *WriterBackend) run(j *Job, ps []*writer.Pair, points map[string]recover
 	}
 	b.mu.Unlock()
 	if err != nil {
-		b.publish(j, EventJob, slog.LevelError, "", "failed: "+err.Error())
+		b.publish(j, EventJob, slog.LevelError, "", "failed: "+end.Error)
 	} else {
 		b.publish(j, EventJob, slog.LevelInfo, "", "done")
 	}
