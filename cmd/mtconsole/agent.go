@@ -49,6 +49,7 @@ takes effect when the agent restarts. The file's format (TOML):
   journal_dir = "/var/lib/mtconsole/journal"
   retention_dir = "/var/lib/mtconsole/retention"
   socket = "/run/mtconsole/agent.sock"
+  jobs_dir = "/var/lib/mtconsole/jobs"        # recovery jobs' records (default: next to retention_dir)
   socket_group = ""                           # this group may read status (0660)
   metrics = ""                                # e.g. 127.0.0.1:9460 for Prometheus
   trust_store = "/etc/mtconsole/known_process_servers"
@@ -151,6 +152,11 @@ func runAgent(ctx context.Context, logOut io.Writer, path string, reloadOnHUP bo
 	defer stopCS()
 	if cs != nil {
 		backend.SetCS(cs.Status)
+	}
+	// Jobs a killed agent left running are reported interrupted, their
+	// partial images removed, before anyone can ask.
+	if err := backend.OpenJobs(fc.Agent.JobsDir); err != nil {
+		return fmt.Errorf("[agent] jobs_dir %s: %w", fc.Agent.JobsDir, err)
 	}
 	srv, err := api.Listen(api.Config{Socket: fc.Agent.Socket, Group: fc.Agent.SocketGroup, Logger: logger}, backend)
 	if err != nil {

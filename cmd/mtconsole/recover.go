@@ -139,8 +139,8 @@ stores directly.
 						return err
 					}
 				}
-				if j.State == api.JobFailed {
-					return fmt.Errorf("job %s failed: %s", j.ID, j.Error)
+				if j.State != api.JobDone {
+					return fmt.Errorf("job %s %s: %s", j.ID, j.State, j.Error)
 				}
 				if !asJSON {
 					for _, id := range j.Pairs {

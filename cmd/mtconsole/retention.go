@@ -315,6 +315,31 @@ func (f *recoverFlags) open() (*journal.Store, vfs.File, recovery.Resolved, erro
 	return st, tf, r, nil
 }
 
+// checkDest refuses a destination that is one of the pair's own files:
+// its retention directory (with the catalogue and the undo segments) and
+// its target, as given and as the catalogue records it. It reads the
+// store only.
+func (f *recoverFlags) checkDest(dest string) error {
+	st, err := openStore(f.dir, true)
+	if err != nil {
+		return err
+	}
+	ps := st.State()
+	st.Close()
+	var g recovery.Guard
+	g.AddDir(ps.Pair, "retention directory", f.dir)
+	if f.target != "" {
+		g.AddFile(ps.Pair, "target", f.target)
+	}
+	if ps.Target != "" {
+		g.AddFile(ps.Pair, "target", ps.Target)
+	}
+	if err := g.Check(dest); err != nil {
+		return fmt.Errorf("--dest: %w; nothing was written", err)
+	}
+	return nil
+}
+
 func progressPrinter(w io.Writer, quiet bool) recovery.Progress {
 	if quiet {
 		return nil
@@ -354,31 +379,31 @@ func newRetentionRecoverCmd() *cobra.Command {
 			if dest == "" {
 				return usageError{errors.New("--dest is required: a new file, or a device with --force")}
 			}
+			// The pair's own files are never a destination, --force or not;
+			// checked before the store is opened for writing.
+			if err := f.checkDest(dest); err != nil {
+				return err
+			}
 			st, tf, r, err := f.open()
 			if err != nil {
 				return err
 			}
 			defer st.Close()
 			defer tf.Close()
-			flags := os.O_RDWR | os.O_CREATE | os.O_EXCL
-			if force {
-				flags = os.O_RDWR | os.O_CREATE
+			if fi, err := os.Stat(dest); err == nil && !force {
+				if fi.Mode()&os.ModeDevice != 0 {
+					return fmt.Errorf("--dest %s is a device; give a new file, or --force to write the image onto the device", dest)
+				}
+				return fmt.Errorf("--dest %s exists; give a new path, or --force to replace it once the new image is complete", dest)
 			}
-			df, err := vfs.OS.OpenFile(dest, flags, 0o600)
-			if errors.Is(err, os.ErrExist) {
-				return fmt.Errorf("--dest %s exists; give a new path, or --force to overwrite it", dest)
-			}
-			if err != nil {
-				return err
-			}
-			defer df.Close()
 			ctx, cancel := signalContext()
 			defer cancel()
 			out := cmd.OutOrStdout()
 			if !f.asJSON {
 				fmt.Fprintf(out, "Exporting pair %s at %s to %s\n", r.Pair, r, dest)
 			}
-			res, err := recovery.Export(ctx, st, tf, df, r, progressPrinter(cmd.ErrOrStderr(), f.asJSON))
+			res, err := recovery.ExportTo(ctx, st, tf, vfs.OS, dest, r, recovery.ExportOptions{Replace: force, Device: force},
+				progressPrinter(cmd.ErrOrStderr(), f.asJSON))
 			if err != nil {
 				return err
 			}
@@ -390,8 +415,8 @@ func newRetentionRecoverCmd() *cobra.Command {
 		},
 	}
 	f.add(c)
-	c.Flags().StringVar(&dest, "dest", "", "where to write the image: a new file, or an existing file or device with --force")
-	c.Flags().BoolVar(&force, "force", false, "overwrite --dest if it exists")
+	c.Flags().StringVar(&dest, "dest", "", "where to write the image: a new file (written as PATH.partial, renamed when complete), or an existing file or device with --force")
+	c.Flags().BoolVar(&force, "force", false, "replace --dest if it is a file (only once the new image is complete), or write onto it if it is a block device; never a file of the pair")
 	return c
 }
 

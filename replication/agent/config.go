@@ -22,6 +22,7 @@ import (
 //	journal_dir = "/var/lib/mtconsole/journal" # one subdirectory per pair
 //	retention_dir = "/var/lib/mtconsole/retention"
 //	socket = "/run/mtconsole/agent.sock"      # the status API
+//	jobs_dir = "/var/lib/mtconsole/jobs"      # recovery jobs' records; default: "jobs" next to retention_dir
 //	socket_group = ""                         # a group that may read status (0660)
 //	metrics = ""                              # e.g. "127.0.0.1:9460": Prometheus, off when empty
 //	trust_store = "/etc/mtconsole/known_process_servers"
@@ -58,6 +59,7 @@ type FileConfig struct {
 		JournalDir      string  `toml:"journal_dir"`
 		RetentionDir    string  `toml:"retention_dir"`
 		Socket          string  `toml:"socket"`
+		JobsDir         string  `toml:"jobs_dir"`
 		SocketGroup     string  `toml:"socket_group"`
 		Metrics         string  `toml:"metrics"`
 		TrustStore      string  `toml:"trust_store"`
@@ -119,6 +121,7 @@ func LoadConfig(path string) (*FileConfig, error) {
 	}
 	def(&a.JournalDir, "/var/lib/mtconsole/journal")
 	def(&a.RetentionDir, "/var/lib/mtconsole/retention")
+	def(&a.JobsDir, filepath.Join(filepath.Dir(filepath.Clean(a.RetentionDir)), "jobs"))
 	def(&a.TrustStore, "/etc/mtconsole/known_process_servers")
 	if c.ProcessServer.Address == "" {
 		return nil, c.errAt("address", "[process_server] address is required: host:port of the process server (port 9443 by default)")

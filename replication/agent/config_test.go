@@ -62,6 +62,29 @@ func TestLoadConfig(t *testing.T) {
 	}
 }
 
+// The job records go next to the retention directory unless jobs_dir says.
+func TestJobsDir(t *testing.T) {
+	for line, want := range map[string]string{
+		"":                                     "/jobs",
+		`retention_dir = "/srv/mt/retention/"`: "/srv/mt/jobs",
+		`jobs_dir = "/var/mt/jobs"`:            "/var/mt/jobs",
+	} {
+		text := goodConfig
+		if strings.HasPrefix(line, "retention_dir") {
+			text = strings.Replace(text, `retention_dir = "/r"`, line, 1)
+		} else {
+			text = strings.Replace(text, "[agent]\n", "[agent]\n"+line+"\n", 1)
+		}
+		fc, err := LoadConfig(writeConfig(t, text))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fc.Agent.JobsDir != want {
+			t.Errorf("%q: jobs_dir %q, want %q", line, fc.Agent.JobsDir, want)
+		}
+	}
+}
+
 func TestHostConfig(t *testing.T) {
 	for _, tc := range []struct {
 		line  string

@@ -540,22 +540,15 @@ func (p *Pair) park(h holdReq) {
 }
 
 // Export writes the image of point r to a new file at dest (on the
-// target's file system; it must not exist yet) while the applier is held.
-// A partial image is removed: it must never pass for a recovered one.
+// target's file system; neither it nor dest.partial may exist yet) while
+// the applier is held. The image is written to dest.partial and renamed
+// to dest only when complete: a partial image never passes for a
+// recovered one, and a failed or cancelled export removes it.
 func (p *Pair) Export(ctx context.Context, r recovery.Resolved, dest string, progress recovery.Progress) (recovery.Result, error) {
 	var res recovery.Result
 	err := p.Hold(func(target vfs.File, st *journal.Store) error {
-		df, err := p.o.TargetFS.OpenFile(dest, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
-		if err != nil {
-			return err
-		}
-		res, err = recovery.Export(ctx, st, target, df, r, progress)
-		if cerr := df.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
-			p.o.TargetFS.Remove(dest)
-		}
+		var err error
+		res, err = recovery.ExportTo(ctx, st, target, p.o.TargetFS, dest, r, recovery.ExportOptions{}, progress)
 		return err
 	})
 	return res, err

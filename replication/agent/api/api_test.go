@@ -154,6 +154,7 @@ func (nopBackend) Pause(string, string) (PairStatus, error) { return PairStatus{
 func (nopBackend) Resume(string) (PairStatus, error)        { return PairStatus{}, ErrUnknownPair }
 func (nopBackend) Recover(RecoverRequest) (Job, error)      { return Job{}, ErrConflict }
 func (nopBackend) Job(string) (Job, error)                  { return Job{}, ErrUnknownJob }
+func (nopBackend) Jobs() ([]Job, error)                     { return nil, nil }
 func (nopBackend) Tags(string) ([]journal.Tag, error)       { return nil, ErrUnknownPair }
 
 func TestSocketPermissions(t *testing.T) {

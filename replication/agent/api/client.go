@@ -184,6 +184,13 @@ func (c *Client) Job(ctx context.Context, id string) (Job, error) {
 	return j, err
 }
 
+// Jobs is GET /v1/jobs: every job the agent knows, oldest first.
+func (c *Client) Jobs(ctx context.Context) ([]Job, error) {
+	var jobs []Job
+	err := c.do(ctx, http.MethodGet, "/v1/jobs", nil, &jobs)
+	return jobs, err
+}
+
 // Events is GET /v1/events: the channel gets the events from now until ctx
 // ends or the agent goes, then closes. It returns once subscribed, so no
 // event published after it returns is missed.

@@ -185,6 +185,13 @@ func (s *Server) Handler() http.Handler {
 		}
 		reply(w, http.StatusOK, tags, err)
 	})
+	mux.HandleFunc("GET /v1/jobs", func(w http.ResponseWriter, r *http.Request) {
+		jobs, err := s.b.Jobs()
+		if jobs == nil {
+			jobs = []Job{}
+		}
+		reply(w, http.StatusOK, jobs, err)
+	})
 	mux.HandleFunc("GET /v1/jobs/{id}", func(w http.ResponseWriter, r *http.Request) {
 		j, err := s.b.Job(r.PathValue("id"))
 		reply(w, http.StatusOK, j, err)

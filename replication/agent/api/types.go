@@ -29,6 +29,9 @@ const (
 	JobRunning = "running"
 	JobDone    = "done"
 	JobFailed  = "failed"
+	// JobInterrupted is a job the agent was running when it stopped
+	// (killed, crashed): found so by the next agent.
+	JobInterrupted = "interrupted"
 )
 
 // Errors the server maps to status codes and the client maps back.
@@ -170,6 +173,8 @@ type Backend interface {
 	// Recover validates req, starts the job and returns at once.
 	Recover(req RecoverRequest) (Job, error)
 	Job(id string) (Job, error)
+	// Jobs lists the jobs known, oldest first.
+	Jobs() ([]Job, error)
 	// Tags lists a pair's tags in the retention store, oldest first.
 	Tags(pair string) ([]journal.Tag, error)
 }

@@ -45,9 +45,13 @@ type WriterBackend struct {
 	jobs    map[string]*Job
 	busy    map[string]string // pair → id of the job recovering it
 	nextJob int
-	wg      sync.WaitGroup
-	ctx     context.Context
-	cancel  context.CancelFunc
+	jobsDir string // the job journal (OpenJobs); "" keeps none
+	// onProgress, when set, is called in the job as each chunk is done
+	// (tests: stop or cancel a job mid-way).
+	onProgress func(job string, done int64)
+	wg         sync.WaitGroup
+	ctx        context.Context
+	cancel     context.CancelFunc
 }
 
 // FromWriter serves w. configs are the pairs' configurations, needed to
@@ -402,6 +406,16 @@ func (b *WriterBackend) Recover(req RecoverRequest) (Job, error) {
 	}
 	dests := map[string]string{}
 	if req.Mode == ModeExport {
+		for _, id := range ids {
+			dests[id] = req.Dest
+			if len(ps) > 1 {
+				dests[id] = filepath.Join(req.Dest, id+".img")
+			}
+		}
+		// A pair's own file is refused first, by what it is.
+		if err := b.checkDests(req.Dest, dests); err != nil {
+			return Job{}, err
+		}
 		if len(ps) == 1 {
 			if _, err := os.Stat(req.Dest); err == nil {
 				return Job{}, badField("dest", "%s exists: give a new path", req.Dest)
@@ -409,11 +423,8 @@ func (b *WriterBackend) Recover(req RecoverRequest) (Job, error) {
 			if fi, err := os.Stat(filepath.Dir(req.Dest)); err != nil || !fi.IsDir() {
 				return Job{}, badField("dest", "%s is not a directory", filepath.Dir(req.Dest))
 			}
-		}
-		for _, id := range ids {
-			dests[id] = req.Dest
-			if len(ps) > 1 {
-				dests[id] = filepath.Join(req.Dest, id+".img")
+		} else {
+			for _, id := range ids {
 				if _, err := os.Stat(dests[id]); err == nil {
 					return Job{}, badField("dest", "%s exists: give a new directory", dests[id])
 				}
@@ -445,6 +456,17 @@ func (b *WriterBackend) Recover(req RecoverRequest) (Job, error) {
 	}
 	snap := j.snapshot()
 	b.mu.Unlock()
+	// Recorded before it starts: an agent killed while it runs reports it
+	// interrupted when it starts again.
+	if err := b.saveJob(snap); err != nil {
+		b.mu.Lock()
+		delete(b.jobs, j.ID)
+		for _, id := range ids {
+			delete(b.busy, id)
+		}
+		b.mu.Unlock()
+		return Job{}, err
+	}
 	b.publish(j, EventJob, slog.LevelInfo, "", fmt.Sprintf("%s of %s to %s started", j.Mode, strings.Join(ids, ","), j.Point))
 	b.wg.Add(1)
 	go b.run(j, ps, points, dests, cfgs)
@@ -478,6 +500,9 @@ func (b *WriterBackend) run(j *Job, ps []*writer.Pair, points map[string]recover
 			b.mu.Lock()
 			j.DoneBytes = base + done
 			b.mu.Unlock()
+			if b.onProgress != nil {
+				b.onProgress(j.ID, base+done)
+			}
 			if now := time.Now(); now.Sub(last) >= 250*time.Millisecond || done == tot {
 				last = now
 				pct := 100.0
@@ -502,20 +527,31 @@ func (b *WriterBackend) run(j *Job, ps []*writer.Pair, points map[string]recover
 		j.Results[id] = res
 		b.mu.Unlock()
 	}
+	// The end is recorded before it is shown: whoever sees the job end
+	// finds its record ended too.
 	b.mu.Lock()
-	j.Finished = b.now().UTC()
-	j.State = JobDone
-	if err != nil {
-		j.State, j.Error = JobFailed, err.Error()
-	} else {
-		j.DoneBytes = j.TotalBytes
+	end := j.snapshot()
+	b.mu.Unlock()
+	end.Finished, end.State = b.now().UTC(), JobDone
+	switch {
+	case err != nil && b.ctx.Err() != nil: // Close: the agent stops
+		end.State, end.Error = JobInterrupted, "the agent stopped while it ran: "+err.Error()
+	case err != nil:
+		end.State, end.Error = JobFailed, err.Error()
+	default:
+		end.DoneBytes = end.TotalBytes
 	}
+	if serr := b.saveJob(end); serr != nil {
+		b.publish(j, writer.EventLog, slog.LevelWarn, "", serr.Error())
+	}
+	b.mu.Lock()
+	j.Finished, j.State, j.Error, j.DoneBytes = end.Finished, end.State, end.Error, end.DoneBytes
 	for _, id := range j.Pairs {
 		delete(b.busy, id)
 	}
 	b.mu.Unlock()
 	if err != nil {
-		b.publish(j, EventJob, slog.LevelError, "", "failed: "+err.Error())
+		b.publish(j, EventJob, slog.LevelError, "", "failed: "+end.Error)
 	} else {
 		b.publish(j, EventJob, slog.LevelInfo, "", "done")
 	}
