@@ -195,7 +195,10 @@ func OpenPair(cfg PairConfig, o Options) (*Pair, Recovered, error) {
 	st := p.store.State()
 	switch st.State {
 	case journal.StateRollingBack:
-		return fail(fmt.Errorf("%w: a rollback to sequence %d did not finish; run `mtconsole retention rollback` again", ErrEnded, st.RollbackTo))
+		if st.RollbackTracked && !st.RollbackWritten {
+			return fail(fmt.Errorf("%w: a rollback to sequence %d did not finish; it wrote nothing to the target: run `mtconsole retention rollback` again, or `mtconsole retention rollback --abandon` to keep replicating", ErrEnded, st.RollbackTo))
+		}
+		return fail(fmt.Errorf("%w: a rollback to sequence %d did not finish and the target is partly rolled back; run `mtconsole retention rollback` again to finish it", ErrEnded, st.RollbackTo))
 	case journal.StateEnded:
 		return fail(fmt.Errorf("%w: %s", ErrEnded, st.Reason))
 	case journal.StatePaused:
