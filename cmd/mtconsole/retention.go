@@ -39,7 +39,7 @@ pair must not be running in an agent. Times are UTC.`,
 	c.Args = usageArgs(cobra.NoArgs)
 	c.RunE = func(cmd *cobra.Command, _ []string) error { return cmd.Help() }
 	c.AddCommand(newRetentionSummaryCmd(), newRetentionEventsCmd(), newRetentionRecoverCmd(),
-		newRetentionRollbackCmd(), newRetentionLockCmd(true), newRetentionLockCmd(false))
+		newRetentionRollbackCmd(), newRetentionLockCmd(true), newRetentionLockCmd(false), newRetentionRepairCmd())
 	return c
 }
 
@@ -422,12 +422,15 @@ func newRetentionRecoverCmd() *cobra.Command {
 
 func newRetentionRollbackCmd() *cobra.Command {
 	var f recoverFlags
-	var yes bool
+	var yes, abandon bool
 	c := &cobra.Command{
 		Use:   "rollback --dir DIR --point POINT",
 		Short: "Roll the target itself back to a recovery point; the pair ends (cdpcli --rollback)",
 		Args:  usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if abandon {
+				return abandonRollback(cmd, f.dir)
+			}
 			st, tf, r, err := f.open()
 			if err != nil {
 				return err
@@ -460,6 +463,7 @@ func newRetentionRollbackCmd() *cobra.Command {
 	}
 	f.add(c)
 	c.Flags().BoolVar(&yes, "yes", false, "do not ask for the typed confirmation")
+	c.Flags().BoolVar(&abandon, "abandon", false, "give up an unfinished rollback that has not written to the target yet: the pair is Active again")
 	return c
 }
 

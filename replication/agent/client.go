@@ -122,6 +122,12 @@ type Client struct {
 	tmu  sync.Mutex
 	tags map[string]*tagWait // by tag id: tags asked for, on their way
 
+	// Run's cancel and end, so Close can stop it first
+	rmu     sync.Mutex
+	closing bool
+	runStop context.CancelFunc
+	running sync.WaitGroup
+
 	resyncBytes, zeroBytes, writeBytes, hashReqs, conns atomic.Int64
 }
 
@@ -329,9 +335,19 @@ func stateName(s wire.PairState) string {
 	return StateQueued
 }
 
-// Close makes every pair's journal durable and closes the pairs. Call it
-// after Run has returned.
-func (c *Client) Close() error { return c.w.Close() }
+// Close stops Run, if it runs, and waits for it to return (a write
+// waiting for room in a full journal gives up), then makes every pair's
+// journal durable and closes the pairs.
+func (c *Client) Close() error {
+	c.rmu.Lock()
+	c.closing = true
+	if c.runStop != nil {
+		c.runStop()
+	}
+	c.rmu.Unlock()
+	c.running.Wait()
+	return c.w.Close()
+}
 
 // permanent reports errors a new connection cannot mend.
 func permanent(err error) bool {
@@ -350,13 +366,24 @@ type pairError struct {
 func (e *pairError) Error() string { return e.err.Error() }
 func (e *pairError) Unwrap() error { return e.err }
 
-// Run connects and streams until ctx ends (then it returns nil), dialing
+// Run connects and streams until ctx ends or Close (then it returns nil), dialing
 // again with backoff after every error but those a retry cannot mend.
 // The backoff starts again from Config.MinBackoff only after a connection
 // that was established and ended by the network or the peer; one ended by
 // a pair of this side keeps it growing. Once every pair has ended, Run
 // waits for ctx: there is nothing left to replicate.
 func (c *Client) Run(ctx context.Context) error {
+	c.rmu.Lock()
+	if c.closing {
+		c.rmu.Unlock()
+		return nil
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	c.runStop = cancel
+	c.running.Add(1)
+	c.rmu.Unlock()
+	defer c.running.Done()
 	backoff := c.cfg.MinBackoff
 	for {
 		if c.live() == 0 {
@@ -671,7 +698,7 @@ func (c *Client) handle(ctx context.Context, s *session, l *link, m wire.Message
 	case *wire.ResyncData:
 		// Resync writes are flagged: points inside a resync are not
 		// consistent.
-		if err := l.pair.Write(m.Seq, m.Offset, c.cfg.Writer.Now(), m.Data, journal.FlagResync); err != nil {
+		if err := l.pair.WriteContext(ctx, m.Seq, m.Offset, c.cfg.Writer.Now(), m.Data, journal.FlagResync); err != nil {
 			return local(err)
 		}
 		c.resyncBytes.Add(int64(len(m.Data)))
@@ -683,21 +710,21 @@ func (c *Client) handle(ctx context.Context, s *session, l *link, m wire.Message
 		}
 		// One wire sequence, one journal record: the zeros are
 		// written as one write.
-		if err := l.pair.Write(m.Seq, m.Offset, c.cfg.Writer.Now(), zeros[:m.Length], journal.FlagResync|journal.FlagZero); err != nil {
+		if err := l.pair.WriteContext(ctx, m.Seq, m.Offset, c.cfg.Writer.Now(), zeros[:m.Length], journal.FlagResync|journal.FlagZero); err != nil {
 			return local(err)
 		}
 		c.zeroBytes.Add(m.Length)
 		s.touched(m.Disk, m.Offset, m.Length)
 		s.journaled(m.Disk, m.Seq, 0)
 	case *wire.Write:
-		if err := l.pair.Write(m.Seq, m.Offset, m.Time, m.Data, 0); err != nil {
+		if err := l.pair.WriteContext(ctx, m.Seq, m.Offset, m.Time, m.Data, 0); err != nil {
 			return local(err)
 		}
 		c.writeBytes.Add(int64(len(m.Data)))
 		s.touched(m.Disk, m.Offset, int64(len(m.Data)))
 		s.journaled(m.Disk, m.Seq, int64(len(m.Data)))
 	case *wire.Tag:
-		if err := l.pair.Tag(m.Seq, journal.TagInfo{Name: m.Name, App: m.App, ID: m.ID, Time: m.Time}); err != nil {
+		if err := l.pair.TagContext(ctx, m.Seq, journal.TagInfo{Name: m.Name, App: m.App, ID: m.ID, Time: m.Time}); err != nil {
 			return local(err)
 		}
 		s.journaled(m.Disk, m.Seq, 0)
@@ -745,7 +772,7 @@ func (c *Client) hashes(ctx context.Context, s *session, l *link, m *wire.HashRe
 	size := s.size[m.Disk]
 	e := s.pending[m.Disk]
 	if e == nil || e.overlaps(m.Offset, int64(m.Count)*int64(m.ChunkSize)) {
-		if err := l.pair.Sync(); err != nil {
+		if err := l.pair.SyncContext(ctx); err != nil {
 			return nil, &pairError{disk: l.disk, err: err}
 		}
 		if err := l.pair.Drain(ctx); err != nil {

@@ -839,3 +839,59 @@ func TestAdminTagInWriteOrder(t *testing.T) {
 		t.Errorf("a refused tag changed retention: %d tags, %d before", after, before)
 	}
 }
+
+// TestStopWhileJournalFull: the pair is paused, so nothing is applied and
+// the journal fills; the receive loop then waits in Append for room. The
+// end of Run's context (SIGTERM) and Close must both still stop the agent
+// (only kill -9 did), with what was acknowledged kept.
+func TestStopWhileJournalFull(t *testing.T) {
+	for _, how := range []string{"cancel", "close"} {
+		t.Run(how, func(t *testing.T) {
+			const size = 16 << 20
+			r := newRig(t, size, nil, ps.Config{ChunkSize: 256 << 10})
+			r.agentCfgChange = func(c *agent.Config) {
+				c.Pairs[0].JournalSegmentSize, c.Pairs[0].JournalMaxSegments = 1<<20, 2
+			}
+			r.startPS()
+			key, _ := keys(t)
+			cl := r.newAgent(key, r.addr, false)
+			p := cl.Pair("disk0")
+			if err := p.Pause("test: let the journal fill"); err != nil {
+				t.Fatal(err)
+			}
+			actx, acancel := context.WithCancel(r.ctx)
+			defer acancel()
+			adone := make(chan error, 1)
+			go func() { adone <- cl.Run(actx) }()
+			r.waitFor("the journal to fill", 15*time.Second, func() bool { return p.JournalWaiting() > 0 })
+			durable := p.Durable()
+			cdone := make(chan error, 1)
+			if how == "cancel" {
+				acancel()
+			} else {
+				go func() { cdone <- cl.Close() }()
+			}
+			select {
+			case err := <-adone:
+				if err != nil {
+					t.Fatalf("Run: %v", err)
+				}
+			case <-time.After(30 * time.Second):
+				t.Fatal("Run did not return while a write waited for room in the journal")
+			}
+			if how == "close" {
+				if err := <-cdone; err != nil {
+					t.Fatalf("Close: %v", err)
+				}
+			} else if err := cl.Close(); err != nil {
+				t.Fatalf("Close: %v", err)
+			}
+			if p.Durable() < durable {
+				t.Fatalf("durable %d after stopping, was %d", p.Durable(), durable)
+			}
+			if err := p.Err(); err != nil {
+				t.Fatalf("pair in error after a stop: %v", err)
+			}
+		})
+	}
+}

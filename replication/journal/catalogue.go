@@ -118,6 +118,12 @@ type PairState struct {
 	Reason      string    `json:"reason,omitempty"`
 	// RollbackTo is the point a rollback in progress goes to.
 	RollbackTo uint64 `json:"rollback_to,omitempty"`
+	// RollbackWritten: that rollback has begun writing the target, so it
+	// can only be finished, not abandoned.
+	RollbackWritten bool `json:"rollback_written,omitempty"`
+	// RollbackTracked: that rollback records RollbackWritten (one begun by
+	// an older mtconsole does not, and may have written).
+	RollbackTracked bool `json:"rollback_tracked,omitempty"`
 }
 
 func key(n uint64) []byte {

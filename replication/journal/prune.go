@@ -1,7 +1,9 @@
 package journal
 
 import (
+	"errors"
 	"fmt"
+	"os"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -77,17 +79,32 @@ func (s *Store) Prune(p PruneOptions) (PruneResult, error) {
 		}
 		return res, nil
 	}
+	r, _, err := s.removeOldestLocked(n, p.Now, false)
+	r.BlockedBy = res.BlockedBy
+	return r, err
+}
+
+// removeOldestLocked removes the n oldest segments and the tags and
+// ranges before the new earliest point (locked tags only when force: a
+// repair, where they cannot be recovered any more). It returns the tags
+// removed.
+func (s *Store) removeOldestLocked(n int, now time.Time, force bool) (PruneResult, []Tag, error) {
+	var res PruneResult
 	gone := s.segs[:n]
 	keep := s.segs[n:]
-	earliest, etime := keep[0].FirstSeq-1, keep[0].PrevTime
-	if keep[0].FirstSeq == 0 {
-		earliest, etime = s.state.Applied, s.state.AppliedTime
+	for _, g := range gone {
+		res.Bytes += g.Bytes
 	}
-	var tags []Tag
+	earliest, etime := s.state.Applied, s.state.AppliedTime
+	if len(keep) > 0 && keep[0].FirstSeq != 0 {
+		earliest, etime = keep[0].FirstSeq-1, keep[0].PrevTime
+	}
+	var tags, dropped []Tag
 	var dropTags []uint64
 	for _, t := range s.tags {
-		if t.Seq < earliest && !t.Locked || expired(t, p.Now) {
+		if t.Seq < earliest && (!t.Locked || force) || expired(t, now) {
 			dropTags = append(dropTags, t.Seq)
+			dropped = append(dropped, t)
 			continue
 		}
 		tags = append(tags, t)
@@ -133,7 +150,7 @@ func (s *Store) Prune(p PruneOptions) (PruneResult, error) {
 		return nil
 	})
 	if err != nil {
-		return PruneResult{}, err
+		return PruneResult{}, nil, err
 	}
 	s.segs = append([]SegmentInfo(nil), keep...)
 	s.tags, s.ranges = tags, ranges
@@ -142,16 +159,16 @@ func (s *Store) Prune(p PruneOptions) (PruneResult, error) {
 	// The catalogue no longer names these files; a crash before the
 	// unlinks leaves orphans that OpenStore removes.
 	for _, g := range gone {
-		if err := s.o.FS.Remove(s.segPath(g.Index)); err != nil {
-			return res, fmt.Errorf("retention: remove pruned segment: %w", err)
+		if err := s.o.FS.Remove(s.segPath(g.Index)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return res, dropped, fmt.Errorf("retention: remove pruned segment: %w", err)
 		}
 	}
 	if n > 0 {
 		if err := s.o.FS.SyncDir(s.o.Dir); err != nil {
-			return res, err
+			return res, dropped, err
 		}
 	}
-	return res, nil
+	return res, dropped, nil
 }
 
 func expired(t Tag, now time.Time) bool {

@@ -1,6 +1,7 @@
 package journal
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -107,7 +108,10 @@ type Log struct {
 	lastOff int64  // (0: none)
 	err     error
 	closed  bool
-	done    chan struct{}
+	waiting int // Appends waiting for room
+	// finished: the commit loop has stopped; nothing more becomes durable
+	finished bool
+	done     chan struct{}
 }
 
 type logSeg struct {
@@ -614,8 +618,17 @@ func (l *Log) Err() error { l.mu.Lock(); defer l.mu.Unlock(); return l.err }
 
 // Append queues r for the next group commit. r.Seq must be Next(); the
 // record is copied. It blocks while MaxPending bytes wait or the journal is
-// full. After an I/O error every Append fails with it.
-func (l *Log) Append(r *Record) error {
+// full, until there is room or Close (then it returns ErrClosed). After an
+// I/O error every Append fails with it.
+func (l *Log) Append(r *Record) error { return l.AppendContext(context.Background(), r) }
+
+// Waiting is the number of Appends waiting for room in the journal (full,
+// or its commits waiting for space on the volume).
+func (l *Log) Waiting() int { l.mu.Lock(); defer l.mu.Unlock(); return l.waiting }
+
+// AppendContext is Append that also gives up, with ctx's error and
+// nothing appended, when ctx ends while it waits for room.
+func (l *Log) AppendContext(ctx context.Context, r *Record) error {
 	// A record AppendRecord refuses would be acknowledged without ever
 	// being written: refuse it here, before it takes a sequence.
 	if r.Type == TypeEnd {
@@ -633,12 +646,21 @@ func (l *Log) Append(r *Record) error {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	var stop func() bool
+	defer func() {
+		if stop != nil {
+			stop()
+		}
+	}()
 	for {
 		if l.err != nil {
 			return l.err
 		}
 		if l.closed {
 			return ErrClosed
+		}
+		if err := ctx.Err(); err != nil {
+			return err
 		}
 		if r.Seq != l.next {
 			return fmt.Errorf("%w: got %d, want %d", ErrOutOfOrder, r.Seq, l.next)
@@ -647,7 +669,18 @@ func (l *Log) Append(r *Record) error {
 		if l.pendingBytes < l.o.MaxPending && (!newSeg || l.tailCount < l.o.MaxSegments) {
 			break
 		}
+		if stop == nil && ctx.Done() != nil {
+			// Wake this wait when ctx ends: the lock orders the broadcast
+			// after Wait has released it, so it cannot be missed.
+			stop = context.AfterFunc(ctx, func() {
+				l.mu.Lock()
+				l.cond.Broadcast()
+				l.mu.Unlock()
+			})
+		}
+		l.waiting++
 		l.cond.Wait()
+		l.waiting--
 	}
 	if l.tailCount == 0 || l.tailOff+int64(n+HeaderSize) > l.o.SegmentSize {
 		if l.tailCount > 0 {
@@ -696,11 +729,29 @@ func (l *Log) appendTo(seg uint64, off int64, r *Record, newSeg bool, firstSeq u
 }
 
 // Sync waits until everything appended so far is durable.
-func (l *Log) Sync() error {
+func (l *Log) Sync() error { return l.SyncContext(context.Background()) }
+
+// SyncContext is Sync that gives up when ctx ends or the log is closed
+// before everything appended is durable.
+func (l *Log) SyncContext(ctx context.Context) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if ctx.Done() != nil {
+		stop := context.AfterFunc(ctx, func() {
+			l.mu.Lock()
+			l.cond.Broadcast()
+			l.mu.Unlock()
+		})
+		defer stop()
+	}
 	want := l.next - 1
 	for l.durable < want && l.err == nil {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if l.closed && l.finished {
+			return ErrClosed
+		}
 		l.cond.Wait()
 	}
 	return l.err
@@ -708,6 +759,12 @@ func (l *Log) Sync() error {
 
 func (l *Log) commitLoop() {
 	defer close(l.done)
+	defer func() {
+		l.mu.Lock()
+		l.finished = true
+		l.cond.Broadcast()
+		l.mu.Unlock()
+	}()
 	for {
 		l.mu.Lock()
 		for len(l.pending) == 0 && !l.closed && l.err == nil {

@@ -1,6 +1,7 @@
 package journal
 
 import (
+	"context"
 	"errors"
 	"io"
 	"os"
@@ -9,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -403,5 +405,90 @@ func TestLogIgnoresOtherFiles(t *testing.T) {
 	defer l.Close()
 	if b, err := m.ReadFile(note); err != nil || string(b) != "hands off" {
 		t.Fatalf("README: %q, %v", b, err)
+	}
+}
+
+// waitWaiting polls until an Append waits for room in l.
+func waitWaiting(t *testing.T, l *Log, errc <-chan appendEnd) {
+	t.Helper()
+	for l.Waiting() == 0 {
+		select {
+		case e := <-errc:
+			t.Fatalf("Append %d returned %v before the journal was full", e.seq, e.err)
+		case <-time.After(time.Millisecond):
+		}
+	}
+}
+
+type appendEnd struct {
+	seq uint64 // the Append that failed
+	err error
+}
+
+// fillThenAppend appends from seq on until an Append fails, and says which.
+func fillThenAppend(ctx context.Context, l *Log, seq uint64, errc chan<- appendEnd) {
+	for ; ; seq++ {
+		r := testRecord(seq, 0)
+		if err := l.AppendContext(ctx, &r); err != nil {
+			errc <- appendEnd{seq, err}
+			return
+		}
+	}
+}
+
+// TestLogAppendWaitingForRoomEnds: an Append waiting on a full journal
+// (nothing applied, so nothing trimmed) returns when its context ends,
+// with nothing appended, and when the log is closed, with ErrClosed; Close
+// itself returns (the agent's SIGTERM was ignored while it waited).
+func TestLogAppendWaitingForRoomEnds(t *testing.T) {
+	m := vfs.NewMem()
+	o := logOpts(m)
+	o.MaxSegments = 2
+	l, _ := mustOpenLog(t, o)
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan appendEnd, 1)
+	go fillThenAppend(ctx, l, 1, errc)
+	waitWaiting(t, l, errc)
+	cancel()
+	e := <-errc
+	if !errors.Is(e.err, context.Canceled) {
+		t.Fatalf("Append after its context ended: %v, want context.Canceled", e.err)
+	}
+	if l.Next() != e.seq || l.Waiting() != 0 {
+		t.Fatalf("Next %d (want %d), %d waiting after the cancelled Append", l.Next(), e.seq, l.Waiting())
+	}
+	go fillThenAppend(context.Background(), l, e.seq, errc)
+	waitWaiting(t, l, errc)
+	if err := l.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	e = <-errc
+	if !errors.Is(e.err, ErrClosed) {
+		t.Fatalf("Append waiting when the log closed: %v, want ErrClosed", e.err)
+	}
+	// What was acknowledged before is all there.
+	l, rep := mustOpenLog(t, o)
+	defer l.Close()
+	if rep.LastSeq != e.seq-1 {
+		t.Fatalf("reopened: last %d, want %d", rep.LastSeq, e.seq-1)
+	}
+}
+
+// TestLogAppendWaitingForSpaceEnds: with no room on the volume for a
+// segment the commits wait for space and Appends queue up behind them;
+// Close still returns, and so do they and Sync.
+func TestLogAppendWaitingForSpaceEnds(t *testing.T) {
+	m := vfs.NewMem()
+	m.SetCapacity(100)
+	l, _ := mustOpenLog(t, logOpts(m))
+	errc := make(chan appendEnd, 1)
+	go fillThenAppend(context.Background(), l, 1, errc)
+	waitWaiting(t, l, errc)
+	l.Close() // the commit that found no room fails
+	if e := <-errc; !errors.Is(e.err, ErrClosed) && !errors.Is(e.err, syscall.ENOSPC) {
+		t.Fatalf("Append waiting when the log closed: %v, want ErrClosed or ENOSPC", e.err)
+	}
+	if err := l.Sync(); err == nil {
+		t.Fatal("Sync of a closed log with appends never made durable: nil error")
 	}
 }

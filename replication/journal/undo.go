@@ -3,6 +3,7 @@ package journal
 import (
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -527,6 +528,10 @@ func (s *Store) SetState(state, reason string, rollbackTo uint64) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := s.state
+	if state != StateRollingBack || st.State != StateRollingBack || st.RollbackTo != rollbackTo {
+		// The marks belong to one rollback; a new one keeps them.
+		st.RollbackWritten, st.RollbackTracked = false, state == StateRollingBack
+	}
 	st.State, st.Reason, st.RollbackTo = state, reason, rollbackTo
 	if err := s.update(func(tx *bolt.Tx) error { return putJSON(tx.Bucket(bState), []byte("pair"), st) }); err != nil {
 		return err
@@ -678,22 +683,44 @@ func (s *Store) Undo(after, upto uint64, fn func(*Record) error) error {
 
 func (s *Store) undoSegment(g SegmentInfo, after, upto uint64, fn func(*Record, int64) error) error {
 	path := s.segPath(g.Index)
+	damaged := func(off int64, why string) error {
+		return &SegmentError{Index: g.Index, Path: path, Offset: off, Why: why, LostFrom: g.FirstSeq, LostTo: g.LastSeq}
+	}
 	f, err := s.o.FS.OpenFile(path, os.O_RDONLY, 0)
+	if errors.Is(err, os.ErrNotExist) {
+		return damaged(0, "the file is missing")
+	}
 	if err != nil {
 		return fmt.Errorf("retention segment %d: %w", g.Index, err)
 	}
 	defer f.Close()
+	if idx, _, ok := readSegHeader(f, undoMagic); !ok || idx != g.Index {
+		return damaged(0, "bad segment header")
+	}
 	sc := newScanner(f, g.Index, segHeaderSize, g.Bytes)
+	var last uint64
 	for sc.offset() < g.Bytes {
 		off := sc.offset()
 		r, err := sc.next()
 		if err != nil {
 			var bad *errBad
 			if errors.As(err, &bad) {
-				return fmt.Errorf("%w: %s offset %d: %s", ErrCorrupt, path, off, bad.why)
+				e := damaged(off, bad.why).(*SegmentError)
+				if last != 0 {
+					e.LostFrom = last + 1
+				}
+				return e
+			}
+			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+				e := damaged(off, fmt.Sprintf("the file ends before the %d bytes catalogued", g.Bytes)).(*SegmentError)
+				if last != 0 {
+					e.LostFrom = last + 1
+				}
+				return e
 			}
 			return fmt.Errorf("%s offset %d: %w", path, off, err)
 		}
+		last = r.Seq
 		if r.Seq <= after {
 			continue
 		}

@@ -40,9 +40,13 @@ func check(st *journal.Store, r Resolved) error {
 }
 
 // Rollback puts the target itself back to point r, in place; the pair
-// ends. The pair must not be applying. A rollback cut short (crash,
-// cancel) leaves the pair RollingBack and is finished by running it again
-// with the same point.
+// ends. The pair must not be applying. It plans first, reading every
+// before-image it needs: damage found then changes nothing (the pair
+// stays as it was, the target untouched). Only then is the pair marked
+// RollingBack, and the catalogue records that the target is being written
+// before the first write. A rollback cut short (crash, cancel) leaves the
+// pair RollingBack and is finished by running it again with the same
+// point, or, if it wrote nothing yet, abandoned (Store.AbandonRollback).
 func Rollback(ctx context.Context, st *journal.Store, target vfs.File, r Resolved, progress Progress) (Result, error) {
 	start := time.Now()
 	res := Result{Point: r}
@@ -55,23 +59,31 @@ func Rollback(ctx context.Context, st *journal.Store, target vfs.File, r Resolve
 			return res, fmt.Errorf("%w: pair %s was being rolled back to sequence %d; finish that point first", ErrBusy, s.Pair, s.RollbackTo)
 		}
 	}
-	if err := st.SetState(journal.StateRollingBack, "rolling back to "+r.String(), r.Seq); err != nil {
-		return res, err
-	}
 	if err := check(st, r); err != nil {
 		return res, err
 	}
-	fail := func(err error) (Result, error) {
-		return res, fmt.Errorf("rollback of pair %s to %s stopped; the target is partly rolled back, run the rollback again to finish: %w", s.Pair, r, err)
-	}
 	pieces, n, err := plan(ctx, st, r.Seq, s.Applied)
 	if err != nil {
-		return fail(err)
+		return res, planError(st, s, r, err)
 	}
 	res.Records = n
+	if err := st.SetState(journal.StateRollingBack, "rolling back to "+r.String(), r.Seq); err != nil {
+		return res, err
+	}
+	fail := func(err error) (Result, error) {
+		if !st.State().RollbackWritten {
+			return res, fmt.Errorf("rollback of pair %s to %s stopped before writing to the target, which is unchanged; run it again, or abandon it with `mtconsole retention rollback --abandon`: %w", s.Pair, r, err)
+		}
+		return res, fmt.Errorf("rollback of pair %s to %s stopped; the target is partly rolled back, run the rollback again to finish: %w", s.Pair, r, err)
+	}
 	var total int64
 	for _, p := range pieces {
 		total += p.n
+	}
+	if len(pieces) > 0 {
+		if err := st.MarkRollbackWritten(); err != nil {
+			return fail(err)
+		}
 	}
 	res.Restored, err = apply(ctx, st, pieces, nil, 0, target, progressOf(progress, total))
 	if err == nil {
@@ -90,6 +102,33 @@ func Rollback(ctx context.Context, st *journal.Store, target vfs.File, r Resolve
 	}
 	res.Duration = time.Since(start)
 	return res, nil
+}
+
+// planError explains a rollback refused by its plan: nothing was written.
+// Damage to the before-images says which points are lost and which can
+// still be recovered.
+func planError(st *journal.Store, s journal.PairState, r Resolved, err error) error {
+	unchanged := "the target is unchanged"
+	if s.State == journal.StateRollingBack {
+		if s.RollbackWritten {
+			unchanged = "the target is partly rolled back by the earlier attempt"
+		} else {
+			unchanged = "the target is unchanged (abandon the rollback with `mtconsole retention rollback --abandon`)"
+		}
+	} else {
+		unchanged += " and the pair stays " + s.State
+	}
+	var se *journal.SegmentError
+	if !errors.As(err, &se) {
+		return fmt.Errorf("rollback of pair %s to %s refused, %s: %w", s.Pair, r, unchanged, err)
+	}
+	earliest := se.LostTo
+	if rep, verr := st.Verify(); verr == nil && rep.Damaged > 0 {
+		earliest = rep.Earliest // the newest damage, wherever it is
+	}
+	return fmt.Errorf("rollback of pair %s to %s refused, %s: %w; points before sequence %d cannot be recovered, newer ones still can: "+
+		"the earliest point still recoverable is sequence %d (after the damaged records); `mtconsole retention repair` reports the damage and moves the window past it",
+		s.Pair, r, unchanged, err, earliest, earliest)
 }
 
 // Export writes the image of point r to dst (a new file or a device at

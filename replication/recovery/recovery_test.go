@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"math/rand"
 	"os"
 	"strings"
@@ -79,6 +80,7 @@ func TestParsePoint(t *testing.T) {
 // fixture builds a retention store by hand: target at the source's final
 // state, undo records for every write, tags as the workload made them.
 type fixture struct {
+	cat    string // catalogue directory
 	fs     *vfs.Mem
 	st     *journal.Store
 	w      *testutil.Workload
@@ -90,14 +92,15 @@ func newFixture(t *testing.T, seed int64, n int, tagIDs bool) *fixture {
 	t.Helper()
 	fs := vfs.NewMem()
 	fs.MkdirAll("/r", 0o700)
-	st, err := journal.OpenStore(journal.StoreOptions{FS: fs, Dir: "/r/p", Pair: "p", CatalogueDir: t.TempDir(), SegmentSize: 16 << 10})
+	cat := t.TempDir()
+	st, err := journal.OpenStore(journal.StoreOptions{FS: fs, Dir: "/r/p", Pair: "p", CatalogueDir: cat, SegmentSize: 16 << 10})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
 	w := testutil.NewWorkload(seed, 64<<10, nil)
 	w.MaxWrite = 2048
-	f := &fixture{fs: fs, st: st, w: w, images: map[uint64][]byte{0: make([]byte, 64<<10)}}
+	f := &fixture{cat: cat, fs: fs, st: st, w: w, images: map[uint64][]byte{0: make([]byte, 64<<10)}}
 	for range n {
 		prev := append([]byte(nil), w.Source...)
 		op := w.Next()
@@ -298,5 +301,131 @@ func TestExportFaults(t *testing.T) {
 	// A point past the applied position does not exist.
 	if _, err := Export(context.Background(), f.st, f.target, dst, Resolved{Seq: 1000}, nil); !errors.Is(err, ErrNoPoint) {
 		t.Fatalf("export past the applied position: %v", err)
+	}
+}
+
+// corrupt flips a byte in the middle of undo segment g.
+func (f *fixture) corrupt(t *testing.T, g journal.SegmentInfo) {
+	t.Helper()
+	path := fmt.Sprintf("/r/p/%016x.undo", g.Index)
+	file, err := f.fs.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer file.Close()
+	b := make([]byte, 1)
+	file.ReadAt(b, g.Bytes/2)
+	b[0] ^= 0x5a
+	file.WriteAt(b, g.Bytes/2)
+}
+
+// TestRollbackPlansBeforeWriting: a rollback that meets a damaged undo
+// segment is refused before anything is written: the target is unchanged,
+// the pair stays Active (it was left RollingBack, "partly rolled back",
+// and locked), and the error names the segment and offset and says which
+// points can still be recovered; those can.
+func TestRollbackPlansBeforeWriting(t *testing.T) {
+	f := newFixture(t, 11, 300, true)
+	segs := f.st.Segments()
+	if len(segs) < 4 {
+		t.Fatalf("%d segments, want at least 4", len(segs))
+	}
+	bad := segs[1]
+	f.corrupt(t, bad)
+	before, _ := f.fs.ReadFile("/r/target")
+	r, _ := Resolve(f.st, Point{Kind: Earliest})
+	_, err := Rollback(context.Background(), f.st, f.target, r, nil)
+	if err == nil {
+		t.Fatal("rollback across a damaged segment succeeded")
+	}
+	for _, want := range []string{"refused", "target is unchanged", "stays Active", fmt.Sprintf("segment %d", bad.Index), "offset",
+		fmt.Sprintf("earliest point still recoverable is sequence %d", bad.LastSeq)} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not say %q", err, want)
+		}
+	}
+	if strings.Contains(err.Error(), "partly rolled back") {
+		t.Errorf("error says the target is partly rolled back, though nothing was written: %v", err)
+	}
+	var se *journal.SegmentError
+	if !errors.As(err, &se) || se.Index != bad.Index || !errors.Is(err, journal.ErrCorrupt) {
+		t.Fatalf("error %v: want a *journal.SegmentError of segment %d", err, bad.Index)
+	}
+	if s := f.st.State(); s.State != journal.StateActive {
+		t.Fatalf("state after a refused rollback: %+v, want Active", s)
+	}
+	if got, _ := f.fs.ReadFile("/r/target"); !bytes.Equal(got, before) {
+		t.Fatal("a refused rollback changed the target")
+	}
+	// A point after the damage can still be rolled back to.
+	newer := Resolved{Pair: "p", Seq: bad.LastSeq}
+	if _, err := Rollback(context.Background(), f.st, f.target, newer, nil); err != nil {
+		t.Fatalf("rollback to sequence %d, after the damage: %v", bad.LastSeq, err)
+	}
+	got, _ := f.fs.ReadFile("/r/target")
+	if d := testutil.Diff(got, f.images[bad.LastSeq]); d != "" {
+		t.Fatalf("target rolled back to %d: %s", bad.LastSeq, d)
+	}
+}
+
+// TestRollbackAbandon: a rollback stopped before its first write can be
+// abandoned (the pair is Active again, the target as it was); one that
+// wrote cannot, and says the target is partly rolled back.
+func TestRollbackAbandon(t *testing.T) {
+	f := newFixture(t, 12, 200, true)
+	before, _ := f.fs.ReadFile("/r/target")
+	r, _ := Resolve(f.st, Point{Kind: Earliest})
+	f.st.Close()
+	// The catalogue fails at the second transaction: the one that marks
+	// the target written, right before the first write.
+	n := 0
+	st, err := journal.OpenStore(journal.StoreOptions{FS: f.fs, Dir: "/r/p", Pair: "p", CatalogueDir: f.cat, SegmentSize: 16 << 10,
+		Hook: func() error {
+			if n++; n == 2 {
+				return errors.New("injected catalogue failure")
+			}
+			return nil
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.st = st
+	_, err = Rollback(context.Background(), st, f.target, r, nil)
+	if err == nil || !strings.Contains(err.Error(), "unchanged") || strings.Contains(err.Error(), "partly") {
+		t.Fatalf("rollback stopped before writing: %v; want it to say the target is unchanged", err)
+	}
+	if s := st.State(); s.State != journal.StateRollingBack || s.RollbackWritten {
+		t.Fatalf("state: %+v, want RollingBack, nothing written", s)
+	}
+	if err := st.AbandonRollback(); err != nil {
+		t.Fatalf("abandon a rollback that wrote nothing: %v", err)
+	}
+	if s := st.State(); s.State != journal.StateActive || s.RollbackTo != 0 {
+		t.Fatalf("state after abandon: %+v, want Active", s)
+	}
+	if got, _ := f.fs.ReadFile("/r/target"); !bytes.Equal(got, before) {
+		t.Fatal("the target changed")
+	}
+	// Cut short after writing began: it can only be finished.
+	ctx, cancel := context.WithCancel(context.Background())
+	_, err = Rollback(ctx, st, f.target, r, func(done, total int64) { cancel() })
+	if err == nil || !strings.Contains(err.Error(), "partly rolled back") {
+		t.Fatalf("rollback cut short while writing: %v", err)
+	}
+	if err := st.AbandonRollback(); !errors.Is(err, journal.ErrRollbackWritten) {
+		t.Fatalf("abandon a rollback that wrote: %v, want ErrRollbackWritten", err)
+	}
+	if s := st.State(); s.State != journal.StateRollingBack {
+		t.Fatalf("state after a refused abandon: %+v", s)
+	}
+	if err := st.AbandonRollback(); err == nil {
+		t.Fatal("second abandon accepted")
+	}
+	if _, err := Rollback(context.Background(), st, f.target, r, nil); err != nil {
+		t.Fatalf("finishing the rollback: %v", err)
+	}
+	got, _ := f.fs.ReadFile("/r/target")
+	if d := testutil.Diff(got, f.images[r.Seq]); d != "" {
+		t.Fatalf("finished rollback: %s", d)
 	}
 }

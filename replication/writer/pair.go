@@ -206,7 +206,10 @@ func OpenPair(cfg PairConfig, o Options) (*Pair, Recovered, error) {
 	st := p.store.State()
 	switch st.State {
 	case journal.StateRollingBack:
-		return fail(&EndedError{fmt.Sprintf("a rollback to sequence %d did not finish; run `mtconsole retention rollback` again", st.RollbackTo)})
+		if st.RollbackTracked && !st.RollbackWritten {
+			return fail(&EndedError{fmt.Sprintf("a rollback to sequence %d did not finish; it wrote nothing to the target: run `mtconsole retention rollback` again, or `mtconsole retention rollback --abandon` to keep replicating", st.RollbackTo)})
+		}
+		return fail(&EndedError{fmt.Sprintf("a rollback to sequence %d did not finish and the target is partly rolled back; run `mtconsole retention rollback` again to finish it", st.RollbackTo)})
 	case journal.StateEnded:
 		return fail(&EndedError{st.Reason})
 	case journal.StatePaused:
@@ -323,7 +326,15 @@ func (p *Pair) kick() {
 
 // Write journals a write of the source disk. A sequence already
 // journaled is a duplicate (a resend after reconnect) and is dropped.
+// While the journal is full it waits for room, or until Close (then it
+// fails with journal.ErrClosed).
 func (p *Pair) Write(seq uint64, off int64, t time.Time, data []byte, flags uint8) error {
+	return p.WriteContext(context.Background(), seq, off, t, data, flags)
+}
+
+// WriteContext is Write that gives up, journaling nothing, when ctx ends
+// while it waits for room in the journal.
+func (p *Pair) WriteContext(ctx context.Context, seq uint64, off int64, t time.Time, data []byte, flags uint8) error {
 	if err := p.admit(seq); err != nil {
 		return dropDup(err)
 	}
@@ -331,12 +342,18 @@ func (p *Pair) Write(seq uint64, off int64, t time.Time, data []byte, flags uint
 		return fmt.Errorf("pair %s: %w: offset %d length %d, target %s is %d bytes", p.cfg.ID, ErrBeyondEnd, off, len(data), p.cfg.Target, p.size)
 	}
 	r := journal.Record{Type: journal.TypeWrite, Flags: flags, Seq: seq, Offset: off, Time: t, Data: data}
-	return p.append(&r, int64(len(data)))
+	return p.append(ctx, &r, int64(len(data)))
 }
 
 // Tag journals a consistency tag at seq: a barrier after every earlier
 // write.
 func (p *Pair) Tag(seq uint64, tag journal.TagInfo) error {
+	return p.TagContext(context.Background(), seq, tag)
+}
+
+// TagContext is Tag that gives up when ctx ends while it waits for room
+// in the journal.
+func (p *Pair) TagContext(ctx context.Context, seq uint64, tag journal.TagInfo) error {
 	if err := p.admit(seq); err != nil {
 		return dropDup(err)
 	}
@@ -350,7 +367,7 @@ func (p *Pair) Tag(seq uint64, tag journal.TagInfo) error {
 		tag.Time = p.o.Now().UTC()
 	}
 	r := journal.Record{Type: journal.TypeTag, Seq: seq, Tag: &tag, Time: tag.Time}
-	return p.append(&r, 0)
+	return p.append(ctx, &r, 0)
 }
 
 // Heartbeat tells the pair the source was current at t through seq, so
@@ -388,15 +405,18 @@ func (p *Pair) admit(seq uint64) error {
 	return nil
 }
 
-func (p *Pair) append(r *journal.Record, n int64) error {
+func (p *Pair) append(ctx context.Context, r *journal.Record, n int64) error {
 	p.mu.Lock()
 	p.times = append(p.times, seqTime{r.Seq, r.Time})
 	p.mu.Unlock()
-	if err := p.log.Append(r); err != nil {
+	if err := p.log.AppendContext(ctx, r); err != nil {
 		p.mu.Lock()
 		p.times = p.times[:len(p.times)-1]
 		p.mu.Unlock()
-		if errors.Is(err, journal.ErrOutOfOrder) || errors.Is(err, journal.ErrTooLarge) {
+		// Given up or closed while waiting for room: nothing was
+		// journaled and nothing is wrong with the pair.
+		if errors.Is(err, journal.ErrOutOfOrder) || errors.Is(err, journal.ErrTooLarge) ||
+			errors.Is(err, journal.ErrClosed) || ctx.Err() != nil {
 			return fmt.Errorf("pair %s: %w", p.cfg.ID, err)
 		}
 		p.setError(err)
@@ -410,6 +430,12 @@ func (p *Pair) append(r *journal.Record, n int64) error {
 
 // Sync waits until every write given so far is durable.
 func (p *Pair) Sync() error { return p.log.Sync() }
+
+// SyncContext is Sync that gives up when ctx ends or the pair is closed.
+func (p *Pair) SyncContext(ctx context.Context) error { return p.log.SyncContext(ctx) }
+
+// JournalWaiting is the number of writes waiting for room in the journal.
+func (p *Pair) JournalWaiting() int { return p.log.Waiting() }
 
 // Drain waits until everything durable has been applied, or the pair
 // stops on an error or pause, or ctx ends.
