@@ -187,6 +187,16 @@ func OpenLog(o LogOptions) (*Log, RepairReport, error) {
 	} else if err := l.scan(&rep); err != nil {
 		l.closeFiles()
 		return nil, rep, err
+	} else if clean != nil && rep.LastSeq < clean.lastSeq && clean.lastSeq > o.Base {
+		// The log was closed cleanly through clean.lastSeq, every record
+		// durable; a shorter log now is damage after the stop (a segment
+		// removed, emptied or cut), not a torn tail: those writes were
+		// acknowledged. The clean-end record stays, so opening again
+		// says the same.
+		l.closeFiles()
+		where := filepath.Join(o.Dir, fmt.Sprintf("%016x.redo", clean.lastSeg))
+		return nil, rep, fmt.Errorf("%w: %s: the journal was closed cleanly through sequence %d, but its segments now hold only through %d: acknowledged writes %d-%d are lost (%s is missing, emptied or cut); %s",
+			ErrCorrupt, o.Dir, clean.lastSeq, rep.LastSeq, max(rep.LastSeq, o.Base)+1, clean.lastSeq, where, l.resyncAdvice())
 	}
 	if slices.Contains(names, cleanFile) {
 		// The journal is written again from now on: a crash must never
