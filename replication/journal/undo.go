@@ -3,6 +3,7 @@ package journal
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -43,8 +44,12 @@ type StoreOptions struct {
 // pair's applied position.
 type Store struct {
 	o  StoreOptions
-	mu sync.Mutex
-	db *bolt.DB
+	mu   sync.Mutex
+	db   *bolt.DB
+	path string // of catalogue.db
+	// broken is the ErrCatalogueCorrupt a bbolt panic left: the store
+	// refuses every later catalogue change.
+	broken error
 
 	segs   []SegmentInfo // committed, ascending
 	tags   []Tag         // ascending Seq
@@ -95,37 +100,54 @@ func OpenStore(o StoreOptions) (*Store, error) {
 			return nil, err
 		}
 	}
-	db, err := openCatalogue(o.CatalogueDir, o.Pair, o.ReadOnly)
+	segFiles, err := listSegments(o.FS, o.Dir)
+	if err != nil && !(o.ReadOnly && errors.Is(err, fs.ErrNotExist)) {
+		return nil, fmt.Errorf("retention %s: %w", o.Dir, err)
+	}
+	db, err := openCatalogue(o.CatalogueDir, o.Pair, o.ReadOnly, len(segFiles))
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{o: o, db: db, policy: DefaultPolicy, state: PairState{Pair: o.Pair, State: StateActive}}
-	err = db.View(func(tx *bolt.Tx) error {
-		var err error
-		if s.segs, err = loadAll[SegmentInfo](tx, bSegments); err != nil {
-			return err
-		}
-		if s.ranges, err = loadAll[Range](tx, bRanges); err != nil {
-			return err
-		}
-		if s.tags, err = loadAll[Tag](tx, bTags); err != nil {
-			return err
-		}
-		if ps, err := loadAll[PairState](tx, bState); err != nil {
-			return err
-		} else if len(ps) == 1 {
-			s.state = ps[0]
-		}
-		if p, err := loadAll[Policy](tx, bPolicy); err != nil {
-			return err
-		} else if len(p) == 1 {
-			s.policy = p[0]
-		}
-		return nil
+	path := filepath.Join(o.CatalogueDir, "catalogue.db")
+	s := &Store{o: o, db: db, path: path, policy: DefaultPolicy, state: PairState{Pair: o.Pair, State: StateActive}}
+	var metaPair string
+	err = guard(path, func() error {
+		return db.View(func(tx *bolt.Tx) error {
+			var err error
+			if m := tx.Bucket(bMeta); m != nil {
+				metaPair = string(m.Get([]byte("pair")))
+			}
+			if s.segs, err = loadAll(tx, bSegments, func(g SegmentInfo) []byte { return key(g.Index) }); err != nil {
+				return err
+			}
+			if s.ranges, err = loadAll(tx, bRanges, func(r Range) []byte { return key(r.FirstSeq) }); err != nil {
+				return err
+			}
+			if s.tags, err = loadAll(tx, bTags, func(t Tag) []byte { return key(t.Seq) }); err != nil {
+				return err
+			}
+			if ps, err := loadAll(tx, bState, func(PairState) []byte { return []byte("pair") }); err != nil {
+				return err
+			} else if len(ps) == 1 {
+				s.state = ps[0]
+			}
+			if p, err := loadAll(tx, bPolicy, func(Policy) []byte { return []byte("policy") }); err != nil {
+				return err
+			} else if len(p) == 1 {
+				s.policy = p[0]
+			}
+			return nil
+		})
 	})
+	if err == nil {
+		err = s.checkLoaded(metaPair, segFiles)
+	}
 	if err != nil {
-		db.Close()
-		return nil, fmt.Errorf("catalogue %s: %w", o.CatalogueDir, err)
+		guard(path, db.Close)
+		if errors.Is(err, ErrCatalogueCorrupt) {
+			return nil, err
+		}
+		return nil, corrupt(path, "%v", err)
 	}
 	if s.state.Pair == "" {
 		s.state.Pair = o.Pair
@@ -135,16 +157,61 @@ func OpenStore(o StoreOptions) (*Store, error) {
 	}
 	if !o.ReadOnly {
 		if err := s.removeOrphans(); err != nil {
-			db.Close()
+			guard(path, db.Close)
 			return nil, err
 		}
 	}
 	return s, nil
 }
 
-// segment files this store knows nothing of, by index
-func (s *Store) files() (map[uint64]string, error) {
-	names, err := s.o.FS.List(s.o.Dir)
+// checkLoaded verifies what the catalogue holds against itself and against
+// the segment files, before anything acts on it: a damaged catalogue, or
+// another pair's, must not make OpenStore remove or cut segments.
+func (s *Store) checkLoaded(metaPair string, files map[uint64]string) error {
+	if p := s.state.Pair; p != "" && metaPair != "" && p != metaPair {
+		return fmt.Errorf("its state is of pair %q, its meta of pair %q", p, metaPair)
+	}
+	for i, g := range s.segs {
+		if i > 0 && g.Index <= s.segs[i-1].Index {
+			return fmt.Errorf("segment %d follows segment %d", g.Index, s.segs[i-1].Index)
+		}
+		if g.Bytes < segHeaderSize || g.FirstSeq > g.LastSeq || g.LastSeq > s.state.Applied {
+			return fmt.Errorf("segment %d: %d bytes, sequences %d-%d, applied %d: not a committed segment", g.Index, g.Bytes, g.FirstSeq, g.LastSeq, s.state.Applied)
+		}
+		path, ok := files[g.Index]
+		if !ok {
+			return fmt.Errorf("it lists undo segment %s, which is not in %s (another pair's catalogue, or segments moved away?)", filepath.Base(s.segPath(g.Index)), s.o.Dir)
+		}
+		if err := checkSegmentFile(s.o.FS, path, g); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func checkSegmentFile(fsys vfs.FS, path string, g SegmentInfo) error {
+	f, err := fsys.OpenFile(path, os.O_RDONLY, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	size, err := f.Size()
+	if err != nil {
+		return err
+	}
+	idx, first, ok := readSegHeader(f, undoMagic)
+	switch {
+	case size < g.Bytes:
+		return fmt.Errorf("it gives undo segment %s %d committed bytes, the file has %d (another pair's catalogue?)", path, g.Bytes, size)
+	case !ok || idx != g.Index || g.FirstSeq != 0 && first != g.FirstSeq:
+		return fmt.Errorf("undo segment %s does not match it: header of segment %d from sequence %d, catalogued segment %d from %d (another pair's catalogue?)", path, idx, first, g.Index, g.FirstSeq)
+	}
+	return nil
+}
+
+// listSegments returns the undo segment files in dir by index.
+func listSegments(fsys vfs.FS, dir string) (map[uint64]string, error) {
+	names, err := fsys.List(dir)
 	if err != nil {
 		return nil, err
 	}
@@ -155,11 +222,14 @@ func (s *Store) files() (map[uint64]string, error) {
 		}
 		idx, err := strconv.ParseUint(strings.TrimSuffix(n, ".undo"), 16, 64)
 		if err == nil {
-			out[idx] = filepath.Join(s.o.Dir, n)
+			out[idx] = filepath.Join(dir, n)
 		}
 	}
 	return out, nil
 }
+
+// segment files this store knows nothing of, by index
+func (s *Store) files() (map[uint64]string, error) { return listSegments(s.o.FS, s.o.Dir) }
 
 // removeOrphans deletes segment files below the first catalogued one: a
 // prune committed to the catalogue whose unlink did not happen.
@@ -452,7 +522,7 @@ func (s *Store) Commit(c Commit) error {
 		a.info.Bytes = a.off
 		infos = append(infos, a.info)
 	}
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.guardedUpdate(func(tx *bolt.Tx) error {
 		sb := tx.Bucket(bSegments)
 		for _, in := range infos {
 			if err := putJSON(sb, key(in.Index), in); err != nil {
@@ -477,7 +547,7 @@ func (s *Store) Commit(c Commit) error {
 		return s.hook()
 	})
 	if err != nil {
-		return fmt.Errorf("catalogue %s: %w", s.o.CatalogueDir, err)
+		return s.wrap(err)
 	}
 	s.state = st
 	s.ranges = ranges
@@ -510,16 +580,33 @@ func (s *Store) hook() error {
 
 // update runs fn in a catalogue transaction with the hook.
 func (s *Store) update(fn func(tx *bolt.Tx) error) error {
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.guardedUpdate(func(tx *bolt.Tx) error {
 		if err := fn(tx); err != nil {
 			return err
 		}
 		return s.hook()
 	})
-	if err != nil {
-		return fmt.Errorf("catalogue %s: %w", s.o.CatalogueDir, err)
+	return s.wrap(err)
+}
+
+// guardedUpdate is db.Update with a panic or fault inside bbolt turned
+// into ErrCatalogueCorrupt, after which the store changes nothing more.
+func (s *Store) guardedUpdate(fn func(tx *bolt.Tx) error) error {
+	if s.broken != nil {
+		return s.broken
 	}
-	return nil
+	err := guard(s.path, func() error { return s.db.Update(fn) })
+	if errors.Is(err, ErrCatalogueCorrupt) {
+		s.broken = err
+	}
+	return err
+}
+
+func (s *Store) wrap(err error) error {
+	if err == nil || errors.Is(err, ErrCatalogueCorrupt) {
+		return err
+	}
+	return fmt.Errorf("catalogue %s: %w", s.o.CatalogueDir, err)
 }
 
 // SetState records the pair's state and reason.
@@ -658,7 +745,7 @@ func (s *Store) Close() error {
 		a.f.Close()
 	}
 	s.uncommit, s.unsynced, s.act = nil, nil, nil
-	return s.db.Close()
+	return guard(s.path, s.db.Close)
 }
 
 // Undo calls fn for every committed undo record with after < Seq <= upto,
