@@ -43,7 +43,7 @@ type StoreOptions struct {
 // before-images and the bbolt catalogue of segments, ranges, tags and the
 // pair's applied position.
 type Store struct {
-	o  StoreOptions
+	o    StoreOptions
 	mu   sync.Mutex
 	db   *bolt.DB
 	path string // of catalogue.db
