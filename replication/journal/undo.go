@@ -182,14 +182,18 @@ func (s *Store) checkLoaded(metaPair string, files map[uint64]string) error {
 		if !ok {
 			return fmt.Errorf("it lists undo segment %s, which is not in %s (another pair's catalogue, or segments moved away?)", filepath.Base(s.segPath(g.Index)), s.o.Dir)
 		}
-		if err := checkSegmentFile(s.o.FS, path, g); err != nil {
+		if err := checkSegmentFile(s.o.FS, path, g, i == len(s.segs)-1); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func checkSegmentFile(fsys vfs.FS, path string, g SegmentInfo) error {
+// checkSegmentFile compares a catalogued segment with its file: a sealed
+// segment is exactly as long as its committed bytes (nothing writes to it
+// after its last commit), the last one at least as long (a batch a crash
+// cut short may follow).
+func checkSegmentFile(fsys vfs.FS, path string, g SegmentInfo, last bool) error {
 	f, err := fsys.OpenFile(path, os.O_RDONLY, 0)
 	if err != nil {
 		return err
@@ -201,7 +205,7 @@ func checkSegmentFile(fsys vfs.FS, path string, g SegmentInfo) error {
 	}
 	idx, first, ok := readSegHeader(f, undoMagic)
 	switch {
-	case size < g.Bytes:
+	case size < g.Bytes || !last && size != g.Bytes:
 		return fmt.Errorf("it gives undo segment %s %d committed bytes, the file has %d (another pair's catalogue?)", path, g.Bytes, size)
 	case !ok || idx != g.Index || g.FirstSeq != 0 && first != g.FirstSeq:
 		return fmt.Errorf("undo segment %s does not match it: header of segment %d from sequence %d, catalogued segment %d from %d (another pair's catalogue?)", path, idx, first, g.Index, g.FirstSeq)
