@@ -150,7 +150,8 @@ func verifyCatalogue(path string) error {
 	if m.hwm < 2 || m.hwm > uint64(size)/ps || 2*ps > uint64(size) {
 		return corrupt(path, "it is %d bytes but its meta page counts %d pages of %d bytes (%d bytes): truncated", size, m.hwm, ps, m.hwm*ps)
 	}
-	v := &boltVerifier{data: data[:m.hwm*ps], ps: ps, hwm: m.hwm, seen: map[uint64]bool{0: true, 1: true}, free: map[uint64]bool{}}
+	v := &boltVerifier{data: data[:m.hwm*ps], ps: ps, hwm: m.hwm, seen: make([]bool, m.hwm), free: make([]bool, m.hwm)}
+	v.seen[0], v.seen[1] = true, true
 	if m.freelist != boltNoFreelist {
 		if err := v.freelist(m.freelist); err != nil {
 			return corrupt(path, "%v", err)
@@ -166,8 +167,8 @@ type boltVerifier struct {
 	data []byte
 	ps   uint64
 	hwm  uint64
-	seen map[uint64]bool
-	free map[uint64]bool
+	seen []bool // by page id: reachable
+	free []bool // by page id: in the freelist
 }
 
 // span returns page id with its overflow pages, once.
@@ -238,15 +239,22 @@ func (v *boltVerifier) page(id uint64, depth int) error {
 	if err != nil {
 		return err
 	}
-	return v.elements(p, fmt.Sprintf("page %d", id), depth)
+	return v.elements(p, id, nil, depth)
 }
 
-// elements verifies the elements of the branch or leaf page p.
-func (v *boltVerifier) elements(p []byte, name string, depth int) error {
+// elements verifies the elements of the branch or leaf page p: page id,
+// or the inline page of bucket inline.
+func (v *boltVerifier) elements(p []byte, id uint64, inline []byte, depth int) error {
+	name := func() string {
+		if inline != nil {
+			return fmt.Sprintf("inline bucket %q", inline)
+		}
+		return fmt.Sprintf("page %d", id)
+	}
 	le := binary.LittleEndian
 	fl, n := le.Uint16(p[8:]), int(le.Uint16(p[10:]))
 	if boltPageHeader+n*boltElemSize > len(p) {
-		return fmt.Errorf("%s: %d elements do not fit", name, n)
+		return fmt.Errorf("%s: %d elements do not fit", name(), n)
 	}
 	var prev []byte
 	for i := 0; i < n; i++ {
@@ -258,11 +266,11 @@ func (v *boltVerifier) elements(p []byte, name string, depth int) error {
 			eflags, pos, ks, vs = uint64(le.Uint32(p[e:])), uint64(le.Uint32(p[e+4:])), uint64(le.Uint32(p[e+8:])), uint64(le.Uint32(p[e+12:]))
 		}
 		if uint64(e)+pos+ks+vs > uint64(len(p)) {
-			return fmt.Errorf("%s: element %d lies outside the page", name, i)
+			return fmt.Errorf("%s: element %d lies outside the page", name(), i)
 		}
 		k := p[uint64(e)+pos : uint64(e)+pos+ks]
 		if i > 0 && bytes.Compare(prev, k) >= 0 {
-			return fmt.Errorf("%s: keys out of order at element %d", name, i)
+			return fmt.Errorf("%s: keys out of order at element %d", name(), i)
 		}
 		prev = k
 		if fl == boltBranch {
@@ -276,7 +284,7 @@ func (v *boltVerifier) elements(p []byte, name string, depth int) error {
 		}
 		val := p[uint64(e)+pos+ks : uint64(e)+pos+ks+vs]
 		if len(val) < boltBucketHeader {
-			return fmt.Errorf("%s: bucket %q: value of %d bytes", name, k, len(val))
+			return fmt.Errorf("%s: bucket %q: value of %d bytes", name(), k, len(val))
 		}
 		if root := le.Uint64(val); root != 0 {
 			if err := v.page(root, depth+1); err != nil {
@@ -286,9 +294,9 @@ func (v *boltVerifier) elements(p []byte, name string, depth int) error {
 		}
 		in := val[boltBucketHeader:]
 		if len(in) < boltPageHeader || le.Uint16(in[8:]) != boltLeaf {
-			return fmt.Errorf("%s: inline bucket %q is not a leaf", name, k)
+			return fmt.Errorf("%s: inline bucket %q is not a leaf", name(), k)
 		}
-		if err := v.elements(in, fmt.Sprintf("inline bucket %q", k), depth+1); err != nil {
+		if err := v.elements(in, id, k, depth+1); err != nil {
 			return err
 		}
 	}
