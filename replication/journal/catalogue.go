@@ -155,7 +155,7 @@ func openCatalogue(dir, pair string, readOnly bool, segFiles int) (*bolt.DB, err
 	case err != nil:
 		return nil, fmt.Errorf("catalogue %s: %w", path, err)
 	default:
-		if err := verifyCatalogue(path); err != nil {
+		if err := verifyCatalogue(path, readOnly); err != nil {
 			return nil, err
 		}
 	}

@@ -96,7 +96,13 @@ func parseBoltMeta(p []byte) (boltMetaPage, bool) {
 // type, referenced once, with its elements inside it and its keys in
 // order. bbolt checksums only its meta pages and trusts the rest; after
 // this it reads nothing outside the file. It reads the whole file once.
-func verifyCatalogue(path string) error {
+//
+// Read-only, both meta pages must be sound: bbolt falls back to the other
+// one, a transaction older, and a report or an export from it would miss
+// the last applied batch while the target has it. Read-write, the fallback
+// stands (bbolt's crash recovery; the writer undoes the batch the older
+// meta page does not record, from its before-images).
+func verifyCatalogue(path string, readOnly bool) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return fmt.Errorf("catalogue %s: %w", path, err)
@@ -138,6 +144,10 @@ func verifyCatalogue(path string) error {
 	}
 	if len(metas) == 0 {
 		return corrupt(path, "no valid bbolt meta page (%d bytes)", size)
+	}
+	if readOnly && len(metas) < 2 {
+		return fmt.Errorf("%w: %s: one of its two bbolt meta pages is damaged, so it may have lost its last change; "+
+			"start the pair in the agent, which recovers from the other one, or restore catalogue.db from a backup", ErrCatalogueCorrupt, path)
 	}
 	m := metas[0]
 	if len(metas) == 2 && metas[1].txid > m.txid {

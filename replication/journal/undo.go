@@ -142,12 +142,15 @@ func OpenStore(o StoreOptions) (*Store, error) {
 	if err == nil {
 		err = s.checkLoaded(metaPair, segFiles)
 	}
+	if err != nil && !errors.Is(err, ErrCatalogueCorrupt) {
+		err = corrupt(path, "%v", err)
+	}
+	if err == nil {
+		err = s.checkPairFile(metaPair)
+	}
 	if err != nil {
 		guard(path, db.Close)
-		if errors.Is(err, ErrCatalogueCorrupt) {
-			return nil, err
-		}
-		return nil, corrupt(path, "%v", err)
+		return nil, err
 	}
 	if s.state.Pair == "" {
 		s.state.Pair = o.Pair
@@ -162,6 +165,77 @@ func OpenStore(o StoreOptions) (*Store, error) {
 		}
 	}
 	return s, nil
+}
+
+// pairFile, beside the undo segments, names the pair whose retention
+// directory it is, so that another pair's catalogue copied in is caught
+// even by a reader that does not know the pair (mtconsole retention).
+const pairFile = "pair.id"
+
+// checkPairFile compares the catalogue's pair with the directory's
+// pair.id, and writes pair.id when the store is opened read-write for a
+// pair and it is absent (stores made before it).
+func (s *Store) checkPairFile(metaPair string) error {
+	path := filepath.Join(s.o.Dir, pairFile)
+	f, err := s.o.FS.OpenFile(path, os.O_RDONLY, 0)
+	if errors.Is(err, fs.ErrNotExist) {
+		if s.o.ReadOnly || s.o.Pair == "" {
+			return nil
+		}
+		// An aid to readers, not to the pair: a failure waits for the
+		// next open.
+		if err := s.writePairFile(path); err != nil {
+			s.o.Logger.Warn("retention: cannot record the pair id", "pair", s.o.Pair, "err", err)
+		}
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("retention %s: %w", path, err)
+	}
+	defer f.Close()
+	size, err := f.Size()
+	if err != nil {
+		return fmt.Errorf("retention %s: %w", path, err)
+	}
+	b := make([]byte, min(size, 4096))
+	if err := vfs.ReadFull(f, b, 0); err != nil {
+		return fmt.Errorf("retention %s: %w", path, err)
+	}
+	id := strings.TrimSpace(string(b))
+	if metaPair != "" && id != metaPair {
+		return fmt.Errorf("%w: %s belongs to pair %q but %s says the directory is pair %q's: it is another pair's catalogue; %s",
+			ErrCatalogueCorrupt, s.path, metaPair, path, id, catalogueAdvice)
+	}
+	if s.o.Pair != "" && id != s.o.Pair {
+		return fmt.Errorf("retention directory %s is pair %q's (%s), not %q: check the pair's retention_dir", s.o.Dir, id, path, s.o.Pair)
+	}
+	return nil
+}
+
+func (s *Store) writePairFile(path string) error {
+	tmp := path + ".tmp"
+	f, err := s.o.FS.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return fmt.Errorf("retention %s: %w", tmp, err)
+	}
+	_, err = f.WriteAt([]byte(s.o.Pair+"\n"), 0)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = s.o.FS.Rename(tmp, path)
+	}
+	if err == nil {
+		err = s.o.FS.SyncDir(s.o.Dir)
+	}
+	if err != nil {
+		s.o.FS.Remove(tmp)
+		return fmt.Errorf("retention %s: %w", path, err)
+	}
+	return nil
 }
 
 // checkLoaded verifies what the catalogue holds against itself and against
