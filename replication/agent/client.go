@@ -156,6 +156,12 @@ func New(cfg Config) (*Client, error) {
 			return nil, fmt.Errorf("agent: pair %s: disk name %q empty or paired twice", pc.ID, pc.Disk)
 		}
 		p, _, err := c.w.Open(pc.PairConfig)
+		if errors.Is(err, journal.ErrCatalogueMissing) || errors.Is(err, journal.ErrCatalogueCorrupt) {
+			// One pair's damaged retention catalogue does not take the
+			// others down: the error names the file and what to do.
+			cfg.Logger.Error("pair not started: its retention catalogue is missing or damaged", "pair", pc.ID, "disk", pc.Disk, "err", err)
+			continue
+		}
 		if err != nil {
 			c.w.Close()
 			return nil, fmt.Errorf("agent: %w", err)
