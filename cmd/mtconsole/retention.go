@@ -58,6 +58,11 @@ func openStore(dir string, readOnly bool) (*journal.Store, error) {
 		return nil, usageError{errors.New("--dir is required: the pair's retention directory (it holds catalogue.db)")}
 	}
 	if _, err := os.Stat(filepath.Join(dir, "catalogue.db")); err != nil {
+		// Opened read-only, the store names the missing catalogue and
+		// the undo segments beside it, and creates nothing.
+		if _, err := journal.OpenStore(journal.StoreOptions{Dir: dir, ReadOnly: true}); err != nil {
+			return nil, err
+		}
 		return nil, fmt.Errorf("%s: no retention catalogue here (catalogue.db): is --dir the pair's retention directory?", dir)
 	}
 	return journal.OpenStore(journal.StoreOptions{Dir: dir, ReadOnly: readOnly})
@@ -285,12 +290,14 @@ func (f *recoverFlags) add(c *cobra.Command) {
 	c.Flags().BoolVar(&f.asJSON, "json", false, "print the result as JSON")
 }
 
-func (f *recoverFlags) open() (*journal.Store, vfs.File, recovery.Resolved, error) {
+// open opens the store and the target: read-only for an export, which
+// changes neither.
+func (f *recoverFlags) open(readOnly bool) (*journal.Store, vfs.File, recovery.Resolved, error) {
 	p, err := recovery.ParsePoint(f.point)
 	if err != nil {
 		return nil, nil, recovery.Resolved{}, usageError{fmt.Errorf("--point: %w", err)}
 	}
-	st, err := openStore(f.dir, false)
+	st, err := openStore(f.dir, readOnly)
 	if err != nil {
 		return nil, nil, recovery.Resolved{}, err
 	}
@@ -307,7 +314,11 @@ func (f *recoverFlags) open() (*journal.Store, vfs.File, recovery.Resolved, erro
 		st.Close()
 		return nil, nil, recovery.Resolved{}, err
 	}
-	tf, err := vfs.OS.OpenFile(target, os.O_RDWR, 0)
+	mode := os.O_RDWR
+	if readOnly {
+		mode = os.O_RDONLY
+	}
+	tf, err := vfs.OS.OpenFile(target, mode, 0)
 	if err != nil {
 		st.Close()
 		return nil, nil, recovery.Resolved{}, fmt.Errorf("target: %w", err)
@@ -384,7 +395,7 @@ func newRetentionRecoverCmd() *cobra.Command {
 			if err := f.checkDest(dest); err != nil {
 				return err
 			}
-			st, tf, r, err := f.open()
+			st, tf, r, err := f.open(true)
 			if err != nil {
 				return err
 			}
@@ -431,7 +442,7 @@ func newRetentionRollbackCmd() *cobra.Command {
 			if abandon {
 				return abandonRollback(cmd, f.dir)
 			}
-			st, tf, r, err := f.open()
+			st, tf, r, err := f.open(false)
 			if err != nil {
 				return err
 			}

@@ -207,12 +207,24 @@ func New(cfg Config) (*Client, error) {
 		})
 	}
 	wg.Wait()
+	for i, pc := range cfg.Pairs {
+		if errors.Is(errs[i], journal.ErrCatalogueMissing) || errors.Is(errs[i], journal.ErrCatalogueCorrupt) {
+			// One pair's damaged retention catalogue does not take the
+			// others down: the error names the file and what to do.
+			cfg.Logger.Error("pair not started: its retention catalogue is missing or damaged", "pair", pc.ID, "disk", pc.Disk, "err", errs[i])
+			delete(c.links, pc.Disk)
+			errs[i] = nil
+		}
+	}
 	if err := errors.Join(errs...); err != nil {
 		c.w.Close()
 		return nil, fmt.Errorf("agent: %w", err)
 	}
 	for i, pc := range cfg.Pairs {
 		l := c.links[pc.Disk]
+		if l == nil {
+			continue // not started
+		}
 		l.pair = pairs[i]
 		c.byID[pc.ID] = l
 	}

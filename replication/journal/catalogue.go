@@ -1,10 +1,13 @@
 package journal
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -132,41 +135,111 @@ func key(n uint64) []byte {
 	return b[:]
 }
 
-func openCatalogue(dir, pair string, readOnly bool) (*bolt.DB, error) {
+// openCatalogue verifies and opens dir/catalogue.db. segFiles is the
+// number of undo segment files beside it: a catalogue that is absent,
+// empty or never initialised while there are segments is
+// ErrCatalogueMissing, never a fresh pair.
+func openCatalogue(dir, pair string, readOnly bool, segFiles int) (*bolt.DB, error) {
 	path := filepath.Join(dir, "catalogue.db")
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second, ReadOnly: readOnly, FreelistType: bolt.FreelistMapType})
+	missing := func(what string) error {
+		return fmt.Errorf("%w: %s is %s but %d undo segments are in the retention directory: the applied position is unknown; %s",
+			ErrCatalogueMissing, path, what, segFiles, catalogueAdvice)
+	}
+	fi, err := os.Stat(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist) || err == nil && fi.Size() == 0:
+		what := "absent"
+		if err == nil {
+			what = "empty"
+		}
+		if segFiles > 0 {
+			return nil, missing(what)
+		}
+		if readOnly {
+			return nil, fmt.Errorf("%w: %s is %s: is this the pair's retention directory?", ErrCatalogueMissing, path, what)
+		}
+	case err != nil:
+		return nil, fmt.Errorf("catalogue %s: %w", path, err)
+	default:
+		if err := verifyCatalogue(path, readOnly); err != nil {
+			return nil, err
+		}
+	}
+	var db *bolt.DB
+	err = guard(path, func() error {
+		var err error
+		db, err = bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second, ReadOnly: readOnly, FreelistType: bolt.FreelistMapType})
+		return err
+	})
 	if errors.Is(err, bolt.ErrTimeout) {
 		return nil, fmt.Errorf("%s: %w (stop the agent or ask it through its API)", path, ErrInUse)
+	}
+	if errors.Is(err, ErrCatalogueCorrupt) {
+		return nil, err
 	}
 	if err != nil {
 		return nil, fmt.Errorf("catalogue %s: %w", path, err)
 	}
-	if readOnly {
-		return db, nil
-	}
-	err = db.Update(func(tx *bolt.Tx) error {
+	check := func(tx *bolt.Tx) (initialised bool, err error) {
+		m := tx.Bucket(bMeta)
+		if m == nil {
+			return false, nil
+		}
+		v := m.Get([]byte("version"))
+		if v == nil {
+			return false, nil
+		}
+		if len(v) != 8 {
+			return false, corrupt(path, "version of %d bytes", len(v))
+		}
+		if n := binary.BigEndian.Uint64(v); n > catalogueVersion {
+			return false, fmt.Errorf("catalogue version %d is newer than this mtconsole (%d): upgrade mtconsole", n, catalogueVersion)
+		}
 		for _, b := range [][]byte{bMeta, bState, bPolicy, bSegments, bRanges, bTags} {
-			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+			if tx.Bucket(b) == nil {
+				return false, corrupt(path, "bucket %s is missing", b)
+			}
+		}
+		if p := string(m.Get([]byte("pair"))); pair != "" && p != pair {
+			return false, fmt.Errorf("%w: %s belongs to pair %q, not %q: it is another pair's catalogue; %s", ErrCatalogueCorrupt, path, p, pair, catalogueAdvice)
+		}
+		return true, nil
+	}
+	err = guard(path, func() error {
+		if readOnly {
+			return db.View(func(tx *bolt.Tx) error {
+				ok, err := check(tx)
+				if err == nil && !ok && segFiles > 0 {
+					return missing("not initialised")
+				}
+				return err
+			})
+		}
+		return db.Update(func(tx *bolt.Tx) error {
+			ok, err := check(tx)
+			if err != nil || ok {
 				return err
 			}
-		}
-		m := tx.Bucket(bMeta)
-		if v := m.Get([]byte("version")); v != nil {
-			if n := binary.BigEndian.Uint64(v); n > catalogueVersion {
-				return fmt.Errorf("catalogue version %d is newer than this mtconsole (%d): upgrade mtconsole", n, catalogueVersion)
+			if segFiles > 0 {
+				return missing("not initialised")
 			}
-			if p := string(m.Get([]byte("pair"))); pair != "" && p != pair {
-				return fmt.Errorf("catalogue belongs to pair %q, not %q", p, pair)
+			for _, b := range [][]byte{bMeta, bState, bPolicy, bSegments, bRanges, bTags} {
+				if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+					return err
+				}
 			}
-			return nil
-		}
-		if err := m.Put([]byte("version"), key(catalogueVersion)); err != nil {
-			return err
-		}
-		return m.Put([]byte("pair"), []byte(pair))
+			m := tx.Bucket(bMeta)
+			if err := m.Put([]byte("version"), key(catalogueVersion)); err != nil {
+				return err
+			}
+			return m.Put([]byte("pair"), []byte(pair))
+		})
 	})
 	if err != nil {
-		db.Close()
+		guard(path, db.Close)
+		if errors.Is(err, ErrCatalogueCorrupt) || errors.Is(err, ErrCatalogueMissing) {
+			return nil, err
+		}
 		return nil, fmt.Errorf("catalogue %s: %w", path, err)
 	}
 	return db, nil
@@ -180,7 +253,10 @@ func putJSON(b *bolt.Bucket, k []byte, v any) error {
 	return b.Put(k, data)
 }
 
-func loadAll[T any](tx *bolt.Tx, name []byte) ([]T, error) {
+// loadAll decodes every value of bucket name; keyOf, when given, is the
+// key the value must be stored under (a damaged key is refused, not read
+// as another entry).
+func loadAll[T any](tx *bolt.Tx, name []byte, keyOf func(T) []byte) ([]T, error) {
 	var out []T
 	b := tx.Bucket(name)
 	if b == nil {
@@ -190,6 +266,9 @@ func loadAll[T any](tx *bolt.Tx, name []byte) ([]T, error) {
 		var t T
 		if err := json.Unmarshal(v, &t); err != nil {
 			return fmt.Errorf("bucket %s key %x: %w", name, k, err)
+		}
+		if keyOf != nil && !bytes.Equal(k, keyOf(t)) {
+			return fmt.Errorf("bucket %s: key %x holds the entry of key %x", name, k, keyOf(t))
 		}
 		out = append(out, t)
 		return nil

@@ -70,6 +70,16 @@
 // whole oldest segments only, keeps what locked tags need, and reports the
 // earliest recoverable point truthfully (invariant 6).
 //
+// The catalogue is verified before bbolt maps it (verifyCatalogue: meta
+// pages, length, every reachable page in the file and well formed), its
+// entries against their keys and the segment files, and its pair against
+// the directory's pair.id; bbolt calls run with panics and memory faults
+// turned into ErrCatalogueCorrupt. A catalogue absent, empty or never
+// initialised beside undo segments is ErrCatalogueMissing: the applied
+// position is unknown, and a fresh catalogue would undo the whole history
+// onto the target. Both errors name the file and what to do, and change
+// nothing.
+//
 // All segment I/O goes through vfs.FS, so tests crash it at every sync
 // point. bbolt does its own I/O; its commits are atomic and durable, and the
 // Hook option lets tests cut a transaction at the same crash points.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -43,9 +44,13 @@ type StoreOptions struct {
 // before-images and the bbolt catalogue of segments, ranges, tags and the
 // pair's applied position.
 type Store struct {
-	o  StoreOptions
-	mu sync.Mutex
-	db *bolt.DB
+	o    StoreOptions
+	mu   sync.Mutex
+	db   *bolt.DB
+	path string // of catalogue.db
+	// broken is the ErrCatalogueCorrupt a bbolt panic left: the store
+	// refuses every later catalogue change.
+	broken error
 
 	segs   []SegmentInfo // committed, ascending
 	tags   []Tag         // ascending Seq
@@ -96,37 +101,57 @@ func OpenStore(o StoreOptions) (*Store, error) {
 			return nil, err
 		}
 	}
-	db, err := openCatalogue(o.CatalogueDir, o.Pair, o.ReadOnly)
+	segFiles, err := listSegments(o.FS, o.Dir)
+	if err != nil && !(o.ReadOnly && errors.Is(err, fs.ErrNotExist)) {
+		return nil, fmt.Errorf("retention %s: %w", o.Dir, err)
+	}
+	db, err := openCatalogue(o.CatalogueDir, o.Pair, o.ReadOnly, len(segFiles))
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{o: o, db: db, policy: DefaultPolicy, state: PairState{Pair: o.Pair, State: StateActive}}
-	err = db.View(func(tx *bolt.Tx) error {
-		var err error
-		if s.segs, err = loadAll[SegmentInfo](tx, bSegments); err != nil {
-			return err
-		}
-		if s.ranges, err = loadAll[Range](tx, bRanges); err != nil {
-			return err
-		}
-		if s.tags, err = loadAll[Tag](tx, bTags); err != nil {
-			return err
-		}
-		if ps, err := loadAll[PairState](tx, bState); err != nil {
-			return err
-		} else if len(ps) == 1 {
-			s.state = ps[0]
-		}
-		if p, err := loadAll[Policy](tx, bPolicy); err != nil {
-			return err
-		} else if len(p) == 1 {
-			s.policy = p[0]
-		}
-		return nil
+	path := filepath.Join(o.CatalogueDir, "catalogue.db")
+	s := &Store{o: o, db: db, path: path, policy: DefaultPolicy, state: PairState{Pair: o.Pair, State: StateActive}}
+	var metaPair string
+	err = guard(path, func() error {
+		return db.View(func(tx *bolt.Tx) error {
+			var err error
+			if m := tx.Bucket(bMeta); m != nil {
+				metaPair = string(m.Get([]byte("pair")))
+			}
+			if s.segs, err = loadAll(tx, bSegments, func(g SegmentInfo) []byte { return key(g.Index) }); err != nil {
+				return err
+			}
+			if s.ranges, err = loadAll(tx, bRanges, func(r Range) []byte { return key(r.FirstSeq) }); err != nil {
+				return err
+			}
+			if s.tags, err = loadAll(tx, bTags, func(t Tag) []byte { return key(t.Seq) }); err != nil {
+				return err
+			}
+			if ps, err := loadAll(tx, bState, func(PairState) []byte { return []byte("pair") }); err != nil {
+				return err
+			} else if len(ps) == 1 {
+				s.state = ps[0]
+			}
+			if p, err := loadAll(tx, bPolicy, func(Policy) []byte { return []byte("policy") }); err != nil {
+				return err
+			} else if len(p) == 1 {
+				s.policy = p[0]
+			}
+			return nil
+		})
 	})
+	if err == nil {
+		err = s.checkLoaded(metaPair, segFiles)
+	}
+	if err != nil && !errors.Is(err, ErrCatalogueCorrupt) {
+		err = corrupt(path, "%v", err)
+	}
+	if err == nil {
+		err = s.checkPairFile(metaPair)
+	}
 	if err != nil {
-		db.Close()
-		return nil, fmt.Errorf("catalogue %s: %w", o.CatalogueDir, err)
+		guard(path, db.Close)
+		return nil, err
 	}
 	if s.state.Pair == "" {
 		s.state.Pair = o.Pair
@@ -136,16 +161,136 @@ func OpenStore(o StoreOptions) (*Store, error) {
 	}
 	if !o.ReadOnly {
 		if err := s.removeOrphans(); err != nil {
-			db.Close()
+			guard(path, db.Close)
 			return nil, err
 		}
 	}
 	return s, nil
 }
 
-// segment files this store knows nothing of, by index
-func (s *Store) files() (map[uint64]string, error) {
-	names, err := s.o.FS.List(s.o.Dir)
+// pairFile, beside the undo segments, names the pair whose retention
+// directory it is, so that another pair's catalogue copied in is caught
+// even by a reader that does not know the pair (mtconsole retention).
+const pairFile = "pair.id"
+
+// checkPairFile compares the catalogue's pair with the directory's
+// pair.id, and writes pair.id when the store is opened read-write for a
+// pair and it is absent (stores made before it).
+func (s *Store) checkPairFile(metaPair string) error {
+	path := filepath.Join(s.o.Dir, pairFile)
+	f, err := s.o.FS.OpenFile(path, os.O_RDONLY, 0)
+	if errors.Is(err, fs.ErrNotExist) {
+		if s.o.ReadOnly || s.o.Pair == "" {
+			return nil
+		}
+		// An aid to readers, not to the pair: a failure waits for the
+		// next open.
+		if err := s.writePairFile(path); err != nil {
+			s.o.Logger.Warn("retention: cannot record the pair id", "pair", s.o.Pair, "err", err)
+		}
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("retention %s: %w", path, err)
+	}
+	defer f.Close()
+	size, err := f.Size()
+	if err != nil {
+		return fmt.Errorf("retention %s: %w", path, err)
+	}
+	b := make([]byte, min(size, 4096))
+	if err := vfs.ReadFull(f, b, 0); err != nil {
+		return fmt.Errorf("retention %s: %w", path, err)
+	}
+	id := strings.TrimSpace(string(b))
+	if metaPair != "" && id != metaPair {
+		return fmt.Errorf("%w: %s belongs to pair %q but %s says the directory is pair %q's: it is another pair's catalogue; %s",
+			ErrCatalogueCorrupt, s.path, metaPair, path, id, catalogueAdvice)
+	}
+	if s.o.Pair != "" && id != s.o.Pair {
+		return fmt.Errorf("retention directory %s is pair %q's (%s), not %q: check the pair's retention_dir", s.o.Dir, id, path, s.o.Pair)
+	}
+	return nil
+}
+
+func (s *Store) writePairFile(path string) error {
+	tmp := path + ".tmp"
+	f, err := s.o.FS.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return fmt.Errorf("retention %s: %w", tmp, err)
+	}
+	_, err = f.WriteAt([]byte(s.o.Pair+"\n"), 0)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = s.o.FS.Rename(tmp, path)
+	}
+	if err == nil {
+		err = s.o.FS.SyncDir(s.o.Dir)
+	}
+	if err != nil {
+		s.o.FS.Remove(tmp)
+		return fmt.Errorf("retention %s: %w", path, err)
+	}
+	return nil
+}
+
+// checkLoaded verifies what the catalogue holds against itself and against
+// the segment files, before anything acts on it: a damaged catalogue, or
+// another pair's, must not make OpenStore remove or cut segments.
+func (s *Store) checkLoaded(metaPair string, files map[uint64]string) error {
+	if p := s.state.Pair; p != "" && metaPair != "" && p != metaPair {
+		return fmt.Errorf("its state is of pair %q, its meta of pair %q", p, metaPair)
+	}
+	for i, g := range s.segs {
+		if i > 0 && g.Index <= s.segs[i-1].Index {
+			return fmt.Errorf("segment %d follows segment %d", g.Index, s.segs[i-1].Index)
+		}
+		if g.Bytes < segHeaderSize || g.FirstSeq > g.LastSeq || g.LastSeq > s.state.Applied {
+			return fmt.Errorf("segment %d: %d bytes, sequences %d-%d, applied %d: not a committed segment", g.Index, g.Bytes, g.FirstSeq, g.LastSeq, s.state.Applied)
+		}
+		path, ok := files[g.Index]
+		if !ok {
+			return fmt.Errorf("it lists undo segment %s, which is not in %s (another pair's catalogue, or segments moved away?)", filepath.Base(s.segPath(g.Index)), s.o.Dir)
+		}
+		if err := checkSegmentFile(s.o.FS, path, g, i == len(s.segs)-1); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkSegmentFile compares a catalogued segment with its file: a sealed
+// segment is exactly as long as its committed bytes (nothing writes to it
+// after its last commit), the last one at least as long (a batch a crash
+// cut short may follow).
+func checkSegmentFile(fsys vfs.FS, path string, g SegmentInfo, last bool) error {
+	f, err := fsys.OpenFile(path, os.O_RDONLY, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	size, err := f.Size()
+	if err != nil {
+		return err
+	}
+	idx, first, ok := readSegHeader(f, undoMagic)
+	switch {
+	case size < g.Bytes || !last && size != g.Bytes:
+		return fmt.Errorf("it gives undo segment %s %d committed bytes, the file has %d (another pair's catalogue?)", path, g.Bytes, size)
+	case !ok || idx != g.Index || g.FirstSeq != 0 && first != g.FirstSeq:
+		return fmt.Errorf("undo segment %s does not match it: header of segment %d from sequence %d, catalogued segment %d from %d (another pair's catalogue?)", path, idx, first, g.Index, g.FirstSeq)
+	}
+	return nil
+}
+
+// listSegments returns the undo segment files in dir by index.
+func listSegments(fsys vfs.FS, dir string) (map[uint64]string, error) {
+	names, err := fsys.List(dir)
 	if err != nil {
 		return nil, err
 	}
@@ -156,11 +301,14 @@ func (s *Store) files() (map[uint64]string, error) {
 		}
 		idx, err := strconv.ParseUint(strings.TrimSuffix(n, ".undo"), 16, 64)
 		if err == nil {
-			out[idx] = filepath.Join(s.o.Dir, n)
+			out[idx] = filepath.Join(dir, n)
 		}
 	}
 	return out, nil
 }
+
+// segment files this store knows nothing of, by index
+func (s *Store) files() (map[uint64]string, error) { return listSegments(s.o.FS, s.o.Dir) }
 
 // removeOrphans deletes segment files below the first catalogued one: a
 // prune committed to the catalogue whose unlink did not happen.
@@ -453,7 +601,7 @@ func (s *Store) Commit(c Commit) error {
 		a.info.Bytes = a.off
 		infos = append(infos, a.info)
 	}
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.guardedUpdate(func(tx *bolt.Tx) error {
 		sb := tx.Bucket(bSegments)
 		for _, in := range infos {
 			if err := putJSON(sb, key(in.Index), in); err != nil {
@@ -478,7 +626,7 @@ func (s *Store) Commit(c Commit) error {
 		return s.hook()
 	})
 	if err != nil {
-		return fmt.Errorf("catalogue %s: %w", s.o.CatalogueDir, err)
+		return s.wrap(err)
 	}
 	s.state = st
 	s.ranges = ranges
@@ -511,16 +659,33 @@ func (s *Store) hook() error {
 
 // update runs fn in a catalogue transaction with the hook.
 func (s *Store) update(fn func(tx *bolt.Tx) error) error {
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.guardedUpdate(func(tx *bolt.Tx) error {
 		if err := fn(tx); err != nil {
 			return err
 		}
 		return s.hook()
 	})
-	if err != nil {
-		return fmt.Errorf("catalogue %s: %w", s.o.CatalogueDir, err)
+	return s.wrap(err)
+}
+
+// guardedUpdate is db.Update with a panic or fault inside bbolt turned
+// into ErrCatalogueCorrupt, after which the store changes nothing more.
+func (s *Store) guardedUpdate(fn func(tx *bolt.Tx) error) error {
+	if s.broken != nil {
+		return s.broken
 	}
-	return nil
+	err := guard(s.path, func() error { return s.db.Update(fn) })
+	if errors.Is(err, ErrCatalogueCorrupt) {
+		s.broken = err
+	}
+	return err
+}
+
+func (s *Store) wrap(err error) error {
+	if err == nil || errors.Is(err, ErrCatalogueCorrupt) {
+		return err
+	}
+	return fmt.Errorf("catalogue %s: %w", s.o.CatalogueDir, err)
 }
 
 // SetState records the pair's state and reason.
@@ -663,7 +828,7 @@ func (s *Store) Close() error {
 		a.f.Close()
 	}
 	s.uncommit, s.unsynced, s.act = nil, nil, nil
-	return s.db.Close()
+	return guard(s.path, s.db.Close)
 }
 
 // Undo calls fn for every committed undo record with after < Seq <= upto,

@@ -1,12 +1,14 @@
 package writer
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -229,12 +231,6 @@ func OpenPair(cfg PairConfig, o Options) (*Pair, Recovered, error) {
 		return fail(fmt.Errorf("target %s: %w", cfg.Target, err))
 	}
 
-	// Invariant 3: a batch whose before-images are durable but whose
-	// applied position is not may have reached the target in part; put
-	// the target back to the applied position from those before-images.
-	if rec.RolledBack, rec.RolledBackFrom, rec.RolledBackTo, err = p.undoStaged(); err != nil {
-		return fail(err)
-	}
 	p.log, rec.Journal, err = journal.OpenLog(journal.LogOptions{FS: o.FS, Dir: cfg.JournalDir,
 		SegmentSize: cfg.JournalSegmentSize, MaxSegments: cfg.JournalMaxSegments, MaxPending: cfg.MaxPending,
 		MaxRecord: cfg.MaxRecord, Base: st.Applied, OnDurable: p.onDurable, Logger: o.Logger,
@@ -242,6 +238,27 @@ func OpenPair(cfg PairConfig, o Options) (*Pair, Recovered, error) {
 			p.event(EventAlert, slog.LevelWarn, "journal volume full, acknowledgements wait for space: "+err.Error())
 		}})
 	if err != nil {
+		return fail(err)
+	}
+	// The journal keeps every write after the applied position: one that
+	// starts later means the catalogue's applied position is not this
+	// pair's (a catalogue lost and made anew, or restored from an old
+	// backup). Refused before the target or the segments are touched.
+	if first := rec.Journal.FirstSeq; first > st.Applied+1 {
+		catalogue := filepath.Join(cmp.Or(cfg.CatalogueDir, cfg.RetentionDir), "catalogue.db")
+		kind := journal.ErrCatalogueCorrupt
+		if st.Applied == 0 && len(p.store.Segments()) == 0 {
+			kind = journal.ErrCatalogueMissing
+		}
+		return fail(fmt.Errorf("%w: %s says sequence %d is applied but the journal %s starts at sequence %d: "+
+			"the catalogue does not belong with this journal (lost and made anew, or an old backup); nothing was changed; "+
+			"restore the pair's catalogue.db, or move its journal and retention directories away to start it afresh (a full resync)",
+			kind, catalogue, st.Applied, cfg.JournalDir, first))
+	}
+	// Invariant 3: a batch whose before-images are durable but whose
+	// applied position is not may have reached the target in part; put
+	// the target back to the applied position from those before-images.
+	if rec.RolledBack, rec.RolledBackFrom, rec.RolledBackTo, err = p.undoStaged(); err != nil {
 		return fail(err)
 	}
 	if d := p.log.Durable(); d > st.Applied {
