@@ -453,10 +453,21 @@ func (s *stream) produce(ctx context.Context, c *wire.Conn, a attachment) error 
 			return err
 		}
 		// The source's hashes while the master target works out its own.
-		if s.hashBuf == nil {
-			s.hashBuf = make([]byte, max(s.d.chunk, hashPiece/s.d.chunk*s.d.chunk))
+		// The buffer is taken, not shared: the sender of a connection
+		// that a newer one superseded may still be hashing.
+		s.mu.Lock()
+		buf := s.hashBuf
+		s.hashBuf = nil
+		s.mu.Unlock()
+		if buf == nil {
+			buf = make([]byte, max(s.d.chunk, hashPiece/s.d.chunk*s.d.chunk))
 		}
-		mine, err := wire.HashChunks(s.d.f, req.Offset, int(s.d.chunk), int(count), s.d.size, s.hashBuf)
+		mine, err := wire.HashChunks(s.d.f, req.Offset, int(s.d.chunk), int(count), s.d.size, buf)
+		s.mu.Lock()
+		if s.rs == rs {
+			s.hashBuf = buf
+		}
+		s.mu.Unlock()
 		if err != nil {
 			return fmt.Errorf("ps: disk %s: %w", s.d.name, err)
 		}
