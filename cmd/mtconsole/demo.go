@@ -274,7 +274,7 @@ func runDemo(ctx context.Context, out io.Writer, f demoFlags) error {
 	defer stopAgent()
 	agentDone := make(chan error, 1)
 	go func() { agentDone <- runAgent(agentCtx, logf, cfgPath, false) }()
-	cl, err := waitForAgent(ctx, socket, agentDone)
+	cl, err := api.WaitFor(ctx, socket, agentDone, 10*time.Second)
 	if err != nil {
 		return err
 	}
@@ -443,33 +443,6 @@ retention = "24h"
 		fmt.Fprintf(&b, "\n[[pair]]\ndisk = %q\ntarget = %q\n", d.Name(), filepath.Join(dir, "targets", d.Name()+".img"))
 	}
 	return os.WriteFile(path, []byte(b.String()), 0o600)
-}
-
-// waitForAgent dials the agent's socket until it answers, the agent
-// stops, or 10 s pass.
-func waitForAgent(ctx context.Context, socket string, agentDone <-chan error) (*api.Client, error) {
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if cl, err := api.Dial(socket); err == nil {
-			if _, err := cl.Status(ctx); err == nil {
-				return cl, nil
-			}
-			cl.Close()
-		}
-		select {
-		case err := <-agentDone:
-			if err == nil {
-				err = errors.New("it stopped")
-			}
-			return nil, fmt.Errorf("agent: %w", err)
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(20 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("the agent did not answer on %s within 10 s", socket)
-		}
-	}
 }
 
 // drainDemo waits until every stream is in Differential Sync with all it

@@ -289,19 +289,23 @@ func (r *round) run(ctx context.Context, d time.Duration) error {
 	if err := agent.Start(); err != nil {
 		return fmt.Errorf("agent: %w", err)
 	}
-	agentDone := make(chan error, 1)
-	go func() { agentDone <- agent.Wait() }()
+	agentDone := make(chan error, 1) // its error, for whoever watches first
+	exited := make(chan struct{})
+	go func() {
+		agentDone <- agent.Wait()
+		close(exited)
+	}()
 	defer func() {
 		agent.Process.Signal(syscall.SIGTERM)
 		select {
-		case <-agentDone:
+		case <-exited:
 		case <-time.After(60 * time.Second):
 			agent.Process.Kill()
-			<-agentDone
+			<-exited
 		}
 	}()
-	if r.cl, err = r.dial(ctx, socket, agentDone); err != nil {
-		return err
+	if r.cl, err = api.WaitFor(ctx, socket, agentDone, 30*time.Second); err != nil {
+		return fmt.Errorf("%w (see %s)", err, filepath.Join(r.dir, "agent.log"))
 	}
 	defer r.cl.Close()
 	if err := r.waitDiffSync(ctx, agentDone, werr); err != nil {
@@ -432,28 +436,6 @@ func (r *round) tagger(ctx context.Context) {
 		}
 		for _, h := range r.hist {
 			h.observe()
-		}
-	}
-}
-
-func (r *round) dial(ctx context.Context, socket string, agentDone <-chan error) (*api.Client, error) {
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if cl, err := api.Dial(socket); err == nil {
-			if _, err := cl.Status(ctx); err == nil {
-				return cl, nil
-			}
-			cl.Close()
-		}
-		select {
-		case err := <-agentDone:
-			return nil, fmt.Errorf("the agent stopped: %v (see %s)", err, filepath.Join(r.dir, "agent.log"))
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(50 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("the agent did not answer on %s in 30 s", socket)
 		}
 	}
 }

@@ -578,26 +578,7 @@ func (l *Log) writeCleanEnd() error {
 	for _, s := range l.segs {
 		c.segs = append(c.segs, cleanSeg{s.index, s.firstSeq, s.end})
 	}
-	tmp := filepath.Join(l.o.Dir, cleanFile+".tmp")
-	f, err := l.o.FS.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := f.WriteAt(c.encode(), 0); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := l.o.FS.Rename(tmp, filepath.Join(l.o.Dir, cleanFile)); err != nil {
-		return err
-	}
-	return l.o.FS.SyncDir(l.o.Dir)
+	return vfs.WriteFile(l.o.FS, filepath.Join(l.o.Dir, cleanFile), c.encode(), 0o600)
 }
 
 func zeroAt(f vfs.File, off int64) bool {

@@ -22,20 +22,9 @@ import (
 // out the staged writes' before-images, and wrote their new data into an
 // image reported exact.
 func TestExportWhileBatchesStaged(t *testing.T) {
-	m := newMemPair(t, nil)
-	// A target of its own, so stalling its writes stalls nothing else.
-	tfs := vfs.NewMem()
-	tfs.MkdirAll("/mt", 0o700)
-	tf, _ := tfs.OpenFile(m.cfg.Target, os.O_RDWR|os.O_CREATE, 0o600)
-	tf.WriteAt(make([]byte, diskSize), 0)
-	tf.Sync()
-	tf.Close()
+	m, tfs := newStagingPair(t)
 	slow := &slowSyncFS{FS: tfs, target: m.cfg.Target}
 	m.o.TargetFS = slow
-	// One write a batch, and no commit but the idle one or a hold's.
-	m.o.BatchRecords = 1
-	m.o.CommitInterval = time.Hour
-	m.o.CommitBytes = 1 << 40
 
 	var (
 		mu        sync.Mutex
@@ -118,6 +107,24 @@ func TestExportWhileBatchesStaged(t *testing.T) {
 	if d := firstDiff(got, want); d != "" {
 		t.Fatalf("export of tag t10 while batches were staged: %s", d)
 	}
+}
+
+// newStagingPair is a pair whose target is on a file system of its own
+// (stalling it stalls nothing else), applying one write a batch and
+// committing only when idle or held: batches stay staged.
+func newStagingPair(t *testing.T) (*memPair, *vfs.Mem) {
+	m := newMemPair(t, nil)
+	tfs := vfs.NewMem()
+	tfs.MkdirAll("/mt", 0o700)
+	tf, _ := tfs.OpenFile(m.cfg.Target, os.O_RDWR|os.O_CREATE, 0o600)
+	tf.WriteAt(make([]byte, diskSize), 0)
+	tf.Sync()
+	tf.Close()
+	m.o.TargetFS = tfs
+	m.o.BatchRecords = 1
+	m.o.CommitInterval = time.Hour
+	m.o.CommitBytes = 1 << 40
+	return m, tfs
 }
 
 func firstDiff(got, want []byte) string {

@@ -22,18 +22,9 @@ import (
 // image at the point: it takes the before-images past the applied
 // position too. Before, the landed writes leaked into the image.
 func TestOfflineRecoveryAfterCrashMidBatch(t *testing.T) {
-	m := newMemPair(t, nil)
-	tfs := vfs.NewMem()
-	tfs.MkdirAll("/mt", 0o700)
-	tf, _ := tfs.OpenFile(m.cfg.Target, os.O_RDWR|os.O_CREATE, 0o600)
-	tf.WriteAt(make([]byte, diskSize), 0)
-	tf.Sync()
-	tf.Close()
+	m, tfs := newStagingPair(t)
 	gate := &gateFS{FS: tfs, target: m.cfg.Target, stallAt: -1, release: make(chan struct{}), stalled: make(chan struct{})}
 	m.o.TargetFS = gate
-	m.o.BatchRecords = 1
-	m.o.CommitInterval = time.Hour
-	m.o.CommitBytes = 1 << 40
 	p, _ := m.open()
 
 	t0 := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)

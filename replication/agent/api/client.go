@@ -68,6 +68,33 @@ func Dial(socketPath string) (*Client, error) {
 // Close releases idle connections.
 func (c *Client) Close() { c.hc.CloseIdleConnections() }
 
+// WaitFor dials an agent that is starting until it answers on socket,
+// stopped says it stopped, ctx ends, or within passes.
+func WaitFor(ctx context.Context, socket string, stopped <-chan error, within time.Duration) (*Client, error) {
+	deadline := time.Now().Add(within)
+	for {
+		if cl, err := Dial(socket); err == nil {
+			if _, err := cl.Status(ctx); err == nil {
+				return cl, nil
+			}
+			cl.Close()
+		}
+		select {
+		case err := <-stopped:
+			if err == nil {
+				err = errors.New("it stopped")
+			}
+			return nil, fmt.Errorf("agent: %w", err)
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("the agent did not answer on %s within %s", socket, within)
+		}
+	}
+}
+
 // APIError is an error the agent answered with.
 type APIError struct {
 	Code  int    // HTTP status
