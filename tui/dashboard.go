@@ -197,7 +197,7 @@ func (m *Model) columns(w int) []column {
 		{title: "PAIR → TARGET", cell: func(p *api.PairStatus) string { return p.ID + " → " + p.Target }},
 		{title: "STATE", width: 10, cell: func(p *api.PairStatus) string { return shortState(p.State) }},
 		{title: "HEALTH", width: 12, cell: func(p *api.PairStatus) string { return healthText(p.Health) }},
-		{title: "RPO", width: 6, right: true, cell: func(p *api.PairStatus) string { return secondsText(p.RPOSeconds) }},
+		{title: "RPO", width: 6, right: true, cell: func(p *api.PairStatus) string { return rpoText(p) }},
 		{title: "BACKLOG", width: 8, right: true, cell: func(p *api.PairStatus) string { return bytesText(p.BacklogBytes) }},
 		{title: "RATE", width: 10, right: true, cell: func(p *api.PairStatus) string { return rateText(p.ThroughputBps) }},
 		{title: "RESYNC", width: 9, right: true, cell: resyncText},
@@ -477,4 +477,13 @@ func levelText(l slog.Level) string {
 		return "INFO"
 	}
 	return "DEBUG"
+}
+
+// rpoText is a pair's RPO, or "—" while it is unknown (restarted, the
+// source not yet heard from).
+func rpoText(p *api.PairStatus) string {
+	if p.RPOUnknown {
+		return "—"
+	}
+	return secondsText(p.RPOSeconds)
 }

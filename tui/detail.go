@@ -100,7 +100,7 @@ func (m *Model) detailView(w, h int) string {
 		m.st.Bold.Render(cut(fmt.Sprintf(" %s → %s (%s)", p.ID, p.Target, bytesText(p.TargetBytes)), w)),
 		m.st.health(p.Health, cut(head, w)),
 		cut(fmt.Sprintf(" RPO %s (threshold %s) · backlog %s (%s) · %s · applied seq %d, durable %d",
-			secondsText(p.RPOSeconds), secondsText(p.RPOThreshold), bytesText(p.BacklogBytes),
+			rpoText(p), secondsText(p.RPOThreshold), bytesText(p.BacklogBytes),
 			secondsText(p.BacklogSeconds), rateText(p.ThroughputBps), p.AppliedSeq, p.DurableSeq), w),
 	}
 	var rpo, bps []float64

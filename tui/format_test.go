@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mtconsole/mtconsole/replication/agent/api"
 	"github.com/mtconsole/mtconsole/replication/writer"
 )
 
@@ -74,5 +75,18 @@ func TestShellQuote(t *testing.T) {
 func TestHealthTextEnded(t *testing.T) {
 	if got := healthText(writer.HealthEnded); got != "■ Ended" {
 		t.Errorf("healthText(%q) = %q, want ■ Ended", writer.HealthEnded, got)
+	}
+}
+
+// A restarted pair whose source is not yet heard from shows its RPO as
+// unknown, not as 0 or as the age of its last applied write.
+func TestRPOTextUnknown(t *testing.T) {
+	p := &api.PairStatus{PairStatus: writer.PairStatus{RPOSeconds: 42}}
+	if got := rpoText(p); got != "42s" {
+		t.Errorf("known: %q", got)
+	}
+	p.RPOSeconds, p.RPOUnknown = 0, true
+	if got := rpoText(p); got != "—" {
+		t.Errorf("unknown: %q, want —", got)
 	}
 }

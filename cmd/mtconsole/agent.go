@@ -102,8 +102,10 @@ func runAgent(ctx context.Context, logOut io.Writer, path string, reloadOnHUP bo
 		return err
 	}
 	hub := api.NewHub()
-	// Log lines go to logOut and, as "log" events, to the status API.
-	logger := slog.New(api.LogHandler(hub, slog.NewTextHandler(logOut, nil)))
+	// Log lines go to logOut and, as "log" events, to the status API;
+	// the writer's alert and state events go to both too (EventSink).
+	text := slog.NewTextHandler(logOut, nil)
+	logger := slog.New(api.LogHandler(hub, text))
 	cfg := fc.ClientConfig()
 	cfg.Key, cfg.Trust, cfg.Logger = key, trust, logger
 	if fc.TrustNew() {
@@ -112,7 +114,7 @@ func runAgent(ctx context.Context, logOut io.Writer, path string, reloadOnHUP bo
 			return true
 		}
 	}
-	cfg.Writer = writer.Options{Logger: logger, OnEvent: hub.Publish}
+	cfg.Writer = writer.Options{Logger: logger, OnEvent: api.EventSink(hub, text)}
 	var metrics *api.Metrics
 	var backend *api.WriterBackend
 	if fc.Agent.Metrics != "" {

@@ -92,6 +92,18 @@ func TestAgentCommand(t *testing.T) {
 	if len(st.Pairs) != 1 || st.Pairs[0].ID != "disk0" || st.Pairs[0].State == "" {
 		t.Fatalf("status %+v", st)
 	}
+	// A pause and a resume reach the agent's log, not only the event API.
+	if _, err := c.Pause(context.Background(), "disk0", "checking the log"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Resume(context.Background(), "disk0"); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`level=INFO msg="paused: checking the log" pair=disk0 kind=state`, `level=INFO msg=resumed pair=disk0 kind=state`} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("the agent's log lacks %s:\n%s", want, logs.String())
+		}
+	}
 	// SIGHUP reloads: a new retention window applies at once; a file with
 	// an error changes nothing.
 	os.WriteFile(path, []byte(strings.Replace(cfg, "[[pair]]", "[defaults]\nretention = \"2 days\"\n[[pair]]", 1)), 0o600)

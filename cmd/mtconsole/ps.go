@@ -92,12 +92,20 @@ func runPS(ctx context.Context, out io.Writer, f psFlags) error {
 		return usageError{errors.New("at least one --disk NAME=PATH is required")}
 	}
 	var disks []ps.DiskConfig
+	paths := map[string]string{}
 	for _, d := range f.disks {
 		name, path, ok := strings.Cut(d, "=")
 		if !ok || name == "" || path == "" {
 			return usageError{fmt.Errorf("--disk %q: want NAME=PATH", d)}
 		}
+		if p, dup := paths[name]; dup {
+			return usageError{fmt.Errorf("--disk %s=%s: the name %s is already given to %s; give each disk its own name", name, path, name, p)}
+		}
+		paths[name] = path
 		disks = append(disks, ps.DiskConfig{Name: name, Path: path})
+	}
+	if err := ps.CheckChunkSize(f.chunk); err != nil {
+		return usageError{fmt.Errorf("--chunk-size: %w", err)}
 	}
 	var wl *ps.Workload
 	if f.workload != "" {

@@ -188,7 +188,7 @@ func printStatus(out io.Writer, st api.Status, now time.Time) {
 		if t := p.Retention.LatestTag; t != nil {
 			notes = append(notes, fmt.Sprintf("%s: latest tag %s (%s, %s UTC)", p.ID, t.Name, t.App, t.Time.UTC().Format("15:04:05")))
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s/s\t%s, %s\t%d\n", p.ID, state, p.Health, secondsText(p.RPOSeconds),
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s/s\t%s, %s\t%d\n", p.ID, state, p.Health, rpoText(p),
 			bytesText(p.BacklogBytes), bytesText(int64(p.ThroughputBps)), bytesText(p.Retention.UsedBytes), window, p.Retention.Tags)
 	}
 	tw.Flush()
@@ -203,6 +203,15 @@ func printStatus(out io.Writer, st api.Status, now time.Time) {
 func secondsText(s float64) string { return units.Duration(time.Duration(s * float64(time.Second))) }
 
 func bytesText(n int64) string { return units.Bytes(n) }
+
+// rpoText is the pair's RPO, or "—" while it is unknown (restarted, the
+// source not yet heard from).
+func rpoText(p api.PairStatus) string {
+	if p.RPOUnknown {
+		return "—"
+	}
+	return secondsText(p.RPOSeconds)
+}
 
 // splitList reads a comma-separated flag.
 func splitList(s string) []string {

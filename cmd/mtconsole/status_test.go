@@ -313,3 +313,20 @@ func TestCSLine(t *testing.T) {
 		}
 	}
 }
+
+// A pair whose RPO is unknown (restarted, the source not yet heard from)
+// shows "—" in the RPO column, not 0s.
+func TestStatusRPOUnknown(t *testing.T) {
+	var buf bytes.Buffer
+	now := time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
+	printStatus(&buf, api.Status{Pairs: []api.PairStatus{{PairStatus: writer.PairStatus{ID: "p1", Health: writer.HealthOK, RPOUnknown: true}}}}, now)
+	var row string
+	for _, l := range strings.Split(buf.String(), "\n") {
+		if strings.HasPrefix(l, "p1 ") {
+			row = l
+		}
+	}
+	if f := strings.Fields(row); len(f) < 4 || f[3] != "—" {
+		t.Errorf("row %q: want — as the RPO\n%s", row, buf.String())
+	}
+}

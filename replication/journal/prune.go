@@ -119,7 +119,12 @@ func (s *Store) removeOldestLocked(n int, now time.Time, force bool) (PruneResul
 		}
 		if r.FirstSeq < earliest {
 			dropRanges = append(dropRanges, r.FirstSeq)
+			// etime is the time of the last before-image pruned, which a
+			// stepped-back source clock can put after the range's end
 			r.FirstSeq, r.FirstTime = earliest, etime
+			if r.FirstTime.After(r.LastTime) {
+				r.FirstTime = r.LastTime
+			}
 			m := r
 			moved = &m
 		}

@@ -124,6 +124,11 @@ func OpenStore(o StoreOptions) (*Store, error) {
 			if s.ranges, err = loadAll(tx, bRanges, func(r Range) []byte { return key(r.FirstSeq) }); err != nil {
 				return err
 			}
+			for i := range s.ranges {
+				// an older version could record a range ending before it
+				// starts (see Commit): it ends where it starts
+				s.ranges[i].LastTime = latest(s.ranges[i].LastTime, s.ranges[i].FirstTime)
+			}
 			if s.tags, err = loadAll(tx, bTags, func(t Tag) []byte { return key(t.Seq) }); err != nil {
 				return err
 			}
@@ -582,18 +587,22 @@ func (s *Store) Commit(c Commit) error {
 	defer s.mu.Unlock()
 	prev := s.state
 	st := s.state
-	st.Applied, st.AppliedTime = c.Applied, c.AppliedTime
+	// Source times can step back in sequence order (resync data is
+	// stamped on arrival here, the writes beside it at the source; a
+	// source clock is stepped): a later state is never given an earlier
+	// time, so no range ends before it starts.
+	first := prev.AppliedTime
+	if first.IsZero() {
+		first = c.FirstTime
+	}
+	st.Applied, st.AppliedTime = c.Applied, latest(c.AppliedTime, first)
 	ranges := append([]Range(nil), s.ranges...)
 	if c.Applied > prev.Applied {
 		if n := len(ranges); n > 0 && ranges[n-1].Accuracy == c.Accuracy && ranges[n-1].LastSeq == prev.Applied {
-			ranges[n-1].LastSeq, ranges[n-1].LastTime = c.Applied, c.AppliedTime
+			ranges[n-1].LastSeq, ranges[n-1].LastTime = c.Applied, latest(st.AppliedTime, ranges[n-1].FirstTime)
 		} else {
-			first := prev.AppliedTime
-			if first.IsZero() {
-				first = c.FirstTime
-			}
 			ranges = append(ranges, Range{FirstSeq: prev.Applied, FirstTime: first,
-				LastSeq: c.Applied, LastTime: c.AppliedTime, Accuracy: c.Accuracy})
+				LastSeq: c.Applied, LastTime: st.AppliedTime, Accuracy: c.Accuracy})
 		}
 	}
 	infos := make([]SegmentInfo, 0, len(s.uncommit))
@@ -772,6 +781,14 @@ func (s *Store) Tags() []Tag {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]Tag(nil), s.tags...)
+}
+
+// latest is the later of a and b.
+func latest(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }
 
 // Ranges returns the recovery ranges, oldest first.

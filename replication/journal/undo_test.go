@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	bolt "go.etcd.io/bbolt"
+
 	"github.com/mtconsole/mtconsole/replication/vfs"
 )
 
@@ -673,4 +675,79 @@ func crashStore(t *testing.T, mode vfs.TearMode, modeName string, total int64) {
 		checkUndo(t, undoAll(t, s, earliest, applied+4), earliest+1, applied+4, gen0)
 		s.Close()
 	}
+}
+
+// Source times can step back in sequence order: a resync's data is
+// stamped when it arrives here, the writes streamed beside it when the
+// source made them, and a source clock can be stepped. No range may end
+// before it starts, neither when committed nor when pruning moves its
+// start, nor when such a range was recorded by an older version.
+func TestStoreRangesNeverInverted(t *testing.T) {
+	e := newStoreEnv(t)
+	s := e.open()
+	commit := func(from, to uint64, times []time.Time, applied time.Time, acc Accuracy) {
+		t.Helper()
+		recs := undoRecords(from, to, 0)
+		for i := range recs {
+			recs[i].Time = times[i]
+		}
+		if err := s.Append(recs); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Sync(); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Commit(Commit{Applied: to, AppliedTime: applied, Accuracy: acc, FirstTime: times[0]}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// seq 1..3: a resync stamped on arrival (this clock runs 20 min
+	// ahead of the source's); its last write, seq 3, arrives last.
+	commit(1, 3, []time.Time{at(21), at(22), at(23)}, at(23), NotGuaranteed)
+	// seq 4..6 stream in source time: before the resync's stamps.
+	commit(4, 6, []time.Time{at(4), at(5), at(6)}, at(6), Exact)
+	// seq 7..12 in one batch whose write 9, the last of its segment, is
+	// stamped late.
+	commit(7, 12, []time.Time{at(7), at(8), at(40), at(10), at(11), at(12)}, at(12), Exact)
+	check := func(what string) {
+		t.Helper()
+		for _, r := range s.Ranges() {
+			if r.LastTime.Before(r.FirstTime) {
+				t.Fatalf("%s: range %d-%d ends at %s, before its start %s", what, r.FirstSeq, r.LastSeq, r.LastTime, r.FirstTime)
+			}
+		}
+		if st := s.State(); st.AppliedTime.Before(at(23)) {
+			t.Fatalf("%s: applied time %s stepped back from %s", what, st.AppliedTime, at(23))
+		}
+	}
+	check("committed")
+	same(t, "ranges", s.Ranges(), []Range{
+		{FirstSeq: 0, FirstTime: at(21), LastSeq: 3, LastTime: at(23), Accuracy: NotGuaranteed},
+		{FirstSeq: 3, FirstTime: at(23), LastSeq: 12, LastTime: at(23), Accuracy: Exact},
+	})
+	// Pruning three segments starts the window after seq 9, at the time
+	// of the last before-image before it, at(40): later than the range's
+	// end.
+	if _, err := s.Prune(PruneOptions{Max: 3}); err != nil {
+		t.Fatal(err)
+	}
+	check("pruned")
+	// A range recorded inverted by an older version is shown in order.
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db, err := openCatalogue(e.catDir, "p1", false, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		return putJSON(tx.Bucket(bRanges), key(9), Range{FirstSeq: 9, FirstTime: at(40), LastSeq: 12, LastTime: at(12), Accuracy: Exact})
+	})
+	db.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s = e.open()
+	defer s.Close()
+	check("reopened")
 }

@@ -70,13 +70,22 @@ type Server struct {
 	wg    sync.WaitGroup
 }
 
+// CheckChunkSize says whether n bytes may be the resync and hash chunk
+// size: a positive multiple of 4096 up to MaxChunk.
+func CheckChunkSize(n int) error {
+	if n <= 0 || n%4096 != 0 || n > MaxChunk {
+		return fmt.Errorf("chunk size %d: must be a positive multiple of 4096 up to %d (%d MiB)", n, MaxChunk, MaxChunk>>20)
+	}
+	return nil
+}
+
 // New opens the disks of cfg.
 func New(cfg Config) (*Server, error) {
 	if cfg.ChunkSize == 0 {
 		cfg.ChunkSize = 1 << 20
 	}
-	if cfg.ChunkSize%4096 != 0 || cfg.ChunkSize <= 0 || cfg.ChunkSize > MaxChunk {
-		return nil, fmt.Errorf("ps: chunk size %d: must be a multiple of 4096 up to %d", cfg.ChunkSize, MaxChunk)
+	if err := CheckChunkSize(cfg.ChunkSize); err != nil {
+		return nil, fmt.Errorf("ps: %w", err)
 	}
 	if cfg.HashBatch <= 0 {
 		cfg.HashBatch = 64
@@ -98,6 +107,15 @@ func New(cfg Config) (*Server, error) {
 	}
 	if len(cfg.Disks) == 0 {
 		return nil, errors.New("ps: no disks to serve")
+	}
+	paths := map[string]string{}
+	for _, dc := range cfg.Disks {
+		// a master target pairs by name: two disks of one name would be
+		// one target written from two sources
+		if p, dup := paths[dc.Name]; dup {
+			return nil, fmt.Errorf("ps: disk name %q given twice (%s and %s): give each disk its own name", dc.Name, p, dc.Path)
+		}
+		paths[dc.Name] = dc.Path
 	}
 	s := &Server{cfg: cfg, fp: wire.CertFingerprint(cfg.Cert.Certificate[0]), conns: map[*wire.Conn]struct{}{}}
 	for i, dc := range cfg.Disks {

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"io"
+	"math"
 	"math/rand"
 	"strconv"
 	"strings"
@@ -78,41 +79,68 @@ type Workload struct {
 }
 
 // ParseWorkload reads "seed=1,rate=100,size=65536,seq,crash=10s,app=60s,writes=N".
+// Every key is given at most once; a value that makes no sense (a
+// negative or not finite rate, a negative interval, writes=0) is refused
+// with the key and the value, never clamped.
 func ParseWorkload(s string) (Workload, error) {
 	w := Workload{Seed: 1, WriteSize: 64 << 10}
+	seen := map[string]bool{}
 	for _, kv := range strings.Split(s, ",") {
 		kv = strings.TrimSpace(kv)
 		if kv == "" {
 			continue
 		}
-		k, v, _ := strings.Cut(kv, "=")
+		k, v, hasValue := strings.Cut(kv, "=")
+		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
+		bad := func(why string) error { return fmt.Errorf("workload: %s: %s", kv, why) }
+		name := k
+		if name == "sequential" || name == "random" {
+			name = "seq" // one choice, however spelt
+		}
+		if seen[name] {
+			if name == "seq" {
+				return w, bad("give one of seq, sequential and random")
+			}
+			return w, bad(k + " is given twice")
+		}
+		seen[name] = true
 		var err error
 		switch k {
 		case "seed":
-			w.Seed, err = strconv.ParseInt(v, 10, 64)
+			if w.Seed, err = strconv.ParseInt(v, 10, 64); err != nil {
+				return w, bad("not a whole number")
+			}
 		case "rate":
 			w.Rate, err = strconv.ParseFloat(v, 64)
+			if err != nil || math.IsNaN(w.Rate) || math.IsInf(w.Rate, 0) || w.Rate < 0 {
+				return w, bad("want writes per second, a number of 0 or more (0: as fast as possible)")
+			}
 		case "size":
-			w.WriteSize, err = strconv.Atoi(v)
-		case "seq", "sequential":
-			w.Sequential = true
-		case "random":
-			w.Sequential = false
-		case "crash":
-			w.CrashEvery, err = time.ParseDuration(v)
-		case "app":
-			w.AppEvery, err = time.ParseDuration(v)
+			if w.WriteSize, err = strconv.Atoi(v); err != nil || w.WriteSize <= 0 || w.WriteSize%4096 != 0 {
+				return w, bad("want bytes per write, a positive multiple of 4096")
+			}
+		case "seq", "sequential", "random":
+			if hasValue {
+				return w, bad(k + " takes no value")
+			}
+			w.Sequential = k != "random"
+		case "crash", "app":
+			d, err := time.ParseDuration(v)
+			if err != nil || d < 0 {
+				return w, bad("want a tag interval such as 10s or 5m, 0 or more (0: no tags)")
+			}
+			if k == "crash" {
+				w.CrashEvery = d
+			} else {
+				w.AppEvery = d
+			}
 		case "writes":
-			w.Writes, err = strconv.Atoi(v)
+			if w.Writes, err = strconv.Atoi(v); err != nil || w.Writes <= 0 {
+				return w, bad("want a number of writes of 1 or more (leave writes out to write until stopped)")
+			}
 		default:
-			return w, fmt.Errorf("workload: unknown key %q (seed, rate, size, seq, random, crash, app, writes)", k)
+			return w, bad("unknown key " + k + " (seed, rate, size, seq, random, crash, app, writes)")
 		}
-		if err != nil {
-			return w, fmt.Errorf("workload: %s: %w", k, err)
-		}
-	}
-	if w.WriteSize <= 0 || w.WriteSize%4096 != 0 {
-		return w, fmt.Errorf("workload: size %d: must be a positive multiple of 4096", w.WriteSize)
 	}
 	return w, nil
 }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -22,14 +23,35 @@ func TestParseWorkload(t *testing.T) {
 		{in: "", want: Workload{Seed: 1, WriteSize: 64 << 10}},
 		{in: "seed=7,rate=100,size=4096,seq,crash=10s,app=1m,writes=5",
 			want: Workload{Seed: 7, Rate: 100, WriteSize: 4096, Sequential: true, CrashEvery: 10 * time.Second, AppEvery: time.Minute, Writes: 5}},
+		{in: "rate=0,crash=0,app=0,random", want: Workload{Seed: 1, WriteSize: 64 << 10}},
+		{in: " rate = 2.5 , sequential", want: Workload{Seed: 1, WriteSize: 64 << 10, Rate: 2.5, Sequential: true}},
 		{in: "size=1000", bad: true},
+		{in: "size=0", bad: true},
+		{in: "size=-4096", bad: true},
 		{in: "speed=3", bad: true},
 		{in: "rate=x", bad: true},
+		{in: "rate=-5", bad: true},
+		{in: "rate=NaN", bad: true},
+		{in: "rate=Inf", bad: true},
+		{in: "rate=-infinity", bad: true},
+		{in: "rate", bad: true},
+		{in: "crash=-1s", bad: true},
+		{in: "app=-1m", bad: true},
+		{in: "writes=0", bad: true},
+		{in: "writes=-3", bad: true},
+		{in: "seed=1.5", bad: true},
+		{in: "seq=false", bad: true},
+		{in: "rate=1,rate=2", bad: true},
+		{in: "seq,random", bad: true},
 	} {
 		got, err := ParseWorkload(tc.in)
 		if (err != nil) != tc.bad {
 			t.Errorf("%q: err %v", tc.in, err)
 			continue
+		}
+		// the error names the key and the value given (the last one here)
+		if kvs := strings.Split(tc.in, ","); tc.bad && !strings.Contains(err.Error(), "workload: "+kvs[len(kvs)-1]+": ") {
+			t.Errorf("%q: error %q does not name %s", tc.in, err, kvs[len(kvs)-1])
 		}
 		if !tc.bad && !reflect.DeepEqual(got, tc.want) {
 			t.Errorf("%q: got %+v, want %+v", tc.in, got, tc.want)
@@ -96,5 +118,33 @@ func TestNewRefusesBadDisks(t *testing.T) {
 	}
 	if _, err := New(Config{Cert: cert, Disks: []DiskConfig{{Name: "x", Path: odd}}, ChunkSize: 1000}); err == nil {
 		t.Error("chunk size 1000: no error")
+	}
+}
+
+// Two disks of one name would be one target written from two sources:
+// New refuses them, naming both paths.
+func TestNewDuplicateDiskName(t *testing.T) {
+	dir := t.TempDir()
+	a, b := filepath.Join(dir, "a.img"), filepath.Join(dir, "b.img")
+	for _, p := range []string{a, b} {
+		if err := os.WriteFile(p, make([]byte, 1<<20), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	certPEM, keyPEM, err := wire.GenerateCertificate([]string{"127.0.0.1"}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(Config{Cert: cert, Disks: []DiskConfig{{Name: "d", Path: a}, {Name: "d", Path: b}}})
+	if err == nil {
+		s.Close()
+		t.Fatal("two disks named d were served")
+	}
+	if !strings.Contains(err.Error(), `"d" given twice`) || !strings.Contains(err.Error(), a) || !strings.Contains(err.Error(), b) {
+		t.Errorf("error %q", err)
 	}
 }

@@ -83,6 +83,8 @@ var (
 // wrap adds context to err. The package's errors start with "wire: "; the
 // context does too, so wrap drops err's own, and a chain reads
 // "wire: handshake with 10.0.0.5:9443: frame 2: hello: malformed message: ...".
+// An err that already starts with the context (crypto/tls's errors start
+// with "tls: ") is not given it twice.
 func wrap(err error, format string, args ...any) error {
 	return &wrapped{ctx: fmt.Sprintf(format, args...), err: err}
 }
@@ -92,5 +94,11 @@ type wrapped struct {
 	err error
 }
 
-func (w *wrapped) Error() string { return w.ctx + ": " + strings.TrimPrefix(w.err.Error(), "wire: ") }
+func (w *wrapped) Error() string {
+	msg := strings.TrimPrefix(w.err.Error(), "wire: ")
+	if strings.HasPrefix(msg, w.ctx+": ") {
+		return msg
+	}
+	return w.ctx + ": " + msg
+}
 func (w *wrapped) Unwrap() error { return w.err }

@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -339,5 +340,37 @@ func TestTLS13Only(t *testing.T) {
 	}
 	if _, ok, _ := store.Lookup(addr); ok {
 		t.Fatal("a server without the wire ALPN got pinned")
+	}
+}
+
+// A peer that does not speak TLS fails the handshake with crypto/tls's
+// own words, said once: "tls: first record ...", never "tls: tls: ...".
+func TestTLSHandshakeErrorMessage(t *testing.T) {
+	certPEM, keyPEM, err := GenerateCertificate([]string{"127.0.0.1"}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _, err := LoadCertificate(certPEM, keyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := net.Pipe()
+	defer b.Close()
+	go func() {
+		b.Write([]byte("GET / HTTP/1.0\r\n\r\n"))
+		io.Copy(io.Discard, b)
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cfg := psConfig(fixedKey)
+	cfg.ServerCert = CertFingerprint(cert.Certificate[0])
+	c, err := Server(ctx, tls.Server(a, ServerTLSConfig(cert)), cfg)
+	if err == nil {
+		c.Close()
+		t.Fatal("a plain-text peer passed the handshake")
+	}
+	msg := err.Error()
+	if !strings.Contains(msg, "handshake with pipe: tls: first record does not look like a TLS handshake") || strings.Contains(msg, "tls: tls:") {
+		t.Errorf("error %q", msg)
 	}
 }

@@ -451,3 +451,66 @@ func TestSetPolicyWhileRunning(t *testing.T) {
 		t.Fatalf("health %s threshold %.0fs after lowering the RPO threshold to 1m", s.Health, s.RPOThreshold)
 	}
 }
+
+// After a restart the pair knows only its applied time, old when the
+// source was idle: until the source is heard from, the RPO is unknown,
+// not a breach. A heartbeat makes it known; a source that stays
+// unheard of for the threshold, or is heard to be ahead, is a breach.
+func TestRPOAfterRestart(t *testing.T) {
+	m := newMemPair(t, nil)
+	var ev events
+	m.o.OnEvent = ev.add
+	var mu sync.Mutex
+	now := time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
+	set := func(t time.Time) { mu.Lock(); now = t; mu.Unlock() }
+	m.o.Now = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	p, _ := m.open()
+	w := testutil.NewWorkload(1, diskSize, nil)
+	fill(t, p, w, 5)
+	p.Drain(context.Background())
+	p.Close()
+
+	// Restarted 35 minutes after the source's last write; it was idle.
+	restart := w.Clock.Add(35 * time.Minute)
+	set(restart)
+	p, _ = m.open()
+	p.checkRPO()
+	if s := p.Status(); s.Health != HealthOK || !s.RPOUnknown || s.RPOSeconds != 0 {
+		t.Fatalf("just restarted: %s %q, RPO %.0fs unknown %v; want OK with the RPO unknown", s.Health, s.Reason, s.RPOSeconds, s.RPOUnknown)
+	}
+	if ev.find(EventAlert, "RPO") {
+		t.Fatal("an RPO alert before the source was heard from")
+	}
+	// The process server's first heartbeat: the source is current.
+	set(restart.Add(3 * time.Second))
+	p.Heartbeat(p.Durable(), restart.Add(3*time.Second))
+	p.checkRPO()
+	if s := p.Status(); s.Health != HealthOK || s.RPOUnknown || s.RPOSeconds != 0 {
+		t.Fatalf("after a heartbeat: %s %q, RPO %.0fs unknown %v", s.Health, s.Reason, s.RPOSeconds, s.RPOUnknown)
+	}
+	p.Close()
+
+	// Restarted again, and the source stays unheard of past the
+	// threshold: the RPO runs from the applied time, a breach.
+	set(restart.Add(time.Hour))
+	p, _ = m.open()
+	set(restart.Add(time.Hour + 16*time.Minute))
+	p.checkRPO()
+	if s := p.Status(); s.Health != HealthRPO || s.RPOUnknown || s.RPOSeconds < (76+35)*60 {
+		t.Fatalf("unheard of for 16 min: %s %q, RPO %.0fs unknown %v; want a breach", s.Health, s.Reason, s.RPOSeconds, s.RPOUnknown)
+	}
+	if !ev.find(EventAlert, "exceeds the threshold of 15m0s") {
+		t.Fatal("no RPO alert for a source unheard of")
+	}
+	p.Close()
+
+	// Restarted again and heard from at once, but the source is ahead
+	// (it wrote while this side was down): a breach at once.
+	set(restart.Add(2 * time.Hour))
+	p, _ = m.open()
+	defer p.Close()
+	p.Heartbeat(p.Durable()+10, restart.Add(2*time.Hour))
+	if s := p.Status(); s.Health != HealthRPO || s.RPOUnknown {
+		t.Fatalf("source ahead: %s %q, RPO %.0fs unknown %v; want a breach", s.Health, s.Reason, s.RPOSeconds, s.RPOUnknown)
+	}
+}

@@ -139,12 +139,18 @@ type Pair struct {
 	ended      bool
 	times      []seqTime // appended, not yet durable
 	durTime    time.Time // source time of the newest durable write
-	appended   int64     // bytes of writes appended
-	applied    int64     // bytes of writes applied
-	dups       int64
-	rate       rate
-	rpoAlert   bool
-	lastAck    time.Time
+	// opened is when OpenPair ran; heard, that the source has been heard
+	// from since (a heartbeat, a write made durable). Until then durTime
+	// is the applied time from the store, old if the source was idle,
+	// and the RPO is unknown (rpoLocked).
+	opened   time.Time
+	heard    bool
+	appended int64 // bytes of writes appended
+	applied  int64 // bytes of writes applied
+	dups     int64
+	rate     rate
+	rpoAlert bool
+	lastAck  time.Time
 
 	pend    pending // batches on the target whose applied position is not yet committed
 	undoBuf []byte  // before-image buffer, reused batch to batch
@@ -264,7 +270,7 @@ func OpenPair(cfg PairConfig, o Options) (*Pair, Recovered, error) {
 	if d := p.log.Durable(); d > st.Applied {
 		rec.Reapply = d - st.Applied
 	}
-	p.durTime = st.AppliedTime
+	p.durTime, p.opened = st.AppliedTime, o.Now()
 	if rec.RolledBack > 0 || rec.Reapply > 0 || rec.Journal.TornAt != "" {
 		o.Logger.Info("pair recovered", "pair", cfg.ID, "rolled_back", rec.RolledBack,
 			"rolled_back_seqs", fmt.Sprintf("%d-%d", rec.RolledBackFrom, rec.RolledBackTo),
@@ -320,6 +326,7 @@ func (p *Pair) onDurable(seq uint64) {
 		if p.times[i].t.After(p.durTime) {
 			p.durTime = p.times[i].t
 		}
+		p.heard = true
 	}
 	p.times = append(p.times[:0], p.times[i:]...)
 	ok := p.err == nil
@@ -392,6 +399,9 @@ func (p *Pair) TagContext(ctx context.Context, seq uint64, tag journal.TagInfo) 
 func (p *Pair) Heartbeat(seq uint64, t time.Time) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	// Heard from even when seq is ahead: the source has writes this side
+	// lacks, and the RPO runs from durTime until they are durable.
+	p.heard = true
 	if seq <= p.log.Durable() && t.After(p.durTime) {
 		p.durTime = t
 	}

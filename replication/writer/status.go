@@ -51,21 +51,24 @@ type RetentionStatus struct {
 // PairStatus is a snapshot of one pair: what the status API serves and
 // the console shows.
 type PairStatus struct {
-	ID             string          `json:"id"`
-	Target         string          `json:"target"`
-	TargetBytes    int64           `json:"target_bytes"`
-	Health         string          `json:"health"`
-	Reason         string          `json:"reason,omitempty"`
-	AppliedSeq     uint64          `json:"applied_seq"`
-	DurableSeq     uint64          `json:"durable_seq"`
-	BacklogBytes   int64           `json:"backlog_bytes"`
-	BacklogSeconds float64         `json:"backlog_seconds"`
-	RPOSeconds     float64         `json:"rpo_seconds"`
-	RPOThreshold   float64         `json:"rpo_threshold_seconds"`
-	ThroughputBps  float64         `json:"throughput_bytes_per_second"`
-	Duplicates     int64           `json:"duplicates_dropped"`
-	LastAck        time.Time       `json:"last_ack"`
-	Retention      RetentionStatus `json:"retention"`
+	ID             string  `json:"id"`
+	Target         string  `json:"target"`
+	TargetBytes    int64   `json:"target_bytes"`
+	Health         string  `json:"health"`
+	Reason         string  `json:"reason,omitempty"`
+	AppliedSeq     uint64  `json:"applied_seq"`
+	DurableSeq     uint64  `json:"durable_seq"`
+	BacklogBytes   int64   `json:"backlog_bytes"`
+	BacklogSeconds float64 `json:"backlog_seconds"`
+	RPOSeconds     float64 `json:"rpo_seconds"`
+	// RPOUnknown: the pair has not heard from its source since it was
+	// opened (for at most RPOThreshold); RPOSeconds is 0.
+	RPOUnknown    bool            `json:"rpo_unknown,omitempty"`
+	RPOThreshold  float64         `json:"rpo_threshold_seconds"`
+	ThroughputBps float64         `json:"throughput_bytes_per_second"`
+	Duplicates    int64           `json:"duplicates_dropped"`
+	LastAck       time.Time       `json:"last_ack"`
+	Retention     RetentionStatus `json:"retention"`
 }
 
 // Status returns a snapshot of the pair.
@@ -86,13 +89,15 @@ func (p *Pair) Status() PairStatus {
 		LastAck:       p.lastAck,
 	}
 	durTime := p.durTime
+	rpo, known := p.rpoLocked(now)
 	s.Health, s.Reason = p.healthLocked(now)
 	p.mu.Unlock()
-	if !durTime.IsZero() {
-		s.RPOSeconds = max(now.Sub(durTime).Seconds(), 0)
-		if s.DurableSeq > s.AppliedSeq && !st.AppliedTime.IsZero() {
-			s.BacklogSeconds = max(durTime.Sub(st.AppliedTime).Seconds(), 0)
-		}
+	s.RPOUnknown = !known
+	if known {
+		s.RPOSeconds = max(rpo.Seconds(), 0)
+	}
+	if !durTime.IsZero() && s.DurableSeq > s.AppliedSeq && !st.AppliedTime.IsZero() {
+		s.BacklogSeconds = max(durTime.Sub(st.AppliedTime).Seconds(), 0)
 	}
 	s.Retention = RetentionStatus{
 		UsedBytes: p.store.Used(), CapBytes: pol.SizeCap, Window: pol.Window, OnFull: string(pol.OnFull),
@@ -106,7 +111,24 @@ func (p *Pair) Status() PairStatus {
 	return s
 }
 
+// rpoLocked is how long ago the source was last known to be on the
+// target, and whether that is known. A pair with nothing applied has an
+// RPO of 0. After a restart the newest time known is the applied time,
+// old if the source was idle: until the source is heard from, the RPO
+// is unknown, not a breach. A source still unheard of after RPOThreshold
+// may be that far ahead, and the RPO runs from the applied time again.
+func (p *Pair) rpoLocked(now time.Time) (time.Duration, bool) {
+	switch {
+	case p.durTime.IsZero():
+		return 0, true
+	case !p.heard && now.Sub(p.opened) <= p.cfg.RPOThreshold:
+		return 0, false
+	}
+	return now.Sub(p.durTime), true
+}
+
 func (p *Pair) healthLocked(now time.Time) (string, string) {
+	rpo, _ := p.rpoLocked(now)
 	switch {
 	case p.err != nil:
 		return HealthError, p.err.Error()
@@ -114,8 +136,8 @@ func (p *Pair) healthLocked(now time.Time) (string, string) {
 		return HealthEnded, "pair has ended"
 	case p.paused != "":
 		return HealthPaused, p.paused
-	case !p.durTime.IsZero() && now.Sub(p.durTime) > p.cfg.RPOThreshold:
-		return HealthRPO, fmt.Sprintf("RPO %s exceeds the threshold of %s", now.Sub(p.durTime).Round(time.Second), p.cfg.RPOThreshold)
+	case rpo > p.cfg.RPOThreshold:
+		return HealthRPO, fmt.Sprintf("RPO %s exceeds the threshold of %s", rpo.Round(time.Second), p.cfg.RPOThreshold)
 	}
 	return HealthOK, ""
 }
@@ -125,10 +147,11 @@ func (p *Pair) healthLocked(now time.Time) (string, string) {
 func (p *Pair) checkRPO() {
 	now := p.o.Now()
 	p.mu.Lock()
-	breach := !p.durTime.IsZero() && now.Sub(p.durTime) > p.cfg.RPOThreshold
+	d, _ := p.rpoLocked(now)
+	breach := d > p.cfg.RPOThreshold
 	changed := breach != p.rpoAlert
 	p.rpoAlert = breach
-	rpo := now.Sub(p.durTime).Round(time.Second)
+	rpo := d.Round(time.Second)
 	threshold := p.cfg.RPOThreshold
 	p.mu.Unlock()
 	if !changed {

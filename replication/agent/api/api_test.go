@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -746,6 +747,37 @@ func TestLogHandler(t *testing.T) {
 	case e := <-ch:
 		t.Errorf("a disabled level reached the events: %+v", e)
 	default:
+	}
+}
+
+// An alert or state event (a purge, a pause) reaches the agent's log at
+// its level with its pair and kind, and the event stream once; tag and
+// log events stay out of the log (a log event came from it).
+func TestEventSink(t *testing.T) {
+	h := NewHub()
+	var buf bytes.Buffer
+	sink := EventSink(h, slog.NewTextHandler(&buf, nil))
+	at := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+	sink(writer.Event{Time: at, Pair: "disk3", Kind: writer.EventAlert, Level: slog.LevelWarn,
+		Message: "retention volume full: purged 2 oldest segment(s)"})
+	sink(writer.Event{Time: at, Pair: "disk3", Kind: writer.EventState, Level: slog.LevelInfo, Message: "resumed"})
+	sink(writer.Event{Time: at, Pair: "disk3", Kind: writer.EventTag, Level: slog.LevelInfo, Message: "tag t1 applied"})
+	sink(writer.Event{Time: at, Pair: "disk3", Kind: writer.EventLog, Level: slog.LevelInfo, Message: "a log line"})
+	want := []string{
+		`time=2030-01-02T03:04:05.000Z level=WARN msg="retention volume full: purged 2 oldest segment(s)" pair=disk3 kind=alert`,
+		`time=2030-01-02T03:04:05.000Z level=INFO msg=resumed pair=disk3 kind=state`,
+	}
+	if got := strings.Split(strings.TrimSpace(buf.String()), "\n"); !slices.Equal(got, want) {
+		t.Errorf("log:\n%s\nwant:\n%s", buf.String(), strings.Join(want, "\n"))
+	}
+	h.Publish(writer.Event{Kind: "end"})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ch := h.Subscribe(ctx, HistorySize)
+	for _, kind := range []string{writer.EventAlert, writer.EventState, writer.EventTag, writer.EventLog, "end"} {
+		if e := <-ch; e.Kind != kind {
+			t.Fatalf("event %+v, want kind %s (each event once)", e, kind)
+		}
 	}
 }
 

@@ -28,7 +28,8 @@
 // mtconsole_pair_rpo_seconds, _backlog_bytes, _retention_used_bytes,
 // _applied_seq, _healthy, and the counter mtconsole_pair_acks_total.
 //
-// The agent's log lines are events too (kind "log", LogHandler). The
+// The agent's log lines are events too (kind "log", LogHandler), and
+// its alert and state events are log lines too (EventSink). The
 // event stream never slows the writer: each subscriber has a bounded
 // buffer that drops its oldest events and then says how many it dropped.
 package api

@@ -77,3 +77,25 @@ func (l *logHandler) WithGroup(name string) slog.Handler {
 	c.next = l.next.WithGroup(name)
 	return &c
 }
+
+// EventSink returns the writer.Options.OnEvent of an agent whose logger
+// is slog.New(LogHandler(h, next)): every event goes to the hub, and
+// alert and state events (a purge, a pause, a resume, an RPO breach, an
+// ended pair) are also written to the agent's log through next, at the
+// event's level with its pair and kind as fields. They go to next and
+// not through LogHandler, so the event stream does not get them twice.
+func EventSink(h *Hub, next slog.Handler) func(writer.Event) {
+	return func(e writer.Event) {
+		h.Publish(e)
+		if e.Kind != writer.EventAlert && e.Kind != writer.EventState {
+			return
+		}
+		ctx := context.Background()
+		if !next.Enabled(ctx, e.Level) {
+			return
+		}
+		r := slog.NewRecord(e.Time, e.Level, e.Message, 0)
+		r.AddAttrs(slog.String("pair", e.Pair), slog.String("kind", e.Kind))
+		_ = next.Handle(ctx, r) // a log that cannot be written must not stop the applier
+	}
+}

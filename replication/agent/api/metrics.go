@@ -64,7 +64,9 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 		return
 	}
 	for _, p := range st.Pairs {
-		ch <- prometheus.MustNewConstMetric(descRPO, prometheus.GaugeValue, p.RPOSeconds, p.ID)
+		if !p.RPOUnknown { // no sample until the source is heard from
+			ch <- prometheus.MustNewConstMetric(descRPO, prometheus.GaugeValue, p.RPOSeconds, p.ID)
+		}
 		ch <- prometheus.MustNewConstMetric(descBacklog, prometheus.GaugeValue, float64(p.BacklogBytes), p.ID)
 		ch <- prometheus.MustNewConstMetric(descUsed, prometheus.GaugeValue, float64(p.Retention.UsedBytes), p.ID)
 		ch <- prometheus.MustNewConstMetric(descApplied, prometheus.GaugeValue, float64(p.AppliedSeq), p.ID)

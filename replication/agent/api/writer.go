@@ -23,7 +23,7 @@ import (
 )
 
 // WriterBackend serves the pairs of a writer.Writer. The writer's
-// Options.OnEvent must feed the same Hub (hub.Publish).
+// Options.OnEvent must feed the same Hub (hub.Publish, or EventSink).
 type WriterBackend struct {
 	w    *writer.Writer
 	info HostInfo
