@@ -945,7 +945,7 @@ func (s *Store) SeqAt(t time.Time) (uint64, time.Time, error) {
 	}
 	eSeq, eTime := s.Earliest()
 	if t.Before(eTime) {
-		return 0, time.Time{}, fmt.Errorf("%s is before the earliest recoverable point (%s)", t.UTC().Format(time.RFC3339), eTime.UTC().Format(time.RFC3339))
+		return 0, time.Time{}, fmt.Errorf("%s is before the earliest recoverable point (%s)", t.UTC().Format(time.RFC3339Nano), eTime.UTC().Format(time.RFC3339Nano))
 	}
 	seq, at := eSeq, eTime
 	stop := errors.New("stop")

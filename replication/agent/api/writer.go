@@ -398,7 +398,7 @@ func (b *WriterBackend) Recover(req RecoverRequest) (Job, error) {
 	if len(ps) == 1 {
 		r, err := recovery.Resolve(ps[0].Store(), pt)
 		if err != nil {
-			return Job{}, badField("point", "pair %s: %v", ids[0], err)
+			return Job{}, badField("point", "%v", err)
 		}
 		points = map[string]recovery.Resolved{ids[0]: r}
 	} else if points, err = recovery.ResolveGroup(stores, pt); err != nil {
