@@ -96,7 +96,7 @@ func TestENOSPCOnLoopFS(t *testing.T) {
 	}
 	w.CheckSpace()
 	free, total, _ := p.o.FS.Free(filepath.Join(mnt, "retention"))
-	trigger := journal.LowSpaceTrigger(total, 2<<20, 4<<20)
+	trigger := journal.LowSpaceTrigger(total, 2<<20, 4<<20, 5)
 	if free < trigger {
 		t.Fatalf("after CheckSpace %d bytes free, trigger %d", free, trigger)
 	}
