@@ -56,6 +56,8 @@ takes effect when the agent restarts. The file's format (TOML):
   trust_new_servers = true                    # pin a first-seen certificate
   hash_resync = true                          # targets hold an older copy
   host_config = "/etc/mtconsole/host.conf"    # heartbeats to the configuration server
+  alert_threshold_percent = 5                 # retention volume low below this % free (at most 10 % of it by the 1 GiB floor)
+  min_reserved_space_mb = 0                   # kept free on top; a pair's volume must hold it to start
 
   [process_server]
   address = "ps.example.com:9443"
@@ -213,6 +215,9 @@ func reloadAgent(path string, running agent.Config, hostConfig string, w *writer
 	}
 	if next.HostID != running.HostID {
 		restart = append(restart, "agent.host_id")
+	}
+	if next.Space != running.Space {
+		restart = append(restart, "agent.alert_threshold_percent or agent.min_reserved_space_mb")
 	}
 	if p, _ := fc.HostConfig(); p != hostConfig {
 		restart = append(restart, "agent.host_config")

@@ -29,6 +29,8 @@ import (
 //	trust_new_servers = true                  # pin a first-seen certificate (as ssh asks)
 //	hash_resync = true                        # targets hold an older copy: send only what differs
 //	host_config = "/etc/mtconsole/host.conf"  # registration with the configuration server (see below)
+//	alert_threshold_percent = 5               # a retention volume is low below this % free (at least 1 GiB, but at most 10 % of the volume)
+//	min_reserved_space_mb = 0                 # kept free on top of that; a pair's volume must hold it to start
 //
 //	[process_server]
 //	address = "ps.example.com:9443"
@@ -66,6 +68,10 @@ type FileConfig struct {
 		TrustNewServers *bool   `toml:"trust_new_servers"`
 		HashResync      *bool   `toml:"hash_resync"`
 		HostConfig      *string `toml:"host_config"`
+		// The low-space trigger (the original's cdp_alert_threshold and
+		// cdp_minreservedspace).
+		AlertThresholdPercent *float64 `toml:"alert_threshold_percent"`
+		MinReservedSpaceMB    *int64   `toml:"min_reserved_space_mb"`
 	} `toml:"agent"`
 	ProcessServer struct {
 		Address        string `toml:"address"`
@@ -134,6 +140,12 @@ func LoadConfig(path string) (*FileConfig, error) {
 	}
 	if hc := a.HostConfig; hc != nil && *hc != "" && !filepath.IsAbs(*hc) {
 		return nil, c.errAt("host_config", "[agent] host_config %q: want an absolute path (or \"\" for no heartbeats)", *hc)
+	}
+	if p := a.AlertThresholdPercent; p != nil && !(*p > 0 && *p <= 50) {
+		return nil, c.errAt("alert_threshold_percent", "[agent] alert_threshold_percent %v: want a percentage of the retention volume above 0 and at most 50 (default 5)", *p)
+	}
+	if r := a.MinReservedSpaceMB; r != nil && (*r < 0 || *r > 1<<30) {
+		return nil, c.errAt("min_reserved_space_mb", "[agent] min_reserved_space_mb %d: want 0 or more MiB (default 0)", *r)
 	}
 	if len(c.Pairs) == 0 {
 		return nil, fmt.Errorf("%s: no [[pair]]: name at least one source disk and its target", path)
@@ -244,6 +256,12 @@ func (c *FileConfig) errIn(header string, n int, key, format string, args ...any
 func (c *FileConfig) ClientConfig() Config {
 	cfg := Config{Addr: c.ProcessServer.Address, HostID: c.Agent.HostID, HostName: c.Agent.HostID,
 		HashResync: c.Agent.HashResync == nil || *c.Agent.HashResync}
+	if p := c.Agent.AlertThresholdPercent; p != nil {
+		cfg.Space.Percent = *p
+	}
+	if r := c.Agent.MinReservedSpaceMB; r != nil {
+		cfg.Space.Reserved = uint64(*r) << 20
+	}
 	for _, p := range c.Pairs {
 		id := p.ID
 		if id == "" {

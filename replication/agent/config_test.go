@@ -62,6 +62,25 @@ func TestLoadConfig(t *testing.T) {
 	}
 }
 
+// The low-space trigger's percent and reserve reach the writer; left out,
+// the writer's defaults stay.
+func TestSpaceConfig(t *testing.T) {
+	fc, err := LoadConfig(writeConfig(t, goodConfig))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := fc.ClientConfig().Space; s.Percent != 0 || s.Reserved != 0 {
+		t.Fatalf("defaults: %+v", s)
+	}
+	text := strings.Replace(goodConfig, "[agent]\n", "[agent]\nalert_threshold_percent = 2.5\nmin_reserved_space_mb = 100\n", 1)
+	if fc, err = LoadConfig(writeConfig(t, text)); err != nil {
+		t.Fatal(err)
+	}
+	if s := fc.ClientConfig().Space; s.Percent != 2.5 || s.Reserved != 100<<20 {
+		t.Fatalf("space %+v, want 2.5 %% and 100 MiB", s)
+	}
+}
+
 // The job records go next to the retention directory unless jobs_dir says.
 func TestJobsDir(t *testing.T) {
 	for line, want := range map[string]string{
@@ -119,6 +138,9 @@ func TestLoadConfigErrors(t *testing.T) {
 		{"duplicate id", strings.Replace(goodConfig, `id = "data"`, `id = "sda"`, 1), `id "sda" is used twice`},
 		{"no address", strings.Replace(goodConfig, `address = "ps.example"`, "", 1), "address is required"},
 		{"no pairs", goodConfig[:strings.Index(goodConfig, "[[pair]]")], "no [[pair]]"},
+		{"alert threshold 0", strings.Replace(goodConfig, `retention_dir = "/r"`, "retention_dir = \"/r\"\nalert_threshold_percent = 0", 1), `:4: alert_threshold_percent: [agent] alert_threshold_percent 0: want a percentage`},
+		{"alert threshold 80", strings.Replace(goodConfig, `retention_dir = "/r"`, "retention_dir = \"/r\"\nalert_threshold_percent = 80.5", 1), `:4: alert_threshold_percent: [agent] alert_threshold_percent 80.5`},
+		{"negative reserve", strings.Replace(goodConfig, `retention_dir = "/r"`, "retention_dir = \"/r\"\nmin_reserved_space_mb = -1", 1), `:4: min_reserved_space_mb: [agent] min_reserved_space_mb -1: want 0 or more`},
 		{"relative host config", strings.Replace(goodConfig, `retention_dir = "/r"`, "retention_dir = \"/r\"\nhost_config = \"host.conf\"", 1), `:4: host_config: [agent] host_config "host.conf": want an absolute path`},
 	}
 	for _, tc := range cases {

@@ -82,10 +82,13 @@ func ParseFullAction(s string) (FullAction, error) {
 	return "", fmt.Errorf("on-full action %q: want purge or pause", s)
 }
 
-// LowSpaceTrigger is the free space below which a retention volume of
-// total bytes is short: 5 % of it, clamped to [lo, hi] (1 GiB and 20 GiB
-// in production).
-func LowSpaceTrigger(total, lo, hi uint64) uint64 {
-	t := total / 20
-	return min(max(t, lo), hi)
+// LowSpaceTrigger is the free space below which a volume of total bytes
+// is short (the original's cdp_alert_threshold): pct percent of it, raised
+// to lo but never by the floor past a tenth of the volume (a 256 MiB
+// volume is not short at once for want of 1 GiB), and capped at hi (1 GiB
+// and 20 GiB in production).
+func LowSpaceTrigger(total, lo, hi uint64, pct float64) uint64 {
+	t := uint64(float64(total) * pct / 100)
+	t = max(t, min(lo, total/10))
+	return min(t, hi)
 }

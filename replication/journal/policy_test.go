@@ -114,11 +114,26 @@ func TestLowSpaceTrigger(t *testing.T) {
 		{1024 * gib, gib, 20 * gib, 20 * gib}, // 51.2 GiB: capped
 		{400 * gib, gib, 20 * gib, 20 * gib},  // exactly the cap
 		{20 * gib, gib, 20 * gib, gib},        // exactly the floor
-		{0, gib, 20 * gib, gib},
+		{0, gib, 20 * gib, 0},
 		{2000, 10, 1000, 100}, // small test volumes
+		// Small volumes: the 1 GiB floor stops at a tenth of the volume.
+		{256 << 20, gib, 20 * gib, 256 << 20 / 10},
+		{64 << 20, gib, 20 * gib, 64 << 20 / 10},
 	} {
-		if got := LowSpaceTrigger(tc.total, tc.lo, tc.hi); got != tc.want {
+		if got := LowSpaceTrigger(tc.total, tc.lo, tc.hi, 5); got != tc.want {
 			t.Errorf("LowSpaceTrigger(%d, %d, %d) = %d, want %d", tc.total, tc.lo, tc.hi, got, tc.want)
 		}
+	}
+}
+
+func TestLowSpaceTriggerPercent(t *testing.T) {
+	const gib = 1 << 30
+	if got := LowSpaceTrigger(100*gib, gib, 20*gib, 10); got != 10*gib {
+		t.Errorf("10 %% of 100 GiB = %d", got)
+	}
+	// An admin's percent above a tenth is the admin's: only the floor is
+	// held to a tenth.
+	if got := LowSpaceTrigger(100<<20, gib, 20*gib, 30); got != 30<<20 {
+		t.Errorf("30 %% of 100 MiB = %d", got)
 	}
 }

@@ -2,6 +2,7 @@ package writer
 
 import (
 	"context"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -96,7 +97,7 @@ func TestENOSPCOnLoopFS(t *testing.T) {
 	}
 	w.CheckSpace()
 	free, total, _ := p.o.FS.Free(filepath.Join(mnt, "retention"))
-	trigger := journal.LowSpaceTrigger(total, 2<<20, 4<<20)
+	trigger := journal.LowSpaceTrigger(total, 2<<20, 4<<20, 5)
 	if free < trigger {
 		t.Fatalf("after CheckSpace %d bytes free, trigger %d", free, trigger)
 	}
@@ -145,4 +146,69 @@ func TestENOSPCPauseThenResumeOnLoopFS(t *testing.T) {
 	if d := testutil.Diff(got, wl.Source); d != "" {
 		t.Fatalf("target: %s", d)
 	}
+}
+
+// TestSmallVolumeOnLoopFS: a pair whose journal and retention share a
+// real 64 MiB file system, with the segment sizes and the low-space
+// trigger left to the volume, replicates; the monitor purges instead of
+// pausing and the volume never fills. A 16 MiB one is refused at open.
+func TestSmallVolumeOnLoopFS(t *testing.T) {
+	mnt := loopFS(t, 64)
+	dir := t.TempDir()
+	tgt := filepath.Join(dir, "target.img")
+	if err := os.WriteFile(tgt, make([]byte, 8<<20), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ev := &events{}
+	w := New(Options{OnEvent: ev.add}, SpaceOptions{Interval: -1})
+	t.Cleanup(func() { w.Close() })
+	p, _, err := w.Open(PairConfig{ID: "loop", Target: tgt, JournalDir: filepath.Join(mnt, "journal"),
+		RetentionDir: filepath.Join(mnt, "retention")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.cfg.JournalSegmentSize != 8<<20 || p.cfg.JournalMaxSegments != 2 || p.cfg.UndoSegmentSize > 4<<20 {
+		t.Fatalf("segments: redo %d ×%d, undo %d", p.cfg.JournalSegmentSize, p.cfg.JournalMaxSegments, p.cfg.UndoSegmentSize)
+	}
+	wl := testutil.NewWorkload(41, 8<<20, nil)
+	wl.MaxWrite = 256 << 10
+	wl.TagEvery = 40
+	minFree := uint64(1 << 62)
+	for range 40 { // about 50 MB of before-images
+		for range 10 {
+			if err := feed(t, p, wl.Next()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := p.Sync(); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.Drain(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		w.CheckSpace()
+		free, _, _ := p.o.FS.Free(mnt)
+		minFree = min(minFree, free)
+		if s := p.Status(); s.Health == HealthPaused || s.Health == HealthError {
+			t.Fatalf("%s %q, want replicating", s.Health, s.Reason)
+		}
+	}
+	if !ev.find(EventAlert, "retention volume low: purged") {
+		t.Fatal("the monitor never purged: the test does not test")
+	}
+	if minFree < 4<<20 || ev.find(EventAlert, "volume full") {
+		t.Fatalf("the volume filled: %d bytes free at the least", minFree)
+	}
+	got, _ := os.ReadFile(tgt)
+	if d := testutil.Diff(got, wl.Source); d != "" {
+		t.Fatalf("target: %s", d)
+	}
+
+	small := loopFS(t, 16)
+	_, _, err = w.Open(PairConfig{ID: "tiny", Target: tgt, JournalDir: filepath.Join(small, "journal"),
+		RetentionDir: filepath.Join(small, "retention")})
+	if !errors.Is(err, ErrVolumeTooSmall) {
+		t.Fatalf("16 MiB volume: %v, want ErrVolumeTooSmall", err)
+	}
+	t.Log(err)
 }

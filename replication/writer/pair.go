@@ -45,11 +45,16 @@ type PairConfig struct {
 	// RPOThreshold raises an alert when exceeded (default 15 min).
 	RPOThreshold time.Duration
 
-	JournalSegmentSize int64 // default 64 MiB
-	JournalMaxSegments int   // default 64
-	MaxPending         int   // default 16 MiB
-	MaxRecord          int   // default journal.HeaderSize+journal.MaxPayload
-	UndoSegmentSize    int64 // default 64 MiB, or SizeCap/16 within [1, 64] MiB
+	// Left at 0, the segment sizes follow the volumes (sizeToVolumes):
+	// 64 MiB on volumes of 1 GiB and more, a sixteenth of a smaller one
+	// (the redo segment at least 8 MiB); the undo segment also at most
+	// SizeCap/16 (but at least 1 MiB); and at most 64 redo segments,
+	// together no more than a quarter of the journal volume.
+	JournalSegmentSize int64
+	JournalMaxSegments int
+	MaxPending         int // default 16 MiB
+	MaxRecord          int // default journal.HeaderSize+journal.MaxPayload
+	UndoSegmentSize    int64
 }
 
 // Options are shared by the pairs of a Writer.
@@ -77,6 +82,8 @@ type Options struct {
 	// whenever it runs out of work.
 	CommitBytes    int64
 	CommitInterval time.Duration
+
+	reserved uint64 // SpaceOptions.Reserved of the Writer
 }
 
 func (o *Options) defaults() {
@@ -135,10 +142,12 @@ type Pair struct {
 	mu         sync.Mutex
 	paused     string // reason; "" when running
 	spacePause bool   // paused for lack of retention space
-	err        error
-	ended      bool
-	times      []seqTime // appended, not yet durable
-	durTime    time.Time // source time of the newest durable write
+
+	sharedVolume bool // journal and retention on one volume
+	err          error
+	ended        bool
+	times        []seqTime // appended, not yet durable
+	durTime      time.Time // source time of the newest durable write
 	// opened is when OpenPair ran; heard, that the source has been heard
 	// from since (a heartbeat, a write made durable). Until then durTime
 	// is the applied time from the store, old if the source was idle,
@@ -188,13 +197,11 @@ func OpenPair(cfg PairConfig, o Options) (*Pair, Recovered, error) {
 	if cfg.Policy.OnFull == "" {
 		cfg.Policy.OnFull = journal.Purge
 	}
-	if cfg.UndoSegmentSize == 0 {
-		cfg.UndoSegmentSize = 64 << 20
-		if c := cfg.Policy.SizeCap; c > 0 {
-			cfg.UndoSegmentSize = min(max(c/16, 1<<20), 64<<20)
-		}
+	sizeToVolumes(&cfg, o.FS)
+	if err := checkVolumes(cfg, o.FS, o.reserved); err != nil {
+		return nil, rec, fmt.Errorf("pair %s: %w", cfg.ID, err)
 	}
-	p := &Pair{cfg: cfg, o: o, wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}), hold: make(chan holdReq)}
+	p := &Pair{cfg: cfg, o: o, sharedVolume: sameVolume(o.FS, cfg.JournalDir, cfg.RetentionDir), wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}), hold: make(chan holdReq)}
 	var err error
 	p.store, err = journal.OpenStore(journal.StoreOptions{FS: o.FS, Dir: cfg.RetentionDir, Pair: cfg.ID,
 		CatalogueDir: cfg.CatalogueDir, SegmentSize: cfg.UndoSegmentSize, Hook: o.StoreHook, Logger: o.Logger})

@@ -13,10 +13,24 @@ import (
 )
 
 // SpaceOptions tune the low-space trigger of DESIGN §4: free space below
-// 5 % of the retention volume, clamped to [Min, Max].
+// Percent of the retention volume, raised to Min (but by that floor to no
+// more than a tenth of the volume) and capped at Max, plus Reserved.
 type SpaceOptions struct {
-	Min, Max uint64        // default 1 GiB, 20 GiB
+	Min, Max uint64 // default 1 GiB, 20 GiB
+	// Percent is the original's cdp_alert_threshold (default 5).
+	Percent float64
+	// Reserved is kept free on top of the trigger, and a volume must hold
+	// it beside a pair's first segments (cdp_minreservedspace; default 0).
+	Reserved uint64
 	Interval time.Duration // how often to look (default 5 s; <0: never)
+}
+
+// trigger is the free space below which a volume of total bytes is low,
+// and the free space at which purging stops and a pair paused for space
+// resumes.
+func (s SpaceOptions) trigger(total uint64) (low, enough uint64) {
+	t := journal.LowSpaceTrigger(total, s.Min, s.Max, s.Percent)
+	return t + s.Reserved, 2*t + s.Reserved
 }
 
 // Writer is the set of pairs of a master target, with the monitor that
@@ -40,9 +54,13 @@ func New(o Options, space SpaceOptions) *Writer {
 	if space.Max == 0 {
 		space.Max = 20 << 30
 	}
+	if space.Percent == 0 {
+		space.Percent = 5
+	}
 	if space.Interval == 0 {
 		space.Interval = 5 * time.Second
 	}
+	o.reserved = space.Reserved
 	w := &Writer{o: o, space: space, pairs: map[string]*Pair{}, ended: map[string]*ended{}, stop: make(chan struct{}), done: make(chan struct{})}
 	go w.monitor()
 	return w
@@ -210,18 +228,22 @@ func (w *Writer) monitor() {
 // CheckSpace applies the low-space rule once: on a retention volume with
 // less free space than the trigger, purge pairs lose their oldest
 // segments until twice the trigger is free, pause pairs stop; pairs
-// paused for space resume once twice the trigger is free again.
+// paused for space resume once twice the trigger is free again (the
+// reserve is counted once in both).
 func (w *Writer) CheckSpace() {
 	for _, p := range w.Pairs() {
 		free, total, err := w.o.FS.Free(p.cfg.RetentionDir)
 		if err != nil {
 			continue
 		}
-		trigger := journal.LowSpaceTrigger(total, w.space.Min, w.space.Max)
+		trigger, enough := w.space.trigger(total)
+		// What a paused pair's journal may still take must stay free.
+		h := p.journalHeadroom()
+		trigger, enough = trigger+h, enough+h
 		p.mu.Lock()
 		spacePaused := p.spacePause
 		p.mu.Unlock()
-		if free >= 2*trigger && spacePaused {
+		if free >= enough && spacePaused {
 			if err := p.Resume(); err == nil {
 				p.event(EventState, slog.LevelInfo, fmt.Sprintf("resumed: %s free on the retention volume", mb(int64(free))))
 			}
@@ -238,7 +260,7 @@ func (w *Writer) CheckSpace() {
 		}
 		purged := 0
 		var res journal.PruneResult
-		for free < 2*trigger {
+		for free < enough {
 			r, err := p.store.Prune(journal.PruneOptions{Max: 1})
 			if err != nil || r.Segments == 0 {
 				break
