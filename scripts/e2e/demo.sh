@@ -53,24 +53,24 @@ keys Escape
 step "export recovery of disk0 to the latest application-consistent tag"
 keys r
 wait_for 'Step 1 of 5' 5 "recovery wizard"
-# every pair is chosen at first: none (a), then disk0 (space on the first row)
-screen | grep -qE '\[x\] disk1' && keys a
-wait_for '\[ \] disk0' 5 "no pair chosen"
-keys Space
+# r chooses the pair in view: disk0, the dashboard's selected row
 wait_for '\[x\] disk0' 5 "disk0 chosen"
-screen | grep -qE '\[x\] disk1' && fail "disk1 is still chosen"
+screen | grep -qE '\[x\] disk[12]' && fail "another pair than disk0 is chosen"
 keys Enter
 wait_for 'Step 2 of 5' 5 "point step"
 keys j j
 keys Enter
 wait_for 'Step 3 of 5' 5 "mode step"
-keys j
+# Export, the non-destructive mode, is the default; enter edits its path,
+# and the field owns every key typed (j and k in the path move nothing)
+screen | grep -qE '▶ Export' || fail "Export is not the default mode"
 keys Enter
 wait_for 'Export to:' 5 "export path field"
 keys C-u
-tmux send-keys -t "$sess" -l "$d/e2e-export.img"
+tmux send-keys -t "$sess" -l "$d/e2e-export-jk.img"
 keys Enter
 wait_for 'Step 4 of 5' 10 "readiness check"
+screen | grep -q 'Export of disk0' || fail "the readiness check does not say Export of disk0"
 tag=$(screen | sed -nE 's/.*✓ disk0: (app-consistent )?tag ([^ ]+) .*/\2/p' | head -1)
 [ -n "$tag" ] || fail "readiness check does not name the tag"
 screen | grep -q '✗' && fail "readiness check failed"
@@ -81,7 +81,7 @@ wait_for 'done' 60 "finished export job"
 
 want=$(awk -v t="$tag" '$2 == "disk0" && $3 == t { print $1 }' "$d/tags.sha256")
 [ -n "$want" ] || fail "tag $tag is not in the demo's tags.sha256"
-got=$(sha256sum "$d/e2e-export.img" | cut -d' ' -f1)
+got=$(sha256sum "$d/e2e-export-jk.img" | cut -d' ' -f1)
 [ "$got" = "$want" ] || fail "export of $tag: sha256 $got, the source at the tag $want"
 step "export of $tag is bit-exact ($got)"
 
