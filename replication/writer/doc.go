@@ -32,6 +32,22 @@
 // applied again. A journal that finds no room for a new segment makes
 // acknowledgements wait (an alert says so) rather than fail.
 //
+// Pair.Hold stops the applier for work that reads the target and the
+// retention store together (export, chunk hashes): it hands them over only
+// once every staged batch is committed, so the applied position read then
+// covers every write on the target. (Handing them over before that commit
+// was the cause of wrong live exports on a busy machine.)
+//
 // A Writer holds the pairs of a host and watches their retention volumes
-// for low space.
+// for low space. The volume is low when its free space falls below the
+// trigger, 5 % of the volume by default ([agent]
+// alert_threshold_percent), clamped to 1–20 GiB but never above a tenth of
+// a small volume, plus min_reserved_space_mb; purge pairs then lose their
+// oldest segments and pause pairs stop, with an alert, until twice the
+// trigger is free. Segment sizes left at 0 follow the volume (a sixteenth,
+// at most 64 MiB; redo at least 8 MiB, undo at least 1 MiB), a journal on
+// the retention volume keeps room for itself, and a volume that cannot
+// hold two redo segments and one undo segment is refused at open
+// (ErrVolumeTooSmall). This is DESIGN §4's low-space rule made to fit
+// small volumes.
 package writer
