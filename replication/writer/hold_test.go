@@ -20,32 +20,13 @@ import (
 // over until those batches are committed; before the fix the export read
 // the old applied position while the applier was still committing, left
 // out the staged writes' before-images, and wrote their new data into an
-// image reported exact.
+// image reported exact. The test reads the applied position inside a hold
+// (it fails without the fix), then exports the tag and compares the image.
 func TestExportWhileBatchesStaged(t *testing.T) {
 	m, tfs := newStagingPair(t)
-	slow := &slowSyncFS{FS: tfs, target: m.cfg.Target}
+	slow := newTargetGate(tfs, m.cfg.Target) // stalls a target write, slows its fdatasync
 	m.o.TargetFS = slow
 
-	var (
-		mu        sync.Mutex
-		writesArm = -1 // target writes to let through before the gate
-		gate      = make(chan struct{})
-	)
-	tfs.SetInjector(func(op vfs.Op, name string) error {
-		mu.Lock()
-		stall := false
-		if op == vfs.OpWrite && name == m.cfg.Target && writesArm >= 0 {
-			if writesArm == 0 {
-				stall = true
-			}
-			writesArm--
-		}
-		mu.Unlock()
-		if stall {
-			<-gate
-		}
-		return nil
-	})
 	p, _ := m.open()
 	defer p.Close()
 
@@ -78,27 +59,40 @@ func TestExportWhileBatchesStaged(t *testing.T) {
 
 	// Writes 11-20, all durable while the applier stalls writing 11 to the
 	// target; the export's hold waits behind it. Released, the applier
-	// has 11 staged when it meets the hold, and the target fdatasync that begins its commit is slow.
-	mu.Lock()
-	writesArm = 0
-	mu.Unlock()
+	// has 11 staged when it meets the hold, and the target fdatasync that
+	// begins its commit is slow.
+	slow.stallWrite(0)
 	for seq := uint64(11); seq <= 20; seq++ {
 		write(seq)
 	}
 	if err := p.Sync(); err != nil {
 		t.Fatal(err)
 	}
+	// Hold's promise, read inside it: every batch on the target is
+	// committed, so the applied position covers write 11. (The export
+	// would come out right even without it: a plan also takes the
+	// before-images past the applied position.)
 	res := make(chan error, 1)
+	var applied uint64
 	go func() {
-		_, err := p.Export(context.Background(), r, "/mt/export.img", nil)
-		slow.done()
+		err := p.Hold(func(_ vfs.File, st *journal.Store) error {
+			applied = st.State().Applied
+			return nil
+		})
+		slow.syncDone()
+		if err == nil {
+			_, err = p.Export(context.Background(), r, "/mt/export.img", nil)
+		}
 		res <- err
 	}()
-	time.Sleep(50 * time.Millisecond) // the export reaches Hold (if not, it still finds batches staged)
-	slow.arm()
-	close(gate)
+	time.Sleep(50 * time.Millisecond) // the hold waits behind the stalled write (if not, it still finds 11 staged)
+	slow.slowSync()
+	close(slow.release)
 	if err := <-res; err != nil {
 		t.Fatal(err)
+	}
+	if applied < 11 {
+		t.Fatalf("inside Hold the applied position was %d while write 11 was on the target: Hold handed the target over before the commit", applied)
 	}
 	got, err := tfs.ReadFile("/mt/export.img")
 	if err != nil {
@@ -139,52 +133,77 @@ func firstDiff(got, want []byte) string {
 	return ""
 }
 
-// slowSyncFS makes, once armed, the target's fdatasync wait up to a second
-// or until done: an export that does not wait for the commit reads the
-// store meanwhile.
-type slowSyncFS struct {
+// targetGate wraps the file system of a pair's target. Once told, it
+// stalls the target write after n more have passed until release, and
+// makes the target's fdatasync wait up to a second or until syncDone;
+// both outside the file system's lock, so others read meanwhile.
+type targetGate struct {
 	vfs.FS
-	target string
-	mu     sync.Mutex
-	armed  bool
-	end    chan struct{}
+	target   string
+	mu       sync.Mutex
+	stallAt  int // -1: no stall
+	release  chan struct{}
+	stalled  chan struct{}
+	slow     bool
+	slowDone chan struct{}
 }
 
-func (s *slowSyncFS) arm() {
-	s.mu.Lock()
-	s.armed, s.end = true, make(chan struct{})
-	s.mu.Unlock()
+func newTargetGate(fs vfs.FS, target string) *targetGate {
+	return &targetGate{FS: fs, target: target, stallAt: -1, release: make(chan struct{}), stalled: make(chan struct{})}
 }
 
-func (s *slowSyncFS) done() {
-	s.mu.Lock()
-	if s.armed {
-		close(s.end)
-		s.armed = false
+func (g *targetGate) stallWrite(n int) { g.mu.Lock(); g.stallAt = n; g.mu.Unlock() }
+
+func (g *targetGate) slowSync() {
+	g.mu.Lock()
+	g.slow, g.slowDone = true, make(chan struct{})
+	g.mu.Unlock()
+}
+
+func (g *targetGate) syncDone() {
+	g.mu.Lock()
+	if g.slow {
+		close(g.slowDone)
+		g.slow = false
 	}
-	s.mu.Unlock()
+	g.mu.Unlock()
 }
 
-func (s *slowSyncFS) OpenFile(name string, flag int, perm os.FileMode) (vfs.File, error) {
-	f, err := s.FS.OpenFile(name, flag, perm)
-	if err != nil || name != s.target {
+func (g *targetGate) OpenFile(name string, flag int, perm os.FileMode) (vfs.File, error) {
+	f, err := g.FS.OpenFile(name, flag, perm)
+	if err != nil || name != g.target {
 		return f, err
 	}
-	return slowSyncFile{f, s}, nil
+	return gateFile{f, g}, nil
 }
 
-type slowSyncFile struct {
+type gateFile struct {
 	vfs.File
-	fs *slowSyncFS
+	g *targetGate
 }
 
-func (f slowSyncFile) Sync() error {
-	f.fs.mu.Lock()
-	armed, end := f.fs.armed, f.fs.end
-	f.fs.mu.Unlock()
-	if armed {
+func (f gateFile) WriteAt(b []byte, off int64) (int, error) {
+	g := f.g
+	g.mu.Lock()
+	stall := g.stallAt == 0
+	if g.stallAt >= 0 {
+		g.stallAt--
+	}
+	g.mu.Unlock()
+	if stall {
+		close(g.stalled)
+		<-g.release
+	}
+	return f.File.WriteAt(b, off)
+}
+
+func (f gateFile) Sync() error {
+	f.g.mu.Lock()
+	slow, done := f.g.slow, f.g.slowDone
+	f.g.mu.Unlock()
+	if slow {
 		select {
-		case <-end:
+		case <-done:
 		case <-time.After(time.Second):
 		}
 	}

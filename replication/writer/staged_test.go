@@ -5,7 +5,6 @@ import (
 	"context"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,7 +22,7 @@ import (
 // position too. Before, the landed writes leaked into the image.
 func TestOfflineRecoveryAfterCrashMidBatch(t *testing.T) {
 	m, tfs := newStagingPair(t)
-	gate := &gateFS{FS: tfs, target: m.cfg.Target, stallAt: -1, release: make(chan struct{}), stalled: make(chan struct{})}
+	gate := newTargetGate(tfs, m.cfg.Target)
 	m.o.TargetFS = gate
 	p, _ := m.open()
 
@@ -48,7 +47,7 @@ func TestOfflineRecoveryAfterCrashMidBatch(t *testing.T) {
 		t.Fatal(err)
 	}
 	// 11 and 12 reach the target, 13 stalls: then the power goes.
-	gate.arm(2)
+	gate.stallWrite(2)
 	for seq := uint64(11); seq <= 20; seq++ {
 		write(seq)
 	}
@@ -104,45 +103,4 @@ func TestOfflineRecoveryAfterCrashMidBatch(t *testing.T) {
 	if d := firstDiff(got, want); d != "" {
 		t.Fatalf("offline rollback to t10 after a crash mid-batch: %s", d)
 	}
-}
-
-// gateFS stalls, once armed, the target write after n more have passed,
-// outside the file system's lock, until release.
-type gateFS struct {
-	vfs.FS
-	target  string
-	mu      sync.Mutex
-	stallAt int
-	release chan struct{}
-	stalled chan struct{}
-}
-
-func (g *gateFS) arm(n int) { g.mu.Lock(); g.stallAt = n; g.mu.Unlock() }
-
-func (g *gateFS) OpenFile(name string, flag int, perm os.FileMode) (vfs.File, error) {
-	f, err := g.FS.OpenFile(name, flag, perm)
-	if err != nil || name != g.target {
-		return f, err
-	}
-	return gateFile{f, g}, nil
-}
-
-type gateFile struct {
-	vfs.File
-	g *gateFS
-}
-
-func (f gateFile) WriteAt(b []byte, off int64) (int, error) {
-	g := f.g
-	g.mu.Lock()
-	stall := g.stallAt == 0
-	if g.stallAt >= 0 {
-		g.stallAt--
-	}
-	g.mu.Unlock()
-	if stall {
-		close(g.stalled)
-		<-g.release
-	}
-	return f.File.WriteAt(b, off)
 }
