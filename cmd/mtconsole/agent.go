@@ -131,24 +131,7 @@ func runAgent(ctx context.Context, logOut io.Writer, path string, reloadOnHUP bo
 		return err
 	}
 	defer client.Close()
-	var pcs []writer.PairConfig
-	for _, p := range cfg.Pairs {
-		pcs = append(pcs, p.PairConfig)
-	}
-	backend = api.FromWriter(client.Writer(), api.HostInfo{Host: fc.Agent.HostID, Version: version}, hub, pcs...)
-	// The admin's tags are placed by the process server, in the sources'
-	// write order: the agent numbers no sequence of its own.
-	backend.SetTagger(client.Tag)
-	// A rollback ends its pair through the client: the pair leaves the
-	// session with the process server, the others stream on.
-	backend.SetEnder(client.End)
-	backend.SetReplication(func() map[string]api.Replication {
-		out := map[string]api.Replication{}
-		for _, s := range client.Status() {
-			out[s.ID] = api.Replication{State: s.State, Done: s.ResyncDone, Total: s.ResyncTotal}
-		}
-		return out
-	})
+	backend = client.Backend(api.HostInfo{Host: fc.Agent.HostID, Version: version}, hub)
 	// The host's registration with the configuration server, kept alive.
 	csCtx, stopCS := context.WithCancel(ctx)
 	cs := startCSHeartbeats(csCtx, fc, logger, hostconfig.HeartbeatInterval)

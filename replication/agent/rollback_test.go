@@ -119,20 +119,7 @@ func (r *pairsRig) start() {
 	if err != nil {
 		t.Fatalf("agent start: %v", err)
 	}
-	var pcs []writer.PairConfig
-	for _, p := range r.cfg.Pairs {
-		pcs = append(pcs, p.PairConfig)
-	}
-	b := api.FromWriter(cl.Writer(), api.HostInfo{Host: "mt-1"}, api.NewHub(), pcs...)
-	b.SetTagger(cl.Tag)
-	b.SetEnder(cl.End)
-	b.SetReplication(func() map[string]api.Replication {
-		out := map[string]api.Replication{}
-		for _, s := range cl.Status() {
-			out[s.ID] = api.Replication{State: s.State, Done: s.ResyncDone, Total: s.ResyncTotal}
-		}
-		return out
-	})
+	b := cl.Backend(api.HostInfo{Host: "mt-1"}, api.NewHub())
 	r.cl, r.b = cl, b
 	ctx, cancel := context.WithCancel(r.ctx)
 	done := make(chan error, 1)
