@@ -50,9 +50,15 @@ type Binding struct {
 	// Pin keeps it in the footer whatever the width (help and quit),
 	// after the others.
 	Pin bool
-	// Run is what it does. Nil: the binding only documents keys a screen
-	// handles itself (a text field, a list's moves).
+	// Run is what it does. Nil (and no RunKey): the binding only documents
+	// keys a screen handles itself (a text field).
 	Run func() tea.Cmd
+	// RunKey, instead of Run, is given the key pressed: one entry for keys
+	// that differ in direction (a list's ↑↓/jk, pgup/pgdn).
+	RunKey func(msg tea.KeyPressMsg) tea.Cmd
+	// What names the change in the read-only refusal where Help does not
+	// say it ("start the recovery" for an "enter next"). Empty: Help.
+	What string
 }
 
 // Matches reports whether the key press is one of b's keys.
@@ -90,7 +96,11 @@ type Set struct {
 // Reason says why b is refused now, or "" when it may run.
 func (s Set) Reason(b *Binding) string {
 	if b.Dangerous && s.ReadOnly != "" {
-		return "read-only (" + s.ReadOnly + "): " + b.Help + " changes something"
+		what := b.What
+		if what == "" {
+			what = b.Help
+		}
+		return "read-only (" + s.ReadOnly + "): " + what + " changes something"
 	}
 	if b.Disabled != nil {
 		return b.Disabled()
@@ -120,10 +130,13 @@ func (s Set) Handle(msg tea.KeyPressMsg) Result {
 		if why := s.Reason(b); why != "" {
 			return Result{Handled: true, Refused: why}
 		}
-		if b.Run == nil {
-			return Result{}
+		switch {
+		case b.RunKey != nil:
+			return Result{Handled: true, Cmd: b.RunKey(msg)}
+		case b.Run != nil:
+			return Result{Handled: true, Cmd: b.Run()}
 		}
-		return Result{Handled: true, Cmd: b.Run()}
+		return Result{}
 	}
 	return Result{}
 }
@@ -131,20 +144,26 @@ func (s Set) Handle(msg tea.KeyPressMsg) Result {
 // Footer draws the key line at width w: as many of the usable bindings as
 // fit, in order, then the pinned ones. keyStyle draws the keys.
 func (s Set) Footer(w int, keyStyle lipgloss.Style) string {
+	var b strings.Builder
+	b.WriteByte(' ')
+	for _, x := range s.Shown(w) {
+		b.WriteString(keyStyle.Render(short(x.label())))
+		b.WriteString(" " + x.Help + "  ")
+	}
+	return strings.TrimRight(b.String(), " ")
+}
+
+// Shown is the bindings Footer draws at width w, in its order: the usable
+// ones that fit, then the pinned ones.
+func (s Set) Shown(w int) []*Binding {
 	entry := func(b *Binding) string { return short(b.label()) + " " + b.Help }
 	room := w - 1 + 2 // the leading space; the last gap is trimmed
-	var pinned []*Binding
+	var pinned, out []*Binding
 	for i := range s.Bindings {
 		if b := &s.Bindings[i]; b.Pin {
 			pinned = append(pinned, b)
 			room -= ansi.StringWidth(entry(b)) + 2
 		}
-	}
-	var b strings.Builder
-	b.WriteByte(' ')
-	write := func(x *Binding) {
-		b.WriteString(keyStyle.Render(short(x.label())))
-		b.WriteString(" " + x.Help + "  ")
 	}
 	for i := range s.Bindings {
 		x := &s.Bindings[i]
@@ -153,13 +172,10 @@ func (s Set) Footer(w int, keyStyle lipgloss.Style) string {
 		}
 		if n := ansi.StringWidth(entry(x)) + 2; n <= room {
 			room -= n
-			write(x)
+			out = append(out, x)
 		}
 	}
-	for _, x := range pinned {
-		write(x)
-	}
-	return strings.TrimRight(b.String(), " ")
+	return append(out, pinned...)
 }
 
 // HelpLines lists every binding with its keys and help, a refused one

@@ -112,3 +112,37 @@ func TestFooterFitsAndLeavesRefusedToHelp(t *testing.T) {
 		t.Fatalf("Find(recover) = %+v", b)
 	}
 }
+
+func TestRunKeyWhatAndShown(t *testing.T) {
+	var got []string
+	s := Set{ReadOnly: "not root", Bindings: []Binding{
+		{Keys: []string{"up", "k", "down", "j"}, Label: "↑↓/jk", Help: "move",
+			RunKey: func(msg tea.KeyPressMsg) tea.Cmd { got = append(got, msg.String()); return nil }},
+		{Keys: []string{"enter"}, Help: "next", Dangerous: true, What: "start the export", Run: func() tea.Cmd { return nil }},
+		{Keys: []string{"q"}, Help: "quit", Pin: true, Run: func() tea.Cmd { return nil }},
+	}}
+	// RunKey is told which key it was: one entry, two directions.
+	for _, k := range []string{"k", "j"} {
+		if r := s.Handle(press(k)); !r.Handled || r.Refused != "" {
+			t.Fatalf("%s: %+v", k, r)
+		}
+	}
+	if strings.Join(got, ",") != "k,j" {
+		t.Fatalf("RunKey got %v", got)
+	}
+	// What names the change where Help does not.
+	if r := s.Handle(press("enter")); r.Refused != "read-only (not root): start the export changes something" {
+		t.Fatalf("enter read-only: %+v", r)
+	}
+	// Shown is what Footer draws: the refused one is left to the help.
+	var shown []string
+	for _, b := range s.Shown(80) {
+		shown = append(shown, b.Help)
+	}
+	if strings.Join(shown, ",") != "move,quit" {
+		t.Fatalf("shown %v", shown)
+	}
+	if got, want := s.Footer(80, lipgloss.NewStyle()), " ↑↓/jk move  q quit"; got != want {
+		t.Fatalf("footer %q, want %q", got, want)
+	}
+}
