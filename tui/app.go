@@ -7,11 +7,9 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"slices"
 	"strings"
 	"time"
 
-	"charm.land/bubbles/v2/key"
 	"charm.land/bubbles/v2/textinput"
 	tea "charm.land/bubbletea/v2"
 	"charm.land/lipgloss/v2"
@@ -20,6 +18,7 @@ import (
 	"github.com/mtconsole/mtconsole/replication/agent/api"
 	"github.com/mtconsole/mtconsole/replication/journal"
 	"github.com/mtconsole/mtconsole/replication/writer"
+	"github.com/mtconsole/mtconsole/tui/action"
 )
 
 // Minimum terminal size; below it the console draws one line saying so.
@@ -37,7 +36,7 @@ const (
 type Options struct {
 	Collector Collector // the data; nil shows no data
 	Actions   Actions   // the changes; nil makes the console read-only
-	// ReadOnly hides every key that changes something; ReadOnlyReason
+	// ReadOnly refuses every key that changes something; ReadOnlyReason
 	// says why on screen ("not root", "--readonly", "replay").
 	ReadOnly       bool
 	ReadOnlyReason string
@@ -65,7 +64,6 @@ type Model struct {
 	o    Options
 	ctx  context.Context
 	st   Styles
-	keys keyMap
 	ch   chan tea.Msg
 	w, h int
 
@@ -88,10 +86,11 @@ type Model struct {
 	noteErr bool
 	noteAt  time.Time
 
-	dash   dashState
-	detail detailState
-	logs   logsState
-	wiz    wizard
+	// The pages: each keeps its own state.
+	dash   dashboardPage
+	detail detailPage
+	logs   logsPage
+	wiz    wizard // the recovery wizard's page
 }
 
 type history struct{ rpo, bps []float64 }
@@ -126,12 +125,12 @@ func New(ctx context.Context, o Options) *Model {
 	if o.ReadOnly && o.ReadOnlyReason == "" {
 		o.ReadOnlyReason = "--readonly"
 	}
-	m := &Model{o: o, ctx: ctx, st: NewStyles(!o.NoColor), keys: newKeyMap(o.ReadOnly),
+	m := &Model{o: o, ctx: ctx, st: NewStyles(!o.NoColor),
 		ch: make(chan tea.Msg, 256), w: MinWidth, h: MinHeight,
 		changes: map[string][]writer.Event{}, hist: map[string]*history{}, tags: map[string][]journal.Tag{}, jobs: map[string]*jobView{}}
-	m.dash = newDashState()
-	m.detail = detailState{input: newInput("Tag name: ")}
-	m.logs = newLogsState()
+	m.dash = newDashboardPage()
+	m.detail = detailPage{input: newInput("Tag name: ")}
+	m.logs = newLogsPage()
 	return m
 }
 
@@ -218,14 +217,9 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, minuteTick()
 	case actionMsg:
 		return m, m.onAction(msg)
-	case recoverStartedMsg:
-		return m, m.onRecoverStarted(msg)
-	case vsPlanMsg:
-		return m, m.onVSPlan(msg)
-	case vsProgressMsg:
-		return m, m.onVSProgress(msg)
-	case vsDoneMsg:
-		return m, m.onVSDone(msg)
+	case recoverStartedMsg, vsPlanMsg, vsProgressMsg, vsDoneMsg:
+		// The wizard's, whichever page is shown.
+		return m, m.wiz.update(m, msg)
 	case tea.PasteMsg:
 		// The terminal's paste, which works over SSH; Ctrl+V would read
 		// the server's clipboard.
@@ -397,28 +391,7 @@ func (m *Model) fetchTags(pair string) tea.Cmd {
 }
 
 // focused is the text field that has the keyboard, if any.
-func (m *Model) focused() *textinput.Model {
-	switch m.screen {
-	case screenDashboard:
-		if m.dash.filter.Focused() {
-			return &m.dash.filter
-		}
-		if m.dash.tag.Focused() {
-			return &m.dash.tag
-		}
-	case screenDetail:
-		if m.detail.input.Focused() {
-			return &m.detail.input
-		}
-	case screenLogs:
-		if m.logs.filter.Focused() {
-			return &m.logs.filter
-		}
-	case screenRecover:
-		return m.wiz.focused()
-	}
-	return nil
-}
+func (m *Model) focused() *textinput.Model { return m.page().focused() }
 
 // inputChanged lets the screen react to a field's new value.
 func (m *Model) inputChanged() tea.Cmd {
@@ -433,6 +406,9 @@ func (m *Model) inputChanged() tea.Cmd {
 
 func (m *Model) tooSmall() bool { return m.w < MinWidth || m.h < MinHeight }
 
+// key routes a key press: to the text field that has the keyboard, else
+// to the help's keys or the screen's Set; a key no binding takes goes to
+// the page. A refused binding says why in the footer.
 func (m *Model) key(msg tea.KeyPressMsg) tea.Cmd {
 	if msg.String() == "ctrl+c" {
 		return tea.Quit
@@ -440,60 +416,27 @@ func (m *Model) key(msg tea.KeyPressMsg) tea.Cmd {
 	if ti := m.focused(); ti != nil {
 		return m.inputKey(ti, msg)
 	}
-	g := m.keys.Global
-	if m.help {
-		switch {
-		case key.Matches(msg, g.Quit):
-			return tea.Quit
-		case key.Matches(msg, g.Help, g.Back):
-			m.help = false
-		}
-		return nil
-	}
+	var set action.Set
 	switch {
-	case key.Matches(msg, g.Quit) && m.wiz.step == stepVSRun:
-		// Quitting would cut the creation between two of its steps.
-		m.setNote(true, "the failback VM is being created: q waits for its report (ctrl+c cuts it)")
-		return nil
-	case key.Matches(msg, g.Quit):
-		return tea.Quit
-	case key.Matches(msg, g.Redraw):
-		return tea.ClearScreen
 	case m.tooSmall():
-		return nil
-	case key.Matches(msg, g.Help):
-		m.help = true
-		return nil
-	case key.Matches(msg, g.Dashboard):
-		m.screen = screenDashboard
-		return nil
-	case key.Matches(msg, g.Logs):
-		m.screen = screenLogs
-		return nil
-	case m.screen != screenRecover && key.Matches(msg, g.Recover):
-		// One pair chosen, the one in view: the detail's, else the
-		// dashboard's selected. Pairs tagged one by one share no point,
-		// so choosing them all would only fail the readiness check;
-		// step 1 adds the others.
-		var pairs []string
-		if m.screen == screenDetail {
-			pairs = []string{m.detail.pair}
-		} else if p := m.selected(); p != nil {
-			pairs = []string{p.ID}
-		}
-		return m.openWizard(pairs)
+		g := m.globalKeys()
+		set = action.Set{Bindings: []action.Binding{g.Redraw, g.Quit}}
+	case m.help:
+		set = m.helpKeys()
+	default:
+		set = m.keySet()
 	}
-	switch m.screen {
-	case screenDashboard:
-		return m.dashKey(msg)
-	case screenDetail:
-		return m.detailKey(msg)
-	case screenLogs:
-		return m.logsKey(msg)
-	case screenRecover:
-		return m.wizKey(msg)
+	r := set.Handle(msg)
+	switch {
+	case r.Refused != "":
+		m.setNote(true, r.Refused)
+		return nil
+	case r.Handled:
+		return r.Cmd
+	case m.help || m.tooSmall():
+		return nil
 	}
-	return nil
+	return m.page().update(m, msg)
 }
 
 // inputKey handles a key while a text field has the keyboard: enter and
@@ -567,16 +510,7 @@ func (m *Model) render() string {
 	if m.help {
 		body = m.helpView(m.w, bodyH)
 	} else {
-		switch m.screen {
-		case screenDashboard:
-			body = m.dashView(m.w, bodyH)
-		case screenDetail:
-			body = m.detailView(m.w, bodyH)
-		case screenLogs:
-			body = m.logsView(m.w, bodyH)
-		case screenRecover:
-			body = m.wizView(m.w, bodyH)
-		}
+		body = m.page().view(m, m.w, bodyH)
 	}
 	lines := strings.Split(body, "\n")
 	if len(lines) > bodyH {
@@ -709,9 +643,9 @@ func shortAge(d time.Duration) string {
 	return fmt.Sprintf("%dd", int(d/(24*time.Hour)))
 }
 
-// keysView is the footer's key line, from the screen's key table: its
-// keys in the table's order as long as they fit, then help and quit. The
-// F-key twins are left to the help, so the letters fit 80 columns.
+// keysView is the footer's key line: a text field's keys while one has
+// the keyboard, else the screen's Set as its footer draws it (the
+// bindings in order as long as they fit, then help and quit).
 func (m *Model) keysView() string {
 	if ti := m.focused(); ti != nil {
 		if ti == &m.wiz.destIn || ti == &m.wiz.timeIn {
@@ -719,43 +653,10 @@ func (m *Model) keysView() string {
 		}
 		return fit(" enter done · esc cancel · ctrl+u clear · paste works (terminal paste)", m.w)
 	}
-	g := m.keys.Global
 	if m.help {
-		return " " + m.st.Key.Render("?/esc") + " close help  " + m.st.Key.Render("q") + " quit"
+		return m.helpKeys().Footer(m.w, m.st.Key)
 	}
-	tail := []key.Binding{g.Help, g.Quit}
-	label := func(k key.Binding) string { return shortKey(k.Help().Key) + " " + k.Help().Desc }
-	room := m.w - 1 + 2 // the last key's gap is trimmed
-	for _, k := range tail {
-		room -= ansi.StringWidth(label(k)) + 2
-	}
-	var b strings.Builder
-	b.WriteByte(' ')
-	write := func(k key.Binding) {
-		b.WriteString(m.st.Key.Render(shortKey(k.Help().Key)))
-		b.WriteString(" " + k.Help().Desc + "  ")
-	}
-	for _, k := range m.screenKeys() {
-		if k.Help() == g.Help.Help() || k.Help() == g.Quit.Help() {
-			continue
-		}
-		if n := ansi.StringWidth(label(k)) + 2; n <= room {
-			room -= n
-			write(k)
-		}
-	}
-	for _, k := range tail {
-		write(k)
-	}
-	return strings.TrimRight(b.String(), " ")
-}
-
-// shortKey drops a key's F-key twin: "r/F5" → "r".
-func shortKey(k string) string {
-	if i := strings.Index(k, "/F"); i > 0 {
-		return k[:i]
-	}
-	return k
+	return m.keySet().Footer(m.w, m.st.Key)
 }
 
 // noteView is the footer's second line: the last action's outcome or
@@ -771,25 +672,4 @@ func (m *Model) noteView() string {
 		return m.st.Err.Render(cut(" ✗ "+m.agentErr.Error(), m.w))
 	}
 	return ""
-}
-
-// screenKeys is the key table of what is on screen now.
-func (m *Model) screenKeys() []key.Binding {
-	bs := enabled(m.keys.screenKeys(m.screen))
-	if m.screen != screenRecover {
-		return bs
-	}
-	k := m.keys.Wizard
-	return slices.DeleteFunc(bs, func(b key.Binding) bool {
-		same := func(o key.Binding) bool { return b.Help() == o.Help() }
-		switch m.wiz.step {
-		case stepPairs:
-			return same(k.Edit)
-		case stepRun, stepResult, stepCheck, stepConfirm:
-			return same(k.Move) || same(k.Toggle) || same(k.All) || same(k.Edit)
-		case stepPoint, stepMode:
-			return same(k.Toggle) || same(k.All)
-		}
-		return same(k.Toggle) || same(k.All) || same(k.Edit)
-	})
 }

@@ -8,13 +8,13 @@ import (
 	"strings"
 	"time"
 
-	"charm.land/bubbles/v2/key"
 	"charm.land/bubbles/v2/textinput"
 	tea "charm.land/bubbletea/v2"
 	"github.com/charmbracelet/x/ansi"
 
 	"github.com/mtconsole/mtconsole/replication/agent/api"
 	"github.com/mtconsole/mtconsole/replication/writer"
+	"github.com/mtconsole/mtconsole/tui/action"
 )
 
 type sortKey int
@@ -31,7 +31,9 @@ const (
 
 var sortNames = [numSorts]string{"pair", "state", "health", "RPO ↓", "backlog ↓", "rate ↓"}
 
-type dashState struct {
+// dashboardPage is the pair table: its selection, sort, filter and the
+// tag-all prompt.
+type dashboardPage struct {
 	sel    string // the selected pair's id: stays put across sorts and updates
 	sortBy sortKey
 	filter textinput.Model
@@ -39,8 +41,8 @@ type dashState struct {
 	rows   []int           // indexes into status.Pairs, filtered and sorted
 }
 
-func newDashState() dashState {
-	return dashState{filter: newInput("Filter: "), tag: newInput("Tag every pair shown as: ")}
+func newDashboardPage() dashboardPage {
+	return dashboardPage{filter: newInput("Filter: "), tag: newInput("Tag every pair shown as: ")}
 }
 
 // refreshRows filters and sorts the pairs; it runs when they, the filter
@@ -146,39 +148,67 @@ func (m *Model) pair(id string) *api.PairStatus {
 	return nil
 }
 
-func (m *Model) dashKey(msg tea.KeyPressMsg) tea.Cmd {
-	k := m.keys.Dash
-	i := m.selIndex()
-	switch {
-	case key.Matches(msg, k.Up):
-		if i > 0 {
-			m.dash.sel = m.status.Pairs[m.dash.rows[i-1]].ID
-		}
-	case key.Matches(msg, k.Down):
-		if i+1 < len(m.dash.rows) {
-			m.dash.sel = m.status.Pairs[m.dash.rows[i+1]].ID
-		}
-	case key.Matches(msg, k.Sort):
-		m.dash.sortBy = (m.dash.sortBy + 1) % numSorts
-		m.refreshRows()
-	case key.Matches(msg, k.Filter):
-		return m.dash.filter.Focus()
-	case key.Matches(msg, k.TagAll):
-		if len(m.dash.rows) == 0 {
-			return nil
-		}
-		m.dash.tag.SetValue("manual-" + m.o.Now().UTC().Format("20060102-150405"))
-		m.dash.tag.CursorEnd()
-		return m.dash.tag.Focus()
-	case key.Matches(msg, k.Detail):
-		if p := m.selected(); p != nil {
-			return m.openDetail(p.ID)
-		}
-	case key.Matches(msg, m.keys.Global.Back):
-		if m.dash.filter.Value() != "" {
-			m.dash.filter.SetValue("")
+func (p *dashboardPage) keys(m *Model) []action.Binding {
+	g := m.globalKeys()
+	return []action.Binding{
+		{Keys: []string{"enter"}, Help: "detail",
+			Disabled: func() string {
+				if m.selected() == nil {
+					return "no pair is shown"
+				}
+				return ""
+			},
+			Run: func() tea.Cmd { return m.openDetail(m.selected().ID) }},
+		g.Recover,
+		{Keys: []string{"t"}, Help: "tag all", Dangerous: true,
+			Disabled: func() string {
+				if len(p.rows) == 0 {
+					return "no pair is shown to tag"
+				}
+				return ""
+			},
+			Run: func() tea.Cmd {
+				p.tag.SetValue("manual-" + m.o.Now().UTC().Format("20060102-150405"))
+				p.tag.CursorEnd()
+				return p.tag.Focus()
+			}},
+		g.Logs,
+		{Keys: []string{"/"}, Help: "filter", Run: func() tea.Cmd { return p.filter.Focus() }},
+		{Keys: []string{"s"}, Help: "sort", Run: func() tea.Cmd {
+			p.sortBy = (p.sortBy + 1) % numSorts
 			m.refreshRows()
-		}
+			return nil
+		}},
+		moveKey("move", func(d int) tea.Cmd {
+			i := m.selIndex()
+			switch {
+			case d < 0 && i > 0:
+				p.sel = m.status.Pairs[p.rows[i-1]].ID
+			case d > 0 && i+1 < len(p.rows):
+				p.sel = m.status.Pairs[p.rows[i+1]].ID
+			}
+			return nil
+		}),
+		escKey("clear filter", func() tea.Cmd {
+			if p.filter.Value() != "" {
+				p.filter.SetValue("")
+				m.refreshRows()
+			}
+			return nil
+		}),
+	}
+}
+
+func (p *dashboardPage) update(*Model, tea.Msg) tea.Cmd { return nil }
+
+func (p *dashboardPage) view(m *Model, w, h int) string { return m.dashView(w, h) }
+
+func (p *dashboardPage) focused() *textinput.Model {
+	switch {
+	case p.filter.Focused():
+		return &p.filter
+	case p.tag.Focused():
+		return &p.tag
 	}
 	return nil
 }

@@ -7,16 +7,18 @@ import (
 	"strings"
 	"time"
 
-	"charm.land/bubbles/v2/key"
 	"charm.land/bubbles/v2/textinput"
 	tea "charm.land/bubbletea/v2"
 
 	"github.com/mtconsole/mtconsole/replication/agent/api"
 	"github.com/mtconsole/mtconsole/replication/journal"
 	"github.com/mtconsole/mtconsole/replication/writer"
+	"github.com/mtconsole/mtconsole/tui/action"
 )
 
-type detailState struct {
+// detailPage is one pair: its numbers, timeline, tags and events, and
+// the tag name prompt.
+type detailPage struct {
 	pair  string
 	input textinput.Model // the tag name prompt
 }
@@ -26,30 +28,48 @@ func (m *Model) openDetail(id string) tea.Cmd {
 	return m.fetchTags(id)
 }
 
-func (m *Model) detailKey(msg tea.KeyPressMsg) tea.Cmd {
-	k := m.keys.Detail
-	p := m.pair(m.detail.pair)
-	switch {
-	case key.Matches(msg, m.keys.Global.Back):
-		m.screen = screenDashboard
-	case p == nil:
-		return nil
-	case key.Matches(msg, k.Tag):
-		m.detail.input.SetValue("manual-" + m.o.Now().UTC().Format("20060102-150405"))
-		m.detail.input.CursorEnd()
-		return m.detail.input.Focus()
-	case key.Matches(msg, k.Pause):
-		id, a := p.ID, m.o.Actions
-		if p.Health == writer.HealthPaused {
-			return m.act("resume "+id, func(ctx context.Context) (string, error) {
-				_, err := a.Resume(ctx, id)
-				return "resumed " + id, err
-			})
+func (d *detailPage) keys(m *Model) []action.Binding {
+	g := m.globalKeys()
+	gone := func() string {
+		if m.pair(d.pair) == nil {
+			return "pair " + d.pair + " is not in the agent's status (any more)"
 		}
-		return m.act("pause "+id, func(ctx context.Context) (string, error) {
-			_, err := a.Pause(ctx, id, "paused from the console")
-			return "paused " + id + " (p again resumes it)", err
-		})
+		return ""
+	}
+	return []action.Binding{
+		{Keys: []string{"t"}, Help: "tag now", Dangerous: true, Disabled: gone, Run: func() tea.Cmd {
+			d.input.SetValue("manual-" + m.o.Now().UTC().Format("20060102-150405"))
+			d.input.CursorEnd()
+			return d.input.Focus()
+		}},
+		{Keys: []string{"p"}, Help: "pause/resume", Dangerous: true, Disabled: gone, Run: func() tea.Cmd {
+			p := m.pair(d.pair)
+			id, a := p.ID, m.o.Actions
+			if p.Health == writer.HealthPaused {
+				return m.act("resume "+id, func(ctx context.Context) (string, error) {
+					_, err := a.Resume(ctx, id)
+					return "resumed " + id, err
+				})
+			}
+			return m.act("pause "+id, func(ctx context.Context) (string, error) {
+				_, err := a.Pause(ctx, id, "paused from the console")
+				return "paused " + id + " (p again resumes it)", err
+			})
+		}},
+		g.Recover,
+		g.Logs,
+		escKey("back", func() tea.Cmd { m.screen = screenDashboard; return nil }),
+		g.Dashboard,
+	}
+}
+
+func (d *detailPage) update(*Model, tea.Msg) tea.Cmd { return nil }
+
+func (d *detailPage) view(m *Model, w, h int) string { return m.detailView(w, h) }
+
+func (d *detailPage) focused() *textinput.Model {
+	if d.input.Focused() {
+		return &d.input
 	}
 	return nil
 }
@@ -63,6 +83,9 @@ func (m *Model) tagPromptDone(ok bool) tea.Cmd {
 func (m *Model) tagDone(ti *textinput.Model, ok bool, ids []string) tea.Cmd {
 	ti.Blur()
 	if !ok {
+		return nil
+	}
+	if m.refuse("tag") {
 		return nil
 	}
 	name := strings.TrimSpace(ti.Value())

@@ -25,8 +25,16 @@
 //     NO_COLOR, never says a state by colour alone, leaves the mouse to
 //     the terminal, gives every F-key a letter twin, and redraws at a low
 //     frame rate with no timer faster than one second when idle.
-//   - Read-only mode (--readonly, or not root) removes the keys that change
-//     something from the footer and the help, and says why on screen.
+//   - Every screen's keys are tui/action bindings: one list per screen and
+//     state feeds the key dispatch, the footer and the ? help, so a key
+//     that is shown is handled. A key that cannot be used now is listed
+//     in the help as disabled with the reason, and pressed, says the
+//     reason in the footer.
+//   - Read-only mode (--readonly, or not root) refuses the keys that change
+//     something (recover, tag, tag all, pause/resume, the wizard's start
+//     and confirmation, the failback VM): the footer leaves them out, the
+//     help lists them as disabled with the reason, pressing one says why
+//     in the footer, and the title says read-only.
 //
 // It never queries the terminal outside the Bubble Tea program and never
 // imports lipgloss/v2/compat.

@@ -210,10 +210,15 @@ func TestFlowReadOnly(t *testing.T) {
 		t.Errorf("read-only console acted: tags %v pauses %v resumes %v recoveries %v, screen %d", s.tags, s.pauses, s.resumes, s.recs, m.screen)
 	}
 	screen := ansi.Strip(m.render())
+	footer := ansi.Strip(m.keysView())
 	for _, gone := range []string{"t tag now", "pause/resume", "recover"} {
-		if strings.Contains(screen, gone) {
-			t.Errorf("read-only footer still offers %q:\n%s", gone, screen)
+		if strings.Contains(footer, gone) {
+			t.Errorf("read-only footer still offers %q: %q", gone, footer)
 		}
+	}
+	// The last key refused says why, on the note line.
+	if note := ansi.Strip(m.noteView()); !strings.Contains(note, "✗ read-only (not root): recover changes something") {
+		t.Errorf("the refused r does not say why: %q", note)
 	}
 	if !strings.Contains(screen, "read-only: not root") {
 		t.Errorf("read-only console does not say why:\n%s", screen)

@@ -1,129 +1,151 @@
 package tui
 
-import "charm.land/bubbles/v2/key"
+import (
+	"charm.land/bubbles/v2/key"
+	"charm.land/bubbles/v2/textinput"
+	tea "charm.land/bubbletea/v2"
 
-// A key table per screen feeds the footer and the ? help. Keys that change
-// something are built with action(): in read-only mode they are disabled,
-// which both refuses them and drops them from the footer and the help.
-// Every F-key has a letter twin: PuTTY and serial consoles lose F-keys.
+	"github.com/mtconsole/mtconsole/tui/action"
+)
 
+// The root console's keys are tui/action bindings: each page lists its
+// own for the state it is in, the root adds redraw, help and quit, and
+// the same Set dispatches a key, draws the footer and lists the ? help.
+// A Dangerous binding is refused in read-only mode with its reason in the
+// footer, and listed in the help as disabled. Every F-key has a letter
+// twin: PuTTY and serial consoles lose F-keys.
+
+// page is one screen of the root console, as crush splits its pages: its
+// own state, the bindings of the state it is in, what it does with a key
+// no binding takes and with its own messages, and its drawing. The root
+// Model keeps what the pages share (the agent's status, events, tags and
+// jobs, the footer's note, the global keys) and passes itself in.
+type page interface {
+	// keys are the page's bindings now, most useful first: the footer
+	// shows as many as fit in this order.
+	keys(m *Model) []action.Binding
+	// update takes a key press no binding took, and the page's messages.
+	update(m *Model, msg tea.Msg) tea.Cmd
+	// view draws the page's body in w x h.
+	view(m *Model, w, h int) string
+	// focused is the page's text field that has the keyboard, if any.
+	focused() *textinput.Model
+}
+
+// page is the page shown.
+func (m *Model) page() page {
+	switch m.screen {
+	case screenDetail:
+		return &m.detail
+	case screenLogs:
+		return &m.logs
+	case screenRecover:
+		return &m.wiz
+	}
+	return &m.dash
+}
+
+// globalKeys are the bindings every page may list.
+type globalKeys struct {
+	Help, Quit, Dashboard, Logs, Recover, Redraw action.Binding
+}
+
+func (m *Model) globalKeys() globalKeys {
+	return globalKeys{
+		Help: action.Binding{Keys: []string{"?", "f1"}, Label: "?/F1", Help: "help", Pin: true,
+			Run: func() tea.Cmd { m.help = true; return nil }},
+		Quit: action.Binding{Keys: []string{"q", "f10", "ctrl+c"}, Label: "q/F10", Help: "quit", Pin: true,
+			Disabled: func() string {
+				if m.wiz.step == stepVSRun {
+					// Quitting would cut the creation between two of its steps.
+					return "the failback VM is being created: q waits for its report (ctrl+c cuts it)"
+				}
+				return ""
+			},
+			Run: func() tea.Cmd { return tea.Quit }},
+		Dashboard: action.Binding{Keys: []string{"D", "f2"}, Label: "D/F2", Help: "dashboard",
+			Run: func() tea.Cmd { m.screen = screenDashboard; return nil }},
+		Logs: action.Binding{Keys: []string{"L", "f3"}, Label: "L/F3", Help: "logs",
+			Run: func() tea.Cmd { m.screen = screenLogs; return nil }},
+		Recover: action.Binding{Keys: []string{"r", "f5"}, Label: "r/F5", Help: "recover", Dangerous: true,
+			Run: m.recoverHere},
+		Redraw: action.Binding{Keys: []string{"ctrl+l"}, Help: "redraw",
+			Run: func() tea.Cmd { return tea.ClearScreen }},
+	}
+}
+
+// recoverHere opens the wizard with one pair chosen, the one in view: the
+// detail's, else the dashboard's selected. Pairs tagged one by one share
+// no point, so choosing them all would only fail the readiness check;
+// step 1 adds the others.
+func (m *Model) recoverHere() tea.Cmd {
+	var pairs []string
+	if m.screen == screenDetail {
+		pairs = []string{m.detail.pair}
+	} else if p := m.selected(); p != nil {
+		pairs = []string{p.ID}
+	}
+	return m.openWizard(pairs)
+}
+
+// readOnly is why the console is read-only, "" when it is not.
+func (m *Model) readOnly() string {
+	if !m.o.ReadOnly {
+		return ""
+	}
+	if m.o.ReadOnlyReason == "" {
+		return "--readonly"
+	}
+	return m.o.ReadOnlyReason
+}
+
+// keySet is what can be done on the screen shown: the page's bindings,
+// then redraw, help and quit.
+func (m *Model) keySet() action.Set {
+	g := m.globalKeys()
+	return action.Set{ReadOnly: m.readOnly(),
+		Bindings: append(m.page().keys(m), g.Redraw, g.Help, g.Quit)}
+}
+
+// helpKeys are the keys while the help is shown.
+func (m *Model) helpKeys() action.Set {
+	return action.Set{ReadOnly: m.readOnly(), Bindings: []action.Binding{
+		{Keys: []string{"?", "f1", "esc"}, Label: "?/esc", Help: "close help", Pin: true,
+			Run: func() tea.Cmd { m.help = false; return nil }},
+		m.globalKeys().Quit,
+	}}
+}
+
+// refuse refuses a change that a typed confirmation or a prompt would
+// start, in read-only mode, as a Dangerous binding is refused: the reason
+// goes to the footer. It reports whether it refused.
+func (m *Model) refuse(what string) bool {
+	why := action.Set{ReadOnly: m.readOnly()}.Reason(&action.Binding{Help: what, Dangerous: true})
+	if why != "" {
+		m.setNote(true, why)
+	}
+	return why != ""
+}
+
+// moveKey is a list's ↑↓/jk: one entry, told the direction (-1 up, +1
+// down).
+func moveKey(help string, move func(delta int) tea.Cmd) action.Binding {
+	return action.Binding{Keys: []string{"up", "down", "k", "j"}, Label: "↑↓/jk", Help: help,
+		RunKey: func(msg tea.KeyPressMsg) tea.Cmd {
+			if s := msg.String(); s == "up" || s == "k" {
+				return move(-1)
+			}
+			return move(1)
+		}}
+}
+
+// escKey is a page's esc.
+func escKey(help string, run func() tea.Cmd) action.Binding {
+	return action.Binding{Keys: []string{"esc"}, Help: help, Run: run}
+}
+
+// bind is a bubbles key binding, for the host config screen's table until
+// it moves onto tui/action too.
 func bind(help, desc string, keys ...string) key.Binding {
 	return key.NewBinding(key.WithKeys(keys...), key.WithHelp(help, desc))
-}
-
-type globalKeys struct {
-	Help, Quit, Back, Dashboard, Logs, Recover, Redraw key.Binding
-}
-
-// Move, Scroll and Page only name keys in the footer and the help: the
-// screens match Up and Down, which hold the same keys.
-type dashKeys struct {
-	Move, Up, Down, Detail, Sort, Filter, Clear, TagAll key.Binding
-}
-
-type detailKeys struct {
-	Tag, Pause key.Binding
-}
-
-type logsKeys struct {
-	Scroll, Page, Up, Down, Follow, Filter, Level key.Binding
-}
-
-type wizardKeys struct {
-	Move, Up, Down, Toggle, All, Next, Prev, Edit, VSphere key.Binding
-}
-
-type keyMap struct {
-	Global globalKeys
-	Dash   dashKeys
-	Detail detailKeys
-	Logs   logsKeys
-	Wizard wizardKeys
-}
-
-func newKeyMap(readOnly bool) keyMap {
-	k := keyMap{
-		Global: globalKeys{
-			Help:      bind("?/F1", "help", "?", "f1"),
-			Quit:      bind("q/F10", "quit", "q", "f10", "ctrl+c"),
-			Back:      bind("esc", "back", "esc"),
-			Dashboard: bind("D/F2", "dashboard", "D", "f2"),
-			Logs:      bind("L/F3", "logs", "L", "f3"),
-			Recover:   bind("r/F5", "recover", "r", "f5"),
-			Redraw:    bind("ctrl+l", "redraw", "ctrl+l"),
-		},
-		Dash: dashKeys{
-			Move:   bind("↑↓/jk", "move", "up", "down", "k", "j"),
-			Up:     bind("↑/k", "up", "up", "k"),
-			Down:   bind("↓/j", "down", "down", "j"),
-			Detail: bind("enter", "detail", "enter"),
-			Sort:   bind("s", "sort", "s"),
-			Filter: bind("/", "filter", "/"),
-			Clear:  bind("esc", "clear filter", "esc"),
-			TagAll: bind("t", "tag all", "t"),
-		},
-		Detail: detailKeys{
-			Tag:   bind("t", "tag now", "t"),
-			Pause: bind("p", "pause/resume", "p"),
-		},
-		Logs: logsKeys{
-			Scroll: bind("↑↓/jk", "scroll", "up", "down", "k", "j"),
-			Page:   bind("pgup/pgdn", "page", "pgup", "pgdown"),
-			Up:     bind("↑/k", "scroll", "up", "k", "pgup"),
-			Down:   bind("↓/j", "scroll", "down", "j", "pgdown"),
-			Follow: bind("f", "follow", "f"),
-			Filter: bind("/", "filter", "/"),
-			Level:  bind("l", "level", "l"),
-		},
-		Wizard: wizardKeys{
-			Move:   bind("↑↓/jk", "move", "up", "down", "k", "j"),
-			Up:     bind("↑/k", "up", "up", "k"),
-			Down:   bind("↓/j", "down", "down", "j"),
-			Toggle: bind("space", "toggle", "space"),
-			All:    bind("a", "all/none", "a"),
-			Next:   bind("enter", "next", "enter"),
-			Prev:   bind("esc", "back", "esc"),
-			// Into the field under the cursor (the time, the export
-			// path); ↑, shift+tab or esc come back out.
-			Edit: bind("tab", "edit", "tab"),
-			// Shown on the rollback's result, not in the footer.
-			VSphere: bind("v", "failback VM", "v"),
-		},
-	}
-	if readOnly {
-		for _, b := range []*key.Binding{&k.Global.Recover, &k.Detail.Tag, &k.Detail.Pause, &k.Dash.TagAll} {
-			b.SetEnabled(false)
-		}
-	}
-	return k
-}
-
-// screenKeys is the table of a screen, every key that works on it, most
-// useful first: the footer shows as many as fit in this order, then help
-// and quit, which always show.
-func (k keyMap) screenKeys(s screen) []key.Binding {
-	g := k.Global
-	var own []key.Binding
-	switch s {
-	case screenDashboard:
-		own = []key.Binding{k.Dash.Detail, g.Recover, k.Dash.TagAll, g.Logs, k.Dash.Filter, k.Dash.Sort, k.Dash.Move, k.Dash.Clear}
-	case screenDetail:
-		own = []key.Binding{k.Detail.Tag, k.Detail.Pause, g.Recover, g.Logs, g.Back, g.Dashboard}
-	case screenLogs:
-		own = []key.Binding{k.Logs.Scroll, k.Logs.Follow, k.Logs.Filter, k.Logs.Level, g.Back, g.Recover, k.Logs.Page, g.Dashboard}
-	case screenRecover:
-		own = []key.Binding{k.Wizard.Move, k.Wizard.Toggle, k.Wizard.All, k.Wizard.Next, k.Wizard.Prev, k.Wizard.Edit, g.Logs, g.Dashboard}
-	}
-	return append(own, g.Redraw, g.Help, g.Quit)
-}
-
-// enabled drops the disabled bindings.
-func enabled(bs []key.Binding) []key.Binding {
-	out := bs[:0:0]
-	for _, b := range bs {
-		if b.Enabled() {
-			out = append(out, b)
-		}
-	}
-	return out
 }

@@ -6,57 +6,81 @@ import (
 	"slices"
 	"strings"
 
-	"charm.land/bubbles/v2/key"
 	"charm.land/bubbles/v2/textinput"
 	tea "charm.land/bubbletea/v2"
 
 	"github.com/mtconsole/mtconsole/replication/writer"
+	"github.com/mtconsole/mtconsole/tui/action"
 )
 
-type logsState struct {
+// logsPage is the agent's events, filtered and scrolled.
+type logsPage struct {
 	follow bool
 	off    int // lines scrolled up from the newest
 	filter textinput.Model
 	level  slog.Level
 }
 
-func newLogsState() logsState {
-	return logsState{follow: true, filter: newInput("Filter: "), level: slog.LevelDebug}
+func newLogsPage() logsPage {
+	return logsPage{follow: true, filter: newInput("Filter: "), level: slog.LevelDebug}
 }
 
-func (m *Model) logsKey(msg tea.KeyPressMsg) tea.Cmd {
-	k := m.keys.Logs
-	step := 1
-	if s := msg.String(); s == "pgup" || s == "pgdown" {
-		step = max(m.h-8, 1)
+func (l *logsPage) keys(m *Model) []action.Binding {
+	g := m.globalKeys()
+	// scroll moves by step lines: up (-1) stops following.
+	scroll := func(dir, step int) tea.Cmd {
+		if dir < 0 {
+			l.follow = false
+			l.off += step
+		} else {
+			l.off = max(l.off-step, 0)
+		}
+		return nil
 	}
-	switch {
-	case key.Matches(msg, m.keys.Global.Back):
-		m.screen = screenDashboard
-	case key.Matches(msg, k.Up):
-		m.logs.follow = false
-		m.logs.off += step
-	case key.Matches(msg, k.Down):
-		m.logs.off = max(m.logs.off-step, 0)
-	case key.Matches(msg, k.Follow):
-		m.logs.follow = !m.logs.follow
-		if m.logs.follow {
-			m.logs.off = 0
-		}
-	case key.Matches(msg, k.Level):
-		switch {
-		case m.logs.level < slog.LevelInfo:
-			m.logs.level = slog.LevelInfo
-		case m.logs.level < slog.LevelWarn:
-			m.logs.level = slog.LevelWarn
-		case m.logs.level < slog.LevelError:
-			m.logs.level = slog.LevelError
-		default:
-			m.logs.level = slog.LevelDebug
-		}
-		m.logs.off = 0
-	case key.Matches(msg, k.Filter):
-		return m.logs.filter.Focus()
+	return []action.Binding{
+		moveKey("scroll", func(d int) tea.Cmd { return scroll(d, 1) }),
+		{Keys: []string{"f"}, Help: "follow", Run: func() tea.Cmd {
+			l.follow = !l.follow
+			if l.follow {
+				l.off = 0
+			}
+			return nil
+		}},
+		{Keys: []string{"/"}, Help: "filter", Run: func() tea.Cmd { return l.filter.Focus() }},
+		{Keys: []string{"l"}, Help: "level", Run: func() tea.Cmd {
+			switch {
+			case l.level < slog.LevelInfo:
+				l.level = slog.LevelInfo
+			case l.level < slog.LevelWarn:
+				l.level = slog.LevelWarn
+			case l.level < slog.LevelError:
+				l.level = slog.LevelError
+			default:
+				l.level = slog.LevelDebug
+			}
+			l.off = 0
+			return nil
+		}},
+		escKey("back", func() tea.Cmd { m.screen = screenDashboard; return nil }),
+		g.Recover,
+		{Keys: []string{"pgup", "pgdown"}, Label: "pgup/pgdn", Help: "page", RunKey: func(msg tea.KeyPressMsg) tea.Cmd {
+			dir := 1
+			if msg.String() == "pgup" {
+				dir = -1
+			}
+			return scroll(dir, max(m.h-8, 1))
+		}},
+		g.Dashboard,
+	}
+}
+
+func (l *logsPage) update(*Model, tea.Msg) tea.Cmd { return nil }
+
+func (l *logsPage) view(m *Model, w, h int) string { return m.logsView(w, h) }
+
+func (l *logsPage) focused() *textinput.Model {
+	if l.filter.Focused() {
+		return &l.filter
 	}
 	return nil
 }

@@ -12,7 +12,6 @@ import (
 	"strings"
 	"time"
 
-	"charm.land/bubbles/v2/key"
 	"charm.land/bubbles/v2/textinput"
 	tea "charm.land/bubbletea/v2"
 	"charm.land/lipgloss/v2"
@@ -190,43 +189,6 @@ func (m *Model) commonTags() []journal.Tag {
 		}
 	}
 	return out
-}
-
-func (m *Model) wizKey(msg tea.KeyPressMsg) tea.Cmd {
-	k, w := m.keys.Wizard, &m.wiz
-	n := m.listLen()
-	switch {
-	case key.Matches(msg, k.Up):
-		w.cur = max(w.cur-1, 0)
-		return nil
-	case key.Matches(msg, k.Down):
-		w.cur = min(w.cur+1, max(n-1, 0))
-		return nil
-	case key.Matches(msg, k.Prev):
-		return m.wizBack()
-	case key.Matches(msg, k.Next):
-		return m.wizNext()
-	case key.Matches(msg, k.Edit):
-		return m.editField()
-	case w.step == stepResult && key.Matches(msg, k.VSphere):
-		return m.vsStart()
-	}
-	if w.step == stepPairs {
-		switch {
-		case key.Matches(msg, k.Toggle) && w.cur < len(w.pairs):
-			id := w.pairs[w.cur]
-			w.chosen[id] = !w.chosen[id]
-			if w.chosen[id] {
-				return m.fetchTags(id)
-			}
-		case key.Matches(msg, k.All):
-			all := len(m.chosenPairs()) < len(w.pairs)
-			for _, id := range w.pairs {
-				w.chosen[id] = all
-			}
-		}
-	}
-	return nil
 }
 
 // listLen is the length of the current step's list.
@@ -464,6 +426,9 @@ func (m *Model) wizInputDone(ok bool) tea.Cmd {
 		w.mode = modeExport // the path's enter: an export, whatever the list did
 		return m.enterChecks()
 	case &w.confirm:
+		if m.refuse("roll back") {
+			return nil
+		}
 		if want := m.confirmWord(); v != want {
 			w.fieldErr = fmt.Sprintf("type %s exactly to roll back, or esc to go back", want)
 			return nil

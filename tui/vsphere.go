@@ -219,6 +219,9 @@ func (m *Model) vsInputDone(ti *textinput.Model, ok bool) tea.Cmd {
 		w.vs.name = v
 		return m.vsPlan()
 	}
+	if m.refuse("create the failback VM") {
+		return nil
+	}
 	if v != w.vs.name {
 		w.fieldErr = fmt.Sprintf("type %s exactly to create the VM, or esc to go back", w.vs.name)
 		return w.vsConfirm.Focus()
