@@ -418,11 +418,11 @@ func (m *Model) key(msg tea.KeyPressMsg) tea.Cmd {
 	}
 	var set action.Set
 	switch {
+	case m.help:
+		set = m.helpKeys()
 	case m.tooSmall():
 		g := m.globalKeys()
 		set = action.Set{Bindings: []action.Binding{g.Redraw, g.Quit}}
-	case m.help:
-		set = m.helpKeys()
 	default:
 		set = m.keySet()
 	}
