@@ -58,15 +58,16 @@ type Config struct {
 	Logger     *slog.Logger
 }
 
-// State names, as admins know them.
-const (
-	StateQueued   = "Queued"
-	StateResync1  = "Resync Step I"
-	StateResync2  = "Resync Step II"
-	StateDiffSync = "Differential Sync"
+// State names, as admins know them: PairStatus.State is one of these,
+// spelled by wire.PairState (the one list of pair-state names).
+var (
+	StateQueued   = wire.StateQueued.String()
+	StateResync1  = wire.StateResync1.String()
+	StateResync2  = wire.StateResync2.String()
+	StateDiffSync = wire.StateDiffSync.String()
 	// StateEnded is a pair rolled back (or being rolled back): it has left
 	// the session and is no longer replicated (writer.HealthEnded).
-	StateEnded = "Ended"
+	StateEnded = wire.StateEnded.String()
 )
 
 // PairStatus is a pair's replication state beside its writer status.
@@ -318,7 +319,7 @@ func (c *Client) Status() []PairStatus {
 			continue
 		}
 		l.mu.Lock()
-		ps := PairStatus{Disk: l.disk, State: stateName(l.state), ResyncDone: l.done, ResyncTotal: l.total,
+		ps := PairStatus{Disk: l.disk, State: l.state.String(), ResyncDone: l.done, ResyncTotal: l.total,
 			Connected: l.connected, PairStatus: ws}
 		if l.ended {
 			ps.State, ps.ResyncDone, ps.ResyncTotal, ps.Connected = StateEnded, 0, 0, false
@@ -333,18 +334,6 @@ func (c *Client) Status() []PairStatus {
 func (c *Client) Stats() Stats {
 	return Stats{Connections: c.conns.Load(), ResyncBytes: c.resyncBytes.Load(), ZeroBytes: c.zeroBytes.Load(),
 		WriteBytes: c.writeBytes.Load(), HashRequests: c.hashReqs.Load()}
-}
-
-func stateName(s wire.PairState) string {
-	switch s {
-	case wire.StateResync1:
-		return StateResync1
-	case wire.StateResync2:
-		return StateResync2
-	case wire.StateDiffSync:
-		return StateDiffSync
-	}
-	return StateQueued
 }
 
 // Close stops Run, if it runs, and waits for it to return (a write
