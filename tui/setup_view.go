@@ -7,6 +7,7 @@ import (
 
 	"github.com/charmbracelet/x/ansi"
 
+	"github.com/mtconsole/mtconsole/internal/units"
 	"github.com/mtconsole/mtconsole/setup"
 )
 
@@ -433,7 +434,7 @@ func (m *SetupModel) checkPane(s suStep, title string, w, h int) []string {
 		if miss := m.missingPackages(); len(miss) > 0 {
 			extra = append(extra, hang("Missing packages: ", "  ", strings.Join(miss, " ")+" · f installs them now", w)...)
 		}
-		extra = append(extra, "Install missing packages when applying: "+fmtBool(m.a.Prerequisites.InstallPackages)+" (i)")
+		extra = append(extra, "Install missing packages when applying: "+units.YesNo(m.a.Prerequisites.InstallPackages)+" (i)")
 	}
 	if s == suDisks {
 		if m.editing {
@@ -582,7 +583,7 @@ func (m *SetupModel) customPane(w, h int) []string {
 		out = append(out, m.jobPane(j, w, max(h-len(out)-2, 4))...)
 		out = append(out, "")
 	}
-	out = append(out, "Apply with the install: "+fmtBool(m.a.CustomChanges.Apply)+" (t) · a applies now, after a review")
+	out = append(out, "Apply with the install: "+units.YesNo(m.a.CustomChanges.Apply)+" (t) · a applies now, after a review")
 	if m.reboot {
 		out = append(out, st.Warn.Render("! REBOOT IS REQUIRED FOR CUSTOM CHANGES TO TAKE EFFECT"))
 	}
@@ -704,7 +705,7 @@ func (m *SetupModel) csPane(w int) []string {
 	cs := m.a.ConfigServer
 	ans := "no address"
 	if cs.Address != "" {
-		ans = fmt.Sprintf("%s:%d, https %s", cs.Address, cs.Port, fmtBool(cs.HTTPS))
+		ans = fmt.Sprintf("%s:%d, https %s", cs.Address, cs.Port, units.YesNo(cs.HTTPS))
 	}
 	if cs.PassphraseFile != "" {
 		ans += ", passphrase_file " + cs.PassphraseFile

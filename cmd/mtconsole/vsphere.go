@@ -16,6 +16,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/mtconsole/mtconsole/disks/vsphere"
+	"github.com/mtconsole/mtconsole/internal/units"
 )
 
 // Exit codes of mtconsole vsphere, beyond 0, 1 and 2.
@@ -341,7 +342,7 @@ func newVSphereDatastoresCmd(f *vsphereFlags) *cobra.Command {
 				tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 				fmt.Fprintln(tw, "DATASTORE\tTYPE\tCAPACITY\tFREE\tACCESSIBLE\tFROM THIS HOST")
 				for _, d := range inv.Datastores {
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", d.Name, d.Type, vsphere.GiB(d.CapacityBytes), vsphere.GiB(d.FreeBytes), yes(d.Accessible), yes(d.FromHost))
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", d.Name, d.Type, vsphere.GiB(d.CapacityBytes), vsphere.GiB(d.FreeBytes), units.YesNo(d.Accessible), units.YesNo(d.FromHost))
 				}
 				tw.Flush()
 				tw = tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
@@ -357,19 +358,12 @@ func newVSphereDatastoresCmd(f *vsphereFlags) *cobra.Command {
 				tw = tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 				fmt.Fprintln(tw, "\nNETWORK\tTYPE\tACCESSIBLE")
 				for _, n := range inv.Networks {
-					fmt.Fprintf(tw, "%s\t%s\t%s\n", n.Name, n.Type, yes(n.Accessible))
+					fmt.Fprintf(tw, "%s\t%s\t%s\n", n.Name, n.Type, units.YesNo(n.Accessible))
 				}
 				return tw.Flush()
 			})
 		},
 	}
-}
-
-func yes(b bool) string {
-	if b {
-		return "yes"
-	}
-	return "no"
 }
 
 // parseSize reads 20G, 512M, 1T, 1048576 (bytes); binary units.

@@ -1,5 +1,5 @@
-// Package units formats sizes and durations as the CLI and the console
-// show them, so both say the same thing of the same figure.
+// Package units formats sizes, durations and yes/no answers as the CLI and
+// the console show them, so both say the same thing of the same figure.
 package units
 
 import (
@@ -37,4 +37,12 @@ func Duration(d time.Duration) string {
 		return fmt.Sprintf("%dh%02dm", int(d.Hours()), int(d.Minutes())%60)
 	}
 	return fmt.Sprintf("%dd", int(d.Hours()/24))
+}
+
+// YesNo is b as the CLI and the console show a flag: "yes" or "no".
+func YesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
 }

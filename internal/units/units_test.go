@@ -23,3 +23,12 @@ func TestDuration(t *testing.T) {
 		}
 	}
 }
+
+func TestYesNo(t *testing.T) {
+	if got := YesNo(true); got != "yes" {
+		t.Errorf("YesNo(true) = %q", got)
+	}
+	if got := YesNo(false); got != "no" {
+		t.Errorf("YesNo(false) = %q", got)
+	}
+}
