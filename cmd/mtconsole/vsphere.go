@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strconv"
 	"strings"
 	"text/tabwriter"
 
@@ -366,29 +365,6 @@ func newVSphereDatastoresCmd(f *vsphereFlags) *cobra.Command {
 	}
 }
 
-// parseSize reads 20G, 512M, 1T, 1048576 (bytes); binary units.
-func parseSize(s string) (int64, error) {
-	mult := int64(1)
-	t := strings.ToUpper(strings.TrimSuffix(strings.TrimSuffix(s, "B"), "i"))
-	if n := len(t); n > 0 {
-		switch t[n-1] {
-		case 'K':
-			mult, t = 1<<10, t[:n-1]
-		case 'M':
-			mult, t = 1<<20, t[:n-1]
-		case 'G':
-			mult, t = 1<<30, t[:n-1]
-		case 'T':
-			mult, t = 1<<40, t[:n-1]
-		}
-	}
-	v, err := strconv.ParseFloat(t, 64)
-	if err != nil || v < 0 {
-		return 0, fmt.Errorf("size %q: want a number with K, M, G or T", s)
-	}
-	return int64(v * float64(mult)), nil
-}
-
 func newVSphereReadinessCmd(f *vsphereFlags) *cobra.Command {
 	var spec vsphere.ReadinessSpec
 	var needs []string
@@ -409,7 +385,7 @@ Nothing is changed. Exit 4 when a check fails.
 				if !ok || ds == "" {
 					return usageError{fmt.Errorf("--need %q: want DATASTORE=SIZE, e.g. LocalDS_0=40G", n)}
 				}
-				b, err := parseSize(size)
+				b, err := units.ParseBytes(size)
 				if err != nil {
 					return usageError{fmt.Errorf("--need %q: %w", n, err)}
 				}

@@ -4,6 +4,9 @@ package units
 
 import (
 	"fmt"
+	"math"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -45,4 +48,44 @@ func YesNo(b bool) string {
 		return "yes"
 	}
 	return "no"
+}
+
+// ParseBytes reads a size as an admin types it: a number of bytes (1048576)
+// or a number with K, M, G or T (512M, 1.5G, 20GiB, 1TB), in any case.
+// The units are binary whatever the spelling (1G = 1GiB = 2^30 bytes), as
+// vSphere counts disk and datastore sizes. A fraction of a byte is dropped.
+func ParseBytes(s string) (int64, error) {
+	t := strings.TrimSuffix(strings.ToUpper(strings.TrimSpace(s)), "B")
+	if n := len(t); n >= 2 && t[n-1] == 'I' && strings.IndexByte("KMGT", t[n-2]) >= 0 {
+		t = t[:n-1] // GiB, Gi: the same as G
+	}
+	shift := 0
+	if n := len(t); n > 0 {
+		if i := strings.IndexByte("KMGT", t[n-1]); i >= 0 {
+			shift, t = 10*(i+1), strings.TrimSpace(t[:n-1])
+		}
+	}
+	bad := func(why string) error {
+		return fmt.Errorf("size %q: %s; want a number of bytes or one with K, M, G or T (binary), e.g. 512M or 40G", s, why)
+	}
+	whole, frac, dot := strings.Cut(t, ".")
+	if whole == "" && frac == "" || strings.Trim(whole, "0123456789") != "" || strings.Trim(frac, "0123456789") != "" || dot && frac == "" {
+		return 0, bad("not a number")
+	}
+	if !dot {
+		n, err := strconv.ParseInt(whole, 10, 64)
+		if err != nil || n > math.MaxInt64>>shift {
+			return 0, bad("too large")
+		}
+		return n << shift, nil
+	}
+	f, err := strconv.ParseFloat(t, 64)
+	if err != nil {
+		return 0, bad("not a number")
+	}
+	f = math.Ldexp(f, shift)
+	if f >= math.MaxInt64 {
+		return 0, bad("too large")
+	}
+	return int64(f), nil
 }
