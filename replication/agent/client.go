@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/mtconsole/mtconsole/internal/backoff"
 	"github.com/mtconsole/mtconsole/replication/journal"
 	"github.com/mtconsole/mtconsole/replication/vfs"
 	"github.com/mtconsole/mtconsole/replication/wire"
@@ -48,7 +49,8 @@ type Config struct {
 	// Credit is the flow-control credit granted at connection (32 MiB).
 	Credit int64
 	// MinBackoff and MaxBackoff bound the wait before dialing again
-	// (100 ms, 30 s).
+	// (100 ms, 30 s): each wait is drawn at random under a bound that
+	// starts at MinBackoff and doubles up to MaxBackoff (internal/backoff).
 	MinBackoff, MaxBackoff time.Duration
 	// IdleTimeout ends a connection that brought nothing, not even a
 	// heartbeat, for this long (30 s).
@@ -385,7 +387,9 @@ func (c *Client) Run(ctx context.Context) error {
 	c.running.Add(1)
 	c.rmu.Unlock()
 	defer c.running.Done()
-	backoff := c.cfg.MinBackoff
+	// Full jitter: master targets that lost the same process server do
+	// not all dial it again in the same instant when it comes back.
+	bo := backoff.New(c.cfg.MinBackoff, c.cfg.MaxBackoff)
 	for {
 		if c.live() == 0 {
 			c.cfg.Logger.Warn("every pair has ended: nothing left to replicate; remove their [[pair]] from agent.toml", "addr", c.cfg.Addr)
@@ -405,19 +409,18 @@ func (c *Client) Run(ctx context.Context) error {
 		var pe *pairError
 		local := errors.As(err, &pe)
 		if established && !local {
-			backoff = c.cfg.MinBackoff
+			bo.Reset()
 		}
+		within := bo.Ceiling()
+		wait := bo.Next()
 		if local {
-			c.cfg.Logger.Warn("connection to the process server ended by a pair of this master target", "addr", c.cfg.Addr, "disk", pe.disk, "err", err, "retry_in", backoff)
+			c.cfg.Logger.Warn("connection to the process server ended by a pair of this master target", "addr", c.cfg.Addr, "disk", pe.disk, "err", err, "retry_in", wait, "backoff", within)
 		} else {
-			c.cfg.Logger.Warn("connection to the process server ended", "addr", c.cfg.Addr, "err", err, "retry_in", backoff)
+			c.cfg.Logger.Warn("connection to the process server ended", "addr", c.cfg.Addr, "err", err, "retry_in", wait, "backoff", within)
 		}
-		select {
-		case <-ctx.Done():
+		if !backoff.Sleep(ctx, wait) {
 			return nil
-		case <-time.After(backoff):
 		}
-		backoff = min(backoff*2, c.cfg.MaxBackoff)
 	}
 }
 
