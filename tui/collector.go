@@ -7,6 +7,7 @@ import (
 
 	tea "charm.land/bubbletea/v2"
 
+	"github.com/mtconsole/mtconsole/internal/backoff"
 	"github.com/mtconsole/mtconsole/replication/agent/api"
 	"github.com/mtconsole/mtconsole/replication/journal"
 	"github.com/mtconsole/mtconsole/replication/writer"
@@ -50,8 +51,9 @@ type Source interface {
 }
 
 // Live polls a Source's status every Interval and follows its event
-// stream. A failed poll sends AgentErrorMsg and retries with a doubling
-// backoff up to MaxBackoff; a poll never overlaps the one before.
+// stream. A failed poll sends AgentErrorMsg and retries after a backoff
+// with full jitter (a random wait under a bound that starts at Interval
+// and doubles up to MaxBackoff); a poll never overlaps the one before.
 type Live struct {
 	Source     Source
 	Interval   time.Duration // default and floor 1 s
@@ -77,10 +79,10 @@ func (l *Live) Run(ctx context.Context, send func(tea.Msg)) error {
 		l.follow(ctx, send, interval, maxWait)
 	}()
 	defer wg.Wait()
-	fails := 0
+	bo := backoff.New(interval, maxWait)
 	wait := time.Duration(0)
 	for {
-		if !sleep(ctx, wait) {
+		if !backoff.Sleep(ctx, wait) {
 			return nil
 		}
 		pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
@@ -90,12 +92,11 @@ func (l *Live) Run(ctx context.Context, send func(tea.Msg)) error {
 			return nil
 		}
 		if err != nil {
-			fails++
 			send(AgentErrorMsg{Err: err, At: now()})
-			wait = backoff(interval, maxWait, fails)
+			wait = bo.Next()
 			continue
 		}
-		fails = 0
+		bo.Reset()
 		send(StatusMsg{Status: st, At: now()})
 		wait = interval
 	}
@@ -104,42 +105,18 @@ func (l *Live) Run(ctx context.Context, send func(tea.Msg)) error {
 // follow subscribes to the event stream and subscribes again, after a
 // backoff, whenever it ends; the poll reports the agent's absence.
 func (l *Live) follow(ctx context.Context, send func(tea.Msg), interval, maxWait time.Duration) {
-	fails := 0
+	bo := backoff.New(interval, maxWait)
 	for ctx.Err() == nil {
 		ch, err := l.Source.Events(ctx)
 		if err == nil {
-			fails = 0
+			bo.Reset()
 			for e := range ch {
 				send(EventMsg{Event: e})
 			}
 		}
-		fails++
-		if !sleep(ctx, backoff(interval, maxWait, fails)) {
+		if !bo.Wait(ctx) {
 			return
 		}
-	}
-}
-
-func backoff(base, limit time.Duration, fails int) time.Duration {
-	d := base
-	for i := 1; i < fails && d < limit; i++ {
-		d *= 2
-	}
-	return min(d, limit)
-}
-
-// sleep waits d or until ctx ends; it reports whether ctx is still alive.
-func sleep(ctx context.Context, d time.Duration) bool {
-	if d <= 0 {
-		return ctx.Err() == nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
 	}
 }
 

@@ -76,14 +76,6 @@ func TestLiveBacksOffThenRecovers(t *testing.T) {
 	}
 }
 
-func TestBackoff(t *testing.T) {
-	for fails, want := range map[int]time.Duration{1: time.Second, 2: 2 * time.Second, 3: 4 * time.Second, 4: 8 * time.Second, 9: 10 * time.Second} {
-		if got := backoff(time.Second, 10*time.Second, fails); got != want {
-			t.Errorf("backoff after %d failures: %s, want %s", fails, got, want)
-		}
-	}
-}
-
 func TestReplayRoundTrip(t *testing.T) {
 	want := fxEntries()
 	got := fxReplay(t).Entries

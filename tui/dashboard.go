@@ -13,6 +13,7 @@ import (
 	"github.com/charmbracelet/x/ansi"
 
 	"github.com/mtconsole/mtconsole/replication/agent/api"
+	"github.com/mtconsole/mtconsole/replication/wire"
 	"github.com/mtconsole/mtconsole/replication/writer"
 	"github.com/mtconsole/mtconsole/tui/action"
 )
@@ -92,15 +93,19 @@ func matches(p *api.PairStatus, q string) bool {
 	return false
 }
 
+// stateRank puts resyncing pairs first, then queued, then in sync.
 func stateRank(s string) int {
-	switch s {
-	case "Resync Step I":
+	st, ok := wire.ParsePairState(s)
+	switch {
+	case !ok:
+		return 4
+	case st == wire.StateResync1:
 		return 0
-	case "Resync Step II":
+	case st == wire.StateResync2:
 		return 1
-	case "Queued":
+	case st == wire.StateQueued:
 		return 2
-	case "Differential Sync":
+	case st == wire.StateDiffSync:
 		return 3
 	}
 	return 4
@@ -250,13 +255,8 @@ func stateText(s string) string {
 }
 
 func shortState(s string) string {
-	switch s {
-	case "Differential Sync":
-		return "Diff sync"
-	case "Resync Step I":
-		return "Resync I"
-	case "Resync Step II":
-		return "Resync II"
+	if st, ok := wire.ParsePairState(s); ok {
+		return st.Short()
 	}
 	return stateText(s)
 }

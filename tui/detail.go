@@ -10,6 +10,7 @@ import (
 	"charm.land/bubbles/v2/textinput"
 	tea "charm.land/bubbletea/v2"
 
+	"github.com/mtconsole/mtconsole/internal/units"
 	"github.com/mtconsole/mtconsole/replication/agent/api"
 	"github.com/mtconsole/mtconsole/replication/journal"
 	"github.com/mtconsole/mtconsole/replication/writer"
@@ -218,12 +219,8 @@ func (m *Model) tagsTable(p *api.PairStatus, w, n int, now time.Time) []string {
 		fit("NAME", nameW), "LOCKED"), w)))
 	for i := len(tags) - 1; i >= 0 && len(out) < n+1; i-- {
 		t := tags[i]
-		locked := "no"
-		if t.Locked {
-			locked = "yes"
-		}
 		out = append(out, cut(fmt.Sprintf(" %-19s %-14s %-12s %s %s", t.Time.UTC().Format("2006-01-02 15:04:05"),
-			cut(string(t.Accuracy), 14), cut(t.App, 12), fit(tagName(t, tags), nameW), locked), w))
+			cut(string(t.Accuracy), 14), cut(t.App, 12), fit(tagName(t, tags), nameW), units.YesNo(t.Locked)), w))
 	}
 	if more := len(tags) - (len(out) - 2); more > 0 {
 		out[len(out)-1] = m.st.Dim.Render(fmt.Sprintf(" … %d older tags", more+1))

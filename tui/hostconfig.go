@@ -15,6 +15,7 @@ import (
 	"github.com/charmbracelet/x/ansi"
 
 	"github.com/mtconsole/mtconsole/hostconfig"
+	"github.com/mtconsole/mtconsole/internal/units"
 	"github.com/mtconsole/mtconsole/replication/wire"
 )
 
@@ -645,17 +646,13 @@ func (m *HostConfigModel) render() string {
 		add(m.summary()...)
 	case m.state == hcImport:
 		d := m.offer
-		https := "yes"
-		if !d.HTTPS {
-			https = "no"
-		}
 		id := d.HostID
 		if id == "" {
 			id = "none (a new one is made)"
 		}
 		add(" "+st.Title.Render("Settings of the original agent found"), "",
 			"   "+cut(d.File, m.w-4), "",
-			"     Configuration server:  "+cut(net.JoinHostPort(d.CSHost, strconv.Itoa(d.CSPort)), m.w-30)+", https "+https,
+			"     Configuration server:  "+cut(net.JoinHostPort(d.CSHost, strconv.Itoa(d.CSPort)), m.w-30)+", https "+units.YesNo(d.HTTPS),
 			"     Host id:               "+id, "")
 		if len(d.Missing) > 0 {
 			add(wrap("   ", "Missing (left at defaults): "+strings.Join(d.Missing, ", "), m.w)...)

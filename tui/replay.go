@@ -13,6 +13,7 @@ import (
 
 	tea "charm.land/bubbletea/v2"
 
+	"github.com/mtconsole/mtconsole/internal/backoff"
 	"github.com/mtconsole/mtconsole/replication/agent/api"
 	"github.com/mtconsole/mtconsole/replication/journal"
 	"github.com/mtconsole/mtconsole/replication/writer"
@@ -132,7 +133,7 @@ func (r *Replay) Run(ctx context.Context, send func(tea.Msg)) error {
 			if limit <= 0 {
 				limit = 2 * time.Second
 			}
-			if !sleep(ctx, min(time.Duration(float64(e.At.Sub(prev))/r.Speed), limit)) {
+			if !backoff.Sleep(ctx, min(time.Duration(float64(e.At.Sub(prev))/r.Speed), limit)) {
 				return nil
 			}
 		}

@@ -544,13 +544,6 @@ func (m *SetupModel) answersChanged(recheck ...suStep) tea.Cmd {
 	return tea.Batch(cmds...)
 }
 
-func fmtBool(b bool) string {
-	if b {
-		return "yes"
-	}
-	return "no"
-}
-
 func roleName(r setup.Role) string {
 	if r == setup.RolePS {
 		return "process server"

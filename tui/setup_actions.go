@@ -14,6 +14,7 @@ import (
 
 	tea "charm.land/bubbletea/v2"
 
+	"github.com/mtconsole/mtconsole/internal/units"
 	"github.com/mtconsole/mtconsole/setup"
 )
 
@@ -118,7 +119,7 @@ func (m *SetupModel) key(msg tea.KeyPressMsg) tea.Cmd {
 			return m.fixPackages()
 		case "i":
 			m.a.Prerequisites.InstallPackages = !m.a.Prerequisites.InstallPackages
-			m.setNote(false, "install missing packages when applying: "+fmtBool(m.a.Prerequisites.InstallPackages))
+			m.setNote(false, "install missing packages when applying: "+units.YesNo(m.a.Prerequisites.InstallPackages))
 			return m.answersChanged()
 		case "r", "f5":
 			m.job = nil
@@ -152,7 +153,7 @@ func (m *SetupModel) key(msg tea.KeyPressMsg) tea.Cmd {
 			m.confirm = "custom-revert"
 		case "t":
 			m.a.CustomChanges.Apply = !m.a.CustomChanges.Apply
-			m.setNote(false, "apply the custom changes when installing: "+fmtBool(m.a.CustomChanges.Apply))
+			m.setNote(false, "apply the custom changes when installing: "+units.YesNo(m.a.CustomChanges.Apply))
 			return m.answersChanged()
 		case "r", "f5":
 			return m.loadCustom()

@@ -5,8 +5,10 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/aymanbagabas/go-udiff"
 	"github.com/charmbracelet/x/ansi"
 
+	"github.com/mtconsole/mtconsole/internal/units"
 	"github.com/mtconsole/mtconsole/setup"
 )
 
@@ -433,7 +435,7 @@ func (m *SetupModel) checkPane(s suStep, title string, w, h int) []string {
 		if miss := m.missingPackages(); len(miss) > 0 {
 			extra = append(extra, hang("Missing packages: ", "  ", strings.Join(miss, " ")+" · f installs them now", w)...)
 		}
-		extra = append(extra, "Install missing packages when applying: "+fmtBool(m.a.Prerequisites.InstallPackages)+" (i)")
+		extra = append(extra, "Install missing packages when applying: "+units.YesNo(m.a.Prerequisites.InstallPackages)+" (i)")
 	}
 	if s == suDisks {
 		if m.editing {
@@ -582,7 +584,7 @@ func (m *SetupModel) customPane(w, h int) []string {
 		out = append(out, m.jobPane(j, w, max(h-len(out)-2, 4))...)
 		out = append(out, "")
 	}
-	out = append(out, "Apply with the install: "+fmtBool(m.a.CustomChanges.Apply)+" (t) · a applies now, after a review")
+	out = append(out, "Apply with the install: "+units.YesNo(m.a.CustomChanges.Apply)+" (t) · a applies now, after a review")
 	if m.reboot {
 		out = append(out, st.Warn.Render("! REBOOT IS REQUIRED FOR CUSTOM CHANGES TO TAKE EFFECT"))
 	}
@@ -632,43 +634,36 @@ func (m *SetupModel) customReview(w, h int) []string {
 }
 
 // lineDiff is the change from old to new as removed (-) and added (+)
-// lines between the common head and tail, with a line of context each
-// side.
+// lines, hunk by hunk with a line of context each side; a hunk that starts
+// on a context line is headed by its line number. A missing final newline
+// is not a change worth a line of its own.
 func lineDiff(old, new []byte) []string {
-	split := func(b []byte) []string {
-		if len(b) == 0 {
-			return nil
+	text := func(b []byte) string {
+		if len(b) > 0 && b[len(b)-1] != '\n' {
+			return string(b) + "\n"
 		}
-		return strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
+		return string(b)
 	}
-	a, b := split(old), split(new)
-	p := 0
-	for p < len(a) && p < len(b) && a[p] == b[p] {
-		p++
-	}
-	s := 0
-	for s < len(a)-p && s < len(b)-p && a[len(a)-1-s] == b[len(b)-1-s] {
-		s++
-	}
-	for i := range a {
-		a[i] = strings.ReplaceAll(a[i], "\t", "    ")
-	}
-	for i := range b {
-		b[i] = strings.ReplaceAll(b[i], "\t", "    ")
+	a, b := text(old), text(new)
+	d, err := udiff.ToUnifiedDiff("old", "new", a, udiff.Lines(a, b), 1)
+	if err != nil { // cannot happen: the edits are udiff's own
+		return []string{"(no diff: " + err.Error() + ")"}
 	}
 	var out []string
-	if p > 0 {
-		out = append(out, fmt.Sprintf("@@ line %d", p))
-		out = append(out, "  "+a[p-1])
-	}
-	for _, l := range a[p : len(a)-s] {
-		out = append(out, "- "+l)
-	}
-	for _, l := range b[p : len(b)-s] {
-		out = append(out, "+ "+l)
-	}
-	if s > 0 {
-		out = append(out, "  "+a[len(a)-s])
+	for _, h := range d.Hunks {
+		if len(h.Lines) > 0 && h.Lines[0].Kind == udiff.Equal {
+			out = append(out, fmt.Sprintf("@@ line %d", h.FromLine))
+		}
+		for _, l := range h.Lines {
+			mark := "  "
+			switch l.Kind {
+			case udiff.Delete:
+				mark = "- "
+			case udiff.Insert:
+				mark = "+ "
+			}
+			out = append(out, mark+strings.ReplaceAll(strings.TrimSuffix(l.Content, "\n"), "\t", "    "))
+		}
 	}
 	return out
 }
@@ -704,7 +699,7 @@ func (m *SetupModel) csPane(w int) []string {
 	cs := m.a.ConfigServer
 	ans := "no address"
 	if cs.Address != "" {
-		ans = fmt.Sprintf("%s:%d, https %s", cs.Address, cs.Port, fmtBool(cs.HTTPS))
+		ans = fmt.Sprintf("%s:%d, https %s", cs.Address, cs.Port, units.YesNo(cs.HTTPS))
 	}
 	if cs.PassphraseFile != "" {
 		ans += ", passphrase_file " + cs.PassphraseFile

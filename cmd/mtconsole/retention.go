@@ -20,6 +20,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/mtconsole/mtconsole/internal/units"
 	"github.com/mtconsole/mtconsole/replication/journal"
 	"github.com/mtconsole/mtconsole/replication/recovery"
 	"github.com/mtconsole/mtconsole/replication/vfs"
@@ -212,13 +213,13 @@ func newRetentionEventsCmd() *cobra.Command {
 			if nameValue {
 				for i, t := range tags {
 					fmt.Fprintf(out, "No.=%d\nTimeStamp(GMT)=%s\nAccuracy=%s\nApplication=%s\nEvent=%s\nIdentifier=%s\nSequence=%d\nVerified=%s\nlockedstatus=%s\n\n",
-						i+1, cdpTime(t.Time), t.Accuracy, t.App, t.Name, t.ID, t.Seq, yesNo(t.Verified), lockedText(t.Locked))
+						i+1, cdpTime(t.Time), t.Accuracy, t.App, t.Name, t.ID, t.Seq, units.YesNo(t.Verified), lockedText(t.Locked))
 				}
 			} else {
 				tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 				fmt.Fprintln(tw, "No.\tTimeStamp(GMT)\tAccuracy\tApplication\tEvent\tLocked")
 				for i, t := range tags {
-					fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", i+1, cdpTime(t.Time), t.Accuracy, t.App, t.Name, yesNo(t.Locked))
+					fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", i+1, cdpTime(t.Time), t.Accuracy, t.App, t.Name, units.YesNo(t.Locked))
 				}
 				tw.Flush()
 			}
@@ -233,13 +234,6 @@ func newRetentionEventsCmd() *cobra.Command {
 	c.Flags().BoolVar(&nameValue, "namevalue", false, "print name=value lines with every field")
 	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return c
-}
-
-func yesNo(b bool) string {
-	if b {
-		return "yes"
-	}
-	return "no"
 }
 
 func lockedText(b bool) string {

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/charmbracelet/x/exp/golden"
+
 	"github.com/mtconsole/mtconsole/replication/journal"
 )
 
@@ -20,7 +22,7 @@ func TestRetentionSummary(t *testing.T) {
 
 	t.Run("text", func(t *testing.T) {
 		out := mustRun(t, "retention", "summary", "--dir", fx.retDir)
-		golden(t, "summary.golden", fx.normalise(out))
+		golden.RequireEqual(t, fx.normalise(out))
 		if strings.Contains(out, "Time Range Summary") {
 			t.Error("summary without --verbose lists the time ranges")
 		}
@@ -28,7 +30,7 @@ func TestRetentionSummary(t *testing.T) {
 
 	t.Run("verbose", func(t *testing.T) {
 		out := mustRun(t, "retention", "summary", "--verbose", "--dir", fx.retDir)
-		golden(t, "summary_verbose.golden", fx.normalise(out))
+		golden.RequireEqual(t, fx.normalise(out))
 		// Every write was applied in order and none was a resync write:
 		// one exact range from the first write to the last.
 		for _, w := range []string{"Time Range Summary", "No.  StartTime(GMT)", "1    " + cdpTime(fx.firstTime) + "  " + cdpTime(fx.lastTime) + "  Exact",
@@ -143,7 +145,7 @@ func TestRetentionEvents(t *testing.T) {
 
 	t.Run("table", func(t *testing.T) {
 		out := mustRun(t, "retention", "events", "--dir", fx.retDir)
-		golden(t, "events.golden", out)
+		golden.RequireEqual(t, out)
 		if got := eventRows(t, out); !slices.Equal(got, newestFirst) {
 			t.Errorf("events (newest first) %q, want %q", got, newestFirst)
 		}

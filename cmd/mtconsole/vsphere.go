@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strconv"
 	"strings"
 	"text/tabwriter"
 
@@ -16,6 +15,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/mtconsole/mtconsole/disks/vsphere"
+	"github.com/mtconsole/mtconsole/internal/units"
 )
 
 // Exit codes of mtconsole vsphere, beyond 0, 1 and 2.
@@ -341,7 +341,7 @@ func newVSphereDatastoresCmd(f *vsphereFlags) *cobra.Command {
 				tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 				fmt.Fprintln(tw, "DATASTORE\tTYPE\tCAPACITY\tFREE\tACCESSIBLE\tFROM THIS HOST")
 				for _, d := range inv.Datastores {
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", d.Name, d.Type, vsphere.GiB(d.CapacityBytes), vsphere.GiB(d.FreeBytes), yes(d.Accessible), yes(d.FromHost))
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", d.Name, d.Type, vsphere.GiB(d.CapacityBytes), vsphere.GiB(d.FreeBytes), units.YesNo(d.Accessible), units.YesNo(d.FromHost))
 				}
 				tw.Flush()
 				tw = tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
@@ -357,42 +357,12 @@ func newVSphereDatastoresCmd(f *vsphereFlags) *cobra.Command {
 				tw = tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 				fmt.Fprintln(tw, "\nNETWORK\tTYPE\tACCESSIBLE")
 				for _, n := range inv.Networks {
-					fmt.Fprintf(tw, "%s\t%s\t%s\n", n.Name, n.Type, yes(n.Accessible))
+					fmt.Fprintf(tw, "%s\t%s\t%s\n", n.Name, n.Type, units.YesNo(n.Accessible))
 				}
 				return tw.Flush()
 			})
 		},
 	}
-}
-
-func yes(b bool) string {
-	if b {
-		return "yes"
-	}
-	return "no"
-}
-
-// parseSize reads 20G, 512M, 1T, 1048576 (bytes); binary units.
-func parseSize(s string) (int64, error) {
-	mult := int64(1)
-	t := strings.ToUpper(strings.TrimSuffix(strings.TrimSuffix(s, "B"), "i"))
-	if n := len(t); n > 0 {
-		switch t[n-1] {
-		case 'K':
-			mult, t = 1<<10, t[:n-1]
-		case 'M':
-			mult, t = 1<<20, t[:n-1]
-		case 'G':
-			mult, t = 1<<30, t[:n-1]
-		case 'T':
-			mult, t = 1<<40, t[:n-1]
-		}
-	}
-	v, err := strconv.ParseFloat(t, 64)
-	if err != nil || v < 0 {
-		return 0, fmt.Errorf("size %q: want a number with K, M, G or T", s)
-	}
-	return int64(v * float64(mult)), nil
 }
 
 func newVSphereReadinessCmd(f *vsphereFlags) *cobra.Command {
@@ -415,7 +385,7 @@ Nothing is changed. Exit 4 when a check fails.
 				if !ok || ds == "" {
 					return usageError{fmt.Errorf("--need %q: want DATASTORE=SIZE, e.g. LocalDS_0=40G", n)}
 				}
-				b, err := parseSize(size)
+				b, err := units.ParseBytes(size)
 				if err != nil {
 					return usageError{fmt.Errorf("--need %q: %w", n, err)}
 				}

@@ -184,6 +184,9 @@ func TestVSphereReadiness(t *testing.T) {
 	if _, _, err := vsRun(t, e.args("readiness", "--need", "LocalDS_0")...); !isUsage(err) {
 		t.Fatalf("bad --need: %v", err)
 	}
+	if _, _, err := vsRun(t, e.args("readiness", "--need", "LocalDS_0=40X")...); !isUsage(err) || err == nil || !strings.Contains(err.Error(), `size "40X"`) {
+		t.Fatalf("bad --need size: %v", err)
+	}
 }
 
 func TestVSphereCreateVM(t *testing.T) {

@@ -463,7 +463,7 @@ func (r *round) waitDiffSync(ctx context.Context, agentDone <-chan error, werr <
 		}
 		n := 0
 		for _, p := range st.Pairs {
-			if p.State == "Differential Sync" && p.Retention.Tags > 0 {
+			if p.State == wire.StateDiffSync.String() && p.Retention.Tags > 0 {
 				n++
 			}
 		}

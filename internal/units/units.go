@@ -1,9 +1,12 @@
-// Package units formats sizes and durations as the CLI and the console
-// show them, so both say the same thing of the same figure.
+// Package units formats sizes, durations and yes/no answers as the CLI and
+// the console show them, so both say the same thing of the same figure.
 package units
 
 import (
 	"fmt"
+	"math"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -37,4 +40,52 @@ func Duration(d time.Duration) string {
 		return fmt.Sprintf("%dh%02dm", int(d.Hours()), int(d.Minutes())%60)
 	}
 	return fmt.Sprintf("%dd", int(d.Hours()/24))
+}
+
+// YesNo is b as the CLI and the console show a flag: "yes" or "no".
+func YesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
+
+// ParseBytes reads a size as an admin types it: a number of bytes (1048576)
+// or a number with K, M, G or T (512M, 1.5G, 20GiB, 1TB), in any case.
+// The units are binary whatever the spelling (1G = 1GiB = 2^30 bytes), as
+// vSphere counts disk and datastore sizes. A fraction of a byte is dropped.
+func ParseBytes(s string) (int64, error) {
+	t := strings.TrimSuffix(strings.ToUpper(strings.TrimSpace(s)), "B")
+	if n := len(t); n >= 2 && t[n-1] == 'I' && strings.IndexByte("KMGT", t[n-2]) >= 0 {
+		t = t[:n-1] // GiB, Gi: the same as G
+	}
+	shift := 0
+	if n := len(t); n > 0 {
+		if i := strings.IndexByte("KMGT", t[n-1]); i >= 0 {
+			shift, t = 10*(i+1), strings.TrimSpace(t[:n-1])
+		}
+	}
+	bad := func(why string) error {
+		return fmt.Errorf("size %q: %s; want a number of bytes or one with K, M, G or T (binary), e.g. 512M or 40G", s, why)
+	}
+	whole, frac, dot := strings.Cut(t, ".")
+	if whole == "" && frac == "" || strings.Trim(whole, "0123456789") != "" || strings.Trim(frac, "0123456789") != "" || dot && frac == "" {
+		return 0, bad("not a number")
+	}
+	if !dot {
+		n, err := strconv.ParseInt(whole, 10, 64)
+		if err != nil || n > math.MaxInt64>>shift {
+			return 0, bad("too large")
+		}
+		return n << shift, nil
+	}
+	f, err := strconv.ParseFloat(t, 64)
+	if err != nil {
+		return 0, bad("not a number")
+	}
+	f = math.Ldexp(f, shift)
+	if f >= math.MaxInt64 {
+		return 0, bad("too large")
+	}
+	return int64(f), nil
 }

@@ -1,6 +1,8 @@
 package units
 
 import (
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -20,6 +22,40 @@ func TestDuration(t *testing.T) {
 	} {
 		if got := Duration(d); got != want {
 			t.Errorf("Duration(%v) = %q, want %q", d, got, want)
+		}
+	}
+}
+
+func TestYesNo(t *testing.T) {
+	if got := YesNo(true); got != "yes" {
+		t.Errorf("YesNo(true) = %q", got)
+	}
+	if got := YesNo(false); got != "no" {
+		t.Errorf("YesNo(false) = %q", got)
+	}
+}
+
+func TestParseBytes(t *testing.T) {
+	for in, want := range map[string]int64{
+		"0": 0, "1048576": 1 << 20, "1G": 1 << 30, "1GiB": 1 << 30, "1GB": 1 << 30, "1Gi": 1 << 30, "1g": 1 << 30,
+		"1gib": 1 << 30, "512M": 512 << 20, "512MiB": 512 << 20, "1K": 1024, "1T": 1 << 40, "900T": 900 << 40,
+		"1.5G": 3 << 29, ".5K": 512, " 20 G ": 20 << 30, "1.5": 1, "8388607T": 8388607 << 40,
+		"9223372036854775807": 1<<63 - 1,
+	} {
+		got, err := ParseBytes(in)
+		if err != nil || got != want {
+			t.Errorf("ParseBytes(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "B", "G", "GiB", "I", "i", "abc", "-1G", "+1G", "1e3", "NaN", "Inf", "1.G", "1..5G",
+		"1.2.3", "1P", "1 X", "0x10", "8388608T", "9223372036854775808", "1e30T", "99999999999999999999.5T"} {
+		got, err := ParseBytes(in)
+		if err == nil {
+			t.Errorf("ParseBytes(%q) = %d, want an error", in, got)
+			continue
+		}
+		if !strings.Contains(err.Error(), strconv.Quote(in)) {
+			t.Errorf("ParseBytes(%q): error %q does not name the value", in, err)
 		}
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/mtconsole/mtconsole/internal/backoff"
 	"github.com/mtconsole/mtconsole/replication/journal"
 	"github.com/mtconsole/mtconsole/replication/vfs"
 	"github.com/mtconsole/mtconsole/replication/wire"
@@ -48,7 +49,8 @@ type Config struct {
 	// Credit is the flow-control credit granted at connection (32 MiB).
 	Credit int64
 	// MinBackoff and MaxBackoff bound the wait before dialing again
-	// (100 ms, 30 s).
+	// (100 ms, 30 s): each wait is drawn at random under a bound that
+	// starts at MinBackoff and doubles up to MaxBackoff (internal/backoff).
 	MinBackoff, MaxBackoff time.Duration
 	// IdleTimeout ends a connection that brought nothing, not even a
 	// heartbeat, for this long (30 s).
@@ -58,15 +60,16 @@ type Config struct {
 	Logger     *slog.Logger
 }
 
-// State names, as admins know them.
-const (
-	StateQueued   = "Queued"
-	StateResync1  = "Resync Step I"
-	StateResync2  = "Resync Step II"
-	StateDiffSync = "Differential Sync"
+// State names, as admins know them: PairStatus.State is one of these,
+// spelled by wire.PairState (the one list of pair-state names).
+var (
+	StateQueued   = wire.StateQueued.String()
+	StateResync1  = wire.StateResync1.String()
+	StateResync2  = wire.StateResync2.String()
+	StateDiffSync = wire.StateDiffSync.String()
 	// StateEnded is a pair rolled back (or being rolled back): it has left
 	// the session and is no longer replicated (writer.HealthEnded).
-	StateEnded = "Ended"
+	StateEnded = wire.StateEnded.String()
 )
 
 // PairStatus is a pair's replication state beside its writer status.
@@ -318,7 +321,7 @@ func (c *Client) Status() []PairStatus {
 			continue
 		}
 		l.mu.Lock()
-		ps := PairStatus{Disk: l.disk, State: stateName(l.state), ResyncDone: l.done, ResyncTotal: l.total,
+		ps := PairStatus{Disk: l.disk, State: l.state.String(), ResyncDone: l.done, ResyncTotal: l.total,
 			Connected: l.connected, PairStatus: ws}
 		if l.ended {
 			ps.State, ps.ResyncDone, ps.ResyncTotal, ps.Connected = StateEnded, 0, 0, false
@@ -333,18 +336,6 @@ func (c *Client) Status() []PairStatus {
 func (c *Client) Stats() Stats {
 	return Stats{Connections: c.conns.Load(), ResyncBytes: c.resyncBytes.Load(), ZeroBytes: c.zeroBytes.Load(),
 		WriteBytes: c.writeBytes.Load(), HashRequests: c.hashReqs.Load()}
-}
-
-func stateName(s wire.PairState) string {
-	switch s {
-	case wire.StateResync1:
-		return StateResync1
-	case wire.StateResync2:
-		return StateResync2
-	case wire.StateDiffSync:
-		return StateDiffSync
-	}
-	return StateQueued
 }
 
 // Close stops Run, if it runs, and waits for it to return (a write
@@ -396,7 +387,9 @@ func (c *Client) Run(ctx context.Context) error {
 	c.running.Add(1)
 	c.rmu.Unlock()
 	defer c.running.Done()
-	backoff := c.cfg.MinBackoff
+	// Full jitter: master targets that lost the same process server do
+	// not all dial it again in the same instant when it comes back.
+	bo := backoff.New(c.cfg.MinBackoff, c.cfg.MaxBackoff)
 	for {
 		if c.live() == 0 {
 			c.cfg.Logger.Warn("every pair has ended: nothing left to replicate; remove their [[pair]] from agent.toml", "addr", c.cfg.Addr)
@@ -416,19 +409,18 @@ func (c *Client) Run(ctx context.Context) error {
 		var pe *pairError
 		local := errors.As(err, &pe)
 		if established && !local {
-			backoff = c.cfg.MinBackoff
+			bo.Reset()
 		}
+		within := bo.Ceiling()
+		wait := bo.Next()
 		if local {
-			c.cfg.Logger.Warn("connection to the process server ended by a pair of this master target", "addr", c.cfg.Addr, "disk", pe.disk, "err", err, "retry_in", backoff)
+			c.cfg.Logger.Warn("connection to the process server ended by a pair of this master target", "addr", c.cfg.Addr, "disk", pe.disk, "err", err, "retry_in", wait, "backoff", within)
 		} else {
-			c.cfg.Logger.Warn("connection to the process server ended", "addr", c.cfg.Addr, "err", err, "retry_in", backoff)
+			c.cfg.Logger.Warn("connection to the process server ended", "addr", c.cfg.Addr, "err", err, "retry_in", wait, "backoff", within)
 		}
-		select {
-		case <-ctx.Done():
+		if !backoff.Sleep(ctx, wait) {
 			return nil
-		case <-time.After(backoff):
 		}
-		backoff = min(backoff*2, c.cfg.MaxBackoff)
 	}
 }
 

@@ -31,7 +31,9 @@
 // writer drops.
 //
 // Any error ends the connection; Run dials again with exponential
-// backoff (Config.MinBackoff doubling up to Config.MaxBackoff), except
+// backoff and full jitter (a uniform wait under a bound that starts at
+// Config.MinBackoff and doubles up to Config.MaxBackoff, so master
+// targets do not all redial a restarted process server at once), except
 // after errors that a retry cannot mend: a failed passphrase proof
 // (wire.ErrAuth), a changed or untrusted certificate. The backoff starts
 // again from the minimum only after an established connection that the

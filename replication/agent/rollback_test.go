@@ -356,11 +356,15 @@ func (r *logRec) find(level slog.Level, prefix string) []map[string]slog.Value {
 	return out
 }
 
-// retries are the retry_in of the "connection … ended" lines.
-func (r *logRec) retries() []time.Duration {
+// retries are the backoff bounds of the "connection … ended" lines; each
+// line's retry_in (the jittered wait) must lie within its bound.
+func (r *logRec) retries(t *testing.T) []time.Duration {
 	var out []time.Duration
 	for _, m := range r.find(slog.LevelWarn, "connection to the process server ended") {
-		out = append(out, m["retry_in"].Duration())
+		if in, within := m["retry_in"].Duration(), m["backoff"].Duration(); in < 0 || in > within {
+			t.Errorf("retry in %v, not within its backoff %v", in, within)
+		}
+		out = append(out, m["backoff"].Duration())
 	}
 	return out
 }
@@ -401,8 +405,8 @@ func TestPairErrorBacksOff(t *testing.T) {
 	})
 	defer wg.Wait()
 	defer wcancel()
-	r.waitFor("connections ended by the pair", 15*time.Second, func() bool { return len(rec.retries()) >= 9 })
-	got := rec.retries()
+	r.waitFor("connections ended by the pair", 15*time.Second, func() bool { return len(rec.retries(t)) >= 9 })
+	got := rec.retries(t)
 	for i, d := range got[:9] {
 		if want := min(minB<<i, maxB); d != want {
 			t.Fatalf("retry %d in %v, want %v: the backoff does not grow while the pair fails (%v)", i, d, want, got)

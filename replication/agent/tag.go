@@ -89,7 +89,7 @@ func (c *Client) Tag(ctx context.Context, pairs []string, info journal.TagInfo) 
 		case !ok || !conn:
 			bad = append(bad, p+" (not connected)")
 		case st != wire.StateDiffSync:
-			bad = append(bad, p+" ("+stateName(st)+")")
+			bad = append(bad, p+" ("+st.String()+")")
 		default:
 			req.Disks = append(req.Disks, disk)
 			w.want[p] = true

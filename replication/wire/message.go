@@ -793,26 +793,64 @@ func (m *HashResponse) Unmarshal(p []byte) error {
 	return r.done()
 }
 
-// PairState is a pair's phase as admins know it.
+// PairState is a pair's phase as admins know it. This is the one list of
+// pair-state names: the agent's status, the console and the commands all
+// spell a state through String (long) or Short.
 type PairState uint8
 
-// Pair states. The values are part of the protocol.
+// Pair states. The values 1 to 3 are part of the protocol; StateQueued and
+// StateEnded are the agent's own and never go on the wire (check refuses
+// them).
 const (
+	StateQueued   PairState = 0 // Queued: no State from the process server yet
 	StateResync1  PairState = 1 // Resync Step I: full or checksum copy
 	StateResync2  PairState = 2 // Resync Step II: changes made during step I
 	StateDiffSync PairState = 3 // Differential Sync: streaming changes
+	// StateEnded is a pair rolled back (or being rolled back): it has left
+	// the session and is no longer replicated.
+	StateEnded PairState = 0xff
 )
 
+var pairStateNames = [...]struct {
+	s           PairState
+	long, short string
+}{
+	{StateQueued, "Queued", "Queued"},
+	{StateResync1, "Resync Step I", "Resync I"},
+	{StateResync2, "Resync Step II", "Resync II"},
+	{StateDiffSync, "Differential Sync", "Diff sync"},
+	{StateEnded, "Ended", "Ended"},
+}
+
+// String is the state's name as admins know it ("Differential Sync").
 func (s PairState) String() string {
-	switch s {
-	case StateResync1:
-		return "Resync Step I"
-	case StateResync2:
-		return "Resync Step II"
-	case StateDiffSync:
-		return "Differential Sync"
+	for _, n := range pairStateNames {
+		if n.s == s {
+			return n.long
+		}
 	}
 	return fmt.Sprintf("state(%d)", uint8(s))
+}
+
+// Short is the state's name for narrow columns ("Diff sync").
+func (s PairState) Short() string {
+	for _, n := range pairStateNames {
+		if n.s == s {
+			return n.short
+		}
+	}
+	return s.String()
+}
+
+// ParsePairState returns the state String names; ok is false for any
+// other text.
+func ParsePairState(name string) (s PairState, ok bool) {
+	for _, n := range pairStateNames {
+		if n.long == name {
+			return n.s, true
+		}
+	}
+	return 0, false
 }
 
 // State tells the master target the pair's phase on the process server

@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -20,11 +19,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/charmbracelet/x/exp/golden"
+
 	"github.com/mtconsole/mtconsole/replication/journal"
 	"github.com/mtconsole/mtconsole/replication/writer"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 
 const fxSize = 256 << 10
 
@@ -303,26 +302,7 @@ func TestStatusGolden(t *testing.T) {
 	if err := json.Indent(&got, raw, "", "  "); err != nil {
 		t.Fatalf("%v\n%s", err, raw)
 	}
-	golden(t, "status.golden", strings.ReplaceAll(got.String(), a.dir, "$DIR"))
-}
-
-func golden(t *testing.T, name, got string) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		os.MkdirAll("testdata", 0o755)
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (go test -update creates it)", err)
-	}
-	if got != string(want) {
-		t.Errorf("differs from %s (go test -update rewrites it)\ngot:\n%s\nwant:\n%s", path, got, want)
-	}
+	golden.RequireEqual(t, strings.ReplaceAll(got.String(), a.dir, "$DIR"))
 }
 
 // next returns the next event of kind (skipping others), or fails.
