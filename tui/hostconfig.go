@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"charm.land/bubbles/v2/key"
 	"charm.land/bubbles/v2/textinput"
 	tea "charm.land/bubbletea/v2"
 	"github.com/charmbracelet/x/ansi"
@@ -38,6 +37,11 @@ type HostConfigOptions struct {
 	// (hostconfig.DefaultDrscoutPath when it exists); OldPassphrase its
 	// connection.passphrase, taken with it when readable.
 	Drscout, OldPassphrase string
+	// ReadOnly makes a screen that only looks: saving, registering and
+	// editing a field are refused with ReadOnlyReason ("not root",
+	// "--readonly"; "" reads "--readonly").
+	ReadOnly       bool
+	ReadOnlyReason string
 }
 
 // The five parts of the original's main dialog.
@@ -122,28 +126,8 @@ type HostConfigModel struct {
 	confirmFP   wire.Fingerprint
 	confirmAddr string
 	confirmed   wire.Fingerprint
-	keys        hcKeys
+	pressed     string // the key being dispatched, for bindings with several
 	offer       *hostconfig.Drscout
-}
-
-type hcKeys struct {
-	Left, Right, Open, Help, Quit, Back, Next, Prev, Save, Yes, No key.Binding
-}
-
-func newHCKeys() hcKeys {
-	return hcKeys{
-		Left:  bind("←", "previous", "left", "h", "shift+tab"),
-		Right: bind("→", "next", "right", "l", "tab"),
-		Open:  bind("enter", "open", "enter"),
-		Help:  bind("?/F1", "help", "?", "f1"),
-		Quit:  bind("q/F10", "quit", "q", "f10", "ctrl+c"),
-		Back:  bind("esc", "back", "esc"),
-		Next:  bind("↓/tab", "next field", "down", "tab"),
-		Prev:  bind("↑", "previous field", "up", "shift+tab"),
-		Save:  bind("ctrl+s", "save", "ctrl+s"),
-		Yes:   bind("y", "trust", "y", "Y"),
-		No:    bind("n", "refuse", "n", "N", "esc"),
-	}
 }
 
 // NewHostConfig opens the screen on the config at o.Paths (defaults when
@@ -156,7 +140,10 @@ func NewHostConfig(o HostConfigOptions) *HostConfigModel {
 	if o.SysRoot == "" {
 		o.SysRoot = "/"
 	}
-	m := &HostConfigModel{o: o, st: NewStyles(!o.NoColor), w: MinWidth, h: MinHeight, keys: newHCKeys()}
+	m := &HostConfigModel{o: o, st: NewStyles(!o.NoColor), w: MinWidth, h: MinHeight}
+	if o.ReadOnly && o.ReadOnlyReason == "" {
+		m.o.ReadOnlyReason = "--readonly"
+	}
 	cfg, err := hostconfig.LoadOrDefault(o.Paths.Config)
 	if err != nil {
 		m.loadErr = err.Error()
@@ -287,6 +274,10 @@ func (m *HostConfigModel) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		// The terminal's paste (PuTTY's Shift+Insert): a copied line's
 		// newline is not part of the value.
 		if f := m.current(); m.state == hcForm && f != nil && f.kind == kindText {
+			if why := m.keys().Reason(m.editBinding()); why != "" {
+				m.status, m.statusErr = why, true
+				return m, nil
+			}
 			var cmd tea.Cmd
 			f.input, cmd = f.input.Update(tea.PasteMsg{Content: strings.TrimRight(msg.Content, "\r\n")})
 			f.err = ""
@@ -297,103 +288,6 @@ func (m *HostConfigModel) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, m.key(msg)
 	}
 	return m, nil
-}
-
-func (m *HostConfigModel) key(msg tea.KeyPressMsg) tea.Cmd {
-	k := m.keys
-	if msg.String() == "ctrl+c" {
-		return tea.Quit
-	}
-	if m.help {
-		m.help = false
-		return nil
-	}
-	switch m.state {
-	case hcBusy:
-		return nil
-	case hcImport:
-		switch {
-		case key.Matches(msg, k.Yes):
-			return m.importOffer()
-		case key.Matches(msg, k.No):
-			m.offer, m.state, m.status, m.statusErr = nil, hcMenu, "not imported", false
-		}
-		return nil
-	case hcConfirm:
-		switch {
-		case key.Matches(msg, k.Yes):
-			m.confirmed = m.confirmFP
-			return m.save(partGlobal)
-		case key.Matches(msg, k.No):
-			m.state, m.status, m.statusErr = hcForm, "certificate not trusted: nothing was saved", true
-		}
-		return nil
-	case hcMenu:
-		switch {
-		case key.Matches(msg, k.Help):
-			m.help = true
-		case key.Matches(msg, k.Quit):
-			return tea.Quit
-		case key.Matches(msg, k.Left):
-			m.part = (m.part + len(hcParts) - 1) % len(hcParts)
-		case key.Matches(msg, k.Right):
-			m.part = (m.part + 1) % len(hcParts)
-		case key.Matches(msg, k.Open):
-			if m.part == partQuit {
-				return tea.Quit
-			}
-			m.state, m.focus, m.status = hcForm, 0, ""
-			return m.focusCmd()
-		}
-		return nil
-	}
-	// a form
-	f := m.current()
-	switch {
-	case key.Matches(msg, k.Back):
-		m.state = hcMenu
-		m.blurAll()
-		return nil
-	case key.Matches(msg, k.Save):
-		return m.save(m.part)
-	case msg.String() == "f1" || msg.String() == "?" && f.kind != kindText:
-		m.help = true
-		return nil
-	case key.Matches(msg, k.Next) || msg.String() == "enter" && f.kind != kindButton:
-		m.move(1)
-		return m.focusCmd()
-	case key.Matches(msg, k.Prev):
-		m.move(-1)
-		return m.focusCmd()
-	}
-	switch f.kind {
-	case kindButton:
-		if msg.String() == "enter" || msg.String() == "space" {
-			return m.save(m.part)
-		}
-	case kindToggle:
-		switch msg.String() {
-		case "space", "left", "right", "y", "n":
-			f.on = !f.on
-			if msg.String() == "y" || msg.String() == "n" {
-				f.on = msg.String() == "y"
-			}
-			f.err = ""
-		}
-	case kindLevel:
-		switch msg.String() {
-		case "left", "-":
-			f.level = max(0, f.level-1)
-		case "right", "+":
-			f.level = min(f.max, f.level+1)
-		}
-	case kindText:
-		var cmd tea.Cmd
-		f.input, cmd = f.input.Update(msg)
-		f.err = ""
-		return cmd
-	}
-	return nil
 }
 
 func (m *HostConfigModel) visibleFields() []*hcField {
@@ -620,6 +514,9 @@ func (m *HostConfigModel) render() string {
 	add := func(s ...string) { lines = append(lines, s...) }
 	title := " Host Config Interface"
 	right := m.o.Host + " "
+	if ro := m.readOnly(); ro != "" {
+		right = "read-only: " + ro + " · " + right
+	}
 	add(st.Header.Render(title+strings.Repeat(" ", max(1, m.w-ansi.StringWidth(title)-ansi.StringWidth(right)))+right), strings.Repeat("─", m.w))
 	add(" Pick the command you wish to run.   Press ? for help", "")
 	var menu strings.Builder
@@ -641,7 +538,11 @@ func (m *HostConfigModel) render() string {
 	case m.help:
 		add(" "+st.Title.Render("Help: "+hcParts[m.part]), "")
 		add(wrap("   ", strings.ReplaceAll(hcHelp[m.part], "\n", " "), m.w)...)
-		add("", st.Dim.Render("   any key closes the help"))
+		add("")
+		if ro := m.readOnly(); ro != "" {
+			add(wrap("   ", "Read-only ("+ro+"): the keys that change something are listed disabled, and refused.", m.w)...)
+		}
+		add(m.stateKeys().HelpLines(m.w, st.Dim)...)
 	case m.state == hcMenu:
 		add(m.summary()...)
 	case m.state == hcImport:
@@ -687,7 +588,7 @@ func (m *HostConfigModel) render() string {
 	for len(lines) < m.h-2 {
 		add("")
 	}
-	add(strings.Repeat("─", m.w), " "+m.footer())
+	add(strings.Repeat("─", m.w), m.footer())
 	if len(lines) > m.h {
 		lines = append(lines[:m.h-2], lines[len(lines)-2:]...)
 	}
@@ -805,21 +706,4 @@ func (m *HostConfigModel) saveNote() string {
 		return "test connection → confirm certificate → register → verify"
 	}
 	return "writes the host config"
-}
-
-func (m *HostConfigModel) footer() string {
-	k := func(s, d string) string { return m.st.Key.Render(s) + " " + d }
-	switch {
-	case m.help:
-		return k("any key", "close help")
-	case m.state == hcBusy:
-		return "working…"
-	case m.state == hcConfirm:
-		return k("y", "trust and register") + "  " + k("n", "refuse")
-	case m.state == hcImport:
-		return k("y", "import") + "  " + k("n", "keep this host's settings")
-	case m.state == hcMenu:
-		return strings.Join([]string{k("←/→", "choose"), k("enter", "open"), k("?", "help"), k("q", "quit")}, "  ")
-	}
-	return strings.Join([]string{k("↑/↓", "field"), k("space", "toggle"), k("ctrl+s", "save"), k("F1", "help"), k("esc", "back")}, "  ")
 }

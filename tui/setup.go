@@ -48,10 +48,17 @@ type SetupOptions struct {
 	// what it would run and write and changes nothing; the state file
 	// and the log are neither read nor written. It cannot be turned off
 	// in the session.
-	DryRun  bool
-	Host    string
-	NoColor bool
-	Now     func() time.Time
+	DryRun bool
+	// ReadOnly makes a session that only looks: every key that changes
+	// the host or a file (the installs, the custom changes, the answers
+	// they use, the host config screen) is refused with ReadOnlyReason
+	// ("not root", "--readonly"; "" reads "--readonly"), and no state file
+	// is written.
+	ReadOnly       bool
+	ReadOnlyReason string
+	Host           string
+	NoColor        bool
+	Now            func() time.Time
 	// StatePath is the wizard's state file; "": <Root>/var/lib/mtconsole/setup-state.json.
 	// Not used in a dry run.
 	StatePath string
@@ -100,11 +107,13 @@ type SetupModel struct {
 	st   Styles
 	w, h int
 
-	a    setup.Answers
-	step suStep
-	sel  [suSteps]int // selected row of each step
-	off  [suSteps]int // first row shown
-	help bool
+	a       setup.Answers
+	step    suStep
+	sel     [suSteps]int // selected row of each step
+	off     [suSteps]int // first row shown
+	help    bool
+	helpOff int    // first help line shown
+	pressed string // the key being dispatched, for bindings with several
 
 	checks   map[suStep][]setup.Check
 	checking map[suStep]bool
@@ -183,6 +192,9 @@ func NewSetup(ctx context.Context, o SetupOptions) *SetupModel {
 	}
 	if o.Answers.Version == 0 {
 		o.Answers = setup.DefaultAnswers()
+	}
+	if o.ReadOnly && o.ReadOnlyReason == "" {
+		o.ReadOnlyReason = "--readonly"
 	}
 	m := &SetupModel{o: o, ctx: ctx, st: NewStyles(!o.NoColor), w: MinWidth, h: MinHeight,
 		a: o.Answers, x: &setup.Executor{}, shown: &suShown{},

@@ -14,192 +14,8 @@ import (
 
 	tea "charm.land/bubbletea/v2"
 
-	"github.com/mtconsole/mtconsole/internal/units"
 	"github.com/mtconsole/mtconsole/setup"
 )
-
-// ---- keys
-
-func (m *SetupModel) key(msg tea.KeyPressMsg) tea.Cmd {
-	k := msg.String()
-	if k == "ctrl+c" {
-		m.saveState()
-		return tea.Quit
-	}
-	if m.editing {
-		return m.editKey(msg)
-	}
-	if m.help {
-		switch k {
-		case "q", "f10":
-			m.saveState()
-			return tea.Quit
-		case "?", "f1", "esc", "b":
-			m.help = false
-		}
-		return nil
-	}
-	if m.w < MinWidth || m.h < MinHeight {
-		if k == "q" || k == "f10" {
-			m.saveState()
-			return tea.Quit
-		}
-		return nil
-	}
-	if j := m.job; j != nil && j.running {
-		switch k {
-		case "x", "esc":
-			j.cancel()
-			j.add("cancelling…")
-		case "q", "f10":
-			m.setNote(true, j.title+" is running: x cancels it first")
-		}
-		return nil
-	}
-	if m.confirm != "" {
-		switch k {
-		case "y", "Y":
-			return m.confirmed()
-		case "n", "N", "esc", "b":
-			m.confirm = ""
-			m.setNote(false, "cancelled: nothing was changed")
-		case "up", "k":
-			m.off[m.step] = max(m.off[m.step]-1, 0)
-		case "down", "j":
-			m.off[m.step]++
-		case "pgup":
-			m.off[m.step] = max(m.off[m.step]-10, 0)
-		case "pgdown":
-			m.off[m.step] += 10
-		}
-		return nil
-	}
-	switch k {
-	case "q", "f10":
-		m.saveState()
-		return tea.Quit
-	case "?", "f1":
-		m.help = true
-		return nil
-	case "ctrl+l":
-		return tea.ClearScreen
-	case "esc", "b":
-		return m.back()
-	case "N":
-		return m.startOver()
-	case "up", "k":
-		m.move(-1)
-		return nil
-	case "down", "j":
-		m.move(1)
-		return nil
-	case "pgup":
-		m.move(-10)
-		return nil
-	case "pgdown":
-		m.move(10)
-		return nil
-	}
-	switch m.step {
-	case suRole:
-		switch k {
-		case "1":
-			return m.setRole(setup.RoleMT)
-		case "2":
-			return m.setRole(setup.RolePS)
-		case "space":
-			if m.a.Role == setup.RoleMT {
-				return m.setRole(setup.RolePS)
-			}
-			return m.setRole(setup.RoleMT)
-		}
-	case suPrereq:
-		switch k {
-		case "f":
-			return m.fixPackages()
-		case "i":
-			m.a.Prerequisites.InstallPackages = !m.a.Prerequisites.InstallPackages
-			m.setNote(false, "install missing packages when applying: "+units.YesNo(m.a.Prerequisites.InstallPackages))
-			return m.answersChanged()
-		case "r", "f5":
-			m.job = nil
-			return m.answersChanged(suPrereq)
-		}
-	case suDisks:
-		switch k {
-		case "e":
-			if m.skipped(suDisks) {
-				return nil
-			}
-			m.editing = true
-			m.input.SetValue(m.a.Disks.Retention)
-			m.input.CursorEnd()
-			return m.input.Focus()
-		case "r", "f5":
-			return m.answersChanged(suDisks)
-		}
-	case suCustom:
-		if m.skipped(suCustom) {
-			return nil
-		}
-		switch k {
-		case "a":
-			if len(m.preview) == 0 && m.customErr == "" {
-				m.setNote(false, "every custom change is applied: nothing to do")
-				return nil
-			}
-			m.confirm, m.off[suCustom] = "custom-apply", 0
-		case "v":
-			m.confirm = "custom-revert"
-		case "t":
-			m.a.CustomChanges.Apply = !m.a.CustomChanges.Apply
-			m.setNote(false, "apply the custom changes when installing: "+units.YesNo(m.a.CustomChanges.Apply))
-			return m.answersChanged()
-		case "r", "f5":
-			return m.loadCustom()
-		}
-	case suCS:
-		if k == "o" {
-			if m.dry() {
-				// Its saves and registrations do not go through the
-				// Executor: closed, not half a dry run.
-				m.setNote(true, "dry run: the host config screen saves and registers; run mtconsole setup without --dry-run to open it")
-				return nil
-			}
-			o := HostConfigOptions{Paths: m.o.HostConfig, Version: m.o.Version, SysRoot: m.o.Root, Host: m.o.Host, NoColor: m.o.NoColor}
-			m.hcm = NewHostConfig(o)
-			m.hcm.Update(tea.WindowSizeMsg{Width: m.w, Height: m.h})
-			return nil
-		}
-	case suVSphere:
-		switch k {
-		case "s":
-			m.vsSkipped = !m.vsSkipped
-			m.saveState()
-			if !m.vsSkipped {
-				return m.enter()
-			}
-		case "r", "f5":
-			if m.vsReady() {
-				m.vsSkipped = false
-				return m.runVSphere()
-			}
-		}
-	case suSummary:
-		switch k {
-		case "a", "enter":
-			return m.askInstall()
-		case "r", "f5":
-			m.review = nil
-			return m.buildReview()
-		}
-		return nil
-	}
-	if k == "enter" || k == "n" {
-		return m.next()
-	}
-	return nil
-}
 
 func (m *SetupModel) setRole(r setup.Role) tea.Cmd {
 	if m.a.Role == r {
@@ -248,38 +64,9 @@ func (m *SetupModel) move(d int) {
 	m.sel[m.step] = min(max(m.sel[m.step]+d, 0), n-1)
 }
 
-func (m *SetupModel) editKey(msg tea.KeyPressMsg) tea.Cmd {
-	switch msg.String() {
-	case "enter":
-		v := filepath.Clean(strings.TrimSpace(m.input.Value()))
-		if !filepath.IsAbs(v) {
-			m.setNote(true, fmt.Sprintf("%q is not an absolute path (disks.retention)", m.input.Value()))
-			return nil
-		}
-		m.editing = false
-		m.input.Blur()
-		if v == m.a.Disks.Retention {
-			return nil
-		}
-		m.a.Disks.Retention = v
-		m.setNote(false, "retention directory: "+v)
-		return m.answersChanged(suDisks)
-	case "esc":
-		m.editing = false
-		m.input.Blur()
-		return nil
-	case "ctrl+u":
-		m.input.SetValue("")
-		return nil
-	}
-	var cmd tea.Cmd
-	m.input, cmd = m.input.Update(msg)
-	return cmd
-}
-
 // startOver forgets the state file and the answers typed.
 func (m *SetupModel) startOver() tea.Cmd {
-	if !m.dry() {
+	if !m.dry() && m.readOnly() == "" {
 		if err := os.Remove(m.o.StatePath); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			m.setNote(true, "start afresh: "+err.Error())
 			return nil
@@ -798,8 +585,8 @@ type suState struct {
 func (m *SetupModel) saveState() { m.saveStateRunning("") }
 
 func (m *SetupModel) saveStateRunning(running string) {
-	if m.dry() || m.installed {
-		return // a dry run keeps no state; an install is done: nothing to resume
+	if m.dry() || m.installed || m.readOnly() != "" {
+		return // a dry run or a read-only session keeps no state; an install is done: nothing to resume
 	}
 	y, err := m.a.Marshal()
 	if err == nil {

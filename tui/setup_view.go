@@ -179,6 +179,11 @@ func (m *SetupModel) render() string {
 	var body []string
 	if m.help {
 		body = m.helpLines(m.w)
+		m.helpOff = min(m.helpOff, max(len(body)-bodyH, 0))
+		body = body[m.helpOff:]
+		if len(body) > bodyH {
+			body = append(body[:bodyH-1:bodyH-1], m.st.Dim.Render(fmt.Sprintf("   ↓ %d more lines (↑↓ scroll)", len(body)-bodyH+1)))
+		}
 	} else {
 		lw := 22
 		if m.w >= 120 {
@@ -208,6 +213,13 @@ func (m *SetupModel) render() string {
 	right := ""
 	if m.o.Root != "/" {
 		right = "root " + m.o.Root + " "
+	}
+	if ro := m.readOnly(); ro != "" {
+		if right == "" {
+			right = "read-only: " + ro + " "
+		} else {
+			right = "read-only: " + ro + " · " + right
+		}
 	}
 	if m.dry() {
 		right = "DRY RUN · " + right
@@ -261,86 +273,6 @@ func (m *SetupModel) stepList(lw int) []string {
 		out = append(out, line, "    "+m.markStyle(k, cut(word, lw-4)))
 	}
 	return out
-}
-
-// footer is the keys of what is on screen.
-func (m *SetupModel) footer() string {
-	type kd struct{ k, d string }
-	var ks []kd
-	switch {
-	case m.help:
-		ks = []kd{{"?/esc", "close help"}}
-	case m.editing:
-		ks = []kd{{"enter", "done"}, {"esc", "cancel"}, {"ctrl+u", "clear"}}
-	case m.job != nil && m.job.running:
-		ks = []kd{{"x", "cancel"}}
-	case m.confirm != "":
-		what := map[string]string{"custom-apply": "apply these changes", "custom-revert": "revert", "install": "apply the plan"}[m.confirm]
-		if m.confirm == "install" && m.dry() {
-			what = "show the dry run"
-		}
-		ks = []kd{{"y", what}, {"n/esc", "cancel"}, {"↑↓", "scroll"}}
-	default:
-		switch m.step {
-		case suRole:
-			ks = []kd{{"↑↓/1/2", "role"}}
-		case suPrereq:
-			ks = []kd{{"f", "fix: install missing"}, {"i", "install at apply"}, {"r", "re-check"}, {"↑↓", "check"}}
-		case suDisks:
-			if !m.skipped(suDisks) {
-				ks = []kd{{"e", "retention dir"}, {"r", "re-check"}, {"↑↓", "check"}}
-			}
-		case suCustom:
-			if !m.skipped(suCustom) {
-				ks = []kd{{"a", "apply…"}, {"v", "revert…"}, {"t", "apply at install"}, {"↑↓", "change"}}
-			}
-		case suCS:
-			if m.dry() {
-				ks = []kd{{"o", "host config (not in a dry run)"}}
-			} else {
-				ks = []kd{{"o", "host config screen"}}
-			}
-		case suVSphere:
-			ks = []kd{{"s", "skip"}}
-			if m.vsReady() {
-				ks = append(ks, kd{"r", "run checks"})
-			}
-		case suSummary:
-			apply := "apply…"
-			if m.dry() {
-				apply = "dry run…"
-			}
-			ks = []kd{{"a", apply}, {"↑↓", "scroll"}}
-		}
-		if m.step < suSummary {
-			ks = append([]kd{{"enter", "next"}}, ks...)
-		}
-		if m.step > suRole {
-			ks = append(ks, kd{"esc", "back"})
-		}
-	}
-	tail := []kd{{"?", "help"}, {"q", "quit"}}
-	if m.help {
-		tail = tail[1:]
-	}
-	room := m.w - 1
-	for _, k := range tail {
-		room -= ansi.StringWidth(k.k+" "+k.d) + 2
-	}
-	var b strings.Builder
-	b.WriteByte(' ')
-	for _, k := range ks {
-		n := ansi.StringWidth(k.k+" "+k.d) + 2
-		if n > room {
-			continue
-		}
-		room -= n
-		b.WriteString(m.st.Key.Render(k.k) + " " + k.d + "  ")
-	}
-	for _, k := range tail {
-		b.WriteString(m.st.Key.Render(k.k) + " " + k.d + "  ")
-	}
-	return strings.TrimRight(b.String(), " ")
 }
 
 func (m *SetupModel) noteLine() string {
@@ -826,36 +758,6 @@ func (m *SetupModel) summaryPane(w, h int) []string {
 		out = append(out, "")
 	}
 	return append(out, lower...)
-}
-
-func (m *SetupModel) helpLines(w int) []string {
-	s := []string{
-		"The setup wizard walks the steps of a master target's (or a process server's)",
-		"setup: Role → Prerequisites → Disks → Custom changes → Configuration server →",
-		"vSphere (optional) → Summary. The checks only look; nothing changes until an",
-		"action you confirm: f installs missing packages, a applies the custom changes",
-		"after showing every file and line, the summary's a applies the install plan",
-		"after listing each change. Their output streams here and into the setup log",
-		"(" + SetupLog + "); x cancels a running one.",
-		"Keys everywhere: enter/n next · esc/b back · ↑↓/jk move · r/F5 re-check ·",
-		"?/F1 help · q/F10 quit (the step and answers are kept) · N start afresh ·",
-		"ctrl+l redraw.",
-		"Role: 1 master target, 2 process server. Prerequisites: f fix it (install the",
-		"missing packages now), i install them with the plan. Disks: e the retention",
-		"directory. Custom changes: a apply (review first), v revert, t apply with the",
-		"install. Configuration server: o opens the host config screen. vSphere: s",
-		"skip, r run the readiness checks. Summary: a apply.",
-		"--dry-run makes the whole session a dry run (no key turns it off): f, a, v and",
-		"the install show what they would run and write, and change nothing; no state",
-		"file or log is kept, and the host config screen stays closed.",
-		"A dropped SSH session loses nothing: mtconsole setup reopens at its step, with",
-		"its answers (" + StateFile + ").",
-	}
-	var out []string
-	for _, l := range s {
-		out = append(out, cut(" "+l, w))
-	}
-	return out
 }
 
 // wrapRaw breaks s at the width, keeping its spaces: a file's line as it

@@ -19,8 +19,9 @@ import (
 
 func newHostConfigCmd() *cobra.Command {
 	var config string
+	var readOnly bool
 	c := &cobra.Command{
-		Use:   "hostconfig [--config PATH]",
+		Use:   "hostconfig [--config PATH] [--readonly]",
 		Short: "The host config screen (hostconfigcli): configuration server, agent, NAT, logging",
 		Long: `hostconfig opens the screen that replaces the original's hostconfigcli, with
 its five parts: Global (configuration server, port, HTTPS, passphrase),
@@ -34,6 +35,10 @@ as root on systemd; else it says what to run). On a host that names no
 configuration server yet, an original agent's /usr/local/ASR/Vx/etc/drscout.conf
 is offered for import (with its connection.passphrase), until one is saved. The binary invoked as hostconfigcli opens it too.
 
+--readonly, or a user other than root (who does not own the directory of
+--config), gets a screen that only looks: saving, registering and editing
+a field are refused with the reason, and the ? help lists them as disabled.
+
 It needs a terminal: for scripts use "mtconsole register".
 
 Exit codes: 0 ok, 1 failed, 2 usage (bad flags, or stdout is not a terminal).`,
@@ -44,7 +49,9 @@ Exit codes: 0 ok, 1 failed, 2 usage (bad flags, or stdout is not a terminal).`,
 			}
 			host, _ := os.Hostname()
 			o := tui.HostConfigOptions{Paths: hostconfig.PathsFor(config),
-				Version: version, SysRoot: "/", Host: host, NoColor: os.Getenv("NO_COLOR") != ""}
+				Version: version, SysRoot: "/", Host: host, NoColor: os.Getenv("NO_COLOR") != "",
+				ReadOnlyReason: hostConfigReadOnly(readOnly, os.Geteuid(), config)}
+			o.ReadOnly = o.ReadOnlyReason != ""
 			if _, err := os.Stat(hostconfig.DefaultDrscoutPath); err == nil {
 				o.Drscout, o.OldPassphrase = hostconfig.DefaultDrscoutPath, hostconfig.DefaultOldPassphrase
 			}
@@ -55,8 +62,22 @@ Exit codes: 0 ok, 1 failed, 2 usage (bad flags, or stdout is not a terminal).`,
 			return tui.RunHostConfig(cmd.Context(), o)
 		},
 	}
+	c.Flags().BoolVar(&readOnly, "readonly", false, "only look: no save, registration or edit")
 	c.Flags().StringVar(&config, "config", hostconfig.DefaultConfigPath, "the host config file (passphrase and pinned certificate beside it)")
 	return c
+}
+
+// hostConfigReadOnly is why the host config screen only looks, or "":
+// --readonly, or a user other than root who does not own the config's
+// directory (the console's rule, as for the wizard).
+func hostConfigReadOnly(flag bool, euid int, config string) string {
+	switch {
+	case flag:
+		return "--readonly"
+	case euid != 0 && !ownsSocket(filepath.Dir(absPath(config)), euid):
+		return "not root"
+	}
+	return ""
 }
 
 // argsFor is the command line main runs: invoked as hostconfigcli (a

@@ -85,3 +85,38 @@ func TestAgentHostConfig(t *testing.T) {
 		t.Errorf("left out: %q", got)
 	}
 }
+
+// The host config screen only looks for --readonly, and for a user other
+// than root who does not own the config's directory.
+func TestHostConfigReadOnly(t *testing.T) {
+	dir := t.TempDir()
+	owner := os.Getuid()
+	other := owner + 4242
+	if owner == 0 {
+		other = 4242
+	}
+	config := filepath.Join(dir, "host.conf")
+	for _, c := range []struct {
+		flag bool
+		euid int
+		want string
+	}{
+		{true, 0, "--readonly"},
+		{false, 0, ""},
+		{false, other, "not root"},
+		{true, other, "--readonly"},
+	} {
+		if got := hostConfigReadOnly(c.flag, c.euid, config); got != c.want {
+			t.Errorf("flag %v, euid %d: %q, want %q", c.flag, c.euid, got, c.want)
+		}
+	}
+	if owner == 0 { // a user who owns it may change it
+		if err := os.Chown(dir, other, -1); err != nil {
+			t.Fatal(err)
+		}
+		owner = other
+	}
+	if got := hostConfigReadOnly(false, owner, config); got != "" {
+		t.Errorf("the owner of the config's directory: %q", got)
+	}
+}

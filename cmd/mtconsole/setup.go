@@ -19,9 +19,9 @@ import (
 
 func newSetupCmd() *cobra.Command {
 	var role, answersFile, root string
-	var dryRun bool
+	var dryRun, readOnly bool
 	c := &cobra.Command{
-		Use:   "setup [--root DIR] [--answers FILE] [--role mt|ps] [--dry-run]",
+		Use:   "setup [--root DIR] [--answers FILE] [--role mt|ps] [--dry-run] [--readonly]",
 		Short: "The setup wizard: role, prerequisites, disks, custom changes, registration, vSphere, install",
 		Long: `Open the setup wizard on this terminal (at least 80x24): Role →
 Prerequisites → Disks → Custom changes → Configuration server → vSphere
@@ -34,6 +34,12 @@ is applied. Output streams on screen and into ` + tui.SetupLog + `.
 v and the install show what they would run and write ("would run: …",
 "would write …") and change nothing, anywhere; no state file or log is
 kept, and the host config screen stays closed.
+
+--readonly, or a user other than root (who does not own the --root tree),
+gets a wizard that only looks: the keys that change the host or a file
+are refused with the reason, the ? help lists them as disabled, and no
+state file is kept. A --dry-run is not read-only on its own: it changes
+nothing, so anyone may walk it and see what each action would do.
 
 --answers FILE pre-fills every step (the format of mtconsole install
 --answers; see scripts/examples/mt.yaml). The step in progress and the
@@ -54,6 +60,8 @@ not a terminal).`,
 				return usageError{errors.New("setup needs a terminal: for scripts use `mtconsole install --answers FILE`")}
 			}
 			o, err := setupOptions(root, a, answersFile, dryRun)
+			o.ReadOnlyReason = setupReadOnly(readOnly, dryRun, os.Geteuid(), root)
+			o.ReadOnly = o.ReadOnlyReason != ""
 			if err != nil {
 				return err
 			}
@@ -65,8 +73,23 @@ not a terminal).`,
 	c.Flags().StringVar(&role, "role", "mt", "mt (master target) or ps (process server); overrides the answers")
 	c.Flags().StringVar(&answersFile, "answers", "", "answers file (YAML, version 1) pre-filling every step")
 	c.Flags().StringVar(&root, "root", "/", "set up the tree under DIR (checks, custom changes, install, state file); systemctl is not run")
+	c.Flags().BoolVar(&readOnly, "readonly", false, "only look: refuse every key that changes the host or a file")
 	c.Flags().BoolVar(&dryRun, "dry-run", false, "a dry run, for the whole session: every action shows what it would do; nothing changes, no state or log is kept")
 	return c
+}
+
+// setupReadOnly is why the wizard only looks, or "": --readonly, or a
+// user other than root who does not own the root (the console's rule: it
+// takes changes from root and from the owner of what it changes). A dry
+// run changes nothing, anywhere: it is not read-only unless asked.
+func setupReadOnly(flag, dryRun bool, euid int, root string) string {
+	switch {
+	case flag:
+		return "--readonly"
+	case !dryRun && euid != 0 && !ownsSocket(root, euid):
+		return "not root"
+	}
+	return ""
 }
 
 // setupOptions are the wizard's options for a root: a tree without sysfs
@@ -94,7 +117,8 @@ func setupOptions(root string, a setup.Answers, answersFile string, dryRun bool)
 	}
 	o.Custom = func() (*setup.Custom, error) { return customFor(root) }
 	o.VSphere = func(ctx context.Context, a setup.Answers) ([]setup.Check, error) {
-		return vsphereReadiness(ctx, root, a, dryRun)
+		// read-only: the readiness checks pin no certificate and cache no session either
+		return vsphereReadiness(ctx, root, a, dryRun || o.ReadOnly)
 	}
 	return o, nil
 }

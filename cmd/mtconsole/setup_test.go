@@ -219,3 +219,42 @@ func TestDryRunCommandsChangeNothing(t *testing.T) {
 	}
 	dry("would remove /etc/mtconsole (and what it holds)", "uninstall", "--purge-data")
 }
+
+// The wizard only looks for --readonly, and for a user other than root
+// who does not own the root, unless the session is a dry run (it changes
+// nothing, so anyone may walk it).
+func TestSetupReadOnly(t *testing.T) {
+	root := t.TempDir()
+	owner := os.Getuid()
+	other := owner + 4242
+	if owner == 0 {
+		other = 4242
+	}
+	for _, c := range []struct {
+		flag, dry bool
+		euid      int
+		want      string
+	}{
+		{true, false, 0, "--readonly"},
+		{true, true, 0, "--readonly"},
+		{false, false, 0, ""},
+		{false, false, other, "not root"},
+		{false, true, other, ""},
+	} {
+		if got := setupReadOnly(c.flag, c.dry, c.euid, root); got != c.want {
+			t.Errorf("flag %v, dry run %v, euid %d: %q, want %q", c.flag, c.dry, c.euid, got, c.want)
+		}
+	}
+	if got := setupReadOnly(false, false, other, "/"); got != "not root" {
+		t.Errorf("a user on /: %q", got)
+	}
+	if owner == 0 { // a user who owns it may change it
+		if err := os.Chown(root, other, -1); err != nil {
+			t.Fatal(err)
+		}
+		owner = other
+	}
+	if got := setupReadOnly(false, false, owner, root); got != "" {
+		t.Errorf("the owner of the root: %q", got)
+	}
+}
