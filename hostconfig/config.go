@@ -15,6 +15,7 @@ import (
 	"syscall"
 
 	"github.com/mtconsole/mtconsole/internal/atomicfile"
+	"github.com/mtconsole/mtconsole/internal/units"
 )
 
 // DefaultConfigPath is where the host config lives unless a flag says
@@ -363,13 +364,6 @@ func parseLevel(v string, max int) (int, error) {
 	return n, nil
 }
 
-func yesNo(b bool) string {
-	if b {
-		return "yes"
-	}
-	return "no"
-}
-
 // Parse reads a config file's contents; name is the file, for errors.
 // Keys not in the file keep their Default values.
 func Parse(name string, data []byte) (Config, error) {
@@ -438,11 +432,11 @@ func (c Config) Marshal() []byte {
 	b.WriteString("# mtconsole host configuration, written by mtconsole hostconfig / register.\n")
 	b.WriteString("# One \"key = value\" a line; booleans yes/no. See `mtconsole register --help`.\n\n")
 	fmt.Fprintf(&b, "[cs]\n# the configuration server: FQDN or IP (up to 255 characters), port 1-65535\nhost = %s\nport = %d\nhttps = %s\n\n",
-		c.CSHost, c.CSPort, yesNo(c.HTTPS))
+		c.CSHost, c.CSPort, units.YesNo(c.HTTPS))
 	fmt.Fprintf(&b, "[host]\n# made once; the configuration server knows this host by it\nid = %s\nrole = %s\n", c.HostID, c.Role)
 	fmt.Fprintf(&b, "data_addr = %s\ndata_fingerprint = %s\nimported = %s\n\n", c.DataAddr, c.DataFingerprint, c.Imported)
 	fmt.Fprintf(&b, "[nat]\n# fixed name / address to advertise instead of this host's own\nuse_hostname = %s\nhostname = %s\nuse_ip = %s\nip = %s\n\n",
-		yesNo(c.UseNATHostname), c.NATHostname, yesNo(c.UseNATIP), c.NATIP)
+		units.YesNo(c.UseNATHostname), c.NATHostname, units.YesNo(c.UseNATIP), c.NATIP)
 	fmt.Fprintf(&b, "[agent]\n# cache and retention; changing it means moving the data (stop the agent first)\ncache_dir = %s\n\n", c.CacheDir)
 	fmt.Fprintf(&b, "[logging]\n# level 0-7, remote_level 0-3\nlevel = %d\nremote_level = %d\n", c.LogLevel, c.RemoteLogLevel)
 	// an empty value is written "key =", without a trailing space
