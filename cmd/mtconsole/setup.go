@@ -92,7 +92,7 @@ func setupOptions(root string, a setup.Answers, answersFile string, dryRun bool)
 			o.Env.Inventory = inv
 		}
 	}
-	o.Custom = func() (*setup.Custom, error) { return customFor(root) }
+	o.Custom = func() (*setup.Custom, error) { return setup.HostCustom(root) }
 	o.VSphere = func(ctx context.Context, a setup.Answers) ([]setup.Check, error) {
 		return vsphereReadiness(ctx, root, a, dryRun)
 	}
