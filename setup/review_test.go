@@ -218,3 +218,26 @@ func TestReviewPackageInstallFails(t *testing.T) {
 		t.Fatalf("changed %v after the failed package install", d)
 	}
 }
+
+// TestCustomOnDiskFacts: the custom changes are judged on the disk facts
+// of the tree (read once, kept in the Env), not on this host's disks.
+func TestCustomOnDiskFacts(t *testing.T) {
+	fx := filepath.Join("..", "disks", "testdata", "hosts", "lvm-root")
+	e := &Env{Root: fx, Statfs: func(string) (disks.Space, error) { return disks.Space{}, nil }, BootID: "boot-1"}
+	root := t.TempDir()
+	cu, err := EnvCustom(root, e)
+	if err != nil || cu.Inv == nil || cu.Inv != e.Inventory || cu.Root != root || cu.BootID != "boot-1" {
+		t.Fatalf("%v %+v", err, cu)
+	}
+	again, _ := EnvCustom(root, e)
+	if again.Inv != cu.Inv {
+		t.Error("the disks were read twice")
+	}
+	host, err := HostCustom(fx)
+	if err != nil || host.Inv == nil || host.Root != fx {
+		t.Fatalf("%v %+v", err, host)
+	}
+	if len(host.Inv.Disks) != len(cu.Inv.Disks) {
+		t.Errorf("HostCustom read %d disks, the fixture has %d", len(host.Inv.Disks), len(cu.Inv.Disks))
+	}
+}
