@@ -138,7 +138,7 @@ func vsphereReadiness(ctx context.Context, root string, a setup.Answers, dryRun 
 			conn.Status, conn.Fix = setup.Warn, "pin the certificate: set vsphere.insecure: false in the answers"
 		}
 	}
-	return append([]setup.Check{conn}, checks...), nil
+	return append([]setup.Check{conn}, setupChecks(checks)...), nil
 }
 
 // treePM asks the host's package manager what is installed but installs

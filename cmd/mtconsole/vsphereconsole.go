@@ -168,7 +168,7 @@ func (c *consoleVSphere) Plan(ctx context.Context, disks []string, name string) 
 		return "", nil, err
 	}
 	defer cl.Close(context.WithoutCancel(ctx))
-	return planSteps(p), p.Checks, nil
+	return planSteps(p), setupChecks(p.Checks), nil
 }
 
 // Create is create-vm: planned again, then run.
@@ -197,4 +197,14 @@ func planSteps(p *vsphere.Plan) string {
 		}
 	}
 	return b.String()
+}
+
+// setupChecks are vSphere checks as the setup package's, to be shown
+// with them: the same fields and status words.
+func setupChecks(cs []vsphere.Check) []setup.Check {
+	out := make([]setup.Check, 0, len(cs))
+	for _, c := range cs {
+		out = append(out, setup.Check{ID: c.ID, Group: c.Group, Title: c.Title, Status: setup.Status(c.Status), Detail: c.Detail, Fix: c.Fix})
+	}
+	return out
 }
