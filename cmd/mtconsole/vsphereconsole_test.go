@@ -35,7 +35,7 @@ func TestConsoleVSphereConf(t *testing.T) {
 		{"password", ok + "password = x\n", "no password here"},
 		{"unknown key", ok + "insecure = true\n", "unknown key"},
 		{"missing", "url = vc.example\n", "no user, password_file, thumbprint"},
-		{"bad line", ok + "thumbprint\n", "want key = value"},
+		{"bad line", ok + "thumbprint\n", `vsphere.conf:6: want key = "value"`},
 		{"url with user", strings.Replace(ok, "vc.example", "https://u:p@vc.example", 1), "no user or password in the URL"},
 	} {
 		mode := os.FileMode(0o600)
