@@ -70,6 +70,14 @@ type InstallOptions struct {
 	Answers Answers
 	Binary  string // the binary to install; "": this executable
 	Version string
+
+	// For Review only. Env is the template of the checks (Role,
+	// Retention, RetentionBytes and Targets come from the answers); nil:
+	// this host's under Root. Custom is the host's custom changes; nil:
+	// HostCustom(Root). SkipChecks leaves the checks out.
+	Env        *Env
+	Custom     *Custom
+	SkipChecks bool
 }
 
 func rootPath(root, p string) string {
@@ -281,10 +289,3 @@ func rootOr(root string) string {
 	}
 	return root
 }
-
-// ExitCustomChanges is the original installer's exit status when
-// ApplyCustomChanges.sh had not run; install keeps it.
-const ExitCustomChanges = 175
-
-// ExitPrerequisites is the original's "product prerequisites not met".
-const ExitPrerequisites = 99

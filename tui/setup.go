@@ -14,7 +14,6 @@ import (
 	tea "charm.land/bubbletea/v2"
 	"github.com/charmbracelet/x/ansi"
 
-	"github.com/mtconsole/mtconsole/disks"
 	"github.com/mtconsole/mtconsole/hostconfig"
 	"github.com/mtconsole/mtconsole/setup"
 )
@@ -119,7 +118,7 @@ type SetupModel struct {
 	checking map[suStep]bool
 	checkErr map[suStep]string
 	pm       setup.PackageManager // the checks' package manager
-	inv      *disks.Inventory
+	facts    *setup.Env           // holds the disk facts once read: the custom changes judge on them
 
 	changes   []setup.Change
 	reboot    bool
@@ -280,7 +279,7 @@ type suChecksMsg struct {
 	step   suStep
 	checks []setup.Check
 	pm     setup.PackageManager
-	inv    *disks.Inventory
+	facts  *setup.Env // the checks' env, its disk facts read
 	err    error
 }
 
@@ -294,7 +293,7 @@ func (m *SetupModel) runChecks(s suStep) tea.Cmd {
 		c, cancel := context.WithTimeout(ctx, time.Minute)
 		defer cancel()
 		cs, err := setup.Run(c, e, groups...)
-		return suChecksMsg{step: s, checks: cs, pm: e.PM, inv: e.Inventory, err: err}
+		return suChecksMsg{step: s, checks: cs, pm: e.PM, facts: e, err: err}
 	}
 }
 
@@ -311,15 +310,15 @@ func (m *SetupModel) custom() (*setup.Custom, error) {
 		}
 		return cu, err
 	}
-	inv := m.inv
-	if inv == nil {
-		var err error
-		if inv, err = disks.Read(disks.Host{Root: m.o.Env.Root, Statfs: m.o.Env.Statfs}); err != nil {
-			return nil, err
-		}
-		m.inv = inv
+	if m.facts == nil {
+		m.facts = &setup.Env{Root: m.o.Env.Root, Statfs: m.o.Env.Statfs, Inventory: m.o.Env.Inventory}
 	}
-	return &setup.Custom{Root: m.o.Root, Inv: inv, BootID: m.o.Env.BootID, Exec: m.x}, nil
+	cu, err := setup.EnvCustom(m.o.Root, m.facts)
+	if err != nil {
+		return nil, err
+	}
+	cu.BootID, cu.Exec = m.o.Env.BootID, m.x
+	return cu, nil
 }
 
 type suCustomMsg struct {
@@ -439,8 +438,8 @@ func (m *SetupModel) handle(msg tea.Msg) tea.Cmd {
 		if msg.pm != nil {
 			m.pm = msg.pm
 		}
-		if msg.inv != nil && m.inv == nil {
-			m.inv = msg.inv
+		if msg.facts != nil && msg.facts.Inventory != nil && m.facts == nil {
+			m.facts = msg.facts
 		}
 		m.sel[msg.step] = min(m.sel[msg.step], max(len(msg.checks)-1, 0))
 	case suCustomMsg:

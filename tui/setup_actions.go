@@ -1,7 +1,6 @@
 package tui
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -254,31 +253,7 @@ func (m *SetupModel) install() tea.Cmd {
 				return nil
 			}
 		}
-		if len(r.missing) > 0 {
-			if !x.Dry() {
-				line("Installing packages: " + r.pm.InstallCommand(r.missing))
-			}
-			mark := x.Mark()
-			err := x.Install(ctx, r.pm, r.missing, func(l string) { line("    " + l) })
-			report(x, mark, "", nil, func(l string) { line("  " + l) })
-			if err != nil {
-				return fmt.Errorf("install the packages: %w", err)
-			}
-		}
-		if len(r.custom) > 0 {
-			mark := x.Mark()
-			changed, err := r.cu.Apply()
-			report(x, mark, "  done  custom change", changed, func(l string) {
-				if x.Dry() {
-					l = "  " + l
-				}
-				line(l)
-			})
-			if err != nil {
-				return err
-			}
-		}
-		if err := r.plan.Execute(ctx, x, &lineWriter{line: line}); err != nil {
+		if err := r.in.Apply(ctx, x, line); err != nil {
 			return err
 		}
 		if x.Dry() {
@@ -286,41 +261,19 @@ func (m *SetupModel) install() tea.Cmd {
 			return nil
 		}
 		line("Installed. Next: register with the configuration server (step 5), then protect.")
-		if r.cu != nil && r.cu.RebootRequired() {
+		if r.in.RebootRequired() {
 			line("REBOOT IS REQUIRED FOR CUSTOM CHANGES TO TAKE EFFECT")
 		}
 		return nil
 	})
 }
 
-// lineWriter hands each whole line written to line.
-type lineWriter struct {
-	line func(string)
-	buf  []byte
-}
-
-func (w *lineWriter) Write(p []byte) (int, error) {
-	w.buf = append(w.buf, p...)
-	for {
-		i := bytes.IndexByte(w.buf, '\n')
-		if i < 0 {
-			return len(p), nil
-		}
-		w.line(string(w.buf[:i]))
-		w.buf = w.buf[i+1:]
-	}
-}
-
 // ---- the review: what an install changes
 
 type suReview struct {
 	what     string // "Install … as a master target into / (fresh install)"
-	plan     *setup.Plan
-	pm       setup.PackageManager
-	missing  []string // installed first, when the answers say so
-	custom   []string // the custom changes' plan, when the answers apply them
-	cu       *setup.Custom
-	refusals []string // why a real run would stop
+	in       *setup.InstallReview
+	refusals []string // why a real run would stop, as the summary says it
 	err      string
 }
 
@@ -329,19 +282,10 @@ type suReviewMsg suReview
 // lines are the changes, in the order they are made, as `mtconsole
 // install --dry-run` prints them.
 func (r *suReview) lines() []string {
-	var out []string
-	if len(r.missing) > 0 {
-		out = append(out, fmt.Sprintf("%-6s %s", "run", r.pm.InstallCommand(r.missing)))
+	if r.in == nil {
+		return nil
 	}
-	for _, l := range r.custom {
-		out = append(out, "custom "+l)
-	}
-	if r.plan != nil {
-		for _, a := range r.plan.Actions {
-			out = append(out, a.String())
-		}
-	}
-	return out
+	return r.in.Lines()
 }
 
 // display is the review as the summary shows it.
@@ -357,9 +301,9 @@ func (r *suReview) display() []string {
 		out = append(out, fmt.Sprintf("These %d changes, in this order:", len(ls)))
 		out = append(out, ls...)
 	}
-	if r.plan != nil && len(r.plan.Unchanged) > 0 {
+	if r.in != nil && len(r.in.Plan.Unchanged) > 0 {
 		out = append(out, "", "Already as they should be:")
-		for _, u := range r.plan.Unchanged {
+		for _, u := range r.in.Plan.Unchanged {
 			out = append(out, "keep   "+u)
 		}
 	}
@@ -393,56 +337,28 @@ func (m *SetupModel) buildReview() tea.Cmd {
 			r.err = cuErr.Error()
 			return suReviewMsg(r)
 		}
-		plan, err := setup.PlanInstall(setup.InstallOptions{Root: o.Root, Answers: a, Binary: o.Binary, Version: o.Version})
-		if err != nil {
-			r.err = err.Error()
-			return suReviewMsg(r)
-		}
-		r.plan = plan
-		r.what = fmt.Sprintf("Install mtconsole %s as a %s into %s (fresh install)", o.Version, roleName(a.Role), o.Root)
-		if plan.Upgrade != nil {
-			r.what = fmt.Sprintf("Install mtconsole %s as a %s into %s (upgrade of the %s install, version %s)",
-				o.Version, roleName(a.Role), o.Root, plan.Upgrade.Role, plan.Upgrade.Version)
-		}
-		if cu != nil {
-			r.cu = cu
-			applied, err := cu.Applied()
-			if err != nil {
-				r.err = err.Error()
-				return suReviewMsg(r)
-			}
-			if !applied {
-				if a.CustomChanges.Apply {
-					if r.custom, err = cu.Plan(); err != nil {
-						r.err = err.Error()
-						return suReviewMsg(r)
-					}
-				} else {
-					r.refusals = append(r.refusals, fmt.Sprintf("the custom changes are not applied (exit %d): apply them in step 4, or t there applies them with the install", setup.ExitCustomChanges))
-				}
-			}
-		}
-		groups := []string{setup.GroupOS, setup.GroupPackages}
-		if a.Role == setup.RoleMT {
-			groups = append(groups, setup.GroupDisks)
-		}
 		c, cancel := context.WithTimeout(ctx, time.Minute)
 		defer cancel()
-		cs, err := setup.Run(c, e, groups...)
+		in, err := setup.Review(c, setup.InstallOptions{Root: o.Root, Answers: a, Binary: o.Binary, Version: o.Version, Env: e, Custom: cu})
 		if err != nil {
 			r.err = err.Error()
 			return suReviewMsg(r)
 		}
-		r.pm = e.PM
-		for _, ch := range cs {
-			if ch.Status != setup.Fail {
-				continue
+		r.in = in
+		r.what = fmt.Sprintf("Install mtconsole %s as a %s into %s (fresh install)", o.Version, roleName(a.Role), o.Root)
+		if up := in.Plan.Upgrade; up != nil {
+			r.what = fmt.Sprintf("Install mtconsole %s as a %s into %s (upgrade of the %s install, version %s)",
+				o.Version, roleName(a.Role), o.Root, up.Role, up.Version)
+		}
+		for _, f := range in.Refusals {
+			switch f.Code {
+			case setup.ExitCustomChanges:
+				r.refusals = append(r.refusals, fmt.Sprintf("the custom changes are not applied (exit %d): apply them in step 4, or t there applies them with the install", f.Code))
+			default:
+				for _, ch := range f.Checks {
+					r.refusals = append(r.refusals, fmt.Sprintf("%s: %s (exit %d); fix: %s", ch.Title, ch.Detail, f.Code, ch.Fix))
+				}
 			}
-			if strings.HasPrefix(ch.ID, "packages.") && a.Prerequisites.InstallPackages {
-				r.missing = append(r.missing, strings.TrimPrefix(ch.ID, "packages."))
-				continue
-			}
-			r.refusals = append(r.refusals, fmt.Sprintf("%s: %s (exit %d); fix: %s", ch.Title, ch.Detail, setup.ExitPrerequisites, ch.Fix))
 		}
 		return suReviewMsg(r)
 	}

@@ -33,8 +33,8 @@ bug reports and demos.
 After a rollback the recovery wizard offers to create the failback VM in
 vSphere (v), as mtconsole vsphere create-vm does, when the console has a
 vSphere connection: /etc/mtconsole/vsphere.conf (--vsphere-conf), mode
-0600, "key = value" lines url, user, password_file, thumbprint (or
-trust_store), or the --vsphere-* flags, which override the file.
+0600, TOML with url, user, password_file, thumbprint (or trust_store),
+e.g. url = "vc.example", or the --vsphere-* flags, which override the file.
 
 Exit codes: 0 ok, 1 failed, 2 usage (bad flags, or stdout is not a terminal).`,
 		Args: usageArgs(cobra.NoArgs),

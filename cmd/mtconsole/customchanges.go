@@ -5,12 +5,9 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
-	"strings"
 
 	"github.com/spf13/cobra"
 
-	"github.com/mtconsole/mtconsole/disks"
 	"github.com/mtconsole/mtconsole/setup"
 )
 
@@ -45,7 +42,7 @@ applied, 2 usage.`,
 				if use != "status" && root == "/" && !dryRun && os.Geteuid() != 0 {
 					return errors.New("custom changes edit /etc: run as root (sudo mtconsole custom-changes " + use + ")")
 				}
-				cu, err := customFor(root)
+				cu, err := setup.HostCustom(root)
 				if err != nil {
 					return err
 				}
@@ -134,23 +131,4 @@ applied, 2 usage.`,
 		}),
 	)
 	return c
-}
-
-// customFor takes the facts of the disks from the tree under root, or
-// from this host when the tree has no sysfs (a temporary root of files).
-func customFor(root string) (*setup.Custom, error) {
-	inv, err := disks.Read(disks.Host{Root: root})
-	if errors.Is(err, disks.ErrNoSysfs) && root != "/" {
-		inv, err = disks.Read(disks.Host{Root: "/"})
-	}
-	if err != nil {
-		return nil, err
-	}
-	cu := &setup.Custom{Root: root, Inv: inv}
-	if b, err := os.ReadFile(filepath.Join(root, "/proc/sys/kernel/random/boot_id")); err == nil {
-		cu.BootID = strings.TrimSpace(string(b))
-	} else if b, err := os.ReadFile("/proc/sys/kernel/random/boot_id"); err == nil {
-		cu.BootID = strings.TrimSpace(string(b)) // a tree of files reboots with this host
-	}
-	return cu, nil
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -80,121 +79,54 @@ func runInstall(ctx context.Context, out io.Writer, a setup.Answers, root string
 	if onHost && !dryRun && os.Geteuid() != 0 {
 		return codeError{exitNotRoot, errors.New("install changes /usr/local, /etc and systemd: run it as root (sudo mtconsole install ...)")}
 	}
-	// Every change goes through x: a dry run takes the real run's steps
-	// and each one only says what it would do.
-	x := &setup.Executor{}
-	if dryRun {
-		x = setup.DryRun(root)
-	}
-	plan, err := setup.PlanInstall(setup.InstallOptions{Root: root, Answers: a, Version: version})
+	r, err := setup.Review(ctx, setup.InstallOptions{Root: root, Answers: a, Version: version, SkipChecks: skipChecks})
 	if err != nil {
 		return err
 	}
 	roleName := map[setup.Role]string{setup.RoleMT: "master target", setup.RolePS: "process server"}[a.Role]
 	what := "fresh install"
-	if plan.Upgrade != nil {
-		what = fmt.Sprintf("upgrade of the %s install, version %s", plan.Upgrade.Role, plan.Upgrade.Version)
+	if up := r.Plan.Upgrade; up != nil {
+		what = fmt.Sprintf("upgrade of the %s install, version %s", up.Role, up.Version)
 	}
 	fmt.Fprintf(out, "Install mtconsole %s as a %s into %s (%s)\n", version, roleName, root, what)
 
-	// Refusals come in the original's order: custom changes (175), then
-	// prerequisites (99).
-	var refusal error
-	var customPlan []string
-	var cu *setup.Custom
-	if a.Role == setup.RoleMT {
-		if cu, err = customFor(root); err != nil {
-			return err
-		}
-		cu.Exec = x
-		applied, err := cu.Applied()
-		if err != nil {
-			return err
-		}
-		if !applied {
-			if !a.CustomChanges.Apply {
-				refusal = codeError{exitNoCustom, fmt.Errorf("%w (%s is missing or a change was undone): run `mtconsole custom-changes apply`, reboot, then install again (or set custom_changes.apply: true in the answers)",
-					setup.ErrNotApplied, setup.Marker)}
-			} else if customPlan, err = cu.Plan(); err != nil {
-				return err
-			}
-		}
-	}
-	var missing []string
-	var pm setup.PackageManager
-	if refusal == nil && !skipChecks {
-		env := &setup.Env{Root: root, Role: a.Role, Retention: a.Disks.Retention, Targets: a.Disks.Targets,
-			RetentionBytes: uint64(a.Disks.RetentionSizeGB) * 1e9}
-		groups := []string{setup.GroupOS, setup.GroupPackages}
-		if a.Role == setup.RoleMT {
-			groups = append(groups, setup.GroupDisks) // the retention volume must exist before its data directory
-		}
-		cs, err := setup.Run(ctx, env, groups...)
-		if err != nil {
-			return err
-		}
-		pm = env.PM
-		var fails []setup.Check
-		for _, c := range cs {
-			if c.Status != setup.Fail {
-				continue
-			}
-			if strings.HasPrefix(c.ID, "packages.") && a.Prerequisites.InstallPackages {
-				missing = append(missing, strings.TrimPrefix(c.ID, "packages."))
-				continue
-			}
-			fails = append(fails, c)
-		}
-		if len(fails) > 0 {
+	// A real run stops at the first refusal: the custom changes (175),
+	// then the prerequisites (99).
+	var refusal *setup.Refusal
+	if len(r.Refusals) > 0 {
+		refusal = &r.Refusals[0]
+		if refusal.Code == setup.ExitPrerequisites {
 			fmt.Fprintln(out, "\nPrerequisites not met:")
-			printChecks(out, fails)
-			refusal = codeError{exitPrereq, fmt.Errorf("%s not met: fix them (see above), or set prerequisites.install_packages: true for the packages", plural(int64(len(fails)), "prerequisite"))}
+			printChecks(out, refusal.Checks)
 		}
 	}
-
 	fmt.Fprintln(out, "\nPlan:")
-	if len(missing) > 0 {
-		fmt.Fprintf(out, "  %-6s %s\n", "run", pm.InstallCommand(missing))
+	if len(r.Missing) > 0 {
+		fmt.Fprintf(out, "  %-6s %s\n", "run", r.PM.InstallCommand(r.Missing))
 	}
-	for _, l := range customPlan {
+	for _, l := range r.CustomPlan {
 		fmt.Fprintln(out, "  custom "+l)
 	}
-	plan.Print(out)
+	r.Plan.Print(out)
 
 	if refusal != nil {
 		if dryRun {
 			fmt.Fprintln(out, "\nDry run: nothing changed. A real run would stop here:")
 		}
-		return refusal
+		return codeError{refusal.Code, refusal.Err}
 	}
 	fmt.Fprintln(out)
+	// Every change goes through x: a dry run takes the real run's steps
+	// and each one only says what it would do.
+	x := &setup.Executor{}
 	if dryRun {
+		x = setup.DryRun(root)
 		fmt.Fprintln(out, "Dry run: nothing is changed. A real run would:")
 	}
-	if len(missing) > 0 {
-		if !dryRun {
-			fmt.Fprintln(out, "Installing packages: "+pm.InstallCommand(missing))
+	if err := r.Apply(ctx, x, func(l string) { fmt.Fprintln(out, l) }); err != nil {
+		if errors.Is(err, setup.ErrPackages) {
+			return codeError{exitPrereq, err}
 		}
-		mark := x.Mark()
-		err := x.Install(ctx, pm, missing, func(l string) { fmt.Fprintln(out, "    "+l) })
-		printWould(out, x, mark)
-		if err != nil {
-			return codeError{exitPrereq, fmt.Errorf("install the packages: %w", err)}
-		}
-	}
-	if len(customPlan) > 0 {
-		mark := x.Mark()
-		changed, err := cu.Apply()
-		if !printWould(out, x, mark) {
-			for _, f := range changed {
-				fmt.Fprintln(out, "  done  custom change "+f)
-			}
-		}
-		if err != nil {
-			return err
-		}
-	}
-	if err := plan.Execute(ctx, x, out); err != nil {
 		return err
 	}
 	if dryRun {
@@ -202,7 +134,7 @@ func runInstall(ctx context.Context, out io.Writer, a setup.Answers, root string
 		return nil
 	}
 	fmt.Fprintf(out, "\nInstalled. Next: register with the configuration server, then protect.\n")
-	if cu != nil && cu.RebootRequired() {
+	if r.RebootRequired() {
 		fmt.Fprintln(out, "REBOOT IS REQUIRED FOR CUSTOM CHANGES TO TAKE EFFECT")
 	}
 	return nil

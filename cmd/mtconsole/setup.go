@@ -115,7 +115,7 @@ func setupOptions(root string, a setup.Answers, answersFile string, dryRun bool)
 			o.Env.Inventory = inv
 		}
 	}
-	o.Custom = func() (*setup.Custom, error) { return customFor(root) }
+	o.Custom = func() (*setup.Custom, error) { return setup.HostCustom(root) }
 	o.VSphere = func(ctx context.Context, a setup.Answers) ([]setup.Check, error) {
 		// read-only: the readiness checks pin no certificate and cache no session either
 		return vsphereReadiness(ctx, root, a, dryRun || o.ReadOnly)
@@ -162,7 +162,7 @@ func vsphereReadiness(ctx context.Context, root string, a setup.Answers, dryRun 
 			conn.Status, conn.Fix = setup.Warn, "pin the certificate: set vsphere.insecure: false in the answers"
 		}
 	}
-	return append([]setup.Check{conn}, checks...), nil
+	return append([]setup.Check{conn}, setupChecks(checks)...), nil
 }
 
 // treePM asks the host's package manager what is installed but installs

@@ -403,7 +403,7 @@ Nothing is changed. Exit 4 when a check fails.
 					}
 				} else {
 					fmt.Fprintf(out, "Readiness of %s on %s:\n", s.vm.Name, s.vm.Host)
-					printChecks(out, checks)
+					printChecks(out, setupChecks(checks))
 				}
 				if vsphere.Failed(checks) {
 					return codeError{exitRefused, errors.New("readiness: a check failed")}
@@ -513,7 +513,7 @@ func printPlan(out io.Writer, p *vsphere.Plan) {
 	fmt.Fprintf(out, "Failback VM %s from %d disk(s) on %s\n", p.Spec.Name, len(p.Disks), p.MT)
 	if len(p.Checks) > 0 {
 		fmt.Fprintln(out, "\nChecks:")
-		printChecks(out, p.Checks)
+		printChecks(out, setupChecks(p.Checks))
 	}
 	fmt.Fprintln(out, "\nSteps:")
 	for i, st := range p.Steps {

@@ -1,12 +1,10 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -20,9 +18,9 @@ import (
 // defaultVSphereConf is the console's vSphere connection, when it has one.
 const defaultVSphereConf = "/etc/mtconsole/vsphere.conf"
 
-// vsphereConf is the console's vSphere connection: a file of "key = value"
-// lines (url, user, password_file, thumbprint, trust_store; # comments),
-// mode 0600, overridden by the --vsphere-* flags of mtconsole console.
+// vsphereConf is the console's vSphere connection: a vsphere.ConfigFile
+// (TOML: url, user, password_file, thumbprint, trust_store), mode 0600,
+// overridden by the --vsphere-* flags of mtconsole console.
 type vsphereConf struct {
 	path                                            string
 	url, user, passwordFile, thumbprint, trustStore string
@@ -41,8 +39,7 @@ func (c *vsphereConf) addFlags(cmd *cobra.Command) {
 // load reads the file under the flags. No file and no --vsphere-url: no
 // vSphere (nil, nil). A file that is unsafe or wrong is an error.
 func (c *vsphereConf) load() (*consoleVSphere, error) {
-	file := map[string]string{}
-	b, err := readConf(c.path)
+	file, err := vsphere.LoadConfig(c.path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist) && c.url == "":
 		return nil, nil
@@ -52,18 +49,16 @@ func (c *vsphereConf) load() (*consoleVSphere, error) {
 	case errors.Is(err, fs.ErrNotExist):
 	case err != nil:
 		return nil, err
-	default:
-		file = b
 	}
 	pick := func(flag, key string) string {
 		if flag != "" {
 			return flag
 		}
-		return file[key]
+		return key
 	}
-	cfg := vsphere.Config{URL: pick(c.url, "url"), User: pick(c.user, "user"), Thumbprint: pick(c.thumbprint, "thumbprint"),
-		TrustStore: file["trust_store"]}
-	pw := pick(c.passwordFile, "password_file")
+	cfg := vsphere.Config{URL: pick(c.url, file.URL), User: pick(c.user, file.User), Thumbprint: pick(c.thumbprint, file.Thumbprint),
+		TrustStore: file.TrustStore}
+	pw := pick(c.passwordFile, file.PasswordFile)
 	var missing []string
 	for _, kv := range [][2]string{{"url", cfg.URL}, {"user", cfg.User}, {"password_file", pw}} {
 		if kv[1] == "" {
@@ -92,42 +87,6 @@ func (c *vsphereConf) load() (*consoleVSphere, error) {
 		root = "/"
 	}
 	return &consoleVSphere{cfg: cfg, uuidFile: uuid, devRoot: root}, nil
-}
-
-// readConf reads key = value lines from a file no one else can read.
-func readConf(path string) (map[string]string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if fi.Mode().Perm()&0o077 != 0 {
-		return nil, fmt.Errorf("%s: mode %04o: it names the password file; chmod 600 it", path, fi.Mode().Perm())
-	}
-	out := map[string]string{}
-	sc := bufio.NewScanner(f)
-	for n := 1; sc.Scan(); n++ {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		k, v, ok := strings.Cut(line, "=")
-		k, v = strings.TrimSpace(k), strings.Trim(strings.TrimSpace(v), `"`)
-		switch {
-		case !ok || k == "":
-			return nil, fmt.Errorf("%s:%d: want key = value", path, n)
-		case k == "password":
-			return nil, fmt.Errorf("%s:%d: no password here: give password_file, a 0600 file whose first line is the password", path, n)
-		case k != "url" && k != "user" && k != "password_file" && k != "thumbprint" && k != "trust_store":
-			return nil, fmt.Errorf("%s:%d: unknown key %q (url, user, password_file, thumbprint, trust_store)", path, n, k)
-		}
-		out[k] = v
-	}
-	return out, sc.Err()
 }
 
 // consoleVSphere is the console's tui.VSphere: the failback VM made by
@@ -168,7 +127,7 @@ func (c *consoleVSphere) Plan(ctx context.Context, disks []string, name string) 
 		return "", nil, err
 	}
 	defer cl.Close(context.WithoutCancel(ctx))
-	return planSteps(p), p.Checks, nil
+	return planSteps(p), setupChecks(p.Checks), nil
 }
 
 // Create is create-vm: planned again, then run.
@@ -197,4 +156,14 @@ func planSteps(p *vsphere.Plan) string {
 		}
 	}
 	return b.String()
+}
+
+// setupChecks are vSphere checks as the setup package's, to be shown
+// with them: the same fields and status words.
+func setupChecks(cs []vsphere.Check) []setup.Check {
+	out := make([]setup.Check, 0, len(cs))
+	for _, c := range cs {
+		out = append(out, setup.Check{ID: c.ID, Group: c.Group, Title: c.Title, Status: setup.Status(c.Status), Detail: c.Detail, Fix: c.Fix})
+	}
+	return out
 }

@@ -4,10 +4,12 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
 	"github.com/mtconsole/mtconsole/disks/vsphere"
+	"github.com/mtconsole/mtconsole/setup"
 )
 
 func writeConf(t *testing.T, text string, mode os.FileMode) string {
@@ -33,7 +35,7 @@ func TestConsoleVSphereConf(t *testing.T) {
 		{"password", ok + "password = x\n", "no password here"},
 		{"unknown key", ok + "insecure = true\n", "unknown key"},
 		{"missing", "url = vc.example\n", "no user, password_file, thumbprint"},
-		{"bad line", ok + "thumbprint\n", "want key = value"},
+		{"bad line", ok + "thumbprint\n", `vsphere.conf:6: want key = "value"`},
 		{"url with user", strings.Replace(ok, "vc.example", "https://u:p@vc.example", 1), "no user or password in the URL"},
 	} {
 		mode := os.FileMode(0o600)
@@ -71,7 +73,7 @@ func TestConsoleVSphereCreate(t *testing.T) {
 	ctx := context.Background()
 	disks := []string{"/dev/sdb", "/dev/sdc"}
 	text, checks, err := vs.Plan(ctx, disks, "src01")
-	if err != nil || !strings.Contains(text, "create VM src01") || !strings.Contains(text, "undo:") || vsphere.Failed(checks) || len(checks) == 0 {
+	if err != nil || !strings.Contains(text, "create VM src01") || !strings.Contains(text, "undo:") || setup.Count(checks)[setup.Fail] > 0 || len(checks) == 0 {
 		t.Fatalf("plan: %v %v\n%s", err, checks, text)
 	}
 	out, _, _ := vsRun(t, e.args("check")...)
@@ -90,5 +92,34 @@ func TestConsoleVSphereCreate(t *testing.T) {
 	// Again: refused, nothing changed.
 	if _, err := vs.Create(ctx, disks, "src01", func(string) {}); err == nil {
 		t.Fatal("created twice")
+	}
+}
+
+// TestSetupChecksKeepEveryField: disks/vsphere has its own Check (it
+// imports nothing above disks); shown with the setup checks, every field
+// and JSON name carries over.
+func TestSetupChecksKeepEveryField(t *testing.T) {
+	vt, st := reflect.TypeFor[vsphere.Check](), reflect.TypeFor[setup.Check]()
+	if vt.NumField() != st.NumField() {
+		t.Fatalf("vsphere.Check has %d fields, setup.Check %d", vt.NumField(), st.NumField())
+	}
+	in := vsphere.Check{}
+	v := reflect.ValueOf(&in).Elem()
+	for i := range vt.NumField() {
+		f := vt.Field(i)
+		if g, ok := st.FieldByName(f.Name); !ok || g.Tag != f.Tag {
+			t.Errorf("field %s %q: setup.Check has %v %q", f.Name, f.Tag, ok, g.Tag)
+		}
+		v.Field(i).SetString("v-" + f.Name)
+	}
+	out := setupChecks([]vsphere.Check{in})[0]
+	o := reflect.ValueOf(out)
+	for i := range vt.NumField() {
+		if got := o.FieldByName(vt.Field(i).Name).String(); got != "v-"+vt.Field(i).Name {
+			t.Errorf("%s: %q", vt.Field(i).Name, got)
+		}
+	}
+	if setup.Status(vsphere.Fail) != setup.Fail || setup.Status(vsphere.Warn) != setup.Warn || setup.Status(vsphere.Pass) != setup.Pass || setup.Status(vsphere.Skip) != setup.Skip {
+		t.Error("status words differ")
 	}
 }

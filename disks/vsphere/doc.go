@@ -10,6 +10,9 @@
 //     in a 0600 file per URL and user and reused by the next Connect after
 //     SessionManager.UserSession says it is alive; the password
 //     (Config.PasswordFunc) is asked for only when a login is needed.
+//   - LoadConfig: a connection file (the console's vsphere.conf), TOML,
+//     owner-only, naming the password file and never the password; the
+//     earlier unquoted key = value files still load.
 //   - This VM: the master target's own VM found by its BIOS UUID
 //     (/sys/class/dmi/id/product_uuid, in either byte order the guest may
 //     show it) with SearchIndex.FindByUuid; its host, datastores, SCSI

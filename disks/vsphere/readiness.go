@@ -8,8 +8,6 @@ import (
 
 	"github.com/vmware/govmomi/vim25/mo"
 	"github.com/vmware/govmomi/vim25/types"
-
-	"github.com/mtconsole/mtconsole/setup"
 )
 
 // MinMemoryMB is the least memory vContinuum's readiness check allowed.
@@ -79,7 +77,7 @@ func (c *Client) Readiness(ctx context.Context, mt *VM, spec ReadinessSpec) ([]C
 
 func readiness(mt *VM, inv *Inventory, vms []vmRow, spec ReadinessSpec) []Check {
 	var out []Check
-	add := func(id, title string, status setup.Status, detail, fix string) {
+	add := func(id, title string, status Status, detail, fix string) {
 		out = append(out, Check{ID: id, Group: GroupVSphere, Title: title, Status: status, Detail: detail, Fix: fix})
 	}
 
