@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/mtconsole/mtconsole/hostconfig"
+	"github.com/mtconsole/mtconsole/internal/secret"
 	"github.com/mtconsole/mtconsole/replication/agent"
 	"github.com/mtconsole/mtconsole/replication/agent/api"
 	"github.com/mtconsole/mtconsole/replication/wire"
@@ -91,7 +92,7 @@ func runAgent(ctx context.Context, logOut io.Writer, path string, reloadOnHUP bo
 	if err != nil {
 		return err
 	}
-	pass, err := readPassphrase(fc.ProcessServer.PassphraseFile)
+	pass, err := secret.Read(fc.ProcessServer.PassphraseFile, secret.Passphrase)
 	if err != nil {
 		return err
 	}
