@@ -87,11 +87,13 @@ func ReadPassphraseFile(path string) (Passphrase, error) {
 }
 
 // passphraseFileError is an error of secret.Read, which names the file
-// already, as ErrPassphraseFile.
+// already, as ErrPassphraseFile (and ErrPassphraseShort for a short one).
 type passphraseFileError struct{ error }
 
-func (e passphraseFileError) Unwrap() error        { return e.error }
-func (e passphraseFileError) Is(target error) bool { return target == ErrPassphraseFile }
+func (e passphraseFileError) Unwrap() error { return e.error }
+func (e passphraseFileError) Is(target error) bool {
+	return target == ErrPassphraseFile || target == ErrPassphraseShort && errors.Is(e.error, secret.ErrShort)
+}
 
 // SavePassphrase writes p to path atomically, mode 0600, in a directory
 // made 0700 if missing.

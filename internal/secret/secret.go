@@ -38,19 +38,26 @@ var (
 // maxLine bounds what is read of the file: a secret is one short line.
 const maxLine = 64 << 10
 
-// ErrFile is wrapped by every error of Read (errors.Is).
-var ErrFile = errors.New("secret file")
+// Errors of Read (errors.Is): every one is ErrFile; an empty or too short
+// secret is ErrShort too.
+var (
+	ErrFile  = errors.New("secret file")
+	ErrShort = errors.New("secret too short")
+)
 
 // fileError is an error of Read: its text names the kind and the file
 // ("passphrase file /etc/x: ..."); it is ErrFile and wraps its cause.
 type fileError struct {
-	msg string
-	err error // the cause, or nil
+	msg   string
+	err   error // the cause, or nil
+	short bool  // ErrShort
 }
 
-func (e *fileError) Error() string        { return e.msg }
-func (e *fileError) Unwrap() error        { return e.err }
-func (e *fileError) Is(target error) bool { return target == ErrFile }
+func (e *fileError) Error() string { return e.msg }
+func (e *fileError) Unwrap() error { return e.err }
+func (e *fileError) Is(target error) bool {
+	return target == ErrFile || e.short && target == ErrShort
+}
 
 func fail(cause error, format string, args ...any) error {
 	return &fileError{msg: fmt.Sprintf(format, args...), err: cause}
@@ -89,11 +96,15 @@ func Read(path string, r Rules) (string, error) {
 	}
 	line = strings.TrimRight(line, "\r\n")
 	if line == "" {
-		return "", fail(nil, "%s file %s: the first line is empty: write the %s on it", kind, path, kind)
+		err := fail(nil, "%s file %s: the first line is empty: write the %s on it", kind, path, kind)
+		err.(*fileError).short = true
+		return "", err
 	}
 	if n := utf8.RuneCountInString(line); n < r.MinLen {
-		return "", fail(nil, "%s file %s: the %s on its first line has %d characters, at least %d are needed",
+		err := fail(nil, "%s file %s: the %s on its first line has %d characters, at least %d are needed",
 			kind, path, kind, n, r.MinLen)
+		err.(*fileError).short = true
+		return "", err
 	}
 	return line, nil
 }

@@ -66,6 +66,9 @@ func TestRead(t *testing.T) {
 			if !errors.Is(err, secret.ErrFile) {
 				t.Errorf("%v does not wrap ErrFile", err)
 			}
+			if short := strings.Contains(tc.name, "short") || strings.Contains(tc.name, "empty"); errors.Is(err, secret.ErrShort) != short {
+				t.Errorf("%v: ErrShort %v, want %v", err, errors.Is(err, secret.ErrShort), short)
+			}
 			for _, w := range tc.err {
 				if !strings.Contains(err.Error(), w) {
 					t.Errorf("error %q lacks %q", err, w)
