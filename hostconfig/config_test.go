@@ -159,6 +159,13 @@ func TestPassphrase(t *testing.T) {
 	if _, err := ReadPassphraseFile(f); !errors.Is(err, ErrPassphraseFile) || !strings.Contains(err.Error(), "chmod 600") {
 		t.Errorf("0644 file: %v", err)
 	}
+	short := filepath.Join(dir, "short")
+	if err := os.WriteFile(short, []byte("fifteen-chars!!\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ReadPassphraseFile(short); !errors.Is(err, ErrPassphraseFile) || !errors.Is(err, ErrPassphraseShort) || !strings.Contains(err.Error(), short) {
+		t.Errorf("short passphrase file: %v", err)
+	}
 	if err := SavePassphrase(filepath.Join(dir, "private", "p"), p); err != nil {
 		t.Fatal(err)
 	}

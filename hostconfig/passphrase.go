@@ -15,6 +15,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/mtconsole/mtconsole/internal/atomicfile"
+	"github.com/mtconsole/mtconsole/internal/secret"
 )
 
 // Passphrase limits: the original's MIN_PASSPHRASE_LENGTH and its entry's
@@ -70,29 +71,28 @@ func ReadPassphrase(r io.Reader) (Passphrase, error) {
 	return CleanPassphrase(line)
 }
 
-// ReadPassphraseFile reads the first line of path, which must be a regular
-// file not readable or writable by group or others.
+// ReadPassphraseFile reads the passphrase of path by the rules of
+// secret.Passphrase (a regular file only its owner may read or write, the
+// first line, at least 16 characters).
 func ReadPassphraseFile(path string) (Passphrase, error) {
-	fi, err := os.Stat(path)
+	s, err := secret.Read(path, secret.Passphrase)
 	if err != nil {
-		return "", fmt.Errorf("%w: %w", ErrPassphraseFile, err)
+		return "", passphraseFileError{err}
 	}
-	if !fi.Mode().IsRegular() {
-		return "", fmt.Errorf("%w %s: not a regular file", ErrPassphraseFile, path)
-	}
-	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
-		return "", fmt.Errorf("%w %s: readable or writable by others (mode %04o): run chmod 600 %s", ErrPassphraseFile, path, perm, path)
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		return "", fmt.Errorf("%w: %w", ErrPassphraseFile, err)
-	}
-	defer f.Close()
-	p, err := ReadPassphrase(f)
+	p, err := CleanPassphrase(s)
 	if err != nil {
 		return "", fmt.Errorf("%w %s: %w", ErrPassphraseFile, path, err)
 	}
 	return p, nil
+}
+
+// passphraseFileError is an error of secret.Read, which names the file
+// already, as ErrPassphraseFile (and ErrPassphraseShort for a short one).
+type passphraseFileError struct{ error }
+
+func (e passphraseFileError) Unwrap() error { return e.error }
+func (e passphraseFileError) Is(target error) bool {
+	return target == ErrPassphraseFile || target == ErrPassphraseShort && errors.Is(e.error, secret.ErrShort)
 }
 
 // SavePassphrase writes p to path atomically, mode 0600, in a directory

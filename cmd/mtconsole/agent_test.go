@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mtconsole/mtconsole/replication/agent"
 	"github.com/mtconsole/mtconsole/replication/agent/api"
 	"github.com/mtconsole/mtconsole/replication/ps"
 	"github.com/mtconsole/mtconsole/replication/wire"
@@ -68,7 +70,7 @@ func TestAgentCommand(t *testing.T) {
 	var logs lockedBuffer
 	done := make(chan error, 1)
 	actx, stop := context.WithCancel(context.Background())
-	go func() { done <- runAgent(actx, &logs, path, true) }()
+	go func() { done <- runAgentFile(actx, &logs, path) }()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		got, _ := os.ReadFile(filepath.Join(dir, "tgt.img"))
@@ -140,25 +142,41 @@ func TestAgentCommand(t *testing.T) {
 	}
 }
 
+// runAgentFile runs the agent of the file at path as `mtconsole agent`
+// does, SIGHUP reloading it, until ctx ends.
+func runAgentFile(ctx context.Context, log io.Writer, path string) error {
+	fc, err := agent.LoadConfig(path)
+	if err != nil {
+		return err
+	}
+	return agent.Run(ctx, fc, agent.Options{Log: log, ReloadOnHUP: true, Version: version})
+}
+
 func TestAgentCommandErrors(t *testing.T) {
 	dir := t.TempDir()
 	bad := filepath.Join(dir, "bad.toml")
 	os.WriteFile(bad, []byte("[agent]\nsocket = 5\n"), 0o600)
-	if err := runAgent(context.Background(), &bytes.Buffer{}, bad, true); err == nil || !strings.HasPrefix(err.Error(), bad) {
+	if err := runAgentFile(context.Background(), &bytes.Buffer{}, bad); err == nil || !strings.HasPrefix(err.Error(), bad) {
 		t.Fatalf("bad config: %v", err)
 	}
 	pass := filepath.Join(dir, "pass")
 	os.WriteFile(pass, []byte("secret passphrase\n"), 0o644)
 	cfg := filepath.Join(dir, "agent.toml")
 	os.WriteFile(cfg, []byte("[process_server]\naddress = \"127.0.0.1:1\"\npassphrase_file = \""+pass+"\"\n[[pair]]\ndisk = \"a\"\ntarget = \"/nonexistent\"\n"), 0o600)
-	err := runAgent(context.Background(), &bytes.Buffer{}, cfg, true)
-	if err == nil || !strings.Contains(err.Error(), "chmod 600") {
+	err := runAgentFile(context.Background(), &bytes.Buffer{}, cfg)
+	if err == nil || !strings.Contains(err.Error(), "chmod 600 "+pass) {
 		t.Fatalf("passphrase file readable by others: %v", err)
+	}
+	// the wire passphrase has the minimum of every passphrase
+	os.WriteFile(pass, []byte("short one\n"), 0o600)
+	os.Chmod(pass, 0o600)
+	if err := runAgentFile(context.Background(), &bytes.Buffer{}, cfg); err == nil || !strings.Contains(err.Error(), "at least 16") {
+		t.Fatalf("a passphrase of 9 characters: %v", err)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "missing.toml")); err == nil {
 		t.Fatal("fixture")
 	}
-	if err := runAgent(context.Background(), &bytes.Buffer{}, filepath.Join(dir, "missing.toml"), true); err == nil {
+	if err := runAgentFile(context.Background(), &bytes.Buffer{}, filepath.Join(dir, "missing.toml")); err == nil {
 		t.Fatal("a missing config file was accepted")
 	}
 }

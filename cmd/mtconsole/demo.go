@@ -24,6 +24,7 @@ import (
 
 	"github.com/mtconsole/mtconsole/hostconfig"
 	"github.com/mtconsole/mtconsole/hostconfig/csserver"
+	"github.com/mtconsole/mtconsole/replication/agent"
 	"github.com/mtconsole/mtconsole/replication/agent/api"
 	"github.com/mtconsole/mtconsole/replication/journal"
 	"github.com/mtconsole/mtconsole/replication/ps"
@@ -273,7 +274,13 @@ func runDemo(ctx context.Context, out io.Writer, f demoFlags) error {
 	agentCtx, stopAgent := context.WithCancel(context.Background())
 	defer stopAgent()
 	agentDone := make(chan error, 1)
-	go func() { agentDone <- runAgent(agentCtx, logf, cfgPath, false) }()
+	go func() {
+		fc, err := agent.LoadConfig(cfgPath)
+		if err == nil {
+			err = agent.Run(agentCtx, fc, agent.Options{Log: logf, Version: version})
+		}
+		agentDone <- err
+	}()
 	cl, err := api.WaitFor(ctx, socket, agentDone, 10*time.Second)
 	if err != nil {
 		return err

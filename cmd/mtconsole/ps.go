@@ -15,6 +15,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/mtconsole/mtconsole/internal/secret"
 	"github.com/mtconsole/mtconsole/replication/journal"
 	"github.com/mtconsole/mtconsole/replication/ps"
 	"github.com/mtconsole/mtconsole/replication/wire"
@@ -62,31 +63,6 @@ SIGINT or SIGTERM stop the server (exit 0).`,
 	return c
 }
 
-// readPassphrase reads the first line of path. The passphrase is never
-// taken from argv (other users see it in ps(1)) nor logged.
-func readPassphrase(path string) (string, error) {
-	if path == "" {
-		return "", usageError{errors.New("--passphrase-file is required")}
-	}
-	fi, err := os.Stat(path)
-	if err != nil {
-		return "", fmt.Errorf("passphrase file: %w", err)
-	}
-	if fi.Mode().Perm()&0o077 != 0 {
-		return "", fmt.Errorf("passphrase file %s: readable or writable by others (mode %04o): chmod 600 it", path, fi.Mode().Perm())
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "", fmt.Errorf("passphrase file: %w", err)
-	}
-	line, _, _ := strings.Cut(string(b), "\n")
-	line = strings.TrimRight(line, "\r")
-	if line == "" {
-		return "", fmt.Errorf("passphrase file %s: line 1 is empty", path)
-	}
-	return line, nil
-}
-
 func runPS(ctx context.Context, out io.Writer, f psFlags) error {
 	if len(f.disks) == 0 {
 		return usageError{errors.New("at least one --disk NAME=PATH is required")}
@@ -115,7 +91,12 @@ func runPS(ctx context.Context, out io.Writer, f psFlags) error {
 		}
 		wl = &w
 	}
-	pass, err := readPassphrase(f.passFile)
+	// The passphrase is never taken from argv (other users see it in
+	// ps(1)) nor logged.
+	if f.passFile == "" {
+		return usageError{errors.New("--passphrase-file is required")}
+	}
+	pass, err := secret.Read(f.passFile, secret.Passphrase)
 	if err != nil {
 		return err
 	}

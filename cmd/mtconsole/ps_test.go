@@ -1,6 +1,7 @@
 package main
 
 import (
+	"os"
 	"path/filepath"
 	"testing"
 )
@@ -26,5 +27,26 @@ func TestPSUsageErrors(t *testing.T) {
 	} {
 		_, _, err := run(t, append(base, tc.args...)...)
 		wantErr(t, err, true, tc.want...)
+	}
+}
+
+// The process server reads its passphrase by the rules of every secret:
+// a file others may read, or a passphrase under 16 characters, is
+// refused before anything is opened, with what to do.
+func TestPSPassphraseFile(t *testing.T) {
+	dir := t.TempDir()
+	pass := filepath.Join(dir, "pass")
+	args := []string{"ps", "--cert-dir", filepath.Join(dir, "certs"), "--passphrase-file", pass, "--listen", "127.0.0.1:0",
+		"--disk", "d0=" + filepath.Join(dir, "a.img")}
+	os.WriteFile(pass, []byte("a passphrase of some length\n"), 0o600)
+	os.Chmod(pass, 0o644)
+	_, _, err := run(t, args...)
+	wantErr(t, err, false, "passphrase file "+pass, "mode 0644", "chmod 600 "+pass)
+	os.WriteFile(pass, []byte("too short\n"), 0o600)
+	os.Chmod(pass, 0o600)
+	_, _, err = run(t, args...)
+	wantErr(t, err, false, "passphrase file "+pass, "9 characters", "at least 16")
+	if _, err := os.Stat(filepath.Join(dir, "certs")); err == nil {
+		t.Error("the certificate directory was made before the passphrase was checked")
 	}
 }

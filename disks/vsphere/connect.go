@@ -23,6 +23,8 @@ import (
 	"github.com/vmware/govmomi/vim25"
 	"github.com/vmware/govmomi/vim25/soap"
 	"github.com/vmware/govmomi/vim25/types"
+
+	"github.com/mtconsole/mtconsole/internal/secret"
 )
 
 // Errors callers act on.
@@ -438,7 +440,8 @@ func writeTrustStore(path string, pins map[string]string) error {
 	return nil
 }
 
-// ReadPassword takes the password from a file (its first line), from an
+// ReadPassword takes the password from a file (its first line; the file
+// only its owner may read or write, see secret.Read), from an
 // environment variable, or from r (one line), in that order of the
 // arguments given. It never returns the password in an error.
 func ReadPassword(file, env string, r *bufio.Reader) (string, error) {
@@ -446,16 +449,7 @@ func ReadPassword(file, env string, r *bufio.Reader) (string, error) {
 	case file != "" && env != "":
 		return "", errors.New("give one of --password-file and --password-env")
 	case file != "":
-		b, err := os.ReadFile(file)
-		if err != nil {
-			return "", fmt.Errorf("password file: %w", err)
-		}
-		pw, _, _ := strings.Cut(string(b), "\n")
-		pw = strings.TrimSuffix(pw, "\r")
-		if pw == "" {
-			return "", fmt.Errorf("password file %s: empty first line", file)
-		}
-		return pw, nil
+		return secret.Read(file, secret.Password)
 	case env != "":
 		pw, ok := os.LookupEnv(env)
 		if !ok || pw == "" {

@@ -673,6 +673,13 @@ func TestReadPassword(t *testing.T) {
 	if _, err := vsphere.ReadPassword(f, "MT_TEST_PW", nil); err == nil {
 		t.Fatal("two sources accepted")
 	}
+	// a password file others may read is refused, with what to do
+	open := filepath.Join(dir, "pw-open")
+	os.WriteFile(open, []byte("from-file\n"), 0o600)
+	os.Chmod(open, 0o644)
+	if pw, err := vsphere.ReadPassword(open, "", nil); err == nil || !strings.Contains(err.Error(), "chmod 600 "+open) || strings.Contains(err.Error(), "from-file") {
+		t.Fatalf("0644 password file: %q, %v", pw, err)
+	}
 }
 
 func TestNormalizeThumbprint(t *testing.T) {

@@ -34,7 +34,7 @@ import (
 //
 //	[process_server]
 //	address = "ps.example.com:9443"
-//	passphrase_file = "/etc/mtconsole/passphrase" # 0600, first line
+//	passphrase_file = "/etc/mtconsole/passphrase" # 0600, first line, at least 16 characters
 //
 //	[defaults]                                # for every pair unless it says otherwise
 //	rpo_threshold = "15m"
@@ -55,34 +55,41 @@ import (
 // file exists; host_config = "" turns heartbeats off.
 //
 // Errors name the file, the line where the parser knows it, and the key.
+//
+// Each setting's reload tag says what a changed value does on a reload
+// (SIGHUP, see Reloader): "live" is applied to the running pairs at once
+// (retention policies, RPO thresholds), "restart" is named in the log as
+// taking effect when the agent restarts, "key" identifies an element of a
+// list of tables. A table (a struct without a tag) is walked into. Every
+// other setting must carry one (TestReloadTags).
 type FileConfig struct {
 	Agent struct {
-		HostID          string  `toml:"host_id"`
-		JournalDir      string  `toml:"journal_dir"`
-		RetentionDir    string  `toml:"retention_dir"`
-		Socket          string  `toml:"socket"`
-		JobsDir         string  `toml:"jobs_dir"`
-		SocketGroup     string  `toml:"socket_group"`
-		Metrics         string  `toml:"metrics"`
-		TrustStore      string  `toml:"trust_store"`
-		TrustNewServers *bool   `toml:"trust_new_servers"`
-		HashResync      *bool   `toml:"hash_resync"`
-		HostConfig      *string `toml:"host_config"`
+		HostID          string  `toml:"host_id" reload:"restart"`
+		JournalDir      string  `toml:"journal_dir" reload:"restart"`
+		RetentionDir    string  `toml:"retention_dir" reload:"restart"`
+		Socket          string  `toml:"socket" reload:"restart"`
+		JobsDir         string  `toml:"jobs_dir" reload:"restart"`
+		SocketGroup     string  `toml:"socket_group" reload:"restart"`
+		Metrics         string  `toml:"metrics" reload:"restart"`
+		TrustStore      string  `toml:"trust_store" reload:"restart"`
+		TrustNewServers *bool   `toml:"trust_new_servers" reload:"restart"`
+		HashResync      *bool   `toml:"hash_resync" reload:"restart"`
+		HostConfig      *string `toml:"host_config" reload:"restart"`
 		// The low-space trigger (the original's cdp_alert_threshold and
 		// cdp_minreservedspace).
-		AlertThresholdPercent *float64 `toml:"alert_threshold_percent"`
-		MinReservedSpaceMB    *int64   `toml:"min_reserved_space_mb"`
+		AlertThresholdPercent *float64 `toml:"alert_threshold_percent" reload:"restart"`
+		MinReservedSpaceMB    *int64   `toml:"min_reserved_space_mb" reload:"restart"`
 	} `toml:"agent"`
 	ProcessServer struct {
-		Address        string `toml:"address"`
-		PassphraseFile string `toml:"passphrase_file"`
+		Address        string `toml:"address" reload:"restart"`
+		PassphraseFile string `toml:"passphrase_file" reload:"restart"`
 	} `toml:"process_server"`
-	Defaults PairPolicy `toml:"defaults"`
+	Defaults PairPolicy `toml:"defaults" reload:"live"`
 	Pairs    []struct {
-		Disk   string `toml:"disk"`
-		Target string `toml:"target"`
-		ID     string `toml:"id"`
-		PairPolicy
+		Disk       string `toml:"disk" reload:"restart"`
+		Target     string `toml:"target" reload:"restart"`
+		ID         string `toml:"id" reload:"key"` // LoadConfig sets it (default: Disk)
+		PairPolicy `reload:"live"`
 	} `toml:"pair"`
 
 	path string
@@ -169,6 +176,7 @@ func LoadConfig(path string) (*FileConfig, error) {
 			return nil, c.errIn("[[pair]]", i, "id", "pair %d: id %q is used twice", i+1, id)
 		}
 		ids[id] = true
+		c.Pairs[i].ID = id
 		if _, err := c.policy(p.PairPolicy); err != nil {
 			return nil, c.errIn("[[pair]]", i, err.key, "pair %d (%s): %v", i+1, p.Disk, err.err)
 		}
@@ -250,6 +258,9 @@ func (c *FileConfig) errIn(header string, n int, key, format string, args ...any
 	}
 	return fmt.Errorf("%s: %s: %s", c.path, key, msg)
 }
+
+// Path is the file the configuration was loaded from.
+func (c *FileConfig) Path() string { return c.path }
 
 // ClientConfig turns the file into a Client's configuration; the
 // passphrase key and trust store are the caller's.

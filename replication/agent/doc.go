@@ -54,4 +54,14 @@
 //
 // The client keeps no state of its own: a pair's resume point is its
 // journal's, so a restarted agent resumes where its journal ends.
+//
+// # The daemon
+//
+// Run is `mtconsole agent`: from a FileConfig it reads the passphrase
+// (internal/secret's rules), opens the trust store, the pairs and the
+// status API, sends the configuration server heartbeats
+// (hostconfig.StartHeartbeats) and, on SIGHUP, reloads the file through a
+// Reloader. What a reload does with each setting is the setting's reload
+// tag on FileConfig ("live" or "restart"): the Reloader walks the type,
+// and TestReloadTags fails on a setting that states none.
 package agent

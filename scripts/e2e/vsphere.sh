@@ -130,6 +130,7 @@ cp "$work/store.good" "$store"
 
 step "bad password, unknown UUID, unreachable"
 printf 'wrong\n' >"$work/badpw"
+chmod 600 "$work/badpw"
 run badpw 1 vsphere check --no-session-cache --url "$URL" --user administrator --password-file "$work/badpw" --thumbprint "$THUMBPRINT" --uuid-file "$work/state/product_uuid"
 has badpw "wrong user name or password"
 echo 00000000-0000-0000-0000-0000000000ff >"$work/uuid.bad"

@@ -1,4 +1,4 @@
-package main
+package hostconfig
 
 import (
 	"context"
@@ -8,32 +8,49 @@ import (
 	"os"
 	"sync"
 	"time"
-
-	"github.com/mtconsole/mtconsole/hostconfig"
-	"github.com/mtconsole/mtconsole/replication/agent"
-	"github.com/mtconsole/mtconsole/replication/agent/api"
 )
 
-// csHeartbeats is the agent's side of this host's registration with the
-// configuration server: the heartbeat loop of the host config, and what
-// the status API shows of it.
-type csHeartbeats struct {
+// HeartbeatStatus is a daemon's view of this host's registration with the
+// configuration server, from its heartbeats (the agent's status API shows
+// it as api.CSStatus, the same fields).
+type HeartbeatStatus struct {
+	Server string // host:port of the configuration server
+	HostID string // the host's id there
+	// OK tells whether the last heartbeat was accepted.
+	OK bool
+	// LastHeartbeat is the last heartbeat the server accepted.
+	LastHeartbeat time.Time
+	// LastAttempt is the last heartbeat sent, accepted or not.
+	LastAttempt time.Time
+	// Problem names what failed in a few words (see Problem) and Error
+	// says it in full; FailingSince is the first failure of the current
+	// run of them.
+	Problem      string
+	Error        string
+	FailingSince time.Time
+}
+
+// Heartbeats keeps a registered host's registration alive: the heartbeat
+// loop of a host config, and what a status shows of it. A nil *Heartbeats
+// is a host that sends none (Status nil, Wait returns at once).
+type Heartbeats struct {
 	logger *slog.Logger
 	wg     sync.WaitGroup
 
 	mu       sync.Mutex
-	st       api.CSStatus
+	st       HeartbeatStatus
 	loggedAt time.Time // the last failure logged
 	beats    int
 }
 
-// startCSHeartbeats runs the heartbeats of the host config fc names (see
-// agent.FileConfig.HostConfig) until ctx ends. It returns nil when the
-// host is not registered: no host config, or one that names no server.
-// A host config that names a server but cannot be used (unreadable
-// passphrase, bad file) is logged and shown as failing.
-func startCSHeartbeats(ctx context.Context, fc *agent.FileConfig, logger *slog.Logger, interval time.Duration) *csHeartbeats {
-	path, named := fc.HostConfig()
+// StartHeartbeats runs the heartbeats of the host config at path until
+// ctx ends, reporting version, and logs what it does. named says the
+// daemon's configuration named path (a missing file is then a warning,
+// not a plain "not registered"); path "" turns heartbeats off. It returns
+// nil when the host is not registered: no host config, or one that names
+// no server. A host config that names a server but cannot be used
+// (unreadable passphrase, bad file) is logged and shown as failing.
+func StartHeartbeats(ctx context.Context, path string, named bool, version string, logger *slog.Logger, interval time.Duration) *Heartbeats {
 	if path == "" {
 		logger.Info("configuration server heartbeats off: [agent] host_config is empty")
 		return nil
@@ -47,13 +64,12 @@ func startCSHeartbeats(ctx context.Context, fc *agent.FileConfig, logger *slog.L
 		}
 		return nil
 	}
-	paths := hostconfig.PathsFor(path)
-	cfg, cl, err := hostconfig.Stored(paths)
-	if errors.Is(err, hostconfig.ErrNotRegistered) {
+	cfg, cl, err := Stored(PathsFor(path))
+	if errors.Is(err, ErrNotRegistered) {
 		logger.Info("not registered with a configuration server; heartbeats off", "host_config", path, "err", err)
 		return nil
 	}
-	h := &csHeartbeats{logger: logger, st: api.CSStatus{Server: cfg.CSAddr(), HostID: cfg.HostID}}
+	h := &Heartbeats{logger: logger, st: HeartbeatStatus{Server: cfg.CSAddr(), HostID: cfg.HostID}}
 	if err != nil {
 		logger.Error("configuration server heartbeats off: the host config cannot be used; fix it, then restart the agent",
 			"host_config", path, "err", err)
@@ -61,7 +77,7 @@ func startCSHeartbeats(ctx context.Context, fc *agent.FileConfig, logger *slog.L
 		h.st.Problem, h.st.Error, h.st.FailingSince, h.st.LastAttempt = "host config error", err.Error(), now, now
 		return h
 	}
-	info := hostconfig.CollectHostInfo(cfg, version, "/")
+	info := CollectHostInfo(cfg, version, "/")
 	logger.Info("sending heartbeats to the configuration server", "cs", cfg.CSAddr(), "host_id", cfg.HostID,
 		"every", interval.String(), "host_config", path)
 	h.wg.Add(1)
@@ -75,7 +91,7 @@ func startCSHeartbeats(ctx context.Context, fc *agent.FileConfig, logger *slog.L
 // record keeps a heartbeat's outcome and logs what changed: the first
 // success, each failure whose kind changed (else one every
 // HeartbeatInterval), and the recovery.
-func (h *csHeartbeats) record(b hostconfig.Beat) {
+func (h *Heartbeats) record(b Beat) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	prev := h.st
@@ -94,20 +110,20 @@ func (h *csHeartbeats) record(b hostconfig.Beat) {
 		}
 		return
 	}
-	problem := hostconfig.Problem(b.Err)
+	problem := Problem(b.Err)
 	h.st.OK, h.st.Problem, h.st.Error = false, problem, b.Err.Error()
 	if prev.FailingSince.IsZero() {
 		h.st.FailingSince = b.At
 	}
-	if problem != prev.Problem || b.At.Sub(h.loggedAt) >= hostconfig.HeartbeatInterval {
+	if problem != prev.Problem || b.At.Sub(h.loggedAt) >= HeartbeatInterval {
 		h.loggedAt = b.At
 		h.logger.Error("configuration server heartbeat failed", "cs", h.st.Server, "problem", problem, "err", b.Err)
 	}
 }
 
-// Status is the registration as the status API shows it; nil for an
-// agent that sends no heartbeats.
-func (h *csHeartbeats) Status() *api.CSStatus {
+// Status is the registration as a status shows it; nil for a host that
+// sends no heartbeats.
+func (h *Heartbeats) Status() *HeartbeatStatus {
 	if h == nil {
 		return nil
 	}
@@ -118,7 +134,7 @@ func (h *csHeartbeats) Status() *api.CSStatus {
 }
 
 // Wait waits for the loop to end (after its context).
-func (h *csHeartbeats) Wait() {
+func (h *Heartbeats) Wait() {
 	if h != nil {
 		h.wg.Wait()
 	}

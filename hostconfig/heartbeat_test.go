@@ -1,10 +1,9 @@
-package main
+package hostconfig_test
 
 import (
 	"context"
 	"log/slog"
 	"net"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -12,34 +11,40 @@ import (
 
 	"github.com/mtconsole/mtconsole/hostconfig"
 	"github.com/mtconsole/mtconsole/hostconfig/csserver"
-	"github.com/mtconsole/mtconsole/replication/agent"
 )
 
-// agentFileConfig is an agent configuration whose [agent] section holds
-// extra (e.g. a host_config line).
-func agentFileConfig(t *testing.T, extra string) *agent.FileConfig {
+// serveCS serves the configuration server of dir on ln (HTTPS, as cs serve
+// does) until the returned stop is called; stop returns once it has.
+func serveCS(t *testing.T, dir csserver.Dir, pass hostconfig.Passphrase, ln net.Listener, log *lockedBuf) (stop func()) {
 	t.Helper()
-	dir := t.TempDir()
-	text := "[agent]\n" + extra + "\n[process_server]\naddress = \"127.0.0.1:1\"\npassphrase_file = \"" + dir + "/pass\"\n" +
-		"[[pair]]\ndisk = \"d\"\ntarget = \"" + dir + "/t\"\n"
-	p := filepath.Join(dir, "agent.toml")
-	if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	fc, err := agent.LoadConfig(p)
+	_, cert, fp, err := csserver.Load(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return fc
+	st, err := csserver.OpenStore(dir.Store(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := csserver.New(csserver.Options{Key: deriveKey(t, pass), Cert: fp, Store: st,
+		Log: slog.New(slog.NewTextHandler(log, nil)), Version: "test"})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx, ln, &cert, 0) }()
+	return func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("cs serve: %v", err)
+		}
+		st.Close()
+	}
 }
 
-// waitCS polls h until ok says the status is the one awaited.
-func waitCS(t *testing.T, h *csHeartbeats, logs *lockedBuffer, ok func(s string) bool, what string) {
+// waitHeartbeats polls h until ok says the status is the one awaited.
+func waitHeartbeats(t *testing.T, h *hostconfig.Heartbeats, logs *lockedBuf, ok func(s string) bool, what string) {
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for time.Now().Before(deadline) {
-		st := h.Status()
-		if ok(st.Problem) {
+		if ok(h.Status().Problem) {
 			return
 		}
 		time.Sleep(20 * time.Millisecond)
@@ -47,14 +52,14 @@ func waitCS(t *testing.T, h *csHeartbeats, logs *lockedBuffer, ok func(s string)
 	t.Fatalf("the registration never became %s: %+v\nlog:\n%s", what, h.Status(), logs.String())
 }
 
-// The agent keeps a registered host's registration alive: it beats at
+// Heartbeats keep a registered host's registration alive: they beat at
 // start, the status shows the server and the last heartbeat, a server
 // that stops shows as unreachable (logged, with what failed, never the
 // passphrase), and one that is back is seen again.
-func TestAgentHeartbeats(t *testing.T) {
+func TestHeartbeats(t *testing.T) {
 	dir := t.TempDir()
-	csDir := filepath.Join(dir, "cs")
-	pass, _, err := csserver.Init(csserver.Dir(csDir), []string{"127.0.0.1"}, false)
+	csDir := csserver.Dir(filepath.Join(dir, "cs"))
+	pass, _, err := csserver.Init(csDir, []string{"127.0.0.1"}, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,12 +68,8 @@ func TestAgentHeartbeats(t *testing.T) {
 		t.Fatal(err)
 	}
 	addr := ln.Addr().String()
-	csLog := &lockedBuffer{}
-	csCtx, stopCS := context.WithCancel(context.Background())
-	srv, err := serveCS(csCtx, csDir, ln, true, slog.New(slog.NewTextHandler(csLog, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
+	csLog := &lockedBuf{}
+	stopCS := serveCS(t, csDir, pass, ln, csLog)
 	host, port, _ := net.SplitHostPort(addr)
 	cfg := hostconfig.Default()
 	cfg.CSHost = host
@@ -80,12 +81,11 @@ func TestAgentHeartbeats(t *testing.T) {
 	}
 	registeredAt := res.Host.LastHeartbeat
 
-	logs := &lockedBuffer{}
+	logs := &lockedBuf{}
 	logger := slog.New(slog.NewTextHandler(logs, nil))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	fc := agentFileConfig(t, "host_config = \""+hostConf+"\"")
-	h := startCSHeartbeats(ctx, fc, logger, 100*time.Millisecond)
+	h := hostconfig.StartHeartbeats(ctx, hostConf, true, "test", logger, 100*time.Millisecond)
 	if h == nil {
 		t.Fatalf("no heartbeats for a registered host; log:\n%s", logs.String())
 	}
@@ -99,14 +99,11 @@ func TestAgentHeartbeats(t *testing.T) {
 	}
 	// the server saw it
 	stopCS()
-	if err := srv.Wait(); err != nil {
-		t.Fatal(err)
-	}
 	if hb, state := hostLastHeartbeat(t, csDir, res.Config.HostID); !hb.After(registeredAt) || state != hostconfig.StateRegistered {
 		t.Errorf("the server's last heartbeat %s (registered at %s), state %s", hb, registeredAt, state)
 	}
 	// the server is gone
-	waitCS(t, h, logs, func(p string) bool { return p == "unreachable" }, "unreachable")
+	waitHeartbeats(t, h, logs, func(p string) bool { return p == "unreachable" }, "unreachable")
 	st = h.Status()
 	if st.OK || st.FailingSince.IsZero() || st.LastHeartbeat.IsZero() || !strings.Contains(st.Error, "connection refused") {
 		t.Errorf("status with the server down: %+v", st)
@@ -119,15 +116,10 @@ func TestAgentHeartbeats(t *testing.T) {
 	if err != nil {
 		t.Skipf("cannot listen on %s again: %v", addr, err)
 	}
-	csCtx2, stopCS2 := context.WithCancel(context.Background())
-	srv2, err := serveCS(csCtx2, csDir, ln2, true, slog.New(slog.NewTextHandler(csLog, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { stopCS2(); srv2.Wait() }()
+	defer serveCS(t, csDir, pass, ln2, csLog)()
 	failedSince := st.FailingSince
 	// the loop retries within min(interval, 30 s): 100 ms here
-	waitCS(t, h, logs, func(p string) bool { return p == "" }, "ok again")
+	waitHeartbeats(t, h, logs, func(p string) bool { return p == "" }, "ok again")
 	if st := h.Status(); !st.OK || !st.LastHeartbeat.After(failedSince) || !st.FailingSince.IsZero() {
 		t.Errorf("status once the server is back: %+v", st)
 	}
@@ -136,16 +128,16 @@ func TestAgentHeartbeats(t *testing.T) {
 	}
 	cancel()
 	h.Wait()
-	for name, s := range map[string]string{"agent log": logs.String(), "server log": csLog.String()} {
+	for name, s := range map[string]string{"heartbeats' log": logs.String(), "server log": csLog.String()} {
 		if strings.Contains(s, string(pass)) {
 			t.Errorf("the %s holds the passphrase", name)
 		}
 	}
 }
 
-func hostLastHeartbeat(t *testing.T, csDir, id string) (time.Time, string) {
+func hostLastHeartbeat(t *testing.T, csDir csserver.Dir, id string) (time.Time, string) {
 	t.Helper()
-	st, err := csserver.OpenStore(csserver.Dir(csDir).Store(), true)
+	st, err := csserver.OpenStore(csDir.Store(), true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,7 +151,7 @@ func hostLastHeartbeat(t *testing.T, csDir, id string) (time.Time, string) {
 
 // No registration, no heartbeats: each case says why in the log, and an
 // unusable host config shows as failing rather than as not registered.
-func TestAgentHeartbeatsOff(t *testing.T) {
+func TestHeartbeatsOff(t *testing.T) {
 	dir := t.TempDir()
 	unregistered := filepath.Join(dir, "plain", "host.conf")
 	if err := hostconfig.Save(unregistered, hostconfig.Default()); err != nil {
@@ -173,19 +165,22 @@ func TestAgentHeartbeatsOff(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {
-		name, line, log string
-		problem         string // "" for no status at all
+		name, path string
+		named      bool
+		log        string
+		problem    string // "" for no status at all
 	}{
-		{"empty", `host_config = ""`, "heartbeats off: [agent] host_config is empty", ""},
-		{"missing", `host_config = "` + filepath.Join(dir, "none.conf") + `"`, "does not exist", ""},
-		{"no server", `host_config = "` + unregistered + `"`, "not registered with a configuration server", ""},
-		{"no passphrase", `host_config = "` + broken + `"`, "the host config cannot be used", "host config error"},
+		{"empty", "", true, "heartbeats off: [agent] host_config is empty", ""},
+		{"missing, named", filepath.Join(dir, "none.conf"), true, "does not exist", ""},
+		{"missing, the default", filepath.Join(dir, "none.conf"), false, "(no host config); heartbeats off", ""},
+		{"no server", unregistered, true, "not registered with a configuration server", ""},
+		{"no passphrase", broken, true, "the host config cannot be used", "host config error"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			logs := &lockedBuffer{}
+			logs := &lockedBuf{}
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
-			h := startCSHeartbeats(ctx, agentFileConfig(t, tc.line), slog.New(slog.NewTextHandler(logs, nil)), time.Hour)
+			h := hostconfig.StartHeartbeats(ctx, tc.path, tc.named, "test", slog.New(slog.NewTextHandler(logs, nil)), time.Hour)
 			defer h.Wait()
 			if !strings.Contains(logs.String(), tc.log) {
 				t.Errorf("log lacks %q:\n%s", tc.log, logs.String())

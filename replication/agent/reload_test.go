@@ -1,0 +1,225 @@
+package agent
+
+import (
+	"bytes"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mtconsole/mtconsole/replication/wire"
+)
+
+// reloadTagProblems lists the fields of t (walked as Reloader walks it)
+// whose reload rule is not stated: a setting without a reload tag, a tag
+// of no known value, a list of tables without exactly one key.
+func reloadTagProblems(prefix string, t reflect.Type) []string {
+	var out []string
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		name := prefix + f.Name
+		switch tag, ok := f.Tag.Lookup(reloadTag); {
+		case ok && (tag == reloadLive || tag == reloadRestart || tag == reloadKey):
+		case ok:
+			out = append(out, name+": reload:\""+tag+"\" is none of live, restart, key")
+		case f.Type.Kind() == reflect.Struct:
+			out = append(out, reloadTagProblems(name+".", f.Type)...)
+		case f.Type.Kind() == reflect.Slice && f.Type.Elem().Kind() == reflect.Struct:
+			keys := 0
+			for j := range f.Type.Elem().NumField() {
+				if f.Type.Elem().Field(j).Tag.Get(reloadTag) == reloadKey {
+					keys++
+				}
+			}
+			if keys != 1 {
+				out = append(out, name+": a list of tables needs exactly one reload:\"key\" field")
+			}
+			out = append(out, reloadTagProblems(name+"[].", f.Type.Elem())...)
+		default:
+			out = append(out, name+": no reload tag: say whether a reload applies it (reload:\"live\") or a restart does (reload:\"restart\")")
+		}
+	}
+	return out
+}
+
+// Every setting of the agent's file says what a reload does with it: a
+// new one without a reload tag fails here.
+func TestReloadTags(t *testing.T) {
+	if p := reloadTagProblems("FileConfig.", reflect.TypeFor[FileConfig]()); len(p) > 0 {
+		t.Errorf("the reload rule of these settings is not stated:\n%s", strings.Join(p, "\n"))
+	}
+	// the check sees a setting added without a tag, and a list without a key
+	type added struct {
+		Agent struct {
+			HostID string `toml:"host_id" reload:"restart"`
+			New    string `toml:"new"`
+		}
+		Pairs []struct {
+			Disk string `reload:"restart"`
+		}
+		Odd string `reload:"sometimes"`
+	}
+	p := reloadTagProblems("", reflect.TypeFor[added]())
+	if len(p) != 3 || !strings.HasPrefix(p[0], "Agent.New: no reload tag") || !strings.HasPrefix(p[1], "Pairs: a list") || !strings.HasPrefix(p[2], "Odd:") {
+		t.Errorf("problems of a bad type: %q", p)
+	}
+}
+
+// reloadRig is an agent's pairs opened from a file in a temporary
+// directory (no process server: a reload needs none).
+type reloadRig struct {
+	t      *testing.T
+	dir    string
+	path   string
+	client *Client
+	r      *Reloader
+	logs   bytes.Buffer
+}
+
+// config is an agent file with the given [agent] and [defaults] lines and
+// pairs ("disk" or "disk=target").
+func (g *reloadRig) config(agentLines, defaults string, pairs ...string) string {
+	s := "[agent]\nhost_id = \"mt01\"\njournal_dir = \"" + g.dir + "/j\"\nretention_dir = \"" + g.dir + "/r\"\n" +
+		"trust_store = \"" + g.dir + "/known\"\nhost_config = \"\"\n" + agentLines +
+		"\n[process_server]\naddress = \"127.0.0.1:1\"\npassphrase_file = \"" + g.dir + "/pass\"\n[defaults]\n" + defaults + "\n"
+	for _, p := range pairs {
+		disk, target, ok := strings.Cut(p, "=")
+		if !ok {
+			target = filepath.Join(g.dir, disk+".img")
+		}
+		s += "[[pair]]\ndisk = \"" + disk + "\"\ntarget = \"" + target + "\"\n"
+	}
+	return s
+}
+
+func (g *reloadRig) write(text string) {
+	g.t.Helper()
+	if err := os.WriteFile(g.path, []byte(text), 0o600); err != nil {
+		g.t.Fatal(err)
+	}
+}
+
+func newReloadRig(t *testing.T, text func(g *reloadRig) string) *reloadRig {
+	g := &reloadRig{t: t, dir: t.TempDir()}
+	g.path = filepath.Join(g.dir, "agent.toml")
+	for _, d := range []string{"sda", "sdb", "sdc"} {
+		if err := os.WriteFile(filepath.Join(g.dir, d+".img"), make([]byte, 1<<20), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	g.write(text(g))
+	fc, err := LoadConfig(g.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	trust, err := wire.OpenTrustStore(fc.Agent.TrustStore)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := fc.ClientConfig()
+	cfg.Trust = trust
+	if g.client, err = New(cfg); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { g.client.Close() })
+	g.r = NewReloader(fc, g.client.Writer(), slog.New(slog.NewTextHandler(&g.logs, nil)))
+	return g
+}
+
+// reload writes text, reloads and returns what it logged.
+func (g *reloadRig) reload(text string) string {
+	g.t.Helper()
+	g.write(text)
+	g.logs.Reset()
+	g.r.Reload()
+	return g.logs.String()
+}
+
+// policy is pair id's retention window and RPO threshold as it runs.
+func (g *reloadRig) policy(id string) (time.Duration, time.Duration) {
+	g.t.Helper()
+	p := g.client.Writer().Pair(id)
+	if p == nil {
+		g.t.Fatalf("no pair %s", id)
+	}
+	st := p.Status()
+	return st.Retention.Window, time.Duration(st.RPOThreshold * float64(time.Second))
+}
+
+// A reload applies retention and RPO at once, names what needs a restart
+// by the file's keys, refuses a file with an error whole, and applies a
+// file changed back.
+func TestReload(t *testing.T) {
+	g := newReloadRig(t, func(g *reloadRig) string { return g.config("", "", "sda", "sdb") })
+	base := g.config("", "", "sda", "sdb")
+	if w, rpo := g.policy("sda"); w != 24*time.Hour || rpo != 15*time.Minute {
+		t.Fatalf("start: window %s rpo %s", w, rpo)
+	}
+	restartLine := "reload: these changes take effect when the agent restarts"
+
+	// live: the defaults' retention and RPO, every pair
+	log := g.reload(g.config("", "retention = \"2 days\"\nrpo_threshold = \"5m\"", "sda", "sdb"))
+	for _, id := range []string{"sda", "sdb"} {
+		if w, rpo := g.policy(id); w != 48*time.Hour || rpo != 5*time.Minute {
+			t.Errorf("%s after the reload: window %s rpo %s\n%s", id, w, rpo, log)
+		}
+	}
+	if !strings.Contains(log, `msg="configuration reloaded" path=`+g.path+" policies_changed=2") || strings.Contains(log, restartLine) {
+		t.Errorf("log of a live change:\n%s", log)
+	}
+
+	// a file with an error changes nothing
+	log = g.reload(g.config("", "retention = \"1 fortnight\"", "sda", "sdb"))
+	if w, _ := g.policy("sda"); w != 48*time.Hour || !strings.Contains(log, "reload refused, the running configuration stays") {
+		t.Errorf("a bad file: window %s\n%s", w, log)
+	}
+
+	// changed back: applied back
+	log = g.reload(base)
+	if w, rpo := g.policy("sda"); w != 24*time.Hour || rpo != 15*time.Minute || !strings.Contains(log, "policies_changed=2") {
+		t.Errorf("the file changed back: window %s rpo %s\n%s", w, rpo, log)
+	}
+	// the same file again: nothing to apply
+	if log = g.reload(base); !strings.Contains(log, "policies_changed=0") || strings.Contains(log, restartLine) {
+		t.Errorf("the same file again:\n%s", log)
+	}
+
+	// restart settings are named, as the file spells them; a pair's
+	// policy still applies when another pair needs a restart
+	for _, tc := range []struct {
+		name, text, want string
+	}{
+		{"address", strings.Replace(base, "127.0.0.1:1", "127.0.0.1:2", 1), "[process_server.address]"},
+		{"host id", strings.Replace(base, `host_id = "mt01"`, `host_id = "mt02"`, 1), "[agent.host_id]"},
+		{"space", g.config("alert_threshold_percent = 7\nmin_reserved_space_mb = 10", "", "sda", "sdb"),
+			"[agent.alert_threshold_percent agent.min_reserved_space_mb]"},
+		{"host config", strings.Replace(base, `host_config = ""`, `host_config = "/etc/other.conf"`, 1), "[agent.host_config]"},
+		{"socket", g.config(`socket = "`+g.dir+`/other.sock"`, "", "sda", "sdb"), "[agent.socket]"},
+		{"new pair", g.config("", "", "sda", "sdb", "sdc"), "[new pair sdc]"},
+		{"removed pair", g.config("", "", "sda"), "[removed pair sdb]"},
+		{"pair target", g.config("", "", "sda", "sdb="+g.dir+"/sdc.img"), "[pair sdb target]"},
+		{"journal dir", strings.Replace(base, "/j\"", "/j2\"", 1), "[agent.journal_dir]"},
+	} {
+		log := g.reload(tc.text)
+		named := strings.Contains(log, restartLine+`" changes=`+tc.want+"\n") || strings.Contains(log, restartLine+`" changes="`+tc.want+`"`)
+		if !named || !strings.Contains(log, "policies_changed=0") {
+			t.Errorf("%s: want %s named:\n%s", tc.name, tc.want, log)
+		}
+	}
+	// a restart change beside a live one: the live one applies, but not
+	// to a pair whose target changed
+	text := g.config("", "", "sda", "sdb="+g.dir+"/sdc.img")
+	text = strings.Replace(text, "[defaults]\n", "[defaults]\nretention = \"3 days\"\n", 1)
+	log = g.reload(text)
+	wa, _ := g.policy("sda")
+	wb, _ := g.policy("sdb")
+	if wa != 72*time.Hour || wb != 24*time.Hour || !strings.Contains(log, "policies_changed=1") || !strings.Contains(log, "[pair sdb target]") {
+		t.Errorf("live beside restart: sda %s, sdb %s\n%s", wa, wb, log)
+	}
+}
