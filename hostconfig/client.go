@@ -18,6 +18,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/mtconsole/mtconsole/internal/backoff"
 	"github.com/mtconsole/mtconsole/replication/wire"
 )
 
@@ -218,13 +219,15 @@ type Beat struct {
 // RunHeartbeats sends a heartbeat at once and then every interval until
 // ctx ends, registering info again when the server no longer knows the
 // host (as the original re-registered every RegisterHostInterval). After
-// a failure it tries again within RetryInterval. Each outcome goes to
-// report (which may be nil); it keeps trying.
+// a failure it tries again within RetryInterval, after a wait drawn with
+// full jitter (internal/backoff) so that the master targets of a restarted
+// configuration server do not all come back in the same instant. Each
+// outcome goes to report (which may be nil); it keeps trying.
 func (c *Client) RunHeartbeats(ctx context.Context, interval time.Duration, info HostInfo, report func(Beat)) {
 	if interval <= 0 {
 		interval = HeartbeatInterval
 	}
-	retry := min(interval, RetryInterval)
+	retry := backoff.New(min(interval, RetryInterval)/8, min(interval, RetryInterval))
 	t := time.NewTimer(0)
 	defer t.Stop()
 	for {
@@ -246,8 +249,9 @@ func (c *Client) RunHeartbeats(ctx context.Context, interval time.Duration, info
 			report(b)
 		}
 		if b.Err != nil {
-			t.Reset(retry)
+			t.Reset(retry.Next())
 		} else {
+			retry.Reset()
 			t.Reset(interval)
 		}
 	}
