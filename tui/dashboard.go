@@ -155,6 +155,19 @@ func (m *Model) pair(id string) *api.PairStatus {
 
 func (p *dashboardPage) keys(m *Model) []action.Binding {
 	g := m.globalKeys()
+	// esc with no filter has nothing to clear: refused, so the help still
+	// says what esc is for.
+	clearFilter := escKey("clear filter", func() tea.Cmd {
+		p.filter.SetValue("")
+		m.refreshRows()
+		return nil
+	})
+	clearFilter.Disabled = func() string {
+		if p.filter.Value() == "" {
+			return "no filter is set (/ sets one)"
+		}
+		return ""
+	}
 	return []action.Binding{
 		{Keys: []string{"enter"}, Help: "detail",
 			Disabled: func() string {
@@ -194,13 +207,7 @@ func (p *dashboardPage) keys(m *Model) []action.Binding {
 			}
 			return nil
 		}),
-		escKey("clear filter", func() tea.Cmd {
-			if p.filter.Value() != "" {
-				p.filter.SetValue("")
-				m.refreshRows()
-			}
-			return nil
-		}),
+		clearFilter,
 	}
 }
 

@@ -62,11 +62,42 @@ func (w *wizard) keys(m *Model) []action.Binding {
 		if w.mode == modeRollback {
 			next.What = "roll back"
 		}
+	case stepRun:
+		// The step turns into the result when the job ends; until then
+		// there is no next.
+		next.Disabled = func() string {
+			return "the job is still running: its result shows here when it ends (esc: back to the dashboard, the job goes on)"
+		}
+	case stepVSPlan:
+		// Not focused: the plan is being made, or failed, or a check
+		// failed (with the checks passed, the confirmation has the keyboard).
+		next.Disabled = func() string {
+			switch {
+			case w.vs.planning:
+				return "the plan (a dry run) is being made"
+			case w.vs.err != "":
+				return "the plan failed: esc goes back, then v plans again"
+			case vsFailed(w.vs.checks):
+				return "a check failed: fix what is marked ✗, then esc and v again"
+			}
+			return ""
+		}
+	case stepVSRun:
+		next.Disabled = vsRunning
 	}
 	back := escKey("back", m.wizBack)
 	// Into the field under the cursor (the time, the export path); ↑,
 	// shift+tab or esc come back out.
-	edit := action.Binding{Keys: []string{"tab"}, Help: "edit", Run: m.editField}
+	edit := action.Binding{Keys: []string{"tab"}, Help: "edit", Run: m.editField,
+		Disabled: func() string {
+			switch {
+			case m.listField() != nil:
+				return ""
+			case w.step == stepMode:
+				return "only Export has a field, its path: move to it"
+			}
+			return `only "A time" has a field: move to it`
+		}}
 	var own []action.Binding
 	switch w.step {
 	case stepPairs:
@@ -77,11 +108,20 @@ func (w *wizard) keys(m *Model) []action.Binding {
 		own = []action.Binding{next, back}
 	case stepResult:
 		own = []action.Binding{next, back, w.vsKey(m)}
-	default: // the tag list, the failback VM's steps
+	case stepTag:
 		own = []action.Binding{move, next, back}
+	case stepVSRun:
+		back.Disabled = vsRunning
+		own = []action.Binding{next, back}
+	default: // the failback VM's plan and report: no list to move in
+		own = []action.Binding{next, back}
 	}
 	return append(own, g.Logs, g.Dashboard)
 }
+
+// vsRunning is why the wizard cannot go on or back while the failback VM
+// is being created.
+func vsRunning() string { return "the failback VM is being created: wait for its report" }
 
 // vsKey is the failback VM on a rollback's result: the result's own text
 // offers it, so it is left out of the footer.

@@ -15,8 +15,8 @@
 //   - A binding whose Disabled func returns a reason is refused the same
 //     way: it never silently disappears from the help.
 //   - The footer fits its width: the pinned bindings (help, quit) always
-//     show, the others in list order as long as they fit, disabled ones
-//     left to the help. F-key twins are left to the help too ("r/F5" shows
+//     show, the others in list order as long as they fit; disabled ones,
+//     pinned or not, are left to the help. F-key twins are left to the help too ("r/F5" shows
 //     as "r"), so the letters fit 80 columns.
 package action
 
@@ -48,7 +48,7 @@ type Binding struct {
 	// NoFooter leaves it to the help (moves, twins, rarely used keys).
 	NoFooter bool
 	// Pin keeps it in the footer whatever the width (help and quit),
-	// after the others.
+	// after the others, unless it is refused now.
 	Pin bool
 	// Run is what it does. Nil (and no RunKey): the binding only documents
 	// keys a screen handles itself (a text field).
@@ -154,13 +154,13 @@ func (s Set) Footer(w int, keyStyle lipgloss.Style) string {
 }
 
 // Shown is the bindings Footer draws at width w, in its order: the usable
-// ones that fit, then the pinned ones.
+// ones that fit, then the usable pinned ones.
 func (s Set) Shown(w int) []*Binding {
 	entry := func(b *Binding) string { return short(b.label()) + " " + b.Help }
 	room := w - 1 + 2 // the leading space; the last gap is trimmed
 	var pinned, out []*Binding
 	for i := range s.Bindings {
-		if b := &s.Bindings[i]; b.Pin {
+		if b := &s.Bindings[i]; b.Pin && s.Reason(b) == "" {
 			pinned = append(pinned, b)
 			room -= ansi.StringWidth(entry(b)) + 2
 		}

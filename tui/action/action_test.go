@@ -145,4 +145,10 @@ func TestRunKeyWhatAndShown(t *testing.T) {
 	if got, want := s.Footer(80, lipgloss.NewStyle()), " ↑↓/jk move  q quit"; got != want {
 		t.Fatalf("footer %q, want %q", got, want)
 	}
+	// A pinned binding refused now is left to the help too: a key that
+	// is shown works.
+	s.Bindings[2].Disabled = func() string { return "a VM is being created" }
+	if got, want := s.Footer(80, lipgloss.NewStyle()), " ↑↓/jk move"; got != want {
+		t.Fatalf("footer with quit disabled %q, want %q", got, want)
+	}
 }
