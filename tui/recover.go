@@ -84,8 +84,8 @@ type wizard struct {
 	asked      api.ResolveRequest
 	resolved   *api.Resolution
 	resolveErr string
-	job      string
-	startErr string
+	job        string
+	startErr   string
 	// The failback VM, offered on a rollback's result.
 	vs        vsState
 	vsName    textinput.Model

@@ -323,7 +323,14 @@ func (c *Client) FollowJob(ctx context.Context, id string, fn func(JobEvent)) (J
 		case ended:
 			return j, nil
 		default:
-			fails = 0 // the stream ended, the job runs: subscribe again
+			// The stream ended, the job runs: subscribe again, after a
+			// pause (a stream that ends at once must not spin).
+			fails = 0
+			select {
+			case <-ctx.Done():
+				return Job{}, ctx.Err()
+			case <-time.After(50 * time.Millisecond):
+			}
 		}
 	}
 }
