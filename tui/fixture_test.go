@@ -162,15 +162,23 @@ func buildStore(tb testing.TB, pair string, tags []journal.Tag, applied uint64, 
 	tb.Cleanup(func() { st.Close() })
 	tags = slices.Clone(tags)
 	slices.SortStableFunc(tags, func(a, b journal.Tag) int { return cmp.Compare(a.Seq, b.Seq) })
-	for _, t := range tags {
-		if err := st.Commit(journal.Commit{Applied: t.Seq, AppliedTime: t.Time, Accuracy: journal.Exact, FirstTime: t.Time,
-			Tags: []journal.Tag{t}}); err != nil {
+	// A write just before each tag and before the applied position:
+	// points to recover to between them.
+	commit := func(seq uint64, at time.Time, tags ...journal.Tag) {
+		if err := st.Append([]journal.Record{{Type: journal.TypeUndo, Seq: seq - 1, Time: at, Data: make([]byte, 512)}}); err != nil {
+			tb.Fatal(err)
+		}
+		if err := st.Sync(); err != nil {
+			tb.Fatal(err)
+		}
+		if err := st.Commit(journal.Commit{Applied: seq, AppliedTime: at, Accuracy: journal.Exact, FirstTime: at, Tags: tags}); err != nil {
 			tb.Fatal(err)
 		}
 	}
-	if err := st.Commit(journal.Commit{Applied: applied, AppliedTime: at, Accuracy: journal.Exact, FirstTime: at}); err != nil {
-		tb.Fatal(err)
+	for _, t := range tags {
+		commit(t.Seq, t.Time, t)
 	}
+	commit(applied, at)
 	return st
 }
 
