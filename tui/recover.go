@@ -960,15 +960,6 @@ func (m *Model) fieldLines(w int) []string {
 
 func ansiWidth(s string) int { return len([]rune(s)) }
 
-func lastIndexFunc[T any](s []T, f func(T) bool) int {
-	for i := len(s) - 1; i >= 0; i-- {
-		if f(s[i]) {
-			return i
-		}
-	}
-	return -1
-}
-
 // errLines is an error, wrapped under its text, in the error style.
 func (m *Model) errLines(first, s string, w int) []string {
 	lines := hang(first, strings.Repeat(" ", ansi.StringWidth(first)), s, w)
