@@ -211,7 +211,7 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, nil
 	case collectedMsg:
 		return m, tea.Batch(m.apply(msg.msg), m.wait())
-	case StatusMsg, EventMsg, AgentErrorMsg, TagsMsg, jobMsg, jobTickMsg:
+	case StatusMsg, EventMsg, AgentErrorMsg, TagsMsg, jobMsg, jobEventMsg, resolvedMsg, jobTickMsg:
 		return m, m.apply(msg)
 	case clockMsg:
 		return m, minuteTick()
@@ -270,9 +270,9 @@ func (m *Model) apply(msg tea.Msg) tea.Cmd {
 		}
 		if e := msg.Event; e.Kind == writer.EventTag && m.screen == screenDetail && e.Pair == m.detail.pair {
 			// The tags table follows new tags while it is shown.
-			return tea.Batch(m.fetchTags(e.Pair), m.onJobEvent(e))
+			return tea.Batch(m.fetchTags(e.Pair), m.onJobEvent(msg))
 		}
-		return m.onJobEvent(msg.Event)
+		return m.onJobEvent(msg)
 	case TagsMsg:
 		if msg.Err != nil {
 			m.setNote(true, fmt.Sprintf("tags of %s: %v", msg.Pair, msg.Err))
@@ -284,6 +284,10 @@ func (m *Model) apply(msg tea.Msg) tea.Cmd {
 		}
 	case jobMsg:
 		return m.onJob(msg)
+	case jobEventMsg:
+		return m.onJobEventMsg(msg)
+	case resolvedMsg:
+		return m.onResolved(msg)
 	case jobTickMsg:
 		return m.pollJobs()
 	}

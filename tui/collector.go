@@ -19,8 +19,12 @@ type StatusMsg struct {
 	At     time.Time
 }
 
-// EventMsg is one event of the agent's stream.
-type EventMsg struct{ Event writer.Event }
+// EventMsg is one event of the agent's stream; Job is set on a job's
+// events (api.Event).
+type EventMsg struct {
+	Event writer.Event
+	Job   *api.JobEvent
+}
 
 // AgentErrorMsg says the agent did not answer At: the console keeps the
 // last snapshot and shows its age.
@@ -47,7 +51,7 @@ type Collector interface {
 // *api.Client and *Agent implement it.
 type Source interface {
 	Status(ctx context.Context) (api.Status, error)
-	Events(ctx context.Context) (<-chan writer.Event, error)
+	Events(ctx context.Context) (<-chan api.Event, error)
 }
 
 // Live polls a Source's status every Interval and follows its event
@@ -111,7 +115,7 @@ func (l *Live) follow(ctx context.Context, send func(tea.Msg), interval, maxWait
 		if err == nil {
 			bo.Reset()
 			for e := range ch {
-				send(EventMsg{Event: e})
+				send(EventMsg{Event: e.Event, Job: e.Job})
 			}
 		}
 		if !bo.Wait(ctx) {
@@ -170,8 +174,8 @@ func (a *Agent) Status(ctx context.Context) (api.Status, error) {
 }
 
 // Events implements Source.
-func (a *Agent) Events(ctx context.Context) (<-chan writer.Event, error) {
-	return call(a, func(c *api.Client) (<-chan writer.Event, error) { return c.Events(ctx) })
+func (a *Agent) Events(ctx context.Context) (<-chan api.Event, error) {
+	return call(a, func(c *api.Client) (<-chan api.Event, error) { return c.Events(ctx) })
 }
 
 // Tag implements Actions.
@@ -197,6 +201,16 @@ func (a *Agent) Recover(ctx context.Context, req api.RecoverRequest) (api.Job, e
 // Job implements Actions.
 func (a *Agent) Job(ctx context.Context, id string) (api.Job, error) {
 	return call(a, func(c *api.Client) (api.Job, error) { return c.Job(ctx, id) })
+}
+
+// Resolve implements Actions.
+func (a *Agent) Resolve(ctx context.Context, req api.ResolveRequest) (api.Resolution, error) {
+	return call(a, func(c *api.Client) (api.Resolution, error) { return c.Resolve(ctx, req) })
+}
+
+// FollowJob implements Actions.
+func (a *Agent) FollowJob(ctx context.Context, id string, fn func(api.JobEvent)) (api.Job, error) {
+	return call(a, func(c *api.Client) (api.Job, error) { return c.FollowJob(ctx, id, fn) })
 }
 
 // Tags implements Actions.

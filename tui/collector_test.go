@@ -33,9 +33,9 @@ func (s *flakySource) Status(context.Context) (api.Status, error) {
 	return fxStatus(0), nil
 }
 
-func (s *flakySource) Events(ctx context.Context) (<-chan writer.Event, error) {
-	ch := make(chan writer.Event, 1)
-	ch <- *ev(0, "p1", writer.EventLog, 0, "hello")
+func (s *flakySource) Events(ctx context.Context) (<-chan api.Event, error) {
+	ch := make(chan api.Event, 1)
+	ch <- api.Event{Event: *ev(0, "p1", writer.EventLog, 0, "hello")}
 	close(ch)
 	return ch, nil
 }
@@ -176,14 +176,20 @@ func TestResizeBelowMinimumAndBack(t *testing.T) {
 }
 
 func TestJobSeenFromEvents(t *testing.T) {
-	// A console opened while a job runs learns of it from its progress.
+	// A console opened while a job runs learns of it from its progress:
+	// the typed event, not the log line (which says otherwise here).
 	m := newFx(t, 80, 24, Options{})
-	m.Update(EventMsg{Event: *ev(2e9, "p1", api.EventProgress, 0, "job j7: export p1 40.0% (400 of 1000 bytes)")})
+	m.Update(EventMsg{Event: *ev(2e9, "p1", api.EventProgress, 0, "job j9: export p2 10.0% (1 of 10 bytes)"),
+		Job: &api.JobEvent{ID: "j7", Kind: api.JobProgress, Pair: "p1", Done: 400, Total: 1000}})
 	s := ansi.Strip(m.render())
 	if !strings.Contains(s, "⟳ job j7: ? of p1 40%") {
 		t.Errorf("running job not on the dashboard:\n%s", s)
 	}
-	m.Update(EventMsg{Event: *ev(0, "", api.EventJob, 8, "job j7: failed: pair p1: disk full")})
+	if m.jobs["j9"] != nil {
+		t.Error("a job was read from a log line")
+	}
+	m.Update(EventMsg{Event: *ev(0, "", api.EventJob, 8, "job j7: failed: something else"),
+		Job: &api.JobEvent{ID: "j7", Kind: api.JobFailed, Done: 400, Total: 1000, Err: "pair p1: disk full"}})
 	if m.jobs["j7"].job.State != api.JobFailed || m.jobs["j7"].job.Error != "pair p1: disk full" {
 		t.Errorf("job after its failure event: %+v", m.jobs["j7"].job)
 	}

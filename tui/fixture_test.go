@@ -2,10 +2,12 @@ package tui
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -15,6 +17,7 @@ import (
 	"github.com/mtconsole/mtconsole/replication/agent/api"
 	"github.com/mtconsole/mtconsole/replication/journal"
 	"github.com/mtconsole/mtconsole/replication/recovery"
+	"github.com/mtconsole/mtconsole/replication/vfs"
 	"github.com/mtconsole/mtconsole/replication/writer"
 )
 
@@ -131,7 +134,10 @@ func fxReplay(t testing.TB) *Replay {
 	return rp
 }
 
-// fakeActions records what the console asks of the agent.
+// fakeActions records what the console asks of the agent. It finds
+// points as the agent does (api.ResolveStores) in real retention stores:
+// stores[pair] when set, else one built from fxTags (newFx and startFlow
+// give it a testing.TB to build them with).
 type fakeActions struct {
 	mu      sync.Mutex
 	tags    []api.TagRequest
@@ -140,6 +146,102 @@ type fakeActions struct {
 	recs    []api.RecoverRequest
 	fail    error // every change fails with it when set
 	job     api.Job
+	tb      testing.TB
+	stores  map[string]*journal.Store
+	events  []api.JobEvent // what FollowJob gives before the job's end
+}
+
+// buildStore is a pair's retention store holding tags, applied up to
+// applied at time at.
+func buildStore(tb testing.TB, pair string, tags []journal.Tag, applied uint64, at time.Time) *journal.Store {
+	tb.Helper()
+	st, err := journal.OpenStore(journal.StoreOptions{FS: vfs.NewMem(), Dir: "/r/" + pair, Pair: pair, CatalogueDir: tb.TempDir()})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { st.Close() })
+	tags = slices.Clone(tags)
+	slices.SortStableFunc(tags, func(a, b journal.Tag) int { return cmp.Compare(a.Seq, b.Seq) })
+	// A write just before each tag and before the applied position:
+	// points to recover to between them.
+	commit := func(seq uint64, at time.Time, tags ...journal.Tag) {
+		if err := st.Append([]journal.Record{{Type: journal.TypeUndo, Seq: seq - 1, Time: at, Data: make([]byte, 512)}}); err != nil {
+			tb.Fatal(err)
+		}
+		if err := st.Sync(); err != nil {
+			tb.Fatal(err)
+		}
+		if err := st.Commit(journal.Commit{Applied: seq, AppliedTime: at, Accuracy: journal.Exact, FirstTime: at, Tags: tags}); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	for _, t := range tags {
+		commit(t.Seq, t.Time, t)
+	}
+	commit(applied, at)
+	return st
+}
+
+// storesFor are the stores of pairs (every pair of the fixture for none).
+func (f *fakeActions) storesFor(pairs []string) (map[string]*journal.Store, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(pairs) == 0 {
+		pairs = []string{"p1", "p2", "p3", "p4", "p5"}
+	}
+	if f.stores == nil {
+		f.stores = map[string]*journal.Store{}
+	}
+	out := map[string]*journal.Store{}
+	for _, id := range pairs {
+		st := f.stores[id]
+		if st == nil {
+			if f.tb == nil {
+				return nil, errors.New("fakeActions: no stores and no testing.TB to build them")
+			}
+			st = buildStore(f.tb, id, fxTags(id), 1000, fxNow.Add(-time.Second))
+			f.stores[id] = st
+		}
+		out[id] = st
+	}
+	return out, nil
+}
+
+func (f *fakeActions) resolve(point string, pairs []string) (map[string]recovery.Resolved, error) {
+	pt, err := recovery.ParsePoint(point)
+	if err != nil {
+		return nil, &api.FieldError{Field: "point", Msg: err.Error()}
+	}
+	stores, err := f.storesFor(pairs)
+	if err != nil {
+		return nil, err
+	}
+	points, err := api.ResolveStores(stores, pt)
+	if err != nil {
+		return nil, &api.FieldError{Field: "point", Msg: err.Error()}
+	}
+	return points, nil
+}
+
+func (f *fakeActions) Resolve(_ context.Context, req api.ResolveRequest) (api.Resolution, error) {
+	points, err := f.resolve(req.Point, req.Pairs)
+	if err != nil {
+		return api.Resolution{}, err
+	}
+	pt, _ := recovery.ParsePoint(req.Point)
+	return api.Resolution{Point: pt.String(), Points: points}, nil
+}
+
+func (f *fakeActions) FollowJob(ctx context.Context, id string, fn func(api.JobEvent)) (api.Job, error) {
+	f.mu.Lock()
+	evs := slices.Clone(f.events)
+	f.mu.Unlock()
+	for _, e := range evs {
+		if e.ID == id {
+			fn(e)
+		}
+	}
+	return f.Job(ctx, id)
 }
 
 func (f *fakeActions) Tag(_ context.Context, req api.TagRequest) (api.TagResult, error) {
@@ -170,8 +272,14 @@ func (f *fakeActions) Recover(_ context.Context, req api.RecoverRequest) (api.Jo
 	if f.fail != nil {
 		return api.Job{}, f.fail
 	}
+	f.mu.Unlock()
+	points, err := f.resolve(req.Point, req.Pairs)
+	f.mu.Lock()
+	if err != nil {
+		return api.Job{}, err
+	}
 	f.job = api.Job{ID: "j1", Mode: req.Mode, Point: req.Point, Pairs: req.Pairs, Dest: req.Dest, State: api.JobRunning,
-		TotalBytes: 64 << 30, Started: fxNow}
+		TotalBytes: 64 << 30, Started: fxNow, Points: points}
 	return f.job, nil
 }
 
@@ -185,7 +293,17 @@ func (f *fakeActions) Job(_ context.Context, id string) (api.Job, error) {
 }
 
 func (f *fakeActions) Tags(_ context.Context, pair string) ([]journal.Tag, error) {
-	return fxTags(pair), nil
+	f.mu.Lock()
+	st, tb := f.stores[pair], f.tb
+	f.mu.Unlock()
+	if st == nil && tb == nil {
+		return fxTags(pair), nil
+	}
+	stores, err := f.storesFor([]string{pair})
+	if err != nil {
+		return nil, err
+	}
+	return stores[pair].Tags(), nil
 }
 
 func (f *fakeActions) snapshot() fakeActions {
@@ -211,6 +329,9 @@ func newFx(t testing.TB, w, h int, o Options) *Model {
 	t.Helper()
 	o.Now = fxClock
 	o.NoColor = true
+	if fa, ok := o.Actions.(*fakeActions); ok && fa.tb == nil {
+		fa.tb = t
+	}
 	if o.Host == "" {
 		o.Host = "mt-lab-01"
 	}

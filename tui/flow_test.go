@@ -15,7 +15,6 @@ import (
 	"github.com/charmbracelet/x/exp/teatest/v2"
 
 	"github.com/mtconsole/mtconsole/replication/agent/api"
-	"github.com/mtconsole/mtconsole/replication/journal"
 )
 
 // startFlow runs the console in a real tea.Program fed by the replay, and
@@ -24,6 +23,7 @@ func startFlow(t *testing.T, fa *fakeActions, o Options) *teatest.TestModel {
 	t.Helper()
 	o.Collector, o.Now, o.NoColor = fxReplay(t), fxClock, true
 	if fa != nil {
+		fa.tb = t
 		o.Actions = fa
 	}
 	tm := teatest.NewTestModel(t, New(t.Context(), o), teatest.WithInitialTermSize(100, 30),
@@ -31,6 +31,14 @@ func startFlow(t *testing.T, fa *fakeActions, o Options) *teatest.TestModel {
 	teatest.WaitFor(t, tm.Output(), func(b []byte) bool { return bytes.Contains(b, []byte("p5")) },
 		teatest.WithDuration(5*time.Second))
 	return tm
+}
+
+// waitAnswer waits until the readiness check shows the agent's answer:
+// until then enter does not go on.
+func waitAnswer(t *testing.T, tm *teatest.TestModel) {
+	t.Helper()
+	teatest.WaitFor(t, tm.Output(), func(b []byte) bool { return bytes.Contains(b, []byte(" UTC, sequence ")) },
+		teatest.WithDuration(5*time.Second))
 }
 
 func send(tm *teatest.TestModel, keys ...string) {
@@ -151,7 +159,9 @@ func TestFlowRecoverRollback(t *testing.T) {
 	// p1's detail, the wizard, pairs (p1), point (latest tag), mode
 	// (down to rollback), readiness, then the typed confirmation: wrong
 	// first.
-	send(tm, "enter", "r", "enter", "enter", "j", "enter", "enter")
+	send(tm, "enter", "r", "enter", "enter", "j", "enter")
+	waitAnswer(t, tm)
+	send(tm, "enter")
 	tm.Type("p2")
 	send(tm, "enter")
 	teatest.WaitFor(t, tm.Output(), func(b []byte) bool { return bytes.Contains(b, []byte("type p1 exactly")) })
@@ -190,7 +200,9 @@ func TestFlowRecoverExportPastedPath(t *testing.T) {
 	send(tm, "j", "enter")           // the second newest tag p2 has
 	send(tm, "enter", "ctrl+u")      // export, the default; clear the default path
 	tm.Send(tea.PasteMsg{Content: dest + "\r\n"})
-	send(tm, "enter", "enter", "enter")
+	send(tm, "enter")
+	waitAnswer(t, tm)
+	send(tm, "enter", "enter") // confirm, start
 	eventually(t, "the export", func() bool { return len(fa.snapshot().recs) == 1 })
 	final(t, tm)
 	req := fa.snapshot().recs[0]
@@ -264,22 +276,5 @@ func TestFlowTagAllShown(t *testing.T) {
 	}
 	if s := ansi.Strip(m.noteView()); !strings.Contains(s, "tagged p2 as manual-20261126-100530") {
 		t.Errorf("footer %q does not say the tag was made", s)
-	}
-}
-
-// The wizard's check for several pairs finds the newest tag they all hold,
-// by id, as the agent does.
-func TestCommonTag(t *testing.T) {
-	at := func(min int) time.Time { return time.Date(2026, 11, 26, 10, min, 0, 0, time.UTC) }
-	a := []journal.Tag{{Name: "c1", ID: "g1", App: "CRASH", Time: at(1)}, {Name: "fs", ID: "g2", App: "FS", Time: at(2)}, {Name: "own", ID: "a3", App: "CRASH", Time: at(3)}}
-	b := []journal.Tag{{Name: "c1", ID: "g1", App: "CRASH", Time: at(1)}, {Name: "fs", ID: "g2", App: "FS", Time: at(2)}, {Name: "own", ID: "b3", App: "CRASH", Time: at(3)}}
-	if got, ok := commonTag([][]journal.Tag{a, b}, false); !ok || got.ID != "g2" {
-		t.Errorf("latest common tag %+v %v, want g2 (the newer tags differ by id)", got, ok)
-	}
-	if got, ok := commonTag([][]journal.Tag{a, b[:1]}, true); ok {
-		t.Errorf("a common app-consistent tag %+v where there is none", got)
-	}
-	if _, ok := commonTag([][]journal.Tag{a, {}}, false); ok {
-		t.Error("a common tag with a pair that has none")
 	}
 }

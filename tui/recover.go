@@ -6,9 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -19,6 +17,7 @@ import (
 
 	"github.com/mtconsole/mtconsole/replication/agent/api"
 	"github.com/mtconsole/mtconsole/replication/journal"
+	"github.com/mtconsole/mtconsole/replication/recovery"
 	"github.com/mtconsole/mtconsole/replication/writer"
 )
 
@@ -79,8 +78,13 @@ type wizard struct {
 	fieldErr string
 	checks   []check
 	pinned   journal.Tag // the tag a "latest" point resolved to in the check: what is recovered
-	job      string
-	startErr string
+	// The agent's answer to where the chosen point lies (asked on
+	// entering the check): the wizard never resolves a point itself.
+	asked      api.ResolveRequest
+	resolved   *api.Resolution
+	resolveErr string
+	job        string
+	startErr   string
 	// The failback VM, offered on a rollback's result.
 	vs        vsState
 	vsName    textinput.Model
@@ -281,6 +285,11 @@ func (m *Model) wizNext() tea.Cmd {
 			w.fieldErr = "fix what is marked ✗ first: esc goes back"
 			return nil
 		}
+		if w.resolved == nil {
+			// What is confirmed is what the agent said it recovers.
+			w.fieldErr = "the agent has not said yet where the point lies: wait for its answer"
+			return nil
+		}
 		w.step = stepConfirm
 		if w.mode == modeRollback {
 			w.confirm.SetValue("")
@@ -374,8 +383,8 @@ func (m *Model) wizFieldKey(ti *textinput.Model, msg tea.KeyPressMsg) bool {
 // tags, asked for afresh, arrive.
 func (m *Model) enterChecks() tea.Cmd {
 	m.wiz.step = stepCheck
+	cmds := []tea.Cmd{m.resolvePoint()}
 	m.wiz.checks = m.readiness()
-	var cmds []tea.Cmd
 	for _, id := range m.chosenPairs() {
 		cmds = append(cmds, m.fetchTags(id))
 	}
@@ -452,23 +461,11 @@ func (m *Model) confirmWord() string {
 // request is the recovery the wizard describes.
 func (m *Model) request() api.RecoverRequest {
 	w := &m.wiz
-	req := api.RecoverRequest{Mode: api.ModeRollback, Pairs: m.chosenPairs()}
-	switch {
-	case w.step >= stepCheck && w.pinned.Name != "" && (w.point == pointLatestTag || w.point == pointLatestApp):
+	req := api.RecoverRequest{Mode: api.ModeRollback, Pairs: m.chosenPairs(), Point: m.chosenPoint()}
+	if w.step >= stepCheck && w.pinned.Name != "" && (w.point == pointLatestTag || w.point == pointLatestApp) {
 		// What the check showed is what is recovered, though a newer
 		// tag arrives meanwhile.
 		req.Point = m.tagPoint(w.pinned)
-	case w.point == pointLatestTag:
-		req.Point = "latest-tag"
-	case w.point == pointLatestTime:
-		req.Point = "latest-time"
-	case w.point == pointLatestApp:
-		req.Point = "latest-app-consistent"
-	case w.point == pointTag:
-		req.Point = m.tagPoint(w.tag)
-	case w.point == pointTime:
-		t, _ := time.Parse(time.RFC3339Nano, strings.TrimSpace(w.timeIn.Value()))
-		req.Point = "time:" + t.UTC().Format(time.RFC3339Nano)
 	}
 	if w.mode == modeExport {
 		req.Mode, req.Dest = api.ModeExport, strings.TrimSpace(w.destIn.Value())
@@ -476,11 +473,32 @@ func (m *Model) request() api.RecoverRequest {
 	return req
 }
 
+// chosenPoint is the point the choices name, as the agent reads it.
+func (m *Model) chosenPoint() string {
+	w := &m.wiz
+	switch w.point {
+	case pointLatestTime:
+		return "latest-time"
+	case pointLatestApp:
+		return "latest-app-consistent"
+	case pointTag:
+		return m.tagPoint(w.tag)
+	case pointTime:
+		t, _ := time.Parse(time.RFC3339Nano, strings.TrimSpace(w.timeIn.Value()))
+		return "time:" + t.UTC().Format(time.RFC3339Nano)
+	}
+	return "latest-tag"
+}
+
 // tagPoint names t as the agent finds it: tag:NAME, or tagid:ID where a
 // chosen pair holds another tag of that name, which tag:NAME would not
-// tell apart (the agent refuses it as ambiguous).
+// tell apart (the agent refuses it as ambiguous), or where a chosen
+// pair's tags are not known here.
 func (m *Model) tagPoint(t journal.Tag) string {
-	if t.ID != "" && slices.ContainsFunc(m.chosenPairs(), func(id string) bool { return nameRepeats(m.tags[id], t.Name) }) {
+	if t.ID != "" && slices.ContainsFunc(m.chosenPairs(), func(id string) bool {
+		tags, known := m.tags[id]
+		return !known || nameRepeats(tags, t.Name)
+	}) {
 		return "tagid:" + t.ID
 	}
 	return "tag:" + t.Name
@@ -608,12 +626,52 @@ func (m *Model) startRecovery() tea.Cmd {
 	}
 }
 
-// readiness checks the choices against what the status says, so the
-// admin learns of a missing point before the agent refuses it. Local
-// file checks are a stat each: cheap enough for Update.
+type resolvedMsg struct {
+	req api.ResolveRequest
+	res api.Resolution
+	err error
+}
+
+// resolvePoint asks the agent where the chosen point lies in the chosen
+// pairs; until it answers the check says it asked.
+func (m *Model) resolvePoint() tea.Cmd {
+	w, a, ctx := &m.wiz, m.o.Actions, m.ctx
+	req := api.ResolveRequest{Point: m.chosenPoint(), Pairs: m.chosenPairs()}
+	w.asked, w.resolved, w.resolveErr, w.pinned = req, nil, "", journal.Tag{}
+	if a == nil {
+		return nil
+	}
+	return func() tea.Msg {
+		c, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		res, err := a.Resolve(c, req)
+		return resolvedMsg{req: req, res: res, err: err}
+	}
+}
+
+// onResolved takes the agent's answer, while the check it was asked for
+// is shown.
+func (m *Model) onResolved(msg resolvedMsg) tea.Cmd {
+	w := &m.wiz
+	if m.screen != screenRecover || w.step != stepCheck || msg.req.Point != w.asked.Point || !slices.Equal(msg.req.Pairs, w.asked.Pairs) {
+		return nil
+	}
+	if msg.err != nil {
+		w.resolveErr = actionErrText(msg.err)
+	} else {
+		w.resolved = &msg.res
+	}
+	w.checks = m.readiness()
+	return nil
+}
+
+// readiness checks the choices: the point where the agent finds it, the
+// rest against what the status says, so the admin learns of a missing
+// point before the agent refuses it. Local file checks are a stat each:
+// cheap enough for Update.
 func (m *Model) readiness() []check {
 	w := &m.wiz
-	w.pinned = journal.Tag{}
+	w.pinned = m.pin()
 	req := m.request()
 	now := m.o.Now()
 	var cs []check
@@ -622,46 +680,15 @@ func (m *Model) readiness() []check {
 		add(checkWarn, "the agent does not answer now (%v): the data below is %s old", m.agentErr, durText(now.Sub(m.statusAt)))
 	}
 	ids := req.Pairs
-	group := len(ids) > 1 && (w.point == pointLatestTag || w.point == pointLatestApp)
-	if group {
-		// As the agent resolves it: the newest tag (by id) every chosen
-		// pair holds, so the disks come back at one consistent point.
-		var lists [][]journal.Tag
-		for _, id := range ids {
-			if tags, known := m.tags[id]; known {
-				lists = append(lists, tags)
-			}
-		}
-		t, ok := commonTag(lists, w.point == pointLatestApp)
-		switch {
-		case len(lists) < len(ids):
-			add(checkWarn, "%d pairs: their tags have not all arrived: the agent looks for one they share when the job starts", len(ids))
-		case !ok:
-			add(checkFail, "these %d pairs share no %stag, so they have no common point: tag them together (t on the dashboard) or recover them one at a time",
-				len(ids), map[bool]string{true: "app-consistent ", false: ""}[w.point == pointLatestApp])
-		default:
-			w.pinned = t
-			add(checkOK, "%d pairs share tag %s (%s) at %s UTC: one consistent point for all", len(ids), tagName(t, m.tags[ids[0]]), t.App, clockText(t.Time, now))
-		}
-	}
+	cs = append(cs, m.pointChecks(ids, now)...)
 	for _, id := range ids {
 		p := m.pair(id)
 		if p == nil {
 			add(checkFail, "%s is not in the agent's status any more: go back and unchoose it", id)
 			continue
 		}
-		r := p.Retention
-		tags, known := m.tags[id]
-		switch {
-		case group:
-			// the shared point is checked above
-		default:
-			m.pointCheck(add, w, p, r, tags, known, req, now)
-		}
-		if req.Mode == api.ModeRollback {
-			if p.Health != writer.HealthPaused {
-				add(checkWarn, "%s is replicating: the rollback stops it; pause it first (p on its detail screen)", id)
-			}
+		if req.Mode == api.ModeRollback && p.Health != writer.HealthPaused {
+			add(checkWarn, "%s is replicating: the rollback stops it; pause it first (p on its detail screen)", id)
 		}
 	}
 	if req.Mode == api.ModeRollback {
@@ -672,84 +699,68 @@ func (m *Model) readiness() []check {
 	return cs
 }
 
-// commonTag is the newest tag (app-consistent only, if app) that every
-// list holds, matched by id (or name when a tag has no id) as the agent
-// matches them.
-func commonTag(lists [][]journal.Tag, app bool) (journal.Tag, bool) {
-	count := map[string]int{}
-	var best journal.Tag
-	found := false
-	for i, l := range lists {
-		seen := map[string]bool{}
-		for _, t := range l {
-			k := tagKey(t)
-			if (app && !t.AppConsistent()) || seen[k] {
-				continue
-			}
-			seen[k] = true
-			count[k]++
-			if i == len(lists)-1 && count[k] == len(lists) && (!found || t.Time.After(best.Time)) {
-				best, found = t, true
-			}
-		}
+// pin is the tag a latest-tag or latest-app point resolved to, the same
+// in every pair (a group's shared tag): the recovery asks for it by name
+// or id, so a tag placed after the check does not move the point. A tag
+// without an id is not pinned: its name may repeat.
+func (m *Model) pin() journal.Tag {
+	w := &m.wiz
+	if w.resolved == nil || (w.point != pointLatestTag && w.point != pointLatestApp) {
+		return journal.Tag{}
 	}
-	return best, found
+	var t *journal.Tag
+	for _, id := range w.asked.Pairs {
+		r, ok := w.resolved.Points[id]
+		if !ok || r.Tag == nil || r.Tag.ID == "" || t != nil && r.Tag.ID != t.ID {
+			return journal.Tag{}
+		}
+		t = r.Tag
+	}
+	if t == nil {
+		return journal.Tag{}
+	}
+	return *t
 }
 
-// pointCheck checks one pair's own point.
-func (m *Model) pointCheck(add func(int, string, ...any), w *wizard, p *api.PairStatus, r writer.RetentionStatus,
-	tags []journal.Tag, known bool, req api.RecoverRequest, now time.Time) {
-	id := p.ID
-	{
-		switch w.point {
-		case pointLatestTag:
-			if t := r.LatestTag; t != nil {
-				w.pinned = *t
-				add(checkOK, "%s: latest tag %s (%s) at %s UTC", id, tagName(*t, tags), t.App, clockText(t.Time, now))
-			} else {
-				add(checkFail, "%s has no tag yet: choose Latest time, or tag it first", id)
-			}
-		case pointLatestTime:
-			if !r.To.IsZero() {
-				add(checkOK, "%s: latest point %s UTC (sequence %d)", id, clockText(r.To, now), r.ToSeq)
-			} else {
-				add(checkFail, "%s has no recoverable point yet", id)
-			}
-		case pointLatestApp:
-			i := lastIndexFunc(tags, journal.Tag.AppConsistent)
-			switch {
-			case !known:
-				add(checkWarn, "%s: its tags have not arrived: the agent checks when the job starts", id)
-			case i < 0:
-				add(checkFail, "%s has no app-consistent tag: choose Latest tag or Latest time", id)
-			default:
-				t := tags[i]
-				w.pinned = t
-				add(checkOK, "%s: app-consistent tag %s (%s) at %s UTC", id, tagName(t, tags), t.App, clockText(t.Time, now))
-			}
-		case pointTag:
-			// As the agent will look: by id when the point is tagid:.
-			byID := strings.HasPrefix(req.Point, "tagid:")
-			i := slices.IndexFunc(tags, func(t journal.Tag) bool { return t.Name == w.tag.Name && (!byID || t.ID == w.tag.ID) })
-			name := tagName(w.tag, tags)
-			switch {
-			case !known:
-				add(checkWarn, "%s: its tags have not arrived: the agent checks when the job starts", id)
-			case i < 0:
-				add(checkFail, "%s has no tag %s", id, name)
-			default:
-				add(checkOK, "%s: tag %s at %s UTC, %s", id, name, clockText(tags[i].Time, now), tags[i].Accuracy)
-			}
-		case pointTime:
-			t, _ := time.Parse(time.RFC3339Nano, strings.TrimPrefix(req.Point, "time:"))
-			if r.To.IsZero() || t.Before(r.From) || t.After(r.To) {
-				add(checkFail, "%s: %s is outside its retention window %s → %s UTC", id, clockText(t, now),
-					clockText(r.From, now), clockText(r.To, now))
-			} else {
-				add(checkOK, "%s: %s is inside its retention window", id, clockText(t, now))
-			}
+// pointChecks show where the agent finds the point in each pair: what a
+// recovery started now recovers.
+func (m *Model) pointChecks(ids []string, now time.Time) []check {
+	w := &m.wiz
+	switch {
+	case w.resolveErr != "":
+		hint := "go back and choose another point"
+		if len(ids) > 1 && (w.point == pointLatestTag || w.point == pointLatestApp) {
+			hint = "tag the pairs together (t on the dashboard), or recover them one at a time"
 		}
+		return []check{{checkFail, w.resolveErr + ": " + hint}}
+	case w.resolved == nil:
+		return []check{{checkWarn, fmt.Sprintf("asking the agent where %s lies in %s…", w.asked.Point, strings.Join(ids, ", "))}}
 	}
+	var cs []check
+	if t := w.pinned; len(ids) > 1 && t.Name != "" {
+		cs = append(cs, check{checkOK, fmt.Sprintf("%d pairs share tag %s (%s) at %s UTC: one consistent point for all",
+			len(ids), tagName(t, m.tags[ids[0]]), t.App, clockText(t.Time, now))})
+	}
+	for _, id := range ids {
+		r, ok := w.resolved.Points[id]
+		if !ok {
+			cs = append(cs, check{checkFail, id + ": the agent did not say where the point lies in it: go back and choose again"})
+			continue
+		}
+		cs = append(cs, check{checkOK, id + ": " + resolvedText(r, m.tags[id], now)})
+	}
+	return cs
+}
+
+// resolvedText is a point the agent resolved: "tag NAME (APP) at TIME
+// UTC, sequence N, accuracy", or without a tag "TIME UTC, sequence N,
+// accuracy".
+func resolvedText(r recovery.Resolved, tags []journal.Tag, now time.Time) string {
+	s := fmt.Sprintf("%s UTC, sequence %d, %s", clockText(r.Time, now), r.Seq, r.Accuracy)
+	if t := r.Tag; t != nil {
+		s = fmt.Sprintf("tag %s (%s) at %s", tagName(*t, tags), t.App, s)
+	}
+	return s
 }
 
 // destChecks checks an export destination: for one pair a new file whose
@@ -914,15 +925,6 @@ func (m *Model) fieldLines(w int) []string {
 
 func ansiWidth(s string) int { return len([]rune(s)) }
 
-func lastIndexFunc[T any](s []T, f func(T) bool) int {
-	for i := len(s) - 1; i >= 0; i-- {
-		if f(s[i]) {
-			return i
-		}
-	}
-	return -1
-}
-
 // errLines is an error, wrapped under its text, in the error style.
 func (m *Model) errLines(first, s string, w int) []string {
 	lines := hang(first, strings.Repeat(" ", ansi.StringWidth(first)), s, w)
@@ -974,65 +976,110 @@ type jobMsg struct {
 
 type jobTickMsg struct{}
 
-var jobIDRe = regexp.MustCompile(`^job (\S+): (.*)$`)
-var progressRe = regexp.MustCompile(`\((\d+) of (\d+) bytes\)`)
-
 // onJobEvent follows jobs from the event stream, also those started
-// before the console: their progress events name them.
-func (m *Model) onJobEvent(e writer.Event) tea.Cmd {
-	if e.Kind != api.EventJob && e.Kind != api.EventProgress {
+// before the console: their typed events (EventMsg.Job) name them.
+func (m *Model) onJobEvent(msg EventMsg) tea.Cmd {
+	if msg.Job == nil {
 		return nil
 	}
-	sm := jobIDRe.FindStringSubmatch(e.Message)
-	if sm == nil {
-		return nil
-	}
-	id, rest := sm[1], sm[2]
-	jv := m.jobs[id]
-	if jv == nil {
-		jv = &jobView{job: api.Job{ID: id, State: api.JobRunning, Started: e.Time}}
-		m.jobs[id] = jv
-	}
-	if !jv.polled {
-		// Without the agent (a replay) the events are all there is.
-		switch {
-		case e.Kind == api.EventJob && rest == "done":
-			jv.job.State, jv.job.Finished, jv.job.DoneBytes = api.JobDone, e.Time, jv.job.TotalBytes
-		case e.Kind == api.EventJob && strings.HasPrefix(rest, "failed: "):
-			jv.job.State, jv.job.Error, jv.job.Finished = api.JobFailed, strings.TrimPrefix(rest, "failed: "), e.Time
-		case e.Kind == api.EventJob:
-			jv.job.Mode, jv.job.Point = jobStartText(rest)
-		}
-		if pm := progressRe.FindStringSubmatch(rest); pm != nil {
-			done, _ := strconv.ParseInt(pm[1], 10, 64)
-			total, _ := strconv.ParseInt(pm[2], 10, 64)
-			jv.job.DoneBytes, jv.job.TotalBytes = done, total
-			if e.Pair != "" && !slices.Contains(jv.job.Pairs, e.Pair) {
-				jv.job.Pairs = append(jv.job.Pairs, e.Pair)
-			}
-		}
-		jv.sample(e.Time)
-	}
-	if e.Kind == api.EventProgress {
-		jv.lastNote = rest
-	}
-	m.jobSettled(id)
+	je := *msg.Job
+	jv := m.applyJobEvent(je, msg.Event.Time)
 	if m.o.Actions == nil {
 		return nil
 	}
-	if e.Kind == api.EventJob || !jv.polled {
-		return tea.Batch(m.pollJob(id), m.jobTick())
+	if je.Kind == api.JobStarted || je.Ended() || !jv.polled {
+		return tea.Batch(m.pollJob(je.ID), m.jobTick())
 	}
 	return m.jobTick()
 }
 
-// jobStartText reads "rollback of p1,p2 to latest-tag started".
-func jobStartText(s string) (mode, point string) {
-	f := strings.Fields(s)
-	if len(f) >= 5 && f[1] == "of" && f[3] == "to" {
-		return f[0], f[4]
+// applyJobEvent records a job's event in its view. Until the agent has
+// answered for the job (a replay: never) the events are all there is;
+// after, the progress still moves the bar between two polls.
+func (m *Model) applyJobEvent(je api.JobEvent, at time.Time) *jobView {
+	jv := m.jobs[je.ID]
+	if jv == nil {
+		jv = &jobView{job: api.Job{ID: je.ID, State: api.JobRunning, Started: at}}
+		m.jobs[je.ID] = jv
 	}
-	return "", ""
+	j := &jv.job
+	switch {
+	case je.Kind == api.JobStarted && !jv.polled:
+		j.Mode, j.Point, j.Pairs = je.Mode, je.Point, slices.Clone(je.Pairs)
+	case je.Kind == api.JobProgress && j.State == api.JobRunning:
+		j.DoneBytes, j.TotalBytes = je.Done, je.Total
+		if je.Pair != "" && !slices.Contains(j.Pairs, je.Pair) {
+			j.Pairs = append(j.Pairs, je.Pair)
+		}
+		jv.lastNote = progressNote(*j, je.Pair)
+	case je.Ended() && !jv.polled:
+		j.State, j.Error, j.Finished = je.Kind, je.Err, at
+		j.DoneBytes, j.TotalBytes = je.Done, je.Total
+	}
+	jv.sample(at)
+	m.jobSettled(je.ID)
+	return jv
+}
+
+// progressNote says which pair a job is at.
+func progressNote(j api.Job, pair string) string {
+	if pair == "" {
+		return ""
+	}
+	if i := slices.Index(j.Pairs, pair); i >= 0 && len(j.Pairs) > 1 {
+		return fmt.Sprintf("recovering %s (pair %d of %d)", pair, i+1, len(j.Pairs))
+	}
+	return "recovering " + pair
+}
+
+// jobEventMsg is a step of the job the wizard follows; next waits for
+// the one after.
+type jobEventMsg struct {
+	ev   api.JobEvent
+	at   time.Time
+	next tea.Cmd
+}
+
+// followJob follows job id through Actions.FollowJob: its events as
+// jobEventMsg, then its end as a jobMsg. The end does not depend on the
+// event stream: FollowJob asks for the job when the stream drops.
+func (m *Model) followJob(id string) tea.Cmd {
+	a, ctx, now := m.o.Actions, m.ctx, m.o.Now
+	if a == nil {
+		return nil
+	}
+	ch := make(chan tea.Msg, 64)
+	go func() {
+		j, err := a.FollowJob(ctx, id, func(je api.JobEvent) {
+			select {
+			case ch <- jobEventMsg{ev: je, at: now()}:
+			case <-ctx.Done():
+			}
+		})
+		if ctx.Err() == nil {
+			ch <- jobMsg{id: id, job: j, err: err}
+		}
+		close(ch)
+	}()
+	var next tea.Cmd
+	next = func() tea.Msg {
+		msg, ok := <-ch
+		if !ok {
+			return nil
+		}
+		if em, ok := msg.(jobEventMsg); ok {
+			em.next = next
+			return em
+		}
+		return msg
+	}
+	return next
+}
+
+// onJobEventMsg shows a step of the followed job and waits for the next.
+func (m *Model) onJobEventMsg(msg jobEventMsg) tea.Cmd {
+	m.applyJobEvent(msg.ev, msg.at)
+	return msg.next
 }
 
 func (jv *jobView) sample(now time.Time) {
@@ -1131,7 +1178,7 @@ func (m *Model) onRecoverStarted(msg recoverStartedMsg) tea.Cmd {
 	m.wiz.job, m.wiz.step = id, stepRun
 	m.setNote(false, fmt.Sprintf("job %s started: %s of %s", id, msg.job.Mode, strings.Join(msg.job.Pairs, ",")))
 	m.jobSettled(id)
-	return m.jobTick()
+	return tea.Batch(m.jobTick(), m.followJob(id))
 }
 
 // jobView renders a job: progress while it runs, the result after.

@@ -208,7 +208,9 @@ func TestFlowExportBackKeepsExport(t *testing.T) {
 	send(tm, "esc", "ctrl+u") // back: the path has the keyboard
 	dest := filepath.Join(dir, "jk-quick-kj.img")
 	tm.Type(dest)
-	send(tm, "enter", "enter", "enter") // check, confirm, start
+	send(tm, "enter")
+	waitAnswer(t, tm)
+	send(tm, "enter", "enter") // confirm, start
 	eventually(t, "the export", func() bool { return len(fa.snapshot().recs) == 1 })
 	final(t, tm)
 	req := fa.snapshot().recs[0]
@@ -228,6 +230,7 @@ func TestRepeatedTagNamesShowIDs(t *testing.T) {
 	tags = append(tags, journal.Tag{Seq: last.Seq + 100, Time: last.Time.Add(time.Minute), Name: "before-patch", App: journal.AppUser,
 		ID: "p1-dup", Accuracy: journal.Exact})
 	m.tags["p1"] = tags
+	m.o.Actions.(*fakeActions).stores = map[string]*journal.Store{"p1": buildStore(t, "p1", tags, 1000, fxNow)}
 	press(m, "enter")
 	s := screenText(t, m)
 	for _, w := range []string{"before-patch (id p1-4)", "before-patch (id p1-dup)"} {
@@ -252,12 +255,12 @@ func TestRepeatedTagNamesShowIDs(t *testing.T) {
 	}
 	press(m, "enter", "enter", "ctrl+u")
 	typeText(m, "/p1.img")
-	press(m, "enter")
+	answer(m, press(m, "enter"))
 	if p := m.request().Point; p != "tagid:p1-4" {
 		t.Errorf("point %q, want tagid:p1-4", p)
 	}
 	if !slices.ContainsFunc(m.wiz.checks, func(c check) bool {
-		return c.level == checkOK && strings.Contains(c.text, "p1: tag before-patch (id p1-4) at 09:53:30")
+		return c.level == checkOK && strings.Contains(c.text, "p1: tag before-patch (id p1-4) (USERDEFINED) at 09:53:30 UTC, sequence 500")
 	}) {
 		t.Errorf("the check does not find the tag by id: %+v", m.wiz.checks)
 	}

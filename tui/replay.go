@@ -25,6 +25,7 @@ type Entry struct {
 	At     time.Time     `json:"at"`
 	Status *api.Status   `json:"status,omitempty"`
 	Event  *writer.Event `json:"event,omitempty"`
+	Job    *api.JobEvent `json:"job,omitempty"` // with Event: a job's step
 	Tags   *PairTags     `json:"tags,omitempty"`
 	Error  string        `json:"error,omitempty"`
 }
@@ -41,7 +42,7 @@ func (e Entry) Msg() tea.Msg {
 	case e.Status != nil:
 		return StatusMsg{Status: *e.Status, At: e.At}
 	case e.Event != nil:
-		return EventMsg{Event: *e.Event}
+		return EventMsg{Event: *e.Event, Job: e.Job}
 	case e.Tags != nil:
 		return TagsMsg{Pair: e.Tags.Pair, Tags: e.Tags.Tags}
 	}
@@ -54,7 +55,7 @@ func entryOf(msg tea.Msg) (Entry, bool) {
 	case StatusMsg:
 		return Entry{At: m.At, Status: &m.Status}, true
 	case EventMsg:
-		return Entry{At: m.Event.Time, Event: &m.Event}, true
+		return Entry{At: m.Event.Time, Event: &m.Event, Job: m.Job}, true
 	case TagsMsg:
 		if m.Err == nil {
 			return Entry{At: time.Now().UTC(), Tags: &PairTags{Pair: m.Pair, Tags: m.Tags}}, true

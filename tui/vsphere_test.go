@@ -111,7 +111,9 @@ func TestVSphereNotConfigured(t *testing.T) {
 func TestFlowVSphereCreate(t *testing.T) {
 	fa, fv := &fakeActions{}, &fakeVSphere{checks: vsChecksOK}
 	tm := startFlow(t, fa, Options{VSphere: fv})
-	send(tm, "enter", "r", "enter", "enter", "j", "enter", "enter") // p1, latest tag, rollback
+	send(tm, "enter", "r", "enter", "enter", "j", "enter") // p1, latest tag, rollback
+	waitAnswer(t, tm)
+	send(tm, "enter")
 	tm.Type("p1")
 	send(tm, "enter")
 	eventually(t, "the recovery", func() bool { return len(fa.snapshot().recs) == 1 })

@@ -84,11 +84,6 @@ stores directly.
 			}
 			ctx, cancel := signalContext()
 			defer cancel()
-			// Subscribe before starting, so no progress is missed.
-			events, err := cl.Events(ctx)
-			if err != nil {
-				return err
-			}
 			job, err := cl.Recover(ctx, req)
 			if err != nil {
 				return agentErr(err)
@@ -100,58 +95,37 @@ stores directly.
 					fmt.Fprintf(out, "  %s at %s\n", id, job.Points[id])
 				}
 			}
-			prefix := "job " + job.ID + ": "
-			tick := time.NewTicker(time.Second)
-			defer tick.Stop()
-			for {
-				select {
-				case <-ctx.Done():
-					fmt.Fprintf(errOut, "left job %s running in the agent; follow it with mtconsole status --watch\n", job.ID)
-					return nil
-				case e, ok := <-events:
-					if !ok {
-						events = nil // the agent went: the next Job call says so
-						continue
-					}
-					if !strings.HasPrefix(e.Message, prefix) {
-						continue
-					}
-					if !asJSON && e.Kind == api.EventProgress {
-						fmt.Fprintln(errOut, "  "+strings.TrimPrefix(e.Message, prefix))
-					}
-					if e.Kind != api.EventJob {
-						continue
-					}
-				case <-tick.C:
+			// FollowJob gives the job's events from the agent's recent
+			// history on, and its end even when the stream drops.
+			j, err := cl.FollowJob(ctx, job.ID, func(e api.JobEvent) {
+				if !asJSON && e.Kind == api.JobProgress {
+					fmt.Fprintf(errOut, "  %s %s %s (%d of %d bytes)\n", job.Mode, e.Pair, pctOf(e.Done, e.Total), e.Done, e.Total)
 				}
-				j, err := cl.Job(ctx, job.ID)
-				if err != nil {
-					if ctx.Err() != nil {
-						continue
-					}
-					return err
-				}
-				if j.State == api.JobRunning {
-					continue
-				}
-				if asJSON {
-					if err := writeJSON(out, j); err != nil {
-						return err
-					}
-				}
-				if j.State != api.JobDone {
-					return fmt.Errorf("job %s %s: %s", j.ID, j.State, j.Error)
-				}
-				if !asJSON {
-					for _, id := range j.Pairs {
-						r := j.Results[id]
-						fmt.Fprintf(out, "%s: %d bytes copied, %d bytes restored from %d before-images in %s\n", id, r.Copied, r.Restored,
-							r.Records, r.Duration.Round(time.Millisecond))
-					}
-					fmt.Fprintf(out, "Job %s done in %s\n", j.ID, j.Finished.Sub(j.Started).Round(time.Millisecond))
-				}
+			})
+			if ctx.Err() != nil {
+				fmt.Fprintf(errOut, "left job %s running in the agent; follow it with mtconsole status --watch\n", job.ID)
 				return nil
 			}
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				if err := writeJSON(out, j); err != nil {
+					return err
+				}
+			}
+			if j.State != api.JobDone {
+				return fmt.Errorf("job %s %s: %s", j.ID, j.State, j.Error)
+			}
+			if !asJSON {
+				for _, id := range j.Pairs {
+					r := j.Results[id]
+					fmt.Fprintf(out, "%s: %d bytes copied, %d bytes restored from %d before-images in %s\n", id, r.Copied, r.Restored,
+						r.Records, r.Duration.Round(time.Millisecond))
+				}
+				fmt.Fprintf(out, "Job %s done in %s\n", j.ID, j.Finished.Sub(j.Started).Round(time.Millisecond))
+			}
+			return nil
 		},
 	}
 	addSocketFlag(c, &socket)
@@ -162,4 +136,12 @@ stores directly.
 	c.Flags().BoolVar(&yes, "yes", false, "rollback: do not ask for the typed confirmation")
 	c.Flags().BoolVar(&asJSON, "json", false, "print the finished job as JSON")
 	return c
+}
+
+// pctOf is done of total as a percentage, "100.0%" for nothing to do.
+func pctOf(done, total int64) string {
+	if total <= 0 {
+		return "100.0%"
+	}
+	return fmt.Sprintf("%.1f%%", 100*float64(done)/float64(total))
 }

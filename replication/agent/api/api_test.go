@@ -146,16 +146,17 @@ func ctxT(t *testing.T) context.Context {
 type nopBackend struct{}
 
 func (nopBackend) Status() (Status, error) { return Status{Pairs: []PairStatus{}}, nil }
-func (nopBackend) Subscribe(ctx context.Context, n int) <-chan writer.Event {
+func (nopBackend) Subscribe(ctx context.Context, n int) <-chan Event {
 	return NewHub().Subscribe(ctx, n)
 }
-func (nopBackend) Tag(TagRequest) (TagResult, error)        { return TagResult{}, ErrConflict }
-func (nopBackend) Pause(string, string) (PairStatus, error) { return PairStatus{}, ErrUnknownPair }
-func (nopBackend) Resume(string) (PairStatus, error)        { return PairStatus{}, ErrUnknownPair }
-func (nopBackend) Recover(RecoverRequest) (Job, error)      { return Job{}, ErrConflict }
-func (nopBackend) Job(string) (Job, error)                  { return Job{}, ErrUnknownJob }
-func (nopBackend) Jobs() ([]Job, error)                     { return nil, nil }
-func (nopBackend) Tags(string) ([]journal.Tag, error)       { return nil, ErrUnknownPair }
+func (nopBackend) Tag(TagRequest) (TagResult, error)          { return TagResult{}, ErrConflict }
+func (nopBackend) Pause(string, string) (PairStatus, error)   { return PairStatus{}, ErrUnknownPair }
+func (nopBackend) Resume(string) (PairStatus, error)          { return PairStatus{}, ErrUnknownPair }
+func (nopBackend) Recover(RecoverRequest) (Job, error)        { return Job{}, ErrConflict }
+func (nopBackend) Resolve(ResolveRequest) (Resolution, error) { return Resolution{}, ErrConflict }
+func (nopBackend) Job(string) (Job, error)                    { return Job{}, ErrUnknownJob }
+func (nopBackend) Jobs() ([]Job, error)                       { return nil, nil }
+func (nopBackend) Tags(string) ([]journal.Tag, error)         { return nil, ErrUnknownPair }
 
 func TestSocketPermissions(t *testing.T) {
 	for _, tc := range []struct {
@@ -306,7 +307,7 @@ func TestStatusGolden(t *testing.T) {
 }
 
 // next returns the next event of kind (skipping others), or fails.
-func next(t *testing.T, ch <-chan writer.Event, kinds ...string) writer.Event {
+func next(t *testing.T, ch <-chan Event, kinds ...string) Event {
 	t.Helper()
 	timeout := time.After(10 * time.Second)
 	for {

@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/mtconsole/mtconsole/replication/journal"
-	"github.com/mtconsole/mtconsole/replication/writer"
 )
 
 // Client talks to an agent's status API.
@@ -218,16 +217,24 @@ func (c *Client) Jobs(ctx context.Context) ([]Job, error) {
 	return jobs, err
 }
 
+// Resolve is POST /v1/resolve: where the point lies in each pair, as a
+// recovery started now would find it.
+func (c *Client) Resolve(ctx context.Context, req ResolveRequest) (Resolution, error) {
+	var r Resolution
+	err := c.do(ctx, http.MethodPost, "/v1/resolve", req, &r)
+	return r, err
+}
+
 // Events is GET /v1/events: the channel gets the events from now until ctx
 // ends or the agent goes, then closes. It returns once subscribed, so no
 // event published after it returns is missed.
-func (c *Client) Events(ctx context.Context) (<-chan writer.Event, error) {
+func (c *Client) Events(ctx context.Context) (<-chan Event, error) {
 	return c.EventsWithHistory(ctx, 0)
 }
 
 // EventsWithHistory is Events preceded by up to n recent events
 // (GET /v1/events?history=n).
-func (c *Client) EventsWithHistory(ctx context.Context, n int) (<-chan writer.Event, error) {
+func (c *Client) EventsWithHistory(ctx context.Context, n int) (<-chan Event, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://agent/v1/events?history="+strconv.Itoa(n), nil)
 	if err != nil {
 		return nil, err
@@ -246,11 +253,11 @@ func (c *Client) EventsWithHistory(ctx context.Context, n int) (<-chan writer.Ev
 		resp.Body.Close()
 		return nil, &NoAgentError{Socket: c.socket, Err: err}
 	}
-	ch := make(chan writer.Event)
+	ch := make(chan Event)
 	go func() {
 		defer close(ch)
 		defer resp.Body.Close()
-		readEvents(br, func(e writer.Event) bool {
+		readEvents(br, func(e Event) bool {
 			select {
 			case ch <- e:
 				return true
@@ -262,10 +269,108 @@ func (c *Client) EventsWithHistory(ctx context.Context, n int) (<-chan writer.Ev
 	return ch, nil
 }
 
+// FollowRetries is how many times in a row FollowJob tries to reach the
+// agent again, after its event stream ended, before it gives up.
+const FollowRetries = 10
+
+// FollowJob follows job id to its end and returns the job as it ended
+// (done, failed, interrupted), giving fn each of its events met on the
+// way, in order: first those still in the agent's recent history, then
+// the live ones (a job found ended as the follow starts gives none). The
+// end never depends on the stream: a job found ended by GET /v1/jobs/{id}
+// when the stream starts, ends or drops events ends the follow; a stream that ends with the job still running is
+// subscribed to again (the agent restarting: the next one answers for
+// the job). It returns ctx's error when ctx ends first.
+func (c *Client) FollowJob(ctx context.Context, id string, fn func(JobEvent)) (Job, error) {
+	if fn == nil {
+		fn = func(JobEvent) {}
+	}
+	history := HistorySize // the first time: what happened before this call
+	fails := 0
+	var lastErr error
+	for {
+		if fails > 0 {
+			if fails > FollowRetries {
+				return Job{}, fmt.Errorf("following job %s: %w", id, lastErr)
+			}
+			wait := min(50*time.Millisecond<<min(fails-1, 6), 2*time.Second)
+			select {
+			case <-ctx.Done():
+				return Job{}, ctx.Err()
+			case <-time.After(wait):
+			}
+		}
+		sctx, cancel := context.WithCancel(ctx)
+		ch, err := c.EventsWithHistory(sctx, history)
+		if err != nil {
+			cancel()
+			if ctx.Err() != nil {
+				return Job{}, ctx.Err()
+			}
+			fails, lastErr = fails+1, err
+			continue
+		}
+		history = 0
+		j, ended, err := c.followStream(ctx, id, ch, fn)
+		cancel()
+		switch {
+		case ctx.Err() != nil:
+			return Job{}, ctx.Err()
+		case errors.Is(err, ErrUnknownJob):
+			return Job{}, err
+		case err != nil:
+			fails, lastErr = fails+1, err
+		case ended:
+			return j, nil
+		default:
+			// The stream ended, the job runs: subscribe again, after a
+			// pause (a stream that ends at once must not spin).
+			fails = 0
+			select {
+			case <-ctx.Done():
+				return Job{}, ctx.Err()
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}
+}
+
+// followStream reads ch until job id ends (ended true, with the job as
+// the agent recorded it) or ch closes (ended false). The job is looked up
+// once subscribed, and again on its last event or when events were lost.
+func (c *Client) followStream(ctx context.Context, id string, ch <-chan Event, fn func(JobEvent)) (Job, bool, error) {
+	check := func() (Job, bool, error) {
+		j, err := c.Job(ctx, id)
+		if err != nil {
+			return Job{}, false, err
+		}
+		return j, j.State != JobRunning, nil
+	}
+	if j, ended, err := check(); err != nil || ended {
+		return j, ended, err
+	}
+	for e := range ch {
+		switch {
+		case e.Kind == EventDropped:
+			// Its end may be among the events lost.
+			if j, ended, err := check(); err != nil || ended {
+				return j, ended, err
+			}
+		case e.Job != nil && e.Job.ID == id:
+			fn(*e.Job)
+			if e.Job.Ended() {
+				// The agent records the end before it publishes it.
+				return check()
+			}
+		}
+	}
+	return Job{}, false, nil
+}
+
 // readEvents parses a server-sent event stream, giving each event whose
-// data is a writer.Event to emit until emit returns false or the stream
-// ends. Comments (heartbeats) and fields other than data are skipped.
-func readEvents(br *bufio.Reader, emit func(writer.Event) bool) {
+// data is an Event to emit until emit returns false or the stream ends.
+// Comments (heartbeats) and fields other than data are skipped.
+func readEvents(br *bufio.Reader, emit func(Event) bool) {
 	var data []byte
 	for {
 		line, err := br.ReadString('\n')
@@ -278,7 +383,7 @@ func readEvents(br *bufio.Reader, emit func(writer.Event) bool) {
 			if data == nil {
 				continue
 			}
-			var e writer.Event
+			var e Event
 			if json.Unmarshal(data, &e) == nil && !emit(e) {
 				return
 			}

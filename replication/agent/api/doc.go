@@ -7,21 +7,25 @@
 //
 //	GET  /v1/status             Status
 //	GET  /v1/events[?history=N] server-sent events (the N most recent first, of the
-//	                            last 256 kept, then live): "event: <kind>\ndata: <json writer.Event>\n\n",
-//	                            a ": heartbeat" comment every 15 s
+//	                            last 256 kept, then live): "event: <kind>\ndata: <json Event>\n\n",
+//	                            a ": heartbeat" comment every 15 s; a job's events
+//	                            (kinds job, progress) carry a typed JobEvent in "job"
 //	POST /v1/tag                TagRequest → TagResult
 //	POST /v1/pairs/{id}/pause   PauseRequest (optional) → PairStatus
 //	POST /v1/pairs/{id}/resume  → PairStatus
 //	GET  /v1/pairs/{id}/tags    []journal.Tag, oldest first
+//	POST /v1/resolve            ResolveRequest → Resolution: where Recover would find the point
 //	POST /v1/recover            RecoverRequest → Job (202)
 //	GET  /v1/jobs/{id}          Job
 //
 // The socket is 0600, or 0660 owned by a configured group, in a directory
-// made 0755. The routes that change something (POST) answer only root and
+// made 0755. The routes that change something (POST, but for /v1/resolve, which only looks) answer only root and
 // the agent's own user (SO_PEERCRED): the group gets a read-only view. The server never deletes a socket another agent answers on,
 // nor a path that is not a socket. Recovery runs in the agent as a job, so
 // a client that goes away does not cut it in half; its progress is
-// published on the event stream.
+// published on the event stream as typed JobEvents (Client.FollowJob
+// follows one to its end); the events' Message is a line for the log,
+// not a format to parse.
 //
 // Metrics (NewMetrics, then Serve on a TCP address; off unless the agent
 // is given one) exposes per pair gauges in the Prometheus text format:

@@ -19,7 +19,7 @@ func FuzzReadEvents(f *testing.F) {
 	f.Add(": c\n\ndata: {\ndata: }\n\nid: 3\nretry: 10\r\n\r\n")
 	f.Add("data: not json\n\n\n\n")
 	f.Fuzz(func(t *testing.T, stream string) {
-		readEvents(bufio.NewReader(strings.NewReader(stream)), func(writer.Event) bool { return true })
+		readEvents(bufio.NewReader(strings.NewReader(stream)), func(Event) bool { return true })
 
 		// What the server writes survives whatever garbage comes before
 		// it, once a blank line has ended the garbage.
@@ -29,9 +29,9 @@ func FuzzReadEvents(f *testing.F) {
 		json.Unmarshal(data, &want) // invalid UTF-8 becomes U+FFFD on the wire
 		var buf bytes.Buffer
 		fmt.Fprintf(&buf, "%s\n\nevent: %s\ndata: %s\n\n", stream, want.Kind, data)
-		var got []writer.Event
-		readEvents(bufio.NewReader(&buf), func(e writer.Event) bool { got = append(got, e); return true })
-		if len(got) == 0 || got[len(got)-1] != want {
+		var got []Event
+		readEvents(bufio.NewReader(&buf), func(e Event) bool { got = append(got, e); return true })
+		if len(got) == 0 || got[len(got)-1].Event != want || got[len(got)-1].Job != nil {
 			t.Fatalf("stream %q: got %+v, want last %+v", buf.String(), got, want)
 		}
 	})

@@ -20,8 +20,8 @@ type Hub struct {
 	size int
 	mu   sync.Mutex
 	subs map[*subscriber]struct{}
-	hist []writer.Event // a ring of the last HistorySize events
-	next int            // where the next event goes, once the ring is full
+	hist []Event // a ring of the last HistorySize events
+	next int     // where the next event goes, once the ring is full
 }
 
 // HistorySize is how many recent events a hub keeps for subscribers that
@@ -30,7 +30,7 @@ const HistorySize = 256
 
 type subscriber struct {
 	mu      sync.Mutex
-	buf     []writer.Event
+	buf     []Event
 	dropped int
 	wake    chan struct{} // capacity 1
 }
@@ -46,7 +46,10 @@ func NewHubSize(n int) *Hub {
 // Publish gives e to every subscriber. A subscriber whose buffer is full
 // loses its oldest event instead of making the publisher (the writer's
 // applier) wait.
-func (h *Hub) Publish(e writer.Event) {
+func (h *Hub) Publish(e writer.Event) { h.PublishEvent(Event{Event: e}) }
+
+// PublishEvent is Publish for an event of the API's own (a job's).
+func (h *Hub) PublishEvent(e Event) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if len(h.hist) < HistorySize {
@@ -74,17 +77,17 @@ func (h *Hub) Publish(e writer.Event) {
 // HistorySize and the subscriber's buffer), then those published from now
 // until ctx ends; then the channel is closed. A subscriber that fell
 // behind first receives an EventDropped event saying how many it lost.
-func (h *Hub) Subscribe(ctx context.Context, history int) <-chan writer.Event {
+func (h *Hub) Subscribe(ctx context.Context, history int) <-chan Event {
 	s := &subscriber{wake: make(chan struct{}, 1)}
 	h.mu.Lock()
 	if n := min(max(history, 0), len(h.hist), h.size); n > 0 {
 		// oldest first: the ring from next on, then from its start
-		ordered := append(append([]writer.Event(nil), h.hist[h.next:]...), h.hist[:h.next]...)
+		ordered := append(append([]Event(nil), h.hist[h.next:]...), h.hist[:h.next]...)
 		s.buf = append(s.buf, ordered[len(ordered)-n:]...)
 	}
 	h.subs[s] = struct{}{}
 	h.mu.Unlock()
-	out := make(chan writer.Event)
+	out := make(chan Event)
 	go func() {
 		defer close(out)
 		defer func() {
@@ -94,16 +97,16 @@ func (h *Hub) Subscribe(ctx context.Context, history int) <-chan writer.Event {
 		}()
 		for {
 			s.mu.Lock()
-			var e writer.Event
+			var e Event
 			ok := true
 			switch {
 			case s.dropped > 0:
-				e = writer.Event{Time: time.Now().UTC(), Kind: EventDropped, Level: slog.LevelWarn,
-					Message: fmt.Sprintf("dropped %d events", s.dropped)}
+				e = Event{Event: writer.Event{Time: time.Now().UTC(), Kind: EventDropped, Level: slog.LevelWarn,
+					Message: fmt.Sprintf("dropped %d events", s.dropped)}}
 				s.dropped = 0
 			case len(s.buf) > 0:
 				e = s.buf[0]
-				s.buf[0] = writer.Event{}
+				s.buf[0] = Event{}
 				s.buf = s.buf[1:]
 			default:
 				ok = false

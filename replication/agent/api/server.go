@@ -169,6 +169,16 @@ func (s *Server) Handler() http.Handler {
 		st, err := s.b.Resume(r.PathValue("id"))
 		reply(w, http.StatusOK, st, err)
 	}))
+	// A look-up: the group may ask where a point lies.
+	mux.HandleFunc("POST /v1/resolve", func(w http.ResponseWriter, r *http.Request) {
+		var req ResolveRequest
+		if err := decode(r, &req); err != nil {
+			reply(w, 0, nil, err)
+			return
+		}
+		res, err := s.b.Resolve(req)
+		reply(w, http.StatusOK, res, err)
+	})
 	mux.HandleFunc("POST /v1/recover", changing(func(w http.ResponseWriter, r *http.Request) {
 		var req RecoverRequest
 		if err := decode(r, &req); err != nil {

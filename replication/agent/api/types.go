@@ -13,10 +13,43 @@ import (
 
 // Event kinds the API adds to the writer's (writer.EventState, ...).
 const (
-	EventProgress = "progress" // a job's progress; Message starts with "job <id>: "
-	EventJob      = "job"      // a job started, finished or failed
+	EventProgress = "progress" // a job's progress: Event.Job says how far
+	EventJob      = "job"      // a job started or ended: Event.Job says which and how
 	EventDropped  = "dropped"  // this subscriber was too slow: "dropped N events"
 )
+
+// Event is one event of the stream: a writer.Event, and for the job
+// kinds (EventJob, EventProgress) the typed JobEvent. Its Message is a
+// line for the log, read by people: programs follow Job (or FollowJob).
+type Event struct {
+	writer.Event
+	Job *JobEvent `json:"job,omitempty"`
+}
+
+// JobEvent is a step of a recovery job, as the event stream carries it.
+type JobEvent struct {
+	ID   string `json:"id"`
+	Kind string `json:"kind"` // JobStarted, JobProgress, or the state it ended in: JobDone, JobFailed, JobInterrupted
+	// Mode, Point and Pairs say what the job does (on JobStarted).
+	Mode  string   `json:"mode,omitempty"`
+	Point string   `json:"point,omitempty"`
+	Pairs []string `json:"pairs,omitempty"`
+	// Pair is the pair being recovered (JobProgress).
+	Pair string `json:"pair,omitempty"`
+	// Done and Total are the bytes of the whole job.
+	Done  int64  `json:"done"`
+	Total int64  `json:"total"`
+	Err   string `json:"error,omitempty"` // JobFailed, JobInterrupted
+}
+
+// Job event kinds besides the end states.
+const (
+	JobStarted  = "started"
+	JobProgress = "progress"
+)
+
+// Ended reports whether e is a job's last event.
+func (e JobEvent) Ended() bool { return e.Kind != JobStarted && e.Kind != JobProgress }
 
 // Recovery modes.
 const (
@@ -143,6 +176,19 @@ type RecoverRequest struct {
 	Pairs []string `json:"pairs,omitempty"`
 }
 
+// ResolveRequest is POST /v1/resolve. No pairs means every pair.
+type ResolveRequest struct {
+	Point string   `json:"point"` // as recovery.ParsePoint reads it
+	Pairs []string `json:"pairs,omitempty"`
+}
+
+// Resolution is where a point lies in each pair: what a recovery of
+// those pairs to that point, started now, recovers (Job.Points).
+type Resolution struct {
+	Point  string                       `json:"point"` // as the agent reads it
+	Points map[string]recovery.Resolved `json:"points"`
+}
+
 // Job is a recovery running, or run, in the agent.
 type Job struct {
 	ID         string                       `json:"id"`
@@ -166,10 +212,12 @@ type Backend interface {
 	// Subscribe returns the event stream until ctx ends; it never blocks
 	// the publisher.
 	// history asks for that many recent events first.
-	Subscribe(ctx context.Context, history int) <-chan writer.Event
+	Subscribe(ctx context.Context, history int) <-chan Event
 	Tag(req TagRequest) (TagResult, error)
 	Pause(pair, reason string) (PairStatus, error)
 	Resume(pair string) (PairStatus, error)
+	// Resolve finds a point in pairs as Recover would, recovering nothing.
+	Resolve(req ResolveRequest) (Resolution, error)
 	// Recover validates req, starts the job and returns at once.
 	Recover(req RecoverRequest) (Job, error)
 	Job(id string) (Job, error)

@@ -127,7 +127,7 @@ type Replication struct {
 func (b *WriterBackend) SetReplication(f func() map[string]Replication) { b.repl = f }
 
 // Subscribe implements Backend.
-func (b *WriterBackend) Subscribe(ctx context.Context, history int) <-chan writer.Event {
+func (b *WriterBackend) Subscribe(ctx context.Context, history int) <-chan Event {
 	return b.hub.Subscribe(ctx, history)
 }
 
@@ -362,6 +362,46 @@ func (j *Job) snapshot() Job {
 	return c
 }
 
+// ResolveStores is the agent's one rule for where a point lies in the
+// retention stores of the pairs recovered together, keyed by pair: one
+// pair's own point (recovery.Resolve), or for several one consistent
+// multi-disk point (recovery.ResolveGroup). Recover and Resolve use it,
+// so what the console shows before a recovery is what it recovers.
+func ResolveStores(stores map[string]*journal.Store, pt recovery.Point) (map[string]recovery.Resolved, error) {
+	if len(stores) == 1 {
+		for id, st := range stores {
+			r, err := recovery.Resolve(st, pt)
+			if err != nil {
+				return nil, err
+			}
+			return map[string]recovery.Resolved{id: r}, nil
+		}
+	}
+	return recovery.ResolveGroup(stores, pt)
+}
+
+// Resolve implements Backend: the point in the pairs asked for (every
+// pair for none), as Recover would resolve it now.
+func (b *WriterBackend) Resolve(req ResolveRequest) (Resolution, error) {
+	pt, err := recovery.ParsePoint(req.Point)
+	if err != nil {
+		return Resolution{}, badField("point", "%v", err)
+	}
+	ps, err := b.pairs(req.Pairs)
+	if err != nil {
+		return Resolution{}, err
+	}
+	stores := map[string]*journal.Store{}
+	for _, p := range ps {
+		stores[p.ID()] = p.Store()
+	}
+	points, err := ResolveStores(stores, pt)
+	if err != nil {
+		return Resolution{}, badField("point", "%v", err)
+	}
+	return Resolution{Point: pt.String(), Points: points}, nil
+}
+
 // Recover implements Backend: it checks the request, resolves the point
 // in every pair (one multi-disk point for several) and starts the job.
 func (b *WriterBackend) Recover(req RecoverRequest) (Job, error) {
@@ -394,14 +434,8 @@ func (b *WriterBackend) Recover(req RecoverRequest) (Job, error) {
 		ids[i] = p.ID()
 		stores[p.ID()] = p.Store()
 	}
-	var points map[string]recovery.Resolved
-	if len(ps) == 1 {
-		r, err := recovery.Resolve(ps[0].Store(), pt)
-		if err != nil {
-			return Job{}, badField("point", "%v", err)
-		}
-		points = map[string]recovery.Resolved{ids[0]: r}
-	} else if points, err = recovery.ResolveGroup(stores, pt); err != nil {
+	points, err := ResolveStores(stores, pt)
+	if err != nil {
 		return Job{}, badField("point", "%v", err)
 	}
 	dests := map[string]string{}
@@ -467,14 +501,18 @@ func (b *WriterBackend) Recover(req RecoverRequest) (Job, error) {
 		b.mu.Unlock()
 		return Job{}, err
 	}
-	b.publish(j, EventJob, slog.LevelInfo, "", fmt.Sprintf("%s of %s to %s started", j.Mode, strings.Join(ids, ","), j.Point))
+	b.publish(EventJob, slog.LevelInfo, fmt.Sprintf("%s of %s to %s started", j.Mode, strings.Join(ids, ","), j.Point),
+		JobEvent{ID: j.ID, Kind: JobStarted, Mode: j.Mode, Point: j.Point, Pairs: slices.Clone(ids)})
 	b.wg.Add(1)
 	go b.run(j, ps, points, dests, cfgs)
 	return snap, nil
 }
 
-func (b *WriterBackend) publish(j *Job, kind string, level slog.Level, pair, msg string) {
-	b.hub.Publish(writer.Event{Time: b.now().UTC(), Pair: pair, Kind: kind, Level: level, Message: "job " + j.ID + ": " + msg})
+// publish puts a job's event on the stream: typed, with msg the line
+// for the log.
+func (b *WriterBackend) publish(kind string, level slog.Level, msg string, je JobEvent) {
+	b.hub.PublishEvent(Event{Event: writer.Event{Time: b.now().UTC(), Pair: je.Pair, Kind: kind, Level: level,
+		Message: "job " + je.ID + ": " + msg}, Job: &je})
 }
 
 // run is the job: it belongs to the agent, not to the request that
@@ -509,7 +547,8 @@ func (b *WriterBackend) run(j *Job, ps []*writer.Pair, points map[string]recover
 				if tot > 0 {
 					pct = 100 * float64(done) / float64(tot)
 				}
-				b.publish(j, EventProgress, slog.LevelInfo, id, fmt.Sprintf("%s %s %.1f%% (%d of %d bytes)", j.Mode, id, pct, done, tot))
+				b.publish(EventProgress, slog.LevelInfo, fmt.Sprintf("%s %s %.1f%% (%d of %d bytes)", j.Mode, id, pct, done, tot),
+					JobEvent{ID: j.ID, Kind: JobProgress, Pair: id, Done: base + done, Total: total})
 			}
 		}
 		var res recovery.Result
@@ -542,7 +581,7 @@ func (b *WriterBackend) run(j *Job, ps []*writer.Pair, points map[string]recover
 		end.DoneBytes = end.TotalBytes
 	}
 	if serr := b.saveJob(end); serr != nil {
-		b.publish(j, writer.EventLog, slog.LevelWarn, "", serr.Error())
+		b.hub.Publish(writer.Event{Time: b.now().UTC(), Kind: writer.EventLog, Level: slog.LevelWarn, Message: "job " + j.ID + ": " + serr.Error()})
 	}
 	b.mu.Lock()
 	j.Finished, j.State, j.Error, j.DoneBytes = end.Finished, end.State, end.Error, end.DoneBytes
@@ -550,10 +589,11 @@ func (b *WriterBackend) run(j *Job, ps []*writer.Pair, points map[string]recover
 		delete(b.busy, id)
 	}
 	b.mu.Unlock()
+	je := JobEvent{ID: j.ID, Kind: end.State, Done: end.DoneBytes, Total: end.TotalBytes, Err: end.Error}
 	if err != nil {
-		b.publish(j, EventJob, slog.LevelError, "", "failed: "+end.Error)
+		b.publish(EventJob, slog.LevelError, "failed: "+end.Error, je)
 	} else {
-		b.publish(j, EventJob, slog.LevelInfo, "", "done")
+		b.publish(EventJob, slog.LevelInfo, "done", je)
 	}
 }
 
