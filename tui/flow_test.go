@@ -41,6 +41,32 @@ func waitAnswer(t *testing.T, tm *teatest.TestModel) {
 		teatest.WithDuration(5*time.Second))
 }
 
+// pressUntil presses key until want shows: for a key the screen may
+// refuse for a moment (enter at the check before the agent's answer),
+// where the answer itself may not be drawn again (the renderer sends only
+// what changed, and going back and forth leaves the line as it was).
+func pressUntil(t *testing.T, tm *teatest.TestModel, key, want string) {
+	t.Helper()
+	var seen []byte
+	buf := make([]byte, 4096)
+	out := tm.Output()
+	for range 10 {
+		send(tm, key)
+		deadline := time.Now().Add(time.Second)
+		for time.Now().Before(deadline) {
+			n, _ := out.Read(buf)
+			seen = append(seen, buf[:n]...)
+			if bytes.Contains(seen, []byte(want)) {
+				return
+			}
+			if n == 0 {
+				time.Sleep(10 * time.Millisecond)
+			}
+		}
+	}
+	t.Fatalf("%q never showed after pressing %s; last output:\n%s", want, key, seen[max(len(seen)-2000, 0):])
+}
+
 func send(tm *teatest.TestModel, keys ...string) {
 	for _, k := range keys {
 		tm.Send(keyMsg(k))

@@ -209,8 +209,8 @@ func TestFlowExportBackKeepsExport(t *testing.T) {
 	dest := filepath.Join(dir, "jk-quick-kj.img")
 	tm.Type(dest)
 	send(tm, "enter")
-	waitAnswer(t, tm)
-	send(tm, "enter", "enter") // confirm, start
+	pressUntil(t, tm, "enter", "5 of 5 · Confirm") // the check, once the agent answered
+	send(tm, "enter")                              // start
 	eventually(t, "the export", func() bool { return len(fa.snapshot().recs) == 1 })
 	final(t, tm)
 	req := fa.snapshot().recs[0]
