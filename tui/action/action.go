@@ -11,7 +11,8 @@
 //   - A Dangerous binding (it changes the host, a pair or a disk) is
 //     refused in read-only mode on every screen: pressed, it runs nothing
 //     and its reason is returned for the footer; in the help it stays
-//     listed, marked disabled with the reason.
+//     listed, marked "(disabled: read-only (REASON))", short enough for
+//     80 columns.
 //   - A binding whose Disabled func returns a reason is refused the same
 //     way: it never silently disappears from the help.
 //   - The footer fits its width: the pinned bindings (help, quit) always
@@ -188,7 +189,13 @@ func (s Set) HelpLines(w int, dim lipgloss.Style) []string {
 			continue
 		}
 		line := fmt.Sprintf("   %-10s %s", b.label(), b.Help)
-		if why := s.Reason(b); why != "" {
+		why := s.Reason(b)
+		if b.Dangerous && s.ReadOnly != "" {
+			// The line names the binding already: the short reason
+			// fits 80 columns (the footer says the long one).
+			why = "read-only (" + s.ReadOnly + ")"
+		}
+		if why != "" {
 			line = dim.Render(ansi.Truncate(line+"  (disabled: "+why+")", w, "…"))
 		} else {
 			line = ansi.Truncate(line, w, "…")

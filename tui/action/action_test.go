@@ -99,8 +99,8 @@ func TestFooterFitsAndLeavesRefusedToHelp(t *testing.T) {
 	}
 	help := strings.Join(ro.HelpLines(120, plain), "\n")
 	for _, want := range []string{
-		"r/F5       recover  (disabled: read-only (not root): recover changes something)",
-		"t          tag all  (disabled: read-only (not root)",
+		"r/F5       recover  (disabled: read-only (not root))",
+		"t          tag all  (disabled: read-only (not root))",
 		"↑/k        move",
 		"enter      detail\n",
 	} {
