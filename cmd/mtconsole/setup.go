@@ -106,7 +106,7 @@ func setupOptions(root string, a setup.Answers, answersFile string, dryRun bool)
 		Host: host, NoColor: os.Getenv("NO_COLOR") != ""}
 	o.Env = setup.Env{Root: root}
 	if root != "/" {
-		o.Env.PM = treePM{setup.DetectPackageManager(root), root}
+		o.Env.PM = setup.TreePM{PackageManager: setup.DetectPackageManager(root), Root: root}
 		if _, err := disks.Read(disks.Host{Root: root}); errors.Is(err, disks.ErrNoSysfs) {
 			inv, err := disks.Read(disks.Host{Root: "/"})
 			if err != nil {
@@ -163,17 +163,4 @@ func vsphereReadiness(ctx context.Context, root string, a setup.Answers, dryRun 
 		}
 	}
 	return append([]setup.Check{conn}, setupChecks(checks)...), nil
-}
-
-// treePM asks the host's package manager what is installed but installs
-// nothing: a --root tree is not this host, and packages would land on
-// the host, outside the tree (as the plan skips systemctl there).
-type treePM struct {
-	setup.PackageManager
-	root string
-}
-
-func (p treePM) Install(_ context.Context, pkgs []string, line func(string)) error {
-	line("skipped: the root is " + p.root + ", not this host; on the host this runs: " + p.InstallCommand(pkgs))
-	return nil
 }
