@@ -392,7 +392,7 @@ func writeDemoSource(path string, size int64, rng *mrand.ChaCha8) error {
 // DIR/hostconfig/host.conf, the passphrase beside it in
 // private/connection.passphrase (0600). It returns the server, the host
 // config and the host id.
-func startDemoCS(ctx, csCtx context.Context, dir string, log *slog.Logger) (*csServer, string, string, error) {
+func startDemoCS(ctx, csCtx context.Context, dir string, log *slog.Logger) (*csserver.Running, string, string, error) {
 	d := csserver.Dir(filepath.Join(dir, "cs"))
 	pass, _, err := csserver.Init(d, []string{"127.0.0.1", "localhost"}, false)
 	if errors.Is(err, csserver.ErrInitialized) {
@@ -405,7 +405,7 @@ func startDemoCS(ctx, csCtx context.Context, dir string, log *slog.Logger) (*csS
 	if err != nil {
 		return nil, "", "", err
 	}
-	cs, err := serveCS(csCtx, string(d), ln, true, log)
+	cs, err := csserver.Serve(csCtx, d, ln, true, log, version)
 	if err != nil {
 		return nil, "", "", fmt.Errorf("configuration server: %w", err)
 	}
