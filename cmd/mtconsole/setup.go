@@ -149,16 +149,16 @@ func vsphereReadiness(ctx context.Context, root string, a setup.Answers, dryRun 
 	if err != nil {
 		return nil, err
 	}
-	defer s.close()
-	checks, err := s.cl.Readiness(ctx, s.vm, vsphere.ReadinessSpec{})
+	defer s.Client.Close(context.Background())
+	checks, err := s.Client.Readiness(ctx, s.VM, vsphere.ReadinessSpec{})
 	if err != nil {
 		return nil, vsphereErr(err)
 	}
-	conn := setup.Check{ID: "vsphere.connection", Group: vsphere.GroupVSphere, Title: "Connection to " + s.cl.Host, Status: setup.Pass,
-		Detail: "VM " + s.vm.Name + " on " + s.vm.Host + ", certificate SHA-256 " + s.cl.Thumbprint}
+	conn := setup.Check{ID: "vsphere.connection", Group: vsphere.GroupVSphere, Title: "Connection to " + s.Client.Host, Status: setup.Pass,
+		Detail: "VM " + s.VM.Name + " on " + s.VM.Host + ", certificate SHA-256 " + s.Client.Thumbprint}
 	if n := strings.TrimSpace(notes.String()); n != "" {
 		conn.Detail += "; " + strings.Join(strings.Fields(n), " ")
-		if s.cl.Insecure {
+		if s.Client.Insecure {
 			conn.Status, conn.Fix = setup.Warn, "pin the certificate: set vsphere.insecure: false in the answers"
 		}
 	}
