@@ -13,6 +13,7 @@ import (
 
 	"github.com/mtconsole/mtconsole/disks"
 	"github.com/mtconsole/mtconsole/disks/vsphere"
+	"github.com/mtconsole/mtconsole/failback"
 	"github.com/mtconsole/mtconsole/setup"
 	"github.com/mtconsole/mtconsole/tui"
 )
@@ -162,5 +163,5 @@ func vsphereReadiness(ctx context.Context, root string, a setup.Answers, dryRun 
 			conn.Status, conn.Fix = setup.Warn, "pin the certificate: set vsphere.insecure: false in the answers"
 		}
 	}
-	return append([]setup.Check{conn}, setupChecks(checks)...), nil
+	return append([]setup.Check{conn}, failback.Checks(checks)...), nil
 }

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/mtconsole/mtconsole/disks/vsphere"
+	"github.com/mtconsole/mtconsole/failback"
 	"github.com/mtconsole/mtconsole/internal/units"
 )
 
@@ -365,7 +366,7 @@ Nothing is changed. Exit 4 when a check fails.
 					}
 				} else {
 					fmt.Fprintf(out, "Readiness of %s on %s:\n", s.VM.Name, s.VM.Host)
-					printChecks(out, setupChecks(checks))
+					printChecks(out, failback.Checks(checks))
 				}
 				if vsphere.Failed(checks) {
 					return codeError{exitRefused, errors.New("readiness: a check failed")}
@@ -475,13 +476,8 @@ func printPlan(out io.Writer, p *vsphere.Plan) {
 	fmt.Fprintf(out, "Failback VM %s from %d disk(s) on %s\n", p.Spec.Name, len(p.Disks), p.MT)
 	if len(p.Checks) > 0 {
 		fmt.Fprintln(out, "\nChecks:")
-		printChecks(out, setupChecks(p.Checks))
+		printChecks(out, failback.Checks(p.Checks))
 	}
 	fmt.Fprintln(out, "\nSteps:")
-	for i, st := range p.Steps {
-		fmt.Fprintf(out, "%d. %s\n", i+1, st.Title)
-		if st.Undo != "" {
-			fmt.Fprintf(out, "   undo: %s\n", st.Undo)
-		}
-	}
+	fmt.Fprint(out, failback.PlanSteps(p))
 }
