@@ -75,7 +75,7 @@ func TestRunChecksAtTheEnd(t *testing.T) {
 		t.Error("the status watch did not run")
 	}
 	text := out.String()
-	for _, want := range []string{"mtconsole demo in " + o.Dir, "configuration server on 127.0.0.1:", "differ\n", "kept " + o.Dir} {
+	for _, want := range []string{"mtconsole demo in " + o.Dir, "configuration server on 127.0.0.1:", "bit-exact", " 0 differ\n", "kept " + o.Dir} {
 		if !strings.Contains(text, want) {
 			t.Errorf("output lacks %q:\n%s", want, text)
 		}
