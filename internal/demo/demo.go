@@ -2,9 +2,7 @@ package demo
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -151,13 +149,7 @@ func Run(ctx context.Context, out io.Writer, f Options) error {
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
-	var secret [16]byte
-	rand.Read(secret[:])
-	passFile := filepath.Join(dir, "passphrase")
-	if err := os.WriteFile(passFile, []byte(hex.EncodeToString(secret[:])+"\n"), 0o600); err != nil {
-		return err
-	}
-	key, err := wire.DeriveKey(hex.EncodeToString(secret[:]))
+	passFile, key, cert, err := Secrets(dir, []string{"127.0.0.1", "localhost"})
 	if err != nil {
 		return err
 	}
@@ -169,14 +161,6 @@ func Run(ctx context.Context, out io.Writer, f Options) error {
 	psLog := slog.New(slog.NewTextHandler(logf, nil)).With("process", "ps")
 
 	// The process server, on loopback.
-	certPEM, keyPEM, err := wire.GenerateCertificate([]string{"127.0.0.1", "localhost"}, 0)
-	if err != nil {
-		return err
-	}
-	cert, _, err := wire.LoadCertificate(certPEM, keyPEM)
-	if err != nil {
-		return err
-	}
 	srv, err := ps.New(ps.Config{Key: key, Cert: cert, HostID: "demo-source", HostName: "demo-source", Disks: disks, Logger: psLog})
 	if err != nil {
 		return err
@@ -234,7 +218,13 @@ func Run(ctx context.Context, out io.Writer, f Options) error {
 	// The agent, from a configuration file a user can run again.
 	cfgPath := filepath.Join(dir, "agent.toml")
 	socket := filepath.Join(dir, "agent.sock")
-	if err := writeAgentConfig(cfgPath, dir, ln.Addr().String(), passFile, socket, hostConf, srv.Disks()); err != nil {
+	var pairs []string
+	for _, d := range srv.Disks() {
+		pairs = append(pairs, d.Name())
+	}
+	ac := AgentConfig{Comment: "written by mtconsole demo", HostID: "demo-mt", Dir: dir, Socket: socket, HostConfig: hostConf,
+		Addr: ln.Addr().String(), PassFile: passFile, Retention: "24h", Pairs: pairs}
+	if err := ac.Write(cfgPath); err != nil {
 		return err
 	}
 	agentCtx, stopAgent := context.WithCancel(context.Background())
@@ -384,33 +374,6 @@ func startCS(ctx, csCtx context.Context, dir, version string, log *slog.Logger) 
 		return cs, "", "", fmt.Errorf("registering with the demo's configuration server: %w", err)
 	}
 	return cs, hostConf, cfg.HostID, nil
-}
-
-func writeAgentConfig(path, dir, addr, passFile, socket, hostConf string, disks []*ps.Disk) error {
-	var b strings.Builder
-	fmt.Fprintf(&b, `# written by mtconsole demo
-[agent]
-host_id = "demo-mt"
-journal_dir = %q
-retention_dir = %q
-socket = %q
-trust_store = %q
-trust_new_servers = true
-hash_resync = false
-host_config = %q
-
-[process_server]
-address = %q
-passphrase_file = %q
-
-[defaults]
-rpo_threshold = "1m"
-retention = "24h"
-`, filepath.Join(dir, "journal"), filepath.Join(dir, "retention"), socket, filepath.Join(dir, "known_process_servers"), hostConf, addr, passFile)
-	for _, d := range disks {
-		fmt.Fprintf(&b, "\n[[pair]]\ndisk = %q\ntarget = %q\n", d.Name(), filepath.Join(dir, "targets", d.Name()+".img"))
-	}
-	return os.WriteFile(path, []byte(b.String()), 0o600)
 }
 
 // drain waits until every stream is in Differential Sync with all it
