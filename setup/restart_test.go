@@ -58,4 +58,3 @@ func TestAgentRestarter(t *testing.T) {
 		})
 	}
 }
-
