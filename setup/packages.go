@@ -288,3 +288,17 @@ func (e *Env) modinfo(ctx context.Context, m string) error {
 	}
 	return fmt.Errorf("kernel %s has no %s module (not in %s/modules.dep or modules.builtin)", rel, m, "/lib/modules/"+rel)
 }
+
+// TreePM asks the host's package manager what is installed but installs
+// nothing: a --root tree is not this host, and packages would land on
+// the host, outside the tree (as the plan skips systemctl there).
+type TreePM struct {
+	PackageManager
+	Root string
+}
+
+// Install installs nothing: it says what the host would run.
+func (p TreePM) Install(_ context.Context, pkgs []string, line func(string)) error {
+	line("skipped: the root is " + p.Root + ", not this host; on the host this runs: " + p.InstallCommand(pkgs))
+	return nil
+}

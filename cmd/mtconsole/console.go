@@ -10,13 +10,14 @@ import (
 	"golang.org/x/sys/unix"
 	"golang.org/x/term"
 
+	"github.com/mtconsole/mtconsole/failback"
 	"github.com/mtconsole/mtconsole/tui"
 )
 
 func newConsoleCmd() *cobra.Command {
 	var socket, replay, record string
 	var readOnly bool
-	var vsc vsphereConf
+	var vsc failback.Settings
 	c := &cobra.Command{
 		Use:   "console [--socket PATH] [--readonly] [--replay FILE] [--record FILE]",
 		Short: "The interactive console: dashboard, pair detail, logs, recovery wizard",
@@ -45,7 +46,7 @@ Exit codes: 0 ok, 1 failed, 2 usage (bad flags, or stdout is not a terminal).`,
 			o := tui.Options{}
 			o.Host, _ = os.Hostname()
 			if replay == "" && !readOnly {
-				vs, err := vsc.load()
+				vs, err := failback.Load(vsc)
 				if err != nil {
 					return usageError{err}
 				}
@@ -80,9 +81,23 @@ Exit codes: 0 ok, 1 failed, 2 usage (bad flags, or stdout is not a terminal).`,
 	c.Flags().BoolVar(&readOnly, "readonly", false, "only look: no tag, pause, resume or recover")
 	c.Flags().StringVar(&replay, "replay", "", "play a recording instead of asking the agent")
 	c.Flags().StringVar(&record, "record", "", "also write what the agent says to this new file, for --replay")
-	vsc.addFlags(c)
+	addVSphereConfFlags(c, &vsc)
 	return c
 }
+
+// addVSphereConfFlags are the console's vSphere connection flags: the
+// file, and the fields that override it.
+func addVSphereConfFlags(cmd *cobra.Command, c *failback.Settings) {
+	fl := cmd.Flags()
+	fl.StringVar(&c.Path, "vsphere-conf", failback.DefaultConf, "vSphere connection for the failback VM (url, user, password_file, thumbprint; mode 0600)")
+	fl.StringVar(&c.URL, "vsphere-url", "", "vCenter or ESXi URL (overrides the file's url)")
+	fl.StringVar(&c.User, "vsphere-user", "", "vSphere user (overrides the file's user)")
+	fl.StringVar(&c.PasswordFile, "vsphere-password-file", "", "file whose first line is the vSphere password (overrides password_file)")
+	fl.StringVar(&c.Thumbprint, "vsphere-thumbprint", "", "the vSphere certificate's SHA-256 thumbprint (overrides thumbprint)")
+}
+
+// The console's failback-VM hook.
+var _ tui.VSphere = (*failback.Console)(nil)
 
 // liveOptions sets o to show the agent on socket: read-only with
 // --readonly, or for a user the agent does not take changes from (it

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,7 +10,6 @@ import (
 	"net"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -21,12 +19,7 @@ import (
 
 	"github.com/mtconsole/mtconsole/hostconfig"
 	"github.com/mtconsole/mtconsole/hostconfig/csserver"
-	"github.com/mtconsole/mtconsole/replication/wire"
 )
-
-// csAddrFile is where cs serve writes the address it listens on, so
-// that cs hosts finds it.
-const csAddrFile = "serve.addr"
 
 func newCSCmd() *cobra.Command {
 	c := &cobra.Command{
@@ -118,7 +111,7 @@ func runCSServe(ctx context.Context, out, logOut io.Writer, dir, addr string, ht
 		return fmt.Errorf("cs serve: %w (is another server on it? as non-root use --addr :8443)", err)
 	}
 	log := slog.New(slog.NewTextHandler(logOut, nil))
-	srv, err := serveCS(ctx, dir, ln, https, log)
+	srv, err := csserver.Serve(ctx, csserver.Dir(dir), ln, https, log, version)
 	if err != nil {
 		return err
 	}
@@ -135,58 +128,6 @@ func runCSServe(ctx context.Context, out, logOut io.Writer, dir, addr string, ht
 	return err
 }
 
-// csServer is a configuration server running in this process.
-type csServer struct {
-	Addr string           // where it listens
-	FP   wire.Fingerprint // its certificate's; zero over plain HTTP
-	done chan error
-}
-
-// serveCS serves the configuration server of dir (made by cs init) on ln
-// until ctx ends, and writes where it listens in DIR/serve.addr for cs
-// hosts: what cs serve runs, and the demo. It takes ln, closed when it
-// ends.
-func serveCS(ctx context.Context, dir string, ln net.Listener, https bool, log *slog.Logger) (*csServer, error) {
-	d := csserver.Dir(dir)
-	key, cert, fp, err := csserver.Load(d)
-	if err != nil {
-		ln.Close()
-		return nil, err
-	}
-	st, err := csserver.OpenStore(d.Store(), false)
-	if err != nil {
-		ln.Close()
-		return nil, err
-	}
-	var certp *tls.Certificate
-	if https {
-		certp = &cert
-	} else {
-		fp = wire.Fingerprint{}
-	}
-	srv := csserver.New(csserver.Options{Key: key, Cert: fp, Store: st, Log: log, Version: version})
-	af := filepath.Join(dir, csAddrFile)
-	if err := os.WriteFile(af, []byte(ln.Addr().String()+"\n"), 0o600); err != nil {
-		ln.Close()
-		st.Close()
-		return nil, err
-	}
-	log.Info("cs serve started", "addr", ln.Addr().String(), "dir", dir)
-	s := &csServer{Addr: ln.Addr().String(), FP: fp, done: make(chan error, 1)}
-	go func() {
-		err := srv.Run(ctx, ln, certp, 0)
-		os.Remove(af)
-		if cerr := st.Close(); err == nil {
-			err = cerr
-		}
-		s.done <- err
-	}()
-	return s, nil
-}
-
-// Wait waits for the server to stop (its context ended) and returns why.
-func (s *csServer) Wait() error { return <-s.done }
-
 func newCSHostsCmd() *cobra.Command {
 	var dir, addr string
 	var asJSON bool
@@ -198,7 +139,7 @@ cs serve runs it asks the server (at --addr, or where serve wrote it); when
 none runs it reads DIR/hosts.db. A host silent for 900 s is "lost".`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			hs, err := csHosts(cmd.Context(), csserver.Dir(dir), addr)
+			hs, err := csserver.Hosts(cmd.Context(), csserver.Dir(dir), addr)
 			if err != nil {
 				return err
 			}
@@ -216,58 +157,6 @@ none runs it reads DIR/hosts.db. A host silent for 900 s is "lost".`,
 	c.Flags().StringVar(&addr, "addr", "", "the running server's address (default: the one cs serve wrote in DIR)")
 	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return c
-}
-
-// csHosts asks the running server, or reads the store when none runs.
-func csHosts(ctx context.Context, d csserver.Dir, addr string) ([]hostconfig.Host, error) {
-	if addr == "" {
-		if b, err := os.ReadFile(filepath.Join(string(d), csAddrFile)); err == nil {
-			addr = strings.TrimSpace(string(b))
-		}
-	}
-	if addr == "" {
-		st, err := csserver.OpenStore(d.Store(), true)
-		if err != nil {
-			return nil, err
-		}
-		defer st.Close()
-		hs, err := st.List()
-		if hs == nil {
-			hs = []hostconfig.Host{}
-		}
-		return csserver.WithState(hs, time.Now()), err
-	}
-	if h, p, err := net.SplitHostPort(addr); err == nil && (h == "" || h == "0.0.0.0" || h == "::") {
-		addr = net.JoinHostPort("127.0.0.1", p)
-	}
-	key, _, fp, err := csserver.Load(d)
-	if err != nil {
-		return nil, err
-	}
-	// The server is ours: pin its own certificate in a throw-away store.
-	tmp, err := os.MkdirTemp("", "mtconsole-cs-hosts-")
-	if err != nil {
-		return nil, err
-	}
-	defer os.RemoveAll(tmp)
-	ts, err := wire.OpenTrustStore(filepath.Join(tmp, "trust"))
-	if err != nil {
-		return nil, err
-	}
-	if err := ts.Pin(addr, fp); err != nil {
-		return nil, err
-	}
-	https := true
-	cl, err := hostconfig.NewClient(hostconfig.ClientOptions{Addr: addr, HTTPS: https, Key: key, Trust: ts})
-	if err != nil {
-		return nil, err
-	}
-	hs, err := cl.Hosts(ctx)
-	if err != nil && errors.Is(err, hostconfig.ErrUnreachable) && strings.Contains(err.Error(), "does not speak TLS") {
-		cl, _ = hostconfig.NewClient(hostconfig.ClientOptions{Addr: addr, Key: key})
-		hs, err = cl.Hosts(ctx)
-	}
-	return hs, err
 }
 
 func printHosts(out io.Writer, hs []hostconfig.Host, now time.Time) {

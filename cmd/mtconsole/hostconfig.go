@@ -1,19 +1,16 @@
 package main
 
 import (
-	"context"
 	"errors"
-	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
 	"github.com/mtconsole/mtconsole/hostconfig"
 	"github.com/mtconsole/mtconsole/replication/agent"
+	"github.com/mtconsole/mtconsole/setup"
 	"github.com/mtconsole/mtconsole/tui"
 )
 
@@ -56,8 +53,7 @@ Exit codes: 0 ok, 1 failed, 2 usage (bad flags, or stdout is not a terminal).`,
 				o.Drscout, o.OldPassphrase = hostconfig.DefaultDrscoutPath, hostconfig.DefaultOldPassphrase
 			}
 			if agentHostConfig(defaultAgentConfig) == absPath(config) {
-				r := agentRestarter{euid: os.Geteuid(), systemd: "/run/systemd/system", run: runCommand}
-				o.RestartAgent = r.restart
+				o.RestartAgent = setup.AgentRestarter{EUID: os.Geteuid(), Systemd: "/run/systemd/system"}.Restart
 			}
 			return tui.RunHostConfig(cmd.Context(), o)
 		},
@@ -113,34 +109,4 @@ func absPath(p string) string {
 		return a
 	}
 	return p
-}
-
-// agentRestarter restarts the agent's service after a registration.
-type agentRestarter struct {
-	euid    int
-	systemd string // the directory that exists when systemd runs
-	run     func(ctx context.Context, name string, args ...string) ([]byte, error)
-}
-
-const restartAdvice = "restart the agent so it sends heartbeats with this registration"
-
-// restart restarts a running mtconsole-agent service, or says what to do.
-func (r agentRestarter) restart(ctx context.Context) (string, error) {
-	if r.euid != 0 {
-		return restartAdvice + " (sudo systemctl try-restart mtconsole-agent)", nil
-	}
-	if fi, err := os.Stat(r.systemd); err != nil || !fi.IsDir() {
-		return restartAdvice + " (no systemd here: stop and start mtconsole agent)", nil
-	}
-	if _, err := r.run(ctx, "systemctl", "is-active", "--quiet", "mtconsole-agent"); err != nil {
-		return "the mtconsole-agent service is not running: it uses this registration when it starts", nil
-	}
-	if out, err := r.run(ctx, "systemctl", "try-restart", "mtconsole-agent"); err != nil {
-		return "", fmt.Errorf("systemctl try-restart mtconsole-agent: %v %s: %s", err, strings.TrimSpace(string(out)), restartAdvice)
-	}
-	return "agent restarted: it sends heartbeats with this registration", nil
-}
-
-func runCommand(ctx context.Context, name string, args ...string) ([]byte, error) {
-	return exec.CommandContext(ctx, name, args...).CombinedOutput()
 }

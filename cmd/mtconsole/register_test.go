@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/mtconsole/mtconsole/hostconfig"
+	"github.com/mtconsole/mtconsole/hostconfig/csserver"
 )
 
 // csServe runs `mtconsole cs serve` in this process on a loopback port
@@ -33,7 +34,7 @@ func csServe(t *testing.T, dir string, extra ...string) (string, *lockedBuffer) 
 	})
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
-		if b, err := os.ReadFile(filepath.Join(dir, csAddrFile)); err == nil && strings.HasSuffix(string(b), "\n") {
+		if b, err := os.ReadFile(csserver.Dir(dir).AddrFile()); err == nil && strings.HasSuffix(string(b), "\n") {
 			return strings.TrimSpace(string(b)), out
 		}
 		select {

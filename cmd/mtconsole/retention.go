@@ -284,9 +284,9 @@ func (f *recoverFlags) add(c *cobra.Command) {
 	c.Flags().BoolVar(&f.asJSON, "json", false, "print the result as JSON")
 }
 
-// open opens the store and the target: read-only for an export, which
-// changes neither.
-func (f *recoverFlags) open(readOnly bool) (*journal.Store, vfs.File, recovery.Resolved, error) {
+// openRecover opens the store of --dir and the target, and resolves
+// --point: read-only for an export, which changes neither.
+func openRecover(f recoverFlags, readOnly bool) (*journal.Store, vfs.File, recovery.Resolved, error) {
 	p, err := recovery.ParsePoint(f.point)
 	if err != nil {
 		return nil, nil, recovery.Resolved{}, usageError{fmt.Errorf("--point: %w", err)}
@@ -295,51 +295,27 @@ func (f *recoverFlags) open(readOnly bool) (*journal.Store, vfs.File, recovery.R
 	if err != nil {
 		return nil, nil, recovery.Resolved{}, err
 	}
-	target := f.target
-	if target == "" {
-		target = st.State().Target
-	}
-	if target == "" {
-		st.Close()
-		return nil, nil, recovery.Resolved{}, usageError{errors.New("--target is required: the catalogue does not record the pair's target")}
-	}
-	r, err := recovery.Resolve(st, p)
+	tf, r, err := recovery.OpenTarget(st, vfs.OS, f.target, p, readOnly)
 	if err != nil {
 		st.Close()
+		if errors.Is(err, recovery.ErrNoTarget) {
+			err = usageError{errors.New("--target is required: the catalogue does not record the pair's target")}
+		}
 		return nil, nil, recovery.Resolved{}, err
-	}
-	mode := os.O_RDWR
-	if readOnly {
-		mode = os.O_RDONLY
-	}
-	tf, err := vfs.OS.OpenFile(target, mode, 0)
-	if err != nil {
-		st.Close()
-		return nil, nil, recovery.Resolved{}, fmt.Errorf("target: %w", err)
 	}
 	return st, tf, r, nil
 }
 
-// checkDest refuses a destination that is one of the pair's own files:
-// its retention directory (with the catalogue and the undo segments) and
-// its target, as given and as the catalogue records it. It reads the
-// store only.
-func (f *recoverFlags) checkDest(dest string) error {
+// checkRecoverDest refuses a --dest that is one of the pair's own files
+// (recovery.PairGuard). It reads the store only.
+func checkRecoverDest(f recoverFlags, dest string) error {
 	st, err := openStore(f.dir, true)
 	if err != nil {
 		return err
 	}
 	ps := st.State()
 	st.Close()
-	var g recovery.Guard
-	g.AddDir(ps.Pair, "retention directory", f.dir)
-	if f.target != "" {
-		g.AddFile(ps.Pair, "target", f.target)
-	}
-	if ps.Target != "" {
-		g.AddFile(ps.Pair, "target", ps.Target)
-	}
-	if err := g.Check(dest); err != nil {
+	if err := recovery.PairGuard(ps, f.dir, f.target).Check(dest); err != nil {
 		return fmt.Errorf("--dest: %w; nothing was written", err)
 	}
 	return nil
@@ -386,10 +362,10 @@ func newRetentionRecoverCmd() *cobra.Command {
 			}
 			// The pair's own files are never a destination, --force or not;
 			// checked before the store is opened for writing.
-			if err := f.checkDest(dest); err != nil {
+			if err := checkRecoverDest(f, dest); err != nil {
 				return err
 			}
-			st, tf, r, err := f.open(true)
+			st, tf, r, err := openRecover(f, true)
 			if err != nil {
 				return err
 			}
@@ -436,7 +412,7 @@ func newRetentionRollbackCmd() *cobra.Command {
 			if abandon {
 				return abandonRollback(cmd, f.dir)
 			}
-			st, tf, r, err := f.open(false)
+			st, tf, r, err := openRecover(f, false)
 			if err != nil {
 				return err
 			}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/mtconsole/mtconsole/disks"
 	"github.com/mtconsole/mtconsole/disks/vsphere"
+	"github.com/mtconsole/mtconsole/failback"
 	"github.com/mtconsole/mtconsole/setup"
 	"github.com/mtconsole/mtconsole/tui"
 )
@@ -106,7 +107,7 @@ func setupOptions(root string, a setup.Answers, answersFile string, dryRun bool)
 		Host: host, NoColor: os.Getenv("NO_COLOR") != ""}
 	o.Env = setup.Env{Root: root}
 	if root != "/" {
-		o.Env.PM = treePM{setup.DetectPackageManager(root), root}
+		o.Env.PM = setup.TreePM{PackageManager: setup.DetectPackageManager(root), Root: root}
 		if _, err := disks.Read(disks.Host{Root: root}); errors.Is(err, disks.ErrNoSysfs) {
 			inv, err := disks.Read(disks.Host{Root: "/"})
 			if err != nil {
@@ -149,31 +150,18 @@ func vsphereReadiness(ctx context.Context, root string, a setup.Answers, dryRun 
 	if err != nil {
 		return nil, err
 	}
-	defer s.close()
-	checks, err := s.cl.Readiness(ctx, s.vm, vsphere.ReadinessSpec{})
+	defer s.Client.Close(context.Background())
+	checks, err := s.Client.Readiness(ctx, s.VM, vsphere.ReadinessSpec{})
 	if err != nil {
 		return nil, vsphereErr(err)
 	}
-	conn := setup.Check{ID: "vsphere.connection", Group: vsphere.GroupVSphere, Title: "Connection to " + s.cl.Host, Status: setup.Pass,
-		Detail: "VM " + s.vm.Name + " on " + s.vm.Host + ", certificate SHA-256 " + s.cl.Thumbprint}
+	conn := setup.Check{ID: "vsphere.connection", Group: vsphere.GroupVSphere, Title: "Connection to " + s.Client.Host, Status: setup.Pass,
+		Detail: "VM " + s.VM.Name + " on " + s.VM.Host + ", certificate SHA-256 " + s.Client.Thumbprint}
 	if n := strings.TrimSpace(notes.String()); n != "" {
 		conn.Detail += "; " + strings.Join(strings.Fields(n), " ")
-		if s.cl.Insecure {
+		if s.Client.Insecure {
 			conn.Status, conn.Fix = setup.Warn, "pin the certificate: set vsphere.insecure: false in the answers"
 		}
 	}
-	return append([]setup.Check{conn}, setupChecks(checks)...), nil
-}
-
-// treePM asks the host's package manager what is installed but installs
-// nothing: a --root tree is not this host, and packages would land on
-// the host, outside the tree (as the plan skips systemctl there).
-type treePM struct {
-	setup.PackageManager
-	root string
-}
-
-func (p treePM) Install(_ context.Context, pkgs []string, line func(string)) error {
-	line("skipped: the root is " + p.root + ", not this host; on the host this runs: " + p.InstallCommand(pkgs))
-	return nil
+	return append([]setup.Check{conn}, failback.Checks(checks)...), nil
 }

@@ -11,10 +11,10 @@ import (
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
-	"github.com/vmware/govmomi/object"
 	"golang.org/x/term"
 
 	"github.com/mtconsole/mtconsole/disks/vsphere"
+	"github.com/mtconsole/mtconsole/failback"
 	"github.com/mtconsole/mtconsole/internal/units"
 )
 
@@ -95,27 +95,21 @@ on use; a live session needs no password, an expired one means a new login.
 	return c
 }
 
-// session connects and finds the VM to act on.
-type session struct {
-	cl  *vsphere.Client
-	obj *object.VirtualMachine
-	vm  *vsphere.VM
-}
-
 // with runs fn on a session with the server, until Ctrl-C, and closes
 // the session after.
-func (f *vsphereFlags) with(cmd *cobra.Command, fn func(ctx context.Context, s *session) error) error {
+func (f *vsphereFlags) with(cmd *cobra.Command, fn func(ctx context.Context, s *vsphere.Target) error) error {
 	ctx, cancel := signalContext()
 	defer cancel()
 	s, err := f.connect(ctx, cmd)
 	if err != nil {
 		return err
 	}
-	defer s.close()
+	// a cached session is kept for the next command; else it logs out
+	defer s.Client.Close(context.Background())
 	return fn(ctx, s)
 }
 
-func (f *vsphereFlags) connect(ctx context.Context, cmd *cobra.Command) (*session, error) {
+func (f *vsphereFlags) connect(ctx context.Context, cmd *cobra.Command) (*vsphere.Target, error) {
 	if f.url == "" {
 		return nil, usageError{errors.New("no vSphere URL: give --url https://vcenter.example")}
 	}
@@ -171,30 +165,13 @@ func (f *vsphereFlags) connect(ctx context.Context, cmd *cobra.Command) (*sessio
 			"Compare it with the thumbprint vCenter or the ESXi host shows; a changed certificate will be refused.\n",
 			cl.Host, f.trustStore, cl.Thumbprint)
 	}
-	s := &session{cl: cl}
-	if f.vm != "" {
-		s.obj, err = cl.FindVMByName(ctx, f.vm)
-	} else {
-		var u string
-		if u, err = vsphere.ReadBIOSUUID(f.uuidFile); err == nil {
-			s.obj, err = cl.FindVM(ctx, u)
-		}
-	}
-	if err == nil {
-		s.vm, err = cl.Describe(ctx, s.obj)
-	}
-	if err == nil {
-		err = vsphere.MapDevices(s.vm.Disks, f.devRoot)
-	}
+	s, err := cl.OpenTarget(ctx, f.vm, f.uuidFile, f.devRoot)
 	if err != nil {
 		cl.Close(context.WithoutCancel(ctx))
 		return nil, vsphereErr(err)
 	}
 	return s, nil
 }
-
-// close keeps a cached session for the next command, or logs out.
-func (s *session) close() { s.cl.Close(context.Background()) }
 
 func (f *vsphereFlags) password(cmd *cobra.Command) (string, error) {
 	if f.passwordFile != "" || f.passwordEnv != "" {
@@ -216,35 +193,21 @@ func (f *vsphereFlags) password(cmd *cobra.Command) (string, error) {
 	return vsphere.ReadPassword("", "", bufio.NewReader(in))
 }
 
-// serverInfo is the connection, as --json shows it.
-type serverInfo struct {
-	Host       string `json:"host"`
-	Thumbprint string `json:"thumbprint"`
-	FirstUse   bool   `json:"pinnedNow"`
-	Insecure   bool   `json:"insecure"`
-	VCenter    bool   `json:"vcenter"`
-	Reused     bool   `json:"sessionReused"`
-}
-
-func (s *session) server() serverInfo {
-	return serverInfo{Host: s.cl.Host, Thumbprint: s.cl.Thumbprint, FirstUse: s.cl.FirstUse, Insecure: s.cl.Insecure, VCenter: s.cl.IsVC, Reused: s.cl.Reused}
-}
-
 func newVSphereCheckCmd(f *vsphereFlags) *cobra.Command {
 	return &cobra.Command{
 		Use:   "check",
 		Short: "Find this VM by its BIOS UUID; show its host, disk.EnableUUID, controllers, and disks with their block devices",
 		Args:  usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return f.with(cmd, func(ctx context.Context, s *session) error {
+			return f.with(cmd, func(ctx context.Context, s *vsphere.Target) error {
 				out := cmd.OutOrStdout()
 				if f.asJSON {
 					return writeJSON(out, struct {
-						Server serverInfo  `json:"server"`
-						VM     *vsphere.VM `json:"vm"`
-					}{s.server(), s.vm})
+						Server vsphere.ServerInfo `json:"server"`
+						VM     *vsphere.VM        `json:"vm"`
+					}{s.Client.Server(), s.VM})
 				}
-				printVM(out, s.vm)
+				printVM(out, s.VM)
 				return nil
 			})
 		},
@@ -303,18 +266,18 @@ the guest is not enough).
 ` + vsphereExitHelp,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return f.with(cmd, func(ctx context.Context, s *session) error {
-				changed, err := s.cl.EnableUUID(ctx, s.obj)
+			return f.with(cmd, func(ctx context.Context, s *vsphere.Target) error {
+				changed, err := s.Client.EnableUUID(ctx, s.Obj)
 				if err != nil {
 					return vsphereErr(err)
 				}
 				if f.asJSON {
-					return writeJSON(cmd.OutOrStdout(), map[string]any{"vm": s.vm.Name, "changed": changed, "enableUuid": "TRUE"})
+					return writeJSON(cmd.OutOrStdout(), map[string]any{"vm": s.VM.Name, "changed": changed, "enableUuid": "TRUE"})
 				}
 				if changed {
-					fmt.Fprintf(cmd.OutOrStdout(), "disk.EnableUUID set to TRUE on %s; it takes effect when the VM is powered on.\n", s.vm.Name)
+					fmt.Fprintf(cmd.OutOrStdout(), "disk.EnableUUID set to TRUE on %s; it takes effect when the VM is powered on.\n", s.VM.Name)
 				} else {
-					fmt.Fprintf(cmd.OutOrStdout(), "disk.EnableUUID is already TRUE on %s: nothing changed.\n", s.vm.Name)
+					fmt.Fprintf(cmd.OutOrStdout(), "disk.EnableUUID is already TRUE on %s: nothing changed.\n", s.VM.Name)
 				}
 				return nil
 			})
@@ -328,8 +291,8 @@ func newVSphereDatastoresCmd(f *vsphereFlags) *cobra.Command {
 		Short: "List the datastores (capacity, free, type, access from this host), ESXi hosts and networks of this VM's datacenter",
 		Args:  usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return f.with(cmd, func(ctx context.Context, s *session) error {
-				inv, err := s.cl.Inventory(ctx, s.vm)
+			return f.with(cmd, func(ctx context.Context, s *vsphere.Target) error {
+				inv, err := s.Client.Inventory(ctx, s.VM)
 				if err != nil {
 					return vsphereErr(err)
 				}
@@ -337,7 +300,7 @@ func newVSphereDatastoresCmd(f *vsphereFlags) *cobra.Command {
 				if f.asJSON {
 					return writeJSON(out, inv)
 				}
-				fmt.Fprintf(out, "Datacenter %s, seen from %s on %s\n\n", inv.Datacenter, s.vm.Name, s.vm.Host)
+				fmt.Fprintf(out, "Datacenter %s, seen from %s on %s\n\n", inv.Datacenter, s.VM.Name, s.VM.Host)
 				tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 				fmt.Fprintln(tw, "DATASTORE\tTYPE\tCAPACITY\tFREE\tACCESSIBLE\tFROM THIS HOST")
 				for _, d := range inv.Datastores {
@@ -391,8 +354,8 @@ Nothing is changed. Exit 4 when a check fails.
 				}
 				spec.Needs = append(spec.Needs, vsphere.Need{Datastore: ds, Bytes: b})
 			}
-			return f.with(cmd, func(ctx context.Context, s *session) error {
-				checks, err := s.cl.Readiness(ctx, s.vm, spec)
+			return f.with(cmd, func(ctx context.Context, s *vsphere.Target) error {
+				checks, err := s.Client.Readiness(ctx, s.VM, spec)
 				if err != nil {
 					return vsphereErr(err)
 				}
@@ -402,8 +365,8 @@ Nothing is changed. Exit 4 when a check fails.
 						return err
 					}
 				} else {
-					fmt.Fprintf(out, "Readiness of %s on %s:\n", s.vm.Name, s.vm.Host)
-					printChecks(out, setupChecks(checks))
+					fmt.Fprintf(out, "Readiness of %s on %s:\n", s.VM.Name, s.VM.Host)
+					printChecks(out, failback.Checks(checks))
 				}
 				if vsphere.Failed(checks) {
 					return codeError{exitRefused, errors.New("readiness: a check failed")}
@@ -457,8 +420,8 @@ disks first: the guest loses them when they are detached.
 				spec.NICs = append(spec.NICs, vsphere.NIC{Network: netw, Adapter: adapter})
 			}
 			spec.DevRoot = f.devRoot
-			return f.with(cmd, func(ctx context.Context, s *session) error {
-				p, err := s.cl.PlanFailback(ctx, s.obj, spec)
+			return f.with(cmd, func(ctx context.Context, s *vsphere.Target) error {
+				p, err := s.Client.PlanFailback(ctx, s.Obj, spec)
 				if err != nil {
 					return vsphereErr(err)
 				}
@@ -482,7 +445,7 @@ disks first: the guest loses them when they are detached.
 						fmt.Fprintf(out, "%-11s %s\n", st.Status, st.Title)
 					}
 				}
-				err = s.cl.Execute(ctx, p, progress)
+				err = s.Client.Execute(ctx, p, progress)
 				if f.asJSON {
 					if jerr := writeJSON(out, p); jerr != nil {
 						return jerr
@@ -513,13 +476,8 @@ func printPlan(out io.Writer, p *vsphere.Plan) {
 	fmt.Fprintf(out, "Failback VM %s from %d disk(s) on %s\n", p.Spec.Name, len(p.Disks), p.MT)
 	if len(p.Checks) > 0 {
 		fmt.Fprintln(out, "\nChecks:")
-		printChecks(out, setupChecks(p.Checks))
+		printChecks(out, failback.Checks(p.Checks))
 	}
 	fmt.Fprintln(out, "\nSteps:")
-	for i, st := range p.Steps {
-		fmt.Fprintf(out, "%d. %s\n", i+1, st.Title)
-		if st.Undo != "" {
-			fmt.Fprintf(out, "   undo: %s\n", st.Undo)
-		}
-	}
+	fmt.Fprint(out, failback.PlanSteps(p))
 }

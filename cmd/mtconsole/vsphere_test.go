@@ -320,10 +320,10 @@ func stripFlag(a []string, flag string) []string {
 // directory and holds no password.
 func TestVSphereSessionReuse(t *testing.T) {
 	e := newVSEnv(t)
-	server := func(out string) serverInfo {
+	server := func(out string) vsphere.ServerInfo {
 		t.Helper()
 		var v struct {
-			Server serverInfo `json:"server"`
+			Server vsphere.ServerInfo `json:"server"`
 		}
 		if err := json.Unmarshal([]byte(out), &v); err != nil {
 			t.Fatalf("%v\n%s", err, out)

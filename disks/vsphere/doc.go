@@ -19,6 +19,8 @@
 //     controllers and disks; each disk joined to the guest's block device
 //     through the VMDK UUID that the guest sees as the disk's NAA id
 //     (/dev/disk/by-id/wwn-0x6000c29… or scsi-36000c29…).
+//   - OpenTarget: the VM a command acts on (named, or this one by its BIOS
+//     UUID), described, its disks joined to block devices.
 //   - disk.EnableUUID: read from ExtraConfig; set only on a powered-off VM
 //     (this package checks the power state itself; vSphere would accept the
 //     change on a running VM and apply it only at the next power cycle).

@@ -19,6 +19,9 @@
 //     the answer is sent.
 //   - A host silent for hostconfig.LostAfter is shown lost; Sweep logs it
 //     once. The clock is injectable (Options.Now).
+//   - Serve runs it in the process (cs serve, the demo) and announces its
+//     address in Dir.AddrFile() only while it runs; Hosts asks the running
+//     server there, pinned to its own certificate, or reads the store.
 //
 // It never logs the passphrase, the key or signatures.
 package csserver

@@ -15,9 +15,7 @@ package soak
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -33,6 +31,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/mtconsole/mtconsole/internal/demo"
 	"github.com/mtconsole/mtconsole/replication/agent/api"
 	"github.com/mtconsole/mtconsole/replication/journal"
 	"github.com/mtconsole/mtconsole/replication/ps"
@@ -203,22 +202,7 @@ func (r *round) run(ctx context.Context, d time.Duration) error {
 		initial[name] = img
 		r.pairs = append(r.pairs, name)
 	}
-	var secret [16]byte
-	rand.Read(secret[:])
-	pass := hex.EncodeToString(secret[:])
-	passFile := filepath.Join(r.dir, "passphrase")
-	if err := os.WriteFile(passFile, []byte(pass+"\n"), 0o600); err != nil {
-		return err
-	}
-	key, err := wire.DeriveKey(pass)
-	if err != nil {
-		return err
-	}
-	certPEM, keyPEM, err := wire.GenerateCertificate([]string{"127.0.0.1"}, 0)
-	if err != nil {
-		return err
-	}
-	cert, _, err := wire.LoadCertificate(certPEM, keyPEM)
+	passFile, key, cert, err := demo.Secrets(r.dir, []string{"127.0.0.1"})
 	if err != nil {
 		return err
 	}
@@ -275,7 +259,9 @@ func (r *round) run(ctx context.Context, d time.Duration) error {
 	// The agent, a process of its own on one CPU.
 	socket := filepath.Join(r.dir, "agent.sock")
 	cfg := filepath.Join(r.dir, "agent.toml")
-	if err := r.writeConfig(cfg, ln.Addr().String(), passFile, socket); err != nil {
+	ac := demo.AgentConfig{HostID: "soak-mt", Dir: r.dir, Socket: socket, Addr: ln.Addr().String(), PassFile: passFile,
+		Retention: "1h", Pairs: r.pairs}
+	if err := ac.Write(cfg); err != nil {
 		return err
 	}
 	agentLog, err := os.Create(filepath.Join(r.dir, "agent.log"))
@@ -348,32 +334,6 @@ func fill(rng *mrand.Rand, b []byte) {
 			b[i+k] = byte(v >> (8 * k))
 		}
 	}
-}
-
-func (r *round) writeConfig(path, addr, passFile, socket string) error {
-	var b strings.Builder
-	fmt.Fprintf(&b, `[agent]
-host_id = "soak-mt"
-journal_dir = %q
-retention_dir = %q
-socket = %q
-trust_store = %q
-trust_new_servers = true
-hash_resync = false
-host_config = ""
-
-[process_server]
-address = %q
-passphrase_file = %q
-
-[defaults]
-rpo_threshold = "1m"
-retention = "1h"
-`, filepath.Join(r.dir, "journal"), filepath.Join(r.dir, "retention"), socket, filepath.Join(r.dir, "known_process_servers"), addr, passFile)
-	for _, p := range r.pairs {
-		fmt.Fprintf(&b, "\n[[pair]]\ndisk = %q\ntarget = %q\n", p, r.target(p))
-	}
-	return os.WriteFile(path, []byte(b.String()), 0o600)
 }
 
 func (r *round) target(pair string) string {

@@ -1,14 +1,16 @@
-package main
+package failback
 
 import (
 	"context"
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/mtconsole/mtconsole/disks/vsphere"
+	"github.com/mtconsole/mtconsole/disks/vsphere/vspheresim"
 	"github.com/mtconsole/mtconsole/setup"
 )
 
@@ -22,10 +24,10 @@ func writeConf(t *testing.T, text string, mode os.FileMode) string {
 	return p
 }
 
-func TestConsoleVSphereConf(t *testing.T) {
+func TestLoad(t *testing.T) {
 	// No file, no flags: no vSphere.
-	c := vsphereConf{path: filepath.Join(t.TempDir(), "none")}
-	if vs, err := c.load(); vs != nil || err != nil {
+	c := Settings{Path: filepath.Join(t.TempDir(), "none")}
+	if vs, err := Load(c); vs != nil || err != nil {
 		t.Fatalf("no file: %v %v", vs, err)
 	}
 	ok := "# the console's vSphere\nurl = vc.example\nuser = mt@vsphere.local\npassword_file = /etc/mtconsole/vsphere.pw\n" +
@@ -42,52 +44,78 @@ func TestConsoleVSphereConf(t *testing.T) {
 		if tc.name == "loose mode" {
 			mode = 0o644
 		}
-		c := vsphereConf{path: writeConf(t, tc.text, mode)}
-		if _, err := c.load(); err == nil || !strings.Contains(err.Error(), tc.want) {
+		c := Settings{Path: writeConf(t, tc.text, mode)}
+		if _, err := Load(c); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: %v, want %q", tc.name, err, tc.want)
 		}
 	}
-	c = vsphereConf{path: writeConf(t, ok, 0o600), user: "other"}
-	vs, err := c.load()
+	c = Settings{Path: writeConf(t, ok, 0o600), User: "other"}
+	vs, err := Load(c)
 	if err != nil || vs.cfg.URL != "vc.example" || vs.cfg.User != "other" || vs.cfg.Password != "" || vs.cfg.SessionDir == "" {
 		t.Fatalf("%v %+v", err, vs)
 	}
 	// Flags alone.
-	c = vsphereConf{path: filepath.Join(t.TempDir(), "none"), url: "vc.example", user: "u", passwordFile: "/pw", thumbprint: "AA"}
-	if vs, err := c.load(); err != nil || vs == nil {
+	c = Settings{Path: filepath.Join(t.TempDir(), "none"), URL: "vc.example", User: "u", PasswordFile: "/pw", Thumbprint: "AA"}
+	if vs, err := Load(c); err != nil || vs == nil {
 		t.Fatalf("flags: %v", err)
 	}
 }
 
-// TestConsoleVSphereCreate: the console's hook against the simulator
-// plans (nothing changed) and creates the failback VM, as create-vm does.
-func TestConsoleVSphereCreate(t *testing.T) {
+// TestConsoleCreate: the console's hook against the simulator plans
+// (nothing changed) and creates the failback VM, as create-vm does.
+func TestConsoleCreate(t *testing.T) {
 	t.Setenv("XDG_CACHE_HOME", t.TempDir())
-	e := newVSEnv(t)
-	conf := writeConf(t, "url = "+e.s.URL+"\nuser = admin\npassword_file = "+e.pwFile+"\nthumbprint = "+e.s.Thumbprint+"\n", 0o600)
-	c := vsphereConf{path: conf, uuidFile: e.uuidFile, devRoot: e.devRoot}
-	vs, err := c.load()
+	ctx := context.Background()
+	s, err := vspheresim.Start(ctx, "", "admin", "console-Secret-pw-9")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	dir := t.TempDir()
+	uuidFile, devRoot, pwFile := filepath.Join(dir, "product_uuid"), filepath.Join(dir, "root"), filepath.Join(dir, "pw")
+	os.WriteFile(uuidFile, []byte(strings.ToUpper(s.GuestUUID)+"\n"), 0o400)
+	os.WriteFile(pwFile, []byte(s.Password+"\n"), 0o600)
+	if err := s.WriteDevRoot(devRoot); err != nil {
+		t.Fatal(err)
+	}
+	conf := writeConf(t, "url = "+s.URL+"\nuser = admin\npassword_file = "+pwFile+"\nthumbprint = "+s.Thumbprint+"\n", 0o600)
+	vs, err := Load(Settings{Path: conf, UUIDFile: uuidFile, DevRoot: devRoot})
 	if err != nil || vs == nil {
 		t.Fatal(err)
 	}
-	ctx := context.Background()
+	cl, err := vsphere.Connect(ctx, vsphere.Config{URL: s.URL, User: s.User, Password: s.Password, Thumbprint: s.Thumbprint})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Logout(ctx)
+	vm := func(name string) *vsphere.VM {
+		t.Helper()
+		tg, err := cl.OpenTarget(ctx, name, uuidFile, devRoot)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tg.VM
+	}
 	disks := []string{"/dev/sdb", "/dev/sdc"}
 	text, checks, err := vs.Plan(ctx, disks, "src01")
 	if err != nil || !strings.Contains(text, "create VM src01") || !strings.Contains(text, "undo:") || setup.Count(checks)[setup.Fail] > 0 || len(checks) == 0 {
 		t.Fatalf("plan: %v %v\n%s", err, checks, text)
 	}
-	out, _, _ := vsRun(t, e.args("check")...)
-	if !strings.Contains(out, "/dev/sdc") {
-		t.Fatal("the dry run changed the master target:\n" + out)
+	if mt := vm(""); len(mt.Disks) != 3 || mt.Disks[2].Device != "/dev/sdc" {
+		t.Fatalf("the dry run changed the master target: %+v", mt.Disks)
 	}
 	var lines []string
 	report, err := vs.Create(ctx, disks, "src01", func(s string) { lines = append(lines, s) })
 	if err != nil || !strings.Contains(report, "powered on") || len(lines) == 0 || !strings.HasPrefix(lines[len(lines)-1], "done") {
 		t.Fatalf("create: %v %q %q", err, report, lines)
 	}
-	out, _, err = vsRun(t, e.args("check", "--vm", "src01", "--json")...)
-	if err != nil || !strings.Contains(out, `"powerState": "poweredOn"`) || !strings.Contains(out, e.s.RecoveredFiles[1]) {
-		t.Fatalf("%v\n%s", err, out)
+	made := vm("src01")
+	var files []string
+	for _, d := range made.Disks {
+		files = append(files, d.File)
+	}
+	if made.PowerState != "poweredOn" || !slices.Contains(files, s.RecoveredFiles[1]) {
+		t.Fatalf("made %s with %q", made.PowerState, files)
 	}
 	// Again: refused, nothing changed.
 	if _, err := vs.Create(ctx, disks, "src01", func(string) {}); err == nil {
@@ -95,10 +123,10 @@ func TestConsoleVSphereCreate(t *testing.T) {
 	}
 }
 
-// TestSetupChecksKeepEveryField: disks/vsphere has its own Check (it
+// TestChecksKeepEveryField: disks/vsphere has its own Check (it
 // imports nothing above disks); shown with the setup checks, every field
 // and JSON name carries over.
-func TestSetupChecksKeepEveryField(t *testing.T) {
+func TestChecksKeepEveryField(t *testing.T) {
 	vt, st := reflect.TypeFor[vsphere.Check](), reflect.TypeFor[setup.Check]()
 	if vt.NumField() != st.NumField() {
 		t.Fatalf("vsphere.Check has %d fields, setup.Check %d", vt.NumField(), st.NumField())
@@ -112,7 +140,7 @@ func TestSetupChecksKeepEveryField(t *testing.T) {
 		}
 		v.Field(i).SetString("v-" + f.Name)
 	}
-	out := setupChecks([]vsphere.Check{in})[0]
+	out := Checks([]vsphere.Check{in})[0]
 	o := reflect.ValueOf(out)
 	for i := range vt.NumField() {
 		if got := o.FieldByName(vt.Field(i).Name).String(); got != "v-"+vt.Field(i).Name {

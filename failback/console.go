@@ -1,4 +1,4 @@
-package main
+package failback
 
 import (
 	"context"
@@ -7,43 +7,33 @@ import (
 	"io/fs"
 	"strings"
 
-	"github.com/spf13/cobra"
 	"github.com/vmware/govmomi/object"
 
 	"github.com/mtconsole/mtconsole/disks/vsphere"
 	"github.com/mtconsole/mtconsole/setup"
-	"github.com/mtconsole/mtconsole/tui"
 )
 
-// defaultVSphereConf is the console's vSphere connection, when it has one.
-const defaultVSphereConf = "/etc/mtconsole/vsphere.conf"
+// DefaultConf is the console's vSphere connection, when it has one.
+const DefaultConf = "/etc/mtconsole/vsphere.conf"
 
-// vsphereConf is the console's vSphere connection: a vsphere.ConfigFile
+// Settings name the console's vSphere connection: a vsphere.ConfigFile
 // (TOML: url, user, password_file, thumbprint, trust_store), mode 0600,
-// overridden by the --vsphere-* flags of mtconsole console.
-type vsphereConf struct {
-	path                                            string
-	url, user, passwordFile, thumbprint, trustStore string
-	uuidFile, devRoot                               string
+// at Path, whose fields the others override when set.
+type Settings struct {
+	Path                                string
+	URL, User, PasswordFile, Thumbprint string
+	UUIDFile                            string // this VM's BIOS UUID; vsphere.DefaultUUIDFile if ""
+	DevRoot                             string // the root of dev/disk/by-id; "/" if ""
 }
 
-func (c *vsphereConf) addFlags(cmd *cobra.Command) {
-	fl := cmd.Flags()
-	fl.StringVar(&c.path, "vsphere-conf", defaultVSphereConf, "vSphere connection for the failback VM (url, user, password_file, thumbprint; mode 0600)")
-	fl.StringVar(&c.url, "vsphere-url", "", "vCenter or ESXi URL (overrides the file's url)")
-	fl.StringVar(&c.user, "vsphere-user", "", "vSphere user (overrides the file's user)")
-	fl.StringVar(&c.passwordFile, "vsphere-password-file", "", "file whose first line is the vSphere password (overrides password_file)")
-	fl.StringVar(&c.thumbprint, "vsphere-thumbprint", "", "the vSphere certificate's SHA-256 thumbprint (overrides thumbprint)")
-}
-
-// load reads the file under the flags. No file and no --vsphere-url: no
+// Load reads the file under the settings. No file and no URL: no
 // vSphere (nil, nil). A file that is unsafe or wrong is an error.
-func (c *vsphereConf) load() (*consoleVSphere, error) {
-	file, err := vsphere.LoadConfig(c.path)
+func Load(c Settings) (*Console, error) {
+	file, err := vsphere.LoadConfig(c.Path)
 	switch {
-	case errors.Is(err, fs.ErrNotExist) && c.url == "":
+	case errors.Is(err, fs.ErrNotExist) && c.URL == "":
 		return nil, nil
-	case errors.Is(err, fs.ErrPermission) && c.url == "":
+	case errors.Is(err, fs.ErrPermission) && c.URL == "":
 		// Not root: a console that cannot read it only looks anyway.
 		return nil, nil
 	case errors.Is(err, fs.ErrNotExist):
@@ -56,9 +46,9 @@ func (c *vsphereConf) load() (*consoleVSphere, error) {
 		}
 		return key
 	}
-	cfg := vsphere.Config{URL: pick(c.url, file.URL), User: pick(c.user, file.User), Thumbprint: pick(c.thumbprint, file.Thumbprint),
+	cfg := vsphere.Config{URL: pick(c.URL, file.URL), User: pick(c.User, file.User), Thumbprint: pick(c.Thumbprint, file.Thumbprint),
 		TrustStore: file.TrustStore}
-	pw := pick(c.passwordFile, file.PasswordFile)
+	pw := pick(c.PasswordFile, file.PasswordFile)
 	var missing []string
 	for _, kv := range [][2]string{{"url", cfg.URL}, {"user", cfg.User}, {"password_file", pw}} {
 		if kv[1] == "" {
@@ -69,37 +59,36 @@ func (c *vsphereConf) load() (*consoleVSphere, error) {
 		missing = append(missing, "thumbprint")
 	}
 	if len(missing) > 0 {
-		return nil, fmt.Errorf("vSphere for the console (%s or --vsphere-* flags): no %s", c.path, strings.Join(missing, ", "))
+		return nil, fmt.Errorf("vSphere for the console (%s or --vsphere-* flags): no %s", c.Path, strings.Join(missing, ", "))
 	}
 	if _, err := vsphere.ParseURL(cfg.URL); err != nil {
-		return nil, fmt.Errorf("%s: %w", c.path, err)
+		return nil, fmt.Errorf("%s: %w", c.Path, err)
 	}
 	// Read at each login only: a cached session needs none.
 	cfg.PasswordFunc = func() (string, error) { return vsphere.ReadPassword(pw, "", nil) }
 	if cfg.SessionDir, err = vsphere.DefaultSessionDir(); err != nil {
 		return nil, err
 	}
-	uuid, root := c.uuidFile, c.devRoot
+	uuid, root := c.UUIDFile, c.DevRoot
 	if uuid == "" {
 		uuid = vsphere.DefaultUUIDFile
 	}
 	if root == "" {
 		root = "/"
 	}
-	return &consoleVSphere{cfg: cfg, uuidFile: uuid, devRoot: root}, nil
+	return &Console{cfg: cfg, uuidFile: uuid, devRoot: root}, nil
 }
 
-// consoleVSphere is the console's tui.VSphere: the failback VM made by
-// the same disks/vsphere functions as mtconsole vsphere create-vm, with
-// its defaults (2 CPUs, 2048 MB, no NIC, this master target's host).
-type consoleVSphere struct {
+// Console is the console's failback-VM hook (tui.VSphere): the failback
+// VM made by the same disks/vsphere functions as mtconsole vsphere
+// create-vm, with its defaults (2 CPUs, 2048 MB, no NIC, this master
+// target's host).
+type Console struct {
 	cfg               vsphere.Config
 	uuidFile, devRoot string
 }
 
-var _ tui.VSphere = (*consoleVSphere)(nil)
-
-func (c *consoleVSphere) plan(ctx context.Context, disks []string, name string) (*vsphere.Client, *vsphere.Plan, error) {
+func (c *Console) plan(ctx context.Context, disks []string, name string) (*vsphere.Client, *vsphere.Plan, error) {
 	cl, err := vsphere.Connect(ctx, c.cfg)
 	if err != nil {
 		return nil, nil, err
@@ -120,18 +109,19 @@ func (c *consoleVSphere) plan(ctx context.Context, disks []string, name string) 
 	return cl, p, nil
 }
 
-// Plan is create-vm --dry-run.
-func (c *consoleVSphere) Plan(ctx context.Context, disks []string, name string) (string, []setup.Check, error) {
+// Plan is create-vm --dry-run: the steps as it prints them, and the
+// checks. It changes nothing.
+func (c *Console) Plan(ctx context.Context, disks []string, name string) (string, []setup.Check, error) {
 	cl, p, err := c.plan(ctx, disks, name)
 	if err != nil {
 		return "", nil, err
 	}
 	defer cl.Close(context.WithoutCancel(ctx))
-	return planSteps(p), setupChecks(p.Checks), nil
+	return PlanSteps(p), Checks(p.Checks), nil
 }
 
 // Create is create-vm: planned again, then run.
-func (c *consoleVSphere) Create(ctx context.Context, disks []string, name string, progress func(string)) (string, error) {
+func (c *Console) Create(ctx context.Context, disks []string, name string, progress func(string)) (string, error) {
 	cl, p, err := c.plan(ctx, disks, name)
 	if err != nil {
 		return "", err
@@ -146,8 +136,8 @@ func (c *consoleVSphere) Create(ctx context.Context, disks []string, name string
 	return fmt.Sprintf("Failback VM %s created with %d disk(s) on %s and powered on.", p.Spec.Name, len(p.Disks), p.VMPath), nil
 }
 
-// planSteps are the plan's steps as create-vm --dry-run prints them.
-func planSteps(p *vsphere.Plan) string {
+// PlanSteps are the plan's steps as create-vm --dry-run prints them.
+func PlanSteps(p *vsphere.Plan) string {
 	var b strings.Builder
 	for i, st := range p.Steps {
 		fmt.Fprintf(&b, "%d. %s\n", i+1, st.Title)
@@ -158,9 +148,9 @@ func planSteps(p *vsphere.Plan) string {
 	return b.String()
 }
 
-// setupChecks are vSphere checks as the setup package's, to be shown
-// with them: the same fields and status words.
-func setupChecks(cs []vsphere.Check) []setup.Check {
+// Checks are vSphere checks as the setup package's, to be shown with
+// them: the same fields and status words.
+func Checks(cs []vsphere.Check) []setup.Check {
 	out := make([]setup.Check, 0, len(cs))
 	for _, c := range cs {
 		out = append(out, setup.Check{ID: c.ID, Group: c.Group, Title: c.Title, Status: setup.Status(c.Status), Detail: c.Detail, Fix: c.Fix})
