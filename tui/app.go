@@ -211,13 +211,13 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, nil
 	case collectedMsg:
 		return m, tea.Batch(m.apply(msg.msg), m.wait())
-	case StatusMsg, EventMsg, AgentErrorMsg, TagsMsg, jobMsg, jobEventMsg, resolvedMsg, jobTickMsg:
+	case StatusMsg, EventMsg, AgentErrorMsg, TagsMsg, jobMsg, jobEventMsg, jobTickMsg:
 		return m, m.apply(msg)
 	case clockMsg:
 		return m, minuteTick()
 	case actionMsg:
 		return m, m.onAction(msg)
-	case recoverStartedMsg, vsPlanMsg, vsProgressMsg, vsDoneMsg:
+	case resolvedMsg, recoverStartedMsg, vsPlanMsg, vsProgressMsg, vsDoneMsg:
 		// The wizard's, whichever page is shown.
 		return m, m.wiz.update(m, msg)
 	case tea.PasteMsg:
@@ -286,8 +286,6 @@ func (m *Model) apply(msg tea.Msg) tea.Cmd {
 		return m.onJob(msg)
 	case jobEventMsg:
 		return m.onJobEventMsg(msg)
-	case resolvedMsg:
-		return m.onResolved(msg)
 	case jobTickMsg:
 		return m.pollJobs()
 	}

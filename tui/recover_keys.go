@@ -143,9 +143,13 @@ func (w *wizard) vsKey(m *Model) action.Binding {
 }
 
 // update takes the wizard's messages, whichever page is shown: the
-// recovery's start and the failback VM's plan, progress and end.
+// agent's answer where the point lies, the recovery's start and the
+// failback VM's plan, progress and end. Jobs are the root's: the console
+// shows them on every screen.
 func (w *wizard) update(m *Model, msg tea.Msg) tea.Cmd {
 	switch msg := msg.(type) {
+	case resolvedMsg:
+		return m.onResolved(msg)
 	case recoverStartedMsg:
 		return m.onRecoverStarted(msg)
 	case vsPlanMsg:
