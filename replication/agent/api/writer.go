@@ -534,6 +534,7 @@ func (b *WriterBackend) run(j *Job, ps []*writer.Pair, points map[string]recover
 	var err error
 	for _, p := range ps {
 		id := p.ID()
+		published := int64(-1) // the last done published: the end is reported once
 		progress := func(done, tot int64) {
 			b.mu.Lock()
 			j.DoneBytes = base + done
@@ -541,8 +542,8 @@ func (b *WriterBackend) run(j *Job, ps []*writer.Pair, points map[string]recover
 			if b.onProgress != nil {
 				b.onProgress(j.ID, base+done)
 			}
-			if now := time.Now(); now.Sub(last) >= 250*time.Millisecond || done == tot {
-				last = now
+			if now := time.Now(); done != published && (now.Sub(last) >= 250*time.Millisecond || done == tot) {
+				last, published = now, done
 				pct := 100.0
 				if tot > 0 {
 					pct = 100 * float64(done) / float64(tot)
