@@ -255,7 +255,7 @@ func TestFlowReadOnly(t *testing.T) {
 		}
 	}
 	// The last key refused says why, on the note line.
-	if note := ansi.Strip(m.noteView()); !strings.Contains(note, "✗ read-only (not root): recover changes something") {
+	if note := ansi.Strip(m.noteView()); !strings.Contains(note, "✗ read-only (not root): \"recover\" would change something") {
 		t.Errorf("the refused r does not say why: %q", note)
 	}
 	if !strings.Contains(screen, "read-only: not root") {

@@ -101,7 +101,7 @@ func (s Set) Reason(b *Binding) string {
 		if what == "" {
 			what = b.Help
 		}
-		return "read-only (" + s.ReadOnly + "): " + what + " changes something"
+		return "read-only (" + s.ReadOnly + "): \"" + what + "\" would change something"
 	}
 	if b.Disabled != nil {
 		return b.Disabled()

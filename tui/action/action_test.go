@@ -131,7 +131,7 @@ func TestRunKeyWhatAndShown(t *testing.T) {
 		t.Fatalf("RunKey got %v", got)
 	}
 	// What names the change where Help does not.
-	if r := s.Handle(press("enter")); r.Refused != "read-only (not root): start the export changes something" {
+	if r := s.Handle(press("enter")); r.Refused != `read-only (not root): "start the export" would change something` {
 		t.Fatalf("enter read-only: %+v", r)
 	}
 	// Shown is what Footer draws: the refused one is left to the help.
