@@ -61,9 +61,15 @@ takes effect when the agent restarts. The file's format (TOML):
   size_cap_mb = 0
   on_full = "purge"                           # or "pause"
 
+  [[group]]                                   # a protected machine (optional)
+  name = "web01"
+  consistency_interval = "15m"                # a tag across its disks this often
+  # rpo_threshold, retention, size_cap_mb, on_full for its pairs
+
   [[pair]]
   disk = "sda"                                # name on the process server
-  target = "/dev/sdb"`,
+  target = "/dev/sdb"
+  group = "web01"                             # default: a group of its own`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

@@ -27,7 +27,19 @@ const MaxZeroRange = 4 << 20
 // writer pair that receives it.
 type PairConfig struct {
 	Disk string
+	// Group is the protected machine the pair belongs to: its disks
+	// share tags and recover to one point. A pair in no [[group]] is a
+	// group of its own, named by its id.
+	Group string
 	writer.PairConfig
+}
+
+// GroupConfig is a protected machine's setting beyond its pairs' policy.
+type GroupConfig struct {
+	Name string
+	// ConsistencyInterval, when not 0, is how often the agent asks the
+	// process server for a crash-consistent tag across the group's disks.
+	ConsistencyInterval time.Duration
 }
 
 // Config configures a Client.
@@ -38,6 +50,7 @@ type Config struct {
 	Confirm          wire.ConfirmFunc // trust a first-seen certificate (nil: never)
 	HostID, HostName string
 	Pairs            []PairConfig
+	Groups           []GroupConfig // the file's [[group]] tables
 	// HashResync asks for a hash resync, not a full copy, for a pair that
 	// has journaled nothing yet: its target holds an older copy.
 	HashResync bool

@@ -42,11 +42,17 @@ import (
 //	size_cap_mb = 0                           # 0: no cap
 //	on_full = "purge"                         # or "pause"
 //
+//	[[group]]                                 # a protected machine: its disks share tags and a policy
+//	name = "web01"
+//	consistency_interval = "15m"              # a crash-consistent tag across the group's disks this often; "0" or left out: none
+//	# rpo_threshold, retention, size_cap_mb, on_full override the defaults for its pairs
+//
 //	[[pair]]
 //	disk = "sda"                              # the source disk's name on the process server
 //	target = "/dev/sdb"                       # file or block device on this host
 //	id = "sda"                                # default: the disk name
-//	# rpo_threshold, retention, size_cap_mb, on_full override the defaults
+//	group = "web01"                           # a [[group]]'s name; left out: a group of its own
+//	# rpo_threshold, retention, size_cap_mb, on_full override the group's and the defaults
 //
 // host_config is the host config of `mtconsole register` and `mtconsole
 // hostconfig` (package hostconfig): when it names a configuration server,
@@ -85,10 +91,16 @@ type FileConfig struct {
 		PassphraseFile string `toml:"passphrase_file" reload:"restart"`
 	} `toml:"process_server"`
 	Defaults PairPolicy `toml:"defaults" reload:"live"`
-	Pairs    []struct {
+	Groups   []struct {
+		Name                string `toml:"name" reload:"key"`
+		ConsistencyInterval string `toml:"consistency_interval" reload:"live"`
+		PairPolicy          `reload:"live"`
+	} `toml:"group"`
+	Pairs []struct {
 		Disk       string `toml:"disk" reload:"restart"`
 		Target     string `toml:"target" reload:"restart"`
 		ID         string `toml:"id" reload:"key"` // LoadConfig sets it (default: Disk)
+		Group      string `toml:"group" reload:"live"`
 		PairPolicy `reload:"live"`
 	} `toml:"pair"`
 
@@ -160,6 +172,22 @@ func LoadConfig(path string) (*FileConfig, error) {
 	if _, err := c.policy(PairPolicy{}); err != nil {
 		return nil, c.errIn("[defaults]", 0, err.key, "[defaults]: %v", err.err)
 	}
+	groups := map[string]int{}
+	for i, g := range c.Groups {
+		if err := CheckGroupName(g.Name); err != nil {
+			return nil, c.errIn("[[group]]", i, "name", "group %d: %v", i+1, err)
+		}
+		if _, ok := groups[g.Name]; ok {
+			return nil, c.errIn("[[group]]", i, "name", "group %d: name %q is used twice", i+1, g.Name)
+		}
+		groups[g.Name] = i
+		if _, err := parseInterval(g.ConsistencyInterval); err != nil {
+			return nil, c.errIn("[[group]]", i, "consistency_interval", "group %s: %v", g.Name, err)
+		}
+		if _, err := c.policy(g.PairPolicy); err != nil {
+			return nil, c.errIn("[[group]]", i, err.key, "group %s: %v", g.Name, err.err)
+		}
+	}
 	ids := map[string]bool{}
 	for i, p := range c.Pairs {
 		if p.Disk == "" {
@@ -177,7 +205,13 @@ func LoadConfig(path string) (*FileConfig, error) {
 		}
 		ids[id] = true
 		c.Pairs[i].ID = id
-		if _, err := c.policy(p.PairPolicy); err != nil {
+		if _, ok := groups[id]; ok && p.Group != id {
+			return nil, c.errIn("[[pair]]", i, "disk", "pair %d (%s): its id %q is a [[group]]'s name, so it would join that group: set group = %q, or give the pair another id", i+1, p.Disk, id, id)
+		}
+		if _, ok := groups[p.Group]; p.Group != "" && !ok {
+			return nil, c.errIn("[[pair]]", i, "group", "pair %d (%s): group %q has no [[group]] table: add one with name = %q, or leave group out", i+1, p.Disk, p.Group, p.Group)
+		}
+		if _, err := c.policy(c.groupPolicy(p.Group), p.PairPolicy); err != nil {
 			return nil, c.errIn("[[pair]]", i, err.key, "pair %d (%s): %v", i+1, p.Disk, err.err)
 		}
 	}
@@ -194,10 +228,49 @@ type policy struct {
 	rpo time.Duration
 }
 
-// policy merges p over the defaults.
-func (c *FileConfig) policy(p PairPolicy) (policy, *keyErr) {
+// CheckGroupName refuses a group name that is empty, longer than 64
+// bytes, or has characters other than letters, digits, '.', '_' and '-'
+// (it names a machine, and pair ids and directories derive from it).
+func CheckGroupName(name string) error {
+	if name == "" || len(name) > 64 {
+		return fmt.Errorf("name %q: want 1 to 64 characters", name)
+	}
+	for _, r := range name {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
+			return fmt.Errorf("name %q: %q is not allowed (letters, digits, '.', '_' and '-')", name, r)
+		}
+	}
+	return nil
+}
+
+// parseInterval reads a consistency interval: "" or "0" is none, else a
+// duration of at least a minute.
+func parseInterval(s string) (time.Duration, error) {
+	if s == "" || s == "0" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d < time.Minute {
+		return 0, fmt.Errorf("consistency_interval %q: want a duration of at least 1m such as 15m, or \"0\" for none", s)
+	}
+	return d, nil
+}
+
+// groupPolicy is the policy the group named name sets ("" or unknown:
+// none).
+func (c *FileConfig) groupPolicy(name string) PairPolicy {
+	for _, g := range c.Groups {
+		if g.Name == name && name != "" {
+			return g.PairPolicy
+		}
+	}
+	return PairPolicy{}
+}
+
+// policy merges ps, in order, over the defaults.
+func (c *FileConfig) policy(ps ...PairPolicy) (policy, *keyErr) {
 	out := policy{Policy: journal.Policy{Window: 24 * time.Hour, OnFull: journal.Purge}, rpo: 15 * time.Minute}
-	for _, q := range []PairPolicy{c.Defaults, p} {
+	for _, q := range append([]PairPolicy{c.Defaults}, ps...) {
 		if q.RPOThreshold != "" {
 			d, err := time.ParseDuration(q.RPOThreshold)
 			if err != nil || d <= 0 {
@@ -278,12 +351,20 @@ func (c *FileConfig) ClientConfig() Config {
 		if id == "" {
 			id = p.Disk
 		}
-		pol, _ := c.policy(p.PairPolicy) // checked by LoadConfig
-		cfg.Pairs = append(cfg.Pairs, PairConfig{Disk: p.Disk, PairConfig: writer.PairConfig{
+		pol, _ := c.policy(c.groupPolicy(p.Group), p.PairPolicy) // checked by LoadConfig
+		group := p.Group
+		if group == "" {
+			group = id
+		}
+		cfg.Pairs = append(cfg.Pairs, PairConfig{Disk: p.Disk, Group: group, PairConfig: writer.PairConfig{
 			ID: id, Target: p.Target, Policy: pol.Policy, RPOThreshold: pol.rpo,
 			JournalDir:   filepath.Join(c.Agent.JournalDir, id),
 			RetentionDir: filepath.Join(c.Agent.RetentionDir, id),
 		}})
+	}
+	for _, g := range c.Groups {
+		iv, _ := parseInterval(g.ConsistencyInterval) // checked by LoadConfig
+		cfg.Groups = append(cfg.Groups, GroupConfig{Name: g.Name, ConsistencyInterval: iv})
 	}
 	return cfg
 }

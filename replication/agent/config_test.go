@@ -153,3 +153,81 @@ func TestLoadConfigErrors(t *testing.T) {
 		})
 	}
 }
+
+const groupConfig = `[process_server]
+address = "ps.example"
+passphrase_file = "/etc/mtconsole/passphrase"
+
+[defaults]
+retention = "3 days"
+
+[[group]]
+name = "web01"
+consistency_interval = "15m"
+retention = "12h"
+rpo_threshold = "5m"
+
+[[pair]]
+disk = "sda"
+target = "/dev/sdb"
+group = "web01"
+
+[[pair]]
+disk = "sdb"
+target = "/dev/sdc"
+group = "web01"
+retention = "6h"
+
+[[pair]]
+disk = "sdc"
+target = "/dev/sdd"
+`
+
+// A pair's policy is the defaults, then its group's, then its own; a pair
+// in no group is a group of its own.
+func TestLoadConfigGroups(t *testing.T) {
+	fc, err := LoadConfig(writeConfig(t, groupConfig))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := fc.ClientConfig()
+	if len(c.Groups) != 1 || c.Groups[0] != (GroupConfig{Name: "web01", ConsistencyInterval: 15 * time.Minute}) {
+		t.Fatalf("groups %+v", c.Groups)
+	}
+	want := []struct {
+		id, group string
+		window    time.Duration
+		rpo       time.Duration
+	}{
+		{"sda", "web01", 12 * time.Hour, 5 * time.Minute},
+		{"sdb", "web01", 6 * time.Hour, 5 * time.Minute},
+		{"sdc", "sdc", 72 * time.Hour, 15 * time.Minute},
+	}
+	for i, w := range want {
+		p := c.Pairs[i]
+		if p.ID != w.id || p.Group != w.group || p.Policy.Window != w.window || p.RPOThreshold != w.rpo {
+			t.Errorf("pair %d: %s group %s window %v rpo %v, want %+v", i, p.ID, p.Group, p.Policy.Window, p.RPOThreshold, w)
+		}
+	}
+}
+
+func TestLoadConfigGroupErrors(t *testing.T) {
+	for _, tc := range []struct{ name, edit, want string }{
+		{"unknown group", strings.Replace(groupConfig, `group = "web01"
+retention = "6h"`, `group = "web02"`, 1), `:22: group: pair 2 (sdb): group "web02" has no [[group]] table`},
+		{"duplicate group", groupConfig + "\n[[group]]\nname = \"web01\"\n", `:30: name: group 2: name "web01" is used twice`},
+		{"bad name", strings.Replace(groupConfig, `name = "web01"`, `name = "web 01"`, 1), `:9: name: group 1: name "web 01": ' ' is not allowed`},
+		{"empty name", strings.Replace(groupConfig, `name = "web01"`, `name = ""`, 1), `:9: name: group 1: name "": want 1 to 64 characters`},
+		{"short interval", strings.Replace(groupConfig, `"15m"`, `"30s"`, 1), `:10: consistency_interval: group web01: consistency_interval "30s": want a duration of at least 1m`},
+		{"bad group policy", strings.Replace(groupConfig, `retention = "12h"`, `retention = "12 weeks"`, 1), `:11: retention: group web01: retention window "12 weeks"`},
+		{"pair id is a group", strings.Replace(groupConfig, `disk = "sdc"`, `disk = "web01"`, 1), `pair 3 (web01): its id "web01" is a [[group]]'s name`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := writeConfig(t, tc.edit)
+			_, err := LoadConfig(p)
+			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.HasPrefix(err.Error(), p) {
+				t.Fatalf("error %v, want it to start with the file and contain %q", err, tc.want)
+			}
+		})
+	}
+}
