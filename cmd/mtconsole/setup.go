@@ -60,9 +60,7 @@ not a terminal).`,
 			if !term.IsTerminal(int(os.Stdout.Fd())) || !term.IsTerminal(int(os.Stdin.Fd())) {
 				return usageError{errors.New("setup needs a terminal: for scripts use `mtconsole install --answers FILE`")}
 			}
-			o, err := setupOptions(root, a, answersFile, dryRun)
-			o.ReadOnlyReason = setupReadOnly(readOnly, dryRun, os.Geteuid(), root)
-			o.ReadOnly = o.ReadOnlyReason != ""
+			o, err := setupOptions(root, a, answersFile, dryRun, setupReadOnly(readOnly, dryRun, os.Geteuid(), root))
 			if err != nil {
 				return err
 			}
@@ -95,8 +93,9 @@ func setupReadOnly(flag, dryRun bool, euid int, root string) string {
 
 // setupOptions are the wizard's options for a root: a tree without sysfs
 // (a temporary root of files) takes the disks of this host, as
-// custom-changes does.
-func setupOptions(root string, a setup.Answers, answersFile string, dryRun bool) (tui.SetupOptions, error) {
+// custom-changes does. readOnly is why the wizard only looks, or ""
+// (setupReadOnly): it is set here, before the hooks that obey it are made.
+func setupOptions(root string, a setup.Answers, answersFile string, dryRun bool, readOnly string) (tui.SetupOptions, error) {
 	host, _ := os.Hostname()
 	if root != "/" {
 		if b, err := os.ReadFile(filepath.Join(root, "etc", "hostname")); err == nil && len(bytes.TrimSpace(b)) > 0 {
@@ -104,7 +103,7 @@ func setupOptions(root string, a setup.Answers, answersFile string, dryRun bool)
 		}
 	}
 	o := tui.SetupOptions{Root: root, Answers: a, AnswersFrom: answersFile, Version: version, DryRun: dryRun,
-		Host: host, NoColor: os.Getenv("NO_COLOR") != ""}
+		Host: host, NoColor: os.Getenv("NO_COLOR") != "", ReadOnly: readOnly != "", ReadOnlyReason: readOnly}
 	o.Env = setup.Env{Root: root}
 	if root != "/" {
 		o.Env.PM = setup.TreePM{PackageManager: setup.DetectPackageManager(root), Root: root}
@@ -117,9 +116,12 @@ func setupOptions(root string, a setup.Answers, answersFile string, dryRun bool)
 		}
 	}
 	o.Custom = func() (*setup.Custom, error) { return setup.HostCustom(root) }
+	// read-only: the readiness checks pin no certificate and cache no
+	// session either (decided now: the hook must not read a copy of o
+	// that its caller changes afterwards)
+	noWrite := dryRun || readOnly != ""
 	o.VSphere = func(ctx context.Context, a setup.Answers) ([]setup.Check, error) {
-		// read-only: the readiness checks pin no certificate and cache no session either
-		return vsphereReadiness(ctx, root, a, dryRun || o.ReadOnly)
+		return vsphereReadiness(ctx, root, a, noWrite)
 	}
 	return o, nil
 }

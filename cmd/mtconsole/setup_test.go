@@ -167,7 +167,7 @@ func TestSetupCmd(t *testing.T) {
 // of files only takes this host's disks (as custom-changes does).
 func TestSetupOptionsRoots(t *testing.T) {
 	fx := filepath.Join("..", "..", "disks", "testdata", "hosts", "vmware-good")
-	o, err := setupOptions(fx, setup.DefaultAnswers(), "", true)
+	o, err := setupOptions(fx, setup.DefaultAnswers(), "", true, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -181,7 +181,7 @@ func TestSetupOptionsRoots(t *testing.T) {
 	if _, err := os.Stat("/sys/block"); err != nil {
 		t.Skip("this host has no /sys/block")
 	}
-	o, err = setupOptions(t.TempDir(), setup.DefaultAnswers(), "", false)
+	o, err = setupOptions(t.TempDir(), setup.DefaultAnswers(), "", false, "")
 	if err != nil || o.Env.Inventory == nil {
 		t.Errorf("empty root: %v, inventory %v", err, o.Env.Inventory)
 	}
@@ -257,4 +257,29 @@ func TestSetupReadOnly(t *testing.T) {
 	if got := setupReadOnly(false, false, owner, root); got != "" {
 		t.Errorf("the owner of the root: %q", got)
 	}
+}
+
+// A read-only wizard's vSphere readiness check pins no certificate: the
+// options' hook runs in the mode the options say, whoever sets it.
+func TestSetupReadOnlyVSpherePinsNothing(t *testing.T) {
+	e := newVSEnv(t)
+	root := t.TempDir()
+	os.MkdirAll(filepath.Join(root, setup.ConfigDir), 0o755)
+	a := setup.DefaultAnswers()
+	a.VSphere = &struct {
+		Address      string `yaml:"address"`
+		User         string `yaml:"user"`
+		PasswordFile string `yaml:"password_file"`
+		Insecure     bool   `yaml:"insecure"`
+	}{Address: e.s.URL, User: "admin", PasswordFile: e.pwFile}
+	o, err := setupOptions(root, a, "", false, "--readonly")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !o.ReadOnly || o.ReadOnlyReason != "--readonly" {
+		t.Fatalf("read-only options: %v %q", o.ReadOnly, o.ReadOnlyReason)
+	}
+	before := testutil.Tree(t, root)
+	o.VSphere(t.Context(), a) // the check may fail (this is no VM of the simulator's): it must write nothing
+	testutil.SameTree(t, root, before)
 }
