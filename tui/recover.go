@@ -467,6 +467,11 @@ func (m *Model) request() api.RecoverRequest {
 		// tag arrives meanwhile.
 		req.Point = m.tagPoint(w.pinned)
 	}
+	if t, ok := m.pinnedTime(); ok {
+		// The latest time the check showed, not a later one: writes
+		// that arrive meanwhile are newer than it.
+		req.Point = "time:" + t.UTC().Format(time.RFC3339Nano)
+	}
 	if w.mode == modeExport {
 		req.Mode, req.Dest = api.ModeExport, strings.TrimSpace(w.destIn.Value())
 	}
@@ -720,6 +725,28 @@ func (m *Model) pin() journal.Tag {
 		return journal.Tag{}
 	}
 	return *t
+}
+
+// pinnedTime is the time a latest-time point resolved to at the check:
+// the newest of the pairs' points (for a group the agent already chose
+// one common time; each pair's point is its last write at or before it,
+// so resolving time:T again finds the same writes).
+func (m *Model) pinnedTime() (time.Time, bool) {
+	w := &m.wiz
+	if w.step < stepCheck || w.point != pointLatestTime || w.resolved == nil || w.resolveErr != "" {
+		return time.Time{}, false
+	}
+	var t time.Time
+	for _, id := range w.asked.Pairs {
+		r, ok := w.resolved.Points[id]
+		if !ok || r.Time.IsZero() {
+			return time.Time{}, false
+		}
+		if r.Time.After(t) {
+			t = r.Time
+		}
+	}
+	return t, !t.IsZero()
 }
 
 // pointChecks show where the agent finds the point in each pair: what a

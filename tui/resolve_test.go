@@ -112,6 +112,11 @@ func TestWizardShowsWhatAgentRecovers(t *testing.T) {
 			cases++
 			req := m.request()
 			name := fmt.Sprintf("seed %d, %v, %s (asked %s)", seed, ids, req.Point, w.asked.Point)
+			// latest-time is pinned to the time the check showed, so a
+			// write arriving before enter does not move it.
+			if pt == pointLatestTime && w.resolveErr == "" && !strings.HasPrefix(req.Point, "time:") {
+				t.Errorf("%s: latest-time not pinned to the time shown", name)
+			}
 			job, err := fa.Recover(t.Context(), req)
 			switch {
 			case w.resolveErr != "":
