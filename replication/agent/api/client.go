@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/mtconsole/mtconsole/internal/backoff"
 	"github.com/mtconsole/mtconsole/replication/journal"
 )
 
@@ -288,17 +289,13 @@ func (c *Client) FollowJob(ctx context.Context, id string, fn func(JobEvent)) (J
 	history := HistorySize // the first time: what happened before this call
 	fails := 0
 	var lastErr error
+	// Between subscriptions: a failure, or a stream that ended with the
+	// job running, waits a full-jitter draw that grows to 2 s, so a
+	// stream that ends at once does not spin.
+	pause := backoff.New(50*time.Millisecond, 2*time.Second)
 	for {
-		if fails > 0 {
-			if fails > FollowRetries {
-				return Job{}, fmt.Errorf("following job %s: %w", id, lastErr)
-			}
-			wait := min(50*time.Millisecond<<min(fails-1, 6), 2*time.Second)
-			select {
-			case <-ctx.Done():
-				return Job{}, ctx.Err()
-			case <-time.After(wait):
-			}
+		if fails > FollowRetries {
+			return Job{}, fmt.Errorf("following job %s: %w", id, lastErr)
 		}
 		sctx, cancel := context.WithCancel(ctx)
 		ch, err := c.EventsWithHistory(sctx, history)
@@ -308,6 +305,9 @@ func (c *Client) FollowJob(ctx context.Context, id string, fn func(JobEvent)) (J
 				return Job{}, ctx.Err()
 			}
 			fails, lastErr = fails+1, err
+			if !pause.Wait(ctx) {
+				return Job{}, ctx.Err()
+			}
 			continue
 		}
 		history = 0
@@ -320,16 +320,16 @@ func (c *Client) FollowJob(ctx context.Context, id string, fn func(JobEvent)) (J
 			return Job{}, err
 		case err != nil:
 			fails, lastErr = fails+1, err
+			if !pause.Wait(ctx) {
+				return Job{}, ctx.Err()
+			}
 		case ended:
 			return j, nil
 		default:
-			// The stream ended, the job runs: subscribe again, after a
-			// pause (a stream that ends at once must not spin).
+			// The stream ended, the job runs: subscribe again.
 			fails = 0
-			select {
-			case <-ctx.Done():
+			if !pause.Wait(ctx) {
 				return Job{}, ctx.Err()
-			case <-time.After(50 * time.Millisecond):
 			}
 		}
 	}
