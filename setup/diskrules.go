@@ -456,7 +456,7 @@ func CheckTarget(env *Env, req TargetRequest) TargetVerdict {
 	if why := osRole(env, d); why != "" {
 		return refuse(TargetOSDisk, "%s is the OS disk: %s; choose another disk", name, why)
 	}
-	for _, dir := range append([]string{env.Retention}, req.RetentionDirs...) {
+	for _, dir := range append(append([]string(nil), req.RetentionDirs...), env.Retention) {
 		if dir == "" {
 			continue
 		}
