@@ -30,6 +30,8 @@ type Check struct {
 	Status Status `json:"status"`
 	Detail string `json:"detail"`
 	Fix    string `json:"fix,omitempty"`
+	// Targets are the verdicts on each target disks.targets was given.
+	Targets []TargetVerdict `json:"targets,omitempty"`
 }
 
 // Groups of checks, in the order the wizard walks them.

@@ -2,7 +2,8 @@
 // master target or a process server, and the actions that make it one:
 // prerequisite checks (OS, kernel, root, hostname, locale, free space,
 // time synchronisation, packages, kernel modules), disk rules over the
-// facts of package disks, the custom changes the original
+// facts of package disks (among them the target-disk rules protection
+// applies: CheckTarget, SuggestTargets), the custom changes the original
 // ApplyCustomChanges.sh made (each with check, apply, revert and whether
 // it needs a reboot), the answers file, and install, upgrade and
 // uninstall.

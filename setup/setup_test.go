@@ -72,7 +72,9 @@ func TestDiskRulesOnFixtures(t *testing.T) {
 	}{
 		{"vmware-good", nil, map[string]Status{"disks.count": Pass, "disks.root-lvm": Pass, "disks.retention": Pass, "disks.scsi-ids": Pass,
 			"disks.targets": Pass, "disks.os-size": Pass, "disks.memory": Pass, "disks.cpus": Pass, "disks.retention-space": Pass}},
-		{"vmware-good", []string{"sdc", "sdd"}, map[string]Status{"disks.targets": Pass}},
+		{"vmware-good", []string{"sdc"}, map[string]Status{"disks.targets": Pass}},
+		// sdd carries a PV label with no volume active on it: still LVM's.
+		{"vmware-good", []string{"sdc", "sdd"}, map[string]Status{"disks.targets": Fail}},
 		{"vmware-good", []string{"sda", "sdb", "sdz"}, map[string]Status{"disks.targets": Fail}},
 		{"virtio-one-disk", nil, map[string]Status{"disks.count": Fail, "disks.retention": Fail, "disks.scsi-ids": Warn, "disks.root-lvm": Pass}},
 		{"lvm-root", nil, map[string]Status{"disks.root-lvm": Fail, "disks.retention": Pass, "disks.count": Pass}},

@@ -25,6 +25,13 @@ space, time synchronisation, the packages and kernel modules, the disks
 retention volume, free target disks, sizing) and the custom changes.
 Every failed check says how to fix it.
 
+--targets checks the disks by the rules protect applies: refused (fail)
+are the OS and retention disks, a mounted disk, an LVM PV (its label
+alone is enough), a disk with holders (multipath, md, device mapper);
+a warning is a disk without a stable SCSI id or one holding a file
+system or partition table (protect asks to type its name). With --json
+the check carries each disk's verdict: {path, device, ok, code, reason}.
+
 Exit codes: 0 nothing failed (warnings allowed), 1 a check failed,
 2 usage.`,
 		Args: usageArgs(cobra.NoArgs),
@@ -64,7 +71,7 @@ Exit codes: 0 nothing failed (warnings allowed), 1 a check failed,
 	c.Flags().StringVar(&only, "only", "", "comma-separated groups to check: "+strings.Join(setup.Groups, ", "))
 	c.Flags().StringVar(&role, "role", "mt", "the role to check for: mt (master target) or ps (process server)")
 	c.Flags().StringVar(&retention, "retention", setup.DefaultRetention, "the retention directory")
-	c.Flags().StringSliceVar(&targets, "targets", nil, "disks that will be targets (kernel names), checked unmounted and unclaimed")
+	c.Flags().StringSliceVar(&targets, "targets", nil, "disks that will be targets (sdc, /dev/sdc or /dev/disk/by-id/…), checked by protect's rules: not the OS or retention disk, unmounted, no LVM PV label, no holders")
 	c.Flags().StringVar(&root, "root", "/", "check the tree under DIR instead of this host (tests)")
 	c.Flags().MarkHidden("root")
 	return c
