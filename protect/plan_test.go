@@ -247,8 +247,8 @@ func TestApply(t *testing.T) {
 	}
 	// a reload that fails: the file is written, and the error says so
 	p, err = protect.MakePlan(context.Background(), h.conf, func() protect.Request {
-		r := h.req(map[string]string{"sdb": h.tgt["sdd"]})
-		r.Group, r.Disks = "app02", []protect.Disk{{Name: "sdb", Size: 4096}}
+		r := h.req(map[string]string{"sdq": h.tgt["sdd"]})
+		r.Group, r.Disks = "app02", []protect.Disk{{Name: "sdq", Size: 4096}}
 		return r
 	}(), protect.Options{})
 	if err == nil || !errors.Is(err, protect.ErrTargetInUse) {
