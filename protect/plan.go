@@ -14,6 +14,7 @@ import (
 
 	"github.com/mtconsole/mtconsole/internal/units"
 	"github.com/mtconsole/mtconsole/replication/agent"
+	"github.com/mtconsole/mtconsole/setup"
 )
 
 // Refusals of Plan (errors.Is on a *RefusedError). Every one is ErrRefused.
@@ -113,7 +114,7 @@ type Request struct {
 
 // Options are the hooks of Plan and Apply.
 type Options struct {
-	// CheckTarget judges a target (default BasicTarget).
+	// CheckTarget judges a target (default SetupTarget on this host).
 	CheckTarget func(TargetCheck) TargetVerdict
 	// Reload asks the running agent to start the new pairs and returns
 	// the pairs it started; an error that is api.ErrNoAgent means no agent
@@ -211,7 +212,7 @@ func MakePlan(ctx context.Context, path string, req Request, o Options) (*Plan, 
 	}
 	check := o.CheckTarget
 	if check == nil {
-		check = BasicTarget
+		check = SetupTarget(&setup.Env{Root: "/"})
 	}
 	var retDirs []string
 	if fc != nil {

@@ -98,9 +98,9 @@ func TestPlanRefusals(t *testing.T) {
 		{"disk paired", func(r *protect.Request) { r.Map = map[string]string{"sdz": h.tgt["sdc"]} }, protect.Options{}, protect.ErrDiskPaired, "disk-paired", "already paired"},
 		{"target twice", func(r *protect.Request) { r.Map = map[string]string{"sda": h.tgt["sdd"], "sdb": h.tgt["sdd"]} }, protect.Options{}, protect.ErrTargetTwice, "target-twice", "given for sda and sdb"},
 		{"target in use", func(r *protect.Request) { r.Map = map[string]string{"sda": h.tgt["sdy"]} }, protect.Options{}, protect.ErrTargetInUse, "target-in-use", "target of pair sdz"},
-		{"target too small", func(r *protect.Request) { r.Map = map[string]string{"sdb": h.tgt["small"]} }, protect.Options{}, protect.ErrTargetRefused, "target-too-small", "less than the 2097152"},
-		{"target missing", func(r *protect.Request) { r.Map = map[string]string{"sda": filepath.Join(h.dir, "nope")} }, protect.Options{}, protect.ErrTargetRefused, "target-missing", "existing disk"},
-		{"file without --allow-files", func(r *protect.Request) { r.AllowFiles = false }, protect.Options{}, protect.ErrTargetRefused, "target-file", "--allow-files"},
+		{"target too small", func(r *protect.Request) { r.Map = map[string]string{"sdb": h.tgt["small"]} }, protect.Options{}, protect.ErrTargetRefused, "target-too-small", "smaller than source sdb"},
+		{"target missing", func(r *protect.Request) { r.Map = map[string]string{"sda": filepath.Join(h.dir, "nope")} }, protect.Options{}, protect.ErrTargetRefused, "target-not-found", "does not exist: create it first"},
+		{"file without --allow-files", func(r *protect.Request) { r.AllowFiles = false }, protect.Options{}, protect.ErrTargetRefused, "target-file-not-allowed", "--allow-files"},
 		{"target rule hook", nil, protect.Options{CheckTarget: func(c protect.TargetCheck) protect.TargetVerdict {
 			if c.Overwrite == "sdc" || len(c.InUse) != 1 || c.InUse[0] != h.tgt["sdy"] {
 				t.Errorf("check %+v", c)

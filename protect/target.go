@@ -1,9 +1,7 @@
 package protect
 
 import (
-	"fmt"
-	"io"
-	"os"
+	"github.com/mtconsole/mtconsole/setup"
 )
 
 // TargetCheck asks whether path may receive the source disk. Its fields
@@ -35,41 +33,22 @@ type TargetVerdict struct {
 	Confirm string
 }
 
-// BasicTarget is the least every target must be: it exists, is a block
-// device or (with AllowFiles) a regular file, and holds the source. The
-// full rules (boot disk, mounts, holders, LVM, SCSI id, file systems) are
-// setup's; callers pass them as Options.CheckTarget.
-func BasicTarget(c TargetCheck) TargetVerdict {
-	fi, err := os.Stat(c.Path)
-	if err != nil {
-		return TargetVerdict{Code: "missing", Reason: fmt.Sprintf("%s: %v: give an existing disk of this host", c.Path, err)}
-	}
-	switch {
-	case fi.Mode()&os.ModeDevice != 0 && fi.Mode()&os.ModeCharDevice == 0:
-	case fi.Mode().IsRegular():
-		if !c.AllowFiles {
-			return TargetVerdict{Code: "file", Reason: fmt.Sprintf("%s is a regular file, not a disk: give a block device, or --allow-files for a demo or test", c.Path)}
+// SetupTarget is the target rule of package setup (CheckTarget: the boot
+// disk, mounts, holders, LVM labels, the retention volume, size, block
+// size, SCSI id, file systems that need a typed name) on the host env
+// describes: the one rule protect, mtconsole check --targets and the
+// console share.
+func SetupTarget(env *setup.Env) func(TargetCheck) TargetVerdict {
+	return func(c TargetCheck) TargetVerdict {
+		inUse := map[string]string{}
+		for _, t := range c.InUse {
+			inUse[t] = "in agent.toml"
 		}
-	default:
-		return TargetVerdict{Code: "not-a-disk", Reason: fmt.Sprintf("%s is not a block device (mode %v): give a disk such as /dev/sdc", c.Path, fi.Mode())}
+		v := setup.CheckTarget(env, setup.TargetRequest{
+			Path: c.Path, SourceName: c.SourceName, SourceSize: c.SourceSize, SourceBlockSize: c.SourceBlockSize,
+			AllowFiles: c.AllowFiles, AllowNoSCSIID: c.AllowNoSCSIID, Overwrite: c.Overwrite,
+			InUse: inUse, RetentionDirs: c.RetentionDirs,
+		})
+		return TargetVerdict{OK: v.OK, Size: v.Size, Code: v.Code, Reason: v.Reason, Confirm: v.Confirm}
 	}
-	size, err := sizeOf(c.Path)
-	if err != nil {
-		return TargetVerdict{Code: "unreadable", Reason: fmt.Sprintf("%s: %v", c.Path, err)}
-	}
-	if size < c.SourceSize {
-		return TargetVerdict{Size: size, Code: "too-small", Reason: fmt.Sprintf("%s holds %d bytes, less than the %d of source disk %s: give a target at least as large",
-			c.Path, size, c.SourceSize, c.SourceName)}
-	}
-	return TargetVerdict{OK: true, Size: size}
-}
-
-// sizeOf is a file's or block device's size.
-func sizeOf(path string) (int64, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return 0, err
-	}
-	defer f.Close()
-	return f.Seek(0, io.SeekEnd)
 }

@@ -194,7 +194,7 @@ func TestProtectRefused(t *testing.T) {
 	h := newProtectHost(t)
 	before := testutil.Tree(t, h.dir)
 	out, _, err := run(t, h.args("--map", "sda="+h.small, "--json", "--dry-run=false")...)
-	wantErr(t, err, true, "protection refused", h.small, "less than the 1048576")
+	wantErr(t, err, true, "protection refused", h.small, "smaller than source sda")
 	if exitCode(err) != exitUsage || !strings.Contains(out, `"code": "target-too-small"`) {
 		t.Errorf("exit %d, json:\n%s", exitCode(err), out)
 	}
