@@ -77,7 +77,7 @@ type Config struct {
 	// the clock (Writer.Now) for groups' tags that are due (tests); else
 	// it looks every second.
 	ConsistencyTicks <-chan time.Time
-	Logger     *slog.Logger
+	Logger           *slog.Logger
 }
 
 // State names, as admins know them: PairStatus.State is one of these,

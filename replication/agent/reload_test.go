@@ -310,7 +310,7 @@ func TestReloadPairsLive(t *testing.T) {
 
 	// a file with an error: nothing changes, the result says where
 	bad := strings.Replace(text, "consistency_interval = \"15m\"", "consistency_interval = \"soon\"", 1)
-	log = g.reload(strings.Replace(bad, "disk = \"sda\"\n", "", 1)+"[[pair]]\ndisk = \"sdb\"\ntarget = \"x\"\n")
+	log = g.reload(strings.Replace(bad, "disk = \"sda\"\n", "", 1) + "[[pair]]\ndisk = \"sdb\"\ntarget = \"x\"\n")
 	if g.res.Error == "" || !strings.Contains(g.res.Error, g.path+":") || len(g.res.Started)+len(g.res.Stopped)+len(g.res.Applied) != 0 ||
 		!reflect.DeepEqual(ids(), []string{"sda/sda", "sdc/web01"}) {
 		t.Errorf("a bad file: result %+v, pairs %v\n%s", g.res, ids(), log)
