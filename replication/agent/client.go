@@ -73,9 +73,9 @@ type Config struct {
 	IdleTimeout time.Duration
 	// TagTimeout is how long Tag waits for its tags to come back (10 s).
 	TagTimeout time.Duration
-	// ConsistencyTicks, when set, are when the consistency loop looks at
-	// the clock (Writer.Now) for groups' tags that are due (tests); else
-	// it looks every second.
+	// ConsistencyTicks, when set, are the times at which the consistency
+	// loop looks for groups' tags that are due (tests); else a ticker
+	// gives the time every second.
 	ConsistencyTicks <-chan time.Time
 	Logger           *slog.Logger
 }

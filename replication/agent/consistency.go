@@ -38,8 +38,8 @@ const consistencyTick = time.Second
 
 // consistency asks, for each group with a consistency interval, one
 // crash-consistent tag across the group's disks every interval, until
-// ctx ends. Ticks come from Config.ConsistencyTicks (tests) or a ticker;
-// the time is the agent's clock (Writer.Now).
+// ctx ends. Ticks come from Config.ConsistencyTicks (tests) or a
+// ticker: each is the time it was sent at.
 func (c *Client) consistency(ctx context.Context) {
 	ticks := c.cfg.ConsistencyTicks
 	if ticks == nil {
@@ -52,9 +52,9 @@ func (c *Client) consistency(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-ticks:
+		case now := <-ticks:
+			c.consistencyDue(ctx, next, now)
 		}
-		c.consistencyDue(ctx, next, c.cfg.Writer.Now())
 	}
 }
 
