@@ -154,6 +154,35 @@ func (b *WriterBackend) Subscribe(ctx context.Context, history int) <-chan Event
 	return b.hub.Subscribe(ctx, history)
 }
 
+// groupPairs is the pairs of group (sorted), for a request that names
+// a group; pairs as they are for one that does not. A request naming
+// both, or a group no pair belongs to, is refused.
+func (b *WriterBackend) groupPairs(group string, pairs []string) ([]string, error) {
+	if group == "" {
+		return pairs, nil
+	}
+	if len(pairs) > 0 {
+		return nil, badField("group", "give a group or pairs, not both")
+	}
+	var repl map[string]Replication
+	if b.repl != nil {
+		repl = b.repl()
+	}
+	var out []string
+	groups := map[string]bool{}
+	for id, r := range repl {
+		groups[r.Group] = true
+		if r.Group == group {
+			out = append(out, id)
+		}
+	}
+	if len(out) == 0 {
+		return nil, badField("group", "no group %q on this agent (its groups: %s)", group, strings.Join(slices.Sorted(maps.Keys(groups)), ", "))
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
 // pairs returns the named pairs, or every pair for none.
 func (b *WriterBackend) pairs(ids []string) ([]*writer.Pair, error) {
 	if len(ids) == 0 {
@@ -410,6 +439,9 @@ func (b *WriterBackend) Resolve(req ResolveRequest) (Resolution, error) {
 	if err != nil {
 		return Resolution{}, badField("point", "%v", err)
 	}
+	if req.Pairs, err = b.groupPairs(req.Group, req.Pairs); err != nil {
+		return Resolution{}, err
+	}
 	ps, err := b.pairs(req.Pairs)
 	if err != nil {
 		return Resolution{}, err
@@ -446,6 +478,9 @@ func (b *WriterBackend) Recover(req RecoverRequest) (Job, error) {
 		}
 	default:
 		return Job{}, badField("mode", "%q: want rollback or export", req.Mode)
+	}
+	if req.Pairs, err = b.groupPairs(req.Group, req.Pairs); err != nil {
+		return Job{}, err
 	}
 	ps, err := b.pairs(req.Pairs)
 	if err != nil {
