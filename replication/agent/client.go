@@ -712,6 +712,16 @@ func (c *Client) pairLater() {
 	paired := s.linked()
 	var out []wire.Pair
 	var added []*link
+	listed := map[string]bool{}
+	for _, d := range s.c.Session().Disks {
+		listed[d.Name] = true
+	}
+	for name, l := range links {
+		if !listed[name] && !l.isEnded() && !slices.ContainsFunc(slices.Collect(maps.Values(paired)), func(pl *link) bool { return pl == l }) {
+			c.cfg.Logger.Warn("the process server did not offer this pair's disk on this connection: the pair waits, Queued, for a connection that offers it",
+				"pair", l.id, "disk", name)
+		}
+	}
 	for _, d := range s.c.Session().Disks {
 		l := links[d.Name]
 		if l == nil || l.isEnded() {
