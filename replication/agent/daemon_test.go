@@ -84,7 +84,9 @@ func TestDaemonReloadViaAPI(t *testing.T) {
 	head := "[agent]\nhost_id = \"mt1\"\njournal_dir = \"" + dir + "/j\"\nretention_dir = \"" + dir + "/r\"\nsocket = \"" + sock + "\"\n" +
 		"trust_store = \"" + dir + "/known\"\nhash_resync = false\nhost_config = \"\"\n[process_server]\naddress = \"" + ln.Addr().String() +
 		"\"\npassphrase_file = \"" + dir + "/pass\"\n"
-	pairText := func(d string) string { return "[[pair]]\ndisk = \"" + d + "\"\ntarget = \"" + dir + "/" + d + ".tgt\"\n" }
+	pairText := func(d string) string {
+		return "[[pair]]\ndisk = \"" + d + "\"\ntarget = \"" + dir + "/" + d + ".tgt\"\n"
+	}
 	path := filepath.Join(dir, "agent.toml")
 	os.WriteFile(path, []byte(head+pairText("disk0")), 0o600)
 	fc, err := agent.LoadConfig(path)
