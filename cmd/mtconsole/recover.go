@@ -18,10 +18,10 @@ import (
 )
 
 func newRecoverCmd() *cobra.Command {
-	var socket, point, mode, dest, pairs string
+	var socket, point, mode, dest, pairs, group string
 	var yes, asJSON bool
 	c := &cobra.Command{
-		Use:   "recover --point P --mode rollback|export [--dest PATH] [--pairs a,b] [--yes]",
+		Use:   "recover --point P --mode rollback|export [--dest PATH] [--pairs a,b | --group G] [--yes]",
 		Short: "Recover pairs to a point through the running agent: export an image, or roll the target back",
 		Long: `Recover pairs of the running agent to a point in their retention window.
 The recovery runs inside the agent as a job, so a dropped session does not
@@ -32,7 +32,10 @@ event stream, and Ctrl-C leaves the job running.
                    several pairs a directory that gets <pair>.img each) and
                    leaves the targets alone; replication goes on.
   --mode rollback  rolls each target itself back in place; the pairs end.
-                   Needs --pairs and a typed confirmation (or --yes).
+                   Needs --pairs or --group and a typed confirmation (or --yes).
+
+--group G recovers a protected machine: the pairs of group G, to one point
+common to all its disks (latest-tag: the latest tag every disk holds).
 
 Points: latest-tag, latest-time, latest-app-consistent, earliest,
 tag:NAME (a name or an id), tagid:ID or time:RFC3339. Several pairs recover to one multi-disk point.
@@ -41,7 +44,10 @@ stores directly.
 ` + exitCodesHelp,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			req := api.RecoverRequest{Point: point, Mode: mode, Pairs: splitList(pairs)}
+			req := api.RecoverRequest{Point: point, Mode: mode, Pairs: splitList(pairs), Group: group}
+			if group != "" && len(req.Pairs) > 0 {
+				return usageError{errors.New("--group and --pairs: give one, a machine's group or its pairs")}
+			}
 			switch mode {
 			case api.ModeExport:
 				if dest == "" {
@@ -53,8 +59,8 @@ stores directly.
 				}
 				req.Dest = abs
 			case api.ModeRollback:
-				if len(req.Pairs) == 0 {
-					return usageError{errors.New("rollback needs --pairs: name the pairs whose replication ends")}
+				if len(req.Pairs) == 0 && group == "" {
+					return usageError{errors.New("rollback needs --pairs or --group: name the pairs whose replication ends")}
 				}
 				if dest != "" {
 					return usageError{errors.New("--dest is for exports: a rollback writes the targets in place")}
@@ -75,8 +81,11 @@ stores directly.
 				if !term.IsTerminal(int(os.Stdin.Fd())) {
 					return usageError{errors.New("rollback overwrites the targets: confirm with --yes when not at a terminal")}
 				}
-				want := strings.Join(req.Pairs, ",")
-				fmt.Fprintf(out, "This rolls the targets of %s back to %s in place; their replication ends.\nType %q to confirm: ", want, point, want)
+				want, what := strings.Join(req.Pairs, ","), strings.Join(req.Pairs, ",")
+				if group != "" {
+					want, what = group, "group "+group
+				}
+				fmt.Fprintf(out, "This rolls the targets of %s back to %s in place; their replication ends.\nType %q to confirm: ", what, point, want)
 				line, _ := bufio.NewReader(cmd.InOrStdin()).ReadString('\n')
 				if strings.TrimSpace(line) != want {
 					return errors.New("not confirmed; nothing changed")
@@ -133,6 +142,7 @@ stores directly.
 	c.Flags().StringVar(&mode, "mode", "", "export (an image to --dest) or rollback (the targets in place; the pairs end)")
 	c.Flags().StringVar(&dest, "dest", "", "export: a new file, or a new directory for several pairs")
 	c.Flags().StringVar(&pairs, "pairs", "", "comma-separated pair ids (export default: every pair)")
+	c.Flags().StringVar(&group, "group", "", "a protected machine's group: its pairs, at the point common to all its disks")
 	c.Flags().BoolVar(&yes, "yes", false, "rollback: do not ask for the typed confirmation")
 	c.Flags().BoolVar(&asJSON, "json", false, "print the finished job as JSON")
 	return c

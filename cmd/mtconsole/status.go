@@ -168,6 +168,19 @@ func printStatus(out io.Writer, st api.Status, now time.Time) {
 	// Fits 80 columns: what may be long (reasons, tag names) goes on
 	// lines of its own below the table.
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	// A group of several pairs is a protected machine: its column shows
+	// only then (a pair alone is a group of its own, named by its id).
+	members := map[string]int{}
+	grouped := false
+	for _, p := range st.Pairs {
+		if p.Group != "" {
+			members[p.Group]++
+			grouped = grouped || members[p.Group] > 1
+		}
+	}
+	if grouped {
+		fmt.Fprint(tw, "GROUP\t")
+	}
 	fmt.Fprintln(tw, "PAIR\tSTATE\tHEALTH\tRPO\tBACKLOG\tRATE\tRETAINED\tTAGS")
 	var notes []string
 	for _, p := range st.Pairs {
@@ -187,6 +200,13 @@ func printStatus(out io.Writer, st api.Status, now time.Time) {
 		}
 		if t := p.Retention.LatestTag; t != nil {
 			notes = append(notes, fmt.Sprintf("%s: latest tag %s (%s, %s UTC)", p.ID, t.Name, t.App, t.Time.UTC().Format("15:04:05")))
+		}
+		if grouped {
+			g := p.Group
+			if g == "" {
+				g = "-"
+			}
+			fmt.Fprintf(tw, "%s\t", g)
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s/s\t%s, %s\t%d\n", p.ID, state, p.Health, rpoText(p),
 			bytesText(p.BacklogBytes), bytesText(int64(p.ThroughputBps)), bytesText(p.Retention.UsedBytes), window, p.Retention.Tags)

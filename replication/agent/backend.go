@@ -16,12 +16,13 @@ func (c *Client) Backend(info api.HostInfo, hub *api.Hub) *api.WriterBackend {
 		pcs = append(pcs, p.PairConfig)
 	}
 	b := api.FromWriter(c.w, info, hub, pcs...)
+	c.backend = b
 	b.SetTagger(c.Tag)
 	b.SetEnder(c.End)
 	b.SetReplication(func() map[string]api.Replication {
 		out := map[string]api.Replication{}
 		for _, s := range c.Status() {
-			out[s.ID] = api.Replication{State: s.State, Done: s.ResyncDone, Total: s.ResyncTotal}
+			out[s.ID] = api.Replication{State: s.State, Done: s.ResyncDone, Total: s.ResyncTotal, Group: s.Group}
 		}
 		return out
 	})

@@ -6,13 +6,16 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/mtconsole/mtconsole/internal/backoff"
+	"github.com/mtconsole/mtconsole/replication/agent/api"
 	"github.com/mtconsole/mtconsole/replication/journal"
 	"github.com/mtconsole/mtconsole/replication/vfs"
 	"github.com/mtconsole/mtconsole/replication/wire"
@@ -70,7 +73,11 @@ type Config struct {
 	IdleTimeout time.Duration
 	// TagTimeout is how long Tag waits for its tags to come back (10 s).
 	TagTimeout time.Duration
-	Logger     *slog.Logger
+	// ConsistencyTicks, when set, are the times at which the consistency
+	// loop looks for groups' tags that are due (tests); else a ticker
+	// gives the time every second.
+	ConsistencyTicks <-chan time.Time
+	Logger           *slog.Logger
 }
 
 // State names, as admins know them: PairStatus.State is one of these,
@@ -88,6 +95,7 @@ var (
 // PairStatus is a pair's replication state beside its writer status.
 type PairStatus struct {
 	Disk        string `json:"disk"`
+	Group       string `json:"group"`
 	State       string `json:"state"`
 	ResyncDone  int64  `json:"resync_done_bytes"`
 	ResyncTotal int64  `json:"resync_total_bytes"`
@@ -107,6 +115,7 @@ type Stats struct {
 type link struct {
 	id   string // the pair's
 	disk string
+	cfg  PairConfig
 	pair *writer.Pair // nil when it had ended before the agent started
 
 	mu        sync.Mutex
@@ -117,6 +126,9 @@ type link struct {
 	// ended: the pair has left the session for good; what the process
 	// server still sends for its disk is dropped.
 	ended bool
+	// removed: it ended because it left the configuration (RemovePair),
+	// not by a rollback: its writer pair was closed, not ended.
+	removed bool
 }
 
 func (l *link) isEnded() bool {
@@ -127,10 +139,22 @@ func (l *link) isEnded() bool {
 
 // Client is the master target's session with one process server.
 type Client struct {
-	cfg   Config
-	w     *writer.Writer
+	cfg Config
+	w   *writer.Writer
+
+	// lmu guards links and byID: AddPair and RemovePair change them
+	// while the agent runs.
+	lmu   sync.RWMutex
 	links map[string]*link // by disk name
 	byID  map[string]*link // by pair id
+	// pmu makes pairing a disk on the session one step (pairLater).
+	pmu sync.Mutex
+	// gmu guards groups (SetGroups): the consistency loop reads them.
+	gmu    sync.Mutex
+	groups []GroupConfig
+	// added wakes a Run that has no pair left when one is added.
+	added   chan struct{}
+	backend *api.WriterBackend // Backend's, told of pairs added
 
 	mu   sync.Mutex
 	sess *session
@@ -179,7 +203,13 @@ func New(cfg Config) (*Client, error) {
 	if cfg.Writer.Now == nil {
 		cfg.Writer.Now = time.Now
 	}
-	c := &Client{cfg: cfg, links: map[string]*link{}, byID: map[string]*link{}, tags: map[string]*tagWait{}}
+	cfg.Pairs = slices.Clone(cfg.Pairs)
+	for i := range cfg.Pairs {
+		if cfg.Pairs[i].Group == "" {
+			cfg.Pairs[i].Group = cfg.Pairs[i].ID // a group of its own
+		}
+	}
+	c := &Client{cfg: cfg, groups: slices.Clone(cfg.Groups), links: map[string]*link{}, byID: map[string]*link{}, tags: map[string]*tagWait{}, added: make(chan struct{}, 1)}
 	o := cfg.Writer
 	inner := o.OnAck
 	o.OnAck = func(pair string, seq uint64) {
@@ -199,7 +229,7 @@ func New(cfg Config) (*Client, error) {
 			return nil, fmt.Errorf("agent: pair %s: disk name %q empty or paired twice, or the id used twice", pc.ID, pc.Disk)
 		}
 		ids[pc.ID] = true
-		c.links[pc.Disk] = &link{id: pc.ID, disk: pc.Disk}
+		c.links[pc.Disk] = &link{id: pc.ID, disk: pc.Disk, cfg: pc}
 	}
 	// Open the pairs in parallel: each reads its journal and retention
 	// store, and the process server buffers meanwhile.
@@ -249,14 +279,33 @@ func New(cfg Config) (*Client, error) {
 
 // Pair returns the writer pair of disk, or nil (none, or ended).
 func (c *Client) Pair(disk string) *writer.Pair {
-	if l := c.links[disk]; l != nil && !l.isEnded() {
+	c.lmu.RLock()
+	l := c.links[disk]
+	c.lmu.RUnlock()
+	if l != nil && !l.isEnded() {
 		return l.pair
 	}
 	return nil
 }
 
+// link is pair id's link, or nil.
+func (c *Client) link(id string) *link {
+	c.lmu.RLock()
+	defer c.lmu.RUnlock()
+	return c.byID[id]
+}
+
+// pairLinks are the links by pair id, a copy.
+func (c *Client) pairLinks() map[string]*link {
+	c.lmu.RLock()
+	defer c.lmu.RUnlock()
+	return maps.Clone(c.byID)
+}
+
 // live is the number of pairs not ended.
 func (c *Client) live() int {
+	c.lmu.RLock()
+	defer c.lmu.RUnlock()
 	n := 0
 	for _, l := range c.links {
 		if !l.isEnded() {
@@ -273,7 +322,7 @@ func (c *Client) live() int {
 // so the status reports it ended. Ending an ended pair changes only its
 // reason. An ended pair stays ended: a restarted agent skips it.
 func (c *Client) End(id, reason string) error {
-	l := c.byID[id]
+	l := c.link(id)
 	if l == nil {
 		return fmt.Errorf("agent: no pair %q", id)
 	}
@@ -297,7 +346,7 @@ func (c *Client) End(id, reason string) error {
 // longer want their disks (each once); a session left with none ends.
 func (s *session) release(c *Client, l *link, reason string) {
 	live := 0
-	for id, sl := range s.disks {
+	for id, sl := range s.linked() {
 		if !sl.isEnded() {
 			live++
 			continue
@@ -328,13 +377,14 @@ func (c *Client) Writer() *writer.Writer { return c.w }
 // Status returns every pair's state, ended pairs too (StateEnded).
 func (c *Client) Status() []PairStatus {
 	var out []PairStatus
+	links := c.pairLinks()
 	for _, ws := range c.w.Status() {
-		l := c.byID[ws.ID]
+		l := links[ws.ID]
 		if l == nil {
 			continue
 		}
 		l.mu.Lock()
-		ps := PairStatus{Disk: l.disk, State: l.state.String(), ResyncDone: l.done, ResyncTotal: l.total,
+		ps := PairStatus{Disk: l.disk, Group: l.cfg.Group, State: l.state.String(), ResyncDone: l.done, ResyncTotal: l.total,
 			Connected: l.connected, PairStatus: ws}
 		if l.ended {
 			ps.State, ps.ResyncDone, ps.ResyncTotal, ps.Connected = StateEnded, 0, 0, false
@@ -400,14 +450,27 @@ func (c *Client) Run(ctx context.Context) error {
 	c.running.Add(1)
 	c.rmu.Unlock()
 	defer c.running.Done()
+	cdone := make(chan struct{})
+	go func() {
+		defer close(cdone)
+		c.consistency(ctx)
+	}()
+	defer func() {
+		cancel()
+		<-cdone
+	}()
 	// Full jitter: master targets that lost the same process server do
 	// not all dial it again in the same instant when it comes back.
 	bo := backoff.New(c.cfg.MinBackoff, c.cfg.MaxBackoff)
 	for {
 		if c.live() == 0 {
 			c.cfg.Logger.Warn("every pair has ended: nothing left to replicate; remove their [[pair]] from agent.toml", "addr", c.cfg.Addr)
-			<-ctx.Done()
-			return nil
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-c.added: // a pair was added: connect for it
+				continue
+			}
 		}
 		established, err := c.connect(ctx)
 		if ctx.Err() != nil {
@@ -439,7 +502,10 @@ func (c *Client) Run(ctx context.Context) error {
 
 // session is one connection.
 type session struct {
-	c      *wire.Conn
+	c *wire.Conn
+	// dmu guards disks, size, recvd and resume: a pair added while the
+	// session runs is paired on it (pairLater).
+	dmu    sync.RWMutex
 	disks  map[uint32]*link
 	size   map[uint32]int64
 	recvd  map[uint32]*atomic.Uint64 // last sequence journaled per disk
@@ -453,6 +519,20 @@ type session struct {
 
 	rmu      sync.Mutex
 	released map[uint32]bool // disks the process server was told ended
+}
+
+// linked is the session's links by disk id, a copy.
+func (s *session) linked() map[uint32]*link {
+	s.dmu.RLock()
+	defer s.dmu.RUnlock()
+	return maps.Clone(s.disks)
+}
+
+// linkOf is disk id's link, or nil.
+func (s *session) linkOf(id uint32) *link {
+	s.dmu.RLock()
+	defer s.dmu.RUnlock()
+	return s.disks[id]
 }
 
 // extent is [lo, hi) of a disk; empty when lo >= hi.
@@ -512,7 +592,7 @@ func (c *Client) connect(ctx context.Context) (bool, error) {
 	c.sess = s
 	c.mu.Unlock()
 	ended := false
-	for _, l := range s.disks {
+	for _, l := range s.linked() {
 		l.mu.Lock()
 		if l.ended {
 			ended = true
@@ -529,7 +609,7 @@ func (c *Client) connect(ctx context.Context) (bool, error) {
 		c.mu.Lock()
 		c.sess = nil
 		c.mu.Unlock()
-		for _, l := range s.disks {
+		for _, l := range s.linked() {
 			l.mu.Lock()
 			l.connected = false
 			l.mu.Unlock()
@@ -553,6 +633,8 @@ func (c *Client) connect(ctx context.Context) (bool, error) {
 		conn.Close()
 		return true, err
 	}
+	// Pairs added while the handshake ran.
+	c.pairLater()
 	err = c.recvLoop(cctx, s)
 	if ctx.Err() != nil {
 		conn.Close()
@@ -562,31 +644,16 @@ func (c *Client) connect(ctx context.Context) (bool, error) {
 }
 
 func (c *Client) accept(s *session, ds []wire.Disk) ([]wire.Pair, error) {
+	c.pmu.Lock()
+	defer c.pmu.Unlock()
+	c.lmu.RLock()
+	links := maps.Clone(c.links)
+	c.lmu.RUnlock()
 	var out []wire.Pair
 	for _, d := range ds {
-		l := c.links[d.Name]
-		if l == nil || l.isEnded() {
-			continue
+		if p, ok := c.pairOn(s, links[d.Name], d); ok {
+			out = append(out, p)
 		}
-		if tb := l.pair.Status().TargetBytes; tb < d.Size {
-			c.cfg.Logger.Error("target smaller than its source disk: not paired", "disk", d.Name, "source_bytes", d.Size, "target_bytes", tb)
-			continue
-		}
-		seq := l.pair.Next() - 1
-		start := wire.StartStream
-		if seq == 0 {
-			start = wire.StartFull
-			if c.cfg.HashResync {
-				start = wire.StartHashes
-			}
-		}
-		out = append(out, wire.Pair{Disk: d.ID, Start: start, Seq: seq})
-		s.disks[d.ID] = l
-		s.size[d.ID] = d.Size
-		s.resume[d.ID] = seq
-		r := &atomic.Uint64{}
-		r.Store(seq)
-		s.recvd[d.ID] = r
 	}
 	if len(out) == 0 {
 		return nil, errors.New("none of the offered disks is configured on this master target")
@@ -594,13 +661,112 @@ func (c *Client) accept(s *session, ds []wire.Disk) ([]wire.Pair, error) {
 	return out, nil
 }
 
+// pairOn makes l's pair of the process server's disk d on session s:
+// where it resumes, recorded in s. It says no for no link, an ended one,
+// or a target smaller than its source.
+func (c *Client) pairOn(s *session, l *link, d wire.Disk) (wire.Pair, bool) {
+	if l == nil || l.isEnded() {
+		return wire.Pair{}, false
+	}
+	if tb := l.pair.Status().TargetBytes; tb < d.Size {
+		c.cfg.Logger.Error("target smaller than its source disk: not paired", "disk", d.Name, "source_bytes", d.Size, "target_bytes", tb)
+		return wire.Pair{}, false
+	}
+	seq := l.pair.Next() - 1
+	start := wire.StartStream
+	if seq == 0 {
+		start = wire.StartFull
+		if c.cfg.HashResync {
+			start = wire.StartHashes
+		}
+	}
+	r := &atomic.Uint64{}
+	r.Store(seq)
+	s.dmu.Lock()
+	s.disks[d.ID] = l
+	s.size[d.ID] = d.Size
+	s.resume[d.ID] = seq
+	s.recvd[d.ID] = r
+	s.dmu.Unlock()
+	return wire.Pair{Disk: d.ID, Start: start, Seq: seq}, true
+}
+
+// pairLater pairs, on the running session, the pairs not paired on it
+// whose disks the process server listed (AddPair, or added while the
+// handshake ran): one PairAccept, and the other pairs stream on. A disk
+// that was paired on this session before (its pair removed, then added
+// again) waits for the next connection, as does a disk the process
+// server did not list.
+func (c *Client) pairLater() {
+	c.pmu.Lock()
+	defer c.pmu.Unlock()
+	c.mu.Lock()
+	s := c.sess
+	c.mu.Unlock()
+	if s == nil {
+		return // the next connection's handshake pairs them
+	}
+	c.lmu.RLock()
+	links := maps.Clone(c.links)
+	c.lmu.RUnlock()
+	paired := s.linked()
+	var out []wire.Pair
+	var added []*link
+	listed := map[string]bool{}
+	for _, d := range s.c.Session().Disks {
+		listed[d.Name] = true
+	}
+	for name, l := range links {
+		if !listed[name] && !l.isEnded() && !slices.ContainsFunc(slices.Collect(maps.Values(paired)), func(pl *link) bool { return pl == l }) {
+			c.cfg.Logger.Warn("the process server did not offer this pair's disk on this connection: the pair waits, Queued, for a connection that offers it",
+				"pair", l.id, "disk", name)
+		}
+	}
+	for _, d := range s.c.Session().Disks {
+		l := links[d.Name]
+		if l == nil || l.isEnded() {
+			continue
+		}
+		if pl, ok := paired[d.ID]; ok {
+			if pl != l {
+				c.cfg.Logger.Info("pair added again: it is paired on the next connection to the process server", "pair", l.id, "disk", l.disk)
+			}
+			continue
+		}
+		if p, ok := c.pairOn(s, l, d); ok {
+			out = append(out, p)
+			added = append(added, l)
+		}
+	}
+	if len(out) == 0 {
+		return
+	}
+	for _, l := range added {
+		l.mu.Lock()
+		if !l.ended {
+			l.connected, l.state = true, 0
+		}
+		l.mu.Unlock()
+	}
+	if err := s.c.Send(&wire.PairAccept{Pairs: out}); err != nil {
+		// The connection fails: the next one pairs them.
+		c.cfg.Logger.Warn("pairing added pairs on the running connection", "err", err)
+		return
+	}
+	for _, l := range added {
+		c.cfg.Logger.Info("pair started on the running connection to the process server", "pair", l.id, "disk", l.disk)
+	}
+}
+
 // acker sends cumulative acks as the journal commits, and credit for
 // what was journaled.
 func (c *Client) acker(ctx context.Context, s *session) error {
 	last := map[uint32]uint64{}
+	s.dmu.RLock()
 	for id, seq := range s.resume {
 		last[id] = seq
 	}
+	s.dmu.RUnlock()
 	t := time.NewTicker(50 * time.Millisecond)
 	defer t.Stop()
 	lastHB := time.Now()
@@ -618,14 +784,20 @@ func (c *Client) acker(ctx context.Context, s *session) error {
 			lastHB = time.Now()
 			msgs = append(msgs, &wire.Heartbeat{Time: c.cfg.Writer.Now()})
 		}
-		for id, l := range s.disks {
+		for id, l := range s.linked() {
 			if l.isEnded() {
 				continue
+			}
+			s.dmu.RLock()
+			recvd, resume := s.recvd[id], s.resume[id]
+			s.dmu.RUnlock()
+			if _, ok := last[id]; !ok {
+				last[id] = resume // paired after the acker started
 			}
 			d := l.pair.Durable()
 			// Never past what this connection journaled: the ack covers
 			// messages the process server sent on it.
-			d = min(d, s.recvd[id].Load())
+			d = min(d, recvd.Load())
 			if d <= last[id] {
 				continue
 			}
@@ -633,9 +805,9 @@ func (c *Client) acker(ctx context.Context, s *session) error {
 			st := l.pair.Status()
 			a := &wire.Ack{Disk: id, Seq: d, Backlog: uint64(max(st.BacklogBytes, 0))}
 			if fs := c.cfg.Writer.FS; fs != nil {
-				a.FreeJournal, _, _ = fs.Free(c.journalDir(l))
+				a.FreeJournal, _, _ = fs.Free(l.cfg.JournalDir)
 			} else {
-				a.FreeJournal, _, _ = vfs.OS.Free(c.journalDir(l))
+				a.FreeJournal, _, _ = vfs.OS.Free(l.cfg.JournalDir)
 			}
 			msgs = append(msgs, a)
 		}
@@ -648,15 +820,6 @@ func (c *Client) acker(ctx context.Context, s *session) error {
 			}
 		}
 	}
-}
-
-func (c *Client) journalDir(l *link) string {
-	for _, pc := range c.cfg.Pairs {
-		if pc.Disk == l.disk {
-			return pc.JournalDir
-		}
-	}
-	return "."
 }
 
 var zeros = make([]byte, MaxZeroRange)
@@ -673,7 +836,7 @@ func (c *Client) recvLoop(ctx context.Context, s *session) error {
 		}
 		var l *link
 		if id := m.DiskID(); id != 0 {
-			l = s.disks[id]
+			l = s.linkOf(id)
 		}
 		if l != nil && l.isEnded() {
 			s.drop(m)
@@ -761,7 +924,7 @@ func (c *Client) handle(ctx context.Context, s *session, l *link, m wire.Message
 		l.mu.Unlock()
 	case *wire.Heartbeat:
 		for _, ds := range m.Latest {
-			if hl := s.disks[ds.Disk]; hl != nil && !hl.isEnded() {
+			if hl := s.linkOf(ds.Disk); hl != nil && !hl.isEnded() {
 				hl.pair.Heartbeat(ds.Seq, m.Time)
 			}
 		}
@@ -774,7 +937,10 @@ func (c *Client) handle(ctx context.Context, s *session, l *link, m wire.Message
 }
 
 func (s *session) journaled(disk uint32, seq uint64, n int64) {
-	s.recvd[disk].Store(seq)
+	s.dmu.RLock()
+	r := s.recvd[disk]
+	s.dmu.RUnlock()
+	r.Store(seq)
 	s.credit.Add(n)
 }
 
@@ -786,7 +952,9 @@ func (c *Client) hashes(ctx context.Context, s *session, l *link, m *wire.HashRe
 	if m.Algo != wire.HashSHA256 {
 		return nil, fmt.Errorf("agent: disk %s: hash %v: %w", l.disk, m.Algo, wire.ErrMalformed)
 	}
+	s.dmu.RLock()
 	size := s.size[m.Disk]
+	s.dmu.RUnlock()
 	e := s.pending[m.Disk]
 	if e == nil || e.overlaps(m.Offset, int64(m.Count)*int64(m.ChunkSize)) {
 		if err := l.pair.SyncContext(ctx); err != nil {

@@ -63,8 +63,9 @@ import (
 // Errors name the file, the line where the parser knows it, and the key.
 //
 // Each setting's reload tag says what a changed value does on a reload
-// (SIGHUP, see Reloader): "live" is applied to the running pairs at once
-// (retention policies, RPO thresholds), "restart" is named in the log as
+// (SIGHUP or POST /v1/reload, see Reloader): "live" is applied to the
+// running pairs at once (retention policies, RPO thresholds, groups), a
+// [[pair]] new or gone starts or stops, "restart" is named in the log as
 // taking effect when the agent restarts, "key" identifies an element of a
 // list of tables. A table (a struct without a tag) is walked into. Every
 // other setting must carry one (TestReloadTags).

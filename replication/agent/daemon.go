@@ -40,7 +40,8 @@ type Options struct {
 // pairs, dials the process server, serves the status API on the socket
 // (and metrics when asked), keeps the host's registration with the
 // configuration server alive with heartbeats, and reloads the file on
-// SIGHUP when o.ReloadOnHUP (see Reloader), until ctx ends. It returns
+// POST /v1/reload and, when o.ReloadOnHUP, on SIGHUP (see Reloader),
+// until ctx ends. It returns
 // nil when ctx ended it, with the journals and applied positions durable.
 func Run(ctx context.Context, fc *FileConfig, o Options) error {
 	if o.Log == nil {
@@ -119,11 +120,16 @@ func Run(ctx context.Context, fc *FileConfig, o Options) error {
 		defer metrics.Close()
 	}
 	logger.Info("agent started", "config", fc.Path(), "process_server", cfg.Addr, "pairs", len(cfg.Pairs))
+	// The file is reloaded on POST /v1/reload, and on SIGHUP for the
+	// daemon: the same Reloader, the same result, logged.
+	reloader := NewReloader(fc, client, logger)
+	backend.SetReloader(func(req api.ReloadRequest) api.ReloadResult {
+		return reloader.ReloadWith(ReloadOptions{Purge: req.Purge})
+	})
 	if o.ReloadOnHUP {
 		hup := make(chan os.Signal, 1)
 		signal.Notify(hup, syscall.SIGHUP)
 		defer signal.Stop(hup)
-		reloader := NewReloader(fc, client.Writer(), logger)
 		go func() {
 			for {
 				select {

@@ -60,8 +60,17 @@
 // Run is `mtconsole agent`: from a FileConfig it reads the passphrase
 // (internal/secret's rules), opens the trust store, the pairs and the
 // status API, sends the configuration server heartbeats
-// (hostconfig.StartHeartbeats) and, on SIGHUP, reloads the file through a
-// Reloader. What a reload does with each setting is the setting's reload
-// tag on FileConfig ("live" or "restart"): the Reloader walks the type,
-// and TestReloadTags fails on a setting that states none.
+// (hostconfig.StartHeartbeats) and, on POST /v1/reload and SIGHUP,
+// reloads the file through a Reloader (api.ReloadResult says what it
+// did). What a reload does with each setting is the setting's reload tag
+// on FileConfig ("live" or "restart"): the Reloader walks the type, and
+// TestReloadTags fails on a setting that states none. A [[pair]] new in
+// the file starts on the running connection (the process server is sent
+// a PairAccept for it; the other pairs' connection and sequences carry
+// on), one gone from it stops (its target left as it is, its journal and
+// retention kept unless purged).
+//
+// Each group with a consistency interval gets a crash-consistent tag
+// across its disks in Differential Sync every interval
+// (ConsistencyTagName), one TagRequest for all of them.
 package agent

@@ -6,10 +6,12 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/mtconsole/mtconsole/replication/agent/api"
 	"github.com/mtconsole/mtconsole/replication/wire"
 )
 
@@ -79,6 +81,7 @@ type reloadRig struct {
 	path   string
 	client *Client
 	r      *Reloader
+	res    api.ReloadResult // the last reload's
 	logs   bytes.Buffer
 }
 
@@ -128,7 +131,7 @@ func newReloadRig(t *testing.T, text func(g *reloadRig) string) *reloadRig {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { g.client.Close() })
-	g.r = NewReloader(fc, g.client.Writer(), slog.New(slog.NewTextHandler(&g.logs, nil)))
+	g.r = NewReloader(fc, g.client, slog.New(slog.NewTextHandler(&g.logs, nil)))
 	return g
 }
 
@@ -137,7 +140,7 @@ func (g *reloadRig) reload(text string) string {
 	g.t.Helper()
 	g.write(text)
 	g.logs.Reset()
-	g.r.Reload()
+	g.res = g.r.Reload()
 	return g.logs.String()
 }
 
@@ -201,8 +204,6 @@ func TestReload(t *testing.T) {
 			"[agent.alert_threshold_percent agent.min_reserved_space_mb]"},
 		{"host config", strings.Replace(base, `host_config = ""`, `host_config = "/etc/other.conf"`, 1), "[agent.host_config]"},
 		{"socket", g.config(`socket = "`+g.dir+`/other.sock"`, "", "sda", "sdb"), "[agent.socket]"},
-		{"new pair", g.config("", "", "sda", "sdb", "sdc"), "[new pair sdc]"},
-		{"removed pair", g.config("", "", "sda"), "[removed pair sdb]"},
 		{"pair target", g.config("", "", "sda", "sdb="+g.dir+"/sdc.img"), "[pair sdb target]"},
 		{"journal dir", strings.Replace(base, "/j\"", "/j2\"", 1), "[agent.journal_dir]"},
 	} {
@@ -221,5 +222,97 @@ func TestReload(t *testing.T) {
 	wb, _ := g.policy("sdb")
 	if wa != 72*time.Hour || wb != 24*time.Hour || !strings.Contains(log, "policies_changed=1") || !strings.Contains(log, "[pair sdb target]") {
 		t.Errorf("live beside restart: sda %s, sdb %s\n%s", wa, wb, log)
+	}
+}
+
+// A reload starts a [[pair]] new in the file and stops one gone from it,
+// the others untouched; a stopped pair's journal and retention stay (its
+// target is never touched), unless purged; a pair's group and a group's
+// consistency interval apply at once; a file with an error changes
+// nothing and the result says why, with the file and line.
+func TestReloadPairsLive(t *testing.T) {
+	g := newReloadRig(t, func(g *reloadRig) string { return g.config("", "", "sda", "sdb") })
+	empty := api.ReloadResult{Applied: []string{}, Started: []string{}, Stopped: []string{}, Restart: []string{}}
+	ids := func() []string {
+		var out []string
+		for _, s := range g.client.Status() {
+			out = append(out, s.ID+"/"+s.Group)
+		}
+		return out
+	}
+	// a new pair starts
+	log := g.reload(g.config("", "", "sda", "sdb", "sdc"))
+	want := empty
+	want.Started = []string{"sdc"}
+	if !reflect.DeepEqual(g.res, want) || !reflect.DeepEqual(ids(), []string{"sda/sda", "sdb/sdb", "sdc/sdc"}) {
+		t.Fatalf("new pair: result %+v, pairs %v\n%s", g.res, ids(), log)
+	}
+	if strings.Contains(log, "take effect when the agent restarts") {
+		t.Errorf("a new pair named as needing a restart:\n%s", log)
+	}
+	tgt, err := os.ReadFile(filepath.Join(g.dir, "sdb.img"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// a removed pair stops; its journal and retention stay
+	log = g.reload(g.config("", "", "sda", "sdc"))
+	want = empty
+	want.Stopped = []string{"sdb"}
+	if !reflect.DeepEqual(g.res, want) || !reflect.DeepEqual(ids(), []string{"sda/sda", "sdc/sdc"}) {
+		t.Fatalf("removed pair: result %+v, pairs %v\n%s", g.res, ids(), log)
+	}
+	for _, d := range []string{"j/sdb", "r/sdb"} {
+		if _, err := os.Stat(filepath.Join(g.dir, d)); err != nil {
+			t.Errorf("removed without purge: %s: %v", d, err)
+		}
+	}
+	// added again: it resumes from its journal
+	g.reload(g.config("", "", "sda", "sdb", "sdc"))
+	if !reflect.DeepEqual(g.res.Started, []string{"sdb"}) {
+		t.Fatalf("added again: %+v", g.res)
+	}
+	// removed with purge: its directories go, its target stays as it is
+	g.write(g.config("", "", "sda", "sdc"))
+	g.res = g.r.ReloadWith(ReloadOptions{Purge: true})
+	if !reflect.DeepEqual(g.res.Stopped, []string{"sdb"}) || g.res.Error != "" {
+		t.Fatalf("purge: %+v", g.res)
+	}
+	for _, d := range []string{"j/sdb", "r/sdb"} {
+		if _, err := os.Stat(filepath.Join(g.dir, d)); !os.IsNotExist(err) {
+			t.Errorf("purged: %s still there (%v)", d, err)
+		}
+	}
+	for _, d := range []string{"j/sda", "r/sda", "j/sdc", "r/sdc"} {
+		if _, err := os.Stat(filepath.Join(g.dir, d)); err != nil {
+			t.Errorf("purging sdb touched %s: %v", d, err)
+		}
+	}
+	if after, err := os.ReadFile(filepath.Join(g.dir, "sdb.img")); err != nil || !bytes.Equal(after, tgt) {
+		t.Errorf("the removed pair's target changed (%v)", err)
+	}
+
+	// groups: new, a pair's group, an interval, all live
+	text := g.config("", "", "sda", "sdc")
+	text += "[[group]]\nname = \"web01\"\nconsistency_interval = \"15m\"\n"
+	text = strings.Replace(text, "disk = \"sdc\"\n", "disk = \"sdc\"\ngroup = \"web01\"\n", 1)
+	log = g.reload(text)
+	want = empty
+	want.Applied = []string{"new group web01", "pair sdc group"}
+	if !reflect.DeepEqual(g.res, want) || !reflect.DeepEqual(ids(), []string{"sda/sda", "sdc/web01"}) {
+		t.Fatalf("groups: result %+v, pairs %v\n%s", g.res, ids(), log)
+	}
+	g.client.gmu.Lock()
+	gs := slices.Clone(g.client.groups)
+	g.client.gmu.Unlock()
+	if len(gs) != 1 || gs[0] != (GroupConfig{Name: "web01", ConsistencyInterval: 15 * time.Minute}) {
+		t.Errorf("groups running: %+v", gs)
+	}
+
+	// a file with an error: nothing changes, the result says where
+	bad := strings.Replace(text, "consistency_interval = \"15m\"", "consistency_interval = \"soon\"", 1)
+	log = g.reload(strings.Replace(bad, "disk = \"sda\"\n", "", 1) + "[[pair]]\ndisk = \"sdb\"\ntarget = \"x\"\n")
+	if g.res.Error == "" || !strings.Contains(g.res.Error, g.path+":") || len(g.res.Started)+len(g.res.Stopped)+len(g.res.Applied) != 0 ||
+		!reflect.DeepEqual(ids(), []string{"sda/sda", "sdc/web01"}) {
+		t.Errorf("a bad file: result %+v, pairs %v\n%s", g.res, ids(), log)
 	}
 }

@@ -51,8 +51,9 @@ func (c *Client) tagArrived(pair, id string, seq uint64) {
 // Every pair must be connected and in Differential Sync (a point inside a
 // resync is not consistent); otherwise nothing is asked.
 func (c *Client) Tag(ctx context.Context, pairs []string, info journal.TagInfo) (map[string]uint64, error) {
+	links := c.pairLinks()
 	if len(pairs) == 0 {
-		for id, l := range c.byID {
+		for id, l := range links {
 			if !l.isEnded() {
 				pairs = append(pairs, id)
 			}
@@ -68,14 +69,14 @@ func (c *Client) Tag(ctx context.Context, pairs []string, info journal.TagInfo) 
 		return nil, fmt.Errorf("%w: not connected to the process server %s: a tag is placed in the source's write order; try again once connected", ErrNotTagged, c.cfg.Addr)
 	}
 	ids := map[string]uint32{}
-	for id, l := range s.disks {
+	for id, l := range s.linked() {
 		ids[l.pair.ID()] = id
 	}
 	req := &wire.TagRequest{Name: info.Name, App: info.App, ID: info.ID}
 	w := &tagWait{want: map[string]bool{}, got: map[string]uint64{}, done: make(chan struct{})}
 	var bad []string
 	for _, p := range pairs {
-		l := c.byID[p]
+		l := links[p]
 		if l == nil {
 			return nil, fmt.Errorf("%w: no pair %q", ErrNotTagged, p)
 		}

@@ -47,6 +47,11 @@
 // disk instead (the source itself holds the data). Tags issued while a
 // disk is resyncing are not sent: the target is not consistent then.
 //
+// A master target that pairs a disk of the list later, on its running
+// connection (a PairAccept after the handshake: a pair added to it), gets
+// that disk's stream started then, from the resume point it gives, beside
+// the others.
+//
 // A master target whose pair of a disk has ended (a rollback) says so with
 // a non-fatal Error CodeEnded for the disk: the server stops sending that
 // disk on the connection and forgets its stream (a pair made afresh

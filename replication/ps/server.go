@@ -253,23 +253,34 @@ func (s *Server) serveConn(ctx context.Context, nc net.Conn) error {
 	defer win.Close()
 	cs := &connStreams{streams: map[uint32]*stream{}, atts: map[uint32]attachment{}, stop: map[uint32]context.CancelFunc{}}
 	var wg sync.WaitGroup
-	errc := make(chan error, len(sess.Pairs)+1)
-	for _, p := range sess.Pairs {
+	// The first failure of a disk's sender ends the connection.
+	errc := make(chan error, 1)
+	// start runs disk p's sender; the receive loop calls it for a disk
+	// paired after the handshake (a PairAccept), the others go on.
+	cs.start = func(p wire.Pair) {
 		d := s.disks[p.Disk-1]
 		st := d.stream(sess.Peer.HostID)
 		att := st.attach(p)
 		sctx, stop := context.WithCancel(cctx)
+		cs.mu.Lock()
 		cs.streams[p.Disk], cs.atts[p.Disk], cs.stop[p.Disk] = st, att, stop
+		cs.mu.Unlock()
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			// A disk the master target ended stops alone (sctx), the
 			// connection goes on.
 			if err := st.run(sctx, c, win, att); err != nil && sctx.Err() == nil {
-				errc <- fmt.Errorf("disk %s: %w", d.name, err)
+				select {
+				case errc <- fmt.Errorf("disk %s: %w", d.name, err):
+				default:
+				}
 				c.Close()
 			}
 		}()
+	}
+	for _, p := range sess.Pairs {
+		cs.start(p)
 	}
 	wg.Add(1)
 	go func() {
@@ -319,6 +330,7 @@ type connStreams struct {
 	streams map[uint32]*stream
 	atts    map[uint32]attachment
 	stop    map[uint32]context.CancelFunc
+	start   func(wire.Pair) // runs a disk's sender (serveConn)
 }
 
 // live returns the streams not ended, by disk id.
@@ -372,6 +384,13 @@ func (s *Server) recvLoop(c *wire.Conn, cs *connStreams, win *wire.Window) error
 				continue
 			}
 			s.cfg.Logger.Warn("master target reports an error", "disk", m.Disk, "code", m.Code.String(), "msg", m.Message)
+		case *wire.PairAccept:
+			// Disks the master target pairs after the handshake (the
+			// connection checked they are listed and not paired yet).
+			for _, p := range m.Pairs {
+				s.cfg.Logger.Info("master target paired a disk on its running connection", "disk", s.disks[p.Disk-1].name, "start", p.Start.String(), "seq", p.Seq)
+				cs.start(p)
+			}
 		case *wire.Heartbeat:
 		case *wire.TagRequest:
 			s.tagDisks(m, cs.streams)

@@ -26,8 +26,10 @@ type Conn struct {
 	role Role
 	sess Session
 
-	// disks is fixed after the handshake; the fields of each entry
-	// belong to the side named in their comment.
+	// disks are the paired disks: those of the handshake, and those a
+	// PairAccept after it added (dmu guards the map; the fields of each
+	// entry belong to the side named in their comment).
+	dmu   sync.RWMutex
 	disks map[uint32]*diskSeqs
 
 	rmu  sync.Mutex
@@ -56,19 +58,40 @@ func newConn(nc net.Conn, role Role) *Conn {
 func (c *Conn) start(s Session) {
 	c.sess = s
 	c.disks = make(map[uint32]*diskSeqs, len(s.Pairs))
-	size := make(map[uint32]int64, len(s.Disks))
-	for _, d := range s.Disks {
-		size[d.ID] = d.Size
-	}
-	for _, p := range s.Pairs {
-		d := &diskSeqs{size: size[p.Disk], recvd: p.Seq, acked: p.Seq}
+	c.addPairs(s.Pairs)
+}
+
+// addPairs records pairs as paired, each from its resume point.
+func (c *Conn) addPairs(ps []Pair) {
+	c.dmu.Lock()
+	defer c.dmu.Unlock()
+	for _, p := range ps {
+		var size int64
+		for _, d := range c.sess.Disks {
+			if d.ID == p.Disk {
+				size = d.Size
+			}
+		}
+		d := &diskSeqs{size: size, recvd: p.Seq, acked: p.Seq}
 		d.sent.Store(p.Seq)
 		c.disks[p.Disk] = d
 	}
 }
 
+// disk is the paired disk id, or nil.
+func (c *Conn) disk(id uint32) *diskSeqs {
+	c.dmu.RLock()
+	defer c.dmu.RUnlock()
+	return c.disks[id]
+}
+
+// Paired says whether disk id is paired on this connection (in the
+// handshake or by a later PairAccept).
+func (c *Conn) Paired(id uint32) bool { return c.disk(id) != nil }
+
 // Session is what the handshake established. Its slices are shared: do
-// not modify them.
+// not modify them. Pairs added later by a PairAccept are not in it
+// (Paired).
 func (c *Conn) Session() Session { return c.sess }
 
 // NetConn is the underlying connection, for deadlines and addresses.
@@ -110,6 +133,9 @@ func (c *Conn) send(m Message) error {
 	}
 	if seq != 0 {
 		d.sent.Store(seq)
+	}
+	if pa, ok := m.(*PairAccept); ok {
+		c.addPairs(pa.Pairs)
 	}
 	return nil
 }
@@ -159,9 +185,11 @@ func (c *Conn) recv() (Message, error) {
 		if m.Seq > d.recvd {
 			return nil, fmt.Errorf("wire: frame %d: state: %w: disk %d state after %d, last received %d", c.dec.Seq(), ErrSequence, m.Disk, m.Seq, d.recvd)
 		}
+	case *PairAccept:
+		c.addPairs(m.Pairs)
 	case *Heartbeat:
 		for _, l := range m.Latest {
-			if c.disks[l.Disk] == nil {
+			if c.disk(l.Disk) == nil {
 				return nil, fmt.Errorf("wire: frame %d: heartbeat: %w: disk %d", c.dec.Seq(), ErrUnknownDisk, l.Disk)
 			}
 		}
@@ -184,9 +212,23 @@ func (c *Conn) check(m Message, from Role) (*diskSeqs, uint64, error) {
 		return nil, 0, fmt.Errorf("%w: %v from a %v", ErrUnexpected, t, from)
 	}
 	disk := m.DiskID()
+	if pa, ok := m.(*PairAccept); ok {
+		// A pair added after the handshake: a disk of the list, not
+		// paired yet (once ended, a disk is paired again only on a new
+		// connection: what was sent for it may still be on its way).
+		if err := checkPaired(c.sess.Disks, pa.Pairs); err != nil {
+			return nil, 0, err
+		}
+		for _, p := range pa.Pairs {
+			if c.disk(p.Disk) != nil {
+				return nil, 0, fmt.Errorf("%w: %v: disk %d is already paired on this connection", ErrMalformed, t, p.Disk)
+			}
+		}
+		return nil, 0, nil
+	}
 	if tr, ok := m.(*TagRequest); ok {
 		for _, d := range tr.Disks {
-			if c.disks[d] == nil {
+			if c.disk(d) == nil {
 				return nil, 0, fmt.Errorf("%w: %v for disk %d", ErrUnknownDisk, t, d)
 			}
 		}
@@ -194,7 +236,7 @@ func (c *Conn) check(m Message, from Role) (*diskSeqs, uint64, error) {
 	if disk == 0 {
 		return nil, 0, nil
 	}
-	d := c.disks[disk]
+	d := c.disk(disk)
 	if d == nil {
 		return nil, 0, fmt.Errorf("%w: %v for disk %d", ErrUnknownDisk, t, disk)
 	}
@@ -227,6 +269,10 @@ func sends(r Role, t Type) bool {
 	case TypeResyncData, TypeZeroRange, TypeHashRequest, TypeState, TypeWrite, TypeTag:
 		return r == RoleProcessServer
 	case TypeHashResponse, TypeAck, TypeCredit, TypeTagRequest:
+		return r == RoleMasterTarget
+	case TypePairAccept:
+		// After the handshake: a disk of the list paired later (a pair
+		// added to a running master target).
 		return r == RoleMasterTarget
 	}
 	return false // handshake messages

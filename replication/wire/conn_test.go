@@ -198,3 +198,63 @@ func TestConnErrorsAndClose(t *testing.T) {
 		t.Fatalf("second close: %v", err)
 	}
 }
+
+// TestConnPairLater: a master target pairs a disk of the list after the
+// handshake with a PairAccept; both sides then carry that disk's messages
+// from its resume point, and the disks paired before go on untouched. A
+// disk already paired, or not in the list, is refused on either side.
+func TestConnPairLater(t *testing.T) {
+	mt, ps := pipePair(t)
+	if mt.Paired(7) || ps.Paired(7) {
+		t.Fatal("disk 7 paired before it was asked for")
+	}
+	go func() {
+		if err := mt.Send(&PairAccept{Pairs: []Pair{{Disk: 7, Start: StartFull}}}); err != nil {
+			t.Error(err)
+		}
+	}()
+	m, err := ps.Recv()
+	if pa, ok := m.(*PairAccept); err != nil || !ok || len(pa.Pairs) != 1 || pa.Pairs[0].Disk != 7 {
+		t.Fatalf("process server received %v, %v", m, err)
+	}
+	if !mt.Paired(7) || !ps.Paired(7) {
+		t.Fatalf("disk 7 after the PairAccept: paired at the master target %v, at the process server %v", mt.Paired(7), ps.Paired(7))
+	}
+	// the new disk's sequence starts at its resume point; disk 1 runs on
+	go func() {
+		if err := ps.Send(&Tag{Disk: 7, Seq: 1, Name: "t"}, &Write{Disk: 1, Seq: 42}); err != nil {
+			t.Error(err)
+		}
+	}()
+	for _, want := range []uint32{7, 1} {
+		if m, err := mt.Recv(); err != nil || m.DiskID() != want {
+			t.Fatalf("master target received %v, %v; want a message for disk %d", m, err, want)
+		}
+	}
+
+	for _, tc := range []struct {
+		name string
+		p    Pair
+		want error
+	}{
+		{"already paired", Pair{Disk: 1, Start: StartFull}, ErrMalformed},
+		{"not in the list", Pair{Disk: 9, Start: StartFull}, ErrUnknownDisk},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			mt1, _ := pipePair(t)
+			if err := mt1.Send(&PairAccept{Pairs: []Pair{tc.p}}); !errors.Is(err, tc.want) {
+				t.Errorf("send: %v, want %v", err, tc.want)
+			}
+			mt2, ps2 := pipePair(t)
+			inject(mt2, &PairAccept{Pairs: []Pair{tc.p}})
+			if _, err := ps2.Recv(); !errors.Is(err, tc.want) {
+				t.Errorf("receive: %v, want %v", err, tc.want)
+			}
+		})
+	}
+	// a process server never pairs
+	_, ps3 := pipePair(t)
+	if err := ps3.Send(&PairAccept{Pairs: []Pair{{Disk: 7, Start: StartFull}}}); !errors.Is(err, ErrUnexpected) {
+		t.Errorf("a PairAccept from the process server: %v, want ErrUnexpected", err)
+	}
+}

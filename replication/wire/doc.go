@@ -104,6 +104,12 @@
 //	mt → ps          PairAccept  the disks paired, each with its last durable
 //	                          sequence and how to start (stream, full or hash resync)
 //
+// A master target may send PairAccept again once the handshake is done,
+// for disks of the list it did not pair then (a pair added to a running
+// master target): each is paired from that point, the others go on
+// untouched. A disk already paired on the connection, ended ones
+// included, is refused (ErrMalformed): it is paired again on a new one.
+//
 // K = PBKDF2-HMAC-SHA256(passphrase, "mtconsole wire v1 handshake key",
 // 600000 iterations, 32 bytes), see DeriveKey. T = SHA-256("mtconsole wire v1
 // transcript" ‖ u32 len ‖ Hello payload ‖ u32 len ‖ Welcome payload ‖

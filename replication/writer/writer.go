@@ -163,13 +163,18 @@ func (w *Writer) Pairs() []*Pair {
 	return out
 }
 
-// Remove closes pair id and forgets it.
+// Remove closes pair id and forgets it; an ended pair is forgotten.
 func (w *Writer) Remove(id string) error {
 	w.mu.Lock()
 	p := w.pairs[id]
+	_, ended := w.ended[id]
 	delete(w.pairs, id)
+	delete(w.ended, id)
 	w.mu.Unlock()
 	if p == nil {
+		if ended {
+			return nil
+		}
 		return fmt.Errorf("no pair %s", id)
 	}
 	return p.Close()

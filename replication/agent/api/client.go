@@ -190,6 +190,26 @@ func (c *Client) Resume(ctx context.Context, pair string) (PairStatus, error) {
 	return s, err
 }
 
+// Reload is POST /v1/reload: the agent reads its configuration file
+// again and applies it (ReloadResult). A file with an error changes
+// nothing: the result says why, and so does the error (ErrReload).
+func (c *Client) Reload(ctx context.Context) (ReloadResult, error) {
+	return c.ReloadWith(ctx, ReloadRequest{})
+}
+
+// ReloadWith is Reload with options (purge the stopped pairs' journal and
+// retention directories).
+func (c *Client) ReloadWith(ctx context.Context, req ReloadRequest) (ReloadResult, error) {
+	var r ReloadResult
+	if err := c.do(ctx, http.MethodPost, "/v1/reload", req, &r); err != nil {
+		return r, err
+	}
+	if r.Error != "" {
+		return r, fmt.Errorf("%w: %s", ErrReload, r.Error)
+	}
+	return r, nil
+}
+
 // Recover is POST /v1/recover: it returns once the job has started.
 func (c *Client) Recover(ctx context.Context, req RecoverRequest) (Job, error) {
 	var j Job

@@ -50,6 +50,7 @@ func TestReadOnlyPeer(t *testing.T) {
 		{"POST", "/v1/pairs/p1/pause", http.StatusForbidden},
 		{"POST", "/v1/pairs/p1/resume", http.StatusForbidden},
 		{"POST", "/v1/recover", http.StatusForbidden},
+		{"POST", "/v1/reload", http.StatusForbidden},
 		{"GET", "/v1/status", http.StatusOK},
 		{"GET", "/v1/jobs/j1", http.StatusNotFound},
 	} {

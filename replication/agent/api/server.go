@@ -188,6 +188,20 @@ func (s *Server) Handler() http.Handler {
 		j, err := s.b.Recover(req)
 		reply(w, http.StatusAccepted, j, err)
 	}))
+	mux.HandleFunc("POST /v1/reload", changing(func(w http.ResponseWriter, r *http.Request) {
+		var req ReloadRequest
+		if err := decode(r, &req); err != nil {
+			reply(w, 0, nil, err)
+			return
+		}
+		rb, ok := s.b.(ReloadBackend)
+		if !ok {
+			reply(w, 0, nil, fmt.Errorf("%w: this agent does not reload its configuration", ErrConflict))
+			return
+		}
+		res, err := rb.Reload(req)
+		reply(w, http.StatusOK, res, err)
+	}))
 	mux.HandleFunc("GET /v1/pairs/{id}/tags", func(w http.ResponseWriter, r *http.Request) {
 		tags, err := s.b.Tags(r.PathValue("id"))
 		if tags == nil {

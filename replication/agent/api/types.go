@@ -74,6 +74,9 @@ var (
 	ErrConflict    = errors.New("conflict")         // 409
 	ErrNoAgent     = errors.New("no agent answers") // the socket does not answer
 	ErrBadInput    = errors.New("bad input")        // 400, see FieldError
+	// ErrReload is a reload the agent refused (ReloadResult.Error): the
+	// file has an error, nothing changed.
+	ErrReload = errors.New("reload refused, the running configuration stays")
 )
 
 // FieldError is bad input: Field names the JSON field (or path part) at fault.
@@ -133,6 +136,10 @@ type CSStatus struct {
 // layer fills them.
 type PairStatus struct {
 	writer.PairStatus
+	// Group is the protected machine the pair belongs to (a pair in no
+	// [[group]] is a group of its own, named by its id); absent when no
+	// network layer fills it.
+	Group  string          `json:"group,omitempty"`
 	State  string          `json:"state,omitempty"`
 	Resync *ResyncProgress `json:"resync,omitempty"`
 }
@@ -174,12 +181,39 @@ type RecoverRequest struct {
 	Mode  string   `json:"mode"`  // rollback or export
 	Dest  string   `json:"dest,omitempty"`
 	Pairs []string `json:"pairs,omitempty"`
+	// Group names a protected machine instead of Pairs: its pairs,
+	// recovered to one point common to all its disks.
+	Group string `json:"group,omitempty"`
 }
 
-// ResolveRequest is POST /v1/resolve. No pairs means every pair.
+// ResolveRequest is POST /v1/resolve. No pairs means every pair; Group,
+// instead of Pairs, means a protected machine's pairs.
 type ResolveRequest struct {
 	Point string   `json:"point"` // as recovery.ParsePoint reads it
 	Pairs []string `json:"pairs,omitempty"`
+	Group string   `json:"group,omitempty"`
+}
+
+// ReloadRequest is the optional body of POST /v1/reload.
+type ReloadRequest struct {
+	// Purge removes the journal and retention directories of the pairs
+	// the reload stops, once each has stopped (unprotect
+	// --purge-retention); the targets are never touched.
+	Purge bool `json:"purge,omitempty"`
+}
+
+// ReloadResult is what a reload of the agent's configuration file did
+// (POST /v1/reload, and SIGHUP's log): the file is read again; settings
+// applied at once are named in Applied, pairs started and stopped by id,
+// changes that take effect only when the agent restarts in Restart (as
+// the file spells them). A file with an error changes nothing: Error says
+// why, with the file and line.
+type ReloadResult struct {
+	Applied []string `json:"applied"`
+	Started []string `json:"started"`
+	Stopped []string `json:"stopped"`
+	Restart []string `json:"restart"`
+	Error   string   `json:"error,omitempty"`
 }
 
 // Resolution is where a point lies in each pair: what a recovery of

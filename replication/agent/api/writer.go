@@ -33,6 +33,8 @@ type WriterBackend struct {
 	tag  Tagger
 	end  Ender
 	cs   func() *CSStatus
+	// reload runs POST /v1/reload (SetReloader).
+	reload Reloader
 
 	// tagMu makes an admin tag's name check and its placing one step;
 	// placed keeps, per pair, the admin tags placed here until the
@@ -97,7 +99,7 @@ func (b *WriterBackend) Status() (Status, error) {
 	for _, ps := range b.w.Status() {
 		p := PairStatus{PairStatus: ps}
 		if r, ok := repl[ps.ID]; ok {
-			p.State = r.State
+			p.State, p.Group = r.State, r.Group
 			if r.Total > 0 && r.Done < r.Total {
 				p.Resync = &ResyncProgress{Step: r.State, DoneBytes: r.Done, TotalBytes: r.Total}
 			}
@@ -110,6 +112,26 @@ func (b *WriterBackend) Status() (Status, error) {
 	return s, nil
 }
 
+// ReloadBackend is a Backend that reloads its configuration file
+// (POST /v1/reload).
+type ReloadBackend interface {
+	Reload(req ReloadRequest) (ReloadResult, error)
+}
+
+// Reloader reloads an agent's configuration (agent.Reloader).
+type Reloader func(req ReloadRequest) ReloadResult
+
+// SetReloader makes POST /v1/reload run f.
+func (b *WriterBackend) SetReloader(f Reloader) { b.reload = f }
+
+// Reload implements ReloadBackend: ErrConflict when no Reloader is set.
+func (b *WriterBackend) Reload(req ReloadRequest) (ReloadResult, error) {
+	if b.reload == nil {
+		return ReloadResult{}, fmt.Errorf("%w: this agent does not reload its configuration (it runs inside another command)", ErrConflict)
+	}
+	return b.reload(req), nil
+}
+
 // SetCS makes Status report the host's registration with the
 // configuration server from f (nil: not registered).
 func (b *WriterBackend) SetCS(f func() *CSStatus) { b.cs = f }
@@ -120,6 +142,7 @@ func (b *WriterBackend) SetCS(f func() *CSStatus) { b.cs = f }
 type Replication struct {
 	State       string
 	Done, Total int64
+	Group       string // the protected machine the pair belongs to
 }
 
 // SetReplication makes Status report each pair's replication state from f,
@@ -129,6 +152,35 @@ func (b *WriterBackend) SetReplication(f func() map[string]Replication) { b.repl
 // Subscribe implements Backend.
 func (b *WriterBackend) Subscribe(ctx context.Context, history int) <-chan Event {
 	return b.hub.Subscribe(ctx, history)
+}
+
+// groupPairs is the pairs of group (sorted), for a request that names
+// a group; pairs as they are for one that does not. A request naming
+// both, or a group no pair belongs to, is refused.
+func (b *WriterBackend) groupPairs(group string, pairs []string) ([]string, error) {
+	if group == "" {
+		return pairs, nil
+	}
+	if len(pairs) > 0 {
+		return nil, badField("group", "give a group or pairs, not both")
+	}
+	var repl map[string]Replication
+	if b.repl != nil {
+		repl = b.repl()
+	}
+	var out []string
+	groups := map[string]bool{}
+	for id, r := range repl {
+		groups[r.Group] = true
+		if r.Group == group {
+			out = append(out, id)
+		}
+	}
+	if len(out) == 0 {
+		return nil, badField("group", "no group %q on this agent (its groups: %s)", group, strings.Join(slices.Sorted(maps.Keys(groups)), ", "))
+	}
+	slices.Sort(out)
+	return out, nil
 }
 
 // pairs returns the named pairs, or every pair for none.
@@ -387,6 +439,9 @@ func (b *WriterBackend) Resolve(req ResolveRequest) (Resolution, error) {
 	if err != nil {
 		return Resolution{}, badField("point", "%v", err)
 	}
+	if req.Pairs, err = b.groupPairs(req.Group, req.Pairs); err != nil {
+		return Resolution{}, err
+	}
 	ps, err := b.pairs(req.Pairs)
 	if err != nil {
 		return Resolution{}, err
@@ -423,6 +478,9 @@ func (b *WriterBackend) Recover(req RecoverRequest) (Job, error) {
 		}
 	default:
 		return Job{}, badField("mode", "%q: want rollback or export", req.Mode)
+	}
+	if req.Pairs, err = b.groupPairs(req.Group, req.Pairs); err != nil {
+		return Job{}, err
 	}
 	ps, err := b.pairs(req.Pairs)
 	if err != nil {

@@ -1,0 +1,173 @@
+package agent_test
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/mtconsole/mtconsole/replication/agent"
+	"github.com/mtconsole/mtconsole/replication/journal"
+	"github.com/mtconsole/mtconsole/replication/wire"
+	"github.com/mtconsole/mtconsole/replication/writer"
+)
+
+// A pair added to a running agent starts on the same connection to the
+// process server and reaches Differential Sync, while the pairs already
+// running carry on: no new connection, their sequences only grow, their
+// streams never leave Differential Sync. Removed, it leaves the session
+// (the process server stops sending its disk), its journal and retention
+// stay on disk, its target is left as it is, and the others stream on.
+func TestAddRemovePairLive(t *testing.T) {
+	const n, size = 3, 2 << 20
+	r := newPairsRig(t, n, size)
+	third := r.cfg.Pairs[2]
+	r.cfg.Pairs = r.cfg.Pairs[:2]
+	r.start()
+	r.waitFor("differential sync", func() bool { return r.caughtUp(0) && r.caughtUp(1) })
+	stopWL := r.workload([]int{0, 1}, nil)
+	defer stopWL()
+	acked := func(i int) uint64 {
+		st := r.srv.Disk(disk(i)).Status()
+		if len(st) != 1 {
+			t.Fatalf("%s at the process server: %+v", disk(i), st)
+		}
+		if st[0].Phase != wire.StateDiffSync {
+			t.Errorf("%s left Differential Sync: %s", disk(i), st[0].Phase)
+		}
+		return st[0].Acked
+	}
+	conns := r.cl.Stats().Connections
+	a0, a1 := acked(0), acked(1)
+
+	if err := r.cl.AddPair(third); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.cl.AddPair(third); err == nil {
+		t.Error("the same pair added twice")
+	}
+	r.waitFor("the added pair in differential sync", func() bool {
+		return r.status(pair(2)).State == agent.StateDiffSync && r.caughtUp(2)
+	})
+	r.waitFor("the others' sequences to grow", func() bool { return acked(0) > a0+20 && acked(1) > a1+20 })
+	if c := r.cl.Stats().Connections; c != conns {
+		t.Errorf("adding a pair made %d connections, want none new (had %d)", c-conns, conns)
+	}
+	if s := r.status(pair(2)); !s.Connected || s.Health != writer.HealthOK || s.Group != pair(2) {
+		t.Errorf("the added pair: %+v", s)
+	}
+	// the added pair replicates writes too
+	stopWL()
+	stopWL = r.workload([]int{0, 1, 2}, nil)
+	d2 := r.status(pair(2)).DurableSeq
+	r.waitFor("writes to the added pair", func() bool { return r.status(pair(2)).DurableSeq > d2+20 })
+	stopWL()
+	r.waitFor("all drained", func() bool { return r.caughtUp(0) && r.caughtUp(1) && r.caughtUp(2) })
+	for i := range n {
+		if fileHash(t, r.source(i)) != fileHash(t, r.target(i)) {
+			t.Errorf("%s: target differs from its source", disk(i))
+		}
+	}
+
+	// removed: it leaves the session; the others go on
+	tgt := fileHash(t, r.target(2))
+	durable := r.status(pair(2)).DurableSeq
+	a0, a1 = acked(0), acked(1)
+	if err := r.cl.RemovePair(pair(2), false); err != nil {
+		t.Fatal(err)
+	}
+	r.waitFor("the process server to stop sending the removed disk", func() bool { return len(r.srv.Disk(disk(2)).Status()) == 0 })
+	if slices.ContainsFunc(r.cl.Status(), func(s agent.PairStatus) bool { return s.ID == pair(2) }) {
+		t.Errorf("the removed pair is still reported: %+v", r.cl.Status())
+	}
+	stopWL = r.workload([]int{0, 1, 2}, nil)
+	r.waitFor("the others' sequences to grow after the removal", func() bool { return acked(0) > a0+20 && acked(1) > a1+20 })
+	stopWL()
+	if c := r.cl.Stats().Connections; c != conns {
+		t.Errorf("removing a pair made %d connections, want none new", c-conns)
+	}
+	if fileHash(t, r.target(2)) != tgt {
+		t.Error("the removed pair's target was written after it stopped")
+	}
+	for _, d := range []string{third.JournalDir, third.RetentionDir} {
+		if _, err := os.Stat(d); err != nil {
+			t.Errorf("the removed pair's %s: %v", d, err)
+		}
+	}
+	// its journal is durable: opened again, it resumes where it stopped
+	w := writer.New(writer.Options{}, writer.SpaceOptions{Interval: -1})
+	p, _, err := w.Open(third.PairConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if next := p.Next(); next != durable+1 {
+		t.Errorf("the removed pair reopened: next %d, want %d", next, durable+1)
+	}
+	w.Close()
+}
+
+// A group with a consistency interval gets one crash-consistent tag
+// across its disks each interval of the agent's clock: the same tag id at
+// the same point on each disk (the process server places it in the
+// sources' write order); a group with interval 0 gets none; a pair of the
+// group not in Differential Sync is skipped.
+func TestConsistencyInterval(t *testing.T) {
+	r := newPairsRig(t, 3, 1<<20)
+	now := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
+	ticks := make(chan time.Time)
+	r.cfg.ConsistencyTicks = ticks
+	r.cfg.Pairs[0].Group, r.cfg.Pairs[1].Group = "web01", "web01"
+	// a pair of the group whose disk the process server does not serve:
+	// Queued for ever
+	r.cfg.Pairs = append(r.cfg.Pairs, agent.PairConfig{Disk: "absent", Group: "web01", PairConfig: writer.PairConfig{ID: "pairX",
+		Target: r.target(0) + ".x", JournalDir: filepath.Join(r.dir, "journal", "pairX"), RetentionDir: filepath.Join(r.dir, "retention", "pairX"),
+		Policy: journal.Policy{Window: 24 * time.Hour, OnFull: journal.Purge}}})
+	if err := os.WriteFile(r.target(0)+".x", make([]byte, 1<<20), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r.cfg.Groups = []agent.GroupConfig{{Name: "web01", ConsistencyInterval: 15 * time.Minute}, {Name: pair(2)}}
+	r.start()
+	r.waitFor("differential sync", func() bool { return r.caughtUp(0) && r.caughtUp(1) && r.caughtUp(2) })
+	tick := func(d time.Duration) {
+		now = now.Add(d)
+		ticks <- now
+	}
+	crashTags := func(i int) []journal.Tag {
+		var out []journal.Tag
+		for _, tg := range r.cl.Pair(disk(i)).Store().Tags() {
+			if tg.App == journal.AppCrash {
+				out = append(out, tg)
+			}
+		}
+		return out
+	}
+	tick(0)                // the group is seen: its first tag is due in 15 minutes
+	tick(14 * time.Minute) // not yet
+	stopWL := r.workload([]int{0, 1, 2}, nil)
+	tick(time.Minute) // due
+	// the loop has taken the tick once the next one is taken; the tags
+	// reach the stores once applied
+	tick(0)
+	stopWL()
+	r.waitFor("all drained", func() bool { return r.caughtUp(0) && r.caughtUp(1) && r.caughtUp(2) })
+	r.waitFor("the group's tag in its stores", func() bool { return len(crashTags(0)) == 1 && len(crashTags(1)) == 1 })
+	t0, t1 := crashTags(0)[0], crashTags(1)[0]
+	want := agent.ConsistencyTagName("web01", time.Date(2026, 3, 1, 10, 15, 0, 0, time.UTC))
+	if t0.ID != t1.ID || t0.Name != want || t1.Name != want {
+		t.Errorf("the group's tags: %+v and %+v, want one tag %s", t0, t1, want)
+	}
+	if got := crashTags(2); len(got) != 0 {
+		t.Errorf("a group with interval 0 was tagged: %+v", got)
+	}
+	// the pair of the group not in Differential Sync was skipped
+	if s := r.status("pairX"); s.State != agent.StateQueued || s.Connected {
+		t.Errorf("pairX: %+v", s)
+	}
+	// the next tag only after another interval
+	tick(14 * time.Minute)
+	tick(0)
+	if n0 := len(crashTags(0)); n0 != 1 {
+		t.Errorf("a tag before the interval passed: %d", n0)
+	}
+}
