@@ -3,13 +3,10 @@ package main
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
-	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -292,46 +289,21 @@ func runProtect(cmd *cobra.Command, f protectFlags) error {
 
 // reloadAgent asks the agent on socket to reload agent.toml (POST
 // /v1/reload) and returns the pairs it started; no agent is
-// api.ErrNoAgent.
-// merge: api.Client.Reload(ctx) replaces the request below.
+// api.NoAgentError.
 func reloadAgent(ctx context.Context, socket string) ([]string, error) {
 	cl, err := api.Dial(socket)
 	if err != nil {
 		return nil, err
 	}
-	cl.Close()
-	hc := &http.Client{Timeout: time.Minute, Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-		var d net.Dialer
-		return d.DialContext(ctx, "unix", socket)
-	}}}
-	defer hc.CloseIdleConnections()
-	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://agent/v1/reload", nil)
+	defer cl.Close()
+	r, err := cl.Reload(ctx)
 	if err != nil {
 		return nil, err
 	}
-	resp, err := hc.Do(hreq)
-	if err != nil {
-		return nil, err
+	if len(r.Restart) > 0 {
+		return r.Started, fmt.Errorf("the agent needs a restart for: %s", strings.Join(r.Restart, ", "))
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusMethodNotAllowed {
-		return nil, errors.New("this agent cannot reload its pairs while running (an older version)")
-	}
-	var rr struct {
-		Started []string `json:"started"`
-		Restart []string `json:"restart"`
-		Error   string   `json:"error"`
-	}
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&rr); err != nil {
-		return nil, fmt.Errorf("reload: %s: %w", resp.Status, err)
-	}
-	if rr.Error != "" {
-		return nil, errors.New(rr.Error)
-	}
-	if len(rr.Restart) > 0 {
-		return rr.Started, fmt.Errorf("the agent needs a restart for: %s", strings.Join(rr.Restart, ", "))
-	}
-	return rr.Started, nil
+	return r.Started, nil
 }
 
 func newProtectionCmd() *cobra.Command {
