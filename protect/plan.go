@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/mtconsole/mtconsole/internal/units"
 	"github.com/mtconsole/mtconsole/replication/agent"
@@ -145,6 +146,8 @@ type Plan struct {
 	Old                 []byte        `json:"-"` // the file as read (nil when fresh)
 	New                 []byte        `json:"-"` // the file to write
 	mode                fs.FileMode
+	effective           *agent.PairConfig // the first new pair as the agent will read it
+
 }
 
 // MakePlan checks req against the agent.toml at path and returns the new
@@ -268,9 +271,17 @@ func MakePlan(ctx context.Context, path string, req Request, o Options) (*Plan, 
 		return nil, &RefusedError{Path: path, Refusals: refs}
 	}
 	p.New = p.text(req)
-	if err := validate(path, p.New); err != nil {
+	planned, err := validate(path, p.New)
+	if err != nil {
 		refuse(ErrBadPolicy, "bad-policy", "", "", "%v", err)
 		return nil, &RefusedError{Path: path, Refusals: refs}
+	}
+	// What the agent will run the new pairs with: the file's [defaults]
+	// where the request leaves a setting out.
+	for _, pc := range planned.ClientConfig().Pairs {
+		if len(p.Pairs) > 0 && pc.ID == p.Pairs[0].ID {
+			p.effective = &pc
+		}
 	}
 	return p, nil
 }
@@ -304,20 +315,21 @@ func sameFileAsAny(path string, targets map[string]string, id *string) bool {
 
 // validate runs agent.LoadConfig on the planned text, as the agent will
 // read it; errors name path, not the temporary copy.
-func validate(path string, text []byte) error {
+func validate(path string, text []byte) (*agent.FileConfig, error) {
 	dir, err := os.MkdirTemp("", "mtconsole-protect-")
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer os.RemoveAll(dir)
 	tmp := filepath.Join(dir, filepath.Base(path))
 	if err := os.WriteFile(tmp, text, 0o600); err != nil {
-		return err
+		return nil, err
 	}
-	if _, err := agent.LoadConfig(tmp); err != nil {
-		return errors.New(strings.ReplaceAll(err.Error(), tmp, path+" (as planned)"))
+	fc, err := agent.LoadConfig(tmp)
+	if err != nil {
+		return nil, errors.New(strings.ReplaceAll(err.Error(), tmp, path+" (as planned)"))
 	}
-	return nil
+	return fc, nil
 }
 
 // text is the new file: the old one byte for byte, then the group and
@@ -425,11 +437,20 @@ func (p *Plan) Summary() string {
 	}
 	pol := func(name, v, def string) {
 		if v == "" {
-			v = def
+			v = "the [defaults] (" + def + ")"
 		}
 		fmt.Fprintf(&b, "  %-21s %s\n", name, v)
 	}
-	pol("retention", p.Policy.Retention, "the [defaults] (24h)")
+	// The defaults as the planned file sets them.
+	var e agent.PairConfig
+	if p.effective != nil {
+		e = *p.effective
+	}
+	defCap := "none"
+	if e.Policy.SizeCap > 0 {
+		defCap = strconv.FormatInt(e.Policy.SizeCap>>20, 10) + " MB"
+	}
+	pol("retention", p.Policy.Retention, shortDur(e.Policy.Window))
 	capMB := ""
 	if p.Policy.SizeCapMB != nil {
 		capMB = strconv.FormatInt(*p.Policy.SizeCapMB, 10) + " MB"
@@ -437,15 +458,27 @@ func (p *Plan) Summary() string {
 			capMB = "none"
 		}
 	}
-	pol("size cap", capMB, "the [defaults] (none)")
-	pol("on full", p.Policy.OnFull, "the [defaults] (purge)")
-	pol("RPO threshold", p.Policy.RPOThreshold, "the [defaults] (15m)")
+	pol("size cap", capMB, defCap)
+	pol("on full", p.Policy.OnFull, string(e.Policy.OnFull))
+	pol("RPO threshold", p.Policy.RPOThreshold, shortDur(e.RPOThreshold))
 	ci := p.ConsistencyInterval
 	if ci == "0" {
 		ci = ""
 	}
 	pol("consistency interval", ci, "none")
 	return b.String()
+}
+
+// shortDur is a duration as agent.toml spells it: 15m, 24h, 1h30m.
+func shortDur(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }
 
 // Diff is the change to the file as a unified diff: the old text is

@@ -368,3 +368,24 @@ func TestApplyFreshHost(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// The summary names what the agent will run a left-out setting with: the
+// file's [defaults], not the built-in ones.
+func TestPlanSummaryDefaults(t *testing.T) {
+	h := newHost(t, true)
+	text := h.old + "\n[defaults]\nrpo_threshold = \"1m\"\nretention = \"3 days\"\nsize_cap_mb = 100\non_full = \"pause\"\n"
+	if err := os.WriteFile(h.conf, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p, err := protect.MakePlan(context.Background(), h.conf, h.req(map[string]string{"sda": h.tgt["sdc"]}), protect.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := p.Summary()
+	for _, want := range []string{"retention             the [defaults] (72h)", "size cap              the [defaults] (100 MB)",
+		"on full               the [defaults] (pause)", "RPO threshold         the [defaults] (1m)"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("summary lacks %q:\n%s", want, s)
+		}
+	}
+}
