@@ -176,13 +176,13 @@ func TestProtectJSON(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &l); err != nil {
 		t.Fatal(err)
 	}
-	if l.Agent || len(l.Groups) != 2 || l.Groups[0].Name != "web01" || !l.Groups[0].Declared || l.Groups[0].ConsistencyInterval != "15m0s" ||
+	if l.Agent || len(l.Groups) != 2 || l.Groups[0].Name != "web01" || !l.Groups[0].Declared || l.Groups[0].ConsistencyInterval != "15m" ||
 		len(l.Groups[0].Pairs) != 1 || l.Groups[0].Pairs[0].Disk != "sda" || l.Groups[0].Pairs[0].Running ||
 		l.Groups[1].Name != "old" || l.Groups[1].Declared {
 		t.Fatalf("listing %+v", l)
 	}
 	out = mustRun(t, "protection", "list", "--config", h.conf)
-	if !strings.Contains(out, "web01 (group, consistency interval 15m0s)") || !strings.Contains(out, "no agent answers") {
+	if !strings.Contains(out, "web01 (group, consistency interval 15m)") || !strings.Contains(out, "no agent answers") {
 		t.Errorf("list:\n%s", out)
 	}
 }
