@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aymanbagabas/go-udiff"
+
 	"github.com/mtconsole/mtconsole/internal/units"
 	"github.com/mtconsole/mtconsole/replication/agent"
 	"github.com/mtconsole/mtconsole/setup"
@@ -481,33 +483,12 @@ func shortDur(d time.Duration) string {
 	return s
 }
 
-// Diff is the change to the file as a unified diff: the old text is
-// kept, so every changed line is an added one at the end.
+// Diff is the change to the file as a unified diff (go-udiff, three
+// lines of context).
 func (p *Plan) Diff() string {
-	var b strings.Builder
 	oldName := p.Path
 	if p.Fresh {
 		oldName = "/dev/null"
 	}
-	fmt.Fprintf(&b, "--- %s\n+++ %s\n", oldName, p.Path)
-	oldLines := strings.Count(string(p.Old), "\n")
-	if len(p.Old) > 0 && p.Old[len(p.Old)-1] != '\n' {
-		oldLines++
-	}
-	added := strings.SplitAfter(string(p.New[len(p.Old):]), "\n")
-	if added[len(added)-1] == "" {
-		added = added[:len(added)-1]
-	}
-	if len(p.Old) > 0 && p.Old[len(p.Old)-1] != '\n' {
-		// the last old line gains its line end: show it changed
-		last := string(p.Old[bytes.LastIndexByte(p.Old, '\n')+1:])
-		fmt.Fprintf(&b, "@@ -%d +%d,%d @@\n-%s\n\\ No newline at end of file\n+%s", oldLines, oldLines, len(added)+0, last, last+added[0])
-		added = added[1:]
-	} else {
-		fmt.Fprintf(&b, "@@ -%d,0 +%d,%d @@\n", oldLines, oldLines+1, len(added))
-	}
-	for _, l := range added {
-		b.WriteString("+" + l)
-	}
-	return b.String()
+	return udiff.Unified(oldName, p.Path, string(p.Old), string(p.New))
 }

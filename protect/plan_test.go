@@ -185,9 +185,12 @@ group = "web01"
 	if string(p.Old) != h.old {
 		t.Fatal("Old is not the file as read")
 	}
+	// The diff: the old lines as context, every new line added, none
+	// removed.
 	added := strings.TrimSuffix(want[len(h.old):], "\n")
-	wantDiff := "--- " + h.conf + "\n+++ " + h.conf + "\n@@ -20,0 +21,19 @@\n+" + strings.ReplaceAll(added, "\n", "\n+") + "\n"
-	if d := p.Diff(); d != wantDiff {
+	d := p.Diff()
+	if !strings.HasPrefix(d, "--- "+h.conf+"\n+++ "+h.conf+"\n@@ -18,3 +18,22 @@\n") ||
+		!strings.HasSuffix(d, "+"+strings.ReplaceAll(added, "\n", "\n+")+"\n") || strings.Contains(d, "\n-") {
 		t.Errorf("diff:\n%s", d)
 	}
 	if s := p.Summary(); !strings.Contains(s, "protect web01: 2 disks from ps.example.com:9443") || !strings.Contains(s, "3d") || !strings.Contains(s, "512 MB") {
