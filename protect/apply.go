@@ -31,13 +31,15 @@ type Result struct {
 	Written bool     `json:"written"`
 	Agent   bool     `json:"agent"`             // a running agent reloaded the file
 	Started []string `json:"started,omitempty"` // the pairs it started
+	Stopped []string `json:"stopped,omitempty"` // the pairs it stopped (a removal)
 	Note    string   `json:"note,omitempty"`
 }
 
 // Apply writes the plan's file: the previous one is kept as path.bak,
 // then the new one replaces it atomically (a crash leaves the old file or
 // the new one, whole), with the old file's mode (0600 for a new one).
-// Then it asks the running agent to reload (o.Reload).
+// Then it asks the running agent to reload (o.Reload), which returns the
+// pairs it started (or, for a removal, stopped).
 func Apply(ctx context.Context, p *Plan, o Options) (*Result, error) {
 	write := o.WriteFile
 	if write == nil {
@@ -65,19 +67,25 @@ func Apply(ctx context.Context, p *Plan, o Options) (*Result, error) {
 		return nil, fmt.Errorf("protect: write %s: %w (the file is as it was)", p.Path, err)
 	}
 	res.Written = true
+	what := "start the new pairs"
+	if p.Remove {
+		what = "stop the pairs"
+	}
 	if o.Reload == nil {
-		res.Note = "the agent was not asked to reload: restart it to start the new pairs"
+		res.Note = "the agent was not asked to reload: restart it to " + what
 		return res, nil
 	}
-	started, err := o.Reload(ctx)
+	changed, err := o.Reload(ctx)
 	switch {
 	case errors.Is(err, api.ErrNoAgent):
 		res.Note = NoAgentNote
 	case err != nil:
-		return res, fmt.Errorf("%w: %s is written (the previous file is %s) but the agent did not reload: %w; restart the agent to start the new pairs",
-			ErrReload, p.Path, res.Backup, err)
+		return res, fmt.Errorf("%w: %s is written (the previous file is %s) but the agent did not reload: %w; restart the agent to %s",
+			ErrReload, p.Path, res.Backup, err, what)
+	case p.Remove:
+		res.Agent, res.Stopped = true, changed
 	default:
-		res.Agent, res.Started = true, started
+		res.Agent, res.Started = true, changed
 	}
 	return res, nil
 }

@@ -139,7 +139,8 @@ type PlannedPair struct {
 // Plan is a checked protection: the new agent.toml.
 type Plan struct {
 	Path                string        `json:"config"`
-	Fresh               bool          `json:"fresh"` // no agent.toml before
+	Fresh               bool          `json:"fresh"`            // no agent.toml before
+	Remove              bool          `json:"remove,omitempty"` // PlanRemove's: the pairs go
 	Group               string        `json:"group"`
 	ConsistencyInterval string        `json:"consistency_interval,omitempty"`
 	Policy              Policy        `json:"policy"`
@@ -425,6 +426,17 @@ func tomlString(s string) string {
 // Summary is the plan in a few lines, for people.
 func (p *Plan) Summary() string {
 	var b strings.Builder
+	if p.Remove {
+		verb := "leave"
+		if len(p.Pairs) == 1 {
+			verb = "leaves"
+		}
+		fmt.Fprintf(&b, "unprotect %s: %d pair%s %s %s\n", p.Group, len(p.Pairs), plural(len(p.Pairs)), verb, p.Path)
+		for _, q := range p.Pairs {
+			fmt.Fprintf(&b, "  %-12s (disk %s) -> %s: left as it is\n", q.ID, q.Disk, q.Target)
+		}
+		return b.String()
+	}
 	what := "add to"
 	if p.Fresh {
 		what = "write a new"

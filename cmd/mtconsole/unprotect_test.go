@@ -1,0 +1,61 @@
+package main
+
+import (
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/mtconsole/mtconsole/internal/testutil"
+)
+
+// unprotect: a dry run changes nothing; a name that is not protected, or
+// the last pairs, is refused (exit 2, nothing written); --purge-retention
+// outside a terminal needs --yes; with no agent the group leaves the file,
+// which is then as before protect, and the target is left as it is.
+func TestUnprotect(t *testing.T) {
+	h := newProtectHost(t)
+	before, _ := os.ReadFile(h.conf)
+	mustRun(t, h.args("--map", "sda="+h.big)...)
+	protected, _ := os.ReadFile(h.conf)
+	target, _ := os.ReadFile(h.big)
+
+	tree := testutil.Tree(t, h.etc)
+	out := mustRun(t, "unprotect", "--config", h.conf, "--socket", h.sock, "web01", "--dry-run")
+	testutil.SameTree(t, h.etc, tree)
+	for _, w := range []string{"unprotect web01: 1 pair leaves", "-[[group]]", "dry run: nothing written"} {
+		if !strings.Contains(out, w) {
+			t.Errorf("dry run lacks %q:\n%s", w, out)
+		}
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"nope"}, "not protected here"},
+		{[]string{"web01", "--purge-retention"}, "confirm with --yes"},
+	} {
+		_, _, err := run(t, append([]string{"unprotect", "--config", h.conf, "--socket", h.sock}, tc.args...)...)
+		if exitCode(err) != exitUsage || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: %v, want exit 2 and %q", tc.args, err, tc.want)
+		}
+		testutil.SameTree(t, h.etc, tree)
+	}
+	out = mustRun(t, "unprotect", "--config", h.conf, "--socket", h.sock, "web01")
+	if !strings.Contains(out, "no agent answers") {
+		t.Errorf("output:\n%s", out)
+	}
+	if now, _ := os.ReadFile(h.conf); string(now) != string(before) {
+		t.Errorf("after unprotect:\n%s\nwant as before protect:\n%s", now, before)
+	}
+	if bak, _ := os.ReadFile(h.conf + ".bak"); string(bak) != string(protected) {
+		t.Error("agent.toml.bak is not the file before unprotect")
+	}
+	if now, _ := os.ReadFile(h.big); string(now) != string(target) {
+		t.Error("the target changed")
+	}
+	// What is left is the last pair: refused.
+	_, _, err := run(t, "unprotect", "--config", h.conf, "--socket", h.sock, "old")
+	if exitCode(err) != exitUsage || !strings.Contains(err.Error(), "the agent needs one") {
+		t.Errorf("last pair: %v", err)
+	}
+}
