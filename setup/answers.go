@@ -7,8 +7,12 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/mtconsole/mtconsole/replication/agent"
+	"github.com/mtconsole/mtconsole/replication/journal"
 )
 
 // AnswersVersion is the answers-file version this mtconsole reads.
@@ -39,6 +43,18 @@ const AnswersVersion = 1
 //	  user: administrator@vsphere.local
 //	  password_file: /root/vsphere-password
 //	  insecure: false
+//	protect:                         # optional: protected machines, as mtconsole protect
+//	  - group: web01                 # the machine's name (a new group)
+//	    ps: ps.example.com:9443      # default: agent.toml's; required without one
+//	    passphrase_file: /etc/mtconsole/passphrase
+//	    trust_fingerprint: SHA256:...  # the process server's, when first seen
+//	    map: {sda: /dev/sdc, sdb: /dev/sdd}
+//	    retention: 3d
+//	    size_cap_mb: 0
+//	    on_full: purge
+//	    rpo_threshold: 15m
+//	    consistency_interval: 15m
+//	    overwrite: [sdd]             # typed confirmation for disks holding a file system
 type Answers struct {
 	Version       int    `yaml:"version"`
 	Role          Role   `yaml:"role"`
@@ -66,6 +82,31 @@ type Answers struct {
 		PasswordFile string `yaml:"password_file"`
 		Insecure     bool   `yaml:"insecure"`
 	} `yaml:"vsphere,omitempty"`
+	// Protect are the machines the install protects, last, with the
+	// keys of `mtconsole protect`.
+	Protect []ProtectAnswer `yaml:"protect,omitempty"`
+}
+
+// ProtectAnswer is one entry of the answers' protect: list: the keys of
+// `mtconsole protect` (package protect maps both to its request).
+type ProtectAnswer struct {
+	Group          string `yaml:"group"`
+	PS             string `yaml:"ps,omitempty"`
+	PassphraseFile string `yaml:"passphrase_file,omitempty"`
+	// TrustFingerprint trusts a first-seen process server's certificate
+	// (SHA256:...); without it only an already pinned one is accepted.
+	TrustFingerprint    string            `yaml:"trust_fingerprint,omitempty"`
+	Map                 map[string]string `yaml:"map,flow"`
+	Retention           string            `yaml:"retention,omitempty"`
+	SizeCapMB           *int64            `yaml:"size_cap_mb,omitempty"`
+	OnFull              string            `yaml:"on_full,omitempty"`
+	RPOThreshold        string            `yaml:"rpo_threshold,omitempty"`
+	ConsistencyInterval string            `yaml:"consistency_interval,omitempty"`
+	Overwrite           []string          `yaml:"overwrite,flow,omitempty"`
+	AllowFiles          bool              `yaml:"allow_files,omitempty"`
+	AllowNoSCSIID       bool              `yaml:"allow_no_scsi_id,omitempty"`
+	// Line is the entry's line in the answers file (0: not from a file).
+	Line int `yaml:"-"`
 }
 
 // DefaultAnswers are the installer's defaults (the original's: master
@@ -209,6 +250,7 @@ func ParseAnswers(name string, b []byte) (Answers, error) {
 				p.bad(n, k, "vsphere needs an address (or leave vsphere out)")
 			}
 		},
+		"protect": func(n *yaml.Node, k string) { a.Protect = p.protect(n, k) },
 	})
 	switch {
 	case versionLine == 0:
@@ -223,6 +265,146 @@ func ParseAnswers(name string, b []byte) (Answers, error) {
 }
 
 type answersParser struct{ problems []string }
+
+// protect reads the protect: list; the values the agent would refuse
+// are refused here, with their line.
+func (p *answersParser) protect(n *yaml.Node, k string) []ProtectAnswer {
+	if n.Kind != yaml.SequenceNode {
+		p.bad(n, k, "want a list of machines to protect, each \"- group: NAME\" with its map")
+		return nil
+	}
+	var out []ProtectAnswer
+	groups := map[string]bool{}
+	for i, e := range n.Content {
+		ek := fmt.Sprintf("%s[%d]", k, i)
+		pa := ProtectAnswer{Line: e.Line}
+		var groupLine, mapLine bool
+		duration := func(n *yaml.Node, k string, dst *string, check func(string) error) {
+			if p.str(n, k, dst) {
+				if err := check(*dst); err != nil {
+					p.bad(n, k, err.Error())
+				}
+			}
+		}
+		p.mapping(e, ek, map[string]func(*yaml.Node, string){
+			"group": func(n *yaml.Node, k string) {
+				groupLine = true
+				if !p.str(n, k, &pa.Group) {
+					return
+				}
+				if err := agent.CheckGroupName(pa.Group); err != nil {
+					p.bad(n, k, err.Error())
+				} else if groups[pa.Group] {
+					p.bad(n, k, fmt.Sprintf("group %q is protected twice: give each machine its own name", pa.Group))
+				}
+				groups[pa.Group] = true
+			},
+			"ps":                func(n *yaml.Node, k string) { p.str(n, k, &pa.PS) },
+			"passphrase_file":   func(n *yaml.Node, k string) { p.absPath(n, k, &pa.PassphraseFile) },
+			"trust_fingerprint": func(n *yaml.Node, k string) { p.str(n, k, &pa.TrustFingerprint) },
+			"passphrase": func(n *yaml.Node, k string) {
+				p.bad(n, k, "no secrets in the answers file: put the passphrase in a 0600 file and name it in passphrase_file")
+			},
+			"map": func(n *yaml.Node, k string) {
+				mapLine = true
+				if n.Kind != yaml.MappingNode || len(n.Content) == 0 {
+					p.bad(n, k, "want source disks to targets, e.g. {sda: /dev/sdc, sdb: /dev/sdd}")
+					return
+				}
+				pa.Map = map[string]string{}
+				targets := map[string]string{}
+				for j := 0; j+1 < len(n.Content); j += 2 {
+					dn, tn := n.Content[j], n.Content[j+1]
+					dk := k + "." + dn.Value
+					var t string
+					switch {
+					case dn.Kind != yaml.ScalarNode || dn.Value == "":
+						p.bad(dn, k, "want a source disk name, e.g. sda")
+					case pa.Map[dn.Value] != "":
+						p.bad(dn, dk, "given twice")
+					case !p.str(tn, dk, &t):
+					case t == "":
+						p.bad(tn, dk, "want the target, e.g. /dev/sdc")
+					case targets[filepath.Clean(t)] != "":
+						p.bad(tn, dk, fmt.Sprintf("target %s is given for %s too: give each source disk its own target", t, targets[filepath.Clean(t)]))
+					default:
+						pa.Map[dn.Value] = t
+						targets[filepath.Clean(t)] = dn.Value
+					}
+				}
+			},
+			"retention": func(n *yaml.Node, k string) {
+				duration(n, k, &pa.Retention, func(s string) error { _, err := journal.ParseWindow(s); return err })
+			},
+			"size_cap_mb": func(n *yaml.Node, k string) {
+				var v int
+				if p.int(n, k, &v) {
+					if v < 0 {
+						p.bad(n, k, "must not be negative (0: no cap)")
+					}
+					c := int64(v)
+					pa.SizeCapMB = &c
+				}
+			},
+			"on_full": func(n *yaml.Node, k string) {
+				duration(n, k, &pa.OnFull, func(s string) error { _, err := journal.ParseFullAction(s); return err })
+			},
+			"rpo_threshold": func(n *yaml.Node, k string) {
+				duration(n, k, &pa.RPOThreshold, func(s string) error {
+					if d, err := time.ParseDuration(s); err != nil || d <= 0 {
+						return fmt.Errorf("%q: want a duration such as 15m", s)
+					}
+					return nil
+				})
+			},
+			"consistency_interval": func(n *yaml.Node, k string) {
+				duration(n, k, &pa.ConsistencyInterval, func(s string) error {
+					if s == "0" {
+						return nil
+					}
+					if d, err := time.ParseDuration(s); err != nil || d < time.Minute {
+						return fmt.Errorf("%q: want a duration of at least 1m such as 15m, or 0 for none", s)
+					}
+					return nil
+				})
+			},
+			"overwrite": func(n *yaml.Node, k string) {
+				if n.Kind != yaml.SequenceNode {
+					p.bad(n, k, "want a list of target names, e.g. [sdd]")
+					return
+				}
+				for j, e := range n.Content {
+					var s string
+					if p.str(e, fmt.Sprintf("%s[%d]", k, j), &s) {
+						pa.Overwrite = append(pa.Overwrite, s)
+					}
+				}
+			},
+			"allow_files":      func(n *yaml.Node, k string) { p.bool(n, k, &pa.AllowFiles) },
+			"allow_no_scsi_id": func(n *yaml.Node, k string) { p.bool(n, k, &pa.AllowNoSCSIID) },
+		})
+		if e.Kind != yaml.MappingNode {
+			continue
+		}
+		if !groupLine {
+			p.bad(e, ek, "group: missing: the protected machine's name, e.g. group: web01")
+		}
+		if !mapLine {
+			p.bad(e, ek, "map: missing: source disks to targets, e.g. map: {sda: /dev/sdc}")
+		}
+	overwrite:
+		for _, name := range pa.Overwrite {
+			for _, t := range pa.Map {
+				if name == t || name == filepath.Base(t) {
+					continue overwrite
+				}
+			}
+			p.bad(e, ek+".overwrite", fmt.Sprintf("%q is not a target of map: name a target (its path or name, e.g. sdd)", name))
+		}
+		out = append(out, pa)
+	}
+	return out
+}
 
 func (p *answersParser) bad(n *yaml.Node, key, msg string) {
 	p.problems = append(p.problems, fmt.Sprintf("%d: %s: %s", n.Line, key, msg))

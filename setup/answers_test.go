@@ -39,7 +39,7 @@ func TestAnswersErrors(t *testing.T) {
 		{"no version", "role: mt\n", []string{"a.yaml:1: version: missing"}},
 		{"empty", "", []string{"the file is empty"}},
 		{"not yaml", "version: [1\n", []string{"a.yaml:"}},
-		{"unknown key", "version: 1\nrol: mt\n", []string{"a.yaml:2: rol: unknown key (known here: config_server, custom_changes, disks, install_dir, prerequisites, role, version, vsphere)"}},
+		{"unknown key", "version: 1\nrol: mt\n", []string{"a.yaml:2: rol: unknown key (known here: config_server, custom_changes, disks, install_dir, prerequisites, protect, role, version, vsphere)"}},
 		{"unknown nested key", "version: 1\ndisks:\n  retension: /mnt/r\n", []string{"a.yaml:3: disks.retension: unknown key"}},
 		{"bad role", "version: 1\nrole: agent\n", []string{`a.yaml:2: role: "agent" is not a role`}},
 		{"string for int", "version: 1\nconfig_server:\n  port: https\n", []string{`a.yaml:3: config_server.port: "https" is not a whole number`}},
@@ -55,6 +55,23 @@ func TestAnswersErrors(t *testing.T) {
 		{"twice", "version: 1\nrole: mt\nrole: ps\n", []string{"a.yaml:3: role: given twice"}},
 		{"section not a map", "version: 1\ndisks: /dev/sdb\n", []string{"a.yaml:2: disks: want a mapping"}},
 		{"vsphere without address", "version: 1\nvsphere:\n  user: admin\n", []string{"a.yaml:3: vsphere: vsphere needs an address"}},
+		{"protect not a list", "version: 1\nprotect:\n  group: web01\n", []string{"a.yaml:3: protect: want a list of machines to protect"}},
+		{"protect no group, no map", "version: 1\nprotect:\n  - ps: ps:9443\n", []string{"a.yaml:3: protect[0]: group: missing", "a.yaml:3: protect[0]: map: missing"}},
+		{"protect bad group", "version: 1\nprotect:\n  - group: web 01\n    map: {sda: /dev/sdc}\n", []string{`a.yaml:3: protect[0].group: name "web 01": ' ' is not allowed`}},
+		{"protect group twice", "version: 1\nprotect:\n  - group: web01\n    map: {sda: /dev/sdc}\n  - group: web01\n    map: {sdb: /dev/sdd}\n", []string{`a.yaml:5: protect[1].group: group "web01" is protected twice`}},
+		{"protect unknown key", "version: 1\nprotect:\n  - group: web01\n    map: {sda: /dev/sdc}\n    retension: 3d\n", []string{"a.yaml:5: protect[0].retension: unknown key (known here: allow_files, allow_no_scsi_id, consistency_interval, group, map"}},
+		{"protect map not a map", "version: 1\nprotect:\n  - group: web01\n    map: sda=/dev/sdc\n", []string{"a.yaml:4: protect[0].map: want source disks to targets"}},
+		{"protect map target twice", "version: 1\nprotect:\n  - group: web01\n    map:\n      sda: /dev/sdc\n      sdb: /dev/sdc\n", []string{"a.yaml:6: protect[0].map.sdb: target /dev/sdc is given for sda too"}},
+		{"protect map disk twice", "version: 1\nprotect:\n  - group: web01\n    map:\n      sda: /dev/sdc\n      sda: /dev/sdd\n", []string{"a.yaml:"}},
+		{"protect map empty target", "version: 1\nprotect:\n  - group: web01\n    map: {sda: \"\"}\n", []string{"a.yaml:4: protect[0].map.sda: want the target"}},
+		{"protect bad retention", "version: 1\nprotect:\n  - group: web01\n    map: {sda: /dev/sdc}\n    retention: forever\n", []string{`a.yaml:5: protect[0].retention: retention window "forever"`}},
+		{"protect bad on_full", "version: 1\nprotect:\n  - group: web01\n    map: {sda: /dev/sdc}\n    on_full: explode\n", []string{"a.yaml:5: protect[0].on_full:"}},
+		{"protect negative cap", "version: 1\nprotect:\n  - group: web01\n    map: {sda: /dev/sdc}\n    size_cap_mb: -5\n", []string{"a.yaml:5: protect[0].size_cap_mb: must not be negative"}},
+		{"protect bad rpo", "version: 1\nprotect:\n  - group: web01\n    map: {sda: /dev/sdc}\n    rpo_threshold: soon\n", []string{`a.yaml:5: protect[0].rpo_threshold: "soon": want a duration`}},
+		{"protect short interval", "version: 1\nprotect:\n  - group: web01\n    map: {sda: /dev/sdc}\n    consistency_interval: 10s\n", []string{`a.yaml:5: protect[0].consistency_interval: "10s": want a duration of at least 1m`}},
+		{"protect overwrite not a target", "version: 1\nprotect:\n  - group: web01\n    map: {sda: /dev/sdc}\n    overwrite: [sdd]\n", []string{`a.yaml:3: protect[0].overwrite: "sdd" is not a target of map`}},
+		{"protect secret", "version: 1\nprotect:\n  - group: web01\n    map: {sda: /dev/sdc}\n    passphrase: hunter2hunter2\n", []string{"a.yaml:5: protect[0].passphrase: no secrets"}},
+		{"protect relative passphrase file", "version: 1\nprotect:\n  - group: web01\n    map: {sda: /dev/sdc}\n    passphrase_file: passphrase\n", []string{`a.yaml:5: protect[0].passphrase_file: "passphrase" is not an absolute path`}},
 		{"several", "version: 3\nrole: x\nfoo: 1\n", []string{"a.yaml:1: version", "a.yaml:2: role", "a.yaml:3: foo"}},
 	}
 	for _, c := range cases {
@@ -79,5 +96,60 @@ func TestAnswersValid(t *testing.T) {
 	}
 	if a.Role != RolePS || strings.Join(a.Disks.Targets, ",") != "sdc,sdd" || a.Disks.RetentionSizeGB != 500 || a.VSphere == nil || !a.VSphere.Insecure || a.ConfigServer.Port != 443 {
 		t.Errorf("%+v", a)
+	}
+}
+
+// A protect: section reads into ProtectAnswer, each with its line, and
+// what Marshal writes reads back the same.
+func TestAnswersProtect(t *testing.T) {
+	text := `version: 1
+protect:
+  - group: web01
+    ps: ps.example.com:9443
+    passphrase_file: /etc/mtconsole/passphrase
+    trust_fingerprint: SHA256:abc
+    map: {sda: /dev/disk/by-id/scsi-3600a, sdb: /dev/sdd}
+    retention: 3d
+    size_cap_mb: 0
+    on_full: purge
+    rpo_threshold: 15m
+    consistency_interval: 15m
+    overwrite: [sdd]
+  - group: db01
+    map:
+      sdc: /dev/sde
+    consistency_interval: 0
+    allow_files: true
+    allow_no_scsi_id: true
+`
+	a, err := ParseAnswers("a.yaml", []byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(a.Protect) != 2 {
+		t.Fatalf("%+v", a.Protect)
+	}
+	w := a.Protect[0]
+	if w.Group != "web01" || w.PS != "ps.example.com:9443" || w.PassphraseFile != "/etc/mtconsole/passphrase" || w.TrustFingerprint != "SHA256:abc" ||
+		len(w.Map) != 2 || w.Map["sda"] != "/dev/disk/by-id/scsi-3600a" || w.Map["sdb"] != "/dev/sdd" || w.Retention != "3d" ||
+		w.SizeCapMB == nil || *w.SizeCapMB != 0 || w.OnFull != "purge" || w.RPOThreshold != "15m" || w.ConsistencyInterval != "15m" ||
+		strings.Join(w.Overwrite, ",") != "sdd" || w.AllowFiles || w.Line != 3 {
+		t.Errorf("web01 %+v", w)
+	}
+	d := a.Protect[1]
+	if d.Group != "db01" || d.Map["sdc"] != "/dev/sde" || d.SizeCapMB != nil || d.ConsistencyInterval != "0" || !d.AllowFiles || !d.AllowNoSCSIID || d.Line != 14 {
+		t.Errorf("db01 %+v", d)
+	}
+	b, err := a.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := ParseAnswers("used.yaml", b)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, b)
+	}
+	b2, _ := back.Marshal()
+	if string(b) != string(b2) || len(back.Protect) != 2 || back.Protect[0].Map["sdb"] != "/dev/sdd" || *back.Protect[0].SizeCapMB != 0 {
+		t.Errorf("round trip:\n%s\n---\n%s", b, b2)
 	}
 }

@@ -36,7 +36,14 @@ source and exports the last --verify tags of each pair against the source as
 it was at that tag (SHA-256); DIR/tags.sha256 lists every tag with the SHA-256
 of its source at that tag. The directory is removed unless --keep (or
 --dir) is given; the agent's configuration in it works with
-'mtconsole agent --config DIR/agent.toml'.`,
+'mtconsole agent --config DIR/agent.toml'.
+
+One more disk than --disks (disk3 by default) is served but not protected,
+its empty target DIR/targets/disk3.img ready, for you to protect: from the
+console (n, New protection) or, with ADDR the process server's address in
+DIR/agent.toml (the demo prints the line without a console):
+  mtconsole protect --config DIR/agent.toml --ps ADDR --passphrase-file DIR/passphrase --group disk3 --map disk3=DIR/targets/disk3.img --allow-files
+The closing checks cover the pairs in agent.toml at the end.`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			// A hangup (the SSH session gone) quits as q does: the

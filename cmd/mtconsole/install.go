@@ -54,7 +54,7 @@ exactly what would change and changes nothing.
 			}
 			ctx, cancel := signalContext()
 			defer cancel()
-			return runInstall(ctx, cmd.OutOrStdout(), a, root, dryRun, skipChecks)
+			return runInstall(ctx, cmd.OutOrStdout(), a, answersFile, root, dryRun, skipChecks)
 		},
 	}
 	c.Flags().StringVar(&role, "role", "mt", "mt (master target) or ps (process server); overrides the answers")
@@ -74,7 +74,7 @@ func printWould(out io.Writer, x *setup.Executor, mark int) bool {
 	return x.Dry()
 }
 
-func runInstall(ctx context.Context, out io.Writer, a setup.Answers, root string, dryRun, skipChecks bool) error {
+func runInstall(ctx context.Context, out io.Writer, a setup.Answers, from, root string, dryRun, skipChecks bool) error {
 	onHost := root == "/" || root == ""
 	if onHost && !dryRun && os.Geteuid() != 0 {
 		return codeError{exitNotRoot, errors.New("install changes /usr/local, /etc and systemd: run it as root (sudo mtconsole install ...)")}
@@ -129,11 +129,19 @@ func runInstall(ctx context.Context, out io.Writer, a setup.Answers, root string
 		}
 		return err
 	}
+	// Last, the machines the answers protect: a dry run shows the plan.
+	if err := installProtect(ctx, out, a, from, root, dryRun); err != nil {
+		return err
+	}
 	if dryRun {
 		fmt.Fprintln(out, "\nDry run: nothing changed.")
 		return nil
 	}
-	fmt.Fprintf(out, "\nInstalled. Next: register with the configuration server, then protect.\n")
+	if len(a.Protect) > 0 {
+		fmt.Fprintf(out, "\nInstalled and protected. Next: register with the configuration server.\n")
+	} else {
+		fmt.Fprintf(out, "\nInstalled. Next: register with the configuration server, then protect.\n")
+	}
 	if r.RebootRequired() {
 		fmt.Fprintln(out, "REBOOT IS REQUIRED FOR CUSTOM CHANGES TO TAKE EFFECT")
 	}

@@ -6,9 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
-	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -105,30 +103,10 @@ Left out, they take agent.toml's [defaults].
 	return c
 }
 
-// parseMap reads --map: disk=target pairs separated by commas.
-func parseMap(s string) (map[string]string, error) {
-	m := map[string]string{}
-	if strings.TrimSpace(s) == "" {
-		return nil, errors.New("--map is required: source disks to targets, e.g. --map sda=/dev/sdc,sdb=/dev/sdd")
-	}
-	for _, kv := range strings.Split(s, ",") {
-		disk, target, ok := strings.Cut(strings.TrimSpace(kv), "=")
-		disk, target = strings.TrimSpace(disk), strings.TrimSpace(target)
-		if !ok || disk == "" || target == "" {
-			return nil, fmt.Errorf("--map %q: want DISK=TARGET, e.g. sda=/dev/sdc", kv)
-		}
-		if _, dup := m[disk]; dup {
-			return nil, fmt.Errorf("--map: source disk %s is mapped twice", disk)
-		}
-		m[disk] = target
-	}
-	return m, nil
-}
-
 func runProtect(cmd *cobra.Command, f protectFlags) error {
 	out, errOut := cmd.OutOrStdout(), cmd.ErrOrStderr()
 	fl := cmd.Flags()
-	m, err := parseMap(f.mapping)
+	m, err := protect.ParseMap(f.mapping)
 	if err != nil {
 		return usageError{err}
 	}
@@ -141,64 +119,29 @@ func runProtect(cmd *cobra.Command, f protectFlags) error {
 			return usageError{fmt.Errorf("--trust-fingerprint: %w", err)}
 		}
 	}
-	req := protect.Request{Group: f.group, Map: m, AllowFiles: f.allowFiles, AllowNoSCSIID: f.allowNoSCSI, Overwrite: map[string]string{},
-		ConsistencyInterval: f.interval,
-		Policy:              protect.Policy{Retention: f.retention, OnFull: f.onFull, RPOThreshold: f.rpo}}
+	k := protect.Keys{Config: f.config, PS: f.ps, PassphraseFile: f.passFile, Group: f.group, Map: m,
+		Policy:              protect.Policy{Retention: f.retention, OnFull: f.onFull, RPOThreshold: f.rpo},
+		ConsistencyInterval: f.interval, AllowFiles: f.allowFiles, AllowNoSCSIID: f.allowNoSCSI,
+		JournalDir: f.journalDir, RetentionDir: f.retentionDir, TrustStore: f.trustStore}
 	if fl.Changed("size-cap-mb") {
-		req.Policy.SizeCapMB = &f.sizeCap
+		k.Policy.SizeCapMB = &f.sizeCap
 	}
 	if f.overwrite != "" {
-		for _, name := range strings.Split(f.overwrite, ",") {
-			name = strings.TrimSpace(name)
-			for _, t := range m {
-				if name == t || name == filepath.Base(t) {
-					req.Overwrite[t] = name
-				}
-			}
-		}
+		k.Overwrite = strings.Split(f.overwrite, ",")
 	}
-	// where to connect: agent.toml's, or the flags on a fresh host
-	srv := protect.Server{Addr: f.ps}
-	socket := f.socket
-	passFile := f.passFile
-	if _, err := os.Stat(f.config); err == nil {
-		fc, err := agent.LoadConfig(f.config)
-		if err != nil {
-			return err
-		}
-		if srv.Addr == "" {
-			srv.Addr = fc.ProcessServer.Address
-		}
-		if passFile == "" {
-			passFile = fc.ProcessServer.PassphraseFile
-		}
-		srv.TrustStore, srv.HostID = fc.Agent.TrustStore, fc.Agent.HostID
-		if !fl.Changed("socket") && fc.Agent.Socket != "" {
-			socket = fc.Agent.Socket
-		}
-		req.PSAddr = srv.Addr
-	} else if errors.Is(err, fs.ErrNotExist) {
-		if f.ps == "" || f.passFile == "" {
-			return usageError{fmt.Errorf("%s does not exist: give --ps HOST:PORT and --passphrase-file FILE to write a new one", f.config)}
-		}
-		_, _, trust, err := protect.Defaults()
-		if err != nil {
-			return err
-		}
-		if f.trustStore != "" {
-			trust = f.trustStore
-		}
-		srv.TrustStore = trust
-		req.Fresh = protect.Fresh{PSAddr: f.ps, PassphraseFile: f.passFile, JournalDir: f.journalDir, RetentionDir: f.retentionDir,
-			TrustStore: f.trustStore}
-		if fl.Changed("socket") {
-			req.Fresh.Socket = f.socket
-		}
-	} else {
+	if fl.Changed("socket") {
+		k.Socket = f.socket
+	}
+	prep, err := protect.Prepare(k)
+	if errors.Is(err, protect.ErrBadKeys) {
+		return usageError{err}
+	}
+	if err != nil {
 		return err
 	}
-	if srv.Key, err = protect.KeyFromFile(passFile); err != nil {
-		return err
+	req, srv, socket := prep.Request, prep.Server, f.socket
+	if !fl.Changed("socket") && prep.Socket != "" {
+		socket = prep.Socket
 	}
 	srv.NoPin = f.dryRun
 	srv.Confirm = func(addr string, fp wire.Fingerprint) bool {

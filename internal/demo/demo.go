@@ -6,11 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	mrand "math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -125,9 +127,11 @@ func Run(ctx context.Context, out io.Writer, f Options) error {
 	}
 	// One writer per disk, on every CPU: the demo's first frame waits
 	// for them.
-	errs := make([]error, f.Disks)
+	// One more disk than --disks is served but not protected (not in
+	// agent.toml), with its empty target ready: for a user to protect.
+	errs := make([]error, f.Disks+1)
 	var wg sync.WaitGroup
-	for i := range f.Disks {
+	for i := range f.Disks + 1 {
 		name := fmt.Sprintf("disk%d", i)
 		src := filepath.Join(dir, "sources", name+".img")
 		disks = append(disks, ps.DiskConfig{Name: name, Path: src})
@@ -219,13 +223,17 @@ func Run(ctx context.Context, out io.Writer, f Options) error {
 	cfgPath := filepath.Join(dir, "agent.toml")
 	socket := filepath.Join(dir, "agent.sock")
 	var pairs []string
-	for _, d := range srv.Disks() {
+	for _, d := range srv.Disks()[:f.Disks] {
 		pairs = append(pairs, d.Name())
 	}
+	spare := srv.Disks()[f.Disks].Name()
 	ac := AgentConfig{Comment: "written by mtconsole demo", HostID: "demo-mt", Dir: dir, Socket: socket, HostConfig: hostConf,
 		Addr: ln.Addr().String(), PassFile: passFile, Retention: "24h", Pairs: pairs}
 	if err := ac.Write(cfgPath); err != nil {
 		return err
+	}
+	if !console {
+		fmt.Fprintf(out, "%s is served but not protected; protect it with:\n  %s\n", spare, ProtectCommand(dir, ln.Addr().String(), spare))
 	}
 	agentCtx, stopAgent := context.WithCancel(context.Background())
 	defer stopAgent()
@@ -296,7 +304,18 @@ func Run(ctx context.Context, out io.Writer, f Options) error {
 	}
 	stopPS()
 	<-psDone
-	bad, err := verify(out, dir, srv.Disks(), inLine, ended, live, tags, f.Verify)
+	// The pairs are agent.toml's at the end: a disk protected during the
+	// demo is checked too.
+	protected := pairs
+	if fc, err := agent.LoadConfig(cfgPath); err == nil {
+		protected = nil
+		for _, q := range fc.Pairs {
+			if q.ID == q.Disk && srv.Disk(q.ID) != nil && filepath.Clean(q.Target) == filepath.Join(dir, "targets", q.ID+".img") {
+				protected = append(protected, q.ID)
+			}
+		}
+	}
+	bad, err := verify(out, dir, protected, inLine, ended, live, tags, f.Verify)
 	if err != nil {
 		return err
 	}
@@ -314,6 +333,14 @@ func Run(ctx context.Context, out io.Writer, f Options) error {
 
 // writeSource writes size bytes of random data, but for every fourth
 // MiB, which stays a hole.
+// ProtectCommand is the command line that protects the demo's spare disk
+// (served, not in agent.toml) in the demo directory dir, the process
+// server at addr.
+func ProtectCommand(dir, addr, disk string) string {
+	return fmt.Sprintf("mtconsole protect --config %s --ps %s --passphrase-file %s --group %s --map %s=%s --allow-files",
+		filepath.Join(dir, "agent.toml"), addr, filepath.Join(dir, "passphrase"), disk, disk, filepath.Join(dir, "targets", disk+".img"))
+}
+
 func writeSource(path string, size int64, rng *mrand.ChaCha8) error {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
@@ -466,7 +493,7 @@ func liveExports(cl *api.Client, dir string, tags *tags) []liveCheck {
 // was rolled back has ended: its target is checked against the source at
 // the tag it was rolled back to, if it was a tag, and nothing else. It
 // returns how many checks failed.
-func verify(out io.Writer, dir string, disks []*ps.Disk, inLine map[string]bool, ended map[string]string, live []liveCheck, tags *tags, n int) (int, error) {
+func verify(out io.Writer, dir string, pairs []string, inLine map[string]bool, ended map[string]string, live []liveCheck, tags *tags, n int) (int, error) {
 	ok, bad := 0, 0
 	verdict := func(good bool) string {
 		if good {
@@ -488,12 +515,13 @@ func verify(out io.Writer, dir string, disks []*ps.Disk, inLine map[string]bool,
 			fmt.Fprintf(out, "  %s: live %-19s sha256 %x…  %s\n", c.pair, c.tag, c.got[:6], verdict(c.got == c.want))
 		}
 	}
-	names := make([]string, 0, len(disks))
-	for _, d := range disks {
-		names = append(names, d.Name())
-	}
+	names := slices.Clone(pairs)
 	sort.Strings(names)
 	for _, name := range names {
+		if _, err := os.Stat(filepath.Join(dir, "retention", name)); errors.Is(err, fs.ErrNotExist) {
+			fmt.Fprintf(out, "  %s: in agent.toml but never started by the agent (it starts at the next start): not compared\n", name)
+			continue
+		}
 		src := filepath.Join(dir, "sources", name+".img")
 		tgt := filepath.Join(dir, "targets", name+".img")
 		if reason, ok := ended[name]; ok {

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mtconsole/mtconsole/protect"
+	"github.com/mtconsole/mtconsole/replication/agent"
 	"github.com/mtconsole/mtconsole/replication/agent/api"
 )
 
@@ -88,5 +90,66 @@ func TestRunChecksAtTheEnd(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(o.Dir, "agent.toml")); err != nil {
 		t.Errorf("agent.toml: %v", err)
+	}
+}
+
+// One more disk than --disks is served and not protected, its empty
+// target of the source's size ready; the command the demo prints protects
+// it (here through protect.Prepare, MakePlan and Apply, as the CLI does),
+// and the closing checks still pass with the new pair in agent.toml.
+func TestRunSpareDisk(t *testing.T) {
+	o := good()
+	o.Dir = t.TempDir()
+	o.For = 2 * time.Second
+	var planned *protect.Plan
+	var perr error
+	o.Watch = func(ctx context.Context, cl *api.Client, out io.Writer) error {
+		fc, err := agent.LoadConfig(filepath.Join(o.Dir, "agent.toml"))
+		if err != nil {
+			return err
+		}
+		if len(fc.Pairs) != 1 || fc.Pairs[0].ID != "disk0" {
+			t.Errorf("pairs %+v, want disk0 only", fc.Pairs)
+		}
+		prep, err := protect.Prepare(protect.Keys{Config: filepath.Join(o.Dir, "agent.toml"), PS: fc.ProcessServer.Address,
+			PassphraseFile: filepath.Join(o.Dir, "passphrase"), Group: "disk1", Map: map[string]string{"disk1": filepath.Join(o.Dir, "targets", "disk1.img")},
+			AllowFiles: true})
+		if err != nil {
+			perr = err
+			return nil
+		}
+		d, err := protect.Discover(ctx, prep.Server)
+		if err != nil {
+			perr = err
+			return nil
+		}
+		req := prep.Request
+		req.Disks = d.Disks
+		if planned, perr = protect.MakePlan(ctx, filepath.Join(o.Dir, "agent.toml"), req, protect.Options{}); perr == nil {
+			_, perr = protect.Apply(ctx, planned, protect.Options{})
+		}
+		return watchUntilDone(ctx, cl, out)
+	}
+	var out bytes.Buffer
+	err := Run(context.Background(), &out, o)
+	if perr != nil {
+		t.Fatalf("protecting disk1: %v\n%s", perr, out.String())
+	}
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	text := out.String()
+	if !strings.Contains(text, "disk1 is served but not protected; protect it with:\n  mtconsole protect --config "+filepath.Join(o.Dir, "agent.toml")+" --ps 127.0.0.1:") ||
+		!strings.Contains(text, " --group disk1 --map disk1="+filepath.Join(o.Dir, "targets", "disk1.img")+" --allow-files\n") {
+		t.Errorf("no protect command:\n%s", text)
+	}
+	if !strings.Contains(text, " 0 differ\n") || strings.Contains(text, "DIFFERS") || !strings.Contains(text, "disk1: ") {
+		t.Errorf("closing checks:\n%s", text)
+	}
+	if fi, err := os.Stat(filepath.Join(o.Dir, "targets", "disk1.img")); err != nil || fi.Size() != int64(o.SizeMB)<<20 {
+		t.Errorf("disk1's target: %v %v", fi, err)
+	}
+	if fc, err := agent.LoadConfig(filepath.Join(o.Dir, "agent.toml")); err != nil || len(fc.Pairs) != 2 || fc.Pairs[1].ID != "disk1" {
+		t.Errorf("agent.toml after protect: %v %+v", err, fc)
 	}
 }
