@@ -27,7 +27,7 @@ func TestDemoLive(t *testing.T) {
 	done := make(chan result, 1)
 	go func() {
 		out, errOut, err := run(t, "demo", "--dir", dir, "--disks", "2", "--size", "8", "--rate", "200", "--crash-every", "300ms",
-			"--app-every", "700ms", "--for", "4s", "--verify", "2")
+			"--app-every", "700ms", "--for", "8s", "--verify", "2")
 		done <- result{out, errOut, err}
 	}()
 	// While it runs, the agent's status shows the demo host registered
