@@ -123,6 +123,9 @@ func Run(ctx context.Context, fc *FileConfig, o Options) error {
 	// The file is reloaded on POST /v1/reload, and on SIGHUP for the
 	// daemon: the same Reloader, the same result, logged.
 	reloader := NewReloader(fc, client, logger)
+	// Before the pairs close (defers run last first): a reload at
+	// shutdown waits or is refused.
+	defer reloader.Stop()
 	backend.SetReloader(func(req api.ReloadRequest) api.ReloadResult {
 		return reloader.ReloadWith(ReloadOptions{Purge: req.Purge})
 	})

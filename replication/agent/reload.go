@@ -34,6 +34,18 @@ type Reloader struct {
 	// reload compares to it, so a file changed back is applied back.
 	live   map[string]livePolicy
 	groups []GroupConfig
+	// stopped: the agent is shutting down; a reload changes nothing.
+	stopped bool
+}
+
+// Stop ends reloading: it waits for a reload under way, and every later
+// one changes nothing and says so. The daemon stops its Reloader before
+// it closes the pairs, so a SIGHUP or POST /v1/reload at shutdown never
+// starts or stops a pair that is being closed.
+func (r *Reloader) Stop() {
+	r.mu.Lock()
+	r.stopped = true
+	r.mu.Unlock()
 }
 
 // filePair is a [[pair]] table of the file.
@@ -84,6 +96,10 @@ func (r *Reloader) ReloadWith(o ReloadOptions) api.ReloadResult {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	res := api.ReloadResult{Applied: []string{}, Started: []string{}, Stopped: []string{}, Restart: []string{}}
+	if r.stopped {
+		res.Error = "the agent is stopping: reload refused, nothing changed"
+		return res
+	}
 	path := r.started.Path()
 	next, err := LoadConfig(path)
 	if err != nil {

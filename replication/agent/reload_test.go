@@ -316,3 +316,14 @@ func TestReloadPairsLive(t *testing.T) {
 		t.Errorf("a bad file: result %+v, pairs %v\n%s", g.res, ids(), log)
 	}
 }
+
+// A stopped Reloader (the agent shutting down) changes nothing: the new
+// pair in the file is not started, and the result says why.
+func TestReloadAfterStop(t *testing.T) {
+	g := newReloadRig(t, func(g *reloadRig) string { return g.config("", "", "sda") })
+	g.r.Stop()
+	g.reload(g.config("", "", "sda", "sdb"))
+	if !strings.Contains(g.res.Error, "the agent is stopping") || len(g.res.Started) != 0 || len(g.client.Status()) != 1 {
+		t.Fatalf("reload after Stop: %+v, pairs %d", g.res, len(g.client.Status()))
+	}
+}
