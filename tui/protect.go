@@ -157,6 +157,7 @@ type protectPage struct {
 	target   []textinput.Model
 	confirm  []textinput.Model
 	verdict  []*TargetCheck
+	pending  []bool // a check of the target as typed now is under way
 	pol      [polRows]textinput.Model
 	days     bool // retention unit: days, else hours
 	pause    bool // on full: pause, else purge
@@ -430,6 +431,7 @@ func (m *Model) protNext() tea.Cmd {
 		p.target = make([]textinput.Model, len(p.disks))
 		p.confirm = make([]textinput.Model, len(p.disks))
 		p.verdict = make([]*TargetCheck, len(p.disks))
+		p.pending = make([]bool, len(p.disks))
 		for i, d := range p.disks {
 			p.target[i] = newInput(fit(d.Name, 8) + " → ")
 			p.target[i].Placeholder = "/dev/sdX"
@@ -511,9 +513,10 @@ func (m *Model) protCheck(i int) tea.Cmd {
 	}
 	d, t, c, seq := p.disks[i], strings.TrimSpace(p.target[i].Value()), strings.TrimSpace(p.confirm[i].Value()), p.seq
 	if t == "" {
-		p.verdict[i] = &TargetCheck{Reason: "no target: type one, e.g. /dev/sdc"}
+		p.verdict[i], p.pending[i] = &TargetCheck{Reason: "no target: type one, e.g. /dev/sdc"}, false
 		return nil
 	}
+	p.pending[i] = true
 	return func() tea.Msg {
 		return protCheckMsg{seq: seq, i: i, target: t, confrm: c, v: pr.Check(ctx, d, t, c)}
 	}
@@ -573,7 +576,7 @@ func (m *Model) protUpdate(msg tea.Msg) tea.Cmd {
 			return nil
 		}
 		v := msg.v
-		p.verdict[msg.i] = &v
+		p.verdict[msg.i], p.pending[msg.i] = &v, false
 		return nil
 	case protPlanMsg:
 		if msg.seq != p.seq {
@@ -681,7 +684,7 @@ func (m *Model) protKeys() []action.Binding {
 			}
 			for i, d := range p.disks {
 				switch v := p.verdict[i]; {
-				case v == nil:
+				case v == nil || p.pending[i]:
 					return "the target of " + d.Name + " is being checked"
 				case !v.OK:
 					return d.Name + ": " + v.Reason
@@ -823,7 +826,7 @@ func (m *Model) protView(w, h int) string {
 			}
 			out = append(out, row(ri, p.target[r.i].View()))
 			switch v := p.verdict[r.i]; {
-			case v == nil:
+			case v == nil || p.pending[r.i]:
 				out = append(out, cut("       … checking", w))
 			case v.OK:
 				out = append(out, m.st.OK.Render(cut("       ✓ can be used", w)))

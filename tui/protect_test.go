@@ -361,3 +361,24 @@ func TestProtectReadOnly(t *testing.T) {
 		t.Fatalf("no Protector: screen %d, note %q", m.screen, m.note)
 	}
 }
+
+// enter on the mapping waits for the check of the target as typed: a
+// verdict on what was there before does not let it through.
+func TestProtectMappingWaitsForCheck(t *testing.T) {
+	m := protFx(t, 80, 24, &fakeProtector{})
+	protectTo(m, protMap)
+	press(m, "down", "down")
+	typeText(m, "sde") // sdb's target may now be overwritten, once checked
+	drive(m, m.protInputChanged())
+	press(m, "up", "up", "ctrl+u")
+	typeText(m, "/dev/sdf") // being checked: the answer is not run
+	press(m, "enter")
+	if m.prot.step != protMap || !strings.Contains(m.note, "the target of sda is being checked") {
+		t.Fatalf("enter while sda's new target is checked: step %d, note %q", m.prot.step, m.note)
+	}
+	drive(m, m.protInputChanged())
+	drive(m, press(m, "enter"))
+	if m.prot.step != protPolicy {
+		t.Fatalf("enter once checked: step %d, note %q", m.prot.step, m.note)
+	}
+}
