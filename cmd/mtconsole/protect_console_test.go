@@ -8,6 +8,9 @@ import (
 	"strings"
 	"testing"
 
+	tea "charm.land/bubbletea/v2"
+	"github.com/charmbracelet/x/ansi"
+
 	"github.com/mtconsole/mtconsole/protect"
 	"github.com/mtconsole/mtconsole/replication/agent"
 	"github.com/mtconsole/mtconsole/replication/agent/api"
@@ -97,5 +100,87 @@ func TestConsoleProtector(t *testing.T) {
 	// sda is protected now: the disks step marks it
 	if d, err = c.Discover(ctx, h.addr, h.pass, ""); err != nil || d.Disks[0].Paired != "sda" {
 		t.Fatalf("after the apply: %+v, %v", d, err)
+	}
+}
+
+// noActions is an agent connection the Protect screen never uses.
+type noActions struct{ tui.Actions }
+
+// drive runs cmd and what the console answers, as the program would (a
+// bounded depth: a cursor's blink would go on forever).
+func drive(m tea.Model, cmd tea.Cmd, depth int) {
+	if cmd == nil || depth > 8 {
+		return
+	}
+	switch msg := cmd().(type) {
+	case nil:
+	case tea.BatchMsg:
+		for _, c := range msg {
+			drive(m, c, depth+1)
+		}
+	default:
+		_, next := m.Update(msg)
+		drive(m, next, depth+1)
+	}
+}
+
+func keys(m tea.Model, ks ...string) {
+	for _, k := range ks {
+		var msg tea.KeyPressMsg
+		switch k {
+		case "enter":
+			msg = tea.KeyPressMsg{Code: tea.KeyEnter}
+		case "space":
+			msg = tea.KeyPressMsg{Code: tea.KeySpace, Text: " "}
+		default:
+			for _, r := range k {
+				_, cmd := m.Update(tea.KeyPressMsg{Code: r, Text: string(r)})
+				drive(m, cmd, 0)
+			}
+			continue
+		}
+		_, cmd := m.Update(msg)
+		drive(m, cmd, 0)
+	}
+}
+
+func screen(m tea.Model) string { return ansi.Strip(m.View().Content) }
+
+// The Protect screen end to end on package protect, against a process
+// server on loopback, with no agent running: n, connect, the first-seen
+// certificate's fingerprint trusted with y, the disk, its target, the
+// policy's defaults, the review, enter: agent.toml has the group, and the
+// screen says the agent will pick it up when it starts.
+func TestConsoleProtectScreen(t *testing.T) {
+	h := newProtectHost(t)
+	m := tui.New(t.Context(), tui.Options{Actions: noActions{}, NoColor: true, Host: "mt01",
+		Protector: &consoleProtector{config: h.conf, socket: h.sock, allowFiles: true}})
+	m.Update(tea.WindowSizeMsg{Width: 80, Height: 24})
+	keys(m, "n", "enter")
+	if s := screen(m); !strings.Contains(s, h.fp.String()) || !strings.Contains(s, "[y/N]") {
+		t.Fatalf("connect, first use: want the fingerprint asked about:\n%s", s)
+	}
+	keys(m, "y")
+	if s := screen(m); !strings.Contains(s, "sda") || !strings.Contains(s, "1.0 MB") && !strings.Contains(s, "1.05 MB") {
+		t.Fatalf("y: want the disks:\n%s", s)
+	}
+	keys(m, "space", "enter", h.big)
+	if s := screen(m); !strings.Contains(s, "✓ can be used") {
+		t.Fatalf("the target: want it accepted:\n%s", s)
+	}
+	keys(m, "enter", "enter")
+	if s := screen(m); !strings.Contains(s, "protect web01: 1 disk") || !strings.Contains(s, "+[[group]]") {
+		t.Fatalf("review:\n%s", s)
+	}
+	keys(m, "enter")
+	if s := screen(m); !strings.Contains(s, "the agent will pick it up when it starts") {
+		t.Fatalf("apply:\n%s", s)
+	}
+	fc, err := agent.LoadConfig(h.conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(fc.Groups) != 1 || fc.Groups[0].Name != "web01" || len(fc.Pairs) != 2 || fc.Pairs[1].Target != h.big {
+		t.Fatalf("config %+v", fc)
 	}
 }
