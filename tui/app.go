@@ -47,6 +47,9 @@ type Options struct {
 	// VSphere, when set, offers the failback VM on a rollback's result
 	// (v); when nil the result says how to configure it.
 	VSphere VSphere
+	// Protector, when set, offers the Protect screen (n on the
+	// dashboard): a process server's disks to new pairs.
+	Protector Protector
 }
 
 type screen int
@@ -56,6 +59,7 @@ const (
 	screenDetail
 	screenLogs
 	screenRecover
+	screenProtect
 )
 
 // Model is the console's root model: it keeps what the collector said
@@ -91,6 +95,7 @@ type Model struct {
 	detail detailPage
 	logs   logsPage
 	wiz    wizard // the recovery wizard's page
+	prot   protectPage
 }
 
 type history struct{ rpo, bps []float64 }
@@ -217,6 +222,8 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, minuteTick()
 	case actionMsg:
 		return m, m.onAction(msg)
+	case protDiscoverMsg, protSuggestMsg, protCheckMsg, protPlanMsg, protApplyMsg:
+		return m, m.protUpdate(msg)
 	case resolvedMsg, recoverStartedMsg, vsPlanMsg, vsProgressMsg, vsDoneMsg:
 		// The wizard's, whichever page is shown.
 		return m, m.wiz.update(m, msg)
@@ -402,6 +409,8 @@ func (m *Model) inputChanged() tea.Cmd {
 		m.refreshRows()
 	case screenLogs:
 		m.logs.off = 0
+	case screenProtect:
+		return m.protInputChanged()
 	}
 	return nil
 }
@@ -447,6 +456,11 @@ func (m *Model) inputKey(ti *textinput.Model, msg tea.KeyPressMsg) tea.Cmd {
 	if m.screen == screenRecover && m.wizFieldKey(ti, msg) {
 		return nil
 	}
+	if m.screen == screenProtect {
+		if cmd, ok := m.protFieldKey(msg); ok {
+			return cmd
+		}
+	}
 	switch msg.String() {
 	case "enter":
 		return m.inputDone(ti, true)
@@ -490,6 +504,7 @@ func (m *Model) resize() {
 	m.detail.input.SetWidth(w)
 	m.dash.tag.SetWidth(w)
 	m.wiz.setWidth(w)
+	m.prot.setWidth(max(m.w-30, 10))
 }
 
 // View implements tea.Model.
@@ -574,6 +589,8 @@ func (m *Model) titleView() string {
 		title = "Logs"
 	case screenRecover:
 		title = "Recovery"
+	case screenProtect:
+		title = "Protect › " + protStepNames[m.prot.step]
 	}
 	if m.help {
 		title += " › Help"
@@ -652,6 +669,9 @@ func (m *Model) keysView() string {
 	if ti := m.focused(); ti != nil {
 		if ti == &m.wiz.destIn || ti == &m.wiz.timeIn {
 			return fit(" enter next · ↑/shift+tab/esc back to the list · ctrl+u clear · paste works", m.w)
+		}
+		if m.screen == screenProtect {
+			return fit(" enter next · ↑↓/tab move · esc back · ctrl+u clear · paste works", m.w)
 		}
 		return fit(" enter done · esc cancel · ctrl+u clear · paste works (terminal paste)", m.w)
 	}

@@ -190,6 +190,14 @@ func (p *dashboardPage) keys(m *Model) []action.Binding {
 				p.tag.CursorEnd()
 				return p.tag.Focus()
 			}},
+		{Keys: []string{"n"}, Help: "new protection", Dangerous: true,
+			Disabled: func() string {
+				if m.o.Protector == nil {
+					return "protection is not available in this console: use `mtconsole protect`"
+				}
+				return ""
+			},
+			Run: m.openProtect},
 		g.Logs,
 		{Keys: []string{"/"}, Help: "filter", Run: func() tea.Cmd { return p.filter.Focus() }},
 		{Keys: []string{"s"}, Help: "sort", Run: func() tea.Cmd {

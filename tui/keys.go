@@ -41,6 +41,8 @@ func (m *Model) page() page {
 		return &m.logs
 	case screenRecover:
 		return &m.wiz
+	case screenProtect:
+		return &m.prot
 	}
 	return &m.dash
 }

@@ -25,7 +25,15 @@ func rootScreens() []rootScreen {
 		return func(m *Model) { wizardTo(m, s, export) }
 	}
 	return []rootScreen{
-		{"dashboard", func(*Model) {}, []string{"recover", "tag all"}},
+		{"dashboard", func(*Model) {}, []string{"recover", "tag all", "new protection"}},
+		{"protect server", func(m *Model) { protectTo(m, protServer) }, nil},
+		{"protect trust", func(m *Model) { protectTo(m, protTrust) }, []string{"trust and pin"}},
+		{"protect disks", func(m *Model) { protectTo(m, protDisks) }, nil},
+		{"protect mapping", func(m *Model) { protectTo(m, protMap) }, nil},
+		{"protect policy", func(m *Model) { protectTo(m, protPolicy) }, nil},
+		{"protect policy choice", func(m *Model) { protectTo(m, protPolicy); press(m, "down", "down") }, nil},
+		{"protect review", func(m *Model) { protectTo(m, protReview) }, []string{"apply"}},
+		{"protect progress", func(m *Model) { protectTo(m, protProgress) }, nil},
 		{"detail", func(m *Model) { press(m, "enter") }, []string{"tag now", "pause/resume", "recover"}},
 		{"logs", func(m *Model) { press(m, "L") }, []string{"recover"}},
 		{"wizard pairs", step(stepPairs, ""), nil},
@@ -61,7 +69,7 @@ func rootScreens() []rootScreen {
 func newRootFx(t *testing.T, w, h int) (*Model, *fakeActions) {
 	fa := &fakeActions{}
 	fv := &fakeVSphere{checks: []setup.Check{{ID: "vm.path", Title: "Failback VM path", Status: setup.Fail}}}
-	return newFx(t, w, h, Options{Actions: fa, VSphere: fv}), fa
+	return newFx(t, w, h, Options{Actions: fa, VSphere: fv, Protector: &fakeProtector{untrusted: true}}), fa
 }
 
 // actionCalls counts what the console asked of the agent.

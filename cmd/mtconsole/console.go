@@ -15,8 +15,8 @@ import (
 )
 
 func newConsoleCmd() *cobra.Command {
-	var socket, replay, record string
-	var readOnly bool
+	var socket, replay, record, config string
+	var readOnly, allowFiles bool
 	var vsc failback.Settings
 	c := &cobra.Command{
 		Use:   "console [--socket PATH] [--readonly] [--replay FILE] [--record FILE]",
@@ -24,7 +24,9 @@ func newConsoleCmd() *cobra.Command {
 		Long: `Open the master target's console on this terminal (at least 80x24):
 the pairs with their state, health, RPO, backlog, throughput and
 retention; a pair's detail with its tags; the agent's events; and the
-recovery wizard. Running mtconsole without a command opens it too.
+recovery wizard; n on the dashboard protects a machine (the Protect screen:
+a process server's disks to new pairs in --config, as mtconsole protect
+does). Running mtconsole without a command opens it too.
 
 It needs a terminal: for scripts use "mtconsole status --json". A
 non-root user, or --readonly, gets a console that only looks. --replay
@@ -65,6 +67,7 @@ Exit codes: 0 ok, 1 failed, 2 usage (bad flags, or stdout is not a terminal).`,
 				agent := tui.NewAgent(socket)
 				defer agent.Close()
 				liveOptions(&o, agent, socket, readOnly)
+				o.Protector = &consoleProtector{config: config, socket: socket, allowFiles: allowFiles}
 			}
 			if record != "" {
 				f, err := os.OpenFile(record, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
@@ -81,6 +84,8 @@ Exit codes: 0 ok, 1 failed, 2 usage (bad flags, or stdout is not a terminal).`,
 	c.Flags().BoolVar(&readOnly, "readonly", false, "only look: no tag, pause, resume or recover")
 	c.Flags().StringVar(&replay, "replay", "", "play a recording instead of asking the agent")
 	c.Flags().StringVar(&record, "record", "", "also write what the agent says to this new file, for --replay")
+	c.Flags().StringVar(&config, "config", "/etc/mtconsole/agent.toml", "the agent's configuration file, which the Protect screen (n) adds to")
+	c.Flags().BoolVar(&allowFiles, "allow-files", false, "let the Protect screen take regular files as targets (demos and tests)")
 	addVSphereConfFlags(c, &vsc)
 	return c
 }

@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 
@@ -88,5 +89,7 @@ func runDemoConsole(ctx context.Context, socket string) error {
 	defer agent.Close()
 	o := tui.Options{Host: "demo-mt (mtconsole demo)"}
 	liveOptions(&o, agent, socket, false)
+	// The demo's agent.toml is beside its socket; its disks are files.
+	o.Protector = &consoleProtector{config: filepath.Join(filepath.Dir(socket), "agent.toml"), socket: socket, allowFiles: true}
 	return tui.Run(ctx, o)
 }

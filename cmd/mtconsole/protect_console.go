@@ -1,0 +1,190 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/mtconsole/mtconsole/protect"
+	"github.com/mtconsole/mtconsole/replication/agent"
+	"github.com/mtconsole/mtconsole/replication/wire"
+	"github.com/mtconsole/mtconsole/setup"
+	"github.com/mtconsole/mtconsole/tui"
+)
+
+// consoleProtector is the console's Protect screen on package protect:
+// the calls `mtconsole protect` makes, for the agent.toml at config.
+type consoleProtector struct {
+	config string
+	socket string // the agent's socket when agent.toml names none
+	// allowFiles allows regular files as targets (the demo's).
+	allowFiles bool
+	// env is the host the target rules look at (nil: this host).
+	env *setup.Env
+	// reload asks the agent to start the new pairs (nil: reloadAgent).
+	reload func(ctx context.Context, socket string) ([]string, error)
+}
+
+var _ tui.Protector = (*consoleProtector)(nil)
+
+// file is agent.toml, nil when there is none (or it has an error: the
+// plan says so).
+func (c *consoleProtector) file() *agent.FileConfig {
+	if _, err := os.Stat(c.config); err != nil {
+		return nil
+	}
+	fc, err := agent.LoadConfig(c.config)
+	if err != nil {
+		return nil
+	}
+	return fc
+}
+
+func (c *consoleProtector) hostEnv() *setup.Env {
+	if c.env != nil {
+		return c.env
+	}
+	return &setup.Env{Root: "/"}
+}
+
+func (c *consoleProtector) Defaults() (string, string) {
+	if fc := c.file(); fc != nil {
+		return fc.ProcessServer.Address, fc.ProcessServer.PassphraseFile
+	}
+	return "", ""
+}
+
+func (c *consoleProtector) Discover(ctx context.Context, addr, passFile, trust string) (*tui.PSDiscovery, error) {
+	key, err := protect.KeyFromFile(passFile)
+	if err != nil {
+		return nil, err
+	}
+	srv := protect.Server{Addr: addr, Key: key}
+	fc := c.file()
+	if fc != nil {
+		srv.TrustStore, srv.HostID = fc.Agent.TrustStore, fc.Agent.HostID
+	} else if _, _, srv.TrustStore, err = protect.Defaults(); err != nil {
+		return nil, err
+	}
+	var seen wire.Fingerprint
+	srv.Confirm = func(_ string, fp wire.Fingerprint) bool {
+		seen = fp
+		return trust != "" && fp.String() == trust
+	}
+	d, err := protect.Discover(ctx, srv)
+	if errors.Is(err, protect.ErrUntrusted) && !seen.IsZero() {
+		return nil, &tui.UntrustedError{Addr: protect.NormAddr(addr), Fingerprint: seen.String(), TrustStore: srv.TrustStore}
+	}
+	if err != nil {
+		return nil, err
+	}
+	paired := map[string]string{}
+	if fc != nil && protect.NormAddr(fc.ProcessServer.Address) == d.Addr {
+		for _, p := range fc.Pairs {
+			paired[p.Disk] = p.ID
+		}
+	}
+	out := &tui.PSDiscovery{Addr: d.Addr, HostName: d.HostName, Fingerprint: d.Fingerprint.String(), FirstUse: d.FirstUse}
+	for _, x := range d.Disks {
+		out.Disks = append(out.Disks, tui.PSDisk{Name: x.Name, Size: x.Size, BlockSize: x.BlockSize, Paired: paired[x.Name]})
+	}
+	return out, nil
+}
+
+// inUse are agent.toml's targets and the agent's directories, as
+// MakePlan gives them to the rules.
+func (c *consoleProtector) inUse() (targets []string, dirs []string) {
+	if fc := c.file(); fc != nil {
+		for _, p := range fc.Pairs {
+			targets = append(targets, p.Target)
+		}
+		return targets, []string{fc.Agent.JournalDir, fc.Agent.RetentionDir}
+	}
+	if j, r, _, err := protect.Defaults(); err == nil {
+		dirs = []string{j, r}
+	}
+	return nil, dirs
+}
+
+func (c *consoleProtector) Suggest(_ context.Context, disks []tui.PSDisk) map[string]string {
+	targets, dirs := c.inUse()
+	inUse := map[string]string{}
+	for _, t := range targets {
+		inUse[t] = "in agent.toml"
+	}
+	var src []setup.TargetRequest
+	for _, d := range disks {
+		src = append(src, setup.TargetRequest{SourceName: d.Name, SourceSize: d.Size, SourceBlockSize: d.BlockSize,
+			AllowFiles: c.allowFiles, InUse: inUse, RetentionDirs: dirs})
+	}
+	return setup.SuggestTargets(c.hostEnv(), src)
+}
+
+func (c *consoleProtector) Check(_ context.Context, d tui.PSDisk, target, overwrite string) tui.TargetCheck {
+	targets, dirs := c.inUse()
+	v := protect.SetupTarget(c.hostEnv())(protect.TargetCheck{Path: target, SourceName: d.Name, SourceSize: d.Size,
+		SourceBlockSize: d.BlockSize, AllowFiles: c.allowFiles, Overwrite: overwrite, InUse: targets, RetentionDirs: dirs})
+	return tui.TargetCheck{OK: v.OK, Reason: v.Reason, Confirm: v.Confirm}
+}
+
+func (c *consoleProtector) Plan(ctx context.Context, r tui.ProtectRequest) (*tui.ProtectPlan, error) {
+	req := protect.Request{Group: r.Group, Map: r.Map, Overwrite: r.Overwrite, AllowFiles: c.allowFiles,
+		ConsistencyInterval: r.ConsistencyInterval,
+		Policy:              protect.Policy{Retention: r.Retention, OnFull: r.OnFull, RPOThreshold: r.RPOThreshold}}
+	if s := strings.TrimSpace(r.SizeCapMB); s != "" {
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || n < 0 {
+			return &tui.ProtectPlan{Refusals: []tui.ProtectRefusal{{Reason: fmt.Sprintf("size cap MB %q: give a whole number of MB, 0 for none", s)}}}, nil
+		}
+		req.Policy.SizeCapMB = &n
+	}
+	for _, d := range r.Disks {
+		req.Disks = append(req.Disks, protect.Disk{Name: d.Name, Size: d.Size, BlockSize: d.BlockSize})
+	}
+	if c.file() != nil {
+		req.PSAddr = r.Addr
+	} else {
+		req.Fresh = protect.Fresh{PSAddr: r.Addr, PassphraseFile: r.PassFile}
+	}
+	plan, err := protect.MakePlan(ctx, c.config, req, protect.Options{CheckTarget: protect.SetupTarget(c.hostEnv())})
+	var re *protect.RefusedError
+	if errors.As(err, &re) {
+		out := &tui.ProtectPlan{}
+		for _, x := range re.Refusals {
+			out.Refusals = append(out.Refusals, tui.ProtectRefusal{Disk: x.Disk, Target: x.Target, Reason: x.Reason, Confirm: x.Confirm})
+		}
+		return out, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	out := &tui.ProtectPlan{Summary: plan.Summary(), Diff: plan.Diff(), Impl: plan}
+	for _, q := range plan.Pairs {
+		out.Pairs = append(out.Pairs, q.ID)
+	}
+	return out, nil
+}
+
+func (c *consoleProtector) Apply(ctx context.Context, p *tui.ProtectPlan) (*tui.ProtectResult, error) {
+	plan, ok := p.Impl.(*protect.Plan)
+	if !ok {
+		return nil, errors.New("protect: no plan to apply: review it first")
+	}
+	socket := c.socket
+	if fc := c.file(); fc != nil && fc.Agent.Socket != "" {
+		socket = fc.Agent.Socket
+	}
+	reload := c.reload
+	if reload == nil {
+		reload = reloadAgent
+	}
+	res, err := protect.Apply(ctx, plan, protect.Options{Reload: func(ctx context.Context) ([]string, error) { return reload(ctx, socket) }})
+	var out *tui.ProtectResult
+	if res != nil {
+		out = &tui.ProtectResult{Path: res.Path, Backup: res.Backup, Agent: res.Agent, Started: res.Started, Note: res.Note}
+	}
+	return out, err
+}

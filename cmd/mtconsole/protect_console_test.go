@@ -1,0 +1,186 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	tea "charm.land/bubbletea/v2"
+	"github.com/charmbracelet/x/ansi"
+
+	"github.com/mtconsole/mtconsole/protect"
+	"github.com/mtconsole/mtconsole/replication/agent"
+	"github.com/mtconsole/mtconsole/replication/agent/api"
+	"github.com/mtconsole/mtconsole/replication/wire"
+	"github.com/mtconsole/mtconsole/tui"
+)
+
+// The console's Protector on package protect, against a process server
+// on loopback: the agent's defaults, a first-seen certificate handed to
+// the screen (nothing pinned) then trusted by its fingerprint, the
+// target rules, a refused plan, the plan, and the apply with no agent.
+func TestConsoleProtector(t *testing.T) {
+	h := newProtectHost(t)
+	ctx := context.Background()
+	var reloads []string
+	c := &consoleProtector{config: h.conf, socket: h.sock, allowFiles: true,
+		reload: func(_ context.Context, socket string) ([]string, error) {
+			reloads = append(reloads, socket)
+			return nil, api.ErrNoAgent
+		}}
+	if addr, pass := c.Defaults(); addr != h.addr || pass != h.pass {
+		t.Fatalf("defaults %q %q, want agent.toml's %q %q", addr, pass, h.addr, h.pass)
+	}
+	trust := filepath.Join(h.etc, "known_process_servers")
+	_, err := c.Discover(ctx, h.addr, h.pass, "")
+	var ue *tui.UntrustedError
+	if !errors.As(err, &ue) || ue.Fingerprint != h.fp.String() || ue.TrustStore != trust {
+		t.Fatalf("first use: %v, want an UntrustedError with %s", err, h.fp)
+	}
+	if _, err := os.Stat(trust); err == nil {
+		t.Fatal("a certificate not trusted was pinned")
+	}
+	d, err := c.Discover(ctx, h.addr, h.pass, h.fp.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.HostName != "web01" || len(d.Disks) != 1 || d.Disks[0].Name != "sda" || d.Disks[0].Size != 1<<20 || d.Disks[0].Paired != "" || !d.FirstUse {
+		t.Fatalf("discovery %+v", d)
+	}
+	if st, err := wire.OpenTrustStore(trust); err != nil {
+		t.Fatal(err)
+	} else if fp, ok, _ := st.Lookup(h.addr); !ok || fp != h.fp {
+		t.Fatal("the trusted certificate is not pinned")
+	}
+	if v := c.Check(ctx, d.Disks[0], h.small, ""); v.OK || !strings.Contains(v.Reason, "smaller") {
+		t.Fatalf("small target: %+v", v)
+	}
+	if v := c.Check(ctx, d.Disks[0], h.big, ""); !v.OK {
+		t.Fatalf("big target: %+v", v)
+	}
+	req := tui.ProtectRequest{Addr: h.addr, PassFile: h.pass, Disks: d.Disks, Group: "web01", Map: map[string]string{"sda": h.small},
+		Retention: "3d", SizeCapMB: "2048", OnFull: "pause", RPOThreshold: "15m", ConsistencyInterval: "15m"}
+	before, _ := os.ReadFile(h.conf)
+	p, err := c.Plan(ctx, req)
+	if err != nil || len(p.Refusals) != 1 || !strings.Contains(p.Refusals[0].Reason, "smaller than source sda") {
+		t.Fatalf("plan with a small target: %+v, %v", p, err)
+	}
+	req.SizeCapMB = "lots"
+	if p, err := c.Plan(ctx, req); err != nil || len(p.Refusals) != 1 || !strings.Contains(p.Refusals[0].Reason, "whole number") {
+		t.Fatalf("plan with a bad cap: %+v, %v", p, err)
+	}
+	req.SizeCapMB, req.Map["sda"] = "2048", h.big
+	if p, err = c.Plan(ctx, req); err != nil || len(p.Refusals) != 0 {
+		t.Fatalf("plan: %+v, %v", p, err)
+	}
+	if !strings.Contains(p.Summary, "protect web01: 1 disk") || !strings.Contains(p.Diff, `+retention = "3d"`) ||
+		!strings.Contains(p.Diff, "+size_cap_mb = 2048") || len(p.Pairs) != 1 || p.Pairs[0] != "sda" {
+		t.Fatalf("plan:\n%s\n%s\n%v", p.Summary, p.Diff, p.Pairs)
+	}
+	if after, _ := os.ReadFile(h.conf); string(after) != string(before) {
+		t.Fatal("a plan changed agent.toml")
+	}
+	res, err := c.Apply(ctx, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Agent || res.Note != protect.NoAgentNote || res.Backup != h.conf+".bak" || len(reloads) != 1 || reloads[0] != h.sock {
+		t.Fatalf("apply %+v, reloads %q", res, reloads)
+	}
+	fc, err := agent.LoadConfig(h.conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(fc.Groups) != 1 || fc.Groups[0].Name != "web01" || len(fc.Pairs) != 2 {
+		t.Fatalf("config %+v", fc)
+	}
+	// sda is protected now: the disks step marks it
+	if d, err = c.Discover(ctx, h.addr, h.pass, ""); err != nil || d.Disks[0].Paired != "sda" {
+		t.Fatalf("after the apply: %+v, %v", d, err)
+	}
+}
+
+// noActions is an agent connection the Protect screen never uses.
+type noActions struct{ tui.Actions }
+
+// drive runs cmd and what the console answers, as the program would (a
+// bounded depth: a cursor's blink would go on forever).
+func drive(m tea.Model, cmd tea.Cmd, depth int) {
+	if cmd == nil || depth > 8 {
+		return
+	}
+	switch msg := cmd().(type) {
+	case nil:
+	case tea.BatchMsg:
+		for _, c := range msg {
+			drive(m, c, depth+1)
+		}
+	default:
+		_, next := m.Update(msg)
+		drive(m, next, depth+1)
+	}
+}
+
+func keys(m tea.Model, ks ...string) {
+	for _, k := range ks {
+		var msg tea.KeyPressMsg
+		switch k {
+		case "enter":
+			msg = tea.KeyPressMsg{Code: tea.KeyEnter}
+		case "space":
+			msg = tea.KeyPressMsg{Code: tea.KeySpace, Text: " "}
+		default:
+			for _, r := range k {
+				_, cmd := m.Update(tea.KeyPressMsg{Code: r, Text: string(r)})
+				drive(m, cmd, 0)
+			}
+			continue
+		}
+		_, cmd := m.Update(msg)
+		drive(m, cmd, 0)
+	}
+}
+
+func screen(m tea.Model) string { return ansi.Strip(m.View().Content) }
+
+// The Protect screen end to end on package protect, against a process
+// server on loopback, with no agent running: n, connect, the first-seen
+// certificate's fingerprint trusted with y, the disk, its target, the
+// policy's defaults, the review, enter: agent.toml has the group, and the
+// screen says the agent will pick it up when it starts.
+func TestConsoleProtectScreen(t *testing.T) {
+	h := newProtectHost(t)
+	m := tui.New(t.Context(), tui.Options{Actions: noActions{}, NoColor: true, Host: "mt01",
+		Protector: &consoleProtector{config: h.conf, socket: h.sock, allowFiles: true}})
+	m.Update(tea.WindowSizeMsg{Width: 80, Height: 24})
+	keys(m, "n", "enter")
+	if s := screen(m); !strings.Contains(s, h.fp.String()) || !strings.Contains(s, "[y/N]") {
+		t.Fatalf("connect, first use: want the fingerprint asked about:\n%s", s)
+	}
+	keys(m, "y")
+	if s := screen(m); !strings.Contains(s, "sda") || !strings.Contains(s, "1.0 MB") && !strings.Contains(s, "1.05 MB") {
+		t.Fatalf("y: want the disks:\n%s", s)
+	}
+	keys(m, "space", "enter", h.big)
+	if s := screen(m); !strings.Contains(s, "✓ can be used") {
+		t.Fatalf("the target: want it accepted:\n%s", s)
+	}
+	keys(m, "enter", "enter")
+	if s := screen(m); !strings.Contains(s, "protect web01: 1 disk") || !strings.Contains(s, "+[[group]]") {
+		t.Fatalf("review:\n%s", s)
+	}
+	keys(m, "enter")
+	if s := screen(m); !strings.Contains(s, "the agent will pick it up when it starts") {
+		t.Fatalf("apply:\n%s", s)
+	}
+	fc, err := agent.LoadConfig(h.conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(fc.Groups) != 1 || fc.Groups[0].Name != "web01" || len(fc.Pairs) != 2 || fc.Pairs[1].Target != h.big {
+		t.Fatalf("config %+v", fc)
+	}
+}
