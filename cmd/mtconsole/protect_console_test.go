@@ -169,7 +169,7 @@ func TestConsoleProtectScreen(t *testing.T) {
 		t.Fatalf("the target: want it accepted:\n%s", s)
 	}
 	keys(m, "enter", "enter")
-	if s := screen(m); !strings.Contains(s, "protect web01: 1 disk") || !strings.Contains(s, "+[[group]]") {
+	if s := screen(m); !strings.Contains(s, "protect web01: 1 disk") || !strings.Contains(s, "+++ "+h.conf) {
 		t.Fatalf("review:\n%s", s)
 	}
 	keys(m, "enter")
