@@ -90,6 +90,8 @@ func runDemoConsole(ctx context.Context, socket string) error {
 	o := tui.Options{Host: "demo-mt (mtconsole demo)"}
 	liveOptions(&o, agent, socket, false)
 	// The demo's agent.toml is beside its socket; its disks are files.
-	o.Protector = &consoleProtector{config: filepath.Join(filepath.Dir(socket), "agent.toml"), socket: socket, allowFiles: true}
+	dir := filepath.Dir(socket)
+	o.Protector = &consoleProtector{config: filepath.Join(dir, "agent.toml"), socket: socket, allowFiles: true,
+		fileTargets: filepath.Join(dir, "targets")}
 	return tui.Run(ctx, o)
 }

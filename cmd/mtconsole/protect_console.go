@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -22,6 +23,10 @@ type consoleProtector struct {
 	socket string // the agent's socket when agent.toml names none
 	// allowFiles allows regular files as targets (the demo's).
 	allowFiles bool
+	// fileTargets, when set, is where file targets lie (the demo's
+	// DIR/targets): a source disk NAME whose free NAME.img is there gets
+	// it suggested.
+	fileTargets string
 	// env is the host the target rules look at (nil: this host).
 	env *setup.Env
 	// reload asks the agent to start the new pairs (nil: reloadAgent).
@@ -120,7 +125,20 @@ func (c *consoleProtector) Suggest(_ context.Context, disks []tui.PSDisk) map[st
 		src = append(src, setup.TargetRequest{SourceName: d.Name, SourceSize: d.Size, SourceBlockSize: d.BlockSize,
 			AllowFiles: c.allowFiles, InUse: inUse, RetentionDirs: dirs})
 	}
-	return setup.SuggestTargets(c.hostEnv(), src)
+	out := setup.SuggestTargets(c.hostEnv(), src)
+	if c.allowFiles && c.fileTargets != "" {
+		for _, r := range src {
+			f := filepath.Join(c.fileTargets, r.SourceName+".img")
+			if _, done := out[r.SourceName]; done {
+				continue
+			}
+			r.Path = f
+			if v := setup.CheckTarget(c.hostEnv(), r); v.OK {
+				out[r.SourceName] = f
+			}
+		}
+	}
+	return out
 }
 
 func (c *consoleProtector) Check(_ context.Context, d tui.PSDisk, target, overwrite string) tui.TargetCheck {

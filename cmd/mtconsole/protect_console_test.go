@@ -61,6 +61,26 @@ func TestConsoleProtector(t *testing.T) {
 	if v := c.Check(ctx, d.Disks[0], h.big, ""); !v.OK {
 		t.Fatalf("big target: %+v", v)
 	}
+	// The demo's file targets: NAME.img in fileTargets is suggested when
+	// it may be used, not when it is too small.
+	c.fileTargets = h.dir
+	if s := c.Suggest(ctx, d.Disks); s["sda"] != "" {
+		t.Fatalf("suggested %q with no sda.img there", s["sda"])
+	}
+	sdaImg := filepath.Join(h.dir, "sda.img")
+	if err := os.WriteFile(sdaImg, make([]byte, 1<<20), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if s := c.Suggest(ctx, d.Disks); s["sda"] != sdaImg {
+		t.Fatalf("suggested %q, want %s", s["sda"], sdaImg)
+	}
+	if err := os.Truncate(sdaImg, 4096); err != nil {
+		t.Fatal(err)
+	}
+	if s := c.Suggest(ctx, d.Disks); s["sda"] != "" {
+		t.Fatalf("suggested a too small %q", s["sda"])
+	}
+	c.fileTargets = ""
 	req := tui.ProtectRequest{Addr: h.addr, PassFile: h.pass, Disks: d.Disks, Group: "web01", Map: map[string]string{"sda": h.small},
 		Retention: "3d", SizeCapMB: "2048", OnFull: "pause", RPOThreshold: "15m", ConsistencyInterval: "15m"}
 	before, _ := os.ReadFile(h.conf)
