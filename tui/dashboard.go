@@ -587,7 +587,7 @@ func (m *Model) tableView(w, rows int) []string {
 				if m.dash.collapsed[l.group] {
 					fold = "▸ "
 				}
-				s = fmt.Sprintf("%s%s · %d pairs", fold, l.group, l.n)
+				s = fmt.Sprintf("%s%s (%d)", fold, l.group, l.n)
 			case ci == 0 && l.group != "":
 				s = "  " + c.cell(p)
 			default:

@@ -207,6 +207,7 @@ func (m *Model) openGroupWizard(g string) tea.Cmd {
 	if m.screen != screenRecover || m.wiz.step != stepPairs || m.wiz.groups[g] == nil {
 		return cmd
 	}
+	m.wiz.cur = max(slices.IndexFunc(m.wiz.items, func(it wizItem) bool { return it.group == g }), 0)
 	return tea.Batch(cmd, m.chooseGroup(g))
 }
 
