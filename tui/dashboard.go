@@ -40,6 +40,30 @@ type dashboardPage struct {
 	filter textinput.Model
 	tag    textinput.Model // the name of a tag for every pair shown
 	rows   []int           // indexes into status.Pairs, filtered and sorted
+	// lines are the table's rows: rows, with a header above the pairs of
+	// each machine of several pairs (grouped) unless it is collapsed.
+	lines     []dashLine
+	grouped   bool            // some group holds more than one pair
+	collapsed map[string]bool // by group name: kept across refreshes
+	selGroup  string          // the selected header's group; "": a pair (sel) is selected
+}
+
+// dashLine is one row of the pair table: a pair, or the header of a
+// machine of several pairs.
+type dashLine struct {
+	pair  int            // index into status.Pairs; -1: a header
+	group string         // a header's group; a member's group; "" for a pair alone
+	n     int            // a header: its pairs shown
+	agg   api.PairStatus // a header: the summary of its pairs shown
+}
+
+// groupOf is the protected machine a pair belongs to: its group, else
+// itself.
+func groupOf(p *api.PairStatus) string {
+	if p.Group != "" {
+		return p.Group
+	}
+	return p.ID
 }
 
 func newDashboardPage() dashboardPage {
@@ -79,13 +103,152 @@ func (m *Model) refreshRows() {
 		return c
 	})
 	m.dash.rows = rows
-	if m.selIndex() < 0 && len(rows) > 0 {
-		m.dash.sel = ps[rows[0]].ID
+	m.groupLines()
+	if m.dash.selGroup == "" && m.selIndex() < 0 {
+		// The selected pair folded away: its machine's header.
+		if p := m.pair(m.dash.sel); p != nil && m.dash.collapsed[groupOf(p)] {
+			m.dash.selGroup = groupOf(p)
+		}
+	}
+	if m.selIndex() < 0 {
+		m.dash.selGroup = ""
+		if len(m.dash.lines) > 0 {
+			m.selectLine(0)
+		}
 	}
 }
 
+// groupLines lays the sorted rows out as the table's lines: with no group
+// of several pairs, one line a pair; else each such machine's header at
+// the place of its first pair, its pairs (in the sort's order) below
+// unless collapsed.
+func (m *Model) groupLines() {
+	ps, d := m.status.Pairs, &m.dash
+	lines := d.lines[:0]
+	sizes := map[string]int{}
+	d.grouped = false
+	for i := range ps {
+		g := groupOf(&ps[i])
+		sizes[g]++
+		d.grouped = d.grouped || sizes[g] > 1
+	}
+	if !d.grouped {
+		for _, r := range d.rows {
+			lines = append(lines, dashLine{pair: r})
+		}
+		d.lines = lines
+		return
+	}
+	members := map[string][]int{}
+	for _, r := range d.rows {
+		if g := groupOf(&ps[r]); sizes[g] > 1 {
+			members[g] = append(members[g], r)
+		}
+	}
+	done := map[string]bool{}
+	for _, r := range d.rows {
+		g := groupOf(&ps[r])
+		if sizes[g] <= 1 {
+			lines = append(lines, dashLine{pair: r})
+			continue
+		}
+		if done[g] {
+			continue
+		}
+		done[g] = true
+		lines = append(lines, dashLine{pair: -1, group: g, n: len(members[g]), agg: groupSummary(ps, members[g])})
+		if !d.collapsed[g] {
+			for _, r := range members[g] {
+				lines = append(lines, dashLine{pair: r, group: g})
+			}
+		}
+	}
+	d.lines = lines
+}
+
+// groupSummary is a machine's row: its worst state and health (with that
+// pair's reason), its largest RPO, its summed backlog, rate and resync.
+func groupSummary(ps []api.PairStatus, rows []int) api.PairStatus {
+	var s api.PairStatus
+	s.RPOUnknown = true
+	worst := -1
+	var done, total int64
+	var eta float64
+	for i, r := range rows {
+		p := &ps[r]
+		if i == 0 || stateRank(p.State) < stateRank(s.State) {
+			s.State = p.State
+		}
+		if worst < 0 || healthRank(p.Health) < healthRank(ps[worst].Health) {
+			worst = r
+		}
+		if !p.RPOUnknown {
+			s.RPOUnknown = false
+			s.RPOSeconds = max(s.RPOSeconds, p.RPOSeconds)
+		}
+		s.BacklogBytes += p.BacklogBytes
+		s.ThroughputBps += p.ThroughputBps
+		if p.Resync != nil && p.Resync.TotalBytes > 0 {
+			done, total = done+p.Resync.DoneBytes, total+p.Resync.TotalBytes
+			eta = max(eta, p.Resync.ETASeconds)
+		}
+	}
+	if worst >= 0 {
+		s.Health = ps[worst].Health
+		if ps[worst].Reason != "" {
+			s.Reason = ps[worst].ID + ": " + ps[worst].Reason
+		}
+	}
+	if total > 0 {
+		s.Resync = &api.ResyncProgress{DoneBytes: done, TotalBytes: total, ETASeconds: eta}
+	}
+	return s
+}
+
+// selectLine selects the table's line i.
+func (m *Model) selectLine(i int) {
+	l := m.dash.lines[i]
+	if l.pair < 0 {
+		m.dash.selGroup = l.group
+		return
+	}
+	m.dash.selGroup, m.dash.sel = "", m.status.Pairs[l.pair].ID
+}
+
+// selectedGroup is the machine whose header is selected, "" when a pair
+// is.
+func (m *Model) selectedGroup() string {
+	if i := m.selIndex(); i >= 0 && m.dash.lines[i].pair < 0 {
+		return m.dash.lines[i].group
+	}
+	return ""
+}
+
+// fold collapses (-1), expands (+1) or toggles (0) the machine of the
+// selected line, its header or one of its pairs; collapsed, its header
+// is selected.
+func (m *Model) fold(how int) {
+	i := m.selIndex()
+	if i < 0 || m.dash.lines[i].group == "" {
+		return
+	}
+	g := m.dash.lines[i].group
+	c := !m.dash.collapsed[g]
+	if how != 0 {
+		c = how < 0
+	}
+	if m.dash.collapsed == nil {
+		m.dash.collapsed = map[string]bool{}
+	}
+	m.dash.collapsed[g] = c
+	if c {
+		m.dash.selGroup = g
+	}
+	m.refreshRows()
+}
+
 func matches(p *api.PairStatus, q string) bool {
-	for _, s := range []string{p.ID, p.Target, p.State, p.Health, p.Reason} {
+	for _, s := range []string{p.ID, p.Target, p.State, p.Health, p.Reason, p.Group} {
 		if strings.Contains(strings.ToLower(s), q) {
 			return true
 		}
@@ -126,20 +289,25 @@ func healthRank(h string) int {
 	return 3
 }
 
-// selIndex is the selected pair's row, -1 when it is not shown.
+// selIndex is the selected line, -1 when it is not shown.
 func (m *Model) selIndex() int {
-	for i, r := range m.dash.rows {
-		if m.status.Pairs[r].ID == m.dash.sel {
+	for i, l := range m.dash.lines {
+		if l.pair < 0 {
+			if m.dash.selGroup != "" && l.group == m.dash.selGroup {
+				return i
+			}
+		} else if m.dash.selGroup == "" && m.status.Pairs[l.pair].ID == m.dash.sel {
 			return i
 		}
 	}
 	return -1
 }
 
-// selected is the selected pair, nil when none is shown.
+// selected is the selected pair, nil when none is shown (or a machine's
+// header is selected).
 func (m *Model) selected() *api.PairStatus {
-	if i := m.selIndex(); i >= 0 {
-		return &m.status.Pairs[m.dash.rows[i]]
+	if i := m.selIndex(); i >= 0 && m.dash.lines[i].pair >= 0 {
+		return &m.status.Pairs[m.dash.lines[i].pair]
 	}
 	return nil
 }
@@ -168,15 +336,21 @@ func (p *dashboardPage) keys(m *Model) []action.Binding {
 		}
 		return ""
 	}
-	return []action.Binding{
+	bs := []action.Binding{
 		{Keys: []string{"enter"}, Help: "detail",
 			Disabled: func() string {
-				if m.selected() == nil {
+				if m.selected() == nil && m.selectedGroup() == "" {
 					return "no pair is shown"
 				}
 				return ""
 			},
-			Run: func() tea.Cmd { return m.openDetail(m.selected().ID) }},
+			Run: func() tea.Cmd {
+				if m.selectedGroup() != "" {
+					m.fold(0)
+					return nil
+				}
+				return m.openDetail(m.selected().ID)
+			}},
 		g.Recover,
 		{Keys: []string{"t"}, Help: "tag all", Dangerous: true,
 			Disabled: func() string {
@@ -209,14 +383,36 @@ func (p *dashboardPage) keys(m *Model) []action.Binding {
 			i := m.selIndex()
 			switch {
 			case d < 0 && i > 0:
-				p.sel = m.status.Pairs[p.rows[i-1]].ID
-			case d > 0 && i+1 < len(p.rows):
-				p.sel = m.status.Pairs[p.rows[i+1]].ID
+				m.selectLine(i - 1)
+			case d > 0 && i+1 < len(p.lines):
+				m.selectLine(i + 1)
 			}
 			return nil
 		}),
 		clearFilter,
 	}
+	if !p.grouped {
+		return bs
+	}
+	// Machines of several pairs: their headers fold (enter too).
+	return slices.Insert(bs, 1, action.Binding{Keys: []string{"space", "right", "left"}, Label: "space/←→", Help: "fold",
+		Disabled: func() string {
+			if i := m.selIndex(); i < 0 || p.lines[i].group == "" {
+				return "a pair alone: only a machine of several pairs folds"
+			}
+			return ""
+		},
+		RunKey: func(msg tea.KeyPressMsg) tea.Cmd {
+			switch msg.String() {
+			case "left":
+				m.fold(-1)
+			case "right":
+				m.fold(1)
+			default:
+				m.fold(0)
+			}
+			return nil
+		}})
 }
 
 func (p *dashboardPage) update(*Model, tea.Msg) tea.Cmd { return nil }
@@ -365,19 +561,26 @@ func (m *Model) tableView(w, rows int) []string {
 	}
 	out := []string{m.st.Bold.Render(cut(hdr.String(), w))}
 	sel := m.selIndex()
+	lines := m.dash.lines
 	start := 0
 	if sel >= rows {
 		start = sel - rows + 1
 	}
-	end := min(start+rows-1, len(m.dash.rows))
-	if len(m.dash.rows) <= rows {
-		end = len(m.dash.rows)
+	end := min(start+rows-1, len(lines))
+	if len(lines) <= rows {
+		end = len(lines)
 	}
-	if len(m.dash.rows) == 0 {
+	if len(lines) == 0 {
 		return append(out, " No pair matches the filter: esc clears it.")
 	}
 	for i := start; i < end; i++ {
-		p := &m.status.Pairs[m.dash.rows[i]]
+		l := &lines[i]
+		var p *api.PairStatus
+		if l.pair >= 0 {
+			p = &m.status.Pairs[l.pair]
+		} else {
+			p = &l.agg
+		}
 		var b strings.Builder
 		mark := "  "
 		if i == sel {
@@ -385,7 +588,19 @@ func (m *Model) tableView(w, rows int) []string {
 		}
 		b.WriteString(mark)
 		for ci, c := range cols {
-			s := c.cell(p)
+			var s string
+			switch {
+			case ci == 0 && l.pair < 0:
+				fold := "▾ "
+				if m.dash.collapsed[l.group] {
+					fold = "▸ "
+				}
+				s = fmt.Sprintf("%s%s (%d)", fold, l.group, l.n)
+			case ci == 0 && l.group != "":
+				s = "  " + c.cell(p)
+			default:
+				s = c.cell(p)
+			}
 			if c.right {
 				s = fitRight(s, c.width)
 			} else {
@@ -403,8 +618,8 @@ func (m *Model) tableView(w, rows int) []string {
 		}
 		out = append(out, line)
 	}
-	if end < len(m.dash.rows) {
-		out = append(out, m.st.Dim.Render(fmt.Sprintf("  … %d more (↓ to scroll)", len(m.dash.rows)-end)))
+	if end < len(lines) {
+		out = append(out, m.st.Dim.Render(fmt.Sprintf("  … %d more (↓ to scroll)", len(lines)-end)))
 	}
 	return out
 }
@@ -412,6 +627,9 @@ func (m *Model) tableView(w, rows int) []string {
 // retentionPanel is three lines on the selected pair.
 func (m *Model) retentionPanel(w int) []string {
 	p := m.selected()
+	if g := m.selectedGroup(); g != "" {
+		return m.groupPanel(g, w)
+	}
 	if p == nil {
 		return []string{"", "", ""}
 	}
@@ -425,6 +643,30 @@ func (m *Model) retentionPanel(w int) []string {
 		m.st.health(p.Health, cut(head, w)),
 		cut(" "+retentionGauge(r, max(w/4, 10)), w),
 		cut(" "+retentionPoints(r, now), w),
+	}
+}
+
+// groupPanel is three lines on the selected machine.
+func (m *Model) groupPanel(g string, w int) []string {
+	l := m.dash.lines[m.selIndex()]
+	var ids []string
+	for _, r := range m.dash.rows {
+		if p := &m.status.Pairs[r]; groupOf(p) == g {
+			ids = append(ids, p.ID)
+		}
+	}
+	head := fmt.Sprintf(" machine %s · %d pairs: %s · %s", g, len(ids), strings.Join(ids, ", "), healthText(l.agg.Health))
+	if l.agg.Reason != "" {
+		head += " (" + l.agg.Reason + ")"
+	}
+	fold := "space folds it"
+	if m.dash.collapsed[g] {
+		fold = "space unfolds it"
+	}
+	return []string{
+		m.st.health(l.agg.Health, cut(head, w)),
+		cut(" "+fold+" · r recovers the machine, its disks to one point common to all", w),
+		"",
 	}
 }
 

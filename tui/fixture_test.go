@@ -149,6 +149,27 @@ type fakeActions struct {
 	tb      testing.TB
 	stores  map[string]*journal.Store
 	events  []api.JobEvent // what FollowJob gives before the job's end
+	// groups are the machines the agent knows, by name (a pair in none
+	// is a group of its own): Resolve and Recover take one for its pairs.
+	groups map[string][]string
+}
+
+// groupPairs is what the agent does with a request's group: its pairs,
+// refused with pairs too or when unknown.
+func (f *fakeActions) groupPairs(group string, pairs []string) ([]string, error) {
+	if group == "" {
+		return pairs, nil
+	}
+	if len(pairs) > 0 {
+		return nil, &api.FieldError{Field: "group", Msg: "give a group or pairs, not both"}
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	ids := f.groups[group]
+	if len(ids) == 0 {
+		return nil, &api.FieldError{Field: "group", Msg: fmt.Sprintf("no group %q on this agent", group)}
+	}
+	return slices.Clone(ids), nil
 }
 
 // buildStore is a pair's retention store holding tags, applied up to
@@ -224,7 +245,11 @@ func (f *fakeActions) resolve(point string, pairs []string) (map[string]recovery
 }
 
 func (f *fakeActions) Resolve(_ context.Context, req api.ResolveRequest) (api.Resolution, error) {
-	points, err := f.resolve(req.Point, req.Pairs)
+	pairs, err := f.groupPairs(req.Group, req.Pairs)
+	if err != nil {
+		return api.Resolution{}, err
+	}
+	points, err := f.resolve(req.Point, pairs)
 	if err != nil {
 		return api.Resolution{}, err
 	}
@@ -273,12 +298,17 @@ func (f *fakeActions) Recover(_ context.Context, req api.RecoverRequest) (api.Jo
 		return api.Job{}, f.fail
 	}
 	f.mu.Unlock()
-	points, err := f.resolve(req.Point, req.Pairs)
+	pairs, err := f.groupPairs(req.Group, req.Pairs)
+	if err != nil {
+		f.mu.Lock()
+		return api.Job{}, err
+	}
+	points, err := f.resolve(req.Point, pairs)
 	f.mu.Lock()
 	if err != nil {
 		return api.Job{}, err
 	}
-	f.job = api.Job{ID: "j1", Mode: req.Mode, Point: req.Point, Pairs: req.Pairs, Dest: req.Dest, State: api.JobRunning,
+	f.job = api.Job{ID: "j1", Mode: req.Mode, Point: req.Point, Pairs: pairs, Dest: req.Dest, State: api.JobRunning,
 		TotalBytes: 64 << 30, Started: fxNow, Points: points}
 	return f.job, nil
 }

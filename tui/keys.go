@@ -79,8 +79,11 @@ func (m *Model) globalKeys() globalKeys {
 // recoverHere opens the wizard with one pair chosen, the one in view: the
 // detail's, else the dashboard's selected. Pairs tagged one by one share
 // no point, so choosing them all would only fail the readiness check;
-// step 1 adds the others.
+// step 1 adds the others. On a machine's header it chooses the machine.
 func (m *Model) recoverHere() tea.Cmd {
+	if g := m.selectedGroup(); g != "" && m.screen != screenDetail {
+		return m.openGroupWizard(g)
+	}
 	var pairs []string
 	if m.screen == screenDetail {
 		pairs = []string{m.detail.pair}

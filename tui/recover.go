@@ -64,9 +64,16 @@ const (
 
 // wizard is the recovery wizard's state.
 type wizard struct {
-	step     wizStep
-	pairs    []string
-	chosen   map[string]bool
+	step   wizStep
+	pairs  []string
+	chosen map[string]bool
+	// Machines of several pairs (by group name, their pairs sorted) are
+	// choosable as one: group, when set, is chosen instead of pairs and
+	// the requests name it, so the agent finds the point common to all
+	// its disks.
+	groups   map[string][]string
+	group    string
+	items    []wizItem // step 1's lines
 	cur      int
 	point    int
 	tag      journal.Tag // the tag chosen from the list
@@ -89,6 +96,13 @@ type wizard struct {
 	vs        vsState
 	vsName    textinput.Model
 	vsConfirm textinput.Model
+}
+
+// wizItem is a line of step 1: a machine of several pairs, or a pair
+// (indented under its machine when member is set).
+type wizItem struct {
+	group, pair string
+	member      bool
 }
 
 type check struct {
@@ -143,7 +157,38 @@ func (m *Model) openWizard(pairs []string) tea.Cmd {
 		all = append(all, p.ID)
 	}
 	slices.Sort(all)
-	m.wiz = wizard{pairs: all, chosen: map[string]bool{},
+	groups := map[string][]string{}
+	for i := range m.status.Pairs {
+		p := &m.status.Pairs[i]
+		groups[groupOf(p)] = append(groups[groupOf(p)], p.ID)
+	}
+	var names []string // the machines of several pairs and the pairs alone
+	for g, ids := range groups {
+		if len(ids) < 2 {
+			delete(groups, g)
+			continue
+		}
+		slices.Sort(ids)
+		names = append(names, g)
+	}
+	for _, id := range all {
+		if p := m.pair(id); p == nil || groups[groupOf(p)] == nil {
+			names = append(names, id)
+		}
+	}
+	slices.Sort(names)
+	var items []wizItem
+	for _, n := range names {
+		if ids := groups[n]; ids != nil {
+			items = append(items, wizItem{group: n})
+			for _, id := range ids {
+				items = append(items, wizItem{pair: id, member: true})
+			}
+			continue
+		}
+		items = append(items, wizItem{pair: n})
+	}
+	m.wiz = wizard{pairs: all, chosen: map[string]bool{}, groups: groups, items: items,
 		timeIn: newInput("Time: "), destIn: newInput("Export to: "), confirm: newInput("Confirm: "),
 		vsName: newInput("VM name: "), vsConfirm: newInput("Confirm: ")}
 	m.wiz.setWidth(max(m.w-20, 10))
@@ -156,7 +201,43 @@ func (m *Model) openWizard(pairs []string) tea.Cmd {
 	return tea.Batch(cmds...)
 }
 
+// openGroupWizard starts the wizard with machine g chosen.
+func (m *Model) openGroupWizard(g string) tea.Cmd {
+	cmd := m.openWizard(nil)
+	if m.screen != screenRecover || m.wiz.step != stepPairs || m.wiz.groups[g] == nil {
+		return cmd
+	}
+	m.wiz.cur = max(slices.IndexFunc(m.wiz.items, func(it wizItem) bool { return it.group == g }), 0)
+	return tea.Batch(cmd, m.chooseGroup(g))
+}
+
+// chooseGroup chooses machine g instead of any pair, and asks for its
+// pairs' tags.
+func (m *Model) chooseGroup(g string) tea.Cmd {
+	w := &m.wiz
+	w.group = g
+	clear(w.chosen)
+	var cmds []tea.Cmd
+	for _, id := range w.groups[g] {
+		cmds = append(cmds, m.fetchTags(id))
+	}
+	return tea.Batch(cmds...)
+}
+
+// chosenText names what is chosen: "machine web01 (sda, sdb)" or the
+// pairs.
+func (m *Model) chosenText() string {
+	if g := m.wiz.group; g != "" {
+		return "machine " + g + " (" + strings.Join(m.wiz.groups[g], ", ") + ")"
+	}
+	return strings.Join(m.chosenPairs(), ", ")
+}
+
+// chosenPairs are the pairs chosen, a chosen machine's.
 func (m *Model) chosenPairs() []string {
+	if g := m.wiz.group; g != "" {
+		return m.wiz.groups[g]
+	}
 	var out []string
 	for _, id := range m.wiz.pairs {
 		if m.wiz.chosen[id] {
@@ -199,7 +280,7 @@ func (m *Model) commonTags() []journal.Tag {
 func (m *Model) listLen() int {
 	switch m.wiz.step {
 	case stepPairs:
-		return len(m.wiz.pairs)
+		return len(m.wiz.items)
 	case stepPoint:
 		return len(pointNames)
 	case stepTag:
@@ -450,8 +531,12 @@ func (m *Model) wizInputDone(ok bool) tea.Cmd {
 }
 
 // confirmWord is what the admin types to confirm a rollback: the pair's
-// id for one pair, "rollback" for several.
+// id for one pair, the machine's name for a machine (as the CLI asks),
+// "rollback" for several.
 func (m *Model) confirmWord() string {
+	if m.wiz.group != "" {
+		return m.wiz.group
+	}
 	if ids := m.chosenPairs(); len(ids) == 1 {
 		return ids[0]
 	}
@@ -462,6 +547,9 @@ func (m *Model) confirmWord() string {
 func (m *Model) request() api.RecoverRequest {
 	w := &m.wiz
 	req := api.RecoverRequest{Mode: api.ModeRollback, Pairs: m.chosenPairs(), Point: m.chosenPoint()}
+	if w.group != "" {
+		req.Pairs, req.Group = nil, w.group
+	}
 	if w.step >= stepCheck && w.pinned.Name != "" && (w.point == pointLatestTag || w.point == pointLatestApp) {
 		// What the check showed is what is recovered, though a newer
 		// tag arrives meanwhile.
@@ -553,16 +641,23 @@ const defaultExportDir = "/var/lib/mtconsole/export"
 // defaultExportDir. It stats one file: cheap enough for Update.
 func (m *Model) defaultDest(req api.RecoverRequest) string {
 	dir := defaultExportDir
-	if len(req.Pairs) > 0 {
-		if p := m.pair(req.Pairs[0]); p != nil && p.Target != "" {
+	ids := req.Pairs
+	if req.Group != "" {
+		ids = m.wiz.groups[req.Group]
+	}
+	if len(ids) > 0 {
+		if p := m.pair(ids[0]); p != nil && p.Target != "" {
 			if fi, err := os.Stat(p.Target); err == nil && fi.Mode().IsRegular() {
 				dir = filepath.Dir(p.Target)
 			}
 		}
 	}
 	pt := pointSlug(req.Point)
-	if len(req.Pairs) == 1 {
-		return filepath.Join(dir, fileSafe(req.Pairs[0])+"-"+pt+".img")
+	if req.Group != "" {
+		return filepath.Join(dir, fileSafe(req.Group)+"-"+pt) + string(filepath.Separator)
+	}
+	if len(ids) == 1 {
+		return filepath.Join(dir, fileSafe(ids[0])+"-"+pt+".img")
 	}
 	return filepath.Join(dir, "export-"+pt) + string(filepath.Separator)
 }
@@ -599,6 +694,13 @@ func fileSafe(s string) string {
 
 // cliTwin is the command that does the same from a script.
 func cliTwin(req api.RecoverRequest) string {
+	if req.Group != "" {
+		s := fmt.Sprintf("mtconsole recover --group %s --point %s --mode %s", shellQuote(req.Group), shellQuote(req.Point), req.Mode)
+		if req.Dest != "" {
+			s += " --dest " + shellQuote(req.Dest)
+		}
+		return s
+	}
 	s := fmt.Sprintf("mtconsole recover --point %s --mode %s", shellQuote(req.Point), req.Mode)
 	if req.Dest != "" {
 		s += " --dest " + shellQuote(req.Dest)
@@ -642,6 +744,9 @@ type resolvedMsg struct {
 func (m *Model) resolvePoint() tea.Cmd {
 	w, a, ctx := &m.wiz, m.o.Actions, m.ctx
 	req := api.ResolveRequest{Point: m.chosenPoint(), Pairs: m.chosenPairs()}
+	if w.group != "" {
+		req.Pairs, req.Group = nil, w.group
+	}
 	w.asked, w.resolved, w.resolveErr, w.pinned = req, nil, "", journal.Tag{}
 	if a == nil {
 		return nil
@@ -658,7 +763,8 @@ func (m *Model) resolvePoint() tea.Cmd {
 // is shown.
 func (m *Model) onResolved(msg resolvedMsg) tea.Cmd {
 	w := &m.wiz
-	if m.screen != screenRecover || w.step != stepCheck || msg.req.Point != w.asked.Point || !slices.Equal(msg.req.Pairs, w.asked.Pairs) {
+	if m.screen != screenRecover || w.step != stepCheck || msg.req.Point != w.asked.Point || msg.req.Group != w.asked.Group ||
+		!slices.Equal(msg.req.Pairs, w.asked.Pairs) {
 		return nil
 	}
 	if msg.err != nil {
@@ -684,7 +790,7 @@ func (m *Model) readiness() []check {
 	if m.agentErr != nil {
 		add(checkWarn, "the agent does not answer now (%v): the data below is %s old", m.agentErr, durText(now.Sub(m.statusAt)))
 	}
-	ids := req.Pairs
+	ids := m.chosenPairs()
 	cs = append(cs, m.pointChecks(ids, now)...)
 	for _, id := range ids {
 		p := m.pair(id)
@@ -714,7 +820,7 @@ func (m *Model) pin() journal.Tag {
 		return journal.Tag{}
 	}
 	var t *journal.Tag
-	for _, id := range w.asked.Pairs {
+	for _, id := range m.askedPairs() {
 		r, ok := w.resolved.Points[id]
 		if !ok || r.Tag == nil || r.Tag.ID == "" || t != nil && r.Tag.ID != t.ID {
 			return journal.Tag{}
@@ -737,7 +843,7 @@ func (m *Model) pinnedTime() (time.Time, bool) {
 		return time.Time{}, false
 	}
 	var t time.Time
-	for _, id := range w.asked.Pairs {
+	for _, id := range m.askedPairs() {
 		r, ok := w.resolved.Points[id]
 		if !ok || r.Time.IsZero() {
 			return time.Time{}, false
@@ -747,6 +853,15 @@ func (m *Model) pinnedTime() (time.Time, bool) {
 		}
 	}
 	return t, !t.IsZero()
+}
+
+// askedPairs are the pairs the agent was asked about: a machine's pairs
+// when it was asked about the machine.
+func (m *Model) askedPairs() []string {
+	if g := m.wiz.asked.Group; g != "" {
+		return m.wiz.groups[g]
+	}
+	return m.wiz.asked.Pairs
 }
 
 // pointChecks show where the agent finds the point in each pair: what a
@@ -761,10 +876,13 @@ func (m *Model) pointChecks(ids []string, now time.Time) []check {
 		}
 		return []check{{checkFail, w.resolveErr + ": " + hint}}
 	case w.resolved == nil:
-		return []check{{checkWarn, fmt.Sprintf("asking the agent where %s lies in %s…", w.asked.Point, strings.Join(ids, ", "))}}
+		return []check{{checkWarn, fmt.Sprintf("asking the agent where %s lies in %s…", w.asked.Point, m.chosenText())}}
 	}
 	var cs []check
-	if t := w.pinned; len(ids) > 1 && t.Name != "" {
+	if t := w.pinned; w.group != "" && t.Name != "" {
+		cs = append(cs, check{checkOK, fmt.Sprintf("machine %s: its %d disks share tag %s (%s) at %s UTC, the point common to all",
+			w.group, len(ids), tagName(t, m.tags[ids[0]]), t.App, clockText(t.Time, now))})
+	} else if len(ids) > 1 && t.Name != "" {
 		cs = append(cs, check{checkOK, fmt.Sprintf("%d pairs share tag %s (%s) at %s UTC: one consistent point for all",
 			len(ids), tagName(t, m.tags[ids[0]]), t.App, clockText(t.Time, now))})
 	}
@@ -833,19 +951,32 @@ func (m *Model) wizView(w, h int) string {
 	switch wz.step {
 	case stepPairs:
 		title("Step 1 of 5 · Which pairs? (space toggles, a all/none)")
-		for i, id := range wz.pairs {
+		for i, it := range wz.items {
+			if it.group != "" {
+				mark := "[ ]"
+				if wz.group == it.group {
+					mark = "[x]"
+				}
+				ids := wz.groups[it.group]
+				item(i, fmt.Sprintf("%s %s (machine, %d disks: %s)", mark, it.group, len(ids), strings.Join(ids, ", ")))
+				continue
+			}
+			id := it.pair
 			mark := "[ ]"
-			if wz.chosen[id] {
+			if wz.chosen[id] || wz.group != "" && slices.Contains(wz.groups[wz.group], id) {
 				mark = "[x]"
 			}
 			desc := id
 			if p := m.pair(id); p != nil {
 				desc = fmt.Sprintf("%s → %s · %s", id, p.Target, healthText(p.Health))
 			}
+			if it.member {
+				mark = "  " + mark
+			}
 			item(i, mark+" "+desc)
 		}
 	case stepPoint:
-		title("Step 2 of 5 · Recover to which point? · " + strings.Join(m.chosenPairs(), ", "))
+		title("Step 2 of 5 · Recover to which point? · " + m.chosenText())
 		for i, s := range pointNames {
 			mark := "( )"
 			if i == wz.cur {
@@ -880,7 +1011,7 @@ func (m *Model) wizView(w, h int) string {
 		if req.Mode == api.ModeRollback {
 			what = "▲ Rollback"
 		}
-		out = append(out, styled(st, wrap("   ", fmt.Sprintf("%s of %s to %s", what, strings.Join(req.Pairs, ", "), req.Point), w))...)
+		out = append(out, styled(st, wrap("   ", fmt.Sprintf("%s of %s to %s", what, m.chosenText(), req.Point), w))...)
 		out = append(out, "")
 		for _, c := range wz.checks {
 			out = append(out, m.checkLines(c, w)...)
@@ -889,7 +1020,7 @@ func (m *Model) wizView(w, h int) string {
 	case stepConfirm:
 		req := m.request()
 		title("Step 5 of 5 · Confirm")
-		out = append(out, wrap("   ", fmt.Sprintf("%s of %s to %s", req.Mode, strings.Join(req.Pairs, ", "), req.Point), w)...)
+		out = append(out, wrap("   ", fmt.Sprintf("%s of %s to %s", req.Mode, m.chosenText(), req.Point), w)...)
 		if req.Dest != "" {
 			out = append(out, hang("   into ", "        ", req.Dest, w)...)
 		}
@@ -900,7 +1031,7 @@ func (m *Model) wizView(w, h int) string {
 		out = append(out, "")
 		if req.Mode == api.ModeRollback {
 			for _, l := range wrap("   ", fmt.Sprintf("▲ This rewrites %s in place. Type %s and press enter.",
-				strings.Join(req.Pairs, ", "), m.confirmWord()), w) {
+				m.chosenText(), m.confirmWord()), w) {
 				out = append(out, m.st.Warn.Render(l))
 			}
 			out = append(out, "", "   "+wz.confirm.View())

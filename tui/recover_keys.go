@@ -24,10 +24,22 @@ func (w *wizard) keys(m *Model) []action.Binding {
 		return nil
 	})
 	toggle := action.Binding{Keys: []string{"space"}, Help: "toggle", Run: func() tea.Cmd {
-		if w.cur >= len(w.pairs) {
+		if w.cur >= len(w.items) {
 			return nil
 		}
-		id := w.pairs[w.cur]
+		it := w.items[w.cur]
+		if it.group != "" {
+			// A machine is chosen alone: the requests name it.
+			if w.group == it.group {
+				w.group = ""
+				return nil
+			}
+			return m.chooseGroup(it.group)
+		}
+		id := it.pair
+		if w.group != "" {
+			w.group = "" // a pair instead of the machine
+		}
 		w.chosen[id] = !w.chosen[id]
 		if w.chosen[id] {
 			return m.fetchTags(id)
@@ -35,7 +47,8 @@ func (w *wizard) keys(m *Model) []action.Binding {
 		return nil
 	}}
 	all := action.Binding{Keys: []string{"a"}, Help: "all/none", Run: func() tea.Cmd {
-		all := len(m.chosenPairs()) < len(w.pairs)
+		all := w.group != "" || len(m.chosenPairs()) < len(w.pairs)
+		w.group = ""
 		for _, id := range w.pairs {
 			w.chosen[id] = all
 		}
