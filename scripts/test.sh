@@ -56,9 +56,10 @@ go test -count=1 $rest
 echo "== soak (short): live exports and a live rollback of a real agent under CPU contention"
 bash scripts/soak.sh --short
 
-echo "== end to end: the console, the setup wizard and the registration screen in tmux at 80x24"
+echo "== end to end: the console, protection, the setup wizard and the registration screen in tmux at 80x24"
 if command -v tmux >/dev/null 2>&1; then
 	bash scripts/e2e/demo.sh
+	bash scripts/e2e/protect.sh
 	bash scripts/e2e/setup.sh
 	bash scripts/e2e/hostconfig.sh
 else

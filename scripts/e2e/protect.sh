@@ -33,15 +33,16 @@ d="$work/demo"
 
 . scripts/e2e/lib.sh
 
-# seq PAIR: the pair's last journaled sequence, from status --json.
-seq_of() {
-	"$bin" status --json --socket "$d/agent.sock" |
-		python3 -c 'import json,sys; p=[p for p in json.load(sys.stdin)["pairs"] if p["id"]==sys.argv[1]]; print(p[0]["durable_seq"] if p else -1)' "$1"
+# field PAIR KEY: a pair's field in status --json (indented: one key a
+# line, the pair's "id" first and its own "state" last).
+field() {
+	"$bin" status --json --socket "$d/agent.sock" | awk -v id="$1" -v key="$2" '
+		$0 ~ "^      \"id\": \"" id "\"" { in_pair = 1; next }
+		in_pair && $0 ~ "^      \"id\": " { exit }
+		in_pair && $0 ~ "^      \"" key "\": " { sub("^[^:]*: *\"?", ""); sub("\"?,?$", ""); print; exit }'
 }
-state_of() {
-	"$bin" status --json --socket "$d/agent.sock" |
-		python3 -c 'import json,sys; p=[p for p in json.load(sys.stdin)["pairs"] if p["id"]==sys.argv[1]]; print(p[0]["state"] if p else "none")' "$1"
-}
+seq_of() { local v; v=$(field "$1" durable_seq); echo "${v:--1}"; }
+state_of() { local v; v=$(field "$1" state); echo "${v:-none}"; }
 
 step "starting mtconsole demo in tmux at 80x24 (disk0, disk1 protected; disk2 spare)"
 tmux new-session -d -s "$sess" -x 80 -y 24 \
@@ -91,7 +92,7 @@ for p in disk0 disk1; do
 done
 step "disk2 in Differential Sync; disk0 $before0 → $after0, disk1 $before1 → $after1 (no restart)"
 
-step "back to the dashboard: four pairs"
+step "back to the dashboard: disk2 beside the others"
 keys Enter
 wait_for 'disk2 → ' 5 "disk2 on the dashboard"
 
