@@ -3,6 +3,7 @@ package demo
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
@@ -100,7 +101,9 @@ func TestRunChecksAtTheEnd(t *testing.T) {
 func TestRunSpareDisk(t *testing.T) {
 	o := good()
 	o.Dir = t.TempDir()
-	o.For = 2 * time.Second
+	// An upper bound: the watch below ends the demo once disk1 is in
+	// Differential Sync (a busy machine, or -race, takes its time).
+	o.For = 2 * time.Minute
 	var planned *protect.Plan
 	var perr error
 	o.Watch = func(ctx context.Context, cl *api.Client, out io.Writer) error {
@@ -126,9 +129,29 @@ func TestRunSpareDisk(t *testing.T) {
 		req := prep.Request
 		req.Disks = d.Disks
 		if planned, perr = protect.MakePlan(ctx, filepath.Join(o.Dir, "agent.toml"), req, protect.Options{}); perr == nil {
-			_, perr = protect.Apply(ctx, planned, protect.Options{})
+			_, perr = protect.Apply(ctx, planned, protect.Options{Reload: func(ctx context.Context) ([]string, error) {
+				r, err := cl.Reload(ctx)
+				return r.Started, err
+			}})
 		}
-		return watchUntilDone(ctx, cl, out)
+		if perr != nil {
+			return nil
+		}
+		// Until the agent has disk1 in Differential Sync: the closing
+		// checks then compare it too.
+		for ctx.Err() == nil {
+			st, err := cl.Status(ctx)
+			if err == nil {
+				for _, p := range st.Pairs {
+					if p.ID == "disk1" && p.State == "Differential Sync" {
+						return nil
+					}
+				}
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		perr = errors.New("disk1 never reached Differential Sync")
+		return nil
 	}
 	var out bytes.Buffer
 	err := Run(context.Background(), &out, o)
