@@ -60,6 +60,7 @@ const (
 	screenLogs
 	screenRecover
 	screenProtect
+	screenUnprotect
 )
 
 // Model is the console's root model: it keeps what the collector said
@@ -96,6 +97,7 @@ type Model struct {
 	logs   logsPage
 	wiz    wizard // the recovery wizard's page
 	prot   protectPage
+	unprot unprotPage // the unprotect dialog
 }
 
 type history struct{ rpo, bps []float64 }
@@ -224,6 +226,8 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, m.onAction(msg)
 	case protDiscoverMsg, protSuggestMsg, protCheckMsg, protPlanMsg, protApplyMsg:
 		return m, m.protUpdate(msg)
+	case unprotPlanMsg, unprotApplyMsg:
+		return m, m.unprot.update(m, msg)
 	case resolvedMsg, recoverStartedMsg, vsPlanMsg, vsProgressMsg, vsDoneMsg:
 		// The wizard's, whichever page is shown.
 		return m, m.wiz.update(m, msg)
@@ -461,6 +465,11 @@ func (m *Model) inputKey(ti *textinput.Model, msg tea.KeyPressMsg) tea.Cmd {
 			return cmd
 		}
 	}
+	if m.screen == screenUnprotect {
+		if cmd, ok := m.unprotFieldKey(msg); ok {
+			return cmd
+		}
+	}
 	switch msg.String() {
 	case "enter":
 		return m.inputDone(ti, true)
@@ -591,6 +600,8 @@ func (m *Model) titleView() string {
 		title = "Recovery"
 	case screenProtect:
 		title = "Protect › " + protStepNames[m.prot.step]
+	case screenUnprotect:
+		title = "Dashboard › Unprotect " + m.unprot.name
 	}
 	if m.help {
 		title += " › Help"
@@ -672,6 +683,9 @@ func (m *Model) keysView() string {
 		}
 		if m.screen == screenProtect {
 			return fit(" enter next · ↑↓/tab move · esc back · ctrl+u clear · paste works", m.w)
+		}
+		if m.screen == screenUnprotect {
+			return fit(" enter unprotect and purge · esc keep the retention · ↑↓ scroll · ctrl+u clear", m.w)
 		}
 		return fit(" enter done · esc cancel · ctrl+u clear · paste works (terminal paste)", m.w)
 	}

@@ -372,6 +372,7 @@ func (p *dashboardPage) keys(m *Model) []action.Binding {
 				return ""
 			},
 			Run: m.openProtect},
+		{Keys: []string{"u"}, Help: "unprotect", Dangerous: true, Disabled: m.unprotDisabled, Run: m.unprotectHere},
 		g.Logs,
 		{Keys: []string{"/"}, Help: "filter", Run: func() tea.Cmd { return p.filter.Focus() }},
 		{Keys: []string{"s"}, Help: "sort", Run: func() tea.Cmd {

@@ -43,6 +43,8 @@ func (m *Model) page() page {
 		return &m.wiz
 	case screenProtect:
 		return &m.prot
+	case screenUnprotect:
+		return &m.unprot
 	}
 	return &m.dash
 }

@@ -25,7 +25,12 @@ func rootScreens() []rootScreen {
 		return func(m *Model) { wizardTo(m, s, export) }
 	}
 	return []rootScreen{
-		{"dashboard", func(*Model) {}, []string{"recover", "tag all", "new protection"}},
+		{"dashboard", func(*Model) {}, []string{"recover", "tag all", "new protection", "unprotect"}},
+		{"unprotect", func(m *Model) { drive(m, press(m, "u")) }, []string{"unprotect", "purge retention"}},
+		{"unprotect refused", func(m *Model) {
+			m.o.Protector.(*fakeProtector).refuseRemove = lastPairs
+			drive(m, press(m, "u"))
+		}, []string{"unprotect", "purge retention"}},
 		{"protect server", func(m *Model) { protectTo(m, protServer) }, nil},
 		{"protect trust", func(m *Model) { protectTo(m, protTrust) }, []string{"trust and pin"}},
 		{"protect disks", func(m *Model) { protectTo(m, protDisks) }, nil},

@@ -39,6 +39,14 @@ type Protector interface {
 	// Apply writes the plan's agent.toml and asks the agent to start the
 	// new pairs.
 	Apply(ctx context.Context, p *ProtectPlan) (*ProtectResult, error)
+	// PlanRemove plans taking name (a group, or a pair by its id) out of
+	// agent.toml; it writes nothing. A name not protected, or one
+	// holding every pair, is an error that says why.
+	PlanRemove(ctx context.Context, name string) (*RemovePlan, error)
+	// ApplyRemove writes the plan and asks the agent to stop its pairs
+	// (their targets are left as they are); purge also removes their
+	// journal and retention once they stopped.
+	ApplyRemove(ctx context.Context, p *RemovePlan, purge bool) (*RemoveResult, error)
 }
 
 // UntrustedError is a process server's certificate seen for the first

@@ -26,10 +26,13 @@ type fakeProtector struct {
 	refuse    string // Plan refuses with this reason
 	noAgent   bool
 
-	mu       sync.Mutex
-	discover []string // the trust given each time
-	plans    []ProtectRequest
-	applied  int
+	mu           sync.Mutex
+	discover     []string // the trust given each time
+	plans        []ProtectRequest
+	applied      int
+	removePlans  []string
+	refuseRemove string // PlanRemove refuses with this reason
+	removes      []fakeRemove
 }
 
 func (f *fakeProtector) Defaults() (string, string) {
@@ -131,7 +134,7 @@ func drive(m *Model, cmd tea.Cmd) {
 		for _, c := range msg {
 			drive(m, c)
 		}
-	case protDiscoverMsg, protSuggestMsg, protCheckMsg, protPlanMsg, protApplyMsg:
+	case protDiscoverMsg, protSuggestMsg, protCheckMsg, protPlanMsg, protApplyMsg, unprotPlanMsg, unprotApplyMsg:
 		_, next := m.Update(msg)
 		drive(m, next)
 	}
@@ -381,4 +384,52 @@ func TestProtectMappingWaitsForCheck(t *testing.T) {
 	if m.prot.step != protPolicy {
 		t.Fatalf("enter once checked: step %d, note %q", m.prot.step, m.note)
 	}
+}
+
+// PlanRemove knows machine web01 (p1, p2, p3) and the pairs p1..p5.
+func (f *fakeProtector) PlanRemove(_ context.Context, name string) (*RemovePlan, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.removePlans = append(f.removePlans, name)
+	if f.refuseRemove != "" {
+		return nil, errors.New(f.refuseRemove)
+	}
+	var pairs []string
+	switch name {
+	case "web01":
+		pairs = []string{"p1", "p2", "p3"}
+	case "p1", "p2", "p3", "p4", "p5":
+		pairs = []string{name}
+	default:
+		return nil, errors.New("not protected here: /etc/mtconsole/agent.toml has no [[group]] named \"" + name + "\" and no [[pair]] with that id")
+	}
+	var sum, diff strings.Builder
+	fmt.Fprintf(&sum, "unprotect %s: %d pairs leave /etc/mtconsole/agent.toml\n", name, len(pairs))
+	diff.WriteString("--- /etc/mtconsole/agent.toml\n+++ /etc/mtconsole/agent.toml\n@@ -20,14 +20,0 @@\n")
+	if len(pairs) > 1 {
+		fmt.Fprintf(&diff, "-\n-[[group]]\n-name = %q\n", name)
+	}
+	for _, id := range pairs {
+		fmt.Fprintf(&sum, "  %-12s (disk %s) -> /dev/disk/by-id/scsi-%s: left as it is\n", id, id, id)
+		fmt.Fprintf(&diff, "-\n-[[pair]]\n-id = %q\n-disk = %q\n-target = \"/dev/disk/by-id/scsi-%s\"\n", id, id, id)
+	}
+	return &RemovePlan{Name: name, Pairs: pairs, Summary: sum.String(), Diff: diff.String()}, nil
+}
+
+func (f *fakeProtector) ApplyRemove(_ context.Context, p *RemovePlan, purge bool) (*RemoveResult, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.removes = append(f.removes, fakeRemove{name: p.Name, purge: purge})
+	r := &RemoveResult{Path: "/etc/mtconsole/agent.toml", Backup: "/etc/mtconsole/agent.toml.bak"}
+	if f.noAgent {
+		r.Note = "no agent answers on its socket: the agent will pick it up when it starts"
+	} else {
+		r.Agent, r.Stopped = true, p.Pairs
+	}
+	return r, nil
+}
+
+type fakeRemove struct {
+	name  string
+	purge bool
 }

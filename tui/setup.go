@@ -148,8 +148,11 @@ type SetupModel struct {
 	// custom changes, the install plan. A dry run's records them only.
 	x         *setup.Executor
 	installed bool // the plan was applied (or dry-run) in this session
-	note      string
-	noteErr   bool
+	// protectHint shows, on the summary after an install, how to protect
+	// a machine (p).
+	protectHint bool
+	note        string
+	noteErr     bool
 
 	shown *suShown // the last screen drawn
 }

@@ -476,7 +476,11 @@ func (m *SetupModel) jobDone(j *suJob, err error) tea.Cmd {
 		if err == nil && !m.dry() {
 			m.installed = true
 			if rerr := os.Remove(m.o.StatePath); rerr == nil || errors.Is(rerr, fs.ErrNotExist) {
-				m.setNote(false, "installed; the wizard's state file is removed: the setup is done")
+				note := "installed; the wizard's state file is removed: the setup is done"
+				if m.a.Role != setup.RolePS {
+					note += " · p: how to protect a machine"
+				}
+				m.setNote(false, note)
 			}
 			return m.buildReview() // the plan now: nothing left to change
 		}
@@ -577,4 +581,27 @@ func mkdirPrivate(dir string) error {
 		return err
 	}
 	return nil
+}
+
+// protectHintDisabled is why p (how to protect a machine) is not offered
+// now, "" when it is: after a real install on a master target.
+func (m *SetupModel) protectHintDisabled() string {
+	switch {
+	case m.a.Role == setup.RolePS:
+		return "a process server protects nothing: protect a machine on its master target"
+	case m.dry():
+		return "a dry run installed nothing: protect a machine after a real install"
+	case !m.installed:
+		return "install first (a): protecting a machine needs the agent installed"
+	}
+	return ""
+}
+
+// protectHintLines say how to protect a machine once installed: the
+// wizard runs outside the console, so it names the two ways that do it.
+func protectHintLines() []string {
+	return []string{
+		"Protect a machine now: run mtconsole (the console) and press n on the dashboard: New protection asks the process server for its disks, maps each to a disk of this host, and starts the pairs.",
+		"Or from a shell: mtconsole protect --ps HOST:9443 --passphrase-file FILE --group NAME --map sda=/dev/sdX (--dry-run shows the change to agent.toml first).",
+	}
 }

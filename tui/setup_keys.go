@@ -266,6 +266,8 @@ func (m *SetupModel) stepKeys() []action.Binding {
 			{Keys: []string{"a", "enter"}, Label: "a", Help: apply, Dangerous: true, Run: m.askInstall},
 			{Keys: []string{"r", "f5"}, Label: "r/F5", Help: "plan again", NoFooter: true,
 				Run: func() tea.Cmd { m.review = nil; return m.buildReview() }},
+			{Keys: []string{"p"}, Help: "how to protect a machine", Disabled: m.protectHintDisabled,
+				Run: func() tea.Cmd { m.protectHint = !m.protectHint; return nil }},
 			move("scroll"),
 		}
 	}

@@ -685,3 +685,45 @@ func wantLines(t *testing.T, m *SetupModel, want ...string) {
 		}
 	}
 }
+
+// p on the summary says how to protect a machine, once a real install on
+// a master target is done: before it, and in a dry run, it is refused
+// with the reason.
+func TestSetupProtectNow(t *testing.T) {
+	a := mtAnswers(t)
+	fx := newSetupFx(t, "vmware-good", &a)
+	m := fx.model(t, 80, 24)
+	suPress(t, m, "enter", "enter", "enter", "enter", "enter", "enter", "p")
+	if m.protectHint || !strings.Contains(m.note, "install first") {
+		t.Fatalf("p before the install: hint %v, note %q", m.protectHint, m.note)
+	}
+	suPress(t, m, "a", "y")
+	waitJob(t, m)
+	if m.job.err != nil {
+		t.Fatalf("install: %v", m.job.err)
+	}
+	if !strings.Contains(m.note, "p: how to protect a machine") {
+		t.Errorf("note after the install %q", m.note)
+	}
+	suPress(t, m, "p")
+	s := suText(t, m, fx.root)
+	for _, want := range []string{"press n on the dashboard", "mtconsole protect --ps HOST:9443"} {
+		if !strings.Contains(s, want) {
+			t.Fatalf("no %q after p:\n%s", want, s)
+		}
+	}
+	suPress(t, m, "p")
+	if s := suText(t, m, fx.root); strings.Contains(s, "press n on the dashboard") {
+		t.Fatalf("p did not hide the hint:\n%s", s)
+	}
+
+	dry := newSetupFx(t, "vmware-good", &a)
+	dry.o.DryRun = true
+	d := dry.model(t, 80, 24)
+	suPress(t, d, "enter", "enter", "enter", "enter", "enter", "enter", "a", "y")
+	waitJob(t, d)
+	suPress(t, d, "p")
+	if d.protectHint || !strings.Contains(d.note, "a dry run installed nothing") {
+		t.Fatalf("p after a dry run: hint %v, note %q", d.protectHint, d.note)
+	}
+}

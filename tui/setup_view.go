@@ -713,10 +713,16 @@ func (m *SetupModel) summaryPane(w, h int) []string {
 		return append(out, "", "… working out the plan")
 	}
 	var lower []string
-	if j := m.job; j != nil && j.step == suSummary {
+	hint := m.protectHint && m.confirm != "install"
+	if j := m.job; j != nil && j.step == suSummary && !hint {
 		lower = m.jobPane(j, w, max(h/2, 8))
 	}
-	if m.confirm == "install" {
+	if hint {
+		for _, l := range protectHintLines() {
+			lower = append(lower, "")
+			lower = append(lower, hang("", "  ", l, w)...)
+		}
+	} else if m.confirm == "install" {
 		q := fmt.Sprintf("Apply these %d changes to %s now?  y yes · n no", len(r.lines()), m.o.Root)
 		if m.dry() {
 			q = "Show what a real run would do, changing nothing?  y yes · n no"

@@ -31,6 +31,9 @@ type consoleProtector struct {
 	env *setup.Env
 	// reload asks the agent to start the new pairs (nil: reloadAgent).
 	reload func(ctx context.Context, socket string) ([]string, error)
+	// reloadRemove asks the agent to stop the pairs taken out, purging
+	// their retention when told (nil: reloadAgentRemove).
+	reloadRemove func(ctx context.Context, socket string, purge bool) ([]string, error)
 }
 
 var _ tui.Protector = (*consoleProtector)(nil)
@@ -203,6 +206,39 @@ func (c *consoleProtector) Apply(ctx context.Context, p *tui.ProtectPlan) (*tui.
 	var out *tui.ProtectResult
 	if res != nil {
 		out = &tui.ProtectResult{Path: res.Path, Backup: res.Backup, Agent: res.Agent, Started: res.Started, Note: res.Note}
+	}
+	return out, err
+}
+
+func (c *consoleProtector) PlanRemove(_ context.Context, name string) (*tui.RemovePlan, error) {
+	plan, err := protect.PlanRemove(c.config, name)
+	if err != nil {
+		return nil, err
+	}
+	out := &tui.RemovePlan{Name: name, Summary: plan.Summary(), Diff: plan.Diff(), Impl: plan}
+	for _, q := range plan.Pairs {
+		out.Pairs = append(out.Pairs, q.ID)
+	}
+	return out, nil
+}
+
+func (c *consoleProtector) ApplyRemove(ctx context.Context, p *tui.RemovePlan, purge bool) (*tui.RemoveResult, error) {
+	plan, ok := p.Impl.(*protect.Plan)
+	if !ok || !plan.Remove {
+		return nil, errors.New("unprotect: no plan to apply: review it first")
+	}
+	socket := c.socket
+	if fc := c.file(); fc != nil && fc.Agent.Socket != "" {
+		socket = fc.Agent.Socket
+	}
+	reload := c.reloadRemove
+	if reload == nil {
+		reload = reloadAgentRemove
+	}
+	res, err := protect.Apply(ctx, plan, protect.Options{Reload: func(ctx context.Context) ([]string, error) { return reload(ctx, socket, purge) }})
+	var out *tui.RemoveResult
+	if res != nil {
+		out = &tui.RemoveResult{Path: res.Path, Backup: res.Backup, Agent: res.Agent, Stopped: res.Stopped, Note: res.Note}
 	}
 	return out, err
 }
