@@ -94,10 +94,10 @@ type ProtectRequest struct {
 	Group               string            // the protected machine
 	Map                 map[string]string // source disk → target
 	Overwrite           map[string]string // target → the name typed
-	Retention           string            // "24h", "3d"
+	Retention           string            // "24h", "3d"; "" keeps the [defaults]
 	SizeCapMB           string            // "" keeps the [defaults]; "0" none
-	OnFull              string            // purge | pause
-	RPOThreshold        string            // "15m"
+	OnFull              string            // purge | pause; "" keeps the [defaults]
+	RPOThreshold        string            // "15m"; "" keeps the [defaults]
 	ConsistencyInterval string            // "15m"; "0" none
 }
 
