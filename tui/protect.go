@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -20,9 +21,9 @@ import (
 // and its apply. The console holds none of it: cmd/mtconsole implements
 // it with package protect, the library behind `mtconsole protect`.
 type Protector interface {
-	// Defaults are the process server's address and passphrase file from
-	// the agent's configuration; "" when unknown.
-	Defaults() (addr, passFile string)
+	// Defaults are what the form starts from: the process server and
+	// the policy a new group inherits, from the agent's configuration.
+	Defaults() ProtectDefaults
 	// Discover connects to the process server and lists its disks. trust
 	// is a first-seen certificate's fingerprint the user accepted ("":
 	// none): a first-seen certificate not accepted is an
@@ -47,6 +48,17 @@ type Protector interface {
 	// (their targets are left as they are); purge also removes their
 	// journal and retention once they stopped.
 	ApplyRemove(ctx context.Context, p *RemovePlan, purge bool) (*RemoveResult, error)
+}
+
+// ProtectDefaults are the Protect screen's starting values: agent.toml's
+// process server and its [defaults] (the agent's own where it sets none).
+// A new group writes only the policy values changed from them.
+type ProtectDefaults struct {
+	Addr, PassFile string // "" when unknown
+	Retention      time.Duration
+	SizeCapMB      int64  // 0: none
+	OnFull         string // purge | pause
+	RPOThreshold   time.Duration
 }
 
 // UntrustedError is a process server's certificate seen for the first
@@ -90,10 +102,10 @@ type ProtectRequest struct {
 	Group               string            // the protected machine
 	Map                 map[string]string // source disk → target
 	Overwrite           map[string]string // target → the name typed
-	Retention           string            // "24h", "3d"
+	Retention           string            // "24h", "3d"; "" keeps the [defaults]
 	SizeCapMB           string            // "" keeps the [defaults]; "0" none
-	OnFull              string            // purge | pause
-	RPOThreshold        string            // "15m"
+	OnFull              string            // purge | pause; "" keeps the [defaults]
+	RPOThreshold        string            // "15m"; "" keeps the [defaults]
 	ConsistencyInterval string            // "15m"; "0" none
 }
 
@@ -169,6 +181,7 @@ type protectPage struct {
 	pol      [polRows]textinput.Model
 	days     bool // retention unit: days, else hours
 	pause    bool // on full: pause, else purge
+	def      ProtectDefaults
 	plan     *ProtectPlan
 	scroll   int
 	over     int // how many of the review's lines do not fit (set when drawn)
@@ -237,19 +250,33 @@ func (m *Model) openProtect() tea.Cmd {
 	if m.prot.step == protProgress && m.prot.applying {
 		return nil
 	}
-	addr, pass := m.o.Protector.Defaults()
-	p := protectPage{addr: newInput("Address:         "), pass: newInput("Passphrase file: "), chosen: map[string]bool{}}
-	p.addr.SetValue(addr)
-	p.pass.SetValue(pass)
+	def := m.o.Protector.Defaults()
+	if def.RPOThreshold <= 0 {
+		def.RPOThreshold = 15 * time.Minute
+	}
+	if def.OnFull != "pause" {
+		def.OnFull = "purge"
+	}
+	p := protectPage{addr: newInput("Address:         "), pass: newInput("Passphrase file: "), chosen: map[string]bool{}, def: def}
+	p.addr.SetValue(def.Addr)
+	p.pass.SetValue(def.PassFile)
 	p.addr.Placeholder = "HOST:PORT (port 9443 when left out)"
 	p.pass.Placeholder = "/etc/mtconsole/passphrase (mode 0600)"
 	labels := [polRows]string{"Group name:        ", "Retention value:   ", "", "Size cap MB:       ", "", "RPO threshold:     ", "Consistency every: "}
 	for i := range p.pol {
 		p.pol[i] = newInput(labels[i])
 	}
-	p.pol[polRetention].SetValue("24")
-	p.pol[polCap].SetValue("0")
-	p.pol[polRPO].SetValue("15m")
+	// The policy starts from the [defaults]: a whole number of days
+	// beyond one in days, else in hours.
+	if day := 24 * time.Hour; def.Retention > day && def.Retention%day == 0 {
+		p.days = true
+		p.pol[polRetention].SetValue(strconv.FormatInt(int64(def.Retention/day), 10))
+	} else {
+		p.pol[polRetention].SetValue(strconv.FormatFloat(def.Retention.Hours(), 'f', -1, 64))
+	}
+	p.pol[polCap].SetValue(strconv.FormatInt(def.SizeCapMB, 10))
+	p.pause = def.OnFull == "pause"
+	p.pol[polRPO].SetValue(shortDuration(def.RPOThreshold))
 	p.pol[polInterval].SetValue("15m")
 	m.prot = p
 	m.prot.setWidth(max(m.w-30, 10))
@@ -487,22 +514,49 @@ func (m *Model) protNext() tea.Cmd {
 	return nil
 }
 
+// shortDuration is d as typed in the form: 15m, 1h30m, 45s.
+func shortDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}
+
 // protRequest is the request the steps made.
 func (m *Model) protRequest() ProtectRequest {
 	p := &m.prot
 	req := ProtectRequest{Addr: strings.TrimSpace(p.addr.Value()), PassFile: strings.TrimSpace(p.pass.Value()),
 		Disks: p.disc.Disks, Group: strings.TrimSpace(p.pol[polGroup].Value()),
 		Map: map[string]string{}, Overwrite: map[string]string{},
-		SizeCapMB: strings.TrimSpace(p.pol[polCap].Value()), OnFull: "purge",
-		RPOThreshold: strings.TrimSpace(p.pol[polRPO].Value()), ConsistencyInterval: strings.TrimSpace(p.pol[polInterval].Value())}
-	if p.pause {
-		req.OnFull = "pause"
+		ConsistencyInterval: strings.TrimSpace(p.pol[polInterval].Value())}
+	// Only what differs from the [defaults] is the group's own: the rest
+	// it inherits (and follows when the [defaults] change).
+	if c := strings.TrimSpace(p.pol[polCap].Value()); c != strconv.FormatInt(p.def.SizeCapMB, 10) {
+		req.SizeCapMB = c
 	}
-	unit := "h"
+	if onFull := map[bool]string{false: "purge", true: "pause"}[p.pause]; onFull != p.def.OnFull {
+		req.OnFull = onFull
+	}
+	if r := strings.TrimSpace(p.pol[polRPO].Value()); r != "" {
+		if d, err := time.ParseDuration(r); err != nil || d != p.def.RPOThreshold {
+			req.RPOThreshold = r
+		}
+	}
+	unit, per := "h", time.Hour
 	if p.days {
-		unit = "d"
+		unit, per = "d", 24*time.Hour
 	}
-	req.Retention = strings.TrimSpace(p.pol[polRetention].Value()) + unit
+	if v := strings.TrimSpace(p.pol[polRetention].Value()); v != "" {
+		if n, err := strconv.ParseFloat(v, 64); err != nil || time.Duration(n*float64(per)) != p.def.Retention {
+			req.Retention = v + unit
+		}
+	} else {
+		req.Retention = unit // refused by the plan, with the reason
+	}
 	for i, d := range p.disks {
 		t := strings.TrimSpace(p.target[i].Value())
 		req.Map[d.Name] = t

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	tea "charm.land/bubbletea/v2"
 	"github.com/charmbracelet/x/ansi"
@@ -25,6 +26,7 @@ type fakeProtector struct {
 	untrusted bool   // the certificate is seen for the first time
 	refuse    string // Plan refuses with this reason
 	noAgent   bool
+	defaults  *ProtectDefaults // nil: ps01's, the agent's own policy
 
 	mu           sync.Mutex
 	discover     []string // the trust given each time
@@ -35,8 +37,12 @@ type fakeProtector struct {
 	removes      []fakeRemove
 }
 
-func (f *fakeProtector) Defaults() (string, string) {
-	return "ps01.example.com:9443", "/etc/mtconsole/passphrase"
+func (f *fakeProtector) Defaults() ProtectDefaults {
+	if f.defaults != nil {
+		return *f.defaults
+	}
+	return ProtectDefaults{Addr: "ps01.example.com:9443", PassFile: "/etc/mtconsole/passphrase",
+		Retention: 24 * time.Hour, OnFull: "purge", RPOThreshold: 15 * time.Minute}
 }
 
 func (f *fakeProtector) Discover(_ context.Context, addr, pass, trust string) (*PSDiscovery, error) {
@@ -93,13 +99,22 @@ func (f *fakeProtector) Plan(_ context.Context, req ProtectRequest) (*ProtectPla
 	var sum, diff strings.Builder
 	fmt.Fprintf(&sum, "protect %s: %d disks from %s (add to /etc/mtconsole/agent.toml)\n", req.Group, len(req.Map), req.Addr)
 	diff.WriteString("--- /etc/mtconsole/agent.toml\n+++ /etc/mtconsole/agent.toml\n@@ -12,0 +13,14 @@\n+\n+[[group]]\n")
-	fmt.Fprintf(&diff, "+name = %q\n+consistency_interval = %q\n+retention = %q\n", req.Group, req.ConsistencyInterval, req.Retention)
+	fmt.Fprintf(&diff, "+name = %q\n+consistency_interval = %q\n", req.Group, req.ConsistencyInterval)
+	if req.Retention != "" {
+		fmt.Fprintf(&diff, "+retention = %q\n", req.Retention)
+	}
 	for _, d := range slices.Sorted(maps.Keys(req.Map)) {
 		pairs = append(pairs, d)
 		fmt.Fprintf(&sum, "  %-12s -> %s\n", d, req.Map[d])
 		fmt.Fprintf(&diff, "+\n+[[pair]]\n+disk = %q\n+target = %q\n+group = %q\n", d, req.Map[d], req.Group)
 	}
-	fmt.Fprintf(&sum, "  retention             %s\n  on full               %s\n", req.Retention, req.OnFull)
+	or := func(v string) string {
+		if v == "" {
+			return "the [defaults]"
+		}
+		return v
+	}
+	fmt.Fprintf(&sum, "  retention             %s\n  on full               %s\n", or(req.Retention), or(req.OnFull))
 	return &ProtectPlan{Summary: sum.String(), Diff: diff.String(), Pairs: pairs}, nil
 }
 
@@ -284,7 +299,7 @@ func TestProtectFlow(t *testing.T) {
 	req := fp.lastPlan()
 	want := ProtectRequest{Addr: "ps01.example.com:9443", PassFile: "/etc/mtconsole/passphrase", Group: "web01",
 		Map: map[string]string{"sda": "/dev/sdd", "sdb": "/dev/sde"}, Overwrite: map[string]string{"/dev/sde": "sde"},
-		Retention: "3d", SizeCapMB: "2048", OnFull: "pause", RPOThreshold: "15m", ConsistencyInterval: "15m"}
+		Retention: "3d", SizeCapMB: "2048", OnFull: "pause", ConsistencyInterval: "15m"}
 	req.Disks = nil
 	if fmt.Sprint(req) != fmt.Sprint(want) {
 		t.Fatalf("plan request\n%+v\nwant\n%+v", req, want)
@@ -432,4 +447,40 @@ func (f *fakeProtector) ApplyRemove(_ context.Context, p *RemovePlan, purge bool
 type fakeRemove struct {
 	name  string
 	purge bool
+}
+
+// The policy form starts from the Protector's defaults (agent.toml's
+// [defaults]); the request carries only what differs from them, compared
+// by value: 72 hours is the [defaults]' 3 days.
+func TestProtectPolicyFromDefaults(t *testing.T) {
+	fp := &fakeProtector{defaults: &ProtectDefaults{Addr: "ps01.example.com:9443", PassFile: "/etc/mtconsole/passphrase",
+		Retention: 72 * time.Hour, SizeCapMB: 0, OnFull: "purge", RPOThreshold: time.Minute}}
+	m := protFx(t, 80, 24, fp)
+	protectTo(m, protPolicy)
+	s := screenText(t, m)
+	for _, w := range []string{"Retention value:   3", "( ) hours  (•) days", "RPO threshold:     1m", "Size cap MB:       0", "(•) purge  ( ) pause"} {
+		if !strings.Contains(s, w) {
+			t.Errorf("the policy form lacks %q:\n%s", w, s)
+		}
+	}
+	drive(m, press(m, "enter"))
+	if req := fp.lastPlan(); req.Retention != "" || req.RPOThreshold != "" || req.SizeCapMB != "" || req.OnFull != "" || req.ConsistencyInterval != "15m" {
+		t.Fatalf("unchanged policy: request %+v, want the [defaults] left to inherit", req)
+	}
+	// 72 hours, 60s: the same values, still inherited; a changed RPO is
+	// the group's own.
+	press(m, "esc", "down", "ctrl+u")
+	typeText(m, "72")
+	press(m, "down", "space", "down", "down", "down", "ctrl+u")
+	typeText(m, "60s")
+	drive(m, press(m, "enter"))
+	if req := fp.lastPlan(); req.Retention != "" || req.RPOThreshold != "" {
+		t.Fatalf("72 hours, 60s: request %+v, want the [defaults]", req)
+	}
+	press(m, "esc", "down", "down", "down", "down", "down", "ctrl+u")
+	typeText(m, "5m")
+	drive(m, press(m, "enter"))
+	if req := fp.lastPlan(); req.Retention != "" || req.RPOThreshold != "5m" {
+		t.Fatalf("RPO 5m: request %+v", req)
+	}
 }

@@ -58,11 +58,19 @@ func (c *consoleProtector) hostEnv() *setup.Env {
 	return &setup.Env{Root: "/"}
 }
 
-func (c *consoleProtector) Defaults() (string, string) {
-	if fc := c.file(); fc != nil {
-		return fc.ProcessServer.Address, fc.ProcessServer.PassphraseFile
+// Defaults: agent.toml's process server and [defaults] policy (the
+// agent's own without a file, or for what [defaults] leaves out).
+func (c *consoleProtector) Defaults() tui.ProtectDefaults {
+	var d tui.ProtectDefaults
+	fc := c.file()
+	if fc != nil {
+		d.Addr, d.PassFile = fc.ProcessServer.Address, fc.ProcessServer.PassphraseFile
+	} else {
+		fc = &agent.FileConfig{}
 	}
-	return "", ""
+	pol, rpo := fc.DefaultPolicy()
+	d.Retention, d.SizeCapMB, d.OnFull, d.RPOThreshold = pol.Window, pol.SizeCap>>20, string(pol.OnFull), rpo
+	return d
 }
 
 func (c *consoleProtector) Discover(ctx context.Context, addr, passFile, trust string) (*tui.PSDiscovery, error) {

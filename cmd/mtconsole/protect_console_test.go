@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	tea "charm.land/bubbletea/v2"
 	"github.com/charmbracelet/x/ansi"
@@ -31,8 +32,8 @@ func TestConsoleProtector(t *testing.T) {
 			reloads = append(reloads, socket)
 			return nil, api.ErrNoAgent
 		}}
-	if addr, pass := c.Defaults(); addr != h.addr || pass != h.pass {
-		t.Fatalf("defaults %q %q, want agent.toml's %q %q", addr, pass, h.addr, h.pass)
+	if d := c.Defaults(); d != (tui.ProtectDefaults{Addr: h.addr, PassFile: h.pass, Retention: 24 * time.Hour, OnFull: "purge", RPOThreshold: 15 * time.Minute}) {
+		t.Fatalf("defaults %+v, want agent.toml's %q %q and the agent's own policy", d, h.addr, h.pass)
 	}
 	trust := filepath.Join(h.etc, "known_process_servers")
 	_, err := c.Discover(ctx, h.addr, h.pass, "")
@@ -152,6 +153,10 @@ func keys(m tea.Model, ks ...string) {
 			msg = tea.KeyPressMsg{Code: tea.KeyEnter}
 		case "space":
 			msg = tea.KeyPressMsg{Code: tea.KeySpace, Text: " "}
+		case "down":
+			msg = tea.KeyPressMsg{Code: tea.KeyDown}
+		case "ctrl+u":
+			msg = tea.KeyPressMsg{Code: 'u', Mod: tea.ModCtrl}
 		default:
 			for _, r := range k {
 				_, cmd := m.Update(tea.KeyPressMsg{Code: r, Text: string(r)})
@@ -202,5 +207,74 @@ func TestConsoleProtectScreen(t *testing.T) {
 	}
 	if len(fc.Groups) != 1 || fc.Groups[0].Name != "web01" || len(fc.Pairs) != 2 || fc.Pairs[1].Target != h.big {
 		t.Fatalf("config %+v", fc)
+	}
+}
+
+// The policy form starts from agent.toml's [defaults], and a group
+// applied with them unchanged writes none of them: it inherits them.
+func TestConsoleProtectScreenDefaults(t *testing.T) {
+	h := newProtectHost(t)
+	conf, err := os.ReadFile(h.conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	withDefaults := strings.Replace(string(conf), "[[pair]]", "[defaults]\nrpo_threshold = \"1m\"\nretention = \"3 days\"\nsize_cap_mb = 64\non_full = \"pause\"\n\n[[pair]]", 1)
+	if err := os.WriteFile(h.conf, []byte(withDefaults), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := &consoleProtector{config: h.conf, socket: h.sock, allowFiles: true}
+	if d := c.Defaults(); d != (tui.ProtectDefaults{Addr: h.addr, PassFile: h.pass, Retention: 72 * time.Hour, SizeCapMB: 64, OnFull: "pause", RPOThreshold: time.Minute}) {
+		t.Fatalf("defaults %+v", d)
+	}
+	m := tui.New(t.Context(), tui.Options{Actions: noActions{}, NoColor: true, Host: "mt01", Protector: c})
+	m.Update(tea.WindowSizeMsg{Width: 80, Height: 24})
+	keys(m, "n", "enter", "y", "space", "enter", h.big, "enter")
+	s := screen(m)
+	for _, w := range []string{"Retention value:   3", "( ) hours  (•) days", "Size cap MB:       64", "( ) purge  (•) pause", "RPO threshold:     1m"} {
+		if !strings.Contains(s, w) {
+			t.Errorf("the policy form lacks %q:\n%s", w, s)
+		}
+	}
+	keys(m, "enter")
+	if s := screen(m); !strings.Contains(s, "retention             the [defaults] (72h)") || !strings.Contains(s, "RPO threshold         the [defaults] (1m)") {
+		t.Errorf("review: the retention is not the [defaults]':\n%s", s)
+	}
+	keys(m, "enter")
+	if s := screen(m); !strings.Contains(s, "the agent will pick it up when it starts") {
+		t.Fatalf("apply:\n%s", s)
+	}
+	b, err := os.ReadFile(h.conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, group, ok := strings.Cut(string(b), "[[group]]")
+	group, _, _ = strings.Cut(group, "[[pair]]")
+	if !ok || !strings.Contains(group, `name = "web01"`) {
+		t.Fatalf("no [[group]] web01:\n%s", b)
+	}
+	for _, k := range []string{"rpo_threshold", "retention", "size_cap_mb", "on_full"} {
+		if strings.Contains(group, k) {
+			t.Errorf("the [[group]] sets %s, the [defaults] unchanged:\n%s", k, group)
+		}
+	}
+	fc, err := agent.LoadConfig(h.conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range fc.ClientConfig().Pairs {
+		if p.Disk == "sda" && (p.Policy.Window != 72*time.Hour || p.RPOThreshold != time.Minute || p.Policy.SizeCap != 64<<20 || p.Policy.OnFull != "pause") {
+			t.Errorf("sda runs with %+v, RPO threshold %s: want the [defaults]", p.Policy, p.RPOThreshold)
+		}
+	}
+
+	// Changed on the form, a value is the group's own.
+	h2 := newProtectHost(t)
+	os.WriteFile(h2.conf, []byte(strings.ReplaceAll(withDefaults, h.dir, h2.dir)), 0o600)
+	m = tui.New(t.Context(), tui.Options{Actions: noActions{}, NoColor: true, Host: "mt01", Protector: &consoleProtector{config: h2.conf, socket: h2.sock, allowFiles: true}})
+	m.Update(tea.WindowSizeMsg{Width: 120, Height: 60})
+	keys(m, "n", "enter", "y", "space", "enter", h2.big, "enter", "down", "down", "space", "down", "down", "space", "down", "ctrl+u", "5m", "enter")
+	if s := screen(m); !strings.Contains(s, `+retention = "3h"`) || !strings.Contains(s, `+rpo_threshold = "5m"`) ||
+		!strings.Contains(s, `+on_full = "purge"`) || strings.Contains(s, "+size_cap_mb") {
+		t.Errorf("review of a changed policy:\n%s", s)
 	}
 }

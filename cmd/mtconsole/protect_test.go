@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -18,28 +19,51 @@ import (
 	"github.com/mtconsole/mtconsole/replication/wire"
 )
 
-// protectHost is a process server serving sda (1 MiB) on loopback and a
-// master target's config directory with an agent.toml that names it.
+// protectHost is a process server serving sda (1 MiB) on loopback (or
+// the disks of newProtectHostDisks) and a master target's config
+// directory with an agent.toml that names it.
 type protectHost struct {
 	dir, etc, conf, pass, sock string
 	small, big                 string // targets
 	addr                       string
 	fp                         wire.Fingerprint
+	src                        map[string]string // the served disks' files by name
 }
 
 func newProtectHost(t *testing.T) *protectHost {
 	t.Helper()
-	h := &protectHost{dir: t.TempDir()}
+	return newProtectHostDisks(t, "sda")
+}
+
+// newProtectHostDisks is newProtectHost with a process server serving
+// disks (1 MiB each, random bytes): the first's source is src.img, the
+// others' src-NAME.img (h.src names them).
+func newProtectHostDisks(t *testing.T, disks ...string) *protectHost {
+	t.Helper()
+	h := &protectHost{dir: t.TempDir(), src: map[string]string{}}
 	h.etc = filepath.Join(h.dir, "etc")
 	h.conf = filepath.Join(h.etc, "agent.toml")
 	h.pass = filepath.Join(h.etc, "passphrase")
 	h.sock = filepath.Join(h.dir, "agent.sock") // nobody answers
 	h.small, h.big = filepath.Join(h.dir, "small.img"), filepath.Join(h.dir, "big.img")
-	src := filepath.Join(h.dir, "src.img")
-	for p, n := range map[string]int{src: 1 << 20, h.small: 4096, h.big: 1 << 20} {
+	for p, n := range map[string]int{h.small: 4096, h.big: 1 << 20} {
 		if err := os.WriteFile(p, make([]byte, n), 0o600); err != nil {
 			t.Fatal(err)
 		}
+	}
+	var served []ps.DiskConfig
+	for i, name := range disks {
+		src := filepath.Join(h.dir, "src.img")
+		if i > 0 {
+			src = filepath.Join(h.dir, "src-"+name+".img")
+		}
+		b := make([]byte, 1<<20)
+		rand.Read(b)
+		if err := os.WriteFile(src, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		h.src[name] = src
+		served = append(served, ps.DiskConfig{Name: name, Path: src})
 	}
 	os.MkdirAll(h.etc, 0o700)
 	const passphrase = "a passphrase for the protect tests"
@@ -59,7 +83,7 @@ func newProtectHost(t *testing.T) *protectHost {
 		t.Fatal(err)
 	}
 	h.fp = fp
-	srv, err := ps.New(ps.Config{Key: key, Cert: cert, HostID: "ps-1", HostName: "web01", Disks: []ps.DiskConfig{{Name: "sda", Path: src}}})
+	srv, err := ps.New(ps.Config{Key: key, Cert: cert, HostID: "ps-1", HostName: "web01", Disks: served})
 	if err != nil {
 		t.Fatal(err)
 	}

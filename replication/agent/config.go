@@ -303,6 +303,15 @@ func (c *FileConfig) policy(ps ...PairPolicy) (policy, *keyErr) {
 	return out, nil
 }
 
+// DefaultPolicy is the policy a pair with none of its own and in a group
+// with none runs with: [defaults] over the agent's own (24 h, no cap,
+// purge, 15 min), and its RPO threshold. A zero FileConfig gives the
+// agent's own.
+func (c *FileConfig) DefaultPolicy() (journal.Policy, time.Duration) {
+	pol, _ := c.policy() // checked by LoadConfig
+	return pol.Policy, pol.rpo
+}
+
 // errAt names the file and the first line that sets key.
 func (c *FileConfig) errAt(key, format string, args ...any) error {
 	return c.errIn("", 0, key, format, args...)
