@@ -5,8 +5,9 @@
 #   suggested target → the policy → the review → apply;
 # then check through `mtconsole status --json` that the new pair reached
 # Differential Sync while the other pairs' sequences kept increasing (no
-# restart, no resync), unprotect it with the CLI (its target left as it
-# is), quit, and check the demo's closing checks.
+# restart, no resync), unprotect it with u on the dashboard (its target
+# left as it is, the others untouched), quit, and check the demo's
+# closing checks.
 #
 #   scripts/e2e/protect.sh [BINARY]    (default: built from ./cmd/mtconsole)
 #
@@ -96,15 +97,27 @@ step "back to the dashboard: disk2 beside the others"
 keys Enter
 wait_for 'disk2 → ' 5 "disk2 on the dashboard"
 
-step "unprotect disk2 with the CLI: the target is left as it is"
-"$bin" unprotect --config "$d/agent.toml" disk2 >"$work/unprotect.out" || { cat "$work/unprotect.out"; fail "unprotect"; }
-grep -q 'the agent stopped disk2' "$work/unprotect.out" || { cat "$work/unprotect.out"; fail "the agent did not stop disk2"; }
+step "u on disk2: unprotect from the console, keeping its retention; the target is left as it is"
+keys j j
+wait_for '^ disk2 → ' 5 "disk2 selected in the panel"
+keys u
+# the machine is the group the Protect screen named (the process server's host)
+wait_for 'Unprotect machine ' 5 "the unprotect dialog"
+screen | grep -q 'disk2 .*left as it is' || fail "the dialog does not name disk2's target"
+screen | grep -q 'left as they are' || fail "the dialog does not say the targets are left as they are"
+keys y
+wait_for 'unprotected .*stopped disk2' 15 "the unprotect's result"
+for _ in $(seq 100); do [ "$(state_of disk2)" = "none" ] && break; sleep 0.1; done
 [ "$(state_of disk2)" = "none" ] || fail "disk2 still runs: $(state_of disk2)"
+grep -q 'disk = "disk2"' "$d/agent.toml" && fail "agent.toml still has disk2"
 # nothing writes to it any more, while the workload goes on writing its source
 sum=$(sha256sum "$d/targets/disk2.img" | cut -d' ' -f1)
 sleep 2
 [ "$(sha256sum "$d/targets/disk2.img" | cut -d' ' -f1)" = "$sum" ] || fail "the target of disk2 changed after unprotect"
-[ -d "$d/retention/disk2" ] || fail "unprotect without --purge-retention removed the retention"
+[ -d "$d/retention/disk2" ] || fail "unprotect keeping the retention removed it"
+for p in disk0 disk1; do
+	[ "$(state_of $p)" = "Differential Sync" ] || fail "$p left Differential Sync: $(state_of $p)"
+done
 
 step "quit"
 keys q
