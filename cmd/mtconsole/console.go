@@ -11,6 +11,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/mtconsole/mtconsole/failback"
+	"github.com/mtconsole/mtconsole/protect/console"
 	"github.com/mtconsole/mtconsole/tui"
 )
 
@@ -67,7 +68,7 @@ Exit codes: 0 ok, 1 failed, 2 usage (bad flags, or stdout is not a terminal).`,
 				agent := tui.NewAgent(socket)
 				defer agent.Close()
 				liveOptions(&o, agent, socket, readOnly)
-				o.Protector = &consoleProtector{config: config, socket: socket, allowFiles: allowFiles}
+				o.Protector = &console.Protector{Config: config, Socket: socket, AllowFiles: allowFiles}
 			}
 			if record != "" {
 				f, err := os.OpenFile(record, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/mtconsole/mtconsole/internal/demo"
+	"github.com/mtconsole/mtconsole/protect/console"
 	"github.com/mtconsole/mtconsole/tui"
 )
 
@@ -91,7 +92,7 @@ func runDemoConsole(ctx context.Context, socket string) error {
 	liveOptions(&o, agent, socket, false)
 	// The demo's agent.toml is beside its socket; its disks are files.
 	dir := filepath.Dir(socket)
-	o.Protector = &consoleProtector{config: filepath.Join(dir, "agent.toml"), socket: socket, allowFiles: true,
-		fileTargets: filepath.Join(dir, "targets")}
+	o.Protector = &console.Protector{Config: filepath.Join(dir, "agent.toml"), Socket: socket, AllowFiles: true,
+		FileTargets: filepath.Join(dir, "targets")}
 	return tui.Run(ctx, o)
 }

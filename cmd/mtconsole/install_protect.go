@@ -131,7 +131,7 @@ func installProtect(ctx context.Context, out io.Writer, a setup.Answers, from, r
 		if socket == "" {
 			socket = api.DefaultSocket
 		}
-		o.Reload = func(ctx context.Context) ([]string, error) { return reloadAgent(ctx, socket) }
+		o.Reload = func(ctx context.Context) ([]string, error) { return protect.ReloadAgent(ctx, socket) }
 	}
 	res, err := protect.Apply(ctx, chain, o)
 	if err != nil {

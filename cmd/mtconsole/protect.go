@@ -205,7 +205,7 @@ func runProtect(cmd *cobra.Command, f protectFlags) error {
 		fmt.Fprintf(out, "\n%s\ndry run: nothing written\n", plan.Diff())
 		return nil
 	}
-	res, err := protect.Apply(ctx, plan, protect.Options{Reload: func(ctx context.Context) ([]string, error) { return reloadAgent(ctx, socket) }})
+	res, err := protect.Apply(ctx, plan, protect.Options{Reload: func(ctx context.Context) ([]string, error) { return protect.ReloadAgent(ctx, socket) }})
 	r.Result = res
 	if err != nil {
 		if f.asJSON && res != nil {
@@ -228,25 +228,6 @@ func runProtect(cmd *cobra.Command, f protectFlags) error {
 		fmt.Fprintln(out, res.Note)
 	}
 	return nil
-}
-
-// reloadAgent asks the agent on socket to reload agent.toml (POST
-// /v1/reload) and returns the pairs it started; no agent is
-// api.NoAgentError.
-func reloadAgent(ctx context.Context, socket string) ([]string, error) {
-	cl, err := api.Dial(socket)
-	if err != nil {
-		return nil, err
-	}
-	defer cl.Close()
-	r, err := cl.Reload(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if len(r.Restart) > 0 {
-		return r.Started, fmt.Errorf("the agent needs a restart for: %s", strings.Join(r.Restart, ", "))
-	}
-	return r.Started, nil
 }
 
 func newProtectionCmd() *cobra.Command {

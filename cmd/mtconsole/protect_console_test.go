@@ -13,6 +13,7 @@ import (
 	"github.com/charmbracelet/x/ansi"
 
 	"github.com/mtconsole/mtconsole/protect"
+	"github.com/mtconsole/mtconsole/protect/console"
 	"github.com/mtconsole/mtconsole/replication/agent"
 	"github.com/mtconsole/mtconsole/replication/agent/api"
 	"github.com/mtconsole/mtconsole/replication/wire"
@@ -27,8 +28,8 @@ func TestConsoleProtector(t *testing.T) {
 	h := newProtectHost(t)
 	ctx := context.Background()
 	var reloads []string
-	c := &consoleProtector{config: h.conf, socket: h.sock, allowFiles: true,
-		reload: func(_ context.Context, socket string) ([]string, error) {
+	c := &console.Protector{Config: h.conf, Socket: h.sock, AllowFiles: true,
+		Reload: func(_ context.Context, socket string) ([]string, error) {
 			reloads = append(reloads, socket)
 			return nil, api.ErrNoAgent
 		}}
@@ -64,7 +65,7 @@ func TestConsoleProtector(t *testing.T) {
 	}
 	// The demo's file targets: NAME.img in fileTargets is suggested when
 	// it may be used, not when it is too small.
-	c.fileTargets = h.dir
+	c.FileTargets = h.dir
 	if s := c.Suggest(ctx, d.Disks); s["sda"] != "" {
 		t.Fatalf("suggested %q with no sda.img there", s["sda"])
 	}
@@ -81,7 +82,7 @@ func TestConsoleProtector(t *testing.T) {
 	if s := c.Suggest(ctx, d.Disks); s["sda"] != "" {
 		t.Fatalf("suggested a too small %q", s["sda"])
 	}
-	c.fileTargets = ""
+	c.FileTargets = ""
 	req := tui.ProtectRequest{Addr: h.addr, PassFile: h.pass, Disks: d.Disks, Group: "web01", Map: map[string]string{"sda": h.small},
 		Retention: "3d", SizeCapMB: "2048", OnFull: "pause", RPOThreshold: "15m", ConsistencyInterval: "15m"}
 	before, _ := os.ReadFile(h.conf)
@@ -179,7 +180,7 @@ func screen(m tea.Model) string { return ansi.Strip(m.View().Content) }
 func TestConsoleProtectScreen(t *testing.T) {
 	h := newProtectHost(t)
 	m := tui.New(t.Context(), tui.Options{Actions: noActions{}, NoColor: true, Host: "mt01",
-		Protector: &consoleProtector{config: h.conf, socket: h.sock, allowFiles: true}})
+		Protector: &console.Protector{Config: h.conf, Socket: h.sock, AllowFiles: true}})
 	m.Update(tea.WindowSizeMsg{Width: 80, Height: 24})
 	keys(m, "n", "enter")
 	if s := screen(m); !strings.Contains(s, h.fp.String()) || !strings.Contains(s, "[y/N]") {
@@ -222,7 +223,7 @@ func TestConsoleProtectScreenDefaults(t *testing.T) {
 	if err := os.WriteFile(h.conf, []byte(withDefaults), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	c := &consoleProtector{config: h.conf, socket: h.sock, allowFiles: true}
+	c := &console.Protector{Config: h.conf, Socket: h.sock, AllowFiles: true}
 	if d := c.Defaults(); d != (tui.ProtectDefaults{Addr: h.addr, PassFile: h.pass, Retention: 72 * time.Hour, SizeCapMB: 64, OnFull: "pause", RPOThreshold: time.Minute}) {
 		t.Fatalf("defaults %+v", d)
 	}
@@ -270,7 +271,7 @@ func TestConsoleProtectScreenDefaults(t *testing.T) {
 	// Changed on the form, a value is the group's own.
 	h2 := newProtectHost(t)
 	os.WriteFile(h2.conf, []byte(strings.ReplaceAll(withDefaults, h.dir, h2.dir)), 0o600)
-	m = tui.New(t.Context(), tui.Options{Actions: noActions{}, NoColor: true, Host: "mt01", Protector: &consoleProtector{config: h2.conf, socket: h2.sock, allowFiles: true}})
+	m = tui.New(t.Context(), tui.Options{Actions: noActions{}, NoColor: true, Host: "mt01", Protector: &console.Protector{Config: h2.conf, Socket: h2.sock, AllowFiles: true}})
 	m.Update(tea.WindowSizeMsg{Width: 120, Height: 60})
 	keys(m, "n", "enter", "y", "space", "enter", h2.big, "enter", "down", "down", "space", "down", "down", "space", "down", "ctrl+u", "5m", "enter")
 	if s := screen(m); !strings.Contains(s, `+retention = "3h"`) || !strings.Contains(s, `+rpo_threshold = "5m"`) ||

@@ -93,7 +93,7 @@ starts), 1 failed, 2 bad arguments or a refused plan (nothing written).`,
 			ctx, cancel := signalContext()
 			defer cancel()
 			res, err := protect.Apply(ctx, plan, protect.Options{Reload: func(ctx context.Context) ([]string, error) {
-				return reloadAgentRemove(ctx, socket, purge)
+				return protect.ReloadAgentRemove(ctx, socket, purge)
 			}})
 			r.Result = res
 			if err != nil {
@@ -122,17 +122,4 @@ starts), 1 failed, 2 bad arguments or a refused plan (nothing written).`,
 	c.Flags().BoolVar(&dryRun, "dry-run", false, "show the change to agent.toml and write nothing")
 	c.Flags().BoolVar(&asJSON, "json", false, "print the plan and the result as JSON")
 	return c
-}
-
-// reloadAgentRemove asks the agent at socket to reload agent.toml after
-// an unprotect: it stops the pairs taken out, and removes their journal
-// and retention when purge. It returns the pairs stopped.
-func reloadAgentRemove(ctx context.Context, socket string, purge bool) ([]string, error) {
-	cl, err := api.Dial(socket)
-	if err != nil {
-		return nil, err
-	}
-	defer cl.Close()
-	rr, err := cl.ReloadWith(ctx, api.ReloadRequest{Purge: purge})
-	return rr.Stopped, err
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/mtconsole/mtconsole/protect"
+	"github.com/mtconsole/mtconsole/protect/console"
 	"github.com/mtconsole/mtconsole/replication/agent/api"
 	"github.com/mtconsole/mtconsole/tui"
 )
@@ -31,8 +32,8 @@ func TestConsoleProtectorUnprotect(t *testing.T) {
 		purge  bool
 	}
 	var reloads []reload
-	c := &consoleProtector{config: h.conf, socket: h.sock,
-		reloadRemove: func(_ context.Context, socket string, purge bool) ([]string, error) {
+	c := &console.Protector{Config: h.conf, Socket: h.sock,
+		ReloadRemove: func(_ context.Context, socket string, purge bool) ([]string, error) {
 			reloads = append(reloads, reload{socket, purge})
 			return nil, api.ErrNoAgent
 		}}

@@ -1,4 +1,9 @@
-package main
+// Package console is the console's Protect and Unprotect screens on
+// package protect: tui.Protector implemented with the calls mtconsole
+// protect and mtconsole unprotect make, for one agent.toml and the agent
+// behind its socket. It holds no rule of its own: discovery, target rules,
+// plans and the reload are protect's, setup's and the agent's.
+package console
 
 import (
 	"context"
@@ -16,51 +21,52 @@ import (
 	"github.com/mtconsole/mtconsole/tui"
 )
 
-// consoleProtector is the console's Protect screen on package protect:
-// the calls `mtconsole protect` makes, for the agent.toml at config.
-type consoleProtector struct {
-	config string
-	socket string // the agent's socket when agent.toml names none
-	// allowFiles allows regular files as targets (the demo's).
-	allowFiles bool
-	// fileTargets, when set, is where file targets lie (the demo's
+// Protector is the console's Protect and Unprotect screens on package
+// protect: the calls `mtconsole protect` and `unprotect` make, for the
+// agent.toml at Config.
+type Protector struct {
+	Config string
+	Socket string // the agent's socket when agent.toml names none
+	// AllowFiles allows regular files as targets (the demo's).
+	AllowFiles bool
+	// FileTargets, when set, is where file targets lie (the demo's
 	// DIR/targets): a source disk NAME whose free NAME.img is there gets
 	// it suggested.
-	fileTargets string
-	// env is the host the target rules look at (nil: this host).
-	env *setup.Env
-	// reload asks the agent to start the new pairs (nil: reloadAgent).
-	reload func(ctx context.Context, socket string) ([]string, error)
-	// reloadRemove asks the agent to stop the pairs taken out, purging
-	// their retention when told (nil: reloadAgentRemove).
-	reloadRemove func(ctx context.Context, socket string, purge bool) ([]string, error)
+	FileTargets string
+	// Env is the host the target rules look at (nil: this host).
+	Env *setup.Env
+	// Reload asks the agent to start the new pairs (nil: protect.ReloadAgent).
+	Reload func(ctx context.Context, socket string) ([]string, error)
+	// ReloadRemove asks the agent to stop the pairs taken out, purging
+	// their retention when told (nil: protect.ReloadAgentRemove).
+	ReloadRemove func(ctx context.Context, socket string, purge bool) ([]string, error)
 }
 
-var _ tui.Protector = (*consoleProtector)(nil)
+var _ tui.Protector = (*Protector)(nil)
 
 // file is agent.toml, nil when there is none (or it has an error: the
 // plan says so).
-func (c *consoleProtector) file() *agent.FileConfig {
-	if _, err := os.Stat(c.config); err != nil {
+func (c *Protector) file() *agent.FileConfig {
+	if _, err := os.Stat(c.Config); err != nil {
 		return nil
 	}
-	fc, err := agent.LoadConfig(c.config)
+	fc, err := agent.LoadConfig(c.Config)
 	if err != nil {
 		return nil
 	}
 	return fc
 }
 
-func (c *consoleProtector) hostEnv() *setup.Env {
-	if c.env != nil {
-		return c.env
+func (c *Protector) hostEnv() *setup.Env {
+	if c.Env != nil {
+		return c.Env
 	}
 	return &setup.Env{Root: "/"}
 }
 
 // Defaults: agent.toml's process server and [defaults] policy (the
 // agent's own without a file, or for what [defaults] leaves out).
-func (c *consoleProtector) Defaults() tui.ProtectDefaults {
+func (c *Protector) Defaults() tui.ProtectDefaults {
 	var d tui.ProtectDefaults
 	fc := c.file()
 	if fc != nil {
@@ -73,7 +79,7 @@ func (c *consoleProtector) Defaults() tui.ProtectDefaults {
 	return d
 }
 
-func (c *consoleProtector) Discover(ctx context.Context, addr, passFile, trust string) (*tui.PSDiscovery, error) {
+func (c *Protector) Discover(ctx context.Context, addr, passFile, trust string) (*tui.PSDiscovery, error) {
 	key, err := protect.KeyFromFile(passFile)
 	if err != nil {
 		return nil, err
@@ -112,7 +118,7 @@ func (c *consoleProtector) Discover(ctx context.Context, addr, passFile, trust s
 
 // inUse are agent.toml's targets and the agent's directories, as
 // MakePlan gives them to the rules.
-func (c *consoleProtector) inUse() (targets []string, dirs []string) {
+func (c *Protector) inUse() (targets []string, dirs []string) {
 	if fc := c.file(); fc != nil {
 		for _, p := range fc.Pairs {
 			targets = append(targets, p.Target)
@@ -125,7 +131,7 @@ func (c *consoleProtector) inUse() (targets []string, dirs []string) {
 	return nil, dirs
 }
 
-func (c *consoleProtector) Suggest(_ context.Context, disks []tui.PSDisk) map[string]string {
+func (c *Protector) Suggest(_ context.Context, disks []tui.PSDisk) map[string]string {
 	targets, dirs := c.inUse()
 	inUse := map[string]string{}
 	for _, t := range targets {
@@ -134,12 +140,12 @@ func (c *consoleProtector) Suggest(_ context.Context, disks []tui.PSDisk) map[st
 	var src []setup.TargetRequest
 	for _, d := range disks {
 		src = append(src, setup.TargetRequest{SourceName: d.Name, SourceSize: d.Size, SourceBlockSize: d.BlockSize,
-			AllowFiles: c.allowFiles, InUse: inUse, RetentionDirs: dirs})
+			AllowFiles: c.AllowFiles, InUse: inUse, RetentionDirs: dirs})
 	}
 	out := setup.SuggestTargets(c.hostEnv(), src)
-	if c.allowFiles && c.fileTargets != "" {
+	if c.AllowFiles && c.FileTargets != "" {
 		for _, r := range src {
-			f := filepath.Join(c.fileTargets, r.SourceName+".img")
+			f := filepath.Join(c.FileTargets, r.SourceName+".img")
 			if _, done := out[r.SourceName]; done {
 				continue
 			}
@@ -152,15 +158,15 @@ func (c *consoleProtector) Suggest(_ context.Context, disks []tui.PSDisk) map[st
 	return out
 }
 
-func (c *consoleProtector) Check(_ context.Context, d tui.PSDisk, target, overwrite string) tui.TargetCheck {
+func (c *Protector) Check(_ context.Context, d tui.PSDisk, target, overwrite string) tui.TargetCheck {
 	targets, dirs := c.inUse()
 	v := protect.SetupTarget(c.hostEnv())(protect.TargetCheck{Path: target, SourceName: d.Name, SourceSize: d.Size,
-		SourceBlockSize: d.BlockSize, AllowFiles: c.allowFiles, Overwrite: overwrite, InUse: targets, RetentionDirs: dirs})
+		SourceBlockSize: d.BlockSize, AllowFiles: c.AllowFiles, Overwrite: overwrite, InUse: targets, RetentionDirs: dirs})
 	return tui.TargetCheck{OK: v.OK, Reason: v.Reason, Confirm: v.Confirm}
 }
 
-func (c *consoleProtector) Plan(ctx context.Context, r tui.ProtectRequest) (*tui.ProtectPlan, error) {
-	req := protect.Request{Group: r.Group, Map: r.Map, Overwrite: r.Overwrite, AllowFiles: c.allowFiles,
+func (c *Protector) Plan(ctx context.Context, r tui.ProtectRequest) (*tui.ProtectPlan, error) {
+	req := protect.Request{Group: r.Group, Map: r.Map, Overwrite: r.Overwrite, AllowFiles: c.AllowFiles,
 		ConsistencyInterval: r.ConsistencyInterval,
 		Policy:              protect.Policy{Retention: r.Retention, OnFull: r.OnFull, RPOThreshold: r.RPOThreshold}}
 	if s := strings.TrimSpace(r.SizeCapMB); s != "" {
@@ -178,7 +184,7 @@ func (c *consoleProtector) Plan(ctx context.Context, r tui.ProtectRequest) (*tui
 	} else {
 		req.Fresh = protect.Fresh{PSAddr: r.Addr, PassphraseFile: r.PassFile}
 	}
-	plan, err := protect.MakePlan(ctx, c.config, req, protect.Options{CheckTarget: protect.SetupTarget(c.hostEnv())})
+	plan, err := protect.MakePlan(ctx, c.Config, req, protect.Options{CheckTarget: protect.SetupTarget(c.hostEnv())})
 	var re *protect.RefusedError
 	if errors.As(err, &re) {
 		out := &tui.ProtectPlan{}
@@ -197,18 +203,18 @@ func (c *consoleProtector) Plan(ctx context.Context, r tui.ProtectRequest) (*tui
 	return out, nil
 }
 
-func (c *consoleProtector) Apply(ctx context.Context, p *tui.ProtectPlan) (*tui.ProtectResult, error) {
+func (c *Protector) Apply(ctx context.Context, p *tui.ProtectPlan) (*tui.ProtectResult, error) {
 	plan, ok := p.Impl.(*protect.Plan)
 	if !ok {
 		return nil, errors.New("protect: no plan to apply: review it first")
 	}
-	socket := c.socket
+	socket := c.Socket
 	if fc := c.file(); fc != nil && fc.Agent.Socket != "" {
 		socket = fc.Agent.Socket
 	}
-	reload := c.reload
+	reload := c.Reload
 	if reload == nil {
-		reload = reloadAgent
+		reload = protect.ReloadAgent
 	}
 	res, err := protect.Apply(ctx, plan, protect.Options{Reload: func(ctx context.Context) ([]string, error) { return reload(ctx, socket) }})
 	var out *tui.ProtectResult
@@ -218,8 +224,8 @@ func (c *consoleProtector) Apply(ctx context.Context, p *tui.ProtectPlan) (*tui.
 	return out, err
 }
 
-func (c *consoleProtector) PlanRemove(_ context.Context, name string) (*tui.RemovePlan, error) {
-	plan, err := protect.PlanRemove(c.config, name)
+func (c *Protector) PlanRemove(_ context.Context, name string) (*tui.RemovePlan, error) {
+	plan, err := protect.PlanRemove(c.Config, name)
 	if err != nil {
 		return nil, err
 	}
@@ -230,18 +236,18 @@ func (c *consoleProtector) PlanRemove(_ context.Context, name string) (*tui.Remo
 	return out, nil
 }
 
-func (c *consoleProtector) ApplyRemove(ctx context.Context, p *tui.RemovePlan, purge bool) (*tui.RemoveResult, error) {
+func (c *Protector) ApplyRemove(ctx context.Context, p *tui.RemovePlan, purge bool) (*tui.RemoveResult, error) {
 	plan, ok := p.Impl.(*protect.Plan)
 	if !ok || !plan.Remove {
 		return nil, errors.New("unprotect: no plan to apply: review it first")
 	}
-	socket := c.socket
+	socket := c.Socket
 	if fc := c.file(); fc != nil && fc.Agent.Socket != "" {
 		socket = fc.Agent.Socket
 	}
-	reload := c.reloadRemove
+	reload := c.ReloadRemove
 	if reload == nil {
-		reload = reloadAgentRemove
+		reload = protect.ReloadAgentRemove
 	}
 	res, err := protect.Apply(ctx, plan, protect.Options{Reload: func(ctx context.Context) ([]string, error) { return reload(ctx, socket, purge) }})
 	var out *tui.RemoveResult
