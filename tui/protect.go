@@ -998,7 +998,7 @@ func (m *Model) protProgressView(w int) []string {
 	}
 	out = append(out, "")
 	if all {
-		out = append(out, wrap(" ", "Every new pair is resyncing: the dashboard follows them to Differential Sync (enter).", w)...)
+		out = append(out, wrap(" ", "Every new pair has started (Resync Step I or later): the dashboard follows them to Differential Sync (enter).", w)...)
 	} else {
 		out = append(out, wrap(" ", "Waiting for each new pair to reach Resync Step I…", w)...)
 	}

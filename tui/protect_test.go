@@ -317,12 +317,12 @@ func TestProtectFlow(t *testing.T) {
 	st := fxStatus(1)
 	st.Pairs = append(st.Pairs, fxPair("sda", "Resync Step I", writer.HealthOK, "", 0, 0, 0), fxPair("sdb", "Queued", writer.HealthOK, "", 0, 0, 0))
 	m.Update(StatusMsg{Status: st, At: fxNow})
-	if s := screenText(t, m); strings.Contains(s, "Every new pair is resyncing") {
+	if s := screenText(t, m); strings.Contains(s, "Every new pair has started") {
 		t.Fatalf("sdb is Queued but the progress says done:\n%s", s)
 	}
 	st.Pairs[len(st.Pairs)-1].State = "Resync Step II"
 	m.Update(StatusMsg{Status: st, At: fxNow})
-	if s := screenText(t, m); !strings.Contains(s, "Every new pair is resyncing") {
+	if s := screenText(t, m); !strings.Contains(s, "Every new pair has started") {
 		t.Fatalf("both resync but the progress waits:\n%s", s)
 	}
 	press(m, "enter")
