@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"strings"
 
 	"github.com/mtconsole/mtconsole/internal/atomicfile"
 	"github.com/mtconsole/mtconsole/replication/agent/api"
@@ -33,6 +34,27 @@ type Result struct {
 	Started []string `json:"started,omitempty"` // the pairs it started
 	Stopped []string `json:"stopped,omitempty"` // the pairs it stopped (a removal)
 	Note    string   `json:"note,omitempty"`
+	remove  bool
+}
+
+// Text is the result for people: the file written (and its backup), then
+// what the agent did, or the note.
+func (r *Result) Text() string {
+	var b strings.Builder
+	if r.Backup != "" {
+		fmt.Fprintf(&b, "wrote %s (the previous file is %s)\n", r.Path, r.Backup)
+	} else {
+		fmt.Fprintf(&b, "wrote %s\n", r.Path)
+	}
+	switch {
+	case r.Agent && r.remove:
+		fmt.Fprintf(&b, "the agent stopped %s\n", strings.Join(r.Stopped, ", "))
+	case r.Agent:
+		fmt.Fprintf(&b, "the agent started %s\n", strings.Join(r.Started, ", "))
+	case r.Note != "":
+		b.WriteString(r.Note + "\n")
+	}
+	return b.String()
 }
 
 // Apply writes the plan's file: the previous one is kept as path.bak,
@@ -54,7 +76,7 @@ func Apply(ctx context.Context, p *Plan, o Options) (*Result, error) {
 	case err != nil && !errors.Is(err, fs.ErrNotExist):
 		return nil, fmt.Errorf("protect: %w", err)
 	}
-	res := &Result{Path: p.Path}
+	res := &Result{Path: p.Path, remove: p.Remove}
 	if !p.Fresh {
 		res.Backup = p.Path + ".bak"
 		// The backup first: if the new file's write fails, the old one

@@ -1,6 +1,7 @@
 package protect
 
 import (
+	"github.com/mtconsole/mtconsole/internal/units"
 	"os"
 	"path/filepath"
 
@@ -63,7 +64,7 @@ func List(path string, st *api.Status) (*Listing, error) {
 		index[g.Name] = len(l.Groups)
 		lg := ListedGroup{Name: g.Name, Declared: true, Pairs: []ListedPair{}}
 		if g.ConsistencyInterval > 0 {
-			lg.ConsistencyInterval = shortDur(g.ConsistencyInterval)
+			lg.ConsistencyInterval = units.ConfigDuration(g.ConsistencyInterval)
 		}
 		l.Groups = append(l.Groups, lg)
 	}
@@ -74,8 +75,8 @@ func List(path string, st *api.Status) (*Listing, error) {
 			index[p.Group] = i
 			l.Groups = append(l.Groups, ListedGroup{Name: p.Group})
 		}
-		lp := ListedPair{ID: p.ID, Disk: p.Disk, Target: p.Target, Retention: shortDur(p.Policy.Window), SizeCapMB: p.Policy.SizeCap >> 20,
-			OnFull: string(p.Policy.OnFull), RPOThreshold: shortDur(p.RPOThreshold)}
+		lp := ListedPair{ID: p.ID, Disk: p.Disk, Target: p.Target, Retention: units.ConfigDuration(p.Policy.Window), SizeCapMB: p.Policy.SizeCap >> 20,
+			OnFull: string(p.Policy.OnFull), RPOThreshold: units.ConfigDuration(p.RPOThreshold)}
 		if s, ok := live[p.ID]; ok {
 			lp.Running, lp.State, lp.Health, lp.Reason, lp.RPOSeconds = true, s.State, s.Health, s.Reason, s.RPOSeconds
 		}

@@ -11,7 +11,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/aymanbagabas/go-udiff"
 
@@ -464,7 +463,7 @@ func (p *Plan) Summary() string {
 	if e.Policy.SizeCap > 0 {
 		defCap = strconv.FormatInt(e.Policy.SizeCap>>20, 10) + " MB"
 	}
-	pol("retention", p.Policy.Retention, shortDur(e.Policy.Window))
+	pol("retention", p.Policy.Retention, units.ConfigDuration(e.Policy.Window))
 	capMB := ""
 	if p.Policy.SizeCapMB != nil {
 		capMB = strconv.FormatInt(*p.Policy.SizeCapMB, 10) + " MB"
@@ -474,25 +473,13 @@ func (p *Plan) Summary() string {
 	}
 	pol("size cap", capMB, defCap)
 	pol("on full", p.Policy.OnFull, string(e.Policy.OnFull))
-	pol("RPO threshold", p.Policy.RPOThreshold, shortDur(e.RPOThreshold))
+	pol("RPO threshold", p.Policy.RPOThreshold, units.ConfigDuration(e.RPOThreshold))
 	ci := p.ConsistencyInterval
 	if ci == "0" {
 		ci = ""
 	}
 	pol("consistency interval", ci, "none")
 	return b.String()
-}
-
-// shortDur is a duration as agent.toml spells it: 15m, 24h, 1h30m.
-func shortDur(d time.Duration) string {
-	s := d.String()
-	if strings.HasSuffix(s, "m0s") {
-		s = strings.TrimSuffix(s, "0s")
-	}
-	if strings.HasSuffix(s, "h0m") {
-		s = strings.TrimSuffix(s, "0m")
-	}
-	return s
 }
 
 // Diff is the change to the file as a unified diff (go-udiff, three

@@ -12,6 +12,7 @@ import (
 	tea "charm.land/bubbletea/v2"
 	"github.com/charmbracelet/x/ansi"
 
+	"github.com/mtconsole/mtconsole/internal/units"
 	"github.com/mtconsole/mtconsole/replication/wire"
 	"github.com/mtconsole/mtconsole/tui/action"
 )
@@ -276,7 +277,7 @@ func (m *Model) openProtect() tea.Cmd {
 	}
 	p.pol[polCap].SetValue(strconv.FormatInt(def.SizeCapMB, 10))
 	p.pause = def.OnFull == "pause"
-	p.pol[polRPO].SetValue(shortDuration(def.RPOThreshold))
+	p.pol[polRPO].SetValue(units.ConfigDuration(def.RPOThreshold))
 	p.pol[polInterval].SetValue("15m")
 	m.prot = p
 	m.prot.setWidth(max(m.w-30, 10))
@@ -512,18 +513,6 @@ func (m *Model) protNext() tea.Cmd {
 		m.screen = screenDashboard
 	}
 	return nil
-}
-
-// shortDuration is d as typed in the form: 15m, 1h30m, 45s.
-func shortDuration(d time.Duration) string {
-	s := d.String()
-	if strings.HasSuffix(s, "m0s") {
-		s = strings.TrimSuffix(s, "0s")
-	}
-	if strings.HasSuffix(s, "h0m") {
-		s = strings.TrimSuffix(s, "0m")
-	}
-	return s
 }
 
 // protRequest is the request the steps made.
@@ -925,17 +914,7 @@ func (m *Model) protView(w, h int) string {
 				lines = append(lines, hang("   - ", "     ", r.Reason, w)...)
 			}
 		} else if p.plan != nil {
-			for _, l := range strings.Split(strings.TrimRight(p.plan.Summary, "\n"), "\n") {
-				if ansi.StringWidth(l) < w {
-					lines = append(lines, " "+l)
-				} else {
-					lines = append(lines, hang(" ", "     ", l, w)...)
-				}
-			}
-			lines = append(lines, "")
-			for _, l := range strings.Split(strings.TrimRight(p.plan.Diff, "\n"), "\n") {
-				lines = append(lines, cut(" "+l, w))
-			}
+			lines = planLines(p.plan.Summary, p.plan.Diff, w)
 		}
 		room := max(h-len(out)-3, 3)
 		p.over = max(len(lines)-room, 0)
@@ -1003,4 +982,22 @@ func (m *Model) protProgressView(w int) []string {
 		out = append(out, wrap(" ", "Waiting for each new pair to reach Resync Step I…", w)...)
 	}
 	return out
+}
+
+// planLines are a plan's summary (long lines hang) and its diff (cut at
+// w), for the review of a protect or an unprotect.
+func planLines(summary, diff string, w int) []string {
+	var lines []string
+	for _, l := range strings.Split(strings.TrimRight(summary, "\n"), "\n") {
+		if ansi.StringWidth(l) < w {
+			lines = append(lines, " "+l)
+		} else {
+			lines = append(lines, hang(" ", "     ", l, w)...)
+		}
+	}
+	lines = append(lines, "")
+	for _, l := range strings.Split(strings.TrimRight(diff, "\n"), "\n") {
+		lines = append(lines, cut(" "+l, w))
+	}
+	return lines
 }

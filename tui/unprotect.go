@@ -8,7 +8,6 @@ import (
 
 	"charm.land/bubbles/v2/textinput"
 	tea "charm.land/bubbletea/v2"
-	"github.com/charmbracelet/x/ansi"
 
 	"github.com/mtconsole/mtconsole/tui/action"
 )
@@ -303,17 +302,7 @@ func (p *unprotPage) view(m *Model, w, h int) string {
 	out = append(out, "")
 	var lines []string
 	if p.plan != nil {
-		for _, l := range strings.Split(strings.TrimRight(p.plan.Summary, "\n"), "\n") {
-			if ansi.StringWidth(l) < w {
-				lines = append(lines, " "+l)
-			} else {
-				lines = append(lines, hang(" ", "     ", l, w)...)
-			}
-		}
-		lines = append(lines, "")
-		for _, l := range strings.Split(strings.TrimRight(p.plan.Diff, "\n"), "\n") {
-			lines = append(lines, cut(" "+l, w))
-		}
+		lines = planLines(p.plan.Summary, p.plan.Diff, w)
 	}
 	var tail []string
 	if p.busy != "" {

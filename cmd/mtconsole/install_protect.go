@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/mtconsole/mtconsole/protect"
 	"github.com/mtconsole/mtconsole/replication/agent/api"
@@ -137,16 +136,6 @@ func installProtect(ctx context.Context, out io.Writer, a setup.Answers, from, r
 	if err != nil {
 		return err
 	}
-	if res.Backup != "" {
-		fmt.Fprintf(out, "wrote %s (the previous file is %s)\n", res.Path, res.Backup)
-	} else {
-		fmt.Fprintf(out, "wrote %s\n", res.Path)
-	}
-	switch {
-	case res.Agent:
-		fmt.Fprintf(out, "the agent started %s\n", strings.Join(res.Started, ", "))
-	case res.Note != "":
-		fmt.Fprintln(out, res.Note)
-	}
+	fmt.Fprint(out, res.Text())
 	return nil
 }

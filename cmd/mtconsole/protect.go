@@ -216,17 +216,7 @@ func runProtect(cmd *cobra.Command, f protectFlags) error {
 	if f.asJSON {
 		return writeJSON(out, r)
 	}
-	if res.Backup != "" {
-		fmt.Fprintf(out, "wrote %s (the previous file is %s)\n", res.Path, res.Backup)
-	} else {
-		fmt.Fprintf(out, "wrote %s\n", res.Path)
-	}
-	switch {
-	case res.Agent:
-		fmt.Fprintf(out, "the agent started %s\n", strings.Join(res.Started, ", "))
-	case res.Note != "":
-		fmt.Fprintln(out, res.Note)
-	}
+	fmt.Fprint(out, res.Text())
 	return nil
 }
 

@@ -105,13 +105,7 @@ starts), 1 failed, 2 bad arguments or a refused plan (nothing written).`,
 			if asJSON {
 				return writeJSON(out, r)
 			}
-			fmt.Fprintf(out, "wrote %s (the previous file is %s)\n", res.Path, res.Backup)
-			switch {
-			case res.Agent:
-				fmt.Fprintf(out, "the agent stopped %s\n", strings.Join(res.Stopped, ", "))
-			case res.Note != "":
-				fmt.Fprintln(out, res.Note)
-			}
+			fmt.Fprint(out, res.Text())
 			return nil
 		},
 	}

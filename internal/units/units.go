@@ -89,3 +89,17 @@ func ParseBytes(s string) (int64, error) {
 	}
 	return int64(f), nil
 }
+
+// ConfigDuration is d as a configuration file spells it: 15m, 24h,
+// 1h30m, 45s (time.Duration's String without its zero minutes and
+// seconds).
+func ConfigDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}

@@ -59,3 +59,14 @@ func TestParseBytes(t *testing.T) {
 		}
 	}
 }
+
+func TestConfigDuration(t *testing.T) {
+	for d, want := range map[time.Duration]string{
+		15 * time.Minute: "15m", 24 * time.Hour: "24h", 90 * time.Minute: "1h30m", 45 * time.Second: "45s",
+		72 * time.Hour: "72h", time.Minute + 5*time.Second: "1m5s", 0: "0s",
+	} {
+		if got := ConfigDuration(d); got != want {
+			t.Errorf("ConfigDuration(%v) = %q, want %q", d, got, want)
+		}
+	}
+}

@@ -203,15 +203,20 @@ func (c *Protector) Plan(ctx context.Context, r tui.ProtectRequest) (*tui.Protec
 	return out, nil
 }
 
+// socket is the agent's: agent.toml's, else Socket.
+func (c *Protector) socket() string {
+	if fc := c.file(); fc != nil && fc.Agent.Socket != "" {
+		return fc.Agent.Socket
+	}
+	return c.Socket
+}
+
 func (c *Protector) Apply(ctx context.Context, p *tui.ProtectPlan) (*tui.ProtectResult, error) {
 	plan, ok := p.Impl.(*protect.Plan)
 	if !ok {
 		return nil, errors.New("protect: no plan to apply: review it first")
 	}
-	socket := c.Socket
-	if fc := c.file(); fc != nil && fc.Agent.Socket != "" {
-		socket = fc.Agent.Socket
-	}
+	socket := c.socket()
 	reload := c.Reload
 	if reload == nil {
 		reload = protect.ReloadAgent
@@ -241,10 +246,7 @@ func (c *Protector) ApplyRemove(ctx context.Context, p *tui.RemovePlan, purge bo
 	if !ok || !plan.Remove {
 		return nil, errors.New("unprotect: no plan to apply: review it first")
 	}
-	socket := c.Socket
-	if fc := c.file(); fc != nil && fc.Agent.Socket != "" {
-		socket = fc.Agent.Socket
-	}
+	socket := c.socket()
 	reload := c.ReloadRemove
 	if reload == nil {
 		reload = protect.ReloadAgentRemove
