@@ -1,14 +1,19 @@
 // Package tui is the master target's interactive console: a dashboard of
-// replication pairs, a detail view per pair, a log screen and a recovery
-// wizard, drawn with Bubble Tea v2 for an admin on SSH; and the host
-// config screen (HostConfigModel, the hostconfigcli replacement), whose
-// saves call the same hostconfig functions as mtconsole register.
+// replication pairs (grouped by protected machine), a detail view per
+// pair, a log screen, a recovery wizard, and the Protect and Unprotect
+// screens, drawn with Bubble Tea v2 for an admin on SSH; the setup wizard
+// (SetupModel); and the host config screen (HostConfigModel, the
+// hostconfigcli replacement), whose saves call the same hostconfig
+// functions as mtconsole register. Every screen is a page whose keys are
+// one tui/action Set: dispatch, footer and help come from it.
 //
 // What it promises:
 //
 //   - It holds no business logic. Every change (tag, pause, resume,
 //     recover) goes through the Actions interface, the same agent API the
-//     CLI twins call; recovery runs in the agent as a job, so a dropped
+//     CLI twins call, and protection through the Protector interface, the
+//     calls mtconsole protect and unprotect make (protect/console); a
+//     recovery point is always the agent's answer (POST /v1/resolve); recovery runs in the agent as a job, so a dropped
 //     SSH session does not cut it in half, and a console that reopens
 //     shows the job still running.
 //   - After a rollback the wizard offers the failback VM (v) through the
