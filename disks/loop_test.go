@@ -1,15 +1,15 @@
 package disks
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/mtconsole/mtconsole/internal/testutil"
 )
 
 // The tests below make real block devices: loop devices over sparse
@@ -18,53 +18,6 @@ import (
 // They need root and the tools (scripts/test.sh installs lvm2, gdisk and
 // xfsprogs); they touch nothing but the devices they make, and detach
 // every one of them, even on failure.
-
-func needRealDevices(t *testing.T, tools ...string) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("SKIP: real loop-device tests need root (run scripts/test.sh as root, as CI does)")
-	}
-	for _, tool := range append([]string{"losetup", "lsblk", "blkid"}, tools...) {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("SKIP: %s is not installed (scripts/test.sh installs it with apt)", tool)
-		}
-	}
-}
-
-func run(t *testing.T, name string, args ...string) string {
-	t.Helper()
-	cmd := exec.Command(name, args...)
-	cmd.Env = append(os.Environ(), "LC_ALL=C", "LVM_SUPPRESS_FD_WARNINGS=1")
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("%s %s: %v: %s", name, strings.Join(args, " "), err, errb.String())
-	}
-	return out.String()
-}
-
-// loopDevice attaches a sparse file of size bytes, prepared by prep
-// before attaching, and detaches it when the test ends.
-func loopDevice(t *testing.T, size int64, prep func(file string)) string {
-	t.Helper()
-	file := filepath.Join(t.TempDir(), "disk.img")
-	f, err := os.Create(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.Truncate(size)
-	f.Close()
-	if prep != nil {
-		prep(file)
-	}
-	dev := strings.TrimSpace(run(t, "losetup", "-f", "--show", "-P", file))
-	t.Cleanup(func() {
-		if out, err := exec.Command("losetup", "-d", dev).CombinedOutput(); err != nil {
-			t.Errorf("losetup -d %s: %v: %s", dev, err, out)
-		}
-	})
-	return dev
-}
 
 type lsblkDev struct {
 	Name     string     `json:"name"`
@@ -82,7 +35,7 @@ func lsblk(t *testing.T, dev string) lsblkDev {
 	var out struct {
 		Blockdevices []lsblkDev `json:"blockdevices"`
 	}
-	if err := json.Unmarshal([]byte(run(t, "lsblk", "-J", "-b", "-o", "NAME,SIZE,LOG-SEC,PHY-SEC,RO,RM,ROTA,MAJ:MIN", dev)), &out); err != nil || len(out.Blockdevices) != 1 {
+	if err := json.Unmarshal([]byte(testutil.Run(t, "lsblk", "-J", "-b", "-o", "NAME,SIZE,LOG-SEC,PHY-SEC,RO,RM,ROTA,MAJ:MIN", dev)), &out); err != nil || len(out.Blockdevices) != 1 {
 		t.Fatalf("lsblk -J %s: %v", dev, err)
 	}
 	return out.Blockdevices[0]
@@ -119,15 +72,14 @@ func checkAgainstLsblk(t *testing.T, inv *Inventory, dev string) *Disk {
 }
 
 func TestRealLoopDevices(t *testing.T) {
-	needRealDevices(t, "sgdisk", "pvcreate", "pvremove", "mkfs.xfs", "partx")
-	gptDev := loopDevice(t, 64<<20, func(f string) {
-		run(t, "sgdisk", "-n1:2048:+20M", "-t1:8e00", "-c1:pv", "-n2:0:0", "-t2:8300", "-c2:data", f)
-	})
-	pvDev := loopDevice(t, 64<<20, nil)
-	run(t, "pvcreate", "-q", "-f", pvDev)
-	t.Cleanup(func() { exec.Command("pvremove", "-q", "-ff", "-y", pvDev).Run() })
-	xfsDev := loopDevice(t, 320<<20, nil)
-	run(t, "mkfs.xfs", "-q", "-f", xfsDev)
+	testutil.NeedLoops(t, "lsblk", "blkid", "sgdisk", "pvcreate", "pvremove", "mkfs.xfs", "partx")
+	gptDev := testutil.Loop(t, 64<<20, func(f string) {
+		testutil.Run(t, "sgdisk", "-n1:2048:+20M", "-t1:8e00", "-c1:pv", "-n2:0:0", "-t2:8300", "-c2:data", f)
+	}, "-P")
+	pvDev := testutil.Loop(t, 64<<20, nil, "-P")
+	testutil.MakePV(t, pvDev, "")
+	xfsDev := testutil.Loop(t, 320<<20, nil, "-P")
+	testutil.Run(t, "mkfs.xfs", "-q", "-f", xfsDev)
 
 	inv, err := Read(Host{Root: "/"})
 	if err != nil {
@@ -141,7 +93,7 @@ func TestRealLoopDevices(t *testing.T) {
 	}
 	// partx reads the table itself, whether or not the kernel scanned it.
 	var want []string
-	for _, l := range strings.Split(strings.TrimSpace(run(t, "partx", "-g", "-r", "-o", "NR,START,SECTORS,TYPE,NAME", gptDev)), "\n") {
+	for _, l := range strings.Split(strings.TrimSpace(testutil.Run(t, "partx", "-g", "-r", "-o", "NR,START,SECTORS,TYPE,NAME", gptDev)), "\n") {
 		want = append(want, strings.ToUpper(strings.TrimSpace(l)))
 	}
 	var got []string

@@ -2,12 +2,11 @@ package main
 
 import (
 	"encoding/json"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/mtconsole/mtconsole/internal/testutil"
 	"github.com/mtconsole/mtconsole/setup"
 )
 
@@ -16,46 +15,11 @@ import (
 // test needs root, losetup and lvm2; it touches only the loop devices it
 // attaches and undoes everything.
 func TestCheckTargetsRefusesPVLoop(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("SKIP: the real loop-device test needs root (run scripts/test.sh as root, as CI does)")
-	}
-	for _, tool := range []string{"losetup", "pvcreate", "vgcreate", "vgremove", "pvremove"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("SKIP: %s is not installed (scripts/test.sh installs lvm2 with apt)", tool)
-		}
-	}
-	sh := func(name string, args ...string) string {
-		t.Helper()
-		cmd := exec.Command(name, args...)
-		cmd.Env = append(os.Environ(), "LC_ALL=C", "LVM_SUPPRESS_FD_WARNINGS=1")
-		out, err := cmd.Output()
-		if err != nil {
-			t.Fatalf("%s %s: %v", name, strings.Join(args, " "), err)
-		}
-		return strings.TrimSpace(string(out))
-	}
-	attach := func() string {
-		f := filepath.Join(t.TempDir(), "disk.img")
-		os.WriteFile(f, nil, 0o600)
-		os.Truncate(f, 64<<20)
-		dev := sh("losetup", "-f", "--show", f)
-		t.Cleanup(func() {
-			if out, err := exec.Command("losetup", "-d", dev).CombinedOutput(); err != nil {
-				t.Errorf("losetup -d %s: %v: %s", dev, err, out)
-			}
-		})
-		return dev
-	}
-	lvm := func(dev string, args ...string) []string {
-		return append([]string{"--devices", dev, "--config", "backup { backup = 0 archive = 0 }"}, args...)
-	}
-	pv := attach()
+	testutil.NeedLoops(t, "pvcreate", "vgcreate", "vgremove", "pvremove")
+	pv := testutil.Loop(t, 64<<20, nil)
 	vg := "mtctest" + strings.NewReplacer("/", "", "_", "", "-", "").Replace(filepath.Base(filepath.Dir(t.TempDir())))
-	sh("pvcreate", lvm(pv, "-q", "-f", pv)...)
-	t.Cleanup(func() { exec.Command("pvremove", lvm(pv, "-q", "-ff", "-y", pv)...).Run() })
-	sh("vgcreate", lvm(pv, "-q", vg, pv)...)
-	t.Cleanup(func() { exec.Command("vgremove", lvm(pv, "-q", "-f", vg)...).Run() })
-	clean := attach()
+	testutil.MakePV(t, pv, vg)
+	clean := testutil.Loop(t, 64<<20, nil)
 	name := filepath.Base(pv)
 
 	out, code := runSetupCmd(t, "check", "--only", "disks", "--targets", name)
