@@ -13,14 +13,7 @@ import (
 // A group protected and then unprotected leaves agent.toml as it was
 // before, byte for byte; the plan names the pairs and their targets.
 func TestPlanRemoveUndoesProtect(t *testing.T) {
-	h := newHost(t, true)
-	p, err := protect.MakePlan(context.Background(), h.conf, h.req(map[string]string{"sda": h.tgt["sdc"], "sdb": h.tgt["sdd"]}), protect.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := protect.Apply(context.Background(), p, protect.Options{}); err != nil {
-		t.Fatal(err)
-	}
+	h := protectWeb01(t)
 	r, err := protect.PlanRemove(h.conf, "web01")
 	if err != nil {
 		t.Fatal(err)
@@ -48,14 +41,7 @@ func TestPlanRemoveUndoesProtect(t *testing.T) {
 
 // One pair of a group goes by its id; the group and its other pairs stay.
 func TestPlanRemovePair(t *testing.T) {
-	h := newHost(t, true)
-	p, err := protect.MakePlan(context.Background(), h.conf, h.req(map[string]string{"sda": h.tgt["sdc"], "sdb": h.tgt["sdd"]}), protect.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := protect.Apply(context.Background(), p, protect.Options{}); err != nil {
-		t.Fatal(err)
-	}
+	h := protectWeb01(t)
 	r, err := protect.PlanRemove(h.conf, "sdb")
 	if err != nil {
 		t.Fatal(err)
@@ -79,4 +65,19 @@ func TestPlanRemoveRefusals(t *testing.T) {
 	if after, _ := os.ReadFile(h.conf); string(after) != string(before) {
 		t.Error("a refused plan changed the file")
 	}
+}
+
+// protectWeb01 is a host with group web01 (sda → sdc, sdb → sdd)
+// protected in its agent.toml.
+func protectWeb01(t *testing.T) *host {
+	t.Helper()
+	h := newHost(t, true)
+	p, err := protect.MakePlan(context.Background(), h.conf, h.req(map[string]string{"sda": h.tgt["sdc"], "sdb": h.tgt["sdd"]}), protect.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := protect.Apply(context.Background(), p, protect.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	return h
 }

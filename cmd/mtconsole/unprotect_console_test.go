@@ -21,11 +21,7 @@ import (
 // target as it is, and says the agent reads it when it starts; the
 // reload is asked with the purge chosen.
 func TestConsoleProtectorUnprotect(t *testing.T) {
-	h := newProtectHost(t)
-	before, _ := os.ReadFile(h.conf)
-	mustRun(t, h.args("--map", "sda="+h.big)...)
-	protected, _ := os.ReadFile(h.conf)
-	target, _ := os.ReadFile(h.big)
+	h, before, protected, target := protectedHost(t)
 	ctx := context.Background()
 	type reload struct {
 		socket string

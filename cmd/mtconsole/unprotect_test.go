@@ -13,11 +13,7 @@ import (
 // outside a terminal needs --yes; with no agent the group leaves the file,
 // which is then as before protect, and the target is left as it is.
 func TestUnprotect(t *testing.T) {
-	h := newProtectHost(t)
-	before, _ := os.ReadFile(h.conf)
-	mustRun(t, h.args("--map", "sda="+h.big)...)
-	protected, _ := os.ReadFile(h.conf)
-	target, _ := os.ReadFile(h.big)
+	h, before, protected, target := protectedHost(t)
 
 	tree := testutil.Tree(t, h.etc)
 	out := mustRun(t, "unprotect", "--config", h.conf, "--socket", h.sock, "web01", "--dry-run")
@@ -58,4 +54,24 @@ func TestUnprotect(t *testing.T) {
 	if exitCode(err) != exitUsage || !strings.Contains(err.Error(), "the agent needs one") {
 		t.Errorf("last pair: %v", err)
 	}
+}
+
+// protectedHost is a protect host with group web01 (sda → big.img)
+// protected, no agent running; it returns agent.toml before and after
+// the protect, and the target's bytes.
+func protectedHost(t *testing.T) (h *protectHost, before, protected, target []byte) {
+	t.Helper()
+	h = newProtectHost(t)
+	before = readFile(t, h.conf)
+	mustRun(t, h.args("--map", "sda="+h.big)...)
+	return h, before, readFile(t, h.conf), readFile(t, h.big)
+}
+
+func readFile(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
