@@ -52,7 +52,7 @@ func TestLoadConfig(t *testing.T) {
 		{"toml table", tomlText + "[vsphere]\nurl = \"x\"\n", `:7: unknown key "vsphere"`},
 		{"bad line", tomlText + "thumbprint\n", `:7: expected '.' or '='`},
 		{"bad line in the earlier format", legacyText + "thumbprint\n", `:6: want key = "value"`},
-		{"wrong type", "url = 5\nuser = [1]\n", `: toml: line 1 (last key "url"): incompatible types`},
+		{"wrong type", "url = 5\nuser = \"u\"\n", `: toml: line 1 (last key "url"): incompatible types`},
 	} {
 		p := confFile(t, tc.text, 0o600)
 		_, err := vsphere.LoadConfig(p)
