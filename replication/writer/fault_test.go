@@ -96,10 +96,11 @@ func TestTargetFaultsStopThePair(t *testing.T) {
 			if !ev.find(EventAlert, "acknowledgements stopped") {
 				t.Fatal("no alert event for the error")
 			}
-			// Invariant 5: nothing more is acknowledged or accepted.
-			m.mu.Lock()
-			acked := m.acked
-			m.mu.Unlock()
+			// Invariant 5: nothing more is acknowledged or accepted. The
+			// acknowledgement of the last durable group is delivered after
+			// Durable moves: wait for it before taking the mark.
+			acked := p.Durable()
+			waitFor(t, "the last acknowledgement", func() bool { m.mu.Lock(); defer m.mu.Unlock(); return m.acked == acked })
 			if err := feed(t, p, w.Next()); !errors.Is(err, ErrPairError) {
 				t.Fatalf("write to a pair in error: %v, want ErrPairError", err)
 			}
@@ -153,10 +154,13 @@ func TestJournalFsyncErrorStopsAcks(t *testing.T) {
 	for range 10 {
 		feed(t, p, w.Next())
 	}
-	p.Sync()
-	m.mu.Lock()
-	before := m.acked
-	m.mu.Unlock()
+	if err := p.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	// OnAck for the synced group runs after Sync returns: wait for it, so
+	// that the mark is what was durable before the fault.
+	before := p.Durable()
+	waitFor(t, "the acknowledgement of the synced writes", func() bool { m.mu.Lock(); defer m.mu.Unlock(); return m.acked == before })
 	armed.Store(true)
 	var err error
 	for range 10 {

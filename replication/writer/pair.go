@@ -462,11 +462,22 @@ func (p *Pair) append(ctx context.Context, r *journal.Record, n int64) error {
 	return nil
 }
 
-// Sync waits until every write given so far is durable.
-func (p *Pair) Sync() error { return p.log.Sync() }
+// Sync waits until every write given so far is durable. A failed
+// journal commit stops the pair (invariant 5) before Sync returns, so
+// Status already says Error when the caller looks.
+func (p *Pair) Sync() error { return p.synced(context.Background(), p.log.Sync()) }
 
 // SyncContext is Sync that gives up when ctx ends or the pair is closed.
-func (p *Pair) SyncContext(ctx context.Context) error { return p.log.SyncContext(ctx) }
+func (p *Pair) SyncContext(ctx context.Context) error {
+	return p.synced(ctx, p.log.SyncContext(ctx))
+}
+
+func (p *Pair) synced(ctx context.Context, err error) error {
+	if err != nil && !errors.Is(err, journal.ErrClosed) && ctx.Err() == nil {
+		p.setError(err)
+	}
+	return err
+}
 
 // JournalWaiting is the number of writes waiting for room in the journal.
 func (p *Pair) JournalWaiting() int { return p.log.Waiting() }
