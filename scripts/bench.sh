@@ -18,6 +18,9 @@
 #                  the end; if it already exists, a fresh directory inside it
 #                  is used and removed instead.
 #   BENCH_REPS     repetitions of each engine/baseline pair (default 3)
+#   BENCH_ONLY     run only these figures of the groups (space-separated:
+#                  ack apply recover resync_hash resync_full stream rss
+#                  restart tui_frame tui_idle), e.g. BENCH_ONLY=recover
 #   BENCH_PROFILE  a directory: keep a CPU profile of each engine run there
 #                  (<figure>-<rep>.pprof) and the binary that made them, for
 #                  `go tool pprof DIR/benchengine DIR/apply-1.pprof`
@@ -243,10 +246,17 @@ bench_recover() {
 		"size: $(awk -v b="$(val copied "$f" figure=export)" 'BEGIN { printf "%.1f", b / 1048576 }') MiB copied + $(awk -v b="$(val restored "$f" figure=export)" 'BEGIN { printf "%.1f", b / 1048576 }') MiB restored to a new file"
 }
 
+# fig NAME: run bench_NAME unless BENCH_ONLY leaves it out.
+fig() {
+	if [ -z "${BENCH_ONLY:-}" ] || [[ " $BENCH_ONLY " == *" $1 "* ]]; then
+		"bench_$1"
+	fi
+}
+
 group_engine() {
-	bench_ack
-	bench_apply
-	bench_recover
+	fig ack
+	fig apply
+	fig recover
 }
 
 # report_ratio NAME GOAL RATIOS RUN_OUTPUTS DETAIL...: print a figure
@@ -419,12 +429,12 @@ bench_restart() {
 }
 
 group_replication() {
-	bench_resync_hash
-	bench_resync_full
+	fig resync_hash
+	fig resync_full
 	rm -rf "$work/prep"
-	bench_stream
-	bench_rss
-	bench_restart
+	fig stream
+	fig rss
+	fig restart
 }
 
 # tui_frame: ns per View() of the dashboard with 256 pairs (Go benchmark).
@@ -501,8 +511,8 @@ bench_tui_idle() {
 }
 
 group_console() {
-	bench_tui_frame
-	bench_tui_idle
+	fig tui_frame
+	fig tui_idle
 }
 
 for g in "${groups[@]}"; do
