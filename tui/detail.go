@@ -138,6 +138,9 @@ func (m *Model) detailView(w, h int) string {
 		cut(" "+retentionGauge(p.Retention, max(w/4, 10)), w),
 		cut(" "+retentionPoints(p.Retention, now), w),
 	)
+	if len(p.Fsync) > 0 {
+		out = append(out, cut(" "+fsyncText(p.Fsync), w))
+	}
 	rest := h - len(out) - 3
 	tl := max(rest/4, 1)
 	tg := max(rest/2, 1)
@@ -226,4 +229,27 @@ func (m *Model) tagsTable(p *api.PairStatus, w, n int, now time.Time) []string {
 		out[len(out)-1] = m.st.Dim.Render(fmt.Sprintf(" … %d older tags", more+1))
 	}
 	return out
+}
+
+// fsyncText is the pair's fdatasync latency by file, median and 99th
+// percentile: "fsync p50/p99 journal 0.8/6.4ms · retention …".
+func fsyncText(ls []writer.FsyncLatency) string {
+	parts := make([]string, 0, len(ls))
+	for _, l := range ls {
+		parts = append(parts, fmt.Sprintf("%s %s/%s", l.File, latencyText(l.P50Seconds), latencyText(l.P99Seconds)))
+	}
+	return "fsync p50/p99 " + strings.Join(parts, " · ")
+}
+
+// latencyText is a latency, short: 0.05ms, 6.4ms, 26ms, 1.6s.
+func latencyText(s float64) string {
+	switch ms := s * 1000; {
+	case ms < 1:
+		return fmt.Sprintf("%.2gms", ms)
+	case ms < 10:
+		return fmt.Sprintf("%.1fms", ms)
+	case ms < 1000:
+		return fmt.Sprintf("%.0fms", ms)
+	}
+	return fmt.Sprintf("%.1fs", s)
 }

@@ -58,6 +58,8 @@ func fxStatus(step int) api.Status {
 		fxPair("p4", "Resync Step I", writer.HealthOK, "", 1, 0, 110*mb),
 		fxPair("p5", "Queued", writer.HealthError, "target: input/output error: replace the disk and resume", 3600, 0, 0),
 	}
+	ps[0].Fsync = []writer.FsyncLatency{{File: writer.FileJournal, Count: 900, P50Seconds: 0.0008, P99Seconds: 0.0064},
+		{File: writer.FileRetention, Count: 120, P50Seconds: 0.0016, P99Seconds: 0.0256}, {File: writer.FileTarget, Count: 120, P50Seconds: 0.0032, P99Seconds: 0.4096}}
 	ps[3].Resync = &api.ResyncProgress{Step: "Resync Step I", DoneBytes: 29 << 30, TotalBytes: 64 << 30, ETASeconds: 330}
 	return api.Status{HostInfo: api.HostInfo{Host: "mt-lab-01", Version: "test", Started: fxNow.Add(-3 * time.Hour)},
 		UptimeSeconds: 3 * 3600, Pairs: ps}

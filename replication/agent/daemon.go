@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -76,11 +77,18 @@ func Run(ctx context.Context, fc *FileConfig, o Options) error {
 		}
 	}
 	cfg.Writer = writer.Options{Logger: logger, OnEvent: api.EventSink(hub, text)}
-	var metrics *api.Metrics
+	// The metrics server starts after the pairs: until then their acks
+	// and fsyncs are not counted.
+	var metrics atomic.Pointer[api.Metrics]
 	if fc.Agent.Metrics != "" {
 		cfg.Writer.OnAck = func(pair string, seq uint64) {
-			if metrics != nil {
-				metrics.Ack(pair, seq)
+			if m := metrics.Load(); m != nil {
+				m.Ack(pair, seq)
+			}
+		}
+		cfg.Writer.OnFsync = func(pair, file string, d time.Duration) {
+			if m := metrics.Load(); m != nil {
+				m.Fsync(pair, file, d)
 			}
 		}
 	}
@@ -113,11 +121,12 @@ func Run(ctx context.Context, fc *FileConfig, o Options) error {
 	}
 	defer srv.Close()
 	if fc.Agent.Metrics != "" {
-		metrics = api.NewMetrics(backend)
-		if err := metrics.Serve(fc.Agent.Metrics, logger); err != nil {
+		m := api.NewMetrics(backend)
+		if err := m.Serve(fc.Agent.Metrics, logger); err != nil {
 			return fmt.Errorf("[agent] metrics %s: %w", fc.Agent.Metrics, err)
 		}
-		defer metrics.Close()
+		defer m.Close()
+		metrics.Store(m)
 	}
 	logger.Info("agent started", "config", fc.Path(), "process_server", cfg.Addr, "pairs", len(cfg.Pairs))
 	// The file is reloaded on POST /v1/reload, and on SIGHUP for the

@@ -66,6 +66,10 @@ type Options struct {
 	// group commit (never after a failed one).
 	OnAck   func(pair string, seq uint64)
 	OnEvent func(Event)
+	// OnFsync is called after every fdatasync of a pair's files with the
+	// kind of file (FileJournal, FileRetention, FileTarget) and how long
+	// it took, from the goroutine that synced.
+	OnFsync func(pair, file string, d time.Duration)
 	Logger  *slog.Logger
 	// StoreHook runs inside every catalogue transaction (crash tests).
 	StoreHook func() error
@@ -138,6 +142,7 @@ type Pair struct {
 	store  *journal.Store
 	target vfs.File
 	size   int64
+	fsync  *fsyncStats
 
 	mu         sync.Mutex
 	paused     string // reason; "" when running
@@ -201,7 +206,8 @@ func OpenPair(cfg PairConfig, o Options) (*Pair, Recovered, error) {
 	if err := checkVolumes(cfg, o.FS, o.reserved); err != nil {
 		return nil, rec, fmt.Errorf("pair %s: %w", cfg.ID, err)
 	}
-	p := &Pair{cfg: cfg, o: o, sharedVolume: sameVolume(o.FS, cfg.JournalDir, cfg.RetentionDir), wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}), hold: make(chan holdReq)}
+	fsync := observeFS(&o, cfg.ID, cfg.JournalDir)
+	p := &Pair{cfg: cfg, o: o, sharedVolume: sameVolume(o.FS, cfg.JournalDir, cfg.RetentionDir), wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}), hold: make(chan holdReq), fsync: fsync}
 	var err error
 	p.store, err = journal.OpenStore(journal.StoreOptions{FS: o.FS, Dir: cfg.RetentionDir, Pair: cfg.ID,
 		CatalogueDir: cfg.CatalogueDir, SegmentSize: cfg.UndoSegmentSize, Hook: o.StoreHook, Logger: o.Logger})

@@ -69,6 +69,8 @@ type PairStatus struct {
 	Duplicates    int64           `json:"duplicates_dropped"`
 	LastAck       time.Time       `json:"last_ack"`
 	Retention     RetentionStatus `json:"retention"`
+	// Fsync is how long the pair's fdatasyncs took lately, by file.
+	Fsync []FsyncLatency `json:"fsync,omitempty"`
 }
 
 // Status returns a snapshot of the pair.
@@ -108,6 +110,7 @@ func (p *Pair) Status() PairStatus {
 		t := tags[n-1]
 		s.Retention.LatestTag = &t
 	}
+	s.Fsync = p.fsync.latencies()
 	return s
 }
 

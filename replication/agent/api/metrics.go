@@ -18,15 +18,17 @@ import (
 
 // Metrics is the Prometheus side of the status API, off unless the agent
 // is given an address: per pair gauges read from the Backend's Status at
-// each scrape, and a counter of acknowledgements fed by
-// writer.Options.OnAck (Metrics.Ack).
+// each scrape, a counter of acknowledgements fed by writer.Options.OnAck
+// (Metrics.Ack), and a histogram of fdatasync latency by kind of file fed
+// by writer.Options.OnFsync (Metrics.Fsync).
 type Metrics struct {
-	b    Backend
-	reg  *prometheus.Registry
-	acks *prometheus.CounterVec
-	ln   net.Listener
-	hs   *http.Server
-	done chan struct{}
+	b     Backend
+	reg   *prometheus.Registry
+	acks  *prometheus.CounterVec
+	fsync *prometheus.HistogramVec
+	ln    net.Listener
+	hs    *http.Server
+	done  chan struct{}
 }
 
 var (
@@ -41,13 +43,21 @@ var (
 func NewMetrics(b Backend) *Metrics {
 	m := &Metrics{b: b, reg: prometheus.NewRegistry(),
 		acks: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mtconsole_pair_acks_total",
-			Help: "Cumulative acknowledgements sent (one per group commit)."}, []string{"pair"})}
-	m.reg.MustRegister(m, m.acks, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+			Help: "Cumulative acknowledgements sent (one per group commit)."}, []string{"pair"}),
+		fsync: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "mtconsole_fsync_duration_seconds",
+			Help:    "How long fdatasyncs took, by kind of file: journal, retention or target.",
+			Buckets: writer.FsyncBuckets}, []string{"file"})}
+	m.reg.MustRegister(m, m.acks, m.fsync, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
 
 // Ack counts an acknowledgement: pass it as writer.Options.OnAck.
 func (m *Metrics) Ack(pair string, _ uint64) { m.acks.WithLabelValues(pair).Inc() }
+
+// Fsync observes an fdatasync: pass it as writer.Options.OnFsync.
+func (m *Metrics) Fsync(_, file string, d time.Duration) {
+	m.fsync.WithLabelValues(file).Observe(d.Seconds())
+}
 
 // Describe implements prometheus.Collector.
 func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestMetrics(t *testing.T) {
@@ -17,6 +18,9 @@ func TestMetrics(t *testing.T) {
 	defer m.Close()
 	m.Ack("p1", 5)
 	m.Ack("p1", 9)
+	m.Fsync("p1", "journal", 300*time.Microsecond)
+	m.Fsync("p1", "journal", 2*time.Millisecond)
+	m.Fsync("p1", "target", 7*time.Second)
 	resp, err := http.Get("http://" + m.Addr() + "/metrics")
 	if err != nil {
 		t.Fatal(err)
@@ -31,6 +35,11 @@ func TestMetrics(t *testing.T) {
 		`mtconsole_pair_backlog_bytes{pair="p1"}`,
 		`mtconsole_pair_retention_used_bytes{pair="p1"} ` + itoa(st.Retention.UsedBytes),
 		`mtconsole_pair_healthy{health="RPO breach",pair="p1"} 0`,
+		`mtconsole_fsync_duration_seconds_bucket{file="journal",le="0.0004"} 1`,
+		`mtconsole_fsync_duration_seconds_bucket{file="journal",le="0.0032"} 2`,
+		`mtconsole_fsync_duration_seconds_count{file="journal"} 2`,
+		`mtconsole_fsync_duration_seconds_bucket{file="target",le="6.5536"} 0`,
+		`mtconsole_fsync_duration_seconds_bucket{file="target",le="+Inf"} 1`,
 	} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("metrics lack %q", want)

@@ -1,0 +1,54 @@
+package vfs
+
+import (
+	"os"
+	"time"
+)
+
+// Observed returns fs with every file's Sync timed: observe is called
+// after each fdatasync with the file's name and how long it took, failed
+// ones included. Directory syncs are not timed. The files keep the
+// optional methods of fs's files (OSFile, Allocate), so fast paths that
+// look for them still find them.
+func Observed(fs FS, observe func(name string, d time.Duration)) FS {
+	return observedFS{fs, observe}
+}
+
+type observedFS struct {
+	FS
+	observe func(string, time.Duration)
+}
+
+func (o observedFS) OpenFile(name string, flag int, perm os.FileMode) (File, error) {
+	f, err := o.FS.OpenFile(name, flag, perm)
+	if err != nil {
+		return nil, err
+	}
+	of := observedFile{f, o.observe}
+	if osf, ok := f.(interface{ OSFile() *os.File }); ok {
+		return observedOSFile{of, osf}, nil
+	}
+	return of, nil
+}
+
+type observedFile struct {
+	File
+	observe func(string, time.Duration)
+}
+
+func (f observedFile) Sync() error {
+	t := time.Now()
+	err := f.File.Sync()
+	f.observe(f.File.Name(), time.Since(t))
+	return err
+}
+
+// Allocate keeps the inner file's fallocate (or its truncate fallback).
+func (f observedFile) Allocate(size int64) error { return Allocate(f.File, size) }
+
+type observedOSFile struct {
+	observedFile
+	osf interface{ OSFile() *os.File }
+}
+
+func (f observedOSFile) OSFile() *os.File { return f.osf.OSFile() }
