@@ -14,9 +14,9 @@
 #
 # Environment:
 #   BENCH_DIR      work directory (default /var/tmp/mtconsole-bench); it must
-#                  be on the file system to measure. Created and removed at
-#                  the end; if it already exists, a fresh directory inside it
-#                  is used and removed instead.
+#                  be on the file system to measure. Each run uses a fresh
+#                  directory inside it and removes it at the end (and
+#                  BENCH_DIR too when that leaves it empty).
 #   BENCH_REPS     repetitions of each engine/baseline pair (default 3)
 #   BENCH_ONLY     run only these figures of the groups (space-separated:
 #                  ack apply recover resync_hash resync_full stream rss
@@ -67,13 +67,11 @@ case " ${groups[*]} " in *" console "*) need tmux ;; esac
 
 tmp=$(mktemp -d)
 base=${BENCH_DIR:-/var/tmp/mtconsole-bench}
-if [ -e "$base" ]; then
-	work=$(mktemp -d "$base/run.XXXXXX")
-else
-	mkdir -p "$base"
-	work=$base
-fi
-cleanup() { rm -rf "$tmp" "$work"; }
+# Every run works in a directory of its own inside base, so that runs side
+# by side never remove each other's files; base goes when it is empty.
+mkdir -p "$base"
+work=$(mktemp -d "$base/run.XXXXXX")
+cleanup() { rm -rf "$tmp" "$work"; rmdir "$base" 2>/dev/null || true; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
