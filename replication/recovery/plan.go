@@ -38,7 +38,7 @@ func plan(ctx context.Context, st *journal.Store, after, upto uint64) ([]piece, 
 	var cov coverage
 	var pieces []piece
 	records := 0
-	err := st.UndoAt(after, upto, func(r *journal.Record, seg uint64, off int64) error {
+	err := st.UndoSpans(after, upto, func(r *journal.Record, seg uint64, off int64) error {
 		if records++; records%1024 == 0 {
 			if err := ctx.Err(); err != nil {
 				return err
@@ -70,74 +70,177 @@ func plan(ctx context.Context, st *journal.Store, after, upto uint64) ([]piece, 
 	return pieces, records, nil
 }
 
-// copier copies byte ranges between files: copy_file_range where both are
-// real files (the data never enters user space), else through a buffer.
+// copier writes an image onto dst in ascending offset order. Ranges of
+// real files are copied in the kernel (copy_file_range: the data never
+// enters user space; a reflink where the file system shares extents);
+// everything else (before-images in memory, zeros, files without a
+// descriptor) is gathered into one large buffer, adjacent ranges merged,
+// and written in runs of up to its size. As the copy passes each window
+// of dst, its write-back is started (sync_file_range), so the one
+// fdatasync at the end waits for the tail only.
 type copier struct {
-	ctx  context.Context
-	buf  []byte
-	zero []byte
-	done int64
-	prog func(int64)
+	ctx    context.Context
+	dst    vfs.File
+	dfd    int               // dst's descriptor, or -1
+	noCopy map[vfs.File]bool // sources copy_file_range refused
+	noKick bool              // sync_file_range refused
+	buf    []byte
+	runOff int64 // dst offset of buf[0]
+	runLen int   // bytes pending in buf
+	kicked int64 // write-back started below this offset
+	done   int64
+	prog   func(int64)
 }
 
-func (c *copier) copy(src vfs.File, srcOff int64, dst vfs.File, dstOff, n int64) error {
-	if s, ok := src.(osFiler); ok {
-		if d, ok := dst.(osFiler); ok {
-			err := c.kernelCopy(s, srcOff, d, dstOff, n)
-			if !errors.Is(err, errNoKernelCopy) {
-				return err
-			}
+// runSize is the buffer of merged runs; kickWindow how many bytes of dst
+// pass between two starts of write-back. Variables for the tests.
+var (
+	runSize    = 4 << 20
+	kickWindow = int64(16 << 20)
+)
+
+func newCopier(ctx context.Context, dst vfs.File, prog func(int64)) *copier {
+	c := &copier{ctx: ctx, dst: dst, dfd: -1, prog: prog, noCopy: map[vfs.File]bool{}}
+	if d, ok := dst.(osFiler); ok {
+		c.dfd = int(d.OSFile().Fd())
+	}
+	return c
+}
+
+// room makes the pending run end at off with space after it: a run not
+// adjacent to off, or full, is written first.
+func (c *copier) room(off int64) error {
+	if c.runLen > 0 && (c.runOff+int64(c.runLen) != off || c.runLen == len(c.buf)) {
+		if err := c.flush(); err != nil {
+			return err
 		}
 	}
 	if c.buf == nil {
-		c.buf = make([]byte, 4<<20)
+		c.buf = make([]byte, runSize)
+	}
+	if c.runLen == 0 {
+		c.runOff = off
+	}
+	return nil
+}
+
+// flush writes the pending run.
+func (c *copier) flush() error {
+	if c.runLen == 0 {
+		return nil
+	}
+	if _, err := c.dst.WriteAt(c.buf[:c.runLen], c.runOff); err != nil {
+		return fmt.Errorf("write %s at offset %d: %w", c.dst.Name(), c.runOff, err)
+	}
+	end, n := c.runOff+int64(c.runLen), int64(c.runLen)
+	c.runLen = 0
+	c.advance(n)
+	return c.kick(end, false)
+}
+
+// copy copies n bytes of src at srcOff to dst at dstOff.
+func (c *copier) copy(src vfs.File, srcOff int64, dstOff, n int64) error {
+	if s, ok := src.(osFiler); ok && c.dfd >= 0 && !c.noCopy[src] {
+		if err := c.flush(); err != nil {
+			return err
+		}
+		err := c.kernelCopy(s, srcOff, dstOff, n)
+		if !errors.Is(err, errNoKernelCopy) {
+			if err == nil {
+				err = c.kick(dstOff+n, false)
+			}
+			return err
+		}
+		c.noCopy[src] = true
 	}
 	for n > 0 {
 		if err := c.ctx.Err(); err != nil {
 			return err
 		}
-		k := min(int64(len(c.buf)), n)
-		if err := vfs.ReadFull(src, c.buf[:k], srcOff); err != nil {
+		if err := c.room(dstOff); err != nil {
+			return err
+		}
+		k := min(int64(len(c.buf)-c.runLen), n)
+		if err := vfs.ReadFull(src, c.buf[c.runLen:int64(c.runLen)+k], srcOff); err != nil {
 			return fmt.Errorf("read %s at offset %d: %w", src.Name(), srcOff, err)
 		}
-		if _, err := dst.WriteAt(c.buf[:k], dstOff); err != nil {
-			return fmt.Errorf("write %s at offset %d: %w", dst.Name(), dstOff, err)
-		}
+		c.runLen += int(k)
 		srcOff, dstOff, n = srcOff+k, dstOff+k, n-k
-		c.advance(k)
+	}
+	return nil
+}
+
+// mem writes b to dst at off.
+func (c *copier) mem(b []byte, off int64) error {
+	for len(b) > 0 {
+		if err := c.room(off); err != nil {
+			return err
+		}
+		k := copy(c.buf[c.runLen:], b)
+		c.runLen += k
+		b, off = b[k:], off+int64(k)
 	}
 	return nil
 }
 
 // zeros writes n zero bytes to dst at off.
-func (c *copier) zeros(dst vfs.File, off, n int64) error {
-	if c.zero == nil {
-		c.zero = make([]byte, min(n, 4<<20))
-	}
+func (c *copier) zeros(off, n int64) error {
 	for n > 0 {
 		if err := c.ctx.Err(); err != nil {
 			return err
 		}
-		k := min(int64(len(c.zero)), n)
-		if _, err := dst.WriteAt(c.zero[:k], off); err != nil {
-			return fmt.Errorf("write %s at offset %d: %w", dst.Name(), off, err)
+		if err := c.room(off); err != nil {
+			return err
 		}
+		k := min(int64(len(c.buf)-c.runLen), n)
+		clear(c.buf[c.runLen : int64(c.runLen)+k])
+		c.runLen += int(k)
 		off, n = off+k, n-k
-		c.advance(k)
 	}
 	return nil
 }
 
+// kick starts the write-back of dst below end once a window has
+// accumulated (or at all when final).
+func (c *copier) kick(end int64, final bool) error {
+	if c.dfd < 0 || c.noKick || end <= c.kicked || (!final && end-c.kicked < kickWindow) {
+		return nil
+	}
+	err := unix.SyncFileRange(c.dfd, c.kicked, end-c.kicked, unix.SYNC_FILE_RANGE_WRITE)
+	switch {
+	case err == unix.EINVAL || err == unix.ENOSYS || err == unix.EOPNOTSUPP || err == unix.ESPIPE:
+		c.noKick = true // not here: the final fdatasync does it all
+	case err != nil:
+		return fmt.Errorf("start write-back of %s at offsets %d-%d: %w", c.dst.Name(), c.kicked, end, err)
+	}
+	c.kicked = end
+	return nil
+}
+
+// finish writes what is pending and starts the write-back of the rest.
+func (c *copier) finish(end int64) error {
+	if err := c.flush(); err != nil {
+		return err
+	}
+	if err := c.ctx.Err(); err != nil {
+		return err // cancelled while the last run was written
+	}
+	return c.kick(end, true)
+}
+
 var errNoKernelCopy = errors.New("copy_file_range not supported here")
 
-func (c *copier) kernelCopy(s osFiler, srcOff int64, d osFiler, dstOff, n int64) error {
-	sfd, dfd := int(s.OSFile().Fd()), int(d.OSFile().Fd())
+func (c *copier) kernelCopy(s osFiler, srcOff int64, dstOff, n int64) error {
+	sfd := int(s.OSFile().Fd())
 	first := true
 	for n > 0 {
 		if err := c.ctx.Err(); err != nil {
 			return err
 		}
-		k, err := unix.CopyFileRange(sfd, &srcOff, dfd, &dstOff, int(min(n, 64<<20)), 0)
+		k, err := unix.CopyFileRange(sfd, &srcOff, c.dfd, &dstOff, int(min(n, 64<<20)), 0)
+		if err == unix.EINTR {
+			continue
+		}
 		if err != nil || k == 0 {
 			if first && (err == unix.EXDEV || err == unix.EINVAL || err == unix.ENOSYS || err == unix.EOPNOTSUPP) {
 				return errNoKernelCopy
@@ -145,7 +248,7 @@ func (c *copier) kernelCopy(s osFiler, srcOff int64, d osFiler, dstOff, n int64)
 			if err == nil {
 				err = fmt.Errorf("short copy at offset %d", srcOff)
 			}
-			return fmt.Errorf("copy %s at offset %d to %s at offset %d: %w", s.OSFile().Name(), srcOff, d.OSFile().Name(), dstOff, err)
+			return fmt.Errorf("copy %s at offset %d to %s at offset %d: %w", s.OSFile().Name(), srcOff, c.dst.Name(), dstOff, err)
 		}
 		first = false
 		n -= int64(k)
@@ -163,9 +266,10 @@ func (c *copier) advance(n int64) {
 
 // apply writes the pieces onto dst from their undo segments and, when
 // base is not nil, copies every range between them from base: the whole
-// image at the point is then written exactly once.
+// image at the point is then written exactly once, in ascending offset
+// order, adjacent ranges merged.
 func apply(ctx context.Context, st *journal.Store, pieces []piece, base vfs.File, size int64, dst vfs.File, prog func(int64)) (restored int64, err error) {
-	c := &copier{ctx: ctx, prog: prog}
+	c := newCopier(ctx, dst, prog)
 	segs := map[uint64]vfs.File{}
 	defer func() {
 		for _, f := range segs {
@@ -175,44 +279,36 @@ func apply(ctx context.Context, st *journal.Store, pieces []piece, base vfs.File
 	var pos int64
 	for _, p := range pieces {
 		if base != nil && p.off > pos {
-			if err := c.copy(base, pos, dst, pos, p.off-pos); err != nil {
+			if err := c.copy(base, pos, pos, p.off-pos); err != nil {
 				return restored, err
 			}
 		}
-		if p.zero {
-			if err := c.zeros(dst, p.off, p.n); err != nil {
-				return restored, err
+		switch {
+		case p.zero:
+			err = c.zeros(p.off, p.n)
+		case p.mem != nil:
+			err = c.mem(p.mem, p.off)
+		default:
+			f := segs[p.seg]
+			if f == nil {
+				if f, err = st.OpenSegment(p.seg); err != nil {
+					return restored, fmt.Errorf("retention segment %d: %w", p.seg, err)
+				}
+				segs[p.seg] = f
 			}
-			restored += p.n
-			pos = p.off + p.n
-			continue
+			err = c.copy(f, p.segOff, p.off, p.n)
 		}
-		if p.mem != nil {
-			if _, err := dst.WriteAt(p.mem, p.off); err != nil {
-				return restored, fmt.Errorf("write %s at offset %d: %w", dst.Name(), p.off, err)
-			}
-			c.advance(p.n)
-			restored += p.n
-			pos = p.off + p.n
-			continue
-		}
-		f := segs[p.seg]
-		if f == nil {
-			if f, err = st.OpenSegment(p.seg); err != nil {
-				return restored, fmt.Errorf("retention segment %d: %w", p.seg, err)
-			}
-			segs[p.seg] = f
-		}
-		if err := c.copy(f, p.segOff, dst, p.off, p.n); err != nil {
+		if err != nil {
 			return restored, err
 		}
 		restored += p.n
 		pos = p.off + p.n
 	}
 	if base != nil && pos < size {
-		if err := c.copy(base, pos, dst, pos, size-pos); err != nil {
+		if err := c.copy(base, pos, pos, size-pos); err != nil {
 			return restored, err
 		}
+		pos = size
 	}
-	return restored, nil
+	return restored, c.finish(pos)
 }
