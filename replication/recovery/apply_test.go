@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -63,6 +64,38 @@ func oldApply(st *journal.Store, pieces []piece, base vfs.File, size int64, dst 
 		return copyRange(base, pos, pos, size-pos)
 	}
 	return nil
+}
+
+// oldPlan is the plan as it was before the sweep: records fed in age
+// order to a coverage set whose gaps are the bytes no older record took.
+// It is the oracle of plan.
+func oldPlan(st *journal.Store, after, upto uint64) ([]piece, error) {
+	var cov coverage
+	var pieces []piece
+	err := st.UndoAt(after, upto, func(r *journal.Record, seg uint64, off int64) error {
+		for _, g := range cov.gaps(r.Offset, r.Offset+int64(len(r.Data))) {
+			pieces = append(pieces, piece{off: g.off, n: g.end - g.off, seg: seg, segOff: off + g.off - r.Offset, zero: r.Flags&journal.FlagZero != 0})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	staged, err := st.Uncommitted()
+	if err != nil {
+		return nil, err
+	}
+	for i := range staged {
+		r := &staged[i]
+		if r.Seq <= after {
+			continue
+		}
+		for _, g := range cov.gaps(r.Offset, r.Offset+int64(len(r.Data))) {
+			pieces = append(pieces, piece{off: g.off, n: g.end - g.off, mem: r.Data[g.off-r.Offset : g.end-r.Offset], zero: r.Flags&journal.FlagZero != 0})
+		}
+	}
+	sort.Slice(pieces, func(i, j int) bool { return pieces[i].off < pieces[j].off })
+	return pieces, nil
 }
 
 // randomStore is a retention store built by hand on fsys under dir: a
@@ -216,12 +249,19 @@ func TestApplyMatchesOldPlan(t *testing.T) {
 					if err != nil {
 						t.Fatal(err)
 					}
+					oldPieces, err := oldPlan(rs.st, seq, applied)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if covered(pieces) != covered(oldPieces) {
+						t.Fatalf("plan to %d covers %d bytes, the old plan %d", seq, covered(pieces), covered(oldPieces))
+					}
 					want := rs.images[seq]
 					// Export: a new file.
 					oldDst, newDst := rs.create(t, "old", nil), rs.create(t, "new", nil)
 					oldDst.Truncate(rs.size)
 					newDst.Truncate(rs.size)
-					if err := oldApply(rs.st, pieces, rs.target, rs.size, oldDst); err != nil {
+					if err := oldApply(rs.st, oldPieces, rs.target, rs.size, oldDst); err != nil {
 						t.Fatal(err)
 					}
 					var last int64
@@ -239,16 +279,12 @@ func TestApplyMatchesOldPlan(t *testing.T) {
 					if last != rs.size {
 						t.Fatalf("export to %d: progress ended at %d of %d", seq, last, rs.size)
 					}
-					var planned int64
-					for _, p := range pieces {
-						planned += p.n
-					}
-					if restored != planned {
+					if planned := covered(pieces); restored != planned {
 						t.Fatalf("export to %d: restored %d, planned %d", seq, restored, planned)
 					}
 					// Restore in place: onto a copy of the current target.
 					oldDst, newDst = rs.create(t, "old", cur), rs.create(t, "new", cur)
-					if err := oldApply(rs.st, pieces, nil, 0, oldDst); err != nil {
+					if err := oldApply(rs.st, oldPieces, nil, 0, oldDst); err != nil {
 						t.Fatal(err)
 					}
 					if _, err := apply(context.Background(), rs.st, pieces, nil, 0, newDst, nil); err != nil {
@@ -380,5 +416,74 @@ func TestExportIOErrors(t *testing.T) {
 				t.Fatalf("error is a cancel: %v", err)
 			}
 		})
+	}
+}
+
+// covered is the bytes of the pieces, checking they are sorted and
+// disjoint.
+func covered(pieces []piece) int64 {
+	var n, pos int64
+	for _, p := range pieces {
+		if p.off < pos || p.n <= 0 {
+			return -1
+		}
+		n, pos = n+p.n, p.off+p.n
+	}
+	return n
+}
+
+// TestOldestWins: for random intervals (many overlapping, adjacent, equal,
+// nested), every byte's piece points into the oldest interval covering
+// it, the pieces are sorted and disjoint, and bytes no interval covers
+// have none.
+func TestOldestWins(t *testing.T) {
+	rng := rand.New(rand.NewSource(1))
+	for round := range 200 {
+		const space = 512
+		var ivs []interval
+		owner := make([]int, space)
+		for i := range owner {
+			owner[i] = -1
+		}
+		for age := range 1 + rng.Intn(60) {
+			off := int64(rng.Intn(space - 1))
+			end := off + 1 + int64(rng.Intn(min(64, space-int(off))))
+			if age > 0 && rng.Intn(4) == 0 { // adjacent to, or the same as, the one before
+				p := ivs[len(ivs)-1]
+				if rng.Intn(2) == 0 && p.end < space {
+					off, end = p.end, min(p.end+int64(1+rng.Intn(32)), space)
+				} else {
+					off, end = p.off, p.end
+				}
+			}
+			ivs = append(ivs, interval{off: off, end: end, age: age, seg: uint64(age), segOff: int64(age) << 20})
+			for b := off; b < end; b++ {
+				if owner[b] < 0 {
+					owner[b] = age
+				}
+			}
+		}
+		pieces := oldestWins(ivs)
+		if covered(pieces) < 0 {
+			t.Fatalf("round %d: pieces not sorted and disjoint: %+v", round, pieces)
+		}
+		got := make([]int, space)
+		for i := range got {
+			got[i] = -1
+		}
+		for _, p := range pieces {
+			for b := p.off; b < p.off+p.n; b++ {
+				iv := ivs[p.seg]
+				if p.segOff+(b-p.off) != iv.segOff+(b-iv.off) {
+					t.Fatalf("round %d: byte %d of piece %+v points to the wrong place of interval %d", round, b, p, p.seg)
+				}
+				got[b] = int(p.seg)
+			}
+		}
+		for b := range owner {
+			if got[b] != owner[b] {
+				t.Fatalf("round %d: byte %d from interval %d, want %d", round, b, got[b], owner[b])
+			}
+		}
 	}
 }

@@ -1,9 +1,11 @@
 package recovery
 
 import (
+	"container/heap"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 
 	"golang.org/x/sys/unix"
@@ -27,7 +29,8 @@ type piece struct {
 // plan reads the undo log forward from after to upto, the applied
 // position, and returns, sorted by offset and disjoint, the pieces that
 // differ from the current target: for every byte the oldest before-image
-// after the point wins.
+// after the point wins. Adjacent stretches of one before-image are one
+// piece.
 //
 // It also takes the before-images past the applied position that a
 // writer stopped in the middle of a batch left (a crash, a failed
@@ -35,8 +38,7 @@ type piece struct {
 // target's content at the applied position, so it is right whether its
 // write landed or not; without them an image would hold those writes.
 func plan(ctx context.Context, st *journal.Store, after, upto uint64) ([]piece, int, error) {
-	var cov coverage
-	var pieces []piece
+	var ivs []interval
 	records := 0
 	err := st.UndoSpans(after, upto, func(r *journal.Record, seg uint64, off int64) error {
 		if records++; records%1024 == 0 {
@@ -44,8 +46,8 @@ func plan(ctx context.Context, st *journal.Store, after, upto uint64) ([]piece, 
 				return err
 			}
 		}
-		for _, g := range cov.gaps(r.Offset, r.Offset+int64(len(r.Data))) {
-			pieces = append(pieces, piece{off: g.off, n: g.end - g.off, seg: seg, segOff: off + g.off - r.Offset, zero: r.Flags&journal.FlagZero != 0})
+		if len(r.Data) > 0 {
+			ivs = append(ivs, interval{off: r.Offset, end: r.Offset + int64(len(r.Data)), age: len(ivs), seg: seg, segOff: off, zero: r.Flags&journal.FlagZero != 0})
 		}
 		return nil
 	})
@@ -62,12 +64,89 @@ func plan(ctx context.Context, st *journal.Store, after, upto uint64) ([]piece, 
 			continue
 		}
 		records++
-		for _, g := range cov.gaps(r.Offset, r.Offset+int64(len(r.Data))) {
-			pieces = append(pieces, piece{off: g.off, n: g.end - g.off, mem: r.Data[g.off-r.Offset : g.end-r.Offset], zero: r.Flags&journal.FlagZero != 0})
+		if len(r.Data) > 0 {
+			ivs = append(ivs, interval{off: r.Offset, end: r.Offset + int64(len(r.Data)), age: len(ivs), mem: r.Data, zero: r.Flags&journal.FlagZero != 0})
 		}
 	}
-	sort.Slice(pieces, func(i, j int) bool { return pieces[i].off < pieces[j].off })
-	return pieces, records, nil
+	return oldestWins(ivs), records, nil
+}
+
+// interval is one before-image: [off, end) of the image, its age (the
+// order read: lower is older), where its data lies (undo segment seg at
+// file offset segOff, or mem), or zero.
+type interval struct {
+	off, end int64
+	age      int
+	seg      uint64
+	segOff   int64
+	mem      []byte
+	zero     bool
+}
+
+// piece of [x, y) of iv.
+func (iv *interval) piece(x, y int64) piece {
+	p := piece{off: x, n: y - x, seg: iv.seg, zero: iv.zero}
+	if iv.mem != nil {
+		p.mem = iv.mem[x-iv.off : y-iv.off]
+	} else {
+		p.segOff = iv.segOff + x - iv.off
+	}
+	return p
+}
+
+// oldestWins sweeps the intervals by offset, the active ones in a heap by
+// age: between two consecutive boundaries the oldest active one wins.
+// O(n log n) in the number of before-images.
+func oldestWins(ivs []interval) []piece {
+	byOff := make([]*interval, len(ivs))
+	pts := make([]int64, 0, 2*len(ivs))
+	for i := range ivs {
+		byOff[i] = &ivs[i]
+		pts = append(pts, ivs[i].off, ivs[i].end)
+	}
+	sort.Slice(byOff, func(i, j int) bool { return byOff[i].off < byOff[j].off })
+	sort.Slice(pts, func(i, j int) bool { return pts[i] < pts[j] })
+	pts = slices.Compact(pts)
+	var (
+		h      ageHeap
+		pieces []piece
+		last   *interval // the interval the last piece came from
+		k      int
+	)
+	for i := 0; i+1 < len(pts); i++ {
+		x, y := pts[i], pts[i+1]
+		for ; k < len(byOff) && byOff[k].off <= x; k++ {
+			heap.Push(&h, byOff[k])
+		}
+		for h.Len() > 0 && h[0].end <= x {
+			heap.Pop(&h)
+		}
+		if h.Len() == 0 {
+			last = nil
+			continue
+		}
+		w := h[0]
+		if n := len(pieces); n > 0 && last == w && pieces[n-1].off+pieces[n-1].n == x {
+			pieces[n-1] = w.piece(pieces[n-1].off, y)
+			continue
+		}
+		pieces = append(pieces, w.piece(x, y))
+		last = w
+	}
+	return pieces
+}
+
+type ageHeap []*interval
+
+func (h ageHeap) Len() int           { return len(h) }
+func (h ageHeap) Less(i, j int) bool { return h[i].age < h[j].age }
+func (h ageHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *ageHeap) Push(x any)        { *h = append(*h, x.(*interval)) }
+func (h *ageHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
 }
 
 // copier writes an image onto dst in ascending offset order. Ranges of
@@ -83,7 +162,8 @@ type copier struct {
 	dst    vfs.File
 	dfd    int               // dst's descriptor, or -1
 	noCopy map[vfs.File]bool // sources copy_file_range refused
-	noKick bool              // sync_file_range refused
+	wb     *writeback        // starts write-back, or nil
+	dirty  int64             // bytes written since write-back was last started
 	buf    []byte
 	runOff int64 // dst offset of buf[0]
 	runLen int   // bytes pending in buf
@@ -103,6 +183,7 @@ func newCopier(ctx context.Context, dst vfs.File, prog func(int64)) *copier {
 	c := &copier{ctx: ctx, dst: dst, dfd: -1, prog: prog, noCopy: map[vfs.File]bool{}}
 	if d, ok := dst.(osFiler); ok {
 		c.dfd = int(d.OSFile().Fd())
+		c.wb = startWriteback(c.dfd, dst.Name())
 	}
 	return c
 }
@@ -134,8 +215,10 @@ func (c *copier) flush() error {
 	}
 	end, n := c.runOff+int64(c.runLen), int64(c.runLen)
 	c.runLen = 0
+	c.dirty += n
 	c.advance(n)
-	return c.kick(end, false)
+	c.kick(end, false)
+	return nil
 }
 
 // copy copies n bytes of src at srcOff to dst at dstOff.
@@ -147,7 +230,8 @@ func (c *copier) copy(src vfs.File, srcOff int64, dstOff, n int64) error {
 		err := c.kernelCopy(s, srcOff, dstOff, n)
 		if !errors.Is(err, errNoKernelCopy) {
 			if err == nil {
-				err = c.kick(dstOff+n, false)
+				c.dirty += n
+				c.kick(dstOff+n, false)
 			}
 			return err
 		}
@@ -200,24 +284,18 @@ func (c *copier) zeros(off, n int64) error {
 	return nil
 }
 
-// kick starts the write-back of dst below end once a window has
-// accumulated (or at all when final).
-func (c *copier) kick(end int64, final bool) error {
-	if c.dfd < 0 || c.noKick || end <= c.kicked || (!final && end-c.kicked < kickWindow) {
-		return nil
+// kick starts the write-back of dst below end once a window of bytes
+// was written since the last start (or at all when final).
+func (c *copier) kick(end int64, final bool) {
+	if c.wb == nil || end <= c.kicked || (!final && c.dirty < kickWindow) {
+		return
 	}
-	err := unix.SyncFileRange(c.dfd, c.kicked, end-c.kicked, unix.SYNC_FILE_RANGE_WRITE)
-	switch {
-	case err == unix.EINVAL || err == unix.ENOSYS || err == unix.EOPNOTSUPP || err == unix.ESPIPE:
-		c.noKick = true // not here: the final fdatasync does it all
-	case err != nil:
-		return fmt.Errorf("start write-back of %s at offsets %d-%d: %w", c.dst.Name(), c.kicked, end, err)
-	}
-	c.kicked = end
-	return nil
+	c.wb.ranges <- [2]int64{c.kicked, end}
+	c.kicked, c.dirty = end, 0
 }
 
-// finish writes what is pending and starts the write-back of the rest.
+// finish writes what is pending, starts the write-back of the rest and
+// reports a failed start.
 func (c *copier) finish(end int64) error {
 	if err := c.flush(); err != nil {
 		return err
@@ -225,7 +303,58 @@ func (c *copier) finish(end int64) error {
 	if err := c.ctx.Err(); err != nil {
 		return err // cancelled while the last run was written
 	}
-	return c.kick(end, true)
+	c.kick(end, true)
+	return c.close()
+}
+
+// close stops the write-back starter; apply calls it on every path, so
+// dst's descriptor is not used once apply returns.
+func (c *copier) close() error {
+	if c.wb == nil {
+		return nil
+	}
+	err := c.wb.stop()
+	c.wb = nil
+	return err
+}
+
+// writeback starts the write-back of ranges of a file
+// (sync_file_range SYNC_FILE_RANGE_WRITE) beside the copy, which goes on
+// while the kernel queues the pages: the one fdatasync at the end then
+// waits for the tail only.
+type writeback struct {
+	fd     int
+	name   string
+	ranges chan [2]int64
+	done   chan struct{}
+	err    error // the first failed start, read after done
+}
+
+func startWriteback(fd int, name string) *writeback {
+	w := &writeback{fd: fd, name: name, ranges: make(chan [2]int64, 8), done: make(chan struct{})}
+	go func() {
+		defer close(w.done)
+		off := false
+		for r := range w.ranges {
+			if off || w.err != nil {
+				continue
+			}
+			err := unix.SyncFileRange(w.fd, r[0], r[1]-r[0], unix.SYNC_FILE_RANGE_WRITE)
+			switch {
+			case err == unix.EINVAL || err == unix.ENOSYS || err == unix.EOPNOTSUPP || err == unix.ESPIPE:
+				off = true // not here: the final fdatasync does it all
+			case err != nil:
+				w.err = fmt.Errorf("start write-back of %s at offsets %d-%d: %w", w.name, r[0], r[1], err)
+			}
+		}
+	}()
+	return w
+}
+
+func (w *writeback) stop() error {
+	close(w.ranges)
+	<-w.done
+	return w.err
 }
 
 var errNoKernelCopy = errors.New("copy_file_range not supported here")
@@ -272,6 +401,7 @@ func apply(ctx context.Context, st *journal.Store, pieces []piece, base vfs.File
 	c := newCopier(ctx, dst, prog)
 	segs := map[uint64]vfs.File{}
 	defer func() {
+		c.close()
 		for _, f := range segs {
 			f.Close()
 		}
