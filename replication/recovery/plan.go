@@ -154,9 +154,10 @@ func (h *ageHeap) Pop() any {
 // enters user space; a reflink where the file system shares extents);
 // everything else (before-images in memory, zeros, files without a
 // descriptor) is gathered into one large buffer, adjacent ranges merged,
-// and written in runs of up to its size. As the copy passes each window
-// of dst, its write-back is started (sync_file_range), so the one
-// fdatasync at the end waits for the tail only.
+// and written in runs of up to its size. Each time a window of bytes has
+// been written, the write-back of dst up to there is started
+// (sync_file_range, beside the copy), so the one fdatasync at the end
+// waits for the tail only.
 type copier struct {
 	ctx    context.Context
 	dst    vfs.File
@@ -172,8 +173,8 @@ type copier struct {
 	prog   func(int64)
 }
 
-// runSize is the buffer of merged runs; kickWindow how many bytes of dst
-// pass between two starts of write-back. Variables for the tests.
+// runSize is the buffer of merged runs; kickWindow how many bytes are
+// written between two starts of write-back. Variables for the tests.
 var (
 	runSize    = 4 << 20
 	kickWindow = int64(16 << 20)
