@@ -19,6 +19,7 @@ func memExists(m *vfs.Mem, name string) bool {
 }
 
 func TestExportToRenamesWhenComplete(t *testing.T) {
+	smallRuns(t) // progress is reported while the export runs
 	f := newFixture(t, 4, 60, true)
 	r, _ := Resolve(f.st, Point{Kind: Earliest})
 	var sawPartial bool
@@ -62,6 +63,7 @@ func TestExportToFailureLeavesNothing(t *testing.T) {
 				}
 			}
 			if tc == "write error" {
+				smallRuns(t) // several writes: the second fails
 				writes := 0
 				f.fs.SetInjector(func(op vfs.Op, name string) error {
 					if op == vfs.OpWrite && name == "/r/img"+PartialSuffix {

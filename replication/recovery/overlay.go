@@ -3,6 +3,7 @@ package recovery
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"sync"
 
@@ -44,7 +45,7 @@ func (c *coverage) gaps(off, end int64) []span {
 		hi = c.s[j].end
 		j++
 	}
-	c.s = append(c.s[:i], append([]span{{lo, hi}}, c.s[j:]...)...)
+	c.s = slices.Replace(c.s, i, j, span{lo, hi}) // in place: no copy of the tail allocated
 	return out
 }
 

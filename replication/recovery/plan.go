@@ -1,9 +1,11 @@
 package recovery
 
 import (
+	"container/heap"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 
 	"golang.org/x/sys/unix"
@@ -27,7 +29,8 @@ type piece struct {
 // plan reads the undo log forward from after to upto, the applied
 // position, and returns, sorted by offset and disjoint, the pieces that
 // differ from the current target: for every byte the oldest before-image
-// after the point wins.
+// after the point wins. Adjacent stretches of one before-image are one
+// piece.
 //
 // It also takes the before-images past the applied position that a
 // writer stopped in the middle of a batch left (a crash, a failed
@@ -35,17 +38,16 @@ type piece struct {
 // target's content at the applied position, so it is right whether its
 // write landed or not; without them an image would hold those writes.
 func plan(ctx context.Context, st *journal.Store, after, upto uint64) ([]piece, int, error) {
-	var cov coverage
-	var pieces []piece
+	var ivs []interval
 	records := 0
-	err := st.UndoAt(after, upto, func(r *journal.Record, seg uint64, off int64) error {
+	err := st.UndoSpans(after, upto, func(r *journal.Record, seg uint64, off int64) error {
 		if records++; records%1024 == 0 {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
 		}
-		for _, g := range cov.gaps(r.Offset, r.Offset+int64(len(r.Data))) {
-			pieces = append(pieces, piece{off: g.off, n: g.end - g.off, seg: seg, segOff: off + g.off - r.Offset, zero: r.Flags&journal.FlagZero != 0})
+		if len(r.Data) > 0 {
+			ivs = append(ivs, interval{off: r.Offset, end: r.Offset + int64(len(r.Data)), age: len(ivs), seg: seg, segOff: off, zero: r.Flags&journal.FlagZero != 0})
 		}
 		return nil
 	})
@@ -62,82 +64,313 @@ func plan(ctx context.Context, st *journal.Store, after, upto uint64) ([]piece, 
 			continue
 		}
 		records++
-		for _, g := range cov.gaps(r.Offset, r.Offset+int64(len(r.Data))) {
-			pieces = append(pieces, piece{off: g.off, n: g.end - g.off, mem: r.Data[g.off-r.Offset : g.end-r.Offset], zero: r.Flags&journal.FlagZero != 0})
+		if len(r.Data) > 0 {
+			ivs = append(ivs, interval{off: r.Offset, end: r.Offset + int64(len(r.Data)), age: len(ivs), mem: r.Data, zero: r.Flags&journal.FlagZero != 0})
 		}
 	}
-	sort.Slice(pieces, func(i, j int) bool { return pieces[i].off < pieces[j].off })
-	return pieces, records, nil
+	return oldestWins(ivs), records, nil
 }
 
-// copier copies byte ranges between files: copy_file_range where both are
-// real files (the data never enters user space), else through a buffer.
+// interval is one before-image: [off, end) of the image, its age (the
+// order read: lower is older), where its data lies (undo segment seg at
+// file offset segOff, or mem), or zero.
+type interval struct {
+	off, end int64
+	age      int
+	seg      uint64
+	segOff   int64
+	mem      []byte
+	zero     bool
+}
+
+// piece of [x, y) of iv.
+func (iv *interval) piece(x, y int64) piece {
+	p := piece{off: x, n: y - x, seg: iv.seg, zero: iv.zero}
+	if iv.mem != nil {
+		p.mem = iv.mem[x-iv.off : y-iv.off]
+	} else {
+		p.segOff = iv.segOff + x - iv.off
+	}
+	return p
+}
+
+// oldestWins sweeps the intervals by offset, the active ones in a heap by
+// age: between two consecutive boundaries the oldest active one wins.
+// O(n log n) in the number of before-images.
+func oldestWins(ivs []interval) []piece {
+	byOff := make([]*interval, len(ivs))
+	pts := make([]int64, 0, 2*len(ivs))
+	for i := range ivs {
+		byOff[i] = &ivs[i]
+		pts = append(pts, ivs[i].off, ivs[i].end)
+	}
+	sort.Slice(byOff, func(i, j int) bool { return byOff[i].off < byOff[j].off })
+	sort.Slice(pts, func(i, j int) bool { return pts[i] < pts[j] })
+	pts = slices.Compact(pts)
+	var (
+		h      ageHeap
+		pieces []piece
+		last   *interval // the interval the last piece came from
+		k      int
+	)
+	for i := 0; i+1 < len(pts); i++ {
+		x, y := pts[i], pts[i+1]
+		for ; k < len(byOff) && byOff[k].off <= x; k++ {
+			heap.Push(&h, byOff[k])
+		}
+		for h.Len() > 0 && h[0].end <= x {
+			heap.Pop(&h)
+		}
+		if h.Len() == 0 {
+			last = nil
+			continue
+		}
+		w := h[0]
+		if n := len(pieces); n > 0 && last == w && pieces[n-1].off+pieces[n-1].n == x {
+			pieces[n-1] = w.piece(pieces[n-1].off, y)
+			continue
+		}
+		pieces = append(pieces, w.piece(x, y))
+		last = w
+	}
+	return pieces
+}
+
+type ageHeap []*interval
+
+func (h ageHeap) Len() int           { return len(h) }
+func (h ageHeap) Less(i, j int) bool { return h[i].age < h[j].age }
+func (h ageHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *ageHeap) Push(x any)        { *h = append(*h, x.(*interval)) }
+func (h *ageHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
+}
+
+// copier writes an image onto dst in ascending offset order. Ranges of
+// real files are copied in the kernel (copy_file_range: the data never
+// enters user space; a reflink where the file system shares extents);
+// everything else (before-images in memory, zeros, files without a
+// descriptor) is gathered into one large buffer, adjacent ranges merged,
+// and written in runs of up to its size. Each time a window of bytes has
+// been written, the write-back of dst up to there is started
+// (sync_file_range, beside the copy), so the one fdatasync at the end
+// waits for the tail only.
 type copier struct {
-	ctx  context.Context
-	buf  []byte
-	zero []byte
-	done int64
-	prog func(int64)
+	ctx    context.Context
+	dst    vfs.File
+	dfd    int               // dst's descriptor, or -1
+	noCopy map[vfs.File]bool // sources copy_file_range refused
+	wb     *writeback        // starts write-back, or nil
+	dirty  int64             // bytes written since write-back was last started
+	buf    []byte
+	runOff int64 // dst offset of buf[0]
+	runLen int   // bytes pending in buf
+	kicked int64 // write-back started below this offset
+	done   int64
+	prog   func(int64)
 }
 
-func (c *copier) copy(src vfs.File, srcOff int64, dst vfs.File, dstOff, n int64) error {
-	if s, ok := src.(osFiler); ok {
-		if d, ok := dst.(osFiler); ok {
-			err := c.kernelCopy(s, srcOff, d, dstOff, n)
-			if !errors.Is(err, errNoKernelCopy) {
-				return err
-			}
+// runSize is the buffer of merged runs; kickWindow how many bytes are
+// written between two starts of write-back. Variables for the tests.
+var (
+	runSize    = 4 << 20
+	kickWindow = int64(16 << 20)
+)
+
+func newCopier(ctx context.Context, dst vfs.File, prog func(int64)) *copier {
+	c := &copier{ctx: ctx, dst: dst, dfd: -1, prog: prog, noCopy: map[vfs.File]bool{}}
+	if d, ok := dst.(osFiler); ok {
+		c.dfd = int(d.OSFile().Fd())
+		c.wb = startWriteback(c.dfd, dst.Name())
+	}
+	return c
+}
+
+// room makes the pending run end at off with space after it: a run not
+// adjacent to off, or full, is written first.
+func (c *copier) room(off int64) error {
+	if c.runLen > 0 && (c.runOff+int64(c.runLen) != off || c.runLen == len(c.buf)) {
+		if err := c.flush(); err != nil {
+			return err
 		}
 	}
 	if c.buf == nil {
-		c.buf = make([]byte, 4<<20)
+		c.buf = make([]byte, runSize)
+	}
+	if c.runLen == 0 {
+		c.runOff = off
+	}
+	return nil
+}
+
+// flush writes the pending run.
+func (c *copier) flush() error {
+	if c.runLen == 0 {
+		return nil
+	}
+	if _, err := c.dst.WriteAt(c.buf[:c.runLen], c.runOff); err != nil {
+		return fmt.Errorf("write %s at offset %d: %w", c.dst.Name(), c.runOff, err)
+	}
+	end, n := c.runOff+int64(c.runLen), int64(c.runLen)
+	c.runLen = 0
+	c.dirty += n
+	c.advance(n)
+	c.kick(end, false)
+	return nil
+}
+
+// copy copies n bytes of src at srcOff to dst at dstOff.
+func (c *copier) copy(src vfs.File, srcOff int64, dstOff, n int64) error {
+	if s, ok := src.(osFiler); ok && c.dfd >= 0 && !c.noCopy[src] {
+		if err := c.flush(); err != nil {
+			return err
+		}
+		err := c.kernelCopy(s, srcOff, dstOff, n)
+		if !errors.Is(err, errNoKernelCopy) {
+			if err == nil {
+				c.dirty += n
+				c.kick(dstOff+n, false)
+			}
+			return err
+		}
+		c.noCopy[src] = true
 	}
 	for n > 0 {
 		if err := c.ctx.Err(); err != nil {
 			return err
 		}
-		k := min(int64(len(c.buf)), n)
-		if err := vfs.ReadFull(src, c.buf[:k], srcOff); err != nil {
+		if err := c.room(dstOff); err != nil {
+			return err
+		}
+		k := min(int64(len(c.buf)-c.runLen), n)
+		if err := vfs.ReadFull(src, c.buf[c.runLen:int64(c.runLen)+k], srcOff); err != nil {
 			return fmt.Errorf("read %s at offset %d: %w", src.Name(), srcOff, err)
 		}
-		if _, err := dst.WriteAt(c.buf[:k], dstOff); err != nil {
-			return fmt.Errorf("write %s at offset %d: %w", dst.Name(), dstOff, err)
-		}
+		c.runLen += int(k)
 		srcOff, dstOff, n = srcOff+k, dstOff+k, n-k
-		c.advance(k)
+	}
+	return nil
+}
+
+// mem writes b to dst at off.
+func (c *copier) mem(b []byte, off int64) error {
+	for len(b) > 0 {
+		if err := c.room(off); err != nil {
+			return err
+		}
+		k := copy(c.buf[c.runLen:], b)
+		c.runLen += k
+		b, off = b[k:], off+int64(k)
 	}
 	return nil
 }
 
 // zeros writes n zero bytes to dst at off.
-func (c *copier) zeros(dst vfs.File, off, n int64) error {
-	if c.zero == nil {
-		c.zero = make([]byte, min(n, 4<<20))
-	}
+func (c *copier) zeros(off, n int64) error {
 	for n > 0 {
 		if err := c.ctx.Err(); err != nil {
 			return err
 		}
-		k := min(int64(len(c.zero)), n)
-		if _, err := dst.WriteAt(c.zero[:k], off); err != nil {
-			return fmt.Errorf("write %s at offset %d: %w", dst.Name(), off, err)
+		if err := c.room(off); err != nil {
+			return err
 		}
+		k := min(int64(len(c.buf)-c.runLen), n)
+		clear(c.buf[c.runLen : int64(c.runLen)+k])
+		c.runLen += int(k)
 		off, n = off+k, n-k
-		c.advance(k)
 	}
 	return nil
 }
 
+// kick starts the write-back of dst below end once a window of bytes
+// was written since the last start (or at all when final).
+func (c *copier) kick(end int64, final bool) {
+	if c.wb == nil || end <= c.kicked || (!final && c.dirty < kickWindow) {
+		return
+	}
+	c.wb.ranges <- [2]int64{c.kicked, end}
+	c.kicked, c.dirty = end, 0
+}
+
+// finish writes what is pending, starts the write-back of the rest and
+// reports a failed start.
+func (c *copier) finish(end int64) error {
+	if err := c.flush(); err != nil {
+		return err
+	}
+	if err := c.ctx.Err(); err != nil {
+		return err // cancelled while the last run was written
+	}
+	c.kick(end, true)
+	return c.close()
+}
+
+// close stops the write-back starter; apply calls it on every path, so
+// dst's descriptor is not used once apply returns.
+func (c *copier) close() error {
+	if c.wb == nil {
+		return nil
+	}
+	err := c.wb.stop()
+	c.wb = nil
+	return err
+}
+
+// writeback starts the write-back of ranges of a file
+// (sync_file_range SYNC_FILE_RANGE_WRITE) beside the copy, which goes on
+// while the kernel queues the pages: the one fdatasync at the end then
+// waits for the tail only.
+type writeback struct {
+	fd     int
+	name   string
+	ranges chan [2]int64
+	done   chan struct{}
+	err    error // the first failed start, read after done
+}
+
+func startWriteback(fd int, name string) *writeback {
+	w := &writeback{fd: fd, name: name, ranges: make(chan [2]int64, 8), done: make(chan struct{})}
+	go func() {
+		defer close(w.done)
+		off := false
+		for r := range w.ranges {
+			if off || w.err != nil {
+				continue
+			}
+			err := unix.SyncFileRange(w.fd, r[0], r[1]-r[0], unix.SYNC_FILE_RANGE_WRITE)
+			switch {
+			case err == unix.EINVAL || err == unix.ENOSYS || err == unix.EOPNOTSUPP || err == unix.ESPIPE:
+				off = true // not here: the final fdatasync does it all
+			case err != nil:
+				w.err = fmt.Errorf("start write-back of %s at offsets %d-%d: %w", w.name, r[0], r[1], err)
+			}
+		}
+	}()
+	return w
+}
+
+func (w *writeback) stop() error {
+	close(w.ranges)
+	<-w.done
+	return w.err
+}
+
 var errNoKernelCopy = errors.New("copy_file_range not supported here")
 
-func (c *copier) kernelCopy(s osFiler, srcOff int64, d osFiler, dstOff, n int64) error {
-	sfd, dfd := int(s.OSFile().Fd()), int(d.OSFile().Fd())
+func (c *copier) kernelCopy(s osFiler, srcOff int64, dstOff, n int64) error {
+	sfd := int(s.OSFile().Fd())
 	first := true
 	for n > 0 {
 		if err := c.ctx.Err(); err != nil {
 			return err
 		}
-		k, err := unix.CopyFileRange(sfd, &srcOff, dfd, &dstOff, int(min(n, 64<<20)), 0)
+		k, err := unix.CopyFileRange(sfd, &srcOff, c.dfd, &dstOff, int(min(n, 64<<20)), 0)
+		if err == unix.EINTR {
+			continue
+		}
 		if err != nil || k == 0 {
 			if first && (err == unix.EXDEV || err == unix.EINVAL || err == unix.ENOSYS || err == unix.EOPNOTSUPP) {
 				return errNoKernelCopy
@@ -145,7 +378,7 @@ func (c *copier) kernelCopy(s osFiler, srcOff int64, d osFiler, dstOff, n int64)
 			if err == nil {
 				err = fmt.Errorf("short copy at offset %d", srcOff)
 			}
-			return fmt.Errorf("copy %s at offset %d to %s at offset %d: %w", s.OSFile().Name(), srcOff, d.OSFile().Name(), dstOff, err)
+			return fmt.Errorf("copy %s at offset %d to %s at offset %d: %w", s.OSFile().Name(), srcOff, c.dst.Name(), dstOff, err)
 		}
 		first = false
 		n -= int64(k)
@@ -163,11 +396,13 @@ func (c *copier) advance(n int64) {
 
 // apply writes the pieces onto dst from their undo segments and, when
 // base is not nil, copies every range between them from base: the whole
-// image at the point is then written exactly once.
+// image at the point is then written exactly once, in ascending offset
+// order, adjacent ranges merged.
 func apply(ctx context.Context, st *journal.Store, pieces []piece, base vfs.File, size int64, dst vfs.File, prog func(int64)) (restored int64, err error) {
-	c := &copier{ctx: ctx, prog: prog}
+	c := newCopier(ctx, dst, prog)
 	segs := map[uint64]vfs.File{}
 	defer func() {
+		c.close()
 		for _, f := range segs {
 			f.Close()
 		}
@@ -175,44 +410,36 @@ func apply(ctx context.Context, st *journal.Store, pieces []piece, base vfs.File
 	var pos int64
 	for _, p := range pieces {
 		if base != nil && p.off > pos {
-			if err := c.copy(base, pos, dst, pos, p.off-pos); err != nil {
+			if err := c.copy(base, pos, pos, p.off-pos); err != nil {
 				return restored, err
 			}
 		}
-		if p.zero {
-			if err := c.zeros(dst, p.off, p.n); err != nil {
-				return restored, err
+		switch {
+		case p.zero:
+			err = c.zeros(p.off, p.n)
+		case p.mem != nil:
+			err = c.mem(p.mem, p.off)
+		default:
+			f := segs[p.seg]
+			if f == nil {
+				if f, err = st.OpenSegment(p.seg); err != nil {
+					return restored, fmt.Errorf("retention segment %d: %w", p.seg, err)
+				}
+				segs[p.seg] = f
 			}
-			restored += p.n
-			pos = p.off + p.n
-			continue
+			err = c.copy(f, p.segOff, p.off, p.n)
 		}
-		if p.mem != nil {
-			if _, err := dst.WriteAt(p.mem, p.off); err != nil {
-				return restored, fmt.Errorf("write %s at offset %d: %w", dst.Name(), p.off, err)
-			}
-			c.advance(p.n)
-			restored += p.n
-			pos = p.off + p.n
-			continue
-		}
-		f := segs[p.seg]
-		if f == nil {
-			if f, err = st.OpenSegment(p.seg); err != nil {
-				return restored, fmt.Errorf("retention segment %d: %w", p.seg, err)
-			}
-			segs[p.seg] = f
-		}
-		if err := c.copy(f, p.segOff, dst, p.off, p.n); err != nil {
+		if err != nil {
 			return restored, err
 		}
 		restored += p.n
 		pos = p.off + p.n
 	}
 	if base != nil && pos < size {
-		if err := c.copy(base, pos, dst, pos, size-pos); err != nil {
+		if err := c.copy(base, pos, pos, size-pos); err != nil {
 			return restored, err
 		}
+		pos = size
 	}
-	return restored, nil
+	return restored, c.finish(pos)
 }

@@ -429,3 +429,11 @@ func TestRollbackAbandon(t *testing.T) {
 		t.Fatalf("finished rollback: %s", d)
 	}
 }
+
+// smallRuns makes apply write in runs of 4 KiB and start write-back every
+// 8 KiB, so the small fixtures cross run and window boundaries.
+func smallRuns(t *testing.T) {
+	r, k := runSize, kickWindow
+	runSize, kickWindow = 4<<10, 8<<10
+	t.Cleanup(func() { runSize, kickWindow = r, k })
+}
