@@ -96,18 +96,17 @@ func TestTargetFaultsStopThePair(t *testing.T) {
 			if !ev.find(EventAlert, "acknowledgements stopped") {
 				t.Fatal("no alert event for the error")
 			}
-			// Invariant 5: nothing more is acknowledged or accepted. The
-			// acknowledgement of the last durable group is delivered after
-			// Durable moves: wait for it before taking the mark.
+			// Invariant 5: nothing more is acknowledged or accepted. An
+			// acknowledgement decided before the error may still be on its
+			// way, but none beyond what was durable when the error showed.
 			acked := p.Durable()
-			waitFor(t, "the last acknowledgement", func() bool { m.mu.Lock(); defer m.mu.Unlock(); return m.acked == acked })
 			if err := feed(t, p, w.Next()); !errors.Is(err, ErrPairError) {
 				t.Fatalf("write to a pair in error: %v, want ErrPairError", err)
 			}
 			time.Sleep(20 * time.Millisecond)
 			m.mu.Lock()
-			if m.acked != acked {
-				t.Fatalf("acknowledged %d after the error (was %d)", m.acked, acked)
+			if m.acked > acked {
+				t.Fatalf("acknowledged %d after the error (%d was durable)", m.acked, acked)
 			}
 			m.mu.Unlock()
 			if a := p.Store().State().Applied; a >= firstWrite {
@@ -157,10 +156,9 @@ func TestJournalFsyncErrorStopsAcks(t *testing.T) {
 	if err := p.Sync(); err != nil {
 		t.Fatal(err)
 	}
-	// OnAck for the synced group runs after Sync returns: wait for it, so
-	// that the mark is what was durable before the fault.
+	// OnAck for the synced group may run after Sync returns: the mark is
+	// what was durable before the fault, and no acknowledgement may pass it.
 	before := p.Durable()
-	waitFor(t, "the acknowledgement of the synced writes", func() bool { m.mu.Lock(); defer m.mu.Unlock(); return m.acked == before })
 	armed.Store(true)
 	var err error
 	for range 10 {
@@ -176,8 +174,8 @@ func TestJournalFsyncErrorStopsAcks(t *testing.T) {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.acked != before {
-		t.Fatalf("acknowledged through %d after the failed fsync (was %d)", m.acked, before)
+	if m.acked > before {
+		t.Fatalf("acknowledged through %d after the failed fsync (%d was durable before it)", m.acked, before)
 	}
 	if p.Status().Health != HealthError {
 		t.Fatalf("health %s, want Error", p.Status().Health)
