@@ -687,7 +687,8 @@ func TestAgentRestartResumes(t *testing.T) {
 
 // A restarted process server has no stream for the master target: it
 // resyncs by hashes, numbered on from the agent's journal, and only what
-// changed while it was down travels.
+// changed while it was down travels: of the one chunk that differs, the
+// 4 KiB sub-chunks that differ.
 func TestProcessServerRestartResyncsByHashes(t *testing.T) {
 	const size = 8 << 20
 	r := newRig(t, size, nil, ps.Config{ChunkSize: 64 << 10})
@@ -717,8 +718,9 @@ func TestProcessServerRestartResyncsByHashes(t *testing.T) {
 	})
 	r.assertTargetEqualsSource()
 	after := r.cl.Stats()
-	if sent := after.ResyncBytes - before.ResyncBytes; sent != 64<<10 || after.HashRequests == before.HashRequests {
-		t.Fatalf("after the restart: %d resync bytes, %d hash requests; want the one changed chunk, by hashes", sent, after.HashRequests-before.HashRequests)
+	// 10000 bytes at 1 MiB lie in three 4 KiB blocks.
+	if sent := after.ResyncBytes - before.ResyncBytes; sent != 3*4096 || after.HashRequests == before.HashRequests {
+		t.Fatalf("after the restart: %d resync bytes, %d hash requests; want the three changed blocks of the one changed chunk, by hashes", sent, after.HashRequests-before.HashRequests)
 	}
 	if p := r.cl.Pair("disk0"); p.Durable() <= durable || p.Status().Duplicates != 0 {
 		t.Fatalf("durable %d after %d, %d duplicates", p.Durable(), durable, p.Status().Duplicates)
