@@ -23,7 +23,7 @@ import (
 
 // hashQueueLen is how many requests wait for the hasher before the
 // receive loop waits for it.
-const hashQueueLen = 16
+const hashQueueLen = 256
 
 type hashJob struct {
 	l    *link
@@ -81,47 +81,89 @@ func (c *Client) queueHashes(ctx context.Context, s *session, l *link, m *wire.H
 }
 
 func (c *Client) hashLoop(ctx context.Context, s *session, h *hasher, seed uint64) {
-	for j := range h.jobs {
+	fail := func(err error) {
+		h.mu.Lock()
+		if h.err == nil {
+			h.err = err
+		}
+		h.mu.Unlock()
+		s.c.Close() // the receive loop ends, and returns h.err
+	}
+	var next *hashJob
+	for {
+		var j hashJob
+		if next != nil {
+			j, next = *next, nil
+		} else {
+			var ok bool
+			if j, ok = <-h.jobs; !ok {
+				return
+			}
+		}
+		// The requests already queued for the same pair are answered
+		// under one hold of its target: one commit of what it applied,
+		// not one a request (a chunk's sub-chunks come in bursts).
+		run := []hashJob{j}
+	gather:
+		for len(run) < hashQueueLen {
+			select {
+			case j2, ok := <-h.jobs:
+				if !ok {
+					break gather
+				}
+				if j2.l != j.l {
+					next = &j2
+					break gather
+				}
+				run = append(run, j2)
+			default:
+				break gather
+			}
+		}
 		if ctx.Err() != nil || h.stop.Load() || s.hashErr() != nil || j.l.isEnded() {
 			continue
 		}
-		resp, err := c.answerHashes(j, seed)
+		resps, err := c.answerHashes(j.l, run, seed)
 		if err == nil {
-			err = s.c.Send(resp)
+			err = s.c.Send(resps...)
 		}
-		if err == nil {
-			c.hashBytes.Add(int64(len(resp.Hashes) * resp.Algo.Size()))
-		}
-		if err != nil && !j.l.isEnded() {
-			h.mu.Lock()
-			if h.err == nil {
-				h.err = err
+		if err != nil {
+			if !j.l.isEnded() {
+				fail(err)
 			}
-			h.mu.Unlock()
-			s.c.Close() // the receive loop ends, and returns h.err
+			continue
+		}
+		for _, m := range resps {
+			r := m.(*wire.HashResponse)
+			c.hashBytes.Add(int64(len(r.Hashes) * r.Algo.Size()))
 		}
 	}
 }
 
-// answerHashes hashes the target's chunks of j.
-func (c *Client) answerHashes(j hashJob, seed uint64) (*wire.HashResponse, error) {
-	m, l := j.m, j.l
-	cs := int64(m.ChunkSize)
-	resp := &wire.HashResponse{Disk: m.Disk, Algo: m.Algo, ChunkSize: m.ChunkSize, Offset: m.Offset}
-	// One read per piece of at most hashPiece bytes, hashed on every CPU.
-	buf := make([]byte, max(cs, min(hashPiece/cs*cs, int64(m.Count)*cs)))
+// answerHashes hashes the target's chunks of each job of l's run.
+func (c *Client) answerHashes(l *link, run []hashJob, seed uint64) ([]wire.Message, error) {
+	out := make([]wire.Message, 0, len(run))
+	var buf []byte
 	err := l.pair.Hold(func(target vfs.File, _ *journal.Store) error {
-		h, err := wire.HashChunksAlgo(m.Algo, seed, target, m.Offset, int(cs), m.Count, j.size, buf)
-		if err != nil {
-			return fmt.Errorf("agent: disk %s: target: %w", l.disk, err)
+		for _, j := range run {
+			m := j.m
+			cs := int64(m.ChunkSize)
+			// One read per piece of at most hashPiece bytes, hashed on every CPU.
+			if n := max(cs, min(hashPiece/cs*cs, int64(m.Count)*cs)); int64(len(buf)) < n {
+				buf = make([]byte, n)
+			}
+			h, err := wire.HashChunksAlgo(m.Algo, seed, target, m.Offset, int(cs), m.Count, j.size, buf)
+			if err != nil {
+				return fmt.Errorf("agent: disk %s: target: %w", l.disk, err)
+			}
+			out = append(out, &wire.HashResponse{Disk: m.Disk, Algo: m.Algo, ChunkSize: m.ChunkSize, Offset: m.Offset, Hashes: h})
 		}
-		resp.Hashes = h
 		return nil
 	})
 	if err != nil {
 		return nil, &pairError{disk: l.disk, err: err}
 	}
-	return resp, nil
+	return out, nil
 }
 
 // hashErr is the hasher's failure, if any.
