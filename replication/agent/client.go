@@ -110,6 +110,7 @@ type Stats struct {
 	ZeroBytes    int64 // bytes covered by ZeroRange
 	WriteBytes   int64
 	HashRequests int64
+	HashBytes    int64 // chunk hashes sent back (their wire size)
 }
 
 type link struct {
@@ -169,6 +170,7 @@ type Client struct {
 	running sync.WaitGroup
 
 	resyncBytes, zeroBytes, writeBytes, hashReqs, conns atomic.Int64
+	hashBytes                                           atomic.Int64
 }
 
 // New opens the writer pairs of cfg. Close closes them.
@@ -398,7 +400,7 @@ func (c *Client) Status() []PairStatus {
 // Stats returns the counters.
 func (c *Client) Stats() Stats {
 	return Stats{Connections: c.conns.Load(), ResyncBytes: c.resyncBytes.Load(), ZeroBytes: c.zeroBytes.Load(),
-		WriteBytes: c.writeBytes.Load(), HashRequests: c.hashReqs.Load()}
+		WriteBytes: c.writeBytes.Load(), HashRequests: c.hashReqs.Load(), HashBytes: c.hashBytes.Load()}
 }
 
 // Close stops Run, if it runs, and waits for it to return (a write
@@ -519,6 +521,8 @@ type session struct {
 
 	rmu      sync.Mutex
 	released map[uint32]bool // disks the process server was told ended
+
+	hasher *hasher // answers hash requests; started by the first (hashsync.go)
 }
 
 // linked is the session's links by disk id, a copy.
@@ -635,7 +639,7 @@ func (c *Client) connect(ctx context.Context) (bool, error) {
 	}
 	// Pairs added while the handshake ran.
 	c.pairLater()
-	err = c.recvLoop(cctx, s)
+	err = s.stopHasher(c.recvLoop(cctx, s))
 	if ctx.Err() != nil {
 		conn.Close()
 		return true, nil
@@ -911,11 +915,7 @@ func (c *Client) handle(ctx context.Context, s *session, l *link, m wire.Message
 		c.tagArrived(l.pair.ID(), m.ID, m.Seq)
 	case *wire.HashRequest:
 		c.hashReqs.Add(1)
-		resp, err := c.hashes(ctx, s, l, m)
-		if err != nil {
-			return err
-		}
-		if err := s.c.Send(resp); err != nil {
+		if err := c.queueHashes(ctx, s, l, m); err != nil {
 			return err
 		}
 	case *wire.State:
@@ -942,46 +942,4 @@ func (s *session) journaled(disk uint32, seq uint64, n int64) {
 	s.dmu.RUnlock()
 	r.Store(seq)
 	s.credit.Add(n)
-}
-
-// hashes answers a HashRequest with the target's chunks as they are once
-// everything journaled is applied. It drains the pair only when data
-// journaled since the last drain (or before this session) may lie in the
-// chunks asked for: a hash resync asks for chunks ahead of what it sent.
-func (c *Client) hashes(ctx context.Context, s *session, l *link, m *wire.HashRequest) (*wire.HashResponse, error) {
-	if m.Algo != wire.HashSHA256 {
-		return nil, fmt.Errorf("agent: disk %s: hash %v: %w", l.disk, m.Algo, wire.ErrMalformed)
-	}
-	s.dmu.RLock()
-	size := s.size[m.Disk]
-	s.dmu.RUnlock()
-	e := s.pending[m.Disk]
-	if e == nil || e.overlaps(m.Offset, int64(m.Count)*int64(m.ChunkSize)) {
-		if err := l.pair.SyncContext(ctx); err != nil {
-			return nil, &pairError{disk: l.disk, err: err}
-		}
-		if err := l.pair.Drain(ctx); err != nil {
-			return nil, &pairError{disk: l.disk, err: err}
-		}
-		s.pending[m.Disk] = &extent{}
-	}
-	cs := int64(m.ChunkSize)
-	if m.Count > 0 && (m.Offset%cs != 0 || m.Offset+int64(m.Count-1)*cs >= size) {
-		return nil, fmt.Errorf("agent: disk %s: hashes of %d chunks of %d at %d: %w (disk of %d bytes)", l.disk, m.Count, cs, m.Offset, wire.ErrOutOfRange, size)
-	}
-	resp := &wire.HashResponse{Disk: m.Disk, Algo: m.Algo, ChunkSize: m.ChunkSize, Offset: m.Offset}
-	// One read per piece of at most hashPiece bytes, hashed on every CPU.
-	buf := make([]byte, max(cs, min(hashPiece/cs*cs, int64(m.Count)*cs)))
-	err := l.pair.Hold(func(target vfs.File, _ *journal.Store) error {
-		h, err := wire.HashChunks(target, m.Offset, int(cs), m.Count, size, buf)
-		if err != nil {
-			return fmt.Errorf("agent: disk %s: target: %w", l.disk, err)
-		}
-		resp.Hashes = h
-		return nil
-	})
-	if err != nil {
-		return nil, &pairError{disk: l.disk, err: err}
-	}
-	return resp, nil
 }

@@ -413,7 +413,8 @@ func TestResyncConvergesUnderSteadyWrites(t *testing.T) {
 }
 
 // A target that already holds the source but for 1 % scattered 4 KiB
-// blocks: only the differing chunks travel.
+// blocks: only the differing 4 KiB sub-chunks of the differing chunks
+// travel, and the chunk hashes are 128-bit XXH3s (16 bytes a chunk).
 func TestHashResyncSendsOnlyDifferingChunks(t *testing.T) {
 	const size = 16 << 20
 	r := newRig(t, size, nil, ps.Config{ChunkSize: 16 << 10, HashBatch: 256})
@@ -440,10 +441,54 @@ func TestHashResyncSendsOnlyDifferingChunks(t *testing.T) {
 	if st.HashRequests == 0 {
 		t.Fatal("no hash requests: not a hash resync")
 	}
-	if sent := st.ResyncBytes + st.ZeroBytes; sent >= size/10 || sent == 0 {
-		t.Fatalf("hash resync sent %d bytes for %d differing blocks; want 0 < sent < %d", sent, blocks, size/10)
+	if sent := st.ResyncBytes + st.ZeroBytes; sent > int64(blocks)*4096 || sent == 0 {
+		t.Fatalf("hash resync sent %d bytes for %d differing blocks; want 0 < sent <= %d", sent, blocks, blocks*4096)
+	}
+	// 1024 chunk hashes, and 4 sub-chunk hashes for each differing chunk.
+	if chunks := int64(size / (16 << 10)); st.HashBytes < chunks*16 || st.HashBytes > chunks*16+int64(blocks)*4*16 {
+		t.Fatalf("%d bytes of hashes; want 16 a chunk: %d to %d", st.HashBytes, chunks*16, chunks*16+int64(blocks)*4*16)
 	}
 	t.Logf("hash resync: %d blocks differ, %d bytes sent (%.2f%% of the disk), %d hash requests", blocks, st.ResyncBytes, 100*float64(st.ResyncBytes)/size, st.HashRequests)
+}
+
+// A hash resync while the source is written everywhere: the pipeline asks
+// for batches ahead and compares sub-chunks of what differs, and the
+// writes that land between asking, hashing and sending are caught by step
+// II, so the target ends equal to the source.
+func TestHashResyncUnderWrites(t *testing.T) {
+	const size = 8 << 20
+	r := newRig(t, size, nil, ps.Config{ChunkSize: 64 << 10, HashBatch: 8})
+	tgt, err := os.ReadFile(r.src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewSource(9))
+	for range 64 {
+		off := rng.Int63n(size/4096) * 4096
+		rng.Read(tgt[off : off+4096])
+	}
+	if err := os.WriteFile(r.tgt, tgt, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r.startPS()
+	wl := ps.Workload{Seed: 12, Rate: 3000, WriteSize: 4 << 10}
+	wctx, wcancel := context.WithCancel(r.ctx)
+	defer wcancel()
+	werr := make(chan error, 1)
+	go func() { werr <- wl.Run(wctx, r.srv.Disk("disk0")) }()
+	key, _ := keys(t)
+	r.newAgent(key, r.addr, true)
+	r.runAgent()
+	r.waitFor("differential sync", 30*time.Second, func() bool { return r.state() == agent.StateDiffSync })
+	wcancel()
+	if err := <-werr; err != nil && !errors.Is(err, context.Canceled) {
+		t.Fatal(err)
+	}
+	r.waitFor("backlog to drain", 15*time.Second, r.caughtUp)
+	r.assertTargetEqualsSource()
+	if st := r.cl.Stats(); st.HashRequests == 0 {
+		t.Fatalf("not a hash resync: %+v", st)
+	}
 }
 
 // proxy forwards loopback connections to addr and, while cutting is on,
@@ -687,7 +732,8 @@ func TestAgentRestartResumes(t *testing.T) {
 
 // A restarted process server has no stream for the master target: it
 // resyncs by hashes, numbered on from the agent's journal, and only what
-// changed while it was down travels.
+// changed while it was down travels: of the one chunk that differs, the
+// 4 KiB sub-chunks that differ.
 func TestProcessServerRestartResyncsByHashes(t *testing.T) {
 	const size = 8 << 20
 	r := newRig(t, size, nil, ps.Config{ChunkSize: 64 << 10})
@@ -717,8 +763,9 @@ func TestProcessServerRestartResyncsByHashes(t *testing.T) {
 	})
 	r.assertTargetEqualsSource()
 	after := r.cl.Stats()
-	if sent := after.ResyncBytes - before.ResyncBytes; sent != 64<<10 || after.HashRequests == before.HashRequests {
-		t.Fatalf("after the restart: %d resync bytes, %d hash requests; want the one changed chunk, by hashes", sent, after.HashRequests-before.HashRequests)
+	// 10000 bytes at 1 MiB lie in three 4 KiB blocks.
+	if sent := after.ResyncBytes - before.ResyncBytes; sent != 3*4096 || after.HashRequests == before.HashRequests {
+		t.Fatalf("after the restart: %d resync bytes, %d hash requests; want the three changed blocks of the one changed chunk, by hashes", sent, after.HashRequests-before.HashRequests)
 	}
 	if p := r.cl.Pair("disk0"); p.Durable() <= durable || p.Status().Duplicates != 0 {
 		t.Fatalf("durable %d after %d, %d duplicates", p.Durable(), durable, p.Status().Duplicates)

@@ -141,6 +141,7 @@ type resync struct {
 	pos    int64          // next chunk of step I
 	cursor int64          // next chunk to look at in step II
 	done   int64
+	pipe   *hashPipe // step I of a hash resync on the current connection
 }
 
 // stream is one disk as one master target (by host id) receives it, kept
@@ -264,9 +265,9 @@ func (s *stream) beginResyncLocked(hash bool) {
 
 // attachment is a stream's part in one connection.
 type attachment struct {
-	gen    uint64
-	state  *wire.State
-	hashCh chan *wire.HashResponse // this connection's answers only
+	gen   uint64
+	state *wire.State
+	hq    *hashQueue // this connection's hash answers only
 }
 
 // attach starts a connection for pair p: where it resumes, and whether a
@@ -301,7 +302,7 @@ func (s *stream) attach(p wire.Pair) attachment {
 	if s.rs != nil {
 		st.Done, st.Total = s.rs.done, s.d.size
 	}
-	return attachment{gen: s.gen, state: st, hashCh: make(chan *wire.HashResponse, 1)}
+	return attachment{gen: s.gen, state: st, hq: newHashQueue()}
 }
 
 func (s *stream) trimLocked(seq uint64) {
@@ -339,12 +340,7 @@ func (s *stream) current() (seq uint64, t time.Time, ok bool) {
 	return s.next - 1, t, s.rs == nil && !s.overflow && !s.fresh && s.sendIdx == len(s.log)
 }
 
-func (a attachment) hashResponse(m *wire.HashResponse) {
-	select {
-	case a.hashCh <- m:
-	default: // nobody asked
-	}
-}
+func (a attachment) hashResponse(m *wire.HashResponse) { a.hq.put(m) }
 
 var errSuperseded = errors.New("stream taken over by a newer connection")
 
@@ -436,68 +432,7 @@ func (s *stream) produce(ctx context.Context, c *wire.Conn, a attachment) error 
 	case step == wire.StateResync1 && !hash:
 		return s.sendChunk(rs, gen, pos)
 	case step == wire.StateResync1:
-		count := min(int64(s.d.hashBatch), n-pos)
-		req := &wire.HashRequest{Disk: s.d.id, Algo: wire.HashSHA256, ChunkSize: uint32(s.d.chunk), Offset: pos * s.d.chunk, Count: int(count)}
-		s.mu.Lock()
-		if s.gen != gen || s.rs != rs {
-			s.mu.Unlock()
-			return errSuperseded
-		}
-		// Cleared before the source is read: a write that lands after
-		// marks its chunk again, so step II sends it.
-		for ch := pos; ch < pos+count; ch++ {
-			s.dirty[ch/64] &^= 1 << (ch % 64)
-		}
-		s.mu.Unlock()
-		if err := c.Send(req); err != nil {
-			return err
-		}
-		// The source's hashes while the master target works out its own.
-		// The buffer is taken, not shared: the sender of a connection
-		// that a newer one superseded may still be hashing.
-		s.mu.Lock()
-		buf := s.hashBuf
-		s.hashBuf = nil
-		s.mu.Unlock()
-		if buf == nil {
-			buf = make([]byte, max(s.d.chunk, hashPiece/s.d.chunk*s.d.chunk))
-		}
-		mine, err := wire.HashChunks(s.d.f, req.Offset, int(s.d.chunk), int(count), s.d.size, buf)
-		s.mu.Lock()
-		if s.rs == rs {
-			s.hashBuf = buf
-		}
-		s.mu.Unlock()
-		if err != nil {
-			return fmt.Errorf("ps: disk %s: %w", s.d.name, err)
-		}
-		var resp *wire.HashResponse
-		select {
-		case resp = <-a.hashCh:
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(2 * time.Minute):
-			return fmt.Errorf("ps: disk %s: no answer to a hash request", s.d.name)
-		}
-		if resp.Offset != req.Offset || len(resp.Hashes) != int(count) || resp.ChunkSize != req.ChunkSize {
-			return fmt.Errorf("ps: disk %s: %w: hash response for offset %d, asked %d", s.d.name, wire.ErrUnexpected, resp.Offset, req.Offset)
-		}
-		for i := range count {
-			if mine[i] != resp.Hashes[i] {
-				if err := s.sendChunk(rs, gen, pos+i); err != nil {
-					return err
-				}
-			}
-		}
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		if s.gen != gen || s.rs != rs {
-			return errSuperseded
-		}
-		rs.pos = pos + count
-		rs.done = min(rs.pos*s.d.chunk, s.d.size)
-		s.stateLocked()
-		return nil
+		return s.produceHashes(ctx, c, a, rs)
 	default: // step II: chunks changed since they were copied
 		// d.mu before s.mu, as writes take them: no source write lands
 		// between reading a chunk and numbering it, so the chunk is

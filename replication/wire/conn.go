@@ -253,6 +253,13 @@ func (c *Conn) check(m Message, from Role) (*diskSeqs, uint64, error) {
 		seq, off, n = m.Seq, m.Offset, m.Length
 	case *HashRequest:
 		off, n = m.Offset, 0 // its last chunks may run past the end, not its start
+		if m.Algo == HashXXH3 && c.sess.Version < 2 {
+			return nil, 0, fmt.Errorf("%w: %v %v on a protocol version %d connection (2 on)", ErrMalformed, t, m.Algo, c.sess.Version)
+		}
+	case *HashResponse:
+		if m.Algo == HashXXH3 && c.sess.Version < 2 {
+			return nil, 0, fmt.Errorf("%w: %v %v on a protocol version %d connection (2 on)", ErrMalformed, t, m.Algo, c.sess.Version)
+		}
 	}
 	if n >= 0 && (off > d.size || n > d.size-off || (n == 0 && off == d.size && t == TypeHashRequest)) {
 		return nil, 0, fmt.Errorf("%w: %v of %d bytes at %d on disk %d of %d bytes", ErrOutOfRange, t, n, off, disk, d.size)

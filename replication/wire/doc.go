@@ -70,7 +70,7 @@
 //	ResyncData   seq u64, offset u64, length u32, codec u8, res [3], data
 //	ZeroRange    seq u64, offset u64, length u64
 //	HashRequest  algo u8, res [3], chunk size u32, offset u64, count u32, res [4]
-//	HashResponse as HashRequest, then count × hash [32]
+//	HashResponse as HashRequest, then count × hash [32] (HashXXH3: [16])
 //	State        state u8, res [7], seq u64, done u64, total u64
 //	Write        seq u64, offset u64, source time i64, length u32, codec u8, res [3], data
 //	Tag          seq u64, time i64, name str, app str, id str
@@ -87,7 +87,19 @@
 // compressed data must decompress to exactly length bytes, and never
 // produces more (a decompression bomb fails with ErrDecompress). Data that
 // does not shrink is sent uncompressed. Hashes are SHA-256 or
-// BLAKE2b-256 of each chunk of the target, the last one possibly short.
+// BLAKE2b-256 of each chunk of the target, the last one possibly short,
+// or (protocol version 2 on) HashXXH3: the 128-bit XXH3 seeded with the
+// connection's Session.HashSeed, 16 bytes a chunk. Conn refuses HashXXH3
+// on a version 1 connection (ErrMalformed).
+//
+// # Versions
+//
+// Version 1 is the protocol above without HashXXH3. Version 2 adds it and
+// the hash seed: HMAC-SHA256(K, "mtconsole wire v2 hash seed" ‖ T), its
+// first 8 bytes little-endian (K and T as in the handshake), so the seed
+// is new for each connection and unknown without the passphrase. A build
+// offers both; a peer that offers only 1 gets 1, and the process server
+// then asks for SHA-256.
 //
 // # Handshake
 //
@@ -129,7 +141,8 @@
 // After the handshake the process server sends ResyncData, ZeroRange and
 // HashRequest during resync (State marks Resync Step I, Step II and
 // Differential Sync), then Write and Tag; the master target answers
-// HashRequest with HashResponse, acknowledges each disk cumulatively with
+// HashRequest with HashResponse, in the order asked (a hash resync keeps
+// several requests in flight), acknowledges each disk cumulatively with
 // Ack once its journal holds the messages durably, and grants Credit as
 // its journal and buffers drain (Window, Cost: only data costs credit).
 // Both send Heartbeat (the process server's clock gives the master target

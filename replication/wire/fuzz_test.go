@@ -231,6 +231,7 @@ func seedCorpus(t *testing.T) map[string]map[string][]byte {
 			&Ack{Disk: 1, Seq: 41, Backlog: 1, FreeJournal: 1 << 30},
 			&Credit{Bytes: 1 << 20},
 			&HashResponse{Disk: 2, Algo: HashSHA256, ChunkSize: 4096, Offset: 0, Hashes: [][HashSize]byte{{1}}},
+			&HashResponse{Disk: 2, Algo: HashXXH3, ChunkSize: 4096, Offset: 4096, Hashes: [][HashSize]byte{{1}, {15: 2}}},
 			&Heartbeat{Time: t0, Latest: []DiskSeq{{Disk: 1, Seq: 41}}},
 			&Error{Code: CodeNoSpace, Disk: 2, Message: "journal full"},
 			&Ack{Disk: 1, Seq: 40}),
@@ -245,6 +246,7 @@ func seedCorpus(t *testing.T) map[string]map[string][]byte {
 			&ResyncData{Disk: 2, Seq: 1, Offset: 0, Data: []byte("block")},
 			&ZeroRange{Disk: 2, Seq: 2, Offset: 4096, Length: 4096},
 			&HashRequest{Disk: 2, Algo: HashSHA256, ChunkSize: 4096, Offset: 0, Count: 4},
+			&HashRequest{Disk: 2, Algo: HashXXH3, ChunkSize: 4096, Offset: 4096, Count: 2},
 			&Write{Disk: 1, Seq: 42, Offset: 512, Time: t0, Data: bytes.Repeat([]byte("ab"), 100), Compression: CompressS2},
 			&Tag{Disk: 1, Seq: 43, Time: t0, Name: "t", App: "CRASH", ID: "g"},
 			&Write{Disk: 1, Seq: 43, Offset: 0, Data: []byte{1}}),
@@ -292,8 +294,8 @@ func TestSeedCorpus(t *testing.T) {
 		run          func(context.Context, net.Conn, *Config) (*Conn, error)
 		stream       int
 	}{
-		{"FuzzHandshake", "valid-client-then-stream", psConfig(fixedKey), seedServerNonce, Server, 5},
-		{"FuzzHandshakeClient", "valid-server-then-stream", mtConfig(fixedKey), seedClientNonce, Client, 6},
+		{"FuzzHandshake", "valid-client-then-stream", psConfig(fixedKey), seedServerNonce, Server, 6},
+		{"FuzzHandshakeClient", "valid-server-then-stream", mtConfig(fixedKey), seedClientNonce, Client, 7},
 	} {
 		side.cfg.Rand = bytes.NewReader(side.nonce)
 		c, err := side.run(context.Background(), newScriptConn(read(side.target, side.name)), side.cfg)

@@ -19,7 +19,12 @@ import (
 
 // ProtocolVersion is the protocol version this build speaks: what the
 // messages of this package mean. It is negotiated in the handshake.
-const ProtocolVersion = 1
+//
+// Version 2 adds HashXXH3 (with Session.HashSeed); the rest is version 1.
+const ProtocolVersion = 2
+
+// protocolVersions are the versions this build speaks by default.
+var protocolVersions = []uint16{1, 2}
 
 // Role is what a host does in replication. The values are the ones the
 // installer's role menu shows.
@@ -133,11 +138,16 @@ type Session struct {
 	ServerCert Fingerprint // the TLS server certificate the proofs covered
 	Disks      []Disk      // the process server's disk list
 	Pairs      []Pair      // the disks the master target paired, with resume points
+	// HashSeed seeds HashXXH3 (version 2 on): HMAC-SHA256(K, "mtconsole
+	// wire v2 hash seed" ‖ T), first 8 bytes little-endian. Both sides
+	// know it; nobody without the passphrase does, and it is new for each
+	// connection.
+	HashSeed uint64
 }
 
 func (cfg *Config) versions() []uint16 {
 	if cfg.Versions == nil {
-		return []uint16{ProtocolVersion}
+		return slices.Clone(protocolVersions)
 	}
 	vs := slices.Clone(cfg.Versions)
 	slices.Sort(vs)
@@ -342,6 +352,7 @@ func (hs *hsState) client() error {
 	hs.sess.Version = w.Version
 	hs.sess.Peer = Peer{Role: w.Role, HostID: w.HostID, HostName: w.HostName}
 	t := transcript(hs.hello, hs.welcome, hs.fp)
+	hs.sess.HashSeed = hashSeed(&hs.cfg.Key, t)
 	if _, err := hs.send(&Auth{Proof: proof(&hs.cfg.Key, labelClient, t)}); err != nil {
 		return err
 	}
@@ -378,6 +389,7 @@ func (hs *hsState) server() error {
 		return err
 	}
 	t := transcript(hs.hello, hs.welcome, hs.fp)
+	hs.sess.HashSeed = hashSeed(&hs.cfg.Key, t)
 	m, _, err = hs.expect(TypeAuth)
 	if err != nil {
 		return err
@@ -452,7 +464,14 @@ const (
 	labelTranscript = "mtconsole wire v1 transcript"
 	labelClient     = "mtconsole wire v1 client proof"
 	labelServer     = "mtconsole wire v1 server proof"
+	labelHashSeed   = "mtconsole wire v2 hash seed"
 )
+
+// hashSeed is Session.HashSeed.
+func hashSeed(k *Key, t [32]byte) uint64 {
+	p := proof(k, labelHashSeed, t)
+	return binary.LittleEndian.Uint64(p[:8])
+}
 
 // transcript hashes what both sides said: the Hello and Welcome payloads
 // as they crossed the wire (both nonces, both roles, both hosts, the

@@ -195,6 +195,8 @@ func sampleMessages() []Message {
 		&ZeroRange{Disk: 2, Seq: 11, Offset: 1 << 20, Length: 1 << 30},
 		&HashRequest{Disk: 1, Algo: HashSHA256, ChunkSize: 64 << 10, Offset: 1 << 20, Count: 3},
 		&HashResponse{Disk: 1, Algo: HashBLAKE2b256, ChunkSize: 64 << 10, Offset: 1 << 20, Hashes: [][HashSize]byte{{1}, {2, 3}, {31: 9}}},
+		&HashRequest{Disk: 1, Algo: HashXXH3, ChunkSize: 4096, Offset: 1 << 20, Count: 16},
+		&HashResponse{Disk: 1, Algo: HashXXH3, ChunkSize: 4096, Offset: 1 << 20, Hashes: [][HashSize]byte{{1}, {15: 7}}},
 		&State{Disk: 2, State: StateResync1, Seq: 11, Done: 5 << 20, Total: 3 << 30},
 		&Write{Disk: 1, Seq: 42, Offset: 512, Time: t0, Data: []byte("hello, disk")},
 		&Write{Disk: 1, Seq: 43, Offset: 1 << 20, Time: t0, Data: data, Compression: CompressZstd},

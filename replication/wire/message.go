@@ -668,11 +668,33 @@ func (m *ZeroRange) check() error {
 // HashAlgo is the strong hash of a chunk comparison.
 type HashAlgo uint8
 
-// Hash algorithms. Both give 32 bytes. The values are part of the protocol.
+// Hash algorithms. The values are part of the protocol.
+//
+// HashXXH3 (protocol version 2 on) is the 128-bit XXH3 of a chunk, seeded
+// with the connection's Session.HashSeed; a response carries 16 bytes per
+// chunk (held in the first half of each [HashSize]byte, the rest zero).
+// It is not a cryptographic hash, and it need not be one here: two
+// honest chunks collide with odds of 2^-128 per comparison (2^-110 for
+// the 2^18 chunks of a 1 TiB disk hashed twice), far below the odds of an
+// undetected disk or memory error. The one who could aim at a collision
+// writes to the protected disk, so could write anything there already;
+// what they would gain is a target that keeps an older block of theirs.
+// Even that needs the seed before writing both blocks, and the seed is
+// secret (derived from the passphrase's key and both nonces, see
+// Session.HashSeed) and new for each connection.
 const (
 	HashSHA256     HashAlgo = 1
 	HashBLAKE2b256 HashAlgo = 2
+	HashXXH3       HashAlgo = 3
 )
+
+// Size is the bytes one chunk's hash takes on the wire.
+func (a HashAlgo) Size() int {
+	if a == HashXXH3 {
+		return 16
+	}
+	return HashSize
+}
 
 func (a HashAlgo) String() string {
 	switch a {
@@ -680,6 +702,8 @@ func (a HashAlgo) String() string {
 		return "sha256"
 	case HashBLAKE2b256:
 		return "blake2b-256"
+	case HashXXH3:
+		return "xxh3-128"
 	}
 	return fmt.Sprintf("hash(%d)", uint8(a))
 }
@@ -690,7 +714,7 @@ const hashFixed = 24
 
 func checkHashHead(t Type, a HashAlgo, chunk uint32, off int64, n int) error {
 	switch {
-	case a != HashSHA256 && a != HashBLAKE2b256:
+	case a != HashSHA256 && a != HashBLAKE2b256 && a != HashXXH3:
 		return malformed(t, "unknown hash algorithm %d", a)
 	case chunk == 0:
 		return malformed(t, "chunk size 0")
@@ -770,8 +794,12 @@ func (m *HashResponse) AppendMarshal(b []byte) ([]byte, error) {
 	if err != nil {
 		return b, err
 	}
+	hs := m.Algo.Size()
 	for i := range m.Hashes {
-		b = append(b, m.Hashes[i][:]...)
+		if hs < HashSize && !allZero(m.Hashes[i][hs:]) {
+			return b, malformed(TypeHashResponse, "hash %d: %v takes %d bytes, more are set", i, m.Algo, hs)
+		}
+		b = append(b, m.Hashes[i][:hs]...)
 	}
 	return b, nil
 }
@@ -781,13 +809,14 @@ func (m *HashResponse) Unmarshal(p []byte) error {
 	var n int
 	m.Algo, m.ChunkSize, m.Offset, n = r.hashHead()
 	m.Hashes = nil
-	if r.err == nil && len(r.b) != n*HashSize {
-		r.fail("%d hashes declared, %d bytes follow", n, len(r.b))
+	hs := m.Algo.Size()
+	if r.err == nil && len(r.b) != n*hs {
+		r.fail("%d hashes of %d bytes declared, %d bytes follow", n, hs, len(r.b))
 	}
 	if r.err == nil {
 		m.Hashes = make([][HashSize]byte, n)
 		for i := range m.Hashes {
-			copy(m.Hashes[i][:], r.take(HashSize, "hash"))
+			copy(m.Hashes[i][:], r.take(hs, "hash"))
 		}
 	}
 	return r.done()
@@ -1358,4 +1387,13 @@ func ErrorFor(err error) *Error {
 	}
 	m.Message = strings.ToValidUTF8(m.Message, "")
 	return m
+}
+
+func allZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
 }

@@ -139,7 +139,7 @@ func TestUnmarshalRejects(t *testing.T) {
 		{"zero range length 0", new(ZeroRange), cat(u64(1), u64(0), u64(0))},
 		{"zero range negative", new(ZeroRange), cat(u64(1), u64(0), u64(1<<63))},
 		{"zero range overflows", new(ZeroRange), cat(u64(1), u64(1<<62), u64(1<<62+1<<61+1<<60))},
-		{"hash unknown algo", new(HashRequest), cat([]byte{3, 0, 0, 0}, u32(4096), u64(0), u32(1), u32(0))},
+		{"hash unknown algo", new(HashRequest), cat([]byte{4, 0, 0, 0}, u32(4096), u64(0), u32(1), u32(0))},
 		{"hash chunk 0", new(HashRequest), cat([]byte{1, 0, 0, 0}, u32(0), u64(0), u32(1), u32(0))},
 		{"hash count 0", new(HashRequest), cat([]byte{1, 0, 0, 0}, u32(4096), u64(0), u32(0), u32(0))},
 		{"hash count above maximum", new(HashRequest), cat([]byte{1, 0, 0, 0}, u32(4096), u64(0), u32(MaxHashes+1), u32(0))},

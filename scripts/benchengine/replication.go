@@ -362,11 +362,10 @@ func benchResync(c config, hash bool) error {
 	if pcfg.ChunkSize == 0 {
 		pcfg.ChunkSize = 1 << 20 // ps's default
 	}
-	chunks := (size + int64(pcfg.ChunkSize) - 1) / int64(pcfg.ChunkSize)
 	sent := st.ResyncBytes
 	kv("figure="+name, "bytes", size, "seconds", sec, "mibps", mib(size)/sec,
 		"resync_bytes", st.ResyncBytes, "zero_bytes", st.ZeroBytes, "hash_requests", st.HashRequests,
-		"hash_bytes", map[bool]int64{true: chunks * wire.HashSize, false: 0}[hash],
+		"hash_bytes", st.HashBytes,
 		"chunk", pcfg.ChunkSize, "sent_bytes", sent, "connections", st.Connections,
 		"retention_used", ws.Retention.UsedBytes, "health", strings.ReplaceAll(ws.Health, " ", "_"))
 	kv("cpu", usage...)

@@ -1,0 +1,192 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	"github.com/mtconsole/mtconsole/replication/journal"
+	"github.com/mtconsole/mtconsole/replication/vfs"
+	"github.com/mtconsole/mtconsole/replication/wire"
+)
+
+// The agent answers hash requests beside its receive loop, not in it: the
+// process server asks for batches ahead (see ps/hashsync.go), and the
+// data of the chunks it already compared keeps arriving and going to the
+// journal while the target is hashed. One hasher per session answers in
+// the order asked, which is the order the process server matches answers
+// in. The receive loop still decides, in order, whether the pair must be
+// drained first (data journaled in the range asked for), so an answer is
+// always the target as it is with everything journaled before the request
+// applied.
+
+// hashQueueLen is how many requests wait for the hasher before the
+// receive loop waits for it.
+const hashQueueLen = 256
+
+type hashJob struct {
+	l    *link
+	m    *wire.HashRequest
+	size int64
+}
+
+// hasher is a session's hash answerer.
+type hasher struct {
+	jobs chan hashJob
+	stop atomic.Bool // the receive loop is done: what is queued is dropped
+	wg   sync.WaitGroup
+	mu   sync.Mutex
+	err  error // the first failure; the connection is closed for it
+}
+
+// queueHashes checks m in order with what the receive loop journaled and
+// hands it to the session's hasher, started on first use.
+func (c *Client) queueHashes(ctx context.Context, s *session, l *link, m *wire.HashRequest) error {
+	if m.Algo != wire.HashSHA256 && m.Algo != wire.HashXXH3 {
+		return fmt.Errorf("agent: disk %s: hash %v: %w", l.disk, m.Algo, wire.ErrMalformed)
+	}
+	s.dmu.RLock()
+	size := s.size[m.Disk]
+	s.dmu.RUnlock()
+	cs := int64(m.ChunkSize)
+	if m.Count > 0 && (m.Offset%cs != 0 || m.Offset+int64(m.Count-1)*cs >= size) {
+		return fmt.Errorf("agent: disk %s: hashes of %d chunks of %d at %d: %w (disk of %d bytes)", l.disk, m.Count, cs, m.Offset, wire.ErrOutOfRange, size)
+	}
+	if err := s.hashErr(); err != nil {
+		return err
+	}
+	e := s.pending[m.Disk]
+	if e == nil || e.overlaps(m.Offset, int64(m.Count)*cs) {
+		if err := l.pair.SyncContext(ctx); err != nil {
+			return &pairError{disk: l.disk, err: err}
+		}
+		if err := l.pair.Drain(ctx); err != nil {
+			return &pairError{disk: l.disk, err: err}
+		}
+		s.pending[m.Disk] = &extent{}
+	}
+	if s.hasher == nil {
+		h := &hasher{jobs: make(chan hashJob, hashQueueLen)}
+		s.hasher = h
+		seed := s.c.Session().HashSeed
+		h.wg.Go(func() { c.hashLoop(ctx, s, h, seed) })
+	}
+	select {
+	case s.hasher.jobs <- hashJob{l: l, m: m, size: size}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (c *Client) hashLoop(ctx context.Context, s *session, h *hasher, seed uint64) {
+	fail := func(err error) {
+		h.mu.Lock()
+		if h.err == nil {
+			h.err = err
+		}
+		h.mu.Unlock()
+		s.c.Close() // the receive loop ends, and returns h.err
+	}
+	var next *hashJob
+	for {
+		var j hashJob
+		if next != nil {
+			j, next = *next, nil
+		} else {
+			var ok bool
+			if j, ok = <-h.jobs; !ok {
+				return
+			}
+		}
+		// The requests already queued for the same pair are answered
+		// under one hold of its target: one commit of what it applied,
+		// not one a request (a chunk's sub-chunks come in bursts).
+		run := []hashJob{j}
+	gather:
+		for len(run) < hashQueueLen {
+			select {
+			case j2, ok := <-h.jobs:
+				if !ok {
+					break gather
+				}
+				if j2.l != j.l {
+					next = &j2
+					break gather
+				}
+				run = append(run, j2)
+			default:
+				break gather
+			}
+		}
+		if ctx.Err() != nil || h.stop.Load() || s.hashErr() != nil || j.l.isEnded() {
+			continue
+		}
+		resps, err := c.answerHashes(j.l, run, seed)
+		if err == nil {
+			err = s.c.Send(resps...)
+		}
+		if err != nil {
+			if !j.l.isEnded() {
+				fail(err)
+			}
+			continue
+		}
+		for _, m := range resps {
+			r := m.(*wire.HashResponse)
+			c.hashBytes.Add(int64(len(r.Hashes) * r.Algo.Size()))
+		}
+	}
+}
+
+// answerHashes hashes the target's chunks of each job of l's run.
+func (c *Client) answerHashes(l *link, run []hashJob, seed uint64) ([]wire.Message, error) {
+	out := make([]wire.Message, 0, len(run))
+	var buf []byte
+	err := l.pair.Hold(func(target vfs.File, _ *journal.Store) error {
+		for _, j := range run {
+			m := j.m
+			cs := int64(m.ChunkSize)
+			// One read per piece of at most hashPiece bytes, hashed on every CPU.
+			if n := max(cs, min(hashPiece/cs*cs, int64(m.Count)*cs)); int64(len(buf)) < n {
+				buf = make([]byte, n)
+			}
+			h, err := wire.HashChunksAlgo(m.Algo, seed, target, m.Offset, int(cs), m.Count, j.size, buf)
+			if err != nil {
+				return fmt.Errorf("agent: disk %s: target: %w", l.disk, err)
+			}
+			out = append(out, &wire.HashResponse{Disk: m.Disk, Algo: m.Algo, ChunkSize: m.ChunkSize, Offset: m.Offset, Hashes: h})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, &pairError{disk: l.disk, err: err}
+	}
+	return out, nil
+}
+
+// hashErr is the hasher's failure, if any.
+func (s *session) hashErr() error {
+	if s.hasher == nil {
+		return nil
+	}
+	s.hasher.mu.Lock()
+	defer s.hasher.mu.Unlock()
+	return s.hasher.err
+}
+
+// stopHasher waits for the hasher once the receive loop is done (it alone
+// queues) and returns err, or the hasher's failure that ended the loop.
+func (s *session) stopHasher(err error) error {
+	if s.hasher == nil {
+		return err
+	}
+	s.hasher.stop.Store(true)
+	close(s.hasher.jobs)
+	s.hasher.wg.Wait()
+	if herr := s.hashErr(); herr != nil {
+		return herr
+	}
+	return err
+}
