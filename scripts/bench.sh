@@ -20,7 +20,7 @@
 #   BENCH_REPS     repetitions of each engine/baseline pair (default 3)
 #   BENCH_ONLY     run only these figures of the groups (space-separated:
 #                  ack apply recover resync_hash resync_full stream rss
-#                  restart tui_frame tui_idle), e.g. BENCH_ONLY=recover
+#                  churn restart tui_frame tui_idle), e.g. BENCH_ONLY=recover
 #   BENCH_PROFILE  a directory: keep a CPU profile of each engine run there
 #                  (<figure>-<rep>.pprof) and the binary that made them, for
 #                  `go tool pprof DIR/benchengine DIR/apply-1.pprof`
@@ -28,6 +28,7 @@
 #   BENCH_STREAM_BYTES replication: bytes of the stream figure and of the
 #                  apply_retention run beside it (default 256 MiB)
 #   BENCH_RSS_SECONDS  replication: how long the 64 pairs stream (default 60)
+#   BENCH_CHURN_SECONDS replication: length of each churn_64 trial (default 60)
 #   BENCH_IDLE_SECONDS console: how long the idle dashboard is watched (default 60)
 #
 # Baselines are fio's and rsync's (installed with apt-get when missing and
@@ -285,6 +286,7 @@ mibs() { awk -v b="$1" 'BEGIN { printf "%.1f", b / 1048576 }'; }
 resync_size=${BENCH_RESYNC_SIZE:-1073741824}
 stream_bytes=${BENCH_STREAM_BYTES:-268435456}
 rss_seconds=${BENCH_RSS_SECONDS:-60}
+churn_seconds=${BENCH_CHURN_SECONDS:-60}
 
 # resync_prep: DIR/source.img, random, and DIR/target.img, the source
 # before 1 % of its 4 KiB blocks (scattered, distinct) were changed.
@@ -426,11 +428,36 @@ bench_restart() {
 		"$(val pairs "$out" "$h")" "$(mibs "$(val pair_size "$out" "$h")")" "$(mibs "$(val journal_bytes_per_pair "$out" "$h")")"
 }
 
+# churn_64: the highest aggregate MiB/s of 64 KiB random writes that 64
+# pairs (ps + agent in one process) sustain with every pair's RPO under
+# 30 s (benchengine/churn.go: trials of BENCH_CHURN_SECONDS at doubling
+# rates, then two bisection steps), beside apply_retention (one pair, the
+# engine alone) run after it.
+bench_churn() {
+	local out="$tmp/churn.out" aout="$tmp/churn-apply.out" h="figure=churn_64"
+	log "churn_64: 64 pairs, trials of ${churn_seconds} s"
+	engine churn 1 "$out" -mode churn -pairs 64 -churn-trial "${churn_seconds}s"
+	log "churn_64: apply_retention beside it"
+	engine churn-apply 1 "$aout" -mode apply
+	local c a
+	c=$(val mibps "$out" "$h")
+	a=$(val mibps "$aout" figure=apply_retention)
+	printf 'churn_64 value=%.1fMiB/s goal=info\n' "$c"
+	printf '  apply_retention beside it (one pair, the engine alone): %.1f MiB/s; churn_64 / apply_retention = %.2f\n' "$a" "$(div "$c" "$a")"
+	printf '  %s pairs of %s MiB, 64 KiB random writes, trials of %.0f s, RPO limit %.0f s; first rate that failed: %.1f MiB/s\n' \
+		"$(val pairs "$out" "$h")" "$(mibs "$(val pair_size "$out" "$h")")" "$(val trial_s "$out" "$h")" "$(val rpo_limit_s "$out" "$h")" "$(val first_failed_mibps "$out" "$h")"
+	awk '$1 == "trial" {
+		for (i = 2; i <= NF; i++) { k = index($i, "="); a[substr($i, 1, k - 1)] = substr($i, k + 1) }
+		printf "  trial: %.1f MiB/s offered, %.1f generated, worst RPO %.1f s, climb %.1f s: %s\n", a["offered_mibps"], a["generated_mibps"], a["max_rpo_s"], a["climb_s"], (a["held"] == "true" ? "held" : "failed")
+	}' "$out"
+}
+
 group_replication() {
 	fig resync_hash
 	fig resync_full
 	rm -rf "$work/prep"
 	fig stream
+	fig churn
 	fig rss
 	fig restart
 }

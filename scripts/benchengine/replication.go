@@ -11,6 +11,7 @@ package main
 //	benchengine -mode stream -dir DIR     workload-generator writes streamed ps → agent and applied
 //	benchengine -mode rss -dir DIR        RSS of an agent process (this program, -mode agent-child)
 //	                                      streaming -pairs pairs
+//	benchengine -mode churn -dir DIR      the highest aggregate rate -pairs pairs sustain with RPO < 30 s (churn.go)
 
 import (
 	"context"
@@ -99,6 +100,8 @@ func runReplication(c config) (bool, error) {
 		return true, benchStream(c)
 	case "rss":
 		return true, benchRSS(c)
+	case "churn":
+		return true, benchChurn(c)
 	case "restart":
 		return true, benchRestart(c)
 	case "agent-child":
