@@ -24,11 +24,13 @@ func (o observedFS) OpenFile(name string, flag int, perm os.FileMode) (File, err
 	if err != nil {
 		return nil, err
 	}
+	// Pointers: a File may be a map key (its func field would make a
+	// value unhashable).
 	of := observedFile{f, o.observe}
 	if osf, ok := f.(interface{ OSFile() *os.File }); ok {
-		return observedOSFile{of, osf}, nil
+		return &observedOSFile{of, osf}, nil
 	}
-	return of, nil
+	return &of, nil
 }
 
 type observedFile struct {
@@ -36,7 +38,7 @@ type observedFile struct {
 	observe func(string, time.Duration)
 }
 
-func (f observedFile) Sync() error {
+func (f *observedFile) Sync() error {
 	t := time.Now()
 	err := f.File.Sync()
 	f.observe(f.File.Name(), time.Since(t))
@@ -44,11 +46,11 @@ func (f observedFile) Sync() error {
 }
 
 // Allocate keeps the inner file's fallocate (or its truncate fallback).
-func (f observedFile) Allocate(size int64) error { return Allocate(f.File, size) }
+func (f *observedFile) Allocate(size int64) error { return Allocate(f.File, size) }
 
 type observedOSFile struct {
 	observedFile
 	osf interface{ OSFile() *os.File }
 }
 
-func (f observedOSFile) OSFile() *os.File { return f.osf.OSFile() }
+func (f *observedOSFile) OSFile() *os.File { return f.osf.OSFile() }

@@ -24,6 +24,7 @@ func TestObservedKeepsFastPaths(t *testing.T) {
 	if !ok || osf.OSFile().Name() != p {
 		t.Fatalf("observed file lost OSFile: %T", f)
 	}
+	_ = map[File]bool{f: true} // a File may be a map key
 	if err := Allocate(f, 1<<20); err != nil {
 		t.Fatal(err)
 	}
