@@ -30,18 +30,21 @@ type ListedGroup struct {
 // ListedPair is a pair with its effective policy (defaults, then its
 // group's, then its own: the agent's reading) and live state.
 type ListedPair struct {
-	ID           string  `json:"id"`
-	Disk         string  `json:"disk"`
-	Target       string  `json:"target"`
-	Retention    string  `json:"retention"`
-	SizeCapMB    int64   `json:"size_cap_mb"`
-	OnFull       string  `json:"on_full"`
-	RPOThreshold string  `json:"rpo_threshold"`
-	State        string  `json:"state,omitempty"`  // from the agent: Queued, Resync Step I, ...
-	Health       string  `json:"health,omitempty"` // from the agent
-	Reason       string  `json:"reason,omitempty"`
-	RPOSeconds   float64 `json:"rpo_seconds,omitempty"`
-	Running      bool    `json:"running"` // the agent runs this pair
+	ID           string `json:"id"`
+	Disk         string `json:"disk"`
+	Target       string `json:"target"`
+	Retention    string `json:"retention"`
+	SizeCapMB    int64  `json:"size_cap_mb"`
+	OnFull       string `json:"on_full"`
+	RPOThreshold string `json:"rpo_threshold"`
+	// AlertThresholdPercent is the low-space trigger of its group, in
+	// percent of the retention volume.
+	AlertThresholdPercent float64 `json:"alert_threshold_percent"`
+	State                 string  `json:"state,omitempty"`  // from the agent: Queued, Resync Step I, ...
+	Health                string  `json:"health,omitempty"` // from the agent
+	Reason                string  `json:"reason,omitempty"`
+	RPOSeconds            float64 `json:"rpo_seconds,omitempty"`
+	Running               bool    `json:"running"` // the agent runs this pair
 }
 
 // List reads the agent.toml at path; st, when not nil, is the running
@@ -76,7 +79,7 @@ func List(path string, st *api.Status) (*Listing, error) {
 			l.Groups = append(l.Groups, ListedGroup{Name: p.Group})
 		}
 		lp := ListedPair{ID: p.ID, Disk: p.Disk, Target: p.Target, Retention: units.ConfigDuration(p.Policy.Window), SizeCapMB: p.Policy.SizeCap >> 20,
-			OnFull: string(p.Policy.OnFull), RPOThreshold: units.ConfigDuration(p.RPOThreshold)}
+			OnFull: string(p.Policy.OnFull), RPOThreshold: units.ConfigDuration(p.RPOThreshold), AlertThresholdPercent: p.AlertPercent}
 		if s, ok := live[p.ID]; ok {
 			lp.Running, lp.State, lp.Health, lp.Reason, lp.RPOSeconds = true, s.State, s.Health, s.Reason, s.RPOSeconds
 		}

@@ -79,6 +79,9 @@ type Policy struct {
 	SizeCapMB    *int64 `json:"size_cap_mb,omitempty"`
 	OnFull       string `json:"on_full,omitempty"` // purge | pause
 	RPOThreshold string `json:"rpo_threshold,omitempty"`
+	// AlertThresholdPercent is the group's low-space trigger, in percent
+	// of the retention volume (above 0, at most 50).
+	AlertThresholdPercent *float64 `json:"alert_threshold_percent,omitempty"`
 }
 
 // Fresh is what a host without agent.toml needs to get one: the process
@@ -367,6 +370,9 @@ func (p *Plan) text(req Request) []byte {
 		fmt.Fprintf(&b, "size_cap_mb = %d\n", *p.Policy.SizeCapMB)
 	}
 	kv(&b, "on_full", p.Policy.OnFull)
+	if a := p.Policy.AlertThresholdPercent; a != nil {
+		fmt.Fprintf(&b, "alert_threshold_percent = %s\n", strconv.FormatFloat(*a, 'f', -1, 64))
+	}
 	for _, q := range p.Pairs {
 		b.WriteString("\n[[pair]]\n")
 		kv(&b, "disk", q.Disk)
@@ -474,6 +480,11 @@ func (p *Plan) Summary() string {
 	pol("size cap", capMB, defCap)
 	pol("on full", p.Policy.OnFull, string(e.Policy.OnFull))
 	pol("RPO threshold", p.Policy.RPOThreshold, units.ConfigDuration(e.RPOThreshold))
+	alert := ""
+	if a := p.Policy.AlertThresholdPercent; a != nil {
+		alert = Percent(*a)
+	}
+	pol("alert threshold", alert, Percent(e.AlertPercent))
 	ci := p.ConsistencyInterval
 	if ci == "0" {
 		ci = ""
@@ -490,4 +501,9 @@ func (p *Plan) Diff() string {
 		oldName = "/dev/null"
 	}
 	return udiff.Unified(oldName, p.Path, string(p.Old), string(p.New))
+}
+
+// Percent is an alert threshold for people: "5 %", "2.5 %".
+func Percent(p float64) string {
+	return strconv.FormatFloat(p, 'f', -1, 64) + " %"
 }

@@ -144,7 +144,7 @@ func TestProtectDryRun(t *testing.T) {
 func TestProtectJSON(t *testing.T) {
 	h := newProtectHost(t)
 	old, _ := os.ReadFile(h.conf)
-	out := mustRun(t, h.args("--map", "sda="+h.big, "--consistency-interval", "15m", "--size-cap-mb", "0", "--json")...)
+	out := mustRun(t, h.args("--map", "sda="+h.big, "--consistency-interval", "15m", "--size-cap-mb", "0", "--alert-threshold-percent", "12", "--json")...)
 	var r struct {
 		DryRun        bool `json:"dry_run"`
 		ProcessServer struct {
@@ -202,11 +202,13 @@ func TestProtectJSON(t *testing.T) {
 	}
 	if l.Agent || len(l.Groups) != 2 || l.Groups[0].Name != "web01" || !l.Groups[0].Declared || l.Groups[0].ConsistencyInterval != "15m" ||
 		len(l.Groups[0].Pairs) != 1 || l.Groups[0].Pairs[0].Disk != "sda" || l.Groups[0].Pairs[0].Running ||
-		l.Groups[1].Name != "old" || l.Groups[1].Declared {
+		l.Groups[1].Name != "old" || l.Groups[1].Declared ||
+		l.Groups[0].Pairs[0].AlertThresholdPercent != 12 || l.Groups[1].Pairs[0].AlertThresholdPercent != agent.DefaultAlertPercent {
 		t.Fatalf("listing %+v", l)
 	}
 	out = mustRun(t, "protection", "list", "--config", h.conf)
-	if !strings.Contains(out, "web01 (group, consistency interval 15m)") || !strings.Contains(out, "no agent answers") {
+	if !strings.Contains(out, "web01 (group, consistency interval 15m)") || !strings.Contains(out, "no agent answers") ||
+		!strings.Contains(out, "ALERT") || !strings.Contains(out, "12 %") {
 		t.Errorf("list:\n%s", out)
 	}
 }
@@ -247,6 +249,11 @@ func TestProtectRefused(t *testing.T) {
 		if b, _ := os.ReadFile(h.conf); string(b) != string(conf) {
 			t.Fatalf("%v: agent.toml changed", args)
 		}
+	}
+	_, _, err = run(t, h.args("--map", "sda="+h.big, "--alert-threshold-percent", "60")...)
+	wantErr(t, err, true, "--alert-threshold-percent: alert_threshold_percent 60: want a percentage of the retention volume above 0 and at most 50")
+	if b, _ := os.ReadFile(h.conf); string(b) != string(conf) {
+		t.Fatal("--alert-threshold-percent 60: agent.toml changed")
 	}
 	_, _, err = run(t, "protect", "--config", h.conf, "--group", "x", "--map", "bad")
 	wantErr(t, err, true, "--map", "DISK=TARGET")

@@ -176,8 +176,10 @@ func LoadConfig(path string) (*FileConfig, error) {
 	if hc := a.HostConfig; hc != nil && *hc != "" && !filepath.IsAbs(*hc) {
 		return nil, c.errAt("host_config", "[agent] host_config %q: want an absolute path (or \"\" for no heartbeats)", *hc)
 	}
-	if p := a.AlertThresholdPercent; p != nil && !(*p > 0 && *p <= 50) {
-		return nil, c.errAt("alert_threshold_percent", "[agent] alert_threshold_percent %v: want a percentage of the retention volume above 0 and at most 50 (default 5)", *p)
+	if p := a.AlertThresholdPercent; p != nil {
+		if err := CheckAlertPercent(*p); err != nil {
+			return nil, c.errAt("alert_threshold_percent", "[agent] %v", err)
+		}
 	}
 	if r := a.MinReservedSpaceMB; r != nil && (*r < 0 || *r > 1<<30) {
 		return nil, c.errAt("min_reserved_space_mb", "[agent] min_reserved_space_mb %d: want 0 or more MiB (default 0)", *r)
@@ -260,6 +262,15 @@ func CheckGroupName(name string) error {
 	return nil
 }
 
+// CheckAlertPercent refuses a low-space trigger that is not above 0 and
+// at most 50 percent of the retention volume.
+func CheckAlertPercent(p float64) error {
+	if !(p > 0 && p <= 50) {
+		return fmt.Errorf("alert_threshold_percent %v: want a percentage of the retention volume above 0 and at most 50 (default 5)", p)
+	}
+	return nil
+}
+
 // parseInterval reads a consistency interval: "" or "0" is none, else a
 // duration of at least a minute.
 func parseInterval(s string) (time.Duration, error) {
@@ -292,8 +303,8 @@ func (c *FileConfig) policy(ps ...PairPolicy) (policy, *keyErr) {
 	}
 	for _, q := range append([]PairPolicy{c.Defaults}, ps...) {
 		if p := q.AlertThresholdPercent; p != nil {
-			if !(*p > 0 && *p <= 50) {
-				return out, &keyErr{"alert_threshold_percent", fmt.Errorf("alert_threshold_percent %v: want a percentage of the retention volume above 0 and at most 50 (default 5)", *p)}
+			if err := CheckAlertPercent(*p); err != nil {
+				return out, &keyErr{"alert_threshold_percent", err}
 			}
 			out.alert = *p
 		}
