@@ -60,6 +60,7 @@ type ProtectDefaults struct {
 	SizeCapMB      int64  // 0: none
 	OnFull         string // purge | pause
 	RPOThreshold   time.Duration
+	AlertPercent   float64 // the low-space trigger, % of the retention volume
 }
 
 // UntrustedError is a process server's certificate seen for the first
@@ -107,6 +108,7 @@ type ProtectRequest struct {
 	SizeCapMB           string            // "" keeps the [defaults]; "0" none
 	OnFull              string            // purge | pause; "" keeps the [defaults]
 	RPOThreshold        string            // "15m"; "" keeps the [defaults]
+	AlertPercent        string            // "5"; "" keeps the [defaults]
 	ConsistencyInterval string            // "15m"; "0" none
 }
 
@@ -155,6 +157,7 @@ const (
 	polCap
 	polOnFull
 	polRPO
+	polAlert
 	polInterval
 	polRows
 )
@@ -258,12 +261,15 @@ func (m *Model) openProtect() tea.Cmd {
 	if def.OnFull != "pause" {
 		def.OnFull = "purge"
 	}
+	if def.AlertPercent <= 0 {
+		def.AlertPercent = 5
+	}
 	p := protectPage{addr: newInput("Address:         "), pass: newInput("Passphrase file: "), chosen: map[string]bool{}, def: def}
 	p.addr.SetValue(def.Addr)
 	p.pass.SetValue(def.PassFile)
 	p.addr.Placeholder = "HOST:PORT (port 9443 when left out)"
 	p.pass.Placeholder = "/etc/mtconsole/passphrase (mode 0600)"
-	labels := [polRows]string{"Group name:        ", "Retention value:   ", "", "Size cap MB:       ", "", "RPO threshold:     ", "Consistency every: "}
+	labels := [polRows]string{"Group name:        ", "Retention value:   ", "", "Size cap MB:       ", "", "RPO threshold:     ", "Alert at % free:   ", "Consistency every: "}
 	for i := range p.pol {
 		p.pol[i] = newInput(labels[i])
 	}
@@ -278,6 +284,7 @@ func (m *Model) openProtect() tea.Cmd {
 	p.pol[polCap].SetValue(strconv.FormatInt(def.SizeCapMB, 10))
 	p.pause = def.OnFull == "pause"
 	p.pol[polRPO].SetValue(units.ConfigDuration(def.RPOThreshold))
+	p.pol[polAlert].SetValue(strconv.FormatFloat(def.AlertPercent, 'f', -1, 64))
 	p.pol[polInterval].SetValue("15m")
 	m.prot = p
 	m.prot.setWidth(max(m.w-30, 10))
@@ -533,6 +540,11 @@ func (m *Model) protRequest() ProtectRequest {
 	if r := strings.TrimSpace(p.pol[polRPO].Value()); r != "" {
 		if d, err := time.ParseDuration(r); err != nil || d != p.def.RPOThreshold {
 			req.RPOThreshold = r
+		}
+	}
+	if a := strings.TrimSpace(p.pol[polAlert].Value()); a != "" {
+		if v, err := strconv.ParseFloat(a, 64); err != nil || v != p.def.AlertPercent {
+			req.AlertPercent = a
 		}
 	}
 	unit, per := "h", time.Hour
@@ -905,7 +917,7 @@ func (m *Model) protView(w, h int) string {
 			}
 		}
 		out = append(out, "")
-		out = append(out, wrap(" ", "Size cap 0: none. The consistency interval asks the process server for a tag common to all the group's disks that often (0: none).", w)...)
+		out = append(out, wrap(" ", "Size cap 0: none. Alert: the retention volume is low below this % free (the group purges or pauses). The consistency interval asks the process server for a tag common to all the group's disks that often (0: none).", w)...)
 	case protReview:
 		var lines []string
 		if p.plan != nil && len(p.plan.Refusals) > 0 {

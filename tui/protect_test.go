@@ -454,17 +454,17 @@ type fakeRemove struct {
 // by value: 72 hours is the [defaults]' 3 days.
 func TestProtectPolicyFromDefaults(t *testing.T) {
 	fp := &fakeProtector{defaults: &ProtectDefaults{Addr: "ps01.example.com:9443", PassFile: "/etc/mtconsole/passphrase",
-		Retention: 72 * time.Hour, SizeCapMB: 0, OnFull: "purge", RPOThreshold: time.Minute}}
+		Retention: 72 * time.Hour, SizeCapMB: 0, OnFull: "purge", RPOThreshold: time.Minute, AlertPercent: 7}}
 	m := protFx(t, 80, 24, fp)
 	protectTo(m, protPolicy)
 	s := screenText(t, m)
-	for _, w := range []string{"Retention value:   3", "( ) hours  (•) days", "RPO threshold:     1m", "Size cap MB:       0", "(•) purge  ( ) pause"} {
+	for _, w := range []string{"Retention value:   3", "( ) hours  (•) days", "RPO threshold:     1m", "Size cap MB:       0", "(•) purge  ( ) pause", "Alert at % free:   7"} {
 		if !strings.Contains(s, w) {
 			t.Errorf("the policy form lacks %q:\n%s", w, s)
 		}
 	}
 	drive(m, press(m, "enter"))
-	if req := fp.lastPlan(); req.Retention != "" || req.RPOThreshold != "" || req.SizeCapMB != "" || req.OnFull != "" || req.ConsistencyInterval != "15m" {
+	if req := fp.lastPlan(); req.Retention != "" || req.RPOThreshold != "" || req.SizeCapMB != "" || req.OnFull != "" || req.AlertPercent != "" || req.ConsistencyInterval != "15m" {
 		t.Fatalf("unchanged policy: request %+v, want the [defaults] left to inherit", req)
 	}
 	// 72 hours, 60s: the same values, still inherited; a changed RPO is
@@ -482,5 +482,18 @@ func TestProtectPolicyFromDefaults(t *testing.T) {
 	drive(m, press(m, "enter"))
 	if req := fp.lastPlan(); req.Retention != "" || req.RPOThreshold != "5m" {
 		t.Fatalf("RPO 5m: request %+v", req)
+	}
+	// 7.0 is the [defaults]' 7; 20 is the group's own.
+	press(m, "esc", "down", "down", "down", "down", "down", "down", "ctrl+u")
+	typeText(m, "7.0")
+	drive(m, press(m, "enter"))
+	if req := fp.lastPlan(); req.AlertPercent != "" {
+		t.Fatalf("alert 7.0: request %+v, want the [defaults]", req)
+	}
+	press(m, "esc", "down", "down", "down", "down", "down", "down", "ctrl+u")
+	typeText(m, "20")
+	drive(m, press(m, "enter"))
+	if req := fp.lastPlan(); req.AlertPercent != "20" {
+		t.Fatalf("alert 20: request %+v", req)
 	}
 }
