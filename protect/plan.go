@@ -136,6 +136,9 @@ type PlannedPair struct {
 	Target     string `json:"target"`
 	Size       int64  `json:"size_bytes"`
 	TargetSize int64  `json:"target_bytes"`
+	// AppConsistentInterval is the source's, as the process server
+	// reports it ("" none reported).
+	AppConsistentInterval string `json:"app_consistent_interval"`
 }
 
 // Plan is a checked protection: the new agent.toml.
@@ -270,7 +273,7 @@ func MakePlan(ctx context.Context, path string, req Request, o Options) (*Plan, 
 		if ids[id] || (groups[id] && id != req.Group) {
 			id = req.Group + "-" + disk
 		}
-		p.Pairs = append(p.Pairs, PlannedPair{ID: id, Disk: disk, Target: target, Size: src.Size, TargetSize: v.Size})
+		p.Pairs = append(p.Pairs, PlannedPair{ID: id, Disk: disk, Target: target, Size: src.Size, TargetSize: v.Size, AppConsistentInterval: src.AppConsistentInterval})
 	}
 	if len(refs) > 0 {
 		return nil, &RefusedError{Path: path, Refusals: refs}
@@ -490,6 +493,7 @@ func (p *Plan) Summary() string {
 		ci = ""
 	}
 	pol("consistency interval", ci, "none")
+	fmt.Fprintf(&b, "  %-21s %s\n", "app-consistent", p.appConsistent())
 	return b.String()
 }
 
@@ -506,4 +510,25 @@ func (p *Plan) Diff() string {
 // Percent is an alert threshold for people: "5 %", "2.5 %".
 func Percent(p float64) string {
 	return strconv.FormatFloat(p, 'f', -1, 64) + " %"
+}
+
+// appConsistent is the planned disks' application-consistent interval as
+// the process server reports it: one for all, or each disk's.
+func (p *Plan) appConsistent() string {
+	same := true
+	for _, q := range p.Pairs {
+		same = same && q.AppConsistentInterval == p.Pairs[0].AppConsistentInterval
+	}
+	if len(p.Pairs) == 0 || same {
+		iv := ""
+		if len(p.Pairs) > 0 {
+			iv = p.Pairs[0].AppConsistentInterval
+		}
+		return AppConsistentText(iv)
+	}
+	var parts []string
+	for _, q := range p.Pairs {
+		parts = append(parts, q.Disk+" "+AppConsistentText(q.AppConsistentInterval))
+	}
+	return strings.Join(parts, "; ")
 }

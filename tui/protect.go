@@ -80,6 +80,9 @@ type PSDisk struct {
 	BlockSize uint32
 	// Paired is the pair that protects it already, "" when none.
 	Paired string
+	// AppConsistent is the source's application-consistent interval as
+	// the process server reports it ("1h"; "" none reported).
+	AppConsistent string
 }
 
 // PSDiscovery is what a process server said of itself.
@@ -852,7 +855,7 @@ func (m *Model) protView(w, h int) string {
 			first = ", first use"
 		}
 		out = append(out, wrap(" ", fmt.Sprintf("Process server %s (%s), certificate %s%s. Choose the disks to protect:", d.Addr, d.HostName, d.Fingerprint, first), w)...)
-		out = append(out, m.st.Bold.Render(cut(fmt.Sprintf("     %-3s %-12s %10s %6s  %s", "", "DISK", "SIZE", "BLOCK", "STATUS"), w)))
+		out = append(out, m.st.Bold.Render(cut(fmt.Sprintf("     %-3s %-12s %10s %6s  %-5s %s", "", "DISK", "SIZE", "BLOCK", "APP", "STATUS"), w)))
 		rows := max(h-len(out)-3, 3)
 		start := max(p.cur-rows+1, 0)
 		for i := start; i < len(d.Disks) && i < start+rows; i++ {
@@ -864,7 +867,11 @@ func (m *Model) protView(w, h int) string {
 			if x.Paired != "" {
 				box, status = " - ", "already protected (pair "+x.Paired+")"
 			}
-			line := row(i, fmt.Sprintf("%s %-12s %10s %6d  %s", box, x.Name, bytesText(x.Size), x.BlockSize, status))
+			app := x.AppConsistent
+			if app == "" {
+				app = "none"
+			}
+			line := row(i, fmt.Sprintf("%s %-12s %10s %6d  %-5s %s", box, x.Name, bytesText(x.Size), x.BlockSize, app, status))
 			if x.Paired != "" {
 				line = m.st.Dim.Render(line)
 			}
@@ -879,7 +886,7 @@ func (m *Model) protView(w, h int) string {
 				n++
 			}
 		}
-		out = append(out, "", m.st.Dim.Render(cut(fmt.Sprintf(" %d of %d chosen · space toggles", n, len(d.Disks)), w)))
+		out = append(out, "", m.st.Dim.Render(cut(fmt.Sprintf(" %d of %d chosen · space toggles · APP: app-consistent tags (process server)", n, len(d.Disks)), w)))
 	case protMap:
 		out = append(out, wrap(" ", "Each disk goes to a disk of this host, which will be overwritten: suggested are free disks that fit.", w)...)
 		for ri, r := range p.mapRows() {

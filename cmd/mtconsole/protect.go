@@ -300,7 +300,7 @@ func printListing(w io.Writer, l *protect.Listing) {
 		if !g.Declared {
 			kind = "pair of its own"
 		}
-		fmt.Fprintf(w, "\n%s (%s, consistency interval %s)\n", g.Name, kind, ci)
+		fmt.Fprintf(w, "\n%s (%s, consistency interval %s)\n  app-consistent: %s\n", g.Name, kind, ci, g.AppConsistent)
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "  PAIR\tDISK\tTARGET\tSTATE\tHEALTH\tRETENTION\tCAP MB\tON FULL\tRPO THRESHOLD\tALERT")
 		for _, p := range g.Pairs {

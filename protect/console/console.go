@@ -112,7 +112,7 @@ func (c *Protector) Discover(ctx context.Context, addr, passFile, trust string) 
 	}
 	out := &tui.PSDiscovery{Addr: d.Addr, HostName: d.HostName, Fingerprint: d.Fingerprint.String(), FirstUse: d.FirstUse}
 	for _, x := range d.Disks {
-		out.Disks = append(out.Disks, tui.PSDisk{Name: x.Name, Size: x.Size, BlockSize: x.BlockSize, Paired: paired[x.Name]})
+		out.Disks = append(out.Disks, tui.PSDisk{Name: x.Name, Size: x.Size, BlockSize: x.BlockSize, Paired: paired[x.Name], AppConsistent: x.AppConsistentInterval})
 	}
 	return out, nil
 }
@@ -190,7 +190,7 @@ func (c *Protector) Plan(ctx context.Context, r tui.ProtectRequest) (*tui.Protec
 		req.Policy.AlertThresholdPercent = &v
 	}
 	for _, d := range r.Disks {
-		req.Disks = append(req.Disks, protect.Disk{Name: d.Name, Size: d.Size, BlockSize: d.BlockSize})
+		req.Disks = append(req.Disks, protect.Disk{Name: d.Name, Size: d.Size, BlockSize: d.BlockSize, AppConsistentInterval: d.AppConsistent})
 	}
 	if c.file() != nil {
 		req.PSAddr = r.Addr
