@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"github.com/mtconsole/mtconsole/internal/units"
 	"io/fs"
 	"net"
 	"os"
@@ -58,6 +59,20 @@ type Disk struct {
 	Name      string `json:"name"`
 	Size      int64  `json:"size_bytes"`
 	BlockSize uint32 `json:"block_size"`
+	// AppConsistentInterval is how often the source host takes an
+	// application-consistent tag, as the process server reports it
+	// ("1h"; "" none reported).
+	AppConsistentInterval string `json:"app_consistent_interval"`
+}
+
+// AppConsistentText says an application-consistent interval as the
+// process server reported it: "every 1h (reported by the process server)"
+// or "none reported".
+func AppConsistentText(interval string) string {
+	if interval == "" {
+		return "none reported"
+	}
+	return "every " + interval + " (reported by the process server)"
 }
 
 // Discovery is what a process server said of itself.
@@ -159,7 +174,11 @@ func Discover(ctx context.Context, s Server) (*Discovery, error) {
 	conn.Close()
 	out := &Discovery{Addr: addr, HostID: sess.Peer.HostID, HostName: sess.Peer.HostName, Fingerprint: sess.ServerCert, FirstUse: !first.IsZero()}
 	for _, x := range disks {
-		out.Disks = append(out.Disks, Disk{Name: x.Name, Size: x.Size, BlockSize: x.BlockSize})
+		d := Disk{Name: x.Name, Size: x.Size, BlockSize: x.BlockSize}
+		if x.AppConsistentInterval > 0 {
+			d.AppConsistentInterval = units.ConfigDuration(x.AppConsistentInterval)
+		}
+		out.Disks = append(out.Disks, d)
 	}
 	return out, nil
 }

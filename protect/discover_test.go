@@ -37,7 +37,11 @@ func startPS(t *testing.T, key wire.Key) *psRig {
 		if err := os.WriteFile(p, make([]byte, size), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		disks = append(disks, ps.DiskConfig{Name: name, Path: p})
+		var app time.Duration
+		if name == "sda" {
+			app = 60 * time.Minute // its source host takes app-consistent tags hourly
+		}
+		disks = append(disks, ps.DiskConfig{Name: name, Path: p, AppConsistentInterval: app})
 	}
 	if disks[0].Name != "sda" {
 		disks[0], disks[1] = disks[1], disks[0]
@@ -95,7 +99,8 @@ func TestDiscoverFirstUse(t *testing.T) {
 		t.Fatalf("asked %v, first use %v, fingerprint %v; want %v once", asked, d.FirstUse, d.Fingerprint, r.fp)
 	}
 	if d.HostName != "web01-source" || d.HostID != "ps-1" || len(d.Disks) != 2 ||
-		d.Disks[0] != (protect.Disk{Name: "sda", Size: 1 << 20, BlockSize: 4096}) || d.Disks[1].Name != "sdb" || d.Disks[1].Size != 2<<20 {
+		d.Disks[0] != (protect.Disk{Name: "sda", Size: 1 << 20, BlockSize: 4096, AppConsistentInterval: "1h"}) || d.Disks[1].Name != "sdb" || d.Disks[1].Size != 2<<20 ||
+		d.Disks[1].AppConsistentInterval != "" {
 		t.Fatalf("discovery %+v", d)
 	}
 	st, err := wire.OpenTrustStore(trust)

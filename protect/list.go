@@ -4,6 +4,8 @@ import (
 	"github.com/mtconsole/mtconsole/internal/units"
 	"os"
 	"path/filepath"
+	"strings"
+	"time"
 
 	"github.com/mtconsole/mtconsole/replication/agent"
 	"github.com/mtconsole/mtconsole/replication/agent/api"
@@ -21,27 +23,41 @@ type Listing struct {
 // ListedGroup is a protected machine: a [[group]], or a pair in none
 // (a group of its own, named by its id).
 type ListedGroup struct {
-	Name                string       `json:"name"`
-	Declared            bool         `json:"declared"` // a [[group]] table
-	ConsistencyInterval string       `json:"consistency_interval,omitempty"`
-	Pairs               []ListedPair `json:"pairs"`
+	Name                string `json:"name"`
+	Declared            bool   `json:"declared"` // a [[group]] table
+	ConsistencyInterval string `json:"consistency_interval,omitempty"`
+	// AppConsistent is the group's application-consistent interval as
+	// the process server reports it, for people: "every 1h (reported by
+	// the process server)", "none reported", or not known without an
+	// agent connected.
+	AppConsistent string       `json:"app_consistent"`
+	Pairs         []ListedPair `json:"pairs"`
 }
 
 // ListedPair is a pair with its effective policy (defaults, then its
 // group's, then its own: the agent's reading) and live state.
 type ListedPair struct {
-	ID           string  `json:"id"`
-	Disk         string  `json:"disk"`
-	Target       string  `json:"target"`
-	Retention    string  `json:"retention"`
-	SizeCapMB    int64   `json:"size_cap_mb"`
-	OnFull       string  `json:"on_full"`
-	RPOThreshold string  `json:"rpo_threshold"`
-	State        string  `json:"state,omitempty"`  // from the agent: Queued, Resync Step I, ...
-	Health       string  `json:"health,omitempty"` // from the agent
-	Reason       string  `json:"reason,omitempty"`
-	RPOSeconds   float64 `json:"rpo_seconds,omitempty"`
-	Running      bool    `json:"running"` // the agent runs this pair
+	ID           string `json:"id"`
+	Disk         string `json:"disk"`
+	Target       string `json:"target"`
+	Retention    string `json:"retention"`
+	SizeCapMB    int64  `json:"size_cap_mb"`
+	OnFull       string `json:"on_full"`
+	RPOThreshold string `json:"rpo_threshold"`
+	// AlertThresholdPercent is the low-space trigger of its group, in
+	// percent of the retention volume.
+	AlertThresholdPercent float64 `json:"alert_threshold_percent"`
+	State                 string  `json:"state,omitempty"`  // from the agent: Queued, Resync Step I, ...
+	Health                string  `json:"health,omitempty"` // from the agent
+	Reason                string  `json:"reason,omitempty"`
+	RPOSeconds            float64 `json:"rpo_seconds,omitempty"`
+	Running               bool    `json:"running"` // the agent runs this pair
+	// AppConsistentInterval is the source's application-consistent
+	// interval as the process server reports it ("1h"; "" none
+	// reported); AppConsistentKnown is false without a running agent
+	// connected to the process server.
+	AppConsistentInterval string `json:"app_consistent_interval"`
+	AppConsistentKnown    bool   `json:"app_consistent_known"`
 }
 
 // List reads the agent.toml at path; st, when not nil, is the running
@@ -76,11 +92,20 @@ func List(path string, st *api.Status) (*Listing, error) {
 			l.Groups = append(l.Groups, ListedGroup{Name: p.Group})
 		}
 		lp := ListedPair{ID: p.ID, Disk: p.Disk, Target: p.Target, Retention: units.ConfigDuration(p.Policy.Window), SizeCapMB: p.Policy.SizeCap >> 20,
-			OnFull: string(p.Policy.OnFull), RPOThreshold: units.ConfigDuration(p.RPOThreshold)}
+			OnFull: string(p.Policy.OnFull), RPOThreshold: units.ConfigDuration(p.RPOThreshold), AlertThresholdPercent: p.AlertPercent}
 		if s, ok := live[p.ID]; ok {
 			lp.Running, lp.State, lp.Health, lp.Reason, lp.RPOSeconds = true, s.State, s.Health, s.Reason, s.RPOSeconds
+			if a := s.AppConsistentSeconds; a != nil {
+				lp.AppConsistentKnown = true
+				if *a > 0 {
+					lp.AppConsistentInterval = units.ConfigDuration(time.Duration(*a * float64(time.Second)))
+				}
+			}
 		}
 		l.Groups[i].Pairs = append(l.Groups[i].Pairs, lp)
+	}
+	for i := range l.Groups {
+		l.Groups[i].AppConsistent = appConsistentListed(l.Groups[i].Pairs)
 	}
 	return l, nil
 }
@@ -103,4 +128,30 @@ func Defaults() (journalDir, retentionDir, trustStore string, err error) {
 		return "", "", "", err
 	}
 	return fc.Agent.JournalDir, fc.Agent.RetentionDir, fc.Agent.TrustStore, nil
+}
+
+// appConsistentListed is a group's application-consistent interval for
+// people: one for all its pairs, or each pair's.
+func appConsistentListed(ps []ListedPair) string {
+	text := func(p ListedPair) string {
+		if !p.AppConsistentKnown {
+			return "not known (no agent connected to the process server)"
+		}
+		return AppConsistentText(p.AppConsistentInterval)
+	}
+	if len(ps) == 0 {
+		return text(ListedPair{})
+	}
+	same := true
+	for _, p := range ps {
+		same = same && text(p) == text(ps[0])
+	}
+	if same {
+		return text(ps[0])
+	}
+	var parts []string
+	for _, p := range ps {
+		parts = append(parts, p.Disk+" "+text(p))
+	}
+	return strings.Join(parts, "; ")
 }

@@ -79,6 +79,9 @@ type Policy struct {
 	SizeCapMB    *int64 `json:"size_cap_mb,omitempty"`
 	OnFull       string `json:"on_full,omitempty"` // purge | pause
 	RPOThreshold string `json:"rpo_threshold,omitempty"`
+	// AlertThresholdPercent is the group's low-space trigger, in percent
+	// of the retention volume (above 0, at most 50).
+	AlertThresholdPercent *float64 `json:"alert_threshold_percent,omitempty"`
 }
 
 // Fresh is what a host without agent.toml needs to get one: the process
@@ -133,6 +136,9 @@ type PlannedPair struct {
 	Target     string `json:"target"`
 	Size       int64  `json:"size_bytes"`
 	TargetSize int64  `json:"target_bytes"`
+	// AppConsistentInterval is the source's, as the process server
+	// reports it ("" none reported).
+	AppConsistentInterval string `json:"app_consistent_interval"`
 }
 
 // Plan is a checked protection: the new agent.toml.
@@ -267,7 +273,7 @@ func MakePlan(ctx context.Context, path string, req Request, o Options) (*Plan, 
 		if ids[id] || (groups[id] && id != req.Group) {
 			id = req.Group + "-" + disk
 		}
-		p.Pairs = append(p.Pairs, PlannedPair{ID: id, Disk: disk, Target: target, Size: src.Size, TargetSize: v.Size})
+		p.Pairs = append(p.Pairs, PlannedPair{ID: id, Disk: disk, Target: target, Size: src.Size, TargetSize: v.Size, AppConsistentInterval: src.AppConsistentInterval})
 	}
 	if len(refs) > 0 {
 		return nil, &RefusedError{Path: path, Refusals: refs}
@@ -367,6 +373,9 @@ func (p *Plan) text(req Request) []byte {
 		fmt.Fprintf(&b, "size_cap_mb = %d\n", *p.Policy.SizeCapMB)
 	}
 	kv(&b, "on_full", p.Policy.OnFull)
+	if a := p.Policy.AlertThresholdPercent; a != nil {
+		fmt.Fprintf(&b, "alert_threshold_percent = %s\n", strconv.FormatFloat(*a, 'f', -1, 64))
+	}
 	for _, q := range p.Pairs {
 		b.WriteString("\n[[pair]]\n")
 		kv(&b, "disk", q.Disk)
@@ -474,11 +483,17 @@ func (p *Plan) Summary() string {
 	pol("size cap", capMB, defCap)
 	pol("on full", p.Policy.OnFull, string(e.Policy.OnFull))
 	pol("RPO threshold", p.Policy.RPOThreshold, units.ConfigDuration(e.RPOThreshold))
+	alert := ""
+	if a := p.Policy.AlertThresholdPercent; a != nil {
+		alert = Percent(*a)
+	}
+	pol("alert threshold", alert, Percent(e.AlertPercent))
 	ci := p.ConsistencyInterval
 	if ci == "0" {
 		ci = ""
 	}
 	pol("consistency interval", ci, "none")
+	fmt.Fprintf(&b, "  %-21s %s\n", "app-consistent", p.appConsistent())
 	return b.String()
 }
 
@@ -490,4 +505,30 @@ func (p *Plan) Diff() string {
 		oldName = "/dev/null"
 	}
 	return udiff.Unified(oldName, p.Path, string(p.Old), string(p.New))
+}
+
+// Percent is an alert threshold for people: "5 %", "2.5 %".
+func Percent(p float64) string {
+	return strconv.FormatFloat(p, 'f', -1, 64) + " %"
+}
+
+// appConsistent is the planned disks' application-consistent interval as
+// the process server reports it: one for all, or each disk's.
+func (p *Plan) appConsistent() string {
+	same := true
+	for _, q := range p.Pairs {
+		same = same && q.AppConsistentInterval == p.Pairs[0].AppConsistentInterval
+	}
+	if len(p.Pairs) == 0 || same {
+		iv := ""
+		if len(p.Pairs) > 0 {
+			iv = p.Pairs[0].AppConsistentInterval
+		}
+		return AppConsistentText(iv)
+	}
+	var parts []string
+	for _, q := range p.Pairs {
+		parts = append(parts, q.Disk+" "+AppConsistentText(q.AppConsistentInterval))
+	}
+	return strings.Join(parts, "; ")
 }

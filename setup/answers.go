@@ -53,6 +53,7 @@ const AnswersVersion = 1
 //	    size_cap_mb: 0
 //	    on_full: purge
 //	    rpo_threshold: 15m
+//	    alert_threshold_percent: 5   # retention volume low below this % free (above 0, at most 50)
 //	    consistency_interval: 15m
 //	    overwrite: [sdd]             # typed confirmation for disks holding a file system
 type Answers struct {
@@ -95,16 +96,19 @@ type ProtectAnswer struct {
 	PassphraseFile string `yaml:"passphrase_file,omitempty"`
 	// TrustFingerprint trusts a first-seen process server's certificate
 	// (SHA256:...); without it only an already pinned one is accepted.
-	TrustFingerprint    string            `yaml:"trust_fingerprint,omitempty"`
-	Map                 map[string]string `yaml:"map,flow"`
-	Retention           string            `yaml:"retention,omitempty"`
-	SizeCapMB           *int64            `yaml:"size_cap_mb,omitempty"`
-	OnFull              string            `yaml:"on_full,omitempty"`
-	RPOThreshold        string            `yaml:"rpo_threshold,omitempty"`
-	ConsistencyInterval string            `yaml:"consistency_interval,omitempty"`
-	Overwrite           []string          `yaml:"overwrite,flow,omitempty"`
-	AllowFiles          bool              `yaml:"allow_files,omitempty"`
-	AllowNoSCSIID       bool              `yaml:"allow_no_scsi_id,omitempty"`
+	TrustFingerprint string            `yaml:"trust_fingerprint,omitempty"`
+	Map              map[string]string `yaml:"map,flow"`
+	Retention        string            `yaml:"retention,omitempty"`
+	SizeCapMB        *int64            `yaml:"size_cap_mb,omitempty"`
+	OnFull           string            `yaml:"on_full,omitempty"`
+	RPOThreshold     string            `yaml:"rpo_threshold,omitempty"`
+	// AlertThresholdPercent is the group's low-space trigger (percent of
+	// the retention volume).
+	AlertThresholdPercent *float64 `yaml:"alert_threshold_percent,omitempty"`
+	ConsistencyInterval   string   `yaml:"consistency_interval,omitempty"`
+	Overwrite             []string `yaml:"overwrite,flow,omitempty"`
+	AllowFiles            bool     `yaml:"allow_files,omitempty"`
+	AllowNoSCSIID         bool     `yaml:"allow_no_scsi_id,omitempty"`
 	// Line is the entry's line in the answers file (0: not from a file).
 	Line int `yaml:"-"`
 }
@@ -356,6 +360,21 @@ func (p *answersParser) protect(n *yaml.Node, k string) []ProtectAnswer {
 					}
 					return nil
 				})
+			},
+			"alert_threshold_percent": func(n *yaml.Node, k string) {
+				if !p.scalar(n, k, "a percentage such as 5") {
+					return
+				}
+				v, err := strconv.ParseFloat(n.Value, 64)
+				if err != nil || (n.Tag != "!!int" && n.Tag != "!!float") {
+					p.bad(n, k, fmt.Sprintf("%q is not a number: want a percentage of the retention volume such as 5", n.Value))
+					return
+				}
+				if err := agent.CheckAlertPercent(v); err != nil {
+					p.bad(n, k, err.Error())
+					return
+				}
+				pa.AlertThresholdPercent = &v
 			},
 			"consistency_interval": func(n *yaml.Node, k string) {
 				duration(n, k, &pa.ConsistencyInterval, func(s string) error {

@@ -59,7 +59,7 @@ func TestAnswersErrors(t *testing.T) {
 		{"protect no group, no map", "version: 1\nprotect:\n  - ps: ps:9443\n", []string{"a.yaml:3: protect[0]: group: missing", "a.yaml:3: protect[0]: map: missing"}},
 		{"protect bad group", "version: 1\nprotect:\n  - group: web 01\n    map: {sda: /dev/sdc}\n", []string{`a.yaml:3: protect[0].group: name "web 01": ' ' is not allowed`}},
 		{"protect group twice", "version: 1\nprotect:\n  - group: web01\n    map: {sda: /dev/sdc}\n  - group: web01\n    map: {sdb: /dev/sdd}\n", []string{`a.yaml:5: protect[1].group: group "web01" is protected twice`}},
-		{"protect unknown key", "version: 1\nprotect:\n  - group: web01\n    map: {sda: /dev/sdc}\n    retension: 3d\n", []string{"a.yaml:5: protect[0].retension: unknown key (known here: allow_files, allow_no_scsi_id, consistency_interval, group, map"}},
+		{"protect unknown key", "version: 1\nprotect:\n  - group: web01\n    map: {sda: /dev/sdc}\n    retension: 3d\n", []string{"a.yaml:5: protect[0].retension: unknown key (known here: alert_threshold_percent, allow_files, allow_no_scsi_id, consistency_interval, group, map"}},
 		{"protect map not a map", "version: 1\nprotect:\n  - group: web01\n    map: sda=/dev/sdc\n", []string{"a.yaml:4: protect[0].map: want source disks to targets"}},
 		{"protect map target twice", "version: 1\nprotect:\n  - group: web01\n    map:\n      sda: /dev/sdc\n      sdb: /dev/sdc\n", []string{"a.yaml:6: protect[0].map.sdb: target /dev/sdc is given for sda too"}},
 		{"protect map disk twice", "version: 1\nprotect:\n  - group: web01\n    map:\n      sda: /dev/sdc\n      sda: /dev/sdd\n", []string{"a.yaml:"}},
@@ -68,6 +68,9 @@ func TestAnswersErrors(t *testing.T) {
 		{"protect bad on_full", "version: 1\nprotect:\n  - group: web01\n    map: {sda: /dev/sdc}\n    on_full: explode\n", []string{"a.yaml:5: protect[0].on_full:"}},
 		{"protect negative cap", "version: 1\nprotect:\n  - group: web01\n    map: {sda: /dev/sdc}\n    size_cap_mb: -5\n", []string{"a.yaml:5: protect[0].size_cap_mb: must not be negative"}},
 		{"protect bad rpo", "version: 1\nprotect:\n  - group: web01\n    map: {sda: /dev/sdc}\n    rpo_threshold: soon\n", []string{`a.yaml:5: protect[0].rpo_threshold: "soon": want a duration`}},
+		{"protect alert threshold 0", "version: 1\nprotect:\n  - group: web01\n    map: {sda: /dev/sdc}\n    alert_threshold_percent: 0\n", []string{`a.yaml:5: protect[0].alert_threshold_percent: alert_threshold_percent 0: want a percentage of the retention volume above 0 and at most 50`}},
+		{"protect alert threshold 60", "version: 1\nprotect:\n  - group: web01\n    map: {sda: /dev/sdc}\n    alert_threshold_percent: 60\n", []string{`a.yaml:5: protect[0].alert_threshold_percent: alert_threshold_percent 60: want`}},
+		{"protect alert threshold text", "version: 1\nprotect:\n  - group: web01\n    map: {sda: /dev/sdc}\n    alert_threshold_percent: high\n", []string{`a.yaml:5: protect[0].alert_threshold_percent: "high" is not a number`}},
 		{"protect short interval", "version: 1\nprotect:\n  - group: web01\n    map: {sda: /dev/sdc}\n    consistency_interval: 10s\n", []string{`a.yaml:5: protect[0].consistency_interval: "10s": want a duration of at least 1m`}},
 		{"protect overwrite not a target", "version: 1\nprotect:\n  - group: web01\n    map: {sda: /dev/sdc}\n    overwrite: [sdd]\n", []string{`a.yaml:3: protect[0].overwrite: "sdd" is not a target of map`}},
 		{"protect secret", "version: 1\nprotect:\n  - group: web01\n    map: {sda: /dev/sdc}\n    passphrase: hunter2hunter2\n", []string{"a.yaml:5: protect[0].passphrase: no secrets"}},
@@ -113,6 +116,7 @@ protect:
     size_cap_mb: 0
     on_full: purge
     rpo_threshold: 15m
+    alert_threshold_percent: 7.5
     consistency_interval: 15m
     overwrite: [sdd]
   - group: db01
@@ -133,11 +137,11 @@ protect:
 	if w.Group != "web01" || w.PS != "ps.example.com:9443" || w.PassphraseFile != "/etc/mtconsole/passphrase" || w.TrustFingerprint != "SHA256:abc" ||
 		len(w.Map) != 2 || w.Map["sda"] != "/dev/disk/by-id/scsi-3600a" || w.Map["sdb"] != "/dev/sdd" || w.Retention != "3d" ||
 		w.SizeCapMB == nil || *w.SizeCapMB != 0 || w.OnFull != "purge" || w.RPOThreshold != "15m" || w.ConsistencyInterval != "15m" ||
-		strings.Join(w.Overwrite, ",") != "sdd" || w.AllowFiles || w.Line != 3 {
+		strings.Join(w.Overwrite, ",") != "sdd" || w.AllowFiles || w.Line != 3 || w.AlertThresholdPercent == nil || *w.AlertThresholdPercent != 7.5 {
 		t.Errorf("web01 %+v", w)
 	}
 	d := a.Protect[1]
-	if d.Group != "db01" || d.Map["sdc"] != "/dev/sde" || d.SizeCapMB != nil || d.ConsistencyInterval != "0" || !d.AllowFiles || !d.AllowNoSCSIID || d.Line != 14 {
+	if d.Group != "db01" || d.Map["sdc"] != "/dev/sde" || d.SizeCapMB != nil || d.ConsistencyInterval != "0" || !d.AllowFiles || !d.AllowNoSCSIID || d.Line != 15 || d.AlertThresholdPercent != nil {
 		t.Errorf("db01 %+v", d)
 	}
 	b, err := a.Marshal()

@@ -60,6 +60,7 @@ type ProtectDefaults struct {
 	SizeCapMB      int64  // 0: none
 	OnFull         string // purge | pause
 	RPOThreshold   time.Duration
+	AlertPercent   float64 // the low-space trigger, % of the retention volume
 }
 
 // UntrustedError is a process server's certificate seen for the first
@@ -79,6 +80,9 @@ type PSDisk struct {
 	BlockSize uint32
 	// Paired is the pair that protects it already, "" when none.
 	Paired string
+	// AppConsistent is the source's application-consistent interval as
+	// the process server reports it ("1h"; "" none reported).
+	AppConsistent string
 }
 
 // PSDiscovery is what a process server said of itself.
@@ -107,6 +111,7 @@ type ProtectRequest struct {
 	SizeCapMB           string            // "" keeps the [defaults]; "0" none
 	OnFull              string            // purge | pause; "" keeps the [defaults]
 	RPOThreshold        string            // "15m"; "" keeps the [defaults]
+	AlertPercent        string            // "5"; "" keeps the [defaults]
 	ConsistencyInterval string            // "15m"; "0" none
 }
 
@@ -155,6 +160,7 @@ const (
 	polCap
 	polOnFull
 	polRPO
+	polAlert
 	polInterval
 	polRows
 )
@@ -258,12 +264,15 @@ func (m *Model) openProtect() tea.Cmd {
 	if def.OnFull != "pause" {
 		def.OnFull = "purge"
 	}
+	if def.AlertPercent <= 0 {
+		def.AlertPercent = 5
+	}
 	p := protectPage{addr: newInput("Address:         "), pass: newInput("Passphrase file: "), chosen: map[string]bool{}, def: def}
 	p.addr.SetValue(def.Addr)
 	p.pass.SetValue(def.PassFile)
 	p.addr.Placeholder = "HOST:PORT (port 9443 when left out)"
 	p.pass.Placeholder = "/etc/mtconsole/passphrase (mode 0600)"
-	labels := [polRows]string{"Group name:        ", "Retention value:   ", "", "Size cap MB:       ", "", "RPO threshold:     ", "Consistency every: "}
+	labels := [polRows]string{"Group name:        ", "Retention value:   ", "", "Size cap MB:       ", "", "RPO threshold:     ", "Alert at % free:   ", "Consistency every: "}
 	for i := range p.pol {
 		p.pol[i] = newInput(labels[i])
 	}
@@ -278,6 +287,7 @@ func (m *Model) openProtect() tea.Cmd {
 	p.pol[polCap].SetValue(strconv.FormatInt(def.SizeCapMB, 10))
 	p.pause = def.OnFull == "pause"
 	p.pol[polRPO].SetValue(units.ConfigDuration(def.RPOThreshold))
+	p.pol[polAlert].SetValue(strconv.FormatFloat(def.AlertPercent, 'f', -1, 64))
 	p.pol[polInterval].SetValue("15m")
 	m.prot = p
 	m.prot.setWidth(max(m.w-30, 10))
@@ -533,6 +543,11 @@ func (m *Model) protRequest() ProtectRequest {
 	if r := strings.TrimSpace(p.pol[polRPO].Value()); r != "" {
 		if d, err := time.ParseDuration(r); err != nil || d != p.def.RPOThreshold {
 			req.RPOThreshold = r
+		}
+	}
+	if a := strings.TrimSpace(p.pol[polAlert].Value()); a != "" {
+		if v, err := strconv.ParseFloat(a, 64); err != nil || v != p.def.AlertPercent {
+			req.AlertPercent = a
 		}
 	}
 	unit, per := "h", time.Hour
@@ -840,7 +855,7 @@ func (m *Model) protView(w, h int) string {
 			first = ", first use"
 		}
 		out = append(out, wrap(" ", fmt.Sprintf("Process server %s (%s), certificate %s%s. Choose the disks to protect:", d.Addr, d.HostName, d.Fingerprint, first), w)...)
-		out = append(out, m.st.Bold.Render(cut(fmt.Sprintf("     %-3s %-12s %10s %6s  %s", "", "DISK", "SIZE", "BLOCK", "STATUS"), w)))
+		out = append(out, m.st.Bold.Render(cut(fmt.Sprintf("     %-3s %-12s %10s %6s  %-5s %s", "", "DISK", "SIZE", "BLOCK", "APP", "STATUS"), w)))
 		rows := max(h-len(out)-3, 3)
 		start := max(p.cur-rows+1, 0)
 		for i := start; i < len(d.Disks) && i < start+rows; i++ {
@@ -852,7 +867,11 @@ func (m *Model) protView(w, h int) string {
 			if x.Paired != "" {
 				box, status = " - ", "already protected (pair "+x.Paired+")"
 			}
-			line := row(i, fmt.Sprintf("%s %-12s %10s %6d  %s", box, x.Name, bytesText(x.Size), x.BlockSize, status))
+			app := x.AppConsistent
+			if app == "" {
+				app = "none"
+			}
+			line := row(i, fmt.Sprintf("%s %-12s %10s %6d  %-5s %s", box, x.Name, bytesText(x.Size), x.BlockSize, app, status))
 			if x.Paired != "" {
 				line = m.st.Dim.Render(line)
 			}
@@ -867,7 +886,7 @@ func (m *Model) protView(w, h int) string {
 				n++
 			}
 		}
-		out = append(out, "", m.st.Dim.Render(cut(fmt.Sprintf(" %d of %d chosen · space toggles", n, len(d.Disks)), w)))
+		out = append(out, "", m.st.Dim.Render(cut(fmt.Sprintf(" %d of %d chosen · space toggles · APP: app-consistent tags (process server)", n, len(d.Disks)), w)))
 	case protMap:
 		out = append(out, wrap(" ", "Each disk goes to a disk of this host, which will be overwritten: suggested are free disks that fit.", w)...)
 		for ri, r := range p.mapRows() {
@@ -905,7 +924,7 @@ func (m *Model) protView(w, h int) string {
 			}
 		}
 		out = append(out, "")
-		out = append(out, wrap(" ", "Size cap 0: none. The consistency interval asks the process server for a tag common to all the group's disks that often (0: none).", w)...)
+		out = append(out, wrap(" ", "Size cap 0: none. Alert: the retention volume is low below this % free (the group purges or pauses). The consistency interval asks the process server for a tag common to all the group's disks that often (0: none).", w)...)
 	case protReview:
 		var lines []string
 		if p.plan != nil && len(p.plan.Refusals) > 0 {

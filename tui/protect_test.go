@@ -56,7 +56,7 @@ func (f *fakeProtector) Discover(_ context.Context, addr, pass, trust string) (*
 		return nil, &UntrustedError{Addr: addr, Fingerprint: fxFingerprint, TrustStore: "/var/lib/mtconsole/known_process_servers"}
 	}
 	return &PSDiscovery{Addr: addr, HostName: "web01", Fingerprint: fxFingerprint, FirstUse: f.untrusted, Disks: []PSDisk{
-		{Name: "sda", Size: 64 << 30, BlockSize: 512},
+		{Name: "sda", Size: 64 << 30, BlockSize: 512, AppConsistent: "1h"},
 		{Name: "sdb", Size: 32 << 30, BlockSize: 512},
 		{Name: "sdc", Size: 16 << 30, BlockSize: 4096, Paired: "web01-sdc"},
 	}}, nil
@@ -115,6 +115,11 @@ func (f *fakeProtector) Plan(_ context.Context, req ProtectRequest) (*ProtectPla
 		return v
 	}
 	fmt.Fprintf(&sum, "  retention             %s\n  on full               %s\n", or(req.Retention), or(req.OnFull))
+	for _, d := range req.Disks {
+		if _, ok := req.Map[d.Name]; ok && d.AppConsistent != "" {
+			fmt.Fprintf(&sum, "  app-consistent        %s every %s (reported by the process server)\n", d.Name, d.AppConsistent)
+		}
+	}
 	return &ProtectPlan{Summary: sum.String(), Diff: diff.String(), Pairs: pairs}, nil
 }
 
@@ -454,17 +459,17 @@ type fakeRemove struct {
 // by value: 72 hours is the [defaults]' 3 days.
 func TestProtectPolicyFromDefaults(t *testing.T) {
 	fp := &fakeProtector{defaults: &ProtectDefaults{Addr: "ps01.example.com:9443", PassFile: "/etc/mtconsole/passphrase",
-		Retention: 72 * time.Hour, SizeCapMB: 0, OnFull: "purge", RPOThreshold: time.Minute}}
+		Retention: 72 * time.Hour, SizeCapMB: 0, OnFull: "purge", RPOThreshold: time.Minute, AlertPercent: 7}}
 	m := protFx(t, 80, 24, fp)
 	protectTo(m, protPolicy)
 	s := screenText(t, m)
-	for _, w := range []string{"Retention value:   3", "( ) hours  (•) days", "RPO threshold:     1m", "Size cap MB:       0", "(•) purge  ( ) pause"} {
+	for _, w := range []string{"Retention value:   3", "( ) hours  (•) days", "RPO threshold:     1m", "Size cap MB:       0", "(•) purge  ( ) pause", "Alert at % free:   7"} {
 		if !strings.Contains(s, w) {
 			t.Errorf("the policy form lacks %q:\n%s", w, s)
 		}
 	}
 	drive(m, press(m, "enter"))
-	if req := fp.lastPlan(); req.Retention != "" || req.RPOThreshold != "" || req.SizeCapMB != "" || req.OnFull != "" || req.ConsistencyInterval != "15m" {
+	if req := fp.lastPlan(); req.Retention != "" || req.RPOThreshold != "" || req.SizeCapMB != "" || req.OnFull != "" || req.AlertPercent != "" || req.ConsistencyInterval != "15m" {
 		t.Fatalf("unchanged policy: request %+v, want the [defaults] left to inherit", req)
 	}
 	// 72 hours, 60s: the same values, still inherited; a changed RPO is
@@ -482,5 +487,43 @@ func TestProtectPolicyFromDefaults(t *testing.T) {
 	drive(m, press(m, "enter"))
 	if req := fp.lastPlan(); req.Retention != "" || req.RPOThreshold != "5m" {
 		t.Fatalf("RPO 5m: request %+v", req)
+	}
+	// 7.0 is the [defaults]' 7; 20 is the group's own.
+	press(m, "esc", "down", "down", "down", "down", "down", "down", "ctrl+u")
+	typeText(m, "7.0")
+	drive(m, press(m, "enter"))
+	if req := fp.lastPlan(); req.AlertPercent != "" {
+		t.Fatalf("alert 7.0: request %+v, want the [defaults]", req)
+	}
+	press(m, "esc", "down", "down", "down", "down", "down", "down", "ctrl+u")
+	typeText(m, "20")
+	drive(m, press(m, "enter"))
+	if req := fp.lastPlan(); req.AlertPercent != "20" {
+		t.Fatalf("alert 20: request %+v", req)
+	}
+}
+
+// The disk step shows each disk's application-consistent interval as the
+// process server reports it ("none" when it reports none), and the
+// request carries it to the plan, whose review shows it.
+func TestProtectAppConsistentShown(t *testing.T) {
+	fp := &fakeProtector{}
+	m := protFx(t, 80, 24, fp)
+	protectTo(m, protDisks)
+	s := screenText(t, m)
+	for _, w := range []string{"APP", "sda", "1h", "none", "already protected (pair web01-sdc)"} {
+		if !strings.Contains(s, w) {
+			t.Errorf("the disk step lacks %q:\n%s", w, s)
+		}
+	}
+	press(m, "space", "down", "space")
+	drive(m, press(m, "enter"))
+	press(m, "down", "down")
+	typeText(m, "sde")
+	drive(m, m.protInputChanged())
+	drive(m, press(m, "enter"))
+	drive(m, press(m, "enter"))
+	if s := screenText(t, m); m.prot.step != protReview || !strings.Contains(s, "app-consistent        sda every 1h (reported by the process server)") {
+		t.Fatalf("review, step %d:\n%s", m.prot.step, s)
 	}
 }

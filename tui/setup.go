@@ -64,6 +64,10 @@ type SetupOptions struct {
 	// LogPath is where actions' output is appended; "": <Root>/var/log/mtconsole/setup.log.
 	// Not used in a dry run.
 	LogPath string
+	// Protector, when set, makes p on the summary ("Protect now", after
+	// an install) open the console's Protect screen over the wizard;
+	// leaving it comes back to the summary. Nil: p says how to protect.
+	Protector Protector
 }
 
 // StateFile is where the wizard records the step in progress and its
@@ -151,8 +155,11 @@ type SetupModel struct {
 	// protectHint shows, on the summary after an install, how to protect
 	// a machine (p).
 	protectHint bool
-	note        string
-	noteErr     bool
+	// prot is the console's Protect screen opened from the summary (p),
+	// while open.
+	prot    *Model
+	note    string
+	noteErr bool
 
 	shown *suShown // the last screen drawn
 }
@@ -385,6 +392,9 @@ func (m *SetupModel) runVSphere() tea.Cmd {
 
 // Update implements tea.Model.
 func (m *SetupModel) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
+	if m.prot != nil {
+		return m, m.protUpdate(msg)
+	}
 	if m.hcm != nil {
 		switch msg := msg.(type) {
 		case tea.WindowSizeMsg:
@@ -505,9 +515,12 @@ func (m *SetupModel) setNote(isErr bool, s string) { m.note, m.noteErr = s, isEr
 // View implements tea.Model.
 func (m *SetupModel) View() tea.View {
 	var v tea.View
-	if m.hcm != nil {
+	switch {
+	case m.prot != nil:
+		v = m.prot.View()
+	case m.hcm != nil:
 		v = m.hcm.View()
-	} else {
+	default:
 		v = tea.NewView(m.render())
 	}
 	v.AltScreen = true
@@ -570,4 +583,45 @@ func (m *SetupModel) rootNote() string {
 		return ""
 	}
 	return fmt.Sprintf(" (under %s)", m.o.Root)
+}
+
+// openProtect opens the console's Protect screen over the summary, as n
+// does on the dashboard: the same Protector, the same steps.
+func (m *SetupModel) openProtect() tea.Cmd {
+	pm := New(m.ctx, Options{Protector: m.o.Protector, Host: m.o.Host, NoColor: m.o.NoColor, Now: m.o.Now})
+	// New makes a console without Actions read-only; the Protect screen
+	// needs none, only the wizard's own rule.
+	pm.o.ReadOnly, pm.o.ReadOnlyReason = m.o.ReadOnly, m.o.ReadOnlyReason
+	pm.Update(tea.WindowSizeMsg{Width: m.w, Height: m.h})
+	cmd := pm.openProtect()
+	if pm.screen != screenProtect {
+		m.setNote(true, pm.note)
+		return nil
+	}
+	m.prot, m.protectHint = pm, false
+	return cmd
+}
+
+// protUpdate gives msg to the Protect screen; when it leaves (esc on its
+// first step, or enter once the pairs started), the summary is back with
+// the screen's last note. The wizard's own jobs keep their answers.
+func (m *SetupModel) protUpdate(msg tea.Msg) tea.Cmd {
+	switch msg := msg.(type) {
+	case tea.WindowSizeMsg:
+		m.w, m.h = msg.Width, msg.Height
+		m.input.SetWidth(max(m.w-50, 20))
+	case suJobLineMsg, suJobDoneMsg, suChecksMsg, suCustomMsg, suVSphereMsg, suReviewMsg:
+		return m.handle(msg)
+	}
+	_, cmd := m.prot.Update(msg)
+	if m.prot.screen == screenProtect {
+		return cmd
+	}
+	note, isErr := m.prot.note, m.prot.noteErr
+	m.prot = nil
+	if note == "" {
+		note = "back from Protect"
+	}
+	m.setNote(isErr, note)
+	return nil
 }

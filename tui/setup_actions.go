@@ -477,7 +477,9 @@ func (m *SetupModel) jobDone(j *suJob, err error) tea.Cmd {
 			m.installed = true
 			if rerr := os.Remove(m.o.StatePath); rerr == nil || errors.Is(rerr, fs.ErrNotExist) {
 				note := "installed; the wizard's state file is removed: the setup is done"
-				if m.a.Role != setup.RolePS {
+				if m.a.Role != setup.RolePS && m.o.Protector != nil {
+					note = "installed, the setup is done (state file removed) · p: protect a machine now"
+				} else if m.a.Role != setup.RolePS {
 					note += " · p: how to protect a machine"
 				}
 				m.setNote(false, note)

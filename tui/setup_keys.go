@@ -266,8 +266,7 @@ func (m *SetupModel) stepKeys() []action.Binding {
 			{Keys: []string{"a", "enter"}, Label: "a", Help: apply, Dangerous: true, Run: m.askInstall},
 			{Keys: []string{"r", "f5"}, Label: "r/F5", Help: "plan again", NoFooter: true,
 				Run: func() tea.Cmd { m.review = nil; return m.buildReview() }},
-			{Keys: []string{"p"}, Help: "how to protect a machine", Disabled: m.protectHintDisabled,
-				Run: func() tea.Cmd { m.protectHint = !m.protectHint; return nil }},
+			m.protectKey(),
 			move("scroll"),
 		}
 	}
@@ -339,4 +338,14 @@ func (m *SetupModel) helpLines(w int) []string {
 		out = append(out, cut(" "+l, w))
 	}
 	return out
+}
+
+// protectKey is p on the summary: with a Protector, "protect now" opens
+// the Protect screen; without one it says how to protect a machine.
+func (m *SetupModel) protectKey() action.Binding {
+	if m.o.Protector != nil {
+		return action.Binding{Keys: []string{"p"}, Help: "protect now", Dangerous: true, Disabled: m.protectHintDisabled, Run: m.openProtect}
+	}
+	return action.Binding{Keys: []string{"p"}, Help: "how to protect a machine", Disabled: m.protectHintDisabled,
+		Run: func() tea.Cmd { m.protectHint = !m.protectHint; return nil }}
 }

@@ -241,6 +241,10 @@ func TestGoldenSetup(t *testing.T) {
 			suPress(t, m, "enter", "enter", "enter", "enter", "enter", "enter", "a", "y")
 			waitJob(t, m)
 		}},
+		{"summary_protect_now", "vmware-good", &a, func(t *testing.T, m *SetupModel, _ *suFx) {
+			suPress(t, m, "enter", "enter", "enter", "enter", "enter", "enter", "a", "y")
+			waitJob(t, m)
+		}},
 		{"summary_refused", "vmware-good", nil, func(t *testing.T, m *SetupModel, _ *suFx) {
 			suPress(t, m, "enter", "enter", "enter", "enter", "enter", "enter")
 		}},
@@ -252,6 +256,9 @@ func TestGoldenSetup(t *testing.T) {
 			t.Run(fmt.Sprintf("%s/%dx%d", c.name, sz.w, sz.h), func(t *testing.T) {
 				fx := newSetupFx(t, c.host, c.answers)
 				fx.o.DryRun = c.name == "summary_dry_run"
+				if c.name == "summary_protect_now" {
+					fx.o.Protector = &fakeProtector{}
+				}
 				if c.name == "vsphere_checks" {
 					fx.o.Answers.VSphere = &struct {
 						Address      string `yaml:"address"`
@@ -725,5 +732,44 @@ func TestSetupProtectNow(t *testing.T) {
 	suPress(t, d, "p")
 	if d.protectHint || !strings.Contains(d.note, "a dry run installed nothing") {
 		t.Fatalf("p after a dry run: hint %v, note %q", d.protectHint, d.note)
+	}
+}
+
+// With a Protector, p on the summary after an install opens the Protect
+// screen (the dashboard's n: the same steps, the same Protector); esc on
+// its first step comes back to the summary, and so does enter once the
+// new pairs started, with the screen's note.
+func TestSetupProtectNowOpensProtect(t *testing.T) {
+	a := mtAnswers(t)
+	fx := newSetupFx(t, "vmware-good", &a)
+	fp := &fakeProtector{}
+	fx.o.Protector = fp
+	m := fx.model(t, 80, 24)
+	suPress(t, m, "enter", "enter", "enter", "enter", "enter", "enter", "p")
+	if m.prot != nil || !strings.Contains(m.note, "install first") {
+		t.Fatalf("p before the install: open %v, note %q", m.prot != nil, m.note)
+	}
+	suPress(t, m, "a", "y")
+	waitJob(t, m)
+	if !strings.Contains(m.note, "p: protect a machine now") {
+		t.Errorf("note after the install %q", m.note)
+	}
+	suPress(t, m, "p")
+	if s := suText(t, m, fx.root); m.prot == nil || !strings.Contains(s, "Protect › 1 Process server") || !strings.Contains(s, "ps01.example.com:9443") {
+		t.Fatalf("p did not open the Protect screen:\n%s", s)
+	}
+	suPress(t, m, "esc")
+	if s := suText(t, m, fx.root); m.prot != nil || m.step != suSummary || !strings.Contains(s, "Summary: what the install changes") {
+		t.Fatalf("esc on step 1: open %v, step %d:\n%s", m.prot != nil, m.step, s)
+	}
+	// the whole way: connect, choose sda, its suggested target, the
+	// policy as it is, apply; enter on the progress comes back
+	suPress(t, m, "p", "enter", "space", "enter", "enter", "enter", "enter")
+	if m.prot == nil || m.prot.prot.step != protProgress || fp.applied != 1 {
+		t.Fatalf("not applied: open %v, applied %d\n%s", m.prot != nil, fp.applied, suText(t, m, fx.root))
+	}
+	suPress(t, m, "enter")
+	if s := suText(t, m, fx.root); m.prot != nil || m.step != suSummary || !strings.Contains(m.note, "protected sda") {
+		t.Fatalf("enter on the progress: open %v, note %q:\n%s", m.prot != nil, m.note, s)
 	}
 }

@@ -44,8 +44,8 @@ func dryDiff(t *testing.T, out string) string {
 func TestInstallProtectSameAsCLI(t *testing.T) {
 	h := newProtectHost(t)
 	orig, _ := os.ReadFile(h.conf)
-	policy := "    retention: 3d\n    size_cap_mb: 0\n    on_full: pause\n    rpo_threshold: 20m\n    consistency_interval: 15m\n    allow_files: true\n"
-	flags := []string{"--retention", "3d", "--size-cap-mb", "0", "--on-full", "pause", "--rpo-threshold", "20m", "--consistency-interval", "15m", "--allow-files",
+	policy := "    retention: 3d\n    size_cap_mb: 0\n    on_full: pause\n    rpo_threshold: 20m\n    alert_threshold_percent: 12.5\n    consistency_interval: 15m\n    allow_files: true\n"
+	flags := []string{"--retention", "3d", "--size-cap-mb", "0", "--on-full", "pause", "--rpo-threshold", "20m", "--alert-threshold-percent", "12.5", "--consistency-interval", "15m", "--allow-files",
 		"--trust-fingerprint", h.fp.String()}
 
 	// with agent.toml: both written
@@ -65,7 +65,7 @@ func TestInstallProtectSameAsCLI(t *testing.T) {
 	}
 	cli, _ := os.ReadFile(cliConf)
 	ans, _ := os.ReadFile(filepath.Join(rootAns, "etc/mtconsole/agent.toml"))
-	if string(cli) == string(orig) || string(cli) != string(ans) {
+	if string(cli) == string(orig) || string(cli) != string(ans) || !strings.Contains(string(cli), "\nalert_threshold_percent = 12.5\n") {
 		t.Fatalf("agent.toml differs:\nCLI:\n%s\nanswers:\n%s", cli, ans)
 	}
 	if b, _ := os.ReadFile(filepath.Join(rootAns, "etc/mtconsole/agent.toml.bak")); string(b) != string(orig) {

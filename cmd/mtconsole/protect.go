@@ -31,6 +31,7 @@ type protectFlags struct {
 	retention, onFull, rpo, interval, trustFP               string
 	journalDir, retentionDir, trustStore                    string
 	sizeCap                                                 int64
+	alert                                                   float64
 	allowFiles, allowNoSCSI, dryRun, asJSON, yes            bool
 }
 
@@ -69,7 +70,9 @@ certificate is refused, showing both fingerprints.
 --json prints the discovery, the plan and the result (or the refusals).
 
 Policy: --retention 24h|3d|"3 days", --size-cap-mb N (0: none), --on-full
-purge|pause, --rpo-threshold 15m; --consistency-interval 15m asks the process
+purge|pause, --rpo-threshold 15m, --alert-threshold-percent 5 (the retention
+volume is low below this % free: the group's pairs purge or pause; on a
+volume shared by groups, each measures against its own); --consistency-interval 15m asks the process
 server for a crash-consistent tag across the group's disks that often.
 Left out, they take agent.toml's [defaults].
 ` + protectExitHelp,
@@ -89,6 +92,7 @@ Left out, they take agent.toml's [defaults].
 	fl.Int64Var(&f.sizeCap, "size-cap-mb", 0, "retention size cap in MB (0: none)")
 	fl.StringVar(&f.onFull, "on-full", "", "when retention is full: purge or pause")
 	fl.StringVar(&f.rpo, "rpo-threshold", "", "alert when the RPO passes this: 15m")
+	fl.Float64Var(&f.alert, "alert-threshold-percent", 0, "the retention volume is low below this % free (above 0, at most 50; default: agent.toml's, 5)")
 	fl.StringVar(&f.interval, "consistency-interval", "", "a crash-consistent tag across the group's disks this often: 15m (0: none)")
 	fl.BoolVar(&f.allowFiles, "allow-files", false, "allow regular files as targets (demos and tests)")
 	fl.BoolVar(&f.allowNoSCSI, "allow-no-scsi-id", false, "allow targets without a stable SCSI id")
@@ -125,6 +129,12 @@ func runProtect(cmd *cobra.Command, f protectFlags) error {
 		JournalDir: f.journalDir, RetentionDir: f.retentionDir, TrustStore: f.trustStore}
 	if fl.Changed("size-cap-mb") {
 		k.Policy.SizeCapMB = &f.sizeCap
+	}
+	if fl.Changed("alert-threshold-percent") {
+		if err := agent.CheckAlertPercent(f.alert); err != nil {
+			return usageError{fmt.Errorf("--alert-threshold-percent: %w", err)}
+		}
+		k.Policy.AlertThresholdPercent = &f.alert
 	}
 	if f.overwrite != "" {
 		k.Overwrite = strings.Split(f.overwrite, ",")
@@ -290,15 +300,15 @@ func printListing(w io.Writer, l *protect.Listing) {
 		if !g.Declared {
 			kind = "pair of its own"
 		}
-		fmt.Fprintf(w, "\n%s (%s, consistency interval %s)\n", g.Name, kind, ci)
+		fmt.Fprintf(w, "\n%s (%s, consistency interval %s)\n  app-consistent: %s\n", g.Name, kind, ci, g.AppConsistent)
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "  PAIR\tDISK\tTARGET\tSTATE\tHEALTH\tRETENTION\tCAP MB\tON FULL\tRPO THRESHOLD")
+		fmt.Fprintln(tw, "  PAIR\tDISK\tTARGET\tSTATE\tHEALTH\tRETENTION\tCAP MB\tON FULL\tRPO THRESHOLD\tALERT")
 		for _, p := range g.Pairs {
 			state, health := p.State, p.Health
 			if !p.Running {
 				state, health = "-", "-"
 			}
-			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", p.ID, p.Disk, p.Target, state, health, p.Retention, p.SizeCapMB, p.OnFull, p.RPOThreshold)
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", p.ID, p.Disk, p.Target, state, health, p.Retention, p.SizeCapMB, p.OnFull, p.RPOThreshold, protect.Percent(p.AlertThresholdPercent))
 		}
 		tw.Flush()
 	}

@@ -33,7 +33,7 @@ func TestConsoleProtector(t *testing.T) {
 			reloads = append(reloads, socket)
 			return nil, api.ErrNoAgent
 		}}
-	if d := c.Defaults(); d != (tui.ProtectDefaults{Addr: h.addr, PassFile: h.pass, Retention: 24 * time.Hour, OnFull: "purge", RPOThreshold: 15 * time.Minute}) {
+	if d := c.Defaults(); d != (tui.ProtectDefaults{Addr: h.addr, PassFile: h.pass, Retention: 24 * time.Hour, OnFull: "purge", RPOThreshold: 15 * time.Minute, AlertPercent: 5}) {
 		t.Fatalf("defaults %+v, want agent.toml's %q %q and the agent's own policy", d, h.addr, h.pass)
 	}
 	trust := filepath.Join(h.etc, "known_process_servers")
@@ -219,25 +219,26 @@ func TestConsoleProtectScreenDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	withDefaults := strings.Replace(string(conf), "[[pair]]", "[defaults]\nrpo_threshold = \"1m\"\nretention = \"3 days\"\nsize_cap_mb = 64\non_full = \"pause\"\n\n[[pair]]", 1)
+	withDefaults := strings.Replace(string(conf), "[[pair]]", "[defaults]\nrpo_threshold = \"1m\"\nretention = \"3 days\"\nsize_cap_mb = 64\non_full = \"pause\"\nalert_threshold_percent = 12.5\n\n[[pair]]", 1)
 	if err := os.WriteFile(h.conf, []byte(withDefaults), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	c := &console.Protector{Config: h.conf, Socket: h.sock, AllowFiles: true}
-	if d := c.Defaults(); d != (tui.ProtectDefaults{Addr: h.addr, PassFile: h.pass, Retention: 72 * time.Hour, SizeCapMB: 64, OnFull: "pause", RPOThreshold: time.Minute}) {
+	if d := c.Defaults(); d != (tui.ProtectDefaults{Addr: h.addr, PassFile: h.pass, Retention: 72 * time.Hour, SizeCapMB: 64, OnFull: "pause", RPOThreshold: time.Minute, AlertPercent: 12.5}) {
 		t.Fatalf("defaults %+v", d)
 	}
 	m := tui.New(t.Context(), tui.Options{Actions: noActions{}, NoColor: true, Host: "mt01", Protector: c})
 	m.Update(tea.WindowSizeMsg{Width: 80, Height: 24})
 	keys(m, "n", "enter", "y", "space", "enter", h.big, "enter")
 	s := screen(m)
-	for _, w := range []string{"Retention value:   3", "( ) hours  (•) days", "Size cap MB:       64", "( ) purge  (•) pause", "RPO threshold:     1m"} {
+	for _, w := range []string{"Retention value:   3", "( ) hours  (•) days", "Size cap MB:       64", "( ) purge  (•) pause", "RPO threshold:     1m", "Alert at % free:   12.5"} {
 		if !strings.Contains(s, w) {
 			t.Errorf("the policy form lacks %q:\n%s", w, s)
 		}
 	}
 	keys(m, "enter")
-	if s := screen(m); !strings.Contains(s, "retention             the [defaults] (72h)") || !strings.Contains(s, "RPO threshold         the [defaults] (1m)") {
+	if s := screen(m); !strings.Contains(s, "retention             the [defaults] (72h)") || !strings.Contains(s, "RPO threshold         the [defaults] (1m)") ||
+		!strings.Contains(s, "alert threshold       the [defaults] (12.5 %)") {
 		t.Errorf("review: the retention is not the [defaults]':\n%s", s)
 	}
 	keys(m, "enter")
@@ -253,7 +254,7 @@ func TestConsoleProtectScreenDefaults(t *testing.T) {
 	if !ok || !strings.Contains(group, `name = "web01"`) {
 		t.Fatalf("no [[group]] web01:\n%s", b)
 	}
-	for _, k := range []string{"rpo_threshold", "retention", "size_cap_mb", "on_full"} {
+	for _, k := range []string{"rpo_threshold", "retention", "size_cap_mb", "on_full", "alert_threshold_percent"} {
 		if strings.Contains(group, k) {
 			t.Errorf("the [[group]] sets %s, the [defaults] unchanged:\n%s", k, group)
 		}

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/mtconsole/mtconsole/internal/testutil"
 	"github.com/mtconsole/mtconsole/protect"
@@ -63,7 +64,11 @@ func newProtectHostDisks(t *testing.T, disks ...string) *protectHost {
 			t.Fatal(err)
 		}
 		h.src[name] = src
-		served = append(served, ps.DiskConfig{Name: name, Path: src})
+		var app time.Duration
+		if i == 0 {
+			app = time.Hour // the first disk's source host reports app-consistent tags hourly
+		}
+		served = append(served, ps.DiskConfig{Name: name, Path: src, AppConsistentInterval: app})
 	}
 	os.MkdirAll(h.etc, 0o700)
 	const passphrase = "a passphrase for the protect tests"
@@ -131,7 +136,8 @@ func TestProtectDryRun(t *testing.T) {
 	out := mustRun(t, h.args("--map", "sda="+h.big, "--retention", "3d", "--dry-run")...)
 	testutil.SameTree(t, h.etc, before)
 	for _, w := range []string{"process server " + h.addr + " (web01): 1 disk, certificate " + h.fp.String() + ", first use",
-		"protect web01: 1 disk", "+++ " + h.conf, "+[[group]]", "+name = \"web01\"", "+retention = \"3d\"", "+target = \"" + h.big + "\"", "dry run: nothing written"} {
+		"protect web01: 1 disk", "+++ " + h.conf, "+[[group]]", "+name = \"web01\"", "+retention = \"3d\"", "+target = \"" + h.big + "\"", "dry run: nothing written",
+		"app-consistent        every 1h (reported by the process server)", "alert threshold       the [defaults] (5 %)"} {
 		if !strings.Contains(out, w) {
 			t.Errorf("output lacks %q:\n%s", w, out)
 		}
@@ -144,7 +150,7 @@ func TestProtectDryRun(t *testing.T) {
 func TestProtectJSON(t *testing.T) {
 	h := newProtectHost(t)
 	old, _ := os.ReadFile(h.conf)
-	out := mustRun(t, h.args("--map", "sda="+h.big, "--consistency-interval", "15m", "--size-cap-mb", "0", "--json")...)
+	out := mustRun(t, h.args("--map", "sda="+h.big, "--consistency-interval", "15m", "--size-cap-mb", "0", "--alert-threshold-percent", "12", "--json")...)
 	var r struct {
 		DryRun        bool `json:"dry_run"`
 		ProcessServer struct {
@@ -155,12 +161,14 @@ func TestProtectJSON(t *testing.T) {
 			Disks       []struct {
 				Name string `json:"name"`
 				Size int64  `json:"size_bytes"`
+				App  string `json:"app_consistent_interval"`
 			} `json:"disks"`
 		} `json:"process_server"`
 		Plan struct {
 			Group string `json:"group"`
 			Pairs []struct {
 				ID, Disk, Target string
+				App              string `json:"app_consistent_interval"`
 			} `json:"pairs"`
 		} `json:"plan"`
 		Result struct {
@@ -176,6 +184,7 @@ func TestProtectJSON(t *testing.T) {
 	if r.DryRun || r.ProcessServer.Address != h.addr || r.ProcessServer.HostName != "web01" || r.ProcessServer.Fingerprint != h.fp.String() ||
 		!r.ProcessServer.FirstUse || len(r.ProcessServer.Disks) != 1 || r.ProcessServer.Disks[0].Size != 1<<20 ||
 		r.Plan.Group != "web01" || len(r.Plan.Pairs) != 1 || r.Plan.Pairs[0].Target != h.big ||
+		r.ProcessServer.Disks[0].App != "1h" || r.Plan.Pairs[0].App != "1h" ||
 		!r.Result.Written || r.Result.Backup != h.conf+".bak" || r.Result.Agent || r.Result.Note != protect.NoAgentNote {
 		t.Fatalf("report %+v\n%s", r, out)
 	}
@@ -202,11 +211,14 @@ func TestProtectJSON(t *testing.T) {
 	}
 	if l.Agent || len(l.Groups) != 2 || l.Groups[0].Name != "web01" || !l.Groups[0].Declared || l.Groups[0].ConsistencyInterval != "15m" ||
 		len(l.Groups[0].Pairs) != 1 || l.Groups[0].Pairs[0].Disk != "sda" || l.Groups[0].Pairs[0].Running ||
-		l.Groups[1].Name != "old" || l.Groups[1].Declared {
+		l.Groups[1].Name != "old" || l.Groups[1].Declared ||
+		l.Groups[0].Pairs[0].AlertThresholdPercent != 12 || l.Groups[1].Pairs[0].AlertThresholdPercent != agent.DefaultAlertPercent {
 		t.Fatalf("listing %+v", l)
 	}
 	out = mustRun(t, "protection", "list", "--config", h.conf)
-	if !strings.Contains(out, "web01 (group, consistency interval 15m)") || !strings.Contains(out, "no agent answers") {
+	if !strings.Contains(out, "web01 (group, consistency interval 15m)") || !strings.Contains(out, "no agent answers") ||
+		!strings.Contains(out, "ALERT") || !strings.Contains(out, "12 %") ||
+		!strings.Contains(out, "app-consistent: not known (no agent connected to the process server)") {
 		t.Errorf("list:\n%s", out)
 	}
 }
@@ -247,6 +259,11 @@ func TestProtectRefused(t *testing.T) {
 		if b, _ := os.ReadFile(h.conf); string(b) != string(conf) {
 			t.Fatalf("%v: agent.toml changed", args)
 		}
+	}
+	_, _, err = run(t, h.args("--map", "sda="+h.big, "--alert-threshold-percent", "60")...)
+	wantErr(t, err, true, "--alert-threshold-percent: alert_threshold_percent 60: want a percentage of the retention volume above 0 and at most 50")
+	if b, _ := os.ReadFile(h.conf); string(b) != string(conf) {
+		t.Fatal("--alert-threshold-percent 60: agent.toml changed")
 	}
 	_, _, err = run(t, "protect", "--config", h.conf, "--group", "x", "--map", "bad")
 	wantErr(t, err, true, "--map", "DISK=TARGET")

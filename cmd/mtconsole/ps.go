@@ -29,6 +29,7 @@ type psFlags struct {
 	workload string
 	scan     time.Duration
 	chunk    int
+	app      time.Duration
 }
 
 func newPSCmd() *cobra.Command {
@@ -60,6 +61,7 @@ SIGINT or SIGTERM stop the server (exit 0).`,
 	c.Flags().StringVar(&f.workload, "workload", "", "write a generated workload to every disk: seed=1,rate=100,size=65536,seq,crash=10s,app=60s,writes=N")
 	c.Flags().DurationVar(&f.scan, "scan-interval", 10*time.Second, "without --workload, find changes by hashing the source this often (0: off)")
 	c.Flags().IntVar(&f.chunk, "chunk-size", 1<<20, "resync and hash chunk size in bytes")
+	c.Flags().DurationVar(&f.app, "app-consistent-interval", 0, "how often the source host takes application-consistent tags, reported to master targets (e.g. 1h; 0: none)")
 	return c
 }
 
@@ -78,7 +80,10 @@ func runPS(ctx context.Context, out io.Writer, f psFlags) error {
 			return usageError{fmt.Errorf("--disk %s=%s: the name %s is already given to %s; give each disk its own name", name, path, name, p)}
 		}
 		paths[name] = path
-		disks = append(disks, ps.DiskConfig{Name: name, Path: path})
+		disks = append(disks, ps.DiskConfig{Name: name, Path: path, AppConsistentInterval: f.app})
+	}
+	if f.app < 0 || f.app%time.Second != 0 {
+		return usageError{fmt.Errorf("--app-consistent-interval %v: want whole seconds such as 1h, or 0 for none", f.app)}
 	}
 	if err := ps.CheckChunkSize(f.chunk); err != nil {
 		return usageError{fmt.Errorf("--chunk-size: %w", err)}

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"github.com/mtconsole/mtconsole/protect/console"
+	"github.com/mtconsole/mtconsole/replication/agent/api"
 	"os"
 	"path/filepath"
 	"strings"
@@ -116,6 +118,10 @@ func setupOptions(root string, a setup.Answers, answersFile string, dryRun bool,
 		}
 	}
 	o.Custom = func() (*setup.Custom, error) { return setup.HostCustom(root) }
+	// "Protect now" on the summary: the console's Protect screen, on the
+	// tree's agent.toml and disks.
+	pEnv := o.Env
+	o.Protector = &console.Protector{Config: underRootPath(root, "/etc/mtconsole/agent.toml"), Socket: underRootPath(root, api.DefaultSocket), Env: &pEnv}
 	// read-only: the readiness checks pin no certificate and cache no
 	// session either (decided now: the hook must not read a copy of o
 	// that its caller changes afterwards)
@@ -166,4 +172,12 @@ func vsphereReadiness(ctx context.Context, root string, a setup.Answers, dryRun 
 		}
 	}
 	return append([]setup.Check{conn}, failback.Checks(checks)...), nil
+}
+
+// underRootPath is p below root ("/": p itself).
+func underRootPath(root, p string) string {
+	if root == "" || root == "/" {
+		return p
+	}
+	return filepath.Join(root, p)
 }

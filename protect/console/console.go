@@ -76,6 +76,7 @@ func (c *Protector) Defaults() tui.ProtectDefaults {
 	}
 	pol, rpo := fc.DefaultPolicy()
 	d.Retention, d.SizeCapMB, d.OnFull, d.RPOThreshold = pol.Window, pol.SizeCap>>20, string(pol.OnFull), rpo
+	d.AlertPercent = fc.DefaultAlert()
 	return d
 }
 
@@ -111,7 +112,7 @@ func (c *Protector) Discover(ctx context.Context, addr, passFile, trust string) 
 	}
 	out := &tui.PSDiscovery{Addr: d.Addr, HostName: d.HostName, Fingerprint: d.Fingerprint.String(), FirstUse: d.FirstUse}
 	for _, x := range d.Disks {
-		out.Disks = append(out.Disks, tui.PSDisk{Name: x.Name, Size: x.Size, BlockSize: x.BlockSize, Paired: paired[x.Name]})
+		out.Disks = append(out.Disks, tui.PSDisk{Name: x.Name, Size: x.Size, BlockSize: x.BlockSize, Paired: paired[x.Name], AppConsistent: x.AppConsistentInterval})
 	}
 	return out, nil
 }
@@ -176,8 +177,20 @@ func (c *Protector) Plan(ctx context.Context, r tui.ProtectRequest) (*tui.Protec
 		}
 		req.Policy.SizeCapMB = &n
 	}
+	if s := strings.TrimSpace(r.AlertPercent); s != "" {
+		v, err := strconv.ParseFloat(s, 64)
+		if err == nil {
+			err = agent.CheckAlertPercent(v)
+		} else {
+			err = fmt.Errorf("%q is not a number", s)
+		}
+		if err != nil {
+			return &tui.ProtectPlan{Refusals: []tui.ProtectRefusal{{Reason: fmt.Sprintf("Alert at %% free: %v: give a percentage above 0 and at most 50, e.g. 5", err)}}}, nil
+		}
+		req.Policy.AlertThresholdPercent = &v
+	}
 	for _, d := range r.Disks {
-		req.Disks = append(req.Disks, protect.Disk{Name: d.Name, Size: d.Size, BlockSize: d.BlockSize})
+		req.Disks = append(req.Disks, protect.Disk{Name: d.Name, Size: d.Size, BlockSize: d.BlockSize, AppConsistentInterval: d.AppConsistent})
 	}
 	if c.file() != nil {
 		req.PSAddr = r.Addr

@@ -22,7 +22,12 @@ func (c *Client) Backend(info api.HostInfo, hub *api.Hub) *api.WriterBackend {
 	b.SetReplication(func() map[string]api.Replication {
 		out := map[string]api.Replication{}
 		for _, s := range c.Status() {
-			out[s.ID] = api.Replication{State: s.State, Done: s.ResyncDone, Total: s.ResyncTotal, Group: s.Group}
+			r := api.Replication{State: s.State, Done: s.ResyncDone, Total: s.ResyncTotal, Group: s.Group}
+			if s.AppKnown {
+				app := s.AppConsistent
+				r.AppConsistent = &app
+			}
+			out[s.ID] = r
 		}
 		return out
 	})

@@ -100,6 +100,11 @@ type PairStatus struct {
 	ResyncDone  int64  `json:"resync_done_bytes"`
 	ResyncTotal int64  `json:"resync_total_bytes"`
 	Connected   bool   `json:"connected"`
+	// AppConsistent is the source's application-consistent interval as
+	// the process server reported it on the connection (0: none);
+	// AppKnown is false while there is no connection.
+	AppConsistent time.Duration `json:"-"`
+	AppKnown      bool          `json:"-"`
 	writer.PairStatus
 }
 
@@ -380,6 +385,16 @@ func (c *Client) Writer() *writer.Writer { return c.w }
 func (c *Client) Status() []PairStatus {
 	var out []PairStatus
 	links := c.pairLinks()
+	c.mu.Lock()
+	s := c.sess
+	c.mu.Unlock()
+	var app map[string]time.Duration // by disk name, from the connection's disk list
+	if s != nil {
+		app = map[string]time.Duration{}
+		for _, d := range s.c.Session().Disks {
+			app[d.Name] = d.AppConsistentInterval
+		}
+	}
 	for _, ws := range c.w.Status() {
 		l := links[ws.ID]
 		if l == nil {
@@ -388,6 +403,7 @@ func (c *Client) Status() []PairStatus {
 		l.mu.Lock()
 		ps := PairStatus{Disk: l.disk, Group: l.cfg.Group, State: l.state.String(), ResyncDone: l.done, ResyncTotal: l.total,
 			Connected: l.connected, PairStatus: ws}
+		ps.AppConsistent, ps.AppKnown = app[l.disk], app != nil
 		if l.ended {
 			ps.State, ps.ResyncDone, ps.ResyncTotal, ps.Connected = StateEnded, 0, 0, false
 		}

@@ -29,7 +29,7 @@ import (
 //	trust_new_servers = true                  # pin a first-seen certificate (as ssh asks)
 //	hash_resync = true                        # targets hold an older copy: send only what differs
 //	host_config = "/etc/mtconsole/host.conf"  # registration with the configuration server (see below)
-//	alert_threshold_percent = 5               # a retention volume is low below this % free (at least 1 GiB, but at most 10 % of the volume)
+//	alert_threshold_percent = 5               # the default of every group's (see [defaults]); older files set it here
 //	min_reserved_space_mb = 0                 # kept free on top of that; a pair's volume must hold it to start
 //
 //	[process_server]
@@ -41,18 +41,25 @@ import (
 //	retention = "24h"                         # or "3 days"
 //	size_cap_mb = 0                           # 0: no cap
 //	on_full = "purge"                         # or "pause"
+//	alert_threshold_percent = 5               # the retention volume is low below this % free (at least 1 GiB, but at most 10 % of the volume); above 0, at most 50
 //
 //	[[group]]                                 # a protected machine: its disks share tags and a policy
 //	name = "web01"
 //	consistency_interval = "15m"              # a crash-consistent tag across the group's disks this often; "0" or left out: none
-//	# rpo_threshold, retention, size_cap_mb, on_full override the defaults for its pairs
+//	# rpo_threshold, retention, size_cap_mb, on_full, alert_threshold_percent override the defaults for its pairs
 //
 //	[[pair]]
 //	disk = "sda"                              # the source disk's name on the process server
 //	target = "/dev/sdb"                       # file or block device on this host
 //	id = "sda"                                # default: the disk name
 //	group = "web01"                           # a [[group]]'s name; left out: a group of its own
-//	# rpo_threshold, retention, size_cap_mb, on_full override the group's and the defaults
+//	# rpo_threshold, retention, size_cap_mb, on_full, alert_threshold_percent override the group's and the defaults
+//
+// alert_threshold_percent is a group's: on a retention volume shared by
+// several groups each pair measures the volume's free space against its
+// own group's threshold, so the group with the highest one gives space
+// back (purge) or pauses first, and a pair never purges because of
+// another group's threshold.
 //
 // host_config is the host config of `mtconsole register` and `mtconsole
 // hostconfig` (package hostconfig): when it names a configuration server,
@@ -84,7 +91,9 @@ type FileConfig struct {
 		HostConfig      *string `toml:"host_config" reload:"restart"`
 		// The low-space trigger (the original's cdp_alert_threshold and
 		// cdp_minreservedspace).
-		AlertThresholdPercent *float64 `toml:"alert_threshold_percent" reload:"restart"`
+		// alert_threshold_percent is now a policy setting: here it is the
+		// default under [defaults], as older files set it.
+		AlertThresholdPercent *float64 `toml:"alert_threshold_percent" reload:"live"`
 		MinReservedSpaceMB    *int64   `toml:"min_reserved_space_mb" reload:"restart"`
 	} `toml:"agent"`
 	ProcessServer struct {
@@ -115,7 +124,13 @@ type PairPolicy struct {
 	Retention    string `toml:"retention"`
 	SizeCapMB    *int64 `toml:"size_cap_mb"`
 	OnFull       string `toml:"on_full"`
+	// AlertThresholdPercent is the low-space trigger, in percent of the
+	// retention volume (default: [agent]'s, or 5).
+	AlertThresholdPercent *float64 `toml:"alert_threshold_percent"`
 }
+
+// DefaultAlertPercent is the low-space trigger when no file sets one.
+const DefaultAlertPercent = 5.0
 
 // LoadConfig reads and checks the configuration file at path.
 func LoadConfig(path string) (*FileConfig, error) {
@@ -161,8 +176,10 @@ func LoadConfig(path string) (*FileConfig, error) {
 	if hc := a.HostConfig; hc != nil && *hc != "" && !filepath.IsAbs(*hc) {
 		return nil, c.errAt("host_config", "[agent] host_config %q: want an absolute path (or \"\" for no heartbeats)", *hc)
 	}
-	if p := a.AlertThresholdPercent; p != nil && !(*p > 0 && *p <= 50) {
-		return nil, c.errAt("alert_threshold_percent", "[agent] alert_threshold_percent %v: want a percentage of the retention volume above 0 and at most 50 (default 5)", *p)
+	if p := a.AlertThresholdPercent; p != nil {
+		if err := CheckAlertPercent(*p); err != nil {
+			return nil, c.errAt("alert_threshold_percent", "[agent] %v", err)
+		}
 	}
 	if r := a.MinReservedSpaceMB; r != nil && (*r < 0 || *r > 1<<30) {
 		return nil, c.errAt("min_reserved_space_mb", "[agent] min_reserved_space_mb %d: want 0 or more MiB (default 0)", *r)
@@ -226,7 +243,8 @@ type keyErr struct {
 
 type policy struct {
 	journal.Policy
-	rpo time.Duration
+	rpo   time.Duration
+	alert float64 // percent
 }
 
 // CheckGroupName refuses a group name that is empty, longer than 64
@@ -240,6 +258,15 @@ func CheckGroupName(name string) error {
 		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
 			return fmt.Errorf("name %q: %q is not allowed (letters, digits, '.', '_' and '-')", name, r)
 		}
+	}
+	return nil
+}
+
+// CheckAlertPercent refuses a low-space trigger that is not above 0 and
+// at most 50 percent of the retention volume.
+func CheckAlertPercent(p float64) error {
+	if !(p > 0 && p <= 50) {
+		return fmt.Errorf("alert_threshold_percent %v: want a percentage of the retention volume above 0 and at most 50 (default 5)", p)
 	}
 	return nil
 }
@@ -270,8 +297,17 @@ func (c *FileConfig) groupPolicy(name string) PairPolicy {
 
 // policy merges ps, in order, over the defaults.
 func (c *FileConfig) policy(ps ...PairPolicy) (policy, *keyErr) {
-	out := policy{Policy: journal.Policy{Window: 24 * time.Hour, OnFull: journal.Purge}, rpo: 15 * time.Minute}
+	out := policy{Policy: journal.Policy{Window: 24 * time.Hour, OnFull: journal.Purge}, rpo: 15 * time.Minute, alert: DefaultAlertPercent}
+	if p := c.Agent.AlertThresholdPercent; p != nil {
+		out.alert = *p // checked by LoadConfig
+	}
 	for _, q := range append([]PairPolicy{c.Defaults}, ps...) {
+		if p := q.AlertThresholdPercent; p != nil {
+			if err := CheckAlertPercent(*p); err != nil {
+				return out, &keyErr{"alert_threshold_percent", err}
+			}
+			out.alert = *p
+		}
 		if q.RPOThreshold != "" {
 			d, err := time.ParseDuration(q.RPOThreshold)
 			if err != nil || d <= 0 {
@@ -367,7 +403,7 @@ func (c *FileConfig) ClientConfig() Config {
 			group = id
 		}
 		cfg.Pairs = append(cfg.Pairs, PairConfig{Disk: p.Disk, Group: group, PairConfig: writer.PairConfig{
-			ID: id, Target: p.Target, Policy: pol.Policy, RPOThreshold: pol.rpo,
+			ID: id, Target: p.Target, Policy: pol.Policy, RPOThreshold: pol.rpo, AlertPercent: pol.alert,
 			JournalDir:   filepath.Join(c.Agent.JournalDir, id),
 			RetentionDir: filepath.Join(c.Agent.RetentionDir, id),
 		}})
@@ -397,4 +433,12 @@ func (c *FileConfig) HostConfig() (path string, named bool) {
 		return DefaultHostConfig, false
 	}
 	return *c.Agent.HostConfig, true
+}
+
+// DefaultAlert is the low-space trigger, in percent of the retention
+// volume, of a group with none of its own: [defaults] over [agent] over
+// DefaultAlertPercent.
+func (c *FileConfig) DefaultAlert() float64 {
+	pol, _ := c.policy() // checked by LoadConfig
+	return pol.alert
 }

@@ -3,6 +3,7 @@ package agent
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -220,6 +221,9 @@ retention = "6h"`, `group = "web02"`, 1), `:22: group: pair 2 (sdb): group "web0
 		{"empty name", strings.Replace(groupConfig, `name = "web01"`, `name = ""`, 1), `:9: name: group 1: name "": want 1 to 64 characters`},
 		{"short interval", strings.Replace(groupConfig, `"15m"`, `"30s"`, 1), `:10: consistency_interval: group web01: consistency_interval "30s": want a duration of at least 1m`},
 		{"bad group policy", strings.Replace(groupConfig, `retention = "12h"`, `retention = "12 weeks"`, 1), `:11: retention: group web01: retention window "12 weeks"`},
+		{"group alert threshold", strings.Replace(groupConfig, `rpo_threshold = "5m"`, "alert_threshold_percent = 0", 1), `:12: alert_threshold_percent: group web01: alert_threshold_percent 0: want a percentage of the retention volume above 0 and at most 50`},
+		{"pair alert threshold", strings.Replace(groupConfig, `retention = "6h"`, "alert_threshold_percent = 51", 1), `:23: alert_threshold_percent: pair 2 (sdb): alert_threshold_percent 51: want`},
+		{"defaults alert threshold", strings.Replace(groupConfig, "[defaults]\n", "[defaults]\nalert_threshold_percent = -1\n", 1), `:6: alert_threshold_percent: [defaults]: alert_threshold_percent -1`},
 		{"pair id is a group", strings.Replace(groupConfig, `disk = "sdc"`, `disk = "web01"`, 1), `pair 3 (web01): its id "web01" is a [[group]]'s name`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -229,5 +233,36 @@ retention = "6h"`, `group = "web02"`, 1), `:22: group: pair 2 (sdb): group "web0
 				t.Fatalf("error %v, want it to start with the file and contain %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// alert_threshold_percent is a policy setting: a pair's own, then its
+// group's, then [defaults]', then [agent]'s (older files), then 5.
+func TestLoadConfigAlertThreshold(t *testing.T) {
+	text := "[agent]\nalert_threshold_percent = 7\n" + strings.Replace(groupConfig, `rpo_threshold = "5m"`, "alert_threshold_percent = 20", 1)
+	text = strings.Replace(text, `retention = "6h"`, "alert_threshold_percent = 30", 1)
+	fc, err := LoadConfig(writeConfig(t, text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []float64
+	for _, p := range fc.ClientConfig().Pairs {
+		got = append(got, p.AlertPercent)
+	}
+	if want := []float64{20, 30, 7}; !slices.Equal(got, want) || fc.DefaultAlert() != 7 {
+		t.Fatalf("alert thresholds %v (default %v), want %v (default 7)", got, fc.DefaultAlert(), want)
+	}
+	text = strings.Replace(text, "[defaults]\n", "[defaults]\nalert_threshold_percent = 9\n", 1)
+	if fc, err = LoadConfig(writeConfig(t, text)); err != nil {
+		t.Fatal(err)
+	}
+	if p := fc.ClientConfig().Pairs[2]; p.AlertPercent != 9 || fc.DefaultAlert() != 9 {
+		t.Fatalf("[defaults] over [agent]: %v, default %v, want 9", p.AlertPercent, fc.DefaultAlert())
+	}
+	if fc, err = LoadConfig(writeConfig(t, groupConfig)); err != nil {
+		t.Fatal(err)
+	}
+	if p := fc.ClientConfig().Pairs[2]; p.AlertPercent != DefaultAlertPercent {
+		t.Fatalf("none set: %v, want %v", p.AlertPercent, DefaultAlertPercent)
 	}
 }

@@ -61,6 +61,11 @@ type livePolicy struct {
 	policy journal.Policy
 	rpo    time.Duration
 	group  string
+	alert  float64
+}
+
+func livePolicyOf(p PairConfig) livePolicy {
+	return livePolicy{p.Policy, p.RPOThreshold, p.Group, p.AlertPercent}
 }
 
 // NewReloader makes the Reloader of an agent started with started, whose
@@ -72,7 +77,7 @@ func NewReloader(started *FileConfig, c *Client, logger *slog.Logger) *Reloader 
 	}
 	cfg := started.ClientConfig()
 	for _, p := range cfg.Pairs {
-		r.live[p.ID] = livePolicy{p.Policy, p.RPOThreshold, p.Group}
+		r.live[p.ID] = livePolicyOf(p)
 	}
 	r.groups = cfg.Groups
 	c.SetGroups(cfg.Groups)
@@ -184,14 +189,14 @@ func (r *Reloader) ReloadWith(o ReloadOptions) api.ReloadResult {
 				continue
 			}
 			r.pairs[p.ID] = next.Pairs[i]
-			r.live[p.ID] = livePolicy{p.Policy, p.RPOThreshold, p.Group}
+			r.live[p.ID] = livePolicyOf(p)
 			res.Started = append(res.Started, p.ID)
 			continue
 		}
 		if changed[p.ID] {
 			continue
 		}
-		want := livePolicy{p.Policy, p.RPOThreshold, p.Group}
+		want := livePolicyOf(p)
 		was := r.live[p.ID]
 		if was == want {
 			continue
@@ -210,6 +215,12 @@ func (r *Reloader) ReloadWith(o ReloadOptions) api.ReloadResult {
 					policies++
 					res.Applied = append(res.Applied, "pair "+p.ID+" policy")
 				}
+			}
+		}
+		if want.alert != was.alert {
+			if wp := r.c.Writer().Pair(p.ID); wp != nil {
+				wp.SetAlertPercent(want.alert)
+				res.Applied = append(res.Applied, "pair "+p.ID+" alert_threshold_percent")
 			}
 		}
 		// the file's entry keeps its restart settings as started

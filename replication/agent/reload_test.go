@@ -200,8 +200,7 @@ func TestReload(t *testing.T) {
 	}{
 		{"address", strings.Replace(base, "127.0.0.1:1", "127.0.0.1:2", 1), "[process_server.address]"},
 		{"host id", strings.Replace(base, `host_id = "mt01"`, `host_id = "mt02"`, 1), "[agent.host_id]"},
-		{"space", g.config("alert_threshold_percent = 7\nmin_reserved_space_mb = 10", "", "sda", "sdb"),
-			"[agent.alert_threshold_percent agent.min_reserved_space_mb]"},
+		{"space", g.config("min_reserved_space_mb = 10", "", "sda", "sdb"), "[agent.min_reserved_space_mb]"},
 		{"host config", strings.Replace(base, `host_config = ""`, `host_config = "/etc/other.conf"`, 1), "[agent.host_config]"},
 		{"socket", g.config(`socket = "`+g.dir+`/other.sock"`, "", "sda", "sdb"), "[agent.socket]"},
 		{"pair target", g.config("", "", "sda", "sdb="+g.dir+"/sdc.img"), "[pair sdb target]"},
@@ -325,5 +324,30 @@ func TestReloadAfterStop(t *testing.T) {
 	g.reload(g.config("", "", "sda", "sdb"))
 	if !strings.Contains(g.res.Error, "the agent is stopping") || len(g.res.Started) != 0 || len(g.client.Status()) != 1 {
 		t.Fatalf("reload after Stop: %+v, pairs %d", g.res, len(g.client.Status()))
+	}
+}
+
+// alert_threshold_percent is live: [agent]'s (the old files' place),
+// [defaults]' and a pair's own reach the running pairs at once, and no
+// restart is named.
+func TestReloadAlertThreshold(t *testing.T) {
+	g := newReloadRig(t, func(g *reloadRig) string { return g.config("", "", "sda", "sdb") })
+	alert := func(id string) float64 { return g.client.Writer().Pair(id).AlertPercent() }
+	if alert("sda") != DefaultAlertPercent || alert("sdb") != DefaultAlertPercent {
+		t.Fatalf("start: %v %v, want %v", alert("sda"), alert("sdb"), DefaultAlertPercent)
+	}
+	log := g.reload(g.config("alert_threshold_percent = 7", "", "sda", "sdb"))
+	if alert("sda") != 7 || alert("sdb") != 7 || strings.Contains(log, "restarts") {
+		t.Fatalf("[agent] 7: %v %v\n%s", alert("sda"), alert("sdb"), log)
+	}
+	text := g.config("alert_threshold_percent = 7", "alert_threshold_percent = 12.5", "sda", "sdb")
+	text = strings.Replace(text, "disk = \"sdb\"\n", "disk = \"sdb\"\nalert_threshold_percent = 30\n", 1)
+	log = g.reload(text)
+	if alert("sda") != 12.5 || alert("sdb") != 30 || !slices.Contains(g.res.Applied, "pair sdb alert_threshold_percent") {
+		t.Fatalf("[defaults] 12.5, sdb 30: %v %v %v\n%s", alert("sda"), alert("sdb"), g.res.Applied, log)
+	}
+	log = g.reload(g.config("", "", "sda", "sdb"))
+	if alert("sda") != DefaultAlertPercent || alert("sdb") != DefaultAlertPercent {
+		t.Fatalf("changed back: %v %v\n%s", alert("sda"), alert("sdb"), log)
 	}
 }

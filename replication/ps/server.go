@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"math"
 	"net"
 	"os"
 	"slices"
@@ -29,6 +30,10 @@ const MaxChunk = 4 << 20
 type DiskConfig struct {
 	Name string // what master targets pair it by
 	Path string // regular file or block device
+	// AppConsistentInterval is how often the source host takes an
+	// application-consistent tag, reported to master targets in the disk
+	// list (discovery); 0: none reported. Whole seconds.
+	AppConsistentInterval time.Duration
 }
 
 // Config configures a Server.
@@ -116,6 +121,9 @@ func New(cfg Config) (*Server, error) {
 			return nil, fmt.Errorf("ps: disk name %q given twice (%s and %s): give each disk its own name", dc.Name, p, dc.Path)
 		}
 		paths[dc.Name] = dc.Path
+		if a := dc.AppConsistentInterval; a < 0 || a%time.Second != 0 || a/time.Second > math.MaxUint32 {
+			return nil, fmt.Errorf("ps: disk %s: app-consistent interval %v: want whole seconds, 0 for none", dc.Name, a)
+		}
 	}
 	s := &Server{cfg: cfg, fp: wire.CertFingerprint(cfg.Cert.Certificate[0]), conns: map[*wire.Conn]struct{}{}}
 	for i, dc := range cfg.Disks {
@@ -125,7 +133,7 @@ func New(cfg Config) (*Server, error) {
 			return nil, err
 		}
 		s.disks = append(s.disks, d)
-		s.wd = append(s.wd, wire.Disk{ID: d.id, Name: d.name, Size: d.size, BlockSize: 4096})
+		s.wd = append(s.wd, wire.Disk{ID: d.id, Name: d.name, Size: d.size, BlockSize: 4096, AppConsistentInterval: dc.AppConsistentInterval})
 	}
 	return s, nil
 }

@@ -65,7 +65,8 @@
 //	Hello        role u8, n u8 (1-16), n × version u16 (ascending), nonce [32], host id str, host name str
 //	Welcome      chosen version u16, then as Hello (the server's side)
 //	Auth         proof [32]
-//	DiskList     count u32, count × (id u32, block size u32, size u64, name str)
+//	DiskList     count u32, count × (id u32, block size u32, size u64, name str),
+//	             then, from version 2 and only when one is not 0: count u32, count × app-consistent interval u32 (seconds, 0 none)
 //	PairAccept   count u32, count × (disk u32, start u8, res [3], last durable seq u64)
 //	ResyncData   seq u64, offset u64, length u32, codec u8, res [3], data
 //	ZeroRange    seq u64, offset u64, length u64

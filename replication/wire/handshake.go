@@ -20,11 +20,13 @@ import (
 // ProtocolVersion is the protocol version this build speaks: what the
 // messages of this package mean. It is negotiated in the handshake.
 //
-// Version 2 adds HashXXH3 (with Session.HashSeed); the rest is version 1.
+// Version 2 adds HashXXH3 (with Session.HashSeed) and the disks'
+// application-consistent intervals in the DiskList (an optional trailer;
+// a version 1 peer is sent the list without it); the rest is version 1.
 const ProtocolVersion = 2
 
-// protocolVersions are the versions this build speaks by default.
-var protocolVersions = []uint16{1, 2}
+// MinProtocolVersion is the oldest version this build still speaks.
+const MinProtocolVersion = 1
 
 // Role is what a host does in replication. The values are the ones the
 // installer's role menu shows.
@@ -95,7 +97,7 @@ type Config struct {
 	// HostID and HostName identify this host to the peer.
 	HostID, HostName string
 	// Versions are the protocol versions this side speaks; nil means
-	// ProtocolVersion only.
+	// MinProtocolVersion to ProtocolVersion.
 	Versions []uint16
 	// ServerCert is the fingerprint of the TLS server's certificate, which
 	// the proofs cover: a relay that terminates TLS with its own
@@ -147,7 +149,7 @@ type Session struct {
 
 func (cfg *Config) versions() []uint16 {
 	if cfg.Versions == nil {
-		return slices.Clone(protocolVersions)
+		return []uint16{MinProtocolVersion, ProtocolVersion}
 	}
 	vs := slices.Clone(cfg.Versions)
 	slices.Sort(vs)
@@ -408,7 +410,12 @@ func (hs *hsState) pair() error {
 	hs.sess.ServerCert = hs.fp
 	if hs.cfg.Role == RoleProcessServer {
 		hs.sess.Disks = slices.Clone(hs.cfg.Disks)
-		if _, err := hs.send(&DiskList{Disks: hs.sess.Disks}); err != nil {
+		dl := &DiskList{Disks: hs.sess.Disks}
+		if hs.sess.Version < 2 {
+			dl = dl.WithoutV2()
+			hs.sess.Disks = dl.Disks
+		}
+		if _, err := hs.send(dl); err != nil {
 			return err
 		}
 		m, _, err := hs.expect(TypePairAccept)

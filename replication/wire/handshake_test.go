@@ -525,3 +525,42 @@ func TestReflectedProof(t *testing.T) {
 		t.Fatalf("the client's proof was not the one reflected: %v", out)
 	}
 }
+
+// A disk list with application-consistent intervals (version 2) reaches
+// a version 2 master target whole; a version 1 one (an older build) is
+// sent the list without them, byte for byte version 1's, and pairs as
+// before. A list with none is version 1's bytes whatever the version.
+func TestHandshakeDiskListAppConsistent(t *testing.T) {
+	k := fixedKey
+	for _, tc := range []struct {
+		mt   []uint16
+		want []time.Duration
+	}{
+		{nil, []time.Duration{time.Hour, 0, 90 * time.Second}},
+		{[]uint16{1}, []time.Duration{0, 0, 0}},
+	} {
+		mcfg, pcfg := mtConfig(k), psConfig(k)
+		mcfg.Versions, pcfg.Disks = tc.mt, testDisksApp
+		cn, sn := net.Pipe()
+		c, s := handshakePair(t, cn, sn, mcfg, pcfg)
+		if c.err != nil || s.err != nil {
+			t.Fatalf("mt %v: client %v, server %v", tc.mt, c.err, s.err)
+		}
+		for i, d := range c.c.Session().Disks {
+			if d.AppConsistentInterval != tc.want[i] || s.c.Session().Disks[i].AppConsistentInterval != tc.want[i] {
+				t.Errorf("mt %v: disk %s: %v (server %v), want %v", tc.mt, d.Name, d.AppConsistentInterval, s.c.Session().Disks[i].AppConsistentInterval, tc.want[i])
+			}
+		}
+		c.c.Close()
+		s.c.Close()
+	}
+	v1, _ := Marshal(&DiskList{Disks: testDisks})
+	stripped, _ := Marshal((&DiskList{Disks: testDisksApp}).WithoutV2())
+	with, _ := Marshal(&DiskList{Disks: testDisksApp})
+	if !bytes.Equal(v1, stripped) || len(with) != len(v1)+4+4*len(testDisksApp) {
+		t.Fatalf("encodings: v1 %d bytes, stripped %d, with intervals %d", len(v1), len(stripped), len(with))
+	}
+	if _, err := Marshal(&DiskList{Disks: []Disk{{ID: 1, BlockSize: 512, AppConsistentInterval: 1500 * time.Millisecond}}}); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("1.5 s interval: %v, want ErrMalformed", err)
+	}
+}

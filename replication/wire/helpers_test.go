@@ -35,6 +35,14 @@ var testDisks = []Disk{
 }
 
 // psConfig is a process server's side of a handshake.
+// testDisksApp are testDisks with the application-consistent intervals
+// of protocol version 2.
+var testDisksApp = []Disk{
+	{ID: 1, Name: "/dev/sdb", Size: 1 << 30, BlockSize: 512, AppConsistentInterval: time.Hour},
+	{ID: 2, Name: "/srv/disks/data.img", Size: 3 << 20, BlockSize: 4096},
+	{ID: 7, Name: "scsi-36000c29f0e3a7b5e", Size: 0, BlockSize: 512, AppConsistentInterval: 90 * time.Second},
+}
+
 func psConfig(k Key) *Config {
 	return &Config{Key: k, Role: RoleProcessServer, HostID: "ps-0001", HostName: "ps.example", Disks: testDisks}
 }
@@ -189,6 +197,7 @@ func sampleMessages() []Message {
 		&Welcome{Version: 2, Versions: []uint16{1, 2, 9}, Role: RoleProcessServer, HostID: "ps-1", HostName: "ps", Nonce: nonce},
 		&Auth{Proof: proof},
 		&DiskList{Disks: testDisks},
+		&DiskList{Disks: testDisksApp},
 		&PairAccept{Pairs: []Pair{{Disk: 1, Start: StartStream, Seq: 41}, {Disk: 2, Start: StartFull}, {Disk: 7, Start: StartHashes, Seq: 3}}},
 		&ResyncData{Disk: 2, Seq: 9, Offset: 4096, Data: data},
 		&ResyncData{Disk: 2, Seq: 10, Offset: 8192, Data: data, Compression: CompressS2},

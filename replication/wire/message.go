@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"time"
 )
@@ -329,6 +330,11 @@ type Disk struct {
 	Name      string // the source's name for it (a path or a device id)
 	Size      int64  // bytes
 	BlockSize uint32 // logical block size: a power of two from 512 to 64 KiB
+	// AppConsistentInterval is how often the source host takes an
+	// application-consistent tag, as the process server is configured to
+	// report it (0: none reported). Whole seconds, at most 2^32-1. Sent
+	// from protocol version 2 on (see DiskList).
+	AppConsistentInterval time.Duration
 }
 
 // DiskList is the process server's list of disks, sent once after
@@ -348,13 +354,34 @@ func (m *DiskList) AppendMarshal(b []byte) ([]byte, error) {
 		return b, err
 	}
 	b = appendU32(b, uint32(len(m.Disks)))
+	app := false
 	for _, d := range m.Disks {
 		b = appendU32(b, d.ID)
 		b = appendU32(b, d.BlockSize)
 		b = appendU64(b, uint64(d.Size))
 		b = appendStr(b, d.Name)
+		app = app || d.AppConsistentInterval != 0
+	}
+	// Version 2's optional trailer: only when there is something to say,
+	// so a list without it is version 1's, byte for byte.
+	if app {
+		b = appendU32(b, uint32(len(m.Disks)))
+		for _, d := range m.Disks {
+			b = appendU32(b, uint32(d.AppConsistentInterval/time.Second))
+		}
 	}
 	return b, nil
+}
+
+// WithoutV2 is the list as a version 1 peer reads it: without the
+// application-consistent intervals (a version 1 decoder refuses the
+// trailer as trailing bytes).
+func (m *DiskList) WithoutV2() *DiskList {
+	out := &DiskList{Disks: slices.Clone(m.Disks)}
+	for i := range out.Disks {
+		out.Disks[i].AppConsistentInterval = 0
+	}
+	return out
 }
 
 func (m *DiskList) Unmarshal(p []byte) error {
@@ -370,6 +397,18 @@ func (m *DiskList) Unmarshal(p []byte) error {
 		d.BlockSize = r.u32("block size")
 		d.Size = r.nonNeg("disk size")
 		d.Name = r.str("disk name", maxName)
+	}
+	if r.err == nil && len(r.b) > 0 {
+		// version 2's trailer: one interval per disk
+		if c := r.u32("app-consistent count"); r.err == nil && int(c) != len(m.Disks) {
+			r.fail("%d app-consistent intervals for %d disks", c, len(m.Disks))
+		}
+		for i := range m.Disks {
+			if r.err != nil {
+				break
+			}
+			m.Disks[i].AppConsistentInterval = time.Duration(r.u32("app-consistent interval")) * time.Second
+		}
 	}
 	if err := r.done(); err != nil {
 		return err
@@ -389,6 +428,8 @@ func checkDisks(ds []Disk) error {
 			return malformed(TypeDiskList, "disk %d: negative size", d.ID)
 		case d.BlockSize < 512 || d.BlockSize > 64<<10 || d.BlockSize&(d.BlockSize-1) != 0:
 			return malformed(TypeDiskList, "disk %d: block size %d (a power of two from 512 to 65536)", d.ID, d.BlockSize)
+		case d.AppConsistentInterval < 0 || d.AppConsistentInterval%time.Second != 0 || d.AppConsistentInterval/time.Second > math.MaxUint32:
+			return malformed(TypeDiskList, "disk %d: app-consistent interval %v (whole seconds, 0 to 2^32-1)", d.ID, d.AppConsistentInterval)
 		}
 		if err := checkStr(TypeDiskList, "disk name", d.Name, maxName); err != nil {
 			return err

@@ -64,14 +64,27 @@ func TestMessageRoundTrip(t *testing.T) {
 
 // TestUnmarshalNeverPanics cuts and flips every sample payload: Unmarshal
 // returns an error or a message, never panics, and a cut payload is always
-// refused.
+// refused (but for a DiskList cut exactly before its optional version 2
+// trailer: that is the list without it).
 func TestUnmarshalNeverPanics(t *testing.T) {
 	for _, m := range sampleMessages() {
 		p, err := Marshal(m)
 		if err != nil {
 			t.Fatal(err)
 		}
+		v1 := -1
+		if dl, ok := m.(*DiskList); ok {
+			q, _ := Marshal(dl.WithoutV2())
+			v1 = len(q)
+		}
 		for n := range len(p) {
+			if n == v1 && n < len(p) {
+				var back DiskList
+				if err := back.Unmarshal(p[:n]); err != nil || !reflect.DeepEqual(&back, m.(*DiskList).WithoutV2()) {
+					t.Fatalf("disk list without its trailer: %v, %+v", err, back)
+				}
+				continue
+			}
 			if err := newMessage(m.Type()).Unmarshal(p[:n]); !errors.Is(err, ErrMalformed) && !errors.Is(err, ErrDecompress) {
 				t.Fatalf("%v cut to %d of %d bytes: %v", m.Type(), n, len(p), err)
 			}
@@ -124,6 +137,9 @@ func TestUnmarshalRejects(t *testing.T) {
 		{"disk list id twice", new(DiskList), cat(u32(2), u32(1), u32(512), u64(1), str("a"), u32(1), u32(512), u64(1), str("b"))},
 		{"disk list block size 1000", new(DiskList), cat(u32(1), u32(1), u32(1000), u64(1), str("a"))},
 		{"disk list negative size", new(DiskList), cat(u32(1), u32(1), u32(512), u64(1<<63), str("a"))},
+		{"disk list app intervals short", new(DiskList), cat(u32(1), u32(1), u32(512), u64(1), str("a"), u32(2), u32(60))},
+		{"disk list app intervals cut", new(DiskList), cat(u32(1), u32(1), u32(512), u64(1), str("a"), u32(1))},
+		{"disk list app intervals past", new(DiskList), cat(u32(1), u32(1), u32(512), u64(1), str("a"), u32(1), u32(60), u32(0))},
 		{"pair unknown start", new(PairAccept), cat(u32(1), u32(1), []byte{9, 0, 0, 0}, u64(0))},
 		{"pair reserved", new(PairAccept), cat(u32(1), u32(1), []byte{1, 0, 1, 0}, u64(0))},
 		{"pair twice", new(PairAccept), cat(u32(2), u32(1), []byte{1, 0, 0, 0}, u64(0), u32(1), []byte{1, 0, 0, 0}, u64(0))},

@@ -40,11 +40,15 @@
 //
 // A Writer holds the pairs of a host and watches their retention volumes
 // for low space. The volume is low when its free space falls below the
-// trigger, 5 % of the volume by default ([agent]
-// alert_threshold_percent), clamped to 1–20 GiB but never above a tenth of
-// a small volume, plus min_reserved_space_mb; purge pairs then lose their
-// oldest segments and pause pairs stop, with an alert, until twice the
-// trigger is free. Segment sizes left at 0 follow the volume (a sixteenth,
+// trigger, 5 % of the volume by default (alert_threshold_percent, a
+// policy setting of [defaults], a [[group]] or a [[pair]], or [agent] for
+// all), clamped to 1–20 GiB but never above a tenth of a small volume,
+// plus min_reserved_space_mb; purge pairs then lose their oldest segments
+// and pause pairs stop, with an alert, until twice the trigger is free.
+// On a retention volume shared by several groups each pair measures the
+// volume's free space against its own group's trigger: the group with the
+// highest threshold gives space back (purge) or pauses first, and a pair
+// never purges because of another group's threshold. Segment sizes left at 0 follow the volume (a sixteenth,
 // at most 64 MiB; redo at least 8 MiB, undo at least 1 MiB), a journal on
 // the retention volume keeps room for itself, and a volume that cannot
 // hold two redo segments and one undo segment is refused at open

@@ -44,6 +44,9 @@ type PairConfig struct {
 	Policy       journal.Policy
 	// RPOThreshold raises an alert when exceeded (default 15 min).
 	RPOThreshold time.Duration
+	// AlertPercent is the low-space trigger of this pair's group, in
+	// percent of its retention volume (0: the Writer's SpaceOptions.Percent).
+	AlertPercent float64
 
 	// Left at 0, the segment sizes follow the volumes (sizeToVolumes):
 	// 64 MiB on volumes of 1 GiB and more, a sixteenth of a smaller one
@@ -545,6 +548,22 @@ func (p *Pair) SetPolicy(pol journal.Policy, rpo time.Duration) error {
 	p.mu.Unlock()
 	p.kick()
 	return nil
+}
+
+// SetAlertPercent changes the pair's low-space trigger (percent of its
+// retention volume; 0: the Writer's) while it runs (a configuration
+// reload); the monitor's next look uses it.
+func (p *Pair) SetAlertPercent(pct float64) {
+	p.mu.Lock()
+	p.cfg.AlertPercent = pct
+	p.mu.Unlock()
+}
+
+// AlertPercent is the pair's low-space trigger (0: the Writer's).
+func (p *Pair) AlertPercent() float64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.cfg.AlertPercent
 }
 
 // Resume restarts applying after Pause.

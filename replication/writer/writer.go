@@ -234,14 +234,23 @@ func (w *Writer) monitor() {
 // less free space than the trigger, purge pairs lose their oldest
 // segments until twice the trigger is free, pause pairs stop; pairs
 // paused for space resume once twice the trigger is free again (the
-// reserve is counted once in both).
+// reserve is counted once in both). Each pair measures its volume's free
+// space against its own trigger (PairConfig.AlertPercent, its group's),
+// so on a volume shared by groups the one with the highest threshold
+// gives space back first and no pair purges for another's threshold.
 func (w *Writer) CheckSpace() {
 	for _, p := range w.Pairs() {
 		free, total, err := w.o.FS.Free(p.cfg.RetentionDir)
 		if err != nil {
 			continue
 		}
-		trigger, enough := w.space.trigger(total)
+		space := w.space
+		p.mu.Lock()
+		if pct := p.cfg.AlertPercent; pct > 0 {
+			space.Percent = pct
+		}
+		p.mu.Unlock()
+		trigger, enough := space.trigger(total)
 		// What a paused pair's journal may still take must stay free.
 		h := p.journalHeadroom()
 		trigger, enough = trigger+h, enough+h

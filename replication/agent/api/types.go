@@ -142,6 +142,10 @@ type PairStatus struct {
 	Group  string          `json:"group,omitempty"`
 	State  string          `json:"state,omitempty"`
 	Resync *ResyncProgress `json:"resync,omitempty"`
+	// AppConsistentSeconds is the source's application-consistent tag
+	// interval as the process server reports it (0: none reported);
+	// absent while the agent has no connection to the process server.
+	AppConsistentSeconds *float64 `json:"app_consistent_interval_seconds,omitempty"`
 }
 
 // ResyncProgress is how far a resync has come.

@@ -100,6 +100,10 @@ func (b *WriterBackend) Status() (Status, error) {
 		p := PairStatus{PairStatus: ps}
 		if r, ok := repl[ps.ID]; ok {
 			p.State, p.Group = r.State, r.Group
+			if r.AppConsistent != nil {
+				sec := r.AppConsistent.Seconds()
+				p.AppConsistentSeconds = &sec
+			}
 			if r.Total > 0 && r.Done < r.Total {
 				p.Resync = &ResyncProgress{Step: r.State, DoneBytes: r.Done, TotalBytes: r.Total}
 			}
@@ -143,6 +147,10 @@ type Replication struct {
 	State       string
 	Done, Total int64
 	Group       string // the protected machine the pair belongs to
+	// AppConsistent is the source's application-consistent interval as
+	// the process server reports it (0: none); nil: not known (no
+	// connection).
+	AppConsistent *time.Duration
 }
 
 // SetReplication makes Status report each pair's replication state from f,
