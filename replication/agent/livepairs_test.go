@@ -4,6 +4,8 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -111,7 +113,11 @@ func TestAddRemovePairLive(t *testing.T) {
 // across its disks each interval of the agent's clock: the same tag id at
 // the same point on each disk (the process server places it in the
 // sources' write order); a group with interval 0 gets none; a pair of the
-// group not in Differential Sync is skipped.
+// group not in Differential Sync is skipped. The workload takes CRASH
+// tags of its own (every 50ms of the wall clock: none, one or several
+// while the group's tag is in flight, depending on the machine's load):
+// each is in its disk's store exactly once, and the group's tags are the
+// CRASH tags the workload did not take.
 func TestConsistencyInterval(t *testing.T) {
 	r := newPairsRig(t, 3, 1<<20)
 	now := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
@@ -133,25 +139,54 @@ func TestConsistencyInterval(t *testing.T) {
 		now = now.Add(d)
 		ticks <- now
 	}
+	var wlMu sync.Mutex
+	wlTags := map[int][]string{} // by disk: the ids of the workload's tags, in order
+	onTag := func(i int, tag journal.TagInfo, _ [32]byte) {
+		wlMu.Lock()
+		defer wlMu.Unlock()
+		wlTags[i] = append(wlTags[i], tag.ID)
+	}
+	// crashTags: disk i's CRASH tags the workload did not take (read
+	// once the workload is stopped: its tags are all known then).
 	crashTags := func(i int) []journal.Tag {
+		wlMu.Lock()
+		defer wlMu.Unlock()
 		var out []journal.Tag
 		for _, tg := range r.cl.Pair(disk(i)).Store().Tags() {
-			if tg.App == journal.AppCrash {
+			if tg.App == journal.AppCrash && !slices.Contains(wlTags[i], tg.ID) {
 				out = append(out, tg)
 			}
 		}
 		return out
 	}
+	drained := func() bool { return r.caughtUp(0) && r.caughtUp(1) && r.caughtUp(2) }
 	tick(0)                // the group is seen: its first tag is due in 15 minutes
 	tick(14 * time.Minute) // not yet
-	stopWL := r.workload([]int{0, 1, 2}, nil)
+	stopWL := r.workload([]int{0, 1, 2}, onTag)
 	tick(time.Minute) // due
 	// the loop has taken the tick once the next one is taken; the tags
 	// reach the stores once applied
 	tick(0)
 	stopWL()
-	r.waitFor("all drained", func() bool { return r.caughtUp(0) && r.caughtUp(1) && r.caughtUp(2) })
-	r.waitFor("the group's tag in its stores", func() bool { return len(crashTags(0)) == 1 && len(crashTags(1)) == 1 })
+	r.waitFor("all drained", drained)
+	// every tag the process server numbered is applied: the stores hold
+	// all there will be
+	for i := range 3 {
+		var ids []string
+		for _, tg := range r.cl.Pair(disk(i)).Store().Tags() {
+			if tg.App == journal.AppCrash && strings.HasPrefix(tg.ID, "wl-") {
+				ids = append(ids, tg.ID)
+			}
+		}
+		wlMu.Lock()
+		if !slices.Equal(ids, wlTags[i]) {
+			t.Errorf("%s: the workload's tags in its store %v, want each it took once: %v", disk(i), ids, wlTags[i])
+		}
+		wlMu.Unlock()
+	}
+	if len(crashTags(0)) != 1 || len(crashTags(1)) != 1 {
+		t.Fatalf("the group's tags: %+v on %s and %+v on %s, want one on each", crashTags(0), disk(0), crashTags(1), disk(1))
+	}
 	t0, t1 := crashTags(0)[0], crashTags(1)[0]
 	want := agent.ConsistencyTagName("web01", time.Date(2026, 3, 1, 10, 15, 0, 0, time.UTC))
 	if t0.ID != t1.ID || t0.Name != want || t1.Name != want {
@@ -164,10 +199,19 @@ func TestConsistencyInterval(t *testing.T) {
 	if s := r.status("pairX"); s.State != agent.StateQueued || s.Connected {
 		t.Errorf("pairX: %+v", s)
 	}
-	// the next tag only after another interval
+	// the next tag only after another interval: once the loop has taken
+	// the tick and the streams are drained, a tag it asked for would be
+	// in the stores
 	tick(14 * time.Minute)
 	tick(0)
-	if n0 := len(crashTags(0)); n0 != 1 {
-		t.Errorf("a tag before the interval passed: %d", n0)
+	r.waitFor("all drained", drained)
+	if n0, n1 := len(crashTags(0)), len(crashTags(1)); n0 != 1 || n1 != 1 {
+		t.Errorf("a tag before the interval passed: %d on %s, %d on %s", n0, disk(0), n1, disk(1))
+	}
+	tick(time.Minute)
+	tick(0)
+	r.waitFor("the group's second tag in its stores", func() bool { return len(crashTags(0)) == 2 && len(crashTags(1)) == 2 })
+	if t0, t1 := crashTags(0)[1], crashTags(1)[1]; t0.ID != t1.ID || t0.Name != agent.ConsistencyTagName("web01", now) {
+		t.Errorf("the group's second tags: %+v and %+v, want one tag %s", t0, t1, agent.ConsistencyTagName("web01", now))
 	}
 }
