@@ -134,8 +134,8 @@ func Run(ctx context.Context, out io.Writer, f Options) error {
 	for i := range f.Disks + 1 {
 		name := fmt.Sprintf("disk%d", i)
 		src := filepath.Join(dir, "sources", name+".img")
-		// the demo's source host takes application-consistent tags hourly
-		disks = append(disks, ps.DiskConfig{Name: name, Path: src, AppConsistentInterval: AppConsistentInterval})
+		// what the workload does: an application-consistent tag every --app-every
+		disks = append(disks, ps.DiskConfig{Name: name, Path: src, AppConsistentInterval: f.AppEvery})
 		wg.Go(func() {
 			rng := mrand.NewChaCha8([32]byte{byte(f.Seed), byte(f.Seed >> 8), byte(i)})
 			if errs[i] = writeSource(src, size, rng); errs[i] != nil {
@@ -637,7 +637,3 @@ func hashPath(path string) ([32]byte, error) {
 	copy(out[:], h.Sum(nil))
 	return out, nil
 }
-
-// AppConsistentInterval is what the demo's process server reports as its
-// source host's application-consistent tag interval.
-const AppConsistentInterval = 60 * time.Minute
