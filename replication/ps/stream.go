@@ -163,7 +163,6 @@ type stream struct {
 	rs        *resync
 	dirty     []uint64 // chunks changed during resync
 	overflow  bool     // changes did not fit the buffer: resync by hashes
-	hashBuf   []byte   // the source's side of a hash batch
 }
 
 // hashPiece is the most a stream reads at once to hash the source.
@@ -457,7 +456,7 @@ func (s *stream) produce(ctx context.Context, c *wire.Conn, a attachment) error 
 		}
 		// Nothing changed since it was copied: the target equals the
 		// source as of s.next-1, and changes stream from here on.
-		s.rs, s.dirty, s.hashBuf = nil, nil, nil
+		s.rs, s.dirty = nil, nil
 		s.stateLocked()
 		return nil
 	}
