@@ -95,12 +95,14 @@
 //
 // # Versions
 //
-// Version 1 is the protocol above without HashXXH3. Version 2 adds it and
-// the hash seed: HMAC-SHA256(K, "mtconsole wire v2 hash seed" ‖ T), its
+// Version 1 is the protocol above without HashXXH3 and without the disk
+// list's app-consistent intervals. Version 2 adds both: HashXXH3 with
+// the hash seed HMAC-SHA256(K, "mtconsole wire v2 hash seed" ‖ T), its
 // first 8 bytes little-endian (K and T as in the handshake), so the seed
-// is new for each connection and unknown without the passphrase. A build
-// offers both; a peer that offers only 1 gets 1, and the process server
-// then asks for SHA-256.
+// is new for each connection and unknown without the passphrase; and the
+// DiskList's trailer of intervals. A build offers both versions; a peer
+// that offers only 1 gets 1: the process server then asks for SHA-256
+// and sends the disk list without the trailer.
 //
 // # Handshake
 //
