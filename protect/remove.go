@@ -17,8 +17,6 @@ var (
 	// ErrNotProtected: the name is neither a group nor a pair of
 	// agent.toml.
 	ErrNotProtected = errors.New("not protected here")
-	// ErrLastPairs: removing them would leave the agent no pair.
-	ErrLastPairs = errors.New("the last pairs")
 )
 
 // PlanRemove plans taking name out of agent.toml: a [[group]] and every
@@ -55,9 +53,6 @@ func PlanRemove(path, name string) (*Plan, error) {
 	}
 	if group == "" && len(ids) == 0 {
 		return nil, fmt.Errorf("%w: %s has no [[group]] named %q and no [[pair]] with that id: mtconsole protection list shows what is", ErrNotProtected, path, name)
-	}
-	if len(ids) == len(cfg.Pairs) {
-		return nil, fmt.Errorf("%w: %q holds every pair of %s, and the agent needs one: stop the agent instead (systemctl stop mtconsole-agent), or protect another machine first", ErrLastPairs, name, path)
 	}
 	text, err := removeTables(string(old), func(header string, keys map[string]string) bool {
 		switch header {

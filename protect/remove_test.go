@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/mtconsole/mtconsole/protect"
+	"github.com/mtconsole/mtconsole/replication/agent"
 )
 
 // A group protected and then unprotected leaves agent.toml as it was
@@ -58,10 +59,6 @@ func TestPlanRemoveRefusals(t *testing.T) {
 	if _, err := protect.PlanRemove(h.conf, "nope"); !errors.Is(err, protect.ErrNotProtected) || !strings.Contains(err.Error(), "protection list") {
 		t.Errorf("unknown name: %v", err)
 	}
-	// db01 holds the only pair: the agent needs one.
-	if _, err := protect.PlanRemove(h.conf, "db01"); !errors.Is(err, protect.ErrLastPairs) || !strings.Contains(err.Error(), "stop the agent") {
-		t.Errorf("last pairs: %v", err)
-	}
 	if after, _ := os.ReadFile(h.conf); string(after) != string(before) {
 		t.Error("a refused plan changed the file")
 	}
@@ -80,4 +77,28 @@ func protectWeb01(t *testing.T) *host {
 		t.Fatal(err)
 	}
 	return h
+}
+
+// The last group can go: the agent is left with no pair and waits for the
+// next protection; the file still loads.
+func TestPlanRemoveLastGroup(t *testing.T) {
+	h := newHost(t, true)
+	p, err := protect.PlanRemove(h.conf, "db01")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := protect.Apply(context.Background(), p, protect.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	now, _ := os.ReadFile(h.conf)
+	if strings.Contains(string(now), "[[pair]]") || strings.Contains(string(now), "db01") {
+		t.Fatalf("after removing the last group:\n%s", now)
+	}
+	fc, err := agent.LoadConfig(h.conf)
+	if err != nil {
+		t.Fatalf("the file without pairs does not load: %v", err)
+	}
+	if n := len(fc.ClientConfig().Pairs); n != 0 {
+		t.Fatalf("%d pairs left", n)
+	}
 }

@@ -45,7 +45,7 @@ starts), 1 failed, 2 bad arguments or a refused plan (nothing written).`,
 			out := cmd.OutOrStdout()
 			name := args[0]
 			plan, err := protect.PlanRemove(config, name)
-			if errors.Is(err, protect.ErrNotProtected) || errors.Is(err, protect.ErrLastPairs) {
+			if errors.Is(err, protect.ErrNotProtected) {
 				return usageError{err}
 			}
 			if err != nil {

@@ -65,9 +65,13 @@ func TestConsoleProtectorUnprotect(t *testing.T) {
 	if now, _ := os.ReadFile(h.big); string(now) != string(target) {
 		t.Error("the target changed")
 	}
-	// What is left is the last pair: refused, with the reason.
-	if _, err := c.PlanRemove(ctx, "old"); !errors.Is(err, protect.ErrLastPairs) || !strings.Contains(err.Error(), "the agent needs one") {
-		t.Fatalf("last pair: %v", err)
+	// What is left is the last pair: it can go too (the agent waits for
+	// the next protection).
+	if p, err := c.PlanRemove(ctx, "old"); err != nil || len(p.Pairs) != 1 {
+		t.Fatalf("last pair: %+v, %v", p, err)
+	}
+	if _, err := c.PlanRemove(ctx, "nope"); !errors.Is(err, protect.ErrNotProtected) {
+		t.Fatalf("unknown name: %v", err)
 	}
 	// A plan that is not a removal is not applied.
 	if _, err := c.ApplyRemove(ctx, &tui.RemovePlan{Name: "x"}, false); err == nil {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"github.com/mtconsole/mtconsole/replication/agent"
 	"os"
 	"strings"
 	"testing"
@@ -49,10 +50,21 @@ func TestUnprotect(t *testing.T) {
 	if now, _ := os.ReadFile(h.big); string(now) != string(target) {
 		t.Error("the target changed")
 	}
-	// What is left is the last pair: refused.
+	// What is left is the last pair: it goes too, the file keeps loading
+	// (an agent with no pair waits for the next protection), and a name
+	// not there is refused.
+	if _, _, err := run(t, "unprotect", "--config", h.conf, "--socket", h.sock, "old"); err != nil {
+		t.Fatalf("last pair: %v", err)
+	}
+	if now := string(readFile(t, h.conf)); strings.Contains(now, "[[pair]]") {
+		t.Errorf("after the last unprotect:\n%s", now)
+	}
+	if _, err := agent.LoadConfig(h.conf); err != nil {
+		t.Errorf("agent.toml without pairs: %v", err)
+	}
 	_, _, err := run(t, "unprotect", "--config", h.conf, "--socket", h.sock, "old")
-	if exitCode(err) != exitUsage || !strings.Contains(err.Error(), "the agent needs one") {
-		t.Errorf("last pair: %v", err)
+	if exitCode(err) != exitUsage || !strings.Contains(err.Error(), "not protected here") {
+		t.Errorf("unprotect of what is gone: %v", err)
 	}
 }
 

@@ -186,9 +186,6 @@ func New(cfg Config) (*Client, error) {
 	if cfg.Trust == nil {
 		return nil, errors.New("agent: no trust store")
 	}
-	if len(cfg.Pairs) == 0 {
-		return nil, errors.New("agent: no pairs")
-	}
 	if cfg.Credit <= 0 {
 		cfg.Credit = 32 << 20
 	}
@@ -320,6 +317,13 @@ func (c *Client) live() int {
 		}
 	}
 	return n
+}
+
+// pairCount is the number of pairs the agent has, ended or not.
+func (c *Client) pairCount() int {
+	c.lmu.RLock()
+	defer c.lmu.RUnlock()
+	return len(c.links)
 }
 
 // End ends pair id, before a rollback: the pair leaves the session at
@@ -482,7 +486,11 @@ func (c *Client) Run(ctx context.Context) error {
 	bo := backoff.New(c.cfg.MinBackoff, c.cfg.MaxBackoff)
 	for {
 		if c.live() == 0 {
-			c.cfg.Logger.Warn("every pair has ended: nothing left to replicate; remove their [[pair]] from agent.toml", "addr", c.cfg.Addr)
+			if c.pairCount() == 0 {
+				c.cfg.Logger.Info("no pairs: waiting for a protection (mtconsole protect, or a [[pair]] in agent.toml and a reload)", "addr", c.cfg.Addr)
+			} else {
+				c.cfg.Logger.Warn("every pair has ended: nothing left to replicate; remove their [[pair]] from agent.toml", "addr", c.cfg.Addr)
+			}
 			select {
 			case <-ctx.Done():
 				return nil

@@ -184,9 +184,6 @@ func LoadConfig(path string) (*FileConfig, error) {
 	if r := a.MinReservedSpaceMB; r != nil && (*r < 0 || *r > 1<<30) {
 		return nil, c.errAt("min_reserved_space_mb", "[agent] min_reserved_space_mb %d: want 0 or more MiB (default 0)", *r)
 	}
-	if len(c.Pairs) == 0 {
-		return nil, fmt.Errorf("%s: no [[pair]]: name at least one source disk and its target", path)
-	}
 	if _, err := c.policy(PairPolicy{}); err != nil {
 		return nil, c.errIn("[defaults]", 0, err.key, "[defaults]: %v", err.err)
 	}

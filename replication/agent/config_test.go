@@ -138,7 +138,6 @@ func TestLoadConfigErrors(t *testing.T) {
 		{"pair key in its own table", strings.Replace(goodConfig, `size_cap_mb = 100`, `size_cap_mb = -1`, 1), `:21: size_cap_mb: pair 2 (sdb)`},
 		{"duplicate id", strings.Replace(goodConfig, `id = "data"`, `id = "sda"`, 1), `id "sda" is used twice`},
 		{"no address", strings.Replace(goodConfig, `address = "ps.example"`, "", 1), "address is required"},
-		{"no pairs", goodConfig[:strings.Index(goodConfig, "[[pair]]")], "no [[pair]]"},
 		{"alert threshold 0", strings.Replace(goodConfig, `retention_dir = "/r"`, "retention_dir = \"/r\"\nalert_threshold_percent = 0", 1), `:4: alert_threshold_percent: [agent] alert_threshold_percent 0: want a percentage`},
 		{"alert threshold 80", strings.Replace(goodConfig, `retention_dir = "/r"`, "retention_dir = \"/r\"\nalert_threshold_percent = 80.5", 1), `:4: alert_threshold_percent: [agent] alert_threshold_percent 80.5`},
 		{"negative reserve", strings.Replace(goodConfig, `retention_dir = "/r"`, "retention_dir = \"/r\"\nmin_reserved_space_mb = -1", 1), `:4: min_reserved_space_mb: [agent] min_reserved_space_mb -1: want 0 or more`},

@@ -215,3 +215,21 @@ func TestConsistencyInterval(t *testing.T) {
 		t.Errorf("the group's second tags: %+v and %+v, want one tag %s", t0, t1, agent.ConsistencyTagName("web01", now))
 	}
 }
+
+// An agent with no pair (every protection removed, or none yet) runs and
+// waits; the first pair added starts replicating.
+func TestAgentWithoutPairsWaitsForOne(t *testing.T) {
+	r := newPairsRig(t, 1, 1<<20)
+	first := r.cfg.Pairs[0]
+	r.cfg.Pairs = nil
+	r.start()
+	if n := len(r.cl.Status()); n != 0 {
+		t.Fatalf("%d pairs in the status of an agent without pairs", n)
+	}
+	if err := r.cl.AddPair(first); err != nil {
+		t.Fatal(err)
+	}
+	r.waitFor("the first pair in differential sync", func() bool {
+		return r.status(pair(0)).State == agent.StateDiffSync && r.caughtUp(0)
+	})
+}
