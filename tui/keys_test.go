@@ -28,7 +28,7 @@ func rootScreens() []rootScreen {
 		{"dashboard", func(*Model) {}, []string{"recover", "tag all", "new protection", "unprotect"}},
 		{"unprotect", func(m *Model) { drive(m, press(m, "u")) }, []string{"unprotect", "purge retention"}},
 		{"unprotect refused", func(m *Model) {
-			m.o.Protector.(*fakeProtector).refuseRemove = lastPairs
+			m.o.Protector.(*fakeProtector).refuseRemove = notHere
 			drive(m, press(m, "u"))
 		}, []string{"unprotect", "purge retention"}},
 		{"protect server", func(m *Model) { protectTo(m, protServer) }, nil},

@@ -18,8 +18,10 @@ func newUnprotFx(t testing.TB, w, h int, fp *fakeProtector) *Model {
 	return m
 }
 
-const lastPairs = "the last pairs: \"web01\" holds every pair of /etc/mtconsole/agent.toml, and the agent needs one: " +
-	"stop the agent instead (systemctl stop mtconsole-agent), or protect another machine first"
+// notHere is the refusal of a group the file no longer has (changed
+// since the console read the agent's status).
+const notHere = "not protected here: /etc/mtconsole/agent.toml has no [[group]] named \"web01\" and no [[pair]] with that id: " +
+	"mtconsole protection list shows what is"
 
 func TestGoldenUnprotect(t *testing.T) {
 	for _, tc := range []struct {
@@ -39,7 +41,7 @@ func TestGoldenUnprotect(t *testing.T) {
 				t.Run(fmt.Sprintf("%dx%d", sz.w, sz.h), func(t *testing.T) {
 					fp := &fakeProtector{}
 					if tc.name == "Refused" {
-						fp.refuseRemove = lastPairs
+						fp.refuseRemove = notHere
 					}
 					m := newUnprotFx(t, sz.w, sz.h, fp)
 					tc.setup(m)
@@ -146,12 +148,12 @@ func TestUnprotectFlow(t *testing.T) {
 		}
 	})
 	t.Run("refused", func(t *testing.T) {
-		fp := &fakeProtector{refuseRemove: lastPairs}
+		fp := &fakeProtector{refuseRemove: notHere}
 		m := newUnprotFx(t, 120, 40, fp)
 		press(m, "k")
 		drive(m, press(m, "u"))
 		s := screenText(t, m)
-		if !strings.Contains(s, "the agent needs one") {
+		if !strings.Contains(s, "no [[group]] named") {
 			t.Fatalf("the refusal is not shown:\n%s", s)
 		}
 		press(m, "y")

@@ -34,9 +34,9 @@ in them can still be recovered with mtconsole retention recover|rollback
 you to type the name at a terminal, or needs --yes in scripts.
 
 The previous file is kept as agent.toml.bak; the new one replaces it
-atomically. A name that is neither a group nor a pair, or one that holds
-every pair (the agent needs one: stop it instead), is refused and nothing
-is written. --dry-run shows the change and writes nothing.
+atomically. A name that is neither a group nor a pair is refused and
+nothing is written. The last group can go too: the agent keeps running
+with no pair and starts the next protection's pairs. --dry-run shows the change and writes nothing.
 
 Exit codes: 0 ok (also when no agent runs: it reads the file when it
 starts), 1 failed, 2 bad arguments or a refused plan (nothing written).`,
