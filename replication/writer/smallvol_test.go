@@ -91,7 +91,7 @@ func checkRound(t *testing.T, w *Writer, p *Pair, fs *vfs.Mem, wl *testutil.Work
 // at once (the old 1 GiB floor was four times the volume), and the
 // volume never fills.
 func TestSmallVolume256MiBPurges(t *testing.T) {
-	w, fs, ev, cfg, _ := smallVolume(t, 256<<20, journal.Purge, SpaceOptions{})
+	w, fs, ev, cfg, o := smallVolume(t, 256<<20, journal.Purge, SpaceOptions{})
 	p, _, err := w.Open(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -117,7 +117,7 @@ func TestSmallVolume256MiBPurges(t *testing.T) {
 			t.Fatalf("alert %q: the volume filled", bad)
 		}
 	}
-	if got, _ := p.o.TargetFS.(*vfs.Mem).ReadFile(cfg.Target); testutil.Diff(got, wl.Source) != "" {
+	if got, _ := o.TargetFS.(*vfs.Mem).ReadFile(cfg.Target); testutil.Diff(got, wl.Source) != "" {
 		t.Fatalf("target: %s", testutil.Diff(got, wl.Source))
 	}
 }
@@ -128,7 +128,7 @@ func TestSmallVolume256MiBPurges(t *testing.T) {
 // goes on acknowledging and never fills it; once space is freed the
 // monitor resumes the pair.
 func TestSmallVolume64MiBPauseAndResume(t *testing.T) {
-	w, fs, ev, cfg, _ := smallVolume(t, 64<<20, journal.Pause, SpaceOptions{})
+	w, fs, ev, cfg, o := smallVolume(t, 64<<20, journal.Pause, SpaceOptions{})
 	// Something else on the volume, freed later.
 	ballast, err := fs.OpenFile("/vol/ballast", os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
@@ -195,7 +195,7 @@ func TestSmallVolume64MiBPauseAndResume(t *testing.T) {
 	if err := p.Drain(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := p.o.TargetFS.(*vfs.Mem).ReadFile(cfg.Target); testutil.Diff(got, wl.Source) != "" {
+	if got, _ := o.TargetFS.(*vfs.Mem).ReadFile(cfg.Target); testutil.Diff(got, wl.Source) != "" {
 		t.Fatalf("target: %s", testutil.Diff(got, wl.Source))
 	}
 }
