@@ -134,8 +134,7 @@ func Run(ctx context.Context, out io.Writer, f Options) error {
 	for i := range f.Disks + 1 {
 		name := fmt.Sprintf("disk%d", i)
 		src := filepath.Join(dir, "sources", name+".img")
-		// what the workload does: an application-consistent tag every --app-every
-		disks = append(disks, ps.DiskConfig{Name: name, Path: src, AppConsistentInterval: f.AppEvery})
+		disks = append(disks, ps.DiskConfig{Name: name, Path: src, AppConsistentInterval: appInterval(f.AppEvery)})
 		wg.Go(func() {
 			rng := mrand.NewChaCha8([32]byte{byte(f.Seed), byte(f.Seed >> 8), byte(i)})
 			if errs[i] = writeSource(src, size, rng); errs[i] != nil {
@@ -636,4 +635,15 @@ func hashPath(path string) ([32]byte, error) {
 	var out [32]byte
 	copy(out[:], h.Sum(nil))
 	return out, nil
+}
+
+// appInterval is what the demo's process server reports as its source
+// host's application-consistent interval: the workload's own (--app-every)
+// in the whole seconds the protocol carries, a second at least when the
+// workload takes them at all.
+func appInterval(every time.Duration) time.Duration {
+	if every <= 0 {
+		return 0
+	}
+	return max(every.Round(time.Second), time.Second)
 }

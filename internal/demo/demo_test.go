@@ -176,3 +176,15 @@ func TestRunSpareDisk(t *testing.T) {
 		t.Errorf("agent.toml after protect: %v %+v", err, fc)
 	}
 }
+
+// The process server reports the workload's own app-consistent interval,
+// in the whole seconds the wire carries.
+func TestAppInterval(t *testing.T) {
+	for _, tc := range []struct{ in, want time.Duration }{
+		{0, 0}, {400 * time.Millisecond, time.Second}, {20 * time.Second, 20 * time.Second}, {90500 * time.Millisecond, 91 * time.Second},
+	} {
+		if got := appInterval(tc.in); got != tc.want {
+			t.Errorf("appInterval(%v) = %v, want %v", tc.in, got, tc.want)
+		}
+	}
+}
