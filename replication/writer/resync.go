@@ -55,6 +55,21 @@ var zeroBuf = make([]byte, 4<<20)
 func (p *Pair) WriteDirect(ctx context.Context, seq uint64, off int64, t time.Time, data []byte, zero bool) (bool, error) {
 	p.dmu.Lock()
 	defer p.dmu.Unlock()
+	p.mu.Lock()
+	paused := p.paused != ""
+	p.mu.Unlock()
+	if paused {
+		// A paused pair applies nothing: journaled, it waits. What was
+		// written directly before is committed first.
+		if p.dir != nil {
+			err := p.commitDirect(true)
+			p.stopDirect()
+			if err != nil {
+				return true, err
+			}
+		}
+		return false, nil
+	}
 	if p.dir == nil && !p.store.DirectResyncOK() {
 		return false, nil
 	}
