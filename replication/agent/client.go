@@ -641,6 +641,7 @@ func (c *Client) connect(ctx context.Context) (bool, error) {
 			l.mu.Lock()
 			l.connected = false
 			l.mu.Unlock()
+			endDirect(c, l)
 		}
 	}()
 	cctx, ccancel := context.WithCancel(ctx)
@@ -902,6 +903,12 @@ func (c *Client) handle(ctx context.Context, s *session, l *link, m wire.Message
 		}
 		return &pairError{disk: l.disk, err: err}
 	}
+	switch m.(type) {
+	case *wire.ResyncData, *wire.ZeroRange:
+		if done, err := c.direct(ctx, s, l, m); done || err != nil {
+			return err
+		}
+	}
 	switch m := m.(type) {
 	case *wire.ResyncData:
 		// Resync writes are flagged: points inside a resync are not
@@ -946,6 +953,13 @@ func (c *Client) handle(ctx context.Context, s *session, l *link, m wire.Message
 		l.mu.Lock()
 		l.state, l.done, l.total = m.State, m.Done, m.Total
 		l.mu.Unlock()
+		if m.State != wire.StateResync1 {
+			// Step I is over: its last direct writes are acknowledged
+			// now, not when something is journaled next.
+			if err := l.pair.EndDirect(); err != nil {
+				return local(err)
+			}
+		}
 	case *wire.Heartbeat:
 		for _, ds := range m.Latest {
 			if hl := s.linkOf(ds.Disk); hl != nil && !hl.isEnded() {

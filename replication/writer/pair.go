@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mtconsole/mtconsole/replication/journal"
@@ -172,10 +173,16 @@ type Pair struct {
 	pend    pending // batches on the target whose applied position is not yet committed
 	undoBuf []byte  // before-image buffer, reused batch to batch
 
-	wake    chan struct{}
-	stop    chan struct{}
-	done    chan struct{}
-	hold    chan holdReq // requests to stop applying for a while
+	wake chan struct{}
+	stop chan struct{}
+	done chan struct{}
+	hold chan holdReq // requests to stop applying for a while
+	// dmu guards dir, the direct resync writes not yet committed
+	// (resync.go); reread tells the applier that a direct commit moved
+	// the applied position and the journal past its reader.
+	dmu     sync.Mutex
+	dir     *direct
+	reread  atomic.Bool
 	closeMu sync.Mutex
 	closed  bool
 }
@@ -375,6 +382,10 @@ func (p *Pair) Write(seq uint64, off int64, t time.Time, data []byte, flags uint
 // WriteContext is Write that gives up, journaling nothing, when ctx ends
 // while it waits for room in the journal.
 func (p *Pair) WriteContext(ctx context.Context, seq uint64, off int64, t time.Time, data []byte, flags uint8) error {
+	// Direct resync writes before it reach the target first.
+	if err := p.EndDirect(); err != nil {
+		return err
+	}
 	if err := p.admit(seq); err != nil {
 		return dropDup(err)
 	}
@@ -394,6 +405,9 @@ func (p *Pair) Tag(seq uint64, tag journal.TagInfo) error {
 // TagContext is Tag that gives up when ctx ends while it waits for room
 // in the journal.
 func (p *Pair) TagContext(ctx context.Context, seq uint64, tag journal.TagInfo) error {
+	if err := p.EndDirect(); err != nil {
+		return err
+	}
 	if err := p.admit(seq); err != nil {
 		return dropDup(err)
 	}
@@ -474,10 +488,14 @@ func (p *Pair) append(ctx context.Context, r *journal.Record, n int64) error {
 // Sync waits until every write given so far is durable. A failed
 // journal commit stops the pair (invariant 5) before Sync returns, so
 // Status already says Error when the caller looks.
-func (p *Pair) Sync() error { return p.synced(context.Background(), p.log.Sync()) }
+// Direct resync writes (WriteDirect) are committed first.
+func (p *Pair) Sync() error { return p.SyncContext(context.Background()) }
 
 // SyncContext is Sync that gives up when ctx ends or the pair is closed.
 func (p *Pair) SyncContext(ctx context.Context) error {
+	if err := p.EndDirect(); err != nil {
+		return err
+	}
 	return p.synced(ctx, p.log.SyncContext(ctx))
 }
 
@@ -659,6 +677,9 @@ func (p *Pair) Close() error {
 		return nil
 	}
 	p.closed = true
+	if err := p.EndDirect(); err != nil {
+		p.o.Logger.Warn("committing the direct resync writes at close", "pair", p.cfg.ID, "err", err)
+	}
 	close(p.stop)
 	<-p.done
 	errs := []error{p.log.Close(), p.store.Close(), p.target.Close()}
@@ -687,6 +708,11 @@ func (p *Pair) run(from uint64) {
 			p.park(h)
 			continue
 		default:
+		}
+		if p.reread.Swap(false) {
+			// A direct resync commit (resync.go) moved the applied
+			// position and skipped the journal past the reader.
+			rd, carry = p.log.NewReader(p.store.State().Applied+1), nil
 		}
 		p.mu.Lock()
 		blocked := p.err != nil || p.paused != ""
