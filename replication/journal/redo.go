@@ -842,7 +842,10 @@ func (l *Log) commit(group []*chunk) (uint64, error) {
 		} else if dirty == nil || dirty.index != c.seg {
 			dirty = l.seg(c.seg)
 		}
-		if _, err := dirty.f.WriteAt(c.data, c.off); err != nil {
+		// Past the page cache where it can: the group is made durable
+		// at once and not read from the cache again but by a lagging
+		// applier.
+		if err := vfs.WriteAppend(dirty.f, c.data, c.off); err != nil {
 			return 0, err
 		}
 		if c.lastSeq > last {

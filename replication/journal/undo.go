@@ -453,7 +453,7 @@ func (s *Store) Append(recs []Record) error {
 		if len(buf) == 0 {
 			return nil
 		}
-		if _, err := s.act.f.WriteAt(buf, s.act.off); err != nil {
+		if err := vfs.WriteAppend(s.act.f, buf, s.act.off); err != nil {
 			return fmt.Errorf("retention %s: %w", s.act.f.Name(), err)
 		}
 		s.act.off += int64(len(buf))

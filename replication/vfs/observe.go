@@ -54,3 +54,11 @@ type observedOSFile struct {
 }
 
 func (f *observedOSFile) OSFile() *os.File { return f.osf.OSFile() }
+
+// WriteDirect keeps the inner file's direct writes (WriteAppend).
+func (f *observedOSFile) WriteDirect(p []byte, off int64) (int, error) {
+	if d, ok := f.File.(DirectWriter); ok {
+		return d.WriteDirect(p, off)
+	}
+	return 0, ErrNoDirect
+}

@@ -45,9 +45,12 @@ var OS FS = osFS{}
 
 type osFS struct{}
 
-type osFile struct{ *os.File }
+type osFile struct {
+	*os.File
+	direct *direct // lazily opened O_DIRECT descriptor of the same file
+}
 
-func (f osFile) Sync() error {
+func (f *osFile) Sync() error {
 	for {
 		err := unix.Fdatasync(int(f.Fd()))
 		if err == unix.EINTR {
@@ -60,7 +63,7 @@ func (f osFile) Sync() error {
 	}
 }
 
-func (f osFile) Size() (int64, error) {
+func (f *osFile) Size() (int64, error) {
 	fi, err := f.Stat()
 	if err != nil {
 		return 0, err
@@ -72,7 +75,7 @@ func (f osFile) Size() (int64, error) {
 }
 
 // OSFile returns the underlying *os.File, for fast copies.
-func (f osFile) OSFile() *os.File { return f.File }
+func (f *osFile) OSFile() *os.File { return f.File }
 
 // DeviceSize returns the capacity of an open block device.
 func DeviceSize(f *os.File) (int64, error) {
@@ -98,7 +101,7 @@ func (osFS) OpenFile(name string, flag int, perm os.FileMode) (File, error) {
 	if err != nil {
 		return nil, err
 	}
-	return osFile{f}, nil
+	return &osFile{File: f, direct: &direct{}}, nil
 }
 
 func (osFS) Remove(name string) error               { return os.Remove(name) }
@@ -186,7 +189,7 @@ func Allocate(f File, size int64) error {
 }
 
 // Allocate implements Allocate for real files.
-func (f osFile) Allocate(size int64) error {
+func (f *osFile) Allocate(size int64) error {
 	err := unix.Fallocate(int(f.Fd()), 0, 0, size)
 	if err == unix.EOPNOTSUPP || err == unix.ENOSYS {
 		return f.Truncate(size)

@@ -216,3 +216,19 @@ func (f *countFile) Sync() error {
 
 // Allocate keeps fallocate for the journal's segments (vfs.Allocate).
 func (f *countFile) Allocate(size int64) error { return vfs.Allocate(f.File, size) }
+
+// WriteDirect keeps the engine's direct writes (vfs.WriteAppend), counted
+// as writes.
+func (f countOSFile) WriteDirect(p []byte, off int64) (int, error) {
+	d, ok := f.File.(vfs.DirectWriter)
+	if !ok {
+		return 0, vfs.ErrNoDirect
+	}
+	t := time.Now()
+	n, err := d.WriteDirect(p, off)
+	f.s.writeNs.Add(int64(time.Since(t)))
+	f.s.span(t)
+	f.s.writes.Add(1)
+	f.s.writeBytes.Add(int64(n))
+	return n, err
+}

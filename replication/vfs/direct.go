@@ -1,0 +1,153 @@
+package vfs
+
+import (
+	"errors"
+	"os"
+	"sync"
+	"syscall"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// DirectBlock is the alignment of direct writes: offsets, lengths and
+// buffer addresses are multiples of it.
+const DirectBlock = 4096
+
+// directPiece is the most one direct write carries: the buffers come from
+// a pool shared by every file, so many pairs do not each hold a group's
+// worth of aligned memory.
+const directPiece = 1 << 20
+
+// ErrNoDirect says a file cannot be written with O_DIRECT (a file
+// system without it, a file opened read-only): write it through the page
+// cache instead.
+var ErrNoDirect = errors.New("direct I/O not available")
+
+// direct is the O_DIRECT descriptor of an osFile, opened on first use.
+type direct struct {
+	mu  sync.Mutex
+	f   *os.File
+	off bool // tried and failed: never again
+}
+
+// WriteDirect writes p at off with O_DIRECT, past the page cache: off,
+// len(p) and p's address must be multiples of DirectBlock. It returns
+// ErrNoDirect, having written nothing, when the file cannot take direct
+// writes. Nothing is durable until Sync.
+func (f *osFile) WriteDirect(p []byte, off int64) (int, error) {
+	d := f.direct
+	d.mu.Lock()
+	if d.f == nil && !d.off {
+		d.f = openDirect(f.File)
+		d.off = d.f == nil
+	}
+	df := d.f
+	d.mu.Unlock()
+	if df == nil {
+		return 0, ErrNoDirect
+	}
+	n, err := df.WriteAt(p, off)
+	if n == 0 && errors.Is(err, syscall.EINVAL) {
+		d.mu.Lock()
+		d.off = true
+		d.mu.Unlock()
+		return 0, ErrNoDirect
+	}
+	return n, err
+}
+
+// openDirect opens f's file again with O_DIRECT, or returns nil when it
+// cannot (or the name now leads to another file).
+func openDirect(f *os.File) *os.File {
+	df, err := os.OpenFile(f.Name(), os.O_WRONLY|unix.O_DIRECT, 0)
+	if err != nil {
+		return nil
+	}
+	var a, b unix.Stat_t
+	if unix.Fstat(int(f.Fd()), &a) != nil || unix.Fstat(int(df.Fd()), &b) != nil ||
+		a.Dev != b.Dev || a.Ino != b.Ino || a.Mode&unix.S_IFMT != unix.S_IFREG {
+		df.Close()
+		return nil
+	}
+	return df
+}
+
+// Close closes the file and its direct descriptor.
+func (f *osFile) Close() error {
+	f.direct.mu.Lock()
+	if f.direct.f != nil {
+		f.direct.f.Close()
+		f.direct.f = nil
+	}
+	f.direct.off = true
+	f.direct.mu.Unlock()
+	return f.File.Close()
+}
+
+// DirectWriter is a file that can write aligned blocks past the page
+// cache (see osFile.WriteDirect).
+type DirectWriter interface {
+	WriteDirect(p []byte, off int64) (int, error)
+}
+
+var piecePool = sync.Pool{New: func() any {
+	b := make([]byte, directPiece+DirectBlock)
+	k := int(uintptr(unsafe.Pointer(&b[0])) & (DirectBlock - 1))
+	if k != 0 {
+		b = b[DirectBlock-k:]
+	}
+	b = b[:directPiece]
+	return &b
+}}
+
+// WriteAppend writes p at off like f.WriteAt, for files written in
+// order, each write after the last: the whole DirectBlock-sized blocks
+// it covers go past the page cache when f is a DirectWriter (the bytes of
+// the first block before off read back from f and written again, as they
+// are), the rest through it. Writing large appends that way keeps them
+// out of the page cache, whose write-back of them is slow and stalls
+// other writers; the next fdatasync makes them durable either way.
+func WriteAppend(f File, p []byte, off int64) error {
+	dw, ok := f.(DirectWriter)
+	if !ok || len(p) < 4*DirectBlock {
+		_, err := f.WriteAt(p, off)
+		return err
+	}
+	start := off &^ (DirectBlock - 1)
+	end := off + int64(len(p))
+	stop := end &^ (DirectBlock - 1)
+	bp := piecePool.Get().(*[]byte)
+	defer piecePool.Put(bp)
+	buf := *bp
+	head := int(off - start)
+	if head > 0 {
+		if err := ReadFull(f, buf[:head], start); err != nil {
+			_, err := f.WriteAt(p, off)
+			return err
+		}
+	}
+	src := p
+	for at := start; at < stop; {
+		n := int(min(int64(len(buf)), stop-at))
+		k := copy(buf[head:n], src)
+		src = src[k:]
+		if _, err := dw.WriteDirect(buf[:n], at); err != nil {
+			if errors.Is(err, ErrNoDirect) {
+				// Nothing of this piece was written: the rest goes
+				// through the page cache.
+				_, err := f.WriteAt(p[at+int64(head)-off:], at+int64(head))
+				return err
+			}
+			return err
+		}
+		at += int64(n)
+		head = 0
+	}
+	if len(src) > 0 {
+		if _, err := f.WriteAt(src, stop); err != nil {
+			return err
+		}
+	}
+	return nil
+}
