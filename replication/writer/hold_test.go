@@ -68,16 +68,23 @@ func TestExportWhileBatchesStaged(t *testing.T) {
 	if err := p.Sync(); err != nil {
 		t.Fatal(err)
 	}
+	// The applier is inside write 11 before the hold is asked for (on a
+	// busy machine it may not have woken yet).
+	<-slow.stalled
 	// Hold's promise, read inside it: every batch on the target is
 	// committed, so the applied position covers write 11. (The export
 	// would come out right even without it: a plan also takes the
 	// before-images past the applied position.)
 	res := make(chan error, 1)
 	var applied uint64
+	var onTarget byte
 	go func() {
-		err := p.Hold(func(_ vfs.File, st *journal.Store) error {
+		err := p.Hold(func(tf vfs.File, st *journal.Store) error {
 			applied = st.State().Applied
-			return nil
+			b := make([]byte, 1)
+			_, err := tf.ReadAt(b, (11%8)*4096)
+			onTarget = b[0]
+			return err
 		})
 		slow.syncDone()
 		if err == nil {
@@ -90,6 +97,9 @@ func TestExportWhileBatchesStaged(t *testing.T) {
 	close(slow.release)
 	if err := <-res; err != nil {
 		t.Fatal(err)
+	}
+	if onTarget != 11 {
+		t.Fatalf("write 11 is not on the target inside the hold (%d): the test does not test", onTarget)
 	}
 	if applied < 11 {
 		t.Fatalf("inside Hold the applied position was %d while write 11 was on the target: Hold handed the target over before the commit", applied)

@@ -48,10 +48,17 @@ func TestOfflineRecoveryAfterCrashMidBatch(t *testing.T) {
 	}
 	// 11 and 12 reach the target, 13 stalls: then the power goes.
 	gate.stallWrite(2)
-	for seq := uint64(11); seq <= 20; seq++ {
-		write(seq)
+	// Journaled while the applier is held, so that it finds 11 to 18 in
+	// one batch: fed one by one, a busy machine lets it stage and commit
+	// 11 alone first.
+	if err := p.Hold(func(vfs.File, *journal.Store) error {
+		for seq := uint64(11); seq <= 20; seq++ {
+			write(seq)
+		}
+		return p.Sync()
+	}); err != nil {
+		t.Fatal(err)
 	}
-	p.Sync()
 	<-gate.stalled
 	catCopy := t.TempDir()
 	cat, err := os.ReadFile(filepath.Join(m.catDir, "catalogue.db"))
