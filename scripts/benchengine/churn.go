@@ -54,25 +54,13 @@ type churnTrial struct {
 
 func benchChurn(c config) error {
 	disks := filepath.Join(c.dir, "disks")
-	if err := os.MkdirAll(disks, 0o700); err != nil {
+	dcs, err := sparseDisks(disks)
+	if err != nil {
 		return err
 	}
-	var dcs []ps.DiskConfig
 	var pcs []agent.PairConfig
-	for i := range rc.pairs {
-		for _, kind := range []string{"s", "t"} {
-			f, err := os.OpenFile(filepath.Join(disks, fmt.Sprintf("%s%03d.img", kind, i)), os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
-			if err != nil {
-				return err
-			}
-			err = f.Truncate(rc.pairSize)
-			f.Close()
-			if err != nil {
-				return err
-			}
-		}
-		name := fmt.Sprintf("d%03d", i)
-		dcs = append(dcs, ps.DiskConfig{Name: name, Path: filepath.Join(disks, fmt.Sprintf("s%03d.img", i))})
+	for i, d := range dcs {
+		name := d.Name
 		pc := pairConfig(c.dir, name, name, filepath.Join(disks, fmt.Sprintf("t%03d.img", i)))
 		// capped, so that a few minutes at hundreds of MiB/s do not fill
 		// the volume: purging the oldest segments is part of the work

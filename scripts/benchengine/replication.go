@@ -515,23 +515,9 @@ func benchStream(c config) error {
 // VmRSS and VmHWM every -sample.
 func benchRSS(c config) error {
 	disks := filepath.Join(c.dir, "disks")
-	if err := os.MkdirAll(disks, 0o700); err != nil {
+	dcs, err := sparseDisks(disks)
+	if err != nil {
 		return err
-	}
-	var dcs []ps.DiskConfig
-	for i := range rc.pairs {
-		for _, kind := range []string{"s", "t"} {
-			f, err := os.OpenFile(filepath.Join(disks, fmt.Sprintf("%s%03d.img", kind, i)), os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
-			if err != nil {
-				return err
-			}
-			err = f.Truncate(rc.pairSize)
-			f.Close()
-			if err != nil {
-				return err
-			}
-		}
-		dcs = append(dcs, ps.DiskConfig{Name: fmt.Sprintf("d%03d", i), Path: filepath.Join(disks, fmt.Sprintf("s%03d.img", i))})
 	}
 	p, err := startPS(ps.Config{Disks: dcs})
 	if err != nil {
@@ -724,4 +710,29 @@ func agentChild(c config) error {
 		err = e
 	}
 	return err
+}
+
+// sparseDisks makes rc.pairs sparse sources sNNN.img and targets
+// tNNN.img of rc.pairSize in dir, and returns the sources as the process
+// server serves them (disks dNNN).
+func sparseDisks(dir string) ([]ps.DiskConfig, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	var dcs []ps.DiskConfig
+	for i := range rc.pairs {
+		for _, kind := range []string{"s", "t"} {
+			f, err := os.OpenFile(filepath.Join(dir, fmt.Sprintf("%s%03d.img", kind, i)), os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+			if err != nil {
+				return nil, err
+			}
+			err = f.Truncate(rc.pairSize)
+			f.Close()
+			if err != nil {
+				return nil, err
+			}
+		}
+		dcs = append(dcs, ps.DiskConfig{Name: fmt.Sprintf("d%03d", i), Path: filepath.Join(dir, fmt.Sprintf("s%03d.img", i))})
+	}
+	return dcs, nil
 }
