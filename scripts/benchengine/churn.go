@@ -15,8 +15,9 @@ package main
 // generator would hide a slow agent), and the RPO does not climb: the
 // worst pair's mean over the last quarter of the trial is no more than
 // two seconds above its mean over the second quarter. The rate doubles
-// from -churn-start until a trial fails, then two bisection steps narrow
-// it; between trials the agent drains.
+// from -churn-start until a trial fails (or halves until one holds, when
+// the start is already too fast), then two bisection steps narrow it;
+// between trials the agent drains.
 
 import (
 	"context"
@@ -80,19 +81,7 @@ func benchChurn(c config) error {
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	runErr := make(chan error, 1)
-	go func() { runErr <- cl.Run(ctx) }()
-	finish := func(err error) error {
-		cancel()
-		if rerr := <-runErr; err == nil {
-			err = rerr
-		}
-		if e := cl.Close(); err == nil {
-			err = e
-		}
-		return err
-	}
+	_, runErr, finish := runAgent(cl)
 	allInLine := func() bool {
 		for _, pc := range pcs {
 			if !inLine(p, cl, pc.Disk) {
@@ -121,6 +110,18 @@ func benchChurn(c config) error {
 	}
 	good, bad := 0.0, 0.0
 	for rate := churn.start; bad == 0 && rate < 1<<14; rate *= 2 {
+		tr, err := run(rate)
+		if err != nil {
+			return finish(err)
+		}
+		if tr.left == "" {
+			good = rate
+		} else {
+			bad = rate
+		}
+	}
+	// The start already too fast: halve until a rate holds.
+	for rate := churn.start / 2; good == 0 && rate >= 0.25; rate /= 2 {
 		tr, err := run(rate)
 		if err != nil {
 			return finish(err)

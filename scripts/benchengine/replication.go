@@ -441,20 +441,8 @@ func benchStream(c config) error {
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	runErr := make(chan error, 1)
 	t0 := time.Now()
-	go func() { runErr <- cl.Run(ctx) }()
-	finish := func(err error) error {
-		cancel()
-		if rerr := <-runErr; err == nil {
-			err = rerr
-		}
-		if e := cl.Close(); err == nil {
-			err = e
-		}
-		return err
-	}
+	ctx, runErr, finish := runAgent(cl)
 	if err := waitFor("the initial hash resync", runErr, func() bool { return inLine(p, cl, "disk0") }); err != nil {
 		return finish(err)
 	}
@@ -735,4 +723,23 @@ func sparseDisks(dir string) ([]ps.DiskConfig, error) {
 		dcs = append(dcs, ps.DiskConfig{Name: fmt.Sprintf("d%03d", i), Path: filepath.Join(dir, fmt.Sprintf("s%03d.img", i))})
 	}
 	return dcs, nil
+}
+
+// runAgent runs cl until finish is called: ctx ends with it, runErr
+// receives Run's error if it stops first, and finish(err) stops the
+// agent, closes it and returns err or the first error of stopping.
+func runAgent(cl *agent.Client) (ctx context.Context, runErr chan error, finish func(error) error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	runErr = make(chan error, 1)
+	go func() { runErr <- cl.Run(ctx) }()
+	return ctx, runErr, func(err error) error {
+		cancel()
+		if rerr := <-runErr; err == nil {
+			err = rerr
+		}
+		if e := cl.Close(); err == nil {
+			err = e
+		}
+		return err
+	}
 }
