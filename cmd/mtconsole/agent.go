@@ -22,7 +22,8 @@ while keeping before-images for recovery, and serves its status API on a unix
 socket (mtconsole status, tag, pause, resume and recover talk to it).
 
 SIGTERM and SIGINT stop it cleanly: the journal and the applied position are
-made durable first. SIGHUP reloads the file: retention policies and RPO
+made durable first. SIGHUP re-reads host.conf's logging.level (unless
+--log-level is given) and reloads the file: retention policies and RPO
 thresholds change at once; a changed process server, host id, pair list,
 target or directory is named in the log as needing a restart, and nothing of
 a file with an error is applied.
@@ -77,7 +78,12 @@ takes effect when the agent restarts. The file's format (TOML):
 			if err != nil {
 				return err
 			}
-			return agent.Run(ctx, fc, agent.Options{Log: cmd.ErrOrStderr(), ReloadOnHUP: true, Version: version})
+			hc, _ := fc.HostConfig()
+			l, err := newCmdLog(cmd, "mtconsole-agent", cmd.ErrOrStderr(), hc)
+			if err != nil {
+				return err
+			}
+			return agent.Run(ctx, fc, agent.Options{Handler: l.Handler, OnHUP: l.Reload, ReloadOnHUP: true, Version: version})
 		},
 	}
 	c.Flags().StringVar(&path, "config", "/etc/mtconsole/agent.toml", "the configuration file")

@@ -96,7 +96,11 @@ signatures in a minute is refused for a minute. SIGINT or SIGTERM stop it.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			return runCSServe(ctx, cmd.OutOrStdout(), cmd.ErrOrStderr(), dir, addr, https)
+			l, err := newCmdLog(cmd, "mtconsole-cs", cmd.ErrOrStderr(), "")
+			if err != nil {
+				return err
+			}
+			return runCSServe(ctx, cmd.OutOrStdout(), l.Logger, dir, addr, https)
 		},
 	}
 	c.Flags().StringVar(&dir, "dir", csserver.DefaultDir, "the server's directory (made by cs init)")
@@ -105,12 +109,11 @@ signatures in a minute is refused for a minute. SIGINT or SIGTERM stop it.`,
 	return c
 }
 
-func runCSServe(ctx context.Context, out, logOut io.Writer, dir, addr string, https bool) error {
+func runCSServe(ctx context.Context, out io.Writer, log *slog.Logger, dir, addr string, https bool) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("cs serve: %w (is another server on it? as non-root use --addr :8443)", err)
 	}
-	log := slog.New(slog.NewTextHandler(logOut, nil))
 	srv, err := csserver.Serve(ctx, csserver.Dir(dir), ln, https, log, version)
 	if err != nil {
 		return err

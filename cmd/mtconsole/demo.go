@@ -60,6 +60,12 @@ The closing checks cover the pairs in agent.toml at the end.`,
 			if err := f.Check(); err != nil {
 				return usageError{err}
 			}
+			// demo.log takes the log flags; there is no host.conf here.
+			l, err := newCmdLog(cmd, "mtconsole-demo", io.Discard, "")
+			if err != nil {
+				return err
+			}
+			f.LogFormat, f.LogLevel = flagString(cmd, "log-format"), l.Level
 			return demo.Run(ctx, out, f)
 		},
 	}

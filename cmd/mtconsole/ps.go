@@ -15,6 +15,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/mtconsole/mtconsole/internal/logging"
 	"github.com/mtconsole/mtconsole/internal/secret"
 	"github.com/mtconsole/mtconsole/replication/journal"
 	"github.com/mtconsole/mtconsole/replication/ps"
@@ -30,6 +31,7 @@ type psFlags struct {
 	scan     time.Duration
 	chunk    int
 	app      time.Duration
+	log      *slog.Logger // nil: text on stderr
 }
 
 func newPSCmd() *cobra.Command {
@@ -52,7 +54,14 @@ The certificate is made on first start in --cert-dir; its fingerprint is
 printed so that admins can compare it with what the master target shows.
 SIGINT or SIGTERM stop the server (exit 0).`,
 		Args: usageArgs(cobra.NoArgs),
-		RunE: func(cmd *cobra.Command, _ []string) error { return runPS(cmd.Context(), cmd.OutOrStdout(), f) },
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			l, err := newCmdLog(cmd, "mtconsole-ps", cmd.ErrOrStderr(), "")
+			if err != nil {
+				return err
+			}
+			f.log = l.Logger
+			return runPS(cmd.Context(), cmd.OutOrStdout(), f)
+		},
 	}
 	c.Flags().StringVar(&f.listen, "listen", ps.DefaultAddr, "address to listen on")
 	c.Flags().StringArrayVar(&f.disks, "disk", nil, "a source disk to serve, NAME=PATH (repeatable)")
@@ -117,7 +126,10 @@ func runPS(ctx context.Context, out io.Writer, f psFlags) error {
 	if err != nil {
 		return err
 	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	log := f.log
+	if log == nil {
+		log = slog.New(logging.Redact(slog.NewTextHandler(os.Stderr, nil)))
+	}
 	srv, err := ps.New(ps.Config{Key: key, Cert: cert, HostID: host, HostName: host, Disks: disks, ChunkSize: f.chunk, Logger: log})
 	if err != nil {
 		return err

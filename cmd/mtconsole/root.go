@@ -20,6 +20,7 @@ func newRootCmd() *cobra.Command {
 	// Bare mtconsole opens the console.
 	console := newConsoleCmd()
 	root.RunE = console.RunE
+	addLogFlags(root)
 	root.Flags().AddFlagSet(console.Flags())
 	root.AddCommand(console, newRetentionCmd(), newDemoCmd(), newSelftestCmd(), newStatusCmd(), newTagCmd(), newPauseCmd(true), newPauseCmd(false),
 		newRecoverCmd(), newPSCmd(), newAgentCmd(), newCSCmd(), newRegisterCmd(), newUnregisterCmd(), newHostConfigCmd(),

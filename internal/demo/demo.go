@@ -20,6 +20,7 @@ import (
 
 	"github.com/mtconsole/mtconsole/hostconfig"
 	"github.com/mtconsole/mtconsole/hostconfig/csserver"
+	"github.com/mtconsole/mtconsole/internal/logging"
 	"github.com/mtconsole/mtconsole/replication/agent"
 	"github.com/mtconsole/mtconsole/replication/agent/api"
 	"github.com/mtconsole/mtconsole/replication/journal"
@@ -45,6 +46,8 @@ type Options struct {
 	For        time.Duration // stop after this long; 0: until ctx ends or the console quits
 	Verify     int           // at the end, export this many of each pair's latest tags and check them
 	Version    string        // the binary's, for the configuration server and the agent
+	LogFormat  string        // demo.log's format: text (default) or json (logging.Formats)
+	LogLevel   slog.Leveler  // demo.log's level (nil: info)
 
 	// Console shows the agent on socket until ctx ends or the user
 	// quits; nil shows the status table with Watch, and the demo says
@@ -162,7 +165,14 @@ func Run(ctx context.Context, out io.Writer, f Options) error {
 		return err
 	}
 	defer logf.Close()
-	psLog := slog.New(slog.NewTextHandler(logf, nil)).With("process", "ps")
+	// One handler for the three processes, as mtconsole's commands log:
+	// in --log-format (a file is text unless json is asked for), at
+	// --log-level, secrets redacted.
+	logH, err := logging.New(logging.Options{Format: f.LogFormat, Level: f.LogLevel, Stream: logf, Identifier: "mtconsole-demo"})
+	if err != nil {
+		return err
+	}
+	psLog := slog.New(logH).With("process", "ps")
 
 	// The process server, on loopback.
 	srv, err := ps.New(ps.Config{Key: key, Cert: cert, HostID: "demo-source", HostName: "demo-source", Disks: disks, Logger: psLog})
@@ -205,7 +215,7 @@ func Run(ctx context.Context, out io.Writer, f Options) error {
 	// demo host registered with it: the agent sends it heartbeats.
 	csCtx, stopCS := context.WithCancel(context.Background())
 	defer stopCS()
-	cs, hostConf, hostID, err := startCS(ctx, csCtx, dir, f.Version, slog.New(slog.NewTextHandler(logf, nil)).With("process", "cs"))
+	cs, hostConf, hostID, err := startCS(ctx, csCtx, dir, f.Version, slog.New(logH).With("process", "cs"))
 	if cs != nil {
 		defer func() {
 			stopCS()
@@ -241,7 +251,7 @@ func Run(ctx context.Context, out io.Writer, f Options) error {
 	go func() {
 		fc, err := agent.LoadConfig(cfgPath)
 		if err == nil {
-			err = agent.Run(agentCtx, fc, agent.Options{Log: logf, Version: f.Version})
+			err = agent.Run(agentCtx, fc, agent.Options{Handler: logH, Version: f.Version})
 		}
 		agentDone <- err
 	}()

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/mtconsole/mtconsole/hostconfig"
+	"github.com/mtconsole/mtconsole/internal/logging"
 	"github.com/mtconsole/mtconsole/internal/secret"
 	"github.com/mtconsole/mtconsole/replication/agent/api"
 	"github.com/mtconsole/mtconsole/replication/wire"
@@ -21,9 +22,16 @@ import (
 
 // Options are how a daemon runs, beside its configuration file.
 type Options struct {
-	// Log receives the log's text lines (default os.Stderr); they also go
-	// to the status API as "log" events.
+	// Log receives the log's text lines (default os.Stderr) when Handler
+	// is nil.
 	Log io.Writer
+	// Handler is where the log goes (internal/logging.New builds the
+	// commands' one); records also go to the status API as "log" events.
+	// Either way secrets are redacted (logging.Redact) before both.
+	Handler slog.Handler
+	// OnHUP, when ReloadOnHUP, runs on each SIGHUP before the file is
+	// reloaded (the command re-reads host.conf's logging.level).
+	OnHUP func()
 	// ReloadOnHUP makes SIGHUP reload the configuration file (the
 	// daemon); an agent inside another command (the demo) leaves SIGHUP,
 	// a hangup, to that command.
@@ -66,8 +74,12 @@ func Run(ctx context.Context, fc *FileConfig, o Options) error {
 	hub := api.NewHub()
 	// Log lines go to o.Log and, as "log" events, to the status API;
 	// the writer's alert and state events go to both too (EventSink).
-	text := slog.NewTextHandler(o.Log, nil)
-	logger := slog.New(api.LogHandler(hub, text))
+	text := o.Handler
+	if text == nil {
+		text = slog.NewTextHandler(o.Log, nil)
+	}
+	text = logging.Redact(text)
+	logger := slog.New(logging.Redact(api.LogHandler(hub, text)))
 	cfg := fc.ClientConfig()
 	cfg.Key, cfg.Trust, cfg.Logger = key, trust, logger
 	if fc.TrustNew() {
@@ -148,6 +160,9 @@ func Run(ctx context.Context, fc *FileConfig, o Options) error {
 				case <-ctx.Done():
 					return
 				case <-hup:
+					if o.OnHUP != nil {
+						o.OnHUP()
+					}
 					reloader.Reload()
 				}
 			}
