@@ -22,7 +22,10 @@ require (
 	golang.org/x/term v0.48.0
 )
 
-require github.com/klauspost/cpuid/v2 v2.2.10 // indirect
+require (
+	github.com/klauspost/cpuid/v2 v2.2.10 // indirect
+	github.com/kylelemons/godebug v1.1.0 // indirect
+)
 
 require (
 	github.com/atotto/clipboard v0.1.4 // indirect

@@ -296,11 +296,11 @@ func completions(root *cobra.Command) {
 		"unprotect": completeGroupOrPairArg,
 	}
 	flags := map[string]map[string]cobra.CompletionFunc{
-		"recover":           {"point": completePoint, "pairs": completePairList, "group": completeGroup, "mode": cobra.FixedCompletions([]string{"export", "rollback"}, noFile)},
-		"tag":               {"pairs": completePairList},
+		"recover":            {"point": completePoint, "pairs": completePairList, "group": completeGroup, "mode": cobra.FixedCompletions([]string{"export", "rollback"}, noFile)},
+		"tag":                {"pairs": completePairList},
 		"retention recover":  {"point": completePoint},
 		"retention rollback": {"point": completePoint},
-		"protect":           {"overwrite": completeDiskList, "map": completeMap},
+		"protect":            {"overwrite": completeDiskList, "map": completeMap},
 	}
 	var walk func(c *cobra.Command)
 	walk = func(c *cobra.Command) {

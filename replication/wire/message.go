@@ -892,6 +892,15 @@ var pairStateNames = [...]struct {
 	{StateEnded, "Ended", "Ended"},
 }
 
+// PairStates are every state, in the order a pair goes through them.
+func PairStates() []PairState {
+	out := make([]PairState, len(pairStateNames))
+	for i, n := range pairStateNames {
+		out[i] = n.s
+	}
+	return out
+}
+
 // String is the state's name as admins know it ("Differential Sync").
 func (s PairState) String() string {
 	for _, n := range pairStateNames {

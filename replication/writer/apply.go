@@ -35,10 +35,11 @@ func (e *errRetention) Unwrap() error { return e.err }
 
 // pending is the batches staged on the target since the last commit.
 type pending struct {
-	n     int
-	c     journal.Commit
-	bytes int64
-	since time.Time
+	n        int
+	c        journal.Commit
+	bytes    int64
+	retained int64 // before-image bytes written (not those kept as a zero length)
+	since    time.Time
 }
 
 func (q *pending) due(now time.Time, bytes int64, interval time.Duration) bool {
@@ -135,6 +136,8 @@ func (p *Pair) stage(batch []journal.Record) error {
 		for k := range undo {
 			if journal.IsZero(undo[k].Data) {
 				undo[k].Flags |= journal.FlagZero
+			} else {
+				p.pend.retained += int64(len(undo[k].Data))
 			}
 		}
 		if err := p.store.Append(undo); err != nil {
@@ -188,11 +191,12 @@ func (p *Pair) commit() error {
 	if err := p.store.Commit(c); err != nil {
 		return &errRetention{err}
 	}
-	bytes := p.pend.bytes
+	bytes, retained := p.pend.bytes, p.pend.retained
 	p.pend = pending{}
 	now := p.o.Now()
 	p.mu.Lock()
 	p.applied += bytes
+	p.retained += retained
 	p.rate.add(now, bytes)
 	p.mu.Unlock()
 	if err := p.log.Trim(c.Applied); err != nil {

@@ -136,6 +136,10 @@ const (
 	HealthEnded = "Ended"
 )
 
+// Healths are every health, for those that list them all (the agent's
+// metrics give each its own series).
+var Healths = []string{HealthOK, HealthRPO, HealthPaused, HealthError, HealthEnded}
+
 // Pair is one replication pair: its redo journal, its retention store,
 // its target, and the applier that moves writes from the first to the
 // last while capturing before-images in the second.
@@ -165,6 +169,7 @@ type Pair struct {
 	heard    bool
 	appended int64 // bytes of writes appended
 	applied  int64 // bytes of writes applied
+	retained int64 // bytes of before-images written to retention
 	dups     int64
 	rate     rate
 	rpoAlert bool

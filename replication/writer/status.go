@@ -71,6 +71,12 @@ type PairStatus struct {
 	Retention     RetentionStatus `json:"retention"`
 	// Fsync is how long the pair's fdatasyncs took lately, by file.
 	Fsync []FsyncLatency `json:"fsync,omitempty"`
+	// Bytes journaled, applied to the target and written to retention as
+	// before-images since the pair was opened: counters for the agent's
+	// metrics (…_bytes_total), not part of the status API's JSON.
+	JournaledBytes int64 `json:"-"`
+	AppliedBytes   int64 `json:"-"`
+	RetainedBytes  int64 `json:"-"`
 }
 
 // Status returns a snapshot of the pair.
@@ -84,11 +90,12 @@ func (p *Pair) Status() PairStatus {
 	s := PairStatus{
 		ID: p.cfg.ID, Target: p.cfg.Target, TargetBytes: p.size,
 		AppliedSeq: st.Applied, DurableSeq: p.log.Durable(),
-		BacklogBytes:  max(p.appended-p.applied, 0),
-		RPOThreshold:  p.cfg.RPOThreshold.Seconds(),
-		ThroughputBps: p.rate.get(now),
-		Duplicates:    p.dups,
-		LastAck:       p.lastAck,
+		BacklogBytes:   max(p.appended-p.applied, 0),
+		RPOThreshold:   p.cfg.RPOThreshold.Seconds(),
+		ThroughputBps:  p.rate.get(now),
+		Duplicates:     p.dups,
+		LastAck:        p.lastAck,
+		JournaledBytes: p.appended, AppliedBytes: p.applied, RetainedBytes: p.retained,
 	}
 	durTime := p.durTime
 	rpo, known := p.rpoLocked(now)

@@ -27,10 +27,17 @@
 // follows one to its end); the events' Message is a line for the log,
 // not a format to parse.
 //
-// Metrics (NewMetrics, then Serve on a TCP address; off unless the agent
-// is given one) exposes per pair gauges in the Prometheus text format:
+// Metrics (NewMetrics, then Serve on a TCP address, by convention port
+// 9460; off unless the agent is given one) exposes in the Prometheus text
+// format, named by Prometheus' conventions (testutil.GatherAndLint finds
+// nothing): mtconsole_build_info; per pair the gauges
 // mtconsole_pair_rpo_seconds, _backlog_bytes, _retention_used_bytes,
-// _applied_seq, _healthy, and the counter mtconsole_pair_acks_total.
+// _applied_sequence, _state{state} and _health{health} (one series per
+// possible value, 0 or 1), mtconsole_retention_window_start_timestamp_seconds
+// and mtconsole_resync_remaining_bytes; the counters
+// mtconsole_pair_acks_total, _journaled_bytes_total, _applied_bytes_total
+// and _retained_bytes_total; and the histogram
+// mtconsole_fsync_duration_seconds{file}. README.md lists them.
 //
 // The agent's log lines are events too (kind "log", LogHandler), and
 // its alert and state events are log lines too (EventSink). The

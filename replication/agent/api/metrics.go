@@ -7,20 +7,27 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime"
+	"runtime/debug"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/mtconsole/mtconsole/replication/wire"
 	"github.com/mtconsole/mtconsole/replication/writer"
 )
 
 // Metrics is the Prometheus side of the status API, off unless the agent
-// is given an address: per pair gauges read from the Backend's Status at
-// each scrape, a counter of acknowledgements fed by writer.Options.OnAck
-// (Metrics.Ack), and a histogram of fdatasync latency by kind of file fed
-// by writer.Options.OnFsync (Metrics.Fsync).
+// is given an address. The names follow Prometheus' conventions: base
+// units (seconds, bytes) in the name, _total on counters, _info for
+// constant labels, and a state as one series per possible value (0 or 1)
+// rather than a label whose value changes. Per pair gauges and counters
+// are read from the Backend's Status at each scrape; the counter of
+// acknowledgements is fed by writer.Options.OnAck (Metrics.Ack), and the
+// histogram of fdatasync latency by kind of file by writer.Options.OnFsync
+// (Metrics.Fsync). README.md lists them.
 type Metrics struct {
 	b     Backend
 	reg   *prometheus.Registry
@@ -32,18 +39,26 @@ type Metrics struct {
 }
 
 var (
-	descRPO     = prometheus.NewDesc("mtconsole_pair_rpo_seconds", "Now minus the source time of the newest durable write.", []string{"pair"}, nil)
-	descBacklog = prometheus.NewDesc("mtconsole_pair_backlog_bytes", "Bytes journaled but not yet applied to the target.", []string{"pair"}, nil)
-	descUsed    = prometheus.NewDesc("mtconsole_pair_retention_used_bytes", "Bytes used by the pair's retention store.", []string{"pair"}, nil)
-	descApplied = prometheus.NewDesc("mtconsole_pair_applied_seq", "Highest sequence applied to the target.", []string{"pair"}, nil)
-	descHealthy = prometheus.NewDesc("mtconsole_pair_healthy", "1 when the pair's health is OK.", []string{"pair", "health"}, nil)
+	descBuild = prometheus.NewDesc("mtconsole_build_info", "Always 1: the agent's version, VCS commit and Go version as labels.",
+		[]string{"version", "commit", "goversion"}, nil)
+	descRPO        = prometheus.NewDesc("mtconsole_pair_rpo_seconds", "Now minus the source time of the newest durable write (absent until the source is heard from).", []string{"pair"}, nil)
+	descBacklog    = prometheus.NewDesc("mtconsole_pair_backlog_bytes", "Bytes journaled but not yet applied to the target.", []string{"pair"}, nil)
+	descUsed       = prometheus.NewDesc("mtconsole_pair_retention_used_bytes", "Bytes used by the pair's retention store.", []string{"pair"}, nil)
+	descApplied    = prometheus.NewDesc("mtconsole_pair_applied_sequence", "Sequence number (a position in the pair's write order) of the newest write applied to the target.", []string{"pair"}, nil)
+	descState      = prometheus.NewDesc("mtconsole_pair_state", "1 for the pair's replication state, 0 for every other state.", []string{"pair", "state"}, nil)
+	descHealth     = prometheus.NewDesc("mtconsole_pair_health", "1 for the pair's health, 0 for every other health.", []string{"pair", "health"}, nil)
+	descJournaled  = prometheus.NewDesc("mtconsole_pair_journaled_bytes_total", "Bytes of writes journaled since the pair was opened.", []string{"pair"}, nil)
+	descAppliedB   = prometheus.NewDesc("mtconsole_pair_applied_bytes_total", "Bytes of writes applied to the target since the pair was opened.", []string{"pair"}, nil)
+	descRetained   = prometheus.NewDesc("mtconsole_pair_retained_bytes_total", "Bytes of before-images written to the retention store since the pair was opened (a zero-filled before-image is kept as its length and not counted).", []string{"pair"}, nil)
+	descWindow     = prometheus.NewDesc("mtconsole_retention_window_start_timestamp_seconds", "Unix time of the oldest point the pair can be recovered to (absent while retention is empty).", []string{"pair"}, nil)
+	descResyncLeft = prometheus.NewDesc("mtconsole_resync_remaining_bytes", "Bytes the pair's resync has still to copy (0 when not resyncing).", []string{"pair"}, nil)
 )
 
 // NewMetrics returns the metrics of b; Serve exposes them.
 func NewMetrics(b Backend) *Metrics {
 	m := &Metrics{b: b, reg: prometheus.NewRegistry(),
 		acks: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mtconsole_pair_acks_total",
-			Help: "Cumulative acknowledgements sent (one per group commit)."}, []string{"pair"}),
+			Help: "Acknowledgements sent (one per group commit)."}, []string{"pair"}),
 		fsync: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "mtconsole_fsync_duration_seconds",
 			Help:    "How long fdatasyncs took, by kind of file: journal, retention or target.",
 			Buckets: writer.FsyncBuckets}, []string{"file"})}
@@ -61,9 +76,29 @@ func (m *Metrics) Fsync(_, file string, d time.Duration) {
 
 // Describe implements prometheus.Collector.
 func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descRPO, descBacklog, descUsed, descApplied, descHealthy} {
+	for _, d := range []*prometheus.Desc{descBuild, descRPO, descBacklog, descUsed, descApplied, descState, descHealth,
+		descJournaled, descAppliedB, descRetained, descWindow, descResyncLeft} {
 		ch <- d
 	}
+}
+
+// buildCommit is the VCS revision the binary was built from ("unknown"
+// when it was built outside a repository), "-dirty" when modified.
+func buildCommit() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "unknown"
+	}
+	rev, dirty := "unknown", ""
+	for _, s := range bi.Settings {
+		switch {
+		case s.Key == "vcs.revision" && s.Value != "":
+			rev = s.Value
+		case s.Key == "vcs.modified" && s.Value == "true":
+			dirty = "-dirty"
+		}
+	}
+	return rev + dirty
 }
 
 // Collect implements prometheus.Collector: one Status per scrape.
@@ -73,25 +108,52 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.NewInvalidMetric(descRPO, err)
 		return
 	}
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	counter := func(d *prometheus.Desc, v int64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+	}
+	oneOf := func(b bool) float64 {
+		if b {
+			return 1
+		}
+		return 0
+	}
+	gauge(descBuild, 1, st.Version, buildCommit(), runtime.Version())
 	for _, p := range st.Pairs {
 		if !p.RPOUnknown { // no sample until the source is heard from
-			ch <- prometheus.MustNewConstMetric(descRPO, prometheus.GaugeValue, p.RPOSeconds, p.ID)
+			gauge(descRPO, p.RPOSeconds, p.ID)
 		}
-		ch <- prometheus.MustNewConstMetric(descBacklog, prometheus.GaugeValue, float64(p.BacklogBytes), p.ID)
-		ch <- prometheus.MustNewConstMetric(descUsed, prometheus.GaugeValue, float64(p.Retention.UsedBytes), p.ID)
-		ch <- prometheus.MustNewConstMetric(descApplied, prometheus.GaugeValue, float64(p.AppliedSeq), p.ID)
-		ok := 0.0
-		if p.Health == writer.HealthOK {
-			ok = 1
+		gauge(descBacklog, float64(p.BacklogBytes), p.ID)
+		gauge(descUsed, float64(p.Retention.UsedBytes), p.ID)
+		gauge(descApplied, float64(p.AppliedSeq), p.ID)
+		if p.State != "" { // no network layer: no state to tell
+			for _, s := range wire.PairStates() {
+				gauge(descState, oneOf(p.State == s.String()), p.ID, s.String())
+			}
 		}
-		ch <- prometheus.MustNewConstMetric(descHealthy, prometheus.GaugeValue, ok, p.ID, p.Health)
+		for _, h := range writer.Healths {
+			gauge(descHealth, oneOf(p.Health == h), p.ID, h)
+		}
+		counter(descJournaled, p.JournaledBytes, p.ID)
+		counter(descAppliedB, p.AppliedBytes, p.ID)
+		counter(descRetained, p.RetainedBytes, p.ID)
+		if !p.Retention.From.IsZero() {
+			gauge(descWindow, float64(p.Retention.From.UnixNano())/1e9, p.ID)
+		}
+		left := 0.0
+		if r := p.Resync; r != nil && r.TotalBytes > r.DoneBytes {
+			left = float64(r.TotalBytes - r.DoneBytes)
+		}
+		gauge(descResyncLeft, left, p.ID)
 	}
 }
 
 // Handler serves the metrics in the Prometheus text format.
 func (m *Metrics) Handler() http.Handler { return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}) }
 
-// Serve listens on the TCP address addr (e.g. "127.0.0.1:9464") and serves
+// Serve listens on the TCP address addr (e.g. "127.0.0.1:9460") and serves
 // /metrics until Close.
 func (m *Metrics) Serve(addr string, logger *slog.Logger) error {
 	if logger == nil {
