@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -56,8 +57,9 @@ func (j *journalSink) String() string {
 }
 
 // logAgent runs `mtconsole agent` with args against a process server
-// logging through h until the target holds the source, then stops it.
-func logAgent(t *testing.T, dir, pass string, psLog slog.Handler, stderr *lockedBuffer, hostConf string, args ...string) {
+// logging through h until the target holds the source, runs during (when
+// not nil), then stops it.
+func logAgent(t *testing.T, dir, pass string, psLog slog.Handler, stderr *lockedBuffer, hostConf string, during func(), args ...string) {
 	t.Helper()
 	src := make([]byte, 1<<20)
 	rand.Read(src)
@@ -116,6 +118,9 @@ func logAgent(t *testing.T, dir, pass string, psLog slog.Handler, stderr *locked
 	}()
 	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		if got, _ := os.ReadFile(filepath.Join(dir, "tgt.img")); bytes.Equal(got, src) {
+			if during != nil {
+				during()
+			}
 			return
 		}
 		if time.Now().After(deadline) {
@@ -145,7 +150,7 @@ func TestLogsHoldNoSecret(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			logAgent(t, t.TempDir(), pass, psH, &stderr, "", "--log-format", format, "--log-level", "debug")
+			logAgent(t, t.TempDir(), pass, psH, &stderr, "", nil, "--log-format", format, "--log-level", "debug")
 			all := psOut.String() + stderr.String() + j.String()
 			for _, s := range secrets {
 				if strings.Contains(all, s) {
@@ -179,14 +184,48 @@ func TestAgentLogLevelFromHostConf(t *testing.T) {
 	var stderr lockedBuffer
 	// At level 4 (warning) the agent's info is not logged.
 	ps := slog.NewTextHandler(&bytes.Buffer{}, nil)
-	logAgent(t, dir, "a passphrase of some length", ps, &stderr, hc, "--log-format", "text")
-	if strings.Contains(stderr.String(), "agent started") {
-		t.Errorf("level 4 logged info:\n%s", stderr.String())
+	logAgent(t, dir, "a passphrase of some length", ps, &stderr, hc, func() {
+		if strings.Contains(stderr.String(), "agent started") {
+			t.Errorf("level 4 logged info:\n%s", stderr.String())
+		}
+		// SIGHUP re-reads the file: level 6 is info.
+		os.WriteFile(hc, []byte("[logging]\nlevel = 6\n"), 0o600)
+		syscall.Kill(os.Getpid(), syscall.SIGHUP)
+		for deadline := time.Now().Add(30 * time.Second); !strings.Contains(stderr.String(), `msg="log level changed" from=WARN to=INFO`); time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("SIGHUP did not change the level:\n%s", stderr.String())
+			}
+		}
+	}, "--log-format", "text")
+	if !strings.Contains(stderr.String(), "level=INFO msg=\"agent stopping") {
+		t.Errorf("info not logged after the SIGHUP:\n%s", stderr.String())
+	}
+	// --log-level wins over the file.
+	var fixed lockedBuffer
+	l, err := newCmdLog(newRootCmd(), "t", &fixed, hc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := newRootCmd()
+	if err := root.ParseFlags([]string{"--log-level", "error"}); err != nil {
+		t.Fatal(err)
+	}
+	if l, err = newCmdLog(root, "t", &fixed, hc); err != nil || l.Level.Level() != slog.LevelError {
+		t.Errorf("--log-level error over level 6: %v, %v", l.Level.Level(), err)
+	}
+	l.Reload()
+	if l.Level.Level() != slog.LevelError {
+		t.Errorf("a reload undid --log-level: %v", l.Level.Level())
+	}
+	root = newRootCmd()
+	root.ParseFlags([]string{"--log-level", "loud"})
+	if _, err := newCmdLog(root, "t", &fixed, hc); err == nil || !isUsage(err) || !strings.Contains(err.Error(), "--log-level") {
+		t.Errorf("--log-level loud: %v", err)
 	}
 	// Level 7 is debug; a reload (SIGHUP) re-reads the file, and a bad
 	// file keeps the level.
 	os.WriteFile(hc, []byte("[logging]\nlevel = 7\n"), 0o600)
-	l, err := newCmdLog(newRootCmd(), "t", &stderr, hc)
+	l, err = newCmdLog(newRootCmd(), "t", &stderr, hc)
 	if err != nil {
 		t.Fatal(err)
 	}
