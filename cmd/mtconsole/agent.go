@@ -83,7 +83,7 @@ takes effect when the agent restarts. The file's format (TOML):
 			if err != nil {
 				return err
 			}
-			return agent.Run(ctx, fc, agent.Options{Handler: l.Handler, OnHUP: l.Reload, ReloadOnHUP: true, Version: version})
+			return agent.Run(ctx, fc, agent.Options{Handler: l.Handler, OnReload: l.Reload, ReloadOnHUP: true, Version: version})
 		},
 	}
 	c.Flags().StringVar(&path, "config", "/etc/mtconsole/agent.toml", "the configuration file")

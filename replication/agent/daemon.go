@@ -29,9 +29,10 @@ type Options struct {
 	// commands' one); records also go to the status API as "log" events.
 	// Either way secrets are redacted (logging.Redact) before both.
 	Handler slog.Handler
-	// OnHUP, when ReloadOnHUP, runs on each SIGHUP before the file is
-	// reloaded (the command re-reads host.conf's logging.level).
-	OnHUP func()
+	// OnReload runs before each reload of the file, on SIGHUP (when
+	// ReloadOnHUP) or POST /v1/reload: the command re-reads host.conf's
+	// logging.level.
+	OnReload func()
 	// ReloadOnHUP makes SIGHUP reload the configuration file (the
 	// daemon); an agent inside another command (the demo) leaves SIGHUP,
 	// a hangup, to that command.
@@ -148,6 +149,9 @@ func Run(ctx context.Context, fc *FileConfig, o Options) error {
 	// shutdown waits or is refused.
 	defer reloader.Stop()
 	backend.SetReloader(func(req api.ReloadRequest) api.ReloadResult {
+		if o.OnReload != nil {
+			o.OnReload()
+		}
 		return reloader.ReloadWith(ReloadOptions{Purge: req.Purge})
 	})
 	if o.ReloadOnHUP {
@@ -160,8 +164,8 @@ func Run(ctx context.Context, fc *FileConfig, o Options) error {
 				case <-ctx.Done():
 					return
 				case <-hup:
-					if o.OnHUP != nil {
-						o.OnHUP()
+					if o.OnReload != nil {
+						o.OnReload()
 					}
 					reloader.Reload()
 				}
