@@ -32,6 +32,7 @@ import (
 	"time"
 
 	"github.com/mtconsole/mtconsole/internal/demo"
+	"github.com/mtconsole/mtconsole/internal/logging"
 	"github.com/mtconsole/mtconsole/replication/agent/api"
 	"github.com/mtconsole/mtconsole/replication/journal"
 	"github.com/mtconsole/mtconsole/replication/ps"
@@ -213,7 +214,7 @@ func (r *round) run(ctx context.Context, d time.Duration) error {
 	defer logf.Close()
 	var hmu sync.Mutex
 	r.srv, err = ps.New(ps.Config{Key: key, Cert: cert, HostID: "soak-source", HostName: "soak-source", Disks: disks,
-		MaxUnacked: r.o.MaxUnacked, Logger: slog.New(slog.NewTextHandler(logf, nil)),
+		MaxUnacked: r.o.MaxUnacked, Logger: slog.New(logging.Redact(slog.NewTextHandler(logf, nil))),
 		OnResume: func(disk string, seq uint64, renumbered bool) {
 			hmu.Lock()
 			h := r.hist[disk]
