@@ -26,6 +26,10 @@ import (
 // sysBlock is where disks are listed; tests point it at a fixture.
 var sysBlock = "/sys/block"
 
+// completionAgentConfig is the agent.toml completion reads for a command
+// without --config; tests point it at a fixture.
+var completionAgentConfig = defaultAgentConfig
+
 // completionTimeout bounds how long a completion waits for the agent.
 const completionTimeout = 2 * time.Second
 
@@ -88,7 +92,7 @@ func inventoryOf(cmd *cobra.Command, withTags bool) inventory {
 			st.Close()
 		}
 	}
-	if fc, err := agent.LoadConfig(flagOr(cmd, "config", "/etc/mtconsole/agent.toml")); err == nil {
+	if fc, err := agent.LoadConfig(flagOr(cmd, "config", completionAgentConfig)); err == nil {
 		for _, g := range fc.Groups {
 			inv.groups = append(inv.groups, g.Name)
 		}
@@ -232,6 +236,40 @@ func completePoint(cmd *cobra.Command, _ []string, toComplete string) ([]string,
 	return c, dir
 }
 
+// completeRetentionDir completes --dir of the retention commands with
+// the pairs' retention directories of agent.toml, else any directory.
+func completeRetentionDir(cmd *cobra.Command, _ []string, toComplete string) ([]string, cobra.ShellCompDirective) {
+	fc, err := agent.LoadConfig(flagOr(cmd, "config", completionAgentConfig))
+	if err != nil {
+		return nil, cobra.ShellCompDirectiveFilterDirs
+	}
+	var c []string
+	for _, p := range fc.ClientConfig().Pairs {
+		c = append(c, p.RetentionDir+"\tpair "+p.ID)
+	}
+	slices.Sort(c)
+	if c = filter(c, toComplete); len(c) == 0 {
+		return nil, cobra.ShellCompDirectiveFilterDirs
+	}
+	return c, noFile
+}
+
+// completeStoreTagArg completes the TAG of retention lock and unlock with
+// the tags of the store of --dir.
+func completeStoreTagArg(cmd *cobra.Command, args []string, toComplete string) ([]string, cobra.ShellCompDirective) {
+	dir := flagOr(cmd, "dir", "")
+	if len(args) > 0 || dir == "" {
+		return nil, noFile
+	}
+	st, err := journal.OpenStore(journal.StoreOptions{Dir: dir, ReadOnly: true})
+	if err != nil {
+		return nil, noFile
+	}
+	defer st.Close()
+	inv := inventory{tags: map[string][]journal.Tag{dir: st.Tags()}}
+	return filter(inv.tagNames(nil), toComplete), noFile
+}
+
 // blockDisks lists the disks under sysBlock as lsblk would: name, size
 // and model, leaving out empty devices (an unused loop, a drive without
 // media) and RAM disks.
@@ -291,9 +329,11 @@ func completeMap(_ *cobra.Command, _ []string, toComplete string) ([]string, cob
 // by command path and flag name, in one table.
 func completions(root *cobra.Command) {
 	args := map[string]cobra.CompletionFunc{
-		"pause":     completePairArg,
-		"resume":    completePairArg,
-		"unprotect": completeGroupOrPairArg,
+		"pause":            completePairArg,
+		"resume":           completePairArg,
+		"unprotect":        completeGroupOrPairArg,
+		"retention lock":   completeStoreTagArg,
+		"retention unlock": completeStoreTagArg,
 	}
 	flags := map[string]map[string]cobra.CompletionFunc{
 		"recover":            {"point": completePoint, "pairs": completePairList, "group": completeGroup, "mode": cobra.FixedCompletions([]string{"export", "rollback"}, noFile)},
@@ -307,6 +347,10 @@ func completions(root *cobra.Command) {
 		path := strings.TrimPrefix(c.CommandPath(), root.Name()+" ")
 		if fn, ok := args[path]; ok && c.ValidArgsFunction == nil {
 			c.ValidArgsFunction = fn
+		}
+		// Every retention command's --dir is a pair's store.
+		if strings.HasPrefix(path, "retention ") && c.Flags().Lookup("dir") != nil {
+			_ = c.RegisterFlagCompletionFunc("dir", completeRetentionDir)
 		}
 		for name, fn := range flags[path] {
 			if c.Flags().Lookup(name) != nil {
