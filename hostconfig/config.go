@@ -95,7 +95,7 @@ func (e *ConfigError) Is(target error) bool { return target == ErrConfig }
 //	cache_dir = /var/lib/mtconsole
 //
 //	[logging]
-//	level = 3                # 0-7
+//	level = 3                # 0-7, a syslog severity: the agent logs records this severe or worse (3 error, 4 warning, 6 info, 7 debug)
 //	remote_level = 3         # 0-3
 type Config struct {
 	CSHost                    string
