@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/mtconsole/mtconsole/internal/sdnotify"
 	"github.com/mtconsole/mtconsole/replication/agent"
 )
 
@@ -77,7 +78,11 @@ takes effect when the agent restarts. The file's format (TOML):
 			if err != nil {
 				return err
 			}
-			return agent.Run(ctx, fc, agent.Options{Log: cmd.ErrOrStderr(), ReloadOnHUP: true, Version: version})
+			// Under systemd (Type=notify, WatchdogSec) it says when it is
+			// ready, what its pairs do, and that its appliers move.
+			wd, _ := sdnotify.WatchdogInterval()
+			return agent.Run(ctx, fc, agent.Options{Log: cmd.ErrOrStderr(), ReloadOnHUP: true, Version: version,
+				Notify: sdnotify.FromEnv(), Watchdog: wd})
 		},
 	}
 	c.Flags().StringVar(&path, "config", "/etc/mtconsole/agent.toml", "the configuration file")

@@ -123,7 +123,11 @@ func runCSServe(ctx context.Context, out, logOut io.Writer, dir, addr string, ht
 	if https {
 		fmt.Fprintf(out, "certificate fingerprint: %s\n", srv.FP)
 	}
+	// Under systemd (Type=notify): ready once it listens with its
+	// inventory open. srv.Wait returns once ctx has ended.
+	stopping := serviceReady(ctx, "serving on "+ln.Addr().String(), log)
 	err = srv.Wait()
+	stopping()
 	log.Info("cs serve stopped")
 	return err
 }

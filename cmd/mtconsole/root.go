@@ -4,13 +4,10 @@ import (
 	"github.com/spf13/cobra"
 )
 
-var version = "0.1.0-dev"
-
 func newRootCmd() *cobra.Command {
 	root := &cobra.Command{
 		Use:           "mtconsole",
 		Short:         "Console and replication engine of a disaster-recovery master target",
-		Version:       version,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
@@ -24,5 +21,6 @@ func newRootCmd() *cobra.Command {
 	root.AddCommand(console, newRetentionCmd(), newDemoCmd(), newSelftestCmd(), newStatusCmd(), newTagCmd(), newPauseCmd(true), newPauseCmd(false),
 		newRecoverCmd(), newPSCmd(), newAgentCmd(), newCSCmd(), newRegisterCmd(), newUnregisterCmd(), newHostConfigCmd(),
 		newCheckCmd(), newInstallCmd(), newUninstallCmd(), newCustomChangesCmd(), newVSphereCmd(), newSetupCmd(), newProtectCmd(), newUnprotectCmd(), newProtectionCmd())
+	addBuildCommands(root)
 	return root
 }
