@@ -44,7 +44,8 @@ takes effect when the agent restarts. The file's format (TOML):
   jobs_dir = "/var/lib/mtconsole/jobs"        # recovery jobs' records (default: next to retention_dir)
   socket_group = ""                           # this group may read status (0660)
   metrics = ""                                # e.g. 127.0.0.1:9460 for Prometheus
-  trust_store = "/etc/mtconsole/known_process_servers"
+  trust_store = "/var/lib/mtconsole/known_process_servers"  # an older install's
+                                              # /etc/mtconsole one is copied here once
   trust_new_servers = true                    # pin a first-seen certificate
   hash_resync = true                          # targets hold an older copy
   host_config = "/etc/mtconsole/host.conf"    # heartbeats to the configuration server

@@ -71,15 +71,23 @@ func Run(ctx context.Context, fc *FileConfig, o Options) error {
 	if err != nil {
 		return err
 	}
-	trust, err := wire.OpenTrustStore(fc.Agent.TrustStore)
-	if err != nil {
-		return err
-	}
 	hub := api.NewHub()
 	// Log lines go to o.Log and, as "log" events, to the status API;
 	// the writer's alert and state events go to both too (EventSink).
 	text := slog.NewTextHandler(o.Log, nil)
 	logger := slog.New(api.LogHandler(hub, text))
+	trustPath, migrated, err := fc.TrustStorePath(LegacyTrustStore)
+	if err != nil {
+		return err
+	}
+	if migrated {
+		logger.Warn("took over the pinned process-server certificates of an older install; the old file is no longer read",
+			"from", LegacyTrustStore, "to", trustPath)
+	}
+	trust, err := wire.OpenTrustStore(trustPath)
+	if err != nil {
+		return err
+	}
 	cfg := fc.ClientConfig()
 	cfg.Key, cfg.Trust, cfg.Logger = key, trust, logger
 	if fc.TrustNew() {

@@ -180,9 +180,9 @@ type Pair struct {
 	// dmu guards dir, the direct resync writes not yet committed
 	// (resync.go); reread tells the applier that a direct commit moved
 	// the applied position and the journal past its reader.
-	dmu     sync.Mutex
-	dir     *direct
-	reread  atomic.Bool
+	dmu    sync.Mutex
+	dir    *direct
+	reread atomic.Bool
 	// beat is when the applier last went round its loop (p.o.Now, in
 	// Unix nanoseconds); waiting, that it is waiting for work or parked
 	// under a hold, not stuck inside a batch (Stalled).
