@@ -18,11 +18,13 @@ import (
 // other builds take what the Go toolchain stamped (debug.ReadBuildInfo:
 // the module version, vcs.revision, vcs.time, vcs.modified), and
 // version stays "0.1.0-dev" when it stamped none (go build -buildvcs=false,
-// or a tree without git).
+// a git worktree, whose .git is a file the toolchain does not look in, or
+// a tree without git). dirty is "true" for a tree with uncommitted changes.
 var (
 	version = ""
 	commit  = ""
 	date    = ""
+	dirty   = ""
 )
 
 // build is the binary's identity as `mtconsole version --json` prints it.
@@ -62,6 +64,9 @@ func readBuild(info func() (*debug.BuildInfo, bool)) build {
 				b.Modified = s.Value == "true"
 			}
 		}
+	}
+	if dirty == "true" {
+		b.Modified = true
 	}
 	if b.Version == "" {
 		b.Version = devVersion
