@@ -21,10 +21,10 @@ const (
 	ConfigDir  = "/etc/mtconsole"
 	StateRoot  = "/var/lib/mtconsole"
 	UnitPath   = "/etc/systemd/system/mtconsole-agent.service" // a bare binary's install writes the unit here
-	RecordPath = ConfigDir + "/install.yaml" // what is installed: role, version, paths
-	UsedPath   = ConfigDir + "/answers.yaml" // the answers the install used
-	DataSubdir = "mtconsole"                 // below the retention directory
-	unitBinary = "/usr/bin/mtconsole"        // the binary path in the shipped unit
+	RecordPath = ConfigDir + "/install.yaml"                   // what is installed: role, version, paths
+	UsedPath   = ConfigDir + "/answers.yaml"                   // the answers the install used
+	DataSubdir = "mtconsole"                                   // below the retention directory
+	unitBinary = "/usr/bin/mtconsole"                          // the binary path in the shipped unit
 	// The .deb and .rpm put the binary and the units here: an install run
 	// from the packaged binary copies neither.
 	PackagedBinary = "/usr/bin/mtconsole"
