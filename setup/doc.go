@@ -6,7 +6,12 @@
 // applies: CheckTarget, SuggestTargets), the custom changes the original
 // ApplyCustomChanges.sh made (each with check, apply, revert and whether
 // it needs a reboot), the answers file, and install, upgrade and
-// uninstall.
+// uninstall. Run from the .deb or .rpm's binary (Packaged), an install
+// leaves the binary and the units to the package manager; from a bare
+// binary it copies itself and writes the agent's unit. Either way a
+// master target's retention data outside /var/lib/mtconsole gets the
+// drop-in (DropInPath) that makes it writable to the agent's
+// ProtectSystem=strict unit.
 //
 // What it promises:
 //

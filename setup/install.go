@@ -20,12 +20,43 @@ import (
 const (
 	ConfigDir  = "/etc/mtconsole"
 	StateRoot  = "/var/lib/mtconsole"
-	UnitPath   = "/etc/systemd/system/mtconsole-agent.service"
-	RecordPath = ConfigDir + "/install.yaml" // what is installed: role, version, paths
-	UsedPath   = ConfigDir + "/answers.yaml" // the answers the install used
-	DataSubdir = "mtconsole"                 // below the retention directory
-	unitBinary = "/usr/local/bin/mtconsole"  // the binary path in the shipped unit
+	UnitPath   = "/etc/systemd/system/mtconsole-agent.service" // a bare binary's install writes the unit here
+	RecordPath = ConfigDir + "/install.yaml"                   // what is installed: role, version, paths
+	UsedPath   = ConfigDir + "/answers.yaml"                   // the answers the install used
+	DataSubdir = "mtconsole"                                   // below the retention directory
+	unitBinary = "/usr/bin/mtconsole"                          // the binary path in the shipped unit
+	// The .deb and .rpm put the binary and the units here: an install run
+	// from the packaged binary copies neither.
+	PackagedBinary = "/usr/bin/mtconsole"
+	PackagedUnit   = "/usr/lib/systemd/system/mtconsole-agent.service"
+	// DropInPath makes the retention data writable to the agent, whose
+	// unit has ProtectSystem=strict.
+	DropInPath = "/etc/systemd/system/mtconsole-agent.service.d/50-retention.conf"
 )
+
+// Packaged says whether the install under root runs from the packages'
+// binary with their unit in place: then the package manager owns both.
+func Packaged(root, binary string) bool {
+	if _, err := os.Stat(rootPath(root, PackagedUnit)); err != nil {
+		return false
+	}
+	pkg, err := filepath.EvalSymlinks(rootPath(root, PackagedBinary))
+	if err != nil {
+		return false
+	}
+	bin, err := filepath.EvalSymlinks(binary)
+	return err == nil && bin == pkg
+}
+
+// dropIn is the agent unit's drop-in that makes the retention data
+// directory data writable.
+func dropIn(data string) []byte {
+	return []byte(`# Written by mtconsole install: the agent's unit makes the file system
+# read-only (ProtectSystem=strict) but for its state and runtime
+# directories; the retention data on its own volume is written too.
+[Service]
+ReadWritePaths=` + data + "\n")
+}
 
 // Record is what an install leaves in RecordPath; a later install reads
 // it to know it upgrades.
@@ -120,18 +151,41 @@ func PlanInstall(o InstallOptions) (*Plan, error) {
 		return nil, err
 	}
 	p := &Plan{Root: o.Root, Upgrade: rec}
+	packaged := Packaged(o.Root, o.Binary)
 	bin := filepath.Join(a.InstallDir, "bin", "mtconsole")
+	if packaged {
+		bin = PackagedBinary
+	}
 	newRec := Record{Role: a.Role, Version: o.Version, Binary: bin, InstallDir: a.InstallDir}
 
 	p.dir(ConfigDir, 0o700, "configuration")
 	p.dir(StateRoot, 0o700, "state: journals, trust store")
-	p.copyFile(bin, o.Binary, 0o755)
+	if packaged {
+		// The package manager put the binary and the units in place; an
+		// earlier bare install's copies would shadow them.
+		p.Unchanged = append(p.Unchanged, PackagedBinary+" (the package's)")
+		if rec != nil && rec.Binary != "" && rec.Binary != PackagedBinary {
+			if _, ok := p.exists(rec.Binary); ok {
+				p.Actions = append(p.Actions, Action{Kind: "remove", Path: rec.Binary, Detail: "an earlier install's binary; the package's " + PackagedBinary + " takes over"})
+			}
+		}
+		if _, ok := p.exists(UnitPath); ok {
+			p.Actions = append(p.Actions, Action{Kind: "remove", Path: UnitPath, Detail: "an earlier install's unit, which would hide the package's " + PackagedUnit})
+		}
+	} else {
+		p.copyFile(bin, o.Binary, 0o755)
+	}
 	if a.Role == RoleMT {
 		data := filepath.Join(a.Disks.Retention, DataSubdir)
 		newRec.Retention = data
 		p.dir(data, 0o700, "retention data, on the retention volume")
-		unit := bytes.ReplaceAll(scripts.AgentUnit, []byte(unitBinary), []byte(bin))
-		p.file(UnitPath, unit, 0o644, "the agent's systemd unit")
+		if !packaged {
+			unit := bytes.ReplaceAll(scripts.AgentUnit, []byte(unitBinary), []byte(bin))
+			p.file(UnitPath, unit, 0o644, "the agent's systemd unit")
+		}
+		if !within(data, StateRoot) {
+			p.file(DropInPath, dropIn(data), 0o644, "makes the retention data writable to the agent's unit")
+		}
 	}
 	used, err := a.Marshal()
 	if err != nil {
@@ -261,12 +315,27 @@ func PlanUninstall(root string, purge bool) (*Plan, error) {
 		return nil, fmt.Errorf("%s not found under %s: mtconsole is not installed there", RecordPath, rootOr(root))
 	}
 	p := &Plan{Root: root, Upgrade: rec}
-	if _, ok := p.exists(UnitPath); ok {
+	_, bare := p.exists(UnitPath)
+	_, pkg := p.exists(PackagedUnit)
+	_, drop := p.exists(filepath.Dir(DropInPath))
+	if bare || pkg {
 		p.run([]string{"systemctl", "disable", "--now", "mtconsole-agent.service"}, "stops the agent")
+	}
+	if bare {
 		p.Actions = append(p.Actions, Action{Kind: "remove", Path: UnitPath})
+	}
+	if drop {
+		p.Actions = append(p.Actions, Action{Kind: "remove", Path: filepath.Dir(DropInPath)})
+	}
+	if bare || drop {
 		p.run([]string{"systemctl", "daemon-reload"}, "")
 	}
-	for _, path := range []string{rec.Binary, ConfigDir, StateRoot} {
+	// The package's binary and units are the package manager's to remove.
+	paths := []string{ConfigDir, StateRoot}
+	if rec.Binary != PackagedBinary {
+		paths = append([]string{rec.Binary}, paths...)
+	}
+	for _, path := range paths {
 		if _, ok := p.exists(path); ok && path != "" {
 			p.Actions = append(p.Actions, Action{Kind: "remove", Path: path})
 		}
@@ -288,4 +357,10 @@ func rootOr(root string) string {
 		return "/"
 	}
 	return root
+}
+
+// within says whether path is dir or below it.
+func within(path, dir string) bool {
+	rel, err := filepath.Rel(dir, path)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, "../")
 }

@@ -107,3 +107,104 @@ func TestInstallUpgradeUninstall(t *testing.T) {
 		t.Error("--purge-data removed the retention mount point itself")
 	}
 }
+
+// TestInstallFromPackage: run from the package's /usr/bin/mtconsole with
+// the package's unit in /usr/lib/systemd/system, the install copies no
+// binary and writes no unit, removes an earlier bare install's binary
+// and unit (they would shadow the package's), and, as a bare install
+// does, writes the drop-in that makes the retention data writable to the
+// agent's ProtectSystem=strict unit. Uninstall leaves the package's files.
+func TestInstallFromPackage(t *testing.T) {
+	root := t.TempDir()
+	bin := filepath.Join(t.TempDir(), "mtconsole")
+	os.WriteFile(bin, []byte("binary v1"), 0o755)
+	a := DefaultAnswers()
+	o := InstallOptions{Root: root, Answers: a, Binary: bin, Version: "1"}
+	p, err := PlanInstall(o) // a bare install first
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if err := p.Execute(context.Background(), nil, &out); err != nil {
+		t.Fatal(err)
+	}
+	data := "/mnt/retention/mtconsole"
+	if b, err := os.ReadFile(filepath.Join(root, DropInPath)); err != nil || !bytes.Contains(b, []byte("\nReadWritePaths="+data+"\n")) {
+		t.Fatalf("bare install's drop-in: %q, %v", b, err)
+	}
+
+	// Then the package: its binary and unit under the root.
+	pkgBin := filepath.Join(root, PackagedBinary)
+	os.MkdirAll(filepath.Dir(pkgBin), 0o755)
+	os.WriteFile(pkgBin, []byte("binary v2"), 0o755)
+	os.MkdirAll(filepath.Join(root, filepath.Dir(PackagedUnit)), 0o755)
+	os.WriteFile(filepath.Join(root, PackagedUnit), []byte("[Service]\n"), 0o644)
+	if Packaged(root, bin) {
+		t.Fatal("a binary other than the package's is seen as packaged")
+	}
+	if !Packaged(root, pkgBin) {
+		t.Fatal("the package's binary is not seen as packaged")
+	}
+	o.Binary, o.Version = pkgBin, "2"
+	p, err = PlanInstall(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	p.Print(&out)
+	for _, a := range p.Actions {
+		if a.Kind == "copy" || a.Kind == "write" && a.Path == UnitPath {
+			t.Errorf("a packaged install does %s", a)
+		}
+	}
+	for _, want := range []string{"remove /usr/local/bin/mtconsole", "remove " + UnitPath, "keep   " + DropInPath, "keep   /usr/bin/mtconsole (the package's)"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("packaged plan lacks %q:\n%s", want, out.String())
+		}
+	}
+	if err := p.Execute(context.Background(), nil, &out); err != nil {
+		t.Fatal(err)
+	}
+	rec, _ := ReadRecord(root)
+	if rec == nil || rec.Binary != PackagedBinary || rec.Version != "2" {
+		t.Fatalf("record after the packaged install: %+v", rec)
+	}
+	for _, gone := range []string{"/usr/local/bin/mtconsole", UnitPath} {
+		if _, err := os.Stat(filepath.Join(root, gone)); err == nil {
+			t.Errorf("%s is left to shadow the package's", gone)
+		}
+	}
+
+	u, err := PlanUninstall(root, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := u.Execute(context.Background(), nil, &out); err != nil {
+		t.Fatal(err)
+	}
+	for _, kept := range []string{PackagedBinary, PackagedUnit} {
+		if _, err := os.Stat(filepath.Join(root, kept)); err != nil {
+			t.Errorf("uninstall removed the package's %s", kept)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(root, filepath.Dir(DropInPath))); err == nil {
+		t.Error("uninstall left the drop-in")
+	}
+}
+
+func TestDropInOnlyOutsideState(t *testing.T) {
+	root := t.TempDir()
+	bin := filepath.Join(t.TempDir(), "mtconsole")
+	os.WriteFile(bin, []byte("b"), 0o755)
+	a := DefaultAnswers()
+	a.Disks.Retention = StateRoot // the data under /var/lib/mtconsole: the unit's StateDirectory covers it
+	p, err := PlanInstall(InstallOptions{Root: root, Answers: a, Binary: bin, Version: "1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range p.Actions {
+		if a.Path == DropInPath {
+			t.Fatalf("a drop-in for data under %s: %s", StateRoot, a)
+		}
+	}
+}

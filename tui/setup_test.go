@@ -396,7 +396,7 @@ func TestFlowSetupWalk(t *testing.T) {
 		tm.Send(keyMsg("enter"))
 		wait(fmt.Sprintf("Step %d of 7 · %s", i+2, title))
 	}
-	wait("These 12 changes")
+	wait("These 13 changes")
 	tm.Send(keyMsg("esc"))
 	wait("Step 6 of 7")
 	tm.Send(keyMsg("n"))

@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/mtconsole/mtconsole/internal/sdnotify"
 	"github.com/mtconsole/mtconsole/replication/agent"
 )
 
@@ -44,7 +45,8 @@ takes effect when the agent restarts. The file's format (TOML):
   jobs_dir = "/var/lib/mtconsole/jobs"        # recovery jobs' records (default: next to retention_dir)
   socket_group = ""                           # this group may read status (0660)
   metrics = ""                                # e.g. 127.0.0.1:9460 for Prometheus
-  trust_store = "/etc/mtconsole/known_process_servers"
+  trust_store = "/var/lib/mtconsole/known_process_servers"  # an older install's
+                                              # /etc/mtconsole one is copied here once
   trust_new_servers = true                    # pin a first-seen certificate
   hash_resync = true                          # targets hold an older copy
   host_config = "/etc/mtconsole/host.conf"    # heartbeats to the configuration server
@@ -83,7 +85,11 @@ takes effect when the agent restarts. The file's format (TOML):
 			if err != nil {
 				return err
 			}
-			return agent.Run(ctx, fc, agent.Options{Handler: l.Handler, OnReload: l.Reload, ReloadOnHUP: true, Version: version})
+			// Under systemd (Type=notify, WatchdogSec) it says when it is
+			// ready, what its pairs do, and that its appliers move.
+			wd, _ := sdnotify.WatchdogInterval()
+			return agent.Run(ctx, fc, agent.Options{Handler: l.Handler, OnReload: l.Reload, ReloadOnHUP: true, Version: version,
+				Notify: sdnotify.FromEnv(), Watchdog: wd})
 		},
 	}
 	c.Flags().StringVar(&path, "config", "/etc/mtconsole/agent.toml", "the configuration file")

@@ -126,7 +126,11 @@ func runCSServe(ctx context.Context, out io.Writer, log *slog.Logger, dir, addr 
 	if https {
 		fmt.Fprintf(out, "certificate fingerprint: %s\n", srv.FP)
 	}
+	// Under systemd (Type=notify): ready once it listens with its
+	// inventory open. srv.Wait returns once ctx has ended.
+	stopping := serviceReady(ctx, "serving on "+ln.Addr().String(), log)
 	err = srv.Wait()
+	stopping()
 	log.Info("cs serve stopped")
 	return err
 }

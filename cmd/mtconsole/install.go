@@ -34,7 +34,10 @@ func newInstallCmd() *cobra.Command {
 		Long: `Install mtconsole as a master target (mt, the default) or a process
 server (ps): the binary in <install_dir>/bin, the agent's systemd unit,
 ` + setup.ConfigDir + ` and ` + setup.StateRoot + `, and (mt) the retention data
-directory on the retention volume. Run again, it finds the install and
+directory on the retention volume with a drop-in that makes it writable
+to the agent's unit (` + setup.DropInPath + `). Run from the .deb or .rpm's
+` + setup.PackagedBinary + `, it uses the package's binary and unit as they are
+(and removes an earlier bare install's, which would hide them). Run again, it finds the install and
 upgrades it, changing only what differs. --answers FILE runs unattended
 (see scripts/examples/mt.yaml); the answers used are kept in
 ` + setup.UsedPath + ` to repeat the install.
@@ -77,7 +80,7 @@ func printWould(out io.Writer, x *setup.Executor, mark int) bool {
 func runInstall(ctx context.Context, out io.Writer, a setup.Answers, from, root string, dryRun, skipChecks bool) error {
 	onHost := root == "/" || root == ""
 	if onHost && !dryRun && os.Geteuid() != 0 {
-		return codeError{exitNotRoot, errors.New("install changes /usr/local, /etc and systemd: run it as root (sudo mtconsole install ...)")}
+		return codeError{exitNotRoot, errors.New("install changes /etc, /var/lib and systemd (and /usr/local from a bare binary): run it as root (sudo mtconsole install ...)")}
 	}
 	r, err := setup.Review(ctx, setup.InstallOptions{Root: root, Answers: a, Version: version, SkipChecks: skipChecks})
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -166,8 +167,18 @@ func runPS(ctx context.Context, out io.Writer, f psFlags) error {
 		}
 		errc <- err
 	}()
-	err = srv.ListenAndServe(ctx, f.listen)
+	ln, err := net.Listen("tcp", f.listen)
+	if err != nil {
+		stop()
+		<-errc
+		return fmt.Errorf("ps: --listen %s: %w", f.listen, err)
+	}
+	// Under systemd (Type=notify): ready once it listens with its disks
+	// open.
+	stopping := serviceReady(ctx, fmt.Sprintf("serving %d disks on %s", len(srv.Disks()), ln.Addr()), log)
+	err = srv.Serve(ctx, ln)
 	stop()
+	stopping()
 	if serr := <-errc; err == nil {
 		err = serr
 	}

@@ -4,8 +4,6 @@ import (
 	"github.com/spf13/cobra"
 )
 
-var version = "0.1.0-dev"
-
 // groups are the headings of mtconsole --help, in order.
 var groups = []*cobra.Group{
 	{ID: "console", Title: "Console:"},
@@ -50,7 +48,6 @@ func newRootCmd() *cobra.Command {
 	root := &cobra.Command{
 		Use:           "mtconsole",
 		Short:         "Console and replication engine of a disaster-recovery master target",
-		Version:       version,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
@@ -72,5 +69,6 @@ func newRootCmd() *cobra.Command {
 		}
 	}
 	completions(root)
+	addBuildCommands(root)
 	return root
 }

@@ -3,6 +3,7 @@ package agent
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/BurntSushi/toml"
 
+	"github.com/mtconsole/mtconsole/internal/atomicfile"
 	"github.com/mtconsole/mtconsole/replication/journal"
 	"github.com/mtconsole/mtconsole/replication/writer"
 )
@@ -25,7 +27,7 @@ import (
 //	jobs_dir = "/var/lib/mtconsole/jobs"      # recovery jobs' records; default: "jobs" next to retention_dir
 //	socket_group = ""                         # a group that may read status (0660)
 //	metrics = ""                              # e.g. "127.0.0.1:9460": Prometheus, off when empty
-//	trust_store = "/etc/mtconsole/known_process_servers"
+//	trust_store = "/var/lib/mtconsole/known_process_servers" # pinned certificates (an older install's /etc/mtconsole one is taken over)
 //	trust_new_servers = true                  # pin a first-seen certificate (as ssh asks)
 //	hash_resync = true                        # targets hold an older copy: send only what differs
 //	host_config = "/etc/mtconsole/host.conf"  # registration with the configuration server (see below)
@@ -116,7 +118,19 @@ type FileConfig struct {
 
 	path string
 	text string
+	// trustDefault: the file names no trust_store, so the pins of an
+	// older install at LegacyTrustStore are taken over (TrustStorePath).
+	trustDefault bool
 }
+
+// Where the agent keeps the process servers' pinned certificates unless
+// trust_store says: state it writes, under the unit's StateDirectory
+// (/etc is read-only to the agent's unit). Installs before 0.2 kept them
+// at LegacyTrustStore.
+const (
+	DefaultTrustStore = "/var/lib/mtconsole/known_process_servers"
+	LegacyTrustStore  = "/etc/mtconsole/known_process_servers"
+)
 
 // PairPolicy is the retention and RPO policy of a pair.
 type PairPolicy struct {
@@ -163,7 +177,8 @@ func LoadConfig(path string) (*FileConfig, error) {
 	def(&a.JournalDir, "/var/lib/mtconsole/journal")
 	def(&a.RetentionDir, "/var/lib/mtconsole/retention")
 	def(&a.JobsDir, filepath.Join(filepath.Dir(filepath.Clean(a.RetentionDir)), "jobs"))
-	def(&a.TrustStore, "/etc/mtconsole/known_process_servers")
+	c.trustDefault = a.TrustStore == ""
+	def(&a.TrustStore, DefaultTrustStore)
 	if c.ProcessServer.Address == "" {
 		return nil, c.errAt("address", "[process_server] address is required: host:port of the process server (port 9443 by default)")
 	}
@@ -438,4 +453,31 @@ func (c *FileConfig) HostConfig() (path string, named bool) {
 func (c *FileConfig) DefaultAlert() float64 {
 	pol, _ := c.policy() // checked by LoadConfig
 	return pol.alert
+}
+
+// TrustStorePath is the trust store the agent opens. When the file names
+// none and the default one does not exist yet while an older install's
+// LegacyTrustStore does, its pins are copied to the default first (0600,
+// atomically; the old file is left as it was and no longer read), so that
+// an upgrade keeps trusting the process servers it trusted: legacy is
+// the old file's path and migrated says the copy was made now.
+func (c *FileConfig) TrustStorePath(legacy string) (path string, migrated bool, err error) {
+	path = c.Agent.TrustStore
+	if !c.trustDefault || legacy == "" {
+		return path, false, nil
+	}
+	if _, err := os.Stat(path); !errors.Is(err, fs.ErrNotExist) {
+		return path, false, nil
+	}
+	old, err := os.ReadFile(legacy)
+	if errors.Is(err, fs.ErrNotExist) {
+		return path, false, nil
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("[agent] trust_store: taking over the pins of %s: %w", legacy, err)
+	}
+	if err := atomicfile.Write(path, old, 0o600, 0o700); err != nil {
+		return "", false, fmt.Errorf("[agent] trust_store: copying the pins of %s to %s: %w (set trust_store = %q to keep using the old file)", legacy, path, err, legacy)
+	}
+	return path, true, nil
 }

@@ -6,14 +6,18 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"os/signal"
+	"slices"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/mtconsole/mtconsole/hostconfig"
 	"github.com/mtconsole/mtconsole/internal/logging"
+	"github.com/mtconsole/mtconsole/internal/sdnotify"
 	"github.com/mtconsole/mtconsole/internal/secret"
 	"github.com/mtconsole/mtconsole/replication/agent/api"
 	"github.com/mtconsole/mtconsole/replication/wire"
@@ -43,6 +47,14 @@ type Options struct {
 	// HeartbeatInterval is how often the configuration server hears from
 	// the host (default hostconfig.HeartbeatInterval).
 	HeartbeatInterval time.Duration
+	// Notify tells systemd (Type=notify) when the agent is ready, what
+	// its pairs do (STATUS=) and, when Watchdog > 0, that its appliers
+	// are alive (WATCHDOG=1, see Watchdog); nil: no service manager.
+	Notify *sdnotify.Notifier
+	// Watchdog is the unit's WatchdogSec (sdnotify.WatchdogInterval); 0:
+	// no watchdog. Keep-alives go out every third of it while no pair's
+	// applier has been inside one batch for half of it.
+	Watchdog time.Duration
 }
 
 // Run is the master-target daemon of the configuration file fc: it reads
@@ -68,10 +80,6 @@ func Run(ctx context.Context, fc *FileConfig, o Options) error {
 	if err != nil {
 		return err
 	}
-	trust, err := wire.OpenTrustStore(fc.Agent.TrustStore)
-	if err != nil {
-		return err
-	}
 	hub := api.NewHub()
 	// Log lines go to o.Log and, as "log" events, to the status API;
 	// the writer's alert and state events go to both too (EventSink).
@@ -81,6 +89,18 @@ func Run(ctx context.Context, fc *FileConfig, o Options) error {
 	}
 	text = logging.Redact(text)
 	logger := slog.New(logging.Redact(api.LogHandler(hub, text)))
+	trustPath, migrated, err := fc.TrustStorePath(LegacyTrustStore)
+	if err != nil {
+		return err
+	}
+	if migrated {
+		logger.Warn("took over the pinned process-server certificates of an older install; the old file is no longer read",
+			"from", LegacyTrustStore, "to", trustPath)
+	}
+	trust, err := wire.OpenTrustStore(trustPath)
+	if err != nil {
+		return err
+	}
 	cfg := fc.ClientConfig()
 	cfg.Key, cfg.Trust, cfg.Logger = key, trust, logger
 	if fc.TrustNew() {
@@ -142,6 +162,16 @@ func Run(ctx context.Context, fc *FileConfig, o Options) error {
 		metrics.Store(m)
 	}
 	logger.Info("agent started", "config", fc.Path(), "process_server", cfg.Addr, "pairs", len(cfg.Pairs))
+	// Ready: the pairs are open and the status API listens.
+	if err := o.Notify.Ready(StatusLine(client.Status())); err != nil {
+		logger.Warn("telling systemd the agent is ready", "err", err)
+	}
+	defer o.Notify.Stopping()
+	if o.Notify != nil {
+		wctx, stopWatchdog := context.WithCancel(ctx)
+		defer stopWatchdog()
+		go feedWatchdog(wctx, o, client, logger)
+	}
 	// The file is reloaded on POST /v1/reload, and on SIGHUP for the
 	// daemon: the same Reloader, the same result, logged.
 	reloader := NewReloader(fc, client, logger)
@@ -178,4 +208,77 @@ func Run(ctx context.Context, fc *FileConfig, o Options) error {
 		return nil
 	}
 	return err
+}
+
+// feedWatchdog keeps systemd's status line current (every 10 s) and,
+// when the unit has a watchdog, sends keep-alives every third of it
+// while no applier has been inside one batch for half of it: a hung
+// target or retention volume stops them, and systemd restarts the agent
+// (which resumes from the journal, invariant 1) instead of leaving it
+// acknowledging writes it never applies.
+func feedWatchdog(ctx context.Context, o Options, client *Client, logger *slog.Logger) {
+	every := 10 * time.Second
+	if o.Watchdog > 0 {
+		every = min(every, o.Watchdog/3)
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	healthy := func() error { return nil }
+	if o.Watchdog > 0 {
+		var was error
+		healthy = func() error {
+			err := stalledError(client.Writer().Stalled(o.Watchdog / 2))
+			if err != nil && (was == nil || err.Error() != was.Error()) {
+				logger.Error("not feeding systemd's watchdog: it restarts the agent", "err", err)
+			} else if err == nil && was != nil {
+				logger.Info("the appliers move again: feeding systemd's watchdog")
+			}
+			was = err
+			return err
+		}
+	}
+	o.Notify.Watchdog(ctx, t.C, healthy, func() string { return StatusLine(client.Status()) }, func(err error) {
+		logger.Warn("notifying systemd", "err", err)
+	})
+}
+
+// stalledError names the stalled appliers (writer.Writer.Stalled), or
+// is nil.
+func stalledError(stalled map[string]time.Duration) error {
+	if len(stalled) == 0 {
+		return nil
+	}
+	ids := slices.Sorted(maps.Keys(stalled))
+	parts := make([]string, len(ids))
+	for i, id := range ids {
+		parts[i] = fmt.Sprintf("%s for %s", id, stalled[id].Round(time.Second))
+	}
+	return fmt.Errorf("applier stuck in one batch: %s", strings.Join(parts, ", "))
+}
+
+// StatusLine sums the pairs up for systemctl status: "3 pairs, 2 in
+// Differential Sync, 1 in Resync Step I" (the most common state first).
+func StatusLine(ps []PairStatus) string {
+	if len(ps) == 0 {
+		return "no pairs"
+	}
+	n := map[string]int{}
+	for _, p := range ps {
+		n[p.State]++
+	}
+	states := slices.Collect(maps.Keys(n))
+	slices.SortFunc(states, func(a, b string) int {
+		if n[a] != n[b] {
+			return n[b] - n[a]
+		}
+		return strings.Compare(a, b)
+	})
+	s := fmt.Sprintf("%d pairs", len(ps))
+	if len(ps) == 1 {
+		s = "1 pair"
+	}
+	for _, st := range states {
+		s += fmt.Sprintf(", %d in %s", n[st], st)
+	}
+	return s
 }

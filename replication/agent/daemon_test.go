@@ -48,41 +48,13 @@ func TestDaemonReloadViaAPI(t *testing.T) {
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	const pass = "a passphrase of some length"
 	os.WriteFile(filepath.Join(dir, "pass"), []byte(pass+"\n"), 0o600)
-	var dcs []ps.DiskConfig
-	for _, d := range []string{"disk0", "disk1"} {
-		writeRandom(t, filepath.Join(dir, d+".src"), 1<<20, 3)
-		os.WriteFile(filepath.Join(dir, d+".tgt"), make([]byte, 1<<20), 0o600)
-		dcs = append(dcs, ps.DiskConfig{Name: d, Path: filepath.Join(dir, d+".src")})
-	}
-	key, err := wire.DeriveKey(pass)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certPEM, keyPEM, err := wire.GenerateCertificate([]string{"127.0.0.1"}, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _, err := wire.LoadCertificate(certPEM, keyPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := ps.New(ps.Config{Key: key, Cert: cert, HostID: "ps", HostName: "ps", Disks: dcs, ChunkSize: 64 << 10, Heartbeat: 100 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	psDone := make(chan struct{})
-	go func() { defer close(psDone); srv.Serve(ctx, ln) }()
-	defer func() { cancel(); <-psDone; srv.Close() }()
+	addr := startDaemonPS(t, ctx, dir, pass, "disk0", "disk1")
 
 	sock := filepath.Join(dir, "a.sock")
 	head := "[agent]\nhost_id = \"mt1\"\njournal_dir = \"" + dir + "/j\"\nretention_dir = \"" + dir + "/r\"\nsocket = \"" + sock + "\"\n" +
-		"trust_store = \"" + dir + "/known\"\nhash_resync = false\nhost_config = \"\"\n[process_server]\naddress = \"" + ln.Addr().String() +
+		"trust_store = \"" + dir + "/known\"\nhash_resync = false\nhost_config = \"\"\n[process_server]\naddress = \"" + addr +
 		"\"\npassphrase_file = \"" + dir + "/pass\"\n"
 	pairText := func(d string) string {
 		return "[[pair]]\ndisk = \"" + d + "\"\ntarget = \"" + dir + "/" + d + ".tgt\"\n"
@@ -163,4 +135,42 @@ func TestDaemonReloadViaAPI(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "disk1.tgt")); err != nil {
 		t.Errorf("the target of the removed pair: %v", err)
 	}
+}
+
+// startDaemonPS serves the disks (1 MiB of random data each, DIR/NAME.src,
+// with an empty DIR/NAME.tgt beside) from a process server on loopback
+// until ctx ends, and returns its address.
+func startDaemonPS(t *testing.T, ctx context.Context, dir, pass string, disks ...string) string {
+	t.Helper()
+	var dcs []ps.DiskConfig
+	for _, d := range disks {
+		writeRandom(t, filepath.Join(dir, d+".src"), 1<<20, 3)
+		os.WriteFile(filepath.Join(dir, d+".tgt"), make([]byte, 1<<20), 0o600)
+		dcs = append(dcs, ps.DiskConfig{Name: d, Path: filepath.Join(dir, d+".src")})
+	}
+	key, err := wire.DeriveKey(pass)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certPEM, keyPEM, err := wire.GenerateCertificate([]string{"127.0.0.1"}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _, err := wire.LoadCertificate(certPEM, keyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := ps.New(ps.Config{Key: key, Cert: cert, HostID: "ps", HostName: "ps", Disks: dcs, ChunkSize: 64 << 10, Heartbeat: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	psDone := make(chan struct{})
+	go func() { defer close(psDone); srv.Serve(ctx, ln) }()
+	t.Cleanup(func() { cancel(); <-psDone; srv.Close() })
+	return ln.Addr().String()
 }

@@ -70,6 +70,16 @@
 // on), one gone from it stops (its target left as it is, its journal and
 // retention kept unless purged).
 //
+// Under systemd (Options.Notify, internal/sdnotify) Run sends READY=1
+// once the pairs are open and the status API listens, a STATUS= line of
+// the pairs' states (StatusLine) as it changes, and, with the unit's
+// WatchdogSec (Options.Watchdog), WATCHDOG=1 every third of it only while
+// no pair's applier has been inside one batch for half of it
+// (writer.Writer.Stalled): a hung target or retention volume gets the
+// agent restarted. The trust store defaults to DefaultTrustStore under
+// /var/lib (the unit keeps /etc read-only); an older install's
+// LegacyTrustStore is copied there once (FileConfig.TrustStorePath).
+//
 // Each group with a consistency interval gets a crash-consistent tag
 // across its disks in Differential Sync every interval
 // (ConsistencyTagName), one TagRequest for all of them.

@@ -38,6 +38,11 @@
 // covers every write on the target. (Handing them over before that commit
 // was the cause of wrong live exports on a busy machine.)
 //
+// Pair.Stalled (Writer.Stalled for all) tells an applier stuck inside one
+// batch, on a hung target or retention volume, from one waiting for
+// work, paused or held: the agent's systemd watchdog is fed only while no
+// applier is stuck.
+//
 // A Writer holds the pairs of a host and watches their retention volumes
 // for low space. The volume is low when its free space falls below the
 // trigger, 5 % of the volume by default (alert_threshold_percent, a

@@ -185,9 +185,14 @@ type Pair struct {
 	// dmu guards dir, the direct resync writes not yet committed
 	// (resync.go); reread tells the applier that a direct commit moved
 	// the applied position and the journal past its reader.
-	dmu     sync.Mutex
-	dir     *direct
-	reread  atomic.Bool
+	dmu    sync.Mutex
+	dir    *direct
+	reread atomic.Bool
+	// beat is when the applier last went round its loop (p.o.Now, in
+	// Unix nanoseconds); waiting, that it is waiting for work or parked
+	// under a hold, not stuck inside a batch (Stalled).
+	beat    atomic.Int64
+	waiting atomic.Bool
 	closeMu sync.Mutex
 	closed  bool
 }
@@ -306,6 +311,7 @@ func OpenPair(cfg PairConfig, o Options) (*Pair, Recovered, error) {
 		p.event(EventLog, slog.LevelInfo, fmt.Sprintf("recovered: rolled back %d before-images (seq %d-%d), re-applying seq %d-%d",
 			rec.RolledBack, rec.RolledBackFrom, rec.RolledBackTo, st.Applied+1, p.log.Durable()))
 	}
+	p.beat.Store(o.Now().UnixNano())
 	go p.run(st.Applied + 1)
 	return p, rec, nil
 }
@@ -705,12 +711,13 @@ func (p *Pair) run(from uint64) {
 		return true
 	}
 	for {
+		p.beat.Store(p.o.Now().UnixNano())
 		select {
 		case <-p.stop:
 			flush()
 			return
 		case h := <-p.hold:
-			p.park(h)
+			p.parkWaiting(h)
 			continue
 		default:
 		}
@@ -753,6 +760,7 @@ func (p *Pair) run(from uint64) {
 			flush()
 			continue
 		}
+		p.waiting.Store(true)
 		select {
 		case <-p.stop:
 			return
@@ -762,7 +770,36 @@ func (p *Pair) run(from uint64) {
 		case <-time.After(time.Second):
 			p.checkRPO()
 		}
+		p.waiting.Store(false)
 	}
+}
+
+// parkWaiting is park with the applier counted as waiting: a hold
+// (an export, a rollback) may last minutes and is not a stuck applier.
+func (p *Pair) parkWaiting(h holdReq) {
+	p.waiting.Store(true)
+	defer p.waiting.Store(false)
+	p.park(h)
+}
+
+// Stalled says whether the applier has been inside one round of its
+// loop (reading, staging or committing a batch) for longer than limit
+// at now, and for how long. An applier waiting for work, paused or
+// parked under a hold is not stalled however long it waits; a closed
+// pair is not either. The agent feeds systemd's watchdog only while no
+// pair is stalled, so that a hung target or retention volume gets the
+// service restarted rather than acknowledging writes it never applies.
+func (p *Pair) Stalled(now time.Time, limit time.Duration) (time.Duration, bool) {
+	select {
+	case <-p.done:
+		return 0, false
+	default:
+	}
+	if p.waiting.Load() {
+		return 0, false
+	}
+	d := now.Sub(time.Unix(0, p.beat.Load()))
+	return d, d > limit
 }
 
 func (p *Pair) readBatch(rd *journal.Reader, carry *journal.Record) ([]journal.Record, *journal.Record, error) {

@@ -291,3 +291,16 @@ func (w *Writer) CheckSpace() {
 		}
 	}
 }
+
+// Stalled lists the open pairs whose applier has been inside one batch
+// for longer than limit (Pair.Stalled), with how long, by pair id.
+func (w *Writer) Stalled(limit time.Duration) map[string]time.Duration {
+	now := w.o.Now()
+	out := map[string]time.Duration{}
+	for _, p := range w.Pairs() {
+		if d, stuck := p.Stalled(now, limit); stuck {
+			out[p.cfg.ID] = d
+		}
+	}
+	return out
+}
