@@ -50,10 +50,10 @@ type FailbackSpec struct {
 	CPUs           int32  `json:"cpus"`
 	CoresPerSocket int32  `json:"coresPerSocket,omitempty"`
 	MemoryMB       int64  `json:"memoryMB"`
-	GuestID        string `json:"guestId,omitempty"`   // otherLinux64Guest when empty
-	Firmware       string `json:"firmware,omitempty"`  // bios (default) or efi
+	GuestID        string `json:"guestId,omitempty"`    // otherLinux64Guest when empty
+	Firmware       string `json:"firmware,omitempty"`   // bios (default) or efi
 	SecureBoot     bool   `json:"secureBoot,omitempty"` // efi only
-	HWVersion      int    `json:"hwVersion,omitempty"` // vmx-NN; the host's default when 0
+	HWVersion      int    `json:"hwVersion,omitempty"`  // vmx-NN; the host's default when 0
 	NICs           []NIC  `json:"nics"`
 	// Controllers are the SCSI controllers' types, bus 0 first
 	// (lsilogic, lsilogic-sas, pvscsi); as many lsilogic as the disks

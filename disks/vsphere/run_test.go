@@ -284,3 +284,190 @@ func TestPlanFileUnwritable(t *testing.T) {
 	}
 	diffInventory(t, "after a refused run", before, inventory(t, s))
 }
+
+// addMTDisks gives the master target n more recovered disks, new VMDKs
+// in [ds] recovered/, on extra LSI Logic controllers (bus 1, 2, ...).
+func addMTDisks(t *testing.T, s *vspheresim.Scene, n int) []string {
+	t.Helper()
+	ctx := context.Background()
+	gc, err := s.Client(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gc.Logout(ctx)
+	f := find.NewFinder(gc.Client, true)
+	dc, _ := f.Datacenter(ctx, vspheresim.Datacenter)
+	f.SetDatacenter(dc)
+	vm, err := f.VirtualMachine(ctx, vspheresim.MT)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ds, _ := f.Datastore(ctx, vspheresim.Datastore)
+	var files []string
+	for bus := 1; n > 0; bus++ {
+		devs, err := vm.Device(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctl, _ := devs.CreateSCSIController("lsilogic")
+		ctl.(types.BaseVirtualSCSIController).GetVirtualSCSIController().BusNumber = int32(bus)
+		if err := vm.AddDevice(ctx, ctl); err != nil {
+			t.Fatal(err)
+		}
+		devs, _ = vm.Device(ctx)
+		var c types.BaseVirtualController
+		for _, d := range devs.SelectByType((*types.VirtualLsiLogicController)(nil)) {
+			if d.(types.BaseVirtualSCSIController).GetVirtualSCSIController().BusNumber == int32(bus) {
+				c = d.(types.BaseVirtualController)
+			}
+		}
+		for u := 0; u < vsphere.SlotsPerController && n > 0; u++ {
+			name := fmt.Sprintf("[%s] recovered/extra_%d_%d.vmdk", vspheresim.Datastore, bus, u)
+			d := devs.CreateDisk(c, ds.Reference(), name)
+			d.CapacityInKB = 1024
+			unit := int32(u)
+			if unit >= 7 {
+				unit++
+			}
+			d.UnitNumber = &unit
+			if err := vm.AddDevice(ctx, d); err != nil {
+				t.Fatal(err)
+			}
+			files = append(files, name)
+			n--
+		}
+	}
+	return files
+}
+
+// A 20-disk EFI (secure boot) VM on two PVSCSI controllers with two NICs
+// of given MACs, left powered off; then undone to the inventory before.
+func TestFailbackFullSpec(t *testing.T) {
+	s := scene(t)
+	c := connect(t, s)
+	ctx := context.Background()
+	extra := addMTDisks(t, s, 18)
+	before := inventory(t, s)
+	obj, _ := findMT(t, c, s)
+	sp := vsphere.FailbackSpec{Name: "big01", CPUs: 4, CoresPerSocket: 2, MemoryMB: 4096, GuestID: "rhel9_64Guest",
+		Firmware: "efi", SecureBoot: true, HWVersion: 19, Controllers: []string{"pvscsi", "pvscsi"}, NoPowerOn: true,
+		NICs:  []vsphere.NIC{{Network: vspheresim.Network, MAC: "00:50:56:01:02:03"}, {Network: "DC0_DVPG0", Adapter: "e1000e", MAC: "00:50:56:01:02:04", Disconnected: true}},
+		Disks: append(slices.Clone(s.RecoveredFiles), extra...), PlanDir: t.TempDir()}
+	// The host (2 logical CPUs, 4095 MB) cannot hold 4 CPUs and 4 GB.
+	p, err := c.PlanFailback(ctx, obj, sp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ch := byID(p.Checks)["vm.capacity"]; ch.Status != vsphere.Fail || !strings.Contains(ch.Detail, "wants 4 CPUs, 4096 MB") {
+		t.Fatalf("capacity check %+v", ch)
+	}
+	if err := c.Execute(ctx, p, nil); !errors.Is(err, vsphere.ErrNotReady) {
+		t.Fatalf("executed a plan the host cannot hold: %v", err)
+	}
+	sp.CPUs, sp.MemoryMB = 2, 2048
+	if p, err = c.PlanFailback(ctx, obj, sp); err != nil {
+		t.Fatal(err)
+	}
+	if kinds := fmt.Sprint(len(p.Steps), " ", p.Steps[len(p.Steps)-1].Kind); kinds != "3 attach" {
+		t.Fatalf("steps %s", kinds)
+	}
+	if err := c.Execute(ctx, p, nil); err != nil {
+		t.Fatal(err)
+	}
+	gc, _ := s.Client(ctx)
+	defer gc.Logout(ctx)
+	vmo, err := find.NewFinder(gc.Client, true).VirtualMachine(ctx, "/DC0/vm/big01")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m mo.VirtualMachine
+	if err := vmo.Properties(ctx, vmo.Reference(), []string{"config", "runtime"}, &m); err != nil {
+		t.Fatal(err)
+	}
+	hw := m.Config.Hardware
+	if m.Runtime.PowerState != "poweredOff" || m.Config.Firmware != "efi" || m.Config.BootOptions == nil ||
+		m.Config.BootOptions.EfiSecureBootEnabled == nil || !*m.Config.BootOptions.EfiSecureBootEnabled ||
+		m.Config.Version != "vmx-19" || hw.NumCPU != 2 || hw.NumCoresPerSocket == nil || *hw.NumCoresPerSocket != 2 || hw.MemoryMB != 2048 || m.Config.GuestId != "rhel9_64Guest" {
+		t.Fatalf("VM: power %s fw %s boot %+v version %s cpu %d/%d guest %s", m.Runtime.PowerState, m.Config.Firmware,
+			m.Config.BootOptions, m.Config.Version, hw.NumCPU, hw.NumCoresPerSocket, m.Config.GuestId)
+	}
+	devs := object.VirtualDeviceList(hw.Device)
+	perCtl := map[int32]int{}
+	pv := map[int32]int32{}
+	for _, d := range devs.SelectByType((*types.ParaVirtualSCSIController)(nil)) {
+		c := d.(types.BaseVirtualSCSIController).GetVirtualSCSIController()
+		pv[c.Key] = c.BusNumber
+	}
+	for _, d := range devs.SelectByType((*types.VirtualDisk)(nil)) {
+		vd := d.(*types.VirtualDisk)
+		if _, ok := pv[vd.ControllerKey]; !ok {
+			t.Fatalf("disk %s on no PVSCSI controller", vd.Backing.(*types.VirtualDiskFlatVer2BackingInfo).FileName)
+		}
+		if *vd.UnitNumber == 7 {
+			t.Fatal("a disk on unit 7")
+		}
+		perCtl[pv[vd.ControllerKey]]++
+	}
+	if len(pv) != 2 || perCtl[0] != 15 || perCtl[1] != 5 {
+		t.Fatalf("controllers %v, disks per bus %v", pv, perCtl)
+	}
+	var macs []string
+	for _, d := range devs.SelectByType((*types.VirtualEthernetCard)(nil)) {
+		e := d.(types.BaseVirtualEthernetCard).GetVirtualEthernetCard()
+		macs = append(macs, fmt.Sprintf("%T %s %v", d, e.MacAddress, e.Connectable.StartConnected))
+	}
+	if got := strings.Join(macs, ","); got != "*types.VirtualVmxnet3 00:50:56:01:02:03 true,*types.VirtualE1000e 00:50:56:01:02:04 false" {
+		t.Fatalf("NICs %s", got)
+	}
+	if err := c.Undo(ctx, p, nil); err != nil {
+		t.Fatal(err)
+	}
+	diffInventory(t, "after undo", before, inventory(t, s))
+}
+
+// Bad specs are refused before vSphere is asked, naming the flag.
+func TestFailbackSpecValidate(t *testing.T) {
+	good := func() vsphere.FailbackSpec {
+		return vsphere.FailbackSpec{Name: "x", CPUs: 2, MemoryMB: 2048, Disks: []string{"/dev/sdb"}}
+	}
+	cases := []struct {
+		want string
+		mod  func(*vsphere.FailbackSpec)
+	}{
+		{"--name", func(s *vsphere.FailbackSpec) { s.Name = strings.Repeat("n", 81) }},
+		{"--name", func(s *vsphere.FailbackSpec) { s.Name = "a/b" }},
+		{"--cpus", func(s *vsphere.FailbackSpec) { s.CPUs = 0 }},
+		{"--cores-per-socket", func(s *vsphere.FailbackSpec) { s.CoresPerSocket = 3 }},
+		{"--memory-mb", func(s *vsphere.FailbackSpec) { s.MemoryMB = 100 }},
+		{"--memory-mb", func(s *vsphere.FailbackSpec) { s.MemoryMB = 1025 }},
+		{"--firmware", func(s *vsphere.FailbackSpec) { s.Firmware = "uefi" }},
+		{"--secure-boot", func(s *vsphere.FailbackSpec) { s.SecureBoot = true }},
+		{"--hw-version", func(s *vsphere.FailbackSpec) { s.HWVersion = 3 }},
+		{"--guest-id", func(s *vsphere.FailbackSpec) { s.GuestID = "linux" }},
+		{"--controller", func(s *vsphere.FailbackSpec) { s.Controllers = []string{"buslogic"} }},
+		{"--controller", func(s *vsphere.FailbackSpec) {
+			s.Controllers = []string{"pvscsi"}
+			s.Disks = make([]string, 16)
+		}},
+		{"--disk", func(s *vsphere.FailbackSpec) { s.Disks = make([]string, 61) }},
+		{"--disk", func(s *vsphere.FailbackSpec) { s.DiskBus = []int{4} }},
+		{"--nic", func(s *vsphere.FailbackSpec) { s.NICs = []vsphere.NIC{{Network: "n", Adapter: "rtl8139"}} }},
+		{"--nic", func(s *vsphere.FailbackSpec) { s.NICs = []vsphere.NIC{{Network: "n", MAC: "00:50:56"}} }},
+		{"--nic", func(s *vsphere.FailbackSpec) { s.NICs = []vsphere.NIC{{Network: "n", MAC: "01:00:5e:00:00:01"}} }},
+		{"--pool", func(s *vsphere.FailbackSpec) { s.Pool, s.Cluster = "p", "c" }},
+		{"--onto-vm", func(s *vsphere.FailbackSpec) { s.OntoVM, s.Firmware = "old", "efi" }},
+	}
+	for _, tc := range cases {
+		sp := good()
+		tc.mod(&sp)
+		err := sp.Validate()
+		if err == nil || !strings.HasPrefix(err.Error(), tc.want+":") {
+			t.Errorf("%+v: %v, want an error naming %s", sp, err, tc.want)
+		}
+	}
+	sp := good()
+	sp.Disks = make([]string, 31)
+	if err := sp.Validate(); err != nil || fmt.Sprint(sp.Controllers) != "[lsilogic lsilogic lsilogic]" || sp.Firmware != "bios" {
+		t.Fatalf("%v %v %s", err, sp.Controllers, sp.Firmware)
+	}
+}

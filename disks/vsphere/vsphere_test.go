@@ -198,6 +198,36 @@ func TestEnableUUID(t *testing.T) {
 		t.Fatalf("second time: changed %v, %v", changed, err)
 	}
 
+	// A key of another case saying FALSE: vSphere may read either, so the
+	// VM is not taken as TRUE, and enable-uuid leaves one key, TRUE.
+	task, err := off.Reconfigure(ctx, types.VirtualMachineConfigSpec{ExtraConfig: []types.BaseOptionValue{
+		&types.OptionValue{Key: "DISK.enableuuid", Value: "FALSE"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := task.WaitForResult(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := extraConfig(t, c, vspheresim.OffVM); v != "FALSE" {
+		t.Fatalf("EnableUUID with a FALSE key of other case reads %q", v)
+	}
+	if changed, err := c.EnableUUID(ctx, off); err != nil || !changed {
+		t.Fatalf("other case: changed %v, %v", changed, err)
+	}
+	var keys []string
+	var mvm mo.VirtualMachine
+	if err := off.Properties(ctx, off.Reference(), []string{"config.extraConfig"}, &mvm); err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range mvm.Config.ExtraConfig {
+		if ov := o.GetOptionValue(); strings.EqualFold(ov.Key, "disk.enableuuid") {
+			keys = append(keys, fmt.Sprintf("%s=%v", ov.Key, ov.Value))
+		}
+	}
+	if strings.Join(keys, ",") != "disk.EnableUUID=TRUE" {
+		t.Fatalf("keys after enable-uuid: %v", keys)
+	}
+
 	// Powered on and not set: refused, with what to do, and unchanged.
 	on, err := c.FindVMByName(ctx, "DC0_H0_VM0")
 	if err != nil {
@@ -424,7 +454,7 @@ func TestCreateFailbackVM(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.Spec.Name != "src01" || p.Spec.Datastore != vspheresim.Datastore || p.Spec.Host != vspheresim.MTHost || 
+	if p.Spec.Name != "src01" || p.Spec.Datastore != vspheresim.Datastore || p.Spec.Host != vspheresim.MTHost ||
 		p.Disks[0].Device != "/dev/sdb" || p.VMPath != "[LocalDS_0] src01/src01.vmx" || len(p.Steps) != 4 {
 		t.Fatalf("plan %+v", p)
 	}
