@@ -19,9 +19,9 @@ import (
 
 	"github.com/mtconsole/mtconsole/disks/vsphere"
 	"github.com/mtconsole/mtconsole/failback"
+	"github.com/mtconsole/mtconsole/internal/units"
 	"github.com/mtconsole/mtconsole/replication/agent"
 	"github.com/mtconsole/mtconsole/replication/agent/api"
-	"github.com/mtconsole/mtconsole/internal/units"
 )
 
 // Exit codes of mtconsole vsphere, beyond 0, 1 and 2.

@@ -7,14 +7,12 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strings"
 	"testing"
 
 	"github.com/vmware/govmomi/find"
 	"github.com/vmware/govmomi/object"
 	"github.com/vmware/govmomi/simulator"
-	"github.com/vmware/govmomi/view"
 	"github.com/vmware/govmomi/vim25/mo"
 	"github.com/vmware/govmomi/vim25/types"
 
@@ -22,10 +20,8 @@ import (
 	"github.com/mtconsole/mtconsole/disks/vsphere/vspheresim"
 )
 
-// inventory describes every VM of the scene, object by object, as the
-// scene's own govmomi client (not the package under test) reads it:
-// name, power state, CPUs, memory, and each disk's file, controller bus,
-// unit and UUID; plus the files on the datastore's recovered folder.
+// inventory is every VM of the scene, object by object, as the scene's
+// own govmomi client (not the package under test) reads it.
 func inventory(t *testing.T, s *vspheresim.Scene) map[string]string {
 	t.Helper()
 	ctx := context.Background()
@@ -34,57 +30,11 @@ func inventory(t *testing.T, s *vspheresim.Scene) map[string]string {
 		t.Fatal(err)
 	}
 	defer gc.Logout(ctx)
-	v, err := view.NewManager(gc.Client).CreateContainerView(ctx, gc.ServiceContent.RootFolder, []string{"VirtualMachine"}, true)
+	inv, err := vspheresim.Inventory(ctx, gc.Client, s.RecoveredFiles)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer v.Destroy(ctx)
-	var vms []mo.VirtualMachine
-	if err := v.Retrieve(ctx, []string{"VirtualMachine"}, []string{"name", "config", "runtime.powerState"}, &vms); err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]string{}
-	for _, vm := range vms {
-		devs := object.VirtualDeviceList(vm.Config.Hardware.Device)
-		bus := map[int32]int32{}
-		var ctls []string
-		for _, d := range devs {
-			if sc, ok := d.(types.BaseVirtualSCSIController); ok {
-				c := sc.GetVirtualSCSIController()
-				bus[c.Key] = c.BusNumber
-				ctls = append(ctls, fmt.Sprintf("%s@%d", devs.Type(d), c.BusNumber))
-			}
-		}
-		sort.Strings(ctls)
-		var disks []string
-		for _, d := range devs.SelectByType((*types.VirtualDisk)(nil)) {
-			vd := d.(*types.VirtualDisk)
-			b := vd.Backing.(*types.VirtualDiskFlatVer2BackingInfo)
-			disks = append(disks, fmt.Sprintf("%s@%d:%d/%s", b.FileName, bus[vd.ControllerKey], *vd.UnitNumber, b.Uuid))
-		}
-		sort.Strings(disks)
-		nics := len(devs.SelectByType((*types.VirtualEthernetCard)(nil)))
-		out[vm.Name] = fmt.Sprintf("%s cpu=%d mem=%d fw=%s ctl=%v nics=%d disks=%v", vm.Runtime.PowerState, vm.Config.Hardware.NumCPU,
-			vm.Config.Hardware.MemoryMB, vm.Config.Firmware, ctls, nics, disks)
-	}
-	// The recovered disks' files are still there.
-	dc, err := find.NewFinder(gc.Client).Datacenter(ctx, vspheresim.Datacenter)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := find.NewFinder(gc.Client).SetDatacenter(dc)
-	ds, err := f.Datastore(ctx, vspheresim.Datastore)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var files []string
-	for _, rf := range s.RecoveredFiles {
-		if _, err := ds.Stat(ctx, strings.TrimPrefix(rf, "["+vspheresim.Datastore+"] ")); err == nil {
-			files = append(files, rf)
-		}
-	}
-	out["(files)"] = strings.Join(files, ",")
-	return out
+	return inv
 }
 
 func diffInventory(t *testing.T, what string, want, got map[string]string) {
@@ -207,7 +157,7 @@ func TestKilledRunResumeAndUndo(t *testing.T) {
 			t.Fatal(err)
 		}
 		want = inventory(t, s)
-		if !strings.HasPrefix(want["src01"], "poweredOn cpu=2 mem=2048") {
+		if !strings.HasPrefix(want["src01"], "poweredOn cpu=2/1 mem=2048") {
 			t.Fatalf("uninterrupted run made %q", want["src01"])
 		}
 	}
@@ -285,74 +235,21 @@ func TestPlanFileUnwritable(t *testing.T) {
 	diffInventory(t, "after a refused run", before, inventory(t, s))
 }
 
-// addMTDisks gives the master target n more recovered disks, new VMDKs
-// in [ds] recovered/, on extra LSI Logic controllers (bus 1, 2, ...).
-func addMTDisks(t *testing.T, s *vspheresim.Scene, n int) []string {
-	t.Helper()
-	ctx := context.Background()
-	gc, err := s.Client(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer gc.Logout(ctx)
-	f := find.NewFinder(gc.Client, true)
-	dc, _ := f.Datacenter(ctx, vspheresim.Datacenter)
-	f.SetDatacenter(dc)
-	vm, err := f.VirtualMachine(ctx, vspheresim.MT)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ds, _ := f.Datastore(ctx, vspheresim.Datastore)
-	var files []string
-	for bus := 1; n > 0; bus++ {
-		devs, err := vm.Device(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctl, _ := devs.CreateSCSIController("lsilogic")
-		ctl.(types.BaseVirtualSCSIController).GetVirtualSCSIController().BusNumber = int32(bus)
-		if err := vm.AddDevice(ctx, ctl); err != nil {
-			t.Fatal(err)
-		}
-		devs, _ = vm.Device(ctx)
-		var c types.BaseVirtualController
-		for _, d := range devs.SelectByType((*types.VirtualLsiLogicController)(nil)) {
-			if d.(types.BaseVirtualSCSIController).GetVirtualSCSIController().BusNumber == int32(bus) {
-				c = d.(types.BaseVirtualController)
-			}
-		}
-		for u := 0; u < vsphere.SlotsPerController && n > 0; u++ {
-			name := fmt.Sprintf("[%s] recovered/extra_%d_%d.vmdk", vspheresim.Datastore, bus, u)
-			d := devs.CreateDisk(c, ds.Reference(), name)
-			d.CapacityInKB = 1024
-			unit := int32(u)
-			if unit >= 7 {
-				unit++
-			}
-			d.UnitNumber = &unit
-			if err := vm.AddDevice(ctx, d); err != nil {
-				t.Fatal(err)
-			}
-			files = append(files, name)
-			n--
-		}
-	}
-	return files
-}
-
 // A 20-disk EFI (secure boot) VM on two PVSCSI controllers with two NICs
 // of given MACs, left powered off; then undone to the inventory before.
 func TestFailbackFullSpec(t *testing.T) {
 	s := scene(t)
 	c := connect(t, s)
 	ctx := context.Background()
-	extra := addMTDisks(t, s, 18)
+	if err := s.AddRecovered(ctx, 18); err != nil {
+		t.Fatal(err)
+	}
 	before := inventory(t, s)
 	obj, _ := findMT(t, c, s)
 	sp := vsphere.FailbackSpec{Name: "big01", CPUs: 4, CoresPerSocket: 2, MemoryMB: 4096, GuestID: "rhel9_64Guest",
 		Firmware: "efi", SecureBoot: true, HWVersion: 19, Controllers: []string{"pvscsi", "pvscsi"}, NoPowerOn: true,
 		NICs:  []vsphere.NIC{{Network: vspheresim.Network, MAC: "00:50:56:01:02:03"}, {Network: "DC0_DVPG0", Adapter: "e1000e", MAC: "00:50:56:01:02:04", Disconnected: true}},
-		Disks: append(slices.Clone(s.RecoveredFiles), extra...), PlanDir: t.TempDir()}
+		Disks: slices.Clone(s.RecoveredFiles), PlanDir: t.TempDir()}
 	// The host (2 logical CPUs, 4095 MB) cannot hold 4 CPUs and 4 GB.
 	p, err := c.PlanFailback(ctx, obj, sp)
 	if err != nil {

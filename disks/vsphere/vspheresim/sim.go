@@ -225,6 +225,9 @@ func (s *Scene) WriteDevRoot(dir string) error {
 	uuids := append([]string{s.BootUUID}, s.RecoveredUUIDs...)
 	for i, u := range uuids {
 		dev := "sd" + string(rune('a'+i))
+		if i >= 26 {
+			dev = "sd" + string(rune('a'+i/26-1)) + string(rune('a'+i%26))
+		}
 		naa := strings.ToLower(strings.ReplaceAll(u, "-", ""))
 		if err := os.WriteFile(filepath.Join(dir, "dev", dev), nil, 0o600); err != nil {
 			return err
