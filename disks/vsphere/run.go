@@ -305,7 +305,7 @@ func (c *Client) fail(ctx context.Context, p *Plan, i int, err error, progress f
 	if uerr != nil {
 		return fmt.Errorf("%s: %w; rollback incomplete (plan file %s): %w", s.Title, err, orText(p.File, "none"), uerr)
 	}
-	return fmt.Errorf("%s: %w (every step before it was undone)", s.Title, err)
+	return fmt.Errorf("%s: %w (every step begun was undone)", s.Title, err)
 }
 
 func (c *Client) undoAll(ctx context.Context, p *Plan, progress func(Step)) error {

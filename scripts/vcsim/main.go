@@ -90,8 +90,9 @@ func main() {
 		}
 		return
 	}
+	var md map[string]int
 	if len(delays) > 0 {
-		md := map[string]int{"LockHandoff": 0} // the collector stays readable while a task waits
+		md = map[string]int{"LockHandoff": 0} // the collector stays readable while a task waits
 		for _, d := range delays {
 			m, ms, ok := strings.Cut(d, ":")
 			n, err := strconv.Atoi(ms)
@@ -100,7 +101,6 @@ func main() {
 			}
 			md[m] = n
 		}
-		simulator.TaskDelay = simulator.DelayConfig{MethodDelay: md}
 	}
 	var rules []*simulator.FaultInjectionRule
 	for _, f := range faults {
@@ -123,8 +123,13 @@ func main() {
 			fatal(err)
 		}
 	}
+	// Slow tasks and faults once the scene is set up: they are for the
+	// client under test.
 	for _, r := range rules {
 		s.Model.Service.AddFaultRule(r)
+	}
+	if md != nil {
+		simulator.TaskDelay = simulator.DelayConfig{MethodDelay: md}
 	}
 	if err := s.WriteDevRoot(filepath.Join(*state, "root")); err != nil {
 		fatal(err)
