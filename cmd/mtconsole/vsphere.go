@@ -20,7 +20,6 @@ import (
 	"github.com/mtconsole/mtconsole/disks/vsphere"
 	"github.com/mtconsole/mtconsole/failback"
 	"github.com/mtconsole/mtconsole/internal/units"
-	"github.com/mtconsole/mtconsole/replication/agent"
 	"github.com/mtconsole/mtconsole/replication/agent/api"
 )
 
@@ -548,33 +547,6 @@ func (cf *createVMFlags) machines(cmd *cobra.Command) ([]vsphere.FailbackSpec, e
 	return []vsphere.FailbackSpec{spec}, nil
 }
 
-// pairTargets asks the replication agent which devices its running
-// pairs write to.
-func pairTargets(ctx context.Context, socket string) vsphere.PairTargets {
-	pt := vsphere.PairTargets{Socket: socket, Targets: map[string]string{}}
-	cl, err := api.Dial(socket)
-	if errors.Is(err, api.ErrNoAgent) {
-		return pt
-	}
-	if err != nil {
-		pt.Err = err
-		return pt
-	}
-	defer cl.Close()
-	st, err := cl.Status(ctx)
-	if err != nil {
-		pt.Err = err
-		return pt
-	}
-	pt.Known = true
-	for _, p := range st.Pairs {
-		if p.State != agent.StateEnded && p.Target != "" {
-			pt.Targets[p.Target] = p.ID
-		}
-	}
-	return pt
-}
-
 // jsonRefusal is what --json prints on stdout when a command refuses or
 // fails: the error, its exit code, and the checks when there are some.
 type jsonRefusal struct {
@@ -633,7 +605,7 @@ plan and changes nothing.
 					if cf.noPairCheck {
 						p.Checks = append(p.Checks, vsphere.InUseChecks(f.devRoot, p.Disks, vsphere.PairTargets{Socket: "(--no-pair-check)"})...)
 					} else {
-						p.Checks = append(p.Checks, vsphere.InUseChecks(f.devRoot, p.Disks, pairTargets(ctx, cf.socket))...)
+						p.Checks = append(p.Checks, vsphere.InUseChecks(f.devRoot, p.Disks, failback.PairTargets(ctx, cf.socket))...)
 					}
 					plans = append(plans, p)
 				}

@@ -230,6 +230,9 @@ func (c *Client) Resume(ctx context.Context, p *Plan, progress func(Step)) error
 		return fmt.Errorf("plan %s was being undone and the undo failed: run undo again", p.ID)
 	}
 	c.bind(p)
+	if err := c.settle(ctx, p); err != nil {
+		return err
+	}
 	return c.run(ctx, p, progress)
 }
 
@@ -242,7 +245,43 @@ func (c *Client) Undo(ctx context.Context, p *Plan, progress func(Step)) error {
 		progress = func(Step) {}
 	}
 	c.bind(p)
+	if err := c.settle(ctx, p); err != nil {
+		return err
+	}
 	return c.undoAll(context.WithoutCancel(ctx), p, progress)
+}
+
+// settle waits for the tasks still running on the objects a killed run
+// touched (the master target, the folder, the new VM): a run killed
+// after vSphere took a task and before the plan file recorded it left
+// one, and what it does must be known before the run goes on or back.
+func (c *Client) settle(ctx context.Context, p *Plan) error {
+	refs := []types.ManagedObjectReference{p.State.MTRef, p.State.FolderRef}
+	if p.State.VMRef != nil {
+		refs = append(refs, *p.State.VMRef)
+	}
+	pc := property.DefaultCollector(c.Vim())
+	for _, ref := range refs {
+		var e mo.ManagedEntity
+		if err := pc.RetrieveOne(ctx, ref, []string{"recentTask"}, &e); err != nil {
+			continue // gone: nothing runs on it
+		}
+		if len(e.RecentTask) == 0 {
+			continue
+		}
+		var tasks []mo.Task
+		if err := pc.Retrieve(ctx, e.RecentTask, []string{"info"}, &tasks); err != nil {
+			return vimErr(err)
+		}
+		for _, t := range tasks {
+			if t.Info.State == types.TaskInfoStateQueued || t.Info.State == types.TaskInfoStateRunning {
+				if _, err := c.finishTask(ctx, object.NewTask(c.Vim(), t.Self)); err != nil {
+					return fmt.Errorf("%s on %s: %w", t.Info.Name, ref.Value, err)
+				}
+			}
+		}
+	}
+	return nil
 }
 
 func (c *Client) run(ctx context.Context, p *Plan, progress func(Step)) error {
