@@ -518,8 +518,11 @@ func (cf *createVMFlags) machines(cmd *cobra.Command) ([]vsphere.FailbackSpec, e
 	if len(cf.disks) == 0 {
 		return nil, usageError{errors.New("no --disk: name the recovered disks to move to the failback VM")}
 	}
-	if spec.Name == "" && spec.SourceHostname == "" {
-		return nil, usageError{errors.New("give --name, or --source-hostname for the default name")}
+	if spec.Name == "" && spec.SourceHostname == "" && spec.OntoVM == "" {
+		return nil, usageError{errors.New("give --name, or --source-hostname for the default name (or --onto-vm)")}
+	}
+	if spec.OntoVM != "" && spec.Name != "" && spec.Name != spec.OntoVM {
+		return nil, usageError{fmt.Errorf("--name %s does not go with --onto-vm %s: the existing VM keeps its name", spec.Name, spec.OntoVM)}
 	}
 	for _, n := range cf.nics {
 		nic, err := parseNIC(n)

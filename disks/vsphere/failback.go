@@ -130,6 +130,9 @@ func (spec *FailbackSpec) Validate() error {
 	if spec.Name == "" {
 		spec.Name = spec.SourceHostname
 	}
+	if spec.OntoVM != "" {
+		spec.Name = spec.OntoVM
+	}
 	bad := func(flag, format string, a ...any) error {
 		return fmt.Errorf("--%s: %s", flag, fmt.Sprintf(format, a...))
 	}

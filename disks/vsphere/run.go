@@ -180,8 +180,9 @@ func (c *Client) bind(p *Plan) {
 }
 
 // crashAt, set by tests only, ends a run on the spot as a kill would: at
-// a step's "before" (recorded as running, not started) or "after" (done
-// in vSphere, not yet recorded).
+// a step's "before" (recorded as running, not started), "sent" (its task
+// taken by vSphere, not recorded) or "after" (done in vSphere, not yet
+// recorded).
 var crashAt func(kind, phase string) bool
 
 var errCrash = errors.New("simulated crash")
@@ -313,7 +314,7 @@ func (c *Client) run(ctx context.Context, p *Plan, progress func(Step)) error {
 			return errCrash
 		}
 		err := c.do(ctx, p, s)
-		if crashAt != nil && crashAt(s.Kind, "after") {
+		if errors.Is(err, errCrash) || (crashAt != nil && crashAt(s.Kind, "after")) {
 			return errCrash
 		}
 		if err == nil && ctx.Err() != nil {
@@ -381,6 +382,9 @@ func (c *Client) undoAll(ctx context.Context, p *Plan, progress func(Step)) erro
 // task to end, so the caller knows what vSphere did, and returns
 // ErrInterrupted; a task still running then is asked to cancel.
 func (c *Client) waitTask(ctx context.Context, p *Plan, s *Step, task *object.Task) error {
+	if crashAt != nil && s != nil && crashAt(s.Kind, "sent") {
+		return errCrash // killed after vSphere took the task, before it was recorded
+	}
 	if s != nil {
 		s.Task = task.Reference().Value
 		p.save()
@@ -662,12 +666,28 @@ func (p *Plan) attachSpec(have map[string]*types.VirtualDisk, devs object.Virtua
 		}
 		b, unit := p.slot(k)
 		key, ok := bus[b]
+		if p.Spec.OntoVM != "" && len(p.Spec.DiskBus) == 0 {
+			// An existing VM: the first free slot, bus by bus.
+			ok = false
+			for nb := int32(0); nb < MaxControllers && !ok; nb++ {
+				kk, has := bus[nb]
+				for u := int32(0); has && u < 16 && !ok; u++ {
+					if u != 7 && !used[[2]int32{kk, u}] {
+						b, unit, key, ok = nb, u, kk, true
+					}
+				}
+			}
+			if !ok {
+				return spec, fmt.Errorf("%s has no free SCSI slot for disk %s: add a SCSI controller to it", p.Spec.OntoVM, f)
+			}
+		}
 		if !ok {
 			return spec, fmt.Errorf("the failback VM has no SCSI controller on bus %d for disk %s", b, f)
 		}
 		if used[[2]int32{key, unit}] {
 			return spec, fmt.Errorf("the failback VM's SCSI %d:%d is taken: disk %s cannot go there", b, unit, f)
 		}
+		used[[2]int32{key, unit}] = true
 		nd.Key = -100 - int32(k)
 		nd.ControllerKey = key
 		nd.UnitNumber = &unit

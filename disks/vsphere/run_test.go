@@ -368,3 +368,105 @@ func TestFailbackSpecValidate(t *testing.T) {
 		t.Fatalf("%v %v %s", err, sp.Controllers, sp.Firmware)
 	}
 }
+
+// Recovery onto an existing, powered-off VM: the disks go to its free
+// slots, it is powered on; undo takes them off again and leaves the VM.
+func TestFailbackOntoExistingVM(t *testing.T) {
+	s := scene(t)
+	c := connect(t, s)
+	ctx := context.Background()
+	before := inventory(t, s)
+	root := t.TempDir()
+	s.WriteDevRoot(root)
+	obj, _ := findMT(t, c, s)
+	sp := vsphere.FailbackSpec{Name: vspheresim.OffVM, OntoVM: vspheresim.OffVM, CPUs: 1, MemoryMB: 512, Disks: s.RecoveredFiles, DevRoot: root, PlanDir: t.TempDir()}
+	p, err := c.PlanFailback(ctx, obj, sp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kinds []string
+	for _, st := range p.Steps {
+		kinds = append(kinds, st.Kind)
+	}
+	if strings.Join(kinds, ",") != "detach,use,attach,power-on" {
+		t.Fatalf("steps %v", kinds)
+	}
+	if err := c.Execute(ctx, p, nil); err != nil {
+		t.Fatal(err)
+	}
+	after := inventory(t, s)
+	for _, f := range s.RecoveredFiles {
+		if !strings.Contains(after[vspheresim.OffVM], f) || strings.Contains(after[vspheresim.MT], f) {
+			t.Fatalf("%s not moved: %s", f, after[vspheresim.OffVM])
+		}
+	}
+	if !strings.HasPrefix(after[vspheresim.OffVM], "poweredOn") {
+		t.Fatalf("not powered on: %s", after[vspheresim.OffVM])
+	}
+	if err := c.Undo(ctx, p, nil); err != nil {
+		t.Fatal(err)
+	}
+	diffInventory(t, "after undo", before, inventory(t, s))
+
+	// A powered-on VM is refused by the readiness check.
+	sp.OntoVM, sp.Name = vspheresim.PVSCSIVM, vspheresim.PVSCSIVM
+	p, err = c.PlanFailback(ctx, obj, sp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Execute(ctx, p, nil); !errors.Is(err, vsphere.ErrNotReady) {
+		t.Fatalf("onto a running VM: %v", err)
+	}
+}
+
+// Killed just after vSphere took a slow task and before the plan file
+// recorded it: resume and undo first wait for the task (it still runs),
+// then find what it did (the new VM by its marker).
+func TestKilledWithTaskUnrecorded(t *testing.T) {
+	slowTasks(t, 400)
+	for _, kind := range []string{"detach", "create", "attach", "power-on"} {
+		for _, then := range []string{"resume", "undo"} {
+			t.Run(kind+"-"+then, func(t *testing.T) {
+				s := scene(t)
+				c := connect(t, s)
+				before := inventory(t, s)
+				dir := t.TempDir()
+				p := runPlan(t, s, c, dir)
+				vsphere.SetCrashAt(func(k, ph string) bool { return k == kind && ph == "sent" })
+				err := c.Execute(context.Background(), p, nil)
+				vsphere.SetCrashAt(nil)
+				if !errors.Is(err, vsphere.ErrCrash) {
+					t.Fatalf("err %v", err)
+				}
+				lp, err := vsphere.LoadPlan(p.File)
+				if err != nil {
+					t.Fatal(err)
+				}
+				c2 := connect(t, s)
+				if then == "undo" {
+					if err := c2.Undo(context.Background(), lp, nil); err != nil {
+						t.Fatal(err)
+					}
+					diffInventory(t, "after undo", before, inventory(t, s))
+					return
+				}
+				if err := c2.Resume(context.Background(), lp, nil); err != nil {
+					t.Fatal(err)
+				}
+				got := inventory(t, s)
+				if !strings.HasPrefix(got["src01"], "poweredOn cpu=2/1 mem=2048") || strings.Contains(got[vspheresim.MT], "recovered/") {
+					t.Fatalf("after resume: src01 %q, mt01 %q", got["src01"], got[vspheresim.MT])
+				}
+				n := 0
+				for name := range got {
+					if strings.HasPrefix(name, "src01") {
+						n++
+					}
+				}
+				if n != 1 {
+					t.Fatalf("%d VMs named src01*", n)
+				}
+			})
+		}
+	}
+}
