@@ -32,7 +32,7 @@ const (
 const vsphereExitHelp = `
 Exit codes: 0 ok, 1 failed (unreachable, login refused, VM not found,
 vSphere error; the message says which), 2 usage, 4 refused: a readiness
-check failed or the VM is powered on (nothing was changed), 5 the
+check failed or the VM is not powered off (nothing was changed), 5 the
 server's certificate is not trusted (not pinned, or changed).`
 
 // vsphereErr gives the errors of the vsphere package their exit codes.

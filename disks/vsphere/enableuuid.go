@@ -9,8 +9,9 @@ import (
 	"github.com/vmware/govmomi/vim25/types"
 )
 
-// ErrPoweredOn: the change needs the VM powered off; nothing was changed.
-var ErrPoweredOn = errors.New("VM is powered on")
+// ErrPoweredOn: the change needs the VM powered off, and it is powered on
+// or suspended (the message says which); nothing was changed.
+var ErrPoweredOn = errors.New("VM is not powered off")
 
 // EnableUUIDFix says what to do when disk.EnableUUID must be set on a
 // running VM. A reboot from inside the guest keeps the VM's process and
@@ -34,8 +35,13 @@ func (c *Client) EnableUUID(ctx context.Context, obj *object.VirtualMachine) (ch
 		return false, nil
 	}
 	if !vm.PoweredOff() {
+		fix := EnableUUIDFix(vm.Name)
+		if vm.PowerState == string(types.VirtualMachinePowerStateSuspended) {
+			fix = fmt.Sprintf("the VM %q is suspended: resume it and shut the guest down (or power it off, losing its suspended state), then run `mtconsole vsphere enable-uuid --vm %q` and power it on",
+				vm.Name, vm.Name)
+		}
 		return false, fmt.Errorf("%w: %s is %s, disk.EnableUUID is %s: %s", ErrPoweredOn, vm.Name, vm.PowerState,
-			orText(vm.EnableUUID, "not set"), EnableUUIDFix(vm.Name))
+			orText(vm.EnableUUID, "not set"), fix)
 	}
 	// One key, spelt as VMware documents it: the other spellings are
 	// removed (an empty value removes a key).

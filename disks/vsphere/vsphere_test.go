@@ -245,6 +245,19 @@ func TestEnableUUID(t *testing.T) {
 	if v, p := extraConfig(t, c, "DC0_H0_VM0"); v != "" || p != "poweredOn" {
 		t.Fatalf("a refused VM changed: EnableUUID %q, %s", v, p)
 	}
+	// Suspended: refused, and called suspended, not powered on.
+	task, err = on.Suspend(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := task.WaitForResult(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.EnableUUID(ctx, on)
+	if !errors.Is(err, vsphere.ErrPoweredOn) || !strings.Contains(err.Error(), "DC0_H0_VM0 is suspended") ||
+		!strings.Contains(err.Error(), "resume it and shut the guest down") || strings.Contains(err.Error(), "powered on:") {
+		t.Fatalf("suspended: %v", err)
+	}
 }
 
 func TestInventory(t *testing.T) {
