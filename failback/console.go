@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"strconv"
 	"strings"
 
 	"github.com/vmware/govmomi/object"
@@ -206,10 +207,14 @@ func PairTargets(ctx context.Context, socket string) vsphere.PairTargets {
 	return pt
 }
 
-// Plan is create-vm --dry-run of the default form: the steps as it
-// prints them, and the checks. It changes nothing.
-func (c *Console) Plan(ctx context.Context, disks []string, name string) (string, []setup.Check, error) {
-	cl, p, err := c.PlanForm(ctx, disks, DefaultForm(name, len(disks)))
+// Plan is create-vm --dry-run of the form the hardware line hw gives:
+// the steps as it prints them, and the checks. It changes nothing.
+func (c *Console) Plan(ctx context.Context, disks []string, name, hw string) (string, []setup.Check, error) {
+	f, err := ParseFormLine(name, hw, len(disks))
+	if err != nil {
+		return "", nil, fmt.Errorf("hardware: %w", err)
+	}
+	cl, p, err := c.PlanForm(ctx, disks, f)
 	if err != nil {
 		return "", nil, err
 	}
@@ -217,9 +222,14 @@ func (c *Console) Plan(ctx context.Context, disks []string, name string) (string
 	return PlanSteps(p), Checks(p.Checks), nil
 }
 
-// Create is create-vm of the default form: planned again, then run.
-func (c *Console) Create(ctx context.Context, disks []string, name string, progress func(string)) (string, error) {
-	return c.CreateForm(ctx, disks, DefaultForm(name, len(disks)), progress)
+// Create is create-vm of the form the hardware line hw gives: planned
+// again, then run.
+func (c *Console) Create(ctx context.Context, disks []string, name, hw string, progress func(string)) (string, error) {
+	f, err := ParseFormLine(name, hw, len(disks))
+	if err != nil {
+		return "", fmt.Errorf("hardware: %w", err)
+	}
+	return c.CreateForm(ctx, disks, f, progress)
 }
 
 // CreateForm plans the form's VM again (the checks may have changed
@@ -311,3 +321,88 @@ func Checks(cs []vsphere.Check) []setup.Check {
 	}
 	return out
 }
+
+// FormLine is the form as the console's one-line hardware field shows
+// it: cpus=2 mem=2048 guest=ID fw=bios|efi|efi+secure scsi=TYPE
+// poweron=yes|no nic=NETWORK[,MAC] (nic last: a network name may have
+// spaces; empty for no NIC).
+func FormLine(f Form) string {
+	fw := f.Firmware
+	if f.SecureBoot {
+		fw += "+secure"
+	}
+	on := "yes"
+	if f.NoPowerOn {
+		on = "no"
+	}
+	nic := f.Network
+	if f.MAC != "" {
+		nic += "," + f.MAC
+	}
+	return fmt.Sprintf("cpus=%d mem=%d guest=%s fw=%s scsi=%s poweron=%s nic=%s", f.CPUs, f.MemoryMB, f.GuestID, fw, f.Controller, on, nic)
+}
+
+// ParseFormLine reads a FormLine over the defaults for these disks; an
+// error names the key at fault.
+func ParseFormLine(name, line string, disks int) (Form, error) {
+	f := DefaultForm(name, disks)
+	rest := strings.TrimSpace(line)
+	if i := strings.Index(rest, "nic="); i >= 0 {
+		nic := strings.TrimSpace(rest[i+len("nic="):])
+		rest = rest[:i]
+		if net, mac, ok := strings.Cut(nic, ","); ok {
+			f.Network, f.MAC = strings.TrimSpace(net), strings.TrimSpace(mac)
+		} else {
+			f.Network = nic
+		}
+	}
+	for _, kv := range strings.Fields(rest) {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok {
+			return f, fmt.Errorf("%q: want KEY=VALUE (cpus, mem, guest, fw, scsi, poweron, nic)", kv)
+		}
+		switch k {
+		case "cpus":
+			n, err := strconv.ParseInt(v, 10, 32)
+			if err != nil {
+				return f, fmt.Errorf("cpus=%q: a number", v)
+			}
+			f.CPUs = int32(n)
+		case "mem":
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				return f, fmt.Errorf("mem=%q: megabytes, a number", v)
+			}
+			f.MemoryMB = n
+		case "guest":
+			f.GuestID = v
+		case "fw":
+			fw, secure := strings.CutSuffix(v, "+secure")
+			f.Firmware, f.SecureBoot = fw, secure
+		case "scsi":
+			f.Controller = v
+		case "poweron":
+			switch v {
+			case "yes":
+				f.NoPowerOn = false
+			case "no":
+				f.NoPowerOn = true
+			default:
+				return f, fmt.Errorf("poweron=%q: yes or no", v)
+			}
+		default:
+			return f, fmt.Errorf("%q: unknown key (cpus, mem, guest, fw, scsi, poweron, nic)", k)
+		}
+	}
+	sp := f.Spec(make([]string, disks))
+	if sp.Name == "" {
+		sp.Name = "x" // the name is the name field's
+	}
+	if err := sp.Validate(); err != nil {
+		return f, err
+	}
+	return f, nil
+}
+
+// Hardware is the hardware line prefilled for these disks.
+func (c *Console) Hardware(disks []string) string { return FormLine(DefaultForm("", len(disks))) }
