@@ -73,7 +73,7 @@ echo "   $URL ($THUMBPRINT)"
 store="$work/thumbprints"
 sessions="$work/sessions"
 conn=(--url "$URL" --user administrator --password-file "$work/pw" --trust-store "$store" --session-dir "$sessions"
-	--uuid-file "$work/state/product_uuid" --dev-root "$work/state/root")
+	--uuid-file "$work/state/product_uuid" --dev-root "$work/state/root" --plan-dir "$work/plans0")
 vcheck() { "$work/vcsim" -check "$1" -url "$URL" -thumbprint "$THUMBPRINT" -user administrator -password-file "$work/pw"; }
 # sees VM LINE: the helper's own client sees LINE for VM (whole output
 # read first: grep -q would cut the pipe under pipefail).
@@ -169,11 +169,11 @@ has pvscsi "paravirtual"
 step "create-vm"
 create=(vsphere create-vm "${conn[@]}" --source-hostname src01 --disk /dev/sdb --disk "$RECOVERED2"
 	--nic "$NETWORK" --cpus 2 --memory-mb 1024)
-run dry 0 "${create[@]}" --dry-run
+run dry 0 "${create[@]}" --dry-run --socket "$work/no-agent.sock"
 has dry "create VM src01"
 sees src01 "exists=false" || fail "the dry run created the VM"
 [ "$(disks "$MT")" = 3 ] || fail "the dry run changed the master target"
-run create 0 "${create[@]}"
+run create 0 "${create[@]}" --socket "$work/no-agent.sock"
 has create "powered on"
 vcheck src01 >"$work/src01" || fail "vcsim -check src01 failed"
 grep -qx "power=poweredOn" "$work/src01" || fail "src01 is not powered on: $(cat "$work/src01")"
@@ -182,7 +182,8 @@ grep -qxF "disk=$RECOVERED2" "$work/src01" || fail "src01 lacks $RECOVERED2"
 grep -qx "nic=vmxnet3" "$work/src01" || fail "src01 has no vmxnet3 NIC"
 grep -qx "cpus=2" "$work/src01" || fail "src01 CPUs"
 [ "$(disks "$MT")" = 1 ] || fail "the recovered disks are still on the master target"
-run again 1 "${create[@]}"
+run again 1 "${create[@]}" --socket "$work/no-agent.sock"
+ls "$work"/plans0/src01-*.json >/dev/null || fail "create-vm kept no plan file in --plan-dir"
 
 step "a slow simulator with 20 recovered disks"
 mkdir "$work/state2"
