@@ -5,11 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"strconv"
 	"strings"
 
 	"github.com/vmware/govmomi/object"
 
 	"github.com/mtconsole/mtconsole/disks/vsphere"
+	"github.com/mtconsole/mtconsole/replication/agent"
+	"github.com/mtconsole/mtconsole/replication/agent/api"
 	"github.com/mtconsole/mtconsole/setup"
 )
 
@@ -23,7 +26,9 @@ type Settings struct {
 	Path                                string
 	URL, User, PasswordFile, Thumbprint string
 	UUIDFile                            string // this VM's BIOS UUID; vsphere.DefaultUUIDFile if ""
-	DevRoot                             string // the root of dev/disk/by-id; "/" if ""
+	DevRoot                             string // the root of dev/disk/by-id, sys and proc; "/" if ""
+	PlanDir                             string // the runs' plan files; vsphere.DefaultPlanDir if ""
+	AgentSocket                         string // asked which pairs run; api.DefaultSocket if ""
 }
 
 // Load reads the file under the settings. No file and no URL: no
@@ -76,43 +81,140 @@ func Load(c Settings) (*Console, error) {
 	if root == "" {
 		root = "/"
 	}
-	return &Console{cfg: cfg, uuidFile: uuid, devRoot: root}, nil
+	planDir, sock := c.PlanDir, c.AgentSocket
+	if planDir == "" {
+		planDir = vsphere.DefaultPlanDir
+	}
+	if sock == "" {
+		sock = api.DefaultSocket
+	}
+	return &Console{cfg: cfg, uuidFile: uuid, devRoot: root, planDir: planDir, socket: sock}, nil
 }
 
 // Console is the console's failback-VM hook (tui.VSphere): the failback
 // VM made by the same disks/vsphere functions as mtconsole vsphere
-// create-vm, with its defaults (2 CPUs, 2048 MB, no NIC, this master
-// target's host).
+// create-vm, from a Form the console shows prefilled and the admin edits.
 type Console struct {
 	cfg               vsphere.Config
 	uuidFile, devRoot string
+	planDir, socket   string
 }
 
-func (c *Console) plan(ctx context.Context, disks []string, name string) (*vsphere.Client, *vsphere.Plan, error) {
+// Form is the failback VM as the console's form edits it: create-vm's
+// flags, one NIC.
+type Form struct {
+	Name           string
+	CPUs           int32
+	CoresPerSocket int32
+	MemoryMB       int64
+	GuestID        string
+	Firmware       string // bios or efi
+	SecureBoot     bool
+	Controller     string // lsilogic, lsilogic-sas or pvscsi, on every bus
+	Network        string // "" for no NIC
+	Adapter        string
+	MAC            string
+	NoPowerOn      bool
+}
+
+// DefaultForm is the form prefilled from what is known of the source:
+// its name and its disks (a controller per 15 of them; PVSCSI past one
+// controller, where LSI Logic's queue depth would hold many disks back).
+func DefaultForm(name string, disks int) Form {
+	f := Form{Name: name, CPUs: 2, MemoryMB: 2048, GuestID: "otherLinux64Guest", Firmware: "bios", Controller: "lsilogic", Adapter: "vmxnet3"}
+	if disks > vsphere.SlotsPerController {
+		f.Controller = "pvscsi"
+	}
+	return f
+}
+
+// Spec is the form as create-vm's spec.
+func (f Form) Spec(disks []string) vsphere.FailbackSpec {
+	sp := vsphere.FailbackSpec{Name: f.Name, CPUs: f.CPUs, CoresPerSocket: f.CoresPerSocket, MemoryMB: f.MemoryMB, GuestID: f.GuestID,
+		Firmware: f.Firmware, SecureBoot: f.SecureBoot, NoPowerOn: f.NoPowerOn, Disks: disks}
+	for range (len(disks) + vsphere.SlotsPerController - 1) / vsphere.SlotsPerController {
+		sp.Controllers = append(sp.Controllers, f.Controller)
+	}
+	if f.Network != "" {
+		sp.NICs = []vsphere.NIC{{Network: f.Network, Adapter: f.Adapter, MAC: f.MAC}}
+	}
+	return sp
+}
+
+func (c *Console) connect(ctx context.Context) (*vsphere.Client, *object.VirtualMachine, error) {
 	cl, err := vsphere.Connect(ctx, c.cfg)
 	if err != nil {
 		return nil, nil, err
 	}
-	var obj *object.VirtualMachine
 	u, err := vsphere.ReadBIOSUUID(c.uuidFile)
+	var obj *object.VirtualMachine
 	if err == nil {
 		obj, err = cl.FindVM(ctx, u)
-	}
-	var p *vsphere.Plan
-	if err == nil {
-		p, err = cl.PlanFailback(ctx, obj, vsphere.FailbackSpec{Name: name, Disks: disks, CPUs: 2, MemoryMB: 2048, DevRoot: c.devRoot})
 	}
 	if err != nil {
 		cl.Close(context.WithoutCancel(ctx))
 		return nil, nil, err
 	}
+	return cl, obj, nil
+}
+
+// PlanForm plans the VM of the form: the plan with create-vm's readiness
+// checks and the disks' (no running pair's target, not mounted, not
+// held). It changes nothing; the caller closes the client.
+func (c *Console) PlanForm(ctx context.Context, disks []string, f Form) (*vsphere.Client, *vsphere.Plan, error) {
+	sp := f.Spec(disks)
+	sp.DevRoot, sp.PlanDir = c.devRoot, c.planDir
+	if err := sp.Validate(); err != nil {
+		return nil, nil, err
+	}
+	cl, obj, err := c.connect(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	p, err := cl.PlanFailback(ctx, obj, sp)
+	if err != nil {
+		cl.Close(context.WithoutCancel(ctx))
+		return nil, nil, err
+	}
+	p.Checks = append(p.Checks, vsphere.InUseChecks(c.devRoot, p.Disks, PairTargets(ctx, c.socket))...)
 	return cl, p, nil
 }
 
-// Plan is create-vm --dry-run: the steps as it prints them, and the
-// checks. It changes nothing.
-func (c *Console) Plan(ctx context.Context, disks []string, name string) (string, []setup.Check, error) {
-	cl, p, err := c.plan(ctx, disks, name)
+// PairTargets asks the replication agent on socket which devices its
+// running pairs write to.
+func PairTargets(ctx context.Context, socket string) vsphere.PairTargets {
+	pt := vsphere.PairTargets{Socket: socket, Targets: map[string]string{}}
+	cl, err := api.Dial(socket)
+	if errors.Is(err, api.ErrNoAgent) {
+		return pt
+	}
+	if err != nil {
+		pt.Err = err
+		return pt
+	}
+	defer cl.Close()
+	st, err := cl.Status(ctx)
+	if err != nil {
+		pt.Err = err
+		return pt
+	}
+	pt.Known = true
+	for _, p := range st.Pairs {
+		if p.State != agent.StateEnded && p.Target != "" {
+			pt.Targets[p.Target] = p.ID
+		}
+	}
+	return pt
+}
+
+// Plan is create-vm --dry-run of the form the hardware line hw gives:
+// the steps as it prints them, and the checks. It changes nothing.
+func (c *Console) Plan(ctx context.Context, disks []string, name, hw string) (string, []setup.Check, error) {
+	f, err := ParseFormLine(name, hw, len(disks))
+	if err != nil {
+		return "", nil, fmt.Errorf("hardware: %w", err)
+	}
+	cl, p, err := c.PlanForm(ctx, disks, f)
 	if err != nil {
 		return "", nil, err
 	}
@@ -120,20 +222,82 @@ func (c *Console) Plan(ctx context.Context, disks []string, name string) (string
 	return PlanSteps(p), Checks(p.Checks), nil
 }
 
-// Create is create-vm: planned again, then run.
-func (c *Console) Create(ctx context.Context, disks []string, name string, progress func(string)) (string, error) {
-	cl, p, err := c.plan(ctx, disks, name)
+// Create is create-vm of the form the hardware line hw gives: planned
+// again, then run.
+func (c *Console) Create(ctx context.Context, disks []string, name, hw string, progress func(string)) (string, error) {
+	f, err := ParseFormLine(name, hw, len(disks))
+	if err != nil {
+		return "", fmt.Errorf("hardware: %w", err)
+	}
+	return c.CreateForm(ctx, disks, f, progress)
+}
+
+// CreateForm plans the form's VM again (the checks may have changed
+// since the dry run) and runs the plan, recorded in its plan file:
+// Execute refuses a plan whose checks fail, and on a failure or a cancel
+// of ctx undoes every step begun; its error says which step failed and
+// what was undone.
+func (c *Console) CreateForm(ctx context.Context, disks []string, f Form, progress func(string)) (string, error) {
+	cl, p, err := c.PlanForm(ctx, disks, f)
 	if err != nil {
 		return "", err
 	}
 	defer cl.Close(context.WithoutCancel(ctx))
-	// Execute refuses a plan whose checks fail (they may have changed
-	// since the dry run) and undoes its steps on a failure; its error
-	// says which step failed and what was undone.
-	if err := cl.Execute(ctx, p, func(st vsphere.Step) { progress(fmt.Sprintf("%-11s %s", st.Status, st.Title)) }); err != nil {
+	if err := cl.Execute(ctx, p, stepLine(progress)); err != nil {
 		return "", err
 	}
-	return fmt.Sprintf("Failback VM %s created with %d disk(s) on %s and powered on.", p.Spec.Name, len(p.Disks), p.VMPath), nil
+	return report(p, "run"), nil
+}
+
+func stepLine(progress func(string)) func(vsphere.Step) {
+	return func(st vsphere.Step) { progress(fmt.Sprintf("%-11s %s", st.Status, st.Title)) }
+}
+
+func report(p *vsphere.Plan, how string) string {
+	switch {
+	case how == "undo":
+		return fmt.Sprintf("Undone: the disks are back on %s, the failback VM %s is gone.", p.MT, p.Spec.Name)
+	case p.Spec.NoPowerOn:
+		return fmt.Sprintf("Failback VM %s created with %d disk(s) on %s, left powered off.", p.Spec.Name, len(p.Disks), p.VMPath)
+	}
+	return fmt.Sprintf("Failback VM %s created with %d disk(s) on %s and powered on.", p.Spec.Name, len(p.Disks), p.VMPath)
+}
+
+// Unfinished are the plan files of runs that were killed or whose undo
+// failed: the console offers to resume or undo each.
+func (c *Console) Unfinished() ([]*vsphere.Plan, error) {
+	return vsphere.ListPlans(c.planDir)
+}
+
+// Resume finishes a killed run from its plan file.
+func (c *Console) Resume(ctx context.Context, planFile string, progress func(string)) (string, error) {
+	return c.again(ctx, planFile, "resume", progress)
+}
+
+// Undo reverses a run from its plan file.
+func (c *Console) Undo(ctx context.Context, planFile string, progress func(string)) (string, error) {
+	return c.again(ctx, planFile, "undo", progress)
+}
+
+func (c *Console) again(ctx context.Context, planFile, how string, progress func(string)) (string, error) {
+	p, err := vsphere.LoadPlan(planFile)
+	if err != nil {
+		return "", err
+	}
+	cl, err := vsphere.Connect(ctx, c.cfg)
+	if err != nil {
+		return "", err
+	}
+	defer cl.Close(context.WithoutCancel(ctx))
+	if how == "undo" {
+		err = cl.Undo(ctx, p, stepLine(progress))
+	} else {
+		err = cl.Resume(ctx, p, stepLine(progress))
+	}
+	if err != nil {
+		return "", err
+	}
+	return report(p, how), nil
 }
 
 // PlanSteps are the plan's steps as create-vm --dry-run prints them.
@@ -157,3 +321,88 @@ func Checks(cs []vsphere.Check) []setup.Check {
 	}
 	return out
 }
+
+// FormLine is the form as the console's one-line hardware field shows
+// it: cpus=2 mem=2048 guest=ID fw=bios|efi|efi+secure scsi=TYPE
+// poweron=yes|no nic=NETWORK[,MAC] (nic last: a network name may have
+// spaces; empty for no NIC).
+func FormLine(f Form) string {
+	fw := f.Firmware
+	if f.SecureBoot {
+		fw += "+secure"
+	}
+	on := "yes"
+	if f.NoPowerOn {
+		on = "no"
+	}
+	nic := f.Network
+	if f.MAC != "" {
+		nic += "," + f.MAC
+	}
+	return fmt.Sprintf("cpus=%d mem=%d guest=%s fw=%s scsi=%s poweron=%s nic=%s", f.CPUs, f.MemoryMB, f.GuestID, fw, f.Controller, on, nic)
+}
+
+// ParseFormLine reads a FormLine over the defaults for these disks; an
+// error names the key at fault.
+func ParseFormLine(name, line string, disks int) (Form, error) {
+	f := DefaultForm(name, disks)
+	rest := strings.TrimSpace(line)
+	if i := strings.Index(rest, "nic="); i >= 0 {
+		nic := strings.TrimSpace(rest[i+len("nic="):])
+		rest = rest[:i]
+		if net, mac, ok := strings.Cut(nic, ","); ok {
+			f.Network, f.MAC = strings.TrimSpace(net), strings.TrimSpace(mac)
+		} else {
+			f.Network = nic
+		}
+	}
+	for _, kv := range strings.Fields(rest) {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok {
+			return f, fmt.Errorf("%q: want KEY=VALUE (cpus, mem, guest, fw, scsi, poweron, nic)", kv)
+		}
+		switch k {
+		case "cpus":
+			n, err := strconv.ParseInt(v, 10, 32)
+			if err != nil {
+				return f, fmt.Errorf("cpus=%q: a number", v)
+			}
+			f.CPUs = int32(n)
+		case "mem":
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				return f, fmt.Errorf("mem=%q: megabytes, a number", v)
+			}
+			f.MemoryMB = n
+		case "guest":
+			f.GuestID = v
+		case "fw":
+			fw, secure := strings.CutSuffix(v, "+secure")
+			f.Firmware, f.SecureBoot = fw, secure
+		case "scsi":
+			f.Controller = v
+		case "poweron":
+			switch v {
+			case "yes":
+				f.NoPowerOn = false
+			case "no":
+				f.NoPowerOn = true
+			default:
+				return f, fmt.Errorf("poweron=%q: yes or no", v)
+			}
+		default:
+			return f, fmt.Errorf("%q: unknown key (cpus, mem, guest, fw, scsi, poweron, nic)", k)
+		}
+	}
+	sp := f.Spec(make([]string, disks))
+	if sp.Name == "" {
+		sp.Name = "x" // the name is the name field's
+	}
+	if err := sp.Validate(); err != nil {
+		return f, err
+	}
+	return f, nil
+}
+
+// Hardware is the hardware line prefilled for these disks.
+func (c *Console) Hardware(disks []string) string { return FormLine(DefaultForm("", len(disks))) }

@@ -79,7 +79,8 @@ func TestConsoleCreate(t *testing.T) {
 		t.Fatal(err)
 	}
 	conf := writeConf(t, "url = "+s.URL+"\nuser = admin\npassword_file = "+pwFile+"\nthumbprint = "+s.Thumbprint+"\n", 0o600)
-	vs, err := Load(Settings{Path: conf, UUIDFile: uuidFile, DevRoot: devRoot})
+	planDir := filepath.Join(dir, "plans")
+	vs, err := Load(Settings{Path: conf, UUIDFile: uuidFile, DevRoot: devRoot, PlanDir: planDir, AgentSocket: filepath.Join(dir, "none.sock")})
 	if err != nil || vs == nil {
 		t.Fatal(err)
 	}
@@ -97,7 +98,7 @@ func TestConsoleCreate(t *testing.T) {
 		return tg.VM
 	}
 	disks := []string{"/dev/sdb", "/dev/sdc"}
-	text, checks, err := vs.Plan(ctx, disks, "src01")
+	text, checks, err := vs.Plan(ctx, disks, "src01", vs.Hardware(disks))
 	if err != nil || !strings.Contains(text, "create VM src01") || !strings.Contains(text, "undo:") || setup.Count(checks)[setup.Fail] > 0 || len(checks) == 0 {
 		t.Fatalf("plan: %v %v\n%s", err, checks, text)
 	}
@@ -105,7 +106,7 @@ func TestConsoleCreate(t *testing.T) {
 		t.Fatalf("the dry run changed the master target: %+v", mt.Disks)
 	}
 	var lines []string
-	report, err := vs.Create(ctx, disks, "src01", func(s string) { lines = append(lines, s) })
+	report, err := vs.Create(ctx, disks, "src01", vs.Hardware(disks), func(s string) { lines = append(lines, s) })
 	if err != nil || !strings.Contains(report, "powered on") || len(lines) == 0 || !strings.HasPrefix(lines[len(lines)-1], "done") {
 		t.Fatalf("create: %v %q %q", err, report, lines)
 	}
@@ -118,8 +119,62 @@ func TestConsoleCreate(t *testing.T) {
 		t.Fatalf("made %s with %q", made.PowerState, files)
 	}
 	// Again: refused, nothing changed.
-	if _, err := vs.Create(ctx, disks, "src01", func(string) {}); err == nil {
+	if _, err := vs.Create(ctx, disks, "src01", vs.Hardware(disks), func(string) {}); err == nil {
 		t.Fatal("created twice")
+	}
+	// The run's plan file is done: nothing unfinished; undo from it.
+	if left, err := vs.Unfinished(); err != nil || len(left) != 0 {
+		t.Fatalf("unfinished %v %v", left, err)
+	}
+	files2, _ := filepath.Glob(filepath.Join(planDir, "src01-*.json"))
+	var done string
+	for _, f := range files2 {
+		if p, err := vsphere.LoadPlan(f); err == nil && p.Status == vsphere.PlanDone {
+			done = f
+		}
+	}
+	if done == "" {
+		t.Fatalf("no done plan among %v", files2)
+	}
+	report, err = vs.Undo(ctx, done, func(string) {})
+	if err != nil || !strings.Contains(report, "Undone") {
+		t.Fatalf("undo: %v %q", err, report)
+	}
+	if mt := vm(""); len(mt.Disks) != 3 {
+		t.Fatalf("the disks are not back: %+v", mt.Disks)
+	}
+
+	// The form: EFI, PVSCSI, a NIC with its MAC, left off.
+	f := DefaultForm("web01", len(disks))
+	if f.Controller != "lsilogic" || f.CPUs != 2 || DefaultForm("x", 16).Controller != "pvscsi" {
+		t.Fatalf("default form %+v", f)
+	}
+	f.Firmware, f.SecureBoot, f.Controller, f.Network, f.MAC, f.NoPowerOn = "efi", true, "pvscsi", vspheresim.Network, "00:50:56:11:22:33", true
+	report, err = vs.CreateForm(ctx, disks, f, func(string) {})
+	if err != nil || !strings.Contains(report, "left powered off") {
+		t.Fatalf("form: %v %q", err, report)
+	}
+	web := vm("web01")
+	if web.PowerState != "poweredOff" || len(web.Controllers) != 1 || web.Controllers[0].Type != "pvscsi" || len(web.Disks) != 2 {
+		t.Fatalf("web01: %s %+v %d disks", web.PowerState, web.Controllers, len(web.Disks))
+	}
+	// The hardware line: read back as written; bad keys named.
+	line := FormLine(f)
+	if line != "cpus=2 mem=2048 guest=otherLinux64Guest fw=efi+secure scsi=pvscsi poweron=no nic=VM Network,00:50:56:11:22:33" {
+		t.Fatalf("line %q", line)
+	}
+	if g, err := ParseFormLine("web01", line, 2); err != nil || g != f {
+		t.Fatalf("parsed %+v %v, want %+v", g, err, f)
+	}
+	for bad, want := range map[string]string{"cpus=x": "cpus", "mem=100": "--memory-mb", "fw=uefi": "--firmware", "speed=1": "unknown key", "poweron=maybe": "poweron"} {
+		if _, err := ParseFormLine("w", bad, 2); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v", bad, err)
+		}
+	}
+	// A bad form is refused before vSphere, naming the field.
+	f.Name, f.MemoryMB = "web02", 100
+	if _, err := vs.CreateForm(ctx, disks, f, func(string) {}); err == nil || !strings.Contains(err.Error(), "memory") {
+		t.Fatalf("bad form: %v", err)
 	}
 }
 

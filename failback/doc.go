@@ -1,7 +1,7 @@
 // Package failback plans and creates the failback VM for the console and
 // the CLI, from disks/vsphere: the VM made from the disks recovered onto
-// this master target, with create-vm's defaults (2 CPUs, 2048 MB, no
-// NIC, this master target's host).
+// this master target, from a Form (DefaultForm prefills it from the
+// source's name and disk count; the console edits it).
 //
 // What it promises:
 //
@@ -11,9 +11,13 @@
 //     wrong or incomplete is an error naming what is missing.
 //   - The password is read at each login only (a cached session needs
 //     none), from the password file; never from the configuration.
-//   - Console.Plan changes nothing (create-vm --dry-run); Console.Create
-//     plans again and runs the plan, which refuses failing checks and
-//     undoes its steps on a failure (vsphere.Client.Execute).
+//   - Console.Plan/PlanForm change nothing (create-vm --dry-run), and
+//     add the disks' in-use checks (PairTargets asks the agent which
+//     pairs run); Console.Create/CreateForm plan again and run the plan,
+//     which refuses failing checks and undoes its steps on a failure or a
+//     cancel (vsphere.Client.Execute), recorded in a plan file under
+//     Settings.PlanDir; Unfinished lists the runs left by a kill, which
+//     Resume finishes and Undo reverses.
 //   - Checks shows vsphere checks as setup checks, every field carried
 //     over, so they render with the setup package's.
 //

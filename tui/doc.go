@@ -18,8 +18,10 @@
 //     shows the job still running.
 //   - After a rollback the wizard offers the failback VM (v) through the
 //     Options.VSphere hook, which mtconsole implements with the functions
-//     of mtconsole vsphere create-vm: a dry run with its readiness checks,
-//     a typed confirmation, the steps as they run, the report. Without the
+//     of mtconsole vsphere create-vm: the VM's name and its hardware line
+//     (prefilled by the hook for the disks: cpus, mem, guest, fw, scsi,
+//     poweron, nic; editable), a dry run with its readiness checks, a
+//     typed confirmation, the steps as they run, the report. Without the
 //     hook the result says how to configure vSphere.
 //   - Data arrives as messages from a Collector (Live polls the agent
 //     every second and follows its event stream; Replay plays a recorded

@@ -58,6 +58,7 @@ func rootScreens() []rootScreen {
 		{"wizard failback VM plan failed", func(m *Model) {
 			rolledBack(m)
 			press(m, "v")
+			press(m, "enter")
 			m.Update(press(m, "enter")())
 		}, nil},
 		{"wizard failback VM creating", func(m *Model) {

@@ -95,6 +95,7 @@ type wizard struct {
 	// The failback VM, offered on a rollback's result.
 	vs        vsState
 	vsName    textinput.Model
+	vsHW      textinput.Model
 	vsConfirm textinput.Model
 }
 
@@ -121,11 +122,12 @@ func (w *wizard) setWidth(n int) {
 	w.destIn.SetWidth(n)
 	w.confirm.SetWidth(n)
 	w.vsName.SetWidth(n)
+	w.vsHW.SetWidth(n)
 	w.vsConfirm.SetWidth(n)
 }
 
 func (w *wizard) focused() *textinput.Model {
-	for _, ti := range []*textinput.Model{&w.timeIn, &w.destIn, &w.confirm, &w.vsName, &w.vsConfirm} {
+	for _, ti := range []*textinput.Model{&w.timeIn, &w.destIn, &w.confirm, &w.vsName, &w.vsHW, &w.vsConfirm} {
 		if ti.Focused() {
 			return ti
 		}
@@ -190,7 +192,7 @@ func (m *Model) openWizard(pairs []string) tea.Cmd {
 	}
 	m.wiz = wizard{pairs: all, chosen: map[string]bool{}, groups: groups, items: items,
 		timeIn: newInput("Time: "), destIn: newInput("Export to: "), confirm: newInput("Confirm: "),
-		vsName: newInput("VM name: "), vsConfirm: newInput("Confirm: ")}
+		vsName: newInput("VM name: "), vsHW: newInput("Hardware: "), vsConfirm: newInput("Confirm: ")}
 	m.wiz.setWidth(max(m.w-20, 10))
 	m.wiz.timeIn.Placeholder = m.o.Now().UTC().Truncate(time.Minute).Format(time.RFC3339)
 	var cmds []tea.Cmd
@@ -479,7 +481,7 @@ func (m *Model) wizInputDone(ok bool) tea.Cmd {
 	if ti == nil {
 		return nil
 	}
-	if ti == &w.vsName || ti == &w.vsConfirm {
+	if ti == &w.vsName || ti == &w.vsHW || ti == &w.vsConfirm {
 		return m.vsInputDone(ti, ok)
 	}
 	if !ok {

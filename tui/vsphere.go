@@ -17,13 +17,17 @@ import (
 // disks/vsphere functions. Disks are the master target's block devices
 // (the pairs' targets); name is the VM's display name.
 type VSphere interface {
+	// Hardware is the failback VM's hardware line, prefilled for these
+	// disks (cpus=2 mem=2048 guest=… fw=bios scsi=… poweron=yes nic=…):
+	// the form's one field the admin edits.
+	Hardware(disks []string) string
 	// Plan is the dry run: the plan as text and its readiness checks.
 	// It changes nothing.
-	Plan(ctx context.Context, disks []string, name string) (string, []setup.Check, error)
+	Plan(ctx context.Context, disks []string, name, hw string) (string, []setup.Check, error)
 	// Create plans again, refuses when a check fails, and runs the plan,
 	// calling progress with a line per step as it goes; it returns the
-	// report. A failure before the power-on has undone its steps.
-	Create(ctx context.Context, disks []string, name string, progress func(string)) (string, error)
+	// report. A failure or a cancel has undone every step begun.
+	Create(ctx context.Context, disks []string, name, hw string, progress func(string)) (string, error)
 }
 
 // VSphereHowTo is what the result screen says when the console has no
@@ -36,6 +40,7 @@ const VSphereHowTo = "vSphere is not configured for this console: to create the 
 type vsState struct {
 	disks    []string
 	name     string
+	hw       string
 	planning bool
 	plan     string
 	checks   []setup.Check
@@ -110,8 +115,13 @@ func (m *Model) vsStart() tea.Cmd {
 	if name == "" {
 		name = m.jobs[w.job].job.Pairs[0]
 	}
-	w.vs = vsState{disks: disks, name: name}
+	hw := w.vs.hw
+	if hw == "" {
+		hw = m.o.VSphere.Hardware(disks)
+	}
+	w.vs = vsState{disks: disks, name: name, hw: hw}
 	w.step = stepVSPlan
+	w.vsHW.SetValue(hw)
 	w.vsName.SetValue(name)
 	w.vsName.CursorEnd()
 	return w.vsName.Focus()
@@ -119,10 +129,10 @@ func (m *Model) vsStart() tea.Cmd {
 
 // vsPlan runs the dry run.
 func (m *Model) vsPlan() tea.Cmd {
-	vs, ctx, disks, name := m.o.VSphere, m.ctx, m.wiz.vs.disks, m.wiz.vs.name
+	vs, ctx, disks, name, hw := m.o.VSphere, m.ctx, m.wiz.vs.disks, m.wiz.vs.name, m.wiz.vs.hw
 	m.wiz.vs.planning, m.wiz.vs.plan, m.wiz.vs.checks, m.wiz.vs.err = true, "", nil, ""
 	return func() tea.Msg {
-		text, checks, err := vs.Plan(ctx, disks, name)
+		text, checks, err := vs.Plan(ctx, disks, name, hw)
 		return vsPlanMsg{text: text, checks: checks, err: err}
 	}
 }
@@ -156,11 +166,11 @@ func vsFailed(cs []setup.Check) bool {
 // vsCreate runs the plan; its progress and end arrive through a channel.
 func (m *Model) vsCreate() tea.Cmd {
 	w := &m.wiz
-	vs, ctx, disks, name := m.o.VSphere, m.ctx, w.vs.disks, w.vs.name
+	vs, ctx, disks, name, hw := m.o.VSphere, m.ctx, w.vs.disks, w.vs.name, w.vs.hw
 	ch := make(chan tea.Msg, 64)
 	w.vs.ch, w.step = ch, stepVSRun
 	go func() {
-		report, err := vs.Create(ctx, disks, name, func(line string) { ch <- vsProgressMsg{ch: ch, line: line} })
+		report, err := vs.Create(ctx, disks, name, hw, func(line string) { ch <- vsProgressMsg{ch: ch, line: line} })
 		ch <- vsDoneMsg{ch: ch, report: report, err: err}
 		close(ch)
 	}()
@@ -217,6 +227,15 @@ func (m *Model) vsInputDone(ti *textinput.Model, ok bool) tea.Cmd {
 			return w.vsName.Focus()
 		}
 		w.vs.name = v
+		w.vsHW.CursorEnd()
+		return w.vsHW.Focus()
+	}
+	if ti == &w.vsHW {
+		if v == "" {
+			w.fieldErr = "give the hardware: cpus=N mem=MB guest=ID fw=bios|efi scsi=TYPE poweron=yes|no nic=NETWORK"
+			return w.vsHW.Focus()
+		}
+		w.vs.hw = v
 		return m.vsPlan()
 	}
 	if m.refuse("create the failback VM") {
@@ -237,12 +256,19 @@ func (m *Model) vsView(w, h int) []string {
 	vs := &wz.vs
 	head := []string{m.st.Bold.Render(cut(" Failback VM in vSphere · "+vs.name, w)), ""}
 	head = append(head, hang("   disks: ", "          ", strings.Join(vs.disks, ", "), w)...)
+	if wz.step != stepVSPlan || (!wz.vsName.Focused() && !wz.vsHW.Focused()) {
+		head = append(head, hang("   hardware: ", "             ", vs.hw, w)...)
+	}
 	var tail []string
 	switch wz.step {
 	case stepVSPlan:
-		if wz.vsName.Focused() {
-			return append(head, "", "   "+wz.vsName.View(), "",
-				cut("   enter: plan it (a dry run: nothing changes) · esc: back", w))
+		if wz.vsName.Focused() || wz.vsHW.Focused() {
+			hw := "   " + wz.vsHW.View()
+			if !wz.vsHW.Focused() {
+				hw = m.st.Dim.Render(cut("   Hardware: "+wz.vsHW.Value(), w))
+			}
+			return append(head, "", "   "+wz.vsName.View(), hw, "",
+				cut("   enter: next field, then plan it (a dry run: nothing changes) · esc: back", w))
 		}
 		if vs.planning {
 			return append(head, "", "   Planning (dry run)…")

@@ -26,19 +26,23 @@ type fakeVSphere struct {
 	fail    error
 }
 
-func (f *fakeVSphere) Plan(_ context.Context, disks []string, name string) (string, []setup.Check, error) {
+func (f *fakeVSphere) Hardware(disks []string) string {
+	return "cpus=2 mem=2048 guest=otherLinux64Guest fw=bios scsi=lsilogic poweron=yes nic="
+}
+
+func (f *fakeVSphere) Plan(_ context.Context, disks []string, name, hw string) (string, []setup.Check, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.plans = append(f.plans, name+": "+strings.Join(disks, ","))
+	f.plans = append(f.plans, name+": "+strings.Join(disks, ",")+" "+hw)
 	text := "1. detach " + disks[0] + " (Hard disk 2) from mt-lab-01\n   undo: attach it again\n" +
 		"2. create VM " + name + " on esx-02, [LocalDS_0] " + name + "/" + name + ".vmx, 2 CPU, 2048 MB\n   undo: destroy it, keeping the disks\n" +
 		"3. attach the disk to " + name + "\n4. power on " + name
 	return text, f.checks, f.fail
 }
 
-func (f *fakeVSphere) Create(_ context.Context, disks []string, name string, progress func(string)) (string, error) {
+func (f *fakeVSphere) Create(_ context.Context, disks []string, name, hw string, progress func(string)) (string, error) {
 	f.mu.Lock()
-	f.creates = append(f.creates, name+": "+strings.Join(disks, ","))
+	f.creates = append(f.creates, name+": "+strings.Join(disks, ",")+" "+hw)
 	f.mu.Unlock()
 	for _, s := range []string{"done        detach", "done        create", "done        attach", "done        power on"} {
 		progress(s + " " + name)
@@ -74,10 +78,11 @@ func TestGoldenVSphere(t *testing.T) {
 	}{
 		{name: "Offer", after: func(m *Model) {}},
 		{name: "Name", after: func(m *Model) { press(m, "v") }},
-		{name: "Plan", checks: vsChecksOK, after: func(m *Model) { press(m, "v"); m.Update(press(m, "enter")()) }},
+		{name: "Hardware", after: func(m *Model) { press(m, "v"); press(m, "enter") }},
+		{name: "Plan", checks: vsChecksOK, after: func(m *Model) { press(m, "v"); press(m, "enter"); m.Update(press(m, "enter")()) }},
 		{name: "PlanFailed", checks: append(slices.Clone(vsChecksOK[:1]), setup.Check{ID: "vm.path", Title: "Failback VM path",
 			Status: setup.Fail, Detail: "[LocalDS_0] p1/p1.vmx exists", Fix: "choose another name"}),
-			after: func(m *Model) { press(m, "v"); m.Update(press(m, "enter")()) }},
+			after: func(m *Model) { press(m, "v"); press(m, "enter"); m.Update(press(m, "enter")()) }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m := newFx(t, 80, 24, Options{Actions: &fakeActions{}, VSphere: &fakeVSphere{checks: tc.checks}})
@@ -122,8 +127,10 @@ func TestFlowVSphereCreate(t *testing.T) {
 	fa.mu.Unlock()
 	teatest.WaitFor(t, tm.Output(), func(b []byte) bool { return bytes.Contains(b, []byte("v: create the failback VM")) },
 		teatest.WithDuration(5*time.Second))
-	// The name (p1 by default), then the dry run.
-	send(tm, "v", "enter")
+	// The name (p1 by default), the hardware (edited), then the dry run.
+	send(tm, "v", "enter", "ctrl+u")
+	tm.Type("cpus=4 mem=4096 guest=rhel9_64Guest fw=efi scsi=pvscsi poweron=yes nic=VM Network")
+	send(tm, "enter")
 	teatest.WaitFor(t, tm.Output(), func(b []byte) bool { return bytes.Contains(b, []byte("Plan (a dry run")) })
 	if _, creates := fv.calls(); len(creates) != 0 {
 		t.Fatal("the dry run created the VM")
@@ -139,7 +146,7 @@ func TestFlowVSphereCreate(t *testing.T) {
 		teatest.WithDuration(5*time.Second))
 	m := final(t, tm)
 	plans, creates := fv.calls()
-	want := "p1: /dev/disk/by-id/scsi-mt-p1"
+	want := "p1: /dev/disk/by-id/scsi-mt-p1 cpus=4 mem=4096 guest=rhel9_64Guest fw=efi scsi=pvscsi poweron=yes nic=VM Network"
 	if !slices.Equal(plans, []string{want}) || !slices.Equal(creates, []string{want}) {
 		t.Errorf("plans %q creates %q, want one each of %q", plans, creates, want)
 	}
@@ -155,6 +162,7 @@ func TestVSpherePlanErrorAndBack(t *testing.T) {
 	m := newFx(t, 80, 24, Options{Actions: &fakeActions{}, VSphere: fv})
 	rolledBack(m)
 	press(m, "v")
+	press(m, "enter")
 	m.Update(press(m, "enter")())
 	if s := screenText(t, m); !strings.Contains(s, "login refused") {
 		t.Fatalf("no error on screen:\n%s", s)

@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 	"golang.org/x/term"
 
+	"github.com/mtconsole/mtconsole/disks/vsphere"
 	"github.com/mtconsole/mtconsole/failback"
 	"github.com/mtconsole/mtconsole/protect/console"
 	"github.com/mtconsole/mtconsole/tui"
@@ -49,6 +50,7 @@ Exit codes: 0 ok, 1 failed, 2 usage (bad flags, or stdout is not a terminal).`,
 			o := tui.Options{}
 			o.Host, _ = os.Hostname()
 			if replay == "" && !readOnly {
+				vsc.AgentSocket = socket
 				vs, err := failback.Load(vsc)
 				if err != nil {
 					return usageError{err}
@@ -100,6 +102,7 @@ func addVSphereConfFlags(cmd *cobra.Command, c *failback.Settings) {
 	fl.StringVar(&c.User, "vsphere-user", "", "vSphere user (overrides the file's user)")
 	fl.StringVar(&c.PasswordFile, "vsphere-password-file", "", "file whose first line is the vSphere password (overrides password_file)")
 	fl.StringVar(&c.Thumbprint, "vsphere-thumbprint", "", "the vSphere certificate's SHA-256 thumbprint (overrides thumbprint)")
+	fl.StringVar(&c.PlanDir, "vsphere-plan-dir", vsphere.DefaultPlanDir, "where failback VM runs keep their plan files")
 }
 
 // The console's failback-VM hook.

@@ -2,13 +2,17 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
@@ -16,6 +20,7 @@ import (
 	"github.com/mtconsole/mtconsole/disks/vsphere"
 	"github.com/mtconsole/mtconsole/failback"
 	"github.com/mtconsole/mtconsole/internal/units"
+	"github.com/mtconsole/mtconsole/replication/agent/api"
 )
 
 // Exit codes of mtconsole vsphere, beyond 0, 1 and 2.
@@ -27,7 +32,7 @@ const (
 const vsphereExitHelp = `
 Exit codes: 0 ok, 1 failed (unreachable, login refused, VM not found,
 vSphere error; the message says which), 2 usage, 4 refused: a readiness
-check failed or the VM is powered on (nothing was changed), 5 the
+check failed or the VM is not powered off (nothing was changed), 5 the
 server's certificate is not trusted (not pinned, or changed).`
 
 // vsphereErr gives the errors of the vsphere package their exit codes.
@@ -48,7 +53,8 @@ type vsphereFlags struct {
 	url, user, passwordFile, passwordEnv string
 	thumbprint, trustStore               string
 	insecure, asJSON                     bool
-	uuidFile, devRoot, vm                string
+	uuidFile, devRoot, vm, vmGlob        string
+	planDir                              string
 	sessionDir                           string
 	noSessionCache                       bool
 	readOnly                             bool // a dry run: no pin, no session cached
@@ -86,12 +92,14 @@ on use; a live session needs no password, an expired one means a new login.
 	p.BoolVar(&f.insecure, "insecure", false, "do not check the server's certificate (a warning is printed)")
 	p.StringVar(&f.uuidFile, "uuid-file", vsphere.DefaultUUIDFile, "where this VM's BIOS UUID is read from")
 	p.StringVar(&f.devRoot, "dev-root", "/", "root under which dev/disk/by-id is read (for tests)")
-	p.StringVar(&f.vm, "vm", "", "act on this VM (name or inventory path) instead of this master target")
+	p.StringVar(&f.vm, "vm", "", "act on this VM (exact name or inventory path) instead of this master target")
+	p.StringVar(&f.vmGlob, "vm-glob", "", "act on the one VM whose name matches this pattern (several matches are refused, listed)")
+	p.StringVar(&f.planDir, "plan-dir", vsphere.DefaultPlanDir, "where failback runs keep their plan files")
 	p.BoolVar(&f.asJSON, "json", false, "print JSON")
 	p.StringVar(&f.sessionDir, "session-dir", "", "where sessions are cached (default ~/.cache/mtconsole/vsphere-sessions)")
 	p.BoolVar(&f.noSessionCache, "no-session-cache", false, "log in and out each time; keep no session")
 	c.AddCommand(newVSphereCheckCmd(&f), newVSphereEnableUUIDCmd(&f), newVSphereDatastoresCmd(&f),
-		newVSphereReadinessCmd(&f), newVSphereCreateVMCmd(&f))
+		newVSphereReadinessCmd(&f), newVSphereCreateVMCmd(&f), newVSphereFailbackCmd(&f))
 	return c
 }
 
@@ -100,16 +108,40 @@ on use; a live session needs no password, an expired one means a new login.
 func (f *vsphereFlags) with(cmd *cobra.Command, fn func(ctx context.Context, s *vsphere.Target) error) error {
 	ctx, cancel := signalContext()
 	defer cancel()
-	s, err := f.connect(ctx, cmd)
-	if err != nil {
-		return err
+	out := &countWriter{w: cmd.OutOrStdout()}
+	cmd.SetOut(out)
+	err := func() error {
+		s, err := f.connect(ctx, cmd)
+		if err != nil {
+			return err
+		}
+		// a cached session is kept for the next command; else it logs out
+		defer s.Client.Close(context.Background())
+		return fn(ctx, s)
+	}()
+	if err != nil && f.asJSON && out.n == 0 {
+		// --json: stdout always gets a JSON object, a refusal too.
+		return f.refuse(cmd, err, nil)
 	}
-	// a cached session is kept for the next command; else it logs out
-	defer s.Client.Close(context.Background())
-	return fn(ctx, s)
+	return err
+}
+
+// countWriter counts what is written through it.
+type countWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countWriter) Write(b []byte) (int, error) {
+	n, err := c.w.Write(b)
+	c.n += int64(n)
+	return n, err
 }
 
 func (f *vsphereFlags) connect(ctx context.Context, cmd *cobra.Command) (*vsphere.Target, error) {
+	if f.vm != "" && f.vmGlob != "" {
+		return nil, usageError{errors.New("--vm does not go with --vm-glob: give an exact name or a pattern")}
+	}
 	if f.url == "" {
 		return nil, usageError{errors.New("no vSphere URL: give --url https://vcenter.example")}
 	}
@@ -165,7 +197,12 @@ func (f *vsphereFlags) connect(ctx context.Context, cmd *cobra.Command) (*vspher
 			"Compare it with the thumbprint vCenter or the ESXi host shows; a changed certificate will be refused.\n",
 			cl.Host, f.trustStore, cl.Thumbprint)
 	}
-	s, err := cl.OpenTarget(ctx, f.vm, f.uuidFile, f.devRoot)
+	var s *vsphere.Target
+	if f.vmGlob != "" {
+		s, err = cl.OpenTargetGlob(ctx, f.vmGlob, f.devRoot)
+	} else {
+		s, err = cl.OpenTarget(ctx, f.vm, f.uuidFile, f.devRoot)
+	}
 	if err != nil {
 		cl.Close(context.WithoutCancel(ctx))
 		return nil, vsphereErr(err)
@@ -385,90 +422,401 @@ Nothing is changed. Exit 4 when a check fails.
 	return c
 }
 
+// createVMFlags are create-vm's flags beyond the spec's own fields.
+type createVMFlags struct {
+	spec                vsphere.FailbackSpec
+	nics, disks         []string
+	specFile, socket    string
+	dryRun, noPairCheck bool
+	taskGrace           time.Duration
+}
+
+// parseNIC reads --nic network=NAME,adapter=vmxnet3|e1000e|e1000,mac=..,connected=true|false,
+// or the short NETWORK[:ADAPTER].
+func parseNIC(s string) (vsphere.NIC, error) {
+	if !strings.Contains(s, "=") {
+		netw, adapter, _ := strings.Cut(s, ":")
+		if netw == "" {
+			return vsphere.NIC{}, fmt.Errorf("--nic %q: want network=NAME[,adapter=vmxnet3|e1000e|e1000][,mac=MAC][,connected=true|false]", s)
+		}
+		return vsphere.NIC{Network: netw, Adapter: adapter}, nil
+	}
+	var n vsphere.NIC
+	for _, kv := range strings.Split(s, ",") {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok {
+			return n, fmt.Errorf("--nic %q: %q is not KEY=VALUE", s, kv)
+		}
+		switch k {
+		case "network":
+			n.Network = v
+		case "adapter":
+			n.Adapter = v
+		case "mac":
+			n.MAC = v
+		case "connected":
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return n, fmt.Errorf("--nic %q: connected=%q: true or false", s, v)
+			}
+			n.Disconnected = !b
+		default:
+			return n, fmt.Errorf("--nic %q: unknown key %q (network, adapter, mac, connected)", s, k)
+		}
+	}
+	if n.Network == "" {
+		return n, fmt.Errorf("--nic %q: no network=NAME", s)
+	}
+	return n, nil
+}
+
+// machines are the failback VMs to make: from --spec FILE (several), or
+// from the flags (one).
+func (cf *createVMFlags) machines(cmd *cobra.Command) ([]vsphere.FailbackSpec, error) {
+	if cf.specFile != "" {
+		for _, fl := range []string{"name", "source-hostname", "disk", "nic", "controller", "onto-vm"} {
+			if cmd.Flags().Changed(fl) {
+				return nil, usageError{fmt.Errorf("--spec %s gives the machines: --%s does not go with it", cf.specFile, fl)}
+			}
+		}
+		b, err := os.ReadFile(cf.specFile)
+		if err != nil {
+			return nil, usageError{fmt.Errorf("--spec: %w", err)}
+		}
+		var file struct {
+			Machines []vsphere.FailbackSpec `json:"machines"`
+		}
+		dec := json.NewDecoder(bytes.NewReader(b))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&file); err != nil {
+			return nil, usageError{fmt.Errorf("--spec %s: %w (want {\"machines\": [{\"name\": ..., \"cpus\": ..., \"memoryMB\": ..., \"disks\": [...]}, ...]})", cf.specFile, err)}
+		}
+		if len(file.Machines) == 0 {
+			return nil, usageError{fmt.Errorf("--spec %s: no machines", cf.specFile)}
+		}
+		names := map[string]int{}
+		for i := range file.Machines {
+			m := &file.Machines[i]
+			if m.CPUs == 0 {
+				m.CPUs = cf.spec.CPUs
+			}
+			if m.MemoryMB == 0 {
+				m.MemoryMB = cf.spec.MemoryMB
+			}
+			if err := m.Validate(); err != nil {
+				return nil, usageError{fmt.Errorf("--spec %s: machine %d (%s): %w", cf.specFile, i+1, m.Name, err)}
+			}
+			if j, ok := names[m.Name]; ok {
+				return nil, usageError{fmt.Errorf("--spec %s: machines %d and %d are both named %q", cf.specFile, j, i+1, m.Name)}
+			}
+			names[m.Name] = i + 1
+		}
+		return file.Machines, nil
+	}
+	spec := cf.spec
+	spec.NICs, spec.Disks, spec.DiskBus = nil, nil, nil
+	if len(cf.disks) == 0 {
+		return nil, usageError{errors.New("no --disk: name the recovered disks to move to the failback VM")}
+	}
+	if spec.Name == "" && spec.SourceHostname == "" && spec.OntoVM == "" {
+		return nil, usageError{errors.New("give --name, or --source-hostname for the default name (or --onto-vm)")}
+	}
+	if spec.OntoVM != "" && spec.Name != "" && spec.Name != spec.OntoVM {
+		return nil, usageError{fmt.Errorf("--name %s does not go with --onto-vm %s: the existing VM keeps its name", spec.Name, spec.OntoVM)}
+	}
+	for _, n := range cf.nics {
+		nic, err := parseNIC(n)
+		if err != nil {
+			return nil, usageError{err}
+		}
+		spec.NICs = append(spec.NICs, nic)
+	}
+	for _, d := range cf.disks {
+		if i := strings.LastIndex(d, "@"); i > 0 {
+			if bus, err := strconv.Atoi(d[i+1:]); err == nil {
+				spec.Disks = append(spec.Disks, d[:i])
+				spec.DiskBus = append(spec.DiskBus, bus)
+				continue
+			}
+		}
+		spec.Disks = append(spec.Disks, d)
+	}
+	if len(spec.DiskBus) == 0 {
+		spec.DiskBus = nil
+	}
+	if err := spec.Validate(); err != nil {
+		return nil, usageError{err}
+	}
+	return []vsphere.FailbackSpec{spec}, nil
+}
+
+// jsonRefusal is what --json prints on stdout when a command refuses or
+// fails: the error, its exit code, and the checks when there are some.
+type jsonRefusal struct {
+	Error  string          `json:"error"`
+	Exit   int             `json:"exit"`
+	Checks []vsphere.Check `json:"checks,omitempty"`
+	Plan   *vsphere.Plan   `json:"plan,omitempty"`
+}
+
 func newVSphereCreateVMCmd(f *vsphereFlags) *cobra.Command {
-	var spec vsphere.FailbackSpec
-	var nics []string
-	var dryRun bool
+	var cf createVMFlags
 	c := &cobra.Command{
-		Use:   "create-vm --disk DISK... [--name NAME | --source-hostname HOST]",
+		Use:   "create-vm --disk DISK... [--name NAME | --source-hostname HOST] | --spec FILE",
 		Short: "Create the failback VM from recovered disks on this master target and power it on",
 		Long: `Create the failback VM after a recovery onto disks attached to this master
 target: detach the disks (--disk: /dev/sdX, "[datastore] path.vmdk", VMDK
-UUID, or label) from the master target, create the VM on --host (this one's
-by default), --datastore (the first disk's) and --folder, with --cpus,
---memory-mb and one NIC per --nic NETWORK[:ADAPTER], attach the disks, power
-it on. Readiness checks run first (name free, path free, memory, room for the
-swap file, no snapshots); a failure refuses with exit 4. Every step before
-power-on is undone if a later one fails; the disks' files are never deleted.
---dry-run prints the plan and changes nothing. Stop the pairs writing to the
-disks first: the guest loses them when they are detached.
+UUID, or label; DISK@BUS puts it on that controller) from the master target,
+create the VM with the hardware the flags give, attach the disks, power it on
+(not with --no-power-on). --onto-vm attaches the disks to an existing,
+powered-off VM instead of creating one. --spec FILE makes several machines,
+one after another: {"machines": [{"name": "web01", "cpus": 4, "memoryMB":
+8192, "firmware": "efi", "controllers": ["pvscsi"], "nics": [{"network":
+"VM Network", "mac": "00:50:56:aa:bb:cc"}], "disks": ["/dev/sdb"]}, ...]}.
+
+Readiness checks run before any change: the name free and valid, the host's
+CPUs and memory, room for the swap file, no snapshots, and that no disk is
+the target of a running pair (the agent on --socket is asked), mounted here,
+or held by LVM, md, multipath or dm. A failure refuses with exit 4.
+
+Each run is recorded step by step in a plan file (0600) under --plan-dir
+before each change is made. Ctrl-C or SIGTERM waits for the vSphere task
+under way, then undoes every step in reverse; the disks' files are never
+deleted. A run killed outright is finished with 'vsphere failback resume
+PLAN' or reversed with 'vsphere failback undo PLAN'. --dry-run prints the
+plan and changes nothing.
 ` + vsphereExitHelp,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if len(spec.Disks) == 0 {
-				return usageError{errors.New("no --disk: name the recovered disks to move to the failback VM")}
+			specs, err := cf.machines(cmd)
+			if err != nil {
+				return f.refuse(cmd, err, nil)
 			}
-			if spec.Name == "" && spec.SourceHostname == "" {
-				return usageError{errors.New("give --name, or --source-hostname for the default name")}
-			}
-			spec.NICs = nil
-			for _, n := range nics {
-				netw, adapter, _ := strings.Cut(n, ":")
-				if netw == "" {
-					return usageError{fmt.Errorf("--nic %q: want NETWORK[:ADAPTER]", n)}
-				}
-				spec.NICs = append(spec.NICs, vsphere.NIC{Network: netw, Adapter: adapter})
-			}
-			spec.DevRoot = f.devRoot
 			return f.with(cmd, func(ctx context.Context, s *vsphere.Target) error {
-				p, err := s.Client.PlanFailback(ctx, s.Obj, spec)
-				if err != nil {
-					return vsphereErr(err)
-				}
+				s.Client.TaskGrace = cf.taskGrace
 				out := cmd.OutOrStdout()
-				if dryRun {
-					if f.asJSON {
-						return writeJSON(out, p)
+				var plans []*vsphere.Plan
+				for _, spec := range specs {
+					spec.DevRoot = f.devRoot
+					if !cf.dryRun {
+						spec.PlanDir = f.planDir
 					}
-					printPlan(out, p)
-					if vsphere.Failed(p.Checks) {
+					p, err := s.Client.PlanFailback(ctx, s.Obj, spec)
+					if err != nil {
+						return f.refuse(cmd, vsphereErr(err), nil)
+					}
+					if cf.noPairCheck {
+						p.Checks = append(p.Checks, vsphere.InUseChecks(f.devRoot, p.Disks, vsphere.PairTargets{Socket: "(--no-pair-check)"})...)
+					} else {
+						p.Checks = append(p.Checks, vsphere.InUseChecks(f.devRoot, p.Disks, failback.PairTargets(ctx, cf.socket))...)
+					}
+					plans = append(plans, p)
+				}
+				if cf.dryRun {
+					if f.asJSON {
+						if err := writeJSON(out, plans); err != nil {
+							return err
+						}
+					}
+					failed := false
+					for _, p := range plans {
+						if !f.asJSON {
+							printPlan(out, p)
+							fmt.Fprintln(out)
+						}
+						failed = failed || vsphere.Failed(p.Checks)
+					}
+					if failed {
 						return codeError{exitRefused, errors.New("create-vm: a readiness check failed")}
 					}
 					return nil
 				}
-				if !f.asJSON {
-					printPlan(out, p)
-					fmt.Fprintln(out)
-				}
-				progress := func(st vsphere.Step) {
-					if !f.asJSON {
-						fmt.Fprintf(out, "%-11s %s\n", st.Status, st.Title)
+				// Every machine is checked before the first is made.
+				for _, p := range plans {
+					if vsphere.Failed(p.Checks) {
+						if !f.asJSON {
+							printPlan(out, p)
+						}
+						return f.refuse(cmd, codeError{exitRefused, fmt.Errorf("create-vm %s: %w: each failed check says how to fix it; nothing was changed", p.Spec.Name, vsphere.ErrNotReady)}, p)
 					}
 				}
-				err = s.Client.Execute(ctx, p, progress)
-				if f.asJSON {
-					if jerr := writeJSON(out, p); jerr != nil {
-						return jerr
+				for _, p := range plans {
+					if err := f.execute(ctx, cmd, s.Client, p, "run"); err != nil {
+						return err
 					}
-				} else if err == nil {
-					fmt.Fprintf(out, "\nFailback VM %s created with %d disk(s) and powered on.\n", p.Spec.Name, len(p.Disks))
 				}
-				return vsphereErr(err)
+				return nil
 			})
 		},
 	}
 	fl := c.Flags()
-	fl.StringVar(&spec.Name, "name", "", "the failback VM's display name (default: --source-hostname)")
-	fl.StringVar(&spec.SourceHostname, "source-hostname", "", "the protected machine's hostname")
-	fl.StringVar(&spec.Host, "host", "", "ESXi host (default: the master target's)")
-	fl.StringVar(&spec.Datastore, "datastore", "", "datastore of the VM's files (default: the first disk's)")
-	fl.StringVar(&spec.Folder, "folder", "", "inventory folder (default: the datacenter's VM folder)")
-	fl.Int32Var(&spec.CPUs, "cpus", 2, "virtual CPUs")
-	fl.Int64Var(&spec.MemoryMB, "memory-mb", 2048, "memory in MB (at least 512)")
-	fl.StringVar(&spec.GuestID, "guest-id", "", "vSphere guest OS id (default otherLinux64Guest)")
-	fl.StringArrayVar(&nics, "nic", nil, "NETWORK[:ADAPTER] for each NIC, in order (adapter vmxnet3 by default)")
-	fl.StringArrayVar(&spec.Disks, "disk", nil, "a recovered disk on the master target (repeatable, in the new VM's order)")
-	fl.BoolVar(&dryRun, "dry-run", false, "print the plan and change nothing")
+	sp := &cf.spec
+	fl.StringVar(&sp.Name, "name", "", "the failback VM's display name, at most 80 characters, no / (default: --source-hostname)")
+	fl.StringVar(&sp.SourceHostname, "source-hostname", "", "the protected machine's hostname")
+	fl.StringVar(&sp.Host, "host", "", "ESXi host (default: the master target's, or DRS's pick with --cluster)")
+	fl.StringVar(&sp.Cluster, "cluster", "", "cluster whose root resource pool gets the VM")
+	fl.StringVar(&sp.Pool, "pool", "", "resource pool (inventory path) that gets the VM")
+	fl.StringVar(&sp.Datastore, "datastore", "", "datastore of the VM's files (default: the first disk's)")
+	fl.StringVar(&sp.Folder, "folder", "", "inventory folder (default: the datacenter's VM folder)")
+	fl.Int32Var(&sp.CPUs, "cpus", 2, "virtual CPUs")
+	fl.Int32Var(&sp.CoresPerSocket, "cores-per-socket", 0, "cores per socket (must divide --cpus; default one socket per CPU)")
+	fl.Int64Var(&sp.MemoryMB, "memory-mb", 2048, "memory in MB (at least 512, a multiple of 4)")
+	fl.StringVar(&sp.GuestID, "guest-id", "", "vSphere guest OS id (default otherLinux64Guest)")
+	fl.StringVar(&sp.Firmware, "firmware", "bios", "bios or efi")
+	fl.BoolVar(&sp.SecureBoot, "secure-boot", false, "EFI secure boot (with --firmware efi)")
+	fl.IntVar(&sp.HWVersion, "hw-version", 0, "virtual hardware version, 7 to 22 (default: the host's)")
+	fl.StringArrayVar(&sp.Controllers, "controller", nil, "SCSI controller type per bus, in order: lsilogic, lsilogic-sas, pvscsi (default: lsilogic, one per 15 disks)")
+	fl.StringArrayVar(&cf.nics, "nic", nil, "network=NAME[,adapter=vmxnet3|e1000e|e1000][,mac=MAC][,connected=true|false] per NIC, in order (or NETWORK[:ADAPTER])")
+	fl.StringArrayVar(&cf.disks, "disk", nil, "a recovered disk on the master target, DISK[@BUS] (repeatable, in the new VM's order)")
+	fl.BoolVar(&sp.NoPowerOn, "no-power-on", false, "leave the VM powered off")
+	fl.StringVar(&sp.OntoVM, "onto-vm", "", "attach the disks to this existing, powered-off VM instead of creating one")
+	fl.StringVar(&cf.specFile, "spec", "", "JSON file of machines to make, instead of the machine flags")
+	fl.StringVar(&cf.socket, "socket", api.DefaultSocket, "the replication agent's socket, asked which pairs run")
+	fl.BoolVar(&cf.noPairCheck, "no-pair-check", false, "do not ask the agent which pairs run (mounts and holders are still checked)")
+	fl.DurationVar(&cf.taskGrace, "task-grace", vsphere.DefaultTaskGrace, "on Ctrl-C, how long to wait for the vSphere task under way before undoing")
+	fl.BoolVar(&cf.dryRun, "dry-run", false, "print the plan and change nothing")
+	return c
+}
+
+// refuse reports err; with --json it also prints a JSON object on
+// stdout, so a script reading stdout always gets one.
+func (f *vsphereFlags) refuse(cmd *cobra.Command, err error, p *vsphere.Plan) error {
+	if err == nil || !f.asJSON {
+		return err
+	}
+	r := jsonRefusal{Error: err.Error(), Exit: exitCode(err), Plan: p}
+	if p != nil {
+		r.Checks = p.Checks
+	}
+	if jerr := writeJSON(cmd.OutOrStdout(), r); jerr != nil {
+		return jerr
+	}
+	return err
+}
+
+// execute runs, resumes or undoes a plan, printing each step's change.
+func (f *vsphereFlags) execute(ctx context.Context, cmd *cobra.Command, cl *vsphere.Client, p *vsphere.Plan, how string) error {
+	out, stderr := cmd.OutOrStdout(), cmd.ErrOrStderr()
+	if !f.asJSON {
+		if how == "run" {
+			printPlan(out, p)
+		}
+		fmt.Fprintf(out, "\nPlan file: %s\n", orNone(p.File, "(none)"))
+	}
+	progress := func(st vsphere.Step) {
+		if !f.asJSON {
+			fmt.Fprintf(out, "%-11s %s\n", st.Status, st.Title)
+		}
+	}
+	finished := make(chan struct{})
+	defer close(finished)
+	go func() {
+		select {
+		case <-finished:
+			return
+		case <-ctx.Done():
+		}
+		if how != "undo" {
+			fmt.Fprintf(stderr, "Interrupted: waiting for the vSphere task under way, then undoing every step (plan file %s). Kill -9 to stop at once; then run `mtconsole vsphere failback undo %s`.\n",
+				orNone(p.File, "(none)"), orNone(p.File, "PLAN"))
+		}
+	}()
+	var err error
+	switch how {
+	case "run":
+		err = cl.Execute(ctx, p, progress)
+	case "resume":
+		err = cl.Resume(ctx, p, progress)
+	case "undo":
+		err = cl.Undo(ctx, p, progress)
+	}
+	if f.asJSON {
+		if err != nil {
+			return f.refuse(cmd, vsphereErr(err), p)
+		}
+		return writeJSON(out, p)
+	}
+	if err != nil {
+		return vsphereErr(err)
+	}
+	switch {
+	case how == "undo":
+		fmt.Fprintf(out, "\nUndone: the disks are back on %s, the failback VM %s is gone.\n", p.MT, p.Spec.Name)
+	case p.Spec.OntoVM != "" && p.Spec.NoPowerOn:
+		fmt.Fprintf(out, "\n%d disk(s) attached to %s, left powered off.\n", len(p.Disks), p.Spec.Name)
+	case p.Spec.OntoVM != "":
+		fmt.Fprintf(out, "\n%d disk(s) attached to %s, powered on.\n", len(p.Disks), p.Spec.Name)
+	case p.Spec.NoPowerOn:
+		fmt.Fprintf(out, "\nFailback VM %s created with %d disk(s), left powered off.\n", p.Spec.Name, len(p.Disks))
+	default:
+		fmt.Fprintf(out, "\nFailback VM %s created with %d disk(s) and powered on.\n", p.Spec.Name, len(p.Disks))
+	}
+	return nil
+}
+
+func newVSphereFailbackCmd(f *vsphereFlags) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "failback",
+		Short: "Finish, undo or list the failback runs recorded in plan files",
+	}
+	var grace time.Duration
+	for _, how := range []string{"resume", "undo"} {
+		short := "Finish a failback run that was killed, from its plan file"
+		if how == "undo" {
+			short = "Reverse a failback run from its plan file: the new VM destroyed (its disks kept), the disks back on the master target"
+		}
+		sub := &cobra.Command{
+			Use:   how + " PLAN",
+			Short: short,
+			Args:  usageArgs(cobra.ExactArgs(1)),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				p, err := vsphere.LoadPlan(args[0])
+				if err != nil {
+					return f.refuse(cmd, usageError{err}, nil)
+				}
+				return f.with(cmd, func(ctx context.Context, s *vsphere.Target) error {
+					s.Client.TaskGrace = grace
+					return f.execute(ctx, cmd, s.Client, p, how)
+				})
+			},
+		}
+		sub.Flags().DurationVar(&grace, "task-grace", vsphere.DefaultTaskGrace, "how long to wait for a vSphere task under way")
+		c.AddCommand(sub)
+	}
+	c.AddCommand(&cobra.Command{
+		Use:   "list",
+		Short: "List the plan files under --plan-dir that are neither done nor undone",
+		Args:  usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			plans, err := vsphere.ListPlans(f.planDir)
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			if f.asJSON {
+				if plans == nil {
+					plans = []*vsphere.Plan{}
+				}
+				return writeJSON(out, plans)
+			}
+			if len(plans) == 0 {
+				fmt.Fprintf(out, "No unfinished failback run in %s.\n", f.planDir)
+				return nil
+			}
+			tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+			fmt.Fprintln(tw, "PLAN FILE\tVM\tSTATUS\tSTEP")
+			for _, p := range plans {
+				step := ""
+				for _, s := range p.Steps {
+					if s.Status != vsphere.StepDone && s.Status != vsphere.StepPlanned {
+						step = s.Kind + " " + s.Status
+					}
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", p.File, p.Spec.Name, p.Status, orNone(step, "-"))
+			}
+			return tw.Flush()
+		},
+	})
 	return c
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -23,6 +24,7 @@ type vsEnv struct {
 	uuidFile, devRoot  string
 	pwFile, trustStore string
 	sessionDir         string
+	planDir, socket    string
 	// cache are the session cache flags of every command.
 	cache []string
 }
@@ -36,7 +38,8 @@ func newVSEnv(t *testing.T) *vsEnv {
 	t.Cleanup(s.Close)
 	dir := t.TempDir()
 	e := &vsEnv{s: s, uuidFile: filepath.Join(dir, "product_uuid"), devRoot: filepath.Join(dir, "root"),
-		pwFile: filepath.Join(dir, "pw"), trustStore: filepath.Join(dir, "thumbprints"), sessionDir: filepath.Join(dir, "sessions")}
+		pwFile: filepath.Join(dir, "pw"), trustStore: filepath.Join(dir, "thumbprints"), sessionDir: filepath.Join(dir, "sessions"),
+		planDir: filepath.Join(dir, "plans"), socket: filepath.Join(dir, "agent.sock")}
 	e.cache = []string{"--session-dir", e.sessionDir}
 	os.WriteFile(e.uuidFile, []byte(strings.ToUpper(s.GuestUUID)+"\n"), 0o400)
 	os.WriteFile(e.pwFile, []byte(vsPass+"\n"), 0o600)
@@ -49,7 +52,7 @@ func newVSEnv(t *testing.T) *vsEnv {
 // args are the connection flags, then the command's.
 func (e *vsEnv) args(sub string, extra ...string) []string {
 	a := []string{"vsphere", sub, "--url", e.s.URL, "--user", "admin", "--password-file", e.pwFile,
-		"--thumbprint", e.s.Thumbprint, "--uuid-file", e.uuidFile, "--dev-root", e.devRoot}
+		"--thumbprint", e.s.Thumbprint, "--uuid-file", e.uuidFile, "--dev-root", e.devRoot, "--plan-dir", e.planDir}
 	a = append(a, e.cache...)
 	return append(a, extra...)
 }
@@ -191,7 +194,7 @@ func TestVSphereReadiness(t *testing.T) {
 
 func TestVSphereCreateVM(t *testing.T) {
 	e := newVSEnv(t)
-	create := e.args("create-vm", "--source-hostname", "src01", "--disk", "/dev/sdb", "--disk", "/dev/sdc",
+	create := e.args("create-vm", "--socket", e.socket, "--source-hostname", "src01", "--disk", "/dev/sdb", "--disk", "/dev/sdc",
 		"--nic", "VM Network", "--cpus", "2", "--memory-mb", "1024")
 	out, _, err := vsRun(t, append(create, "--dry-run")...)
 	if err != nil || !strings.Contains(out, "create VM src01") || !strings.Contains(out, "undo:") {
@@ -386,5 +389,128 @@ func TestVSphereSessionReuse(t *testing.T) {
 	}
 	if after, _ := os.ReadFile(file); string(after) != string(before) {
 		t.Fatal("--no-session-cache changed the cache")
+	}
+}
+
+// create-vm with the full spec, a --json refusal, the plan file, and
+// undo of the run from its plan file.
+func TestVSphereCreateVMSpecAndUndo(t *testing.T) {
+	e := newVSEnv(t)
+	base := e.args("create-vm", "--socket", e.socket, "--name", "web01", "--disk", "/dev/sdb@0", "--disk", "/dev/sdc@1",
+		"--controller", "pvscsi", "--controller", "lsilogic-sas", "--firmware", "efi", "--secure-boot", "--hw-version", "19",
+		"--cpus", "2", "--cores-per-socket", "2", "--memory-mb", "1024",
+		"--nic", "network=VM Network,adapter=e1000e,mac=00:50:56:0a:0b:0c,connected=false", "--no-power-on")
+	// Bad input: named by its flag, exit 2, JSON on stdout with --json.
+	for _, bad := range [][]string{{"--firmware", "uefi"}, {"--nic", "network=x,speed=10"}, {"--hw-version", "99"}, {"--cores-per-socket", "3"}} {
+		out, _, err := vsRun(t, append(append(slices.Clone(base), bad...), "--json")...)
+		var r struct {
+			Error string `json:"error"`
+			Exit  int    `json:"exit"`
+		}
+		if !isUsage(err) || json.Unmarshal([]byte(out), &r) != nil || r.Exit != 2 || !strings.Contains(r.Error, bad[0]) {
+			t.Errorf("%v: %v, stdout %q", bad, err, out)
+		}
+	}
+	// A refusal by a readiness check: JSON with the checks, exit 4.
+	out, _, err := vsRun(t, append(slices.Clone(base), "--memory-mb", "8192", "--json")...)
+	if exitOf(err) != exitRefused || !strings.Contains(out, `"vm.capacity"`) || !strings.Contains(out, `"exit": 4`) {
+		t.Fatalf("capacity refusal: %v\n%s", err, out)
+	}
+	out, _, err = vsRun(t, base...)
+	if err != nil || !strings.Contains(out, "left powered off") || !strings.Contains(out, "Plan file: "+e.planDir) {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	out, _, err = vsRun(t, e.args("check", "--vm", "web01", "--json")...)
+	if err != nil || !strings.Contains(out, `"powerState": "poweredOff"`) || !strings.Contains(out, `"type": "pvscsi"`) ||
+		!strings.Contains(out, `"type": "lsilogic-sas"`) || !strings.Contains(out, e.s.RecoveredFiles[1]) {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	plans, _ := filepath.Glob(filepath.Join(e.planDir, "web01-*.json"))
+	if len(plans) != 1 {
+		t.Fatalf("plan files %v", plans)
+	}
+	if st, err := os.Stat(plans[0]); err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("plan file mode: %v %v", st, err)
+	}
+	// A done plan is listed by nobody, resumed by nobody; undo reverses it.
+	out, _, _ = vsRun(t, "vsphere", "failback", "list", "--plan-dir", e.planDir)
+	if !strings.Contains(out, "No unfinished failback run") {
+		t.Fatalf("list: %s", out)
+	}
+	if _, _, err := vsRun(t, e.args("failback", "resume", plans[0])...); err == nil || !strings.Contains(err.Error(), "done already") {
+		t.Fatalf("resume of a done plan: %v", err)
+	}
+	out, _, err = vsRun(t, e.args("failback", "undo", plans[0])...)
+	if err != nil || !strings.Contains(out, "Undone") {
+		t.Fatalf("undo: %v\n%s", err, out)
+	}
+	if _, _, err := vsRun(t, e.args("check", "--vm", "web01")...); !errors.Is(err, vsphere.ErrVMNotFound) {
+		t.Fatalf("web01 still there: %v", err)
+	}
+	out, _, _ = vsRun(t, e.args("check")...)
+	if !strings.Contains(out, "/dev/sdb") || !strings.Contains(out, "/dev/sdc") {
+		t.Fatalf("the disks are not back on the master target:\n%s", out)
+	}
+	// --vm-glob picks one or refuses the list.
+	if _, _, err := vsRun(t, e.args("check", "--vm-glob", "DC0_H0_VM*")...); err == nil || !strings.Contains(err.Error(), "2 VMs match") {
+		t.Fatalf("glob: %v", err)
+	}
+	if _, _, err := vsRun(t, e.args("check", "--vm", "DC0_H0_VM*")...); !errors.Is(err, vsphere.ErrVMNotFound) {
+		t.Fatalf("--vm took a pattern: %v", err)
+	}
+	out, _, err = vsRun(t, e.args("check", "--vm", "nope", "--json")...)
+	if !errors.Is(err, vsphere.ErrVMNotFound) || !strings.Contains(out, `"error"`) {
+		t.Fatalf("--json refusal: %v %q", err, out)
+	}
+}
+
+// A --spec file makes several machines; a bad one names the file and machine.
+func TestVSphereCreateVMSpecFile(t *testing.T) {
+	e := newVSEnv(t)
+	dir := t.TempDir()
+	spec := filepath.Join(dir, "machines.json")
+	os.WriteFile(spec, []byte(`{"machines": [
+  {"name": "m1", "cpus": 1, "memoryMB": 1024, "disks": ["/dev/sdb"], "noPowerOn": true},
+  {"name": "m2", "memoryMB": 1000, "disks": ["/dev/sdc"], "firmware": "efi"}]}`), 0o600)
+	out, _, err := vsRun(t, e.args("create-vm", "--socket", e.socket, "--spec", spec)...)
+	if err != nil || !strings.Contains(out, "Failback VM m1 created with 1 disk(s), left powered off") ||
+		!strings.Contains(out, "Failback VM m2 created with 1 disk(s) and powered on") {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	os.WriteFile(spec, []byte(`{"machines": [{"name": "m3", "cpus": 3, "coresPerSocket": 2, "memoryMB": 1024, "disks": ["/dev/sdb"]}]}`), 0o600)
+	_, _, err = vsRun(t, e.args("create-vm", "--socket", e.socket, "--spec", spec)...)
+	if !isUsage(err) || !strings.Contains(err.Error(), "machine 1 (m3): --cores-per-socket") {
+		t.Fatalf("bad spec: %v", err)
+	}
+}
+
+// A disk that is the target of a pair the agent runs, or mounted, is
+// refused before any change (exit 4), the check naming it.
+func TestVSphereCreateVMDiskInUse(t *testing.T) {
+	e := newVSEnv(t)
+	fx := newFixture(t)
+	sock := runningAgent(t, fx)
+	// In the guest's tree, the pair's target is /dev/sdc.
+	link := filepath.Join(e.devRoot, fx.target)
+	os.MkdirAll(filepath.Dir(link), 0o755)
+	if err := os.Symlink(filepath.Join(e.devRoot, "dev", "sdc"), link); err != nil {
+		t.Fatal(err)
+	}
+	create := e.args("create-vm", "--socket", sock, "--name", "x1", "--disk", "/dev/sdb", "--disk", "/dev/sdc")
+	out, _, err := vsRun(t, create...)
+	if exitOf(err) != exitRefused || !strings.Contains(out, "/dev/sdc is the target of pair "+fxPair) {
+		t.Fatalf("pair target: %v\n%s", err, out)
+	}
+	// Mounted: /dev/sdb mounted at /mnt/b.
+	mi := filepath.Join(e.devRoot, "proc", "self", "mountinfo")
+	b, _ := os.ReadFile(mi)
+	os.WriteFile(mi, append(b, "40 22 8:16 / /mnt/b rw - xfs /dev/sdb rw\n"...), 0o644)
+	out, _, err = vsRun(t, e.args("create-vm", "--socket", e.socket, "--name", "x1", "--disk", "/dev/sdb", "--json")...)
+	if exitOf(err) != exitRefused || !strings.Contains(out, `"disks.mounted"`) || !strings.Contains(out, "/dev/sdb on /mnt/b") {
+		t.Fatalf("mounted: %v\n%s", err, out)
+	}
+	check, _, _ := vsRun(t, e.args("check")...)
+	if !strings.Contains(check, "/dev/sdb") || !strings.Contains(check, "/dev/sdc") {
+		t.Fatal("a refused create-vm changed the master target:\n" + check)
 	}
 }

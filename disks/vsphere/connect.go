@@ -121,6 +121,10 @@ type Client struct {
 	// CacheErr is why the session could not be cached, if it could not:
 	// the connection works, the caller warns.
 	CacheErr error
+	// TaskGrace is how long an interrupted failback run waits for the
+	// vSphere task under way to end before undoing (DefaultTaskGrace
+	// when 0).
+	TaskGrace time.Duration
 
 	sessionFile string // the session cache file, "" when not cached
 }

@@ -28,15 +28,37 @@
 //     datacenter and host.
 //   - Readiness: the checks the original vContinuum ran before protecting
 //     and recovering, as Check values that judge and never change anything.
-//   - The failback VM: a Plan computed without changing anything (the dry
-//     run), then Execute, which detaches the recovered disks from the
-//     master target, creates the VM, attaches the disks and powers it on.
-//     Every step before power-on has an undo; a failure undoes the steps
-//     done, in reverse order, and the disks' files are never deleted.
+//   - The failback VM: FailbackSpec.Validate judges the spec alone (each
+//     error names the create-vm flag); PlanFailback resolves it without
+//     changing anything (the dry run): SCSI controllers per bus
+//     (lsilogic, lsilogic-sas, pvscsi; up to 4 of 15 disks), BIOS or EFI
+//     (+secure boot), hardware version, cores per socket, NICs with their
+//     MACs, host, cluster or pool, folder, or an existing powered-off VM
+//     (OntoVM); its checks include the host's CPUs and memory.
+//     InUseChecks adds whether a disk is a running pair's target (as the
+//     caller learnt from the agent), mounted, or held. Execute detaches
+//     the disks from the master target in one reconfigure, creates the VM
+//     (marked with PlanMarkerKey = the plan's ID), attaches the disks and
+//     powers it on.
+//   - Interrupt-safe runs: every step is written to the plan file (JSON,
+//     0600, renamed into place) before it is done and after. Every
+//     task's end is read (Task.Wait returns nil when its context ends, so
+//     that is never taken for success); on a cancel the task under way
+//     is waited for (Client.TaskGrace, then asked to cancel), then every
+//     step begun is undone, last first. Each step and its undo look at
+//     what vSphere has first, so Resume finishes and Undo reverses a run
+//     killed at any point (tasks the killed run left running are waited
+//     for first; the new VM is found by its marker if its reference was
+//     never recorded). The disks' files are never deleted: a VM is
+//     destroyed only after its disks are taken off it.
+//   - FindVMByName takes an exact name (or inventory path); FindVMGlob a
+//     pattern that must match one VM.
 //
 // It never touches the guest's disks or file systems: it reads the by-id
-// directory under a root the caller gives, and nothing else of the host.
+// directory, sys/class/block and proc/self/mountinfo under a root the
+// caller gives, and writes only the plan files, under the caller's
+// directory.
 // Errors callers act on are sentinels (ErrUnreachable, ErrLogin,
-// ErrCertificate, ErrVMNotFound, ErrPoweredOn, ErrNotReady, ErrPermission)
-// for errors.Is.
+// ErrCertificate, ErrVMNotFound, ErrPoweredOn, ErrNotReady, ErrPermission,
+// ErrInterrupted) for errors.Is.
 package vsphere

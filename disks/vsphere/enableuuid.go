@@ -9,8 +9,9 @@ import (
 	"github.com/vmware/govmomi/vim25/types"
 )
 
-// ErrPoweredOn: the change needs the VM powered off; nothing was changed.
-var ErrPoweredOn = errors.New("VM is powered on")
+// ErrPoweredOn: the change needs the VM powered off, and it is powered on
+// or suspended (the message says which); nothing was changed.
+var ErrPoweredOn = errors.New("VM is not powered off")
 
 // EnableUUIDFix says what to do when disk.EnableUUID must be set on a
 // running VM. A reboot from inside the guest keeps the VM's process and
@@ -30,21 +31,36 @@ func (c *Client) EnableUUID(ctx context.Context, obj *object.VirtualMachine) (ch
 	if err != nil {
 		return false, err
 	}
-	if vm.EnableUUIDOn() {
+	if vm.EnableUUIDOn() && len(vm.EnableUUIDKeys) == 1 && vm.EnableUUIDKeys[0] == "disk.EnableUUID" {
 		return false, nil
 	}
 	if !vm.PoweredOff() {
+		fix := EnableUUIDFix(vm.Name)
+		if vm.PowerState == string(types.VirtualMachinePowerStateSuspended) {
+			fix = fmt.Sprintf("the VM %q is suspended: resume it and shut the guest down (or power it off, losing its suspended state), then run `mtconsole vsphere enable-uuid --vm %q` and power it on",
+				vm.Name, vm.Name)
+		}
 		return false, fmt.Errorf("%w: %s is %s, disk.EnableUUID is %s: %s", ErrPoweredOn, vm.Name, vm.PowerState,
-			orText(vm.EnableUUID, "not set"), EnableUUIDFix(vm.Name))
+			orText(vm.EnableUUID, "not set"), fix)
 	}
-	task, err := obj.Reconfigure(ctx, types.VirtualMachineConfigSpec{
-		ExtraConfig: []types.BaseOptionValue{&types.OptionValue{Key: "disk.EnableUUID", Value: "TRUE"}},
-	})
+	// One key, spelt as VMware documents it: the other spellings are
+	// removed (an empty value removes a key).
+	ec := []types.BaseOptionValue{&types.OptionValue{Key: "disk.EnableUUID", Value: "TRUE"}}
+	for _, k := range vm.EnableUUIDKeys {
+		if k != "disk.EnableUUID" {
+			ec = append(ec, &types.OptionValue{Key: k, Value: ""})
+		}
+	}
+	task, err := obj.Reconfigure(ctx, types.VirtualMachineConfigSpec{ExtraConfig: ec})
 	if err != nil {
 		return false, vimErr(err)
 	}
-	if err := task.Wait(ctx); err != nil {
+	if _, err := task.WaitForResult(ctx, nil); err != nil {
 		return false, fmt.Errorf("set disk.EnableUUID on %s: %w", vm.Name, vimErr(err))
+	}
+	if err := ctx.Err(); err != nil {
+		// Wait returns nil when ctx ends first: the change may or may not be made.
+		return false, fmt.Errorf("set disk.EnableUUID on %s: interrupted; run enable-uuid again to see: %w", vm.Name, err)
 	}
 	return true, nil
 }

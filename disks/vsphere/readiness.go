@@ -252,8 +252,11 @@ func readiness(mt *VM, inv *Inventory, vms []vmRow, spec ReadinessSpec) []Check 
 			add("vm.target.power", "Target VM powered off", Fail, fmt.Sprintf("no VM named %q in %s", spec.TargetVM, inv.Datacenter),
 				"check the target VM's name")
 		case found.power != string(types.VirtualMachinePowerStatePoweredOff):
-			add("vm.target.power", "Target VM powered off", Fail, fmt.Sprintf("%s is %s", spec.TargetVM, found.power),
-				fmt.Sprintf("%s is up and running: shut it down before recovering onto it", spec.TargetVM))
+			fix := fmt.Sprintf("%s is up and running: shut it down before recovering onto it", spec.TargetVM)
+			if found.power == string(types.VirtualMachinePowerStateSuspended) {
+				fix = fmt.Sprintf("%s is suspended: power it on and shut the guest down, or power it off (its suspended state is lost), before recovering onto it", spec.TargetVM)
+			}
+			add("vm.target.power", "Target VM powered off", Fail, fmt.Sprintf("%s is %s", spec.TargetVM, found.power), fix)
 		default:
 			add("vm.target.power", "Target VM powered off", Pass, spec.TargetVM+" is poweredOff", "")
 		}

@@ -19,9 +19,21 @@ type Target struct {
 // in uuidFile; it describes it and maps its disks to the block devices
 // under devRoot. The caller closes c, also on an error.
 func (c *Client) OpenTarget(ctx context.Context, name, uuidFile, devRoot string) (*Target, error) {
+	return c.openTarget(ctx, name, "", uuidFile, devRoot)
+}
+
+// OpenTargetGlob is OpenTarget for the one VM whose name matches a shell
+// pattern; none, or several (listed), is an error.
+func (c *Client) OpenTargetGlob(ctx context.Context, pattern, devRoot string) (*Target, error) {
+	return c.openTarget(ctx, "", pattern, "", devRoot)
+}
+
+func (c *Client) openTarget(ctx context.Context, name, glob, uuidFile, devRoot string) (*Target, error) {
 	t := &Target{Client: c}
 	var err error
-	if name != "" {
+	if glob != "" {
+		t.Obj, err = c.FindVMGlob(ctx, glob)
+	} else if name != "" {
 		t.Obj, err = c.FindVMByName(ctx, name)
 	} else {
 		var u string

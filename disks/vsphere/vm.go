@@ -6,11 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
 	"sort"
 	"strings"
 
-	"github.com/vmware/govmomi/find"
 	"github.com/vmware/govmomi/object"
 	"github.com/vmware/govmomi/property"
 	"github.com/vmware/govmomi/vim25/mo"
@@ -33,19 +33,22 @@ const (
 
 // VM is what the master target needs to know of a VM.
 type VM struct {
-	Name        string       `json:"name"`
-	Path        string       `json:"path"`
-	Datacenter  string       `json:"datacenter"`
-	Host        string       `json:"host"`
-	BIOSUUID    string       `json:"biosUuid"`
-	PowerState  string       `json:"powerState"`
-	CPUs        int32        `json:"cpus"`
-	MemoryMB    int32        `json:"memoryMB"`
-	EnableUUID  string       `json:"enableUuid"` // "TRUE", "FALSE", or "" when not set
-	Snapshots   int          `json:"snapshots"`
-	Datastores  []string     `json:"datastores"`
-	Controllers []Controller `json:"controllers"`
-	Disks       []Disk       `json:"disks"`
+	Name       string `json:"name"`
+	Path       string `json:"path"`
+	Datacenter string `json:"datacenter"`
+	Host       string `json:"host"`
+	BIOSUUID   string `json:"biosUuid"`
+	PowerState string `json:"powerState"`
+	CPUs       int32  `json:"cpus"`
+	MemoryMB   int32  `json:"memoryMB"`
+	EnableUUID string `json:"enableUuid"` // "TRUE", "FALSE", or "" when not set
+	// EnableUUIDKeys are the spellings of the key the VM has (more than
+	// one when something wrote it in another case).
+	EnableUUIDKeys []string     `json:"enableUuidKeys,omitempty"`
+	Snapshots      int          `json:"snapshots"`
+	Datastores     []string     `json:"datastores"`
+	Controllers    []Controller `json:"controllers"`
+	Disks          []Disk       `json:"disks"`
 
 	Ref  types.ManagedObjectReference `json:"-"`
 	host types.ManagedObjectReference
@@ -154,41 +157,62 @@ func (c *Client) FindVM(ctx context.Context, biosUUID string) (*object.VirtualMa
 		ErrVMNotFound, c.Host, u, swapped)
 }
 
-// FindVMByName finds a VM by inventory path (/DC/vm/name) or by name in
-// any datacenter; a name in more than one datacenter is refused.
+// FindVMByName finds a VM by inventory path (/DC/vm/name) or by its
+// exact name in any datacenter: no pattern (a * or ? is a character of
+// the name); a name in more than one place is refused with the paths.
 func (c *Client) FindVMByName(ctx context.Context, name string) (*object.VirtualMachine, error) {
-	f := find.NewFinder(c.Vim(), false)
-	if strings.HasPrefix(name, "/") {
-		vm, err := f.VirtualMachine(ctx, name)
+	return c.findVMs(ctx, name, false)
+}
+
+// FindVMGlob finds the one VM whose name matches a shell pattern
+// (path.Match); no match, or more than one, is refused with the names.
+func (c *Client) FindVMGlob(ctx context.Context, pattern string) (*object.VirtualMachine, error) {
+	if _, err := path.Match(pattern, ""); err != nil {
+		return nil, fmt.Errorf("--vm-glob %q: %w", pattern, err)
+	}
+	return c.findVMs(ctx, pattern, true)
+}
+
+func (c *Client) findVMs(ctx context.Context, name string, glob bool) (*object.VirtualMachine, error) {
+	if strings.HasPrefix(name, "/") && !glob {
+		var m mo.ManagedEntity
+		ref, err := object.NewSearchIndex(c.Vim()).FindByInventoryPath(ctx, name)
 		if err != nil {
-			var nf *find.NotFoundError
-			if errors.As(err, &nf) {
-				return nil, fmt.Errorf("%w: %s", ErrVMNotFound, name)
-			}
 			return nil, vimErr(err)
 		}
+		if ref == nil || ref.Reference().Type != "VirtualMachine" {
+			return nil, fmt.Errorf("%w: nothing at %s is a VM", ErrVMNotFound, name)
+		}
+		if err := property.DefaultCollector(c.Vim()).RetrieveOne(ctx, ref.Reference(), []string{"name"}, &m); err != nil {
+			return nil, vimErr(err)
+		}
+		vm := object.NewVirtualMachine(c.Vim(), ref.Reference())
+		vm.InventoryPath = name
 		return vm, nil
 	}
-	dcs, err := f.DatacenterList(ctx, "*")
-	if err != nil {
-		return nil, vimErr(err)
+	var vms []mo.VirtualMachine
+	if err := c.retrieveAll(ctx, c.Vim().ServiceContent.RootFolder, "VirtualMachine", []string{"name"}, &vms); err != nil {
+		return nil, err
 	}
 	var found []*object.VirtualMachine
-	for _, dc := range dcs {
-		f.SetDatacenter(dc)
-		vms, err := f.VirtualMachineList(ctx, name)
-		if err != nil {
-			var nf *find.NotFoundError
-			if errors.As(err, &nf) {
-				continue
-			}
-			return nil, vimErr(err)
+	for _, v := range vms {
+		ok := v.Name == name
+		if glob {
+			ok, _ = path.Match(name, v.Name)
 		}
-		found = append(found, vms...)
+		if ok {
+			vm := object.NewVirtualMachine(c.Vim(), v.Self)
+			vm.InventoryPath = c.inventoryPath(ctx, v.Self, v.Name)
+			found = append(found, vm)
+		}
 	}
+	sort.Slice(found, func(i, j int) bool { return found[i].InventoryPath < found[j].InventoryPath })
 	switch len(found) {
 	case 0:
-		return nil, fmt.Errorf("%w: no VM named %q", ErrVMNotFound, name)
+		if glob {
+			return nil, fmt.Errorf("%w: no VM name matches %q", ErrVMNotFound, name)
+		}
+		return nil, fmt.Errorf("%w: no VM named %q (the name must be exact; --vm-glob takes a pattern)", ErrVMNotFound, name)
 	case 1:
 		return found[0], nil
 	}
@@ -196,7 +220,25 @@ func (c *Client) FindVMByName(ctx context.Context, name string) (*object.Virtual
 	for i, vm := range found {
 		paths[i] = vm.InventoryPath
 	}
+	if glob {
+		return nil, fmt.Errorf("%d VMs match %q (%s): give one name with --vm", len(found), name, strings.Join(paths, ", "))
+	}
 	return nil, fmt.Errorf("%d VMs are named %q (%s): give the inventory path", len(found), name, strings.Join(paths, ", "))
+}
+
+// inventoryPath is a VM's path from the root folder (/DC0/vm/name).
+func (c *Client) inventoryPath(ctx context.Context, ref types.ManagedObjectReference, name string) string {
+	ents, err := mo.Ancestors(ctx, c.Vim(), c.Vim().ServiceContent.PropertyCollector, ref)
+	if err != nil {
+		return name
+	}
+	var parts []string
+	for _, e := range ents {
+		if e.Parent != nil {
+			parts = append(parts, e.Name)
+		}
+	}
+	return "/" + strings.Join(parts, "/")
 }
 
 var vmProps = []string{"name", "config", "runtime", "snapshot", "datastore"}
@@ -214,9 +256,14 @@ func (c *Client) Describe(ctx context.Context, obj *object.VirtualMachine) (*VM,
 	}
 	v := &VM{Name: m.Name, Ref: m.Self, BIOSUUID: m.Config.Uuid, PowerState: string(m.Runtime.PowerState),
 		CPUs: m.Config.Hardware.NumCPU, MemoryMB: m.Config.Hardware.MemoryMB}
+	// vSphere reads keys case-insensitively: with several spellings of
+	// the key, any one not TRUE may be the one it takes.
 	for _, o := range m.Config.ExtraConfig {
 		if ov := o.GetOptionValue(); strings.EqualFold(ov.Key, "disk.EnableUUID") {
-			v.EnableUUID = fmt.Sprint(ov.Value)
+			v.EnableUUIDKeys = append(v.EnableUUIDKeys, ov.Key)
+			if val := fmt.Sprint(ov.Value); v.EnableUUID == "" || strings.EqualFold(v.EnableUUID, "true") {
+				v.EnableUUID = val
+			}
 		}
 	}
 	if m.Snapshot != nil {

@@ -198,6 +198,36 @@ func TestEnableUUID(t *testing.T) {
 		t.Fatalf("second time: changed %v, %v", changed, err)
 	}
 
+	// A key of another case saying FALSE: vSphere may read either, so the
+	// VM is not taken as TRUE, and enable-uuid leaves one key, TRUE.
+	task, err := off.Reconfigure(ctx, types.VirtualMachineConfigSpec{ExtraConfig: []types.BaseOptionValue{
+		&types.OptionValue{Key: "DISK.enableuuid", Value: "FALSE"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := task.WaitForResult(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := extraConfig(t, c, vspheresim.OffVM); v != "FALSE" {
+		t.Fatalf("EnableUUID with a FALSE key of other case reads %q", v)
+	}
+	if changed, err := c.EnableUUID(ctx, off); err != nil || !changed {
+		t.Fatalf("other case: changed %v, %v", changed, err)
+	}
+	var keys []string
+	var mvm mo.VirtualMachine
+	if err := off.Properties(ctx, off.Reference(), []string{"config.extraConfig"}, &mvm); err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range mvm.Config.ExtraConfig {
+		if ov := o.GetOptionValue(); strings.EqualFold(ov.Key, "disk.enableuuid") {
+			keys = append(keys, fmt.Sprintf("%s=%v", ov.Key, ov.Value))
+		}
+	}
+	if strings.Join(keys, ",") != "disk.EnableUUID=TRUE" {
+		t.Fatalf("keys after enable-uuid: %v", keys)
+	}
+
 	// Powered on and not set: refused, with what to do, and unchanged.
 	on, err := c.FindVMByName(ctx, "DC0_H0_VM0")
 	if err != nil {
@@ -214,6 +244,19 @@ func TestEnableUUID(t *testing.T) {
 	}
 	if v, p := extraConfig(t, c, "DC0_H0_VM0"); v != "" || p != "poweredOn" {
 		t.Fatalf("a refused VM changed: EnableUUID %q, %s", v, p)
+	}
+	// Suspended: refused, and called suspended, not powered on.
+	task, err = on.Suspend(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := task.WaitForResult(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.EnableUUID(ctx, on)
+	if !errors.Is(err, vsphere.ErrPoweredOn) || !strings.Contains(err.Error(), "DC0_H0_VM0 is suspended") ||
+		!strings.Contains(err.Error(), "resume it and shut the guest down") || strings.Contains(err.Error(), "powered on:") {
+		t.Fatalf("suspended: %v", err)
 	}
 }
 
@@ -424,8 +467,8 @@ func TestCreateFailbackVM(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.Spec.Name != "src01" || p.Spec.Datastore != vspheresim.Datastore || p.Spec.Host != vspheresim.MTHost || len(p.Steps) != 5 ||
-		p.Disks[0].Device != "/dev/sdb" || p.VMPath != "[LocalDS_0] src01/src01.vmx" {
+	if p.Spec.Name != "src01" || p.Spec.Datastore != vspheresim.Datastore || p.Spec.Host != vspheresim.MTHost ||
+		p.Disks[0].Device != "/dev/sdb" || p.VMPath != "[LocalDS_0] src01/src01.vmx" || len(p.Steps) != 4 {
 		t.Fatalf("plan %+v", p)
 	}
 	if vsphere.Failed(p.Checks) {
@@ -440,7 +483,7 @@ func TestCreateFailbackVM(t *testing.T) {
 	if err := c.Execute(ctx, p, func(st vsphere.Step) { progress = append(progress, st.Kind+" "+st.Status) }); err != nil {
 		t.Fatal(err)
 	}
-	want := "detach done,detach done,create done,attach done,power-on done"
+	want := "detach running,detach done,create running,create done,attach running,attach done,power-on running,power-on done"
 	if strings.Join(progress, ",") != want {
 		t.Fatalf("progress %v", progress)
 	}

@@ -10,6 +10,16 @@
 #   readiness passes for a good plan and fails (exit 4) for a bad one;
 #   create-vm --dry-run changes nothing; create-vm creates and powers on the
 #   failback VM with the recovered disks, gone from the master target.
+# Then against a second simulator whose tasks are slow (vcsim -task-delay)
+# and whose master target holds 20 recovered disks: a 20-disk EFI
+# (secure boot) VM on two PVSCSI controllers with two NICs of given MACs,
+#   interrupted with SIGINT while each step's task runs: the inventory
+#   (every VM object by object and the disks' files, read by vcsim
+#   -inventory, a govmomi client of its own) ends as before;
+#   made, uninterrupted, and checked device by device, then undone;
+#   killed with SIGKILL while the create and the attach run, then finished
+#   with `failback resume` (the inventory as the uninterrupted run made
+#   it) and reversed with `failback undo` (as before), or undone at once.
 #
 #   scripts/e2e/vsphere.sh
 #
@@ -20,11 +30,13 @@ cd "$(dirname "$0")/../.."
 
 work=$(mktemp -d)
 pid=
+pid2=
+bigpid=
 cleanup() {
-	if [ -n "$pid" ]; then
-		kill "$pid" 2>/dev/null || true
-		wait "$pid" 2>/dev/null || true
-	fi
+	for p in $bigpid $pid $pid2; do
+		kill "$p" 2>/dev/null || true
+		wait "$p" 2>/dev/null || true
+	done
 	rm -rf "$work"
 }
 trap cleanup EXIT
@@ -61,7 +73,7 @@ echo "   $URL ($THUMBPRINT)"
 store="$work/thumbprints"
 sessions="$work/sessions"
 conn=(--url "$URL" --user administrator --password-file "$work/pw" --trust-store "$store" --session-dir "$sessions"
-	--uuid-file "$work/state/product_uuid" --dev-root "$work/state/root")
+	--uuid-file "$work/state/product_uuid" --dev-root "$work/state/root" --plan-dir "$work/plans0")
 vcheck() { "$work/vcsim" -check "$1" -url "$URL" -thumbprint "$THUMBPRINT" -user administrator -password-file "$work/pw"; }
 # sees VM LINE: the helper's own client sees LINE for VM (whole output
 # read first: grep -q would cut the pipe under pipefail).
@@ -157,11 +169,11 @@ has pvscsi "paravirtual"
 step "create-vm"
 create=(vsphere create-vm "${conn[@]}" --source-hostname src01 --disk /dev/sdb --disk "$RECOVERED2"
 	--nic "$NETWORK" --cpus 2 --memory-mb 1024)
-run dry 0 "${create[@]}" --dry-run
+run dry 0 "${create[@]}" --dry-run --socket "$work/no-agent.sock"
 has dry "create VM src01"
 sees src01 "exists=false" || fail "the dry run created the VM"
 [ "$(disks "$MT")" = 3 ] || fail "the dry run changed the master target"
-run create 0 "${create[@]}"
+run create 0 "${create[@]}" --socket "$work/no-agent.sock"
 has create "powered on"
 vcheck src01 >"$work/src01" || fail "vcsim -check src01 failed"
 grep -qx "power=poweredOn" "$work/src01" || fail "src01 is not powered on: $(cat "$work/src01")"
@@ -170,6 +182,110 @@ grep -qxF "disk=$RECOVERED2" "$work/src01" || fail "src01 lacks $RECOVERED2"
 grep -qx "nic=vmxnet3" "$work/src01" || fail "src01 has no vmxnet3 NIC"
 grep -qx "cpus=2" "$work/src01" || fail "src01 CPUs"
 [ "$(disks "$MT")" = 1 ] || fail "the recovered disks are still on the master target"
-run again 1 "${create[@]}"
+run again 1 "${create[@]}" --socket "$work/no-agent.sock"
+ls "$work"/plans0/src01-*.json >/dev/null || fail "create-vm kept no plan file in --plan-dir"
+
+step "a slow simulator with 20 recovered disks"
+mkdir "$work/state2"
+"$work/vcsim" -state "$work/state2" -user administrator -password-file "$work/pw" -extra-disks 18 \
+	-task-delay CreateVm:1500 -task-delay PowerOn:1500 -task-delay ReconfigVm:1500 >"$work/vcsim2.out" 2>"$work/vcsim2.err" &
+pid2=$!
+for _ in $(seq 600); do
+	[ -f "$work/state2/env" ] && break
+	kill -0 "$pid2" 2>/dev/null || { cat "$work/vcsim2.err" >&2; fail "vcsim (slow) exited"; }
+	sleep 0.1
+done
+[ -f "$work/state2/env" ] || fail "vcsim (slow) did not come up in 60 s"
+# shellcheck disable=SC1091
+. "$work/state2/env"
+[ "${#RECOVERED_FILES[@]}" = 20 ] || fail "the slow simulator has ${#RECOVERED_FILES[@]} recovered disks, want 20"
+plans="$work/plans"
+conn2=(--url "$URL" --user administrator --password-file "$work/pw" --thumbprint "$THUMBPRINT" --no-session-cache
+	--uuid-file "$work/state2/product_uuid" --dev-root "$work/state2/root" --plan-dir "$plans")
+files=$(IFS=,; echo "${RECOVERED_FILES[*]}")
+inventory() {
+	"$work/vcsim" -inventory -url "$URL" -thumbprint "$THUMBPRINT" -user administrator -password-file "$work/pw" -files "$files"
+}
+inventory >"$work/inv.before" || fail "vcsim -inventory failed"
+big=(vsphere create-vm "${conn2[@]}" --socket "$work/no-agent.sock" --name big01 --cpus 2 --cores-per-socket 2 --memory-mb 2048
+	--guest-id rhel9_64Guest --firmware efi --secure-boot --hw-version 19 --controller pvscsi --controller pvscsi
+	--nic "network=$NETWORK,adapter=vmxnet3,mac=00:50:56:3a:00:01"
+	--nic "network=DC0_DVPG0,adapter=e1000e,mac=00:50:56:3a:00:02,connected=false")
+for f in "${RECOVERED_FILES[@]}"; do big+=(--disk "$f"); done
+unfinished() { "$mt" vsphere failback list --plan-dir "$plans" --json | grep -c '"masterTarget"' || true; }
+same_as() {
+	inventory >"$work/inv.now" || fail "vcsim -inventory failed"
+	diff -u "$1" "$work/inv.now" >&2 || fail "$2: the inventory differs from $1"
+}
+# start_big NAME: create-vm in the background, output in $work/NAME.out.
+start_big() {
+	"$mt" "${big[@]}" >"$work/$1.out" 2>"$work/$1.err" &
+	bigpid=$!
+}
+# wait_step NAME PATTERN: until the run prints "running PATTERN".
+wait_step() {
+	for _ in $(seq 1200); do
+		grep -qE "^running +$2" "$work/$1.out" && return 0
+		kill -0 "$bigpid" 2>/dev/null || { cat "$work/$1.out" "$work/$1.err" >&2; fail "$1: ended before \"$2\" began"; }
+		sleep 0.05
+	done
+	fail "$1: \"$2\" did not begin in 60 s"
+}
+
+for s in "detach" "create VM" "attach" "power on"; do
+	name="int-${s// /-}"
+	step "SIGINT while \"$s\" runs: every step undone"
+	start_big "$name"
+	wait_step "$name" "$s"
+	kill -INT "$bigpid"
+	rc=0
+	wait "$bigpid" || rc=$?
+	[ "$rc" = 1 ] || { cat "$work/$name.out" "$work/$name.err" >&2; fail "$name: exit $rc, want 1"; }
+	has "$name" "Interrupted: waiting for the vSphere task"
+	has "$name" "every step begun was undone"
+	same_as "$work/inv.before" "$name"
+	[ "$(unfinished)" = 0 ] || fail "$name: a plan is left unfinished"
+done
+
+step "made without interruption: the reference"
+run bigref 0 "${big[@]}"
+has bigref "Failback VM big01 created with 20 disk(s) and powered on"
+inventory >"$work/inv.done"
+grep -F 'big01: poweredOn cpu=2/2 mem=2048 fw=efi secure=true hw=vmx-19 ctl=[pvscsi@0 pvscsi@1]' "$work/inv.done" >/dev/null ||
+	fail "big01 is not as asked: $(grep big01 "$work/inv.done")"
+grep -F 'nics=[vmxnet3/00:50:56:3a:00:01/true e1000e/00:50:56:3a:00:02/false]' "$work/inv.done" >/dev/null ||
+	fail "big01's NICs: $(grep big01 "$work/inv.done")"
+[ "$(grep '^big01:' "$work/inv.done" | grep -o 'recovered/src01_[^ ]*@0:' | wc -l)" = 15 ] || fail "big01: not 15 disks on bus 0"
+[ "$(grep '^big01:' "$work/inv.done" | grep -o 'recovered/src01_[^ ]*@1:' | wc -l)" = 5 ] || fail "big01: not 5 disks on bus 1"
+refplan=$(ls -t "$plans"/big01-*.json | head -1)
+[ "$(stat -c %a "$refplan")" = 600 ] || fail "plan file $refplan: mode $(stat -c %a "$refplan")"
+run bigundo 0 vsphere failback undo "${conn2[@]}" "$refplan"
+same_as "$work/inv.before" "undo of the reference run"
+
+for s in "create VM" "attach"; do
+	name="kill-${s// /-}"
+	step "SIGKILL while \"$s\" runs, then resume, then undo"
+	start_big "$name"
+	wait_step "$name" "$s"
+	kill -KILL "$bigpid"
+	wait "$bigpid" 2>/dev/null || true
+	[ "$(unfinished)" = 1 ] || fail "$name: no unfinished plan after the kill"
+	plan=$(ls -t "$plans"/big01-*.json | head -1)
+	run "$name-resume" 0 vsphere failback resume "${conn2[@]}" "$plan"
+	has "$name-resume" "powered on"
+	same_as "$work/inv.done" "$name, resumed"
+	run "$name-undo" 0 vsphere failback undo "${conn2[@]}" "$plan"
+	same_as "$work/inv.before" "$name, undone"
+	[ "$(unfinished)" = 0 ] || fail "$name: a plan is left unfinished"
+
+	step "SIGKILL while \"$s\" runs, then undo"
+	start_big "$name-2"
+	wait_step "$name-2" "$s"
+	kill -KILL "$bigpid"
+	wait "$bigpid" 2>/dev/null || true
+	plan=$(ls -t "$plans"/big01-*.json | head -1)
+	run "$name-undo2" 0 vsphere failback undo "${conn2[@]}" "$plan"
+	same_as "$work/inv.before" "$name, undone without resume"
+done
 
 echo "e2e vsphere: ok"

@@ -215,7 +215,8 @@ func (s *Scene) setup(ctx context.Context) error {
 // WriteDevRoot lays out DIR/dev/disk/by-id as the master target's guest
 // shows it with disk.EnableUUID=TRUE: wwn-0x… and scsi-3… links to sda
 // (boot), sdb and sdc (the recovered disks), plus a partition link that
-// must be ignored.
+// must be ignored; DIR/sys/class/block/sdX (dev numbers, no holders) and
+// DIR/proc/self/mountinfo (the root on sda1).
 func (s *Scene) WriteDevRoot(dir string) error {
 	byID := filepath.Join(dir, "dev", "disk", "by-id")
 	if err := os.MkdirAll(byID, 0o755); err != nil {
@@ -224,6 +225,9 @@ func (s *Scene) WriteDevRoot(dir string) error {
 	uuids := append([]string{s.BootUUID}, s.RecoveredUUIDs...)
 	for i, u := range uuids {
 		dev := "sd" + string(rune('a'+i))
+		if i >= 26 {
+			dev = "sd" + string(rune('a'+i/26-1)) + string(rune('a'+i%26))
+		}
 		naa := strings.ToLower(strings.ReplaceAll(u, "-", ""))
 		if err := os.WriteFile(filepath.Join(dir, "dev", dev), nil, 0o600); err != nil {
 			return err
@@ -238,8 +242,20 @@ func (s *Scene) WriteDevRoot(dir string) error {
 				return err
 			}
 		}
+		blk := filepath.Join(dir, "sys", "class", "block", dev)
+		if err := os.MkdirAll(filepath.Join(blk, "holders"), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(blk, "dev"), fmt.Appendf(nil, "8:%d\n", 16*i), 0o644); err != nil {
+			return err
+		}
 	}
-	return nil
+	// The guest's mounts: its root on sda1, nothing on the recovered disks.
+	if err := os.MkdirAll(filepath.Join(dir, "proc", "self"), 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, "proc", "self", "mountinfo"),
+		[]byte("22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw\n25 22 0:21 / /proc rw - proc proc rw\n"), 0o644)
 }
 
 // swap byte-swaps the first three fields of a UUID.
