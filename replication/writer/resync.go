@@ -90,12 +90,20 @@ func (p *Pair) WriteDirect(ctx context.Context, seq uint64, off int64, t time.Ti
 	} else if seq > p.dir.last+1 {
 		return true, fmt.Errorf("pair %s: %w: direct resync write %d after %d", p.cfg.ID, journal.ErrOutOfOrder, seq, p.dir.last)
 	}
-	buf := data
-	if zero {
-		buf = zeroBuf[:len(data)]
-	}
 	err := p.Hold(func(target vfs.File, _ *journal.Store) error {
-		if _, err := target.WriteAt(buf, off); err != nil {
+		if zero {
+			// A hole where the target can punch one (or the device
+			// zeroes the blocks itself), else zeros written.
+			if err := vfs.Zero(target, off, int64(len(data)), zeroBuf); err != nil {
+				return &errTarget{"zero", p.cfg.Target, off, err}
+			}
+			return nil
+		}
+		// Large aligned writes go past the page cache (O_DIRECT where
+		// the target takes it): a full copy is written once and never
+		// read back, and its write-back through the page cache would
+		// cost a copy and stall the target's other writers.
+		if err := vfs.WriteAppend(target, data, off); err != nil {
 			return &errTarget{"write", p.cfg.Target, off, err}
 		}
 		return nil
@@ -176,10 +184,19 @@ func (p *Pair) beginDirect(ctx context.Context, seq uint64, t time.Time) (bool, 
 		return true, err
 	}
 	if err := p.Drain(ctx); err != nil {
+		if p.pausedNow() && !p.failed() {
+			// Paused since WriteDirect looked: not an error of the
+			// pair, the write is journaled and waits like any other.
+			return false, nil
+		}
 		return true, err
 	}
 	ok := true
 	err := p.Hold(func(_ vfs.File, st *journal.Store) error {
+		if p.pausedNow() {
+			ok = false // paused after the drain: journaled, it waits
+			return nil
+		}
 		if next := p.log.Next(); seq != next || st.State().Applied != next-1 || p.log.Durable() != next-1 {
 			return fmt.Errorf("%w: direct resync write %d: journal next %d, durable %d, applied %d",
 				journal.ErrOutOfOrder, seq, next, p.log.Durable(), st.State().Applied)
@@ -203,6 +220,20 @@ func (p *Pair) beginDirect(ctx context.Context, seq uint64, t time.Time) (bool, 
 		p.dir = &direct{first: t, last: seq - 1}
 	}
 	return ok, nil
+}
+
+// pausedNow says whether the pair is paused.
+func (p *Pair) pausedNow() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.paused != ""
+}
+
+// failed says whether the pair stopped on an error.
+func (p *Pair) failed() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.err != nil
 }
 
 // EndDirect commits the direct resync writes not yet committed, if any:
