@@ -35,6 +35,10 @@ type direct struct {
 
 var zeroBuf = make([]byte, 4<<20)
 
+// directDrainHook, when set (tests), runs as a stretch of direct writes
+// starts, before it waits for the journal to drain.
+var directDrainHook func()
+
 // WriteDirect writes a resync chunk (zero: a range of zeros of
 // len(data), data unread) straight to the target: no before-image, no
 // journal record. It reports false, doing nothing, when the pair cannot
@@ -182,6 +186,9 @@ func (p *Pair) directIdle(d *direct) {
 func (p *Pair) beginDirect(ctx context.Context, seq uint64, t time.Time) (bool, error) {
 	if err := p.synced(ctx, p.log.SyncContext(ctx)); err != nil {
 		return true, err
+	}
+	if directDrainHook != nil {
+		directDrainHook()
 	}
 	if err := p.Drain(ctx); err != nil {
 		if p.pausedNow() && !p.failed() {
