@@ -43,7 +43,11 @@ func plan(ctx context.Context, st *journal.Store, after, upto uint64) ([]piece, 
 	// boundaries: reading and checking it is most of a plan, and a
 	// part's reads go on while another's wait for the disk. The parts
 	// are joined in order, so ages run as in one forward read.
-	bounds := planSplit(st.Segments(), after, upto, planParts)
+	segs := st.Segments()
+	bounds := planSplit(segs, after, upto, planParts)
+	for i := range len(bounds) - 1 {
+		prefetch(st, segs, bounds[i], bounds[i+1], planPrefetch)
+	}
 	parts := make([]planPart, len(bounds)-1)
 	var wg sync.WaitGroup
 	for i := range parts {
@@ -113,6 +117,37 @@ func planSplit(segs []journal.SegmentInfo, after, upto uint64, n int) []uint64 {
 		}
 	}
 	return append(bounds, upto)
+}
+
+// planPrefetch is how much of each part of a plan is asked for ahead.
+const planPrefetch = 512 << 20
+
+// prefetch asks the kernel to read ahead (posix_fadvise WILLNEED) the
+// first limit bytes of the undo segments of (after, upto]: the undo log
+// is written past the page cache, and the kernel's read-ahead of a
+// stretch at once keeps the disk busier than the plan's reads one after
+// another. The limit keeps a long log from pushing its own start out of
+// the cache before the plan reads it. Only a hint: files without a
+// descriptor, and failures, are passed over.
+func prefetch(st *journal.Store, segs []journal.SegmentInfo, after, upto uint64, limit int64) {
+	for _, g := range segs {
+		if g.LastSeq <= after || g.FirstSeq > upto || g.FirstSeq == 0 {
+			continue
+		}
+		if limit <= 0 {
+			return
+		}
+		f, err := st.OpenSegment(g.Index)
+		if err != nil {
+			continue // the plan reports it
+		}
+		n := min(g.Bytes, limit)
+		if o, ok := f.(osFiler); ok {
+			_ = unix.Fadvise(int(o.OSFile().Fd()), 0, n, unix.FADV_WILLNEED)
+		}
+		f.Close()
+		limit -= n
+	}
 }
 
 // planPart is what one part of a plan read: its before-images in order
