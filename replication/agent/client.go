@@ -856,13 +856,50 @@ var zeros = make([]byte, MaxZeroRange)
 // hashPiece is the most the agent reads at once to answer a HashRequest.
 const hashPiece = 4 << 20
 
-func (c *Client) recvLoop(ctx context.Context, s *session) error {
-	for {
-		_ = s.c.NetConn().SetReadDeadline(time.Now().Add(c.cfg.IdleTimeout))
-		m, err := s.c.Recv()
-		if err != nil {
-			return err
+// recvAhead is how many messages are received (read, decrypted,
+// checked) ahead of the one being handled: the next chunk of a resync
+// comes off the wire while the last one is written to the target.
+const recvAhead = 4
+
+// received is one Recv's outcome.
+type received struct {
+	m   wire.Message
+	err error
+}
+
+// receive reads s's messages into a channel, recvAhead at most waiting,
+// until Recv fails (its error is the last item) or done closes. The
+// caller closes the connection once it stops reading, which ends a Recv
+// in progress.
+func (c *Client) receive(s *session, done <-chan struct{}) <-chan received {
+	in := make(chan received, recvAhead)
+	go func() {
+		for {
+			_ = s.c.NetConn().SetReadDeadline(time.Now().Add(c.cfg.IdleTimeout))
+			m, err := s.c.Recv()
+			select {
+			case in <- received{m, err}:
+			case <-done:
+				return
+			}
+			if err != nil {
+				return
+			}
 		}
+	}()
+	return in
+}
+
+func (c *Client) recvLoop(ctx context.Context, s *session) error {
+	done := make(chan struct{})
+	defer close(done)
+	in := c.receive(s, done)
+	for {
+		r := <-in
+		if r.err != nil {
+			return r.err
+		}
+		m := r.m
 		var l *link
 		if id := m.DiskID(); id != 0 {
 			l = s.linkOf(id)

@@ -15,7 +15,14 @@
 // pair asks to stream on from its resume point, and the process server
 // resyncs by hashes if it cannot.
 //
-// Then, per message: ResyncData and ZeroRange become journal writes
+// Messages are received (read, decrypted, checked) up to four ahead of
+// the one being handled, so the next resync chunk comes off the wire
+// while the last is written. In step I of a full resync, while the
+// pair's retention store holds no recoverable point, ResyncData and
+// ZeroRange go straight to the target (writer.Pair.WriteDirect: no
+// before-image, no journal record; a zero range becomes a hole).
+//
+// Otherwise, per message: ResyncData and ZeroRange become journal writes
 // flagged journal.FlagResync (a ZeroRange one write of zeros, so each
 // wire disk sequence is exactly one journal sequence; the process server
 // keeps a zero range within one chunk of at most 4 MiB); Write and Tag

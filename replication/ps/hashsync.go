@@ -200,7 +200,7 @@ func (s *stream) produceHashes(ctx context.Context, c *wire.Conn, a attachment, 
 			}
 			continue
 		}
-		if err := s.sendRange(rs, gen, off, min(cs, s.d.size-off)); err != nil {
+		if err := s.sendRange(rs, gen, off, min(cs, s.d.size-off), nil); err != nil {
 			return err
 		}
 	}
@@ -298,10 +298,11 @@ func (s *stream) settle(rs *resync, gen uint64, hp *hashPipe) error {
 }
 
 // sendRange reads [off, off+n) of the source and appends it to the buffer:
-// as ResyncData, or as a ZeroRange when it reads as zeros. Unlike
-// sendChunk it leaves the dirty marks and step I's position alone: a part
-// of a chunk is not the chunk.
-func (s *stream) sendRange(rs *resync, gen uint64, off, n int64) error {
+// as ResyncData, or as a ZeroRange when it reads as zeros; then, s.mu
+// held, calls appended (if not nil). It leaves the dirty marks and step
+// I's position alone (sendChunk moves them: a part of a chunk is not the
+// chunk).
+func (s *stream) sendRange(rs *resync, gen uint64, off, n int64, appended func()) error {
 	b := make([]byte, n) // the message keeps it
 	if err := vfs.ReadFull(s.d.f, b, off); err != nil {
 		return fmt.Errorf("ps: disk %s: read at %d: %w", s.d.name, off, err)
@@ -317,6 +318,9 @@ func (s *stream) sendRange(rs *resync, gen uint64, off, n int64) error {
 	} else {
 		s.appendLocked(entry{msg: &wire.ResyncData{Disk: s.d.id, Seq: s.next, Offset: off, Data: b},
 			seq: s.next, data: true, cost: n, phase: rs.step})
+	}
+	if appended != nil {
+		appended()
 	}
 	return nil
 }

@@ -462,8 +462,8 @@ func (s *stream) produce(ctx context.Context, c *wire.Conn, a attachment) error 
 	}
 }
 
-// sendChunk reads chunk ch and appends it to the buffer: as ResyncData,
-// or as a ZeroRange when it reads as zeros.
+// sendChunk reads chunk ch and appends it to the buffer (sendRange),
+// step I's position moved past it.
 func (s *stream) sendChunk(rs *resync, gen uint64, ch int64) error {
 	off := ch * s.d.chunk
 	s.mu.Lock()
@@ -475,28 +475,13 @@ func (s *stream) sendChunk(rs *resync, gen uint64, ch int64) error {
 	// chunk again, so step II sends it.
 	s.dirty[ch/64] &^= 1 << (ch % 64)
 	s.mu.Unlock()
-	b := make([]byte, min(s.d.chunk, s.d.size-off)) // the message keeps it
-	if err := vfs.ReadFull(s.d.f, b, off); err != nil {
-		return fmt.Errorf("ps: disk %s: read at %d: %w", s.d.name, off, err)
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.gen != gen || s.rs != rs {
-		return errSuperseded
-	}
-	if journal.IsZero(b) {
-		s.appendLocked(entry{msg: &wire.ZeroRange{Disk: s.d.id, Seq: s.next, Offset: off, Length: int64(len(b))},
-			seq: s.next, data: true, phase: rs.step})
-	} else {
-		s.appendLocked(entry{msg: &wire.ResyncData{Disk: s.d.id, Seq: s.next, Offset: off, Data: b},
-			seq: s.next, data: true, cost: int64(len(b)), phase: rs.step})
-	}
-	if rs.step == wire.StateResync1 {
-		rs.pos = ch + 1
-		rs.done = min(rs.pos*s.d.chunk, s.d.size)
-		if rs.pos%16 == 0 || rs.pos == s.nchunks() {
-			s.stateLocked()
+	return s.sendRange(rs, gen, off, min(s.d.chunk, s.d.size-off), func() {
+		if rs.step == wire.StateResync1 {
+			rs.pos = ch + 1
+			rs.done = min(rs.pos*s.d.chunk, s.d.size)
+			if rs.pos%16 == 0 || rs.pos == s.nchunks() {
+				s.stateLocked()
+			}
 		}
-	}
-	return nil
+	})
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -236,6 +237,9 @@ func TestApplyMatchesOldPlan(t *testing.T) {
 				if seed%2 == 0 {
 					smallRuns(t)
 				}
+				if seed > 2 {
+					splitPlans(t)
+				}
 				var fsys vfs.FS = vfs.NewMem()
 				dir := "/r"
 				if kind == "os" {
@@ -243,6 +247,9 @@ func TestApplyMatchesOldPlan(t *testing.T) {
 				}
 				rs := newRandomStore(t, fsys, dir, seed, 150, 5)
 				applied := rs.st.State().Applied
+				if b := planSplit(rs.st.Segments(), 0, applied, planParts); seed > 2 && len(b) < 3 {
+					t.Fatalf("the undo log of %d segments is read in one part (%v): the split is not tested", len(rs.st.Segments()), b)
+				}
 				cur := rs.read(t, filepath.Join(dir, "target"))
 				for _, seq := range []uint64{0, 1, 37, applied - 20, applied - 1, applied} {
 					pieces, _, err := plan(context.Background(), rs.st, seq, applied)
@@ -485,5 +492,44 @@ func TestOldestWins(t *testing.T) {
 				t.Fatalf("round %d: byte %d from interval %d, want %d", round, b, got[b], owner[b])
 			}
 		}
+	}
+}
+
+// splitPlans makes every plan read its undo log in three parts side by
+// side, however small.
+func splitPlans(t *testing.T) {
+	oldParts, oldMin := planParts, planMinBytes
+	planParts, planMinBytes = 3, 1
+	t.Cleanup(func() { planParts, planMinBytes = oldParts, oldMin })
+}
+
+// TestPlanSplit: the undo log a plan reads is cut at segment boundaries
+// into parts of about equal bytes, covering (after, upto] exactly once;
+// a small log, or one segment, is one part.
+func TestPlanSplit(t *testing.T) {
+	seg := func(first, last uint64, n int64) journal.SegmentInfo {
+		return journal.SegmentInfo{Index: first, FirstSeq: first, LastSeq: last, Bytes: n}
+	}
+	segs := []journal.SegmentInfo{seg(1, 10, 64<<20), seg(11, 20, 64<<20), seg(21, 30, 64<<20), seg(31, 40, 64<<20)}
+	for _, c := range []struct {
+		after, upto uint64
+		n           int
+		want        []uint64
+	}{
+		{0, 40, 2, []uint64{0, 20, 40}},
+		{0, 40, 4, []uint64{0, 10, 20, 30, 40}},
+		{5, 40, 2, []uint64{5, 20, 40}},
+		{0, 35, 2, []uint64{0, 20, 35}},
+		{0, 40, 1, []uint64{0, 40}},
+		{12, 18, 2, []uint64{12, 18}}, // one segment
+		{0, 10, 2, []uint64{0, 10}},
+	} {
+		if got := planSplit(segs, c.after, c.upto, c.n); !slices.Equal(got, c.want) {
+			t.Errorf("planSplit(%d, %d, %d parts) = %v, want %v", c.after, c.upto, c.n, got, c.want)
+		}
+	}
+	small := []journal.SegmentInfo{seg(1, 10, 1<<20), seg(11, 20, 1<<20)}
+	if got := planSplit(small, 0, 20, 2); !slices.Equal(got, []uint64{0, 20}) {
+		t.Errorf("a 2 MiB log split into %v, want one part", got)
 	}
 }

@@ -7,7 +7,9 @@
 // to a new file or device (copy_file_range where it can) and rolls the copy
 // back, leaving the target alone. Both read the undo log forward from the
 // point and write each byte once: the oldest before-image of a byte is its
-// value at the point. Both report progress, honour cancellation, and leave
+// value at the point. The plan reads (and checks) the undo log in parts
+// side by side, cut at segment boundaries and joined in order, before
+// anything is written. Both report progress, honour cancellation, and leave
 // nothing half-claimed: a rollback cut short stays RollingBack and is
 // finished by running it again.
 package recovery

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"sync"
 
 	"golang.org/x/sys/unix"
 
@@ -38,21 +39,34 @@ type piece struct {
 // target's content at the applied position, so it is right whether its
 // write landed or not; without them an image would hold those writes.
 func plan(ctx context.Context, st *journal.Store, after, upto uint64) ([]piece, int, error) {
+	// The undo log is read in parts, side by side, split at segment
+	// boundaries: reading and checking it is most of a plan, and a
+	// part's reads go on while another's wait for the disk. The parts
+	// are joined in order, so ages run as in one forward read.
+	segs := st.Segments()
+	bounds := planSplit(segs, after, upto, planParts)
+	for i := range len(bounds) - 1 {
+		prefetch(st, segs, bounds[i], bounds[i+1], planPrefetch)
+	}
+	parts := make([]planPart, len(bounds)-1)
+	var wg sync.WaitGroup
+	for i := range parts {
+		wg.Go(func() { parts[i] = planRead(ctx, st, bounds[i], bounds[i+1]) })
+	}
+	wg.Wait()
 	var ivs []interval
 	records := 0
-	err := st.UndoSpans(after, upto, func(r *journal.Record, seg uint64, off int64) error {
-		if records++; records%1024 == 0 {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
+	for _, pt := range parts {
+		records += pt.records
+		if pt.err != nil {
+			return nil, records, pt.err // the oldest damage first
 		}
-		if len(r.Data) > 0 {
-			ivs = append(ivs, interval{off: r.Offset, end: r.Offset + int64(len(r.Data)), age: len(ivs), seg: seg, segOff: off, zero: r.Flags&journal.FlagZero != 0})
+	}
+	for _, pt := range parts {
+		for _, iv := range pt.ivs {
+			iv.age = len(ivs)
+			ivs = append(ivs, iv)
 		}
-		return nil
-	})
-	if err != nil {
-		return nil, records, err
 	}
 	staged, err := st.Uncommitted()
 	if err != nil {
@@ -69,6 +83,97 @@ func plan(ctx context.Context, st *journal.Store, after, upto uint64) ([]piece, 
 		}
 	}
 	return oldestWins(ivs), records, nil
+}
+
+// planParts is how many parts of the undo log a plan reads side by side.
+var planParts = 2
+
+// planMinBytes is the least a part of a plan reads: a small log is read
+// in one part. A variable for the tests.
+var planMinBytes int64 = 32 << 20
+
+// planSplit cuts (after, upto] into at most n parts of about equal bytes
+// of undo log, at segment boundaries: n+1 bounds at most, the first after
+// and the last upto.
+func planSplit(segs []journal.SegmentInfo, after, upto uint64, n int) []uint64 {
+	var in []journal.SegmentInfo
+	var total int64
+	for _, g := range segs {
+		if g.LastSeq <= after || g.FirstSeq > upto || g.FirstSeq == 0 {
+			continue
+		}
+		in = append(in, g)
+		total += g.Bytes
+	}
+	bounds := []uint64{after}
+	if n > 1 && total >= 2*planMinBytes {
+		per := total / int64(n)
+		var acc int64
+		for _, g := range in[:max(len(in)-1, 0)] {
+			acc += g.Bytes
+			if acc >= per*int64(len(bounds)) && len(bounds) < n && g.LastSeq > bounds[len(bounds)-1] && g.LastSeq < upto {
+				bounds = append(bounds, g.LastSeq)
+			}
+		}
+	}
+	return append(bounds, upto)
+}
+
+// planPrefetch is how much of each part of a plan is asked for ahead.
+const planPrefetch = 512 << 20
+
+// prefetch asks the kernel to read ahead (posix_fadvise WILLNEED) the
+// first limit bytes of the undo segments of (after, upto]: the undo log
+// is written past the page cache, and the kernel's read-ahead of a
+// stretch at once keeps the disk busier than the plan's reads one after
+// another. The limit keeps a long log from pushing its own start out of
+// the cache before the plan reads it. Only a hint: files without a
+// descriptor, and failures, are passed over.
+func prefetch(st *journal.Store, segs []journal.SegmentInfo, after, upto uint64, limit int64) {
+	for _, g := range segs {
+		if g.LastSeq <= after || g.FirstSeq > upto || g.FirstSeq == 0 {
+			continue
+		}
+		if limit <= 0 {
+			return
+		}
+		f, err := st.OpenSegment(g.Index)
+		if err != nil {
+			continue // the plan reports it
+		}
+		n := min(g.Bytes, limit)
+		if o, ok := f.(osFiler); ok {
+			_ = unix.Fadvise(int(o.OSFile().Fd()), 0, n, unix.FADV_WILLNEED)
+		}
+		f.Close()
+		limit -= n
+	}
+}
+
+// planPart is what one part of a plan read: its before-images in order
+// (ages not yet set), the records read, and the damage or error that
+// stopped it.
+type planPart struct {
+	ivs     []interval
+	records int
+	err     error
+}
+
+// planRead reads the before-images of (after, upto].
+func planRead(ctx context.Context, st *journal.Store, after, upto uint64) planPart {
+	var pt planPart
+	pt.err = st.UndoSpans(after, upto, func(r *journal.Record, seg uint64, off int64) error {
+		if pt.records++; pt.records%1024 == 0 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+		if len(r.Data) > 0 {
+			pt.ivs = append(pt.ivs, interval{off: r.Offset, end: r.Offset + int64(len(r.Data)), seg: seg, segOff: off, zero: r.Flags&journal.FlagZero != 0})
+		}
+		return nil
+	})
+	return pt
 }
 
 // interval is one before-image: [off, end) of the image, its age (the

@@ -11,6 +11,13 @@
 //     fail through an Injector (EIO, ENOSPC, or a crash at the Nth sync
 //     point), and a capacity turns writes past it into ENOSPC.
 //
+// Optional methods of real files, found by type assertion and kept by
+// the wrappers (Observed): OSFile (copy_file_range, sync_file_range),
+// Allocate (fallocate), WriteDirect (O_DIRECT writes of aligned blocks,
+// WriteAppend) and Zero (a range made to read as zeros without writing
+// it: a punched hole in a file, BLKZEROOUT on a block device; the
+// function Zero writes the zeros where a file cannot).
+//
 // The package promises nothing beyond what POSIX promises: data written is
 // durable after Sync of its file, a created, renamed or removed name is
 // durable after SyncDir of its directory. Mem enforces exactly that, so code

@@ -62,3 +62,11 @@ func (f *observedOSFile) WriteDirect(p []byte, off int64) (int, error) {
 	}
 	return 0, ErrNoDirect
 }
+
+// Zero keeps the inner file's zeroing without writing (Zero).
+func (f *observedOSFile) Zero(off, n int64) error {
+	if z, ok := f.File.(Zeroer); ok {
+		return z.Zero(off, n)
+	}
+	return ErrNoZero
+}

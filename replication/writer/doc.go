@@ -43,6 +43,19 @@
 // work, paused or held: the agent's systemd watchdog is fed only while no
 // applier is stuck.
 //
+// A full resync's step I may skip the journal (Pair.WriteDirect) while
+// the retention store holds no point it could make wrong: the chunks go
+// straight to the target in batches of DirectBatchBytes, several writes
+// of a batch in flight at once and past the page cache (O_DIRECT) where
+// the target and the alignment allow, one batch written while the next
+// gathers, the applier held per batch. A zero range punches a hole in a
+// file target (on a block device BLKZEROOUT; zeros written where neither
+// works, vfs.Zero). Every DirectCommitBytes the batches written so far
+// are fdatasynced and committed as applied (the ack, and where a killed
+// pair resumes); what was only gathered is never acknowledged and comes
+// again. A pause that lands while a stretch starts hands the write back
+// to be journaled, as a paused pair journals everything.
+//
 // A Writer holds the pairs of a host and watches their retention volumes
 // for low space. The volume is low when its free space falls below the
 // trigger, 5 % of the volume by default (alert_threshold_percent, a

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/mtconsole/mtconsole/replication/journal"
 	"github.com/mtconsole/mtconsole/replication/vfs"
@@ -31,9 +33,52 @@ type direct struct {
 	// channel. One at a time; the writes go on meanwhile.
 	busy  chan error
 	timer *time.Timer // commits after DirectIdle without a write
+	// batch is the writes taken but not yet on the target; flight the
+	// batch being written (its result comes once on the channel).
+	batch  []directWrite
+	bbytes int64
+	flight chan error
+}
+
+// directWrite is one direct resync write waiting in a batch: buf (an
+// aligned copy of the data, or nil for zeros) at off, n bytes.
+type directWrite struct {
+	off, n int64
+	buf    *[]byte
+	pooled bool // buf goes back to directBufs
+}
+
+// DirectBatchBytes is how much a direct resync gathers before writing it
+// to the target as one batch, its writes at once (several in flight, as
+// the page cache would, but past it), while the next batch gathers. The
+// writes of a batch are disjoint; at most one batch is in flight.
+var DirectBatchBytes int64 = 4 << 20
+
+// directBatchMax is the most writes one batch holds.
+const directBatchMax = 16
+
+// directBufSize is the size of the pooled aligned copies; larger writes
+// get their own.
+const directBufSize = 1 << 20
+
+var directBufs = sync.Pool{New: func() any { return alignedBuf(directBufSize) }}
+
+// alignedBuf is n bytes at an address aligned for direct I/O.
+func alignedBuf(n int) *[]byte {
+	b := make([]byte, n+vfs.DirectBlock)
+	k := int(uintptr(unsafe.Pointer(&b[0])) & (vfs.DirectBlock - 1))
+	if k != 0 {
+		b = b[vfs.DirectBlock-k:]
+	}
+	b = b[:n]
+	return &b
 }
 
 var zeroBuf = make([]byte, 4<<20)
+
+// directDrainHook, when set (tests), runs as a stretch of direct writes
+// starts, before it waits for the journal to drain.
+var directDrainHook func()
 
 // WriteDirect writes a resync chunk (zero: a range of zeros of
 // len(data), data unread) straight to the target: no before-image, no
@@ -90,17 +135,7 @@ func (p *Pair) WriteDirect(ctx context.Context, seq uint64, off int64, t time.Ti
 	} else if seq > p.dir.last+1 {
 		return true, fmt.Errorf("pair %s: %w: direct resync write %d after %d", p.cfg.ID, journal.ErrOutOfOrder, seq, p.dir.last)
 	}
-	buf := data
-	if zero {
-		buf = zeroBuf[:len(data)]
-	}
-	err := p.Hold(func(target vfs.File, _ *journal.Store) error {
-		if _, err := target.WriteAt(buf, off); err != nil {
-			return &errTarget{"write", p.cfg.Target, off, err}
-		}
-		return nil
-	})
-	if err != nil {
+	if err := p.queueDirect(off, data, zero); err != nil {
 		p.failDirect(err)
 		return true, err
 	}
@@ -141,6 +176,123 @@ func (p *Pair) WriteDirect(ctx context.Context, seq uint64, off int64, t time.Ti
 	return true, nil
 }
 
+// queueDirect adds a write to the stretch's batch, as a copy (the
+// caller's buffer is free on return): the batch gathered so far is
+// written out first when the write does not come after all of it (a
+// resend after a reconnect may cover a chunk again: writes to one range
+// land in order), and the batch starts when full. p.dmu is held. An
+// error is a failed target write: the stretch must stop.
+func (p *Pair) queueDirect(off int64, data []byte, zero bool) error {
+	d := p.dir
+	if k := len(d.batch); k > 0 && off < d.batch[k-1].off+d.batch[k-1].n {
+		if err := p.flushDirect(true); err != nil {
+			return err
+		}
+	}
+	w := directWrite{off: off, n: int64(len(data))}
+	if !zero {
+		if len(data) <= directBufSize {
+			w.buf, w.pooled = directBufs.Get().(*[]byte), true
+		} else {
+			w.buf = alignedBuf(len(data))
+		}
+		copy(*w.buf, data)
+	}
+	d.batch = append(d.batch, w)
+	d.bbytes += w.n
+	if d.bbytes >= DirectBatchBytes || len(d.batch) >= directBatchMax {
+		return p.flushDirect(false)
+	}
+	return nil
+}
+
+// flushDirect waits for the batch in flight, then starts writing the
+// gathered one; with wait it waits for that one too. p.dmu is held.
+func (p *Pair) flushDirect(wait bool) error {
+	d := p.dir
+	if err := d.land(); err != nil {
+		return err
+	}
+	if len(d.batch) > 0 {
+		batch := d.batch
+		d.batch, d.bbytes = nil, 0
+		done := make(chan error, 1)
+		go func() { done <- p.writeBatch(batch) }()
+		d.flight = done
+	}
+	if wait {
+		return d.land()
+	}
+	return nil
+}
+
+// land waits for the batch in flight, if any, and says how it went.
+func (d *direct) land() error {
+	if d.flight == nil {
+		return nil
+	}
+	err := <-d.flight
+	d.flight = nil
+	return err
+}
+
+// writeBatch writes a batch's disjoint writes to the target all at once,
+// the applier held, and gives their buffers back.
+func (p *Pair) writeBatch(batch []directWrite) error {
+	defer releaseDirect(batch)
+	return p.Hold(func(target vfs.File, _ *journal.Store) error {
+		errs := make([]error, len(batch))
+		var wg sync.WaitGroup
+		for i, w := range batch {
+			wg.Go(func() { errs[i] = p.writeOne(target, w) })
+		}
+		wg.Wait()
+		for _, err := range errs {
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// writeOne writes one direct resync write to the target. Zeros are a
+// hole where the target can punch one (or the device zeroes the blocks
+// itself), else written. Data goes past the page cache (O_DIRECT) where
+// the target and the alignment allow: a full copy is written once and
+// never read back, and its write-back through the page cache would cost
+// a copy and stall the target's other writers.
+func (p *Pair) writeOne(target vfs.File, w directWrite) error {
+	if w.buf == nil {
+		if err := vfs.Zero(target, w.off, w.n, zeroBuf); err != nil {
+			return &errTarget{"zero", p.cfg.Target, w.off, err}
+		}
+		return nil
+	}
+	b := (*w.buf)[:w.n]
+	if dw, ok := target.(vfs.DirectWriter); ok && w.off%vfs.DirectBlock == 0 && w.n%vfs.DirectBlock == 0 {
+		_, err := dw.WriteDirect(b, w.off)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, vfs.ErrNoDirect) {
+			return &errTarget{"write", p.cfg.Target, w.off, err}
+		}
+	}
+	if _, err := target.WriteAt(b, w.off); err != nil {
+		return &errTarget{"write", p.cfg.Target, w.off, err}
+	}
+	return nil
+}
+
+func releaseDirect(batch []directWrite) {
+	for _, w := range batch {
+		if w.pooled {
+			directBufs.Put(w.buf)
+		}
+	}
+}
+
 // directIdle commits stretch d's writes when none came for DirectIdle,
 // and looks again while a commit is in flight or writes wait.
 func (p *Pair) directIdle(d *direct) {
@@ -175,11 +327,23 @@ func (p *Pair) beginDirect(ctx context.Context, seq uint64, t time.Time) (bool, 
 	if err := p.synced(ctx, p.log.SyncContext(ctx)); err != nil {
 		return true, err
 	}
+	if directDrainHook != nil {
+		directDrainHook()
+	}
 	if err := p.Drain(ctx); err != nil {
+		if p.pausedNow() && !p.failed() {
+			// Paused since WriteDirect looked: not an error of the
+			// pair, the write is journaled and waits like any other.
+			return false, nil
+		}
 		return true, err
 	}
 	ok := true
 	err := p.Hold(func(_ vfs.File, st *journal.Store) error {
+		if p.pausedNow() {
+			ok = false // paused after the drain: journaled, it waits
+			return nil
+		}
 		if next := p.log.Next(); seq != next || st.State().Applied != next-1 || p.log.Durable() != next-1 {
 			return fmt.Errorf("%w: direct resync write %d: journal next %d, durable %d, applied %d",
 				journal.ErrOutOfOrder, seq, next, p.log.Durable(), st.State().Applied)
@@ -205,6 +369,20 @@ func (p *Pair) beginDirect(ctx context.Context, seq uint64, t time.Time) (bool, 
 	return ok, nil
 }
 
+// pausedNow says whether the pair is paused.
+func (p *Pair) pausedNow() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.paused != ""
+}
+
+// failed says whether the pair stopped on an error.
+func (p *Pair) failed() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.err != nil
+}
+
 // EndDirect commits the direct resync writes not yet committed, if any:
 // the next write is journaled. WriteContext and TagContext call it.
 func (p *Pair) EndDirect() error {
@@ -220,8 +398,15 @@ func (p *Pair) EndDirect() error {
 
 // stopDirect ends the stretch; p.dmu is held.
 func (p *Pair) stopDirect() {
-	if p.dir != nil && p.dir.timer != nil {
-		p.dir.timer.Stop()
+	if d := p.dir; d != nil {
+		if d.timer != nil {
+			d.timer.Stop()
+		}
+		// No write of the stretch lands after it ends; what was only
+		// gathered is dropped (never acknowledged, it is sent again).
+		d.land()
+		releaseDirect(d.batch)
+		d.batch = nil
 	}
 	p.dir = nil
 }
@@ -239,6 +424,11 @@ func (p *Pair) commitDirect(wait bool) error {
 			p.failDirect(err)
 			return fmt.Errorf("pair %s: %w", p.cfg.ID, err)
 		}
+	}
+	// What the commit covers is on the target first.
+	if err := p.flushDirect(true); err != nil {
+		p.failDirect(err)
+		return fmt.Errorf("pair %s: %w", p.cfg.ID, err)
 	}
 	if d.last < p.log.Next() {
 		return nil // nothing written since the last commit

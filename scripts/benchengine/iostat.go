@@ -232,3 +232,11 @@ func (f countOSFile) WriteDirect(p []byte, off int64) (int, error) {
 	f.s.writeBytes.Add(int64(n))
 	return n, err
 }
+
+// Zero keeps the engine's hole punching of zero ranges (vfs.Zero).
+func (f countOSFile) Zero(off, n int64) error {
+	if z, ok := f.File.(vfs.Zeroer); ok {
+		return z.Zero(off, n)
+	}
+	return vfs.ErrNoZero
+}
