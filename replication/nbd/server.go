@@ -1,0 +1,460 @@
+package nbd
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Device is what an export serves: its size and its bytes. A Device may
+// also be a Writer, a Flusher and a Trimmer.
+type Device interface {
+	Size() int64
+	ReadAt(p []byte, off int64) (int, error)
+}
+
+// Writer is a Device that takes writes.
+type Writer interface {
+	WriteAt(p []byte, off int64) (int, error)
+}
+
+// Flusher makes written data durable (NBD_CMD_FLUSH).
+type Flusher interface{ Flush() error }
+
+// Trimmer discards a range (NBD_CMD_TRIM, NBD_CMD_WRITE_ZEROES): after
+// it the range reads as zeros.
+type Trimmer interface{ Trim(off, n int64) error }
+
+// ErrNoSpace is a write the device has no room for: the client gets
+// ENOSPC. syscall.ENOSPC is taken the same way.
+var ErrNoSpace = errors.New("no space left for the write")
+
+// HandshakeTimeout bounds the whole option haggling of one connection.
+var HandshakeTimeout = 30 * time.Second
+
+// Server serves one export to any number of connections.
+type Server struct {
+	Name        string // the export's name; the empty name also reaches it
+	Description string
+	Dev         Device
+	// Writable lets clients write when Dev is a Writer; otherwise a
+	// WRITE gets EPERM and the export is advertised read-only.
+	Writable bool
+	Logger   *slog.Logger
+
+	mu     sync.Mutex
+	lns    []net.Listener
+	conns  map[net.Conn]struct{}
+	closed bool
+	wg     sync.WaitGroup
+}
+
+func (s *Server) log() *slog.Logger {
+	if s.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return s.Logger
+}
+
+func (s *Server) writable() bool {
+	_, ok := s.Dev.(Writer)
+	return s.Writable && ok
+}
+
+// Serve accepts connections on ln until Close (it then returns nil) or
+// ln fails.
+func (s *Server) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		ln.Close()
+		return net.ErrClosed
+	}
+	s.lns = append(s.lns, ln)
+	s.mu.Unlock()
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			s.mu.Lock()
+			closed := s.closed
+			s.mu.Unlock()
+			if closed {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			return err
+		}
+		if !s.track(c) {
+			c.Close()
+			return nil
+		}
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			defer s.untrack(c)
+			s.ServeConn(c)
+		}()
+	}
+}
+
+func (s *Server) track(c net.Conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	if s.conns == nil {
+		s.conns = map[net.Conn]struct{}{}
+	}
+	s.conns[c] = struct{}{}
+	return true
+}
+
+func (s *Server) untrack(c net.Conn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+}
+
+// Conns is the number of connections open.
+func (s *Server) Conns() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns)
+}
+
+// Close stops the listeners, ends every connection and waits for them.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	s.closed = true
+	for _, ln := range s.lns {
+		ln.Close()
+	}
+	for c := range s.conns {
+		c.Close()
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
+	return nil
+}
+
+// ServeConn runs one connection to its end; it closes c.
+func (s *Server) ServeConn(c net.Conn) {
+	defer c.Close()
+	l := s.log().With("peer", c.RemoteAddr().String())
+	br := bufio.NewReaderSize(c, 128<<10)
+	bw := bufio.NewWriterSize(c, 128<<10)
+	c.SetDeadline(time.Now().Add(HandshakeTimeout))
+	ok, err := s.handshake(br, bw)
+	if err != nil {
+		if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
+			l.Info("NBD handshake ended", "err", err)
+		}
+		return
+	}
+	if !ok {
+		return
+	}
+	c.SetDeadline(time.Time{})
+	if err := s.transmit(br, bw); err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
+		l.Info("NBD connection ended", "err", err)
+	}
+}
+
+// errAbort ends the haggling without transmission.
+var errAbort = errors.New("client aborted")
+
+// handshake runs the fixed newstyle negotiation; true: transmission.
+func (s *Server) handshake(br *bufio.Reader, bw *bufio.Writer) (bool, error) {
+	var hdr [18]byte
+	binary.BigEndian.PutUint64(hdr[0:], nbdMagic)
+	binary.BigEndian.PutUint64(hdr[8:], optMagic)
+	binary.BigEndian.PutUint16(hdr[16:], flagFixedNewstyle|flagNoZeroes)
+	bw.Write(hdr[:])
+	if err := bw.Flush(); err != nil {
+		return false, err
+	}
+	var cf [4]byte
+	if _, err := io.ReadFull(br, cf[:]); err != nil {
+		return false, err
+	}
+	cflags := binary.BigEndian.Uint32(cf[:])
+	if cflags&clientFixedNewstyle == 0 {
+		return false, fmt.Errorf("client flags %#x: the client does not speak fixed newstyle", cflags)
+	}
+	if cflags&^uint32(clientFixedNewstyle|clientNoZeroes) != 0 {
+		return false, fmt.Errorf("client flags %#x: unknown flags", cflags)
+	}
+	noZeroes := cflags&clientNoZeroes != 0
+	for {
+		var oh [16]byte
+		if _, err := io.ReadFull(br, oh[:]); err != nil {
+			return false, err
+		}
+		if m := binary.BigEndian.Uint64(oh[:]); m != optMagic {
+			return false, fmt.Errorf("option magic %#x, want IHAVEOPT", m)
+		}
+		code := binary.BigEndian.Uint32(oh[8:])
+		n := binary.BigEndian.Uint32(oh[12:])
+		if n > MaxOptionLen {
+			if code == OptExportName {
+				return false, fmt.Errorf("EXPORT_NAME of %d bytes", n)
+			}
+			if _, err := io.CopyN(io.Discard, br, int64(n)); err != nil {
+				return false, err
+			}
+			if err := s.optReply(bw, code, repErrTooBig, []byte(fmt.Sprintf("option data of %d bytes: at most %d", n, MaxOptionLen))); err != nil {
+				return false, err
+			}
+			continue
+		}
+		data := make([]byte, n)
+		if _, err := io.ReadFull(br, data); err != nil {
+			return false, err
+		}
+		ok, err := s.option(bw, code, data, noZeroes)
+		if err != nil || ok {
+			if errors.Is(err, errAbort) {
+				return false, nil
+			}
+			return ok, err
+		}
+	}
+}
+
+// option answers one option; true: transmission begins.
+func (s *Server) option(bw *bufio.Writer, code uint32, data []byte, noZeroes bool) (bool, error) {
+	o, err := DecodeOption(code, data)
+	if err != nil {
+		if code == OptExportName {
+			return false, err
+		}
+		return false, s.optReply(bw, code, repErrInvalid, []byte(err.Error()))
+	}
+	switch code {
+	case OptExportName:
+		if !s.known(o.Name) {
+			return false, fmt.Errorf("EXPORT_NAME %q: no such export", o.Name)
+		}
+		var b [10 + 124]byte
+		binary.BigEndian.PutUint64(b[0:], uint64(s.Dev.Size()))
+		binary.BigEndian.PutUint16(b[8:], s.transFlags())
+		if noZeroes {
+			bw.Write(b[:10])
+		} else {
+			bw.Write(b[:])
+		}
+		return true, bw.Flush()
+	case OptAbort:
+		s.optReply(bw, code, repAck, nil) // the client may be gone already
+		return false, errAbort
+	case OptList:
+		name := []byte(s.Name)
+		b := make([]byte, 4+len(name)+len(s.Description))
+		binary.BigEndian.PutUint32(b, uint32(len(name)))
+		copy(b[4:], name)
+		copy(b[4+len(name):], s.Description)
+		if err := s.optReply(bw, code, repServer, b); err != nil {
+			return false, err
+		}
+		return false, s.optReply(bw, code, repAck, nil)
+	case OptInfo, OptGo:
+		if !s.known(o.Name) {
+			return false, s.optReply(bw, code, repErrUnknown, []byte(fmt.Sprintf("no export %q: this server has %q", o.Name, s.Name)))
+		}
+		var b [12]byte
+		binary.BigEndian.PutUint16(b[0:], infoExport)
+		binary.BigEndian.PutUint64(b[2:], uint64(s.Dev.Size()))
+		binary.BigEndian.PutUint16(b[10:], s.transFlags())
+		if err := s.optReply(bw, code, repInfo, b[:]); err != nil {
+			return false, err
+		}
+		for _, in := range o.Infos {
+			switch in {
+			case infoName:
+				if err := s.optReply(bw, code, repInfo, append([]byte{0, infoName}, s.Name...)); err != nil {
+					return false, err
+				}
+			case infoDescription:
+				if s.Description != "" {
+					if err := s.optReply(bw, code, repInfo, append([]byte{0, infoDescription}, s.Description...)); err != nil {
+						return false, err
+					}
+				}
+			case infoBlockSize:
+				var bs [14]byte
+				binary.BigEndian.PutUint16(bs[0:], infoBlockSize)
+				binary.BigEndian.PutUint32(bs[2:], 1)
+				binary.BigEndian.PutUint32(bs[6:], 4096)
+				binary.BigEndian.PutUint32(bs[10:], MaxRequest)
+				if err := s.optReply(bw, code, repInfo, bs[:]); err != nil {
+					return false, err
+				}
+			}
+		}
+		if err := s.optReply(bw, code, repAck, nil); err != nil {
+			return false, err
+		}
+		return code == OptGo, nil
+	}
+	return false, s.optReply(bw, code, repErrUnsup, []byte(fmt.Sprintf("option %d is not supported", code)))
+}
+
+func (s *Server) known(name string) bool { return name == "" || name == s.Name }
+
+func (s *Server) transFlags() uint16 {
+	f := uint16(transHasFlags | transSendFlush | transSendFUA | transMultiConn)
+	if !s.writable() {
+		f |= transReadOnly
+	} else if _, ok := s.Dev.(Trimmer); ok {
+		f |= transSendTrim | transSendWZeroes
+	}
+	return f
+}
+
+func (s *Server) optReply(bw *bufio.Writer, code, typ uint32, data []byte) error {
+	var h [20]byte
+	binary.BigEndian.PutUint64(h[0:], replyMagic)
+	binary.BigEndian.PutUint32(h[8:], code)
+	binary.BigEndian.PutUint32(h[12:], typ)
+	binary.BigEndian.PutUint32(h[16:], uint32(len(data)))
+	bw.Write(h[:])
+	bw.Write(data)
+	return bw.Flush()
+}
+
+// transmit serves requests until DISC, an error or EOF.
+func (s *Server) transmit(br *bufio.Reader, bw *bufio.Writer) error {
+	var hb [RequestSize]byte
+	var buf []byte
+	size := s.Dev.Size()
+	for {
+		if _, err := io.ReadFull(br, hb[:]); err != nil {
+			return err
+		}
+		r, err := DecodeRequest(hb[:])
+		if err != nil {
+			return err
+		}
+		var data []byte
+		if r.Type == CmdWrite {
+			if r.Length > MaxRequest {
+				return fmt.Errorf("WRITE of %d bytes: at most %d", r.Length, MaxRequest)
+			}
+			if cap(buf) < int(r.Length) {
+				buf = make([]byte, r.Length)
+			}
+			data = buf[:r.Length]
+			if _, err := io.ReadFull(br, data); err != nil {
+				return err
+			}
+		}
+		if r.Type == CmdDisc {
+			bw.Flush()
+			return nil
+		}
+		errno := uint32(0)
+		var out []byte
+		inRange := r.Offset <= uint64(size) && uint64(r.Length) <= uint64(size)-r.Offset
+		switch r.Type {
+		case CmdRead:
+			switch {
+			case r.Length > MaxRequest || !inRange:
+				errno = EINVAL
+			default:
+				if cap(buf) < int(r.Length) {
+					buf = make([]byte, r.Length)
+				}
+				out = buf[:r.Length]
+				if _, err := s.Dev.ReadAt(out, int64(r.Offset)); err != nil {
+					s.log().Warn("NBD read failed", "offset", r.Offset, "length", r.Length, "err", err)
+					errno, out = errnoOf(err), nil
+				}
+			}
+		case CmdWrite:
+			w, ok := s.Dev.(Writer)
+			switch {
+			case !s.Writable || !ok:
+				errno = EPERM
+			case !inRange:
+				errno = EINVAL
+			default:
+				if _, err := w.WriteAt(data, int64(r.Offset)); err != nil {
+					errno = errnoOf(err)
+				} else if r.Flags&1 != 0 { // FUA
+					errno = s.flush()
+				}
+			}
+		case CmdFlush:
+			errno = s.flush()
+		case CmdTrim, CmdWriteZeroes:
+			t, ok := s.Dev.(Trimmer)
+			switch {
+			case !s.writable():
+				errno = EPERM
+			case !ok:
+				errno = ENOTSUP
+			case !inRange:
+				errno = EINVAL
+			default:
+				if err := t.Trim(int64(r.Offset), int64(r.Length)); err != nil {
+					errno = errnoOf(err)
+				}
+			}
+		case CmdCache:
+			if !inRange {
+				errno = EINVAL
+			}
+		default:
+			errno = EINVAL
+		}
+		var rh [16]byte
+		binary.BigEndian.PutUint32(rh[0:], simpleReplyMagic)
+		binary.BigEndian.PutUint32(rh[4:], errno)
+		binary.BigEndian.PutUint64(rh[8:], r.Cookie)
+		bw.Write(rh[:])
+		if errno == 0 {
+			bw.Write(out)
+		}
+		if br.Buffered() < RequestSize {
+			// nothing more queued: the client waits for this reply
+			if err := bw.Flush(); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+func (s *Server) flush() uint32 {
+	if f, ok := s.Dev.(Flusher); ok {
+		if err := f.Flush(); err != nil {
+			return errnoOf(err)
+		}
+	}
+	return 0
+}
+
+// errnoOf maps a device error to an NBD error value.
+func errnoOf(err error) uint32 {
+	switch {
+	case errors.Is(err, ErrNoSpace) || errors.Is(err, syscall.ENOSPC):
+		return ENOSPC
+	case errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.EROFS):
+		return EPERM
+	case errors.Is(err, syscall.EINVAL):
+		return EINVAL
+	case errors.Is(err, syscall.ENOMEM):
+		return ENOMEM
+	}
+	return EIO
+}
