@@ -8,9 +8,10 @@
 // The server sends NBDMAGIC, IHAVEOPT and the handshake flags
 // FIXED_NEWSTYLE|NO_ZEROES, reads the client's flags (a client that does
 // not speak fixed newstyle is refused), then answers options until one
-// moves to transmission: GO (or the old EXPORT_NAME) with the export's
-// name, or the empty name, which is the default export. INFO answers as
-// GO does without leaving option haggling, LIST names the one export,
+// moves to transmission: GO (or the old EXPORT_NAME) with an export's
+// name (a server offers one or more: the disks of a view), or the empty
+// name, which is the first. INFO answers as GO does without leaving
+// option haggling, LIST names the exports,
 // ABORT is acknowledged and ends the connection, and every other option
 // (STARTTLS, STRUCTURED_REPLY, the meta contexts, extended headers) gets
 // NBD_REP_ERR_UNSUP, after which clients fall back to simple replies.

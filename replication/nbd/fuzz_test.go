@@ -39,7 +39,7 @@ func FuzzRequest(f *testing.F) {
 				t.Fatal("request does not round-trip")
 			}
 		}
-		s := &Server{Name: "f", Dev: &memDev{b: make([]byte, 8192)}}
+		s := &Server{Exports: []Export{{Name: "f", Dev: &memDev{b: make([]byte, 8192)}}}}
 		cs, ss := net.Pipe()
 		done := make(chan struct{})
 		go func() { s.ServeConn(ss); close(done) }()

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -39,15 +40,21 @@ var ErrNoSpace = errors.New("no space left for the write")
 // HandshakeTimeout bounds the whole option haggling of one connection.
 var HandshakeTimeout = 30 * time.Second
 
-// Server serves one export to any number of connections.
-type Server struct {
-	Name        string // the export's name; the empty name also reaches it
+// Export is one device a server offers, by name.
+type Export struct {
+	Name        string
 	Description string
 	Dev         Device
 	// Writable lets clients write when Dev is a Writer; otherwise a
 	// WRITE gets EPERM and the export is advertised read-only.
 	Writable bool
-	Logger   *slog.Logger
+}
+
+// Server serves its exports to any number of connections. The empty
+// export name reaches the first export.
+type Server struct {
+	Exports []Export
+	Logger  *slog.Logger
 
 	mu     sync.Mutex
 	lns    []net.Listener
@@ -63,9 +70,9 @@ func (s *Server) log() *slog.Logger {
 	return s.Logger
 }
 
-func (s *Server) writable() bool {
-	_, ok := s.Dev.(Writer)
-	return s.Writable && ok
+func (e *Export) writable() bool {
+	_, ok := e.Dev.(Writer)
+	return e.Writable && ok
 }
 
 // Serve accepts connections on ln until Close (it then returns nil) or
@@ -155,18 +162,18 @@ func (s *Server) ServeConn(c net.Conn) {
 	br := bufio.NewReaderSize(c, 128<<10)
 	bw := bufio.NewWriterSize(c, 128<<10)
 	c.SetDeadline(time.Now().Add(HandshakeTimeout))
-	ok, err := s.handshake(br, bw)
+	e, err := s.handshake(br, bw)
 	if err != nil {
 		if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
 			l.Info("NBD handshake ended", "err", err)
 		}
 		return
 	}
-	if !ok {
+	if e == nil {
 		return
 	}
 	c.SetDeadline(time.Time{})
-	if err := s.transmit(br, bw); err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
+	if err := s.transmit(e, br, bw); err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
 		l.Info("NBD connection ended", "err", err)
 	}
 }
@@ -174,121 +181,125 @@ func (s *Server) ServeConn(c net.Conn) {
 // errAbort ends the haggling without transmission.
 var errAbort = errors.New("client aborted")
 
-// handshake runs the fixed newstyle negotiation; true: transmission.
-func (s *Server) handshake(br *bufio.Reader, bw *bufio.Writer) (bool, error) {
+// handshake runs the fixed newstyle negotiation; the export chosen:
+// transmission.
+func (s *Server) handshake(br *bufio.Reader, bw *bufio.Writer) (*Export, error) {
 	var hdr [18]byte
 	binary.BigEndian.PutUint64(hdr[0:], nbdMagic)
 	binary.BigEndian.PutUint64(hdr[8:], optMagic)
 	binary.BigEndian.PutUint16(hdr[16:], flagFixedNewstyle|flagNoZeroes)
 	bw.Write(hdr[:])
 	if err := bw.Flush(); err != nil {
-		return false, err
+		return nil, err
 	}
 	var cf [4]byte
 	if _, err := io.ReadFull(br, cf[:]); err != nil {
-		return false, err
+		return nil, err
 	}
 	cflags := binary.BigEndian.Uint32(cf[:])
 	if cflags&clientFixedNewstyle == 0 {
-		return false, fmt.Errorf("client flags %#x: the client does not speak fixed newstyle", cflags)
+		return nil, fmt.Errorf("client flags %#x: the client does not speak fixed newstyle", cflags)
 	}
 	if cflags&^uint32(clientFixedNewstyle|clientNoZeroes) != 0 {
-		return false, fmt.Errorf("client flags %#x: unknown flags", cflags)
+		return nil, fmt.Errorf("client flags %#x: unknown flags", cflags)
 	}
 	noZeroes := cflags&clientNoZeroes != 0
 	for {
 		var oh [16]byte
 		if _, err := io.ReadFull(br, oh[:]); err != nil {
-			return false, err
+			return nil, err
 		}
 		if m := binary.BigEndian.Uint64(oh[:]); m != optMagic {
-			return false, fmt.Errorf("option magic %#x, want IHAVEOPT", m)
+			return nil, fmt.Errorf("option magic %#x, want IHAVEOPT", m)
 		}
 		code := binary.BigEndian.Uint32(oh[8:])
 		n := binary.BigEndian.Uint32(oh[12:])
 		if n > MaxOptionLen {
 			if code == OptExportName {
-				return false, fmt.Errorf("EXPORT_NAME of %d bytes", n)
+				return nil, fmt.Errorf("EXPORT_NAME of %d bytes", n)
 			}
 			if _, err := io.CopyN(io.Discard, br, int64(n)); err != nil {
-				return false, err
+				return nil, err
 			}
 			if err := s.optReply(bw, code, repErrTooBig, []byte(fmt.Sprintf("option data of %d bytes: at most %d", n, MaxOptionLen))); err != nil {
-				return false, err
+				return nil, err
 			}
 			continue
 		}
 		data := make([]byte, n)
 		if _, err := io.ReadFull(br, data); err != nil {
-			return false, err
+			return nil, err
 		}
-		ok, err := s.option(bw, code, data, noZeroes)
-		if err != nil || ok {
+		e, err := s.option(bw, code, data, noZeroes)
+		if err != nil || e != nil {
 			if errors.Is(err, errAbort) {
-				return false, nil
+				return nil, nil
 			}
-			return ok, err
+			return e, err
 		}
 	}
 }
 
-// option answers one option; true: transmission begins.
-func (s *Server) option(bw *bufio.Writer, code uint32, data []byte, noZeroes bool) (bool, error) {
+// option answers one option; an export: transmission begins with it.
+func (s *Server) option(bw *bufio.Writer, code uint32, data []byte, noZeroes bool) (*Export, error) {
 	o, err := DecodeOption(code, data)
 	if err != nil {
 		if code == OptExportName {
-			return false, err
+			return nil, err
 		}
-		return false, s.optReply(bw, code, repErrInvalid, []byte(err.Error()))
+		return nil, s.optReply(bw, code, repErrInvalid, []byte(err.Error()))
 	}
 	switch code {
 	case OptExportName:
-		if !s.known(o.Name) {
-			return false, fmt.Errorf("EXPORT_NAME %q: no such export", o.Name)
+		e := s.export(o.Name)
+		if e == nil {
+			return nil, fmt.Errorf("EXPORT_NAME %q: no such export", o.Name)
 		}
 		var b [10 + 124]byte
-		binary.BigEndian.PutUint64(b[0:], uint64(s.Dev.Size()))
-		binary.BigEndian.PutUint16(b[8:], s.transFlags())
+		binary.BigEndian.PutUint64(b[0:], uint64(e.Dev.Size()))
+		binary.BigEndian.PutUint16(b[8:], e.transFlags())
 		if noZeroes {
 			bw.Write(b[:10])
 		} else {
 			bw.Write(b[:])
 		}
-		return true, bw.Flush()
+		return e, bw.Flush()
 	case OptAbort:
 		s.optReply(bw, code, repAck, nil) // the client may be gone already
-		return false, errAbort
+		return nil, errAbort
 	case OptList:
-		name := []byte(s.Name)
-		b := make([]byte, 4+len(name)+len(s.Description))
-		binary.BigEndian.PutUint32(b, uint32(len(name)))
-		copy(b[4:], name)
-		copy(b[4+len(name):], s.Description)
-		if err := s.optReply(bw, code, repServer, b); err != nil {
-			return false, err
+		for _, e := range s.Exports {
+			b := make([]byte, 4+len(e.Name)+len(e.Description))
+			binary.BigEndian.PutUint32(b, uint32(len(e.Name)))
+			copy(b[4:], e.Name)
+			copy(b[4+len(e.Name):], e.Description)
+			if err := s.optReply(bw, code, repServer, b); err != nil {
+				return nil, err
+			}
 		}
-		return false, s.optReply(bw, code, repAck, nil)
+		return nil, s.optReply(bw, code, repAck, nil)
 	case OptInfo, OptGo:
-		if !s.known(o.Name) {
-			return false, s.optReply(bw, code, repErrUnknown, []byte(fmt.Sprintf("no export %q: this server has %q", o.Name, s.Name)))
+		e := s.export(o.Name)
+		if e == nil {
+			return nil, s.optReply(bw, code, repErrUnknown, []byte(fmt.Sprintf("no export %q: this server has %s", o.Name, s.names())))
 		}
 		var b [12]byte
 		binary.BigEndian.PutUint16(b[0:], infoExport)
-		binary.BigEndian.PutUint64(b[2:], uint64(s.Dev.Size()))
-		binary.BigEndian.PutUint16(b[10:], s.transFlags())
+		binary.BigEndian.PutUint64(b[2:], uint64(e.Dev.Size()))
+		binary.BigEndian.PutUint16(b[10:], e.transFlags())
 		if err := s.optReply(bw, code, repInfo, b[:]); err != nil {
-			return false, err
+			return nil, err
 		}
 		for _, in := range o.Infos {
 			switch in {
 			case infoName:
-				if err := s.optReply(bw, code, repInfo, append([]byte{0, infoName}, s.Name...)); err != nil {
-					return false, err
+				if err := s.optReply(bw, code, repInfo, append([]byte{0, infoName}, e.Name...)); err != nil {
+					return nil, err
 				}
 			case infoDescription:
-				if s.Description != "" {
-					if err := s.optReply(bw, code, repInfo, append([]byte{0, infoDescription}, s.Description...)); err != nil {
-						return false, err
+				if e.Description != "" {
+					if err := s.optReply(bw, code, repInfo, append([]byte{0, infoDescription}, e.Description...)); err != nil {
+						return nil, err
 					}
 				}
 			case infoBlockSize:
@@ -298,25 +309,44 @@ func (s *Server) option(bw *bufio.Writer, code uint32, data []byte, noZeroes boo
 				binary.BigEndian.PutUint32(bs[6:], 4096)
 				binary.BigEndian.PutUint32(bs[10:], MaxRequest)
 				if err := s.optReply(bw, code, repInfo, bs[:]); err != nil {
-					return false, err
+					return nil, err
 				}
 			}
 		}
 		if err := s.optReply(bw, code, repAck, nil); err != nil {
-			return false, err
+			return nil, err
 		}
-		return code == OptGo, nil
+		if code == OptGo {
+			return e, nil
+		}
+		return nil, nil
 	}
-	return false, s.optReply(bw, code, repErrUnsup, []byte(fmt.Sprintf("option %d is not supported", code)))
+	return nil, s.optReply(bw, code, repErrUnsup, []byte(fmt.Sprintf("option %d is not supported", code)))
 }
 
-func (s *Server) known(name string) bool { return name == "" || name == s.Name }
+// export is the export named name (the empty name: the first), or nil.
+func (s *Server) export(name string) *Export {
+	for i := range s.Exports {
+		if s.Exports[i].Name == name || name == "" {
+			return &s.Exports[i]
+		}
+	}
+	return nil
+}
 
-func (s *Server) transFlags() uint16 {
+func (s *Server) names() string {
+	var n []string
+	for _, e := range s.Exports {
+		n = append(n, fmt.Sprintf("%q", e.Name))
+	}
+	return strings.Join(n, ", ")
+}
+
+func (e *Export) transFlags() uint16 {
 	f := uint16(transHasFlags | transSendFlush | transSendFUA | transMultiConn)
-	if !s.writable() {
+	if !e.writable() {
 		f |= transReadOnly
-	} else if _, ok := s.Dev.(Trimmer); ok {
+	} else if _, ok := e.Dev.(Trimmer); ok {
 		f |= transSendTrim | transSendWZeroes
 	}
 	return f
@@ -334,10 +364,10 @@ func (s *Server) optReply(bw *bufio.Writer, code, typ uint32, data []byte) error
 }
 
 // transmit serves requests until DISC, an error or EOF.
-func (s *Server) transmit(br *bufio.Reader, bw *bufio.Writer) error {
+func (s *Server) transmit(e *Export, br *bufio.Reader, bw *bufio.Writer) error {
 	var hb [RequestSize]byte
 	var buf []byte
-	size := s.Dev.Size()
+	size := e.Dev.Size()
 	for {
 		if _, err := io.ReadFull(br, hb[:]); err != nil {
 			return err
@@ -376,15 +406,15 @@ func (s *Server) transmit(br *bufio.Reader, bw *bufio.Writer) error {
 					buf = make([]byte, r.Length)
 				}
 				out = buf[:r.Length]
-				if _, err := s.Dev.ReadAt(out, int64(r.Offset)); err != nil {
+				if _, err := e.Dev.ReadAt(out, int64(r.Offset)); err != nil {
 					s.log().Warn("NBD read failed", "offset", r.Offset, "length", r.Length, "err", err)
 					errno, out = errnoOf(err), nil
 				}
 			}
 		case CmdWrite:
-			w, ok := s.Dev.(Writer)
+			w, ok := e.Dev.(Writer)
 			switch {
-			case !s.Writable || !ok:
+			case !e.Writable || !ok:
 				errno = EPERM
 			case !inRange:
 				errno = EINVAL
@@ -392,15 +422,15 @@ func (s *Server) transmit(br *bufio.Reader, bw *bufio.Writer) error {
 				if _, err := w.WriteAt(data, int64(r.Offset)); err != nil {
 					errno = errnoOf(err)
 				} else if r.Flags&1 != 0 { // FUA
-					errno = s.flush()
+					errno = e.flush()
 				}
 			}
 		case CmdFlush:
-			errno = s.flush()
+			errno = e.flush()
 		case CmdTrim, CmdWriteZeroes:
-			t, ok := s.Dev.(Trimmer)
+			t, ok := e.Dev.(Trimmer)
 			switch {
-			case !s.writable():
+			case !e.writable():
 				errno = EPERM
 			case !ok:
 				errno = ENOTSUP
@@ -435,8 +465,8 @@ func (s *Server) transmit(br *bufio.Reader, bw *bufio.Writer) error {
 	}
 }
 
-func (s *Server) flush() uint32 {
-	if f, ok := s.Dev.(Flusher); ok {
+func (e *Export) flush() uint32 {
+	if f, ok := e.Dev.(Flusher); ok {
 		if err := f.Flush(); err != nil {
 			return errnoOf(err)
 		}

@@ -183,7 +183,7 @@ func (c *client) cmd(typ uint16, off uint64, length uint32, data []byte, n int) 
 
 func TestHandshakeAndReads(t *testing.T) {
 	dev := &memDev{b: pattern(1<<20, 1)}
-	sock := serve(t, &Server{Name: "v1", Description: "test view", Dev: dev})
+	sock := serve(t, &Server{Exports: []Export{{Name: "v1", Description: "test view", Dev: dev}}})
 	c := dial(t, sock)
 
 	c.option(OptList, nil)
@@ -250,7 +250,7 @@ func TestHandshakeAndReads(t *testing.T) {
 
 func TestWritable(t *testing.T) {
 	dev := &memDev{b: make([]byte, 64<<10)}
-	sock := serve(t, &Server{Name: "w", Dev: dev, Writable: true})
+	sock := serve(t, &Server{Exports: []Export{{Name: "w", Dev: dev, Writable: true}}})
 	c := dial(t, sock)
 	if _, flags := c.goExport(""); flags&transReadOnly != 0 {
 		t.Fatalf("writable export advertised read-only (%#x)", flags)
@@ -275,7 +275,7 @@ func TestWritable(t *testing.T) {
 // connection only: a client alongside reads on.
 func TestGarbageClients(t *testing.T) {
 	dev := &memDev{b: pattern(256<<10, 3)}
-	s := &Server{Name: "g", Dev: dev}
+	s := &Server{Exports: []Export{{Name: "g", Dev: dev}}}
 	sock := serve(t, s)
 	good := dial(t, sock)
 	good.goExport("g")
@@ -339,7 +339,7 @@ func TestRealClients(t *testing.T) {
 		t.Skip("qemu-img not installed (apt-get install qemu-utils): the real-client test is skipped")
 	}
 	dev := &memDev{b: pattern(3<<20+512, 7)}
-	sock := serve(t, &Server{Name: "r", Dev: dev})
+	sock := serve(t, &Server{Exports: []Export{{Name: "r", Dev: dev}}})
 	out := filepath.Join(t.TempDir(), "copy.raw")
 	if b, err := exec.Command(qemu, "convert", "-f", "raw", "-O", "raw", "nbd+unix:///r?socket="+sock, out).CombinedOutput(); err != nil {
 		t.Fatalf("qemu-img convert: %v\n%s", err, b)
