@@ -62,7 +62,9 @@ func (s *Store) Pins() []PinInfo {
 	for _, p := range s.pins {
 		out = append(out, PinInfo{Seq: p.Seq, Why: p.Why, Since: p.Since})
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Seq < out[j].Seq || out[i].Seq == out[j].Seq && out[i].Why < out[j].Why })
+	sort.Slice(out, func(i, j int) bool {
+		return out[i].Seq < out[j].Seq || out[i].Seq == out[j].Seq && out[i].Why < out[j].Why
+	})
 	return out
 }
 
