@@ -23,6 +23,6 @@ func newRootCmd() *cobra.Command {
 	root.Flags().AddFlagSet(console.Flags())
 	root.AddCommand(console, newRetentionCmd(), newDemoCmd(), newSelftestCmd(), newStatusCmd(), newTagCmd(), newPauseCmd(true), newPauseCmd(false),
 		newRecoverCmd(), newPSCmd(), newAgentCmd(), newCSCmd(), newRegisterCmd(), newUnregisterCmd(), newHostConfigCmd(),
-		newCheckCmd(), newInstallCmd(), newUninstallCmd(), newCustomChangesCmd(), newVSphereCmd(), newSetupCmd(), newProtectCmd(), newUnprotectCmd(), newProtectionCmd())
+		newViewCmd(), newCheckCmd(), newInstallCmd(), newUninstallCmd(), newCustomChangesCmd(), newVSphereCmd(), newSetupCmd(), newProtectCmd(), newUnprotectCmd(), newProtectionCmd())
 	return root
 }

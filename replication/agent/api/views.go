@@ -164,28 +164,40 @@ func parseListen(s, dir, id string) (network, addr string, err error) {
 	return "", "", badField("listen", "%q: want unix:PATH or tcp:HOST:PORT", s)
 }
 
+// nearestPoints names the points a pair keeps nearest its window's ends:
+// the earliest, the oldest tag, the newest tag, the latest time.
+func nearestPoints(st *journal.Store) string {
+	eSeq, eTime := st.Earliest()
+	s := st.State()
+	near := []string{fmt.Sprintf("earliest (time:%s)", eTime.UTC().Format(time.RFC3339Nano))}
+	var kept []journal.Tag
+	for _, t := range st.Tags() {
+		if t.Seq >= eSeq {
+			kept = append(kept, t)
+		}
+	}
+	if n := len(kept); n > 0 {
+		near = append(near, fmt.Sprintf("tag:%s (%s)", kept[0].Name, kept[0].Time.UTC().Format(time.RFC3339)))
+		if n > 1 {
+			near = append(near, fmt.Sprintf("tag:%s (%s)", kept[n-1].Name, kept[n-1].Time.UTC().Format(time.RFC3339)))
+		}
+	}
+	near = append(near, fmt.Sprintf("latest-time (time:%s)", s.AppliedTime.UTC().Format(time.RFC3339Nano)))
+	return fmt.Sprintf("pair %s keeps sequences %d to %d; the nearest points kept: %s", s.Pair, eSeq, s.Applied, strings.Join(near, ", "))
+}
+
 // windowCheck refuses a point outside a pair's retention window, naming
 // the nearest points it keeps.
 func windowCheck(st *journal.Store, pt recovery.Point, r recovery.Resolved) error {
 	eSeq, eTime := st.Earliest()
-	s := st.State()
-	outside := r.Seq < eSeq || r.Seq > s.Applied
+	outside := r.Seq < eSeq || r.Seq > st.State().Applied
 	if pt.Kind == recovery.AtTime && !eTime.IsZero() && pt.Time.Before(eTime) && eSeq > 0 {
 		outside = true
 	}
 	if !outside {
 		return nil
 	}
-	near := []string{fmt.Sprintf("earliest (time:%s)", eTime.UTC().Format(time.RFC3339Nano))}
-	for _, t := range st.Tags() {
-		if t.Seq >= eSeq {
-			near = append(near, fmt.Sprintf("tag:%s (%s)", t.Name, t.Time.UTC().Format(time.RFC3339)))
-			break
-		}
-	}
-	near = append(near, fmt.Sprintf("latest-time (time:%s)", s.AppliedTime.UTC().Format(time.RFC3339Nano)))
-	return badField("point", "pair %s: %s is outside the retention window (sequences %d to %d); the nearest points kept: %s",
-		s.Pair, pt, eSeq, s.Applied, strings.Join(near, ", "))
+	return badField("point", "%s is outside the retention window: %s", pt, nearestPoints(st))
 }
 
 // OpenView implements ViewBackend.
@@ -269,7 +281,11 @@ func (b *WriterBackend) openView(id, dir, group string, pt recovery.Point, req V
 	}
 	points, err := ResolveStores(stores, pt)
 	if err != nil {
-		return nil, badField("point", "%v", err)
+		var near []string
+		for _, p := range ps {
+			near = append(near, nearestPoints(p.Store()))
+		}
+		return nil, badField("point", "%v; %s", err, strings.Join(near, "; "))
 	}
 	for _, p := range ps {
 		if err := windowCheck(p.Store(), pt, points[p.ID()]); err != nil {
