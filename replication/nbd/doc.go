@@ -20,8 +20,11 @@
 //
 // # Transmission
 //
-// Requests are decoded (DecodeRequest) and answered one at a time per
-// connection with simple replies: READ, WRITE (EPERM on a read-only
+// Requests are decoded (DecodeRequest) and answered with simple replies.
+// READs run side by side (up to MaxInFlight per connection, replies in
+// the order they finish, matched by cookie); any other command waits for
+// the READs in flight, then runs alone, so writes land in the order sent
+// and a FLUSH covers every write answered before it. The commands: READ, WRITE (EPERM on a read-only
 // export, ENOSPC when the device says it is full), FLUSH, TRIM and
 // WRITE_ZEROES (when the device supports them), DISC. A request beyond
 // the end of the export gets EINVAL, an unknown command EINVAL, a

@@ -173,7 +173,7 @@ func (s *Server) ServeConn(c net.Conn) {
 		return
 	}
 	c.SetDeadline(time.Time{})
-	if err := s.transmit(e, br, bw); err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
+	if err := s.transmit(e, c, br, bw); err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
 		l.Info("NBD connection ended", "err", err)
 	}
 }
@@ -363,12 +363,59 @@ func (s *Server) optReply(bw *bufio.Writer, code, typ uint32, data []byte) error
 	return bw.Flush()
 }
 
-// transmit serves requests until DISC, an error or EOF.
-func (s *Server) transmit(e *Export, br *bufio.Reader, bw *bufio.Writer) error {
-	var hb [RequestSize]byte
-	var buf []byte
+// MaxInFlight bounds the READs one connection serves side by side
+// (clients such as qemu-img and nbdcopy keep several in flight).
+var MaxInFlight = 16
+
+// replier writes simple replies to the connection, one at a time, each
+// in one write.
+type replier struct {
+	mu  sync.Mutex
+	w   io.Writer
+	err error
+}
+
+func (r *replier) send(cookie uint64, errno uint32, data []byte) error {
+	var h [16]byte
+	binary.BigEndian.PutUint32(h[0:], simpleReplyMagic)
+	binary.BigEndian.PutUint32(h[4:], errno)
+	binary.BigEndian.PutUint64(h[8:], cookie)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.err != nil {
+		return r.err
+	}
+	bufs := net.Buffers{h[:]}
+	if errno == 0 && len(data) > 0 {
+		bufs = append(bufs, data)
+	}
+	_, r.err = bufs.WriteTo(r.w)
+	return r.err
+}
+
+func (r *replier) failed() error { r.mu.Lock(); defer r.mu.Unlock(); return r.err }
+
+// transmit serves requests until DISC, an error or EOF. READs run side by
+// side (up to MaxInFlight); any other command waits for them first, so
+// a FLUSH covers every write answered before it and writes land in the
+// order sent.
+func (s *Server) transmit(e *Export, c io.Writer, br *bufio.Reader, bw *bufio.Writer) error {
+	if err := bw.Flush(); err != nil {
+		return err
+	}
+	rep := &replier{w: c}
+	var (
+		hb    [RequestSize]byte
+		wbuf  []byte
+		wg    sync.WaitGroup
+		slots = make(chan struct{}, max(MaxInFlight, 1))
+	)
+	defer wg.Wait()
 	size := e.Dev.Size()
 	for {
+		if err := rep.failed(); err != nil {
+			return err
+		}
 		if _, err := io.ReadFull(br, hb[:]); err != nil {
 			return err
 		}
@@ -376,41 +423,45 @@ func (s *Server) transmit(e *Export, br *bufio.Reader, bw *bufio.Writer) error {
 		if err != nil {
 			return err
 		}
+		inRange := r.Offset <= uint64(size) && uint64(r.Length) <= uint64(size)-r.Offset
+		if r.Type == CmdRead && r.Length <= MaxRequest && inRange {
+			slots <- struct{}{}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer func() { <-slots }()
+				out := getBuf(int(r.Length))
+				defer putBuf(out)
+				errno := uint32(0)
+				if _, err := e.Dev.ReadAt(out, int64(r.Offset)); err != nil {
+					s.log().Warn("NBD read failed", "offset", r.Offset, "length", r.Length, "err", err)
+					errno = errnoOf(err)
+				}
+				rep.send(r.Cookie, errno, out)
+			}()
+			continue
+		}
 		var data []byte
 		if r.Type == CmdWrite {
 			if r.Length > MaxRequest {
 				return fmt.Errorf("WRITE of %d bytes: at most %d", r.Length, MaxRequest)
 			}
-			if cap(buf) < int(r.Length) {
-				buf = make([]byte, r.Length)
+			if cap(wbuf) < int(r.Length) {
+				wbuf = make([]byte, r.Length)
 			}
-			data = buf[:r.Length]
+			data = wbuf[:r.Length]
 			if _, err := io.ReadFull(br, data); err != nil {
 				return err
 			}
 		}
+		wg.Wait() // the READs in flight first
 		if r.Type == CmdDisc {
-			bw.Flush()
 			return nil
 		}
 		errno := uint32(0)
-		var out []byte
-		inRange := r.Offset <= uint64(size) && uint64(r.Length) <= uint64(size)-r.Offset
 		switch r.Type {
-		case CmdRead:
-			switch {
-			case r.Length > MaxRequest || !inRange:
-				errno = EINVAL
-			default:
-				if cap(buf) < int(r.Length) {
-					buf = make([]byte, r.Length)
-				}
-				out = buf[:r.Length]
-				if _, err := e.Dev.ReadAt(out, int64(r.Offset)); err != nil {
-					s.log().Warn("NBD read failed", "offset", r.Offset, "length", r.Length, "err", err)
-					errno, out = errnoOf(err), nil
-				}
-			}
+		case CmdRead: // too long or out of range
+			errno = EINVAL
 		case CmdWrite:
 			w, ok := e.Dev.(Writer)
 			switch {
@@ -448,20 +499,26 @@ func (s *Server) transmit(e *Export, br *bufio.Reader, bw *bufio.Writer) error {
 		default:
 			errno = EINVAL
 		}
-		var rh [16]byte
-		binary.BigEndian.PutUint32(rh[0:], simpleReplyMagic)
-		binary.BigEndian.PutUint32(rh[4:], errno)
-		binary.BigEndian.PutUint64(rh[8:], r.Cookie)
-		bw.Write(rh[:])
-		if errno == 0 {
-			bw.Write(out)
+		if err := rep.send(r.Cookie, errno, nil); err != nil {
+			return err
 		}
-		if br.Buffered() < RequestSize {
-			// nothing more queued: the client waits for this reply
-			if err := bw.Flush(); err != nil {
-				return err
-			}
-		}
+	}
+}
+
+// bufPool keeps READ buffers of 1 MiB and less for reuse.
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 1<<20); return &b }}
+
+func getBuf(n int) []byte {
+	if n <= 1<<20 {
+		return (*bufPool.Get().(*[]byte))[:n]
+	}
+	return make([]byte, n)
+}
+
+func putBuf(b []byte) {
+	if cap(b) == 1<<20 {
+		b = b[:cap(b)]
+		bufPool.Put(&b)
 	}
 }
 

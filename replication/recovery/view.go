@@ -147,26 +147,29 @@ func (v *View) ReadAt(b []byte, off int64) (int, error) {
 	if closed {
 		return 0, ErrViewClosed
 	}
-	// 1. the target between the planned pieces, the pieces from the store
+	// 1. the target between the planned pieces, the pieces from the
+	// store: before-images of a churned disk lie all over the undo
+	// segments, so the reads of one request run side by side.
+	var tasks []func() error
 	pos := off
 	i := sort.Search(len(v.pieces), func(i int) bool { return v.pieces[i].off+v.pieces[i].n > off })
 	for ; i < len(v.pieces) && v.pieces[i].off < end; i++ {
 		p := &v.pieces[i]
 		if p.off > pos {
-			if err := v.readTarget(b[pos-off:p.off-off], pos); err != nil {
-				return 0, err
-			}
+			dst, at := b[pos-off:p.off-off], pos
+			tasks = append(tasks, func() error { return v.readTarget(dst, at) })
 		}
 		s, e := max(p.off, off), min(p.off+p.n, end)
-		if err := v.fill(p, b[s-off:e-off], s); err != nil {
-			return 0, err
-		}
+		dst := b[s-off : e-off]
+		tasks = append(tasks, func() error { return v.fill(p, dst, s) })
 		pos = e
 	}
 	if pos < end {
-		if err := v.readTarget(b[pos-off:], pos); err != nil {
-			return 0, err
-		}
+		dst, at := b[pos-off:], pos
+		tasks = append(tasks, func() error { return v.readTarget(dst, at) })
+	}
+	if err := runAll(tasks, viewReaders); err != nil {
+		return 0, err
 	}
 	// 2. the before-images appended since the open, over the target
 	var late []piece
@@ -189,6 +192,46 @@ func (v *View) ReadAt(b []byte, off int64) (int, error) {
 		}
 	}
 	return len(b), nil
+}
+
+// viewReaders bounds the reads one view request runs side by side.
+var viewReaders = 16
+
+// runAll runs tasks, up to n at a time, and returns the first error.
+func runAll(tasks []func() error, n int) error {
+	if len(tasks) <= 1 || n <= 1 {
+		for _, t := range tasks {
+			if err := t(); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	n = min(n, len(tasks))
+	next := make(chan func() error)
+	errs := make(chan error, n)
+	for range n {
+		go func() {
+			var first error
+			for t := range next {
+				if first == nil {
+					first = t()
+				}
+			}
+			errs <- first
+		}()
+	}
+	for _, t := range tasks {
+		next <- t
+	}
+	close(next)
+	var first error
+	for range n {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
 }
 
 func (v *View) readTarget(b []byte, off int64) error {
