@@ -262,7 +262,9 @@ func TestWritable(t *testing.T) {
 	if errno, got := c.cmd(CmdRead, 3, 1000, nil, 1000); errno != 0 || !bytes.Equal(got, data) {
 		t.Fatal("read back differs")
 	}
+	dev.mu.Lock()
 	dev.full = true
+	dev.mu.Unlock()
 	if errno, _ := c.cmd(CmdWrite, 0, 10, make([]byte, 10), 0); errno != ENOSPC {
 		t.Fatalf("WRITE on a full device: errno %d, want ENOSPC", errno)
 	}
