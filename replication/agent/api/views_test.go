@@ -320,3 +320,37 @@ func TestViewBadInput(t *testing.T) {
 		t.Errorf("refused requests left views: %+v", vs)
 	}
 }
+
+// A view of several pairs serves one export per pair, by name, at one
+// common point; closing the views of one pair (it is removed) closes that
+// view and says why.
+func TestViewSeveralPairs(t *testing.T) {
+	needTool(t, "qemu-img", "qemu-utils")
+	a := newAgent(t, "p1", "p2")
+	a.b.SetViewDir(filepath.Join(a.dir, "views"))
+	v, err := a.cl.OpenView(ctxT(t), ViewRequest{Pairs: []string{"p1", "p2"}, Point: "tag:t05"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(v.Exports) != 2 {
+		t.Fatalf("exports %+v", v.Exports)
+	}
+	for _, e := range v.Exports {
+		if e.Name != e.Pair || !strings.HasPrefix(e.URI, "nbd+unix:///"+e.Pair+"?socket=") {
+			t.Fatalf("export %+v", e)
+		}
+		if got := qemuRead(t, e.URI); !bytes.Equal(got, a.images[e.Pair]["t05"]) {
+			t.Fatalf("export %s differs from the source at t05", e.Pair)
+		}
+	}
+	ch, err := a.cl.Events(ctxT(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.b.CloseViews("p2", "closed: its pair was removed")
+	if vs, _ := a.cl.Views(ctxT(t)); len(vs) != 0 {
+		t.Fatalf("views after their pair was removed: %+v", vs)
+	}
+	for e := next(t, ch, "log"); !strings.Contains(e.Message, "view v1 of p1,p2 closed: its pair was removed"); e = next(t, ch, "log") {
+	}
+}
