@@ -80,6 +80,13 @@ func (s *Store) PinnedFrom() (seq uint64, ok bool) {
 	return p.Seq, true
 }
 
+// Pinned reports whether any pin is held.
+func (s *Store) Pinned() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.pins) > 0
+}
+
 func (s *Store) lowestPinLocked() *Pin {
 	var low *Pin
 	for _, p := range s.pins {
