@@ -330,6 +330,7 @@ func (b *WriterBackend) openView(id, dir, group string, pt recovery.Point, req V
 			if err := os.MkdirAll(odir, 0o700); err != nil {
 				return fail(fmt.Errorf("view overlay: %w", err))
 			}
+			b.removeStaleOverlays(odir)
 			sc, err = recovery.NewScratch(v, size, filepath.Join(odir, id+"-"+p.ID()+".overlay"), cap)
 			if err != nil {
 				return fail(err)
@@ -391,6 +392,29 @@ func (b *WriterBackend) openView(id, dir, group string, pt recovery.Point, req V
 		}
 	}()
 	return o, nil
+}
+
+// removeStaleOverlays removes the overlays in dir that no open view has:
+// left by an agent killed with views open (a clean stop removes them).
+func (b *WriterBackend) removeStaleOverlays(dir string) {
+	b.mu.Lock()
+	open := map[string]bool{}
+	for _, o := range b.views {
+		for _, e := range o.info.Exports {
+			open[e.Overlay] = true
+		}
+	}
+	b.mu.Unlock()
+	names, _ := filepath.Glob(filepath.Join(dir, "*.overlay"))
+	for _, n := range names {
+		if open[n] {
+			continue
+		}
+		if err := os.Remove(n); err == nil {
+			b.hub.Publish(writer.Event{Time: b.now().UTC(), Kind: writer.EventLog, Level: slog.LevelWarn,
+				Message: fmt.Sprintf("removed the view overlay %s: an agent that stopped without closing its views left it", n)})
+		}
+	}
 }
 
 // closeDisks closes the views and removes the overlays.

@@ -354,3 +354,34 @@ func TestViewSeveralPairs(t *testing.T) {
 	for e := next(t, ch, "log"); !strings.Contains(e.Message, "view v1 of p1,p2 closed: its pair was removed"); e = next(t, ch, "log") {
 	}
 }
+
+// An overlay a killed agent left is removed when a writable view opens
+// beside it, and said; the new view's own overlay is made afresh.
+func TestViewStaleOverlay(t *testing.T) {
+	a := newAgent(t, "p1")
+	a.b.SetViewDir(filepath.Join(a.dir, "views"))
+	odir := filepath.Join(filepath.Dir(a.cfgs["p1"].RetentionDir), ".views")
+	if err := os.MkdirAll(odir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	stale := filepath.Join(odir, "v1-p1.overlay")
+	if err := os.WriteFile(stale, []byte("left by a killed agent"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ch, err := a.cl.Events(ctxT(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := a.cl.OpenView(ctxT(t), ViewRequest{Pairs: []string{"p1"}, Point: "earliest", Writable: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.Exports[0].Overlay != stale {
+		t.Fatalf("overlay %s, want %s", v.Exports[0].Overlay, stale)
+	}
+	if b, _ := os.ReadFile(stale); len(b) != 0 {
+		t.Fatalf("the new overlay holds the stale one's bytes: %q", b)
+	}
+	for e := next(t, ch, "log"); !strings.Contains(e.Message, "removed the view overlay "+stale); e = next(t, ch, "log") {
+	}
+}
