@@ -9,6 +9,8 @@ import (
 	"sort"
 	"sync"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/mtconsole/mtconsole/replication/journal"
 	"github.com/mtconsole/mtconsole/replication/vfs"
 )
@@ -45,6 +47,12 @@ type View struct {
 
 	segMu sync.Mutex
 	segs  map[uint64]vfs.File
+
+	// advised is where the read-ahead of the planned pieces has been
+	// asked up to (raMu): a reader going forward has the before-images
+	// of the next stretch asked of the kernel ahead of it.
+	raMu    sync.Mutex
+	advised int64
 
 	Records int // before-images planned at open
 }
@@ -168,6 +176,7 @@ func (v *View) ReadAt(b []byte, off int64) (int, error) {
 		dst, at := b[pos-off:], pos
 		tasks = append(tasks, func() error { return v.readTarget(dst, at) })
 	}
+	v.readAhead(off, end)
 	if err := runAll(tasks, viewReaders); err != nil {
 		return 0, err
 	}
@@ -192,6 +201,48 @@ func (v *View) ReadAt(b []byte, off int64) (int, error) {
 		}
 	}
 	return len(b), nil
+}
+
+// viewReadAhead is how far past a forward read the before-images it will
+// need are asked of the kernel (fadvise WILLNEED): they lie scattered
+// over the undo log, and asked early they are read in the background, in
+// the order the disk likes, while the client works through the stretch
+// before them.
+var viewReadAhead = int64(32 << 20)
+
+// readAhead asks the kernel for the before-images planned in the stretch
+// after [off, end) when the read goes on from where the last one asked.
+func (v *View) readAhead(off, end int64) {
+	if viewReadAhead <= 0 {
+		return
+	}
+	v.raMu.Lock()
+	from := max(v.advised, end)
+	if off > v.advised || from >= end+viewReadAhead {
+		// a jump (not a forward reader), or asked far enough already
+		if off > v.advised {
+			v.advised = end
+		}
+		v.raMu.Unlock()
+		return
+	}
+	to := min(end+viewReadAhead, v.size)
+	v.advised = to
+	v.raMu.Unlock()
+	i := sort.Search(len(v.pieces), func(i int) bool { return v.pieces[i].off+v.pieces[i].n > from })
+	for ; i < len(v.pieces) && v.pieces[i].off < to; i++ {
+		p := &v.pieces[i]
+		if p.zero || p.mem != nil {
+			continue
+		}
+		f, err := v.segment(p.seg)
+		if err != nil {
+			return
+		}
+		if o, ok := f.(osFiler); ok {
+			unix.Fadvise(int(o.OSFile().Fd()), p.segOff, p.n, unix.FADV_WILLNEED)
+		}
+	}
 }
 
 // viewReaders bounds the reads one view request runs side by side.
