@@ -19,7 +19,7 @@
 #                  BENCH_DIR too when that leaves it empty).
 #   BENCH_REPS     repetitions of each engine/baseline pair (default 3)
 #   BENCH_ONLY     run only these figures of the groups (space-separated:
-#                  ack apply recover resync_hash resync_full stream rss
+#                  ack apply recover view resync_hash resync_full stream rss
 #                  churn restart tui_frame tui_idle), e.g. BENCH_ONLY=recover
 #   BENCH_PROFILE  a directory: keep a CPU profile of each engine run there
 #                  (<figure>-<rep>.pprof) and the binary that made them, for
@@ -245,6 +245,35 @@ bench_recover() {
 		"size: $(awk -v b="$(val copied "$f" figure=export)" 'BEGIN { printf "%.1f", b / 1048576 }') MiB copied + $(awk -v b="$(val restored "$f" figure=export)" 'BEGIN { printf "%.1f", b / 1048576 }') MiB restored to a new file"
 }
 
+# view_read: sequential read MiB/s of a point-in-time view (served over
+# NBD, 8 READs of 1 MiB in flight) of a point 1 GiB of 64 KiB random
+# writes back on a 1 GiB disk ÷ a sequential 1 MiB read of the exported
+# image of the same point, page caches of every file read dropped first.
+# view_open: seconds to open a view on that disk with 10 000 undo
+# records behind its point (the applier held, the plan made).
+bench_view() {
+	local ratios=() opens=() outs=() veng=() vexp=() rep out
+	for rep in $(seq "$reps"); do
+		out="$tmp/view-$rep.out"
+		log "view $rep/$reps: engine"
+		engine view "$rep" "$out" -mode view -recover-bytes $((1 << 30))
+		veng+=("$(val view_mibps "$out" figure=view_read)")
+		vexp+=("$(val export_mibps "$out" figure=view_read)")
+		ratios+=("$(awk -v e="${veng[-1]}" -v b="${vexp[-1]}" 'BEGIN { printf "%.4f", (b > 0 ? e / b : 0) }')")
+		opens+=("$(val seconds "$out" figure=view_open)")
+		outs+=("$out")
+	done
+	local f=${outs[0]}
+	report_ratio view_read ">=0.7" "${ratios[*]}" "${outs[*]}" \
+		"view over NBD MiB/s: $(printf '%.1f ' "${veng[@]}")(median $(median "${veng[@]}"))" \
+		"export image MiB/s:  $(printf '%.1f ' "${vexp[@]}")(median $(median "${vexp[@]}"))" \
+		"size: $(awk -v b="$(val bytes "$f" figure=view_read)" 'BEGIN { print b / 1048576 }') MiB disk, $(val undo_records "$f" figure=view_read) undo records ($(awk -v b="$(val undo_bytes "$f" figure=view_read)" 'BEGIN { printf "%.1f", b / 1048576 }') MiB) behind the point"
+	printf 'view_open seconds=%.3f goal=<1\n' "$(median "${opens[@]}")"
+	printf '  seconds: %s\n' "$(printf '%.3f ' "${opens[@]}" | sed 's/ $//')"
+	printf '  undo records behind the point: %s, disk %s MiB\n' "$(val undo_records "$f" figure=view_open)" \
+		"$(awk -v b="$(val target_size "$f" figure=view_open)" 'BEGIN { print b / 1048576 }')"
+}
+
 # fig NAME: run bench_NAME unless BENCH_ONLY leaves it out.
 fig() {
 	if [ -z "${BENCH_ONLY:-}" ] || [[ " $BENCH_ONLY " == *" $1 "* ]]; then
@@ -256,6 +285,7 @@ group_engine() {
 	fig ack
 	fig apply
 	fig recover
+	fig view
 }
 
 # report_ratio NAME GOAL RATIOS RUN_OUTPUTS DETAIL...: print a figure

@@ -228,7 +228,7 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, m.protUpdate(msg)
 	case unprotPlanMsg, unprotApplyMsg:
 		return m, m.unprot.update(m, msg)
-	case resolvedMsg, recoverStartedMsg, vsPlanMsg, vsProgressMsg, vsDoneMsg:
+	case resolvedMsg, recoverStartedMsg, viewOpenedMsg, vsPlanMsg, vsProgressMsg, vsDoneMsg:
 		// The wizard's, whichever page is shown.
 		return m, m.wiz.update(m, msg)
 	case tea.PasteMsg:
@@ -581,6 +581,18 @@ func (m *Model) headerView() string {
 		}
 	default:
 		agent = "agent … connecting"
+	}
+	if n := len(m.status.Views); n > 0 {
+		// An open view holds retention and refuses rollbacks: in sight.
+		ids := make([]string, n)
+		for i, v := range m.status.Views {
+			ids[i] = v.ID
+		}
+		word := "view"
+		if n > 1 {
+			word = "views"
+		}
+		agent += " │ " + word + " " + strings.Join(ids, ",") + " open"
 	}
 	clock := now.UTC().Format("15:04") + " UTC"
 	left := " " + cut(host, 24) + " · master target │ " + agent

@@ -198,6 +198,11 @@ func (a *Agent) Recover(ctx context.Context, req api.RecoverRequest) (api.Job, e
 	return call(a, func(c *api.Client) (api.Job, error) { return c.Recover(ctx, req) })
 }
 
+// OpenView implements ViewActions.
+func (a *Agent) OpenView(ctx context.Context, req api.ViewRequest) (api.View, error) {
+	return call(a, func(c *api.Client) (api.View, error) { return c.OpenView(ctx, req) })
+}
+
 // Job implements Actions.
 func (a *Agent) Job(ctx context.Context, id string) (api.Job, error) {
 	return call(a, func(c *api.Client) (api.Job, error) { return c.Job(ctx, id) })

@@ -141,6 +141,12 @@ func (m *Model) detailView(w, h int) string {
 	if len(p.Fsync) > 0 {
 		out = append(out, cut(" "+fsyncText(p.Fsync), w))
 	}
+	for _, v := range m.status.Views {
+		if slices.Contains(v.Pairs, p.ID) {
+			out = append(out, m.st.Warn.Render(cut(fmt.Sprintf(" View %s at %s on %s · %d client(s) · its retention is kept, rollback refused",
+				v.ID, v.Point, v.Listen, v.Clients), w)))
+		}
+	}
 	rest := h - len(out) - 3
 	tl := max(rest/4, 1)
 	tg := max(rest/2, 1)

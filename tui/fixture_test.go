@@ -154,6 +154,7 @@ type fakeActions struct {
 	// groups are the machines the agent knows, by name (a pair in none
 	// is a group of its own): Resolve and Recover take one for its pairs.
 	groups map[string][]string
+	views  []api.ViewRequest
 }
 
 // groupPairs is what the agent does with a request's group: its pairs,
@@ -313,6 +314,30 @@ func (f *fakeActions) Recover(_ context.Context, req api.RecoverRequest) (api.Jo
 	f.job = api.Job{ID: "j1", Mode: req.Mode, Point: req.Point, Pairs: pairs, Dest: req.Dest, State: api.JobRunning,
 		TotalBytes: 64 << 30, Started: fxNow, Points: points}
 	return f.job, nil
+}
+
+func (f *fakeActions) OpenView(_ context.Context, req api.ViewRequest) (api.View, error) {
+	f.mu.Lock()
+	f.views = append(f.views, req)
+	fail := f.fail
+	f.mu.Unlock()
+	if fail != nil {
+		return api.View{}, fail
+	}
+	pairs, err := f.groupPairs(req.Group, req.Pairs)
+	if err != nil {
+		return api.View{}, err
+	}
+	points, err := f.resolve(req.Point, pairs)
+	if err != nil {
+		return api.View{}, err
+	}
+	sock := "/run/mtconsole/views/v1.sock"
+	v := api.View{ID: "v1", Point: req.Point, Group: req.Group, Pairs: pairs, Points: points, Listen: "unix:" + sock, Opened: fxNow}
+	for _, id := range pairs {
+		v.Exports = append(v.Exports, api.ViewExport{Pair: id, Name: id, URI: "nbd+unix:///" + id + "?socket=" + sock, Size: 64 << 30})
+	}
+	return v, nil
 }
 
 func (f *fakeActions) Job(_ context.Context, id string) (api.Job, error) {

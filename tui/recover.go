@@ -60,7 +60,12 @@ var pointNames = []string{
 const (
 	modeExport = iota
 	modeRollback
+	modeView // a point-in-time view over NBD: nothing is written
 )
+
+// modeViewName is the request's Mode for a view: the wizard opens it with
+// OpenView, never through Recover.
+const modeViewName = "view"
 
 // wizard is the recovery wizard's state.
 type wizard struct {
@@ -92,6 +97,8 @@ type wizard struct {
 	resolveErr string
 	job        string
 	startErr   string
+	// opened is the view the wizard opened (mode View), shown on the result.
+	opened *api.View
 	// The failback VM, offered on a rollback's result.
 	vs        vsState
 	vsName    textinput.Model
@@ -288,6 +295,9 @@ func (m *Model) listLen() int {
 	case stepTag:
 		return len(m.commonTags())
 	case stepMode:
+		if m.viewActions() != nil {
+			return 3
+		}
 		return 2
 	}
 	return 0
@@ -361,7 +371,7 @@ func (m *Model) wizNext() tea.Cmd {
 			// Enter on Export opens its path; the path's own enter goes on.
 			return m.editField()
 		}
-		w.mode = modeRollback
+		w.mode = w.cur
 		return m.enterChecks()
 	case stepCheck:
 		if slices.ContainsFunc(w.checks, func(c check) bool { return c.level == checkFail }) {
@@ -379,6 +389,12 @@ func (m *Model) wizNext() tea.Cmd {
 			return w.confirm.Focus()
 		}
 	case stepConfirm:
+		if w.mode == modeView {
+			if m.refuse("open a view") {
+				return nil
+			}
+			return m.openView()
+		}
 		if w.mode == modeExport {
 			return m.startRecovery()
 		}
@@ -562,8 +578,11 @@ func (m *Model) request() api.RecoverRequest {
 		// that arrive meanwhile are newer than it.
 		req.Point = "time:" + t.UTC().Format(time.RFC3339Nano)
 	}
-	if w.mode == modeExport {
+	switch w.mode {
+	case modeExport:
 		req.Mode, req.Dest = api.ModeExport, strings.TrimSpace(w.destIn.Value())
+	case modeView:
+		req.Mode = modeViewName
 	}
 	return req
 }
@@ -696,6 +715,12 @@ func fileSafe(s string) string {
 
 // cliTwin is the command that does the same from a script.
 func cliTwin(req api.RecoverRequest) string {
+	if req.Mode == modeViewName {
+		if req.Group != "" {
+			return fmt.Sprintf("mtconsole view open --group %s --point %s", shellQuote(req.Group), shellQuote(req.Point))
+		}
+		return fmt.Sprintf("mtconsole view open --pair %s --point %s", shellQuote(strings.Join(req.Pairs, ",")), shellQuote(req.Point))
+	}
 	if req.Group != "" {
 		s := fmt.Sprintf("mtconsole recover --group %s --point %s --mode %s", shellQuote(req.Group), shellQuote(req.Point), req.Mode)
 		if req.Dest != "" {
@@ -804,9 +829,23 @@ func (m *Model) readiness() []check {
 			add(checkWarn, "%s is replicating: the rollback stops it; pause it first (p on its detail screen)", id)
 		}
 	}
-	if req.Mode == api.ModeRollback {
+	switch req.Mode {
+	case api.ModeRollback:
+		for _, id := range ids {
+			if v := m.viewOf(id); v != "" {
+				add(checkFail, "%s has view %s open: close it first (mtconsole view close %s)", id, v, v)
+			}
+		}
 		add(checkWarn, "a rollback rewrites the targets in place and ends their pairs: the source must resync them after")
-	} else {
+	case modeViewName:
+		for _, id := range ids {
+			if v := m.viewOf(id); v != "" {
+				add(checkFail, "%s has view %s open already: use it, or close it first (mtconsole view close %s)", id, v, v)
+			}
+		}
+		add(checkOK, "a view is read-only and copies nothing; the pairs keep replicating")
+		add(checkWarn, "while it is open its retention is kept (pruning waits) and a rollback is refused: close it when done")
+	default:
 		cs = append(cs, destChecks(req.Dest, len(ids) > 1)...)
 	}
 	return cs
@@ -1001,6 +1040,9 @@ func (m *Model) wizView(w, h int) string {
 		item(modeExport, "Export: write an image to a new path, the pairs keep replicating")
 		out = append(out, m.fieldLines(w)...)
 		item(modeRollback, "Rollback: rewrite the targets in place (ends the pairs)")
+		if m.viewActions() != nil {
+			item(modeView, "View (test): serve the point over NBD to attach, nothing is written")
+		}
 	case stepCheck:
 		title("Step 4 of 5 · Readiness check")
 		// What is checked is what will run: the mode stands first.
@@ -1010,10 +1052,17 @@ func (m *Model) wizView(w, h int) string {
 			st = m.st.Warn
 		}
 		what := "Export"
-		if req.Mode == api.ModeRollback {
+		switch req.Mode {
+		case api.ModeRollback:
 			what = "▲ Rollback"
+		case modeViewName:
+			what = "View"
 		}
-		out = append(out, styled(st, wrap("   ", fmt.Sprintf("%s of %s to %s", what, m.chosenText(), req.Point), w))...)
+		to := "to"
+		if req.Mode == modeViewName {
+			to = "at"
+		}
+		out = append(out, styled(st, wrap("   ", fmt.Sprintf("%s of %s %s %s", what, m.chosenText(), to, req.Point), w))...)
 		out = append(out, "")
 		for _, c := range wz.checks {
 			out = append(out, m.checkLines(c, w)...)
@@ -1022,7 +1071,11 @@ func (m *Model) wizView(w, h int) string {
 	case stepConfirm:
 		req := m.request()
 		title("Step 5 of 5 · Confirm")
-		out = append(out, wrap("   ", fmt.Sprintf("%s of %s to %s", req.Mode, m.chosenText(), req.Point), w)...)
+		to := "to"
+		if req.Mode == modeViewName {
+			to = "at"
+		}
+		out = append(out, wrap("   ", fmt.Sprintf("%s of %s %s %s", req.Mode, m.chosenText(), to, req.Point), w)...)
 		if req.Dest != "" {
 			out = append(out, hang("   into ", "        ", req.Dest, w)...)
 		}
@@ -1037,6 +1090,8 @@ func (m *Model) wizView(w, h int) string {
 				out = append(out, m.st.Warn.Render(l))
 			}
 			out = append(out, "", "   "+wz.confirm.View())
+		} else if req.Mode == modeViewName {
+			out = append(out, "   Press enter to open the view.")
 		} else {
 			out = append(out, "   Press enter to start the export.")
 		}
@@ -1045,6 +1100,10 @@ func (m *Model) wizView(w, h int) string {
 			out = append(out, m.errLines("   ✗ ", wz.startErr, w)...)
 		}
 	case stepRun, stepResult:
+		if wz.opened != nil {
+			out = append(out, m.viewLines(*wz.opened, w)...)
+			break
+		}
 		out = append(out, m.jobView(wz.job, w)...)
 		if wz.step == stepResult {
 			out = append(out, m.vsOfferLines(w)...)
@@ -1440,5 +1499,85 @@ func (m *Model) jobLines(w int) []string {
 		out = append(out, m.st.Warn.Render(cut(fmt.Sprintf(" ⟳ job %s: %s of %s %s%s · recovery screen shows it", id,
 			orDash(jv.job.Mode), orDash(strings.Join(jv.job.Pairs, ",")), pctText(pct(jv.job.DoneBytes, jv.job.TotalBytes)), eta), w)))
 	}
+	return out
+}
+
+// ViewActions is Actions that also open point-in-time views (the agent's
+// API does): the wizard offers its View mode only with them.
+type ViewActions interface {
+	OpenView(ctx context.Context, req api.ViewRequest) (api.View, error)
+}
+
+func (m *Model) viewActions() ViewActions {
+	va, _ := m.o.Actions.(ViewActions)
+	return va
+}
+
+// viewOf is the id of the open view of pair in the status, or "".
+func (m *Model) viewOf(pair string) string {
+	for _, v := range m.status.Views {
+		if slices.Contains(v.Pairs, pair) {
+			return v.ID
+		}
+	}
+	return ""
+}
+
+type viewOpenedMsg struct {
+	view api.View
+	err  error
+}
+
+// openView asks the agent for the view the wizard describes.
+func (m *Model) openView() tea.Cmd {
+	req, va, ctx := m.request(), m.viewActions(), m.ctx
+	m.wiz.startErr = ""
+	if va == nil {
+		m.wiz.startErr = "this console cannot open views: it has no agent connection for them"
+		return nil
+	}
+	vr := api.ViewRequest{Pairs: req.Pairs, Group: req.Group, Point: req.Point}
+	return func() tea.Msg {
+		c, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		v, err := va.OpenView(c, vr)
+		return viewOpenedMsg{view: v, err: err}
+	}
+}
+
+// onViewOpened shows the view opened, with how to attach it.
+func (m *Model) onViewOpened(msg viewOpenedMsg) tea.Cmd {
+	if msg.err != nil {
+		m.wiz.startErr = actionErrText(msg.err)
+		m.setNote(true, "view: "+m.wiz.startErr)
+		return nil
+	}
+	v := msg.view
+	m.wiz.opened, m.wiz.step = &v, stepResult
+	m.status.Views = append(m.status.Views, v) // until the next status
+	m.setNote(false, fmt.Sprintf("view %s of %s opened", v.ID, strings.Join(v.Pairs, ",")))
+	return nil
+}
+
+// viewLines shows an open view: what and where, and the commands that
+// attach each disk (wrapped, never cut: they are there to be copied).
+func (m *Model) viewLines(v api.View, w int) []string {
+	mode := "read-only"
+	if v.Writable {
+		mode = "writable, overlay discarded on close"
+	}
+	out := []string{m.st.Title.Render(cut(fmt.Sprintf(" View %s · %s at %s", v.ID, strings.Join(v.Pairs, ","), v.Point), w)), ""}
+	out = append(out, wrap("   ", fmt.Sprintf("Serving %s over NBD on %s, %d client(s).", mode, v.Listen, v.Clients), w)...)
+	for _, e := range v.Exports {
+		out = append(out, "", cut(fmt.Sprintf("   %s (%s) — attach with one of:", e.Pair, bytesText(e.Size)), w))
+		for _, l := range api.AttachLines(v, e) {
+			out = append(out, hang("   ", "     ", l, w)...)
+		}
+	}
+	out = append(out, "")
+	for _, l := range hang("   Close it when done: ", "     ", "mtconsole view close "+v.ID, w) {
+		out = append(out, m.st.Dim.Render(l))
+	}
+	out = append(out, cut("   enter/esc: back to the dashboard", w))
 	return out
 }

@@ -165,6 +165,8 @@ func (w *wizard) update(m *Model, msg tea.Msg) tea.Cmd {
 		return m.onResolved(msg)
 	case recoverStartedMsg:
 		return m.onRecoverStarted(msg)
+	case viewOpenedMsg:
+		return m.onViewOpened(msg)
 	case vsPlanMsg:
 		return m.onVSPlan(msg)
 	case vsProgressMsg:

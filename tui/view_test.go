@@ -184,6 +184,18 @@ func TestGoldenWizard(t *testing.T) {
 			m.Update(EventMsg{Event: *ev(1e9, "p1", api.EventProgress, 0, "job j1: rollback p1 25.0% (17179869184 of 68719476736 bytes)"),
 				Job: &api.JobEvent{ID: "j1", Kind: api.JobProgress, Pair: "p1", Done: 16 << 30, Total: 64 << 30}})
 		}},
+		{name: "CheckView", step: stepMode, after: func(m *Model) { press(m, "down", "down"); answer(m, press(m, "enter")) }},
+		{name: "ConfirmView", step: stepMode, after: func(m *Model) {
+			press(m, "down", "down")
+			answer(m, press(m, "enter"))
+			press(m, "enter")
+		}},
+		{name: "ResultView", step: stepMode, after: func(m *Model) {
+			press(m, "down", "down")
+			answer(m, press(m, "enter"))
+			press(m, "enter")
+			answer(m, press(m, "enter"))
+		}},
 		{name: "Result", step: stepConfirm, after: func(m *Model) {
 			typeText(m, "p1")
 			m.Update(press(m, "enter")())
@@ -459,5 +471,80 @@ func TestCSView(t *testing.T) {
 	m := New(t.Context(), Options{Now: fxClock, NoColor: true})
 	if _, state, _ := m.csView(); state != "unknown" {
 		t.Errorf("before any status: %q", state)
+	}
+}
+
+// fxView is an open view of p1, as the agent's status reports it.
+func fxView() api.View {
+	sock := "/run/mtconsole/views/v1.sock"
+	return api.View{ID: "v1", Point: "tag:crash-1004", Pairs: []string{"p1"}, Listen: "unix:" + sock, Clients: 1, Opened: fxNow,
+		Exports: []api.ViewExport{{Pair: "p1", Name: "p1", URI: "nbd+unix:///p1?socket=" + sock, Size: 64 << 30}}}
+}
+
+// An open view shows in the dashboard's header and on its pair's detail.
+func TestGoldenDashboardView(t *testing.T) {
+	goldenScreens(t, Options{Actions: &fakeActions{}}, func(m *Model) { m.status.Views = []api.View{fxView()} })
+}
+
+func TestGoldenDetailView(t *testing.T) {
+	goldenScreens(t, Options{Actions: &fakeActions{}}, func(m *Model) {
+		m.status.Views = []api.View{fxView()}
+		press(m, "enter")
+	})
+}
+
+// A rollback of a pair with a view open fails its check, naming the view;
+// a second view of it too. Nothing is asked of the agent.
+func TestWizardViewBlocksRollback(t *testing.T) {
+	for _, mode := range []string{"rollback", "view"} {
+		fa := &fakeActions{}
+		m := newFx(t, 80, 24, Options{Actions: fa})
+		m.status.Views = []api.View{fxView()}
+		wizardTo(m, stepMode, "")
+		press(m, "down")
+		if mode == "view" {
+			press(m, "down")
+		}
+		answer(m, press(m, "enter"))
+		if m.wiz.step != stepCheck {
+			t.Fatalf("%s: step %d, want the check", mode, m.wiz.step)
+		}
+		found := false
+		for _, c := range m.wiz.checks {
+			if c.level == checkFail && strings.Contains(c.text, "view v1") {
+				found = true
+			}
+		}
+		if !found {
+			t.Fatalf("%s with view v1 open: checks %+v, want a failure naming it", mode, m.wiz.checks)
+		}
+		press(m, "enter")
+		if m.wiz.step != stepCheck || len(fa.recs) != 0 || len(fa.views) != 0 {
+			t.Fatalf("%s went on past a failed check (step %d, %d recovers, %d views)", mode, m.wiz.step, len(fa.recs), len(fa.views))
+		}
+	}
+}
+
+// The View mode opens the view through the agent with the point the
+// check showed, and its result is the attach lines.
+func TestWizardOpensView(t *testing.T) {
+	fa := &fakeActions{}
+	m := newFx(t, 80, 24, Options{Actions: fa})
+	wizardTo(m, stepMode, "")
+	press(m, "down", "down")
+	answer(m, press(m, "enter"))
+	press(m, "enter")
+	answer(m, press(m, "enter"))
+	if len(fa.views) != 1 || fa.views[0].Point != "tag:crash-1004" || !slices.Equal(fa.views[0].Pairs, []string{"p1"}) || fa.views[0].Writable {
+		t.Fatalf("views asked: %+v", fa.views)
+	}
+	if len(fa.recs) != 0 {
+		t.Fatal("a view started a recovery job")
+	}
+	s := screenText(t, m)
+	for _, want := range []string{"View v1", "nbd-client -unix /run/mtconsole/views/v1.sock", "qemu-img convert", "nbdfuse", "mtconsole view close v1"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("result screen lacks %q:\n%s", want, s)
+		}
 	}
 }

@@ -29,6 +29,7 @@ var commandGroup = map[string]string{
 	"unprotect":      "replication",
 	"protection":     "replication",
 	"recover":        "recovery",
+	"view":           "recovery",
 	"retention":      "recovery",
 	"setup":          "setup",
 	"check":          "setup",
@@ -61,7 +62,7 @@ func newRootCmd() *cobra.Command {
 	root.Flags().AddFlagSet(console.Flags())
 	root.AddCommand(console, newRetentionCmd(), newDemoCmd(), newSelftestCmd(), newStatusCmd(), newTagCmd(), newPauseCmd(true), newPauseCmd(false),
 		newRecoverCmd(), newPSCmd(), newAgentCmd(), newCSCmd(), newRegisterCmd(), newUnregisterCmd(), newHostConfigCmd(),
-		newCheckCmd(), newInstallCmd(), newUninstallCmd(), newCustomChangesCmd(), newVSphereCmd(), newSetupCmd(), newProtectCmd(), newUnprotectCmd(), newProtectionCmd())
+		newViewCmd(), newCheckCmd(), newInstallCmd(), newUninstallCmd(), newCustomChangesCmd(), newVSphereCmd(), newSetupCmd(), newProtectCmd(), newUnprotectCmd(), newProtectionCmd())
 	root.AddGroup(groups...)
 	for _, c := range root.Commands() {
 		if g, ok := commandGroup[c.Name()]; ok {

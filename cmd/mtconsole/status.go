@@ -212,6 +212,14 @@ func printStatus(out io.Writer, st api.Status, now time.Time) {
 			bytesText(p.BacklogBytes), bytesText(int64(p.ThroughputBps)), bytesText(p.Retention.UsedBytes), window, p.Retention.Tags)
 	}
 	tw.Flush()
+	for _, v := range st.Views {
+		mode := "read-only"
+		if v.Writable {
+			mode = "writable"
+		}
+		notes = append(notes, fmt.Sprintf("view %s: %s at %s, %s, on %s, %s (mtconsole view list)",
+			v.ID, strings.Join(v.Pairs, ","), v.Point, mode, v.Listen, plural(int64(v.Clients), "client")))
+	}
 	if len(notes) > 0 {
 		fmt.Fprintln(out)
 		for _, n := range notes {

@@ -43,6 +43,7 @@ func runningAgentAt(t *testing.T, fx *fixture, now func() time.Time) string {
 	}
 	b := api.FromWriter(w, api.HostInfo{Host: "mt1", Version: "test", Started: now()}, hub, cfg)
 	b.SetClock(now)
+	b.SetViewDir(filepath.Join(sockDir, "views"))
 	t.Cleanup(func() { b.Close() })
 	srv, err := api.Listen(api.Config{Socket: filepath.Join(sockDir, "agent.sock")}, b)
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	"os/signal"
 	"slices"
 	"strings"
+	"path/filepath"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -131,6 +132,14 @@ func Run(ctx context.Context, fc *FileConfig, o Options) error {
 	}
 	defer client.Close()
 	backend := client.Backend(api.HostInfo{Host: fc.Agent.HostID, Version: o.Version}, hub)
+	// Views are served from the agent's runtime directory, and closed
+	// (their overlays removed, said in the log) before the pairs close.
+	sock := fc.Agent.Socket
+	if sock == "" {
+		sock = api.DefaultSocket
+	}
+	backend.SetViewDir(filepath.Join(filepath.Dir(sock), "views"))
+	defer backend.CloseViews("", "closed: the agent stops")
 	// The host's registration with the configuration server, kept alive.
 	csCtx, stopCS := context.WithCancel(ctx)
 	hcPath, named := fc.HostConfig()

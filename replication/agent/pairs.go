@@ -74,6 +74,9 @@ func (c *Client) RemovePair(id string, purge bool) error {
 	if l == nil {
 		return fmt.Errorf("agent: no pair %q", id)
 	}
+	if c.backend != nil {
+		c.backend.CloseViews(id, "closed: its pair was removed")
+	}
 	l.mu.Lock()
 	was := l.ended
 	l.ended, l.removed, l.connected = true, true, false

@@ -67,8 +67,11 @@
 // Commits the applied position (invariant 2). Undo records written after
 // the last Commit are a batch a crash cut short: Uncommitted returns them so
 // the target can be put back, DiscardUncommitted cuts them. Prune removes
-// whole oldest segments only, keeps what locked tags need, and reports the
-// earliest recoverable point truthfully (invariant 6).
+// whole oldest segments only, keeps what locked tags need and what pins
+// hold (a point-in-time view: Pin, PinnedFrom; it says which pin held it
+// back), and reports the earliest recoverable point truthfully (invariant
+// 6). WatchAppends tells a reader (a view) where each before-image lands
+// as it is appended, before the applier writes the target.
 //
 // The catalogue is verified before bbolt maps it (verifyCatalogue: meta
 // pages, length, every reachable page in the file and well formed), its

@@ -17,6 +17,9 @@ type PruneResult struct {
 	EarliestTime time.Time
 	// BlockedBy is a locked tag that kept older data from going.
 	BlockedBy *Tag
+	// HeldBy names the pin (a point-in-time view) that kept older data
+	// from going, or is empty.
+	HeldBy string
 }
 
 // PruneOptions choose what to prune: oldest first, a segment goes when any
@@ -62,6 +65,11 @@ func (s *Store) Prune(p PruneOptions) (PruneResult, error) {
 		if !want {
 			break
 		}
+		if why := s.heldByLocked(g); why != "" {
+			// An open view reads this segment's before-images.
+			res.HeldBy = why
+			break
+		}
 		if g.LastSeq > locked {
 			// The locked tag needs this segment's before-images.
 			t := s.tags[lockedIdx]
@@ -80,7 +88,7 @@ func (s *Store) Prune(p PruneOptions) (PruneResult, error) {
 		return res, nil
 	}
 	r, _, err := s.removeOldestLocked(n, p.Now, false)
-	r.BlockedBy = res.BlockedBy
+	r.BlockedBy, r.HeldBy = res.BlockedBy, res.HeldBy
 	return r, err
 }
 

@@ -25,7 +25,8 @@ import (
 var ErrNotDirect = errors.New("retention store holds recoverable points: resync through the journal")
 
 // DirectResyncOK reports whether a direct resync may write the target:
-// no before-image kept or staged, no tag, and no recovery range but "Not
+// no before-image kept or staged, no tag, no pin (an open view reads the
+// target through the before-images), and no recovery range but "Not
 // guaranteed" ones.
 func (s *Store) DirectResyncOK() bool {
 	s.mu.Lock()
@@ -34,7 +35,7 @@ func (s *Store) DirectResyncOK() bool {
 }
 
 func (s *Store) directOKLocked() bool {
-	if len(s.segs) > 0 || len(s.tags) > 0 || len(s.uncommit) > 0 || s.act != nil {
+	if len(s.segs) > 0 || len(s.tags) > 0 || len(s.uncommit) > 0 || s.act != nil || len(s.pins) > 0 {
 		return false
 	}
 	for _, r := range s.ranges {

@@ -65,6 +65,11 @@ type Store struct {
 	uncommit []*activeSeg
 	unsynced []*activeSeg
 	nextIdx  uint64
+
+	// pins held and append watchers (pin.go), by id
+	pins     map[uint64]*Pin
+	watchers map[uint64]AppendWatcher
+	nextPin  uint64
 }
 
 type activeSeg struct {
@@ -449,6 +454,10 @@ func (s *Store) Append(recs []Record) error {
 	defer s.mu.Unlock()
 	buf := s.buf[:0]
 	defer func() { s.buf = buf[:0] }()
+	// told: the records in buf not yet told to the watchers, and where
+	// each begins in buf.
+	var told []int
+	var toldAt []int
 	flush := func() error {
 		if len(buf) == 0 {
 			return nil
@@ -456,6 +465,12 @@ func (s *Store) Append(recs []Record) error {
 		if err := vfs.WriteAppend(s.act.f, buf, s.act.off); err != nil {
 			return fmt.Errorf("retention %s: %w", s.act.f.Name(), err)
 		}
+		for k, i := range told {
+			for _, w := range s.watchers {
+				w(&recs[i], s.act.info.Index, s.act.off+int64(toldAt[k])+HeaderSize+writeFixed)
+			}
+		}
+		told, toldAt = told[:0], toldAt[:0]
 		s.act.off += int64(len(buf))
 		buf = buf[:0]
 		return nil
@@ -470,9 +485,13 @@ func (s *Store) Append(recs []Record) error {
 				return err
 			}
 		}
+		at := len(buf)
 		var err error
 		if buf, err = AppendRecord(buf, s.act.info.Index, r); err != nil {
 			return err
+		}
+		if len(s.watchers) > 0 {
+			told, toldAt = append(told, i), append(toldAt, at)
 		}
 		in := &s.act.info
 		if in.FirstSeq == 0 {

@@ -12,4 +12,14 @@
 // anything is written. Both report progress, honour cancellation, and leave
 // nothing half-claimed: a rollback cut short stays RollingBack and is
 // finished by running it again.
+//
+// A View is the image of a point without the copy: the same plan, kept as
+// a map of which ranges come from which before-image, over the live
+// target. It pins the before-images it reads (journal.Pin) and watches
+// the ones the applier appends after it opened (journal.Store.
+// WatchAppends): a block overwritten later is read from its before-image,
+// which the applier appends before it writes the target, so a read that
+// meets the new write on the target finds its before-image registered.
+// A Scratch makes a view writable with a capped copy-on-write overlay
+// file, removed on close.
 package recovery

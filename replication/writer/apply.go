@@ -316,6 +316,12 @@ func (p *Pair) enforcePolicy(now time.Time) {
 		p.event(EventAlert, slog.LevelWarn, fmt.Sprintf("retention size cap %s reached: purged %d oldest segment(s); recoverable from %s",
 			mb(pol.SizeCap), res.Segments, res.EarliestTime.UTC().Format(time.RFC3339)))
 	}
+	if res.HeldBy != p.heldBy {
+		if res.HeldBy != "" {
+			p.event(EventAlert, slog.LevelWarn, "pruning held back by "+res.HeldBy+": its before-images stay until it is closed")
+		}
+		p.heldBy = res.HeldBy
+	}
 	if res.BlockedBy != nil {
 		p.event(EventAlert, slog.LevelWarn, fmt.Sprintf("pruning held back by locked tag %s", res.BlockedBy.Name))
 	}

@@ -151,6 +151,9 @@ type Pair struct {
 	target vfs.File
 	size   int64
 	fsync  *fsyncStats
+	// heldBy is the pin (an open view) last reported holding pruning
+	// back: said once, not after every commit. Applier only.
+	heldBy string
 
 	mu         sync.Mutex
 	paused     string // reason; "" when running

@@ -115,6 +115,17 @@ func (p *Pair) WriteDirect(ctx context.Context, seq uint64, off int64, t time.Ti
 		}
 		return false, nil
 	}
+	if p.dir != nil && p.store.Pinned() {
+		// A view opened (journal.Pin): from now on every write keeps
+		// its before-image, so what the view reads stays put. What was
+		// written directly before is committed first.
+		err := p.commitDirect(true)
+		p.stopDirect()
+		if err != nil {
+			return true, err
+		}
+		return false, nil
+	}
 	if p.dir == nil && !p.store.DirectResyncOK() {
 		return false, nil
 	}

@@ -267,3 +267,30 @@ func TestDirectResyncCrashAtEverySyncPoint(t *testing.T) {
 		}
 	}
 }
+
+// A pin (an open view) ends a direct resync stretch: what was written
+// directly is committed, and the next write is refused for the journal,
+// where it keeps its before-image.
+func TestDirectResyncStopsForPin(t *testing.T) {
+	withDirectCommit(t, 100*directChunk)
+	m := newMemPair(t, nil)
+	p, _ := m.open()
+	defer func() { p.Close() }()
+	src := directSource(3)
+	for seq := uint64(1); seq <= 3; seq++ {
+		off := int64(seq-1) * directChunk
+		ok, err := p.WriteDirect(context.Background(), seq, off, resyncStart, src[off:off+directChunk], false)
+		if err != nil || !ok {
+			t.Fatalf("direct write %d: %v %v", seq, ok, err)
+		}
+	}
+	pin := p.Store().Pin(3, "view v1")
+	defer pin.Release()
+	ok, err := p.WriteDirect(context.Background(), 4, 3*directChunk, resyncStart, src[3*directChunk:4*directChunk], false)
+	if err != nil || ok {
+		t.Fatalf("direct write with a pin held: %v %v; want refused (false), no error", ok, err)
+	}
+	if a := p.Store().State().Applied; a != 3 {
+		t.Fatalf("applied %d after the stretch ended: want the 3 direct writes committed", a)
+	}
+}

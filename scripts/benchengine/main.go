@@ -5,6 +5,7 @@
 //	benchengine -mode ack     -dir DIR   the ack path: 1 MiB writes journaled and acknowledged
 //	benchengine -mode apply   -dir DIR   sustained apply with retention, 64 KiB random writes
 //	benchengine -mode recover -dir DIR   export and rollback of a few hundred MiB of changes
+//	benchengine -mode view    -dir DIR   a point-in-time view read over NBD, and opened
 //
 // and the replication modes of replication.go (resync-prep, resync-hash,
 // resync-full, stream, rss) and of restart.go (restart).
@@ -95,8 +96,10 @@ func run(c config) error {
 		return benchApply(c)
 	case "recover":
 		return benchRecover(c)
+	case "view":
+		return benchView(c)
 	}
-	return fmt.Errorf("-mode %q: want ack, apply or recover", c.mode)
+	return fmt.Errorf("-mode %q: want ack, apply, recover or view", c.mode)
 }
 
 // removeContents empties dir, leaving dir itself to its owner.

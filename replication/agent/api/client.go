@@ -115,7 +115,7 @@ func (e *APIError) Is(target error) bool {
 	case http.StatusBadRequest:
 		return target == ErrBadInput
 	case http.StatusNotFound:
-		return target == ErrUnknownPair || target == ErrUnknownJob
+		return target == ErrUnknownPair || target == ErrUnknownJob || target == ErrUnknownView
 	case http.StatusConflict:
 		return target == ErrConflict
 	}
@@ -160,6 +160,25 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 		return fmt.Errorf("agent %s %s: reading the answer: %w", method, path, err)
 	}
 	return nil
+}
+
+// OpenView is POST /v1/views: the view opened.
+func (c *Client) OpenView(ctx context.Context, req ViewRequest) (View, error) {
+	var v View
+	err := c.do(ctx, http.MethodPost, "/v1/views", req, &v)
+	return v, err
+}
+
+// Views is GET /v1/views: the open views.
+func (c *Client) Views(ctx context.Context) ([]View, error) {
+	var vs []View
+	err := c.do(ctx, http.MethodGet, "/v1/views", nil, &vs)
+	return vs, err
+}
+
+// CloseView is DELETE /v1/views/ID.
+func (c *Client) CloseView(ctx context.Context, id string) error {
+	return c.do(ctx, http.MethodDelete, "/v1/views/"+url.PathEscape(id), nil, nil)
 }
 
 // Status is GET /v1/status.

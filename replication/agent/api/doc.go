@@ -17,6 +17,9 @@
 //	POST /v1/resolve            ResolveRequest → Resolution: where Recover would find the point
 //	POST /v1/recover            RecoverRequest → Job (202)
 //	GET  /v1/jobs/{id}          Job
+//	POST /v1/views              ViewRequest → View (201): a point-in-time view served over NBD
+//	GET  /v1/views              []View, the open views (also in Status.Views)
+//	DELETE /v1/views/{id}       close a view (404 for an unknown one)
 //
 // The socket is 0600, or 0660 owned by a configured group, in a directory
 // made 0755. The routes that change something (POST, but for /v1/resolve, which only looks) answer only root and
@@ -26,6 +29,20 @@
 // published on the event stream as typed JobEvents (Client.FollowJob
 // follows one to its end); the events' Message is a line for the log,
 // not a format to parse.
+//
+// Views (views.go) run in the agent: OpenView resolves the point as
+// Recover does (a group's pairs to one point), refuses one outside a
+// pair's retention window naming the nearest points kept, opens a
+// recovery.View per pair while its applier is held (nothing staged), and
+// serves them as one NBD server (replication/nbd), one export per pair
+// named after it, on a unix socket in the runtime directory (SetViewDir;
+// the daemon's is beside the API socket) or the address asked for. A
+// writable view puts a recovery.Scratch over each disk, its overlay file
+// in .views beside the pair's retention directory. A pair has one view at
+// most; a rollback of a pair with a view open is refused, and a view of
+// a pair being rolled back. CloseView, CloseViews (the agent stopping,
+// the pair removed) disconnect the clients, remove the socket and the
+// overlays, and say so on the event stream.
 //
 // Metrics (NewMetrics, then Serve on a TCP address, by convention port
 // 9460; off unless the agent is given one) exposes in the Prometheus text

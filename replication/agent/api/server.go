@@ -220,6 +220,37 @@ func (s *Server) Handler() http.Handler {
 		j, err := s.b.Job(r.PathValue("id"))
 		reply(w, http.StatusOK, j, err)
 	})
+	mux.HandleFunc("POST /v1/views", changing(func(w http.ResponseWriter, r *http.Request) {
+		var req ViewRequest
+		if err := decode(r, &req); err != nil {
+			reply(w, 0, nil, err)
+			return
+		}
+		vb, ok := s.b.(ViewBackend)
+		if !ok {
+			reply(w, 0, nil, fmt.Errorf("%w: this agent serves no views", ErrConflict))
+			return
+		}
+		v, err := vb.OpenView(req)
+		reply(w, http.StatusCreated, v, err)
+	}))
+	mux.HandleFunc("GET /v1/views", func(w http.ResponseWriter, r *http.Request) {
+		views := []View{}
+		var err error
+		if vb, ok := s.b.(ViewBackend); ok {
+			views, err = vb.Views()
+		}
+		reply(w, http.StatusOK, views, err)
+	})
+	mux.HandleFunc("DELETE /v1/views/{id}", changing(func(w http.ResponseWriter, r *http.Request) {
+		vb, ok := s.b.(ViewBackend)
+		if !ok {
+			reply(w, 0, nil, fmt.Errorf("view %q: %w", r.PathValue("id"), ErrUnknownView))
+			return
+		}
+		err := vb.CloseView(r.PathValue("id"))
+		reply(w, http.StatusOK, struct{}{}, err)
+	}))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, errorBody{Error: "no such route: " + r.Method + " " + r.URL.Path})
 	})
@@ -258,7 +289,7 @@ func reply(w http.ResponseWriter, code int, v any, err error) {
 	switch {
 	case errors.As(err, &fe):
 		code, body.Field = http.StatusBadRequest, fe.Field
-	case errors.Is(err, ErrUnknownPair), errors.Is(err, ErrUnknownJob):
+	case errors.Is(err, ErrUnknownPair), errors.Is(err, ErrUnknownJob), errors.Is(err, ErrUnknownView):
 		code = http.StatusNotFound
 	case errors.Is(err, ErrConflict):
 		code = http.StatusConflict

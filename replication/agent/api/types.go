@@ -109,6 +109,8 @@ type Status struct {
 	// CS is the host's registration with a configuration server; absent
 	// when the agent runs no heartbeats (the host is not registered).
 	CS *CSStatus `json:"cs,omitempty"`
+	// Views are the point-in-time views open (mtconsole view).
+	Views []View `json:"views"`
 }
 
 // CSStatus is the agent's view of this host's registration with the

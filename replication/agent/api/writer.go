@@ -52,8 +52,14 @@ type WriterBackend struct {
 	// (tests: stop or cancel a job mid-way).
 	onProgress func(job string, done int64)
 	wg         sync.WaitGroup
-	ctx        context.Context
-	cancel     context.CancelFunc
+	// the open views (views.go), the pairs of views being opened, the
+	// last view number given and the directory of their sockets
+	views    map[string]*openView
+	opening  map[string][]string
+	nextView int
+	viewDir  string
+	ctx      context.Context
+	cancel   context.CancelFunc
 }
 
 // FromWriter serves w. configs are the pairs' configurations, needed to
@@ -82,8 +88,10 @@ func (b *WriterBackend) AddConfig(c writer.PairConfig) {
 	b.mu.Unlock()
 }
 
-// Close cancels running jobs and waits for them.
+// Close closes the open views (saying so in the log), cancels running
+// jobs and waits for them.
 func (b *WriterBackend) Close() error {
+	b.CloseViews("", "closed: the agent stops")
 	b.cancel()
 	b.wg.Wait()
 	return nil
@@ -113,6 +121,9 @@ func (b *WriterBackend) Status() (Status, error) {
 	if b.cs != nil {
 		s.CS = b.cs()
 	}
+	b.mu.Lock()
+	s.Views = b.viewsLocked()
+	b.mu.Unlock()
 	return s, nil
 }
 
@@ -539,6 +550,10 @@ func (b *WriterBackend) Recover(req RecoverRequest) (Job, error) {
 			return Job{}, fmt.Errorf("%w: pair %s is being recovered by job %s", ErrConflict, id, other)
 		}
 		if req.Mode == ModeRollback {
+			if v := b.viewOfLocked(id); v != "" {
+				b.mu.Unlock()
+				return Job{}, fmt.Errorf("%w: pair %s has view %s open: a rollback would rewrite the target under it; close it first (mtconsole view close %s)", ErrConflict, id, v, v)
+			}
 			c, ok := b.configs[id]
 			if !ok {
 				b.mu.Unlock()
