@@ -124,6 +124,9 @@ type PairPolicy struct {
 	Retention    string `toml:"retention"`
 	SizeCapMB    *int64 `toml:"size_cap_mb"`
 	OnFull       string `toml:"on_full"`
+	// Sparse is the sparse-retention tiers (journal.ParseTiers), such
+	// as "all 1d; 1 per 1h for 6d"; "none" clears tiers set above.
+	Sparse string `toml:"sparse"`
 	// AlertThresholdPercent is the low-space trigger, in percent of the
 	// retention volume (default: [agent]'s, or 5).
 	AlertThresholdPercent *float64 `toml:"alert_threshold_percent"`
@@ -332,6 +335,19 @@ func (c *FileConfig) policy(ps ...PairPolicy) (policy, *keyErr) {
 			}
 			out.OnFull = a
 		}
+		if q.Sparse != "" {
+			out.Tiers = nil
+			if !strings.EqualFold(strings.TrimSpace(q.Sparse), "none") {
+				t, err := journal.ParseTiers(q.Sparse)
+				if err != nil {
+					return out, &keyErr{"sparse", fmt.Errorf("sparse: %v", err)}
+				}
+				out.Tiers = t
+			}
+		}
+	}
+	if err := journal.ValidateTiers(out.Window, out.Tiers); err != nil {
+		return out, &keyErr{"sparse", fmt.Errorf("sparse %q with retention %s: %v", journal.FormatTiers(out.Tiers), journal.FormatAge(out.Window), err)}
 	}
 	return out, nil
 }

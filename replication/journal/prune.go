@@ -17,6 +17,8 @@ type PruneResult struct {
 	EarliestTime time.Time
 	// BlockedBy is a locked tag that kept older data from going.
 	BlockedBy *Tag
+	// Held: a reader's hold (Store.Hold) kept older data from going.
+	Held bool
 }
 
 // PruneOptions choose what to prune: oldest first, a segment goes when any
@@ -50,6 +52,7 @@ func (s *Store) Prune(p PruneOptions) (PruneResult, error) {
 		pending[a.info.Index] = true
 	}
 	used := s.usedLocked()
+	held, anyHold := s.heldFromLocked()
 	n := 0
 	for n < len(s.segs)-1 {
 		g := s.segs[n]
@@ -60,6 +63,10 @@ func (s *Store) Prune(p PruneOptions) (PruneResult, error) {
 			(p.ToSize > 0 && used > p.ToSize) ||
 			(p.Before.IsZero() && p.ToSize == 0 && p.Max > 0)
 		if !want {
+			break
+		}
+		if anyHold && g.LastSeq > held {
+			res.Held = true
 			break
 		}
 		if g.LastSeq > locked {
@@ -80,7 +87,7 @@ func (s *Store) Prune(p PruneOptions) (PruneResult, error) {
 		return res, nil
 	}
 	r, _, err := s.removeOldestLocked(n, p.Now, false)
-	r.BlockedBy = res.BlockedBy
+	r.BlockedBy, r.Held = res.BlockedBy, res.Held
 	return r, err
 }
 
@@ -108,6 +115,15 @@ func (s *Store) removeOldestLocked(n int, now time.Time, force bool) (PruneResul
 			continue
 		}
 		tags = append(tags, t)
+	}
+	var goneTags []Tag
+	var dropGone []uint64
+	for _, t := range s.gone {
+		if t.Seq < earliest {
+			dropGone = append(dropGone, t.Seq)
+		} else {
+			goneTags = append(goneTags, t)
+		}
 	}
 	var ranges []Range
 	var dropRanges []uint64
@@ -143,6 +159,13 @@ func (s *Store) removeOldestLocked(n int, now time.Time, force bool) (PruneResul
 				return err
 			}
 		}
+		if gb := tx.Bucket(bGone); gb != nil {
+			for _, k := range dropGone {
+				if err := gb.Delete(key(k)); err != nil {
+					return err
+				}
+			}
+		}
 		rb := tx.Bucket(bRanges)
 		for _, k := range dropRanges {
 			if err := rb.Delete(key(k)); err != nil {
@@ -158,13 +181,13 @@ func (s *Store) removeOldestLocked(n int, now time.Time, force bool) (PruneResul
 		return PruneResult{}, nil, err
 	}
 	s.segs = append([]SegmentInfo(nil), keep...)
-	s.tags, s.ranges = tags, ranges
+	s.tags, s.ranges, s.gone = tags, ranges, goneTags
 	res.Segments = n
 	res.Earliest, res.EarliestTime = earliest, etime
 	// The catalogue no longer names these files; a crash before the
 	// unlinks leaves orphans that OpenStore removes.
 	for _, g := range gone {
-		if err := s.o.FS.Remove(s.segPath(g.Index)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		if err := s.o.FS.Remove(s.segFile(g)); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return res, dropped, fmt.Errorf("retention: remove pruned segment: %w", err)
 		}
 	}
