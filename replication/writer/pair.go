@@ -638,6 +638,10 @@ func (p *Pair) Hold(fn func(target vfs.File, store *journal.Store) error) error 
 	if err := <-h.ready; err != nil {
 		return fmt.Errorf("pair %s: %w", p.cfg.ID, err)
 	}
+	// The applier's pruning waits on the park; the compactor, which runs
+	// beside it, on this hold of every undo segment.
+	release := p.store.Hold(0)
+	defer release()
 	return fn(p.target, p.store)
 }
 
