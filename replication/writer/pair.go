@@ -90,6 +90,10 @@ type Options struct {
 	// whenever it runs out of work.
 	CommitBytes    int64
 	CommitInterval time.Duration
+	// CompactInterval is how often the compactor looks at the pairs
+	// with sparse-retention tiers (default 1 min, the original's
+	// CDPPolicyCheckInterval; <0: never, tests call Compact).
+	CompactInterval time.Duration
 
 	reserved uint64 // SpaceOptions.Reserved of the Writer
 }
@@ -103,6 +107,9 @@ func (o *Options) defaults() {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.CompactInterval == 0 {
+		o.CompactInterval = time.Minute
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -148,9 +155,12 @@ type Pair struct {
 	size   int64
 	fsync  *fsyncStats
 
-	mu         sync.Mutex
-	paused     string // reason; "" when running
-	spacePause bool   // paused for lack of retention space
+	mu sync.Mutex
+	// compaction: bytes given back since open, when it last rewrote
+	reclaimed      int64
+	lastCompaction time.Time
+	paused         string // reason; "" when running
+	spacePause     bool   // paused for lack of retention space
 
 	sharedVolume bool // journal and retention on one volume
 	err          error
