@@ -209,3 +209,20 @@ func shortAge(d time.Duration) string {
 	}
 	return fmt.Sprintf("%.6gh", d.Hours())
 }
+
+// CheckTiers parses spec (ParseTiers; "none" is no tiers) and checks its
+// rules; window 0 means the window is not known yet (set elsewhere), so
+// every rule but the last tier's end is checked.
+func CheckTiers(spec string, window time.Duration) ([]Tier, error) {
+	if strings.EqualFold(strings.TrimSpace(spec), "none") {
+		return nil, nil
+	}
+	tiers, err := ParseTiers(spec)
+	if err != nil || len(tiers) == 0 {
+		return tiers, err
+	}
+	if window == 0 {
+		window = tiers[len(tiers)-1].End()
+	}
+	return tiers, ValidateTiers(window, tiers)
+}
