@@ -250,6 +250,14 @@ func (s *Store) Compact(o CompactOptions) (CompactResult, error) {
 
 	out, err := s.writeCompacted(region, points, pointTime, sp)
 	if err != nil {
+		// A prune that removed the region's oldest segments meanwhile is
+		// no damage: the next run starts from what is left.
+		s.mu.Lock()
+		pruned := len(s.segs) == 0 || s.segs[0].Index != region[0].Index || s.segs[0].Gen != region[0].Gen
+		s.mu.Unlock()
+		if pruned {
+			return res, nil
+		}
 		return res, err
 	}
 	cleanup := func() {

@@ -411,3 +411,60 @@ func TestCompactCrash(t *testing.T) {
 	s.Close()
 	check("catalogue transaction cut", e)
 }
+
+// TestCompactBesideApplier runs the compactor and pruning over and over
+// while batches are appended and committed: every point the store still
+// lists afterwards exports bit-exact.
+func TestCompactBesideApplier(t *testing.T) {
+	e := newStoreEnv(t)
+	e.segSize = 8 << 10
+	s := e.open()
+	defer s.Close()
+	if err := s.SetPolicy(sparsePolicy(t, "all 1h; 1 per 1h for 9h", 10*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	d := newSparseDisk(t, 16<<10, 4, sparseT0)
+	done := make(chan struct{})
+	errs := make(chan error, 1)
+	go func() {
+		defer close(errs)
+		now := sparseT0
+		for i := 0; ; i++ {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			if now.Before(sparseT0.Add(8 * time.Hour)) {
+				now = now.Add(time.Minute) // about the data's pace, never past its end
+			}
+			if _, err := s.Compact(CompactOptions{Now: now}); err != nil {
+				errs <- err
+				return
+			}
+			if i%7 == 0 {
+				if _, err := s.Prune(PruneOptions{Before: now.Add(-10 * time.Hour)}); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}
+	}()
+	for range 8 {
+		d.run(s, 60, 10, time.Minute)
+	}
+	close(done)
+	if err := <-errs; err != nil {
+		t.Fatalf("compactor: %v", err)
+	}
+	if _, err := s.Compact(CompactOptions{Now: d.clock}); err != nil {
+		t.Fatal(err)
+	}
+	if s.Sparse().Upto == 0 || len(s.Tags()) >= len(d.tags) {
+		t.Fatalf("nothing was compacted: %+v, %d tags of %d", s.Sparse(), len(s.Tags()), len(d.tags))
+	}
+	d.checkPoints("after compacting beside the applier", s)
+	if rep, err := s.Verify(); err != nil || rep.Damaged != 0 {
+		t.Fatalf("Verify: %+v %v", rep, err)
+	}
+}

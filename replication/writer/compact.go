@@ -34,6 +34,11 @@ func (w *Writer) compactor() {
 // pair, the bytes reclaimed and the tags compacted away.
 func (w *Writer) Compact() {
 	for _, p := range w.Pairs() {
+		select {
+		case <-p.done:
+			continue // closing: its store goes with it
+		default:
+		}
 		if len(p.store.Policy().Tiers) == 0 || p.Err() != nil {
 			continue
 		}
