@@ -178,6 +178,9 @@ type CompactResult struct {
 // before p0 are needed by no kept point. A stretch of an earlier
 // compaction is a union of finer stretches, each kept as its oldest per
 // byte, so compacting again keeps the oldest of the union: the same bytes.
+// A run rewrites only from the first segment that a new selection or the
+// newly aged segments change: a compacted segment that ends at a kept
+// point and lost no tag is what a rewrite would write, and stays.
 func (s *Store) Compact(o CompactOptions) (CompactResult, error) {
 	var res CompactResult
 	s.mu.Lock()
@@ -244,11 +247,33 @@ func (s *Store) Compact(o CompactOptions) (CompactResult, error) {
 		s.mu.Unlock()
 		return res, nil
 	}
+	// A compacted segment at the front that ends at a kept point and
+	// lost no tag holds exactly what a rewrite would write: only the
+	// segments after such a prefix are rewritten.
+	skip := 0
+	for skip < n-1 && region[skip].Gen > 0 && keep[region[skip].LastSeq] {
+		g, ok := region[skip], true
+		for _, t := range dropped {
+			if t.Seq+1 >= g.FirstSeq && t.Seq <= g.LastSeq {
+				ok = false
+			}
+		}
+		if !ok {
+			break
+		}
+		skip++
+	}
+	if skip > 0 {
+		from := region[skip].FirstSeq - 1 // the prefix's last kept point
+		i := sort.Search(len(points), func(i int) bool { return points[i] >= from })
+		points, pointTime = points[i:], pointTime[i:]
+	}
+	rewrite := region[skip:]
 	s.compacting = true
 	s.mu.Unlock()
 	defer func() { s.mu.Lock(); s.compacting = false; s.mu.Unlock() }()
 
-	out, err := s.writeCompacted(region, points, pointTime, sp)
+	out, err := s.writeCompacted(rewrite, points, pointTime, sp)
 	if err != nil {
 		// A prune that removed the region's oldest segments meanwhile is
 		// no damage: the next run starts from what is left.
@@ -300,7 +325,7 @@ func (s *Store) Compact(o CompactOptions) (CompactResult, error) {
 	}
 	err = s.update(func(tx *bolt.Tx) error {
 		sb := tx.Bucket(bSegments)
-		for _, g := range region {
+		for _, g := range rewrite {
 			if err := sb.Delete(key(g.Index)); err != nil {
 				return err
 			}
@@ -336,8 +361,8 @@ func (s *Store) Compact(o CompactOptions) (CompactResult, error) {
 		cleanup()
 		return res, err
 	}
-	res.Segments, res.Written = n, len(out)
-	for _, g := range region {
+	res.Segments, res.Written = len(rewrite), len(out)
+	for _, g := range rewrite {
 		res.BytesBefore += g.Bytes
 	}
 	for _, g := range out {
@@ -345,7 +370,7 @@ func (s *Store) Compact(o CompactOptions) (CompactResult, error) {
 	}
 	res.Reclaimed = res.BytesBefore - res.BytesAfter
 	res.Dropped, res.Kept, res.Sparse = dropped, len(points), sp
-	s.segs = append(out, s.segs[n:]...)
+	s.segs = append(append(append([]SegmentInfo(nil), region[:skip]...), out...), s.segs[n:]...)
 	var tags []Tag
 	for _, t := range s.tags {
 		if !drop[t.Seq] {
@@ -358,7 +383,7 @@ func (s *Store) Compact(o CompactOptions) (CompactResult, error) {
 	s.sparse = sp
 	// The catalogue no longer names the old files: a crash before these
 	// unlinks leaves orphans OpenStore removes.
-	for _, g := range region {
+	for _, g := range rewrite {
 		if err := s.o.FS.Remove(s.segFile(g)); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return res, fmt.Errorf("retention: remove compacted segment: %w", err)
 		}
