@@ -16,6 +16,7 @@ import (
 
 	"github.com/mtconsole/mtconsole/internal/units"
 	"github.com/mtconsole/mtconsole/replication/agent"
+	"github.com/mtconsole/mtconsole/replication/journal"
 	"github.com/mtconsole/mtconsole/setup"
 )
 
@@ -82,6 +83,9 @@ type Policy struct {
 	// AlertThresholdPercent is the group's low-space trigger, in percent
 	// of the retention volume (above 0, at most 50).
 	AlertThresholdPercent *float64 `json:"alert_threshold_percent,omitempty"`
+	// Sparse is the group's sparse-retention tiers, as agent.toml's
+	// sparse ("all 1d; 1 per 1h for 6d").
+	Sparse string `json:"sparse,omitempty"`
 }
 
 // Fresh is what a host without agent.toml needs to get one: the process
@@ -376,6 +380,7 @@ func (p *Plan) text(req Request) []byte {
 	if a := p.Policy.AlertThresholdPercent; a != nil {
 		fmt.Fprintf(&b, "alert_threshold_percent = %s\n", strconv.FormatFloat(*a, 'f', -1, 64))
 	}
+	kv(&b, "sparse", p.Policy.Sparse)
 	for _, q := range p.Pairs {
 		b.WriteString("\n[[pair]]\n")
 		kv(&b, "disk", q.Disk)
@@ -488,6 +493,20 @@ func (p *Plan) Summary() string {
 		alert = Percent(*a)
 	}
 	pol("alert threshold", alert, Percent(e.AlertPercent))
+	sparse := ""
+	if p.Policy.Sparse != "" {
+		if t, err := journal.CheckTiers(p.Policy.Sparse, 0); err == nil {
+			sparse = journal.DescribeTiers(t)
+		}
+		if sparse == "" {
+			sparse = "every write for the retention window"
+		}
+	}
+	defSparse := "every write for the retention window"
+	if len(e.Policy.Tiers) > 0 {
+		defSparse = journal.DescribeTiers(e.Policy.Tiers)
+	}
+	pol("sparse retention", sparse, defSparse)
 	ci := p.ConsistencyInterval
 	if ci == "0" {
 		ci = ""

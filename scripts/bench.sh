@@ -19,8 +19,8 @@
 #                  BENCH_DIR too when that leaves it empty).
 #   BENCH_REPS     repetitions of each engine/baseline pair (default 3)
 #   BENCH_ONLY     run only these figures of the groups (space-separated:
-#                  ack apply recover view resync_hash resync_full stream rss
-#                  churn restart tui_frame tui_idle), e.g. BENCH_ONLY=recover
+#                  ack apply recover view sparse_reclaim resync_hash resync_full
+#                  stream rss churn restart tui_frame tui_idle), e.g. BENCH_ONLY=recover
 #   BENCH_PROFILE  a directory: keep a CPU profile of each engine run there
 #                  (<figure>-<rep>.pprof) and the binary that made them, for
 #                  `go tool pprof DIR/benchengine DIR/apply-1.pprof`
@@ -281,11 +281,29 @@ fig() {
 	fi
 }
 
+# sparse_reclaim: retention bytes after a simulated day (injected clock) of
+# 64 KiB random writes under hourly tiers ("all 1h; 1 per 1h for 23h"),
+# compacted every simulated hour, over the bytes of before-images written
+# (benchengine/sparse.go). The ratio follows from the workload: how many
+# times an hour the writes cover their hot set (8 here), scaled down to a
+# 2 MiB hot set so that it runs in well under a minute.
+bench_sparse_reclaim() {
+	local out="$tmp/sparse.out" h="figure=sparse_reclaim"
+	log "sparse_reclaim: a simulated day of sparse retention"
+	engine sparse_reclaim 1 "$out" -mode sparse
+	printf 'sparse_reclaim ratio=%.2f goal=<=0.2\n' "$(val ratio "$out" "$h")"
+	printf '  %s MiB of before-images written, %s MiB kept: %s writes of %s KiB into a %s MiB hot set (%s times over an hour), a tag every 5 min (%s, %s kept)\n' \
+		"$(mibs "$(val before "$out" "$h")")" "$(mibs "$(val after "$out" "$h")")" "$(val writes "$out" "$h")" "$(awk -v b="$(val io_size "$out" "$h")" 'BEGIN { print b / 1024 }')" \
+		"$(mibs "$(val disk "$out" "$h")")" "$(val overwrites_per_hour "$out" "$h")" "$(val tags "$out" "$h")" "$(val tags_kept "$out" "$h")"
+	printf '  %s compactions took %s s of the run'"'"'s %s s\n' "$(val compactions "$out" "$h")" "$(val compact_s "$out" "$h")" "$(val seconds "$out" "$h")"
+}
+
 group_engine() {
 	fig ack
 	fig apply
 	fig recover
 	fig view
+	fig sparse_reclaim
 }
 
 # report_ratio NAME GOAL RATIOS RUN_OUTPUTS DETAIL...: print a figure

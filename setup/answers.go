@@ -54,6 +54,7 @@ const AnswersVersion = 1
 //	    on_full: purge
 //	    rpo_threshold: 15m
 //	    alert_threshold_percent: 5   # retention volume low below this % free (above 0, at most 50)
+//	    sparse: all 1d; 1 per 1h for 2d  # sparse-retention tiers, ending at retention (agent.toml's sparse)
 //	    consistency_interval: 15m
 //	    overwrite: [sdd]             # typed confirmation for disks holding a file system
 type Answers struct {
@@ -105,10 +106,12 @@ type ProtectAnswer struct {
 	// AlertThresholdPercent is the group's low-space trigger (percent of
 	// the retention volume).
 	AlertThresholdPercent *float64 `yaml:"alert_threshold_percent,omitempty"`
-	ConsistencyInterval   string   `yaml:"consistency_interval,omitempty"`
-	Overwrite             []string `yaml:"overwrite,flow,omitempty"`
-	AllowFiles            bool     `yaml:"allow_files,omitempty"`
-	AllowNoSCSIID         bool     `yaml:"allow_no_scsi_id,omitempty"`
+	// Sparse is the group's sparse-retention tiers (journal.ParseTiers).
+	Sparse              string   `yaml:"sparse,omitempty"`
+	ConsistencyInterval string   `yaml:"consistency_interval,omitempty"`
+	Overwrite           []string `yaml:"overwrite,flow,omitempty"`
+	AllowFiles          bool     `yaml:"allow_files,omitempty"`
+	AllowNoSCSIID       bool     `yaml:"allow_no_scsi_id,omitempty"`
 	// Line is the entry's line in the answers file (0: not from a file).
 	Line int `yaml:"-"`
 }
@@ -283,6 +286,7 @@ func (p *answersParser) protect(n *yaml.Node, k string) []ProtectAnswer {
 		ek := fmt.Sprintf("%s[%d]", k, i)
 		pa := ProtectAnswer{Line: e.Line}
 		var groupLine, mapLine bool
+		var sparseNode *yaml.Node
 		duration := func(n *yaml.Node, k string, dst *string, check func(string) error) {
 			if p.str(n, k, dst) {
 				if err := check(*dst); err != nil {
@@ -376,6 +380,10 @@ func (p *answersParser) protect(n *yaml.Node, k string) []ProtectAnswer {
 				}
 				pa.AlertThresholdPercent = &v
 			},
+			"sparse": func(n *yaml.Node, k string) {
+				duration(n, k, &pa.Sparse, func(s string) error { _, err := journal.CheckTiers(s, 0); return err })
+				sparseNode = n
+			},
 			"consistency_interval": func(n *yaml.Node, k string) {
 				duration(n, k, &pa.ConsistencyInterval, func(s string) error {
 					if s == "0" {
@@ -410,6 +418,15 @@ func (p *answersParser) protect(n *yaml.Node, k string) []ProtectAnswer {
 		}
 		if !mapLine {
 			p.bad(e, ek, "map: missing: source disks to targets, e.g. map: {sda: /dev/sdc}")
+		}
+		if sparseNode != nil && pa.Retention != "" {
+			// the last tier ends at the window (without retention here,
+			// at agent.toml's, which the plan checks)
+			if w, err := journal.ParseWindow(pa.Retention); err == nil {
+				if _, err := journal.CheckTiers(pa.Sparse, w); err != nil {
+					p.bad(sparseNode, ek+".sparse", fmt.Sprintf("%v (retention is %s)", err, journal.FormatAge(w)))
+				}
+			}
 		}
 	overwrite:
 		for _, name := range pa.Overwrite {

@@ -61,6 +61,7 @@ type ProtectDefaults struct {
 	OnFull         string // purge | pause
 	RPOThreshold   time.Duration
 	AlertPercent   float64 // the low-space trigger, % of the retention volume
+	Sparse         string  // sparse tiers as agent.toml writes them; "": none
 }
 
 // UntrustedError is a process server's certificate seen for the first
@@ -113,6 +114,7 @@ type ProtectRequest struct {
 	RPOThreshold        string            // "15m"; "" keeps the [defaults]
 	AlertPercent        string            // "5"; "" keeps the [defaults]
 	ConsistencyInterval string            // "15m"; "0" none
+	Sparse              string            // sparse tiers, "all 1d; 1 per 1h for 6d"; "none"; "" keeps the [defaults]
 }
 
 // ProtectRefusal is one reason a plan is refused.
@@ -162,6 +164,7 @@ const (
 	polRPO
 	polAlert
 	polInterval
+	polSparse
 	polRows
 )
 
@@ -272,7 +275,7 @@ func (m *Model) openProtect() tea.Cmd {
 	p.pass.SetValue(def.PassFile)
 	p.addr.Placeholder = "HOST:PORT (port 9443 when left out)"
 	p.pass.Placeholder = "/etc/mtconsole/passphrase (mode 0600)"
-	labels := [polRows]string{"Group name:        ", "Retention value:   ", "", "Size cap MB:       ", "", "RPO threshold:     ", "Alert at % free:   ", "Consistency every: "}
+	labels := [polRows]string{"Group name:        ", "Retention value:   ", "", "Size cap MB:       ", "", "RPO threshold:     ", "Alert at % free:   ", "Consistency every: ", "Sparse tiers:      "}
 	for i := range p.pol {
 		p.pol[i] = newInput(labels[i])
 	}
@@ -289,6 +292,8 @@ func (m *Model) openProtect() tea.Cmd {
 	p.pol[polRPO].SetValue(units.ConfigDuration(def.RPOThreshold))
 	p.pol[polAlert].SetValue(strconv.FormatFloat(def.AlertPercent, 'f', -1, 64))
 	p.pol[polInterval].SetValue("15m")
+	p.pol[polSparse].SetValue(def.Sparse)
+	p.pol[polSparse].Placeholder = "none: every write; or all 1d; 1 per 1h for 6d"
 	m.prot = p
 	m.prot.setWidth(max(m.w-30, 10))
 	return m.prot.focus()
@@ -548,6 +553,12 @@ func (m *Model) protRequest() ProtectRequest {
 	if a := strings.TrimSpace(p.pol[polAlert].Value()); a != "" {
 		if v, err := strconv.ParseFloat(a, 64); err != nil || v != p.def.AlertPercent {
 			req.AlertPercent = a
+		}
+	}
+	if v := strings.TrimSpace(p.pol[polSparse].Value()); v != strings.TrimSpace(p.def.Sparse) {
+		req.Sparse = v
+		if v == "" {
+			req.Sparse = "none"
 		}
 	}
 	unit, per := "h", time.Hour
@@ -924,7 +935,7 @@ func (m *Model) protView(w, h int) string {
 			}
 		}
 		out = append(out, "")
-		out = append(out, wrap(" ", "Size cap 0: none. Alert: the retention volume is low below this % free (the group purges or pauses). The consistency interval asks the process server for a tag common to all the group's disks that often (0: none).", w)...)
+		out = append(out, wrap(" ", "Size cap 0: none. Alert: the retention volume is low below this % free (the group purges or pauses). The consistency interval asks the process server for a tag common to all the group's disks that often (0: none). Sparse tiers keep every write for the first, then N tags per granularity; the last ends at the retention.", w)...)
 	case protReview:
 		var lines []string
 		if p.plan != nil && len(p.plan.Refusals) > 0 {

@@ -459,11 +459,12 @@ type fakeRemove struct {
 // by value: 72 hours is the [defaults]' 3 days.
 func TestProtectPolicyFromDefaults(t *testing.T) {
 	fp := &fakeProtector{defaults: &ProtectDefaults{Addr: "ps01.example.com:9443", PassFile: "/etc/mtconsole/passphrase",
-		Retention: 72 * time.Hour, SizeCapMB: 0, OnFull: "purge", RPOThreshold: time.Minute, AlertPercent: 7}}
+		Retention: 72 * time.Hour, SizeCapMB: 0, OnFull: "purge", RPOThreshold: time.Minute, AlertPercent: 7, Sparse: "all 1d; 1 per 1h for 2d"}}
 	m := protFx(t, 80, 24, fp)
 	protectTo(m, protPolicy)
 	s := screenText(t, m)
-	for _, w := range []string{"Retention value:   3", "( ) hours  (•) days", "RPO threshold:     1m", "Size cap MB:       0", "(•) purge  ( ) pause", "Alert at % free:   7"} {
+	for _, w := range []string{"Retention value:   3", "( ) hours  (•) days", "RPO threshold:     1m", "Size cap MB:       0", "(•) purge  ( ) pause", "Alert at % free:   7",
+		"Sparse tiers:      all 1d; 1 per 1h for 2d"} {
 		if !strings.Contains(s, w) {
 			t.Errorf("the policy form lacks %q:\n%s", w, s)
 		}
@@ -498,8 +499,20 @@ func TestProtectPolicyFromDefaults(t *testing.T) {
 	press(m, "esc", "down", "down", "down", "down", "down", "down", "ctrl+u")
 	typeText(m, "20")
 	drive(m, press(m, "enter"))
-	if req := fp.lastPlan(); req.AlertPercent != "20" {
+	if req := fp.lastPlan(); req.AlertPercent != "20" || req.Sparse != "" {
 		t.Fatalf("alert 20: request %+v", req)
+	}
+	// sparse tiers: other ones are the group's own; none cleared is "none"
+	press(m, "esc", "down", "down", "down", "down", "down", "down", "down", "down", "ctrl+u")
+	typeText(m, "all 12h; 2 FS per 1h for 60h")
+	drive(m, press(m, "enter"))
+	if req := fp.lastPlan(); req.Sparse != "all 12h; 2 FS per 1h for 60h" {
+		t.Fatalf("sparse typed: request %+v", req)
+	}
+	press(m, "esc", "down", "down", "down", "down", "down", "down", "down", "down", "ctrl+u")
+	drive(m, press(m, "enter"))
+	if req := fp.lastPlan(); req.Sparse != "none" {
+		t.Fatalf("sparse cleared: request %+v", req)
 	}
 }
 

@@ -62,11 +62,12 @@ takes effect when the agent restarts. The file's format (TOML):
   retention = "24h"
   size_cap_mb = 0
   on_full = "purge"                           # or "pause"
+  # sparse = "all 1d; 1 per 1h for 6d"        # sparse tiers, ending at retention (7d here)
 
   [[group]]                                   # a protected machine (optional)
   name = "web01"
   consistency_interval = "15m"                # a tag across its disks this often
-  # rpo_threshold, retention, size_cap_mb, on_full for its pairs
+  # rpo_threshold, retention, size_cap_mb, on_full, sparse for its pairs
 
   [[pair]]
   disk = "sda"                                # name on the process server

@@ -20,7 +20,7 @@ import (
 // as its retention_dir (a master target's retention volume).
 func answersKeys(a setup.Answers, pa setup.ProtectAnswer, config, root string) protect.Keys {
 	k := protect.Keys{Config: config, Root: root, PS: pa.PS, PassphraseFile: pa.PassphraseFile, Group: pa.Group, Map: pa.Map,
-		Policy:              protect.Policy{Retention: pa.Retention, SizeCapMB: pa.SizeCapMB, OnFull: pa.OnFull, RPOThreshold: pa.RPOThreshold, AlertThresholdPercent: pa.AlertThresholdPercent},
+		Policy:              protect.Policy{Retention: pa.Retention, SizeCapMB: pa.SizeCapMB, OnFull: pa.OnFull, RPOThreshold: pa.RPOThreshold, AlertThresholdPercent: pa.AlertThresholdPercent, Sparse: pa.Sparse},
 		ConsistencyInterval: pa.ConsistencyInterval, Overwrite: pa.Overwrite, AllowFiles: pa.AllowFiles, AllowNoSCSIID: pa.AllowNoSCSIID}
 	if a.Role == setup.RoleMT && a.Disks.Retention != "" {
 		k.RetentionDir = filepath.Join(a.Disks.Retention, setup.DataSubdir)

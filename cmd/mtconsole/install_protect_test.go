@@ -44,8 +44,8 @@ func dryDiff(t *testing.T, out string) string {
 func TestInstallProtectSameAsCLI(t *testing.T) {
 	h := newProtectHost(t)
 	orig, _ := os.ReadFile(h.conf)
-	policy := "    retention: 3d\n    size_cap_mb: 0\n    on_full: pause\n    rpo_threshold: 20m\n    alert_threshold_percent: 12.5\n    consistency_interval: 15m\n    allow_files: true\n"
-	flags := []string{"--retention", "3d", "--size-cap-mb", "0", "--on-full", "pause", "--rpo-threshold", "20m", "--alert-threshold-percent", "12.5", "--consistency-interval", "15m", "--allow-files",
+	policy := "    retention: 3d\n    size_cap_mb: 0\n    on_full: pause\n    rpo_threshold: 20m\n    alert_threshold_percent: 12.5\n    consistency_interval: 15m\n    allow_files: true\n    sparse: all 1d; 1 per 1h for 2d\n"
+	flags := []string{"--retention", "3d", "--size-cap-mb", "0", "--on-full", "pause", "--rpo-threshold", "20m", "--alert-threshold-percent", "12.5", "--consistency-interval", "15m", "--allow-files", "--sparse", "all 1d; 1 per 1h for 2d",
 		"--trust-fingerprint", h.fp.String()}
 
 	// with agent.toml: both written

@@ -17,6 +17,7 @@ import (
 	"github.com/mtconsole/mtconsole/protect"
 	"github.com/mtconsole/mtconsole/replication/agent"
 	"github.com/mtconsole/mtconsole/replication/agent/api"
+	"github.com/mtconsole/mtconsole/replication/journal"
 	"github.com/mtconsole/mtconsole/replication/wire"
 )
 
@@ -28,7 +29,7 @@ agent's reload failed), 2 bad flags or a refused plan (nothing written).`
 
 type protectFlags struct {
 	config, socket, ps, passFile, group, mapping, overwrite string
-	retention, onFull, rpo, interval, trustFP               string
+	retention, onFull, rpo, interval, trustFP, sparse       string
 	journalDir, retentionDir, trustStore                    string
 	sizeCap                                                 int64
 	alert                                                   float64
@@ -73,7 +74,10 @@ Policy: --retention 24h|3d|"3 days", --size-cap-mb N (0: none), --on-full
 purge|pause, --rpo-threshold 15m, --alert-threshold-percent 5 (the retention
 volume is low below this % free: the group's pairs purge or pause; on a
 volume shared by groups, each measures against its own); --consistency-interval 15m asks the process
-server for a crash-consistent tag across the group's disks that often.
+server for a crash-consistent tag across the group's disks that often;
+--sparse "all 1d; 1 per 1h for 6d" keeps every write for the first tier, then
+only N tags per granularity (tiers follow each other and the last ends at the
+retention window; "none": every write for the whole window).
 Left out, they take agent.toml's [defaults].
 ` + protectExitHelp,
 		Args: usageArgs(cobra.NoArgs),
@@ -89,6 +93,7 @@ Left out, they take agent.toml's [defaults].
 	fl.StringVar(&f.group, "group", "", "the protected machine's name (a new group)")
 	fl.StringVar(&f.mapping, "map", "", "source disks to targets: sda=/dev/sdc,sdb=/dev/sdd")
 	fl.StringVar(&f.retention, "retention", "", "retention window: 24h, 3d, \"3 days\"")
+	fl.StringVar(&f.sparse, "sparse", "", "sparse-retention tiers ending at the retention window: \"all 1d; 1 per 1h for 6d\" (none: every write)")
 	fl.Int64Var(&f.sizeCap, "size-cap-mb", 0, "retention size cap in MB (0: none)")
 	fl.StringVar(&f.onFull, "on-full", "", "when retention is full: purge or pause")
 	fl.StringVar(&f.rpo, "rpo-threshold", "", "alert when the RPO passes this: 15m")
@@ -124,7 +129,7 @@ func runProtect(cmd *cobra.Command, f protectFlags) error {
 		}
 	}
 	k := protect.Keys{Config: f.config, PS: f.ps, PassphraseFile: f.passFile, Group: f.group, Map: m,
-		Policy:              protect.Policy{Retention: f.retention, OnFull: f.onFull, RPOThreshold: f.rpo},
+		Policy:              protect.Policy{Retention: f.retention, OnFull: f.onFull, RPOThreshold: f.rpo, Sparse: f.sparse},
 		ConsistencyInterval: f.interval, AllowFiles: f.allowFiles, AllowNoSCSIID: f.allowNoSCSI,
 		JournalDir: f.journalDir, RetentionDir: f.retentionDir, TrustStore: f.trustStore}
 	if fl.Changed("size-cap-mb") {
@@ -135,6 +140,20 @@ func runProtect(cmd *cobra.Command, f protectFlags) error {
 			return usageError{fmt.Errorf("--alert-threshold-percent: %w", err)}
 		}
 		k.Policy.AlertThresholdPercent = &f.alert
+	}
+	if f.sparse != "" {
+		var w time.Duration
+		if f.retention != "" {
+			if w, err = journal.ParseWindow(f.retention); err != nil {
+				return usageError{fmt.Errorf("--retention: %w", err)}
+			}
+		}
+		if _, err := journal.CheckTiers(f.sparse, w); err != nil {
+			if w > 0 {
+				err = fmt.Errorf("%w (--retention is %s)", err, journal.FormatAge(w))
+			}
+			return usageError{fmt.Errorf("--sparse: %w", err)}
+		}
 	}
 	if f.overwrite != "" {
 		k.Overwrite = strings.Split(f.overwrite, ",")

@@ -265,6 +265,13 @@ func TestProtectRefused(t *testing.T) {
 	if b, _ := os.ReadFile(h.conf); string(b) != string(conf) {
 		t.Fatal("--alert-threshold-percent 60: agent.toml changed")
 	}
+	_, _, err = run(t, h.args("--map", "sda="+h.big, "--retention", "3d", "--sparse", "all 1d; 1 per 1h for 6d")...)
+	wantErr(t, err, true, "--sparse: the last tier ends at 7 days but the retention window is 3 days: they must be equal (--retention is 3 days)")
+	_, _, err = run(t, h.args("--map", "sda="+h.big, "--sparse", "all 1d; 0 per 1h for 6d")...)
+	wantErr(t, err, true, "--sparse: tier 2 tagcount: 0: must be at least 1")
+	if b, _ := os.ReadFile(h.conf); string(b) != string(conf) {
+		t.Fatal("--sparse refused: agent.toml changed")
+	}
 	_, _, err = run(t, "protect", "--config", h.conf, "--group", "x", "--map", "bad")
 	wantErr(t, err, true, "--map", "DISK=TARGET")
 

@@ -92,6 +92,68 @@ type summary struct {
 	Policy    journal.Policy  `json:"policy"`
 	Events    map[string]int  `json:"events_by_application"`
 	Ranges    []journal.Range `json:"ranges"`
+	// Sparse is the policy's tiers in the original's words, Tiers each
+	// with the oldest point it holds now.
+	Sparse string        `json:"sparse,omitempty"`
+	Tiers  []tierSummary `json:"tiers,omitempty"`
+}
+
+// tierSummary is one sparse-retention tier and the oldest point the store
+// holds whose age falls in it: a kept tag, or, where every write is kept,
+// the oldest write there (AllWrites; TierStart when that is the tier's
+// start, every write being kept from further back).
+type tierSummary struct {
+	Tier      int          `json:"tier"`
+	Keeps     string       `json:"keeps"`
+	Earliest  *time.Time   `json:"earliest,omitempty"` // nil: none yet
+	Seq       uint64       `json:"earliest_seq,omitempty"`
+	Tag       *journal.Tag `json:"earliest_tag,omitempty"`
+	AllWrites bool         `json:"all_writes,omitempty"`
+	TierStart bool         `json:"tier_start,omitempty"`
+}
+
+// summaryNow places the tiers in time (tests inject a clock).
+var summaryNow = time.Now
+
+// tierSummaries finds, per tier, the oldest recoverable point whose age
+// at now lies in it.
+func tierSummaries(st *journal.Store, now time.Time) []tierSummary {
+	pol := st.Policy()
+	if len(pol.Tiers) == 0 {
+		return nil
+	}
+	eSeq, eTime := st.Earliest()
+	allSeq, allTime := eSeq, eTime
+	if sp := st.Sparse(); sp.Upto > eSeq {
+		allSeq, allTime = sp.Upto, sp.UptoTime
+	}
+	tags := st.Tags()
+	var out []tierSummary
+	for i, tr := range pol.Tiers {
+		ts := tierSummary{Tier: i + 1, Keeps: journal.DescribeTiers([]journal.Tier{tr})}
+		set := func(at time.Time, seq uint64, tag *journal.Tag, all, start bool) {
+			if ts.Earliest == nil || at.Before(*ts.Earliest) {
+				ts.Earliest, ts.Seq, ts.Tag, ts.AllWrites, ts.TierStart = &at, seq, tag, all, start
+			}
+		}
+		from := now.Add(-tr.End())
+		if !allTime.After(now.Add(-tr.Start)) || i == 0 {
+			// every write from allTime on: the tier's oldest is allTime,
+			// or the tier's start when allTime is older still
+			if allTime.After(from) {
+				set(allTime, allSeq, nil, true, false)
+			} else {
+				set(from, 0, nil, true, true)
+			}
+		}
+		for _, t := range tags {
+			if t.Seq >= eSeq && t.Seq < allSeq && t.Time.After(from) && !t.Time.After(now.Add(-tr.Start)) {
+				set(t.Time, t.Seq, &t, false, false)
+			}
+		}
+		out = append(out, ts)
+	}
+	return out
 }
 
 func newRetentionSummaryCmd() *cobra.Command {
@@ -113,6 +175,10 @@ func newRetentionSummaryCmd() *cobra.Command {
 				Reason: ps.Reason, LogType: "Roll-Backward", UsedBytes: st.Used(), DataFiles: len(st.Segments()),
 				From: eTime, To: ps.AppliedTime, FromSeq: eSeq, ToSeq: ps.Applied, Policy: st.Policy(), Events: map[string]int{},
 				Ranges: st.Ranges()}
+			if pol := st.Policy(); len(pol.Tiers) > 0 {
+				s.Sparse = journal.DescribeTiers(pol.Tiers)
+				s.Tiers = tierSummaries(st, summaryNow())
+			}
 			for _, t := range st.Tags() {
 				s.Events[t.App]++
 			}
@@ -130,7 +196,27 @@ func newRetentionSummaryCmd() *cobra.Command {
 			} else {
 				fmt.Fprintf(out, "Recovery Time Range(GMT): %s to %s\n", cdpTime(s.From), cdpTime(s.To))
 			}
-			fmt.Fprintf(out, "Policy: %s\n\nConsistency Event Summary\n", policyText(s.Policy))
+			fmt.Fprintf(out, "Policy: %s\n", policyText(s.Policy))
+			if s.Sparse != "" {
+				fmt.Fprintf(out, "Sparse Retention: %s\n", s.Sparse)
+				tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+				fmt.Fprintln(tw, "Tier\tKeeps\tEarliest Point(GMT)")
+				for _, t := range s.Tiers {
+					at := "none yet"
+					switch {
+					case t.Earliest != nil && t.Tag != nil:
+						at = fmt.Sprintf("%s  tag %s", cdpTime(*t.Earliest), t.Tag.Name)
+					case t.Earliest != nil:
+						at = fmt.Sprintf("%s  every write from here", cdpTime(*t.Earliest))
+						if t.TierStart {
+							at = fmt.Sprintf("%s  every write in the tier", cdpTime(*t.Earliest))
+						}
+					}
+					fmt.Fprintf(tw, "%d\t%s\t%s\n", t.Tier, t.Keeps, at)
+				}
+				tw.Flush()
+			}
+			fmt.Fprintf(out, "\nConsistency Event Summary\n")
 			tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 			fmt.Fprintln(tw, "Application\tNum. Events")
 			apps := make([]string, 0, len(s.Events))

@@ -16,6 +16,7 @@ import (
 
 	"github.com/mtconsole/mtconsole/protect"
 	"github.com/mtconsole/mtconsole/replication/agent"
+	"github.com/mtconsole/mtconsole/replication/journal"
 	"github.com/mtconsole/mtconsole/replication/wire"
 	"github.com/mtconsole/mtconsole/setup"
 	"github.com/mtconsole/mtconsole/tui"
@@ -77,6 +78,7 @@ func (c *Protector) Defaults() tui.ProtectDefaults {
 	pol, rpo := fc.DefaultPolicy()
 	d.Retention, d.SizeCapMB, d.OnFull, d.RPOThreshold = pol.Window, pol.SizeCap>>20, string(pol.OnFull), rpo
 	d.AlertPercent = fc.DefaultAlert()
+	d.Sparse = journal.FormatTiers(pol.Tiers)
 	return d
 }
 
@@ -188,6 +190,18 @@ func (c *Protector) Plan(ctx context.Context, r tui.ProtectRequest) (*tui.Protec
 			return &tui.ProtectPlan{Refusals: []tui.ProtectRefusal{{Reason: fmt.Sprintf("Alert at %% free: %v: give a percentage above 0 and at most 50, e.g. 5", err)}}}, nil
 		}
 		req.Policy.AlertThresholdPercent = &v
+	}
+	if s := strings.TrimSpace(r.Sparse); s != "" {
+		w := c.Defaults().Retention
+		if r.Retention != "" {
+			if rw, err := journal.ParseWindow(r.Retention); err == nil {
+				w = rw
+			}
+		}
+		if _, err := journal.CheckTiers(s, w); err != nil {
+			return &tui.ProtectPlan{Refusals: []tui.ProtectRefusal{{Reason: fmt.Sprintf("Sparse tiers: %v (retention %s): e.g. all 1d; 1 per 1h for 6d with 7 days", err, journal.FormatAge(w))}}}, nil
+		}
+		req.Policy.Sparse = s
 	}
 	for _, d := range r.Disks {
 		req.Disks = append(req.Disks, protect.Disk{Name: d.Name, Size: d.Size, BlockSize: d.BlockSize, AppConsistentInterval: d.AppConsistent})

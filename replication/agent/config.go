@@ -44,18 +44,30 @@ import (
 //	size_cap_mb = 0                           # 0: no cap
 //	on_full = "purge"                         # or "pause"
 //	alert_threshold_percent = 5               # the retention volume is low below this % free (at least 1 GiB, but at most 10 % of the volume); above 0, at most 50
+//	sparse = "all 1d; 1 per 1h for 6d"        # sparse-retention tiers (left out: every write for the whole window); see below
 //
 //	[[group]]                                 # a protected machine: its disks share tags and a policy
 //	name = "web01"
 //	consistency_interval = "15m"              # a crash-consistent tag across the group's disks this often; "0" or left out: none
-//	# rpo_threshold, retention, size_cap_mb, on_full, alert_threshold_percent override the defaults for its pairs
+//	# rpo_threshold, retention, size_cap_mb, on_full, alert_threshold_percent, sparse override the defaults for its pairs
 //
 //	[[pair]]
 //	disk = "sda"                              # the source disk's name on the process server
 //	target = "/dev/sdb"                       # file or block device on this host
 //	id = "sda"                                # default: the disk name
 //	group = "web01"                           # a [[group]]'s name; left out: a group of its own
-//	# rpo_threshold, retention, size_cap_mb, on_full, alert_threshold_percent override the group's and the defaults
+//	# rpo_threshold, retention, size_cap_mb, on_full, alert_threshold_percent, sparse override the group's and the defaults
+//
+// sparse is the original's cdp_policies: tiers separated by ";", first
+// "all <duration>" (every write is kept that long), then
+// "<N> [APP] per <granularity> for <duration>" (the first N tags of
+// application APP, any when left out, of each granularity-long stretch
+// of UTC time). Tiers follow each other, all of one APP, N at least 1, no
+// granularity longer than its tier, and the last ends at retention
+// (retention = "7d" with sparse = "all 1d; 1 per 1h for 6d"); "none"
+// clears tiers a group or [defaults] set. The agent's compactor rewrites
+// the undo segments older than the first tier every minute, keeping only
+// the before-images the kept tags need. A reload applies a change.
 //
 // alert_threshold_percent is a group's: on a retention volume shared by
 // several groups each pair measures the volume's free space against its
@@ -138,6 +150,9 @@ type PairPolicy struct {
 	Retention    string `toml:"retention"`
 	SizeCapMB    *int64 `toml:"size_cap_mb"`
 	OnFull       string `toml:"on_full"`
+	// Sparse is the sparse-retention tiers (journal.ParseTiers), such
+	// as "all 1d; 1 per 1h for 6d"; "none" clears tiers set above.
+	Sparse string `toml:"sparse"`
 	// AlertThresholdPercent is the low-space trigger, in percent of the
 	// retention volume (default: [agent]'s, or 5).
 	AlertThresholdPercent *float64 `toml:"alert_threshold_percent"`
@@ -313,7 +328,14 @@ func (c *FileConfig) policy(ps ...PairPolicy) (policy, *keyErr) {
 	if p := c.Agent.AlertThresholdPercent; p != nil {
 		out.alert = *p // checked by LoadConfig
 	}
+	tierKey := "sparse" // the key of the innermost table that set the window or the tiers
 	for _, q := range append([]PairPolicy{c.Defaults}, ps...) {
+		switch {
+		case q.Sparse != "":
+			tierKey = "sparse"
+		case q.Retention != "":
+			tierKey = "retention"
+		}
 		if p := q.AlertThresholdPercent; p != nil {
 			if err := CheckAlertPercent(*p); err != nil {
 				return out, &keyErr{"alert_threshold_percent", err}
@@ -347,6 +369,19 @@ func (c *FileConfig) policy(ps ...PairPolicy) (policy, *keyErr) {
 			}
 			out.OnFull = a
 		}
+		if q.Sparse != "" {
+			out.Tiers = nil
+			if !strings.EqualFold(strings.TrimSpace(q.Sparse), "none") {
+				t, err := journal.ParseTiers(q.Sparse)
+				if err != nil {
+					return out, &keyErr{"sparse", fmt.Errorf("sparse: %v", err)}
+				}
+				out.Tiers = t
+			}
+		}
+	}
+	if err := journal.ValidateTiers(out.Window, out.Tiers); err != nil {
+		return out, &keyErr{tierKey, fmt.Errorf("sparse %q with retention %s: %v", journal.FormatTiers(out.Tiers), journal.FormatAge(out.Window), err)}
 	}
 	return out, nil
 }

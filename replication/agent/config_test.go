@@ -265,3 +265,39 @@ func TestLoadConfigAlertThreshold(t *testing.T) {
 		t.Fatalf("none set: %v, want %v", p.AlertPercent, DefaultAlertPercent)
 	}
 }
+
+// sparse is a policy setting like retention: a group's tiers reach its
+// pairs, "none" clears them, and tiers that break a rule, or no longer end
+// at a window a pair changes, are refused naming the file, line and key.
+func TestLoadConfigSparse(t *testing.T) {
+	text := strings.Replace(groupConfig, `rpo_threshold = "5m"`, `rpo_threshold = "5m"
+sparse = "all 2h; 1 FS per 1h for 10h"`, 1)
+	text = strings.Replace(text, `retention = "6h"`, `sparse = "none"`, 1)
+	fc, err := LoadConfig(writeConfig(t, text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := fc.ClientConfig()
+	tiers := c.Pairs[0].Policy.Tiers
+	if len(tiers) != 2 || tiers[1] != (journal.Tier{Start: 2 * time.Hour, Duration: 10 * time.Hour, Granularity: time.Hour, Count: 1, App: "FS"}) {
+		t.Fatalf("pair sda tiers %+v", tiers)
+	}
+	if len(c.Pairs[1].Policy.Tiers) != 0 || len(c.Pairs[2].Policy.Tiers) != 0 {
+		t.Fatalf("tiers where none were set: %+v %+v", c.Pairs[1].Policy.Tiers, c.Pairs[2].Policy.Tiers)
+	}
+	for _, tc := range []struct{ name, edit, want string }{
+		{"window changed", strings.Replace(text, `sparse = "none"`, `retention = "6h"`, 1), `:24: retention: pair 2 (sdb): sparse "all 2h; 1 FS per 1h for 10h" with retention 6 hours: the last tier ends at 12 hours but the retention window is 6 hours`},
+		{"tagcount 0", strings.Replace(text, `1 FS per 1h`, `0 FS per 1h`, 1), `:13: sparse: group web01: sparse "all 2h; 0 FS per 1h for 10h" with retention 12 hours: tier 2 tagcount: 0: must be at least 1`},
+		{"not contiguous", strings.Replace(text, `"all 2h; 1 FS per 1h for 10h"`, `"all 2h; 1 per 1h for 5h; 1 per 2h for 4h"`, 1), `:13: sparse: group web01: sparse "all 2h; 1 per 1h for 5h; 1 per 2h for 4h" with retention 12 hours: the last tier ends at 11 hours`},
+		{"granularity", strings.Replace(text, `1 FS per 1h for 10h`, `1 FS per 11h for 10h`, 1), `tier 2 granularity: 11 hours is longer than the tier's duration 10 hours`},
+		{"syntax", strings.Replace(text, `1 FS per 1h for 10h`, `1 FS every 1h for 10h`, 1), `:13: sparse: group web01: sparse: tier 2 "1 FS every 1h for 10h": not`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := writeConfig(t, tc.edit)
+			_, err := LoadConfig(p)
+			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.HasPrefix(err.Error(), p) {
+				t.Fatalf("error %v, want it to start with the file and contain %q", err, tc.want)
+			}
+		})
+	}
+}

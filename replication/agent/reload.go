@@ -64,6 +64,14 @@ type livePolicy struct {
 	alert  float64
 }
 
+func (a livePolicy) equal(b livePolicy) bool {
+	return policyEqual(a.policy, b.policy) && a.rpo == b.rpo && a.group == b.group && a.alert == b.alert
+}
+
+func policyEqual(a, b journal.Policy) bool {
+	return a.Window == b.Window && a.SizeCap == b.SizeCap && a.OnFull == b.OnFull && slices.Equal(a.Tiers, b.Tiers)
+}
+
 func livePolicyOf(p PairConfig) livePolicy {
 	return livePolicy{p.Policy, p.RPOThreshold, p.Group, p.AlertPercent}
 }
@@ -198,14 +206,14 @@ func (r *Reloader) ReloadWith(o ReloadOptions) api.ReloadResult {
 		}
 		want := livePolicyOf(p)
 		was := r.live[p.ID]
-		if was == want {
+		if was.equal(want) {
 			continue
 		}
 		if want.group != was.group {
 			r.c.SetGroup(p.ID, p.Group)
 			res.Applied = append(res.Applied, "pair "+p.ID+" group")
 		}
-		if want.policy != was.policy || want.rpo != was.rpo {
+		if !policyEqual(want.policy, was.policy) || want.rpo != was.rpo {
 			if wp := r.c.Writer().Pair(p.ID); wp != nil {
 				if err := wp.SetPolicy(p.Policy, p.RPOThreshold); err != nil {
 					r.logger.Error("reload: policy not applied", "pair", p.ID, "err", err)

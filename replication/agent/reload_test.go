@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/mtconsole/mtconsole/replication/agent/api"
+	"github.com/mtconsole/mtconsole/replication/journal"
 	"github.com/mtconsole/mtconsole/replication/wire"
 )
 
@@ -349,5 +350,37 @@ func TestReloadAlertThreshold(t *testing.T) {
 	log = g.reload(g.config("", "", "sda", "sdb"))
 	if alert("sda") != DefaultAlertPercent || alert("sdb") != DefaultAlertPercent {
 		t.Fatalf("changed back: %v %v\n%s", alert("sda"), alert("sdb"), log)
+	}
+}
+
+// A reload applies sparse tiers live (only the tiers changing is a
+// change), refuses tiers that do not end at the window, and clears them.
+func TestReloadSparse(t *testing.T) {
+	g := newReloadRig(t, func(g *reloadRig) string { return g.config("", "", "sda", "sdb") })
+	tiers := func(id string) []journal.Tier {
+		t.Helper()
+		return g.client.Writer().Pair(id).Status().Retention.Tiers
+	}
+	sparse := g.config("", "retention = \"2d\"\nsparse = \"all 1d; 1 per 1h for 1d\"", "sda", "sdb")
+	log := g.reload(sparse)
+	for _, id := range []string{"sda", "sdb"} {
+		if tr := tiers(id); len(tr) != 2 || tr[1].Granularity != time.Hour || g.client.Writer().Pair(id).Store().Policy().Tiers == nil {
+			t.Errorf("%s after the reload: tiers %+v\n%s", id, tr, log)
+		}
+	}
+	if !strings.Contains(log, "policies_changed=2") {
+		t.Errorf("log:\n%s", log)
+	}
+	log = g.reload(g.config("", "retention = \"2d\"\nsparse = \"all 1d; 1 per 2h for 1d\"", "sda", "sdb"))
+	if tr := tiers("sda"); len(tr) != 2 || tr[1].Granularity != 2*time.Hour || !strings.Contains(log, "policies_changed=2") {
+		t.Errorf("only the granularity changed: tiers %+v\n%s", tr, log)
+	}
+	log = g.reload(g.config("", "retention = \"3d\"\nsparse = \"all 1d; 1 per 2h for 1d\"", "sda", "sdb"))
+	if tr := tiers("sda"); tr[1].Granularity != 2*time.Hour || !strings.Contains(log, "reload refused") || !strings.Contains(log, "sparse") {
+		t.Errorf("tiers not ending at the window: tiers %+v\n%s", tr, log)
+	}
+	log = g.reload(g.config("", "retention = \"2d\"", "sda", "sdb"))
+	if tr := tiers("sda"); len(tr) != 0 || !strings.Contains(log, "policies_changed=2") {
+		t.Errorf("tiers left out: %+v\n%s", tr, log)
 	}
 }

@@ -22,10 +22,17 @@ import (
 //	segments  index (8-byte big endian) → SegmentInfo (JSON)
 //	ranges    first sequence (8-byte BE) → Range (JSON)
 //	tags      sequence (8-byte BE) → Tag (JSON)
+//	sparse    "state" → SparseState (JSON)                 version 2
+//	compacted sequence (8-byte BE) → Tag (JSON)            version 2
 //
-// Sparse retention tiers, when they come, get a bucket of their own and a
-// version bump; readers refuse versions newer than theirs.
-const catalogueVersion = 1
+// A store is version 1 until its first compaction, which adds the two
+// sparse buckets and writes version 2: an older mtconsole, which would
+// read a compacted segment as whole history, refuses it. Readers refuse
+// versions newer than theirs.
+const (
+	catalogueVersion     = 2
+	catalogueVersionBase = 1 // what a new catalogue is
+)
 
 var (
 	bMeta     = []byte("meta")
@@ -34,6 +41,8 @@ var (
 	bSegments = []byte("segments")
 	bRanges   = []byte("ranges")
 	bTags     = []byte("tags")
+	bSparse   = []byte("sparse")
+	bGone     = []byte("compacted")
 )
 
 // ErrInUse is a catalogue locked by another process (a running agent).
@@ -60,6 +69,12 @@ type SegmentInfo struct {
 	// earliest recoverable time once older segments are pruned.
 	PrevTime time.Time `json:"prev_time"`
 	Bytes    int64     `json:"bytes"` // committed length of the file
+	// Gen is the compaction that wrote the segment (0: the applier). A
+	// compacted segment holds, for each kept point in it, only the
+	// before-images needed to reach that point; its records may repeat
+	// a sequence (pieces of one before-image), and FirstSeq-1 is the
+	// kept point its first records lead to, not a record's.
+	Gen uint32 `json:"gen,omitempty"`
 }
 
 // Range is a stretch of recoverable points of one accuracy: every state
@@ -229,7 +244,7 @@ func openCatalogue(dir, pair string, readOnly bool, segFiles int) (*bolt.DB, err
 				}
 			}
 			m := tx.Bucket(bMeta)
-			if err := m.Put([]byte("version"), key(catalogueVersion)); err != nil {
+			if err := m.Put([]byte("version"), key(catalogueVersionBase)); err != nil {
 				return err
 			}
 			return m.Put([]byte("pair"), []byte(pair))

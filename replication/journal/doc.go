@@ -67,7 +67,7 @@
 // Commits the applied position (invariant 2). Undo records written after
 // the last Commit are a batch a crash cut short: Uncommitted returns them so
 // the target can be put back, DiscardUncommitted cuts them. Prune removes
-// whole oldest segments only, keeps what locked tags need and what pins
+// whole oldest segments only, keeps what locked tags need, what holds (Hold: an export) and pins
 // hold (a point-in-time view: Pin, PinnedFrom; it says which pin held it
 // back), and reports the earliest recoverable point truthfully (invariant
 // 6). WatchAppends tells a reader (a view) where each before-image lands
@@ -82,6 +82,32 @@
 // position is unknown, and a fresh catalogue would undo the whole history
 // onto the target. Both errors name the file and what to do, and change
 // nothing.
+//
+// # Sparse retention (compact.go, tiers.go)
+//
+// A policy's Tiers (the original's cdp_policies) keep every write for the
+// first tier, then in each later one the first Count tags (of App, when
+// set) of every Granularity-long stretch of UTC time; ValidateTiers holds
+// the original's rules. Compact rewrites the segments wholly older than
+// the first tier: with the kept points p0 < … < pk (kept tags, locked
+// tags, tags not yet in a sparse tier) and Upto the last sequence
+// rewritten, the image of pi is the target with, per byte, the oldest
+// before-image after pi laid over it; so per stretch (pi, pi+1] only the
+// oldest before-image of each byte is needed (cut to the bytes it wins),
+// and nothing at or before p0. The new segments keep the old indices
+// with a generation in their names (NNNNNNNNNNNNNNNN.gG.undo); a
+// segment's FirstSeq-1 is the kept point its first stretch leads to, so
+// Earliest and Prune stay truthful. The switch is crash-safe: new files
+// written, synced, the directory synced, then one catalogue transaction
+// (segments, tags removed to the compacted bucket, the sparse state,
+// version 2), then the old files removed; OpenStore removes whichever
+// side a crash left uncatalogued. At or before SparseState.Upto only the
+// kept tags are points: Reachable, SeqAt and CompactedTag refuse the
+// others naming the nearest kept points.
+//
+// Hold(from) pins the records after from against Prune and Compact for a
+// reader (an export, a point-in-time view): writer.Pair.Hold takes
+// Hold(0) for its work, and the compactor runs beside the applier.
 //
 // All segment I/O goes through vfs.FS, so tests crash it at every sync
 // point. bbolt does its own I/O; its commits are atomic and durable, and the

@@ -25,6 +25,10 @@ type Policy struct {
 	SizeCap int64 `json:"size_cap"`
 	// OnFull applies when SizeCap is reached or the volume runs low.
 	OnFull FullAction `json:"on_full"`
+	// Tiers, when set, make retention sparse (ValidateTiers): the first
+	// keeps every write, the later ones only some tags, and Compact
+	// rewrites what they no longer need.
+	Tiers []Tier `json:"tiers,omitempty"`
 }
 
 // DefaultPolicy is the failback default: 24 hours, purge when full.

@@ -20,6 +20,8 @@ type PruneResult struct {
 	// HeldBy names the pin (a point-in-time view) that kept older data
 	// from going, or is empty.
 	HeldBy string
+	// Held: a reader's hold (Store.Hold) kept older data from going.
+	Held bool
 }
 
 // PruneOptions choose what to prune: oldest first, a segment goes when any
@@ -53,6 +55,7 @@ func (s *Store) Prune(p PruneOptions) (PruneResult, error) {
 		pending[a.info.Index] = true
 	}
 	used := s.usedLocked()
+	held, anyHold := s.heldFromLocked()
 	n := 0
 	for n < len(s.segs)-1 {
 		g := s.segs[n]
@@ -68,6 +71,10 @@ func (s *Store) Prune(p PruneOptions) (PruneResult, error) {
 		if why := s.heldByLocked(g); why != "" {
 			// An open view reads this segment's before-images.
 			res.HeldBy = why
+			break
+		}
+		if anyHold && g.LastSeq > held {
+			res.Held = true
 			break
 		}
 		if g.LastSeq > locked {
@@ -88,7 +95,7 @@ func (s *Store) Prune(p PruneOptions) (PruneResult, error) {
 		return res, nil
 	}
 	r, _, err := s.removeOldestLocked(n, p.Now, false)
-	r.BlockedBy, r.HeldBy = res.BlockedBy, res.HeldBy
+	r.BlockedBy, r.HeldBy, r.Held = res.BlockedBy, res.HeldBy, res.Held
 	return r, err
 }
 
@@ -116,6 +123,15 @@ func (s *Store) removeOldestLocked(n int, now time.Time, force bool) (PruneResul
 			continue
 		}
 		tags = append(tags, t)
+	}
+	var goneTags []Tag
+	var dropGone []uint64
+	for _, t := range s.gone {
+		if t.Seq < earliest {
+			dropGone = append(dropGone, t.Seq)
+		} else {
+			goneTags = append(goneTags, t)
+		}
 	}
 	var ranges []Range
 	var dropRanges []uint64
@@ -151,6 +167,13 @@ func (s *Store) removeOldestLocked(n int, now time.Time, force bool) (PruneResul
 				return err
 			}
 		}
+		if gb := tx.Bucket(bGone); gb != nil {
+			for _, k := range dropGone {
+				if err := gb.Delete(key(k)); err != nil {
+					return err
+				}
+			}
+		}
 		rb := tx.Bucket(bRanges)
 		for _, k := range dropRanges {
 			if err := rb.Delete(key(k)); err != nil {
@@ -166,13 +189,13 @@ func (s *Store) removeOldestLocked(n int, now time.Time, force bool) (PruneResul
 		return PruneResult{}, nil, err
 	}
 	s.segs = append([]SegmentInfo(nil), keep...)
-	s.tags, s.ranges = tags, ranges
+	s.tags, s.ranges, s.gone = tags, ranges, goneTags
 	res.Segments = n
 	res.Earliest, res.EarliestTime = earliest, etime
 	// The catalogue no longer names these files; a crash before the
 	// unlinks leaves orphans that OpenStore removes.
 	for _, g := range gone {
-		if err := s.o.FS.Remove(s.segPath(g.Index)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		if err := s.o.FS.Remove(s.segFile(g)); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return res, dropped, fmt.Errorf("retention: remove pruned segment: %w", err)
 		}
 	}

@@ -70,6 +70,12 @@ type Store struct {
 	pins     map[uint64]*Pin
 	watchers map[uint64]AppendWatcher
 	nextPin  uint64
+	// sparse retention: what compaction left (see compact.go)
+	sparse     SparseState
+	gone       []Tag // tags compacted away, ascending Seq
+	holds      map[uint64]uint64
+	holdN      uint64
+	compacting bool
 }
 
 type activeSeg struct {
@@ -80,6 +86,21 @@ type activeSeg struct {
 
 func (s *Store) segPath(index uint64) string {
 	return filepath.Join(s.o.Dir, fmt.Sprintf("%016x.undo", index))
+}
+
+// segFile is the file of catalogued segment g: a compacted segment's
+// name carries its generation (undoSegName).
+func (s *Store) segFile(g SegmentInfo) string {
+	return filepath.Join(s.o.Dir, undoSegName(g.Index, g.Gen))
+}
+
+// undoSegName is NNNNNNNNNNNNNNNN.undo, or NNNNNNNNNNNNNNNN.gG.undo for the
+// G-th compaction's rewrite of index N.
+func undoSegName(index uint64, gen uint32) string {
+	if gen == 0 {
+		return fmt.Sprintf("%016x.undo", index)
+	}
+	return fmt.Sprintf("%016x.g%d.undo", index, gen)
 }
 
 // OpenStore opens or creates the store in o.Dir. Undo records written
@@ -106,7 +127,7 @@ func OpenStore(o StoreOptions) (*Store, error) {
 			return nil, err
 		}
 	}
-	segFiles, err := listSegments(o.FS, o.Dir)
+	segFiles, err := listSegFiles(o.FS, o.Dir)
 	if err != nil && !(o.ReadOnly && errors.Is(err, fs.ErrNotExist)) {
 		return nil, fmt.Errorf("retention %s: %w", o.Dir, err)
 	}
@@ -147,7 +168,7 @@ func OpenStore(o StoreOptions) (*Store, error) {
 			} else if len(p) == 1 {
 				s.policy = p[0]
 			}
-			return nil
+			return s.loadSparse(tx)
 		})
 	})
 	if err == nil {
@@ -252,7 +273,7 @@ func (s *Store) writePairFile(path string) error {
 // checkLoaded verifies what the catalogue holds against itself and against
 // the segment files, before anything acts on it: a damaged catalogue, or
 // another pair's, must not make OpenStore remove or cut segments.
-func (s *Store) checkLoaded(metaPair string, files map[uint64]string) error {
+func (s *Store) checkLoaded(metaPair string, files map[segKey]string) error {
 	if p := s.state.Pair; p != "" && metaPair != "" && p != metaPair {
 		return fmt.Errorf("its state is of pair %q, its meta of pair %q", p, metaPair)
 	}
@@ -263,11 +284,11 @@ func (s *Store) checkLoaded(metaPair string, files map[uint64]string) error {
 		if g.Bytes < segHeaderSize || g.FirstSeq > g.LastSeq || g.LastSeq > s.state.Applied {
 			return fmt.Errorf("segment %d: %d bytes, sequences %d-%d, applied %d: not a committed segment", g.Index, g.Bytes, g.FirstSeq, g.LastSeq, s.state.Applied)
 		}
-		path, ok := files[g.Index]
+		path, ok := files[segKey{g.Index, g.Gen}]
 		if !ok {
-			return fmt.Errorf("it lists undo segment %s, which is not in %s (another pair's catalogue, or segments moved away?)", filepath.Base(s.segPath(g.Index)), s.o.Dir)
+			return fmt.Errorf("it lists undo segment %s, which is not in %s (another pair's catalogue, or segments moved away?)", filepath.Base(s.segFile(g)), s.o.Dir)
 		}
-		if err := checkSegmentFile(s.o.FS, path, g, i == len(s.segs)-1); err != nil {
+		if err := checkSegmentFile(s.o.FS, path, g, i == len(s.segs)-1 && g.Gen == 0); err != nil {
 			return err
 		}
 	}
@@ -298,20 +319,52 @@ func checkSegmentFile(fsys vfs.FS, path string, g SegmentInfo, last bool) error 
 	return nil
 }
 
-// listSegments returns the undo segment files in dir by index.
-func listSegments(fsys vfs.FS, dir string) (map[uint64]string, error) {
+// segKey names a segment file: its index and compaction generation.
+type segKey struct {
+	idx uint64
+	gen uint32
+}
+
+// listSegFiles returns every undo segment file in dir, compacted ones
+// (NNNNNNNNNNNNNNNN.gG.undo) too.
+func listSegFiles(fsys vfs.FS, dir string) (map[segKey]string, error) {
 	names, err := fsys.List(dir)
 	if err != nil {
 		return nil, err
 	}
-	out := map[uint64]string{}
+	out := map[segKey]string{}
 	for _, n := range names {
-		if !strings.HasSuffix(n, ".undo") {
+		base, ok := strings.CutSuffix(n, ".undo")
+		if !ok {
 			continue
 		}
-		idx, err := strconv.ParseUint(strings.TrimSuffix(n, ".undo"), 16, 64)
+		var gen uint64
+		if i := strings.Index(base, ".g"); i > 0 {
+			g, err := strconv.ParseUint(base[i+2:], 10, 32)
+			if err != nil || g == 0 {
+				continue
+			}
+			base, gen = base[:i], g
+		}
+		idx, err := strconv.ParseUint(base, 16, 64)
 		if err == nil {
-			out[idx] = filepath.Join(dir, n)
+			out[segKey{idx, uint32(gen)}] = filepath.Join(dir, n)
+		}
+	}
+	return out, nil
+}
+
+// listSegments returns the undo segment files in dir as written by the
+// appender (generation 0), by index.
+func listSegments(fsys vfs.FS, dir string) (map[uint64]string, error) {
+	all, err := listSegFiles(fsys, dir)
+	if err != nil {
+		return nil, err
+	}
+	out := map[uint64]string{}
+	for k, p := range all {
+		if k.gen == 0 {
+			out[k.idx] = p
 		}
 	}
 	return out, nil
@@ -320,20 +373,27 @@ func listSegments(fsys vfs.FS, dir string) (map[uint64]string, error) {
 // segment files this store knows nothing of, by index
 func (s *Store) files() (map[uint64]string, error) { return listSegments(s.o.FS, s.o.Dir) }
 
-// removeOrphans deletes segment files below the first catalogued one: a
-// prune committed to the catalogue whose unlink did not happen.
+// removeOrphans deletes segment files below the first catalogued one (a
+// prune committed to the catalogue whose unlink did not happen), and,
+// below the last catalogued one, every file the catalogue does not name:
+// the segments a committed compaction replaced, or the output of one a
+// crash cut short before it switched the catalogue.
 func (s *Store) removeOrphans() error {
-	files, err := s.files()
+	files, err := listSegFiles(s.o.FS, s.o.Dir)
 	if err != nil {
 		return err
 	}
-	first := s.nextIdx
-	if len(s.segs) > 0 {
-		first = s.segs[0].Index
+	first, last := s.nextIdx, uint64(0)
+	named := map[segKey]bool{}
+	for _, g := range s.segs {
+		named[segKey{g.Index, g.Gen}] = true
+	}
+	if n := len(s.segs); n > 0 {
+		first, last = s.segs[0].Index, s.segs[n-1].Index
 	}
 	removed := false
-	for idx, path := range files {
-		if idx < first {
+	for k, path := range files {
+		if k.idx < first && k.gen == 0 || len(s.segs) > 0 && !named[k] && (k.idx < last || k.gen > 0) {
 			if err := s.o.FS.Remove(path); err != nil {
 				return err
 			}
@@ -757,6 +817,9 @@ func (s *Store) SetPolicy(p Policy) error {
 	if p.Window < 0 || p.SizeCap < 0 {
 		return fmt.Errorf("retention policy: window and size cap must not be negative")
 	}
+	if err := ValidateTiers(p.Window, p.Tiers); err != nil {
+		return fmt.Errorf("retention policy: %w", err)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := s.update(func(tx *bolt.Tx) error { return putJSON(tx.Bucket(bPolicy), []byte("policy"), p) }); err != nil {
@@ -883,7 +946,7 @@ func (s *Store) Undo(after, upto uint64, fn func(*Record) error) error {
 }
 
 func (s *Store) undoSegment(g SegmentInfo, after, upto uint64, fn func(*Record, int64) error) error {
-	path := s.segPath(g.Index)
+	path := s.segFile(g)
 	damaged := func(off int64, why string) error {
 		return &SegmentError{Index: g.Index, Path: path, Offset: off, Why: why, LostFrom: g.FirstSeq, LostTo: g.LastSeq}
 	}
@@ -952,7 +1015,15 @@ func (s *Store) UndoAt(after, upto uint64, fn func(r *Record, seg uint64, off in
 
 // OpenSegment opens undo segment idx for reading.
 func (s *Store) OpenSegment(idx uint64) (vfs.File, error) {
-	return s.o.FS.OpenFile(s.segPath(idx), os.O_RDONLY, 0)
+	path := s.segPath(idx)
+	s.mu.Lock()
+	for _, g := range s.segs {
+		if g.Index == idx {
+			path = s.segFile(g)
+		}
+	}
+	s.mu.Unlock()
+	return s.o.FS.OpenFile(path, os.O_RDONLY, 0)
 }
 
 // SeqAt returns the newest point at or before t: the state after the last
@@ -965,6 +1036,28 @@ func (s *Store) SeqAt(t time.Time) (uint64, time.Time, error) {
 	eSeq, eTime := s.Earliest()
 	if t.Before(eTime) {
 		return 0, time.Time{}, fmt.Errorf("%s is before the earliest recoverable point (%s)", t.UTC().Format(time.RFC3339Nano), eTime.UTC().Format(time.RFC3339Nano))
+	}
+	if sp := s.Sparse(); sp.Upto != 0 && t.Before(sp.UptoTime) {
+		// Compacted: only the kept tags are points, named by their time.
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		var before *Tag
+		for i := range s.tags {
+			if s.tags[i].Seq <= sp.Upto && !s.tags[i].Time.After(t) {
+				before = &s.tags[i]
+			}
+		}
+		if before != nil && before.Time.Equal(t) {
+			return before.Seq, before.Time, nil
+		}
+		if t.Equal(eTime) {
+			return eSeq, eTime, nil
+		}
+		seq := sp.Upto
+		if before != nil {
+			seq = before.Seq
+		}
+		return 0, time.Time{}, fmt.Errorf("%w: %s: %s", ErrCompacted, t.UTC().Format(time.RFC3339Nano), s.nearestLocked(seq))
 	}
 	seq, at := eSeq, eTime
 	stop := errors.New("stop")

@@ -51,6 +51,8 @@ type storeEnv struct {
 	fs     *vfs.Mem
 	catDir string
 	hook   atomic.Pointer[error]
+	// segSize, when set, replaces undoSegSize
+	segSize int64
 }
 
 func newStoreEnv(t *testing.T) *storeEnv {
@@ -58,7 +60,11 @@ func newStoreEnv(t *testing.T) *storeEnv {
 }
 
 func (e *storeEnv) opts() StoreOptions {
-	return StoreOptions{FS: e.fs, Dir: retDir, Pair: "p1", CatalogueDir: e.catDir, SegmentSize: undoSegSize,
+	size := int64(undoSegSize)
+	if e.segSize != 0 {
+		size = e.segSize
+	}
+	return StoreOptions{FS: e.fs, Dir: retDir, Pair: "p1", CatalogueDir: e.catDir, SegmentSize: size,
 		Hook: func() error {
 			if p := e.hook.Load(); p != nil {
 				return *p

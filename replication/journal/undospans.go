@@ -30,7 +30,7 @@ func (s *Store) UndoSpans(after, upto uint64, fn func(r *Record, seg uint64, off
 // undoSpansSegment is undoSegment with the scanner's buffers released
 // after every record and handed on to the next segment in pool.
 func (s *Store) undoSpansSegment(g SegmentInfo, after, upto uint64, pool [][]byte, fn func(*Record, uint64, int64) error) (kept [][]byte, err error) {
-	path := s.segPath(g.Index)
+	path := s.segFile(g)
 	damaged := func(off int64, why string) *SegmentError {
 		return &SegmentError{Index: g.Index, Path: path, Offset: off, Why: why, LostFrom: g.FirstSeq, LostTo: g.LastSeq}
 	}

@@ -62,8 +62,8 @@ func (s *Store) Verify() (VerifyReport, error) {
 		prev := uint64(0)
 		var at int64 = segHeaderSize
 		err := s.undoSegment(g, 0, ^uint64(0), func(r *Record, dataOff int64) error {
-			if off := dataOff - HeaderSize - writeFixed; r.Type != TypeUndo || prev != 0 && r.Seq <= prev || r.Seq < g.FirstSeq || r.Seq > g.LastSeq {
-				return &SegmentError{Index: g.Index, Path: s.segPath(g.Index), Offset: off,
+			if off := dataOff - HeaderSize - writeFixed; r.Type != TypeUndo || prev != 0 && (r.Seq < prev || r.Seq == prev && g.Gen == 0) || r.Seq < g.FirstSeq || r.Seq > g.LastSeq {
+				return &SegmentError{Index: g.Index, Path: s.segFile(g), Offset: off,
 					Why: fmt.Sprintf("record of type %v, sequence %d out of place (the segment holds %d-%d)", r.Type, r.Seq, g.FirstSeq, g.LastSeq)}
 			}
 			at = dataOff + int64(len(r.Data))
@@ -71,8 +71,8 @@ func (s *Store) Verify() (VerifyReport, error) {
 			c.Records++
 			return nil
 		})
-		if err == nil && g.FirstSeq != 0 && prev != g.LastSeq {
-			err = &SegmentError{Index: g.Index, Path: s.segPath(g.Index), Offset: at,
+		if err == nil && g.FirstSeq != 0 && g.Gen == 0 && prev != g.LastSeq {
+			err = &SegmentError{Index: g.Index, Path: s.segFile(g), Offset: at,
 				Why: fmt.Sprintf("ends at sequence %d, the catalogue says %d", prev, g.LastSeq)}
 		}
 		if err != nil {

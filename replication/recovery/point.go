@@ -121,9 +121,11 @@ func Resolve(st *journal.Store, p Point) (Resolved, error) {
 		if err := unambiguous(pair, p.Name, tags, match); err != nil {
 			return Resolved{}, err
 		}
-		return fromTag(match, fmt.Sprintf("no tag %q (list them with `mtconsole retention events`)", p.Name))
+		r, err := fromTag(match, fmt.Sprintf("no tag %q (list them with `mtconsole retention events`)", p.Name))
+		return r, compacted(st, p.Name, err)
 	case TagID:
-		return fromTag(func(t journal.Tag) bool { return t.ID == p.Name }, fmt.Sprintf("no tag with id %q (list them with `mtconsole retention events`)", p.Name))
+		r, err := fromTag(func(t journal.Tag) bool { return t.ID == p.Name }, fmt.Sprintf("no tag with id %q (list them with `mtconsole retention events`)", p.Name))
+		return r, compacted(st, p.Name, err)
 	case LatestTime:
 		s := st.State()
 		return Resolved{Pair: pair, Seq: s.Applied, Time: s.AppliedTime, Accuracy: accuracy(st, s.Applied)}, nil
@@ -133,7 +135,7 @@ func Resolve(st *journal.Store, p Point) (Resolved, error) {
 	case AtTime:
 		seq, t, err := st.SeqAt(p.Time)
 		if err != nil {
-			return Resolved{}, fmt.Errorf("pair %s: %w: %v", pair, ErrNoPoint, err)
+			return Resolved{}, fmt.Errorf("pair %s: %w: %w", pair, ErrNoPoint, err)
 		}
 		if seq < eSeq {
 			seq = eSeq
@@ -141,6 +143,20 @@ func Resolve(st *journal.Store, p Point) (Resolved, error) {
 		return Resolved{Pair: pair, Seq: seq, Time: t, Accuracy: accuracy(st, seq)}, nil
 	}
 	return Resolved{}, fmt.Errorf("unknown point kind %d", p.Kind)
+}
+
+// compacted turns a tag not found into the reason when sparse retention
+// compacted it away, naming the kept points nearest to it.
+func compacted(st *journal.Store, name string, err error) error {
+	if err == nil {
+		return nil
+	}
+	t, near, ok := st.CompactedTag(name)
+	if !ok {
+		return err
+	}
+	return fmt.Errorf("pair %s: %w: tag %s (%s UTC) was %w (policy: %s); %s", st.State().Pair, ErrNoPoint, t.Name,
+		t.Time.UTC().Format("2006-01-02 15:04:05"), journal.ErrCompacted, journal.DescribeTiers(st.Policy().Tiers), near)
 }
 
 // unambiguous refuses a tag:NAME that more than one tag of the pair

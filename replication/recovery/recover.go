@@ -36,6 +36,9 @@ func check(st *journal.Store, r Resolved) error {
 	if e, _ := st.Earliest(); r.Seq < e {
 		return fmt.Errorf("%w: sequence %d was pruned (earliest is %d)", ErrNoPoint, r.Seq, e)
 	}
+	if err := st.Reachable(r.Seq); err != nil {
+		return fmt.Errorf("%w: %w", ErrNoPoint, err)
+	}
 	return nil
 }
 

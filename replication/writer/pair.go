@@ -90,6 +90,10 @@ type Options struct {
 	// whenever it runs out of work.
 	CommitBytes    int64
 	CommitInterval time.Duration
+	// CompactInterval is how often the compactor looks at the pairs
+	// with sparse-retention tiers (default 1 min, the original's
+	// CDPPolicyCheckInterval; <0: never, tests call Compact).
+	CompactInterval time.Duration
 
 	reserved uint64 // SpaceOptions.Reserved of the Writer
 }
@@ -103,6 +107,9 @@ func (o *Options) defaults() {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.CompactInterval == 0 {
+		o.CompactInterval = time.Minute
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -155,9 +162,12 @@ type Pair struct {
 	// back: said once, not after every commit. Applier only.
 	heldBy string
 
-	mu         sync.Mutex
-	paused     string // reason; "" when running
-	spacePause bool   // paused for lack of retention space
+	mu sync.Mutex
+	// compaction: bytes given back since open, when it last rewrote
+	reclaimed      int64
+	lastCompaction time.Time
+	paused         string // reason; "" when running
+	spacePause     bool   // paused for lack of retention space
 
 	sharedVolume bool // journal and retention on one volume
 	err          error
@@ -652,6 +662,10 @@ func (p *Pair) Hold(fn func(target vfs.File, store *journal.Store) error) error 
 	if err := <-h.ready; err != nil {
 		return fmt.Errorf("pair %s: %w", p.cfg.ID, err)
 	}
+	// The applier's pruning waits on the park; the compactor, which runs
+	// beside it, on this hold of every undo segment.
+	release := p.store.Hold(0)
+	defer release()
 	return fn(p.target, p.store)
 }
 

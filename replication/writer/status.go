@@ -46,6 +46,16 @@ type RetentionStatus struct {
 	Tags      int             `json:"tags"`
 	LatestTag *journal.Tag    `json:"latest_tag,omitempty"`
 	Ranges    []journal.Range `json:"ranges"`
+	// Tiers is the sparse-retention policy (none: every write for the
+	// window); SparseUpto, when not zero, is the sequence at or before
+	// which only the kept tags are points (SparseUptoTime its time).
+	Tiers          []journal.Tier `json:"tiers,omitempty"`
+	SparseUpto     uint64         `json:"sparse_upto,omitempty"`
+	SparseUptoTime time.Time      `json:"sparse_upto_time,omitzero"`
+	// Reclaimed is the bytes compaction gave back since the pair opened,
+	// LastCompaction when it last rewrote segments.
+	Reclaimed      int64     `json:"compaction_reclaimed_bytes,omitempty"`
+	LastCompaction time.Time `json:"last_compaction,omitzero"`
 }
 
 // PairStatus is a snapshot of one pair: what the status API serves and
@@ -112,7 +122,13 @@ func (p *Pair) Status() PairStatus {
 		UsedBytes: p.store.Used(), CapBytes: pol.SizeCap, Window: pol.Window, OnFull: string(pol.OnFull),
 		From: eTime, To: st.AppliedTime, FromSeq: eSeq, ToSeq: st.Applied,
 		Segments: len(p.store.Segments()), Tags: len(tags), Ranges: p.store.Ranges(),
+		Tiers: pol.Tiers,
 	}
+	sp := p.store.Sparse()
+	s.Retention.SparseUpto, s.Retention.SparseUptoTime = sp.Upto, sp.UptoTime
+	p.mu.Lock()
+	s.Retention.Reclaimed, s.Retention.LastCompaction = p.reclaimed, p.lastCompaction
+	p.mu.Unlock()
 	if n := len(tags); n > 0 {
 		t := tags[n-1]
 		s.Retention.LatestTag = &t

@@ -43,6 +43,8 @@ type Writer struct {
 	ended map[string]*ended // by id; never in pairs
 	stop  chan struct{}
 	done  chan struct{}
+	// compactDone is closed when the compactor has stopped
+	compactDone chan struct{}
 }
 
 // New returns a Writer; Open adds pairs to it.
@@ -61,8 +63,9 @@ func New(o Options, space SpaceOptions) *Writer {
 		space.Interval = 5 * time.Second
 	}
 	o.reserved = space.Reserved
-	w := &Writer{o: o, space: space, pairs: map[string]*Pair{}, ended: map[string]*ended{}, stop: make(chan struct{}), done: make(chan struct{})}
+	w := &Writer{o: o, space: space, pairs: map[string]*Pair{}, ended: map[string]*ended{}, stop: make(chan struct{}), done: make(chan struct{}), compactDone: make(chan struct{})}
 	go w.monitor()
+	go w.compactor()
 	return w
 }
 
@@ -205,6 +208,7 @@ func (w *Writer) Close() error {
 		close(w.stop)
 	}
 	<-w.done
+	<-w.compactDone
 	var errs []error
 	for _, p := range w.Pairs() {
 		errs = append(errs, p.Close())

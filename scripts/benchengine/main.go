@@ -6,6 +6,7 @@
 //	benchengine -mode apply   -dir DIR   sustained apply with retention, 64 KiB random writes
 //	benchengine -mode recover -dir DIR   export and rollback of a few hundred MiB of changes
 //	benchengine -mode view    -dir DIR   a point-in-time view read over NBD, and opened
+//	benchengine -mode sparse  -dir DIR   a simulated day of sparse retention, compacted hourly
 //
 // and the replication modes of replication.go (resync-prep, resync-hash,
 // resync-full, stream, rss) and of restart.go (restart).
@@ -48,6 +49,10 @@ type config struct {
 	batchRecords int
 	batchBytes   int
 	parallel     int
+
+	// sparse
+	sparseDisk       int64
+	sparseOverwrites float64
 }
 
 func main() {
@@ -69,6 +74,8 @@ func main() {
 	flag.IntVar(&c.batchRecords, "batch-records", 0, "apply, recover: writer.Options.BatchRecords (0: the engine's default)")
 	flag.IntVar(&c.batchBytes, "batch-bytes", 0, "apply, recover: writer.Options.BatchBytes (0: the engine's default)")
 	flag.IntVar(&c.parallel, "parallel", 0, "apply, recover: writer.Options.Parallel (0: the engine's default)")
+	flag.Int64Var(&c.sparseDisk, "sparse-disk", 2<<20, "sparse: bytes of the hot set the day's writes fall in")
+	flag.Float64Var(&c.sparseOverwrites, "sparse-overwrites", 8, "sparse: how many times an hour the writes cover the hot set's size")
 	flag.Parse()
 	if err := run(c); err != nil {
 		fmt.Fprintln(os.Stderr, "benchengine:", err)
@@ -98,8 +105,10 @@ func run(c config) error {
 		return benchRecover(c)
 	case "view":
 		return benchView(c)
+	case "sparse":
+		return benchSparse(c)
 	}
-	return fmt.Errorf("-mode %q: want ack, apply, recover or view", c.mode)
+	return fmt.Errorf("-mode %q: want ack, apply, recover, view or sparse", c.mode)
 }
 
 // removeContents empties dir, leaving dir itself to its owner.
