@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-for pair in fio:fio rsync:rsync lvm:lvm2 sgdisk:gdisk mkfs.xfs:xfsprogs tmux:tmux qemu-img:qemu-utils; do
+for pair in fio:fio rsync:rsync lvm:lvm2 sgdisk:gdisk mkfs.xfs:xfsprogs tmux:tmux qemu-img:qemu-utils nbdinfo:libnbd-bin rpm:rpm systemd-analyze:systemd; do
 	command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
 done
 if ((${#need[@]})); then
@@ -31,11 +31,11 @@ go vet ./...
 
 echo "== go test -race (engine)"
 engine=$(go list ./replication/... ./internal/...)
-go test -race -count=1 $engine
+go test -race -count=1 -timeout 30m $engine
 
 echo "== fuzz (short)"
-for target in $(grep -rhoE '^func (Fuzz[A-Za-z0-9_]+)' --include='*_test.go' replication disks hostconfig | sed 's/^func //' | sort -u); do
-	pkg=$(grep -rlE "^func $target\(" --include='*_test.go' replication disks hostconfig | head -1 | xargs dirname)
+for target in $(grep -rhoE '^func (Fuzz[A-Za-z0-9_]+)' --include='*_test.go' replication disks hostconfig internal | sed 's/^func //' | sort -u); do
+	pkg=$(grep -rlE "^func $target\(" --include='*_test.go' replication disks hostconfig internal | head -1 | xargs dirname)
 	if ! out=$(go test -run='^$' -fuzz="^$target\$" -fuzztime=5s -fuzzminimizetime=2s "./$pkg" 2>&1); then
 		# Go 1.26's fuzz coordinator can report its own -fuzztime deadline
 		# as a failure on a busy machine ("context deadline exceeded", no
