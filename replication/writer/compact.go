@@ -11,20 +11,7 @@ import (
 // compactor runs Compact every CompactInterval until the Writer closes.
 func (w *Writer) compactor() {
 	defer close(w.compactDone)
-	if w.o.CompactInterval < 0 {
-		<-w.stop
-		return
-	}
-	t := time.NewTicker(w.o.CompactInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-w.stop:
-			return
-		case <-t.C:
-			w.Compact()
-		}
-	}
+	w.every(w.o.CompactInterval, w.Compact)
 }
 
 // Compact compacts, once, every pair whose policy has sparse-retention

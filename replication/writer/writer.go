@@ -218,18 +218,24 @@ func (w *Writer) Close() error {
 
 func (w *Writer) monitor() {
 	defer close(w.done)
-	if w.space.Interval < 0 {
+	w.every(w.space.Interval, w.CheckSpace)
+}
+
+// every runs f each interval until the Writer stops; a negative interval
+// never runs it.
+func (w *Writer) every(interval time.Duration, f func()) {
+	if interval < 0 {
 		<-w.stop
 		return
 	}
-	t := time.NewTicker(w.space.Interval)
+	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		select {
 		case <-w.stop:
 			return
 		case <-t.C:
-			w.CheckSpace()
+			f()
 		}
 	}
 }
