@@ -16,7 +16,7 @@ var packageFiles = map[string]string{
 	"./etc/mtconsole/":                                     "drwx------",
 	"./etc/mtconsole/ps.env":                               "-rw-------",
 	"./usr/bin/mtconsole":                                  "-rwxr-xr-x",
-	"./usr/bin/hostconfigcli":                              "lrwxr-xr-x -> mtconsole",
+	"./usr/bin/hostconfigcli":                              "lrwxrwxrwx -> mtconsole",
 	"./usr/lib/systemd/system/mtconsole-agent.service":     "-rw-r--r--",
 	"./usr/lib/systemd/system/mtconsole-ps.service":        "-rw-r--r--",
 	"./usr/lib/systemd/system/mtconsole-cs.service":        "-rw-r--r--",
