@@ -21,17 +21,11 @@ import (
 // leaves them. RecoveredFiles and RecoveredUUIDs grow by them, and
 // WriteDevRoot maps them (sdd, sde, ...).
 func (s *Scene) AddRecovered(ctx context.Context, n int) error {
-	c, err := s.Client(ctx)
+	c, f, _, err := s.finder(ctx)
 	if err != nil {
 		return err
 	}
 	defer c.Logout(ctx)
-	f := find.NewFinder(c.Client, true)
-	dc, err := f.Datacenter(ctx, Datacenter)
-	if err != nil {
-		return err
-	}
-	f.SetDatacenter(dc)
 	vm, err := f.VirtualMachine(ctx, MT)
 	if err != nil {
 		return err

@@ -101,18 +101,29 @@ func (s *Scene) Client(ctx context.Context) (*govmomi.Client, error) {
 	return govmomi.NewClient(ctx, u, true)
 }
 
-func (s *Scene) setup(ctx context.Context) error {
+// finder logs in and finds in the scene's datacenter; the caller logs
+// out.
+func (s *Scene) finder(ctx context.Context) (*govmomi.Client, *find.Finder, *object.Datacenter, error) {
 	c, err := s.Client(ctx)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	f := find.NewFinder(c.Client, true)
+	dc, err := f.Datacenter(ctx, Datacenter)
+	if err != nil {
+		c.Logout(ctx)
+		return nil, nil, nil, err
+	}
+	f.SetDatacenter(dc)
+	return c, f, dc, nil
+}
+
+func (s *Scene) setup(ctx context.Context) error {
+	c, f, dc, err := s.finder(ctx)
 	if err != nil {
 		return err
 	}
 	defer c.Logout(ctx)
-	f := find.NewFinder(c.Client, true)
-	dc, err := f.Datacenter(ctx, Datacenter)
-	if err != nil {
-		return err
-	}
-	f.SetDatacenter(dc)
 	host, err := f.HostSystem(ctx, MTHost)
 	if err != nil {
 		return err
