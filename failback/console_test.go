@@ -98,7 +98,7 @@ func TestConsoleCreate(t *testing.T) {
 		return tg.VM
 	}
 	disks := []string{"/dev/sdb", "/dev/sdc"}
-	text, checks, err := vs.Plan(ctx, disks, "src01", vs.Hardware(disks))
+	text, checks, err := vs.Plan(ctx, disks, DefaultForm("src01", len(disks)))
 	if err != nil || !strings.Contains(text, "create VM src01") || !strings.Contains(text, "undo:") || setup.Count(checks)[setup.Fail] > 0 || len(checks) == 0 {
 		t.Fatalf("plan: %v %v\n%s", err, checks, text)
 	}
@@ -106,7 +106,7 @@ func TestConsoleCreate(t *testing.T) {
 		t.Fatalf("the dry run changed the master target: %+v", mt.Disks)
 	}
 	var lines []string
-	report, err := vs.Create(ctx, disks, "src01", vs.Hardware(disks), func(s string) { lines = append(lines, s) })
+	report, err := vs.Create(ctx, disks, DefaultForm("src01", len(disks)), func(s string) { lines = append(lines, s) })
 	if err != nil || !strings.Contains(report, "powered on") || len(lines) == 0 || !strings.HasPrefix(lines[len(lines)-1], "done") {
 		t.Fatalf("create: %v %q %q", err, report, lines)
 	}
@@ -119,7 +119,7 @@ func TestConsoleCreate(t *testing.T) {
 		t.Fatalf("made %s with %q", made.PowerState, files)
 	}
 	// Again: refused, nothing changed.
-	if _, err := vs.Create(ctx, disks, "src01", vs.Hardware(disks), func(string) {}); err == nil {
+	if _, err := vs.Create(ctx, disks, DefaultForm("src01", len(disks)), func(string) {}); err == nil {
 		t.Fatal("created twice")
 	}
 	// The run's plan file is done: nothing unfinished; undo from it.
@@ -149,7 +149,8 @@ func TestConsoleCreate(t *testing.T) {
 	if f.Controller != "lsilogic" || f.CPUs != 2 || DefaultForm("x", 16).Controller != "pvscsi" {
 		t.Fatalf("default form %+v", f)
 	}
-	f.Firmware, f.SecureBoot, f.Controller, f.Network, f.MAC, f.NoPowerOn = "efi", true, "pvscsi", vspheresim.Network, "00:50:56:11:22:33", true
+	f.Firmware, f.SecureBoot, f.Controller, f.NoPowerOn = "efi", true, "pvscsi", true
+	f.NICs = []vsphere.NIC{{Network: vspheresim.Network, Adapter: "e1000e", MAC: "00:50:56:11:22:33"}}
 	report, err = vs.CreateForm(ctx, disks, f, func(string) {})
 	if err != nil || !strings.Contains(report, "left powered off") {
 		t.Fatalf("form: %v %q", err, report)
@@ -157,19 +158,6 @@ func TestConsoleCreate(t *testing.T) {
 	web := vm("web01")
 	if web.PowerState != "poweredOff" || len(web.Controllers) != 1 || web.Controllers[0].Type != "pvscsi" || len(web.Disks) != 2 {
 		t.Fatalf("web01: %s %+v %d disks", web.PowerState, web.Controllers, len(web.Disks))
-	}
-	// The hardware line: read back as written; bad keys named.
-	line := FormLine(f)
-	if line != "cpus=2 mem=2048 guest=otherLinux64Guest fw=efi+secure scsi=pvscsi poweron=no nic=VM Network,00:50:56:11:22:33" {
-		t.Fatalf("line %q", line)
-	}
-	if g, err := ParseFormLine("web01", line, 2); err != nil || g != f {
-		t.Fatalf("parsed %+v %v, want %+v", g, err, f)
-	}
-	for bad, want := range map[string]string{"cpus=x": "cpus", "mem=100": "--memory-mb", "fw=uefi": "--firmware", "speed=1": "unknown key", "poweron=maybe": "poweron"} {
-		if _, err := ParseFormLine("w", bad, 2); err == nil || !strings.Contains(err.Error(), want) {
-			t.Errorf("%s: %v", bad, err)
-		}
 	}
 	// A bad form is refused before vSphere, naming the field.
 	f.Name, f.MemoryMB = "web02", 100
