@@ -94,7 +94,7 @@ func (f Form) Fields() []Field {
 		{Key: "guest-id", Label: "Guest OS id", Hint: "e.g. rhel9_64Guest, windows2019srv_64Guest, otherLinux64Guest", Hardware: true},
 		{Key: "firmware", Label: "Firmware", Choices: []string{"bios", "efi"}, Hardware: true},
 		{Key: "secure-boot", Label: "Secure boot", Choices: []string{"no", "yes"}, Hint: "EFI only", Hardware: true},
-		{Key: "hw-version", Label: "HW version", Hint: "empty: the host's default; else 7 to 22 (vmx-07 … vmx-22)", Hardware: true},
+		{Key: "hw-version", Label: "HW version", Hint: "empty: the host's default; else 7 to 22", Hardware: true},
 		{Key: "controller", Label: "SCSI controller", Choices: vsphere.SCSITypes, Hint: "on every bus", Hardware: true},
 	}
 	for i := range min(len(f.NICs)+1, MaxNICs) {
