@@ -107,7 +107,7 @@ func TestFormSetValue(t *testing.T) {
 func TestFormErrors(t *testing.T) {
 	for _, tc := range []struct {
 		key, value, want string
-		before       map[string]string
+		before           map[string]string
 	}{
 		{key: "name", value: "", want: "VM name: empty"},
 		{key: "name", value: "a/b", want: "VM name: \"a/b\" has a /"},
