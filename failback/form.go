@@ -32,8 +32,8 @@ type Form struct {
 	Pool, Folder, Host string // "" for the master target's host and its pool, the datacenter's VM folder
 	NoPowerOn          bool
 	// OntoVM attaches the disks to this existing, powered-off VM instead
-	// of creating one: it keeps its own name and hardware, and the
-	// hardware fields are not used.
+	// of creating one: it keeps its own name, hardware, pool and folder,
+	// and the form's NewVM fields are not used.
 	OntoVM string
 }
 
@@ -57,8 +57,8 @@ func (f Form) Spec(disks []string) vsphere.FailbackSpec {
 		Firmware: f.Firmware, SecureBoot: f.SecureBoot, HWVersion: f.HWVersion, Pool: f.Pool, Folder: f.Folder, Host: f.Host,
 		NoPowerOn: f.NoPowerOn, OntoVM: f.OntoVM, Disks: disks}
 	if f.OntoVM != "" {
-		// The existing VM keeps its own hardware.
-		sp.Firmware, sp.SecureBoot, sp.HWVersion = "", false, 0
+		// The existing VM keeps its own hardware and place.
+		sp.Firmware, sp.SecureBoot, sp.HWVersion, sp.Pool, sp.Folder = "", false, 0, "", ""
 		return sp
 	}
 	for range (len(disks) + vsphere.SlotsPerController - 1) / vsphere.SlotsPerController {
@@ -76,8 +76,9 @@ type Field struct {
 	Choices []string
 	// Hint says what the field takes (shown when it is empty or wrong).
 	Hint string
-	// Hardware fields are the new VM's: not used onto an existing VM.
-	Hardware bool
+	// NewVM fields are the new VM's: an existing VM (OntoVM) keeps its
+	// own, and the spec leaves them out.
+	NewVM bool
 }
 
 var yesNo = []string{"yes", "no"}
@@ -87,29 +88,29 @@ var yesNo = []string{"yes", "no"}
 // start-connected fields of each NIC that has a network.
 func (f Form) Fields() []Field {
 	fs := []Field{
-		{Key: "name", Label: "VM name", Hint: fmt.Sprintf("at most %d characters, no / \\ or %%", vsphere.MaxNameLen), Hardware: true},
-		{Key: "cpus", Label: "CPUs", Hint: "1 to 768", Hardware: true},
-		{Key: "cores-per-socket", Label: "Cores per socket", Hint: "empty: one per socket; else it divides the CPUs", Hardware: true},
-		{Key: "memory-mb", Label: "Memory MB", Hint: fmt.Sprintf("at least %d, a multiple of 4", vsphere.MinMemoryMB), Hardware: true},
-		{Key: "guest-id", Label: "Guest OS id", Hint: "e.g. rhel9_64Guest, windows2019srv_64Guest, otherLinux64Guest", Hardware: true},
-		{Key: "firmware", Label: "Firmware", Choices: []string{"bios", "efi"}, Hardware: true},
-		{Key: "secure-boot", Label: "Secure boot", Choices: []string{"no", "yes"}, Hint: "EFI only", Hardware: true},
-		{Key: "hw-version", Label: "HW version", Hint: "empty: the host's default; else 7 to 22", Hardware: true},
-		{Key: "controller", Label: "SCSI controller", Choices: vsphere.SCSITypes, Hint: "on every bus", Hardware: true},
+		{Key: "name", Label: "VM name", Hint: fmt.Sprintf("at most %d characters, no / \\ or %%", vsphere.MaxNameLen), NewVM: true},
+		{Key: "cpus", Label: "CPUs", Hint: "1 to 768", NewVM: true},
+		{Key: "cores-per-socket", Label: "Cores per socket", Hint: "empty: one per socket; else it divides the CPUs", NewVM: true},
+		{Key: "memory-mb", Label: "Memory MB", Hint: fmt.Sprintf("at least %d, a multiple of 4", vsphere.MinMemoryMB), NewVM: true},
+		{Key: "guest-id", Label: "Guest OS id", Hint: "e.g. rhel9_64Guest, windows2019srv_64Guest, otherLinux64Guest", NewVM: true},
+		{Key: "firmware", Label: "Firmware", Choices: []string{"bios", "efi"}, NewVM: true},
+		{Key: "secure-boot", Label: "Secure boot", Choices: []string{"no", "yes"}, Hint: "EFI only", NewVM: true},
+		{Key: "hw-version", Label: "HW version", Hint: "empty: the host's default; else 7 to 22", NewVM: true},
+		{Key: "controller", Label: "SCSI controller", Choices: vsphere.SCSITypes, Hint: "on every bus", NewVM: true},
 	}
 	for i := range min(len(f.NICs)+1, MaxNICs) {
 		n := strconv.Itoa(i + 1)
-		fs = append(fs, Field{Key: "nic" + n + "-network", Label: "NIC " + n + " network", Hint: "a port group; empty: no NIC " + n, Hardware: true})
+		fs = append(fs, Field{Key: "nic" + n + "-network", Label: "NIC " + n + " network", Hint: "a port group; empty: no NIC " + n, NewVM: true})
 		if i < len(f.NICs) {
 			fs = append(fs,
-				Field{Key: "nic" + n + "-adapter", Label: "NIC " + n + " adapter", Choices: []string{"vmxnet3", "e1000e", "e1000"}, Hardware: true},
-				Field{Key: "nic" + n + "-mac", Label: "NIC " + n + " MAC", Hint: "empty: generated; the source's to keep it", Hardware: true},
-				Field{Key: "nic" + n + "-connected", Label: "NIC " + n + " connect", Choices: yesNo, Hint: "at power-on", Hardware: true})
+				Field{Key: "nic" + n + "-adapter", Label: "NIC " + n + " adapter", Choices: []string{"vmxnet3", "e1000e", "e1000"}, NewVM: true},
+				Field{Key: "nic" + n + "-mac", Label: "NIC " + n + " MAC", Hint: "empty: generated; the source's to keep it", NewVM: true},
+				Field{Key: "nic" + n + "-connected", Label: "NIC " + n + " connect", Choices: yesNo, Hint: "at power-on", NewVM: true})
 		}
 	}
 	return append(fs,
-		Field{Key: "pool", Label: "Resource pool", Hint: "empty: the host's; else an inventory path"},
-		Field{Key: "folder", Label: "Folder", Hint: "empty: the datacenter's VM folder"},
+		Field{Key: "pool", Label: "Resource pool", Hint: "empty: the host's; else an inventory path", NewVM: true},
+		Field{Key: "folder", Label: "Folder", Hint: "empty: the datacenter's VM folder", NewVM: true},
 		Field{Key: "host", Label: "ESXi host", Hint: "empty: the master target's"},
 		Field{Key: "power-on", Label: "Power on", Choices: yesNo},
 		Field{Key: "onto-vm", Label: "Onto existing VM", Hint: "empty: create a VM; else a powered-off VM that takes the disks"})
@@ -322,7 +323,7 @@ func (f Form) Check(disks int, upto string) error {
 	probe := DefaultForm("failback-vm", disks)
 	fields := f.Fields()
 	for _, fd := range fields {
-		if f.OntoVM != "" && fd.Hardware {
+		if f.OntoVM != "" && fd.NewVM {
 			continue
 		}
 		if err := probe.Set(fd.Key, f.Value(fd.Key)); err != nil {

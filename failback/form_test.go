@@ -94,7 +94,7 @@ func TestFormSetValue(t *testing.T) {
 		t.Fatalf("onto-vm: %v", err)
 	}
 	sp = f.Spec(disks)
-	if sp.OntoVM != "web-old" || sp.Controllers != nil || sp.NICs != nil || sp.Firmware != "" || sp.SecureBoot || sp.HWVersion != 0 {
+	if sp.OntoVM != "web-old" || sp.Controllers != nil || sp.NICs != nil || sp.Firmware != "" || sp.SecureBoot || sp.HWVersion != 0 || sp.Pool != "" || sp.Folder != "" || sp.Host != "esx-02" {
 		t.Fatalf("onto-vm spec %+v", sp)
 	}
 	if err := sp.Validate(); err != nil || sp.Name != "web-old" {

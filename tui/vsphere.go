@@ -740,12 +740,17 @@ func (m *Model) fbDiskLines(w int) []string {
 	}
 	buses := (len(p.disks) + 14) / 15
 	head := fmt.Sprintf("%d disk(s), %s, %d SCSI bus(es): ", len(p.disks), bytesText(total), buses)
-	lines := hang("   "+head, "     ", strings.Join(parts, " · "), w)
-	if len(lines) > 2 {
-		lines = append(lines[:1], cut(lines[1], w-14)+m.st.Dim.Render(" … (all: esc)"))
-		lines[1] = cut(lines[1], w)
+	// As many as two lines hold; the plan lists every one.
+	for k := len(parts); k > 0; k-- {
+		s := strings.Join(parts[:k], " · ")
+		if k < len(parts) {
+			s += fmt.Sprintf(" · +%d more (the plan lists all)", len(parts)-k)
+		}
+		if lines := hang("   "+head, "     ", s, w); len(lines) <= 2 {
+			return lines
+		}
 	}
-	return lines
+	return hang("   "+head, "     ", fmt.Sprintf("+%d (the plan lists all)", len(parts)), w)
 }
 
 // fbFormView is the form: its fields scrolled to keep the cursor in
@@ -761,7 +766,7 @@ func (m *Model) fbFormView(w, h int) []string {
 		tail = append(tail, m.st.Dim.Render(cut("   "+f.Label+": "+f.Hint, w)))
 	}
 	if p.form.OntoVM != "" {
-		tail = append(tail, m.st.Dim.Render(cut("   Onto an existing VM: it keeps its own name and hardware (dim fields).", w)))
+		tail = append(tail, m.st.Dim.Render(cut("   Onto an existing VM: it keeps its own name and hardware.", w)))
 	}
 	room := max(h-len(out)-1-len(tail)-1, 3)
 	if p.cur < p.top {
@@ -802,6 +807,9 @@ func (m *Model) fbFieldLine(i, w int) string {
 	}
 	var s string
 	switch ti := p.inputs[f.Key]; {
+	case p.form.OntoVM != "" && f.NewVM && i != p.cur:
+		// Not used: said in words, not by the dim colour alone.
+		s = fmt.Sprintf("%-18s %s", f.Label+":", "(the existing VM's own)")
 	case ti != nil && ti.Focused():
 		s = ti.View()
 	case ti != nil:
@@ -825,7 +833,7 @@ func (m *Model) fbFieldLine(i, w int) string {
 	switch {
 	case p.errKey == f.Key:
 		return m.st.Err.Render(line)
-	case p.form.OntoVM != "" && f.Hardware:
+	case p.form.OntoVM != "" && f.NewVM:
 		return m.st.Dim.Render(line)
 	}
 	return line

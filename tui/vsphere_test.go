@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"reflect"
 	"slices"
 	"strings"
@@ -189,6 +190,25 @@ func TestGoldenVSphere(t *testing.T) {
 			press(m, "tab", "right", "tab")
 			typeText(m, "00:50:56:0a:0b:0c")
 			press(m, "tab")
+		}},
+		{name: "Form20Disks", after: func(m *Model) {
+			rolledBack(m)
+			press(m, "v")
+			// A machine of 20 disks: PVSCSI on two buses.
+			m.fb.disks = nil
+			for i := range 20 {
+				m.fb.disks = append(m.fb.disks, fbDisk{path: fmt.Sprintf("/dev/disk/by-id/scsi-mt-web01-%02d", i), bytes: int64(i+1) << 30})
+			}
+			m.fb.form = failback.DefaultForm("web01", 20)
+			m.fb.rebuild()
+			press(m, "tab")
+		}},
+		{name: "OntoVM", after: func(m *Model) {
+			rolledBack(m)
+			press(m, "v")
+			toLast(m)
+			typeText(m, "web01-old")
+			press(m, "shift+tab")
 		}},
 		{name: "FieldError", after: func(m *Model) {
 			rolledBack(m)
