@@ -158,3 +158,21 @@ func TestFormErrors(t *testing.T) {
 		t.Fatalf("61 disks: %v", err)
 	}
 }
+
+// TestPendingOf: an unfinished run says where it stopped: the step that
+// failed or is under way, else the next one.
+func TestPendingOf(t *testing.T) {
+	p := &vsphere.Plan{File: "/p/web01-1.json", Status: vsphere.PlanRunning, MT: "mt-lab-01", Spec: vsphere.FailbackSpec{Name: "web01"},
+		Disks: make([]vsphere.Disk, 2), Steps: []vsphere.Step{
+			{Kind: "detach", Title: "detach 2 disks", Status: vsphere.StepDone},
+			{Kind: "create", Title: "create VM web01", Status: vsphere.StepPlanned},
+			{Kind: "attach", Title: "attach 2 disks", Status: vsphere.StepPlanned}}}
+	want := Pending{File: "/p/web01-1.json", Name: "web01", MT: "mt-lab-01", Status: "running", Disks: 2, Step: "next: create VM web01"}
+	if got := PendingOf(p); got != want {
+		t.Fatalf("%+v\nwant %+v", got, want)
+	}
+	p.Steps[1].Status, p.Steps[1].Error = vsphere.StepUndoFailed, "the VM web01 is powered on"
+	if got := PendingOf(p).Step; got != "create undo-failed: the VM web01 is powered on" {
+		t.Fatalf("step %q", got)
+	}
+}
