@@ -711,7 +711,7 @@ func (p *fbPage) view(m *Model, w, h int) string {
 	case fbList, fbUndoAsk:
 		out = m.fbListView(w, h)
 	case fbRun, fbDone:
-		out = m.fbRunView(w)
+		out = m.fbRunView(w, h)
 	}
 	if len(out) > h {
 		out = out[:h]
@@ -960,6 +960,7 @@ func (m *Model) fbListView(w, h int) []string {
 	}
 	room := max(h-len(out)-len(tail)-1, 3)
 	var rows []string
+	start := 0 // the cursor's run's first row
 	for i, pd := range p.pending {
 		mark := "   "
 		if i == p.sel {
@@ -969,52 +970,59 @@ func (m *Model) fbListView(w, h int) []string {
 		if i == p.sel {
 			line = m.st.Selected.Render(line)
 		}
-		rows = append(rows, line)
-		rows = append(rows, styled(m.st.Dim, hang("     ", "       ", pd.Step+" · "+pd.File, w))...)
+		// Three lines a run: where it stopped (cut: a step may name 20
+		// disks), and its plan file (whole: it is there to be copied).
+		if i == p.sel {
+			start = len(rows)
+		}
+		rows = append(rows, line, m.st.Dim.Render(cut("     "+pd.Step, w)))
+		rows = append(rows, styled(m.st.Dim, wrapRaw("     ", "     ", pd.File, w))...)
 	}
 	if len(rows) > room {
 		// Keep the cursor's run in sight.
-		start := 0
-		for i := 0; i < p.sel; i++ {
-			start += 1 + len(hang("     ", "       ", p.pending[i].Step+" · "+p.pending[i].File, w))
-		}
-		start = min(start, len(rows)-room)
-		rows = rows[start : start+room]
+		start = min(start, max(len(rows)-room, 0))
+		rows = rows[start:min(start+room, len(rows))]
 	}
 	out = append(out, rows...)
 	return append(append(out, ""), tail...)
 }
 
 // fbRunView is a run under way and its report.
-func (m *Model) fbRunView(w int) []string {
+func (m *Model) fbRunView(w, h int) []string {
 	p := &m.fb
 	verb := map[string]string{"create": "Creating the failback VM ", "resume": "Resuming the failback run of ", "undo": "Undoing the failback run of "}[p.what]
 	out := []string{m.st.Bold.Render(cut(" "+verb+p.name, w))}
 	if p.file != "" {
 		out = append(out, styled(m.st.Dim, hang("   plan file: ", "     ", p.file, w))...)
 	}
-	out = append(out, "")
-	for _, l := range p.progress {
-		// A step per line, its status in a column; wrapped when long.
-		if len(l)+3 <= w {
-			out = append(out, "   "+l)
-			continue
-		}
-		out = append(out, hang("   ", "               ", l, w)...)
-	}
+	var tail []string
 	if p.step == fbRun {
-		return append(out, "", "   ⟳ Running… (the console waits for the report)")
+		tail = []string{"", "   ⟳ Running… (the console waits for the report)"}
+	} else {
+		tail = append(tail, "")
+		if p.failed {
+			tail = append(tail, m.errLines("   ✗ ", p.runErr, w)...)
+		}
+		for _, l := range strings.Split(strings.TrimRight(p.report, "\n"), "\n") {
+			if l != "" {
+				tail = append(tail, hang("   ", "     ", l, w)...)
+			}
+		}
+		tail = append(tail, "", "   enter or esc: back")
+	}
+	// A step a line, its status in a column (a step that names 20 disks
+	// is cut: the plan file has it whole); the latest steps when they do
+	// not all fit.
+	steps := make([]string, len(p.progress))
+	for i, l := range p.progress {
+		steps[i] = cut("   "+l, w)
+	}
+	if room := max(h-len(out)-1-len(tail), 1); len(steps) > room {
+		steps = append([]string{m.st.Dim.Render(fmt.Sprintf("   … %d steps before", len(steps)-room+1))}, steps[len(steps)-room+1:]...)
 	}
 	out = append(out, "")
-	if p.failed {
-		out = append(out, m.errLines("   ✗ ", p.runErr, w)...)
-	}
-	for _, l := range strings.Split(strings.TrimRight(p.report, "\n"), "\n") {
-		if l != "" {
-			out = append(out, hang("   ", "     ", l, w)...)
-		}
-	}
-	return append(out, "", "   enter or esc: back")
+	out = append(out, steps...)
+	return append(out, tail...)
 }
 
 // vsCheck is a readiness check as the wizard's checks show it.
