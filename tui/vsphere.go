@@ -891,8 +891,13 @@ func (m *Model) fbPlanView(w, h int) []string {
 		return append(head, "", "   Planning (dry run)…")
 	}
 	if p.planErr != "" {
-		head = append(head, "")
-		head = append(head, m.errLines("   ✗ ", p.planErr, w)...)
+		// A long error (a disk vSphere does not know lists all it has)
+		// keeps the way back in sight.
+		e := m.errLines("   ✗ ", p.planErr, w)
+		if room := max(h-len(head)-3, 2); len(e) > room {
+			e = append(e[:room-1], m.st.Dim.Render(cut("     … (all of it: mtconsole vsphere create-vm --dry-run)", w)))
+		}
+		head = append(append(head, ""), e...)
 		return append(head, "", cut("   esc: back to the form", w))
 	}
 	head = append(head, m.st.Bold.Render(cut("   Plan (a dry run: nothing changes until you confirm)", w)))

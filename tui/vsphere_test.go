@@ -405,13 +405,14 @@ func TestVSpherePlanFailedCheck(t *testing.T) {
 	if _, creates := fv.calls(); len(creates) != 0 {
 		t.Fatal("created after a failed check")
 	}
-	// The plan's own failure: shown, esc back to the form.
-	fv.fail = errors.New("vSphere login refused: 10.0.0.5:443 refused user \"mt\"")
+	// The plan's own failure: shown, however long, with the way back;
+	// esc back to the form.
+	fv.fail = errors.New("vSphere login refused: 10.0.0.5:443 refused user \"mt\"" + strings.Repeat("; disk-202-1 /dev/sdb [LocalDS_0] mt01/mt01_1.vmdk", 40))
 	press(m, "esc")
 	toLast(m)
 	pump(m, press(m, "enter"))
-	if s := string(screenText(t, m)); !strings.Contains(s, "login refused") {
-		t.Fatalf("no error on screen:\n%s", s)
+	if s := string(screenText(t, m)); !strings.Contains(s, "login refused") || !strings.Contains(s, "esc: back to the form") {
+		t.Fatalf("no error or no way back on screen:\n%s", s)
 	}
 	press(m, "esc")
 	if m.fb.step != fbForm || m.screen != screenFailback {
