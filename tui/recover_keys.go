@@ -16,7 +16,7 @@ var _ page = (*wizard)(nil)
 // keys are the bindings of the step shown. Starting the recovery (enter on
 // the confirmation) and the failback VM (v on a rollback's result) are
 // Dangerous; a rollback's typed confirmation and the VM's are refused in
-// read-only mode where they are typed (wizInputDone, vsInputDone).
+// read-only mode where they are typed (wizInputDone, fbConfirmDone).
 func (w *wizard) keys(m *Model) []action.Binding {
 	g := m.globalKeys()
 	move := moveKey("move", func(d int) tea.Cmd {
