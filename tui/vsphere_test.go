@@ -541,3 +541,28 @@ func TestFlowVSphereCreate(t *testing.T) {
 		t.Errorf("step %d progress %q failed %v", m.fb.step, m.fb.progress, m.fb.failed)
 	}
 }
+
+// TestFlowVSphereResume: in a console started with an unfinished run, f
+// and r resume it through a real program, its steps
+// and report drawn, and the dashboard's line goes.
+func TestFlowVSphereResume(t *testing.T) {
+	fv := &fakeVSphere{pending: slices.Clone(vsPending[:1])}
+	// The dashboard's line is drawn with the first frames, which
+	// startFlow reads; the goldens show it.
+	tm := startFlow(t, &fakeActions{}, Options{VSphere: fv})
+	send(tm, "f")
+	teatest.WaitFor(t, tm.Output(), func(b []byte) bool { return bytes.Contains(b, []byte("web01-5f0c1a2b3c4d5e6f.json")) })
+	send(tm, "r")
+	teatest.WaitFor(t, tm.Output(), func(b []byte) bool { return bytes.Contains(b, []byte("and powered on.")) },
+		teatest.WithDuration(5*time.Second))
+	send(tm, "enter")
+	teatest.WaitFor(t, tm.Output(), func(b []byte) bool { return bytes.Contains(b, []byte("No unfinished failback run")) })
+	send(tm, "esc")
+	m := final(t, tm)
+	if !slices.Equal(fv.resumes, []string{vsPending[0].File}) || len(fv.undos) != 0 {
+		t.Fatalf("resumes %q undos %q", fv.resumes, fv.undos)
+	}
+	if m.screen != screenDashboard || len(m.fb.pending) != 0 || strings.Contains(string(screenText(t, m)), "unfinished") {
+		t.Fatalf("screen %d, pending %+v", m.screen, m.fb.pending)
+	}
+}
