@@ -2,7 +2,9 @@ package tui
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -603,7 +605,10 @@ func (m *Model) fbAskUndo() tea.Cmd {
 func (m *Model) onFBPending(msg fbPendingMsg) tea.Cmd {
 	p := &m.fb
 	p.pending, p.scanErr = msg.list, ""
-	if msg.err != nil {
+	switch {
+	case errors.Is(msg.err, fs.ErrPermission):
+		p.scanErr = "run the console as root to see them: " + msg.err.Error()
+	case msg.err != nil:
 		p.scanErr = msg.err.Error()
 	}
 	p.sel = min(p.sel, max(len(p.pending)-1, 0))

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"reflect"
 	"slices"
 	"strings"
@@ -471,6 +472,17 @@ func TestVSphereUnfinished(t *testing.T) {
 	press(m, "esc")
 	if m.screen != screenDashboard || strings.Contains(string(screenText(t, m)), "unfinished") {
 		t.Fatalf("the dashboard still says so:\n%s", screenText(t, m))
+	}
+}
+
+// TestVSphereScanError: plan files that cannot be read are said on the
+// dashboard, with what to do when it is permissions.
+func TestVSphereScanError(t *testing.T) {
+	m := newFx(t, 80, 24, Options{Actions: &fakeActions{}, VSphere: &fakeVSphere{}})
+	m.Update(fbPendingMsg{err: fmt.Errorf("plan directory: %w", &fs.PathError{Op: "open", Path: "/var/lib/mtconsole/failback", Err: fs.ErrPermission})})
+	s := strings.Join(strings.Fields(string(screenText(t, m))), " ")
+	if !strings.Contains(s, "✗ failback plan files: run the console as root to see them: plan directory") {
+		t.Fatalf("no error line:\n%s", screenText(t, m))
 	}
 }
 
