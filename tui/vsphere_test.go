@@ -578,3 +578,21 @@ func TestFlowVSphereResume(t *testing.T) {
 		t.Fatalf("screen %d, pending %+v", m.screen, m.fb.pending)
 	}
 }
+
+// TestGoldenVSphereWide: at 120x40 the form shows every field and the
+// plan its steps whole.
+func TestGoldenVSphereWide(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		after func(m *Model)
+	}{
+		{"Form", func(m *Model) { rolledBack(m); press(m, "v") }},
+		{"Plan", planned},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := newFx(t, 120, 40, Options{Actions: &fakeActions{}, VSphere: &fakeVSphere{checks: vsChecksOK}})
+			tc.after(m)
+			golden.RequireEqual(t, screenText(t, m))
+		})
+	}
+}
