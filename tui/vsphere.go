@@ -773,6 +773,15 @@ func (m *Model) fbFormView(w, h int) []string {
 	if p.form.OntoVM != "" {
 		tail = append(tail, m.st.Dim.Render(cut("   Onto an existing VM: it keeps its own name and hardware.", w)))
 	}
+	if n := len(p.pending); n > 0 {
+		// A run a kill left may hold these very disks: finish it first.
+		names := make([]string, n)
+		for i, pd := range p.pending {
+			names[i] = pd.Name
+		}
+		tail = append(tail, m.st.Warn.Render(cut("   ▲ First resume or undo the unfinished runs (f on the dashboard): "+
+			strings.Join(names, ", "), w)))
+	}
 	room := max(h-len(out)-1-len(tail)-1, 3)
 	if p.cur < p.top {
 		p.top = p.cur

@@ -192,6 +192,11 @@ func TestGoldenVSphere(t *testing.T) {
 			typeText(m, "00:50:56:0a:0b:0c")
 			press(m, "tab")
 		}},
+		{name: "FormUnfinished", fv: &fakeVSphere{pending: vsPending}, after: func(m *Model) {
+			listed(m)
+			rolledBack(m)
+			press(m, "v")
+		}},
 		{name: "Form20Disks", after: func(m *Model) {
 			rolledBack(m)
 			press(m, "v")
