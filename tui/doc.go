@@ -30,7 +30,7 @@
 //     how to configure vSphere.
 //   - Runs that a kill left unfinished (the hook's Unfinished: plan files
 //     neither done nor undone, read at start and every minute) show as a
-//     line on the dashboard; f lists them, r resumes one, u undoes one
+//     line on the dashboard and on the failback form; f lists them, r resumes one, u undoes one
 //     after its VM's name is typed, with the steps and report as
 //     mtconsole vsphere failback resume|undo print them. While a run goes
 //     on, q waits for its report.
