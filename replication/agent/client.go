@@ -538,6 +538,10 @@ type session struct {
 	resume map[uint32]uint64
 	kick   chan struct{}
 	credit atomic.Int64 // bytes journaled, not yet granted again
+	// grantAt is how much credit waits before the acker is woken to
+	// grant it (a quarter of the window): on the tick alone, a sender
+	// faster than the window per tick would wait for it.
+	grantAt int64
 	// pending is, per disk, the extent of the data journaled in this
 	// session since the target was last drained; absent: unknown (drain
 	// before hashing). Only the receive loop touches it.
@@ -603,7 +607,8 @@ func (c *Client) connect(ctx context.Context) (bool, error) {
 	}
 	tc := tls.Client(nc, wire.ClientTLSConfig(c.cfg.Addr, c.cfg.Trust, c.cfg.Confirm))
 	s := &session{disks: map[uint32]*link{}, size: map[uint32]int64{}, recvd: map[uint32]*atomic.Uint64{},
-		resume: map[uint32]uint64{}, kick: make(chan struct{}, 1), pending: map[uint32]*extent{}, released: map[uint32]bool{}}
+		resume: map[uint32]uint64{}, kick: make(chan struct{}, 1), grantAt: max(c.cfg.Credit/4, 1),
+		pending: map[uint32]*extent{}, released: map[uint32]bool{}}
 	hctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	conn, err := wire.Client(hctx, tc, &wire.Config{Key: c.cfg.Key, Role: wire.RoleMasterTarget,
 		HostID: c.cfg.HostID, HostName: c.cfg.HostName, Accept: func(_ wire.Peer, ds []wire.Disk) ([]wire.Pair, error) {
@@ -925,9 +930,9 @@ func (c *Client) recvLoop(ctx context.Context, s *session) error {
 func (s *session) drop(m wire.Message) {
 	switch m := m.(type) {
 	case *wire.ResyncData:
-		s.credit.Add(int64(len(m.Data)))
+		s.grant(int64(len(m.Data)))
 	case *wire.Write:
-		s.credit.Add(int64(len(m.Data)))
+		s.grant(int64(len(m.Data)))
 	}
 }
 
@@ -1016,5 +1021,16 @@ func (s *session) journaled(disk uint32, seq uint64, n int64) {
 	r := s.recvd[disk]
 	s.dmu.RUnlock()
 	r.Store(seq)
-	s.credit.Add(n)
+	s.grant(n)
+}
+
+// grant returns n bytes of credit, granted by the acker: at once when a
+// quarter of the window waits, else on its tick.
+func (s *session) grant(n int64) {
+	if s.credit.Add(n) >= s.grantAt && s.grantAt > 0 {
+		select {
+		case s.kick <- struct{}{}:
+		default:
+		}
+	}
 }

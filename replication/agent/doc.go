@@ -33,8 +33,9 @@
 // second, so the process server can tell a silent peer from a dead
 // one). Cumulative Acks go out as the writer reports group commits (Options.OnAck), with the apply backlog
 // and the journal volume's free space; Credit is granted as journal
-// appends return, so the journal's own back-pressure throttles the
-// process server. Resent messages (after a reconnect) are duplicates the
+// appends return (sent with the next ack, on the acker's tick, or at once
+// when a quarter of the window waits), so the journal's own
+// back-pressure throttles the process server. Resent messages (after a reconnect) are duplicates the
 // writer drops.
 //
 // Any error ends the connection; Run dials again with exponential

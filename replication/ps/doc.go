@@ -21,7 +21,8 @@
 //     resync.
 //   - Resync Step I: the disk in order, in chunks (Config.ChunkSize,
 //     1 MiB). A full copy sends each chunk as ResyncData, or ZeroRange when
-//     it reads as zeros. A hash resync first asks the master target for the
+//     it reads as zeros; the next chunk is read while one is sent (its
+//     dirty mark cleared before the read, as for any chunk step I reads). A hash resync first asks the master target for the
 //     SHA-256 of a batch of chunks of its target (HashRequest,
 //     HashResponse), hashes the same chunks of the source meanwhile (one
 //     read per 4 MiB, on every CPU), and sends only the chunks whose hash

@@ -307,6 +307,13 @@ func (s *stream) sendRange(rs *resync, gen uint64, off, n int64, appended func()
 	if err := vfs.ReadFull(s.d.f, b, off); err != nil {
 		return fmt.Errorf("ps: disk %s: read at %d: %w", s.d.name, off, err)
 	}
+	return s.appendRange(rs, gen, off, b, appended)
+}
+
+// appendRange appends b, read from the source at off, to the buffer, as
+// sendRange does.
+func (s *stream) appendRange(rs *resync, gen uint64, off int64, b []byte, appended func()) error {
+	n := int64(len(b))
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.gen != gen || s.rs != rs {

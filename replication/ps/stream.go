@@ -161,8 +161,22 @@ type stream struct {
 	gen       uint64 // connection generation: a newer attach retires the old sender
 	connected bool
 	rs        *resync
-	dirty     []uint64 // chunks changed during resync
-	overflow  bool     // changes did not fit the buffer: resync by hashes
+	dirty     []uint64   // chunks changed during resync
+	overflow  bool       // changes did not fit the buffer: resync by hashes
+	ahead     *readAhead // step I of a full resync: the next chunk, being read
+}
+
+// readAhead is a chunk of step I of a full resync read while the one
+// before it is sent: reading the source and sending to the master target
+// take turns otherwise, each waiting for the other. Its dirty mark was
+// cleared before the read started, as sendChunk does, so a write that
+// lands after the read marks it again and step II sends it.
+type readAhead struct {
+	rs   *resync
+	ch   int64
+	buf  []byte
+	err  error
+	done chan struct{} // closed once buf and err are set
 }
 
 // hashPiece is the most a stream reads at once to hash the source.
@@ -463,19 +477,33 @@ func (s *stream) produce(ctx context.Context, c *wire.Conn, a attachment) error 
 }
 
 // sendChunk reads chunk ch and appends it to the buffer (sendRange),
-// step I's position moved past it.
+// step I's position moved past it. In step I of a full resync the next
+// chunk is read meanwhile (readAhead), and chunk ch may have been read
+// so by the call before.
 func (s *stream) sendChunk(rs *resync, gen uint64, ch int64) error {
 	off := ch * s.d.chunk
+	n := min(s.d.chunk, s.d.size-off)
 	s.mu.Lock()
 	if s.gen != gen || s.rs != rs {
 		s.mu.Unlock()
 		return errSuperseded
 	}
-	// Cleared before reading: a write that lands after this marks the
-	// chunk again, so step II sends it.
-	s.dirty[ch/64] &^= 1 << (ch % 64)
+	step1 := rs.step == wire.StateResync1 && !rs.hash
+	a := s.ahead
+	s.ahead = nil
+	if a != nil && (!step1 || a.rs != rs || a.ch != ch) {
+		a = nil // another chunk, or step II: read ch afresh, under d.mu
+	}
+	if a == nil {
+		// Cleared before reading: a write that lands after this marks
+		// the chunk again, so step II sends it.
+		s.dirty[ch/64] &^= 1 << (ch % 64)
+	}
+	if step1 && ch+1 < s.nchunks() {
+		s.ahead = s.readAheadLocked(rs, ch+1)
+	}
 	s.mu.Unlock()
-	return s.sendRange(rs, gen, off, min(s.d.chunk, s.d.size-off), func() {
+	appended := func() {
 		if rs.step == wire.StateResync1 {
 			rs.pos = ch + 1
 			rs.done = min(rs.pos*s.d.chunk, s.d.size)
@@ -483,5 +511,35 @@ func (s *stream) sendChunk(rs *resync, gen uint64, ch int64) error {
 				s.stateLocked()
 			}
 		}
-	})
+	}
+	if a == nil {
+		return s.sendRange(rs, gen, off, n, appended)
+	}
+	<-a.done
+	if a.err != nil {
+		return a.err
+	}
+	return s.appendRange(rs, gen, off, a.buf, appended)
 }
+
+// readAheadLocked clears chunk ch's dirty mark and starts reading it;
+// s.mu is held.
+func (s *stream) readAheadLocked(rs *resync, ch int64) *readAhead {
+	s.dirty[ch/64] &^= 1 << (ch % 64)
+	off := ch * s.d.chunk
+	a := &readAhead{rs: rs, ch: ch, buf: make([]byte, min(s.d.chunk, s.d.size-off)), done: make(chan struct{})}
+	go func() {
+		defer close(a.done)
+		if err := vfs.ReadFull(s.d.f, a.buf, off); err != nil {
+			a.err = fmt.Errorf("ps: disk %s: read at %d: %w", s.d.name, off, err)
+		}
+		if readAheadHook != nil {
+			readAheadHook(ch)
+		}
+	}()
+	return a
+}
+
+// readAheadHook, when set (tests), runs once a chunk read ahead has been
+// read, before sendChunk may take it.
+var readAheadHook func(ch int64)

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sort"
 	"sync"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -333,7 +334,7 @@ func (c *copier) copy(src vfs.File, srcOff int64, dstOff, n int64) error {
 		if err := c.flush(); err != nil {
 			return err
 		}
-		err := c.kernelCopy(s, srcOff, dstOff, n)
+		err := c.kernelCopy(src, s, srcOff, dstOff, n)
 		if !errors.Is(err, errNoKernelCopy) {
 			if err == nil {
 				c.dirty += n
@@ -465,16 +466,20 @@ func (w *writeback) stop() error {
 
 var errNoKernelCopy = errors.New("copy_file_range not supported here")
 
-func (c *copier) kernelCopy(s osFiler, srcOff int64, dstOff, n int64) error {
+func (c *copier) kernelCopy(src vfs.File, s osFiler, srcOff int64, dstOff, n int64) error {
 	sfd := int(s.OSFile().Fd())
 	first := true
 	for n > 0 {
 		if err := c.ctx.Err(); err != nil {
 			return err
 		}
+		t := time.Now()
 		k, err := unix.CopyFileRange(sfd, &srcOff, c.dfd, &dstOff, int(min(n, 64<<20)), 0)
 		if err == unix.EINTR {
 			continue
+		}
+		if k > 0 {
+			vfs.ObserveCopy(src, c.dst, int64(k), t, time.Since(t))
 		}
 		if err != nil || k == 0 {
 			if first && (err == unix.EXDEV || err == unix.EINVAL || err == unix.ENOSYS || err == unix.EOPNOTSUPP) {

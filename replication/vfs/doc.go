@@ -16,7 +16,9 @@
 // Allocate (fallocate), WriteDirect (O_DIRECT writes of aligned blocks,
 // WriteAppend) and Zero (a range made to read as zeros without writing
 // it: a punched hole in a file, BLKZEROOUT on a block device; the
-// function Zero writes the zeros where a file cannot).
+// function Zero writes the zeros where a file cannot). A wrapper that
+// counts I/O learns of what copy_file_range moved past it through
+// CopyObserver (ObserveCopy).
 //
 // The package promises nothing beyond what POSIX promises: data written is
 // durable after Sync of its file, a created, renamed or removed name is

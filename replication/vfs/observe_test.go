@@ -57,3 +57,36 @@ func TestObservedKeepsFastPaths(t *testing.T) {
 		t.Fatalf("failed sync: %v, observed %v", err, names)
 	}
 }
+
+// copyCounter is a File that counts the copies it is told of.
+type copyCounter struct {
+	File
+	read, written int64
+}
+
+func (c *copyCounter) CopyRead(n int64, _ time.Time, _ time.Duration)  { c.read += n }
+func (c *copyCounter) CopyWrite(n int64, _ time.Time, _ time.Duration) { c.written += n }
+
+// ObserveCopy reaches a CopyObserver through an observed real file, the
+// source told of the read and the destination of the write; a file that
+// is no CopyObserver is passed over.
+func TestObserveCopyThroughObserved(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "f")
+	f, err := OS.OpenFile(p, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	inner := &copyCounter{File: f}
+	wrapped := &observedOSFile{observedFile{inner, func(string, time.Duration) {}}, f.(interface{ OSFile() *os.File })}
+	plain := NewMem()
+	m, err := plain.OpenFile("/m", os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ObserveCopy(m, wrapped, 4096, time.Now(), time.Millisecond)
+	ObserveCopy(wrapped, m, 512, time.Now(), time.Millisecond)
+	if inner.written != 4096 || inner.read != 512 {
+		t.Fatalf("observed %d bytes written and %d read, want 4096 and 512", inner.written, inner.read)
+	}
+}

@@ -52,8 +52,9 @@
 // file target (on a block device BLKZEROOUT; zeros written where neither
 // works, vfs.Zero). Every DirectCommitBytes the batches written so far
 // are fdatasynced and committed as applied (the ack, and where a killed
-// pair resumes); what was only gathered is never acknowledged and comes
-// again. A pause that lands while a stretch starts hands the write back
+// pair resumes) beside the writes that follow: the commit waits for the
+// batch it covers to land, not the receiver; what was only gathered is
+// never acknowledged and comes again. A pause that lands while a stretch starts hands the write back
 // to be journaled, as a paused pair journals everything.
 //
 // A Writer holds the pairs of a host and watches their retention volumes

@@ -34,10 +34,23 @@ type direct struct {
 	busy  chan error
 	timer *time.Timer // commits after DirectIdle without a write
 	// batch is the writes taken but not yet on the target; flight the
-	// batch being written (its result comes once on the channel).
+	// batch being written, if any.
 	batch  []directWrite
 	bbytes int64
-	flight chan error
+	flight *flight
+}
+
+// flight is a batch of direct writes being written: err is set once done
+// is closed. Both the next batch and a commit covering it wait for it.
+type flight struct {
+	done chan struct{}
+	err  error
+}
+
+// wait waits for the batch to land and says how it went.
+func (f *flight) wait() error {
+	<-f.done
+	return f.err
 }
 
 // directWrite is one direct resync write waiting in a batch: buf (an
@@ -52,7 +65,7 @@ type directWrite struct {
 // to the target as one batch, its writes at once (several in flight, as
 // the page cache would, but past it), while the next batch gathers. The
 // writes of a batch are disjoint; at most one batch is in flight.
-var DirectBatchBytes int64 = 4 << 20
+var DirectBatchBytes int64 = 8 << 20
 
 // directBatchMax is the most writes one batch holds.
 const directBatchMax = 16
@@ -227,9 +240,12 @@ func (p *Pair) flushDirect(wait bool) error {
 	if len(d.batch) > 0 {
 		batch := d.batch
 		d.batch, d.bbytes = nil, 0
-		done := make(chan error, 1)
-		go func() { done <- p.writeBatch(batch) }()
-		d.flight = done
+		f := &flight{done: make(chan struct{})}
+		go func() {
+			f.err = p.writeBatch(batch)
+			close(f.done)
+		}()
+		d.flight = f
 	}
 	if wait {
 		return d.land()
@@ -242,7 +258,7 @@ func (d *direct) land() error {
 	if d.flight == nil {
 		return nil
 	}
-	err := <-d.flight
+	err := d.flight.wait()
 	d.flight = nil
 	return err
 }
@@ -425,7 +441,9 @@ func (p *Pair) stopDirect() {
 // commitDirect makes the stretch's writes durable and applied: target
 // fdatasync, catalogue commit, journal skip (the ack). p.dmu is held. It
 // first waits for the commit in flight; then, unless wait, it starts the
-// next one and returns while the target syncs.
+// gathered writes and the next commit, which waits for them to land
+// before its fdatasync, and returns: the writes that follow are taken
+// meanwhile. With wait, it returns once the commit is done.
 func (p *Pair) commitDirect(wait bool) error {
 	d := p.dir
 	if d.busy != nil {
@@ -436,8 +454,10 @@ func (p *Pair) commitDirect(wait bool) error {
 			return fmt.Errorf("pair %s: %w", p.cfg.ID, err)
 		}
 	}
-	// What the commit covers is on the target first.
-	if err := p.flushDirect(true); err != nil {
+	// What the commit covers is on the target first: with wait, here;
+	// else in the commit, which waits for the batch it starts here (the
+	// batches before it have landed: one is in flight at a time).
+	if err := p.flushDirect(wait); err != nil {
 		p.failDirect(err)
 		return fmt.Errorf("pair %s: %w", p.cfg.ID, err)
 	}
@@ -447,8 +467,17 @@ func (p *Pair) commitDirect(wait bool) error {
 	c := journal.Commit{Applied: d.last, AppliedTime: d.lastTime, Accuracy: journal.NotGuaranteed, FirstTime: d.first}
 	n := d.bytes
 	d.bytes = 0
+	landed := d.flight
 	busy := make(chan error, 1)
-	go func() { busy <- p.commitDirectRun(c, n) }()
+	go func() {
+		if landed != nil {
+			if err := landed.wait(); err != nil {
+				busy <- err
+				return
+			}
+		}
+		busy <- p.commitDirectRun(c, n)
+	}()
 	if !wait {
 		d.busy = busy
 		return nil

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"math/rand"
+	"os"
+	"syscall"
 	"testing"
 	"time"
 
@@ -292,5 +294,73 @@ func TestDirectResyncStopsForPin(t *testing.T) {
 	}
 	if a := p.Store().State().Applied; a != 3 {
 		t.Fatalf("applied %d after the stretch ended: want the 3 direct writes committed", a)
+	}
+}
+
+// failAtFS fails the target write at offset at with EIO.
+type failAtFS struct {
+	vfs.FS
+	name string
+	at   int64
+}
+
+func (f failAtFS) OpenFile(name string, flag int, perm os.FileMode) (vfs.File, error) {
+	file, err := f.FS.OpenFile(name, flag, perm)
+	if err != nil || name != f.name {
+		return file, err
+	}
+	return failAtFile{file, f.at}, nil
+}
+
+type failAtFile struct {
+	vfs.File
+	at int64
+}
+
+func (f failAtFile) WriteAt(b []byte, off int64) (int, error) {
+	if off <= f.at && f.at < off+int64(len(b)) {
+		return 0, syscall.EIO
+	}
+	return f.File.WriteAt(b, off)
+}
+
+// A commit that does not wait (every DirectCommitBytes) starts the
+// gathered batch and commits it once it lands: when a write of that
+// batch fails, the commit records nothing past the last good commit, the
+// pair stops on the error (invariant 5), nothing after it is
+// acknowledged, and the reopened pair resumes from its last commit and
+// ends equal to the source.
+func TestDirectResyncFailedBatchIsNeverCommitted(t *testing.T) {
+	withDirectCommit(t, 6*directChunk)
+	m := newMemPair(t, nil)
+	const bad = 40 // its batch is the one the commit at chunk 42 starts
+	m.o.TargetFS = failAtFS{FS: m.fs, name: m.cfg.Target, at: (bad-1)*directChunk + 100}
+	p, _ := m.open()
+	src := directSource(9)
+	err := feedDirect(p, src, 1)
+	if err == nil || !errors.Is(err, syscall.EIO) {
+		t.Fatalf("a direct resync over a failing target write: %v, want EIO", err)
+	}
+	m.mu.Lock()
+	acked := m.acked
+	m.mu.Unlock()
+	if acked >= bad || p.Durable() >= bad {
+		t.Fatalf("acknowledged %d, durable %d: past the failed write %d", acked, p.Durable(), bad)
+	}
+	if err := p.Err(); !errors.Is(err, syscall.EIO) {
+		t.Fatalf("pair error after a failed target write: %v, want EIO", err)
+	}
+	p.Close()
+	m.o.TargetFS = nil
+	p, _ = m.open()
+	defer p.Close()
+	if next := p.Next(); next > bad || next < 2 {
+		t.Fatalf("reopened after the failed write: resumes at %d, want after a commit and at most %d", next, bad)
+	}
+	if err := feedDirect(p, src, p.Next()); err != nil {
+		t.Fatal(err)
+	}
+	if d := testutil.Diff(m.target(), src); d != "" {
+		t.Fatalf("target after the resumed copy: %s", d)
 	}
 }

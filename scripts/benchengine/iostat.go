@@ -174,7 +174,8 @@ type countOSFile struct {
 	osf *os.File
 }
 
-// OSFile keeps copy_file_range for exports (recovery.copyImage).
+// OSFile keeps copy_file_range for rollback and export (recovery); the
+// copies are counted through CopyRead and CopyWrite.
 func (f countOSFile) OSFile() *os.File { return f.osf }
 
 func newCountFile(f vfs.File, s *ioStats) vfs.File {
@@ -239,4 +240,22 @@ func (f countOSFile) Zero(off, n int64) error {
 		return z.Zero(off, n)
 	}
 	return vfs.ErrNoZero
+}
+
+// CopyRead counts what copy_file_range read from the file as reads
+// (vfs.CopyObserver).
+func (f countOSFile) CopyRead(n int64, start time.Time, d time.Duration) {
+	f.s.readNs.Add(int64(d))
+	f.s.span(start)
+	f.s.reads.Add(1)
+	f.s.readBytes.Add(n)
+}
+
+// CopyWrite counts what copy_file_range wrote to the file as writes
+// (vfs.CopyObserver).
+func (f countOSFile) CopyWrite(n int64, start time.Time, d time.Duration) {
+	f.s.writeNs.Add(int64(d))
+	f.s.span(start)
+	f.s.writes.Add(1)
+	f.s.writeBytes.Add(n)
 }
