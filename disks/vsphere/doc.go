@@ -44,12 +44,18 @@
 //     0600, renamed into place) before it is done and after. Every
 //     task's end is read (Task.Wait returns nil when its context ends, so
 //     that is never taken for success); on a cancel the task under way
-//     is waited for (Client.TaskGrace, then asked to cancel), then every
-//     step begun is undone, last first. Each step and its undo look at
-//     what vSphere has first, so Resume finishes and Undo reverses a run
+//     is waited for (Client.TaskGrace; then asked to cancel, only when
+//     vSphere says it is cancelable, and waited for a quarter grace
+//     more), then every step begun is undone, last first. A task still
+//     running then is ErrTaskRunning: nothing is undone beside it, the
+//     plan file keeps the step as running with its task, and the error
+//     names the undo command. Each step and its undo look at what
+//     vSphere has first, so Resume finishes and Undo reverses a run
 //     killed at any point (tasks the killed run left running are waited
-//     for first; the new VM is found by its marker if its reference was
-//     never recorded). The disks' files are never deleted: a VM is
+//     for first, and tasks found on its objects, which may be someone
+//     else's, are never cancelled: past the grace resume and undo refuse
+//     with nothing changed; the new VM is found by its marker if its
+//     reference was never recorded). The disks' files are never deleted: a VM is
 //     destroyed only after its disks are taken off it.
 //   - FindVMByName takes an exact name (or inventory path); FindVMGlob a
 //     pattern that must match one VM.
@@ -60,5 +66,5 @@
 // directory.
 // Errors callers act on are sentinels (ErrUnreachable, ErrLogin,
 // ErrCertificate, ErrVMNotFound, ErrPoweredOn, ErrNotReady, ErrPermission,
-// ErrInterrupted) for errors.Is.
+// ErrInterrupted, ErrTaskRunning) for errors.Is.
 package vsphere
