@@ -404,5 +404,18 @@ func ParseFormLine(name, line string, disks int) (Form, error) {
 	return f, nil
 }
 
-// Hardware is the hardware line prefilled for these disks.
-func (c *Console) Hardware(disks []string) string { return FormLine(DefaultForm("", len(disks))) }
+// Hardware is the hardware line prefilled for these disks: DefaultForm,
+// with the firmware, guest id and controller their partition tables show
+// (vsphere.ProbeBoot: an EFI system partition means efi, Windows
+// partitions a Windows guest on LSI Logic SAS).
+func (c *Console) Hardware(disks []string) string {
+	f := DefaultForm("", len(disks))
+	sp := f.Spec(disks)
+	sp.Controllers = nil
+	sp.SourceDefaults(vsphere.ProbeBoot(c.devRoot, disks), nil)
+	f.Firmware, f.GuestID = sp.Firmware, sp.GuestID
+	if len(sp.Controllers) > 0 {
+		f.Controller = sp.Controllers[0]
+	}
+	return FormLine(f)
+}

@@ -213,3 +213,37 @@ func TestChecksKeepEveryField(t *testing.T) {
 		t.Error("status words differ")
 	}
 }
+
+// The hardware line is prefilled from the recovered disks' partition
+// tables: a Windows UEFI source gets efi, a Windows guest id and LSI
+// Logic SAS; disks that say nothing get the plain defaults.
+func TestHardwareFromSourceDisks(t *testing.T) {
+	root := t.TempDir()
+	os.MkdirAll(filepath.Join(root, "dev"), 0o755)
+	for _, d := range []string{"sdb", "sdc"} {
+		if err := os.WriteFile(filepath.Join(root, "dev", d), make([]byte, 64<<10), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := &Console{devRoot: root}
+	disks := []string{"/dev/sdb", "/dev/sdc"}
+	if got, want := c.Hardware(disks), FormLine(DefaultForm("", 2)); got != want {
+		t.Fatalf("disks without a partition table: %q, want %q", got, want)
+	}
+	if err := vspheresim.WriteGPT(filepath.Join(root, "dev", "sdb"), vspheresim.GPTESP, vspheresim.GPTMSR, vspheresim.GPTBasicData); err != nil {
+		t.Fatal(err)
+	}
+	line := c.Hardware(disks)
+	if line != "cpus=2 mem=2048 guest=windows9Server64Guest fw=efi scsi=lsilogic-sas poweron=yes nic=" {
+		t.Fatalf("a Windows UEFI source: %q", line)
+	}
+	if f, err := ParseFormLine("w", line, 2); err != nil || f.Firmware != "efi" || f.Controller != "lsilogic-sas" {
+		t.Fatalf("the prefilled line does not parse back: %+v %v", f, err)
+	}
+	if err := vspheresim.WriteMBR(filepath.Join(root, "dev", "sdb"), true, 0x83, 0x82); err != nil {
+		t.Fatal(err)
+	}
+	if line := c.Hardware(disks); line != "cpus=2 mem=2048 guest=otherLinux64Guest fw=bios scsi=lsilogic poweron=yes nic=" {
+		t.Fatalf("a Linux BIOS source: %q", line)
+	}
+}

@@ -514,3 +514,68 @@ func TestVSphereCreateVMDiskInUse(t *testing.T) {
 		t.Fatal("a refused create-vm changed the master target:\n" + check)
 	}
 }
+
+// With --group the disks are the group's pairs' targets (the agent is
+// asked), the name is the group's, and the firmware, guest id and
+// controller come from the disks' partition tables unless flags set
+// them; the dry run says where each default came from.
+func TestVSphereCreateVMDefaultsFromSource(t *testing.T) {
+	e := newVSEnv(t)
+	fx := newFixture(t)
+	sock := runningAgent(t, fx)
+	// In the guest's tree, the pair's target is /dev/sdc: a Windows
+	// source's boot disk, GPT with an EFI system partition.
+	link := filepath.Join(e.devRoot, fx.target)
+	os.MkdirAll(filepath.Dir(link), 0o755)
+	if err := os.Symlink(filepath.Join(e.devRoot, "dev", "sdc"), link); err != nil {
+		t.Fatal(err)
+	}
+	if err := vspheresim.WriteGPT(filepath.Join(e.devRoot, "dev", "sdc"), vspheresim.GPTESP, vspheresim.GPTMSR, vspheresim.GPTBasicData); err != nil {
+		t.Fatal(err)
+	}
+	out, _, err := vsRun(t, e.args("create-vm", "--socket", sock, "--group", fxPair, "--dry-run")...)
+	// The pair still runs: the readiness check refuses, after the plan.
+	if exitOf(err) != exitRefused {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	for _, w := range []string{
+		"Failback VM " + fxPair + " from 1 disk(s)",
+		"Defaults from the source (flags override them):",
+		"disks: protection group " + fxPair + "'s 1 pair target(s), from the agent: " + fxPair + " " + fx.target + " = /dev/sdc",
+		"name " + fxPair + ": the protection group's",
+		"firmware efi: /dev/sdc has an EFI system partition (GPT)",
+		"guest id windows9Server64Guest: a windows source (partitions: /dev/sdc Microsoft reserved)",
+		"SCSI lsilogic-sas: a windows source with 1 disk(s)",
+		"windows9Server64Guest, efi", "SCSI lsilogic-sas",
+		"/dev/sdc is the target of pair " + fxPair,
+	} {
+		if !strings.Contains(out, w) {
+			t.Errorf("the dry run does not say %q:\n%s", w, out)
+		}
+	}
+	// Flags override; --json carries the defaults too.
+	out, _, err = vsRun(t, e.args("create-vm", "--socket", sock, "--group", fxPair, "--firmware", "bios", "--guest-id", "rhel9_64Guest",
+		"--controller", "pvscsi", "--name", "other", "--dry-run", "--json")...)
+	if exitOf(err) != exitRefused {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	var plans []vsphere.Plan
+	if err := json.Unmarshal([]byte(out), &plans); err != nil || len(plans) != 1 {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	sp := plans[0].Spec
+	if sp.Name != "other" || sp.Firmware != "bios" || sp.GuestID != "rhel9_64Guest" || !slices.Equal(sp.Controllers, []string{"pvscsi"}) ||
+		len(sp.Defaults) != 1 || !strings.HasPrefix(sp.Defaults[0], "disks: protection group") {
+		t.Fatalf("flags did not override: %+v", sp)
+	}
+	// A group the agent does not have is refused, naming the ones it has.
+	_, _, err = vsRun(t, e.args("create-vm", "--socket", sock, "--group", "nosuch", "--dry-run")...)
+	if !isUsage(err) || !strings.Contains(err.Error(), "--group nosuch: the agent on "+sock+" has no pair in that group (groups: "+fxPair+")") {
+		t.Fatalf("unknown group: %v", err)
+	}
+	// No agent: the group cannot be resolved; --disk still can be given.
+	_, _, err = vsRun(t, e.args("create-vm", "--socket", e.socket, "--group", fxPair, "--dry-run")...)
+	if !isUsage(err) || !strings.Contains(err.Error(), "or give --disk") {
+		t.Fatalf("no agent: %v", err)
+	}
+}

@@ -55,15 +55,21 @@
 //     for first, and tasks found on its objects, which may be someone
 //     else's, are never cancelled: past the grace resume and undo refuse
 //     with nothing changed; the new VM is found by its marker if its
-//     reference was never recorded). The disks' files are never deleted: a VM is
-//     destroyed only after its disks are taken off it.
+//     reference was never recorded). The disks' files are never deleted:
+//     a VM is destroyed only after its disks are taken off it.
 //   - FindVMByName takes an exact name (or inventory path); FindVMGlob a
 //     pattern that must match one VM.
+//   - ProbeBoot reads the recovered disks' partition tables (their first
+//     MiB, read-only) for the source's firmware (an EFI system partition
+//     means efi) and guest family (Windows or Linux partition types);
+//     FailbackSpec.SourceDefaults fills firmware, guest id and
+//     controllers from it where the caller set none, recording each
+//     default and its origin in FailbackSpec.Defaults.
 //
-// It never touches the guest's disks or file systems: it reads the by-id
-// directory, sys/class/block and proc/self/mountinfo under a root the
-// caller gives, and writes only the plan files, under the caller's
-// directory.
+// It never writes the guest's disks or touches their file systems: it
+// reads the by-id directory, sys/class/block and proc/self/mountinfo
+// under a root the caller gives, and the disks' partition tables, and
+// writes only the plan files, under the caller's directory.
 // Errors callers act on are sentinels (ErrUnreachable, ErrLogin,
 // ErrCertificate, ErrVMNotFound, ErrPoweredOn, ErrNotReady, ErrPermission,
 // ErrInterrupted, ErrTaskRunning) for errors.Is.

@@ -70,8 +70,16 @@ type FailbackSpec struct {
 	NoPowerOn bool `json:"noPowerOn,omitempty"`
 	// OntoVM attaches the disks to this existing, powered-off VM instead
 	// of creating one (a recovery onto an existing VM).
-	OntoVM  string `json:"ontoVm,omitempty"`
-	DevRoot string `json:"-"`
+	OntoVM string `json:"ontoVm,omitempty"`
+	// Group is the protection group (the protected machine, as the
+	// replication agent names it) whose pairs' targets are the disks
+	// when Disks is empty, and whose name is the VM's when no name is
+	// given. The caller resolves it (create-vm asks the agent).
+	Group string `json:"group,omitempty"`
+	// Defaults say which fields were filled from what is known of the
+	// source, and from where (create-vm --dry-run prints them).
+	Defaults []string `json:"defaults,omitempty"`
+	DevRoot  string   `json:"-"`
 	// PlanDir is where Execute keeps the plan file (no file when empty).
 	PlanDir string `json:"-"`
 }
