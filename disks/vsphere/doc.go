@@ -34,7 +34,10 @@
 //     (lsilogic, lsilogic-sas, pvscsi; up to 4 of 15 disks), BIOS or EFI
 //     (+secure boot), hardware version, cores per socket, NICs with their
 //     MACs, host, cluster or pool, folder, or an existing powered-off VM
-//     (OntoVM); its checks include the host's CPUs and memory.
+//     (OntoVM); its checks include the host's CPUs and memory (with a
+//     cluster, that one usable host of it has them; not for OntoVM,
+//     whose hardware is its own) and, for OntoVM, that its host mounts
+//     the disks' datastores (too few free SCSI slots on it is an error).
 //     InUseChecks adds whether a disk is a running pair's target (as the
 //     caller learnt from the agent), mounted, or held. Execute detaches
 //     the disks from the master target in one reconfigure, creates the VM
