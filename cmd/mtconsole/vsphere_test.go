@@ -568,6 +568,13 @@ func TestVSphereCreateVMDefaultsFromSource(t *testing.T) {
 		len(sp.Defaults) != 1 || !strings.HasPrefix(sp.Defaults[0], "disks: protection group") {
 		t.Fatalf("flags did not override: %+v", sp)
 	}
+	// A --spec machine may give its group instead of its disks.
+	spec := filepath.Join(t.TempDir(), "machines.json")
+	os.WriteFile(spec, []byte(`{"machines": [{"group": "`+fxPair+`", "memoryMB": 1024}]}`), 0o600)
+	out, _, err = vsRun(t, e.args("create-vm", "--socket", sock, "--spec", spec, "--dry-run")...)
+	if exitOf(err) != exitRefused || !strings.Contains(out, "Failback VM "+fxPair+" from 1 disk(s)") || !strings.Contains(out, "firmware efi: /dev/sdc") {
+		t.Fatalf("spec with a group: %v\n%s", err, out)
+	}
 	// A group the agent does not have is refused, naming the ones it has.
 	_, _, err = vsRun(t, e.args("create-vm", "--socket", sock, "--group", "nosuch", "--dry-run")...)
 	if !isUsage(err) || !strings.Contains(err.Error(), "--group nosuch: the agent on "+sock+" has no pair in that group (groups: "+fxPair+")") {

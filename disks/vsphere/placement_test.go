@@ -82,6 +82,24 @@ func TestFailbackOntoVMRefusals(t *testing.T) {
 	f := find.NewFinder(gc.Client, true)
 	dc, _ := f.Datacenter(ctx, vspheresim.Datacenter)
 	f.SetDatacenter(dc)
+	// A suspended VM is refused, and called suspended.
+	sus, err := f.VirtualMachine(ctx, vspheresim.PVSCSIVM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if task, err := sus.Suspend(ctx); err != nil {
+		t.Fatal(err)
+	} else if err := task.Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	sp.OntoVM = vspheresim.PVSCSIVM
+	if p, err = c.PlanFailback(ctx, obj, sp); err != nil {
+		t.Fatal(err)
+	}
+	if ch := byID(p.Checks)["vm.target.power"]; ch.Status != vsphere.Fail || ch.Detail != vspheresim.PVSCSIVM+" is suspended" || !strings.Contains(ch.Fix, "is suspended: power it on and shut the guest down") {
+		t.Fatalf("suspended: %+v", ch)
+	}
+
 	vm, err := f.VirtualMachine(ctx, "DC0_C0_RP0_VM0")
 	if err != nil {
 		t.Fatal(err)
