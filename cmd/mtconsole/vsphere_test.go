@@ -586,3 +586,42 @@ func TestVSphereCreateVMDefaultsFromSource(t *testing.T) {
 		t.Fatalf("no agent: %v", err)
 	}
 }
+
+// With --json every refusal prints one JSON object on stdout (error and
+// exit code), whatever refused: the network, the certificate, the VM,
+// the flags, a plan file.
+func TestVSphereJSONRefusals(t *testing.T) {
+	e := newVSEnv(t)
+	e.cache = []string{"--no-session-cache"}
+	unreachable := e.args("check", "--json")
+	unreachable[3] = "https://127.0.0.1:1/sdk"
+	badPin := e.args("enable-uuid", "--vm", vspheresim.OffVM, "--json")
+	for i := range badPin {
+		if badPin[i] == e.s.Thumbprint {
+			badPin[i] = strings.Repeat("0A:", 31) + "0A"
+		}
+	}
+	missing := filepath.Join(t.TempDir(), "nope.json")
+	for _, tc := range []struct {
+		args []string
+		exit int
+		want string
+	}{
+		{unreachable, exitError, "127.0.0.1:1"},
+		{badPin, exitCert, e.s.Thumbprint},
+		{e.args("check", "--vm", "nosuch", "--json"), exitError, "nosuch"},
+		{e.args("check", "--vm-glob", "DC0_H0_VM*", "--json"), exitError, "2 VMs match"},
+		{e.args("enable-uuid", "--vm", vspheresim.PVSCSIVM, "--json"), exitRefused, vspheresim.PVSCSIVM},
+		{e.args("failback", "undo", missing, "--json"), exitUsage, missing},
+		{e.args("create-vm", "--name", "x", "--json"), exitUsage, "no --disk"},
+	} {
+		out, _, err := vsRun(t, tc.args...)
+		var r struct {
+			Error string `json:"error"`
+			Exit  int    `json:"exit"`
+		}
+		if jerr := json.Unmarshal([]byte(out), &r); jerr != nil || exitOf(err) != tc.exit || r.Exit != tc.exit || !strings.Contains(r.Error, tc.want) {
+			t.Errorf("%v: exit %d (%v), stdout %q", tc.args[1:3], exitOf(err), err, out)
+		}
+	}
+}
