@@ -316,7 +316,8 @@ func (c *Client) PlanFailback(ctx context.Context, mtObj *object.VirtualMachine,
 	}
 	var hostInfo *Host
 	var clusterHosts []types.ManagedObjectReference
-	if p.Spec.Host == "" && p.Spec.Cluster == "" {
+	clusterName := p.Spec.Cluster
+	if p.Spec.Host == "" && p.Spec.Cluster == "" && p.Spec.Pool == "" {
 		p.Spec.Host = mt.Host
 	}
 	if p.Spec.Host != "" {
@@ -337,6 +338,38 @@ func (c *Client) PlanFailback(ctx context.Context, mtObj *object.VirtualMachine,
 	case p.Spec.Pool != "":
 		if p.pool, err = f.ResourcePool(ctx, p.Spec.Pool); err != nil {
 			return nil, fmt.Errorf("--pool %s: %w", p.Spec.Pool, vimErr(err))
+		}
+		// The pool's hosts: its standalone host, or its cluster's.
+		var rp mo.ResourcePool
+		if err := p.pool.Properties(ctx, p.pool.Reference(), []string{"owner"}, &rp); err != nil {
+			return nil, vimErr(err)
+		}
+		var owner mo.ComputeResource
+		if err := property.DefaultCollector(c.Vim()).RetrieveOne(ctx, rp.Owner, []string{"name", "host"}, &owner); err != nil {
+			return nil, vimErr(err)
+		}
+		switch {
+		case p.host != nil:
+			if !slices.Contains(owner.Host, p.host.Reference()) {
+				return nil, fmt.Errorf("--host %s is not a host of --pool %s (its hosts are %s's)", p.Spec.Host, p.Spec.Pool, owner.Name)
+			}
+		case rp.Owner.Type == "ComputeResource" && len(owner.Host) == 1:
+			// A standalone host's pool: that host.
+			var h mo.HostSystem
+			if err := property.DefaultCollector(c.Vim()).RetrieveOne(ctx, owner.Host[0], []string{"name"}, &h); err != nil {
+				return nil, vimErr(err)
+			}
+			p.Spec.Host = h.Name
+			p.host = object.NewHostSystem(c.Vim(), owner.Host[0])
+			p.State.HostRef = owner.Host[0]
+			for i := range inv.Hosts {
+				if inv.Hosts[i].Name == h.Name {
+					hostInfo = &inv.Hosts[i]
+				}
+			}
+		default:
+			// A cluster's pool: DRS picks the host.
+			clusterHosts, clusterName = owner.Host, owner.Name
 		}
 	case p.Spec.Cluster != "":
 		cl, err := f.ClusterComputeResource(ctx, p.Spec.Cluster)
@@ -440,8 +473,8 @@ func (c *Client) PlanFailback(ctx context.Context, mtObj *object.VirtualMachine,
 	switch {
 	case p.Spec.OntoVM != "":
 		// The existing VM keeps its own CPUs and memory.
-	case hostInfo == nil && p.Spec.Cluster != "":
-		ch, err := c.clusterCapacity(ctx, inv, p.Spec, clusterHosts)
+	case hostInfo == nil && clusterName != "":
+		ch, err := c.clusterCapacity(ctx, inv, p.Spec, clusterName, clusterHosts)
 		if err != nil {
 			return nil, err
 		}
@@ -647,7 +680,7 @@ func addDisk(d *types.VirtualDisk) types.VirtualMachineConfigSpec {
 // clusterCapacity judges whether some host of the cluster (connected,
 // not in maintenance, seeing the VM's datastores) has the CPUs and
 // memory the VM wants: DRS places it on one host, it cannot span them.
-func (c *Client) clusterCapacity(ctx context.Context, inv *Inventory, spec FailbackSpec, refs []types.ManagedObjectReference) (Check, error) {
+func (c *Client) clusterCapacity(ctx context.Context, inv *Inventory, spec FailbackSpec, cluster string, refs []types.ManagedObjectReference) (Check, error) {
 	ch := Check{ID: "vm.capacity", Group: GroupVSphere, Title: "A host of the cluster has the CPUs and memory", Status: Pass}
 	var hs []mo.HostSystem
 	if len(refs) > 0 {
@@ -678,10 +711,10 @@ func (c *Client) clusterCapacity(ctx context.Context, inv *Inventory, spec Failb
 	}
 	switch {
 	case usable == 0:
-		ch.Status, ch.Detail = Fail, fmt.Sprintf("cluster %s has no usable host (%s)", spec.Cluster, orText(strings.Join(seen, "; "), "none"))
+		ch.Status, ch.Detail = Fail, fmt.Sprintf("cluster %s has no usable host (%s)", cluster, orText(strings.Join(seen, "; "), "none"))
 		ch.Fix = "bring a host of the cluster out of maintenance, connect it, or mount the datastore on it; or give --host"
 	case fit == nil:
-		ch.Status, ch.Detail = Fail, fmt.Sprintf("no host of cluster %s has %d CPUs and %d MB (hosts: %s)", spec.Cluster, spec.CPUs, spec.MemoryMB, strings.Join(seen, "; "))
+		ch.Status, ch.Detail = Fail, fmt.Sprintf("no host of cluster %s has %d CPUs and %d MB (hosts: %s)", cluster, spec.CPUs, spec.MemoryMB, strings.Join(seen, "; "))
 		ch.Fix = "give fewer --cpus or less --memory-mb, or another --cluster or --host"
 	default:
 		ch.Detail = fmt.Sprintf("%s: %d logical CPUs, %d MB; the VM wants %d CPUs, %d MB", fit.Name, fit.CPUs, fit.MemoryMB, spec.CPUs, spec.MemoryMB)

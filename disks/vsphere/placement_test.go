@@ -8,6 +8,7 @@ import (
 
 	"github.com/vmware/govmomi/find"
 	"github.com/vmware/govmomi/simulator"
+	"github.com/vmware/govmomi/vim25/mo"
 	"github.com/vmware/govmomi/vim25/types"
 
 	"github.com/mtconsole/mtconsole/disks/vsphere"
@@ -136,4 +137,112 @@ func TestFailbackOntoVMRefusals(t *testing.T) {
 	if err := c.Execute(ctx, p, nil); err == nil {
 		t.Fatal("executed onto a VM that cannot see the disks")
 	}
+}
+
+// Placement: a host of a cluster, a folder, a resource pool; the VM is
+// made where asked (read back through the scene's own client), and undo
+// leaves the inventory as before.
+func TestFailbackPlacement(t *testing.T) {
+	s := scene(t)
+	c := connect(t, s)
+	ctx := context.Background()
+	gc, err := s.Client(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gc.Logout(ctx)
+	f := find.NewFinder(gc.Client, true)
+	dc, err := f.Datacenter(ctx, vspheresim.Datacenter)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.SetDatacenter(dc)
+	folders, err := dc.Folders(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fb, err := folders.VmFolder.CreateFolder(ctx, "failback")
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := t.TempDir()
+	s.WriteDevRoot(root)
+	obj, _ := findMT(t, c, s)
+	for _, tc := range []struct {
+		name string
+		mod  func(*vsphere.FailbackSpec)
+		host string // "" for any host of the cluster
+		pool string
+	}{
+		{"on-host", func(sp *vsphere.FailbackSpec) { sp.Cluster, sp.Host, sp.Folder = "DC0_C0", "DC0_C0_H1", "/DC0/vm/failback" }, "DC0_C0_H1", "/DC0/host/DC0_C0/Resources"},
+		{"in-pool", func(sp *vsphere.FailbackSpec) { sp.Pool = "/DC0/host/DC0_C0/Resources" }, "", "/DC0/host/DC0_C0/Resources"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := inventory(t, s)
+			sp := vsphere.FailbackSpec{Name: "pl-" + tc.name, CPUs: 1, MemoryMB: 1024, NoPowerOn: true, Disks: slices.Clone(s.RecoveredFiles), DevRoot: root, PlanDir: t.TempDir()}
+			tc.mod(&sp)
+			p, err := c.PlanFailback(ctx, obj, sp)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := c.Execute(ctx, p, nil); err != nil {
+				t.Fatal(err)
+			}
+			vm, err := f.VirtualMachine(ctx, sp.Name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var m mo.VirtualMachine
+			if err := vm.Properties(ctx, vm.Reference(), []string{"runtime.host", "resourcePool", "parent"}, &m); err != nil {
+				t.Fatal(err)
+			}
+			host, err := vm.HostSystem(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			hn, _ := host.ObjectName(ctx)
+			pool, err := f.ResourcePool(ctx, tc.pool)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.host != "" && hn != tc.host || !strings.HasPrefix(hn, "DC0_C0_H") {
+				t.Errorf("on host %s, want %s", hn, orAny(tc.host))
+			}
+			if m.ResourcePool == nil || *m.ResourcePool != pool.Reference() {
+				t.Errorf("in pool %v, want %s", m.ResourcePool, tc.pool)
+			}
+			wantFolder := folders.VmFolder.Reference()
+			if sp.Folder != "" {
+				wantFolder = fb.Reference()
+			}
+			if m.Parent == nil || *m.Parent != wantFolder {
+				t.Errorf("in folder %v, want %v", m.Parent, wantFolder)
+			}
+			if err := c.Undo(ctx, p, nil); err != nil {
+				t.Fatal(err)
+			}
+			diffInventory(t, "after undo", before, inventory(t, s))
+		})
+	}
+}
+
+// A host outside the pool's cluster is refused before any change.
+func TestFailbackPoolHostMismatch(t *testing.T) {
+	s := scene(t)
+	c := connect(t, s)
+	root := t.TempDir()
+	s.WriteDevRoot(root)
+	obj, _ := findMT(t, c, s)
+	sp := vsphere.FailbackSpec{Name: "x", CPUs: 1, MemoryMB: 1024, Pool: "/DC0/host/DC0_C0/Resources", Host: vspheresim.MTHost,
+		Disks: slices.Clone(s.RecoveredFiles), DevRoot: root}
+	if _, err := c.PlanFailback(context.Background(), obj, sp); err == nil || !strings.Contains(err.Error(), "--host "+vspheresim.MTHost+" is not a host of --pool") {
+		t.Fatalf("host outside the pool: %v", err)
+	}
+}
+
+func orAny(s string) string {
+	if s == "" {
+		return "a host of DC0_C0"
+	}
+	return s
 }
