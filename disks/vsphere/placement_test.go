@@ -174,7 +174,9 @@ func TestFailbackPlacement(t *testing.T) {
 		host string // "" for any host of the cluster
 		pool string
 	}{
-		{"on-host", func(sp *vsphere.FailbackSpec) { sp.Cluster, sp.Host, sp.Folder = "DC0_C0", "DC0_C0_H1", "/DC0/vm/failback" }, "DC0_C0_H1", "/DC0/host/DC0_C0/Resources"},
+		{"on-host", func(sp *vsphere.FailbackSpec) {
+			sp.Cluster, sp.Host, sp.Folder = "DC0_C0", "DC0_C0_H1", "/DC0/vm/failback"
+		}, "DC0_C0_H1", "/DC0/host/DC0_C0/Resources"},
 		{"in-pool", func(sp *vsphere.FailbackSpec) { sp.Pool = "/DC0/host/DC0_C0/Resources" }, "", "/DC0/host/DC0_C0/Resources"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
