@@ -707,6 +707,17 @@ plan and changes nothing.
 					}
 					plans = append(plans, p)
 				}
+				// A disk moves to one VM: two machines of a --spec file
+				// naming the same disk (by any of its names) are refused.
+				owner := map[string]string{}
+				for _, p := range plans {
+					for _, d := range p.Disks {
+						if o, ok := owner[d.File]; ok && o != p.Spec.Name {
+							return f.refuse(cmd, usageError{fmt.Errorf("--spec %s: machines %s and %s both take the disk %s", cf.specFile, o, p.Spec.Name, d.File)}, nil)
+						}
+						owner[d.File] = p.Spec.Name
+					}
+				}
 				if cf.dryRun {
 					if f.asJSON {
 						if err := writeJSON(out, plans); err != nil {

@@ -469,6 +469,13 @@ func TestVSphereCreateVMSpecFile(t *testing.T) {
 	e := newVSEnv(t)
 	dir := t.TempDir()
 	spec := filepath.Join(dir, "machines.json")
+	// One disk, named two ways, for two machines: refused before any change.
+	os.WriteFile(spec, []byte(`{"machines": [{"name": "m4", "memoryMB": 1024, "disks": ["/dev/sdb"]},
+  {"name": "m5", "memoryMB": 1024, "disks": ["`+e.s.RecoveredFiles[0]+`"]}]}`), 0o600)
+	_, _, err := vsRun(t, e.args("create-vm", "--socket", e.socket, "--spec", spec)...)
+	if !isUsage(err) || !strings.Contains(err.Error(), "machines m4 and m5 both take the disk "+e.s.RecoveredFiles[0]) {
+		t.Fatalf("a disk for two machines: %v", err)
+	}
 	os.WriteFile(spec, []byte(`{"machines": [
   {"name": "m1", "cpus": 1, "memoryMB": 1024, "disks": ["/dev/sdb"], "noPowerOn": true},
   {"name": "m2", "memoryMB": 1000, "disks": ["/dev/sdc"], "firmware": "efi"}]}`), 0o600)
