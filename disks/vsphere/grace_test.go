@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -385,6 +386,54 @@ func TestSettleWaitsForForeignTask(t *testing.T) {
 			} else if lp.Status != vsphere.PlanDone {
 				t.Fatalf("resumed plan %s", lp.Status)
 			}
+		})
+	}
+}
+
+// A Ctrl-C that lands while the call that starts a step's task is on
+// the wire: vSphere starts the task all the same, so the call is not cut
+// off; the run learns the task, waits for it, and undoes every step. The
+// inventory, once every task ended, is as before.
+func TestInterruptedDuringTheCall(t *testing.T) {
+	slowTasks(t, 300)
+	call := map[string]string{"detach": "ReconfigVM_Task", "create": "CreateVM_Task", "attach": "ReconfigVM_Task", "power-on": "PowerOnVM_Task"}
+	for _, kind := range []string{"detach", "create", "attach", "power-on"} {
+		t.Run(kind, func(t *testing.T) {
+			s := scene(t)
+			gc, err := s.Client(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer gc.Logout(context.Background())
+			c := connect(t, s)
+			before := inventory(t, s)
+			p := runPlan(t, s, c, t.TempDir())
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			var armed, hit atomic.Bool
+			vsphere.SetCrashAt(func(k, ph string) bool {
+				armed.Store(k == kind && ph == "before")
+				return false
+			})
+			defer vsphere.SetCrashAt(nil)
+			// The server cancels the client's context while it handles
+			// the call, before it starts the task.
+			s.Model.Service.AddFaultRule(&simulator.FaultInjectionRule{MethodName: call[kind], ObjectType: "*", ObjectName: "*", Enabled: true, Probability: 1,
+				InclusionPropertyFilter: func(mo.Reference) bool {
+					if armed.Load() && !hit.Swap(true) {
+						cancel()
+					}
+					return false
+				}})
+			err = c.Execute(ctx, p, nil)
+			if !hit.Load() {
+				t.Fatalf("no %s call was cut: %v", call[kind], err)
+			}
+			if !errors.Is(err, vsphere.ErrInterrupted) || !strings.Contains(err.Error(), "every step begun was undone") {
+				t.Fatalf("err %v", err)
+			}
+			allTasksEnded(t, gc.Client)
+			diffInventory(t, "after the interrupted "+kind+", once every task ended", before, inventory(t, s))
 		})
 	}
 }

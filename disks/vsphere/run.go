@@ -551,8 +551,13 @@ func (c *Client) vmDisks(ctx context.Context, ref types.ManagedObjectReference) 
 	return out, devs, string(m.Runtime.PowerState), nil
 }
 
+// The calls that start a task are sent without the run's cancel
+// (context.WithoutCancel): one cut off by a Ctrl-C may have started the
+// task in vSphere all the same, and its reference would be lost; the
+// call returns at once, and the wait on the task honours the cancel.
+
 func (c *Client) reconfigureStep(ctx context.Context, p *Plan, s *Step, vm *object.VirtualMachine, spec types.VirtualMachineConfigSpec) error {
-	task, err := vm.Reconfigure(ctx, spec)
+	task, err := vm.Reconfigure(context.WithoutCancel(ctx), spec)
 	if err != nil {
 		return vimErr(err)
 	}
@@ -627,7 +632,7 @@ func (c *Client) do(ctx context.Context, p *Plan, s *Step) error {
 			if err := fromVMOMIJSON(p.State.CreateSpec, &cs); err != nil {
 				return fmt.Errorf("plan file: create spec: %w", err)
 			}
-			task, err := p.folder.CreateVM(ctx, cs, p.pool, p.host)
+			task, err := p.folder.CreateVM(context.WithoutCancel(ctx), cs, p.pool, p.host)
 			if err != nil {
 				return vimErr(err)
 			}
@@ -684,7 +689,7 @@ func (c *Client) do(ctx context.Context, p *Plan, s *Step) error {
 		if power == string(types.VirtualMachinePowerStatePoweredOn) {
 			return nil
 		}
-		task, err := p.created.PowerOn(ctx)
+		task, err := p.created.PowerOn(context.WithoutCancel(ctx))
 		if err != nil {
 			return vimErr(err)
 		}
