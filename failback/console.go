@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"strconv"
 	"strings"
 
 	"github.com/vmware/govmomi/object"
@@ -100,47 +99,6 @@ type Console struct {
 	planDir, socket   string
 }
 
-// Form is the failback VM as the console's form edits it: create-vm's
-// flags, one NIC.
-type Form struct {
-	Name           string
-	CPUs           int32
-	CoresPerSocket int32
-	MemoryMB       int64
-	GuestID        string
-	Firmware       string // bios or efi
-	SecureBoot     bool
-	Controller     string // lsilogic, lsilogic-sas or pvscsi, on every bus
-	Network        string // "" for no NIC
-	Adapter        string
-	MAC            string
-	NoPowerOn      bool
-}
-
-// DefaultForm is the form prefilled from what is known of the source:
-// its name and its disks (a controller per 15 of them; PVSCSI past one
-// controller, where LSI Logic's queue depth would hold many disks back).
-func DefaultForm(name string, disks int) Form {
-	f := Form{Name: name, CPUs: 2, MemoryMB: 2048, GuestID: "otherLinux64Guest", Firmware: "bios", Controller: "lsilogic", Adapter: "vmxnet3"}
-	if disks > vsphere.SlotsPerController {
-		f.Controller = "pvscsi"
-	}
-	return f
-}
-
-// Spec is the form as create-vm's spec.
-func (f Form) Spec(disks []string) vsphere.FailbackSpec {
-	sp := vsphere.FailbackSpec{Name: f.Name, CPUs: f.CPUs, CoresPerSocket: f.CoresPerSocket, MemoryMB: f.MemoryMB, GuestID: f.GuestID,
-		Firmware: f.Firmware, SecureBoot: f.SecureBoot, NoPowerOn: f.NoPowerOn, Disks: disks}
-	for range (len(disks) + vsphere.SlotsPerController - 1) / vsphere.SlotsPerController {
-		sp.Controllers = append(sp.Controllers, f.Controller)
-	}
-	if f.Network != "" {
-		sp.NICs = []vsphere.NIC{{Network: f.Network, Adapter: f.Adapter, MAC: f.MAC}}
-	}
-	return sp
-}
-
 func (c *Console) connect(ctx context.Context) (*vsphere.Client, *object.VirtualMachine, error) {
 	cl, err := vsphere.Connect(ctx, c.cfg)
 	if err != nil {
@@ -207,13 +165,9 @@ func PairTargets(ctx context.Context, socket string) vsphere.PairTargets {
 	return pt
 }
 
-// Plan is create-vm --dry-run of the form the hardware line hw gives:
-// the steps as it prints them, and the checks. It changes nothing.
-func (c *Console) Plan(ctx context.Context, disks []string, name, hw string) (string, []setup.Check, error) {
-	f, err := ParseFormLine(name, hw, len(disks))
-	if err != nil {
-		return "", nil, fmt.Errorf("hardware: %w", err)
-	}
+// Plan is create-vm --dry-run of the form: the steps as it prints them,
+// and the checks. It changes nothing.
+func (c *Console) Plan(ctx context.Context, disks []string, f Form) (string, []setup.Check, error) {
 	cl, p, err := c.PlanForm(ctx, disks, f)
 	if err != nil {
 		return "", nil, err
@@ -222,13 +176,8 @@ func (c *Console) Plan(ctx context.Context, disks []string, name, hw string) (st
 	return PlanSteps(p), Checks(p.Checks), nil
 }
 
-// Create is create-vm of the form the hardware line hw gives: planned
-// again, then run.
-func (c *Console) Create(ctx context.Context, disks []string, name, hw string, progress func(string)) (string, error) {
-	f, err := ParseFormLine(name, hw, len(disks))
-	if err != nil {
-		return "", fmt.Errorf("hardware: %w", err)
-	}
+// Create is create-vm of the form: planned again, then run (CreateForm).
+func (c *Console) Create(ctx context.Context, disks []string, f Form, progress func(string)) (string, error) {
 	return c.CreateForm(ctx, disks, f, progress)
 }
 
@@ -263,10 +212,51 @@ func report(p *vsphere.Plan, how string) string {
 	return fmt.Sprintf("Failback VM %s created with %d disk(s) on %s and powered on.", p.Spec.Name, len(p.Disks), p.VMPath)
 }
 
+// Pending is an unfinished run as the console lists it.
+type Pending struct {
+	File   string // the plan file, as failback resume|undo take it
+	Name   string // the failback VM
+	MT     string // the master target the disks came from
+	Status string // the plan's: planned, running, undo-failed
+	Disks  int
+	// Where it stopped: the last step that is neither planned nor done
+	// ("create failed: …"), or the next step to run.
+	Step string
+}
+
 // Unfinished are the plan files of runs that were killed or whose undo
-// failed: the console offers to resume or undo each.
-func (c *Console) Unfinished() ([]*vsphere.Plan, error) {
-	return vsphere.ListPlans(c.planDir)
+// failed, oldest file name first: the console offers to resume or undo
+// each.
+func (c *Console) Unfinished() ([]Pending, error) {
+	plans, err := vsphere.ListPlans(c.planDir)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Pending, 0, len(plans))
+	for _, p := range plans {
+		out = append(out, PendingOf(p))
+	}
+	return out, nil
+}
+
+// PendingOf is a plan as Unfinished lists it.
+func PendingOf(p *vsphere.Plan) Pending {
+	pd := Pending{File: p.File, Name: p.Spec.Name, MT: p.MT, Status: p.Status, Disks: len(p.Disks)}
+	for _, st := range p.Steps {
+		switch st.Status {
+		case vsphere.StepPlanned:
+			if pd.Step == "" {
+				pd.Step = "next: " + st.Title
+			}
+		case vsphere.StepDone:
+		default:
+			pd.Step = st.Kind + " " + st.Status
+			if st.Error != "" {
+				pd.Step += ": " + st.Error
+			}
+		}
+	}
+	return pd
 }
 
 // Resume finishes a killed run from its plan file.
@@ -322,100 +312,24 @@ func Checks(cs []vsphere.Check) []setup.Check {
 	return out
 }
 
-// FormLine is the form as the console's one-line hardware field shows
-// it: cpus=2 mem=2048 guest=ID fw=bios|efi|efi+secure scsi=TYPE
-// poweron=yes|no nic=NETWORK[,MAC] (nic last: a network name may have
-// spaces; empty for no NIC).
-func FormLine(f Form) string {
-	fw := f.Firmware
-	if f.SecureBoot {
-		fw += "+secure"
-	}
-	on := "yes"
-	if f.NoPowerOn {
-		on = "no"
-	}
-	nic := f.Network
-	if f.MAC != "" {
-		nic += "," + f.MAC
-	}
-	return fmt.Sprintf("cpus=%d mem=%d guest=%s fw=%s scsi=%s poweron=%s nic=%s", f.CPUs, f.MemoryMB, f.GuestID, fw, f.Controller, on, nic)
-}
-
-// ParseFormLine reads a FormLine over the defaults for these disks; an
-// error names the key at fault.
-func ParseFormLine(name, line string, disks int) (Form, error) {
-	f := DefaultForm(name, disks)
-	rest := strings.TrimSpace(line)
-	if i := strings.Index(rest, "nic="); i >= 0 {
-		nic := strings.TrimSpace(rest[i+len("nic="):])
-		rest = rest[:i]
-		if net, mac, ok := strings.Cut(nic, ","); ok {
-			f.Network, f.MAC = strings.TrimSpace(net), strings.TrimSpace(mac)
-		} else {
-			f.Network = nic
-		}
-	}
-	for _, kv := range strings.Fields(rest) {
-		k, v, ok := strings.Cut(kv, "=")
-		if !ok {
-			return f, fmt.Errorf("%q: want KEY=VALUE (cpus, mem, guest, fw, scsi, poweron, nic)", kv)
-		}
-		switch k {
-		case "cpus":
-			n, err := strconv.ParseInt(v, 10, 32)
-			if err != nil {
-				return f, fmt.Errorf("cpus=%q: a number", v)
-			}
-			f.CPUs = int32(n)
-		case "mem":
-			n, err := strconv.ParseInt(v, 10, 64)
-			if err != nil {
-				return f, fmt.Errorf("mem=%q: megabytes, a number", v)
-			}
-			f.MemoryMB = n
-		case "guest":
-			f.GuestID = v
-		case "fw":
-			fw, secure := strings.CutSuffix(v, "+secure")
-			f.Firmware, f.SecureBoot = fw, secure
-		case "scsi":
-			f.Controller = v
-		case "poweron":
-			switch v {
-			case "yes":
-				f.NoPowerOn = false
-			case "no":
-				f.NoPowerOn = true
-			default:
-				return f, fmt.Errorf("poweron=%q: yes or no", v)
-			}
-		default:
-			return f, fmt.Errorf("%q: unknown key (cpus, mem, guest, fw, scsi, poweron, nic)", k)
-		}
-	}
-	sp := f.Spec(make([]string, disks))
-	if sp.Name == "" {
-		sp.Name = "x" // the name is the name field's
-	}
-	if err := sp.Validate(); err != nil {
-		return f, err
-	}
-	return f, nil
-}
-
-// Hardware is the hardware line prefilled for these disks: DefaultForm,
-// with the firmware, guest id and controller their partition tables show
-// (vsphere.ProbeBoot: an EFI system partition means efi, Windows
-// partitions a Windows guest on LSI Logic SAS).
-func (c *Console) Hardware(disks []string) string {
-	f := DefaultForm("", len(disks))
-	sp := f.Spec(disks)
-	sp.Controllers = nil
+// SourceForm is DefaultForm for these disks with what their partition
+// tables say of the source (vsphere.ProbeBoot): an EFI system partition
+// makes the firmware efi, Windows partitions a Windows guest id on LSI
+// Logic SAS. The notes say which field came from where (none when the
+// disks tell nothing): the form's defaults, as create-vm --dry-run lists
+// them.
+func (c *Console) SourceForm(name string, disks []string) (Form, []string) {
+	f := DefaultForm(name, len(disks))
+	sp := vsphere.FailbackSpec{Disks: disks}
 	sp.SourceDefaults(vsphere.ProbeBoot(c.devRoot, disks), nil)
-	f.Firmware, f.GuestID = sp.Firmware, sp.GuestID
+	if sp.Firmware != "" {
+		f.Firmware = sp.Firmware
+	}
+	if sp.GuestID != "" {
+		f.GuestID = sp.GuestID
+	}
 	if len(sp.Controllers) > 0 {
 		f.Controller = sp.Controllers[0]
 	}
-	return FormLine(f)
+	return f, sp.Defaults
 }

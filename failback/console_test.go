@@ -98,7 +98,7 @@ func TestConsoleCreate(t *testing.T) {
 		return tg.VM
 	}
 	disks := []string{"/dev/sdb", "/dev/sdc"}
-	text, checks, err := vs.Plan(ctx, disks, "src01", vs.Hardware(disks))
+	text, checks, err := vs.Plan(ctx, disks, DefaultForm("src01", len(disks)))
 	if err != nil || !strings.Contains(text, "create VM src01") || !strings.Contains(text, "undo:") || setup.Count(checks)[setup.Fail] > 0 || len(checks) == 0 {
 		t.Fatalf("plan: %v %v\n%s", err, checks, text)
 	}
@@ -106,7 +106,7 @@ func TestConsoleCreate(t *testing.T) {
 		t.Fatalf("the dry run changed the master target: %+v", mt.Disks)
 	}
 	var lines []string
-	report, err := vs.Create(ctx, disks, "src01", vs.Hardware(disks), func(s string) { lines = append(lines, s) })
+	report, err := vs.Create(ctx, disks, DefaultForm("src01", len(disks)), func(s string) { lines = append(lines, s) })
 	if err != nil || !strings.Contains(report, "powered on") || len(lines) == 0 || !strings.HasPrefix(lines[len(lines)-1], "done") {
 		t.Fatalf("create: %v %q %q", err, report, lines)
 	}
@@ -119,7 +119,7 @@ func TestConsoleCreate(t *testing.T) {
 		t.Fatalf("made %s with %q", made.PowerState, files)
 	}
 	// Again: refused, nothing changed.
-	if _, err := vs.Create(ctx, disks, "src01", vs.Hardware(disks), func(string) {}); err == nil {
+	if _, err := vs.Create(ctx, disks, DefaultForm("src01", len(disks)), func(string) {}); err == nil {
 		t.Fatal("created twice")
 	}
 	// The run's plan file is done: nothing unfinished; undo from it.
@@ -149,7 +149,8 @@ func TestConsoleCreate(t *testing.T) {
 	if f.Controller != "lsilogic" || f.CPUs != 2 || DefaultForm("x", 16).Controller != "pvscsi" {
 		t.Fatalf("default form %+v", f)
 	}
-	f.Firmware, f.SecureBoot, f.Controller, f.Network, f.MAC, f.NoPowerOn = "efi", true, "pvscsi", vspheresim.Network, "00:50:56:11:22:33", true
+	f.Firmware, f.SecureBoot, f.Controller, f.NoPowerOn = "efi", true, "pvscsi", true
+	f.NICs = []vsphere.NIC{{Network: vspheresim.Network, Adapter: "e1000e", MAC: "00:50:56:11:22:33"}}
 	report, err = vs.CreateForm(ctx, disks, f, func(string) {})
 	if err != nil || !strings.Contains(report, "left powered off") {
 		t.Fatalf("form: %v %q", err, report)
@@ -157,19 +158,6 @@ func TestConsoleCreate(t *testing.T) {
 	web := vm("web01")
 	if web.PowerState != "poweredOff" || len(web.Controllers) != 1 || web.Controllers[0].Type != "pvscsi" || len(web.Disks) != 2 {
 		t.Fatalf("web01: %s %+v %d disks", web.PowerState, web.Controllers, len(web.Disks))
-	}
-	// The hardware line: read back as written; bad keys named.
-	line := FormLine(f)
-	if line != "cpus=2 mem=2048 guest=otherLinux64Guest fw=efi+secure scsi=pvscsi poweron=no nic=VM Network,00:50:56:11:22:33" {
-		t.Fatalf("line %q", line)
-	}
-	if g, err := ParseFormLine("web01", line, 2); err != nil || g != f {
-		t.Fatalf("parsed %+v %v, want %+v", g, err, f)
-	}
-	for bad, want := range map[string]string{"cpus=x": "cpus", "mem=100": "--memory-mb", "fw=uefi": "--firmware", "speed=1": "unknown key", "poweron=maybe": "poweron"} {
-		if _, err := ParseFormLine("w", bad, 2); err == nil || !strings.Contains(err.Error(), want) {
-			t.Errorf("%s: %v", bad, err)
-		}
 	}
 	// A bad form is refused before vSphere, naming the field.
 	f.Name, f.MemoryMB = "web02", 100
@@ -214,10 +202,11 @@ func TestChecksKeepEveryField(t *testing.T) {
 	}
 }
 
-// The hardware line is prefilled from the recovered disks' partition
-// tables: a Windows UEFI source gets efi, a Windows guest id and LSI
-// Logic SAS; disks that say nothing get the plain defaults.
-func TestHardwareFromSourceDisks(t *testing.T) {
+// The form is prefilled from the recovered disks' partition tables: a
+// Windows UEFI source gets efi, a Windows guest id and LSI Logic SAS,
+// each with where it came from; disks that say nothing get the plain
+// defaults.
+func TestSourceForm(t *testing.T) {
 	root := t.TempDir()
 	os.MkdirAll(filepath.Join(root, "dev"), 0o755)
 	for _, d := range []string{"sdb", "sdc"} {
@@ -227,23 +216,26 @@ func TestHardwareFromSourceDisks(t *testing.T) {
 	}
 	c := &Console{devRoot: root}
 	disks := []string{"/dev/sdb", "/dev/sdc"}
-	if got, want := c.Hardware(disks), FormLine(DefaultForm("", 2)); got != want {
-		t.Fatalf("disks without a partition table: %q, want %q", got, want)
+	if f, notes := c.SourceForm("web01", disks); !reflect.DeepEqual(f, DefaultForm("web01", 2)) || len(notes) != 0 {
+		t.Fatalf("disks without a partition table: %+v %q", f, notes)
 	}
 	if err := vspheresim.WriteGPT(filepath.Join(root, "dev", "sdb"), vspheresim.GPTESP, vspheresim.GPTMSR, vspheresim.GPTBasicData); err != nil {
 		t.Fatal(err)
 	}
-	line := c.Hardware(disks)
-	if line != "cpus=2 mem=2048 guest=windows9Server64Guest fw=efi scsi=lsilogic-sas poweron=yes nic=" {
-		t.Fatalf("a Windows UEFI source: %q", line)
+	f, notes := c.SourceForm("web01", disks)
+	want := DefaultForm("web01", 2)
+	want.Firmware, want.GuestID, want.Controller = "efi", "windows9Server64Guest", "lsilogic-sas"
+	if !reflect.DeepEqual(f, want) || len(notes) != 3 || !strings.Contains(notes[0], "firmware efi: /dev/sdb has an EFI system partition (GPT)") {
+		t.Fatalf("a Windows UEFI source: %+v %q", f, notes)
 	}
-	if f, err := ParseFormLine("w", line, 2); err != nil || f.Firmware != "efi" || f.Controller != "lsilogic-sas" {
-		t.Fatalf("the prefilled line does not parse back: %+v %v", f, err)
+	if err := f.Check(2, ""); err != nil {
+		t.Fatalf("the prefilled form does not check: %v", err)
 	}
 	if err := vspheresim.WriteMBR(filepath.Join(root, "dev", "sdb"), true, 0x83, 0x82); err != nil {
 		t.Fatal(err)
 	}
-	if line := c.Hardware(disks); line != "cpus=2 mem=2048 guest=otherLinux64Guest fw=bios scsi=lsilogic poweron=yes nic=" {
-		t.Fatalf("a Linux BIOS source: %q", line)
+	f, _ = c.SourceForm("web01", disks)
+	if f.Firmware != "bios" || f.GuestID != "otherLinux64Guest" || f.Controller != "lsilogic" {
+		t.Fatalf("a Linux BIOS source: %+v", f)
 	}
 }

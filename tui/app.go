@@ -61,6 +61,7 @@ const (
 	screenRecover
 	screenProtect
 	screenUnprotect
+	screenFailback
 )
 
 // Model is the console's root model: it keeps what the collector said
@@ -98,6 +99,7 @@ type Model struct {
 	wiz    wizard // the recovery wizard's page
 	prot   protectPage
 	unprot unprotPage // the unprotect dialog
+	fb     fbPage     // the failback VM and the unfinished failback runs
 }
 
 type history struct{ rpo, bps []float64 }
@@ -175,7 +177,7 @@ func Run(ctx context.Context, o Options) error {
 
 // Init starts the collector and the minute clock.
 func (m *Model) Init() tea.Cmd {
-	cmds := []tea.Cmd{minuteTick()}
+	cmds := []tea.Cmd{minuteTick(), m.fbScan()}
 	if m.o.Collector != nil {
 		c, ch, ctx := m.o.Collector, m.ch, m.ctx
 		cmds = append(cmds, func() tea.Msg {
@@ -221,16 +223,19 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	case StatusMsg, EventMsg, AgentErrorMsg, TagsMsg, jobMsg, jobEventMsg, jobTickMsg:
 		return m, m.apply(msg)
 	case clockMsg:
-		return m, minuteTick()
+		// Plan files left by a run killed elsewhere show within a minute.
+		return m, tea.Batch(minuteTick(), m.fbScan())
 	case actionMsg:
 		return m, m.onAction(msg)
 	case protDiscoverMsg, protSuggestMsg, protCheckMsg, protPlanMsg, protApplyMsg:
 		return m, m.protUpdate(msg)
 	case unprotPlanMsg, unprotApplyMsg:
 		return m, m.unprot.update(m, msg)
-	case resolvedMsg, recoverStartedMsg, viewOpenedMsg, vsPlanMsg, vsProgressMsg, vsDoneMsg:
+	case resolvedMsg, recoverStartedMsg, viewOpenedMsg:
 		// The wizard's, whichever page is shown.
 		return m, m.wiz.update(m, msg)
+	case fbPlanMsg, fbProgressMsg, fbDoneMsg, fbPendingMsg:
+		return m, m.fb.update(m, msg)
 	case tea.PasteMsg:
 		// The terminal's paste, which works over SSH; Ctrl+V would read
 		// the server's clipboard.
@@ -470,6 +475,11 @@ func (m *Model) inputKey(ti *textinput.Model, msg tea.KeyPressMsg) tea.Cmd {
 			return cmd
 		}
 	}
+	if m.screen == screenFailback {
+		if cmd, ok := m.fbFieldKey(msg); ok {
+			return cmd
+		}
+	}
 	switch msg.String() {
 	case "enter":
 		return m.inputDone(ti, true)
@@ -502,6 +512,8 @@ func (m *Model) inputDone(ti *textinput.Model, ok bool) tea.Cmd {
 		return m.tagPromptDone(ok)
 	case screenRecover:
 		return m.wizInputDone(ok)
+	case screenFailback:
+		return m.fbConfirmDone(ok)
 	}
 	return nil
 }
@@ -514,6 +526,7 @@ func (m *Model) resize() {
 	m.dash.tag.SetWidth(w)
 	m.wiz.setWidth(w)
 	m.prot.setWidth(max(m.w-30, 10))
+	m.fb.setWidth(m.w)
 }
 
 // View implements tea.Model.
@@ -614,6 +627,11 @@ func (m *Model) titleView() string {
 		title = "Protect › " + protStepNames[m.prot.step]
 	case screenUnprotect:
 		title = "Dashboard › Unprotect " + m.unprot.name
+	case screenFailback:
+		title = "Failback VM"
+		if m.fb.step == fbList || m.fb.step == fbUndoAsk || m.fb.what != "create" && m.fb.step >= fbRun {
+			title = "Dashboard › Failback runs"
+		}
 	}
 	if m.help {
 		title += " › Help"
@@ -698,6 +716,12 @@ func (m *Model) keysView() string {
 		}
 		if m.screen == screenUnprotect {
 			return fit(" enter unprotect and purge · esc keep the retention · ↑↓ scroll · ctrl+u clear", m.w)
+		}
+		if m.screen == screenFailback && ti != &m.fb.confirm {
+			return fit(" tab/↓ next · shift+tab/↑ back · enter next, on the last: plan · esc back", m.w)
+		}
+		if m.screen == screenFailback {
+			return fit(" enter confirm · esc back · ctrl+u clear · paste works (terminal paste)", m.w)
 		}
 		return fit(" enter done · esc cancel · ctrl+u clear · paste works (terminal paste)", m.w)
 	}

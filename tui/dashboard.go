@@ -373,6 +373,16 @@ func (p *dashboardPage) keys(m *Model) []action.Binding {
 			},
 			Run: m.openProtect},
 		{Keys: []string{"u"}, Help: "unprotect", Dangerous: true, Disabled: m.unprotDisabled, Run: m.unprotectHere},
+		// The footer names it while a run is unfinished (the notice
+		// line says so too); the help always lists it.
+		{Keys: []string{"f"}, Help: "failback runs", NoFooter: len(m.fb.pending) == 0,
+			Disabled: func() string {
+				if m.o.VSphere == nil {
+					return "vSphere is not configured for this console: mtconsole vsphere failback list|resume|undo"
+				}
+				return ""
+			},
+			Run: m.openFailbackList},
 		g.Logs,
 		{Keys: []string{"/"}, Help: "filter", Run: func() tea.Cmd { return p.filter.Focus() }},
 		{Keys: []string{"s"}, Help: "sort", Run: func() tea.Cmd {
@@ -492,6 +502,9 @@ func (m *Model) dashView(w, h int) string {
 	if m.agentErr != nil && m.have {
 		out = append(out, m.st.Err.Render(cut(fmt.Sprintf(" ✗ agent unreachable: showing the last data, from %s UTC (%s old)",
 			clockText(m.statusAt, m.o.Now()), durText(m.o.Now().Sub(m.statusAt))), w)))
+	}
+	if n := m.fbNotice(w); n != "" {
+		out = append(out, n)
 	}
 	if !m.have {
 		msg := " Waiting for the agent…"

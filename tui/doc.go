@@ -17,12 +17,23 @@
 //     SSH session does not cut it in half, and a console that reopens
 //     shows the job still running.
 //   - After a rollback the wizard offers the failback VM (v) through the
-//     Options.VSphere hook, which mtconsole implements with the functions
-//     of mtconsole vsphere create-vm: the VM's name and its hardware line
-//     (prefilled by the hook for the disks: cpus, mem, guest, fw, scsi,
-//     poweron, nic; editable), a dry run with its readiness checks, a
-//     typed confirmation, the steps as they run, the report. Without the
-//     hook the result says how to configure vSphere.
+//     Options.VSphere hook, which mtconsole implements with failback's
+//     Console, the functions of mtconsole vsphere create-vm: a form of
+//     create-vm's fields (failback.Form, prefilled by
+//     failback.DefaultForm from the machine's name and its disks, shown
+//     with their sizes), each checked as it is left by create-vm's own
+//     rules (failback.Form.Check) with the field named and what it takes,
+//     scrolled to fit 80x24; enter on the last field makes the dry run
+//     with its readiness checks, then a typed confirmation (the VM's
+//     name), the steps as they run, the report. The hook gets the form as
+//     a failback.Form, never as text. Without the hook the result says
+//     how to configure vSphere.
+//   - Runs that a kill left unfinished (the hook's Unfinished: plan files
+//     neither done nor undone, read at start and every minute) show as a
+//     line on the dashboard and on the failback form; f lists them, r resumes one, u undoes one
+//     after its VM's name is typed, with the steps and report as
+//     mtconsole vsphere failback resume|undo print them. While a run goes
+//     on, q waits for its report.
 //   - Data arrives as messages from a Collector (Live polls the agent
 //     every second and follows its event stream; Replay plays a recorded
 //     file), never by polling in View. When the agent stops answering the
@@ -39,7 +50,8 @@
 //     reason in the footer.
 //   - Read-only mode (--readonly, or not root) refuses the keys that change
 //     something (recover, tag, tag all, pause/resume, the wizard's start
-//     and confirmation, the failback VM): the footer leaves them out, the
+//     and confirmation, the failback VM, resume and undo of a failback
+//     run): the footer leaves them out, the
 //     help lists them as disabled with the reason, pressing one says why
 //     in the footer, and the title says read-only.
 //

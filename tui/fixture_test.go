@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"slices"
 	"sync"
 	"testing"
@@ -155,6 +156,9 @@ type fakeActions struct {
 	// is a group of its own): Resolve and Recover take one for its pairs.
 	groups map[string][]string
 	views  []api.ViewRequest
+	dir    string           // where bind lets f build stores
+	built  []*journal.Store // the stores f built, closed at the test's end
+	done   bool             // the test is over: build no more
 }
 
 // groupPairs is what the agent does with a request's group: its pairs,
@@ -176,34 +180,69 @@ func (f *fakeActions) groupPairs(group string, pairs []string) ([]string, error)
 }
 
 // buildStore is a pair's retention store holding tags, applied up to
-// applied at time at.
+// applied at time at; the test closes it at its end.
 func buildStore(tb testing.TB, pair string, tags []journal.Tag, applied uint64, at time.Time) *journal.Store {
 	tb.Helper()
-	st, err := journal.OpenStore(journal.StoreOptions{FS: vfs.NewMem(), Dir: "/r/" + pair, Pair: pair, CatalogueDir: tb.TempDir()})
+	st, err := makeStore(tb.TempDir(), pair, tags, applied, at)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { st.Close() })
+	return st
+}
+
+// makeStore is buildStore's work, its catalogue in dir.
+func makeStore(dir, pair string, tags []journal.Tag, applied uint64, at time.Time) (*journal.Store, error) {
+	st, err := journal.OpenStore(journal.StoreOptions{FS: vfs.NewMem(), Dir: "/r/" + pair, Pair: pair, CatalogueDir: dir})
+	if err != nil {
+		return nil, err
+	}
 	tags = slices.Clone(tags)
 	slices.SortStableFunc(tags, func(a, b journal.Tag) int { return cmp.Compare(a.Seq, b.Seq) })
 	// A write just before each tag and before the applied position:
 	// points to recover to between them.
-	commit := func(seq uint64, at time.Time, tags ...journal.Tag) {
+	commit := func(seq uint64, at time.Time, tags ...journal.Tag) error {
 		if err := st.Append([]journal.Record{{Type: journal.TypeUndo, Seq: seq - 1, Time: at, Data: make([]byte, 512)}}); err != nil {
-			tb.Fatal(err)
+			return err
 		}
 		if err := st.Sync(); err != nil {
-			tb.Fatal(err)
+			return err
 		}
-		if err := st.Commit(journal.Commit{Applied: seq, AppliedTime: at, Accuracy: journal.Exact, FirstTime: at, Tags: tags}); err != nil {
-			tb.Fatal(err)
-		}
+		return st.Commit(journal.Commit{Applied: seq, AppliedTime: at, Accuracy: journal.Exact, FirstTime: at, Tags: tags})
 	}
 	for _, t := range tags {
-		commit(t.Seq, t.Time, t)
+		if err := commit(t.Seq, t.Time, t); err != nil {
+			st.Close()
+			return nil, err
+		}
 	}
-	commit(applied, at)
-	return st
+	if err := commit(applied, at); err != nil {
+		st.Close()
+		return nil, err
+	}
+	return st, nil
+}
+
+// bind gives f the test it serves: the stores f builds when first asked
+// (from a command of the program under test, which may still run when the
+// test ends) are closed and removed at the test's end under f.mu, after
+// which f builds no more.
+func (f *fakeActions) bind(tb testing.TB) {
+	f.tb = tb
+	dir, err := os.MkdirTemp("", "tui-fake-stores-")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	f.dir = dir
+	tb.Cleanup(func() {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		f.done = true
+		for _, st := range f.built {
+			st.Close()
+		}
+		os.RemoveAll(dir)
+	})
 }
 
 // storesFor are the stores of pairs (every pair of the fixture for none).
@@ -220,11 +259,21 @@ func (f *fakeActions) storesFor(pairs []string) (map[string]*journal.Store, erro
 	for _, id := range pairs {
 		st := f.stores[id]
 		if st == nil {
-			if f.tb == nil {
-				return nil, errors.New("fakeActions: no stores and no testing.TB to build them")
+			if f.done {
+				return nil, errors.New("fakeActions: the test is over")
 			}
-			st = buildStore(f.tb, id, fxTags(id), 1000, fxNow.Add(-time.Second))
+			if f.dir == "" {
+				return nil, errors.New("fakeActions: no stores and no test to build them for (bind)")
+			}
+			d, err := os.MkdirTemp(f.dir, id+"-")
+			if err != nil {
+				return nil, err
+			}
+			if st, err = makeStore(d, id, fxTags(id), 1000, fxNow.Add(-time.Second)); err != nil {
+				return nil, err
+			}
 			f.stores[id] = st
+			f.built = append(f.built, st)
 		}
 		out[id] = st
 	}
@@ -387,7 +436,7 @@ func newFx(t testing.TB, w, h int, o Options) *Model {
 	o.Now = fxClock
 	o.NoColor = true
 	if fa, ok := o.Actions.(*fakeActions); ok && fa.tb == nil {
-		fa.tb = t
+		fa.bind(t)
 	}
 	if o.Host == "" {
 		o.Host = "mt-lab-01"
@@ -419,6 +468,10 @@ func keyMsg(k string) tea.KeyPressMsg {
 		return tea.KeyPressMsg{Code: tea.KeyF5}
 	case "tab":
 		return tea.KeyPressMsg{Code: tea.KeyTab}
+	case "left":
+		return tea.KeyPressMsg{Code: tea.KeyLeft}
+	case "right":
+		return tea.KeyPressMsg{Code: tea.KeyRight}
 	case "shift+tab":
 		return tea.KeyPressMsg{Code: tea.KeyTab, Mod: tea.ModShift}
 	case "ctrl+u":

@@ -23,7 +23,7 @@ func startFlow(t *testing.T, fa *fakeActions, o Options) *teatest.TestModel {
 	t.Helper()
 	o.Collector, o.Now, o.NoColor = fxReplay(t), fxClock, true
 	if fa != nil {
-		fa.tb = t
+		fa.bind(t)
 		o.Actions = fa
 	}
 	tm := teatest.NewTestModel(t, New(t.Context(), o), teatest.WithInitialTermSize(100, 30),

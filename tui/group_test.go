@@ -34,8 +34,9 @@ func fxGroupStatus() api.Status {
 // disks were tagged together (shared tag ids), except that p3 lacks the
 // newest tag: the point common to all is before-patch, not crash-1004.
 func groupActions(t testing.TB) *fakeActions {
-	fa := &fakeActions{tb: t, groups: map[string][]string{"web01": {"p1", "p2", "p3"}, "p4": {"p4"}, "p5": {"p5"}},
+	fa := &fakeActions{groups: map[string][]string{"web01": {"p1", "p2", "p3"}, "p4": {"p4"}, "p5": {"p5"}},
 		stores: map[string]*journal.Store{}}
+	fa.bind(t)
 	for _, id := range []string{"p1", "p2", "p3"} {
 		tags := fxTags("web01")
 		if id == "p3" {

@@ -45,6 +45,8 @@ func (m *Model) page() page {
 		return &m.prot
 	case screenUnprotect:
 		return &m.unprot
+	case screenFailback:
+		return &m.fb
 	}
 	return &m.dash
 }
@@ -60,9 +62,9 @@ func (m *Model) globalKeys() globalKeys {
 			Run: func() tea.Cmd { m.help = true; return nil }},
 		Quit: action.Binding{Keys: []string{"q", "f10", "ctrl+c"}, Label: "q/F10", Help: "quit", Pin: true,
 			Disabled: func() string {
-				if m.wiz.step == stepVSRun {
-					// Quitting would cut the creation between two of its steps.
-					return "the failback VM is being created: q waits for its report (ctrl+c cuts it)"
+				if m.fb.running() {
+					// Quitting would cut the run between two of its steps.
+					return "a failback run is under way: q waits for its report (ctrl+c cuts it)"
 				}
 				return ""
 			},

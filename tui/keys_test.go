@@ -55,20 +55,30 @@ func rootScreens() []rootScreen {
 			m.Update(press(m, "enter")())
 		}, nil},
 		{"wizard result", rolledBack, []string{"failback VM"}},
-		{"wizard failback VM plan failed", func(m *Model) {
+		{"failback VM form", func(m *Model) { rolledBack(m); press(m, "v") }, nil},
+		{"failback VM form choice", func(m *Model) {
 			rolledBack(m)
 			press(m, "v")
-			press(m, "enter")
-			m.Update(press(m, "enter")())
+			for m.fb.fields[m.fb.cur].Choices == nil {
+				press(m, "tab")
+			}
 		}, nil},
-		{"wizard failback VM creating", func(m *Model) {
+		{"failback VM plan failed", planned, nil},
+		{"failback VM creating", func(m *Model) {
 			rolledBack(m)
-			m.wiz.step = stepVSRun // as vsCreate leaves it until the report
+			press(m, "v")
+			m.fb.step, m.fb.what = fbRun, "create" // as fbStart leaves it until the report
 		}, nil},
-		{"wizard failback VM done", func(m *Model) {
+		{"failback VM done", func(m *Model) {
 			rolledBack(m)
-			m.wiz.step = stepVSDone
+			press(m, "v")
+			m.fb.step, m.fb.what = fbDone, "create"
 		}, nil},
+		{"failback runs", func(m *Model) {
+			m.o.VSphere.(*fakeVSphere).pending = vsPending
+			listed(m)
+			pump(m, press(m, "f"))
+		}, []string{"resume", "undo"}},
 	}
 }
 
@@ -240,13 +250,15 @@ func TestKeysWithNothingToDoSayWhy(t *testing.T) {
 		{screen: "wizard mode on rollback", key: "tab", help: "edit", why: "only Export has a field, its path: move to it"},
 		{screen: "wizard run", key: "enter", help: "next",
 			why: "the job is still running: its result shows here when it ends (esc: back to the dashboard, the job goes on)"},
-		{screen: "wizard failback VM plan failed", key: "enter", help: "next",
-			why: "a check failed: fix what is marked ✗, then esc and v again", unlisted: []string{"move"}},
-		{screen: "wizard failback VM creating", key: "enter", help: "next",
-			why: "the failback VM is being created: wait for its report", unlisted: []string{"move"}},
-		{screen: "wizard failback VM creating", key: "esc", help: "back",
-			why: "the failback VM is being created: wait for its report"},
-		{screen: "wizard failback VM done", unlisted: []string{"move"}},
+		{screen: "failback VM plan failed", key: "enter", help: "create",
+			why: "a check failed: fix what is marked ✗, then esc and plan again", unlisted: []string{"move"}},
+		{screen: "failback VM creating", key: "enter", help: "next",
+			why: "the failback run is under way: wait for its report", unlisted: []string{"move"}},
+		{screen: "failback VM creating", key: "esc", help: "back",
+			why: "the failback run is under way: wait for its report"},
+		{screen: "failback VM creating", key: "q", help: "quit",
+			why: "a failback run is under way: q waits for its report (ctrl+c cuts it)"},
+		{screen: "failback VM done", unlisted: []string{"move"}},
 	} {
 		t.Run(tc.screen+"/"+tc.key, func(t *testing.T) {
 			m, _ := newRootFx(t, 120, 40)

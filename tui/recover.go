@@ -32,9 +32,6 @@ const (
 	stepConfirm
 	stepRun
 	stepResult
-	stepVSPlan // the failback VM: its name, then the plan and the confirmation
-	stepVSRun
-	stepVSDone
 )
 
 // The point choices, in the order shown; the first is the recommended
@@ -99,11 +96,6 @@ type wizard struct {
 	startErr   string
 	// opened is the view the wizard opened (mode View), shown on the result.
 	opened *api.View
-	// The failback VM, offered on a rollback's result.
-	vs        vsState
-	vsName    textinput.Model
-	vsHW      textinput.Model
-	vsConfirm textinput.Model
 }
 
 // wizItem is a line of step 1: a machine of several pairs, or a pair
@@ -128,13 +120,10 @@ func (w *wizard) setWidth(n int) {
 	w.timeIn.SetWidth(n)
 	w.destIn.SetWidth(n)
 	w.confirm.SetWidth(n)
-	w.vsName.SetWidth(n)
-	w.vsHW.SetWidth(n)
-	w.vsConfirm.SetWidth(n)
 }
 
 func (w *wizard) focused() *textinput.Model {
-	for _, ti := range []*textinput.Model{&w.timeIn, &w.destIn, &w.confirm, &w.vsName, &w.vsHW, &w.vsConfirm} {
+	for _, ti := range []*textinput.Model{&w.timeIn, &w.destIn, &w.confirm} {
 		if ti.Focused() {
 			return ti
 		}
@@ -146,8 +135,9 @@ func (w *wizard) focused() *textinput.Model {
 // chooses on step 1), or shows the job that is running.
 func (m *Model) openWizard(pairs []string) tea.Cmd {
 	m.screen = screenRecover
-	if m.wiz.step == stepVSRun {
-		// The failback VM being created: its progress, not a new wizard.
+	if m.fb.running() {
+		// A failback run under way: its progress, not a new wizard.
+		m.screen = screenFailback
 		return nil
 	}
 	for id, j := range m.jobs {
@@ -198,8 +188,7 @@ func (m *Model) openWizard(pairs []string) tea.Cmd {
 		items = append(items, wizItem{pair: n})
 	}
 	m.wiz = wizard{pairs: all, chosen: map[string]bool{}, groups: groups, items: items,
-		timeIn: newInput("Time: "), destIn: newInput("Export to: "), confirm: newInput("Confirm: "),
-		vsName: newInput("VM name: "), vsHW: newInput("Hardware: "), vsConfirm: newInput("Confirm: ")}
+		timeIn: newInput("Time: "), destIn: newInput("Export to: "), confirm: newInput("Confirm: ")}
 	m.wiz.setWidth(max(m.w-20, 10))
 	m.wiz.timeIn.Placeholder = m.o.Now().UTC().Truncate(time.Minute).Format(time.RFC3339)
 	var cmds []tea.Cmd
@@ -327,13 +316,6 @@ func (m *Model) wizBack() tea.Cmd {
 		return m.editField()
 	case stepConfirm:
 		w.step = stepCheck
-	case stepVSPlan:
-		w.step = stepResult
-	case stepVSRun:
-		m.setNote(true, "the failback VM is being created: wait for its report")
-	case stepVSDone:
-		m.screen = screenDashboard
-		m.wiz = wizard{}
 	}
 	return nil
 }
@@ -399,7 +381,7 @@ func (m *Model) wizNext() tea.Cmd {
 			return m.startRecovery()
 		}
 		return w.confirm.Focus()
-	case stepResult, stepVSDone:
+	case stepResult:
 		return m.wizBack()
 	}
 	return nil
@@ -496,9 +478,6 @@ func (m *Model) wizInputDone(ok bool) tea.Cmd {
 	ti := w.focused()
 	if ti == nil {
 		return nil
-	}
-	if ti == &w.vsName || ti == &w.vsHW || ti == &w.vsConfirm {
-		return m.vsInputDone(ti, ok)
 	}
 	if !ok {
 		m.leaveField(ti)
@@ -1108,8 +1087,6 @@ func (m *Model) wizView(w, h int) string {
 		if wz.step == stepResult {
 			out = append(out, m.vsOfferLines(w)...)
 		}
-	case stepVSPlan, stepVSRun, stepVSDone:
-		out = append(out, m.vsView(w, h)...)
 	}
 	if wz.fieldErr != "" {
 		out = append(out, "")

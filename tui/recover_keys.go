@@ -16,7 +16,7 @@ var _ page = (*wizard)(nil)
 // keys are the bindings of the step shown. Starting the recovery (enter on
 // the confirmation) and the failback VM (v on a rollback's result) are
 // Dangerous; a rollback's typed confirmation and the VM's are refused in
-// read-only mode where they are typed (wizInputDone, vsInputDone).
+// read-only mode where they are typed (wizInputDone, fbConfirmDone).
 func (w *wizard) keys(m *Model) []action.Binding {
 	g := m.globalKeys()
 	move := moveKey("move", func(d int) tea.Cmd {
@@ -81,22 +81,6 @@ func (w *wizard) keys(m *Model) []action.Binding {
 		next.Disabled = func() string {
 			return "the job is still running: its result shows here when it ends (esc: back to the dashboard, the job goes on)"
 		}
-	case stepVSPlan:
-		// Not focused: the plan is being made, or failed, or a check
-		// failed (with the checks passed, the confirmation has the keyboard).
-		next.Disabled = func() string {
-			switch {
-			case w.vs.planning:
-				return "the plan (a dry run) is being made"
-			case w.vs.err != "":
-				return "the plan failed: esc goes back, then v plans again"
-			case vsFailed(w.vs.checks):
-				return "a check failed: fix what is marked ✗, then esc and v again"
-			}
-			return ""
-		}
-	case stepVSRun:
-		next.Disabled = vsRunning
 	}
 	back := escKey("back", m.wizBack)
 	// Into the field under the cursor (the time, the export path); ↑,
@@ -123,18 +107,9 @@ func (w *wizard) keys(m *Model) []action.Binding {
 		own = []action.Binding{next, back, w.vsKey(m)}
 	case stepTag:
 		own = []action.Binding{move, next, back}
-	case stepVSRun:
-		back.Disabled = vsRunning
-		own = []action.Binding{next, back}
-	default: // the failback VM's plan and report: no list to move in
-		own = []action.Binding{next, back}
 	}
 	return append(own, g.Logs, g.Dashboard)
 }
-
-// vsRunning is why the wizard cannot go on or back while the failback VM
-// is being created.
-func vsRunning() string { return "the failback VM is being created: wait for its report" }
 
 // vsKey is the failback VM on a rollback's result: the result's own text
 // offers it, so it is left out of the footer.
@@ -152,7 +127,7 @@ func (w *wizard) vsKey(m *Model) action.Binding {
 			}
 			return ""
 		},
-		Run: m.vsStart}
+		Run: m.openFailbackForm}
 }
 
 // update takes the wizard's messages, whichever page is shown: the
@@ -167,12 +142,6 @@ func (w *wizard) update(m *Model, msg tea.Msg) tea.Cmd {
 		return m.onRecoverStarted(msg)
 	case viewOpenedMsg:
 		return m.onViewOpened(msg)
-	case vsPlanMsg:
-		return m.onVSPlan(msg)
-	case vsProgressMsg:
-		return m.onVSProgress(msg)
-	case vsDoneMsg:
-		return m.onVSDone(msg)
 	}
 	return nil
 }

@@ -147,7 +147,13 @@ func TestTextFieldsOwnPrintableKeys(t *testing.T) {
 			func(m *Model) string { return m.wiz.timeIn.Value() }},
 		{"wizard path", func(m *Model) { wizardTo(m, stepMode, ""); press(m, "tab") }, func(m *Model) string { return m.wiz.destIn.Value() }},
 		{"wizard confirmation", func(m *Model) { wizardTo(m, stepConfirm, "") }, func(m *Model) string { return m.wiz.confirm.Value() }},
-		{"failback VM name", func(m *Model) { rolledBack(m); press(m, "v") }, func(m *Model) string { return m.wiz.vsName.Value() }},
+		{"failback VM name", func(m *Model) { rolledBack(m); press(m, "v") }, func(m *Model) string { return m.fb.inputs["name"].Value() }},
+		{"failback VM undo confirmation", func(m *Model) {
+			m.o.VSphere.(*fakeVSphere).pending = vsPending
+			listed(m)
+			pump(m, press(m, "f"))
+			press(m, "u")
+		}, func(m *Model) string { return m.fb.confirm.Value() }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m := newFx(t, 80, 24, Options{Actions: &fakeActions{}, VSphere: &fakeVSphere{}})

@@ -40,6 +40,11 @@ vSphere (v), as mtconsole vsphere create-vm does, when the console has a
 vSphere connection: /etc/mtconsole/vsphere.conf (--vsphere-conf), mode
 0600, TOML with url, user, password_file, thumbprint (or trust_store),
 e.g. url = "vc.example", or the --vsphere-* flags, which override the file.
+Its form holds create-vm's fields (CPUs, cores per socket, memory, guest
+id, firmware and secure boot, hardware version, SCSI controller, NICs,
+resource pool, folder, host, power on, onto an existing VM), prefilled
+from the source. When a failback run was killed, the dashboard says so
+and f resumes or undoes it, as 'mtconsole vsphere failback resume|undo'.
 
 Exit codes: 0 ok, 1 failed, 2 usage (bad flags, or stdout is not a terminal).`,
 		Args: usageArgs(cobra.NoArgs),
@@ -102,7 +107,9 @@ func addVSphereConfFlags(cmd *cobra.Command, c *failback.Settings) {
 	fl.StringVar(&c.User, "vsphere-user", "", "vSphere user (overrides the file's user)")
 	fl.StringVar(&c.PasswordFile, "vsphere-password-file", "", "file whose first line is the vSphere password (overrides password_file)")
 	fl.StringVar(&c.Thumbprint, "vsphere-thumbprint", "", "the vSphere certificate's SHA-256 thumbprint (overrides thumbprint)")
-	fl.StringVar(&c.PlanDir, "vsphere-plan-dir", vsphere.DefaultPlanDir, "where failback VM runs keep their plan files")
+	fl.StringVar(&c.PlanDir, "vsphere-plan-dir", vsphere.DefaultPlanDir, "where failback VM runs keep their plan files (the console offers to resume or undo the unfinished ones)")
+	fl.StringVar(&c.UUIDFile, "vsphere-uuid-file", vsphere.DefaultUUIDFile, "this VM's BIOS UUID, which finds the master target in vSphere")
+	fl.StringVar(&c.DevRoot, "vsphere-dev-root", "/", "the root under which dev/disk/by-id, sys and proc map the disks (tests)")
 }
 
 // The console's failback-VM hook.
