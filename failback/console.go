@@ -311,3 +311,25 @@ func Checks(cs []vsphere.Check) []setup.Check {
 	}
 	return out
 }
+
+// SourceForm is DefaultForm for these disks with what their partition
+// tables say of the source (vsphere.ProbeBoot): an EFI system partition
+// makes the firmware efi, Windows partitions a Windows guest id on LSI
+// Logic SAS. The notes say which field came from where (none when the
+// disks tell nothing): the form's defaults, as create-vm --dry-run lists
+// them.
+func (c *Console) SourceForm(name string, disks []string) (Form, []string) {
+	f := DefaultForm(name, len(disks))
+	sp := vsphere.FailbackSpec{Disks: disks}
+	sp.SourceDefaults(vsphere.ProbeBoot(c.devRoot, disks), nil)
+	if sp.Firmware != "" {
+		f.Firmware = sp.Firmware
+	}
+	if sp.GuestID != "" {
+		f.GuestID = sp.GuestID
+	}
+	if len(sp.Controllers) > 0 {
+		f.Controller = sp.Controllers[0]
+	}
+	return f, sp.Defaults
+}

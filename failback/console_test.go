@@ -201,3 +201,41 @@ func TestChecksKeepEveryField(t *testing.T) {
 		t.Error("status words differ")
 	}
 }
+
+// The form is prefilled from the recovered disks' partition tables: a
+// Windows UEFI source gets efi, a Windows guest id and LSI Logic SAS,
+// each with where it came from; disks that say nothing get the plain
+// defaults.
+func TestSourceForm(t *testing.T) {
+	root := t.TempDir()
+	os.MkdirAll(filepath.Join(root, "dev"), 0o755)
+	for _, d := range []string{"sdb", "sdc"} {
+		if err := os.WriteFile(filepath.Join(root, "dev", d), make([]byte, 64<<10), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := &Console{devRoot: root}
+	disks := []string{"/dev/sdb", "/dev/sdc"}
+	if f, notes := c.SourceForm("web01", disks); !reflect.DeepEqual(f, DefaultForm("web01", 2)) || len(notes) != 0 {
+		t.Fatalf("disks without a partition table: %+v %q", f, notes)
+	}
+	if err := vspheresim.WriteGPT(filepath.Join(root, "dev", "sdb"), vspheresim.GPTESP, vspheresim.GPTMSR, vspheresim.GPTBasicData); err != nil {
+		t.Fatal(err)
+	}
+	f, notes := c.SourceForm("web01", disks)
+	want := DefaultForm("web01", 2)
+	want.Firmware, want.GuestID, want.Controller = "efi", "windows9Server64Guest", "lsilogic-sas"
+	if !reflect.DeepEqual(f, want) || len(notes) != 3 || !strings.Contains(notes[0], "firmware efi: /dev/sdb has an EFI system partition (GPT)") {
+		t.Fatalf("a Windows UEFI source: %+v %q", f, notes)
+	}
+	if err := f.Check(2, ""); err != nil {
+		t.Fatalf("the prefilled form does not check: %v", err)
+	}
+	if err := vspheresim.WriteMBR(filepath.Join(root, "dev", "sdb"), true, 0x83, 0x82); err != nil {
+		t.Fatal(err)
+	}
+	f, _ = c.SourceForm("web01", disks)
+	if f.Firmware != "bios" || f.GuestID != "otherLinux64Guest" || f.Controller != "lsilogic" {
+		t.Fatalf("a Linux BIOS source: %+v", f)
+	}
+}

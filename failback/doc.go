@@ -1,7 +1,9 @@
 // Package failback plans and creates the failback VM for the console and
 // the CLI, from disks/vsphere: the VM made from the disks recovered onto
 // this master target, from a Form (DefaultForm prefills it from the
-// source's name and disk count; the console edits it field by field).
+// source's name and disk count, Console.SourceForm also from the disks'
+// partition tables: firmware, guest id, controller; the console edits it
+// field by field).
 //
 // What it promises:
 //

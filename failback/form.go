@@ -42,7 +42,8 @@ type Form struct {
 // PVSCSI past one controller, where LSI Logic's queue depth would hold
 // many disks back). The process server reports neither the source's
 // firmware nor its guest family, so those start at bios and
-// otherLinux64Guest.
+// otherLinux64Guest (Console.SourceForm reads them from the recovered
+// disks' partition tables).
 func DefaultForm(name string, disks int) Form {
 	f := Form{Name: name, CPUs: 2, MemoryMB: 2048, GuestID: "otherLinux64Guest", Firmware: "bios", Controller: "lsilogic"}
 	if disks > vsphere.SlotsPerController {

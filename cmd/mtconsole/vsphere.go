@@ -8,7 +8,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
+	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -472,9 +475,9 @@ func parseNIC(s string) (vsphere.NIC, error) {
 
 // machines are the failback VMs to make: from --spec FILE (several), or
 // from the flags (one).
-func (cf *createVMFlags) machines(cmd *cobra.Command) ([]vsphere.FailbackSpec, error) {
+func (cf *createVMFlags) machines(cmd *cobra.Command, devRoot string) ([]vsphere.FailbackSpec, error) {
 	if cf.specFile != "" {
-		for _, fl := range []string{"name", "source-hostname", "disk", "nic", "controller", "onto-vm"} {
+		for _, fl := range []string{"name", "source-hostname", "disk", "nic", "controller", "onto-vm", "group"} {
 			if cmd.Flags().Changed(fl) {
 				return nil, usageError{fmt.Errorf("--spec %s gives the machines: --%s does not go with it", cf.specFile, fl)}
 			}
@@ -503,6 +506,9 @@ func (cf *createVMFlags) machines(cmd *cobra.Command) ([]vsphere.FailbackSpec, e
 			if m.MemoryMB == 0 {
 				m.MemoryMB = cf.spec.MemoryMB
 			}
+			if err := cf.fromSource(cmd, devRoot, m, map[string]bool{"firmware": m.Firmware != "", "guest-id": m.GuestID != "", "controller": len(m.Controllers) > 0}); err != nil {
+				return nil, usageError{fmt.Errorf("--spec %s: machine %d (%s): %w", cf.specFile, i+1, m.Name, err)}
+			}
 			if err := m.Validate(); err != nil {
 				return nil, usageError{fmt.Errorf("--spec %s: machine %d (%s): %w", cf.specFile, i+1, m.Name, err)}
 			}
@@ -515,11 +521,11 @@ func (cf *createVMFlags) machines(cmd *cobra.Command) ([]vsphere.FailbackSpec, e
 	}
 	spec := cf.spec
 	spec.NICs, spec.Disks, spec.DiskBus = nil, nil, nil
-	if len(cf.disks) == 0 {
-		return nil, usageError{errors.New("no --disk: name the recovered disks to move to the failback VM")}
+	if len(cf.disks) == 0 && spec.Group == "" {
+		return nil, usageError{errors.New("no --disk: name the recovered disks to move to the failback VM (or --group: its pairs' targets)")}
 	}
-	if spec.Name == "" && spec.SourceHostname == "" && spec.OntoVM == "" {
-		return nil, usageError{errors.New("give --name, or --source-hostname for the default name (or --onto-vm)")}
+	if spec.Name == "" && spec.SourceHostname == "" && spec.OntoVM == "" && spec.Group == "" {
+		return nil, usageError{errors.New("give --name, or --source-hostname or --group for the default name (or --onto-vm)")}
 	}
 	if spec.OntoVM != "" && spec.Name != "" && spec.Name != spec.OntoVM {
 		return nil, usageError{fmt.Errorf("--name %s does not go with --onto-vm %s: the existing VM keeps its name", spec.Name, spec.OntoVM)}
@@ -544,10 +550,90 @@ func (cf *createVMFlags) machines(cmd *cobra.Command) ([]vsphere.FailbackSpec, e
 	if len(spec.DiskBus) == 0 {
 		spec.DiskBus = nil
 	}
+	set := map[string]bool{}
+	for _, fl := range []string{"firmware", "guest-id", "controller"} {
+		set[fl] = cmd.Flags().Changed(fl)
+	}
+	if err := cf.fromSource(cmd, devRoot, &spec, set); err != nil {
+		return nil, usageError{err}
+	}
 	if err := spec.Validate(); err != nil {
 		return nil, usageError{err}
 	}
 	return []vsphere.FailbackSpec{spec}, nil
+}
+
+// fromSource fills what the spec leaves to what is known of the source:
+// with a protection group and no disks, the group's pairs' targets (the
+// agent on --socket is asked) and, with no name, the group's name; the
+// firmware, guest id and controllers (unless set) from the disks'
+// partition tables. Each default is recorded, with where it came from,
+// in spec.Defaults.
+func (cf *createVMFlags) fromSource(cmd *cobra.Command, devRoot string, spec *vsphere.FailbackSpec, set map[string]bool) error {
+	if spec.Group != "" && len(spec.Disks) == 0 {
+		disks, note, err := groupDisks(cmd.Context(), cf.socket, devRoot, spec.Group)
+		if err != nil {
+			return err
+		}
+		spec.Disks = disks
+		spec.Defaults = append(spec.Defaults, note)
+	}
+	if spec.Group != "" && spec.Name == "" && spec.SourceHostname == "" && spec.OntoVM == "" {
+		spec.Name = spec.Group
+		spec.Defaults = append(spec.Defaults, fmt.Sprintf("name %s: the protection group's", spec.Group))
+	}
+	boot := vsphere.ProbeBoot(devRoot, spec.Disks)
+	spec.SourceDefaults(boot, set)
+	for _, u := range boot.Unread {
+		spec.Defaults = append(spec.Defaults, "partition table not read, no default from it: "+u)
+	}
+	return nil
+}
+
+// groupDisks asks the agent on socket for the pairs of a protection
+// group (a pair in no group is a group of its own, named by its id):
+// their targets, in the agent's order, each as the block device under
+// devRoot it resolves to (/dev/sdc for a /dev/disk/by-id link), and a
+// line saying where they came from.
+func groupDisks(ctx context.Context, socket, devRoot, group string) ([]string, string, error) {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	cl, err := api.Dial(socket)
+	if err != nil {
+		return nil, "", fmt.Errorf("--group %s: the agent on %s (--socket) knows the group's disks: %w; or give --disk", group, socket, err)
+	}
+	defer cl.Close()
+	st, err := cl.Status(ctx)
+	if err != nil {
+		return nil, "", fmt.Errorf("--group %s: the agent on %s: %w", group, socket, err)
+	}
+	var disks, parts []string
+	groups := map[string]bool{}
+	for _, p := range st.Pairs {
+		g := orNone(p.Group, p.ID)
+		groups[g] = true
+		if g != group || p.Target == "" {
+			continue
+		}
+		disk := p.Target
+		if r, err := filepath.EvalSymlinks(filepath.Join(devRoot, p.Target)); err == nil {
+			if rel, err := filepath.Rel(devRoot, r); err == nil && strings.HasPrefix(rel, "dev/") {
+				disk = "/" + rel
+			}
+		}
+		disks = append(disks, disk)
+		shown := disk
+		if disk != p.Target {
+			shown = p.Target + " = " + disk
+		}
+		parts = append(parts, fmt.Sprintf("%s %s %s", p.ID, shown, units.Bytes(p.TargetBytes)))
+	}
+	if len(disks) == 0 {
+		known := slices.Sorted(maps.Keys(groups))
+		return nil, "", fmt.Errorf("--group %s: the agent on %s has no pair in that group (groups: %s)", group, socket, orNone(strings.Join(known, ", "), "none"))
+	}
+	return disks, fmt.Sprintf("disks: protection group %s's %d pair target(s), from the agent: %s", group, len(disks), strings.Join(parts, ", ")), nil
 }
 
 // jsonRefusal is what --json prints on stdout when a command refuses or
@@ -562,7 +648,7 @@ type jsonRefusal struct {
 func newVSphereCreateVMCmd(f *vsphereFlags) *cobra.Command {
 	var cf createVMFlags
 	c := &cobra.Command{
-		Use:   "create-vm --disk DISK... [--name NAME | --source-hostname HOST] | --spec FILE",
+		Use:   "create-vm --disk DISK... | --group GROUP [--name NAME | --source-hostname HOST] | --spec FILE",
 		Short: "Create the failback VM from recovered disks on this master target and power it on",
 		Long: `Create the failback VM after a recovery onto disks attached to this master
 target: detach the disks (--disk: /dev/sdX, "[datastore] path.vmdk", VMDK
@@ -572,7 +658,16 @@ create the VM with the hardware the flags give, attach the disks, power it on
 powered-off VM instead of creating one. --spec FILE makes several machines,
 one after another: {"machines": [{"name": "web01", "cpus": 4, "memoryMB":
 8192, "firmware": "efi", "controllers": ["pvscsi"], "nics": [{"network":
-"VM Network", "mac": "00:50:56:aa:bb:cc"}], "disks": ["/dev/sdb"]}, ...]}.
+"VM Network", "mac": "00:50:56:aa:bb:cc"}], "disks": ["/dev/sdb"]}, ...]}
+(a machine may give "group" instead of "disks").
+
+Defaults come from what is known of the source: --group GROUP takes the
+disks from the protection group's pairs (the agent on --socket is asked)
+and the name from the group; the firmware, guest id and SCSI controller
+come from the recovered disks' partition tables (an EFI system partition
+means efi; Windows partitions a Windows guest on LSI Logic SAS) unless
+--firmware, --guest-id or --controller are given. --dry-run lists each
+default and where it came from.
 
 Readiness checks run before any change: the name free and valid, the host's
 CPUs and memory, room for the swap file, no snapshots, and that no disk is
@@ -588,7 +683,7 @@ plan and changes nothing.
 ` + vsphereExitHelp,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			specs, err := cf.machines(cmd)
+			specs, err := cf.machines(cmd, f.devRoot)
 			if err != nil {
 				return f.refuse(cmd, err, nil)
 			}
@@ -611,6 +706,17 @@ plan and changes nothing.
 						p.Checks = append(p.Checks, vsphere.InUseChecks(f.devRoot, p.Disks, failback.PairTargets(ctx, cf.socket))...)
 					}
 					plans = append(plans, p)
+				}
+				// A disk moves to one VM: two machines of a --spec file
+				// naming the same disk (by any of its names) are refused.
+				owner := map[string]string{}
+				for _, p := range plans {
+					for _, d := range p.Disks {
+						if o, ok := owner[d.File]; ok && o != p.Spec.Name {
+							return f.refuse(cmd, usageError{fmt.Errorf("--spec %s: machines %s and %s both take the disk %s", cf.specFile, o, p.Spec.Name, d.File)}, nil)
+						}
+						owner[d.File] = p.Spec.Name
+					}
 				}
 				if cf.dryRun {
 					if f.asJSON {
@@ -670,6 +776,7 @@ plan and changes nothing.
 	fl.StringArrayVar(&cf.disks, "disk", nil, "a recovered disk on the master target, DISK[@BUS] (repeatable, in the new VM's order)")
 	fl.BoolVar(&sp.NoPowerOn, "no-power-on", false, "leave the VM powered off")
 	fl.StringVar(&sp.OntoVM, "onto-vm", "", "attach the disks to this existing, powered-off VM instead of creating one")
+	fl.StringVar(&sp.Group, "group", "", "protection group: its pairs' targets are the disks (no --disk), its name the VM's (no --name); the agent on --socket is asked")
 	fl.StringVar(&cf.specFile, "spec", "", "JSON file of machines to make, instead of the machine flags")
 	fl.StringVar(&cf.socket, "socket", api.DefaultSocket, "the replication agent's socket, asked which pairs run")
 	fl.BoolVar(&cf.noPairCheck, "no-pair-check", false, "do not ask the agent which pairs run (mounts and holders are still checked)")
@@ -822,6 +929,12 @@ func newVSphereFailbackCmd(f *vsphereFlags) *cobra.Command {
 
 func printPlan(out io.Writer, p *vsphere.Plan) {
 	fmt.Fprintf(out, "Failback VM %s from %d disk(s) on %s\n", p.Spec.Name, len(p.Disks), p.MT)
+	if len(p.Spec.Defaults) > 0 {
+		fmt.Fprintln(out, "\nDefaults from the source (flags override them):")
+		for _, d := range p.Spec.Defaults {
+			fmt.Fprintf(out, "  %s\n", d)
+		}
+	}
 	if len(p.Checks) > 0 {
 		fmt.Fprintln(out, "\nChecks:")
 		printChecks(out, failback.Checks(p.Checks))

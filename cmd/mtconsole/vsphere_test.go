@@ -469,6 +469,13 @@ func TestVSphereCreateVMSpecFile(t *testing.T) {
 	e := newVSEnv(t)
 	dir := t.TempDir()
 	spec := filepath.Join(dir, "machines.json")
+	// One disk, named two ways, for two machines: refused before any change.
+	os.WriteFile(spec, []byte(`{"machines": [{"name": "m4", "memoryMB": 1024, "disks": ["/dev/sdb"]},
+  {"name": "m5", "memoryMB": 1024, "disks": ["`+e.s.RecoveredFiles[0]+`"]}]}`), 0o600)
+	_, _, err := vsRun(t, e.args("create-vm", "--socket", e.socket, "--spec", spec)...)
+	if !isUsage(err) || !strings.Contains(err.Error(), "machines m4 and m5 both take the disk "+e.s.RecoveredFiles[0]) {
+		t.Fatalf("a disk for two machines: %v", err)
+	}
 	os.WriteFile(spec, []byte(`{"machines": [
   {"name": "m1", "cpus": 1, "memoryMB": 1024, "disks": ["/dev/sdb"], "noPowerOn": true},
   {"name": "m2", "memoryMB": 1000, "disks": ["/dev/sdc"], "firmware": "efi"}]}`), 0o600)
@@ -512,5 +519,116 @@ func TestVSphereCreateVMDiskInUse(t *testing.T) {
 	check, _, _ := vsRun(t, e.args("check")...)
 	if !strings.Contains(check, "/dev/sdb") || !strings.Contains(check, "/dev/sdc") {
 		t.Fatal("a refused create-vm changed the master target:\n" + check)
+	}
+}
+
+// With --group the disks are the group's pairs' targets (the agent is
+// asked), the name is the group's, and the firmware, guest id and
+// controller come from the disks' partition tables unless flags set
+// them; the dry run says where each default came from.
+func TestVSphereCreateVMDefaultsFromSource(t *testing.T) {
+	e := newVSEnv(t)
+	fx := newFixture(t)
+	sock := runningAgent(t, fx)
+	// In the guest's tree, the pair's target is /dev/sdc: a Windows
+	// source's boot disk, GPT with an EFI system partition.
+	link := filepath.Join(e.devRoot, fx.target)
+	os.MkdirAll(filepath.Dir(link), 0o755)
+	if err := os.Symlink(filepath.Join(e.devRoot, "dev", "sdc"), link); err != nil {
+		t.Fatal(err)
+	}
+	if err := vspheresim.WriteGPT(filepath.Join(e.devRoot, "dev", "sdc"), vspheresim.GPTESP, vspheresim.GPTMSR, vspheresim.GPTBasicData); err != nil {
+		t.Fatal(err)
+	}
+	out, _, err := vsRun(t, e.args("create-vm", "--socket", sock, "--group", fxPair, "--dry-run")...)
+	// The pair still runs: the readiness check refuses, after the plan.
+	if exitOf(err) != exitRefused {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	for _, w := range []string{
+		"Failback VM " + fxPair + " from 1 disk(s)",
+		"Defaults from the source (flags override them):",
+		"disks: protection group " + fxPair + "'s 1 pair target(s), from the agent: " + fxPair + " " + fx.target + " = /dev/sdc",
+		"name " + fxPair + ": the protection group's",
+		"firmware efi: /dev/sdc has an EFI system partition (GPT)",
+		"guest id windows9Server64Guest: a windows source (partitions: /dev/sdc Microsoft reserved)",
+		"SCSI lsilogic-sas: a windows source with 1 disk(s)",
+		"windows9Server64Guest, efi", "SCSI lsilogic-sas",
+		"/dev/sdc is the target of pair " + fxPair,
+	} {
+		if !strings.Contains(out, w) {
+			t.Errorf("the dry run does not say %q:\n%s", w, out)
+		}
+	}
+	// Flags override; --json carries the defaults too.
+	out, _, err = vsRun(t, e.args("create-vm", "--socket", sock, "--group", fxPair, "--firmware", "bios", "--guest-id", "rhel9_64Guest",
+		"--controller", "pvscsi", "--name", "other", "--dry-run", "--json")...)
+	if exitOf(err) != exitRefused {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	var plans []vsphere.Plan
+	if err := json.Unmarshal([]byte(out), &plans); err != nil || len(plans) != 1 {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	sp := plans[0].Spec
+	if sp.Name != "other" || sp.Firmware != "bios" || sp.GuestID != "rhel9_64Guest" || !slices.Equal(sp.Controllers, []string{"pvscsi"}) ||
+		len(sp.Defaults) != 1 || !strings.HasPrefix(sp.Defaults[0], "disks: protection group") {
+		t.Fatalf("flags did not override: %+v", sp)
+	}
+	// A --spec machine may give its group instead of its disks.
+	spec := filepath.Join(t.TempDir(), "machines.json")
+	os.WriteFile(spec, []byte(`{"machines": [{"group": "`+fxPair+`", "memoryMB": 1024}]}`), 0o600)
+	out, _, err = vsRun(t, e.args("create-vm", "--socket", sock, "--spec", spec, "--dry-run")...)
+	if exitOf(err) != exitRefused || !strings.Contains(out, "Failback VM "+fxPair+" from 1 disk(s)") || !strings.Contains(out, "firmware efi: /dev/sdc") {
+		t.Fatalf("spec with a group: %v\n%s", err, out)
+	}
+	// A group the agent does not have is refused, naming the ones it has.
+	_, _, err = vsRun(t, e.args("create-vm", "--socket", sock, "--group", "nosuch", "--dry-run")...)
+	if !isUsage(err) || !strings.Contains(err.Error(), "--group nosuch: the agent on "+sock+" has no pair in that group (groups: "+fxPair+")") {
+		t.Fatalf("unknown group: %v", err)
+	}
+	// No agent: the group cannot be resolved; --disk still can be given.
+	_, _, err = vsRun(t, e.args("create-vm", "--socket", e.socket, "--group", fxPair, "--dry-run")...)
+	if !isUsage(err) || !strings.Contains(err.Error(), "or give --disk") {
+		t.Fatalf("no agent: %v", err)
+	}
+}
+
+// With --json every refusal prints one JSON object on stdout (error and
+// exit code), whatever refused: the network, the certificate, the VM,
+// the flags, a plan file.
+func TestVSphereJSONRefusals(t *testing.T) {
+	e := newVSEnv(t)
+	e.cache = []string{"--no-session-cache"}
+	unreachable := e.args("check", "--json")
+	unreachable[3] = "https://127.0.0.1:1/sdk"
+	badPin := e.args("enable-uuid", "--vm", vspheresim.OffVM, "--json")
+	for i := range badPin {
+		if badPin[i] == e.s.Thumbprint {
+			badPin[i] = strings.Repeat("0A:", 31) + "0A"
+		}
+	}
+	missing := filepath.Join(t.TempDir(), "nope.json")
+	for _, tc := range []struct {
+		args []string
+		exit int
+		want string
+	}{
+		{unreachable, exitError, "127.0.0.1:1"},
+		{badPin, exitCert, e.s.Thumbprint},
+		{e.args("check", "--vm", "nosuch", "--json"), exitError, "nosuch"},
+		{e.args("check", "--vm-glob", "DC0_H0_VM*", "--json"), exitError, "2 VMs match"},
+		{e.args("enable-uuid", "--vm", vspheresim.PVSCSIVM, "--json"), exitRefused, vspheresim.PVSCSIVM},
+		{e.args("failback", "undo", missing, "--json"), exitUsage, missing},
+		{e.args("create-vm", "--name", "x", "--json"), exitUsage, "no --disk"},
+	} {
+		out, _, err := vsRun(t, tc.args...)
+		var r struct {
+			Error string `json:"error"`
+			Exit  int    `json:"exit"`
+		}
+		if jerr := json.Unmarshal([]byte(out), &r); jerr != nil || exitOf(err) != tc.exit || r.Exit != tc.exit || !strings.Contains(r.Error, tc.want) {
+			t.Errorf("%v: exit %d (%v), stdout %q", tc.args[1:3], exitOf(err), err, out)
+		}
 	}
 }

@@ -34,7 +34,10 @@
 //     (lsilogic, lsilogic-sas, pvscsi; up to 4 of 15 disks), BIOS or EFI
 //     (+secure boot), hardware version, cores per socket, NICs with their
 //     MACs, host, cluster or pool, folder, or an existing powered-off VM
-//     (OntoVM); its checks include the host's CPUs and memory.
+//     (OntoVM); its checks include the host's CPUs and memory (with a
+//     cluster, that one usable host of it has them; not for OntoVM,
+//     whose hardware is its own) and, for OntoVM, that its host mounts
+//     the disks' datastores (too few free SCSI slots on it is an error).
 //     InUseChecks adds whether a disk is a running pair's target (as the
 //     caller learnt from the agent), mounted, or held. Execute detaches
 //     the disks from the master target in one reconfigure, creates the VM
@@ -44,21 +47,33 @@
 //     0600, renamed into place) before it is done and after. Every
 //     task's end is read (Task.Wait returns nil when its context ends, so
 //     that is never taken for success); on a cancel the task under way
-//     is waited for (Client.TaskGrace, then asked to cancel), then every
-//     step begun is undone, last first. Each step and its undo look at
-//     what vSphere has first, so Resume finishes and Undo reverses a run
+//     is waited for (Client.TaskGrace; then asked to cancel, only when
+//     vSphere says it is cancelable, and waited for a quarter grace
+//     more), then every step begun is undone, last first. A task still
+//     running then is ErrTaskRunning: nothing is undone beside it, the
+//     plan file keeps the step as running with its task, and the error
+//     names the undo command. Each step and its undo look at what
+//     vSphere has first, so Resume finishes and Undo reverses a run
 //     killed at any point (tasks the killed run left running are waited
-//     for first; the new VM is found by its marker if its reference was
-//     never recorded). The disks' files are never deleted: a VM is
-//     destroyed only after its disks are taken off it.
+//     for first, and tasks found on its objects, which may be someone
+//     else's, are never cancelled: past the grace resume and undo refuse
+//     with nothing changed; the new VM is found by its marker if its
+//     reference was never recorded). The disks' files are never deleted:
+//     a VM is destroyed only after its disks are taken off it.
 //   - FindVMByName takes an exact name (or inventory path); FindVMGlob a
 //     pattern that must match one VM.
+//   - ProbeBoot reads the recovered disks' partition tables (their first
+//     MiB, read-only) for the source's firmware (an EFI system partition
+//     means efi) and guest family (Windows or Linux partition types);
+//     FailbackSpec.SourceDefaults fills firmware, guest id and
+//     controllers from it where the caller set none, recording each
+//     default and its origin in FailbackSpec.Defaults.
 //
-// It never touches the guest's disks or file systems: it reads the by-id
-// directory, sys/class/block and proc/self/mountinfo under a root the
-// caller gives, and writes only the plan files, under the caller's
-// directory.
+// It never writes the guest's disks or touches their file systems: it
+// reads the by-id directory, sys/class/block and proc/self/mountinfo
+// under a root the caller gives, and the disks' partition tables, and
+// writes only the plan files, under the caller's directory.
 // Errors callers act on are sentinels (ErrUnreachable, ErrLogin,
 // ErrCertificate, ErrVMNotFound, ErrPoweredOn, ErrNotReady, ErrPermission,
-// ErrInterrupted) for errors.Is.
+// ErrInterrupted, ErrTaskRunning) for errors.Is.
 package vsphere

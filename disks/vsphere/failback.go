@@ -11,6 +11,8 @@ import (
 
 	"github.com/vmware/govmomi/find"
 	"github.com/vmware/govmomi/object"
+	"github.com/vmware/govmomi/property"
+	"github.com/vmware/govmomi/vim25/mo"
 	"github.com/vmware/govmomi/vim25/types"
 )
 
@@ -70,8 +72,16 @@ type FailbackSpec struct {
 	NoPowerOn bool `json:"noPowerOn,omitempty"`
 	// OntoVM attaches the disks to this existing, powered-off VM instead
 	// of creating one (a recovery onto an existing VM).
-	OntoVM  string `json:"ontoVm,omitempty"`
-	DevRoot string `json:"-"`
+	OntoVM string `json:"ontoVm,omitempty"`
+	// Group is the protection group (the protected machine, as the
+	// replication agent names it) whose pairs' targets are the disks
+	// when Disks is empty, and whose name is the VM's when no name is
+	// given. The caller resolves it (create-vm asks the agent).
+	Group string `json:"group,omitempty"`
+	// Defaults say which fields were filled from what is known of the
+	// source, and from where (create-vm --dry-run prints them).
+	Defaults []string `json:"defaults,omitempty"`
+	DevRoot  string   `json:"-"`
 	// PlanDir is where Execute keeps the plan file (no file when empty).
 	PlanDir string `json:"-"`
 }
@@ -305,7 +315,9 @@ func (c *Client) PlanFailback(ctx context.Context, mtObj *object.VirtualMachine,
 		return nil, err
 	}
 	var hostInfo *Host
-	if p.Spec.Host == "" && p.Spec.Cluster == "" {
+	var clusterHosts []types.ManagedObjectReference
+	clusterName := p.Spec.Cluster
+	if p.Spec.Host == "" && p.Spec.Cluster == "" && p.Spec.Pool == "" {
 		p.Spec.Host = mt.Host
 	}
 	if p.Spec.Host != "" {
@@ -327,11 +339,48 @@ func (c *Client) PlanFailback(ctx context.Context, mtObj *object.VirtualMachine,
 		if p.pool, err = f.ResourcePool(ctx, p.Spec.Pool); err != nil {
 			return nil, fmt.Errorf("--pool %s: %w", p.Spec.Pool, vimErr(err))
 		}
+		// The pool's hosts: its standalone host, or its cluster's.
+		var rp mo.ResourcePool
+		if err := p.pool.Properties(ctx, p.pool.Reference(), []string{"owner"}, &rp); err != nil {
+			return nil, vimErr(err)
+		}
+		var owner mo.ComputeResource
+		if err := property.DefaultCollector(c.Vim()).RetrieveOne(ctx, rp.Owner, []string{"name", "host"}, &owner); err != nil {
+			return nil, vimErr(err)
+		}
+		switch {
+		case p.host != nil:
+			if !slices.Contains(owner.Host, p.host.Reference()) {
+				return nil, fmt.Errorf("--host %s is not a host of --pool %s (its hosts are %s's)", p.Spec.Host, p.Spec.Pool, owner.Name)
+			}
+		case rp.Owner.Type == "ComputeResource" && len(owner.Host) == 1:
+			// A standalone host's pool: that host.
+			var h mo.HostSystem
+			if err := property.DefaultCollector(c.Vim()).RetrieveOne(ctx, owner.Host[0], []string{"name"}, &h); err != nil {
+				return nil, vimErr(err)
+			}
+			p.Spec.Host = h.Name
+			p.host = object.NewHostSystem(c.Vim(), owner.Host[0])
+			p.State.HostRef = owner.Host[0]
+			for i := range inv.Hosts {
+				if inv.Hosts[i].Name == h.Name {
+					hostInfo = &inv.Hosts[i]
+				}
+			}
+		default:
+			// A cluster's pool: DRS picks the host.
+			clusterHosts, clusterName = owner.Host, owner.Name
+		}
 	case p.Spec.Cluster != "":
 		cl, err := f.ClusterComputeResource(ctx, p.Spec.Cluster)
 		if err != nil {
 			return nil, fmt.Errorf("--cluster %s: %w", p.Spec.Cluster, vimErr(err))
 		}
+		var cm mo.ClusterComputeResource
+		if err := cl.Properties(ctx, cl.Reference(), []string{"host"}, &cm); err != nil {
+			return nil, vimErr(err)
+		}
+		clusterHosts = cm.Host
 		if p.pool, err = cl.ResourcePool(ctx); err != nil {
 			return nil, vimErr(err)
 		}
@@ -421,7 +470,16 @@ func (c *Client) PlanFailback(ctx context.Context, mtObj *object.VirtualMachine,
 			p.Checks = append(p.Checks, ch)
 		}
 	}
-	if hostInfo != nil {
+	switch {
+	case p.Spec.OntoVM != "":
+		// The existing VM keeps its own CPUs and memory.
+	case hostInfo == nil && clusterName != "":
+		ch, err := c.clusterCapacity(ctx, inv, p.Spec, clusterName, clusterHosts)
+		if err != nil {
+			return nil, err
+		}
+		p.Checks = append(p.Checks, ch)
+	case hostInfo != nil:
 		ch := Check{ID: "vm.capacity", Group: GroupVSphere, Title: "Host has the CPUs and memory", Status: Pass,
 			Detail: fmt.Sprintf("%s: %d logical CPUs, %d MB; the VM wants %d CPUs, %d MB", hostInfo.Name, hostInfo.CPUs, hostInfo.MemoryMB, p.Spec.CPUs, p.Spec.MemoryMB)}
 		if int64(hostInfo.CPUs) < int64(p.Spec.CPUs) || hostInfo.MemoryMB < p.Spec.MemoryMB {
@@ -441,6 +499,11 @@ func (c *Client) PlanFailback(ctx context.Context, mtObj *object.VirtualMachine,
 		if err != nil {
 			return nil, err
 		}
+		ch, err := c.targetDatastores(ctx, inv, ref, p)
+		if err != nil {
+			return nil, err
+		}
+		p.Checks = append(p.Checks, ch)
 		if _, err := p.attachSpec(have, vdevs); err != nil {
 			return nil, fmt.Errorf("--onto-vm %s: %w", p.Spec.OntoVM, err)
 		}
@@ -612,4 +675,87 @@ func addDisk(d *types.VirtualDisk) types.VirtualMachineConfigSpec {
 	nd.Key = -1
 	return types.VirtualMachineConfigSpec{DeviceChange: []types.BaseVirtualDeviceConfigSpec{
 		&types.VirtualDeviceConfigSpec{Operation: types.VirtualDeviceConfigSpecOperationAdd, Device: &nd}}}
+}
+
+// clusterCapacity judges whether some host of the cluster (connected,
+// not in maintenance, seeing the VM's datastores) has the CPUs and
+// memory the VM wants: DRS places it on one host, it cannot span them.
+func (c *Client) clusterCapacity(ctx context.Context, inv *Inventory, spec FailbackSpec, cluster string, refs []types.ManagedObjectReference) (Check, error) {
+	ch := Check{ID: "vm.capacity", Group: GroupVSphere, Title: "A host of the cluster has the CPUs and memory", Status: Pass}
+	var hs []mo.HostSystem
+	if len(refs) > 0 {
+		if err := property.DefaultCollector(c.Vim()).Retrieve(ctx, refs, []string{"name"}, &hs); err != nil {
+			return ch, vimErr(err)
+		}
+	}
+	var fit *Host
+	var seen []string
+	usable := 0
+	for _, h := range hs {
+		for i := range inv.Hosts {
+			hi := &inv.Hosts[i]
+			if hi.Name != h.Name {
+				continue
+			}
+			note := ""
+			if hi.State != string(types.HostSystemConnectionStateConnected) || hi.Maintenance || !slices.Contains(hi.Datastores, spec.Datastore) {
+				note = " (not usable: disconnected, in maintenance or without " + spec.Datastore + ")"
+			} else {
+				usable++
+				if fit == nil && int64(hi.CPUs) >= int64(spec.CPUs) && hi.MemoryMB >= spec.MemoryMB {
+					fit = hi
+				}
+			}
+			seen = append(seen, fmt.Sprintf("%s %d CPUs %d MB%s", hi.Name, hi.CPUs, hi.MemoryMB, note))
+		}
+	}
+	switch {
+	case usable == 0:
+		ch.Status, ch.Detail = Fail, fmt.Sprintf("cluster %s has no usable host (%s)", cluster, orText(strings.Join(seen, "; "), "none"))
+		ch.Fix = "bring a host of the cluster out of maintenance, connect it, or mount the datastore on it; or give --host"
+	case fit == nil:
+		ch.Status, ch.Detail = Fail, fmt.Sprintf("no host of cluster %s has %d CPUs and %d MB (hosts: %s)", cluster, spec.CPUs, spec.MemoryMB, strings.Join(seen, "; "))
+		ch.Fix = "give fewer --cpus or less --memory-mb, or another --cluster or --host"
+	default:
+		ch.Detail = fmt.Sprintf("%s: %d logical CPUs, %d MB; the VM wants %d CPUs, %d MB", fit.Name, fit.CPUs, fit.MemoryMB, spec.CPUs, spec.MemoryMB)
+	}
+	return ch, nil
+}
+
+// targetDatastores judges whether the existing VM's host sees every
+// datastore the disks are on: they keep their files where they are.
+func (c *Client) targetDatastores(ctx context.Context, inv *Inventory, ref types.ManagedObjectReference, p *Plan) (Check, error) {
+	ch := Check{ID: "vm.target.datastores", Group: GroupVSphere, Title: "The target VM's host sees the disks' datastores", Status: Pass}
+	var m mo.VirtualMachine
+	if err := property.DefaultCollector(c.Vim()).RetrieveOne(ctx, ref, []string{"runtime.host"}, &m); err != nil {
+		return ch, vimErr(err)
+	}
+	if m.Runtime.Host == nil {
+		ch.Status, ch.Detail, ch.Fix = Fail, p.Spec.OntoVM+" has no host", "register the VM on a host"
+		return ch, nil
+	}
+	var h mo.HostSystem
+	if err := property.DefaultCollector(c.Vim()).RetrieveOne(ctx, *m.Runtime.Host, []string{"name"}, &h); err != nil {
+		return ch, vimErr(err)
+	}
+	var have []string
+	for _, hi := range inv.Hosts {
+		if hi.Name == h.Name {
+			have = hi.Datastores
+		}
+	}
+	var missing []string
+	for _, d := range datastoresOf(p.Disks) {
+		if !slices.Contains(have, d) {
+			missing = append(missing, d)
+		}
+	}
+	if len(missing) > 0 {
+		ch.Status = Fail
+		ch.Detail = fmt.Sprintf("%s runs on %s, which does not mount %s", p.Spec.OntoVM, h.Name, strings.Join(missing, ", "))
+		ch.Fix = "mount the datastore on that host, or move the VM (vMotion) to a host that has it"
+		return ch, nil
+	}
+	ch.Detail = fmt.Sprintf("%s on %s mounts %s", p.Spec.OntoVM, h.Name, strings.Join(datastoresOf(p.Disks), ", "))
+	return ch, nil
 }

@@ -38,6 +38,12 @@ const DefaultTaskGrace = 5 * time.Minute
 // file says what is left).
 var ErrInterrupted = errors.New("interrupted")
 
+// ErrTaskRunning: a vSphere task was still running when the grace (and,
+// for a task vSphere lets cancel, the cancel's quarter grace) was over.
+// Nothing is undone while it may still change the inventory; the plan
+// file records the task, and undo or resume waits for it first.
+var ErrTaskRunning = errors.New("a vSphere task is still running")
+
 // More step states: a step under way (a killed run leaves it so), and one
 // being undone.
 const (
@@ -276,7 +282,9 @@ func (c *Client) settle(ctx context.Context, p *Plan) error {
 		}
 		for _, t := range tasks {
 			if t.Info.State == types.TaskInfoStateQueued || t.Info.State == types.TaskInfoStateRunning {
-				if _, err := c.finishTask(ctx, object.NewTask(c.Vim(), t.Self)); err != nil {
+				if _, err := c.finishTask(ctx, object.NewTask(c.Vim(), t.Self), false); errors.Is(err, ErrTaskRunning) {
+					return fmt.Errorf("%w; nothing was changed: run it again once vSphere shows the task ended (or with a longer --task-grace)", err)
+				} else if err != nil {
 					return fmt.Errorf("%s on %s: %w", t.Info.Name, ref.Value, err)
 				}
 			}
@@ -334,8 +342,24 @@ func (c *Client) run(ctx context.Context, p *Plan, progress func(Step)) error {
 }
 
 // fail records step i as failed and undoes every step begun, last first.
+// A step whose task is still running (ErrTaskRunning) is left recorded as
+// running, with its task, and nothing is undone: undoing beside a task
+// that may still change the same objects could leave anything; undo or
+// resume of the plan file waits for the task first.
 func (c *Client) fail(ctx context.Context, p *Plan, i int, err error, progress func(Step)) error {
 	s := &p.Steps[i]
+	if errors.Is(err, ErrTaskRunning) {
+		s.Error = err.Error()
+		progress(*s)
+		if p.File == "" {
+			return fmt.Errorf("%s: %w; nothing was undone and no plan file was kept: check the inventory in vSphere once the task ended", s.Title, err)
+		}
+		if serr := p.save(); serr != nil {
+			return fmt.Errorf("%s: %w; nothing was undone, and the plan file %s could not record it: %w", s.Title, err, p.File, serr)
+		}
+		return fmt.Errorf("%s: %w; nothing was undone while it runs. The plan file %s records the task: once vSphere shows it ended, run `mtconsole vsphere failback undo %s` to reverse the run (or `resume` to finish it); either waits for the task first",
+			s.Title, err, p.File, p.File)
+	}
 	if s.Status == StepRunning {
 		s.Status, s.Error = StepFailed, err.Error()
 		progress(*s)
@@ -358,7 +382,15 @@ func (c *Client) undoAll(ctx context.Context, p *Plan, progress func(Step)) erro
 		}
 		s.Status = StepUndoing
 		p.save()
-		if err := c.undo(ctx, p, s); err != nil {
+		if err := c.undo(ctx, p, s); errors.Is(err, ErrTaskRunning) {
+			// Not undone, and the earlier steps neither: a task still
+			// changes the objects they would touch.
+			s.Status, s.Error = StepRunning, err.Error()
+			p.Status = PlanUndoFail
+			p.save()
+			progress(*s)
+			return fmt.Errorf("undo %q: %w; run undo again once vSphere shows it ended", s.Title, err)
+		} else if err != nil {
 			s.Status, s.Error = StepUndoFailed, err.Error()
 			errs = append(errs, fmt.Errorf("undo %q: %w", s.Title, err))
 		} else {
@@ -403,9 +435,12 @@ func (c *Client) waitTask(ctx context.Context, p *Plan, s *Step, task *object.Ta
 		return nil
 	}
 	// Interrupted: learn how the task ends.
-	info, werr := c.finishTask(context.WithoutCancel(ctx), task)
+	info, werr := c.finishTask(context.WithoutCancel(ctx), task, true)
 	if werr != nil {
 		return fmt.Errorf("%w; %w", ErrInterrupted, werr)
+	}
+	if info.State == types.TaskInfoStateError && info.Cancelled {
+		return fmt.Errorf("%w; the task was cancelled", ErrInterrupted)
 	}
 	if info.State == types.TaskInfoStateError && info.Error != nil {
 		return fmt.Errorf("%w; the task failed: %s", ErrInterrupted, info.Error.LocalizedMessage)
@@ -424,17 +459,22 @@ func stateOf(info *types.TaskInfo) string {
 }
 
 // finishTask waits, up to the grace, for a task to reach success or
-// error, reading info.state with the property collector; a task still
-// running then is asked to cancel and waited for a little longer.
-func (c *Client) finishTask(ctx context.Context, task *object.Task) (*types.TaskInfo, error) {
+// error, reading info.state with the property collector. A task still
+// running then is asked to cancel when it is the run's own (mayCancel)
+// and vSphere says it can be (info.cancelable; vSphere refuses to cancel
+// the others, and a cancel it refuses would stop nothing), and waited for
+// a quarter grace more. A task that has not ended by then is
+// ErrTaskRunning, naming it. settle passes mayCancel false: the tasks it
+// finds on the objects may be someone else's.
+func (c *Client) finishTask(ctx context.Context, task *object.Task, mayCancel bool) (*types.TaskInfo, error) {
 	grace := c.TaskGrace
 	if grace <= 0 {
 		grace = DefaultTaskGrace
 	}
-	wait := func(d time.Duration) (*types.TaskInfo, error) {
+	var info *types.TaskInfo // the last seen
+	wait := func(d time.Duration) (bool, error) {
 		wctx, cancel := context.WithTimeout(ctx, d)
 		defer cancel()
-		var info *types.TaskInfo
 		err := property.Wait(wctx, property.DefaultCollector(c.Vim()), task.Reference(), []string{"info"}, func(pc []types.PropertyChange) bool {
 			for _, ch := range pc {
 				if ti, ok := ch.Val.(types.TaskInfo); ok {
@@ -443,23 +483,39 @@ func (c *Client) finishTask(ctx context.Context, task *object.Task) (*types.Task
 			}
 			return info != nil && (info.State == types.TaskInfoStateSuccess || info.State == types.TaskInfoStateError)
 		})
-		if err == nil && wctx.Err() != nil {
-			err = wctx.Err()
+		switch {
+		case ctx.Err() != nil:
+			return false, fmt.Errorf("%w while waiting for task %s", ErrInterrupted, task.Reference().Value)
+		case wctx.Err() != nil:
+			return false, nil // the wait is over, the task is not
+		case err != nil:
+			return false, vimErr(err)
+		case info == nil:
+			return false, fmt.Errorf("task %s: no task info", task.Reference().Value)
 		}
-		if err == nil && info == nil {
-			err = errors.New("no task info")
-		}
+		return true, nil
+	}
+	ended, err := wait(grace)
+	if err != nil || ended {
 		return info, err
 	}
-	info, err := wait(grace)
-	if err == nil {
-		return info, nil
+	what := "task " + task.Reference().Value
+	if info != nil {
+		what = fmt.Sprintf("task %s (%s on %s)", task.Reference().Value, info.DescriptionId, orText(info.EntityName, "?"))
 	}
-	task.Cancel(ctx)
-	if info, err = wait(grace / 4); err == nil {
-		return info, nil
+	if !mayCancel {
+		return info, fmt.Errorf("%w: %s has not ended after %s", ErrTaskRunning, what, grace)
 	}
-	return nil, fmt.Errorf("task %s did not finish within %s (%v): it may still change the inventory; the plan file records it, run undo once vSphere shows it ended", task.Reference().Value, grace, err)
+	if info == nil || !info.Cancelable {
+		return info, fmt.Errorf("%w: %s has not ended after %s, and vSphere does not let it be cancelled", ErrTaskRunning, what, grace)
+	}
+	if cerr := task.Cancel(ctx); cerr != nil {
+		return info, fmt.Errorf("%w: %s has not ended after %s, and cancelling it failed: %v", ErrTaskRunning, what, grace, vimErr(cerr))
+	}
+	if ended, err = wait(grace / 4); err != nil || ended {
+		return info, err
+	}
+	return info, fmt.Errorf("%w: %s has not ended after %s, nor within %s of being cancelled", ErrTaskRunning, what, grace, grace/4)
 }
 
 // waitRecorded waits for a task that a killed run recorded as under way.
@@ -468,7 +524,7 @@ func (c *Client) waitRecorded(ctx context.Context, s *Step) error {
 		return nil
 	}
 	t := object.NewTask(c.Vim(), types.ManagedObjectReference{Type: "Task", Value: s.Task})
-	_, err := c.finishTask(ctx, t)
+	_, err := c.finishTask(ctx, t, true)
 	if err != nil && strings.Contains(err.Error(), "ManagedObjectNotFound") {
 		return nil // gone: vCenter forgot it, so it ended long ago
 	}
@@ -495,8 +551,13 @@ func (c *Client) vmDisks(ctx context.Context, ref types.ManagedObjectReference) 
 	return out, devs, string(m.Runtime.PowerState), nil
 }
 
+// The calls that start a task are sent without the run's cancel
+// (context.WithoutCancel): one cut off by a Ctrl-C may have started the
+// task in vSphere all the same, and its reference would be lost; the
+// call returns at once, and the wait on the task honours the cancel.
+
 func (c *Client) reconfigureStep(ctx context.Context, p *Plan, s *Step, vm *object.VirtualMachine, spec types.VirtualMachineConfigSpec) error {
-	task, err := vm.Reconfigure(ctx, spec)
+	task, err := vm.Reconfigure(context.WithoutCancel(ctx), spec)
 	if err != nil {
 		return vimErr(err)
 	}
@@ -571,7 +632,7 @@ func (c *Client) do(ctx context.Context, p *Plan, s *Step) error {
 			if err := fromVMOMIJSON(p.State.CreateSpec, &cs); err != nil {
 				return fmt.Errorf("plan file: create spec: %w", err)
 			}
-			task, err := p.folder.CreateVM(ctx, cs, p.pool, p.host)
+			task, err := p.folder.CreateVM(context.WithoutCancel(ctx), cs, p.pool, p.host)
 			if err != nil {
 				return vimErr(err)
 			}
@@ -628,7 +689,7 @@ func (c *Client) do(ctx context.Context, p *Plan, s *Step) error {
 		if power == string(types.VirtualMachinePowerStatePoweredOn) {
 			return nil
 		}
-		task, err := p.created.PowerOn(ctx)
+		task, err := p.created.PowerOn(context.WithoutCancel(ctx))
 		if err != nil {
 			return vimErr(err)
 		}

@@ -19,7 +19,11 @@
 #   made, uninterrupted, and checked device by device, then undone;
 #   killed with SIGKILL while the create and the attach run, then finished
 #   with `failback resume` (the inventory as the uninterrupted run made
-#   it) and reversed with `failback undo` (as before), or undone at once.
+#   it) and reversed with `failback undo` (as before), or undone at once;
+#   interrupted with SIGINT while the attach runs with a --task-grace
+#   shorter than the task: nothing is undone beside the running task, the
+#   plan file records it, and `failback undo` waits for it, then reverses
+#   the run (as before).
 #
 #   scripts/e2e/vsphere.sh
 #
@@ -287,5 +291,26 @@ for s in "create VM" "attach"; do
 	run "$name-undo2" 0 vsphere failback undo "${conn2[@]}" "$plan"
 	same_as "$work/inv.before" "$name, undone without resume"
 done
+
+step "SIGINT while \"attach\" runs, its task outliving --task-grace: nothing undone beside it, then undo"
+name=grace-attach
+"$mt" "${big[@]}" --task-grace 100ms >"$work/$name.out" 2>"$work/$name.err" &
+bigpid=$!
+wait_step "$name" "attach"
+kill -INT "$bigpid"
+rc=0
+wait "$bigpid" || rc=$?
+[ "$rc" = 1 ] || { cat "$work/$name.out" "$work/$name.err" >&2; fail "$name: exit $rc, want 1"; }
+plan=$(ls -t "$plans"/big01-*.json | head -1)
+has "$name" "a vSphere task is still running"
+has "$name" "nothing was undone while it runs"
+has "$name" "mtconsole vsphere failback undo $plan"
+[ "$(unfinished)" = 1 ] || fail "$name: the plan file is not left unfinished"
+grep -q '"status": "running"' "$plan" || fail "$name: the plan file does not record the step as running"
+grep -q '"task": "task-' "$plan" || fail "$name: the plan file does not record the task"
+# undo waits for the task (the default grace), then reverses every step.
+run "$name-undo" 0 vsphere failback undo "${conn2[@]}" "$plan"
+same_as "$work/inv.before" "$name, undone"
+[ "$(unfinished)" = 0 ] || fail "$name: a plan is left unfinished"
 
 echo "e2e vsphere: ok"
