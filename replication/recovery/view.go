@@ -73,6 +73,11 @@ func OpenView(ctx context.Context, st *journal.Store, target io.ReaderAt, size i
 	if r.Seq > applied {
 		return nil, fmt.Errorf("%w: sequence %d is past the applied position %d", ErrNoPoint, r.Seq, applied)
 	}
+	// A point sparse retention compacted away has lost the before-images
+	// between it and the kept point after it: refused, as an export is.
+	if err := st.Reachable(r.Seq); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrNoPoint, err)
+	}
 	v := &View{st: st, target: target, size: size, point: r, segs: map[uint64]vfs.File{}}
 	v.pin = st.Pin(r.Seq, why)
 	pieces, records, err := plan(ctx, st, r.Seq, applied)
