@@ -357,6 +357,9 @@ func (v *View) fill(p *piece, b []byte, at int64) error {
 func (v *View) segment(idx uint64) (vfs.File, error) {
 	v.segMu.Lock()
 	defer v.segMu.Unlock()
+	if v.segs == nil {
+		return nil, ErrViewClosed // a read that raced Close
+	}
 	if f := v.segs[idx]; f != nil {
 		return f, nil
 	}
