@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 )
 
 // memDev is a device in memory with an optional size cap on writes.
@@ -358,5 +359,116 @@ func TestRealClients(t *testing.T) {
 		if err != nil || string(bytes.TrimSpace(b)) != "3146240" {
 			t.Fatalf("nbdinfo --size: %v %q", err, b)
 		}
+	}
+}
+
+// A read-only export: a second client that writes (or trims, or writes
+// zeros) gets EPERM on that request only, its connection and the first
+// client's go on, and the device is untouched. A writable export whose
+// device takes no writes refuses them the same way.
+func TestReadOnlyWriters(t *testing.T) {
+	dev := &memDev{b: pattern(64<<10, 7)}
+	orig := bytes.Clone(dev.b)
+	sock := serve(t, &Server{Exports: []Export{{Name: "ro", Dev: dev}, {Name: "nw", Dev: readOnlyDev{dev}, Writable: true}}})
+	reader := dial(t, sock)
+	if _, flags := reader.goExport("ro"); flags&transReadOnly == 0 {
+		t.Fatalf("read-only export advertised writable (%#x)", flags)
+	}
+	writer := dial(t, sock)
+	writer.goExport("ro")
+	for _, c := range []struct {
+		typ  uint16
+		data []byte
+	}{{CmdWrite, pattern(512, 8)}, {CmdTrim, nil}, {CmdWriteZeroes, nil}} {
+		if errno, _ := writer.cmd(c.typ, 4096, 512, c.data, 0); errno != EPERM {
+			t.Fatalf("command %d to a read-only export: errno %d, want EPERM", c.typ, errno)
+		}
+		if errno, got := writer.cmd(CmdRead, 4096, 512, nil, 512); errno != 0 || !bytes.Equal(got, orig[4096:4608]) {
+			t.Fatalf("the refused writer's next read: errno %d", errno)
+		}
+		if errno, got := reader.cmd(CmdRead, 4000, 700, nil, 700); errno != 0 || !bytes.Equal(got, orig[4000:4700]) {
+			t.Fatalf("the reader beside the refused writer: errno %d", errno)
+		}
+	}
+	nw := dial(t, sock)
+	if _, flags := nw.goExport("nw"); flags&transReadOnly == 0 {
+		t.Fatalf("an export whose device takes no writes advertised writable (%#x)", flags)
+	}
+	if errno, _ := nw.cmd(CmdWrite, 0, 512, pattern(512, 9), 0); errno != EPERM {
+		t.Fatalf("write to a device that takes none: errno %d, want EPERM", errno)
+	}
+	if !bytes.Equal(dev.b, orig) {
+		t.Fatal("a refused write changed the device")
+	}
+}
+
+// readOnlyDev hides memDev's WriteAt.
+type readOnlyDev struct{ m *memDev }
+
+func (d readOnlyDev) Size() int64                             { return d.m.Size() }
+func (d readOnlyDev) ReadAt(p []byte, off int64) (int, error) { return d.m.ReadAt(p, off) }
+
+// slowDev answers reads only when released, to catch clients that go
+// away while their READs are being served.
+type slowDev struct {
+	memDev
+	started chan struct{}
+	release chan struct{}
+}
+
+func (d *slowDev) ReadAt(p []byte, off int64) (int, error) {
+	d.started <- struct{}{}
+	<-d.release
+	return d.memDev.ReadAt(p, off)
+}
+
+// Clients that disconnect with READs in flight (their replies not yet
+// written, or written into a closed socket) end their own connection:
+// the server drops it, and a client alongside reads on.
+func TestDisconnectMidRead(t *testing.T) {
+	const size = 4 << 20
+	dev := &slowDev{memDev: memDev{b: pattern(size, 11)}, started: make(chan struct{}, 64), release: make(chan struct{})}
+	s := &Server{Exports: []Export{{Name: "d", Dev: dev}}}
+	sock := serve(t, s)
+	for round := range 3 {
+		c := dial(t, sock)
+		c.goExport("d")
+		var reqs []byte
+		for i := range 4 {
+			reqs = append(reqs, EncodeRequest(Request{Type: CmdRead, Cookie: uint64(i), Offset: uint64(i) << 20, Length: 1 << 20})...)
+		}
+		c.write(reqs)
+		<-dev.started // a READ is being served
+		if round == 1 {
+			c.write(EncodeRequest(Request{Type: CmdRead, Length: 1 << 20})[:10]) // and half of another
+		}
+		c.c.Close()
+		for range 4 {
+			dev.release <- struct{}{}
+		}
+		for len(dev.started) > 0 {
+			<-dev.started
+		}
+		// the server notices and drops the connection
+		deadline := time.Now().Add(time.Minute)
+		for s.Conns() > 0 {
+			if time.Now().After(deadline) {
+				t.Fatalf("round %d: %d connections still open after their client went away mid-read", round, s.Conns())
+			}
+			select {
+			case <-dev.started:
+				dev.release <- struct{}{}
+			case <-time.After(time.Millisecond):
+			}
+		}
+	}
+	good := dial(t, sock)
+	good.goExport("d")
+	go func() {
+		<-dev.started
+		dev.release <- struct{}{}
+	}()
+	if errno, got := good.cmd(CmdRead, 3<<20, 1000, nil, 1000); errno != 0 || !bytes.Equal(got, dev.b[3<<20:3<<20+1000]) {
+		t.Fatalf("after clients left mid-read a new client's read failed: errno %d", errno)
 	}
 }

@@ -20,6 +20,11 @@
 // WatchAppends): a block overwritten later is read from its before-image,
 // which the applier appends before it writes the target, so a read that
 // meets the new write on the target finds its before-image registered.
+// A point sparse retention compacted away is refused. A reader going
+// forward has the before-images and the target stretches between them
+// asked of the kernel (fadvise WILLNEED) a bounded stretch ahead
+// (viewReadAhead, 32 MiB of image): the view itself holds no data, only
+// the map, which is O(before-images after the point).
 // A Scratch makes a view writable with a capped copy-on-write overlay
 // file, removed on close.
 package recovery

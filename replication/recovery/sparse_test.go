@@ -3,6 +3,7 @@ package recovery
 import (
 	"context"
 	"errors"
+	"math/rand"
 	"os"
 	"strings"
 	"testing"
@@ -65,6 +66,21 @@ func TestSparseKeptTagsExport(t *testing.T) {
 	dst, _ := f.fs.OpenFile("/r/x", os.O_RDWR|os.O_CREATE, 0o600)
 	if _, err := Export(context.Background(), f.st, f.target, dst, Resolved{Pair: "p", Seq: gone.Seq}, nil); !errors.Is(err, journal.ErrCompacted) {
 		t.Fatalf("export of a compacted point: %v", err)
+	}
+	// and by a view: a point compacted away is refused naming the kept
+	// points around it; a view of every kept tag reads its image
+	if _, err := OpenView(context.Background(), f.st, f.target, int64(len(f.images[0])), Resolved{Pair: "p", Seq: gone.Seq}, "view"); !errors.Is(err, ErrNoPoint) || !errors.Is(err, journal.ErrCompacted) || !strings.Contains(err.Error(), "kept") {
+		t.Fatalf("view of a compacted point: %v", err)
+	}
+	for _, tg := range kept {
+		v, err := OpenView(context.Background(), f.st, f.target, int64(len(f.images[0])), Resolved{Pair: "p", Seq: tg.Seq}, "view")
+		if err != nil {
+			t.Fatalf("view of kept tag %s: %v", tg.Name, err)
+		}
+		if d := testutil.Diff(readView(t, v, rand.New(rand.NewSource(int64(tg.Seq)))), f.images[tg.Seq]); d != "" {
+			t.Fatalf("view of kept tag %s (sequence %d): %s", tg.Name, tg.Seq, d)
+		}
+		v.Close()
 	}
 	if _, err := Rollback(context.Background(), f.st, f.target, Resolved{Pair: "p", Seq: kept[0].Seq, Tag: &kept[0]}, nil); err != nil {
 		t.Fatalf("rollback to %d: %v", kept[0].Seq, err)

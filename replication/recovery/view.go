@@ -73,6 +73,11 @@ func OpenView(ctx context.Context, st *journal.Store, target io.ReaderAt, size i
 	if r.Seq > applied {
 		return nil, fmt.Errorf("%w: sequence %d is past the applied position %d", ErrNoPoint, r.Seq, applied)
 	}
+	// A point sparse retention compacted away has lost the before-images
+	// between it and the kept point after it: refused, as an export is.
+	if err := st.Reachable(r.Seq); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrNoPoint, err)
+	}
 	v := &View{st: st, target: target, size: size, point: r, segs: map[uint64]vfs.File{}}
 	v.pin = st.Pin(r.Seq, why)
 	pieces, records, err := plan(ctx, st, r.Seq, applied)
@@ -204,14 +209,21 @@ func (v *View) ReadAt(b []byte, off int64) (int, error) {
 }
 
 // viewReadAhead is how far past a forward read the before-images it will
-// need are asked of the kernel (fadvise WILLNEED): they lie scattered
-// over the undo log, and asked early they are read in the background, in
-// the order the disk likes, while the client works through the stretch
-// before them.
+// need, and the stretches of the target between them, are asked of the
+// kernel (fadvise WILLNEED): the before-images lie scattered over the
+// undo log, and the target's stretches have holes that defeat the
+// kernel's own read-ahead (each read starts past where the last ended,
+// so it reads each one alone, when asked, and waits). Asked early they
+// are read in the background, in the order the disk likes, while the
+// client works through the stretch before them: a forward reader's reads
+// find their pages in the page cache. Nothing is held by the process:
+// at most viewReadAhead of image (32 MiB) is asked ahead per view, and
+// the page cache holds it as the kernel likes.
 var viewReadAhead = int64(32 << 20)
 
 // readAhead asks the kernel for the before-images planned in the stretch
-// after [off, end) when the read goes on from where the last one asked.
+// after [off, end), and for the target between them, when the read goes
+// on from where the last one asked.
 func (v *View) readAhead(off, end int64) {
 	if viewReadAhead <= 0 {
 		return
@@ -229,9 +241,31 @@ func (v *View) readAhead(off, end int64) {
 	to := min(end+viewReadAhead, v.size)
 	v.advised = to
 	v.raMu.Unlock()
+	tfd := -1
+	if o, ok := v.target.(osFiler); ok {
+		tfd = int(o.OSFile().Fd())
+	}
+	// the target between the pieces, in runs: a covered stretch shorter
+	// than viewTargetMerge is read through (one larger read beats two)
+	var runOff, runEnd int64 = from, from
+	target := func(off, end int64) {
+		if tfd < 0 || end <= off {
+			return
+		}
+		if off-runEnd > viewTargetMerge {
+			if runEnd > runOff {
+				unix.Fadvise(tfd, runOff, runEnd-runOff, unix.FADV_WILLNEED)
+			}
+			runOff = off
+		}
+		runEnd = end
+	}
+	pos := from
 	i := sort.Search(len(v.pieces), func(i int) bool { return v.pieces[i].off+v.pieces[i].n > from })
 	for ; i < len(v.pieces) && v.pieces[i].off < to; i++ {
 		p := &v.pieces[i]
+		target(pos, p.off)
+		pos = p.off + p.n
 		if p.zero || p.mem != nil {
 			continue
 		}
@@ -243,7 +277,15 @@ func (v *View) readAhead(off, end int64) {
 			unix.Fadvise(int(o.OSFile().Fd()), p.segOff, p.n, unix.FADV_WILLNEED)
 		}
 	}
+	target(pos, to)
+	if tfd >= 0 && runEnd > runOff {
+		unix.Fadvise(tfd, runOff, runEnd-runOff, unix.FADV_WILLNEED)
+	}
 }
+
+// viewTargetMerge is the longest stretch of the target covered by
+// before-images that the read-ahead of the target reads through.
+var viewTargetMerge = int64(128 << 10)
 
 // viewReaders bounds the reads one view request runs side by side.
 var viewReaders = 16
@@ -315,6 +357,9 @@ func (v *View) fill(p *piece, b []byte, at int64) error {
 func (v *View) segment(idx uint64) (vfs.File, error) {
 	v.segMu.Lock()
 	defer v.segMu.Unlock()
+	if v.segs == nil {
+		return nil, ErrViewClosed // a read that raced Close
+	}
 	if f := v.segs[idx]; f != nil {
 		return f, nil
 	}

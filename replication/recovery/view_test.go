@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"math/rand"
+	"runtime"
 	"sync"
 	"testing"
 
@@ -159,5 +160,55 @@ func TestViewWhileApplying(t *testing.T) {
 	}
 	if res.Segments == 0 {
 		t.Fatal("closing the view did not let pruning go on")
+	}
+}
+
+// A view closed while readers read it ends their reads with an error
+// (ErrViewClosed, or the closed segment's), never a panic or wrong bytes.
+func TestViewCloseWhileReading(t *testing.T) {
+	f := newFixture(t, 13, 300, true)
+	seq := uint64(100)
+	want := f.images[seq]
+	for i := range 100 {
+		v, err := OpenView(context.Background(), f.st, f.target, 64<<10, Resolved{Pair: "p", Seq: seq}, "view")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		var wrong, reads sync.Map
+		for g := range 4 {
+			wg.Go(func() {
+				rng := rand.New(rand.NewSource(int64(i*10 + g)))
+				b := make([]byte, 8<<10)
+				for {
+					off := int64(rng.Intn(64<<10 - len(b)))
+					if _, err := v.ReadAt(b, off); err != nil {
+						return
+					}
+					reads.Store(g, true)
+					if !bytes.Equal(b, want[off:off+int64(len(b))]) {
+						wrong.Store(g, off)
+						return
+					}
+				}
+			})
+		}
+		for {
+			n := 0
+			reads.Range(func(any, any) bool { n++; return true })
+			if n > 0 {
+				break
+			}
+			runtime.Gosched()
+		}
+		v.Close()
+		wg.Wait()
+		wrong.Range(func(g, off any) bool {
+			t.Fatalf("round %d: reader %v read wrong bytes at %v", i, g, off)
+			return false
+		})
+		if _, err := v.ReadAt(make([]byte, 10), 0); !errors.Is(err, ErrViewClosed) {
+			t.Fatalf("read after close: %v", err)
+		}
 	}
 }

@@ -219,6 +219,16 @@ func (b *WriterBackend) OpenView(req ViewRequest) (View, error) {
 	if len(req.Pairs) == 0 {
 		return View{}, badField("pairs", "name a pair or a group: a view shows the disks asked for")
 	}
+	// A pair a rollback is rewriting is refused naming the job, before
+	// its pair (ended by the rollback) is looked up.
+	b.mu.Lock()
+	for _, id := range req.Pairs {
+		if err := b.rollingBackLocked(id); err != nil {
+			b.mu.Unlock()
+			return View{}, err
+		}
+	}
+	b.mu.Unlock()
 	ps, err := b.pairs(req.Pairs)
 	if err != nil {
 		return View{}, err
@@ -237,9 +247,9 @@ func (b *WriterBackend) OpenView(req ViewRequest) (View, error) {
 			b.mu.Unlock()
 			return View{}, fmt.Errorf("%w: pair %s already has view %s open: close it first (mtconsole view close %s)", ErrConflict, p.ID(), other, other)
 		}
-		if j, ok := b.busy[p.ID()]; ok && b.jobs[j] != nil && b.jobs[j].Mode == ModeRollback {
+		if err := b.rollingBackLocked(p.ID()); err != nil {
 			b.mu.Unlock()
-			return View{}, fmt.Errorf("%w: pair %s is being rolled back by job %s: a view would read a target being rewritten", ErrConflict, p.ID(), j)
+			return View{}, err
 		}
 	}
 	if b.opening == nil {
@@ -268,6 +278,15 @@ func (b *WriterBackend) OpenView(req ViewRequest) (View, error) {
 	b.hub.Publish(writer.Event{Time: b.now().UTC(), Kind: writer.EventLog, Level: slog.LevelInfo,
 		Message: fmt.Sprintf("view %s of %s at %s opened (%s): %s", id, strings.Join(ids, ","), pt, map[bool]string{true: "writable", false: "read-only"}[req.Writable], strings.Join(where, " "))})
 	return info, nil
+}
+
+// rollingBackLocked refuses a view of pair while a rollback job
+// rewrites its target (b.mu held).
+func (b *WriterBackend) rollingBackLocked(pair string) error {
+	if j, ok := b.busy[pair]; ok && b.jobs[j] != nil && b.jobs[j].Mode == ModeRollback {
+		return fmt.Errorf("%w: pair %s is being rolled back by job %s: a view would read a target being rewritten; open it when the job ends (mtconsole status --watch)", ErrConflict, pair, j)
+	}
+	return nil
 }
 
 func (b *WriterBackend) openView(id, dir, group string, pt recovery.Point, req ViewRequest, ps []*writer.Pair) (*openView, error) {

@@ -385,3 +385,34 @@ func TestViewStaleOverlay(t *testing.T) {
 	for e := next(t, ch, "log"); !strings.Contains(e.Message, "removed the view overlay "+stale); e = next(t, ch, "log") {
 	}
 }
+
+// A view of a pair that a rollback is rewriting is refused, naming the
+// job: it would read a target being rewritten. Once the rollback is
+// over, a view opens and reads the point the pair was rolled back to.
+func TestViewRefusedDuringRollback(t *testing.T) {
+	a := newAgent(t, "p1")
+	a.b.SetViewDir(filepath.Join(a.dir, "views"))
+	reached, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	a.b.onProgress = func(string, int64) { once.Do(func() { close(reached); <-release }) }
+	j, err := a.cl.Recover(ctxT(t), RecoverRequest{Point: "tag:t02", Mode: ModeRollback, Pairs: []string{"p1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-reached:
+	case <-ctxT(t).Done():
+		t.Fatal("the rollback never reported progress")
+	}
+	_, err = a.cl.OpenView(ctxT(t), ViewRequest{Pairs: []string{"p1"}, Point: "tag:t01"})
+	close(release)
+	if !errors.Is(err, ErrConflict) || !strings.Contains(err.Error(), "being rolled back by job "+j.ID) {
+		t.Fatalf("a view of a pair being rolled back: %v; want a conflict naming job %s", err, j.ID)
+	}
+	if vs, _ := a.cl.Views(ctxT(t)); len(vs) != 0 {
+		t.Fatalf("the refused view is listed: %+v", vs)
+	}
+	if j = waitJob(t, a.cl, j.ID); j.State != JobDone {
+		t.Fatalf("the rollback after the refused view: %+v", j)
+	}
+}
