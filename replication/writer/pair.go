@@ -189,6 +189,7 @@ type Pair struct {
 	lastAck  time.Time
 
 	pend    pending // batches on the target whose applied position is not yet committed
+	fly     *flight // the batch whose target writes are running (apply.go)
 	undoBuf []byte  // before-image buffer, reused batch to batch
 
 	wake chan struct{}
@@ -754,10 +755,10 @@ func (p *Pair) run(from uint64) {
 			}
 			carry = next
 			if len(batch) > 0 {
-				err := p.stage(batch)
-				if err == nil {
-					rd.Release() // the batch is on the target and in retention
-				}
+				// The batch's buffers go back to the journal once its
+				// target writes are done; carry's stay.
+				mark, r := rd.Mark(), rd
+				err := p.stage(batch, func() { r.ReleaseBefore(mark) })
 				if err == nil && p.pend.due(p.o.Now(), min(p.o.CommitBytes, p.cfg.UndoSegmentSize), p.o.CommitInterval) {
 					err = p.commit()
 				}
