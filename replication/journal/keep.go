@@ -1,6 +1,9 @@
 package journal
 
-import "sync/atomic"
+import (
+	"sync"
+	"sync/atomic"
+)
 
 // The groups a Log has just made durable are handed to its reader (the
 // applier) as they are: the group commit writes them past the page cache
@@ -18,7 +21,10 @@ import "sync/atomic"
 //
 // Kept groups are bounded for the whole process (SetReadKeep, default
 // DefaultReadKeep): pairs that keep up hold a group or two each, one pair
-// behind may use the rest. Past the budget a group's buffer is reused at
+// behind may use the rest. The buffers the readers give back go to a
+// pool shared by the Logs, bounded by the same figure, from which the next groups take theirs: a fresh buffer is
+// faulted in and zeroed, which on a virtual machine costs about as much
+// as the disk read it replaces. Past the budget a group's buffer is reused at
 // once and the reader reads those bytes from the segment file, as it does
 // after a restart or when it starts again behind (a retry): file reads
 // stop where the next kept group starts, so the reader meets it whole.
@@ -32,7 +38,11 @@ const DefaultReadKeep = 128 << 20
 
 var readKeep struct {
 	limit atomic.Int64
-	used  atomic.Int64
+	used  atomic.Int64 // kept
+
+	mu     sync.Mutex
+	pool   [][]byte
+	pooled int64
 }
 
 func init() { readKeep.limit.Store(DefaultReadKeep) }
@@ -44,8 +54,12 @@ func init() { readKeep.limit.Store(DefaultReadKeep) }
 func SetReadKeep(bytes int64) int64 { return readKeep.limit.Swap(max(bytes, 0)) }
 
 // ReadKept is the memory the Logs of the process keep for their readers
-// now.
-func ReadKept() int64 { return readKeep.used.Load() }
+// now, and the memory of released group buffers pooled for new groups.
+func ReadKept() (kept, pooled int64) {
+	readKeep.mu.Lock()
+	defer readKeep.mu.Unlock()
+	return readKeep.used.Load(), readKeep.pooled
+}
 
 // keep hands a durable chunk to the reader if the budget has room, and
 // reports whether it did. l.mu is held.
@@ -80,11 +94,37 @@ func (l *Log) recycle(b []byte) {
 	}
 }
 
-// giveBack takes back the buffer of a group the reader has released.
+// giveBack takes back the buffer of a group the reader has released:
+// into the shared pool while the budget has room, else the log's own
+// free list.
 func (l *Log) giveBack(b []byte) {
+	n := int64(cap(b))
+	readKeep.mu.Lock()
+	if readKeep.pooled+n <= readKeep.limit.Load() {
+		readKeep.pool = append(readKeep.pool, b[:0])
+		readKeep.pooled += n
+		readKeep.mu.Unlock()
+		return
+	}
+	readKeep.mu.Unlock()
 	l.mu.Lock()
 	l.recycle(b)
 	l.mu.Unlock()
+}
+
+// pooled takes a buffer of at least n bytes from the shared pool, or
+// returns nil.
+func pooled(n int) []byte {
+	readKeep.mu.Lock()
+	defer readKeep.mu.Unlock()
+	for i := len(readKeep.pool) - 1; i >= 0; i-- {
+		if b := readKeep.pool[i]; cap(b) >= n {
+			readKeep.pool = append(readKeep.pool[:i], readKeep.pool[i+1:]...)
+			readKeep.pooled -= int64(cap(b))
+			return b
+		}
+	}
+	return nil
 }
 
 // dropKept lets go of the kept groups before offset off of segment seg:

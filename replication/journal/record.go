@@ -483,7 +483,22 @@ func (s *scanner) releaseBefore(gen uint64) {
 	}
 	clear(s.old[len(keep):])
 	s.old = keep
+	// A reader may hold two batches (one writing the target while the
+	// next is captured): its buffers come back a batch at a time and
+	// serve the next one, rather than fresh ones faulted in.
+	if len(s.pool) > scanPool {
+		s.pool = s.pool[len(s.pool)-scanPool:]
+	}
+}
+
+// scanPool is how many read buffers a busy scanner keeps for reuse
+// (4 MiB each: a 32 MiB batch and some).
+const scanPool = 12
+
+// idle lets a caught-up scanner's spare buffers go but three.
+func (s *scanner) idle() {
 	if len(s.pool) > 3 {
+		clear(s.pool[:len(s.pool)-3])
 		s.pool = s.pool[len(s.pool)-3:]
 	}
 }

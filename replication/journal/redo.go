@@ -712,7 +712,15 @@ func (l *Log) appendTo(seg uint64, off int64, r *Record, newSeg bool, firstSeq u
 			// The size of the last group: a quiet pair does not hold a
 			// busy pair's buffer, and a busy pair's group does not grow
 			// (and copy) its way up from small again.
-			buf = make([]byte, 0, max(64<<10, l.lastGroup))
+			want := max(64<<10, l.lastGroup)
+			if l.lastGroup >= l.o.MaxPending/4 {
+				// A busy log: room for the largest group, so that it never
+				// grows (and copies) its way up.
+				want = l.o.MaxPending + 1<<20
+			}
+			if buf = pooled(want); buf == nil {
+				buf = make([]byte, 0, want)
+			}
 		}
 		c = &chunk{seg: seg, off: off, data: buf, newSeg: newSeg, firstSeq: firstSeq}
 		l.pending = append(l.pending, c)
@@ -1082,6 +1090,9 @@ func (r *Reader) Next() (Record, error) {
 		durable := l.durable
 		if r.want > durable {
 			l.mu.Unlock()
+			if r.sc != nil {
+				r.sc.idle() // caught up: a quiet pair holds little
+			}
 			return Record{}, io.EOF
 		}
 		if r.seg != nil && (len(l.segs) == 0 || r.seg.index < l.segs[0].index) {
