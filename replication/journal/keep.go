@@ -33,8 +33,15 @@ import (
 // sees never runs ahead of the disk. Groups the reader holds are not
 // counted: that is the caller's batch, bounded by the caller.
 
-// DefaultReadKeep is the process-wide bound of kept groups.
-const DefaultReadKeep = 128 << 20
+// DefaultReadKeep is the process-wide bound of kept groups (and, apart,
+// of the pooled buffers). It covers appliers that keep up, which hold a
+// group or two each; an applier far behind reads the files. Larger
+// budgets were measured on the 2-core test VM (apply_retention, 512 MiB
+// written faster than applied): 64 and 128 MiB cost more CPU than the
+// reads they saved, because memory a process touches for the first time
+// is expensive there (about 8 ms per MiB) and the bigger budget is
+// first-touch memory in a short run.
+const DefaultReadKeep = 32 << 20
 
 var readKeep struct {
 	limit atomic.Int64
