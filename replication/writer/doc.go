@@ -32,9 +32,11 @@
 // touches; the next batch's writes start only once the batch before has
 // landed, and a commit, a hold, an error or a stop waits for them. After a
 // crash in between, the oldest before-image of each byte puts it back.
-// Memory: a busy pair holds two batches of journal data (the one in
-// flight, the one captured: 64 MiB at most) besides the before-image
-// buffer; the journal's kept groups are bounded for the process
+// The batch after the one being staged is read from the journal
+// meanwhile, on another goroutine that is waited for before the commit
+// trims the journal. Memory: a busy pair holds up to three batches of
+// journal data (the one in flight, the one captured, the one read ahead:
+// 96 MiB at most) besides the before-image buffer; the journal's kept groups are bounded for the process
 // (journal.SetReadKeep). Staged batches become the applied position together,
 // with one fdatasync of the target and one catalogue commit, every undo
 // segment or second (Options.CommitBytes, CommitInterval) and whenever the
