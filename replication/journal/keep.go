@@ -60,14 +60,6 @@ func init() { readKeep.limit.Store(DefaultReadKeep) }
 // stay until read.
 func SetReadKeep(bytes int64) int64 { return readKeep.limit.Swap(max(bytes, 0)) }
 
-// ReadKept is the memory the Logs of the process keep for their readers
-// now, and the memory of released group buffers pooled for new groups.
-func ReadKept() (kept, pooled int64) {
-	readKeep.mu.Lock()
-	defer readKeep.mu.Unlock()
-	return readKeep.used.Load(), readKeep.pooled
-}
-
 // keep hands a durable chunk to the reader if the budget has room, and
 // reports whether it did. l.mu is held.
 func (l *Log) keep(c *chunk) bool {
