@@ -31,7 +31,22 @@
 // calls OnDurable with the highest sequence of the group: the cumulative
 // acknowledgement (invariant 1: nothing is acknowledged before it is
 // durable). After a failed write or fdatasync the log stops and every later
-// Append fails (invariant 5).
+// Append fails (invariant 5). Groups of 4 MiB and more are written past the
+// page cache (vfs.WriteAppend).
+//
+// The Reader (the applier) takes the groups just made durable from memory,
+// without a copy: a durable group's buffer is kept in the log until the
+// reader reaches its offset, and the reader decodes the records where they
+// lie and, once released, gives the buffer back for later groups (keep.go).
+// Kept groups are bounded for the whole process (SetReadKeep,
+// DefaultReadKeep); past the budget, after a restart, or for a reader that
+// starts again behind, records are read from the segment files as before,
+// and those reads stop where the next kept group starts. Only durable
+// groups are kept, and their bytes are decoded and checked like the
+// file's, so a reader never sees more than the disk holds. Release lets go
+// of what the reader returned before its current buffer;
+// Mark/ReleaseBefore of one batch while the next is still held (the
+// applier's batch in flight).
 //
 // Close, once everything appended is durable, writes a clean-end record
 // (clean-end: each live segment's first sequence and end, the last

@@ -344,7 +344,9 @@ func readSegHeader(f vfs.File, magic string) (index, firstSeq uint64, ok bool) {
 	return binary.LittleEndian.Uint64(b[8:]), binary.LittleEndian.Uint64(b[16:]), true
 }
 
-// scanner reads the records of one segment in order through a buffer.
+// scanner reads the records of one segment in order through a buffer:
+// read from the file, or a durable group of the log adopted whole
+// (adopt: the log's own buffer, handed over without a copy).
 type scanner struct {
 	f     vfs.File
 	seg   uint64
@@ -352,17 +354,64 @@ type scanner struct {
 	buf   []byte
 	pos   int // next record in buf
 	end   int64
+	limit int64 // >off: file reads stop here (a kept group starts there)
 	chunk int
-	old   [][]byte // buffers records were returned from, until release
-	pool  [][]byte // buffers free for reuse
+	// gen numbers the buffers in the order they became buf; bufKept
+	// says buf is an adopted group, given back through giveBack.
+	gen     uint64
+	bufGen  uint64
+	bufKept bool
+	old     []heldBuf // buffers records were returned from, until release
+	pool    [][]byte  // buffers free for reuse
+	// giveBack takes an adopted group's buffer back once released.
+	giveBack func([]byte)
+}
+
+// heldBuf is a buffer records were returned from.
+type heldBuf struct {
+	b    []byte
+	gen  uint64
+	kept bool
 }
 
 func newScanner(f vfs.File, seg uint64, off, end int64) *scanner {
 	return &scanner{f: f, seg: seg, off: off, end: end, chunk: 4 << 20}
 }
 
+// follow makes s, a scanner of the next segment, hold the buffers prev
+// still holds, so that records returned before stay valid until
+// release, and reuse its pool.
+func (s *scanner) follow(prev *scanner) {
+	s.old, s.pool, s.gen, s.giveBack = prev.old, prev.pool, prev.gen, prev.giveBack
+	if prev.buf != nil {
+		s.old = append(s.old, heldBuf{prev.buf, prev.bufGen, prev.bufKept})
+	}
+	s.gen++
+	s.bufGen = s.gen
+}
+
 // offset is the file offset of the next record.
 func (s *scanner) offset() int64 { return s.off + int64(s.pos) }
+
+// drained says every byte of buf has been returned as records.
+func (s *scanner) drained() bool { return s.pos == len(s.buf) }
+
+// adopt makes b, the bytes of the segment at offset off (whole records,
+// durable), the buffer to read from; s must be drained. b is given back
+// through giveBack once released.
+func (s *scanner) adopt(b []byte, off int64) {
+	s.swap(b, true)
+	s.off, s.pos = off, 0
+}
+
+// swap makes nb the current buffer, keeping the old one for release.
+func (s *scanner) swap(nb []byte, kept bool) {
+	if s.buf != nil {
+		s.old = append(s.old, heldBuf{s.buf, s.bufGen, s.bufKept})
+	}
+	s.gen++
+	s.buf, s.bufGen, s.bufKept = nb, s.gen, kept
+}
 
 // fill makes at least n bytes available at pos, or as many as the file
 // holds. Records already returned keep their buffer until release.
@@ -374,8 +423,15 @@ func (s *scanner) fill(n int) error {
 	s.off += int64(s.pos)
 	s.pos = 0
 	want := max(s.chunk, n)
-	if s.off+int64(want) > s.end {
-		want = int(s.end - s.off)
+	stop := s.end
+	if s.limit > s.off && s.limit < stop {
+		stop = s.limit
+	}
+	if s.off+int64(want) > stop {
+		want = int(stop - s.off)
+	}
+	if want < n && s.off+int64(n) <= s.end {
+		want = n // a record never crosses a kept group's start
 	}
 	if want < len(rest) {
 		want = len(rest)
@@ -390,10 +446,7 @@ func (s *scanner) fill(n int) error {
 		// Only what was read: a reused buffer holds older bytes past it.
 		nb = nb[:len(rest)+k]
 	}
-	if s.buf != nil {
-		s.old = append(s.old, s.buf)
-	}
-	s.buf = nb
+	s.swap(nb, false)
 	return nil
 }
 
@@ -409,12 +462,45 @@ func (s *scanner) take(n int) []byte {
 
 // release lets the buffers of records returned before the current
 // buffer be reused.
-func (s *scanner) release() {
-	s.pool = append(s.pool, s.old...)
+func (s *scanner) release() { s.releaseBefore(s.bufGen) }
+
+// releaseBefore lets the buffers that became current before buffer gen
+// be reused: adopted groups go back to the log, read buffers to the
+// pool.
+func (s *scanner) releaseBefore(gen uint64) {
+	keep := s.old[:0]
+	for _, h := range s.old {
+		switch {
+		case h.gen >= gen:
+			keep = append(keep, h)
+		case h.kept:
+			if s.giveBack != nil {
+				s.giveBack(h.b)
+			}
+		default:
+			s.pool = append(s.pool, h.b)
+		}
+	}
+	clear(s.old[len(keep):])
+	s.old = keep
+	// A reader may hold two batches (one writing the target while the
+	// next is captured): its buffers come back a batch at a time and
+	// serve the next one, rather than fresh ones faulted in.
+	if len(s.pool) > scanPool {
+		s.pool = s.pool[len(s.pool)-scanPool:]
+	}
+}
+
+// scanPool is how many read buffers a busy scanner keeps for reuse
+// (4 MiB each: a 32 MiB batch and some).
+const scanPool = 12
+
+// idle lets a caught-up scanner's spare buffers go but three.
+func (s *scanner) idle() {
 	if len(s.pool) > 3 {
+		clear(s.pool[:len(s.pool)-3])
 		s.pool = s.pool[len(s.pool)-3:]
 	}
-	s.old = nil
 }
 
 // next returns the next record, an *errBad error where the valid log ends,

@@ -112,6 +112,14 @@ type Log struct {
 	// finished: the commit loop has stopped; nothing more becomes durable
 	finished bool
 	done     chan struct{}
+
+	// kept holds durable groups, in log order, for the reader to take
+	// whole instead of reading them back from the files (keep.go);
+	// keptBytes is their share of the process-wide budget. lastGroup is
+	// the size of the last group, the size a fresh buffer starts at.
+	kept      []*chunk
+	keptBytes int64
+	lastGroup int
 }
 
 type logSeg struct {
@@ -701,9 +709,18 @@ func (l *Log) appendTo(seg uint64, off int64, r *Record, newSeg bool, firstSeq u
 		if k := len(l.free); k > 0 {
 			buf, l.free = l.free[k-1][:0], l.free[:k-1]
 		} else {
-			// Small at first: AppendRecord doubles it as a group needs, so
-			// a quiet pair does not hold a busy pair's buffer.
-			buf = make([]byte, 0, 64<<10)
+			// The size of the last group: a quiet pair does not hold a
+			// busy pair's buffer, and a busy pair's group does not grow
+			// (and copy) its way up from small again.
+			want := max(64<<10, l.lastGroup)
+			if l.lastGroup >= l.o.MaxPending/4 {
+				// A busy log: room for the largest group, so that it never
+				// grows (and copies) its way up.
+				want = l.o.MaxPending + 1<<20
+			}
+			if buf = pooled(want); buf == nil {
+				buf = make([]byte, 0, want)
+			}
 		}
 		c = &chunk{seg: seg, off: off, data: buf, newSeg: newSeg, firstSeq: firstSeq}
 		l.pending = append(l.pending, c)
@@ -792,10 +809,11 @@ func (l *Log) commitLoop() {
 
 		l.mu.Lock()
 		for _, c := range group {
-			// Keep two group buffers: allocating and faulting in a fresh
-			// one per group costs more than writing it.
-			if cap(c.data) <= 2*(l.o.MaxPending+1<<20) && len(l.free) < 2 {
-				l.free = append(l.free, c.data)
+			// A durable group goes to the reader as it is, as far as the
+			// budget goes; else its buffer serves the next groups.
+			l.lastGroup = min(len(c.data), l.o.MaxPending+l.o.MaxRecord)
+			if err != nil || !l.keep(c) {
+				l.recycle(c.data)
 			}
 		}
 		if err != nil {
@@ -979,6 +997,9 @@ func (l *Log) Trim(applied uint64) error {
 		l.segs = l.segs[1:]
 		l.tailCount--
 	}
+	if len(l.segs) > 0 {
+		l.dropKept(l.segs[0].index, 0)
+	}
 	l.cond.Broadcast()
 	return err
 }
@@ -1004,6 +1025,7 @@ func (l *Log) Close() error {
 		}
 	}
 	l.closeFiles()
+	l.dropAllKept()
 	return l.err
 }
 
@@ -1027,6 +1049,38 @@ func (r *Reader) Release() {
 	}
 }
 
+// Mark is a place in the reader's buffers: ReleaseBefore(Mark()) later
+// lets go of the data of the records returned before the call to Mark,
+// but for the last of them, and keeps what was returned after.
+type Mark uint64
+
+// Mark returns the reader's place now, for ReleaseBefore.
+func (r *Reader) Mark() Mark {
+	if r.sc == nil {
+		return 0
+	}
+	return Mark(r.sc.bufGen)
+}
+
+// ReleaseBefore says that the data of the records returned before m was
+// taken (but for the last of them) is no longer needed.
+func (r *Reader) ReleaseBefore(m Mark) {
+	if r.sc != nil {
+		r.sc.releaseBefore(uint64(m))
+	}
+}
+
+// scanner makes the scanner of segment s, holding what prev holds.
+func (r *Reader) scanner(s *logSeg, prev *scanner) *scanner {
+	sc := newScanner(s.f, s.index, segHeaderSize, s.end)
+	if prev != nil {
+		sc.follow(prev)
+	} else {
+		sc.giveBack = r.l.giveBack
+	}
+	return sc
+}
+
 // Next returns the next durable record, io.EOF when there is none yet, or
 // an error wrapping ErrCorrupt. Data stays valid until Release.
 func (r *Reader) Next() (Record, error) {
@@ -1036,6 +1090,9 @@ func (r *Reader) Next() (Record, error) {
 		durable := l.durable
 		if r.want > durable {
 			l.mu.Unlock()
+			if r.sc != nil {
+				r.sc.idle() // caught up: a quiet pair holds little
+			}
 			return Record{}, io.EOF
 		}
 		if r.seg != nil && (len(l.segs) == 0 || r.seg.index < l.segs[0].index) {
@@ -1057,9 +1114,12 @@ func (r *Reader) Next() (Record, error) {
 				return Record{}, fmt.Errorf("%s: sequence %d was applied before the journal was opened and is not read again", l.o.Dir, r.want)
 			}
 			r.seg = s
-			r.sc = newScanner(s.f, s.index, segHeaderSize, s.end)
+			r.sc = r.scanner(s, r.sc)
 		}
 		r.sc.end = r.seg.end
+		if r.sc.drained() {
+			l.feed(r.sc)
+		}
 		l.mu.Unlock()
 
 		off := r.sc.offset()
@@ -1083,7 +1143,7 @@ func (r *Reader) Next() (Record, error) {
 				l.mu.Unlock()
 				return Record{}, io.EOF
 			}
-			r.sc = newScanner(r.seg.f, r.seg.index, segHeaderSize, r.seg.end)
+			r.sc = r.scanner(r.seg, r.sc)
 			l.mu.Unlock()
 			continue
 		}

@@ -127,6 +127,8 @@ func (l *Log) Skip(seq uint64) error {
 			return l.err
 		}
 	}
+	// Segment numbers start again at 0: nothing kept is of them.
+	l.dropAllKept()
 	l.tailSeg, l.tailOff, l.tailCount = 0, 0, 0
 	l.lastSeg, l.lastOff = 0, 0
 	l.next, l.durable = seq+1, seq

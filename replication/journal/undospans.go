@@ -49,7 +49,10 @@ func (s *Store) undoSpansSegment(g SegmentInfo, after, upto uint64, pool [][]byt
 	sc.pool = pool
 	defer func() {
 		// fn keeps no record: every buffer may serve the next segment.
-		kept = append(sc.pool, sc.old...)
+		kept = sc.pool
+		for _, h := range sc.old {
+			kept = append(kept, h.b)
+		}
 		if sc.buf != nil {
 			kept = append(kept, sc.buf)
 		}

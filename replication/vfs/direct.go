@@ -16,8 +16,15 @@ const DirectBlock = 4096
 
 // directPiece is the most one direct write carries: the buffers come from
 // a pool shared by every file, so many pairs do not each hold a group's
-// worth of aligned memory.
-const directPiece = 1 << 20
+// worth of aligned memory. Appends of bigPieceFrom bytes or more go in
+// pieces of bigPiece: one write of 8 MiB at a time is about twice as
+// fast as 1 MiB ones on a virtual disk (fio, QD1), and only a busy
+// pair's large groups take them.
+const (
+	directPiece  = 1 << 20
+	bigPiece     = 8 << 20
+	bigPieceFrom = 4 << 20
+)
 
 // ErrNoDirect says a file cannot be written with O_DIRECT (a file
 // system without it, a file opened read-only): write it through the page
@@ -91,15 +98,20 @@ type DirectWriter interface {
 	WriteDirect(p []byte, off int64) (int, error)
 }
 
-var piecePool = sync.Pool{New: func() any {
-	b := make([]byte, directPiece+DirectBlock)
+var (
+	piecePool    = sync.Pool{New: func() any { return alignedPiece(directPiece) }}
+	bigPiecePool = sync.Pool{New: func() any { return alignedPiece(bigPiece) }}
+)
+
+func alignedPiece(n int) *[]byte {
+	b := make([]byte, n+DirectBlock)
 	k := int(uintptr(unsafe.Pointer(&b[0])) & (DirectBlock - 1))
 	if k != 0 {
 		b = b[DirectBlock-k:]
 	}
-	b = b[:directPiece]
+	b = b[:n]
 	return &b
-}}
+}
 
 // WriteAppend writes p at off like f.WriteAt, for files written in
 // order, each write after the last: the whole DirectBlock-sized blocks
@@ -117,8 +129,12 @@ func WriteAppend(f File, p []byte, off int64) error {
 	start := off &^ (DirectBlock - 1)
 	end := off + int64(len(p))
 	stop := end &^ (DirectBlock - 1)
-	bp := piecePool.Get().(*[]byte)
-	defer piecePool.Put(bp)
+	pool := &piecePool
+	if len(p) >= bigPieceFrom {
+		pool = &bigPiecePool
+	}
+	bp := pool.Get().(*[]byte)
+	defer pool.Put(bp)
 	buf := *bp
 	head := int(off - start)
 	if head > 0 {

@@ -18,7 +18,7 @@ func appendAll(t *testing.T, f File, start int64) []byte {
 	rng := rand.New(rand.NewPCG(1, 2))
 	var want []byte
 	off := start
-	for _, n := range []int{100, 5000, 3 * DirectBlock, 70000, 8, directPiece + 12345, 2*directPiece + DirectBlock, 40000, 1} {
+	for _, n := range []int{100, 5000, 3 * DirectBlock, 70000, 8, directPiece + 12345, 2*directPiece + DirectBlock, 40000, bigPieceFrom + 777, 2*bigPiece + 3*DirectBlock + 5, 1} {
 		p := make([]byte, n)
 		for i := range p {
 			p[i] = byte(rng.Uint32())

@@ -46,6 +46,16 @@ func (q *pending) due(now time.Time, bytes int64, interval time.Duration) bool {
 	return q.n > 0 && (q.bytes >= bytes || now.Sub(q.since) >= interval)
 }
 
+// flight is a staged batch whose target writes run while the applier
+// captures the next batch's before-images (stage, settle).
+type flight struct {
+	batch   []journal.Record
+	writes  []int // indexes of batch's writes
+	done    chan struct{}
+	err     error  // set before done is closed
+	release func() // lets the journal reuse the batch's buffers
+}
+
 func batchAccuracy(batch []journal.Record) journal.Accuracy {
 	for i := range batch {
 		if batch[i].Type == journal.TypeWrite {
@@ -61,18 +71,28 @@ func batchAccuracy(batch []journal.Record) journal.Accuracy {
 // stage moves one batch from the journal to the target:
 //
 //	read before-images → append them to retention → fdatasync retention →
-//	write the target
+//	wait for the batch before's target writes → start the target writes
 //
 // and commit, every CommitBytes or CommitInterval or when the applier is
 // idle, makes the staged batches the applied position:
 //
-//	fdatasync the target → commit the catalogue → trim the journal.
+//	wait for the target writes → fdatasync the target → commit the
+//	catalogue → trim the journal.
+//
+// The batch's target writes run in the background (p.fly) while the
+// applier reads the next batch and captures its before-images: where
+// the next batch overlaps a write still in flight, its before-image is
+// taken from that write's data (what the target holds once it lands),
+// elsewhere from the target, which no write in flight touches. At most
+// one batch is in flight. release is called once the batch's writes are
+// done with its data.
 //
 // Invariant 2: a before-image is durable before its write reaches the
 // target, and the applied position is persisted only after both. A crash
 // between the two leaves before-images past the applied position, from
-// which OpenPair puts the target back.
-func (p *Pair) stage(batch []journal.Record) error {
+// which OpenPair puts the target back (the earliest before-image of each
+// byte: the one of the first write past the applied position).
+func (p *Pair) stage(batch []journal.Record, release func()) error {
 	acc := batchAccuracy(batch)
 	if acc != "" && p.pend.n > 0 && p.pend.c.Accuracy != acc {
 		// a range of other accuracy begins: close the current one
@@ -117,8 +137,21 @@ func (p *Pair) stage(batch []journal.Record) error {
 		if err != nil {
 			return err
 		}
-		// A before-image is the target as the write found it: earlier
-		// writes of the same batch that overlap it are part of that.
+		// A before-image is the target as the write found it: the writes
+		// of the batch in flight, and earlier writes of the same batch,
+		// that overlap it are part of that.
+		if f := p.fly; f != nil {
+			for k := range undo {
+				u := &undo[k]
+				for _, j := range f.writes {
+					w := &f.batch[j]
+					lo, hi := max(u.Offset, w.Offset), min(u.Offset+int64(len(u.Data)), w.Offset+int64(len(w.Data)))
+					if lo < hi {
+						copy(u.Data[lo-u.Offset:hi-u.Offset], w.Data[lo-w.Offset:hi-w.Offset])
+					}
+				}
+			}
+		}
 		overlap := false
 		for k := 1; k < len(writes); k++ {
 			u := &undo[k]
@@ -146,6 +179,10 @@ func (p *Pair) stage(batch []journal.Record) error {
 		if err := p.store.Sync(); err != nil {
 			return &errRetention{err}
 		}
+		// The batch before lands first: the writes of both may overlap.
+		if err := p.settle(); err != nil {
+			return err
+		}
 		write := func(k int) error {
 			w := &batch[writes[k]]
 			if _, err := p.target.WriteAt(w.Data, w.Offset); err != nil {
@@ -157,9 +194,12 @@ func (p *Pair) stage(batch []journal.Record) error {
 		if overlap {
 			writers = 1 // overlapping writes land in order
 		}
-		if err := p.parallel(len(writes), writers, write); err != nil {
-			return err
-		}
+		f := &flight{batch: batch, writes: writes, done: make(chan struct{}), release: release}
+		p.fly = f
+		go func() {
+			f.err = p.parallel(len(writes), writers, write)
+			close(f.done)
+		}()
 		if p.pend.c.FirstTime.IsZero() {
 			p.pend.c.FirstTime = batch[writes[0]].Time
 		}
@@ -173,14 +213,51 @@ func (p *Pair) stage(batch []journal.Record) error {
 			p.pend.c.Tags = append(p.pend.c.Tags, journal.Tag{Seq: batch[i].Seq, Time: t.Time, Name: t.Name, App: t.App, ID: t.ID, Accuracy: p.pend.c.Accuracy})
 		}
 	}
+	if len(writes) == 0 && release != nil {
+		if p.fly != nil {
+			p.fly.release = chain(p.fly.release, release)
+		} else {
+			release()
+		}
+	}
 	p.pend.c.Applied = batch[len(batch)-1].Seq
 	p.pend.n++
+	return nil
+}
+
+// chain is a then b.
+func chain(a, b func()) func() {
+	if a == nil {
+		return b
+	}
+	return func() { a(); b() }
+}
+
+// settle waits for the target writes in flight and returns their error.
+// The batch's journal buffers are released only after writes that
+// succeeded: after an error the applier reads the journal again anyway.
+func (p *Pair) settle() error {
+	f := p.fly
+	if f == nil {
+		return nil
+	}
+	<-f.done
+	p.fly = nil
+	if f.err != nil {
+		return f.err
+	}
+	if f.release != nil {
+		f.release()
+	}
 	return nil
 }
 
 // commit makes the staged batches durable on the target and records the
 // new applied position.
 func (p *Pair) commit() error {
+	if err := p.settle(); err != nil {
+		return err
+	}
 	if p.pend.n == 0 {
 		return nil
 	}
@@ -258,6 +335,9 @@ func (p *Pair) parallel(n, workers int, fn func(int) error) error {
 // handleApplyError decides what a failed batch does to the pair, and
 // reports whether the batch should be tried again.
 func (p *Pair) handleApplyError(err error) bool {
+	// Nothing may still be writing the target while it is put back or
+	// left to a restart.
+	p.settle()
 	var re *errRetention
 	if errors.As(err, &re) && errors.Is(err, syscall.ENOSPC) {
 		// Put the target back to the applied position and forget what

@@ -24,7 +24,20 @@
 // segment): it reads the batch's before-images from the target several at
 // a time (Options.Parallel), appends them to the retention store and
 // fdatasyncs it once, then writes the target; overlapping writes within a
-// batch land in order. Staged batches become the applied position together,
+// batch land in order. The target writes of a batch run in the background
+// while the applier reads the next batch and captures its before-images:
+// one batch in flight, its before-images already durable; where the next
+// batch overlaps a write in flight its before-image is taken from that
+// write's data, elsewhere from the target, which nothing in flight
+// touches; the next batch's writes start only once the batch before has
+// landed, and a commit, a hold, an error or a stop waits for them. After a
+// crash in between, the oldest before-image of each byte puts it back.
+// The batch after the one being staged is read from the journal
+// meanwhile, on another goroutine that is waited for before the commit
+// trims the journal. Memory: a busy pair holds up to three batches of
+// journal data (the one in flight, the one captured, the one read ahead:
+// 96 MiB at most) besides the before-image buffer; the journal's kept groups are bounded for the process
+// (journal.SetReadKeep). Staged batches become the applied position together,
 // with one fdatasync of the target and one catalogue commit, every undo
 // segment or second (Options.CommitBytes, CommitInterval) and whenever the
 // applier runs out of work. After a crash, or ENOSPC in the middle of this,

@@ -189,6 +189,7 @@ type Pair struct {
 	lastAck  time.Time
 
 	pend    pending // batches on the target whose applied position is not yet committed
+	fly     *flight // the batch whose target writes are running (apply.go)
 	undoBuf []byte  // before-image buffer, reused batch to batch
 
 	wake chan struct{}
@@ -719,6 +720,26 @@ func (p *Pair) run(from uint64) {
 	defer close(p.done)
 	rd := p.log.NewReader(from)
 	var carry *journal.Record
+	// ahead is the batch read while the one before was staged.
+	var ahead *readAhead
+	// rels are the batches whose target writes are done, to release
+	// when no read-ahead is using the reader; released records one.
+	type rel struct {
+		r *journal.Reader
+		m journal.Mark
+	}
+	var rels []rel
+	released := func(r *journal.Reader, m journal.Mark) func() {
+		return func() { rels = append(rels, rel{r, m}) }
+	}
+	release := func() {
+		for _, x := range rels {
+			if x.r == rd { // not a reader given up since
+				x.r.ReleaseBefore(x.m)
+			}
+		}
+		rels = rels[:0]
+	}
 	// flush commits the staged batches; on failure the pair is in error.
 	flush := func() bool {
 		if err := p.commit(); err != nil {
@@ -741,28 +762,54 @@ func (p *Pair) run(from uint64) {
 		if p.reread.Swap(false) {
 			// A direct resync commit (resync.go) moved the applied
 			// position and skipped the journal past the reader.
-			rd, carry = p.log.NewReader(p.store.State().Applied+1), nil
+			rd, carry, ahead = p.log.NewReader(p.store.State().Applied+1), nil, nil
 		}
 		p.mu.Lock()
 		blocked := p.err != nil || p.paused != ""
 		p.mu.Unlock()
 		if !blocked {
-			batch, next, err := p.readBatch(rd, carry)
+			var (
+				batch []journal.Record
+				next  *journal.Record
+				err   error
+				mark  journal.Mark
+			)
+			if ahead != nil {
+				batch, next, err, mark = ahead.batch, ahead.next, ahead.err, ahead.mark
+				ahead = nil
+			} else {
+				batch, next, err = p.readBatch(rd, carry)
+				mark = rd.Mark()
+			}
 			if err != nil {
 				p.setError(err)
 				continue
 			}
 			carry = next
 			if len(batch) > 0 {
-				err := p.stage(batch)
-				if err == nil {
-					rd.Release() // the batch is on the target and in retention
-				}
+				// The next batch is read from the journal while this one
+				// is staged; it is waited for before anything else
+				// touches the reader (the commit trims the journal).
+				ra := &readAhead{done: make(chan struct{})}
+				r, c := rd, carry
+				go func() {
+					defer close(ra.done)
+					ra.batch, ra.next, ra.err = p.readBatch(r, c)
+					ra.mark = r.Mark()
+				}()
+				carry = nil // the read-ahead's now
+				// The batch's buffers go back to the journal once its
+				// target writes are done; carry's stay.
+				err := p.stage(batch, released(r, mark))
+				<-ra.done
+				ahead = ra
+				release()
 				if err == nil && p.pend.due(p.o.Now(), min(p.o.CommitBytes, p.cfg.UndoSegmentSize), p.o.CommitInterval) {
 					err = p.commit()
+					release()
 				}
 				if err != nil {
-					carry = nil
+					ahead, carry = nil, nil
 					if p.handleApplyError(err) {
 						// retry from the applied position
 						rd = p.log.NewReader(p.store.State().Applied + 1)
@@ -775,6 +822,7 @@ func (p *Pair) run(from uint64) {
 		// position now.
 		if p.pend.n > 0 {
 			flush()
+			release()
 			continue
 		}
 		p.waiting.Store(true)
@@ -817,6 +865,15 @@ func (p *Pair) Stalled(now time.Time, limit time.Duration) (time.Duration, bool)
 	}
 	d := now.Sub(time.Unix(0, p.beat.Load()))
 	return d, d > limit
+}
+
+// readAhead is a batch the applier reads while it stages the one before.
+type readAhead struct {
+	batch []journal.Record
+	next  *journal.Record
+	err   error
+	mark  journal.Mark
+	done  chan struct{}
 }
 
 func (p *Pair) readBatch(rd *journal.Reader, carry *journal.Record) ([]journal.Record, *journal.Record, error) {

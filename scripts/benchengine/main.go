@@ -27,6 +27,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/mtconsole/mtconsole/replication/journal"
 )
 
 type config struct {
@@ -49,6 +51,7 @@ type config struct {
 	batchRecords int
 	batchBytes   int
 	parallel     int
+	readKeep     int64
 
 	// sparse
 	sparseDisk       int64
@@ -74,6 +77,7 @@ func main() {
 	flag.IntVar(&c.batchRecords, "batch-records", 0, "apply, recover: writer.Options.BatchRecords (0: the engine's default)")
 	flag.IntVar(&c.batchBytes, "batch-bytes", 0, "apply, recover: writer.Options.BatchBytes (0: the engine's default)")
 	flag.IntVar(&c.parallel, "parallel", 0, "apply, recover: writer.Options.Parallel (0: the engine's default)")
+	flag.Int64Var(&c.readKeep, "read-keep", -1, "bytes of durable journal groups kept for the appliers (journal.SetReadKeep; -1: the engine's default)")
 	flag.Int64Var(&c.sparseDisk, "sparse-disk", 2<<20, "sparse: bytes of the hot set the day's writes fall in")
 	flag.Float64Var(&c.sparseOverwrites, "sparse-overwrites", 8, "sparse: how many times an hour the writes cover the hot set's size")
 	flag.Parse()
@@ -92,6 +96,9 @@ func run(c config) error {
 	}
 	if !c.keep {
 		defer removeContents(c.dir)
+	}
+	if c.readKeep >= 0 {
+		journal.SetReadKeep(c.readKeep)
 	}
 	if ok, err := runReplication(c); ok {
 		return err
