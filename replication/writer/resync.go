@@ -37,18 +37,18 @@ type direct struct {
 	// batch being written, if any.
 	batch  []directWrite
 	bbytes int64
-	flight *flight
+	flight *directFlight
 }
 
-// flight is a batch of direct writes being written: err is set once done
+// directFlight is a batch of direct writes being written: err is set once done
 // is closed. Both the next batch and a commit covering it wait for it.
-type flight struct {
+type directFlight struct {
 	done chan struct{}
 	err  error
 }
 
 // wait waits for the batch to land and says how it went.
-func (f *flight) wait() error {
+func (f *directFlight) wait() error {
 	<-f.done
 	return f.err
 }
@@ -240,7 +240,7 @@ func (p *Pair) flushDirect(wait bool) error {
 	if len(d.batch) > 0 {
 		batch := d.batch
 		d.batch, d.bbytes = nil, 0
-		f := &flight{done: make(chan struct{})}
+		f := &directFlight{done: make(chan struct{})}
 		go func() {
 			f.err = p.writeBatch(batch)
 			close(f.done)
