@@ -685,18 +685,24 @@ func TestVSphereSourceForm(t *testing.T) {
 	}
 }
 
-// The failback VM is named after the rolled-back pairs' protection group.
+// The failback VM is named after the rolled-back pairs' protection group
+// (the first pair that has one), else after the first pair.
 func TestVSphereNameFromGroup(t *testing.T) {
 	fv := &fakeVSphere{}
 	m := newFx(t, 80, 24, Options{Actions: &fakeActions{}, VSphere: fv})
 	rolledBack(m)
-	for i := range m.status.Pairs {
-		if m.status.Pairs[i].ID == "p1" {
-			m.status.Pairs[i].Group = "erp-db"
-		}
-	}
+	m.jobs["j1"].job.Pairs = []string{"p1", "p2"}
+	m.pair("p2").Group = "erp-db"
 	pump(m, press(m, "v"))
-	if m.fb.form.Name != "erp-db" || !slices.Equal(fv.sources, []string{"erp-db /dev/disk/by-id/scsi-mt-p1"}) {
+	if m.fb.form.Name != "erp-db" || len(fv.sources) != 1 || !strings.HasPrefix(fv.sources[0], "erp-db /dev/disk/by-id/scsi-mt-p1,") {
 		t.Fatalf("name %q, SourceForm calls %q", m.fb.form.Name, fv.sources)
+	}
+
+	fv = &fakeVSphere{}
+	m = newFx(t, 80, 24, Options{Actions: &fakeActions{}, VSphere: fv})
+	rolledBack(m)
+	pump(m, press(m, "v"))
+	if m.fb.form.Name != "p1" || !slices.Equal(fv.sources, []string{"p1 /dev/disk/by-id/scsi-mt-p1"}) {
+		t.Fatalf("no group: name %q, SourceForm calls %q", m.fb.form.Name, fv.sources)
 	}
 }
