@@ -234,7 +234,7 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	case resolvedMsg, recoverStartedMsg, viewOpenedMsg:
 		// The wizard's, whichever page is shown.
 		return m, m.wiz.update(m, msg)
-	case fbPlanMsg, fbProgressMsg, fbDoneMsg, fbPendingMsg:
+	case fbPlanMsg, fbProgressMsg, fbDoneMsg, fbPendingMsg, fbSourceMsg:
 		return m, m.fb.update(m, msg)
 	case tea.PasteMsg:
 		// The terminal's paste, which works over SSH; Ctrl+V would read

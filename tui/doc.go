@@ -19,8 +19,12 @@
 //   - After a rollback the wizard offers the failback VM (v) through the
 //     Options.VSphere hook, which mtconsole implements with failback's
 //     Console, the functions of mtconsole vsphere create-vm: a form of
-//     create-vm's fields (failback.Form, prefilled by
-//     failback.DefaultForm from the machine's name and its disks, shown
+//     create-vm's fields (failback.Form, prefilled by the hook's
+//     SourceForm, read off the event loop: the name is the rolled-back
+//     pairs' protection group, else the first pair's id; the disk count,
+//     and the firmware, guest id and controller the disks' partition
+//     tables show, each with a dim line saying where it came from; an
+//     edit made before the probe answers stands; the disks are shown
 //     with their sizes), each checked as it is left by create-vm's own
 //     rules (failback.Form.Check) with the field named and what it takes,
 //     scrolled to fit 80x24; enter on the last field makes the dry run

@@ -24,6 +24,11 @@ import (
 // calling the same failback and disks/vsphere functions. Disks are the
 // master target's block devices (the pairs' targets).
 type VSphere interface {
+	// SourceForm is the form prefilled for these disks: the defaults for
+	// the name and the disk count, with the firmware, guest id and
+	// controller the disks' partition tables show; the notes say where
+	// each default came from. It reads the disks (read-only).
+	SourceForm(name string, disks []string) (failback.Form, []string)
 	// Plan is the dry run of the form: the plan as text and its
 	// readiness checks. It changes nothing.
 	Plan(ctx context.Context, disks []string, f failback.Form) (string, []setup.Check, error)
@@ -79,6 +84,8 @@ type fbPage struct {
 	top    int                         // the first field shown
 	errKey string                      // the field the error is about
 	err    string                      // the field's, or the form's, error
+	notes  []string                    // where the probed defaults came from
+	probe  int                         // the source probe whose answer is awaited (seq)
 
 	seq      int
 	planning bool
@@ -118,6 +125,13 @@ type fbDoneMsg struct {
 	ch     chan tea.Msg
 	report string
 	err    error
+}
+
+// fbSourceMsg is SourceForm's answer for the form opened as probe seq.
+type fbSourceMsg struct {
+	seq   int
+	form  failback.Form
+	notes []string
 }
 
 type fbPendingMsg struct {
@@ -183,20 +197,69 @@ func (m *Model) openFailbackForm() tea.Cmd {
 		m.screen = screenFailback
 		return nil
 	}
+	var probe tea.Cmd
 	if p.job != m.wiz.job || p.inputs == nil {
-		jv := m.jobs[m.wiz.job]
-		name := jv.job.Pairs[0]
-		if pr := m.pair(name); pr != nil {
-			name = groupOf(pr)
-		}
-		*p = fbPage{job: m.wiz.job, disks: disks, form: failback.DefaultForm(name, len(disks)), pending: p.pending, scanErr: p.scanErr}
+		name := m.fbSourceName()
+		seq := p.seq + 1
+		*p = fbPage{job: m.wiz.job, disks: disks, form: failback.DefaultForm(name, len(disks)), pending: p.pending, scanErr: p.scanErr,
+			seq: seq, probe: seq}
 		p.rebuild()
+		// The disks' partition tables are read off the event loop; the
+		// defaults they give fill the fields not yet changed.
+		vs, paths := m.o.VSphere, make([]string, len(disks))
+		for i, d := range disks {
+			paths[i] = d.path
+		}
+		probe = func() tea.Msg {
+			f, notes := vs.SourceForm(name, paths)
+			return fbSourceMsg{seq: seq, form: f, notes: notes}
+		}
 	}
 	p.step, p.back, p.cur, p.top, p.err, p.errKey = fbForm, screenRecover, 0, 0, "", ""
 	p.confirm = newInput("Confirm: ")
 	p.setWidth(m.w)
 	m.screen = screenFailback
-	return p.focus()
+	return tea.Batch(p.focus(), probe)
+}
+
+// fbSourceName is the failback VM's default name: the protection group
+// of the rolled-back pairs (the first that has one), else the first
+// pair's id.
+func (m *Model) fbSourceName() string {
+	jv := m.jobs[m.wiz.job]
+	for _, id := range jv.job.Pairs {
+		if pr := m.pair(id); pr != nil && pr.Group != "" {
+			return pr.Group
+		}
+	}
+	return jv.job.Pairs[0]
+}
+
+// onFBSource takes the probed defaults into the form opened for them:
+// firmware, guest id and controller, each only while it still holds the
+// plain default (an edit made meanwhile stands), and the notes.
+func (m *Model) onFBSource(msg fbSourceMsg) tea.Cmd {
+	p := &m.fb
+	if msg.seq != p.probe || p.inputs == nil {
+		return nil
+	}
+	p.probe = 0
+	// Not rebuild: a text field being typed in keeps what it holds.
+	def := failback.DefaultForm(p.form.Name, len(p.disks))
+	if p.form.Firmware == def.Firmware && msg.form.Firmware != "" {
+		p.form.Firmware = msg.form.Firmware
+	}
+	if p.form.Controller == def.Controller && msg.form.Controller != "" {
+		p.form.Controller = msg.form.Controller
+	}
+	if ti := p.inputs["guest-id"]; p.form.GuestID == def.GuestID && msg.form.GuestID != "" && (ti == nil || ti.Value() == def.GuestID) {
+		p.form.GuestID = msg.form.GuestID
+		if ti != nil {
+			ti.SetValue(msg.form.GuestID)
+		}
+	}
+	p.notes = msg.notes
+	return nil
 }
 
 // openFailbackList shows the unfinished runs (read afresh).
@@ -702,6 +765,8 @@ func (p *fbPage) update(m *Model, msg tea.Msg) tea.Cmd {
 		return m.onFBDone(msg)
 	case fbPendingMsg:
 		return m.onFBPending(msg)
+	case fbSourceMsg:
+		return m.onFBSource(msg)
 	}
 	return nil
 }
@@ -763,6 +828,10 @@ func (m *Model) fbDiskLines(w int) []string {
 func (m *Model) fbFormView(w, h int) []string {
 	p := &m.fb
 	out := append([]string{m.fbTitle(w)}, m.fbDiskLines(w)...)
+	for _, n := range p.notes {
+		// Where a default came from: the disks' partition tables.
+		out = append(out, m.st.Dim.Render(cut("   from the disks: "+n, w)))
+	}
 	var tail []string
 	f := p.fields[p.cur]
 	if p.err != "" {

@@ -36,6 +36,23 @@ type fakeVSphere struct {
 	undos   []string
 	runFail error         // Resume's and Undo's
 	release chan struct{} // when set, Resume and Undo wait for it after their first two steps
+	// SourceForm's: the firmware, guest id and controller the disks show
+	// (empty: what DefaultForm says) and the notes; the calls' names and
+	// disks.
+	firmware, guestID, controller string
+	notes                         []string
+	sources                       []string
+}
+
+func (f *fakeVSphere) SourceForm(name string, disks []string) (failback.Form, []string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.sources = append(f.sources, name+" "+strings.Join(disks, ","))
+	fm := failback.DefaultForm(name, len(disks))
+	if f.firmware != "" {
+		fm.Firmware, fm.GuestID, fm.Controller = f.firmware, f.guestID, f.controller
+	}
+	return fm, slices.Clone(f.notes)
 }
 
 func (f *fakeVSphere) Plan(_ context.Context, disks []string, fm failback.Form) (string, []setup.Check, error) {
@@ -181,6 +198,7 @@ func TestGoldenVSphere(t *testing.T) {
 	}{
 		{name: "Offer", after: func(m *Model) { rolledBack(m) }},
 		{name: "Form", after: func(m *Model) { rolledBack(m); press(m, "v") }},
+		{name: "FormProbed", fv: probedVSphere(), after: func(m *Model) { rolledBack(m); pump(m, press(m, "v")) }},
 		{name: "FormNICs", after: func(m *Model) {
 			rolledBack(m)
 			press(m, "v")
@@ -599,5 +617,92 @@ func TestGoldenVSphereWide(t *testing.T) {
 			tc.after(m)
 			golden.RequireEqual(t, screenText(t, m))
 		})
+	}
+}
+
+// probedVSphere is a backend whose disks show a Windows UEFI source.
+func probedVSphere() *fakeVSphere {
+	return &fakeVSphere{checks: vsChecksOK, firmware: "efi", guestID: "windows9Server64Guest", controller: "lsilogic-sas",
+		notes: []string{"firmware efi: /dev/disk/by-id/scsi-mt-p1 has an EFI system partition (GPT)",
+			"guest id windows9Server64Guest: a windows source (Microsoft reserved partition on /dev/disk/by-id/scsi-mt-p1)",
+			"SCSI lsilogic-sas: a windows source with 1 disk(s)"}}
+}
+
+// The form is prefilled through the backend's SourceForm, off the event
+// loop: the firmware, guest id and controller the disks show reach the
+// form, the screen with where they came from, and the plan; an edit made
+// before the answer stands, and a stale answer changes nothing.
+func TestVSphereSourceForm(t *testing.T) {
+	fv := probedVSphere()
+	m := newFx(t, 80, 24, Options{Actions: &fakeActions{}, VSphere: fv})
+	rolledBack(m)
+	probe := press(m, "v")
+	if m.fb.form.Firmware != "bios" {
+		t.Fatalf("probed on the event loop: %+v", m.fb.form)
+	}
+	pump(m, probe)
+	f := m.fb.form
+	if f.Firmware != "efi" || f.GuestID != "windows9Server64Guest" || f.Controller != "lsilogic-sas" ||
+		m.fb.inputs["guest-id"].Value() != "windows9Server64Guest" {
+		t.Fatalf("the probed defaults did not reach the form: %+v guest field %q", f, m.fb.inputs["guest-id"].Value())
+	}
+	if !slices.Equal(fv.sources, []string{"p1 /dev/disk/by-id/scsi-mt-p1"}) {
+		t.Fatalf("SourceForm calls %q", fv.sources)
+	}
+	s := string(screenText(t, m))
+	for _, want := range []string{"from the disks: firmware efi: /dev/disk/by-id/scsi-mt-p1 has an EFI", "(•) efi", "(•) lsilogic-sas",
+		"Guest OS id:       windows9Server64Guest"} {
+		if !strings.Contains(s, want) {
+			t.Fatalf("no %q on the form:\n%s", want, s)
+		}
+	}
+	toLast(m)
+	pump(m, press(m, "enter"))
+	if plans, _ := fv.calls(); len(plans) != 1 || plans[0].Firmware != "efi" || plans[0].GuestID != "windows9Server64Guest" ||
+		plans[0].Controller != "lsilogic-sas" {
+		t.Fatalf("the plan was not asked with the probed form: %+v", plans)
+	}
+
+	// A guest id typed before the probe answers stands; the other
+	// defaults are taken. A stale answer is dropped.
+	fv = probedVSphere()
+	m = newFx(t, 80, 24, Options{Actions: &fakeActions{}, VSphere: fv})
+	rolledBack(m)
+	probe = press(m, "v")
+	for m.fb.fields[m.fb.cur].Key != "guest-id" {
+		press(m, "tab")
+	}
+	press(m, "ctrl+u")
+	typeText(m, "rhel9_64Guest")
+	pump(m, probe)
+	if got := m.fb.inputs["guest-id"].Value(); got != "rhel9_64Guest" || m.fb.form.Firmware != "efi" || m.fb.form.Controller != "lsilogic-sas" {
+		t.Fatalf("guest field %q, form %+v", got, m.fb.form)
+	}
+	m.fb.form.Firmware = "bios"
+	m.Update(fbSourceMsg{seq: m.fb.seq + 7, form: failback.Form{Firmware: "efi"}})
+	if m.fb.form.Firmware != "bios" {
+		t.Fatal("a stale probe changed the form")
+	}
+}
+
+// The failback VM is named after the rolled-back pairs' protection group
+// (the first pair that has one), else after the first pair.
+func TestVSphereNameFromGroup(t *testing.T) {
+	fv := &fakeVSphere{}
+	m := newFx(t, 80, 24, Options{Actions: &fakeActions{}, VSphere: fv})
+	rolledBack(m)
+	m.jobs["j1"].job.Pairs = []string{"p1", "p2"}
+	m.pair("p2").Group = "erp-db"
+	pump(m, press(m, "v"))
+	if m.fb.form.Name != "erp-db" || len(fv.sources) != 1 || !strings.HasPrefix(fv.sources[0], "erp-db /dev/disk/by-id/scsi-mt-p1,") {
+		t.Fatalf("name %q, SourceForm calls %q", m.fb.form.Name, fv.sources)
+	}
+
+	fv = &fakeVSphere{}
+	m = newFx(t, 80, 24, Options{Actions: &fakeActions{}, VSphere: fv})
+	rolledBack(m)
+	pump(m, press(m, "v"))
+	if m.fb.form.Name != "p1" || !slices.Equal(fv.sources, []string{"p1 /dev/disk/by-id/scsi-mt-p1"}) {
+		t.Fatalf("no group: name %q, SourceForm calls %q", m.fb.form.Name, fv.sources)
 	}
 }

@@ -20,6 +20,10 @@
 #   killed with SIGKILL while the create and the attach run, then finished
 #   with `failback resume` (the inventory as the uninterrupted run made
 #   it) and reversed with `failback undo` (as before), or undone at once;
+#   killed with SIGKILL while the attach runs, then undone from the console
+#   (mtconsole console in tmux at 80x24, no agent: read only through
+#   capture-pane): the dashboard tells of the unfinished run, f lists it,
+#   u and the VM's name typed undo it (the inventory as before);
 #   interrupted with SIGINT while the attach runs with a --task-grace
 #   shorter than the task: nothing is undone beside the running task, the
 #   plan file records it, and `failback undo` waits for it, then reverses
@@ -27,16 +31,19 @@
 #
 #   scripts/e2e/vsphere.sh
 #
-# Exits 1 on the first failure; kills the server and removes its temporary
+# Exits 1 on the first failure (with the console's last screen when it
+# runs); kills the servers and the tmux session and removes its temporary
 # directory whatever happens.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 work=$(mktemp -d)
+sess="mtvs$$"
 pid=
 pid2=
 bigpid=
 cleanup() {
+	tmux kill-session -t "$sess" 2>/dev/null || true
 	for p in $bigpid $pid $pid2; do
 		kill "$p" 2>/dev/null || true
 		wait "$p" 2>/dev/null || true
@@ -45,8 +52,15 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# The console's screen and keys (screen, wait_for, keys); fail and step
+# are this script's.
+. scripts/e2e/lib.sh
 fail() {
 	echo "e2e vsphere: FAIL: $*" >&2
+	if tmux has-session -t "$sess" 2>/dev/null; then
+		echo "---- the console's last screen ----" >&2
+		tmux capture-pane -p -t "$sess" >&2 || true
+	fi
 	exit 1
 }
 step() { echo "== $*"; }
@@ -291,6 +305,42 @@ for s in "create VM" "attach"; do
 	run "$name-undo2" 0 vsphere failback undo "${conn2[@]}" "$plan"
 	same_as "$work/inv.before" "$name, undone without resume"
 done
+
+step "SIGKILL while \"attach\" runs, then undo from the console in tmux at 80x24"
+name=kill-console
+start_big "$name"
+wait_step "$name" "attach"
+kill -KILL "$bigpid"
+wait "$bigpid" 2>/dev/null || true
+[ "$(unfinished)" = 1 ] || fail "$name: no unfinished plan after the kill"
+plan=$(ls -t "$plans"/big01-*.json | head -1)
+# No agent: the dashboard has no pairs but reads the plan files. The
+# session cache goes under $work, not the user's home.
+tmux new-session -d -s "$sess" -x 80 -y 24 \
+	"env XDG_CACHE_HOME=$work/cache $mt console --socket $work/no-agent.sock --config $work/agent.toml \
+	--vsphere-conf /nonexistent --vsphere-url $URL --vsphere-user administrator --vsphere-password-file $work/pw \
+	--vsphere-thumbprint $THUMBPRINT --vsphere-plan-dir $plans --vsphere-uuid-file $work/state2/product_uuid \
+	--vsphere-dev-root $work/state2/root; echo console-exit=\$?; sleep 300"
+wait_for 'an unfinished failback run \(big01\): f to resume or undo' 20 "the dashboard's unfinished-run notice"
+keys f
+wait_for 'Unfinished failback runs' 10 "the list of unfinished runs"
+wait_for '▶ big01 +running' 5 "big01's killed run in the list"
+screen | grep -qF "$(basename "$plan")" || fail "$name: the list does not show $plan"
+keys u
+wait_for 'Type big01' 5 "undo's typed confirmation"
+tmux send-keys -t "$sess" -l big01
+keys Enter
+wait_for 'Undoing the failback run of big01' 10 "the undo under way"
+wait_for 'enter or esc: back' 180 "the undo's report"
+# The header's "agent ✗ unreachable" is expected: no agent runs here.
+if screen | grep -q '^   ✗ '; then fail "$name: the console's undo failed"; fi
+screen | grep -qF 'Undone: the disks are back on mt01, the failback VM big01 is gone.' || fail "$name: no undo report"
+keys Enter
+wait_for 'No unfinished failback run' 10 "the emptied list"
+same_as "$work/inv.before" "$name, undone from the console"
+[ "$(unfinished)" = 0 ] || fail "$name: a plan is left unfinished"
+grep -q '"status": "undone"' "$plan" || fail "$name: the plan file is not marked undone: $(grep -o '"status": "[a-z-]*"' "$plan" | sort | uniq -c)"
+tmux kill-session -t "$sess"
 
 step "SIGINT while \"attach\" runs, its task outliving --task-grace: nothing undone beside it, then undo"
 name=grace-attach
