@@ -501,3 +501,9 @@ func typeText(m *Model, s string) {
 		m.Update(tea.KeyPressMsg{Code: r, Text: string(r)})
 	}
 }
+
+// waitLong is how long a flow waits for a screen: generous, as a loaded
+// machine (CI, GOMAXPROCS=1, busy neighbours) can take seconds to draw
+// what a quiet one draws at once; a passing wait ends when the screen
+// shows, so it costs nothing.
+const waitLong = 20 * time.Second

@@ -29,7 +29,7 @@ func startFlow(t *testing.T, fa *fakeActions, o Options) *teatest.TestModel {
 	tm := teatest.NewTestModel(t, New(t.Context(), o), teatest.WithInitialTermSize(100, 30),
 		teatest.WithProgramOptions(tea.WithColorProfile(colorprofile.Ascii)))
 	teatest.WaitFor(t, tm.Output(), func(b []byte) bool { return bytes.Contains(b, []byte("p5")) },
-		teatest.WithDuration(5*time.Second))
+		teatest.WithDuration(waitLong))
 	return tm
 }
 
@@ -38,7 +38,7 @@ func startFlow(t *testing.T, fa *fakeActions, o Options) *teatest.TestModel {
 func waitAnswer(t *testing.T, tm *teatest.TestModel) {
 	t.Helper()
 	teatest.WaitFor(t, tm.Output(), func(b []byte) bool { return bytes.Contains(b, []byte(" UTC, sequence ")) },
-		teatest.WithDuration(5*time.Second))
+		teatest.WithDuration(waitLong))
 }
 
 // pressUntil presses key until want shows: for a key the screen may
@@ -94,11 +94,11 @@ func eventually(t *testing.T, what string, cond func() bool) {
 func TestFlowNavigation(t *testing.T) {
 	tm := startFlow(t, &fakeActions{}, Options{})
 	send(tm, "j", "j", "enter")
-	teatest.WaitFor(t, tm.Output(), func(b []byte) bool { return bytes.Contains(b, []byte("Pair p3")) })
+	teatest.WaitFor(t, tm.Output(), func(b []byte) bool { return bytes.Contains(b, []byte("Pair p3")) }, teatest.WithDuration(waitLong))
 	send(tm, "esc", "L")
-	teatest.WaitFor(t, tm.Output(), func(b []byte) bool { return bytes.Contains(b, []byte("follow on")) })
+	teatest.WaitFor(t, tm.Output(), func(b []byte) bool { return bytes.Contains(b, []byte("follow on")) }, teatest.WithDuration(waitLong))
 	send(tm, "f1")
-	teatest.WaitFor(t, tm.Output(), func(b []byte) bool { return bytes.Contains(b, []byte("Keys on this screen")) })
+	teatest.WaitFor(t, tm.Output(), func(b []byte) bool { return bytes.Contains(b, []byte("Keys on this screen")) }, teatest.WithDuration(waitLong))
 	send(tm, "esc", "D")
 	m := final(t, tm)
 	if m.screen != screenDashboard || m.help || m.dash.sel != "p3" {
@@ -111,7 +111,7 @@ func TestFlowFilterAndSort(t *testing.T) {
 	send(tm, "/")
 	tm.Type("error")
 	send(tm, "enter")
-	teatest.WaitFor(t, tm.Output(), func(b []byte) bool { return bytes.Contains(b, []byte("1 of 5 pairs")) })
+	teatest.WaitFor(t, tm.Output(), func(b []byte) bool { return bytes.Contains(b, []byte("1 of 5 pairs")) }, teatest.WithDuration(waitLong))
 	send(tm, "esc") // clears the filter
 	send(tm, "s", "s", "s")
 	m := final(t, tm)
@@ -157,7 +157,7 @@ func TestFlowActionErrorInFooter(t *testing.T) {
 	tm := startFlow(t, fa, Options{})
 	send(tm, "enter", "p")
 	eventually(t, "the pause", func() bool { return len(fa.snapshot().pauses) == 1 })
-	teatest.WaitFor(t, tm.Output(), func(b []byte) bool { return bytes.Contains(b, []byte("the pair has ended")) })
+	teatest.WaitFor(t, tm.Output(), func(b []byte) bool { return bytes.Contains(b, []byte("the pair has ended")) }, teatest.WithDuration(waitLong))
 	m := final(t, tm)
 	if s := ansi.Strip(m.noteView()); !strings.Contains(s, "✗ pause p1: pair \"p1\": conflict: the pair has ended (0s ago)") {
 		t.Errorf("footer %q does not carry the error with its age", s)
@@ -190,7 +190,7 @@ func TestFlowRecoverRollback(t *testing.T) {
 	send(tm, "enter")
 	tm.Type("p2")
 	send(tm, "enter")
-	teatest.WaitFor(t, tm.Output(), func(b []byte) bool { return bytes.Contains(b, []byte("type p1 exactly")) })
+	teatest.WaitFor(t, tm.Output(), func(b []byte) bool { return bytes.Contains(b, []byte("type p1 exactly")) }, teatest.WithDuration(waitLong))
 	if n := len(fa.snapshot().recs); n != 0 {
 		t.Fatalf("a wrong confirmation started %d recoveries", n)
 	}
@@ -198,12 +198,12 @@ func TestFlowRecoverRollback(t *testing.T) {
 	tm.Type("p1")
 	send(tm, "enter")
 	eventually(t, "the recovery", func() bool { return len(fa.snapshot().recs) == 1 })
-	teatest.WaitFor(t, tm.Output(), func(b []byte) bool { return bytes.Contains(b, []byte("Job j1 running")) })
+	teatest.WaitFor(t, tm.Output(), func(b []byte) bool { return bytes.Contains(b, []byte("Job j1 running")) }, teatest.WithDuration(waitLong))
 	fa.mu.Lock()
 	fa.job = finishedJob(fa.recs[0])
 	fa.mu.Unlock()
 	teatest.WaitFor(t, tm.Output(), func(b []byte) bool { return bytes.Contains(b, []byte("Job j1 done")) },
-		teatest.WithDuration(5*time.Second))
+		teatest.WithDuration(waitLong))
 	m := final(t, tm)
 	req := fa.snapshot().recs[0]
 	// "Latest tag" is pinned to the tag the check showed: what was

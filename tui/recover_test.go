@@ -210,7 +210,7 @@ func TestFlowExportBackKeepsExport(t *testing.T) {
 	send(tm, "r", "enter", "enter", "enter", "ctrl+u") // p1, latest tag, Export's path
 	tm.Type(filepath.Join(dir, "first.img"))
 	send(tm, "enter")
-	teatest.WaitFor(t, tm.Output(), func(b []byte) bool { return bytes.Contains(b, []byte("Readiness check")) })
+	teatest.WaitFor(t, tm.Output(), func(b []byte) bool { return bytes.Contains(b, []byte("Readiness check")) }, teatest.WithDuration(waitLong))
 	send(tm, "esc", "ctrl+u") // back: the path has the keyboard
 	dest := filepath.Join(dir, "jk-quick-kj.img")
 	tm.Type(dest)

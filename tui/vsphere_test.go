@@ -11,7 +11,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	tea "charm.land/bubbletea/v2"
 	"github.com/charmbracelet/x/exp/golden"
@@ -542,7 +541,7 @@ func TestFlowVSphereCreate(t *testing.T) {
 	fa.job = finishedJob(fa.recs[0])
 	fa.mu.Unlock()
 	teatest.WaitFor(t, tm.Output(), func(b []byte) bool { return bytes.Contains(b, []byte("v: create the failback VM")) },
-		teatest.WithDuration(5*time.Second))
+		teatest.WithDuration(waitLong))
 	// The form: the name kept, 4 CPUs, EFI, then to the last field and
 	// the dry run.
 	send(tm, "v", "tab", "ctrl+u")
@@ -552,19 +551,19 @@ func TestFlowVSphereCreate(t *testing.T) {
 		send(tm, "tab")
 	}
 	send(tm, "enter")
-	teatest.WaitFor(t, tm.Output(), func(b []byte) bool { return bytes.Contains(b, []byte("Plan (a dry run")) })
+	teatest.WaitFor(t, tm.Output(), func(b []byte) bool { return bytes.Contains(b, []byte("Plan (a dry run")) }, teatest.WithDuration(waitLong))
 	if _, creates := fv.calls(); len(creates) != 0 {
 		t.Fatal("the dry run created the VM")
 	}
 	// A wrong confirmation changes nothing.
 	tm.Type("p2")
 	send(tm, "enter")
-	teatest.WaitFor(t, tm.Output(), func(b []byte) bool { return bytes.Contains(b, []byte("type p1 exactly")) })
+	teatest.WaitFor(t, tm.Output(), func(b []byte) bool { return bytes.Contains(b, []byte("type p1 exactly")) }, teatest.WithDuration(waitLong))
 	send(tm, "ctrl+u")
 	tm.Type("p1")
 	send(tm, "enter")
 	teatest.WaitFor(t, tm.Output(), func(b []byte) bool { return bytes.Contains(b, []byte("created with 1 disk(s) and powered on")) },
-		teatest.WithDuration(5*time.Second))
+		teatest.WithDuration(waitLong))
 	m := final(t, tm)
 	plans, creates := fv.calls()
 	want := failback.DefaultForm("p1", 1)
@@ -586,12 +585,12 @@ func TestFlowVSphereResume(t *testing.T) {
 	// startFlow reads; the goldens show it.
 	tm := startFlow(t, &fakeActions{}, Options{VSphere: fv})
 	send(tm, "f")
-	teatest.WaitFor(t, tm.Output(), func(b []byte) bool { return bytes.Contains(b, []byte("web01-5f0c1a2b3c4d5e6f.json")) })
+	teatest.WaitFor(t, tm.Output(), func(b []byte) bool { return bytes.Contains(b, []byte("web01-5f0c1a2b3c4d5e6f.json")) }, teatest.WithDuration(waitLong))
 	send(tm, "r")
 	teatest.WaitFor(t, tm.Output(), func(b []byte) bool { return bytes.Contains(b, []byte("and powered on.")) },
-		teatest.WithDuration(5*time.Second))
+		teatest.WithDuration(waitLong))
 	send(tm, "enter")
-	teatest.WaitFor(t, tm.Output(), func(b []byte) bool { return bytes.Contains(b, []byte("No unfinished failback run")) })
+	teatest.WaitFor(t, tm.Output(), func(b []byte) bool { return bytes.Contains(b, []byte("No unfinished failback run")) }, teatest.WithDuration(waitLong))
 	send(tm, "esc")
 	m := final(t, tm)
 	if !slices.Equal(fv.resumes, []string{vsPending[0].File}) || len(fv.undos) != 0 {
