@@ -47,7 +47,12 @@ wait_for 'manual-' 5 "tag prompt with its default name"
 keys C-u
 tmux send-keys -t "$sess" -l "e2e-check"
 keys Enter
-wait_for 'USERDEFINED +e2e-check' 10 "the new tag in the tags list"
+# The demo tags every second and the detail lists the newest two: the
+# console's own note says the tag was placed, and the agent (asked to place
+# the same name again) says disk0 holds it.
+wait_for '✓ tagged disk0 as e2e-check' 20 "the console's note that the tag was placed"
+again=$("$bin" tag e2e-check --pairs disk0 --socket "$d/agent.sock" 2>&1) && fail "a second tag e2e-check was placed: the first is not on disk0"
+grep -q 'pair disk0 already has a tag "e2e-check"' <<<"$again" || fail "the agent does not hold the console's tag e2e-check on disk0: $again"
 keys Escape
 
 step "export recovery of disk0 to the latest application-consistent tag"
