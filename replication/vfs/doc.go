@@ -18,9 +18,7 @@
 // it: a punched hole in a file, BLKZEROOUT on a block device; the
 // function Zero writes the zeros where a file cannot). A wrapper that
 // counts I/O learns of what copy_file_range moved past it through
-// CopyObserver (ObserveCopy). StartWriteback starts a real file's
-// write-back of a range (sync_file_range, no wait, no durability) and
-// does nothing on others.
+// CopyObserver (ObserveCopy).
 //
 // The package promises nothing beyond what POSIX promises: data written is
 // durable after Sync of its file, a created, renamed or removed name is

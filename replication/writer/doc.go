@@ -59,13 +59,9 @@
 // A full resync's step I may skip the journal (Pair.WriteDirect) while
 // the retention store holds no point it could make wrong: the chunks go
 // straight to the target in batches of DirectBatchBytes, several writes
-// of a batch in flight at once through the page cache, one batch written
-// while the next gathers, the applier held per batch. Each written
-// batch's write-back starts at once (vfs.StartWriteback,
-// sync_file_range without waiting), so dirty pages stay a batch or two
-// and the commit's fdatasync has little left: buffered writes with early
-// write-back measured faster than O_DIRECT ones, which the direct path
-// used before, on the same disks. A zero range punches a hole in a
+// of a batch in flight at once and past the page cache (O_DIRECT) where
+// the target and the alignment allow, one batch written while the next
+// gathers, the applier held per batch. A zero range punches a hole in a
 // file target (on a block device BLKZEROOUT; zeros written where neither
 // works, vfs.Zero). Every DirectCommitBytes the batches written so far
 // are fdatasynced and committed as applied (the ack, and where a killed
