@@ -443,12 +443,11 @@ func TestDisconnectMidRead(t *testing.T) {
 			c.write(EncodeRequest(Request{Type: CmdRead, Length: 1 << 20})[:10]) // and half of another
 		}
 		c.c.Close()
-		for range 4 {
-			dev.release <- struct{}{}
-		}
-		for len(dev.started) > 0 {
-			<-dev.started
-		}
+		// Release the READ whose start was seen; the server may start
+		// any number of the others before it notices the client left
+		// (not necessarily all four: waiting for four hung CI), and the
+		// loop below releases each one it starts.
+		dev.release <- struct{}{}
 		// the server notices and drops the connection
 		deadline := time.Now().Add(time.Minute)
 		for s.Conns() > 0 {
