@@ -63,7 +63,9 @@
 // Streams, their buffers and resync progress (position and dirty bitmap)
 // live in memory only: a resync interrupted by a dropped connection
 // resumes where it was, but a restarted process server resyncs each disk
-// by hashes (cheap when the target is current). Nothing is written but
+// by hashes (cheap when the target is current). The memory of the chunks
+// a resync reads is pooled per disk: a chunk's buffer is lent again once
+// it is acknowledged and no sender is still writing it out. Nothing is written but
 // the source disks, and only by the workload generator.
 //
 // # Change sources

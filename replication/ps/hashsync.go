@@ -303,28 +303,39 @@ func (s *stream) settle(rs *resync, gen uint64, hp *hashPipe) error {
 // I's position alone (sendChunk moves them: a part of a chunk is not the
 // chunk).
 func (s *stream) sendRange(rs *resync, gen uint64, off, n int64, appended func()) error {
-	b := make([]byte, n) // the message keeps it
+	var cb *chunkBuf
+	var b []byte
+	if n <= s.d.chunk {
+		cb = s.d.getChunkBuf()
+		b = cb.b[:n]
+	} else {
+		b = make([]byte, n) // the message keeps it
+	}
 	if err := vfs.ReadFull(s.d.f, b, off); err != nil {
+		cb.release()
 		return fmt.Errorf("ps: disk %s: read at %d: %w", s.d.name, off, err)
 	}
-	return s.appendRange(rs, gen, off, b, appended)
+	return s.appendRange(rs, gen, off, b, cb, appended)
 }
 
 // appendRange appends b, read from the source at off, to the buffer, as
-// sendRange does.
-func (s *stream) appendRange(rs *resync, gen uint64, off int64, b []byte, appended func()) error {
+// sendRange does. cb, if not nil, is the pooled memory b is in, one
+// reference held: the entry takes it over, or it is dropped here.
+func (s *stream) appendRange(rs *resync, gen uint64, off int64, b []byte, cb *chunkBuf, appended func()) error {
 	n := int64(len(b))
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.gen != gen || s.rs != rs {
+		cb.release()
 		return errSuperseded
 	}
 	if journal.IsZero(b) {
 		s.appendLocked(entry{msg: &wire.ZeroRange{Disk: s.d.id, Seq: s.next, Offset: off, Length: n},
 			seq: s.next, data: true, phase: rs.step})
+		cb.release() // a ZeroRange holds no data
 	} else {
 		s.appendLocked(entry{msg: &wire.ResyncData{Disk: s.d.id, Seq: s.next, Offset: off, Data: b},
-			seq: s.next, data: true, cost: n, phase: rs.step})
+			seq: s.next, data: true, cost: n, phase: rs.step, buf: cb})
 	}
 	if appended != nil {
 		appended()

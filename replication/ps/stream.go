@@ -28,6 +28,8 @@ type Disk struct {
 
 	mu      sync.Mutex // orders source writes with the streams' view of them
 	streams map[string]*stream
+
+	bufs sync.Pool // *chunkBuf: chunk buffers given back (chunkbuf.go)
 }
 
 // Name is the disk's name; Size its size in bytes.
@@ -133,6 +135,7 @@ type entry struct {
 	data  bool
 	cost  int64
 	phase wire.PairState
+	buf   *chunkBuf // the pooled memory msg's data is in, if any
 }
 
 type resync struct {
@@ -174,7 +177,8 @@ type stream struct {
 type readAhead struct {
 	rs   *resync
 	ch   int64
-	buf  []byte
+	buf  *chunkBuf
+	n    int64 // the chunk's length: buf.b[:n]
 	err  error
 	done chan struct{} // closed once buf and err are set
 }
@@ -295,6 +299,7 @@ func (s *stream) attach(p wire.Pair) attachment {
 	resume := p.Start == wire.StartStream && !s.fresh && a >= s.acked && a < s.next
 	if !resume {
 		// Renumber from the master target's resume point.
+		s.releaseLocked(s.log)
 		s.next, s.acked, s.log, s.logBytes = a+1, a, nil, 0
 		s.fresh = false
 		s.beginResyncLocked(p.Start != wire.StartFull)
@@ -325,11 +330,29 @@ func (s *stream) trimLocked(seq uint64) {
 		n++
 	}
 	if n > 0 {
+		s.releaseLocked(s.log[:n])
 		s.log = append(s.log[:0:0], s.log[n:]...)
 		s.sendIdx = max(0, s.sendIdx-n)
 	}
 	if seq > s.acked {
 		s.acked = seq
+	}
+}
+
+// takeLocked takes the next entry to send, holding its buffer until the
+// caller releases it once sent (e.buf.release), whatever an ack trims
+// meanwhile.
+func (s *stream) takeLocked() entry {
+	e := s.log[s.sendIdx]
+	s.sendIdx++
+	e.buf.hold()
+	return e
+}
+
+// releaseLocked drops the buffer's references of entries leaving it.
+func (s *stream) releaseLocked(es []entry) {
+	for _, e := range es {
+		e.buf.release()
 	}
 }
 
@@ -391,8 +414,7 @@ func (s *stream) run(ctx context.Context, c *wire.Conn, win *wire.Window, a atta
 				return ctx.Err()
 			}
 			if s.sendIdx < len(s.log) {
-				e, have = s.log[s.sendIdx], true
-				s.sendIdx++
+				e, have = s.takeLocked(), true
 				break
 			}
 			if s.overflow && s.rs == nil {
@@ -407,10 +429,12 @@ func (s *stream) run(ctx context.Context, c *wire.Conn, win *wire.Window, a atta
 		}
 		s.mu.Unlock()
 		if have {
-			if err := win.Take(ctx, e.cost); err != nil {
-				return err
+			err := win.Take(ctx, e.cost)
+			if err == nil {
+				err = c.Send(e.msg)
 			}
-			if err := c.Send(e.msg); err != nil {
+			e.buf.release()
+			if err != nil {
 				return err
 			}
 			continue
@@ -492,7 +516,13 @@ func (s *stream) sendChunk(rs *resync, gen uint64, ch int64) error {
 	a := s.ahead
 	s.ahead = nil
 	if a != nil && (!step1 || a.rs != rs || a.ch != ch) {
-		a = nil // another chunk, or step II: read ch afresh, under d.mu
+		// Another chunk, or step II: read ch afresh, under d.mu. The
+		// buffer goes back once its read is over.
+		go func(a *readAhead) {
+			<-a.done
+			a.buf.release()
+		}(a)
+		a = nil
 	}
 	if a == nil {
 		// Cleared before reading: a write that lands after this marks
@@ -517,9 +547,10 @@ func (s *stream) sendChunk(rs *resync, gen uint64, ch int64) error {
 	}
 	<-a.done
 	if a.err != nil {
+		a.buf.release()
 		return a.err
 	}
-	return s.appendRange(rs, gen, off, a.buf, appended)
+	return s.appendRange(rs, gen, off, a.buf.b[:a.n], a.buf, appended)
 }
 
 // readAheadLocked clears chunk ch's dirty mark and starts reading it;
@@ -527,10 +558,10 @@ func (s *stream) sendChunk(rs *resync, gen uint64, ch int64) error {
 func (s *stream) readAheadLocked(rs *resync, ch int64) *readAhead {
 	s.dirty[ch/64] &^= 1 << (ch % 64)
 	off := ch * s.d.chunk
-	a := &readAhead{rs: rs, ch: ch, buf: make([]byte, min(s.d.chunk, s.d.size-off)), done: make(chan struct{})}
+	a := &readAhead{rs: rs, ch: ch, buf: s.d.getChunkBuf(), n: min(s.d.chunk, s.d.size-off), done: make(chan struct{})}
 	go func() {
 		defer close(a.done)
-		if err := vfs.ReadFull(s.d.f, a.buf, off); err != nil {
+		if err := vfs.ReadFull(s.d.f, a.buf.b[:a.n], off); err != nil {
 			a.err = fmt.Errorf("ps: disk %s: read at %d: %w", s.d.name, off, err)
 		}
 		if readAheadHook != nil {
