@@ -147,6 +147,9 @@ func (l *link) isEnded() bool {
 type Client struct {
 	cfg Config
 	w   *writer.Writer
+	// payloads lends the memory resync chunks are received into; a
+	// chunk written directly gives it back (direct).
+	payloads *wire.PayloadPool
 
 	// lmu guards links and byID: AddPair and RemovePair change them
 	// while the agent runs.
@@ -213,7 +216,7 @@ func New(cfg Config) (*Client, error) {
 			cfg.Pairs[i].Group = cfg.Pairs[i].ID // a group of its own
 		}
 	}
-	c := &Client{cfg: cfg, groups: slices.Clone(cfg.Groups), links: map[string]*link{}, byID: map[string]*link{}, tags: map[string]*tagWait{}, added: make(chan struct{}, 1)}
+	c := &Client{cfg: cfg, payloads: wire.NewPayloadPool(), groups: slices.Clone(cfg.Groups), links: map[string]*link{}, byID: map[string]*link{}, tags: map[string]*tagWait{}, added: make(chan struct{}, 1)}
 	o := cfg.Writer
 	inner := o.OnAck
 	o.OnAck = func(pair string, seq uint64) {
@@ -610,7 +613,7 @@ func (c *Client) connect(ctx context.Context) (bool, error) {
 		resume: map[uint32]uint64{}, kick: make(chan struct{}, 1), grantAt: max(c.cfg.Credit/4, 1),
 		pending: map[uint32]*extent{}, released: map[uint32]bool{}}
 	hctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	conn, err := wire.Client(hctx, tc, &wire.Config{Key: c.cfg.Key, Role: wire.RoleMasterTarget,
+	conn, err := wire.Client(hctx, tc, &wire.Config{Key: c.cfg.Key, Role: wire.RoleMasterTarget, PayloadPool: c.payloads,
 		HostID: c.cfg.HostID, HostName: c.cfg.HostName, Accept: func(_ wire.Peer, ds []wire.Disk) ([]wire.Pair, error) {
 			return c.accept(s, ds)
 		}})

@@ -20,7 +20,9 @@
 // while the last is written. In step I of a full resync, while the
 // pair's retention store holds no recoverable point, ResyncData and
 // ZeroRange go straight to the target (writer.Pair.WriteDirect: no
-// before-image, no journal record; a zero range becomes a hole).
+// before-image, no journal record; a zero range becomes a hole). Their
+// data is received into memory lent by a wire.PayloadPool, given back
+// once WriteDirect has taken its copy, so chunk after chunk reuses it.
 //
 // Otherwise, per message: ResyncData and ZeroRange become journal writes
 // flagged journal.FlagResync (a ZeroRange one write of zeros, so each

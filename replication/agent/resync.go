@@ -39,6 +39,12 @@ func (c *Client) direct(ctx context.Context, s *session, l *link, m wire.Message
 		return false, nil
 	}
 	ok, err := l.pair.WriteDirect(ctx, seq, off, c.cfg.Writer.Now(), data, zero)
+	if rd, isData := m.(*wire.ResyncData); isData && ok {
+		// Taken: WriteDirect copied the data (or dropped it) and keeps
+		// no reference to it, so the memory it was received into is
+		// lent for the next chunk. Not taken, the journal gets it.
+		defer rd.Release()
+	}
 	if !ok || err != nil {
 		if err != nil {
 			return true, &pairError{disk: l.disk, err: err}

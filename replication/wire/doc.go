@@ -42,7 +42,12 @@
 // two frames is io.EOF; inside a frame, io.ErrUnexpectedEOF. Before the peer
 // is authenticated a side accepts payloads of at most 8 KiB, so a stranger
 // cannot make it allocate more; the disk list and the pair acceptance may
-// take 1 MiB; after the handshake, Config.MaxPayload.
+// take 1 MiB; after the handshake, Config.MaxPayload. A payload is fresh
+// memory the message owns, unless the receiver asks otherwise: one buffer
+// valid until the next frame (Config.ReuseBuffer), or, for ResyncData of
+// 64 KiB and more, memory lent by a PayloadPool, its data aligned for
+// direct I/O, which the receiver gives back with ResyncData.Release once
+// nothing refers to it.
 //
 // Frame sequences are per connection and per direction, and strict: each
 // frame is the previous plus one, so a lost, repeated or reordered frame

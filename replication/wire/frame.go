@@ -96,6 +96,8 @@ type Frame struct {
 	Seq     uint64
 	Disk    uint32
 	Payload []byte
+
+	pb *payloadBuf // the PayloadPool memory Payload is in, if any
 }
 
 // FrameSize is the number of bytes a frame with an n-byte payload takes on
@@ -260,6 +262,7 @@ type Decoder struct {
 	err   error
 	reuse bool
 	buf   []byte // the payload buffer, when reused
+	pool  *PayloadPool
 }
 
 // NewDecoder returns a Decoder reading from r with a 64 KiB buffer and the
@@ -333,11 +336,14 @@ func (d *Decoder) readFrame() (Frame, error) {
 	// n is at most d.max here: the claimed length was checked before this
 	// allocation.
 	var body []byte
+	var pb *payloadBuf
 	if d.reuse {
 		if cap(d.buf) < align8(n+4) {
 			d.buf = make([]byte, align8(n+4))
 		}
 		body = d.buf[:align8(n+4)]
+	} else if d.pool != nil && f.Type == TypeResyncData && n >= pooledMin {
+		pb, body = d.pool.get(align8(n+4), resyncDataHead)
 	} else {
 		body = make([]byte, align8(n+4))
 	}
@@ -356,7 +362,7 @@ func (d *Decoder) readFrame() (Frame, error) {
 			return Frame{}, fmt.Errorf("wire: frame %d: %w: nonzero padding", f.Seq, ErrMalformed)
 		}
 	}
-	f.Payload = p
+	f.Payload, f.pb = p, pb
 	return f, nil
 }
 

@@ -114,6 +114,10 @@ type Config struct {
 	// or a ResyncData's uncompressed Data) are valid only until the next
 	// Recv: see Decoder.SetReuseBuffer. Off, each message owns its data.
 	ReuseBuffer bool
+	// PayloadPool, if set (and ReuseBuffer is not), lends the memory of
+	// large ResyncData payloads: the receiver gives it back with
+	// ResyncData.Release (Decoder.SetPayloadPool).
+	PayloadPool *PayloadPool
 	// Disks are the disks a process server offers.
 	Disks []Disk
 	// Accept is the master target's choice: given the peer and its disk
@@ -273,6 +277,7 @@ func runHandshake(ctx context.Context, nc net.Conn, cfg *Config, client bool) (*
 	}
 	c.dec.SetMaxPayload(cfg.MaxPayload)
 	c.dec.SetReuseBuffer(cfg.ReuseBuffer)
+	c.dec.SetPayloadPool(cfg.PayloadPool)
 	c.start(hs.sess)
 	return c, nil
 }

@@ -55,6 +55,7 @@ func decodeMessage(f Frame, limit int) (Message, error) {
 		err = m.unmarshal(f.Payload, limit)
 	case *ResyncData:
 		err = m.unmarshal(f.Payload, limit)
+		m.pb = f.pb
 	default:
 		err = m.Unmarshal(f.Payload)
 	}
@@ -622,6 +623,8 @@ type ResyncData struct {
 	Offset      int64
 	Data        []byte // uncompressed
 	Compression Compression
+
+	pb *payloadBuf // PayloadPool memory the payload was read into (Release)
 }
 
 func (*ResyncData) Type() Type         { return TypeResyncData }
