@@ -41,6 +41,7 @@ func (s *Store) Pin(seq uint64, why string) *Pin {
 		s.pins = map[uint64]*Pin{}
 	}
 	s.pins[p.id] = p
+	s.npins.Store(int32(len(s.pins)))
 	return p
 }
 
@@ -51,6 +52,7 @@ func (p *Pin) Release() {
 	}
 	p.s.mu.Lock()
 	delete(p.s.pins, p.id)
+	p.s.npins.Store(int32(len(p.s.pins)))
 	p.s.mu.Unlock()
 }
 
@@ -80,12 +82,10 @@ func (s *Store) PinnedFrom() (seq uint64, ok bool) {
 	return p.Seq, true
 }
 
-// Pinned reports whether any pin is held.
-func (s *Store) Pinned() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.pins) > 0
-}
+// Pinned reports whether any pin is held. It does not wait for the
+// store's lock (a commit holds it over its fsync): the direct resync asks
+// before every write.
+func (s *Store) Pinned() bool { return s.npins.Load() > 0 }
 
 func (s *Store) lowestPinLocked() *Pin {
 	var low *Pin

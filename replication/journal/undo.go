@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -68,6 +69,7 @@ type Store struct {
 
 	// pins held and append watchers (pin.go), by id
 	pins     map[uint64]*Pin
+	npins    atomic.Int32 // len(pins), for Pinned without the lock
 	watchers map[uint64]AppendWatcher
 	nextPin  uint64
 	// sparse retention: what compaction left (see compact.go)
