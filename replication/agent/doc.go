@@ -21,8 +21,10 @@
 // pair's retention store holds no recoverable point, ResyncData and
 // ZeroRange go straight to the target (writer.Pair.WriteDirect: no
 // before-image, no journal record; a zero range becomes a hole). Their
-// data is received into memory lent by a wire.PayloadPool, given back
-// once WriteDirect has taken its copy, so chunk after chunk reuses it.
+// data is received into memory lent by a wire.PayloadPool, aligned for
+// O_DIRECT, which the pair writes from (writer.Pair.WriteDirectBuf) and
+// gives back once the write has landed, so chunk after chunk reuses it
+// and is never copied.
 //
 // Otherwise, per message: ResyncData and ZeroRange become journal writes
 // flagged journal.FlagResync (a ZeroRange one write of zeros, so each

@@ -38,12 +38,16 @@ func (c *Client) direct(ctx context.Context, s *session, l *link, m wire.Message
 	default:
 		return false, nil
 	}
-	ok, err := l.pair.WriteDirect(ctx, seq, off, c.cfg.Writer.Now(), data, zero)
-	if rd, isData := m.(*wire.ResyncData); isData && ok {
-		// Taken: WriteDirect copied the data (or dropped it) and keeps
-		// no reference to it, so the memory it was received into is
-		// lent for the next chunk. Not taken, the journal gets it.
-		defer rd.Release()
+	var ok bool
+	var err error
+	if rd, isData := m.(*wire.ResyncData); isData {
+		// The memory the chunk was received into goes to the pair,
+		// which writes from it and gives it back to the pool once the
+		// write has landed. Not taken, the journal gets the chunk (and
+		// the memory is left to the collector).
+		ok, err = l.pair.WriteDirectBuf(ctx, seq, off, c.cfg.Writer.Now(), data, rd.TakeBuffer())
+	} else {
+		ok, err = l.pair.WriteDirect(ctx, seq, off, c.cfg.Writer.Now(), data, zero)
 	}
 	if !ok || err != nil {
 		if err != nil {

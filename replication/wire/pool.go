@@ -2,6 +2,7 @@ package wire
 
 import (
 	"sync"
+	"sync/atomic"
 	"unsafe"
 )
 
@@ -70,5 +71,24 @@ func (m *ResyncData) Release() {
 	m.pb, m.Data = nil, nil
 	if pb != nil {
 		pb.pool.put(pb)
+	}
+}
+
+// TakeBuffer hands over the pool memory Data was decoded into: from then
+// on Release does nothing, and the function returned gives the memory
+// back to the pool (once, however often it is called) when whoever took
+// it is done with Data. It returns nil for a message that did not come
+// from a pool.
+func (m *ResyncData) TakeBuffer() func() {
+	pb := m.pb
+	if pb == nil {
+		return nil
+	}
+	m.pb = nil
+	var done atomic.Bool
+	return func() {
+		if !done.Swap(true) {
+			pb.pool.put(pb)
+		}
 	}
 }

@@ -120,3 +120,44 @@ func TestPayloadPoolOnlyLargeResyncData(t *testing.T) {
 		}
 	}
 }
+
+// TakeBuffer hands the memory over: Release on the message no longer
+// gives it back (so the data stays for whoever took it), and the
+// function returned gives it back once however often it is called.
+func TestPayloadPoolTakeBuffer(t *testing.T) {
+	const size = 128 << 10
+	stream, chunks := poolStream(t, 6, size, CompressNone)
+	d := NewDecoder(bytes.NewReader(stream))
+	d.SetPayloadPool(NewPayloadPool())
+	next := func() *ResyncData {
+		t.Helper()
+		m, err := d.Decode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m.(*ResyncData)
+	}
+	m1 := next()
+	data := m1.Data
+	free := m1.TakeBuffer()
+	if free == nil {
+		t.Fatal("TakeBuffer of a pooled message returned nil")
+	}
+	m1.Release() // the message's owner lets go: the taker still holds the memory
+	held := []*ResyncData{next(), next(), next()}
+	if !bytes.Equal(data, chunks[0]) {
+		t.Fatal("taken memory changed after the message was released and more frames decoded")
+	}
+	free()
+	free() // a second call gives nothing back: frames 5 and 6 get their own
+	held = append(held, next(), next())
+	for i, m := range held {
+		if !bytes.Equal(m.Data, chunks[i+1]) {
+			t.Fatalf("frame %d, held, changed", i+2)
+		}
+	}
+	var plain ResyncData
+	if plain.TakeBuffer() != nil {
+		t.Fatal("TakeBuffer of a message not from a pool returned a function")
+	}
+}

@@ -61,7 +61,10 @@
 // straight to the target in batches of DirectBatchBytes, several writes
 // of a batch in flight at once and past the page cache (O_DIRECT) where
 // the target and the alignment allow, one batch written while the next
-// gathers, the applier held per batch. A zero range punches a hole in a
+// gathers, the applier held per batch. WriteDirect copies each chunk into
+// a pooled aligned buffer; Pair.WriteDirectBuf takes the caller's memory
+// instead and, when it is aligned, writes from it without a copy, giving
+// it back only once the write has landed (or was dropped). A zero range punches a hole in a
 // file target (on a block device BLKZEROOUT; zeros written where neither
 // works, vfs.Zero). Every DirectCommitBytes the batches written so far
 // are fdatasynced and committed as applied (the ack, and where a killed

@@ -54,11 +54,13 @@ func (f *directFlight) wait() error {
 }
 
 // directWrite is one direct resync write waiting in a batch: buf (an
-// aligned copy of the data, or nil for zeros) at off, n bytes.
+// aligned copy of the data, the caller's own aligned memory, or nil for
+// zeros) at off, n bytes.
 type directWrite struct {
 	off, n int64
 	buf    *[]byte
-	pooled bool // buf goes back to directBufs
+	pooled bool   // buf goes back to directBufs
+	free   func() // buf is the caller's: free gives it back (WriteDirectBuf)
 }
 
 // DirectBatchBytes is how much a direct resync gathers before writing it
@@ -111,6 +113,35 @@ var directDrainHook func()
 // (journal.Log.Skip): that is the ack, and where a restarted pair
 // resumes.
 func (p *Pair) WriteDirect(ctx context.Context, seq uint64, off int64, t time.Time, data []byte, zero bool) (bool, error) {
+	return p.writeDirect(ctx, seq, off, t, data, zero, nil)
+}
+
+// WriteDirectBuf is WriteDirect for data (never zeros) in memory the
+// caller hands over: when it reports true the pair owns data and calls
+// free exactly once when done with it (after its write landed, or when
+// the write was dropped or failed); data aligned for direct I/O
+// (vfs.DirectBlock) is written from that memory, without the copy
+// WriteDirect makes. When it reports false, data and free stay the
+// caller's.
+func (p *Pair) WriteDirectBuf(ctx context.Context, seq uint64, off int64, t time.Time, data []byte, free func()) (bool, error) {
+	if free == nil {
+		return p.WriteDirect(ctx, seq, off, t, data, false)
+	}
+	taken := false
+	ok, err := p.writeDirect(ctx, seq, off, t, data, false, func() func() {
+		taken = true
+		return free
+	})
+	if ok && !taken {
+		free() // copied, dropped or refused: the memory is free now
+	}
+	return ok, err
+}
+
+// writeDirect is WriteDirect; own, if not nil, offers the data's memory:
+// queueDirect calls it when it keeps data itself rather than a copy, and
+// gets the function that gives the memory back.
+func (p *Pair) writeDirect(ctx context.Context, seq uint64, off int64, t time.Time, data []byte, zero bool, own func() func()) (bool, error) {
 	p.dmu.Lock()
 	defer p.dmu.Unlock()
 	p.mu.Lock()
@@ -159,7 +190,7 @@ func (p *Pair) WriteDirect(ctx context.Context, seq uint64, off int64, t time.Ti
 	} else if seq > p.dir.last+1 {
 		return true, fmt.Errorf("pair %s: %w: direct resync write %d after %d", p.cfg.ID, journal.ErrOutOfOrder, seq, p.dir.last)
 	}
-	if err := p.queueDirect(off, data, zero); err != nil {
+	if err := p.queueDirect(off, data, zero, own); err != nil {
 		p.failDirect(err)
 		return true, err
 	}
@@ -201,12 +232,14 @@ func (p *Pair) WriteDirect(ctx context.Context, seq uint64, off int64, t time.Ti
 }
 
 // queueDirect adds a write to the stretch's batch, as a copy (the
-// caller's buffer is free on return): the batch gathered so far is
+// caller's buffer is free on return), or, when own is offered and data
+// is aligned for direct I/O, as data itself (own hands it over): the
+// batch gathered so far is
 // written out first when the write does not come after all of it (a
 // resend after a reconnect may cover a chunk again: writes to one range
 // land in order), and the batch starts when full. p.dmu is held. An
 // error is a failed target write: the stretch must stop.
-func (p *Pair) queueDirect(off int64, data []byte, zero bool) error {
+func (p *Pair) queueDirect(off int64, data []byte, zero bool, own func() func()) error {
 	d := p.dir
 	if k := len(d.batch); k > 0 && off < d.batch[k-1].off+d.batch[k-1].n {
 		if err := p.flushDirect(true); err != nil {
@@ -214,7 +247,12 @@ func (p *Pair) queueDirect(off int64, data []byte, zero bool) error {
 		}
 	}
 	w := directWrite{off: off, n: int64(len(data))}
-	if !zero {
+	switch {
+	case zero:
+	case own != nil && len(data) > 0 && len(data)%vfs.DirectBlock == 0 &&
+		uintptr(unsafe.Pointer(&data[0]))%vfs.DirectBlock == 0:
+		w.buf, w.free = &data, own()
+	default:
 		if len(data) <= directBufSize {
 			w.buf, w.pooled = directBufs.Get().(*[]byte), true
 		} else {
@@ -316,6 +354,9 @@ func releaseDirect(batch []directWrite) {
 	for _, w := range batch {
 		if w.pooled {
 			directBufs.Put(w.buf)
+		}
+		if w.free != nil {
+			w.free()
 		}
 	}
 }
