@@ -117,6 +117,16 @@ func TestChunkBufferReleasedOnRenumber(t *testing.T) {
 	d := &Disk{id: 1, name: "d", f: f, size: int64(len(src)), chunk: chunk, maxUnacked: 64 << 20, streams: map[string]*stream{}}
 	s := d.stream("mt")
 	at := s.attach(wire.Pair{Disk: 1, Start: wire.StartFull})
+	t.Cleanup(func() {
+		// The chunk read ahead is never taken: its read ends before the
+		// next test (readAheadHook).
+		s.mu.Lock()
+		a := s.ahead
+		s.mu.Unlock()
+		if a != nil {
+			<-a.done
+		}
+	})
 	for range 2 {
 		if err := s.produce(context.Background(), nil, at); err != nil {
 			t.Fatal(err)
