@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -608,7 +609,7 @@ func (c *Client) connect(ctx context.Context) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	tc := tls.Client(nc, wire.ClientTLSConfig(c.cfg.Addr, c.cfg.Trust, c.cfg.Confirm))
+	tc := tls.Client(readBuffered{nc, bufio.NewReaderSize(nc, 256<<10)}, wire.ClientTLSConfig(c.cfg.Addr, c.cfg.Trust, c.cfg.Confirm))
 	s := &session{disks: map[uint32]*link{}, size: map[uint32]int64{}, recvd: map[uint32]*atomic.Uint64{},
 		resume: map[uint32]uint64{}, kick: make(chan struct{}, 1), grantAt: max(c.cfg.Credit/4, 1),
 		pending: map[uint32]*extent{}, released: map[uint32]bool{}}
@@ -1037,3 +1038,12 @@ func (s *session) grant(n int64) {
 		}
 	}
 }
+
+// readBuffered reads the connection through a large buffer: TLS asks for
+// a record at a time, and a resync's records come in bulk.
+type readBuffered struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+func (c readBuffered) Read(p []byte) (int, error) { return c.r.Read(p) }

@@ -17,7 +17,9 @@
 //
 // Messages are received (read, decrypted, checked) up to four ahead of
 // the one being handled, so the next resync chunk comes off the wire
-// while the last is written. In step I of a full resync, while the
+// while the last is written. TLS reads the socket through a 256 KiB
+// buffer: it asks for one record (16 KiB at most) at a time, which would
+// cost a read system call per record of a resync. In step I of a full resync, while the
 // pair's retention store holds no recoverable point, ResyncData and
 // ZeroRange go straight to the target (writer.Pair.WriteDirect: no
 // before-image, no journal record; a zero range becomes a hole). Their
