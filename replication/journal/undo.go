@@ -60,7 +60,7 @@ type Store struct {
 
 	// the segment being appended, and segments written since the last
 	// Commit / Sync
-	buf      []byte // encoding buffer, reused by Append
+	buf      []byte // encoding buffer, reused by Append (appendBuf)
 	act      *activeSeg
 	uncommit []*activeSeg
 	unsynced []*activeSeg
@@ -512,8 +512,14 @@ func (s *Store) DiscardUncommitted() error {
 func (s *Store) Append(recs []Record) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	buf := s.buf[:0]
-	defer func() { s.buf = buf[:0] }()
+	rest := 0 // bytes of recs[i:] encoded
+	for i := range recs {
+		rest += recs[i].Len()
+	}
+	var buf []byte
+	if s.act != nil {
+		buf = s.appendBuf(s.act.off, rest)
+	}
 	// told: the records in buf not yet told to the watchers, and where
 	// each begins in buf.
 	var told []int
@@ -544,7 +550,9 @@ func (s *Store) Append(recs []Record) error {
 			if err := s.roll(r); err != nil {
 				return err
 			}
+			buf = s.appendBuf(s.act.off, rest)
 		}
+		rest -= r.Len()
 		at := len(buf)
 		var err error
 		if buf, err = AppendRecord(buf, s.act.info.Index, r); err != nil {
@@ -560,6 +568,17 @@ func (s *Store) Append(recs []Record) error {
 		in.LastSeq, in.LastTime = r.Seq, r.Time
 	}
 	return flush()
+}
+
+// appendBuf is the encoding buffer for n bytes to be appended at file
+// offset off: reused, and placed in memory as the file will hold it, so
+// that WriteAppend writes it past the page cache without copying it.
+func (s *Store) appendBuf(off int64, n int) []byte {
+	if need := n + vfs.DirectBlock; cap(s.buf) < need {
+		s.buf = vfs.AlignedBuffer(need)
+	}
+	at := int(off & (vfs.DirectBlock - 1))
+	return s.buf[at:at]
 }
 
 // roll opens the segment to append to: the last committed one while it
