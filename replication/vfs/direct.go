@@ -175,6 +175,11 @@ func WriteAppend(f File, p []byte, off int64) error {
 	return nil
 }
 
+// inPlacePiece is the most one in-place direct write carries: the kernel
+// splits it into requests of the device's largest size and has them all
+// in flight at once.
+const inPlacePiece = 64 << 20
+
 // writeAppendInPlace is WriteAppend of a p aligned as the file: the
 // first block through a piece (with the bytes before off read back), the
 // whole blocks after it straight from p, the tail through the page cache.
@@ -199,7 +204,7 @@ func writeAppendInPlace(f File, dw DirectWriter, p []byte, off, start, stop int6
 		at = start + DirectBlock
 	}
 	for at < stop {
-		n := min(int64(bigPiece), stop-at)
+		n := min(int64(inPlacePiece), stop-at)
 		if _, err := dw.WriteDirect(p[at-off:at-off+n], at); err != nil {
 			if errors.Is(err, ErrNoDirect) {
 				_, err := f.WriteAt(p[at-off:], at)
