@@ -44,10 +44,12 @@ func pipelineOps() []testutil.Op {
 }
 
 // heldFS opens files whose first WriteAt waits until release is closed
-// (outside the Mem's lock, which its injector runs under).
+// (outside the Mem's lock, which its injector runs under), and counts
+// their reads.
 type heldFS struct {
 	vfs.FS
 	first   atomic.Bool
+	reads   atomic.Int64
 	started chan struct{}
 	release chan struct{}
 }
@@ -65,6 +67,11 @@ func (h *heldFS) OpenFile(name string, flag int, perm os.FileMode) (vfs.File, er
 	return &heldFile{f, h}, nil
 }
 
+func (f *heldFile) ReadAt(p []byte, off int64) (int, error) {
+	f.fs.reads.Add(1)
+	return f.File.ReadAt(p, off)
+}
+
 func (f *heldFile) WriteAt(p []byte, off int64) (int, error) {
 	if f.fs.first.CompareAndSwap(false, true) {
 		close(f.fs.started)
@@ -79,7 +86,11 @@ func (f *heldFile) WriteAt(p []byte, off int64) (int, error) {
 // holdFirstBatch makes batch 1's first target write wait until a
 // retention fdatasync comes after it started (batch 2's before-images
 // made durable while batch 1 is in flight), and calls atSync there: its
-// error is the fdatasync's. It reports whether that happened.
+// error is the fdatasync's. It reports whether that happened. The
+// fdatasync of batch 2 is the first after its capture (pipelineOps: 15
+// target reads): it waits for batch 1's first write to start, which the
+// applier started before that capture but a busy machine may not have
+// run yet.
 func holdFirstBatch(m *memPair, atSync func() error) *atomic.Bool {
 	h := &heldFS{FS: m.fs, started: make(chan struct{}), release: make(chan struct{})}
 	m.o.TargetFS = h
@@ -88,13 +99,15 @@ func holdFirstBatch(m *memPair, atSync func() error) *atomic.Bool {
 		seen atomic.Bool
 	)
 	m.fs.SetInjector(func(op vfs.Op, name string) error {
-		if op != vfs.OpSync || !strings.HasPrefix(name, m.cfg.RetentionDir+"/") {
+		if op != vfs.OpSync || !strings.HasPrefix(name, m.cfg.RetentionDir+"/") || h.reads.Load() < 15 {
 			return nil
 		}
+		// Waiting under the Mem's lock is safe: the held write signals
+		// started before it reaches the Mem.
 		select {
 		case <-h.started:
-		default:
-			return nil
+		case <-time.After(30 * time.Second):
+			return nil // never started: the caller fails on seen
 		}
 		var err error
 		once.Do(func() {
