@@ -79,9 +79,12 @@
 // before-images, and a bbolt catalogue (catalogue.db) of segments, recovery
 // ranges, tags and the pair's applied position. The applier appends a
 // batch's before-images, Syncs them, writes the target, and only then
-// Commits the applied position (invariant 2). Undo records written after
-// the last Commit are a batch a crash cut short: Uncommitted returns them so
-// the target can be put back, DiscardUncommitted cuts them. Prune removes
+// Commits the applied position (invariant 2). CommitStaged commits only
+// what was appended up to a Staged point, so that a commit (the target's
+// fdatasync, then the catalogue) may run while the next batch is appended.
+// Undo records written after the last commit's point are batches a crash
+// cut short: Uncommitted returns them so the target can be put back,
+// DiscardUncommitted cuts them. Prune removes
 // whole oldest segments only, keeps what locked tags need, what holds (Hold: an export) and pins
 // hold (a point-in-time view: Pin, PinnedFrom; it says which pin held it
 // back), and reports the earliest recoverable point truthfully (invariant

@@ -61,7 +61,7 @@ type Store struct {
 
 	// the segment being appended, and segments written since the last
 	// Commit / Sync
-	buf      []byte // encoding buffer, reused by Append
+	buf      []byte // encoding buffer, reused by Append (appendBuf)
 	act      *activeSeg
 	uncommit []*activeSeg
 	unsynced []*activeSeg
@@ -514,8 +514,14 @@ func (s *Store) DiscardUncommitted() error {
 func (s *Store) Append(recs []Record) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	buf := s.buf[:0]
-	defer func() { s.buf = buf[:0] }()
+	rest := 0 // bytes of recs[i:] encoded
+	for i := range recs {
+		rest += recs[i].Len()
+	}
+	var buf []byte
+	if s.act != nil {
+		buf = s.appendBuf(s.act.off, rest)
+	}
 	// told: the records in buf not yet told to the watchers, and where
 	// each begins in buf.
 	var told []int
@@ -546,7 +552,9 @@ func (s *Store) Append(recs []Record) error {
 			if err := s.roll(r); err != nil {
 				return err
 			}
+			buf = s.appendBuf(s.act.off, rest)
 		}
+		rest -= r.Len()
 		at := len(buf)
 		var err error
 		if buf, err = AppendRecord(buf, s.act.info.Index, r); err != nil {
@@ -562,6 +570,17 @@ func (s *Store) Append(recs []Record) error {
 		in.LastSeq, in.LastTime = r.Seq, r.Time
 	}
 	return flush()
+}
+
+// appendBuf is the encoding buffer for n bytes to be appended at file
+// offset off: reused, and placed in memory as the file will hold it, so
+// that WriteAppend writes it past the page cache without copying it.
+func (s *Store) appendBuf(off int64, n int) []byte {
+	if need := n + vfs.DirectBlock; cap(s.buf) < need {
+		s.buf = vfs.AlignedBuffer(need)
+	}
+	at := int(off & (vfs.DirectBlock - 1))
+	return s.buf[at:at]
 }
 
 // roll opens the segment to append to: the last committed one while it
@@ -666,6 +685,48 @@ type Commit struct {
 func (s *Store) Commit(c Commit) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.commitLocked(c, s.stagedLocked())
+}
+
+// Staged is the end of the before-images appended up to one moment
+// (Store.Staged): what CommitStaged records as committed, whatever is
+// appended after it.
+type Staged struct {
+	segs  []*activeSeg
+	infos []SegmentInfo // of segs then, Bytes their end
+}
+
+// Staged returns where the appended before-images end now, for a
+// CommitStaged that runs while the next ones are appended: an applier
+// whose commit (the target's fdatasync, then this) overlaps the next
+// batch takes it once the batches the commit covers are appended.
+func (s *Store) Staged() Staged {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stagedLocked()
+}
+
+func (s *Store) stagedLocked() Staged {
+	st := Staged{segs: append([]*activeSeg(nil), s.uncommit...), infos: make([]SegmentInfo, 0, len(s.uncommit))}
+	for _, a := range s.uncommit {
+		in := a.info
+		in.Bytes = a.off
+		st.infos = append(st.infos, in)
+	}
+	return st
+}
+
+// CommitStaged is Commit of the before-images appended up to at, taken
+// by Staged: those appended since stay uncommitted (Uncommitted reads
+// them back after a crash) until a later commit. Commits come in the
+// order of their Staged points.
+func (s *Store) CommitStaged(c Commit, at Staged) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.commitLocked(c, at)
+}
+
+func (s *Store) commitLocked(c Commit, at Staged) error {
 	prev := s.state
 	st := s.state
 	// Source times can step back in sequence order (resync data is
@@ -686,11 +747,7 @@ func (s *Store) Commit(c Commit) error {
 				LastSeq: c.Applied, LastTime: st.AppliedTime, Accuracy: c.Accuracy})
 		}
 	}
-	infos := make([]SegmentInfo, 0, len(s.uncommit))
-	for _, a := range s.uncommit {
-		a.info.Bytes = a.off
-		infos = append(infos, a.info)
-	}
+	infos := at.infos
 	err := s.guardedUpdate(func(tx *bolt.Tx) error {
 		sb := tx.Bucket(bSegments)
 		for _, in := range infos {
@@ -728,15 +785,28 @@ func (s *Store) Commit(c Commit) error {
 			s.segs = append(s.segs, in)
 		}
 	}
+	// A segment committed to its end and appended to no more is done
+	// with; the rest stay uncommitted: the one appended to, and those
+	// holding before-images appended after at.
+	for i, a := range at.segs {
+		a.info.Bytes = at.infos[i].Bytes
+	}
+	kept := s.uncommit[:0]
 	for _, a := range s.uncommit {
-		if a != s.act {
-			a.f.Close()
+		done := false
+		for i, x := range at.segs {
+			if x == a {
+				done = a.off == at.infos[i].Bytes
+			}
 		}
+		if done && a != s.act {
+			a.f.Close()
+			continue
+		}
+		kept = append(kept, a)
 	}
-	s.uncommit = s.uncommit[:0]
-	if s.act != nil {
-		s.uncommit = append(s.uncommit, s.act)
-	}
+	clear(s.uncommit[len(kept):])
+	s.uncommit = kept
 	return nil
 }
 

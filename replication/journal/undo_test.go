@@ -757,3 +757,68 @@ func TestStoreRangesNeverInverted(t *testing.T) {
 	defer s.Close()
 	check("reopened")
 }
+
+// TestStoreCommitStaged: a commit of the before-images appended up to a
+// Staged point, while more were appended after it (into the same segment
+// and into new ones), records only those: after a crash Uncommitted
+// returns exactly the later ones, and a later commit takes them in.
+func TestStoreCommitStaged(t *testing.T) {
+	for _, crash := range []bool{true, false} {
+		e := newStoreEnv(t)
+		s := e.open()
+		apply(t, s, 1, 2, Exact)
+		if err := s.Append(undoRecords(3, 4, 0)); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Sync(); err != nil {
+			t.Fatal(err)
+		}
+		at4 := s.Staged()
+		if err := s.Append(undoRecords(5, 11, 1)); err != nil { // past the segment's end
+			t.Fatal(err)
+		}
+		if err := s.Sync(); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.CommitStaged(Commit{Applied: 4, AppliedTime: at(4), Accuracy: Exact, FirstTime: at(3)}, at4); err != nil {
+			t.Fatal(err)
+		}
+		if st := s.State(); st.Applied != 4 {
+			t.Fatalf("applied %d after the staged commit, want 4", st.Applied)
+		}
+		segs := s.Segments()
+		if n := len(segs); n == 0 || segs[n-1].LastSeq != 4 {
+			t.Fatalf("committed segments %+v: want the last to end at sequence 4", segs)
+		}
+		if !crash {
+			if err := s.Commit(Commit{Applied: 11, AppliedTime: at(11), Accuracy: Exact}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		s.Close() // with crash, before 5..11 are committed
+		s = e.open()
+		got, err := s.Uncommitted()
+		if err != nil {
+			t.Fatal(err)
+		}
+		committed := undoAll(t, s, 0, 100)
+		if crash {
+			checkUndo(t, got, 5, 11, func(uint64) byte { return 1 })
+			checkUndo(t, committed, 1, 4, gen0)
+		} else {
+			if len(got) != 0 {
+				t.Fatalf("Uncommitted after both commits: %d records", len(got))
+			}
+			checkUndo(t, committed, 1, 11, func(seq uint64) byte {
+				if seq >= 5 {
+					return 1
+				}
+				return 0
+			})
+		}
+		if len(s.Segments()) < 2 {
+			t.Fatalf("segments %+v: the test wants 5..11 to cross into a new segment", s.Segments())
+		}
+		s.Close()
+	}
+}

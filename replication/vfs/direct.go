@@ -120,6 +120,10 @@ func alignedPiece(n int) *[]byte {
 // are), the rest through it. Writing large appends that way keeps them
 // out of the page cache, whose write-back of them is slow and stalls
 // other writers; the next fdatasync makes them durable either way.
+//
+// When p lies in memory as the file will (the address of p[i] and off+i
+// equal modulo DirectBlock: an AlignedBuffer sliced so), the whole
+// blocks are written from p itself rather than copied to a piece first.
 func WriteAppend(f File, p []byte, off int64) error {
 	dw, ok := f.(DirectWriter)
 	if !ok || len(p) < 4*DirectBlock {
@@ -129,6 +133,9 @@ func WriteAppend(f File, p []byte, off int64) error {
 	start := off &^ (DirectBlock - 1)
 	end := off + int64(len(p))
 	stop := end &^ (DirectBlock - 1)
+	if uintptr(unsafe.Pointer(&p[0]))&(DirectBlock-1) == uintptr(off&(DirectBlock-1)) {
+		return writeAppendInPlace(f, dw, p, off, start, stop)
+	}
 	pool := &piecePool
 	if len(p) >= bigPieceFrom {
 		pool = &bigPiecePool
@@ -167,3 +174,56 @@ func WriteAppend(f File, p []byte, off int64) error {
 	}
 	return nil
 }
+
+// inPlacePiece is the most one in-place direct write carries: the kernel
+// splits it into requests of the device's largest size and has them all
+// in flight at once.
+const inPlacePiece = 64 << 20
+
+// writeAppendInPlace is WriteAppend of a p aligned as the file: the
+// first block through a piece (with the bytes before off read back), the
+// whole blocks after it straight from p, the tail through the page cache.
+func writeAppendInPlace(f File, dw DirectWriter, p []byte, off, start, stop int64) error {
+	at := start
+	if head := int(off - start); head > 0 {
+		bp := piecePool.Get().(*[]byte)
+		defer piecePool.Put(bp)
+		buf := (*bp)[:DirectBlock]
+		if err := ReadFull(f, buf[:head], start); err != nil {
+			_, err := f.WriteAt(p, off)
+			return err
+		}
+		copy(buf[head:], p)
+		if _, err := dw.WriteDirect(buf, start); err != nil {
+			if errors.Is(err, ErrNoDirect) {
+				_, err := f.WriteAt(p, off)
+				return err
+			}
+			return err
+		}
+		at = start + DirectBlock
+	}
+	for at < stop {
+		n := min(int64(inPlacePiece), stop-at)
+		if _, err := dw.WriteDirect(p[at-off:at-off+n], at); err != nil {
+			if errors.Is(err, ErrNoDirect) {
+				_, err := f.WriteAt(p[at-off:], at)
+				return err
+			}
+			return err
+		}
+		at += n
+	}
+	if at < off+int64(len(p)) {
+		if _, err := f.WriteAt(p[at-off:], at); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// AlignedBuffer returns a buffer of n bytes whose first byte is at an
+// address that is a multiple of DirectBlock: slice it from i where the
+// file offset to write it at is i modulo DirectBlock, and WriteAppend
+// writes it without copying.
+func AlignedBuffer(n int) []byte { return *alignedPiece(n) }

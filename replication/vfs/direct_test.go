@@ -157,3 +157,62 @@ type errDirect struct {
 }
 
 func (f *errDirect) WriteDirect([]byte, int64) (int, error) { return 0, f.err }
+
+// inPlaceDirect is fakeDirect that also counts the direct writes made
+// from within the caller's buffer (lo..hi), not from a piece.
+type inPlaceDirect struct {
+	fakeDirect
+	lo, hi  uintptr
+	inPlace int
+}
+
+func (f *inPlaceDirect) WriteDirect(p []byte, off int64) (int, error) {
+	if a := uintptr(unsafe.Pointer(&p[0])); a >= f.lo && a < f.hi {
+		f.inPlace++
+	}
+	return f.fakeDirect.WriteDirect(p, off)
+}
+
+// Appends from an AlignedBuffer sliced as the file offset are written
+// from the buffer itself, aligned, every byte kept, the bytes before an
+// unaligned offset included; a file that stops taking direct writes gets
+// the rest through the page cache.
+func TestWriteAppendInPlace(t *testing.T) {
+	for _, refuse := range []int{0, 1, 2, 1 << 30} {
+		path := filepath.Join(t.TempDir(), "seg")
+		osf, err := OS.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+		if err != nil {
+			t.Fatal(err)
+		}
+		head := []byte("0123456789abc")
+		if _, err := osf.WriteAt(head, 0); err != nil {
+			t.Fatal(err)
+		}
+		rng := rand.New(rand.NewPCG(5, 6))
+		base := AlignedBuffer(3*bigPiece + 2*DirectBlock)
+		f := &inPlaceDirect{fakeDirect: fakeDirect{File: osf, refuseAfter: refuse},
+			lo: uintptr(unsafe.Pointer(&base[0])), hi: uintptr(unsafe.Pointer(&base[0])) + uintptr(len(base))}
+		var want []byte
+		off := int64(len(head))
+		for _, n := range []int{5 * DirectBlock, bigPiece + 3*DirectBlock + 77, 4*DirectBlock + 1, 2*bigPiece + 5, 6 * DirectBlock} {
+			shift := int(off % DirectBlock)
+			p := base[shift : shift+n]
+			for i := range p {
+				p[i] = byte(rng.Uint32())
+			}
+			if err := WriteAppend(f, p, off); err != nil {
+				t.Fatalf("refuse after %d: WriteAppend %d bytes at %d: %v", refuse, n, off, err)
+			}
+			want = append(want, p...)
+			off += int64(n)
+		}
+		osf.Close()
+		if f.misaligned {
+			t.Fatalf("refuse after %d: a direct write was not aligned", refuse)
+		}
+		if refuse > 2 && f.inPlace == 0 {
+			t.Fatalf("refuse after %d: no direct write was made from the buffer itself", refuse)
+		}
+		checkFile(t, path, head, want)
+	}
+}

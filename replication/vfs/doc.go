@@ -14,7 +14,8 @@
 // Optional methods of real files, found by type assertion and kept by
 // the wrappers (Observed): OSFile (copy_file_range, sync_file_range),
 // Allocate (fallocate), WriteDirect (O_DIRECT writes of aligned blocks,
-// WriteAppend) and Zero (a range made to read as zeros without writing
+// WriteAppend, which writes straight from an AlignedBuffer laid out as
+// the file and copies other buffers to aligned pieces first) and Zero (a range made to read as zeros without writing
 // it: a punched hole in a file, BLKZEROOUT on a block device; the
 // function Zero writes the zeros where a file cannot). A wrapper that
 // counts I/O learns of what copy_file_range moved past it through

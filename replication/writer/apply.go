@@ -77,7 +77,10 @@ func batchAccuracy(batch []journal.Record) journal.Accuracy {
 // idle, makes the staged batches the applied position:
 //
 //	wait for the target writes → fdatasync the target → commit the
-//	catalogue → trim the journal.
+//	catalogue → trim the journal
+//
+// (on a goroutine of its own beside the next batch's stage, but for the
+// trim: commitAsync).
 //
 // The batch's target writes run in the background (p.fly) while the
 // applier reads the next batch and captures its before-images: where
@@ -101,8 +104,11 @@ func (p *Pair) stage(batch []journal.Record, release func()) error {
 		}
 	}
 	if p.pend.n == 0 {
-		st := p.store.State()
-		p.pend = pending{since: p.o.Now(), c: journal.Commit{AppliedTime: st.AppliedTime, Accuracy: journal.Exact}}
+		at := p.store.State().AppliedTime
+		if p.cm != nil {
+			at = p.cm.c.AppliedTime // the commit running is the state before
+		}
+		p.pend = pending{since: p.o.Now(), c: journal.Commit{AppliedTime: at, Accuracy: journal.Exact}}
 	}
 	if acc != "" {
 		p.pend.c.Accuracy = acc
@@ -252,24 +258,98 @@ func (p *Pair) settle() error {
 	return nil
 }
 
+// committing is a commit running beside the applier (commitAsync): the
+// target's fdatasync, then the catalogue commit of what was staged up to
+// its start.
+type committing struct {
+	c               journal.Commit
+	bytes, retained int64
+	done            chan struct{}
+	err             error // set before done is closed
+}
+
 // commit makes the staged batches durable on the target and records the
-// new applied position.
+// new applied position, and returns once it has.
 func (p *Pair) commit() error {
 	if err := p.settle(); err != nil {
+		return err
+	}
+	if err := p.commitAsync(); err != nil {
+		return err
+	}
+	return p.finishCommit()
+}
+
+// commitAsync starts the commit of the staged batches: once their target
+// writes have landed, the target's fdatasync and the catalogue commit run
+// on a goroutine of their own while the applier stages the next batch
+// (finishCommit waits for it). What the next batch appends to the
+// retention store meanwhile is not part of this commit (Store.Staged),
+// and its target writes start only once its before-images are durable,
+// as ever: a crash before the catalogue commit leaves both batches'
+// before-images past the applied position, and OpenPair puts the target
+// back from them. At most one commit runs at a time.
+func (p *Pair) commitAsync() error {
+	if err := p.finishCommit(); err != nil {
 		return err
 	}
 	if p.pend.n == 0 {
 		return nil
 	}
-	if err := p.target.Sync(); err != nil {
-		return &errTarget{"fdatasync", p.cfg.Target, -1, err}
-	}
-	c := p.pend.c
-	if err := p.store.Commit(c); err != nil {
-		return &errRetention{err}
-	}
-	bytes, retained := p.pend.bytes, p.pend.retained
+	cm := &committing{c: p.pend.c, bytes: p.pend.bytes, retained: p.pend.retained, done: make(chan struct{})}
+	at := p.store.Staged()
 	p.pend = pending{}
+	p.cm = cm
+	f := p.fly // the last staged batch's writes, maybe still running
+	go func() {
+		defer close(cm.done)
+		if f != nil {
+			<-f.done
+			if f.err != nil {
+				cm.err = f.err
+				return
+			}
+		}
+		if err := p.target.Sync(); err != nil {
+			cm.err = &errTarget{"fdatasync", p.cfg.Target, -1, err}
+			return
+		}
+		if err := p.store.CommitStaged(cm.c, at); err != nil {
+			cm.err = &errRetention{err}
+		}
+	}()
+	return nil
+}
+
+// committed reports whether no commit is running (finishCommit would not
+// wait).
+func (p *Pair) committed() bool {
+	if p.cm == nil {
+		return true
+	}
+	select {
+	case <-p.cm.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// finishCommit waits for the commit running, if any, and does what
+// follows it in the applier: the counters, the journal's trim, the tag
+// events and the retention policy. Nothing may read the journal
+// meanwhile (the trim).
+func (p *Pair) finishCommit() error {
+	cm := p.cm
+	if cm == nil {
+		return nil
+	}
+	<-cm.done
+	p.cm = nil
+	if cm.err != nil {
+		return cm.err
+	}
+	c, bytes, retained := cm.c, cm.bytes, cm.retained
 	now := p.o.Now()
 	p.mu.Lock()
 	p.applied += bytes
@@ -336,8 +416,15 @@ func (p *Pair) parallel(n, workers int, fn func(int) error) error {
 // reports whether the batch should be tried again.
 func (p *Pair) handleApplyError(err error) bool {
 	// Nothing may still be writing the target while it is put back or
-	// left to a restart.
+	// left to a restart, nor committing: the commit running may fail
+	// too, or move the applied position the target is put back to.
 	p.settle()
+	if cerr := p.finishCommit(); cerr != nil {
+		var re *errRetention
+		if !errors.As(cerr, &re) || !errors.Is(cerr, syscall.ENOSPC) {
+			err = cerr
+		}
+	}
 	var re *errRetention
 	if errors.As(err, &re) && errors.Is(err, syscall.ENOSPC) {
 		// Put the target back to the applied position and forget what

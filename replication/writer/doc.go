@@ -40,7 +40,14 @@
 // (journal.SetReadKeep). Staged batches become the applied position together,
 // with one fdatasync of the target and one catalogue commit, every undo
 // segment or second (Options.CommitBytes, CommitInterval) and whenever the
-// applier runs out of work. After a crash, or ENOSPC in the middle of this,
+// applier runs out of work. That commit runs on a goroutine of its own
+// while the applier captures and appends the next batch: it waits for the
+// writes of the batches it covers, fdatasyncs the target, and commits the
+// before-images appended up to its start only (journal.Store.Staged,
+// CommitStaged); the next batch's writes still start only once its own
+// before-images are durable, and the applier trims the journal, counts
+// and prunes once the commit is done. One commit runs at a time; a hold,
+// an error, an idle applier or a stop waits for it. After a crash, or ENOSPC in the middle of this,
 // the target is put back from the staged before-images and the batches are
 // applied again. A journal that finds no room for a new segment makes
 // acknowledgements wait (an alert says so) rather than fail.

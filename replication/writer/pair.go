@@ -188,9 +188,10 @@ type Pair struct {
 	rpoAlert bool
 	lastAck  time.Time
 
-	pend    pending // batches on the target whose applied position is not yet committed
-	fly     *flight // the batch whose target writes are running (apply.go)
-	undoBuf []byte  // before-image buffer, reused batch to batch
+	pend    pending     // batches on the target whose applied position is not yet committed
+	fly     *flight     // the batch whose target writes are running (apply.go)
+	cm      *committing // the commit running beside the applier (apply.go)
+	undoBuf []byte      // before-image buffer, reused batch to batch
 
 	wake chan struct{}
 	stop chan struct{}
@@ -804,8 +805,13 @@ func (p *Pair) run(from uint64) {
 				<-ra.done
 				ahead = ra
 				release()
+				if err == nil && p.committed() {
+					// The commit that ran beside the batch is done: its
+					// trim and the rest, while no read-ahead runs.
+					err = p.finishCommit()
+				}
 				if err == nil && p.pend.due(p.o.Now(), min(p.o.CommitBytes, p.cfg.UndoSegmentSize), p.o.CommitInterval) {
-					err = p.commit()
+					err = p.commitAsync()
 					release()
 				}
 				if err != nil {
@@ -820,7 +826,7 @@ func (p *Pair) run(from uint64) {
 		}
 		// Idle, paused or stopped: what is staged becomes the applied
 		// position now.
-		if p.pend.n > 0 {
+		if p.pend.n > 0 || p.cm != nil {
 			flush()
 			release()
 			continue

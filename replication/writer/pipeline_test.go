@@ -3,6 +3,8 @@ package writer
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"math/rand"
 	"os"
 	"strings"
@@ -42,10 +44,12 @@ func pipelineOps() []testutil.Op {
 }
 
 // heldFS opens files whose first WriteAt waits until release is closed
-// (outside the Mem's lock, which its injector runs under).
+// (outside the Mem's lock, which its injector runs under), and counts
+// their reads.
 type heldFS struct {
 	vfs.FS
 	first   atomic.Bool
+	reads   atomic.Int64
 	started chan struct{}
 	release chan struct{}
 }
@@ -63,6 +67,11 @@ func (h *heldFS) OpenFile(name string, flag int, perm os.FileMode) (vfs.File, er
 	return &heldFile{f, h}, nil
 }
 
+func (f *heldFile) ReadAt(p []byte, off int64) (int, error) {
+	f.fs.reads.Add(1)
+	return f.File.ReadAt(p, off)
+}
+
 func (f *heldFile) WriteAt(p []byte, off int64) (int, error) {
 	if f.fs.first.CompareAndSwap(false, true) {
 		close(f.fs.started)
@@ -77,7 +86,11 @@ func (f *heldFile) WriteAt(p []byte, off int64) (int, error) {
 // holdFirstBatch makes batch 1's first target write wait until a
 // retention fdatasync comes after it started (batch 2's before-images
 // made durable while batch 1 is in flight), and calls atSync there: its
-// error is the fdatasync's. It reports whether that happened.
+// error is the fdatasync's. It reports whether that happened. The
+// fdatasync of batch 2 is the first after its capture (pipelineOps: 15
+// target reads): it waits for batch 1's first write to start, which the
+// applier started before that capture but a busy machine may not have
+// run yet.
 func holdFirstBatch(m *memPair, atSync func() error) *atomic.Bool {
 	h := &heldFS{FS: m.fs, started: make(chan struct{}), release: make(chan struct{})}
 	m.o.TargetFS = h
@@ -86,13 +99,15 @@ func holdFirstBatch(m *memPair, atSync func() error) *atomic.Bool {
 		seen atomic.Bool
 	)
 	m.fs.SetInjector(func(op vfs.Op, name string) error {
-		if op != vfs.OpSync || !strings.HasPrefix(name, m.cfg.RetentionDir+"/") {
+		if op != vfs.OpSync || !strings.HasPrefix(name, m.cfg.RetentionDir+"/") || h.reads.Load() < 15 {
 			return nil
 		}
+		// Waiting under the Mem's lock is safe: the held write signals
+		// started before it reaches the Mem.
 		select {
 		case <-h.started:
-		default:
-			return nil
+		case <-time.After(30 * time.Second):
+			return nil // never started: the caller fails on seen
 		}
 		var err error
 		once.Do(func() {
@@ -205,5 +220,160 @@ func TestCrashBetweenCaptureAndCommit(t *testing.T) {
 			t.Fatalf("%v: the tag between the batches does not recover bit-exact: %s", mode, d)
 		}
 		p.Close()
+	}
+}
+
+// slowSyncFS opens files whose Sync waits until n target writes have
+// been made (or the file system crashed): the commit of batch 1 (the
+// target's fdatasync, then the catalogue) then runs beside batch 2,
+// whose before-images are appended to the same undo segment and whose
+// target writes land before batch 1's catalogue commit.
+type slowSyncFS struct {
+	vfs.FS
+	mem     *vfs.Mem
+	n       int64
+	writes  atomic.Int64
+	waited  atomic.Bool // a Sync found fewer than n writes and waited
+	reached chan struct{}
+	once    sync.Once
+}
+
+type slowSyncFile struct {
+	vfs.File
+	fs *slowSyncFS
+}
+
+func (s *slowSyncFS) OpenFile(name string, flag int, perm os.FileMode) (vfs.File, error) {
+	f, err := s.FS.OpenFile(name, flag, perm)
+	if err != nil {
+		return nil, err
+	}
+	return &slowSyncFile{f, s}, nil
+}
+
+func (f *slowSyncFile) WriteAt(p []byte, off int64) (int, error) {
+	n, err := f.File.WriteAt(p, off)
+	if err == nil && f.fs.writes.Add(1) >= f.fs.n {
+		f.fs.once.Do(func() { close(f.fs.reached) })
+	}
+	return n, err
+}
+
+func (f *slowSyncFile) Sync() error {
+	if f.fs.writes.Load() < f.fs.n {
+		deadline := time.Now().Add(30 * time.Second)
+	wait:
+		for time.Now().Before(deadline) && !f.fs.mem.Crashed() {
+			select {
+			case <-f.fs.reached:
+				f.fs.waited.Store(true)
+				break wait
+			case <-time.After(time.Millisecond):
+			}
+		}
+	}
+	return f.File.Sync()
+}
+
+// TestCrashCommitBesideNextBatch crashes at every sync point of two
+// batches whose commits run beside the applier (a commit after each
+// batch): batch 1's target fdatasync and catalogue commit wait until
+// batch 2's before-images are durable in the same undo segment and its
+// target writes have landed, so the catalogue commit of batch 1 must
+// record only batch 1's before-images as committed. Unsynced writes are
+// dropped, torn or kept; after the restart the target is the source at
+// the last acknowledged sequence and the tag between the batches
+// recovers bit-exact.
+func TestCrashCommitBesideNextBatch(t *testing.T) {
+	ops := pipelineOps()
+	writes := int64(len(ops) - 1) // every op but the tag
+	run := func(at int64, mode vfs.TearMode) int64 {
+		m := newMemPair(t, nil)
+		m.o.CommitBytes = 1 // a commit after every batch
+		c := &crasher{at: at}
+		c.install(m)
+		slow := &slowSyncFS{FS: m.fs, mem: m.fs, n: writes, reached: make(chan struct{})}
+		m.o.TargetFS = slow
+		what := fmt.Sprintf("crash at %d (%v)", at, mode)
+		// The sync points of the open and of the journaling before the
+		// applier starts are other tests' (crashRun): a crash there ends
+		// the run.
+		p, err := m.tryOpen()
+		if err != nil {
+			if errors.Is(err, vfs.ErrCrashed) && at > 0 {
+				return 0
+			}
+			t.Fatalf("%s: open: %v", what, err)
+		}
+		err = p.Pause("test: journal first")
+		for _, op := range ops {
+			if err == nil {
+				err = feed(t, p, op)
+			}
+		}
+		if err == nil {
+			err = p.Sync()
+		}
+		if err == nil {
+			err = p.Resume()
+		}
+		if err != nil {
+			if m.fs.Crashed() && at > 0 {
+				p.Close()
+				return 0
+			}
+			t.Fatalf("%s: journaling: %v", what, err)
+		}
+		p.Drain(context.Background()) // returns with the pair in error after a crash
+		passed := c.count.Load()
+		if at == 0 {
+			if !slow.waited.Load() {
+				t.Fatal("batch 1's commit did not run beside batch 2's capture and writes: the test does not test")
+			}
+			if d := testutil.Diff(m.target(), replay(ops, uint64(len(ops)))); d != "" {
+				t.Fatalf("target without a crash: %s", d)
+			}
+			if st := p.Store().State(); st.Applied != uint64(len(ops)) {
+				t.Fatalf("applied %d without a crash, want %d", st.Applied, len(ops))
+			}
+		}
+		if !m.fs.Crashed() {
+			m.fs.Halt()
+		}
+		p.Close()
+		m.fs = m.fs.Crash(mode, rand.New(rand.NewSource(at*10+int64(mode))))
+		m.o.TargetFS, m.o.StoreHook = nil, nil
+		p, _ = m.open()
+		defer p.Close()
+		if p.Durable() != uint64(len(ops)) {
+			t.Fatalf("%s: durable %d after restart, want %d (all acknowledged)", what, p.Durable(), len(ops))
+		}
+		if err := p.Drain(context.Background()); err != nil {
+			t.Fatalf("%s: drain after restart: %v", what, err)
+		}
+		if d := testutil.Diff(m.target(), replay(ops, uint64(len(ops)))); d != "" {
+			t.Fatalf("%s: target after restart: %s", what, d)
+		}
+		r, err := recovery.Resolve(p.Store(), recovery.Point{Kind: recovery.TagNamed, Name: "after-batch-1"})
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		if _, err := p.Export(context.Background(), r, "/mt/export", nil); err != nil {
+			t.Fatalf("%s: export: %v", what, err)
+		}
+		got, _ := m.fs.ReadFile("/mt/export")
+		if d := testutil.Diff(got, replay(ops, 9)); d != "" {
+			t.Fatalf("%s: the tag between the batches does not recover bit-exact: %s", what, d)
+		}
+		return passed
+	}
+	total := run(0, vfs.DropUnsynced)
+	if total < 4 {
+		t.Fatalf("only %d sync points in two batches", total)
+	}
+	for at := int64(1); at <= total; at++ {
+		for _, mode := range []vfs.TearMode{vfs.DropUnsynced, vfs.TearUnsynced, vfs.KeepUnsynced} {
+			run(at, mode)
+		}
 	}
 }
