@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -607,6 +608,9 @@ func (s *Store) roll(r *Record) error {
 		if err := s.act.f.Sync(); err != nil {
 			return fmt.Errorf("retention %s: %w", s.act.f.Name(), err)
 		}
+		// Synced and sealed: no later Sync needs it, and a commit may
+		// close it (CommitStaged, before the next Sync).
+		s.unsynced = slices.DeleteFunc(s.unsynced, func(a *activeSeg) bool { return a == s.act })
 	}
 	idx := s.nextIdx
 	path := s.segPath(idx)

@@ -822,3 +822,38 @@ func TestStoreCommitStaged(t *testing.T) {
 		s.Close()
 	}
 }
+
+// TestStoreCommitStagedAcrossRoll: the applier's commit runs beside the
+// next batch, so a CommitStaged can come between an Append that seals a
+// segment and the Sync of that batch. The sealed segment, committed to
+// its end, is closed by the commit: the next Sync must not touch it
+// (the damage matrix met "fdatasync ...undo: bad file descriptor").
+func TestStoreCommitStagedAcrossRoll(t *testing.T) {
+	e := newStoreEnv(t)
+	s := e.open()
+	defer func() { s.Close() }()
+	const last = 40 // one record a batch: every roll is at a batch's first record
+	for seq := uint64(1); seq <= last; seq++ {
+		staged := s.Staged()
+		if err := s.Append(undoRecords(seq, seq, 2)); err != nil {
+			t.Fatalf("append %d: %v", seq, err)
+		}
+		if seq > 1 {
+			if err := s.CommitStaged(Commit{Applied: seq - 1, AppliedTime: at(seq - 1), Accuracy: Exact}, staged); err != nil {
+				t.Fatalf("commit of %d: %v", seq-1, err)
+			}
+		}
+		if err := s.Sync(); err != nil {
+			t.Fatalf("sync of %d: %v", seq, err)
+		}
+	}
+	if err := s.Commit(Commit{Applied: last, AppliedTime: at(last), Accuracy: Exact}); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(s.Segments()); n < 3 {
+		t.Fatalf("%d segments: the test wants the records to cross segments", n)
+	}
+	s.Close()
+	s = e.open()
+	checkUndo(t, undoAll(t, s, 0, last), 1, last, func(uint64) byte { return 2 })
+}

@@ -324,6 +324,9 @@ func (f *memFile) Name() string { return f.name }
 func (f *memFile) ReadAt(p []byte, off int64) (int, error) {
 	f.fs.mu.Lock()
 	defer f.fs.mu.Unlock()
+	if err := f.use("read"); err != nil {
+		return 0, err
+	}
 	if err := f.fs.check(OpRead, f.name); err != nil {
 		return 0, err
 	}
@@ -343,6 +346,9 @@ func (f *memFile) ReadAt(p []byte, off int64) (int, error) {
 func (f *memFile) WriteAt(p []byte, off int64) (int, error) {
 	f.fs.mu.Lock()
 	defer f.fs.mu.Unlock()
+	if err := f.use("write"); err != nil {
+		return 0, err
+	}
 	if f.ro {
 		return 0, &os.PathError{Op: "write", Path: f.name, Err: syscall.EBADF}
 	}
@@ -361,6 +367,9 @@ func (f *memFile) WriteAt(p []byte, off int64) (int, error) {
 func (f *memFile) Sync() error {
 	f.fs.mu.Lock()
 	defer f.fs.mu.Unlock()
+	if err := f.use("sync"); err != nil {
+		return err
+	}
 	if err := f.fs.check(OpSync, f.name); err != nil {
 		return err
 	}
@@ -372,6 +381,9 @@ func (f *memFile) Sync() error {
 func (f *memFile) Truncate(size int64) error {
 	f.fs.mu.Lock()
 	defer f.fs.mu.Unlock()
+	if err := f.use("truncate"); err != nil {
+		return err
+	}
 	if err := f.fs.check(OpTruncate, f.name); err != nil {
 		return err
 	}
@@ -392,7 +404,26 @@ func (f *memFile) Size() (int64, error) {
 	return int64(len(f.node.data)), nil
 }
 
-func (f *memFile) Close() error { f.closed = true; return nil }
+// Close ends the file's use: every later call fails as on an *os.File
+// (os.ErrClosed), so a test meets the code that syncs or writes a file it
+// closed, which the real file system refuses with EBADF.
+func (f *memFile) Close() error {
+	f.fs.mu.Lock()
+	defer f.fs.mu.Unlock()
+	if f.closed {
+		return &os.PathError{Op: "close", Path: f.name, Err: os.ErrClosed}
+	}
+	f.closed = true
+	return nil
+}
+
+// use fails once the file is closed. f.fs.mu is held.
+func (f *memFile) use(op string) error {
+	if f.closed {
+		return &os.PathError{Op: op, Path: f.name, Err: os.ErrClosed}
+	}
+	return nil
+}
 
 func resize(b []byte, n int64) []byte {
 	if int64(len(b)) >= n {
