@@ -230,10 +230,15 @@ func TestCrashBetweenCaptureAndCommit(t *testing.T) {
 // target writes land before batch 1's catalogue commit.
 type slowSyncFS struct {
 	vfs.FS
-	mem     *vfs.Mem
-	n       int64
-	writes  atomic.Int64
-	waited  atomic.Bool // a Sync found fewer than n writes and waited
+	mem    *vfs.Mem
+	n      int64
+	writes atomic.Int64
+	syncs  atomic.Int64
+	// waited: the first target fdatasync (batch 1's commit) returned
+	// only after batch 2's n writes landed, whether it found them
+	// landed or waited for them. An applier that commits batch 1
+	// before writing batch 2 leaves it false (after the deadline).
+	waited  atomic.Bool
 	reached chan struct{}
 	once    sync.Once
 }
@@ -260,7 +265,12 @@ func (f *slowSyncFile) WriteAt(p []byte, off int64) (int, error) {
 }
 
 func (f *slowSyncFile) Sync() error {
-	if f.fs.writes.Load() < f.fs.n {
+	if f.fs.syncs.Add(1) != 1 {
+		return f.File.Sync()
+	}
+	if f.fs.writes.Load() >= f.fs.n {
+		f.fs.waited.Store(true)
+	} else {
 		deadline := time.Now().Add(30 * time.Second)
 	wait:
 		for time.Now().Before(deadline) && !f.fs.mem.Crashed() {
