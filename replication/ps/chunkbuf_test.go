@@ -3,11 +3,8 @@ package ps
 import (
 	"bytes"
 	"context"
-	"math/rand/v2"
-	"os"
 	"testing"
 
-	"github.com/mtconsole/mtconsole/replication/vfs"
 	"github.com/mtconsole/mtconsole/replication/wire"
 )
 
@@ -18,17 +15,7 @@ import (
 // while the rest of the resync reads chunk after chunk through the pool.
 func TestChunkBufferNotReusedWhileSending(t *testing.T) {
 	const chunk, nchunks = 64 << 10, 8
-	mem := vfs.NewMem()
-	f, err := mem.OpenFile("src", os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	src := make([]byte, chunk*nchunks)
-	rand.NewChaCha8([32]byte{2}).Read(src)
-	if _, err := f.WriteAt(src, 0); err != nil {
-		t.Fatal(err)
-	}
-	d := &Disk{id: 1, name: "d", f: f, size: int64(len(src)), chunk: chunk, maxUnacked: 64 << 20, streams: map[string]*stream{}}
+	d, src := testDisk(t, chunk, nchunks, 2)
 	s := d.stream("mt")
 	s.mu.Lock()
 	s.gen, s.fresh = 1, false
@@ -104,17 +91,7 @@ func TestChunkBufferNotReusedWhileSending(t *testing.T) {
 // it until it is done.
 func TestChunkBufferReleasedOnRenumber(t *testing.T) {
 	const chunk = 64 << 10
-	mem := vfs.NewMem()
-	f, err := mem.OpenFile("src", os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	src := make([]byte, 4*chunk)
-	rand.NewChaCha8([32]byte{3}).Read(src)
-	if _, err := f.WriteAt(src, 0); err != nil {
-		t.Fatal(err)
-	}
-	d := &Disk{id: 1, name: "d", f: f, size: int64(len(src)), chunk: chunk, maxUnacked: 64 << 20, streams: map[string]*stream{}}
+	d, src := testDisk(t, chunk, 4, 3)
 	s := d.stream("mt")
 	at := s.attach(wire.Pair{Disk: 1, Start: wire.StartFull})
 	t.Cleanup(func() {

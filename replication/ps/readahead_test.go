@@ -19,17 +19,7 @@ import (
 // then gives the source.
 func TestReadAheadChunkWrittenDuringReadIsResent(t *testing.T) {
 	const chunk, nchunks = 64 << 10, 4
-	mem := vfs.NewMem()
-	f, err := mem.OpenFile("src", os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	src := make([]byte, chunk*nchunks)
-	rand.NewChaCha8([32]byte{1}).Read(src)
-	if _, err := f.WriteAt(src, 0); err != nil {
-		t.Fatal(err)
-	}
-	d := &Disk{id: 1, name: "d", f: f, size: int64(len(src)), chunk: chunk, maxUnacked: 64 << 20, streams: map[string]*stream{}}
+	d, src := testDisk(t, chunk, nchunks, 1)
 	s := d.stream("mt")
 	s.mu.Lock()
 	s.gen, s.fresh = 1, false
@@ -97,4 +87,20 @@ func TestReadAheadChunkWrittenDuringReadIsResent(t *testing.T) {
 	if !bytes.Equal(tgt, src) {
 		t.Fatal("the target applied from the stream differs from the source")
 	}
+}
+
+// testDisk is a disk of n chunks of random bytes (seeded) in memory, and
+// those bytes.
+func testDisk(t *testing.T, chunk, n int, seed byte) (*Disk, []byte) {
+	t.Helper()
+	f, err := vfs.NewMem().OpenFile("src", os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := make([]byte, chunk*n)
+	rand.NewChaCha8([32]byte{seed}).Read(src)
+	if _, err := f.WriteAt(src, 0); err != nil {
+		t.Fatal(err)
+	}
+	return &Disk{id: 1, name: "d", f: f, size: int64(len(src)), chunk: int64(chunk), maxUnacked: 64 << 20, streams: map[string]*stream{}}, src
 }
