@@ -16,9 +16,11 @@ import (
 // journal while the target is hashed. One hasher per session answers in
 // the order asked, which is the order the process server matches answers
 // in. The receive loop still decides, in order, whether the pair must be
-// drained first (data journaled in the range asked for), so an answer is
-// always the target as it is with everything journaled before the request
-// applied.
+// drained first (data journaled or written directly in the range asked
+// for since the last drain), so an answer is always the target as it is
+// with everything received before the request on it. The hasher reads the
+// target while the applier and the direct resync writes go on
+// (writer.Pair.ReadTarget): they write only chunks already compared.
 
 // hashQueueLen is how many requests wait for the hasher before the
 // receive loop waits for it.
@@ -106,8 +108,8 @@ func (c *Client) hashLoop(ctx context.Context, s *session, h *hasher, seed uint6
 			}
 		}
 		// The requests already queued for the same pair are answered
-		// under one hold of its target: one commit of what it applied,
-		// not one a request (a chunk's sub-chunks come in bursts).
+		// together, their answers sent in one flush (a chunk's
+		// sub-chunks come in bursts).
 		run := []hashJob{j}
 	gather:
 		for len(run) < hashQueueLen {

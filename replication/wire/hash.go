@@ -57,6 +57,11 @@ func SumChunk(a HashAlgo, seed uint64, b []byte) [HashSize]byte {
 // (io.ErrUnexpectedEOF when r had no more); the first in the disk's
 // order is returned.
 func HashChunksAlgo(a HashAlgo, seed uint64, r io.ReaderAt, off int64, chunkSize, count int, size int64, buf []byte) ([][HashSize]byte, error) {
+	return hashChunks(a, seed, r, off, chunkSize, count, size, buf, runtime.GOMAXPROCS(0))
+}
+
+// hashChunks is HashChunksAlgo on at most cpus goroutines.
+func hashChunks(a HashAlgo, seed uint64, r io.ReaderAt, off int64, chunkSize, count int, size int64, buf []byte, cpus int) ([][HashSize]byte, error) {
 	if a != HashSHA256 && a != HashXXH3 {
 		return nil, fmt.Errorf("wire: hash chunks: %w: algorithm %v", ErrMalformed, a)
 	}
@@ -71,7 +76,7 @@ func HashChunksAlgo(a HashAlgo, seed uint64, r io.ReaderAt, off int64, chunkSize
 	out := make([][HashSize]byte, (end-off+cs-1)/cs)
 	per := min(int64(hashPieceOf(cs)), int64(len(buf))/cs*cs)
 	pieces := (end - off + per - 1) / per
-	workers := int(min(int64(runtime.GOMAXPROCS(0)), int64(len(buf))/per, pieces))
+	workers := int(min(int64(max(cpus, 1)), int64(len(buf))/per, pieces))
 	var (
 		next   atomic.Int64
 		failed atomic.Bool

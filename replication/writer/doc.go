@@ -53,10 +53,12 @@
 // acknowledgements wait (an alert says so) rather than fail.
 //
 // Pair.Hold stops the applier for work that reads the target and the
-// retention store together (export, chunk hashes): it hands them over only
+// retention store together (export, views): it hands them over only
 // once every staged batch is committed, so the applied position read then
 // covers every write on the target. (Handing them over before that commit
-// was the cause of wrong live exports on a busy machine.)
+// was the cause of wrong live exports on a busy machine.) Pair.ReadTarget
+// reads the target without stopping anything, for a reader that orders
+// itself after the writes it must see (the agent's chunk hashes).
 //
 // Pair.Stalled (Writer.Stalled for all) tells an applier stuck inside one
 // batch, on a hung target or retention volume, from one waiting for
