@@ -69,7 +69,9 @@
 // the retention store holds no point it could make wrong: the chunks go
 // straight to the target in batches of DirectBatchBytes, several writes
 // of a batch in flight at once and past the page cache (O_DIRECT) where
-// the target and the alignment allow, one batch written while the next
+// the target and the alignment allow (writes under 64 KiB, a hash
+// resync's scattered blocks, go through it, and the commit's fdatasync
+// writes them out together rather than one device round trip each), one batch written while the next
 // gathers, the applier held per batch. WriteDirect copies each chunk into
 // a pooled aligned buffer; Pair.WriteDirectBuf takes the caller's memory
 // instead and, when it is aligned, writes from it without a copy, giving
