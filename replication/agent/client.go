@@ -862,9 +862,6 @@ func (c *Client) acker(ctx context.Context, s *session) error {
 
 var zeros = make([]byte, MaxZeroRange)
 
-// hashPiece is the most the agent reads at once to answer a HashRequest.
-const hashPiece = 4 << 20
-
 // recvAhead is how many messages are received (read, decrypted,
 // checked) ahead of the one being handled: the next chunk of a resync
 // comes off the wire while the last one is written to the target.

@@ -32,8 +32,12 @@
 // flagged journal.FlagResync (a ZeroRange one write of zeros, so each
 // wire disk sequence is exactly one journal sequence; the process server
 // keeps a zero range within one chunk of at most 4 MiB); Write and Tag
-// are journaled as they are; HashRequest is answered with the SHA-256 of
-// the target's chunks once everything journaled is applied; State
+// are journaled as they are; HashRequest is answered with the chunks'
+// hashes (SHA-256, or seeded XXH3 from protocol version 2) once
+// everything received in its range is on the target, by a hasher beside
+// the receive loop that reads the target while the applier and the
+// direct writes go on (every CPU reading and hashing pieces of 256 KiB,
+// wire.HashChunksAlgo); State
 // moves the pair between Resync Step I, Resync Step II and Differential
 // Sync; Heartbeat feeds the pair's RPO (and the client sends one a
 // second, so the process server can tell a silent peer from a dead

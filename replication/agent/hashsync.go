@@ -6,9 +6,8 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/mtconsole/mtconsole/replication/journal"
-	"github.com/mtconsole/mtconsole/replication/vfs"
 	"github.com/mtconsole/mtconsole/replication/wire"
+	"github.com/mtconsole/mtconsole/replication/writer"
 )
 
 // The agent answers hash requests beside its receive loop, not in it: the
@@ -17,9 +16,11 @@ import (
 // journal while the target is hashed. One hasher per session answers in
 // the order asked, which is the order the process server matches answers
 // in. The receive loop still decides, in order, whether the pair must be
-// drained first (data journaled in the range asked for), so an answer is
-// always the target as it is with everything journaled before the request
-// applied.
+// drained first (data journaled or written directly in the range asked
+// for since the last drain), so an answer is always the target as it is
+// with everything received before the request on it. The hasher reads the
+// target while the applier and the direct resync writes go on
+// (writer.Pair.ReadTarget): they write only chunks already compared.
 
 // hashQueueLen is how many requests wait for the hasher before the
 // receive loop waits for it.
@@ -58,6 +59,11 @@ func (c *Client) queueHashes(ctx context.Context, s *session, l *link, m *wire.H
 	}
 	e := s.pending[m.Disk]
 	if e == nil || e.overlaps(m.Offset, int64(m.Count)*cs) {
+		// Direct resync writes gathered but not yet on the target land
+		// (and are committed) first; then what was journaled is applied.
+		if err := l.pair.EndDirect(); err != nil {
+			return &pairError{disk: l.disk, err: err}
+		}
 		if err := l.pair.SyncContext(ctx); err != nil {
 			return &pairError{disk: l.disk, err: err}
 		}
@@ -90,6 +96,7 @@ func (c *Client) hashLoop(ctx context.Context, s *session, h *hasher, seed uint6
 		s.c.Close() // the receive loop ends, and returns h.err
 	}
 	var next *hashJob
+	var buf []byte
 	for {
 		var j hashJob
 		if next != nil {
@@ -101,8 +108,8 @@ func (c *Client) hashLoop(ctx context.Context, s *session, h *hasher, seed uint6
 			}
 		}
 		// The requests already queued for the same pair are answered
-		// under one hold of its target: one commit of what it applied,
-		// not one a request (a chunk's sub-chunks come in bursts).
+		// together, their answers sent in one flush (a chunk's
+		// sub-chunks come in bursts).
 		run := []hashJob{j}
 	gather:
 		for len(run) < hashQueueLen {
@@ -123,7 +130,7 @@ func (c *Client) hashLoop(ctx context.Context, s *session, h *hasher, seed uint6
 		if ctx.Err() != nil || h.stop.Load() || s.hashErr() != nil || j.l.isEnded() {
 			continue
 		}
-		resps, err := c.answerHashes(j.l, run, seed)
+		resps, err := c.answerHashes(j.l, run, seed, &buf)
 		if err == nil {
 			err = s.c.Send(resps...)
 		}
@@ -140,31 +147,38 @@ func (c *Client) hashLoop(ctx context.Context, s *session, h *hasher, seed uint6
 	}
 }
 
-// answerHashes hashes the target's chunks of each job of l's run.
-func (c *Client) answerHashes(l *link, run []hashJob, seed uint64) ([]wire.Message, error) {
+// answerHashes hashes the target's chunks of each job of l's run, read
+// while the applier runs on (writer.Pair.ReadTarget): the direct resync
+// writes and the journaled data of the chunks already compared go to
+// the target meanwhile, and the receive loop, which waits for them, keeps
+// taking the next requests. What a request must see is on the target
+// before it is queued (queueHashes drains the pair when data received
+// since may lie in its range), and the process server sends nothing for
+// a range it has asked about until it has the answer. buf is the
+// hasher's, kept from one run to the next.
+func (c *Client) answerHashes(l *link, run []hashJob, seed uint64, buf *[]byte) ([]wire.Message, error) {
 	out := make([]wire.Message, 0, len(run))
-	var buf []byte
-	err := l.pair.Hold(func(target vfs.File, _ *journal.Store) error {
-		for _, j := range run {
-			m := j.m
-			cs := int64(m.ChunkSize)
-			// One read per piece of at most hashPiece bytes, hashed on every CPU.
-			if n := max(cs, min(hashPiece/cs*cs, int64(m.Count)*cs)); int64(len(buf)) < n {
-				buf = make([]byte, n)
-			}
-			h, err := wire.HashChunksAlgo(m.Algo, seed, target, m.Offset, int(cs), m.Count, j.size, buf)
-			if err != nil {
-				return fmt.Errorf("agent: disk %s: target: %w", l.disk, err)
-			}
-			out = append(out, &wire.HashResponse{Disk: m.Disk, Algo: m.Algo, ChunkSize: m.ChunkSize, Offset: m.Offset, Hashes: h})
+	r := targetReader{l.pair}
+	for _, j := range run {
+		m := j.m
+		cs := int(m.ChunkSize)
+		// A piece for every CPU, each read and hashed on its own.
+		if n := wire.HashBufSize(cs); len(*buf) < n {
+			*buf = make([]byte, n)
 		}
-		return nil
-	})
-	if err != nil {
-		return nil, &pairError{disk: l.disk, err: err}
+		h, err := wire.HashChunksAlgo(m.Algo, seed, r, m.Offset, cs, m.Count, j.size, *buf)
+		if err != nil {
+			return nil, &pairError{disk: l.disk, err: fmt.Errorf("target: %w", err)}
+		}
+		out = append(out, &wire.HashResponse{Disk: m.Disk, Algo: m.Algo, ChunkSize: m.ChunkSize, Offset: m.Offset, Hashes: h})
 	}
 	return out, nil
 }
+
+// targetReader reads a pair's target (writer.Pair.ReadTarget).
+type targetReader struct{ p *writer.Pair }
+
+func (r targetReader) ReadAt(b []byte, off int64) (int, error) { return r.p.ReadTarget(b, off) }
 
 // hashErr is the hasher's failure, if any.
 func (s *session) hashErr() error {

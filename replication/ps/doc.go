@@ -24,10 +24,13 @@
 //     it reads as zeros; the next chunk is read while one is sent (its
 //     dirty mark cleared before the read, as for any chunk step I reads). A hash resync first asks the master target for the
 //     SHA-256 of a batch of chunks of its target (HashRequest,
-//     HashResponse), hashes the same chunks of the source meanwhile (one
-//     read per 4 MiB, on every CPU), and sends only the chunks whose hash
-//     differs. The master target drains its applier before hashing only
-//     when data journaled since may lie in the chunks asked for. State(Resync Step I) reports progress.
+//     HashResponse), hashes the same chunks of the source meanwhile (batch
+//     after batch in the order asked, every CPU reading and hashing
+//     pieces of 256 KiB), and sends only the chunks whose hash
+//     differs. The master target drains its applier (and lands its direct
+//     writes) before hashing only when data received since may lie in the
+//     chunks asked for; it hashes beside the writes of the chunks compared
+//     before. State(Resync Step I) reports progress.
 //   - Resync Step II: every chunk changed while step I copied (a dirty
 //     bitmap kept during step I) is sent again, read under the disk's
 //     write lock so it is ordered after every change it holds. Changes

@@ -38,14 +38,18 @@ const (
 
 // hashPipe is a hash resync's step I on one connection.
 type hashPipe struct {
-	gen   uint64
-	algo  wire.HashAlgo
-	seed  uint64
-	next  int64        // next chunk to ask for
-	asks  []*hashAsk   // asked, not answered, in the order asked
-	open  []*hashBatch // batches not settled, in order
-	bufs  chan []byte  // free buffers for hashing the source
-	inBig int          // batch asks in asks
+	gen  uint64
+	algo wire.HashAlgo
+	seed uint64
+	next int64        // next chunk to ask for
+	asks []*hashAsk   // asked, not answered, in the order asked
+	open []*hashBatch // batches not settled, in order
+	bufs chan []byte  // free buffers for hashing the source
+	// hashed is closed once the source's hashes of the last batch asked
+	// are done: the next batch's start after it.
+	hashed chan struct{}
+	inBig  int    // batch asks in asks
+	sub    []byte // askSub's read of a chunk
 }
 
 // hashBatch is the chunks [start, end) of one batch request: settled once
@@ -237,10 +241,19 @@ func (s *stream) askBatch(c *wire.Conn, a attachment, rs *resync, hp *hashPipe, 
 	select {
 	case buf = <-hp.bufs:
 	default:
-		buf = make([]byte, max(s.d.chunk, hashPiece/s.d.chunk*s.d.chunk))
+		buf = make([]byte, wire.HashBufSize(int(s.d.chunk)))
 	}
-	// The source's hashes while the master target works out its own.
+	// The source's hashes while the master target works out its own,
+	// one batch after the other in the order asked: a batch hashed on
+	// every CPU is ready sooner than batches hashed side by side, and it
+	// is the oldest that the answers are compared with first.
+	prev, done := hp.hashed, make(chan struct{})
+	hp.hashed = done
 	go func() {
+		defer close(done)
+		if prev != nil {
+			<-prev
+		}
 		h, err := wire.HashChunksAlgo(hp.algo, hp.seed, s.d.f, req.Offset, int(s.d.chunk), req.Count, s.d.size, buf)
 		ask.mine <- hashResult{h, err}
 		select {
@@ -264,8 +277,13 @@ func (s *stream) askSub(c *wire.Conn, a attachment, rs *resync, hp *hashPipe, b 
 	b.pending++
 	hp.asks = append(hp.asks, ask)
 	// Read now, after the chunk was marked clean: what it holds is at
-	// least as new as what its batch hashed.
-	buf := make([]byte, n)
+	// least as new as what its batch hashed. Into the pipe's buffer, the
+	// same every time: fresh memory a chunk costs page faults that cost
+	// more than the read.
+	if int64(cap(hp.sub)) < n {
+		hp.sub = make([]byte, n)
+	}
+	buf := hp.sub[:n]
 	if err := vfs.ReadFull(s.d.f, buf, off); err != nil {
 		return fmt.Errorf("ps: disk %s: read at %d: %w", s.d.name, off, err)
 	}

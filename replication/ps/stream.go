@@ -183,9 +183,6 @@ type readAhead struct {
 	done chan struct{} // closed once buf and err are set
 }
 
-// hashPiece is the most a stream reads at once to hash the source.
-const hashPiece = 4 << 20
-
 func (s *stream) nchunks() int64 { return (s.d.size + s.d.chunk - 1) / s.d.chunk }
 
 func (s *stream) phase() wire.PairState {

@@ -53,10 +53,12 @@
 // acknowledgements wait (an alert says so) rather than fail.
 //
 // Pair.Hold stops the applier for work that reads the target and the
-// retention store together (export, chunk hashes): it hands them over only
+// retention store together (export, views): it hands them over only
 // once every staged batch is committed, so the applied position read then
 // covers every write on the target. (Handing them over before that commit
-// was the cause of wrong live exports on a busy machine.)
+// was the cause of wrong live exports on a busy machine.) Pair.ReadTarget
+// reads the target without stopping anything, for a reader that orders
+// itself after the writes it must see (the agent's chunk hashes).
 //
 // Pair.Stalled (Writer.Stalled for all) tells an applier stuck inside one
 // batch, on a hung target or retention volume, from one waiting for
@@ -67,7 +69,9 @@
 // the retention store holds no point it could make wrong: the chunks go
 // straight to the target in batches of DirectBatchBytes, several writes
 // of a batch in flight at once and past the page cache (O_DIRECT) where
-// the target and the alignment allow, one batch written while the next
+// the target and the alignment allow (writes under 64 KiB, a hash
+// resync's scattered blocks, go through it, and the commit's fdatasync
+// writes them out together rather than one device round trip each), one batch written while the next
 // gathers, the applier held per batch. WriteDirect copies each chunk into
 // a pooled aligned buffer; Pair.WriteDirectBuf takes the caller's memory
 // instead and, when it is aligned, writes from it without a copy, giving

@@ -3,6 +3,7 @@ package writer
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"sync"
@@ -218,4 +219,86 @@ func (f gateFile) Sync() error {
 		}
 	}
 	return f.File.Sync()
+}
+
+// ReadTarget reads what the applier put on the target without waiting
+// for a hold (the agent's chunk hashes read beside the direct writes,
+// which hold the pair to land), and is refused once the pair is closed.
+func TestReadTargetBesideHold(t *testing.T) {
+	initial := bytes.Repeat([]byte{0xa5}, 8192)
+	m := newMemPair(t, initial)
+	p, _ := m.open()
+	t0 := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+	if err := p.Write(1, 4096, t0, bytes.Repeat([]byte{7}, 4096), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Drain(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	held, release := make(chan struct{}), make(chan struct{})
+	holdErr := make(chan error, 1)
+	go func() {
+		holdErr <- p.Hold(func(vfs.File, *journal.Store) error {
+			close(held)
+			<-release
+			return nil
+		})
+	}()
+	<-held
+	got := make([]byte, 8192)
+	n, err := p.ReadTarget(got, 0)
+	close(release)
+	if err != nil || n != len(got) {
+		t.Fatalf("ReadTarget during a hold: %d bytes, %v", n, err)
+	}
+	want := append(bytes.Repeat([]byte{0xa5}, 4096), bytes.Repeat([]byte{7}, 4096)...)
+	if !bytes.Equal(got, want) {
+		t.Error("ReadTarget does not read what the applier wrote")
+	}
+	if err := <-holdErr; err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.ReadTarget(got, 0); !errors.Is(err, journal.ErrClosed) {
+		t.Errorf("ReadTarget after Close: %v, want %v", err, journal.ErrClosed)
+	}
+}
+
+// A direct resync write is gathered, not yet on the target, when
+// WriteDirect returns; EndDirect lands it, and ReadTarget sees it then.
+// The agent ends the stretch so before it hashes a range written since
+// its last drain.
+func TestReadTargetSeesDirectWritesAfterEndDirect(t *testing.T) {
+	idle := DirectIdle
+	DirectIdle = time.Hour // no idle commit lands the write meanwhile
+	t.Cleanup(func() { DirectIdle = idle })
+	m := newMemPair(t, nil)
+	p, _ := m.open()
+	defer p.Close()
+	data := bytes.Repeat([]byte{9}, 4096)
+	ok, err := p.WriteDirect(context.Background(), 1, 8192, time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC), data, false)
+	if err != nil || !ok {
+		t.Fatalf("direct write: %v, %v", ok, err)
+	}
+	got := make([]byte, 4096)
+	if _, err := p.ReadTarget(got, 8192); err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Equal(got, data) {
+		t.Fatal("the direct write is on the target before it is landed: the test shows nothing")
+	}
+	if err := p.EndDirect(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.ReadTarget(got, 8192); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, data) {
+		t.Error("ReadTarget after EndDirect does not see the direct write")
+	}
 }

@@ -671,6 +671,24 @@ func (p *Pair) Hold(fn func(target vfs.File, store *journal.Store) error) error 
 	return fn(p.target, p.store)
 }
 
+// ReadTarget reads the target at off while the applier runs on: it
+// neither stops the applier nor waits for a hold or a direct resync
+// write. It is for a reader that orders itself after the writes it must
+// see, as the agent's chunk hashes do (they drain what was journaled in
+// the range and land the direct writes first, and the process server
+// sends nothing there until it has the answer): a hash resync then
+// hashes the target while the chunks compared before are applied or
+// written, rather than taking turns with them. A reader that needs the
+// target and the retention store to agree uses Hold.
+func (p *Pair) ReadTarget(b []byte, off int64) (int, error) {
+	select {
+	case <-p.done:
+		return 0, fmt.Errorf("pair %s: %w", p.cfg.ID, journal.ErrClosed)
+	default:
+	}
+	return p.target.ReadAt(b, off)
+}
+
 // park serves a hold in the applier: commit what is staged, say so, and
 // wait for the release.
 func (p *Pair) park(h holdReq) {

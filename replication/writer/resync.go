@@ -72,6 +72,11 @@ var DirectBatchBytes int64 = 8 << 20
 // directBatchMax is the most writes one batch holds.
 const directBatchMax = 16
 
+// directMin is the smallest direct resync write that goes past the page
+// cache; smaller ones (the scattered blocks of a hash resync) go through
+// it, and the commit's fdatasync writes them out together.
+var directMin int64 = 64 << 10
+
 // directBufSize is the size of the pooled aligned copies; larger writes
 // get their own.
 const directBufSize = 1 << 20
@@ -323,10 +328,14 @@ func (p *Pair) writeBatch(batch []directWrite) error {
 
 // writeOne writes one direct resync write to the target. Zeros are a
 // hole where the target can punch one (or the device zeroes the blocks
-// itself), else written. Data goes past the page cache (O_DIRECT) where
-// the target and the alignment allow: a full copy is written once and
-// never read back, and its write-back through the page cache would cost
-// a copy and stall the target's other writers.
+// itself), else written. Data of directMin or more goes past the page
+// cache (O_DIRECT) where the target and the alignment allow: a full copy
+// is written once and never read back, and its write-back through the
+// page cache would cost a copy and stall the target's other writers.
+// Smaller writes go through it: each O_DIRECT write of a block is a
+// device round trip of its own (a hash resync's 2621 scattered 4 KiB
+// blocks of a GiB took 1.1-1.8 s on a busy machine, against 0.3-1.0 s
+// through the page cache and the commit's one fdatasync).
 func (p *Pair) writeOne(target vfs.File, w directWrite) error {
 	if w.buf == nil {
 		if err := vfs.Zero(target, w.off, w.n, zeroBuf); err != nil {
@@ -335,7 +344,7 @@ func (p *Pair) writeOne(target vfs.File, w directWrite) error {
 		return nil
 	}
 	b := (*w.buf)[:w.n]
-	if dw, ok := target.(vfs.DirectWriter); ok && w.off%vfs.DirectBlock == 0 && w.n%vfs.DirectBlock == 0 {
+	if dw, ok := target.(vfs.DirectWriter); ok && w.n >= directMin && w.off%vfs.DirectBlock == 0 && w.n%vfs.DirectBlock == 0 {
 		_, err := dw.WriteDirect(b, w.off)
 		if err == nil {
 			return nil

@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/mtconsole/mtconsole/internal/testutil"
 	"github.com/mtconsole/mtconsole/replication/journal"
@@ -398,6 +399,110 @@ func TestPauseWhileDirectDrains(t *testing.T) {
 	copy(want, bytes.Repeat([]byte{1}, 4096))
 	copy(want[4096:], chunk)
 	if d := testutil.Diff(m.target(), want); d != "" {
+		t.Fatalf("target: %s", d)
+	}
+}
+
+// cached says which pages of [off, off+n) of path are in the page cache.
+func cached(t *testing.T, path string, off, n int64) []bool {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	m, err := syscall.Mmap(int(f.Fd()), off, int(n), syscall.PROT_READ, syscall.MAP_SHARED)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Munmap(m)
+	page := int64(os.Getpagesize())
+	vec := make([]byte, (n+page-1)/page)
+	if _, _, e := syscall.Syscall(syscall.SYS_MINCORE, uintptr(unsafe.Pointer(&m[0])), uintptr(n), uintptr(unsafe.Pointer(&vec[0]))); e != 0 {
+		t.Fatal(e)
+	}
+	out := make([]bool, len(vec))
+	for i, v := range vec {
+		out[i] = v&1 != 0
+	}
+	return out
+}
+
+// A direct resync write smaller than directMin (a hash resync's
+// scattered 4 KiB blocks) goes through the page cache, which the
+// commit's fdatasync writes out together; a chunk of directMin or more
+// goes past it (O_DIRECT). Both are on the target when the commit
+// acknowledges them.
+func TestSmallDirectWritesThroughPageCache(t *testing.T) {
+	dir := t.TempDir()
+	if f, err := os.OpenFile(filepath.Join(dir, "probe"), os.O_RDWR|os.O_CREATE|syscall.O_DIRECT, 0o600); err != nil {
+		t.Skipf("%s takes no O_DIRECT: %v", dir, err)
+	} else {
+		f.Close()
+	}
+	tgt := filepath.Join(dir, "target.img")
+	old := osOldTarget()
+	if err := os.WriteFile(tgt, old, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// Written back and dropped from the page cache: what is cached after
+	// comes from the resync.
+	f, err := os.OpenFile(tgt, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, e := syscall.Syscall6(syscall.SYS_FADVISE64, f.Fd(), 0, 0, 4 /* POSIX_FADV_DONTNEED */, 0, 0); e != 0 {
+		t.Fatal(e)
+	}
+	f.Close()
+	region := 2 * directMin
+	for i, c := range cached(t, tgt, 0, region) {
+		if c {
+			t.Skipf("page %d of the target stays cached after POSIX_FADV_DONTNEED: nothing to tell apart", i)
+		}
+	}
+	p, _, err := OpenPair(osDirectConfig(dir), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	small := bytes.Repeat([]byte{3}, 4096)
+	big := bytes.Repeat([]byte{4}, int(directMin))
+	if ok, err := p.WriteDirect(context.Background(), 1, 0, resyncStart, small, false); !ok || err != nil {
+		t.Fatalf("small write: taken %v, %v", ok, err)
+	}
+	if ok, err := p.WriteDirect(context.Background(), 2, directMin, resyncStart, big, false); !ok || err != nil {
+		t.Fatalf("large write: taken %v, %v", ok, err)
+	}
+	if err := p.EndDirect(); err != nil {
+		t.Fatal(err)
+	}
+	if p.Durable() != 2 {
+		t.Errorf("durable through %d after EndDirect, want 2", p.Durable())
+	}
+	c := cached(t, tgt, 0, region)
+	pages := int64(len(c))
+	perPage := region / pages
+	if !c[0] {
+		t.Error("the 4 KiB write is not in the page cache: it went past it")
+	}
+	for i := directMin / perPage; i < pages; i++ {
+		if c[i] {
+			t.Errorf("page %d of the %d-byte write is in the page cache: it did not go past it", i-directMin/perPage, directMin)
+			break
+		}
+	}
+	got, err := os.ReadFile(tgt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := append([]byte(nil), old...)
+	copy(want, small)
+	copy(want[directMin:], big)
+	if d := testutil.Diff(got, want); d != "" {
 		t.Fatalf("target: %s", d)
 	}
 }

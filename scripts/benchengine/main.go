@@ -24,6 +24,7 @@ import (
 	"fmt"
 	"os"
 	"runtime/pprof"
+	"runtime/trace"
 	"strings"
 	"syscall"
 	"time"
@@ -64,6 +65,7 @@ func main() {
 	flag.StringVar(&c.dir, "dir", "", "work directory (created; its contents are removed at the end unless -keep)")
 	flag.BoolVar(&c.keep, "keep", false, "keep the work directory's files")
 	flag.StringVar(&c.cpuprofile, "cpuprofile", "", "write a CPU profile of the measured phase to this file")
+	flag.StringVar(&traceFile, "trace", "", "write an execution trace of the measured phase to this file (go tool trace)")
 	flag.Uint64Var(&c.seed, "seed", 1, "seed of the random offsets")
 	flag.Int64Var(&c.ackBytes, "ack-bytes", 2<<30, "ack: bytes written through the journal")
 	flag.IntVar(&c.writeSize, "write-size", 1<<20, "ack: size of one write")
@@ -129,23 +131,44 @@ func removeContents(dir string) {
 	}
 }
 
-// profile starts the CPU profile, if one was asked for; the returned
-// function stops it.
+// traceFile is -trace: where profile writes an execution trace.
+var traceFile string
+
+// profile starts the CPU profile, if one was asked for, and the execution
+// trace of -trace; the returned function stops them.
 func profile(path string) (func(), error) {
+	stopTrace := func() {}
+	if traceFile != "" {
+		f, err := os.Create(traceFile)
+		if err != nil {
+			return nil, err
+		}
+		if err := trace.Start(f); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("-trace %s: %w", traceFile, err)
+		}
+		stopTrace = func() {
+			trace.Stop()
+			f.Close()
+		}
+	}
 	if path == "" {
-		return func() {}, nil
+		return stopTrace, nil
 	}
 	f, err := os.Create(path)
 	if err != nil {
+		stopTrace()
 		return nil, err
 	}
 	if err := pprof.StartCPUProfile(f); err != nil {
 		f.Close()
+		stopTrace()
 		return nil, err
 	}
 	return func() {
 		pprof.StopCPUProfile()
 		f.Close()
+		stopTrace()
 	}, nil
 }
 
