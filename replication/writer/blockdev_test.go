@@ -1,7 +1,6 @@
 package writer
 
 import (
-	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -53,12 +52,7 @@ func TestBlockDeviceTarget(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := p.Sync(); err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Drain(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	syncDrain(t, p)
 	f, err := os.Open(dev)
 	if err != nil {
 		t.Fatal(err)

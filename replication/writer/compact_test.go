@@ -40,12 +40,7 @@ func TestWriterCompacts(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := p.Sync(); err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Drain(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	syncDrain(t, p)
 	end := w0.Clock
 	now.Store(&end)
 	before := p.Store().Used()

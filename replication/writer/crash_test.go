@@ -121,12 +121,7 @@ func crashRun(t *testing.T, seed int64, nops int, at int64, mode vfs.TearMode) i
 			t.Fatalf("seed %d crash at %d: resend seq %d: %v", seed, at, op.Seq, err)
 		}
 	}
-	if err := p.Sync(); err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Drain(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	syncDrain(t, p)
 	if d := testutil.Diff(m.target(), w.Source); d != "" {
 		t.Fatalf("seed %d crash at %d (%v): final target differs: %s", seed, at, mode, d)
 	}

@@ -1,7 +1,6 @@
 package writer
 
 import (
-	"context"
 	"sync"
 	"testing"
 	"time"
@@ -34,12 +33,7 @@ func TestFsyncLatencyByFile(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := p.Sync(); err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Drain(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	syncDrain(t, p)
 	// The applier commits (target and retention fdatasyncs) when it runs
 	// out of work.
 	waitFor(t, "a target fdatasync", func() bool {

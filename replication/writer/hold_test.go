@@ -47,12 +47,7 @@ func TestExportWhileBatchesStaged(t *testing.T) {
 	if err := p.Tag(10, journal.TagInfo{Name: "t10", App: journal.AppCrash, Time: t0.Add(10 * time.Millisecond)}); err != nil {
 		t.Fatal(err)
 	}
-	if err := p.Sync(); err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Drain(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	syncDrain(t, p)
 	r, err := recovery.Resolve(p.Store(), recovery.Point{Kind: recovery.TagNamed, Name: "t10"})
 	if err != nil {
 		t.Fatal(err)
@@ -232,12 +227,7 @@ func TestReadTargetBesideHold(t *testing.T) {
 	if err := p.Write(1, 4096, t0, bytes.Repeat([]byte{7}, 4096), 0); err != nil {
 		t.Fatal(err)
 	}
-	if err := p.Sync(); err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Drain(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	syncDrain(t, p)
 	held, release := make(chan struct{}), make(chan struct{})
 	holdErr := make(chan error, 1)
 	go func() {

@@ -149,12 +149,7 @@ func TestKill9(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := p.Sync(); err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Drain(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	syncDrain(t, p)
 	got, err := os.ReadFile(filepath.Join(dir, "target.img"))
 	if err != nil {
 		t.Fatal(err)

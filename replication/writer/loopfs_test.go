@@ -180,12 +180,7 @@ func TestSmallVolumeOnLoopFS(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		if err := p.Sync(); err != nil {
-			t.Fatal(err)
-		}
-		if err := p.Drain(context.Background()); err != nil {
-			t.Fatal(err)
-		}
+		syncDrain(t, p)
 		w.CheckSpace()
 		free, _, _ := p.o.FS.Free(mnt)
 		minFree = min(minFree, free)

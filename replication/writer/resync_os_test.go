@@ -389,12 +389,7 @@ func TestPauseWhileDirectDrains(t *testing.T) {
 	if err := p.Resume(); err != nil {
 		t.Fatal(err)
 	}
-	if err := p.Sync(); err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Drain(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	syncDrain(t, p)
 	want := make([]byte, diskSize)
 	copy(want, bytes.Repeat([]byte{1}, 4096))
 	copy(want[4096:], chunk)

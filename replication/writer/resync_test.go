@@ -88,12 +88,7 @@ func TestDirectResync(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := p.Sync(); err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Drain(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	syncDrain(t, p)
 	if d := testutil.Diff(m.target(), w.Source); d != "" {
 		t.Fatalf("target after the changes: %s", d)
 	}
@@ -240,12 +235,7 @@ func directCrashRun(t *testing.T, at int64, mode vfs.TearMode) int64 {
 			t.Fatalf("%s: resend seq %d: %v", what, op.Seq, err)
 		}
 	}
-	if err := p.Sync(); err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Drain(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	syncDrain(t, p)
 	if d := testutil.Diff(m.target(), w.Source); d != "" {
 		t.Fatalf("%s: final target differs: %s", what, d)
 	}

@@ -115,12 +115,7 @@ func TestDirectResyncHandedOverBuffers(t *testing.T) {
 			if err := feed(t, p, w.Next()); err != nil {
 				t.Fatal(err)
 			}
-			if err := p.Sync(); err != nil {
-				t.Fatal(err)
-			}
-			if err := p.Drain(context.Background()); err != nil {
-				t.Fatal(err)
-			}
+			syncDrain(t, p)
 			b := *alignedBuf(directChunk)
 			freed := false
 			ok, err := p.WriteDirectBuf(context.Background(), w.Seq+1, 0, w.Clock, b, func() { freed = true })

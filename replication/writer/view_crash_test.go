@@ -195,12 +195,7 @@ func viewCrashRun(t *testing.T, seed int64, nops int, at int64, mode vfs.TearMod
 			t.Fatalf("%s: resend seq %d: %v", what, op.Seq, err)
 		}
 	}
-	if err := p.Sync(); err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Drain(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	syncDrain(t, p)
 	if _, err := v.ReadAt(whole, 0); err != nil {
 		t.Fatalf("%s: the reopened view: %v", what, err)
 	}

@@ -94,6 +94,18 @@ func feed(t *testing.T, p *Pair, op testutil.Op) error {
 	return p.Write(op.Seq, op.Offset, op.Time, op.Data, 0)
 }
 
+// syncDrain makes what p journaled durable and waits until it is all
+// applied.
+func syncDrain(t *testing.T, p *Pair) {
+	t.Helper()
+	if err := p.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Drain(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestReplicateAndRecoverEveryTag(t *testing.T) {
 	m := newMemPair(t, nil)
 	p, _ := m.open()
@@ -103,12 +115,7 @@ func TestReplicateAndRecoverEveryTag(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := p.Sync(); err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Drain(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	syncDrain(t, p)
 	if d := testutil.Diff(m.target(), w.Source); d != "" {
 		t.Fatalf("target differs from source: %s", d)
 	}
