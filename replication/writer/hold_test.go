@@ -228,19 +228,10 @@ func TestReadTargetBesideHold(t *testing.T) {
 		t.Fatal(err)
 	}
 	syncDrain(t, p)
-	held, release := make(chan struct{}), make(chan struct{})
-	holdErr := make(chan error, 1)
-	go func() {
-		holdErr <- p.Hold(func(vfs.File, *journal.Store) error {
-			close(held)
-			<-release
-			return nil
-		})
-	}()
-	<-held
+	release := holdOpen(p)
 	got := make([]byte, 8192)
 	n, err := p.ReadTarget(got, 0)
-	close(release)
+	holdErr := release()
 	if err != nil || n != len(got) {
 		t.Fatalf("ReadTarget during a hold: %d bytes, %v", n, err)
 	}
@@ -248,8 +239,8 @@ func TestReadTargetBesideHold(t *testing.T) {
 	if !bytes.Equal(got, want) {
 		t.Error("ReadTarget does not read what the applier wrote")
 	}
-	if err := <-holdErr; err != nil {
-		t.Fatal(err)
+	if holdErr != nil {
+		t.Fatal(holdErr)
 	}
 	if err := p.Close(); err != nil {
 		t.Fatal(err)
@@ -290,5 +281,24 @@ func TestReadTargetSeesDirectWritesAfterEndDirect(t *testing.T) {
 	}
 	if !bytes.Equal(got, data) {
 		t.Error("ReadTarget after EndDirect does not see the direct write")
+	}
+}
+
+// holdOpen holds p until the returned release is called; release
+// returns the hold's error.
+func holdOpen(p *Pair) (release func() error) {
+	held, done := make(chan struct{}), make(chan struct{})
+	holdErr := make(chan error, 1)
+	go func() {
+		holdErr <- p.Hold(func(vfs.File, *journal.Store) error {
+			close(held)
+			<-done
+			return nil
+		})
+	}()
+	<-held
+	return func() error {
+		close(done)
+		return <-holdErr
 	}
 }

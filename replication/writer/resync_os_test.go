@@ -336,17 +336,7 @@ func TestPauseWhileDirectDrains(t *testing.T) {
 	defer p.Close()
 	// A journaled write the applier cannot apply yet: the direct write
 	// after it must wait for the drain.
-	release := make(chan struct{})
-	held := make(chan struct{})
-	holdDone := make(chan error, 1)
-	go func() {
-		holdDone <- p.Hold(func(vfs.File, *journal.Store) error {
-			close(held)
-			<-release
-			return nil
-		})
-	}()
-	<-held
+	release := holdOpen(p)
 	if err := p.Write(1, 0, resyncStart, bytes.Repeat([]byte{1}, 4096), journal.FlagResync); err != nil {
 		t.Fatal(err)
 	}
@@ -373,8 +363,7 @@ func TestPauseWhileDirectDrains(t *testing.T) {
 	}
 	close(paused)
 	r := <-res
-	close(release)
-	if err := <-holdDone; err != nil {
+	if err := release(); err != nil {
 		t.Fatal(err)
 	}
 	if r.ok || r.err != nil {
